@@ -1,0 +1,6 @@
+//! # procshare
+//!
+//! Python's `multiprocessing` shared-state toolkit for Rust, over real OS processes.
+#![deny(missing_docs)]
+
+pub use procshare_model as model;

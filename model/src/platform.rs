@@ -1,0 +1,196 @@
+//! The platform abstraction every protocol is written against.
+//!
+//! A protocol (mutex, semaphore, queue ring, ...) is a `#[repr(C)]` struct of
+//! [`Word32`]/[`Word64`] atomics and [`CellLike`] cells, plus methods that take the
+//! calling thread's context ([`Thread`]). Three platforms implement this trait:
+//!
+//! * `procshare::platform::Shm` (in `impl/`): the atomics are plain
+//!   `AtomicU32`/`AtomicU64` placed in a `MAP_SHARED` mapping, waits are Linux
+//!   `FUTEX_WAIT`/`FUTEX_WAKE` *without* `FUTEX_PRIVATE_FLAG` so that they work
+//!   across processes, identities are kernel thread ids and liveness is read
+//!   from `/proc`.
+//! * [`crate::loom_platform::Loom`]: loom atomics, futexes emulated with a
+//!   per-word loom `Mutex` + `Condvar`, deaths injected at every crash point.
+//! * [`crate::shuttle_platform::Shuttle`]: the same over shuttle.
+//!
+//! Only the real platform's types may ever live in shared memory.
+//!
+//! # Time
+//!
+//! Protocols never read a clock. A blocking operation turns the caller's
+//! optional timeout into a [`Thread::Deadline`] once, passes it to every
+//! [`Thread::wait`], and asks [`Thread::expired`] after a wait returns
+//! [`Woke::TimedOut`]. `TimedOut` has two meanings: the caller's deadline
+//! passed, *or* the platform's liveness poll interval passed (a protocol that
+//! can be blocked by a dead owner re-checks [`Thread::is_alive`] then). The
+//! real platform caps each futex sleep at its poll interval; the model
+//! platforms return `TimedOut` once per observed death (that is the only event
+//! that changes liveness) and, for finite deadlines, immediately.
+
+use core::sync::atomic::Ordering;
+use core::time::Duration;
+
+/// A 32-bit atomic word that can be waited on (a futex word).
+pub trait Word32: Send + Sync {
+    /// A new word holding `v` (the real platform writes these into shared memory in place).
+    fn new(v: u32) -> Self
+    where
+        Self: Sized;
+    /// Atomic load.
+    fn load(&self, o: Ordering) -> u32;
+    /// Atomic store.
+    fn store(&self, v: u32, o: Ordering);
+    /// Atomic swap; returns the previous value.
+    fn swap(&self, v: u32, o: Ordering) -> u32;
+    /// Strong compare-and-swap: `Ok(previous)` on success, `Err(actual)` on failure.
+    fn cas(&self, cur: u32, new: u32, s: Ordering, f: Ordering) -> Result<u32, u32>;
+    /// Wrapping atomic add; returns the previous value.
+    fn fetch_add(&self, v: u32, o: Ordering) -> u32;
+    /// Wrapping atomic subtract; returns the previous value.
+    fn fetch_sub(&self, v: u32, o: Ordering) -> u32;
+    /// Atomic bitwise or; returns the previous value.
+    fn fetch_or(&self, v: u32, o: Ordering) -> u32;
+    /// Atomic bitwise and; returns the previous value.
+    fn fetch_and(&self, v: u32, o: Ordering) -> u32;
+}
+
+/// A 64-bit atomic word (positions and counters that must not wrap in practice).
+/// It cannot be waited on.
+pub trait Word64: Send + Sync {
+    /// A new word holding `v`.
+    fn new(v: u64) -> Self
+    where
+        Self: Sized;
+    /// Atomic load.
+    fn load(&self, o: Ordering) -> u64;
+    /// Atomic store.
+    fn store(&self, v: u64, o: Ordering);
+    /// Atomic swap; returns the previous value.
+    fn swap(&self, v: u64, o: Ordering) -> u64;
+    /// Strong compare-and-swap: `Ok(previous)` on success, `Err(actual)` on failure.
+    fn cas(&self, cur: u64, new: u64, s: Ordering, f: Ordering) -> Result<u64, u64>;
+    /// Wrapping atomic add; returns the previous value.
+    fn fetch_add(&self, v: u64, o: Ordering) -> u64;
+    /// Wrapping atomic subtract; returns the previous value.
+    fn fetch_sub(&self, v: u64, o: Ordering) -> u64;
+}
+
+/// A cell whose accesses are guarded by a protocol (loom's `UnsafeCell` API).
+///
+/// Under loom, every access is tracked and two unsynchronized accesses (one of
+/// them a write) fail the check: that is how a mutex's mutual exclusion and a
+/// ring's publication are proven.
+pub trait CellLike<T>: Send + Sync {
+    /// A new cell holding `v`.
+    fn new(v: T) -> Self
+    where
+        Self: Sized;
+    /// Shared access through a raw pointer.
+    fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R;
+    /// Exclusive access through a raw pointer.
+    fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R;
+}
+
+/// Why a [`Thread::wait`] returned. Any return may be spurious: callers re-check the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// Woken by [`Thread::wake`] (or spuriously).
+    Woken,
+    /// The word did not hold the expected value when the wait began.
+    Mismatch,
+    /// The deadline or the liveness poll interval passed.
+    TimedOut,
+}
+
+/// A seeded bug. Each protocol reads [`Platform::MUTANT`] at the point where the
+/// bug would be; on the real platform it is [`Mutant::None`] and the branch is
+/// compiled away. The test suite proves that loom or shuttle catches every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mutant {
+    /// The correct protocol.
+    None,
+    /// Mutex: unlock stores 0 with `Relaxed` instead of `Release` (handoff without happens-before).
+    MutexRelaxedUnlock,
+    /// Mutex: unlock never wakes a waiter (lost wake-up).
+    MutexNoWake,
+    /// Mutex: an acquirer that finds a dead owner takes the lock with a plain store
+    /// (check-then-act: two recoverers both win).
+    MutexRecoverStore,
+    /// Mutex: a dead owner is never detected (the waiter sleeps forever).
+    MutexNoRecovery,
+    /// RLock: release does not check the owner.
+    RLockNoOwnerCheck,
+    /// RLock: the recursion count is decremented before the owner check on the last release.
+    RLockEarlyClear,
+    /// Semaphore: release never wakes a waiter.
+    SemNoWake,
+    /// Semaphore: acquire decrements with load + store instead of a CAS.
+    SemRacyDecrement,
+    /// Bounded semaphore: the bound is checked with a load before an unconditional add.
+    BoundedRacyCheck,
+    /// Event: `set` wakes before storing the flag.
+    EventWakeBeforeSet,
+    /// Barrier: the last arriver does not bump the generation before waking.
+    BarrierNoGeneration,
+    /// Barrier: the last arriver wakes one waiter instead of all.
+    BarrierWakeOne,
+    /// Free slot for protocols added later (queue ring, pool dispatch, manager).
+    Other(u32),
+}
+
+/// The per-thread context every protocol operation receives.
+///
+/// It carries the caller's identity (the owner id stored in lock words), the
+/// futex operations and the liveness oracle. Model platforms also count steps
+/// here to inject a crash at any [`Thread::crash_point`].
+pub trait Thread {
+    /// The futex word type of this platform.
+    type Word: Word32;
+    /// An absolute deadline (or none).
+    type Deadline: Copy;
+    /// The caller's owner id: nonzero and below [`OWNER_MASK`]. Unique among live
+    /// threads of all processes (the real platform uses the kernel thread id).
+    fn id(&self) -> u32;
+    /// Turn a relative timeout into a deadline (`None`: wait forever).
+    fn deadline(&self, timeout: Option<Duration>) -> Self::Deadline;
+    /// Has `d` passed? Called after a wait returns [`Woke::TimedOut`].
+    fn expired(&self, d: &Self::Deadline) -> bool;
+    /// Sleep while `*w == expected`, until woken, `d` passes, or the platform's
+    /// liveness poll interval passes. May return spuriously.
+    fn wait(&self, w: &Self::Word, expected: u32, d: &Self::Deadline) -> Woke;
+    /// Wake up to `n` waiters of `w` (`u32::MAX`: all). Returns how many were woken.
+    fn wake(&self, w: &Self::Word, n: u32) -> usize;
+    /// Is the thread with owner id `owner` still alive? (A zombie is dead.)
+    fn is_alive(&self, owner: u32) -> bool;
+    /// One iteration of a bounded spin before sleeping. Returns `false` when the
+    /// caller should stop spinning and sleep (always on a single CPU, and at once
+    /// under a model checker, where a spin is a yield).
+    fn spin(&self, iteration: u32) -> bool;
+    /// A point where the calling process may die (model platforms unwind here
+    /// at a chosen step; the real platform does nothing).
+    fn crash_point(&self);
+}
+
+/// Bits of a lock word below this mask hold the owner id.
+pub const OWNER_MASK: u32 = 0x3fff_ffff;
+
+/// A platform: the types a protocol is instantiated with.
+pub trait Platform: Sized + Send + Sync + 'static {
+    /// A 32-bit futex word.
+    type W32: Word32;
+    /// A 64-bit word.
+    type W64: Word64;
+    /// A protocol-guarded cell.
+    type Cell<T: Send>: CellLike<T>;
+    /// The per-thread context.
+    type Thread: Thread<Word = Self::W32>;
+    /// The seeded bug this platform runs with (always [`Mutant::None`] for the real one).
+    const MUTANT: Mutant = Mutant::None;
+}
+
+/// Convenience: is mutant `m` active on platform `P`?
+#[inline(always)]
+pub fn mutant<P: Platform>(m: Mutant) -> bool {
+    P::MUTANT == m
+}

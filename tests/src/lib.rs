@@ -1,0 +1,1 @@
+//! Integration tests and the seed scenarios of procshare.

@@ -4,3 +4,5 @@
 #![deny(missing_docs)]
 
 pub use procshare_model as model;
+pub mod auth;
+pub mod wire;

@@ -1,0 +1,313 @@
+//! Mutual HMAC-SHA256 challenge–response, as `multiprocessing.connection` does it.
+//!
+//! Both sides prove they hold the same [`AuthKey`] without sending it:
+//!
+//! 1. the server sends `#CHALLENGE#{sha256}` + 32 random bytes;
+//! 2. the client answers `{sha256}` + HMAC-SHA256(key, challenge body);
+//! 3. the server checks it (in constant time) and sends `#WELCOME#` or `#FAILURE#`;
+//! 4. the roles swap: the client challenges, the server answers, the client
+//!    replies `#WELCOME#`/`#FAILURE#`.
+//!
+//! The server challenges first (as CPython's `Listener.accept` does), so a client
+//! cannot make the server compute an answer before the client has proven the key
+//! (no reflection). Every handshake message travels in a [`crate::wire`] frame with
+//! a small limit ([`HANDSHAKE_LIMIT`]): an unauthenticated peer cannot make the
+//! server allocate more than that.
+//!
+//! ```
+//! use procshare::auth::{client_handshake, server_handshake, AuthKey};
+//! use std::os::unix::net::UnixStream;
+//! let (mut a, mut b) = UnixStream::pair().unwrap();
+//! let key = AuthKey::random();
+//! let k2 = key.clone();
+//! let t = std::thread::spawn(move || server_handshake(&mut b, &k2));
+//! client_handshake(&mut a, &key).unwrap();
+//! t.join().unwrap().unwrap();
+//! ```
+
+use crate::wire::{self, WireError};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+use std::io::{Read, Write};
+
+/// Largest handshake frame accepted.
+pub const HANDSHAKE_LIMIT: usize = 256;
+
+const CHALLENGE: &[u8] = b"#CHALLENGE#";
+const WELCOME: &[u8] = b"#WELCOME#";
+const FAILURE: &[u8] = b"#FAILURE#";
+const DIGEST_TAG: &[u8] = b"{sha256}";
+const NONCE_LEN: usize = 32;
+
+/// A shared secret (CPython's `authkey`). Its `Debug` output never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKey(Vec<u8>);
+
+impl AuthKey {
+    /// A key from arbitrary bytes.
+    ///
+    /// ```
+    /// let k = procshare::auth::AuthKey::new(b"secret");
+    /// assert_eq!(k.as_bytes(), b"secret");
+    /// ```
+    pub fn new(bytes: impl AsRef<[u8]>) -> Self {
+        AuthKey(bytes.as_ref().to_vec())
+    }
+
+    /// 32 random bytes from the OS (CPython's `os.urandom(32)`).
+    ///
+    /// ```
+    /// assert_ne!(procshare::auth::AuthKey::random(), procshare::auth::AuthKey::random());
+    /// ```
+    pub fn random() -> Self {
+        let mut b = vec![0u8; 32];
+        fill_random(&mut b);
+        AuthKey(b)
+    }
+
+    /// The key's bytes.
+    ///
+    /// ```
+    /// assert_eq!(procshare::auth::AuthKey::new([1u8]).as_bytes(), [1]);
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthKey(<redacted>)")
+    }
+}
+
+fn fill_random(b: &mut [u8]) {
+    // getrandom fails only without any entropy source; then fall back to a
+    // time/pid-derived value hashed with SHA-256 (still unpredictable enough
+    // for a nonce, and never a panic).
+    if getrandom::getrandom(b).is_err() {
+        use sha2::Digest;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut seed = Sha256::digest(format!("{t}:{}", std::process::id()).as_bytes()).to_vec();
+        for chunk in b.chunks_mut(32) {
+            chunk.copy_from_slice(&seed[..chunk.len()]);
+            seed = Sha256::digest(&seed).to_vec();
+        }
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The peer refused our proof: we do not hold its key (CPython's
+    /// `AuthenticationError: digest received was wrong` seen from the client).
+    #[error("authentication failed: the peer refused our key")]
+    Refused,
+    /// The peer's proof was wrong: it does not hold our key.
+    #[error("authentication failed: digest received was wrong")]
+    WrongDigest,
+    /// The peer sent something that is not a handshake message.
+    #[error("authentication failed: protocol violation: {0}")]
+    Protocol(String),
+    /// Framing or I/O failed during the handshake.
+    #[error("authentication failed: {0}")]
+    Wire(#[from] WireError),
+}
+
+fn digest(key: &AuthKey, msg: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length: `new_from_slice` cannot fail for it.
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    m.update(msg);
+    m
+}
+
+/// Send a challenge, check the answer, tell the peer the verdict.
+/// `Ok(())` only if the peer proved it holds `key`.
+///
+/// ```
+/// # use procshare::auth::*;
+/// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let t = std::thread::spawn(move || answer_challenge(&mut b, &AuthKey::new("k")));
+/// deliver_challenge(&mut a, &AuthKey::new("k")).unwrap();
+/// t.join().unwrap().unwrap();
+/// ```
+pub fn deliver_challenge<S: Read + Write + ?Sized>(
+    s: &mut S,
+    key: &AuthKey,
+) -> Result<(), AuthError> {
+    let mut body = Vec::with_capacity(DIGEST_TAG.len() + NONCE_LEN);
+    body.extend_from_slice(DIGEST_TAG);
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    body.extend_from_slice(&nonce);
+    let mut msg = CHALLENGE.to_vec();
+    msg.extend_from_slice(&body);
+    wire::write_frame_bytes(s, &msg)?;
+    let answer = wire::read_frame_bytes(s, HANDSHAKE_LIMIT)?;
+    let ok = match answer.strip_prefix(DIGEST_TAG) {
+        Some(mac) => digest(key, &body).verify_slice(mac).is_ok(),
+        None => false,
+    };
+    if ok {
+        wire::write_frame_bytes(s, WELCOME)?;
+        Ok(())
+    } else {
+        // Best effort: the peer may already be gone.
+        let _ = wire::write_frame_bytes(s, FAILURE);
+        Err(AuthError::WrongDigest)
+    }
+}
+
+/// Receive a challenge, answer it with `key`, read the verdict.
+///
+/// ```
+/// # use procshare::auth::*;
+/// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let t = std::thread::spawn(move || deliver_challenge(&mut b, &AuthKey::new("right")));
+/// assert!(matches!(answer_challenge(&mut a, &AuthKey::new("wrong")), Err(AuthError::Refused)));
+/// assert!(t.join().unwrap().is_err());
+/// ```
+pub fn answer_challenge<S: Read + Write + ?Sized>(
+    s: &mut S,
+    key: &AuthKey,
+) -> Result<(), AuthError> {
+    let msg = wire::read_frame_bytes(s, HANDSHAKE_LIMIT)?;
+    let body = msg
+        .strip_prefix(CHALLENGE)
+        .ok_or_else(|| AuthError::Protocol("expected a challenge".into()))?;
+    if !body.starts_with(DIGEST_TAG) {
+        return Err(AuthError::Protocol(
+            "unsupported digest (want {sha256})".into(),
+        ));
+    }
+    let mac = digest(key, body).finalize().into_bytes();
+    let mut answer = DIGEST_TAG.to_vec();
+    answer.extend_from_slice(&mac);
+    wire::write_frame_bytes(s, &answer)?;
+    let verdict = wire::read_frame_bytes(s, HANDSHAKE_LIMIT)?;
+    if verdict == WELCOME {
+        Ok(())
+    } else if verdict == FAILURE {
+        Err(AuthError::Refused)
+    } else {
+        Err(AuthError::Protocol(
+            "expected #WELCOME# or #FAILURE#".into(),
+        ))
+    }
+}
+
+/// The server's side of the mutual handshake: challenge the client, then answer its challenge.
+///
+/// ```
+/// # use procshare::auth::*;
+/// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let t = std::thread::spawn(move || client_handshake(&mut b, &AuthKey::new("k")));
+/// server_handshake(&mut a, &AuthKey::new("k")).unwrap();
+/// t.join().unwrap().unwrap();
+/// ```
+pub fn server_handshake<S: Read + Write + ?Sized>(
+    s: &mut S,
+    key: &AuthKey,
+) -> Result<(), AuthError> {
+    deliver_challenge(s, key)?;
+    answer_challenge(s, key)
+}
+
+/// The client's side of the mutual handshake: answer the server's challenge, then challenge it.
+///
+/// ```
+/// # use procshare::auth::*;
+/// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("k")));
+/// client_handshake(&mut a, &AuthKey::new("k")).unwrap();
+/// t.join().unwrap().unwrap();
+/// ```
+pub fn client_handshake<S: Read + Write + ?Sized>(
+    s: &mut S,
+    key: &AuthKey,
+) -> Result<(), AuthError> {
+    answer_challenge(s, key)?;
+    deliver_challenge(s, key)
+}
+
+/// A `Read + Write` over a fixed input and a discarded output: what the
+/// `manager_handshake` fuzz target (and its corpus replay) feeds to
+/// [`server_handshake`] to play a hostile client.
+///
+/// ```
+/// use procshare::auth::{server_handshake, AuthKey, ScriptedPeer};
+/// let mut peer = ScriptedPeer::new(b"\x03\x00\x00\x00abc");
+/// assert!(server_handshake(&mut peer, &AuthKey::new("k")).is_err());
+/// ```
+#[derive(Debug)]
+pub struct ScriptedPeer<'a> {
+    input: &'a [u8],
+    /// Everything written to the peer.
+    pub output: Vec<u8>,
+}
+
+impl<'a> ScriptedPeer<'a> {
+    /// A peer that will send exactly `input`, then end of stream.
+    pub fn new(input: &'a [u8]) -> Self {
+        ScriptedPeer {
+            input,
+            output: Vec::new(),
+        }
+    }
+}
+
+impl Read for ScriptedPeer<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for ScriptedPeer<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn wrong_key_both_directions() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("server")));
+        let c = client_handshake(&mut a, &AuthKey::new("client"));
+        assert!(matches!(c, Err(AuthError::Refused)), "{c:?}");
+        assert!(matches!(t.join().unwrap(), Err(AuthError::WrongDigest)));
+    }
+
+    #[test]
+    fn server_that_lies_is_caught_by_client() {
+        // A fake server that welcomes anyone but cannot answer the client's challenge.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let _ = wire::write_frame_bytes(
+                &mut b,
+                b"#CHALLENGE#{sha256}0123456789abcdef0123456789abcdef",
+            );
+            let _ = wire::read_frame_bytes(&mut b, 256);
+            let _ = wire::write_frame_bytes(&mut b, WELCOME);
+            let _ = wire::read_frame_bytes(&mut b, 256); // client's challenge
+            let _ = wire::write_frame_bytes(&mut b, b"{sha256}not-a-mac");
+            wire::read_frame_bytes(&mut b, 256)
+        });
+        let c = client_handshake(&mut a, &AuthKey::new("k"));
+        assert!(matches!(c, Err(AuthError::WrongDigest)), "{c:?}");
+        assert_eq!(t.join().unwrap().unwrap(), FAILURE);
+    }
+}

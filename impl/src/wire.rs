@@ -1,0 +1,288 @@
+//! Length-prefixed frames and the one serde codec every value crossing a process
+//! boundary by copy uses.
+//!
+//! # Format
+//!
+//! A frame is a 4-byte little-endian length `n` followed by `n` payload bytes.
+//! The payload of a typed frame is the [postcard](https://docs.rs/postcard)
+//! encoding of the value (compact, varint integers, no self-description, and no
+//! way for a decoder to run code, unlike pickle).
+//!
+//! Every reader takes a size `limit`: a header announcing more than `limit`
+//! bytes is refused with [`WireError::Oversized`] *before* anything is
+//! allocated, so a hostile peer cannot make the reader allocate 4 GiB.
+//!
+//! # Errors
+//!
+//! * [`WireError::Closed`]: clean end of stream at a frame boundary (the peer closed).
+//! * [`WireError::Truncated`]: the stream ended inside a frame.
+//! * [`WireError::Oversized`]: the announced length is above the limit.
+//! * [`WireError::Corrupt`]: the payload does not decode as the requested type
+//!   (or has trailing bytes).
+//! * [`WireError::Io`]: any other I/O error.
+//!
+//! ```
+//! use procshare::wire;
+//! let mut buf = Vec::new();
+//! wire::write_frame(&mut buf, &("hello", 42u32)).unwrap();
+//! let v: (String, u32) = wire::read_frame(&mut &buf[..], wire::DEFAULT_LIMIT).unwrap();
+//! assert_eq!(v, ("hello".to_string(), 42));
+//! // Half a frame is an error, never a hang or a panic.
+//! let r = wire::read_frame::<_, (String, u32)>(&mut &buf[..buf.len() - 1], wire::DEFAULT_LIMIT);
+//! assert!(matches!(r, Err(wire::WireError::Truncated { .. })));
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::io::{self, Read, Write};
+
+/// Size of the length prefix in bytes.
+pub const HEADER_LEN: usize = 4;
+
+/// The default frame size limit: 64 MiB.
+pub const DEFAULT_LIMIT: usize = 64 << 20;
+
+/// Why a frame could not be read, written, encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The header announces a frame larger than the reader's limit.
+    #[error("oversized frame: {len} bytes announced, limit is {limit}")]
+    Oversized {
+        /// The announced payload length.
+        len: u64,
+        /// The reader's limit.
+        limit: usize,
+    },
+    /// The stream ended inside a frame.
+    #[error("truncated frame: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// Bytes the frame (header or payload) should have had.
+        expected: usize,
+        /// Bytes actually received before the end of the stream.
+        got: usize,
+    },
+    /// The payload is not a valid encoding of the requested type.
+    #[error("corrupt frame: {0}")]
+    Corrupt(String),
+    /// The peer closed the stream cleanly at a frame boundary.
+    #[error("connection closed by peer")]
+    Closed,
+    /// Any other I/O error.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Encode `v` with the codec (postcard).
+///
+/// ```
+/// let b = procshare::wire::encode(&7u8).unwrap();
+/// assert_eq!(b, vec![7]);
+/// ```
+pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
+    postcard::to_stdvec(v).map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))
+}
+
+/// Decode a whole payload as `T`; trailing bytes are an error.
+///
+/// ```
+/// let v: u8 = procshare::wire::decode(&[7]).unwrap();
+/// assert_eq!(v, 7);
+/// assert!(procshare::wire::decode::<u8>(&[7, 0]).is_err());
+/// ```
+pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, WireError> {
+    match postcard::take_from_bytes::<T>(b) {
+        Ok((v, [])) => Ok(v),
+        Ok((_, rest)) => Err(WireError::Corrupt(format!(
+            "{} trailing bytes after the value",
+            rest.len()
+        ))),
+        Err(e) => Err(WireError::Corrupt(e.to_string())),
+    }
+}
+
+/// The 4-byte header for a payload of `len` bytes. Fails if `len` does not fit in 32 bits.
+fn header(len: usize) -> Result<[u8; HEADER_LEN], WireError> {
+    let n = u32::try_from(len).map_err(|_| WireError::Oversized {
+        len: len as u64,
+        limit: u32::MAX as usize,
+    })?;
+    Ok(n.to_le_bytes())
+}
+
+/// Write one frame holding `payload` (header and payload in one `write_all`).
+///
+/// ```
+/// let mut buf = Vec::new();
+/// procshare::wire::write_frame_bytes(&mut buf, b"ab").unwrap();
+/// assert_eq!(buf, [2, 0, 0, 0, b'a', b'b']);
+/// ```
+pub fn write_frame_bytes<W: Write + ?Sized>(w: &mut W, payload: &[u8]) -> Result<(), WireError> {
+    let mut buf = Vec::with_capacity(HEADER_LEN + payload.len());
+    buf.extend_from_slice(&header(payload.len())?);
+    buf.extend_from_slice(payload);
+    w.write_all(&buf)?;
+    Ok(())
+}
+
+/// Encode `v` and write it as one frame.
+///
+/// ```
+/// let mut buf = Vec::new();
+/// procshare::wire::write_frame(&mut buf, &1u8).unwrap();
+/// assert_eq!(buf, [1, 0, 0, 0, 1]);
+/// ```
+pub fn write_frame<W: Write + ?Sized, T: Serialize + ?Sized>(
+    w: &mut W,
+    v: &T,
+) -> Result<(), WireError> {
+    // Reserve the header in the same buffer: one allocation, one write.
+    let mut buf = vec![0u8; HEADER_LEN];
+    let mut buf = postcard::to_extend(v, std::mem::take(&mut buf))
+        .map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))?;
+    let h = header(buf.len() - HEADER_LEN)?;
+    buf[..HEADER_LEN].copy_from_slice(&h);
+    w.write_all(&buf)?;
+    Ok(())
+}
+
+/// Read into `buf` until full or end of stream; returns the bytes read.
+fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<usize, WireError> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WireError::Io(e)),
+        }
+    }
+    Ok(got)
+}
+
+/// Read one frame's payload; refuses frames above `limit` before allocating.
+///
+/// ```
+/// use procshare::wire::{read_frame_bytes, WireError};
+/// let buf = [9u8, 0, 0, 0];
+/// assert!(matches!(read_frame_bytes(&mut &buf[..], 8), Err(WireError::Oversized { len: 9, .. })));
+/// assert!(matches!(read_frame_bytes(&mut &[][..], 8), Err(WireError::Closed)));
+/// ```
+pub fn read_frame_bytes<R: Read + ?Sized>(r: &mut R, limit: usize) -> Result<Vec<u8>, WireError> {
+    let mut h = [0u8; HEADER_LEN];
+    let got = read_full(r, &mut h)?;
+    if got == 0 {
+        return Err(WireError::Closed);
+    }
+    if got < HEADER_LEN {
+        return Err(WireError::Truncated {
+            expected: HEADER_LEN,
+            got,
+        });
+    }
+    let len = u32::from_le_bytes(h) as usize;
+    if len > limit {
+        return Err(WireError::Oversized {
+            len: len as u64,
+            limit,
+        });
+    }
+    let mut payload = vec![0u8; len];
+    let got = read_full(r, &mut payload)?;
+    if got < len {
+        return Err(WireError::Truncated { expected: len, got });
+    }
+    Ok(payload)
+}
+
+/// Read one frame and decode it as `T`.
+///
+/// ```
+/// let mut buf = Vec::new();
+/// procshare::wire::write_frame(&mut buf, &vec![1u16, 2]).unwrap();
+/// let v: Vec<u16> = procshare::wire::read_frame(&mut &buf[..], 1024).unwrap();
+/// assert_eq!(v, [1, 2]);
+/// ```
+pub fn read_frame<R: Read + ?Sized, T: DeserializeOwned>(
+    r: &mut R,
+    limit: usize,
+) -> Result<T, WireError> {
+    decode(&read_frame_bytes(r, limit)?)
+}
+
+/// Split the first frame off an in-memory buffer: `(payload, rest)`.
+///
+/// This is the decoder the fuzz target `wire_frame` drives; it never panics.
+///
+/// ```
+/// let (p, rest) = procshare::wire::split_frame(&[1, 0, 0, 0, 5, 6], 16).unwrap();
+/// assert_eq!((p, rest), (&[5u8][..], &[6u8][..]));
+/// ```
+pub fn split_frame(buf: &[u8], limit: usize) -> Result<(&[u8], &[u8]), WireError> {
+    if buf.is_empty() {
+        return Err(WireError::Closed);
+    }
+    if buf.len() < HEADER_LEN {
+        return Err(WireError::Truncated {
+            expected: HEADER_LEN,
+            got: buf.len(),
+        });
+    }
+    let mut h = [0u8; HEADER_LEN];
+    h.copy_from_slice(&buf[..HEADER_LEN]);
+    let len = u32::from_le_bytes(h) as usize;
+    if len > limit {
+        return Err(WireError::Oversized {
+            len: len as u64,
+            limit,
+        });
+    }
+    let body = &buf[HEADER_LEN..];
+    if body.len() < len {
+        return Err(WireError::Truncated {
+            expected: len,
+            got: body.len(),
+        });
+    }
+    Ok(body.split_at(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_errors() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &vec!["a".to_string(); 3]).unwrap();
+        write_frame(&mut buf, &5u64).unwrap();
+        let mut r = &buf[..];
+        let a: Vec<String> = read_frame(&mut r, 100).unwrap();
+        assert_eq!(a.len(), 3);
+        let b: u64 = read_frame(&mut r, 100).unwrap();
+        assert_eq!(b, 5);
+        assert!(matches!(
+            read_frame::<_, u64>(&mut r, 100),
+            Err(WireError::Closed)
+        ));
+        // truncated header
+        assert!(matches!(
+            read_frame_bytes(&mut &[1u8, 0][..], 100),
+            Err(WireError::Truncated {
+                expected: 4,
+                got: 2
+            })
+        ));
+        // corrupt: a bool must be 0 or 1
+        let mut c = Vec::new();
+        write_frame_bytes(&mut c, &[7]).unwrap();
+        assert!(matches!(
+            read_frame::<_, bool>(&mut &c[..], 100),
+            Err(WireError::Corrupt(_))
+        ));
+        // huge length refused without allocating
+        assert!(matches!(
+            read_frame_bytes(&mut &[0xff, 0xff, 0xff, 0xff][..], DEFAULT_LIMIT),
+            Err(WireError::Oversized { .. })
+        ));
+    }
+}

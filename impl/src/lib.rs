@@ -6,3 +6,5 @@
 pub use procshare_model as model;
 pub mod auth;
 pub mod wire;
+pub mod platform;
+pub mod shm;

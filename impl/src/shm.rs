@@ -1,0 +1,839 @@
+//! Shared memory: segments, and an arena that packs small objects into them.
+//!
+//! This is shared infrastructure: every procshare object that lives in shared
+//! memory (values, arrays, locks, queue rings, pool and manager protocol
+//! structs) is placed with [`ShmBox`] or [`ShmSlice`].
+//!
+//! # Segments
+//!
+//! A [`Segment`] is a `memfd_create(MFD_CLOEXEC)` file, sized with
+//! `ftruncate` and mapped `MAP_SHARED` with memmap2. Nothing is ever created in
+//! `/dev/shm` or any file system: the memory goes away with the last mapping
+//! (and the last fd), whatever way the processes exit, `kill -9` included. A
+//! mapping is inherited by forked children, which is how shared objects reach
+//! them (as Python requires, "through inheritance").
+//!
+//! Every segment starts with a [`SegmentHeader`] (magic, layout version,
+//! size). [`Segment::attach`] maps a segment from a file descriptor received
+//! from elsewhere and checks the header: a mismatch is a [`ShmError`], never
+//! undefined behaviour.
+//!
+//! # The arena
+//!
+//! Small objects share pages, as in CPython's `multiprocessing.heap`: blocks
+//! are carved out of 1 MiB segments ([`ARENA_SEGMENT_SIZE`]) by a bump pointer,
+//! rounded up to 16 bytes, and freed blocks go to a free list per
+//! (size, alignment) from which later allocations of the same shape are served.
+//! Objects larger than [`LARGE_OBJECT`] get a segment of their own, unmapped
+//! when they are freed. So 10,000 `Value<i32>` take a few hundred KiB of one
+//! segment, not 10,000 pages. [`arena_stats`] reports what is mapped.
+//!
+//! The arena's bookkeeping (free lists, bump pointers) is **process-local**
+//! memory; only the blocks are shared. Handles ([`ShmBox`], [`ShmSlice`]) are
+//! reference-counted process-locally (an `Arc`); the block returns to the free
+//! list when the last handle *in the process that allocated it* is dropped.
+//!
+//! ## Fork
+//!
+//! A forked child inherits the mappings and a copy of the bookkeeping. If it
+//! allocated from that copy it would hand out the same free blocks as its
+//! parent, and both would write to them. So a child starts a fresh arena
+//! (new segments) on its first allocation, exactly as CPython's `Heap` does
+//! when it sees a new pid, and handles it inherited never go back to any free
+//! list when the child drops them (they still work while the child holds
+//! them). The parent's blocks are therefore only ever recycled by the parent,
+//! and only after the parent dropped every handle: keep a handle alive in the
+//! parent for as long as children use the object (as with Python's objects).
+//!
+//! # Safety contract: [`ShmSafe`]
+//!
+//! Only types that are meaningful in another process's address space may be
+//! placed in shared memory: no pointers or references (other processes map the
+//! segment at other addresses), no process-local handles, no drop glue. That
+//! is the `unsafe` marker trait [`ShmSafe`], implemented here for the integer
+//! and float primitives, arrays of them, the platform words and
+//! `ShmCell<T: Pod>`, and by each protocol module for its `#[repr(C)]`
+//! protocol structs instantiated over [`Shm`](crate::platform::Shm).
+
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+use core::ops::Deref;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use memmap2::MmapMut;
+
+use crate::platform::{fork_generation, ShmCell, ShmWord32, ShmWord64};
+
+/// Errors of shared-memory creation and attachment.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShmError {
+    /// A system call failed.
+    #[error("shared memory: {what} failed: {source}")]
+    Os {
+        /// Which operation.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The segment does not start with procshare's magic number.
+    #[error("shared memory segment has a bad magic number {found:#018x} (expected {expected:#018x}): not a procshare segment")]
+    BadMagic {
+        /// What the header holds.
+        found: u64,
+        /// [`SEGMENT_MAGIC`].
+        expected: u64,
+    },
+    /// The segment was written by a different layout version.
+    #[error("shared memory segment has layout version {found}, this build uses {expected}")]
+    VersionMismatch {
+        /// What the header holds.
+        found: u32,
+        /// [`LAYOUT_VERSION`].
+        expected: u32,
+    },
+    /// The header's size disagrees with the object's real size, or is too small.
+    #[error("shared memory segment header says {header} bytes but the segment has {actual}")]
+    SizeMismatch {
+        /// What the header holds.
+        header: u64,
+        /// The file's size.
+        actual: u64,
+    },
+    /// A requested size overflows.
+    #[error("shared memory request of {0} bytes is too large")]
+    TooLarge(usize),
+}
+
+fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShmError {
+    move |source| ShmError::Os { what, source }
+}
+
+/// Magic number at the start of every segment ("PRSHARE" + 1).
+pub const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
+/// Version of the shared-memory layouts of this build. Bump it whenever a
+/// `#[repr(C)]` shared struct changes.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Offset of the first usable byte of a segment (the header is padded to a cache line).
+pub const DATA_OFFSET: usize = 64;
+/// Size of each small-object arena segment.
+pub const ARENA_SEGMENT_SIZE: usize = 1 << 20;
+/// Blocks larger than this get a segment of their own.
+pub const LARGE_OBJECT: usize = 64 << 10;
+/// Smallest block granule and default alignment.
+const GRANULE: usize = 16;
+
+/// The header at offset 0 of every segment.
+///
+/// Layout (`#[repr(C)]`, 24 bytes, padded to [`DATA_OFFSET`]):
+///
+/// | offset | field | meaning |
+/// |---|---|---|
+/// | 0 | `magic: u64` | [`SEGMENT_MAGIC`] |
+/// | 8 | `version: u32` | [`LAYOUT_VERSION`] of the writer |
+/// | 12 | `header_size: u32` | [`DATA_OFFSET`] |
+/// | 16 | `size: u64` | total size of the segment in bytes, header included |
+///
+/// Invariant: written once by the creator before the segment is shared; never
+/// changed afterwards.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// [`SEGMENT_MAGIC`].
+    pub magic: u64,
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// [`DATA_OFFSET`].
+    pub header_size: u32,
+    /// Total segment size in bytes.
+    pub size: u64,
+}
+
+static SEGMENTS_MAPPED: AtomicUsize = AtomicUsize::new(0);
+static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// A `MAP_SHARED` mapping of a memfd, starting with a [`SegmentHeader`].
+///
+/// ```
+/// use procshare::shm::{Segment, DATA_OFFSET};
+/// let seg = Segment::create(4096).unwrap();
+/// assert_eq!(seg.len(), 4096);
+/// assert_eq!(seg.data_len(), 4096 - DATA_OFFSET);
+/// // The fd can be sent elsewhere and attached; the header is checked.
+/// let fd = seg.fd().unwrap().try_clone_to_owned().unwrap();
+/// let again = Segment::attach(fd).unwrap();
+/// assert_eq!(again.len(), 4096);
+/// ```
+#[derive(Debug)]
+pub struct Segment {
+    /// Keeps the mapping alive (unmapped on drop); accessed through `ptr` only.
+    _map: MmapMut,
+    ptr: NonNull<u8>,
+    len: usize,
+    fd: Option<OwnedFd>,
+}
+
+// SAFETY: the mapping is plain memory shared with other processes anyway; all
+// access to its contents goes through ShmSafe types (atomics and protocol cells)
+// or raw pointers whose users synchronize. `map` is never touched after creation.
+unsafe impl Send for Segment {}
+// SAFETY: as above.
+unsafe impl Sync for Segment {}
+
+fn memfd(size: usize) -> Result<File, ShmError> {
+    // SAFETY: the name is a NUL-terminated literal; flags are valid.
+    let fd = unsafe { libc::memfd_create(c"procshare".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(ShmError::Os {
+            what: "memfd_create",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(size as u64).map_err(os("ftruncate"))?;
+    Ok(file)
+}
+
+impl Segment {
+    /// Creates a segment of `size` bytes (header included; at least
+    /// [`DATA_OFFSET`]), zero-filled, and keeps its memfd so that it can be
+    /// passed to another process ([`Segment::fd`], [`Segment::attach`]).
+    pub fn create(size: usize) -> Result<Segment, ShmError> {
+        Self::create_inner(size, true)
+    }
+
+    fn create_inner(size: usize, keep_fd: bool) -> Result<Segment, ShmError> {
+        let size = size.max(DATA_OFFSET);
+        if size > isize::MAX as usize / 2 {
+            return Err(ShmError::TooLarge(size));
+        }
+        let file = memfd(size)?;
+        // SAFETY: the memfd is ours, sized above and never truncated afterwards,
+        // so the mapping stays valid; it is MAP_SHARED (memmap2's map_mut on a file).
+        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(os("mmap"))?;
+        let header = SegmentHeader {
+            magic: SEGMENT_MAGIC,
+            version: LAYOUT_VERSION,
+            header_size: DATA_OFFSET as u32,
+            size: size as u64,
+        };
+        // SAFETY: the mapping is at least DATA_OFFSET bytes and page-aligned.
+        unsafe { map.as_mut_ptr().cast::<SegmentHeader>().write(header) };
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap returned null");
+        SEGMENTS_MAPPED.fetch_add(1, Ordering::Relaxed);
+        BYTES_MAPPED.fetch_add(size, Ordering::Relaxed);
+        Ok(Segment {
+            _map: map,
+            ptr,
+            len: size,
+            fd: keep_fd.then(|| file.into()),
+        })
+    }
+
+    /// Maps the segment behind `fd` (received from another process) and checks
+    /// its header: magic, layout version, and that the recorded size is the
+    /// file's real size.
+    pub fn attach(fd: OwnedFd) -> Result<Segment, ShmError> {
+        let file = File::from(fd);
+        let actual = file.metadata().map_err(os("fstat"))?.len();
+        if actual < DATA_OFFSET as u64 || actual > isize::MAX as u64 / 2 {
+            return Err(ShmError::SizeMismatch { header: 0, actual });
+        }
+        // SAFETY: MAP_SHARED mapping of the whole file; the header is validated
+        // below before anything else is read. A peer that truncates the file
+        // afterwards can make accesses fault (SIGBUS); memfds we create are never
+        // truncated.
+        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(os("mmap"))?;
+        // SAFETY: the mapping holds at least DATA_OFFSET bytes and is page-aligned.
+        let h = unsafe { map.as_ptr().cast::<SegmentHeader>().read_volatile() };
+        if h.magic != SEGMENT_MAGIC {
+            return Err(ShmError::BadMagic {
+                found: h.magic,
+                expected: SEGMENT_MAGIC,
+            });
+        }
+        if h.version != LAYOUT_VERSION {
+            return Err(ShmError::VersionMismatch {
+                found: h.version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        if h.size != actual || h.header_size as usize != DATA_OFFSET {
+            return Err(ShmError::SizeMismatch {
+                header: h.size,
+                actual,
+            });
+        }
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap returned null");
+        SEGMENTS_MAPPED.fetch_add(1, Ordering::Relaxed);
+        BYTES_MAPPED.fetch_add(actual as usize, Ordering::Relaxed);
+        Ok(Segment {
+            _map: map,
+            ptr,
+            len: actual as usize,
+            fd: Some(file.into()),
+        })
+    }
+
+    /// Total size in bytes, header included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: a segment holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Usable bytes after the header.
+    pub fn data_len(&self) -> usize {
+        self.len - DATA_OFFSET
+    }
+
+    /// The header.
+    pub fn header(&self) -> SegmentHeader {
+        // SAFETY: the header is written before the segment is shared and never changes.
+        unsafe { self.ptr.as_ptr().cast::<SegmentHeader>().read() }
+    }
+
+    /// The memfd, if this segment kept it (segments of the arena do not, to
+    /// save descriptors).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Pointer to byte `offset` of the segment (`offset <= len`).
+    pub fn ptr_at(&self, offset: usize) -> *mut u8 {
+        assert!(offset <= self.len, "offset {offset} past segment end");
+        // SAFETY: in bounds of the mapping, checked above.
+        unsafe { self.ptr.as_ptr().add(offset) }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // The mapping (and the fd, if kept) are released by their own drops.
+        SEGMENTS_MAPPED.fetch_sub(1, Ordering::Relaxed);
+        BYTES_MAPPED.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+/// What this process has mapped (see [`arena_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaStats {
+    /// Segments currently mapped by this process (arena, large objects, and
+    /// explicit [`Segment`]s).
+    pub segments: usize,
+    /// Their total size in bytes.
+    pub mapped_bytes: usize,
+    /// Blocks handed out by this process's arena and not yet freed.
+    pub live_blocks: usize,
+    /// Their total size in bytes (after rounding).
+    pub live_bytes: usize,
+}
+
+/// Statistics of this process's shared memory.
+///
+/// ```
+/// let before = procshare::shm::arena_stats();
+/// let b = procshare::shm::ShmBox::new(7u64).unwrap();
+/// assert_eq!(procshare::shm::arena_stats().live_blocks, before.live_blocks + 1);
+/// drop(b);
+/// assert_eq!(procshare::shm::arena_stats().live_blocks, before.live_blocks);
+/// ```
+pub fn arena_stats() -> ArenaStats {
+    let (live_blocks, live_bytes) = with_arena(|a| (a.live_blocks, a.live_bytes));
+    ArenaStats {
+        segments: SEGMENTS_MAPPED.load(Ordering::Relaxed),
+        mapped_bytes: BYTES_MAPPED.load(Ordering::Relaxed),
+        live_blocks,
+        live_bytes,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The arena (process-local bookkeeping).
+
+struct ArenaState {
+    /// Fork generation this state belongs to.
+    generation: u64,
+    /// The segment small blocks are bumped from, and the bump offset.
+    current: Option<(Arc<Segment>, usize)>,
+    /// Freed small blocks by (size, align).
+    free: HashMap<(usize, usize), Vec<(Arc<Segment>, usize)>>,
+    live_blocks: usize,
+    live_bytes: usize,
+}
+
+impl ArenaState {
+    fn new() -> Self {
+        ArenaState {
+            generation: fork_generation(),
+            current: None,
+            free: HashMap::new(),
+            live_blocks: 0,
+            live_bytes: 0,
+        }
+    }
+}
+
+struct ArenaCell(UnsafeCell<Option<ArenaState>>);
+// SAFETY: the state is only accessed under ARENA_LOCK (see with_arena).
+unsafe impl Sync for ArenaCell {}
+
+static ARENA_LOCK: AtomicU32 = AtomicU32::new(0);
+static ARENA: ArenaCell = ArenaCell(UnsafeCell::new(None));
+
+/// Called in a forked child (async-signal-safe): the lock may have been held by
+/// a thread that does not exist in the child; release it. The state itself is
+/// replaced (and leaked, never dropped: it may be mid-update) on next use.
+pub(crate) fn after_fork_child() {
+    ARENA_LOCK.store(0, Ordering::Release);
+}
+
+fn with_arena<R>(f: impl FnOnce(&mut ArenaState) -> R) -> R {
+    crate::platform::ensure_atfork();
+    while ARENA_LOCK
+        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+    struct Unlock;
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            ARENA_LOCK.store(0, Ordering::Release);
+        }
+    }
+    let _unlock = Unlock;
+    // SAFETY: ARENA_LOCK is held, so this is the only reference to the state.
+    let slot = unsafe { &mut *ARENA.0.get() };
+    let gen = fork_generation();
+    if slot.as_ref().is_some_and(|s| s.generation != gen) {
+        // A forked child's copy of its parent's bookkeeping: never reuse it
+        // (its free blocks are the parent's) and never drop it (another thread
+        // may have been mid-update at the fork).
+        core::mem::forget(slot.take());
+    }
+    f(slot.get_or_insert_with(ArenaState::new))
+}
+
+/// A block of shared memory handed out by the arena. Freed on drop (in the
+/// allocating process only).
+#[derive(Debug)]
+struct Block {
+    seg: Arc<Segment>,
+    offset: usize,
+    size: usize,
+    align: usize,
+    generation: u64,
+    /// Dedicated (large-object) segment: dropping the block unmaps it.
+    dedicated: bool,
+}
+
+impl Block {
+    fn alloc(size: usize, align: usize) -> Result<Block, ShmError> {
+        let align = align.max(GRANULE);
+        if !align.is_power_of_two() || align > 4096 {
+            return Err(ShmError::TooLarge(align));
+        }
+        let size = size
+            .max(1)
+            .checked_next_multiple_of(GRANULE)
+            .ok_or(ShmError::TooLarge(size))?;
+        if size > LARGE_OBJECT {
+            // Page-aligned data: DATA_OFFSET is below a page, so start at 4096.
+            let total = size.checked_add(4096).ok_or(ShmError::TooLarge(size))?;
+            let seg = Arc::new(Segment::create_inner(total, false)?);
+            let generation = with_arena(|a| {
+                a.live_blocks += 1;
+                a.live_bytes += size;
+                a.generation
+            });
+            return Ok(Block {
+                seg,
+                offset: 4096,
+                size,
+                align,
+                generation,
+                dedicated: true,
+            });
+        }
+        with_arena(|a| {
+            let generation = a.generation;
+            if let Some(list) = a.free.get_mut(&(size, align)) {
+                if let Some((seg, offset)) = list.pop() {
+                    a.live_blocks += 1;
+                    a.live_bytes += size;
+                    // Reused blocks hold old data: zero them like fresh memfd pages.
+                    // SAFETY: the block is in bounds and owned by nobody now.
+                    unsafe { seg.ptr_at(offset).write_bytes(0, size) };
+                    return Ok(Block {
+                        seg,
+                        offset,
+                        size,
+                        align,
+                        generation,
+                        dedicated: false,
+                    });
+                }
+            }
+            let fits = |seg: &Segment, bump: usize| {
+                let start = bump.next_multiple_of(align);
+                (start + size <= seg.len()).then_some(start)
+            };
+            let start = match &a.current {
+                Some((seg, bump)) => fits(seg, *bump),
+                None => None,
+            };
+            let start = match start {
+                Some(s) => s,
+                None => {
+                    let seg = Arc::new(Segment::create_inner(ARENA_SEGMENT_SIZE, false)?);
+                    a.current = Some((seg, DATA_OFFSET));
+                    DATA_OFFSET.next_multiple_of(align)
+                }
+            };
+            let (seg, bump) = a.current.as_mut().expect("current segment");
+            *bump = start + size;
+            a.live_blocks += 1;
+            a.live_bytes += size;
+            Ok(Block {
+                seg: seg.clone(),
+                offset: start,
+                size,
+                align,
+                generation,
+                dedicated: false,
+            })
+        })
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.seg.ptr_at(self.offset)
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.generation != fork_generation() {
+            // Inherited from a parent: the parent owns the block's recycling.
+            return;
+        }
+        let (seg, offset, size, align, dedicated) = (
+            self.seg.clone(),
+            self.offset,
+            self.size,
+            self.align,
+            self.dedicated,
+        );
+        with_arena(|a| {
+            if a.generation != self.generation {
+                return;
+            }
+            a.live_blocks -= 1;
+            a.live_bytes -= size;
+            if !dedicated {
+                a.free.entry((size, align)).or_default().push((seg, offset));
+            }
+        });
+    }
+}
+
+/// Marker for types that may be placed in shared memory and used from any
+/// process that maps it.
+///
+/// # Safety
+///
+/// Implement it only for types that
+/// * hold no pointers, references or process-local handles (fds, `Arc`, ...):
+///   other processes map the memory at other addresses;
+/// * have no drop glue (the arena never runs destructors; checked at compile
+///   time by [`ShmBox::new`]);
+/// * are `#[repr(C)]` or `#[repr(transparent)]` (or primitive) so that their
+///   layout is fixed, and are valid for every bit pattern another process may
+///   leave in them, or are only mutated through a protocol that keeps them valid;
+/// * are `Sync`: every access from several threads/processes is through
+///   atomics or protocol-guarded cells.
+pub unsafe trait ShmSafe: Sync + Send + 'static {}
+
+macro_rules! shm_safe {
+    ($($t:ty),*) => { $(
+        // SAFETY: plain data without pointers or drop glue.
+        unsafe impl ShmSafe for $t {}
+    )* };
+}
+shm_safe!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64, ShmWord32, ShmWord64);
+shm_safe!(core::sync::atomic::AtomicU8, core::sync::atomic::AtomicU16);
+shm_safe!(
+    AtomicU32,
+    core::sync::atomic::AtomicU64,
+    core::sync::atomic::AtomicI32
+);
+shm_safe!(
+    core::sync::atomic::AtomicI64,
+    core::sync::atomic::AtomicBool
+);
+// SAFETY: an array of ShmSafe elements is ShmSafe.
+unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
+// SAFETY: Pod data has no pointers (bytemuck::Pod excludes references) and no
+// drop glue, and every bit pattern is valid; the cell is transparent.
+unsafe impl<T: bytemuck::Pod + Send + 'static> ShmSafe for ShmCell<T> {}
+
+/// One `T` in shared memory, placed by the arena.
+///
+/// `Clone` gives another handle to the **same** shared memory (like `Arc`).
+/// Handles are inherited by forked children and work there. The block is
+/// freed when the last handle in the allocating process is dropped; `T`'s
+/// destructor never runs (`T: ShmSafe` has none).
+///
+/// Alignment: up to 4096; the default block alignment is 16.
+///
+/// ```
+/// use procshare::shm::ShmBox;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// let a = ShmBox::new(AtomicU32::new(1)).unwrap();
+/// let b = a.clone(); // same memory
+/// b.fetch_add(1, Ordering::SeqCst);
+/// assert_eq!(a.load(Ordering::SeqCst), 2);
+/// ```
+pub struct ShmBox<T: ShmSafe> {
+    block: Arc<Block>,
+    _t: PhantomData<T>,
+}
+
+impl<T: ShmSafe> ShmBox<T> {
+    /// Allocates a block and moves `value` into it.
+    pub fn new(value: T) -> Result<ShmBox<T>, ShmError> {
+        const {
+            assert!(
+                !core::mem::needs_drop::<T>(),
+                "ShmSafe types have no drop glue"
+            )
+        };
+        let block = Block::alloc(size_of::<T>(), align_of::<T>())?;
+        // SAFETY: the block is fresh, at least size_of::<T>() bytes and aligned for T.
+        unsafe { block.ptr().cast::<T>().write(value) };
+        Ok(ShmBox {
+            block: Arc::new(block),
+            _t: PhantomData,
+        })
+    }
+
+    /// Where the value lives in this process.
+    pub fn as_ptr(&self) -> *const T {
+        self.block.ptr().cast()
+    }
+
+    /// Do `a` and `b` refer to the same shared memory?
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.block, &b.block)
+    }
+}
+
+impl<T: ShmSafe> Clone for ShmBox<T> {
+    fn clone(&self) -> Self {
+        ShmBox {
+            block: self.block.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe> Deref for ShmBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: initialized in `new`, aligned, alive while the block is; T is
+        // Sync so a shared reference may be used from any thread.
+        unsafe { &*self.as_ptr() }
+    }
+}
+
+impl<T: ShmSafe + core::fmt::Debug> core::fmt::Debug for ShmBox<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("ShmBox").field(&**self).finish()
+    }
+}
+
+/// A fixed-length slice of `T` in shared memory, placed by the arena.
+///
+/// Same sharing, cloning and freeing rules as [`ShmBox`].
+///
+/// ```
+/// use procshare::shm::ShmSlice;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// let s = ShmSlice::from_fn(4, |i| AtomicU64::new(i as u64)).unwrap();
+/// assert_eq!(s.len(), 4);
+/// assert_eq!(s[3].load(Ordering::Relaxed), 3);
+/// ```
+pub struct ShmSlice<T: ShmSafe> {
+    block: Arc<Block>,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: ShmSafe> ShmSlice<T> {
+    /// Allocates `len` elements, the `i`th initialized to `f(i)`.
+    pub fn from_fn(len: usize, mut f: impl FnMut(usize) -> T) -> Result<ShmSlice<T>, ShmError> {
+        const {
+            assert!(
+                !core::mem::needs_drop::<T>(),
+                "ShmSafe types have no drop glue"
+            )
+        };
+        let bytes = size_of::<T>()
+            .checked_mul(len)
+            .ok_or(ShmError::TooLarge(usize::MAX))?;
+        let block = Block::alloc(bytes, align_of::<T>())?;
+        let p = block.ptr().cast::<T>();
+        for i in 0..len {
+            // SAFETY: in bounds of the block (len * size_of::<T>() bytes), aligned.
+            unsafe { p.add(i).write(f(i)) };
+        }
+        Ok(ShmSlice {
+            block: Arc::new(block),
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// Allocates the elements of an iterator (collected first, so any
+    /// iterator will do).
+    pub fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Result<ShmSlice<T>, ShmError> {
+        let v: Vec<T> = iter.into_iter().collect();
+        let len = v.len();
+        let mut it = v.into_iter();
+        Self::from_fn(len, |_| it.next().expect("exactly len elements"))
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Is it empty?
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the first element lives in this process.
+    pub fn as_ptr(&self) -> *const T {
+        self.block.ptr().cast()
+    }
+}
+
+impl<T: ShmSafe> Clone for ShmSlice<T> {
+    fn clone(&self) -> Self {
+        ShmSlice {
+            block: self.block.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe> Deref for ShmSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` initialized, aligned elements, alive while the block is.
+        unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+}
+
+impl<T: ShmSafe + core::fmt::Debug> core::fmt::Debug for ShmSlice<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("ShmSlice").field(&&**self).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn small_objects_share_segments() {
+        let before = arena_stats();
+        let v: Vec<_> = (0..10_000)
+            .map(|i| ShmBox::new(AtomicU32::new(i)).unwrap())
+            .collect();
+        let after = arena_stats();
+        // 10,000 16-byte blocks: 160 KB, within one or two 1 MiB segments.
+        assert!(
+            after.segments - before.segments <= 2,
+            "{before:?} {after:?}"
+        );
+        assert_eq!(after.live_blocks - before.live_blocks, 10_000);
+        for (i, b) in v.iter().enumerate() {
+            assert_eq!(b.load(Ordering::Relaxed), i as u32);
+        }
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_and_zeroed() {
+        let a = ShmBox::new(0xdead_beef_u64).unwrap();
+        let p = a.as_ptr() as usize;
+        drop(a);
+        // Other tests allocate concurrently; find our block among a few.
+        let v: Vec<_> = (0..64).map(|_| ShmBox::new(0u64).unwrap()).collect();
+        assert!(v.iter().all(|b| **b == 0));
+        let _ = p;
+    }
+
+    #[test]
+    fn alignment_and_large() {
+        #[repr(C, align(256))]
+        struct Big([u8; 256]);
+        // SAFETY: plain bytes.
+        unsafe impl ShmSafe for Big {}
+        let b = ShmBox::new(Big([1; 256])).unwrap();
+        assert_eq!(b.as_ptr() as usize % 256, 0);
+        let l = ShmSlice::from_fn(100_000, |i| AtomicU64::new(i as u64)).unwrap();
+        assert_eq!(l.as_ptr() as usize % 4096, 0);
+        assert_eq!(l[99_999].load(Ordering::Relaxed), 99_999);
+    }
+
+    #[test]
+    fn attach_checks_header() {
+        let seg = Segment::create(8192).unwrap();
+        let fd = seg.fd().unwrap().try_clone_to_owned().unwrap();
+        assert!(Segment::attach(fd).is_ok());
+        // Corrupt the magic.
+        // SAFETY: in bounds; nobody else uses the segment.
+        unsafe { seg.ptr_at(0).write(0) };
+        let fd = seg.fd().unwrap().try_clone_to_owned().unwrap();
+        assert!(matches!(
+            Segment::attach(fd),
+            Err(ShmError::BadMagic { .. })
+        ));
+        // A wrong version.
+        let seg = Segment::create(8192).unwrap();
+        // SAFETY: version is at offset 8.
+        unsafe { seg.ptr_at(8).cast::<u32>().write(99) };
+        let fd = seg.fd().unwrap().try_clone_to_owned().unwrap();
+        assert!(matches!(
+            Segment::attach(fd),
+            Err(ShmError::VersionMismatch { found: 99, .. })
+        ));
+        // A size that disagrees with the file.
+        let seg = Segment::create(8192).unwrap();
+        // SAFETY: size is at offset 16.
+        unsafe { seg.ptr_at(16).cast::<u64>().write(1 << 40) };
+        let fd = seg.fd().unwrap().try_clone_to_owned().unwrap();
+        assert!(matches!(
+            Segment::attach(fd),
+            Err(ShmError::SizeMismatch { .. })
+        ));
+        // A memfd that is not a segment at all.
+        let f = memfd(4096).unwrap();
+        assert!(Segment::attach(f.into()).is_err());
+    }
+}

@@ -8,3 +8,5 @@ pub mod auth;
 pub mod wire;
 pub mod platform;
 pub mod shm;
+pub mod process;
+pub use process::{cpu_count, Process};

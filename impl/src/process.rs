@@ -1,0 +1,458 @@
+//! Processes, started with the `fork` start method (Python's `multiprocessing.Process`).
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::Process;
+//! let mut p = Process::new(|| {}).with_name("worker");
+//! p.start().unwrap();
+//! assert_eq!(p.join().unwrap(), 0);
+//! assert_eq!(p.exitcode(), Some(0));
+//! assert_eq!(p.name(), "worker");
+//! ```
+//!
+//! # What the child runs
+//!
+//! The child is a `fork` of the caller. It runs the closure under
+//! `catch_unwind`, flushes its standard output and leaves with `_exit`: it
+//! never returns into the parent's code and never runs the destructors of the
+//! parent's objects (which it holds copies of). Exit codes are Python's: `0`,
+//! `1` after a panic (the panic message goes to stderr through the panic hook),
+//! the code given to `std::process::exit`, or `-N` after death by signal `N`.
+//!
+//! # Forking a multi-threaded process
+//!
+//! Only the forking thread exists in the child; a lock that another thread
+//! held at the fork stays locked there forever (stdout's lock, a `Mutex` of
+//! the program...). As Python 3.12 does, [`Process::start`] warns once on
+//! stderr when the process has several threads. Set the environment variable
+//! `PROCSHARE_NO_FORK_WARNING=1` or call [`set_fork_warning`]`(false)` to
+//! silence it. procshare's own state is fork-safe: the allocator and the
+//! thread-id cache are reset in the child. The child flushes stdout at exit
+//! only if the parent was single-threaded at the fork (otherwise stdout's lock
+//! could be held by a thread that does not exist in the child; lines written
+//! with `println!` are flushed at each newline anyway).
+//!
+//! # Drop
+//!
+//! Dropping a `Process` neither waits for nor kills the child (Python's
+//! non-daemon processes are not killed either). A child that has already
+//! exited is reaped at once; one still running is remembered and reaped by a
+//! later [`Process::start`] or `drop` of any `Process` once it has exited, so
+//! zombies do not accumulate. Call [`Process::join`] (or
+//! [`Process::terminate`] then `join`) to be sure.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Errors of process management.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `start` was called twice (Python: `AssertionError: cannot start a process twice`).
+    #[error("cannot start a process twice")]
+    AlreadyStarted,
+    /// `join`, `terminate` or `kill` before `start` (Python: `can only join a started process`).
+    #[error("can only {0} a started process")]
+    NotStarted(&'static str),
+    /// A system call failed.
+    #[error("{what} failed: {source}")]
+    Os {
+        /// Which call.
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn last_os(what: &'static str) -> ProcessError {
+    ProcessError::Os {
+        what,
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// How a child process is started. Only `Fork` exists so far (Python's
+/// default on Linux before 3.14); `spawn` and `forkserver` may follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// `fork()`: the child is a copy of the parent and runs the closure.
+    #[default]
+    Fork,
+}
+
+/// The number of CPUs in the system (Python's `multiprocessing.cpu_count()`), at least 1.
+///
+/// ```
+/// assert!(procshare::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n >= 1 {
+        n as usize
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+static FORK_WARNING: AtomicBool = AtomicBool::new(true);
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the "forking a multi-threaded process" warning on or off for this
+/// process (it is on unless `PROCSHARE_NO_FORK_WARNING=1` is set).
+///
+/// ```
+/// procshare::process::set_fork_warning(false);
+/// ```
+pub fn set_fork_warning(enabled: bool) {
+    FORK_WARNING.store(enabled, Ordering::Relaxed);
+}
+
+/// The number of threads of this process (from `/proc/self/status`), 0 if unknown.
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn maybe_warn(threads: usize) {
+    if threads <= 1 || !FORK_WARNING.load(Ordering::Relaxed) {
+        return;
+    }
+    if std::env::var_os("PROCSHARE_NO_FORK_WARNING").is_some_and(|v| v == "1") {
+        return;
+    }
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    eprintln!(
+        "procshare: warning: this process (pid={}) is multi-threaded ({threads} threads), \
+         use of fork() may lead to deadlocks in the child. \
+         (Set PROCSHARE_NO_FORK_WARNING=1 to silence this warning.)",
+        std::process::id()
+    );
+}
+
+/// Children dropped while still running, reaped later (see the module docs).
+static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+fn reap_orphans() {
+    // try_lock: never block (and never deadlock in a forked child that inherited a held lock).
+    if let Ok(mut v) = ORPHANS.try_lock() {
+        v.retain(|&pid| {
+            let mut status = 0;
+            // SAFETY: plain waitpid on a child pid; WNOHANG never blocks.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            r == 0
+        });
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn decode_status(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        // Stopped/continued are not reported with the flags we use.
+        status
+    }
+}
+
+type Target = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Debug)]
+struct Running {
+    pid: libc::pid_t,
+    /// A pidfd (None if the kernel refused one): poll()able for exit, and a
+    /// race-free target for signals.
+    pidfd: Option<OwnedFd>,
+}
+
+/// A child process (Python's `multiprocessing.Process` with the `fork` start method).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::Process;
+/// use std::time::Duration;
+/// let mut p = Process::new(|| panic!("boom"));
+/// p.start().unwrap();
+/// assert_eq!(p.join_timeout(Duration::from_secs(10)).unwrap(), Some(1));
+/// assert!(!p.is_alive());
+/// ```
+pub struct Process {
+    name: String,
+    target: Option<Target>,
+    running: Option<Running>,
+    exit: Mutex<Option<i32>>,
+    #[allow(dead_code)]
+    method: StartMethod,
+}
+
+impl core::fmt::Debug for Process {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.name)
+            .field("pid", &self.pid())
+            .field(
+                "exitcode",
+                &*self.exit.lock().unwrap_or_else(|e| e.into_inner()),
+            )
+            .finish()
+    }
+}
+
+impl Process {
+    /// A process that will run `f` once started. Its default name is
+    /// `Process-N`, as in Python.
+    pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Process {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+        Process {
+            name: format!("Process-{n}"),
+            target: Some(Box::new(f)),
+            running: None,
+            exit: Mutex::new(None),
+            method: StartMethod::Fork,
+        }
+    }
+
+    /// Builder: sets the name (a label only, as in Python's `name=`).
+    pub fn with_name(mut self, name: impl Into<String>) -> Process {
+        self.name = name.into();
+        self
+    }
+
+    /// Renames the process (Python's `p.name = ...`).
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = name.into();
+    }
+
+    /// Sets the start method (only [`StartMethod::Fork`] exists).
+    pub fn start_method(mut self, method: StartMethod) -> Process {
+        self.method = method;
+        self
+    }
+
+    /// The name (Python's `name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The child's pid, once started.
+    pub fn pid(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.pid as u32)
+    }
+
+    /// Forks the child, which runs the closure and exits (see the module docs).
+    pub fn start(&mut self) -> Result<(), ProcessError> {
+        if self.running.is_some() || self.target.is_none() {
+            return Err(ProcessError::AlreadyStarted);
+        }
+        reap_orphans();
+        crate::platform::ensure_atfork();
+        let threads = thread_count();
+        maybe_warn(threads);
+        // Flush before forking so that buffered output is not written twice.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: fork has no memory-safety preconditions here: the child only
+        // runs `child_main`, which never returns.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(last_os("fork"));
+        }
+        if pid == 0 {
+            let target = self.target.take();
+            child_main(target, threads == 1);
+        }
+        // Parent.
+        let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
+        self.running = Some(Running { pid, pidfd });
+        // The parent's copy of the closure (and what it captured) is dropped here.
+        self.target = None;
+        Ok(())
+    }
+
+    fn running(&self, what: &'static str) -> Result<&Running, ProcessError> {
+        self.running.as_ref().ok_or(ProcessError::NotStarted(what))
+    }
+
+    /// Reaps the child if it has exited (`block`: wait for it).
+    fn try_reap(&self, block: bool) -> Result<Option<i32>, ProcessError> {
+        let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+        if exit.is_some() {
+            return Ok(*exit);
+        }
+        let Some(r) = &self.running else {
+            return Ok(None);
+        };
+        let mut status = 0;
+        loop {
+            let flags = if block { 0 } else { libc::WNOHANG };
+            // SAFETY: waitpid on our own child.
+            let rc = unsafe { libc::waitpid(r.pid, &mut status, flags) };
+            if rc == r.pid {
+                *exit = Some(decode_status(status));
+                return Ok(*exit);
+            }
+            if rc == 0 {
+                return Ok(None);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(ProcessError::Os {
+                what: "waitpid",
+                source: e,
+            });
+        }
+    }
+
+    /// Waits for the child to exit and returns its exit code.
+    pub fn join(&mut self) -> Result<i32, ProcessError> {
+        self.running("join")?;
+        Ok(self.try_reap(true)?.expect("blocking waitpid reaps"))
+    }
+
+    /// Waits at most `timeout` for the child to exit: `Some(exit code)`, or
+    /// `None` if it is still running. Sleeps in `poll` on a pidfd (no polling loop).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, ProcessError> {
+        let r = self.running("join")?;
+        if let Some(code) = self.try_reap(false)? {
+            return Ok(Some(code));
+        }
+        let Some(fd) = &r.pidfd else {
+            // No pidfd (very old kernel): fall back to a coarse wait loop.
+            let deadline = Instant::now() + timeout;
+            while Instant::now() < deadline {
+                if let Some(code) = self.try_reap(false)? {
+                    return Ok(Some(code));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            return self.try_reap(false);
+        };
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(3600),
+            };
+            // Round up to whole milliseconds so that we never wake just before the deadline.
+            let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+            let mut pfd = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(ProcessError::Os {
+                        what: "poll",
+                        source: e,
+                    });
+                }
+            }
+            if let Some(code) = self.try_reap(false)? {
+                return Ok(Some(code));
+            }
+            if rc == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The exit code if the child has exited (Python's `exitcode`): `None`
+    /// while it runs or before `start`; `0`; `1` after a panic; `-N` after signal `N`.
+    pub fn exitcode(&self) -> Option<i32> {
+        self.try_reap(false).ok().flatten()
+    }
+
+    /// Started and not yet exited?
+    pub fn is_alive(&self) -> bool {
+        self.running.is_some() && self.exitcode().is_none()
+    }
+
+    fn signal(&self, what: &'static str, sig: rustix::process::Signal) -> Result<(), ProcessError> {
+        let r = self.running(what)?;
+        if self.exitcode().is_some() {
+            return Ok(()); // already gone, as in Python
+        }
+        let res = match &r.pidfd {
+            Some(fd) => rustix::process::pidfd_send_signal(fd, sig),
+            // Not reaped yet, so the pid cannot have been reused.
+            None => rustix::process::Pid::from_raw(r.pid)
+                .map_or(Ok(()), |p| rustix::process::kill_process(p, sig)),
+        };
+        match res {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(ProcessError::Os {
+                what: "kill",
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Sends `SIGTERM` (Python's `terminate()`); a no-op if the child has exited.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.signal("terminate", rustix::process::Signal::TERM)
+    }
+
+    /// Sends `SIGKILL` (Python's `kill()`); a no-op if the child has exited.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.signal("kill", rustix::process::Signal::KILL)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(r) = &self.running {
+            if matches!(self.try_reap(false), Ok(None)) {
+                if let Ok(mut v) = ORPHANS.try_lock() {
+                    v.push(r.pid);
+                }
+            }
+        }
+        reap_orphans();
+    }
+}
+
+/// The child's side of `start`: never returns.
+fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
+    crate::platform::after_fork_child();
+    let code = match target {
+        Some(f) => match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => 0,
+            // The panic hook already printed the message on stderr.
+            Err(_) => 1,
+        },
+        None => 0,
+    };
+    if flush_stdout {
+        let _ = catch_unwind(|| {
+            let _ = std::io::stdout().lock().flush();
+        });
+    }
+    // SAFETY: _exit ends the child at once, without running the parent's
+    // destructors or atexit handlers.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,1119 @@
+//! The manager's request/response protocol and its server-side dispatch.
+//!
+//! A manager server owns objects (lists, dicts, values, namespaces, locks,
+//! events, semaphores, queues) and applies the operations its clients send.
+//! Each client connection is served by one server thread running
+//! [`serve_connection`]: receive a [`Request`], apply it with
+//! [`Server::handle`], send the [`Response`], repeat. This module is that loop
+//! and that dispatch, written once and generic over:
+//!
+//! * [`ServerSync`]: the mutex and condition variable guarding the server's
+//!   object table. The shipped server (`procshare::manager`) runs a process of
+//!   its own with OS threads, so it uses [`StdSync`] (`std::sync`); the checks
+//!   use `ShuttleSync` (shuttle's `Mutex`/`Condvar`), under which several
+//!   clients' histories are checked linearizable (see `tests` below).
+//! * [`Transport`]: how requests arrive (framed sockets in `procshare`, shuttle
+//!   channels in the checks).
+//!
+//! # Values
+//!
+//! Values are stored as the opaque bytes of their codec encoding ([`Bytes`]);
+//! the server never decodes them (no code runs on deserialization, and the
+//! server needs no type). Therefore **equality on the server is equality of
+//! encodings**: `index`, `count`, `remove` and dict keys compare encoded bytes.
+//! For the codec `procshare` uses (postcard, deterministic) two values of the
+//! same type are equal as bytes iff their serde data model values are equal; a
+//! type whose `PartialEq` is looser than its serialized form (e.g. `f64`'s
+//! `0.0 == -0.0`, or a `HashMap` whose iteration order varies) compares by
+//! its encoding instead. Ordering (`sort`) is done by the client with `T: Ord`
+//! and written back with a version check ([`Op::ReplaceIf`]), so it is
+//! atomic with respect to every other operation.
+//!
+//! # Errors
+//!
+//! Every failed operation answers [`Response::Err`] with an [`OpError`] and
+//! leaves the object exactly as it was.
+//!
+//! # Blocking operations
+//!
+//! Lock acquisition, event waits, semaphore acquisition and queue get/put may
+//! have to wait. [`apply`] then returns [`Step::Block`] without changing
+//! anything; [`Server::handle`] waits on the server's condition variable
+//! (without holding the table lock) and retries until the operation completes
+//! or its timeout passes. Every state change notifies all waiters. A
+//! connection that closes releases every lock it held ([`Server::disconnect`]),
+//! so a client killed with `kill -9` while holding a manager lock does not
+//! block the others (CPython's manager keeps such a lock forever).
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// An object's id in the server's table.
+pub type ObjId = u64;
+/// A connection's id (server-assigned; the owner of locks it holds).
+pub type ConnId = u64;
+/// An encoded value.
+pub type Bytes = Vec<u8>;
+
+/// The kind of a managed object.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A list.
+    List,
+    /// A dict (insertion-ordered, as Python's).
+    Dict,
+    /// A single value.
+    Value,
+    /// A namespace of named attributes.
+    Namespace,
+    /// A non-recursive lock.
+    Lock,
+    /// A recursive lock.
+    RLock,
+    /// A counting semaphore (optionally bounded).
+    Semaphore,
+    /// An event.
+    Event,
+    /// A FIFO queue.
+    Queue,
+}
+
+/// The initial state of a new object.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Init {
+    /// A list holding these items.
+    List(Vec<Bytes>),
+    /// A dict holding these pairs (later duplicates win, as in Python).
+    Dict(Vec<(Bytes, Bytes)>),
+    /// A value.
+    Value(Bytes),
+    /// An empty namespace.
+    Namespace,
+    /// An unlocked lock.
+    Lock,
+    /// An unlocked recursive lock.
+    RLock,
+    /// A semaphore with this initial value and an optional bound.
+    Semaphore {
+        /// Initial value.
+        value: u64,
+        /// `Some(b)`: a bounded semaphore (releasing above `b` is an error).
+        bound: Option<u64>,
+    },
+    /// An unset event.
+    Event,
+    /// An empty queue with an optional maximum size in items.
+    Queue {
+        /// `None`: unbounded.
+        maxsize: Option<u64>,
+    },
+}
+
+impl Init {
+    /// The kind of object this creates.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Init::List(_) => Kind::List,
+            Init::Dict(_) => Kind::Dict,
+            Init::Value(_) => Kind::Value,
+            Init::Namespace => Kind::Namespace,
+            Init::Lock => Kind::Lock,
+            Init::RLock => Kind::RLock,
+            Init::Semaphore { .. } => Kind::Semaphore,
+            Init::Event => Kind::Event,
+            Init::Queue { .. } => Kind::Queue,
+        }
+    }
+}
+
+/// How long a blocking operation may wait.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Do not wait (`block=False`).
+    No,
+    /// Wait at most this many microseconds.
+    Micros(u64),
+    /// Wait as long as it takes.
+    Forever,
+}
+
+impl Wait {
+    /// The timeout as a `Duration` (`None`: forever).
+    pub fn timeout(self) -> Option<Duration> {
+        match self {
+            Wait::No => Some(Duration::ZERO),
+            Wait::Micros(us) => Some(Duration::from_micros(us)),
+            Wait::Forever => None,
+        }
+    }
+    /// From an optional timeout (`None`: forever).
+    pub fn from_timeout(t: Option<Duration>) -> Self {
+        match t {
+            None => Wait::Forever,
+            Some(d) => Wait::Micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// One operation on one object. Indices follow Rust's conventions (no negative
+/// indices); ranges are clamped to the list like Python slices.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    // --- lists ---
+    /// Append an item.
+    Append(Bytes),
+    /// Append several items, in order, atomically.
+    Extend(Vec<Bytes>),
+    /// Insert before index `i` (clamped to the length, as Python's `insert`).
+    Insert(u64, Bytes),
+    /// Remove and return the last item (`None`) or the item at an index.
+    Pop(Option<u64>),
+    /// Remove the first item equal to this one.
+    Remove(Bytes),
+    /// Index of the first item equal to this one.
+    Index(Bytes),
+    /// Number of items equal to this one.
+    Count(Bytes),
+    /// The item at an index.
+    Get(u64),
+    /// Replace the item at an index.
+    Set(u64, Bytes),
+    /// Delete the item at an index.
+    Delete(u64),
+    /// Reverse in place.
+    Reverse,
+    /// All items with the list's version.
+    Snapshot,
+    /// Items `start..end` (clamped).
+    GetRange(u64, u64),
+    /// Replace items `start..end` (clamped) with these.
+    SetRange(u64, u64, Vec<Bytes>),
+    /// Replace all items if the version is still this one (sort's write-back).
+    ReplaceIf(u64, Vec<Bytes>),
+    // --- lists and dicts and queues ---
+    /// Number of items (list, dict, namespace, queue).
+    Len,
+    /// Remove every item (list, dict).
+    Clear,
+    // --- dicts ---
+    /// The value for a key, if any.
+    DictGet(Bytes),
+    /// Set a key; answers the previous value, if any.
+    DictInsert(Bytes, Bytes),
+    /// Remove a key; answers its value, if any.
+    DictRemove(Bytes),
+    /// Remove a key; `KeyNotFound` if absent (Python's `pop(k)`).
+    DictPop(Bytes),
+    /// The value for a key; `KeyNotFound` if absent (Python's `d[k]`).
+    DictItem(Bytes),
+    /// Is the key present?
+    DictContains(Bytes),
+    /// All keys, in insertion order.
+    DictKeys,
+    /// All values, in insertion order.
+    DictValues,
+    /// All pairs, in insertion order.
+    DictItems,
+    /// Insert every pair, in order, atomically.
+    DictUpdate(Vec<(Bytes, Bytes)>),
+    /// The value for the key, inserting this default first if absent.
+    DictSetDefault(Bytes, Bytes),
+    // --- values ---
+    /// Read the value.
+    ValueGet,
+    /// Write the value.
+    ValueSet(Bytes),
+    // --- namespaces ---
+    /// Read an attribute.
+    NsGet(String),
+    /// Write an attribute.
+    NsSet(String, Bytes),
+    /// Delete an attribute.
+    NsDel(String),
+    /// All attributes, sorted by name.
+    NsItems,
+    // --- synchronization ---
+    /// Acquire a lock / recursive lock / semaphore; answers whether it was acquired.
+    Acquire(Wait),
+    /// Release a lock / recursive lock / semaphore.
+    Release,
+    /// Is the lock held (lock, recursive lock)?
+    Locked,
+    /// Semaphore: current value.
+    SemValue,
+    /// Event: set the flag.
+    EventSet,
+    /// Event: clear the flag.
+    EventClear,
+    /// Event: is the flag set?
+    EventIsSet,
+    /// Event: wait for the flag; answers the flag.
+    EventWait(Wait),
+    // --- queues ---
+    /// Put an item (waits while the queue is full).
+    Put(Bytes, Wait),
+    /// Get an item (waits while the queue is empty).
+    QGet(Wait),
+}
+
+/// A request on a connection.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Answer [`Response::Pong`] (liveness check, latency bench).
+    Ping,
+    /// Create an object; answers [`Response::Created`].
+    Create(Init),
+    /// Get the object registered under this name, creating it from `Init` if absent.
+    Named(String, Init),
+    /// Is object `ObjId` there, and of which kind? Answers [`Response::Created`].
+    Describe(ObjId),
+    /// Apply an operation to an object.
+    Op(ObjId, Op),
+    /// Stop the server (answers `Ok`, then the server exits).
+    Shutdown,
+}
+
+/// The answer to a [`Request`].
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Done, nothing to return.
+    Ok,
+    /// Answer to [`Request::Ping`].
+    Pong,
+    /// An object's id and kind.
+    Created(ObjId, Kind),
+    /// One item.
+    Item(Bytes),
+    /// An optional item.
+    MaybeItem(Option<Bytes>),
+    /// Several items.
+    Items(Vec<Bytes>),
+    /// All items of a list and its version.
+    Versioned(u64, Vec<Bytes>),
+    /// Key/value pairs.
+    Pairs(Vec<(Bytes, Bytes)>),
+    /// Namespace attributes.
+    Attrs(Vec<(String, Bytes)>),
+    /// A count or an index.
+    Usize(u64),
+    /// A flag.
+    Bool(bool),
+    /// The operation failed; nothing changed.
+    Err(OpError),
+}
+
+/// Why an operation failed. The object is as it was before the request.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum OpError {
+    /// List index out of range (also: pop from an empty list).
+    IndexOutOfRange {
+        /// The index asked for.
+        index: u64,
+        /// The list's length.
+        len: u64,
+    },
+    /// Dict key not found.
+    KeyNotFound,
+    /// `remove`/`index`: no item equals the value.
+    ValueNotInList,
+    /// Namespace attribute not found.
+    AttributeNotFound(String),
+    /// The operation does not apply to this kind of object.
+    WrongType {
+        /// The object's kind.
+        found: Kind,
+        /// The operation's name.
+        op: String,
+    },
+    /// No object has this id.
+    NoSuchObject(ObjId),
+    /// A name is registered with an object of another kind.
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The kind of the object registered under it.
+        found: Kind,
+    },
+    /// `ReplaceIf`: the list changed since the snapshot.
+    Conflict,
+    /// Release of a lock that is not held, or of a recursive lock held by another connection.
+    NotOwner,
+    /// Release of a bounded semaphore above its bound.
+    OverRelease,
+    /// A blocking operation's timeout passed (queue `Full`/`Empty`).
+    Timeout,
+    /// The request could not be decoded or is not valid.
+    BadRequest(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::IndexOutOfRange { index, len } => {
+                write!(f, "list index {index} out of range (len {len})")
+            }
+            OpError::KeyNotFound => f.write_str("key not found"),
+            OpError::ValueNotInList => f.write_str("value not in list"),
+            OpError::AttributeNotFound(n) => write!(f, "namespace has no attribute {n:?}"),
+            OpError::WrongType { found, op } => write!(f, "{op} does not apply to a {found:?}"),
+            OpError::NoSuchObject(id) => write!(f, "no managed object with id {id}"),
+            OpError::NameTaken { name, found } => {
+                write!(f, "name {name:?} is taken by a {found:?}")
+            }
+            OpError::Conflict => f.write_str("list changed concurrently"),
+            OpError::NotOwner => f.write_str("release of an unacquired or foreign lock"),
+            OpError::OverRelease => f.write_str("semaphore released too many times"),
+            OpError::Timeout => f.write_str("timed out"),
+            OpError::BadRequest(m) => write!(f, "bad request: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+/// An insertion-ordered map of encoded keys (Python's dict order).
+#[derive(Debug, Default, Clone)]
+pub struct OrderedMap {
+    /// key -> insertion sequence number.
+    index: HashMap<Bytes, u64>,
+    /// insertion sequence number -> (key, value).
+    order: BTreeMap<u64, (Bytes, Bytes)>,
+    next: u64,
+}
+
+impl OrderedMap {
+    fn get(&self, k: &[u8]) -> Option<&Bytes> {
+        self.index
+            .get(k)
+            .and_then(|s| self.order.get(s))
+            .map(|(_, v)| v)
+    }
+    fn insert(&mut self, k: Bytes, v: Bytes) -> Option<Bytes> {
+        if let Some(s) = self.index.get(&k) {
+            let slot = self.order.get_mut(s)?;
+            return Some(std::mem::replace(&mut slot.1, v));
+        }
+        let s = self.next;
+        self.next += 1;
+        self.index.insert(k.clone(), s);
+        self.order.insert(s, (k, v));
+        None
+    }
+    fn remove(&mut self, k: &[u8]) -> Option<Bytes> {
+        let s = self.index.remove(k)?;
+        self.order.remove(&s).map(|(_, v)| v)
+    }
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+    fn clear(&mut self) {
+        self.index.clear();
+        self.order.clear();
+    }
+    fn pairs(&self) -> impl Iterator<Item = &(Bytes, Bytes)> {
+        self.order.values()
+    }
+}
+
+/// A managed object.
+#[derive(Debug, Clone)]
+pub enum Obj {
+    /// A list and its version (bumped by every mutation).
+    List(Vec<Bytes>, u64),
+    /// A dict.
+    Dict(OrderedMap),
+    /// A value.
+    Value(Bytes),
+    /// A namespace.
+    Namespace(BTreeMap<String, Bytes>),
+    /// A lock: its holder.
+    Lock(Option<ConnId>),
+    /// A recursive lock: holder and depth.
+    RLock(Option<(ConnId, u64)>),
+    /// A semaphore: value and optional bound.
+    Semaphore(u64, Option<u64>),
+    /// An event flag.
+    Event(bool),
+    /// A queue and its bound.
+    Queue(std::collections::VecDeque<Bytes>, Option<u64>),
+}
+
+impl Obj {
+    /// A new object.
+    pub fn new(init: Init) -> Obj {
+        match init {
+            Init::List(v) => Obj::List(v, 0),
+            Init::Dict(pairs) => {
+                let mut m = OrderedMap::default();
+                for (k, v) in pairs {
+                    m.insert(k, v);
+                }
+                Obj::Dict(m)
+            }
+            Init::Value(v) => Obj::Value(v),
+            Init::Namespace => Obj::Namespace(BTreeMap::new()),
+            Init::Lock => Obj::Lock(None),
+            Init::RLock => Obj::RLock(None),
+            Init::Semaphore { value, bound } => Obj::Semaphore(value, bound),
+            Init::Event => Obj::Event(false),
+            Init::Queue { maxsize } => Obj::Queue(Default::default(), maxsize),
+        }
+    }
+    /// The object's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Obj::List(..) => Kind::List,
+            Obj::Dict(_) => Kind::Dict,
+            Obj::Value(_) => Kind::Value,
+            Obj::Namespace(_) => Kind::Namespace,
+            Obj::Lock(_) => Kind::Lock,
+            Obj::RLock(_) => Kind::RLock,
+            Obj::Semaphore(..) => Kind::Semaphore,
+            Obj::Event(_) => Kind::Event,
+            Obj::Queue(..) => Kind::Queue,
+        }
+    }
+}
+
+/// The result of applying an operation once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The answer; `changed` tells whether any state changed (waiters are then notified).
+    Done(Response, bool),
+    /// The operation must wait; nothing changed.
+    Block,
+}
+
+fn done(r: Response) -> Step {
+    Step::Done(r, false)
+}
+fn changed(r: Response) -> Step {
+    Step::Done(r, true)
+}
+fn err(e: OpError) -> Step {
+    Step::Done(Response::Err(e), false)
+}
+
+fn out_of_range(index: u64, len: usize) -> Step {
+    err(OpError::IndexOutOfRange {
+        index,
+        len: len as u64,
+    })
+}
+
+/// Index `i` as a `usize` if it is within `0..len`.
+fn at(i: u64, len: usize) -> Option<usize> {
+    usize::try_from(i).ok().filter(|&i| i < len)
+}
+
+/// Clamp a slice range to `0..=len`, Python style (`start > end` is an empty range at `start`).
+fn clamp(start: u64, end: u64, len: usize) -> (usize, usize) {
+    let s = usize::try_from(start).unwrap_or(usize::MAX).min(len);
+    let e = usize::try_from(end).unwrap_or(usize::MAX).min(len).max(s);
+    (s, e)
+}
+
+/// Apply `op` to `obj` on behalf of connection `conn`: the sequential semantics
+/// of every operation. Never panics; on error the object is unchanged.
+pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
+    let kind = obj.kind();
+    let wrong = |op: &Op| {
+        let name = format!("{op:?}");
+        let name = name
+            .split(['(', ' ', '{'])
+            .next()
+            .unwrap_or("op")
+            .to_string();
+        err(OpError::WrongType {
+            found: kind,
+            op: name,
+        })
+    };
+    match (obj, op) {
+        // ----- lists -----
+        (Obj::List(v, ver), Op::Append(x)) => {
+            v.push(x);
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, ver), Op::Extend(xs)) => {
+            v.extend(xs);
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, ver), Op::Insert(i, x)) => {
+            let i = usize::try_from(i).unwrap_or(usize::MAX).min(v.len());
+            v.insert(i, x);
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, ver), Op::Pop(None)) => match v.pop() {
+            Some(x) => {
+                *ver += 1;
+                changed(Response::Item(x))
+            }
+            None => out_of_range(0, 0),
+        },
+        (Obj::List(v, ver), Op::Pop(Some(i))) | (Obj::List(v, ver), Op::Delete(i)) => {
+            // (Delete answers the removed item too; the proxy drops it.)
+            match at(i, v.len()) {
+                Some(i) => {
+                    *ver += 1;
+                    changed(Response::Item(v.remove(i)))
+                }
+                None => out_of_range(i, v.len()),
+            }
+        }
+        (Obj::List(v, ver), Op::Remove(x)) => match v.iter().position(|y| *y == x) {
+            Some(i) => {
+                v.remove(i);
+                *ver += 1;
+                changed(Response::Ok)
+            }
+            None => err(OpError::ValueNotInList),
+        },
+        (Obj::List(v, _), Op::Index(x)) => match v.iter().position(|y| *y == x) {
+            Some(i) => done(Response::Usize(i as u64)),
+            None => err(OpError::ValueNotInList),
+        },
+        (Obj::List(v, _), Op::Count(x)) => {
+            done(Response::Usize(v.iter().filter(|y| **y == x).count() as u64))
+        }
+        (Obj::List(v, _), Op::Get(i)) => match at(i, v.len()) {
+            Some(i) => done(Response::Item(v[i].clone())),
+            None => out_of_range(i, v.len()),
+        },
+        (Obj::List(v, ver), Op::Set(i, x)) => match at(i, v.len()) {
+            Some(i) => {
+                v[i] = x;
+                *ver += 1;
+                changed(Response::Ok)
+            }
+            None => out_of_range(i, v.len()),
+        },
+        (Obj::List(v, ver), Op::Reverse) => {
+            v.reverse();
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, ver), Op::Snapshot) => done(Response::Versioned(*ver, v.clone())),
+        (Obj::List(v, _), Op::GetRange(s, e)) => {
+            let (s, e) = clamp(s, e, v.len());
+            done(Response::Items(v[s..e].to_vec()))
+        }
+        (Obj::List(v, ver), Op::SetRange(s, e, xs)) => {
+            let (s, e) = clamp(s, e, v.len());
+            v.splice(s..e, xs);
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, ver), Op::ReplaceIf(expect, xs)) => {
+            if *ver != expect {
+                return err(OpError::Conflict);
+            }
+            *v = xs;
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        (Obj::List(v, _), Op::Len) => done(Response::Usize(v.len() as u64)),
+        (Obj::List(v, ver), Op::Clear) => {
+            v.clear();
+            *ver += 1;
+            changed(Response::Ok)
+        }
+        // ----- dicts -----
+        (Obj::Dict(m), Op::Len) => done(Response::Usize(m.len() as u64)),
+        (Obj::Dict(m), Op::Clear) => {
+            m.clear();
+            changed(Response::Ok)
+        }
+        (Obj::Dict(m), Op::DictGet(k)) => done(Response::MaybeItem(m.get(&k).cloned())),
+        (Obj::Dict(m), Op::DictItem(k)) => match m.get(&k) {
+            Some(v) => done(Response::Item(v.clone())),
+            None => err(OpError::KeyNotFound),
+        },
+        (Obj::Dict(m), Op::DictInsert(k, v)) => changed(Response::MaybeItem(m.insert(k, v))),
+        (Obj::Dict(m), Op::DictRemove(k)) => {
+            let old = m.remove(&k);
+            let ch = old.is_some();
+            Step::Done(Response::MaybeItem(old), ch)
+        }
+        (Obj::Dict(m), Op::DictPop(k)) => match m.remove(&k) {
+            Some(v) => changed(Response::Item(v)),
+            None => err(OpError::KeyNotFound),
+        },
+        (Obj::Dict(m), Op::DictContains(k)) => done(Response::Bool(m.get(&k).is_some())),
+        (Obj::Dict(m), Op::DictKeys) => {
+            done(Response::Items(m.pairs().map(|(k, _)| k.clone()).collect()))
+        }
+        (Obj::Dict(m), Op::DictValues) => {
+            done(Response::Items(m.pairs().map(|(_, v)| v.clone()).collect()))
+        }
+        (Obj::Dict(m), Op::DictItems) => done(Response::Pairs(m.pairs().cloned().collect())),
+        (Obj::Dict(m), Op::DictUpdate(pairs)) => {
+            for (k, v) in pairs {
+                m.insert(k, v);
+            }
+            changed(Response::Ok)
+        }
+        (Obj::Dict(m), Op::DictSetDefault(k, d)) => match m.get(&k) {
+            Some(v) => done(Response::Item(v.clone())),
+            None => {
+                m.insert(k, d.clone());
+                changed(Response::Item(d))
+            }
+        },
+        // ----- values -----
+        (Obj::Value(v), Op::ValueGet) => done(Response::Item(v.clone())),
+        (Obj::Value(v), Op::ValueSet(x)) => {
+            *v = x;
+            changed(Response::Ok)
+        }
+        // ----- namespaces -----
+        (Obj::Namespace(n), Op::NsGet(name)) => match n.get(&name) {
+            Some(v) => done(Response::Item(v.clone())),
+            None => err(OpError::AttributeNotFound(name)),
+        },
+        (Obj::Namespace(n), Op::NsSet(name, v)) => {
+            n.insert(name, v);
+            changed(Response::Ok)
+        }
+        (Obj::Namespace(n), Op::NsDel(name)) => match n.remove(&name) {
+            Some(_) => changed(Response::Ok),
+            None => err(OpError::AttributeNotFound(name)),
+        },
+        (Obj::Namespace(n), Op::NsItems) => done(Response::Attrs(
+            n.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        )),
+        (Obj::Namespace(n), Op::Len) => done(Response::Usize(n.len() as u64)),
+        // ----- locks -----
+        (Obj::Lock(h), Op::Acquire(w)) => match h {
+            None => {
+                *h = Some(conn);
+                changed(Response::Bool(true))
+            }
+            Some(_) if w == Wait::No => done(Response::Bool(false)),
+            Some(_) => Step::Block,
+        },
+        (Obj::Lock(h), Op::Release) => match h.take() {
+            Some(_) => changed(Response::Ok),
+            None => err(OpError::NotOwner),
+        },
+        (Obj::Lock(h), Op::Locked) => done(Response::Bool(h.is_some())),
+        (Obj::RLock(h), Op::Acquire(w)) => match h {
+            None => {
+                *h = Some((conn, 1));
+                changed(Response::Bool(true))
+            }
+            Some((o, d)) if *o == conn => {
+                *d += 1;
+                changed(Response::Bool(true))
+            }
+            Some(_) if w == Wait::No => done(Response::Bool(false)),
+            Some(_) => Step::Block,
+        },
+        (Obj::RLock(h), Op::Release) => match h {
+            Some((o, d)) if *o == conn => {
+                *d -= 1;
+                if *d == 0 {
+                    *h = None;
+                }
+                changed(Response::Ok)
+            }
+            _ => err(OpError::NotOwner),
+        },
+        (Obj::RLock(h), Op::Locked) => done(Response::Bool(h.is_some())),
+        (Obj::Semaphore(v, _), Op::Acquire(w)) => {
+            if *v > 0 {
+                *v -= 1;
+                changed(Response::Bool(true))
+            } else if w == Wait::No {
+                done(Response::Bool(false))
+            } else {
+                Step::Block
+            }
+        }
+        (Obj::Semaphore(v, b), Op::Release) => {
+            if b.is_some_and(|b| *v >= b) {
+                return err(OpError::OverRelease);
+            }
+            *v += 1;
+            changed(Response::Ok)
+        }
+        (Obj::Semaphore(v, _), Op::SemValue) => done(Response::Usize(*v)),
+        // ----- events -----
+        (Obj::Event(f), Op::EventSet) => {
+            *f = true;
+            changed(Response::Ok)
+        }
+        (Obj::Event(f), Op::EventClear) => {
+            *f = false;
+            changed(Response::Ok)
+        }
+        (Obj::Event(f), Op::EventIsSet) => done(Response::Bool(*f)),
+        (Obj::Event(f), Op::EventWait(w)) => {
+            if *f || w == Wait::No {
+                done(Response::Bool(*f))
+            } else {
+                Step::Block
+            }
+        }
+        // ----- queues -----
+        (Obj::Queue(q, max), Op::Put(x, w)) => {
+            if max.is_some_and(|m| q.len() as u64 >= m) {
+                if w == Wait::No {
+                    err(OpError::Timeout)
+                } else {
+                    Step::Block
+                }
+            } else {
+                q.push_back(x);
+                changed(Response::Ok)
+            }
+        }
+        (Obj::Queue(q, _), Op::QGet(w)) => match q.pop_front() {
+            Some(x) => changed(Response::Item(x)),
+            None if w == Wait::No => err(OpError::Timeout),
+            None => Step::Block,
+        },
+        (Obj::Queue(q, _), Op::Len) => done(Response::Usize(q.len() as u64)),
+        (_, op) => wrong(&op),
+    }
+}
+
+/// The answer of a blocking operation whose timeout passed.
+fn on_timeout(op: &Op) -> Response {
+    match op {
+        Op::Acquire(_) | Op::EventWait(_) => Response::Bool(false),
+        _ => Response::Err(OpError::Timeout),
+    }
+}
+
+fn wait_of(op: &Op) -> Wait {
+    match op {
+        Op::Acquire(w) | Op::EventWait(w) | Op::Put(_, w) | Op::QGet(w) => *w,
+        _ => Wait::No,
+    }
+}
+
+/// Seeded bugs of the manager protocol (numbered 7xx, the manager's range). The
+/// shipped server uses [`ManagerMutant::None`]; the checks prove that the
+/// linearizability check catches each of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagerMutant {
+    /// The correct dispatch.
+    None,
+    /// 701: `pop` reads the last item in one critical section and removes the
+    /// last item in a second one (check-then-act): two concurrent pops can
+    /// return the same item and lose another.
+    SplitPop,
+    /// 702: `extend` appends its items one critical section at a time, so a
+    /// concurrent reader can see half of an extend.
+    SplitExtend,
+}
+
+/// The mutex and condition variable a server guards its table with.
+pub trait ServerSync: Send + Sync + 'static {
+    /// A mutex holding `T`.
+    type Mutex<T: Send + 'static>: Send + Sync;
+    /// A condition variable.
+    type Condvar: Send + Sync;
+    /// The seeded bug this instantiation runs with.
+    const MUTANT: ManagerMutant = ManagerMutant::None;
+    /// A new mutex.
+    fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T>;
+    /// A new condition variable.
+    fn condvar() -> Self::Condvar;
+    /// Run `f` with the lock held.
+    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R;
+    /// Run `f` with the lock held until it returns `Some`, waiting on `cv` between
+    /// tries (with the lock released), for at most `timeout` (`None`: forever).
+    /// Returns `None` if the timeout passed.
+    fn block_on<T: Send + 'static, R>(
+        m: &Self::Mutex<T>,
+        cv: &Self::Condvar,
+        timeout: Option<Duration>,
+        f: impl FnMut(&mut T) -> Option<R>,
+    ) -> Option<R>;
+    /// Wake every waiter of `cv`.
+    fn notify_all(cv: &Self::Condvar);
+}
+
+/// [`ServerSync`] over `std::sync` (the shipped server). A poisoned mutex is
+/// recovered (dispatch never panics, and the table stays consistent because
+/// every operation validates before it mutates).
+#[derive(Debug)]
+pub struct StdSync;
+
+impl ServerSync for StdSync {
+    type Mutex<T: Send + 'static> = std::sync::Mutex<T>;
+    type Condvar = std::sync::Condvar;
+    fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T> {
+        std::sync::Mutex::new(v)
+    }
+    fn condvar() -> Self::Condvar {
+        std::sync::Condvar::new()
+    }
+    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+    fn block_on<T: Send + 'static, R>(
+        m: &Self::Mutex<T>,
+        cv: &Self::Condvar,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(&mut T) -> Option<R>,
+    ) -> Option<R> {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = f(&mut g) {
+                return Some(r);
+            }
+            match (timeout, deadline) {
+                (None, _) => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                (Some(_), Some(d)) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    g = cv
+                        .wait_timeout(g, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                // A timeout too large to represent: wait forever.
+                (Some(_), None) => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+    fn notify_all(cv: &Self::Condvar) {
+        cv.notify_all();
+    }
+}
+
+/// The server's table of objects.
+#[derive(Debug, Default)]
+pub struct Table {
+    objects: HashMap<ObjId, Obj>,
+    names: HashMap<String, ObjId>,
+    next_id: ObjId,
+}
+
+impl Table {
+    fn create(&mut self, init: Init) -> (ObjId, Kind) {
+        self.next_id += 1;
+        let id = self.next_id;
+        let kind = init.kind();
+        self.objects.insert(id, Obj::new(init));
+        (id, kind)
+    }
+}
+
+/// A manager server: the object table and the dispatch.
+pub struct Server<S: ServerSync> {
+    table: S::Mutex<Table>,
+    cv: S::Condvar,
+}
+
+impl<S: ServerSync> Default for Server<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: ServerSync> Server<S> {
+    /// An empty server.
+    pub fn new() -> Self {
+        Server {
+            table: S::mutex(Table::default()),
+            cv: S::condvar(),
+        }
+    }
+
+    /// Apply one request for connection `conn` and answer it. Blocking
+    /// operations wait here (the table unlocked) up to their timeout.
+    pub fn handle(&self, conn: ConnId, req: Request) -> Response {
+        match req {
+            Request::Ping => Response::Pong,
+            Request::Shutdown => Response::Ok,
+            Request::Create(init) => {
+                let (id, k) = S::with(&self.table, |t| t.create(init));
+                Response::Created(id, k)
+            }
+            Request::Named(name, init) => S::with(&self.table, |t| {
+                if let Some(&id) = t.names.get(&name) {
+                    return match t.objects.get(&id) {
+                        Some(o) if o.kind() == init.kind() => Response::Created(id, o.kind()),
+                        Some(o) => Response::Err(OpError::NameTaken {
+                            name,
+                            found: o.kind(),
+                        }),
+                        None => Response::Err(OpError::NoSuchObject(id)),
+                    };
+                }
+                let (id, k) = t.create(init);
+                t.names.insert(name, id);
+                Response::Created(id, k)
+            }),
+            Request::Describe(id) => S::with(&self.table, |t| match t.objects.get(&id) {
+                Some(o) => Response::Created(id, o.kind()),
+                None => Response::Err(OpError::NoSuchObject(id)),
+            }),
+            Request::Op(id, op) => self.op(conn, id, op),
+        }
+    }
+
+    fn op(&self, conn: ConnId, id: ObjId, op: Op) -> Response {
+        match (S::MUTANT, &op) {
+            (ManagerMutant::SplitPop, Op::Pop(None)) => return self.split_pop(id),
+            (ManagerMutant::SplitExtend, Op::Extend(xs)) => {
+                for x in xs {
+                    let r = self.op(conn, id, Op::Append(x.clone()));
+                    if r != Response::Ok {
+                        return r;
+                    }
+                }
+                return Response::Ok;
+            }
+            _ => {}
+        }
+        let wait = wait_of(&op);
+        let timeout_answer = on_timeout(&op);
+        let mut notify = false;
+        let r = S::block_on(&self.table, &self.cv, wait.timeout(), |t| {
+            let Some(obj) = t.objects.get_mut(&id) else {
+                return Some(Response::Err(OpError::NoSuchObject(id)));
+            };
+            match apply(obj, conn, op.clone()) {
+                Step::Done(r, ch) => {
+                    notify = ch;
+                    Some(r)
+                }
+                Step::Block => None,
+            }
+        });
+        if notify {
+            S::notify_all(&self.cv);
+        }
+        r.unwrap_or(timeout_answer)
+    }
+
+    /// Mutant 701: pop in two critical sections.
+    fn split_pop(&self, id: ObjId) -> Response {
+        let peeked = S::with(&self.table, |t| match t.objects.get(&id) {
+            Some(Obj::List(v, _)) => v.last().cloned(),
+            _ => None,
+        });
+        let Some(x) = peeked else {
+            return Response::Err(OpError::IndexOutOfRange { index: 0, len: 0 });
+        };
+        S::with(&self.table, |t| {
+            if let Some(Obj::List(v, ver)) = t.objects.get_mut(&id) {
+                v.pop();
+                *ver += 1;
+            }
+        });
+        Response::Item(x)
+    }
+
+    /// Connection `conn` is gone: release every lock it holds (waking waiters).
+    pub fn disconnect(&self, conn: ConnId) {
+        let released = S::with(&self.table, |t| {
+            let mut any = false;
+            for o in t.objects.values_mut() {
+                match o {
+                    Obj::Lock(h) if *h == Some(conn) => {
+                        *h = None;
+                        any = true;
+                    }
+                    Obj::RLock(h) if h.is_some_and(|(o, _)| o == conn) => {
+                        *h = None;
+                        any = true;
+                    }
+                    _ => {}
+                }
+            }
+            any
+        });
+        if released {
+            S::notify_all(&self.cv);
+        }
+    }
+}
+
+/// What a [`Transport`] received.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A well-formed request.
+    Request(Request),
+    /// A frame that did not decode: answer `BadRequest` and keep serving.
+    Garbage(String),
+    /// The stream cannot go on (oversized frame, truncated frame, I/O error):
+    /// answer `BadRequest` if possible and close.
+    Fatal(String),
+    /// The peer closed the connection.
+    Closed,
+}
+
+/// One connection's request stream, as the server sees it.
+pub trait Transport {
+    /// Receive the next request.
+    fn recv(&mut self) -> Incoming;
+    /// Send a response; `false` if the peer is gone.
+    fn send(&mut self, r: &Response) -> bool;
+}
+
+/// How [`serve_connection`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The client disconnected (or broke the stream).
+    Disconnected,
+    /// The client asked the server to shut down (the answer was sent).
+    Shutdown,
+}
+
+/// Serve one connection until it closes or asks for shutdown. Locks held by the
+/// connection are released when it ends.
+pub fn serve_connection<S: ServerSync>(
+    server: &Server<S>,
+    conn: ConnId,
+    t: &mut impl Transport,
+) -> Served {
+    let end = loop {
+        match t.recv() {
+            Incoming::Request(Request::Shutdown) => {
+                t.send(&Response::Ok);
+                break Served::Shutdown;
+            }
+            Incoming::Request(req) => {
+                let r = server.handle(conn, req);
+                if !t.send(&r) {
+                    break Served::Disconnected;
+                }
+            }
+            Incoming::Garbage(m) => {
+                if !t.send(&Response::Err(OpError::BadRequest(m))) {
+                    break Served::Disconnected;
+                }
+            }
+            Incoming::Fatal(m) => {
+                t.send(&Response::Err(OpError::BadRequest(m)));
+                break Served::Disconnected;
+            }
+            Incoming::Closed => break Served::Disconnected,
+        }
+    };
+    server.disconnect(conn);
+    end
+}
+
+#[cfg(feature = "checkers")]
+pub use checks::{
+    dict_workload, iterations, list_workload, Correct, MutantChoice, ShuttleSync, SplitExtend,
+    SplitPop,
+};
+
+#[cfg(feature = "checkers")]
+pub mod checks;

@@ -340,10 +340,7 @@ pub fn tid_is_alive(tid: u32) -> bool {
     let Some(close) = buf.iter().rposition(|&b| b == b')') else {
         return true;
     };
-    match buf.get(close + 2) {
-        Some(b'Z') | Some(b'X') | Some(b'x') => false,
-        _ => true,
-    }
+    !matches!(buf.get(close + 2), Some(b'Z') | Some(b'X') | Some(b'x'))
 }
 
 /// The calling thread as the model's protocols see it: its owner id (kernel

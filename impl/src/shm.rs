@@ -362,13 +362,16 @@ pub fn arena_stats() -> ArenaStats {
 // ---------------------------------------------------------------------------
 // The arena (process-local bookkeeping).
 
+/// Freed blocks of one (size, align): (segment, offset).
+type FreeList = Vec<(Arc<Segment>, usize)>;
+
 struct ArenaState {
     /// Fork generation this state belongs to.
     generation: u64,
     /// The segment small blocks are bumped from, and the bump offset.
     current: Option<(Arc<Segment>, usize)>,
     /// Freed small blocks by (size, align).
-    free: HashMap<(usize, usize), Vec<(Arc<Segment>, usize)>>,
+    free: HashMap<(usize, usize), FreeList>,
     live_blocks: usize,
     live_bytes: usize,
 }
@@ -707,7 +710,7 @@ impl<T: ShmSafe> ShmSlice<T> {
 
     /// Allocates the elements of an iterator (collected first, so any
     /// iterator will do).
-    pub fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Result<ShmSlice<T>, ShmError> {
+    pub fn from_values<I: IntoIterator<Item = T>>(iter: I) -> Result<ShmSlice<T>, ShmError> {
         let v: Vec<T> = iter.into_iter().collect();
         let len = v.len();
         let mut it = v.into_iter();

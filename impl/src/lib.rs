@@ -10,3 +10,4 @@ pub mod platform;
 pub mod shm;
 pub mod process;
 pub use process::{cpu_count, Process};
+pub mod manager;

@@ -1,0 +1,485 @@
+//! A manager: a server process that owns shared objects, and proxies that
+//! forward every operation to it (Python's `multiprocessing.Manager()`).
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::manager::Manager;
+//! let manager = Manager::start().unwrap();
+//! let list = manager.list::<String>().unwrap();
+//! list.append("one".to_string()).unwrap();
+//! let l2 = list.clone(); // a clone (or a fork's copy) is the same shared list
+//! l2.extend(["two".to_string(), "three".to_string()]).unwrap();
+//! assert_eq!(list.to_vec().unwrap(), ["one", "two", "three"]);
+//! let dict = manager.dict::<String, u32>().unwrap();
+//! dict.insert("a".to_string(), 1).unwrap();
+//! assert_eq!(dict.get(&"a".to_string()).unwrap(), Some(1));
+//! ```
+//!
+//! # The server
+//!
+//! [`Manager::start`] forks a server process that owns the objects; it listens
+//! on a unix socket in a private `0700` directory (removed at shutdown).
+//! [`Manager::serve`] does the same on a TCP address, for clients on other
+//! machines, which join with [`Manager::connect`] (CPython's
+//! `BaseManager(address, authkey)`). Every connection proves the auth key both
+//! ways ([`crate::auth`]); a wrong key is an [`AuthError`] for the client and a
+//! logged refusal (on the server's stderr) in the server. Requests and answers
+//! are [`crate::wire`] frames (postcard; no decoding can run code, unlike
+//! pickle), at most [`crate::wire::DEFAULT_LIMIT`] bytes each.
+//!
+//! The server ignores `SIGINT` (as CPython's does, so that Ctrl-C reaches the
+//! program, not its manager), and exits when the process that started it dies
+//! (a pidfd of the parent, checked by a watcher thread). [`Manager::shutdown`]
+//! or dropping the [`Manager`] in the process that started it stops it.
+//! It serves each connection on its own thread; a client that sends garbage
+//! (answered with [`OpError::BadRequest`]), an oversized or half frame, or
+//! dies mid-request only loses its own connection.
+//!
+//! # Proxies and processes
+//!
+//! Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`Namespace`],
+//! [`Lock`], [`RLock`], [`Semaphore`], [`Event`], [`Queue`]) are `Clone`,
+//! `Send` and `Sync`, and work in every process forked after they were made:
+//! each thread of each process opens its own connection on first use (a
+//! fork is detected by a change of pid, and the child never uses its parent's
+//! connection). A proxy is serializable: stored inside a managed list or
+//! dict, it comes back as a proxy to the same object (nested proxies), in any
+//! process that knows its manager (the one that started it, its forked
+//! children, or one that called [`Manager::connect`]).
+//!
+//! # Semantics
+//!
+//! Values cross as serde (postcard) and are stored encoded: equality on the
+//! server (`index`, `count`, `remove`, dict keys) is equality of encodings
+//! (see [`procshare_model::manager`]). `sort` sorts with `T: Ord` in the
+//! client and writes back only if the list did not change meanwhile (else it
+//! retries), so it is atomic. Every failed operation returns a typed
+//! [`ManagerError`] and leaves the object as it was.
+//!
+//! Differences from CPython: objects live until the manager shuts down (no
+//! reference counting of proxies); a connection that closes releases the
+//! manager locks it held (CPython keeps them locked forever).
+
+mod client;
+mod proxy;
+mod server;
+mod sync;
+
+pub use client::{Address, ManagerError};
+pub use procshare_model::manager::{Kind, OpError};
+pub use proxy::{DictProxy, ListProxy, Namespace, ValueProxy};
+pub use sync::{Event, Lock, Queue, RLock, Semaphore};
+
+use crate::auth::AuthKey;
+use client::{Endpoint, Handle};
+use procshare_model::manager::{Init, Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A result with a [`ManagerError`].
+pub type Result<T> = std::result::Result<T, ManagerError>;
+
+struct ServerProc {
+    pid: libc::pid_t,
+    owner: u32,
+    dir: Option<PathBuf>,
+}
+
+/// A handle on a manager server: creates shared objects and returns their proxies.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let mut m = procshare::manager::Manager::start().unwrap();
+/// let v = m.value(5i64).unwrap();
+/// v.set(&6).unwrap();
+/// assert_eq!(v.get().unwrap(), 6);
+/// m.shutdown().unwrap();
+/// assert!(v.get().is_err()); // the server is gone: an error, not a hang
+/// ```
+pub struct Manager {
+    ep: Arc<Endpoint>,
+    server: Option<ServerProc>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("address", &self.ep.address)
+            .field("server_pid", &self.server_pid())
+            .finish()
+    }
+}
+
+impl Manager {
+    /// Start a server process on a unix socket in a private directory, with a random auth key.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert!(m.server_pid().is_some());
+    /// ```
+    pub fn start() -> Result<Manager> {
+        Self::start_with_key(AuthKey::random())
+    }
+
+    /// [`Manager::start`] with a given auth key.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// let m = Manager::start_with_key(AuthKey::new("k")).unwrap();
+    /// m.ping().unwrap();
+    /// ```
+    pub fn start_with_key(authkey: AuthKey) -> Result<Manager> {
+        let dir = server::private_dir()?;
+        let path = dir.join("manager.sock");
+        let listener = match std::os::unix::net::UnixListener::bind(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.into());
+            }
+        };
+        let ep = Endpoint::new(Address::Unix(path), authkey, crate::wire::DEFAULT_LIMIT);
+        match server::fork_server(server::Listener::Unix(listener), &ep) {
+            Ok(pid) => Ok(Manager {
+                ep,
+                server: Some(ServerProc {
+                    pid,
+                    owner: std::process::id(),
+                    dir: Some(dir),
+                }),
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+        .inspect(|m| Endpoint::publish(&m.ep))
+    }
+
+    /// Start a server process listening on a TCP address (port 0: any free
+    /// port; [`Manager::address`] tells which), for clients on other machines.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// let server = Manager::serve("127.0.0.1:0", AuthKey::new("secret")).unwrap();
+    /// let client = Manager::connect(server.address().clone(), AuthKey::new("secret")).unwrap();
+    /// let l = client.list_named::<u8>("shared").unwrap();
+    /// l.append(1).unwrap();
+    /// assert_eq!(server.list_named::<u8>("shared").unwrap().to_vec().unwrap(), [1]);
+    /// assert!(Manager::connect(server.address().clone(), AuthKey::new("wrong")).is_err());
+    /// ```
+    pub fn serve(addr: impl std::net::ToSocketAddrs, authkey: AuthKey) -> Result<Manager> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let ep = Endpoint::new(Address::Tcp(local), authkey, crate::wire::DEFAULT_LIMIT);
+        let pid = server::fork_server(server::Listener::Tcp(listener), &ep)?;
+        Endpoint::publish(&ep);
+        Ok(Manager {
+            ep,
+            server: Some(ServerProc {
+                pid,
+                owner: std::process::id(),
+                dir: None,
+            }),
+        })
+    }
+
+    /// Join a running server (TCP or unix socket) with its auth key. The
+    /// returned handle does not stop the server when dropped.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::manager::Manager;
+    /// let m = Manager::start().unwrap();
+    /// let c = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap();
+    /// c.ping().unwrap();
+    /// ```
+    pub fn connect(addr: impl Into<Address>, authkey: AuthKey) -> Result<Manager> {
+        let ep = Endpoint::new(addr.into(), authkey, crate::wire::DEFAULT_LIMIT);
+        let m = Manager { ep, server: None };
+        m.ping()?;
+        Endpoint::publish(&m.ep);
+        Ok(m)
+    }
+
+    /// The server's address.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert!(matches!(m.address(), procshare::manager::Address::Unix(_)));
+    /// ```
+    pub fn address(&self) -> &Address {
+        &self.ep.address
+    }
+
+    /// The auth key.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// let m = Manager::start_with_key(AuthKey::new("k")).unwrap();
+    /// assert_eq!(m.authkey(), &AuthKey::new("k"));
+    /// ```
+    pub fn authkey(&self) -> &AuthKey {
+        &self.ep.authkey
+    }
+
+    /// The server's pid, if this handle started it.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert_ne!(m.server_pid(), Some(std::process::id() as i32));
+    /// ```
+    pub fn server_pid(&self) -> Option<i32> {
+        self.server.as_ref().map(|s| s.pid)
+    }
+
+    /// One round trip to the server.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// procshare::manager::Manager::start().unwrap().ping().unwrap();
+    /// ```
+    pub fn ping(&self) -> Result<()> {
+        match client::call(&self.ep, &Request::Ping)? {
+            Response::Pong => Ok(()),
+            other => Err(ManagerError::Protocol(format!("ping answered {other:?}"))),
+        }
+    }
+
+    fn create(&self, init: Init) -> Result<Handle> {
+        Handle::create(&self.ep, Request::Create(init))
+    }
+
+    fn named(&self, name: &str, init: Init) -> Result<Handle> {
+        Handle::create(&self.ep, Request::Named(name.to_string(), init))
+    }
+
+    /// A new empty shared list (`manager.list()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert!(m.list::<u8>().unwrap().is_empty().unwrap());
+    /// ```
+    pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
+        Ok(ListProxy::from_handle(self.create(Init::List(Vec::new()))?))
+    }
+
+    /// A new shared list holding `items` (`manager.list(items)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert_eq!(m.list_from([1, 2]).unwrap().to_vec().unwrap(), [1, 2]);
+    /// ```
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
+        let items = items
+            .into_iter()
+            .map(|x| client::enc(&x))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListProxy::from_handle(self.create(Init::List(items))?))
+    }
+
+    /// The list registered under `name`, created empty if absent (how remote
+    /// clients find shared objects, like CPython's registered typeids).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// m.list_named::<u8>("x").unwrap().append(1).unwrap();
+    /// assert_eq!(m.list_named::<u8>("x").unwrap().len().unwrap(), 1);
+    /// ```
+    pub fn list_named<T: Serialize + DeserializeOwned>(&self, name: &str) -> Result<ListProxy<T>> {
+        Ok(ListProxy::from_handle(
+            self.named(name, Init::List(Vec::new()))?,
+        ))
+    }
+
+    /// A new empty shared dict (`manager.dict()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert_eq!(m.dict::<u8, u8>().unwrap().len().unwrap(), 0);
+    /// ```
+    pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(
+        &self,
+    ) -> Result<DictProxy<K, V>> {
+        Ok(DictProxy::from_handle(self.create(Init::Dict(Vec::new()))?))
+    }
+
+    /// The dict registered under `name`, created empty if absent.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// m.dict_named::<u8, u8>("d").unwrap().insert(1, 2).unwrap();
+    /// assert_eq!(m.dict_named::<u8, u8>("d").unwrap().get(&1).unwrap(), Some(2));
+    /// ```
+    pub fn dict_named<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<DictProxy<K, V>> {
+        Ok(DictProxy::from_handle(
+            self.named(name, Init::Dict(Vec::new()))?,
+        ))
+    }
+
+    /// A new shared value (`manager.Value(typecode, value)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert_eq!(m.value("x".to_string()).unwrap().get().unwrap(), "x");
+    /// ```
+    pub fn value<T: Serialize + DeserializeOwned>(&self, v: T) -> Result<ValueProxy<T>> {
+        Ok(ValueProxy::from_handle(
+            self.create(Init::Value(client::enc(&v)?))?,
+        ))
+    }
+
+    /// A new empty namespace (`manager.Namespace()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let ns = m.namespace().unwrap();
+    /// ns.set("x", &1u8).unwrap();
+    /// assert_eq!(ns.get::<u8>("x").unwrap(), 1);
+    /// ```
+    pub fn namespace(&self) -> Result<Namespace> {
+        Ok(Namespace::from_handle(self.create(Init::Namespace)?))
+    }
+
+    /// A new manager lock (`manager.Lock()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let l = m.lock().unwrap();
+    /// l.acquire().unwrap();
+    /// l.release().unwrap();
+    /// ```
+    pub fn lock(&self) -> Result<Lock> {
+        Ok(Lock::from_handle(self.create(Init::Lock)?))
+    }
+
+    /// A new manager recursive lock (`manager.RLock()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let l = m.rlock().unwrap();
+    /// l.acquire().unwrap();
+    /// l.acquire().unwrap();
+    /// l.release().unwrap();
+    /// l.release().unwrap();
+    /// assert!(l.release().is_err());
+    /// ```
+    pub fn rlock(&self) -> Result<RLock> {
+        Ok(RLock::from_handle(self.create(Init::RLock)?))
+    }
+
+    /// A new manager semaphore (`manager.Semaphore(value)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let s = m.semaphore(1).unwrap();
+    /// assert!(s.try_acquire().unwrap());
+    /// assert!(!s.try_acquire().unwrap());
+    /// ```
+    pub fn semaphore(&self, value: u64) -> Result<Semaphore> {
+        Ok(Semaphore::from_handle(
+            self.create(Init::Semaphore { value, bound: None })?,
+        ))
+    }
+
+    /// A new manager bounded semaphore (`manager.BoundedSemaphore(value)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert!(m.bounded_semaphore(1).unwrap().release().is_err());
+    /// ```
+    pub fn bounded_semaphore(&self, value: u64) -> Result<Semaphore> {
+        Ok(Semaphore::from_handle(self.create(Init::Semaphore {
+            value,
+            bound: Some(value),
+        })?))
+    }
+
+    /// A new manager event (`manager.Event()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let e = m.event().unwrap();
+    /// e.set().unwrap();
+    /// assert!(e.wait().unwrap());
+    /// ```
+    pub fn event(&self) -> Result<Event> {
+        Ok(Event::from_handle(self.create(Init::Event)?))
+    }
+
+    /// A new manager queue (`manager.Queue(maxsize)`; `None`: unbounded).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let q = m.queue::<String>(None).unwrap();
+    /// q.put(&"x".to_string()).unwrap();
+    /// assert_eq!(q.get().unwrap(), "x");
+    /// ```
+    pub fn queue<T: Serialize + DeserializeOwned>(&self, maxsize: Option<u64>) -> Result<Queue<T>> {
+        Ok(Queue::from_handle(self.create(Init::Queue { maxsize })?))
+    }
+
+    /// Stop the server (only from the process that started it; elsewhere, and
+    /// for a handle from [`Manager::connect`], this does nothing). Waits for the
+    /// server process to exit and removes its socket directory. Proxies then
+    /// fail with an error.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let mut m = procshare::manager::Manager::start().unwrap();
+    /// m.shutdown().unwrap();
+    /// m.shutdown().unwrap(); // idempotent
+    /// ```
+    pub fn shutdown(&mut self) -> Result<()> {
+        let Some(sp) = self.server.take() else {
+            return Ok(());
+        };
+        if sp.owner != std::process::id() {
+            // A forked copy: the server belongs to the parent.
+            std::mem::forget(sp);
+            return Ok(());
+        }
+        let asked = client::request_shutdown(&self.ep);
+        client::forget_connection(&self.ep);
+        Endpoint::unregister(&self.ep);
+        let reaped = server::reap(sp.pid, asked.is_err());
+        if let Some(dir) = sp.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        asked?;
+        reaped
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,231 @@
+//! Synchronization proxies and the manager queue. Blocking operations wait in
+//! the server (on the connection's own server thread), not in the client.
+//! The owner of a manager lock is the connection (one per thread per
+//! process); a connection that closes releases what it held.
+
+use super::client::{dec, enc, unexpected, Handle, Result};
+use super::proxy::proxy_common;
+use procshare_model::manager::{Kind, Op, Response, Wait};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+fn flag(r: Response) -> Result<bool> {
+    match r {
+        Response::Bool(b) => Ok(b),
+        r => unexpected(r),
+    }
+}
+fn ok(r: Response) -> Result<()> {
+    match r {
+        Response::Ok => Ok(()),
+        r => unexpected(r),
+    }
+}
+
+macro_rules! acquire_release {
+    ($name:ident) => {
+        impl $name {
+            /// Acquire, waiting as long as it takes.
+            pub fn acquire(&self) -> Result<()> {
+                flag(self.h.op(Op::Acquire(Wait::Forever))?).map(drop)
+            }
+            /// Acquire if possible without waiting; `true` if acquired.
+            pub fn try_acquire(&self) -> Result<bool> {
+                flag(self.h.op(Op::Acquire(Wait::No))?)
+            }
+            /// Acquire, waiting at most `t`; `true` if acquired.
+            pub fn acquire_timeout(&self, t: Duration) -> Result<bool> {
+                flag(self.h.op(Op::Acquire(Wait::from_timeout(Some(t))))?)
+            }
+            /// Release (an error if not held, as CPython's `RuntimeError`).
+            pub fn release(&self) -> Result<()> {
+                ok(self.h.op(Op::Release)?)
+            }
+        }
+    };
+}
+
+/// A manager lock (`manager.Lock()`): any holder of the proxy may release it.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let l = m.lock().unwrap();
+/// assert!(l.try_acquire().unwrap());
+/// assert!(l.locked().unwrap());
+/// assert!(!l.acquire_timeout(std::time::Duration::from_millis(1)).unwrap());
+/// l.release().unwrap();
+/// assert!(l.release().is_err());
+/// ```
+pub struct Lock {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(Lock[], Kind::Lock);
+acquire_release!(Lock);
+
+impl Lock {
+    /// Is it held?
+    pub fn locked(&self) -> Result<bool> {
+        flag(self.h.op(Op::Locked)?)
+    }
+}
+
+/// A manager recursive lock (`manager.RLock()`), owned by the connection
+/// (thread and process) that acquired it.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let l = m.rlock().unwrap();
+/// l.acquire().unwrap();
+/// let l2 = l.clone();
+/// let other = std::thread::spawn(move || l2.try_acquire().unwrap());
+/// assert!(!other.join().unwrap()); // another thread: another owner
+/// l.release().unwrap();
+/// ```
+pub struct RLock {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(RLock[], Kind::RLock);
+acquire_release!(RLock);
+
+/// A manager semaphore (`manager.Semaphore()` / `BoundedSemaphore()`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let s = m.semaphore(2).unwrap();
+/// s.acquire().unwrap();
+/// assert_eq!(s.value().unwrap(), 1);
+/// s.release().unwrap();
+/// ```
+pub struct Semaphore {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(Semaphore[], Kind::Semaphore);
+acquire_release!(Semaphore);
+
+impl Semaphore {
+    /// The current value.
+    pub fn value(&self) -> Result<u64> {
+        match self.h.op(Op::SemValue)? {
+            Response::Usize(n) => Ok(n),
+            r => unexpected(r),
+        }
+    }
+}
+
+/// A manager event (`manager.Event()`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let e = m.event().unwrap();
+/// assert!(!e.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
+/// let e2 = e.clone();
+/// std::thread::spawn(move || e2.set().unwrap());
+/// assert!(e.wait().unwrap());
+/// e.clear().unwrap();
+/// assert!(!e.is_set().unwrap());
+/// ```
+pub struct Event {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(Event[], Kind::Event);
+
+impl Event {
+    /// Set the flag, waking every waiter.
+    pub fn set(&self) -> Result<()> {
+        ok(self.h.op(Op::EventSet)?)
+    }
+    /// Clear the flag.
+    pub fn clear(&self) -> Result<()> {
+        ok(self.h.op(Op::EventClear)?)
+    }
+    /// Is the flag set?
+    pub fn is_set(&self) -> Result<bool> {
+        flag(self.h.op(Op::EventIsSet)?)
+    }
+    /// Wait until the flag is set; returns `true`.
+    pub fn wait(&self) -> Result<bool> {
+        flag(self.h.op(Op::EventWait(Wait::Forever))?)
+    }
+    /// Wait at most `t`; returns the flag.
+    pub fn wait_timeout(&self, t: Duration) -> Result<bool> {
+        flag(self.h.op(Op::EventWait(Wait::from_timeout(Some(t))))?)
+    }
+}
+
+/// A manager queue (`manager.Queue(maxsize)`): FIFO, shared by every process.
+/// A `put` on a full queue or `get` on an empty one that cannot complete in
+/// time fails with [`super::OpError::Timeout`] (Python's `Full`/`Empty`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::manager::OpError;
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let q = m.queue::<u32>(Some(1)).unwrap();
+/// q.put(1).unwrap();
+/// assert_eq!(q.try_put(2).unwrap_err().op_error(), Some(&OpError::Timeout));
+/// assert_eq!(q.qsize().unwrap(), 1);
+/// assert_eq!(q.get().unwrap(), 1);
+/// assert!(q.get_timeout(std::time::Duration::from_millis(1)).is_err());
+/// ```
+pub struct Queue<T> {
+    h: Handle,
+    _t: PhantomData<fn() -> T>,
+}
+proxy_common!(Queue[T], Kind::Queue);
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Put an item, waiting while the queue is full.
+    pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
+        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
+    }
+    /// Put an item if there is room now.
+    pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
+        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
+    }
+    /// Put an item, waiting at most `t` for room.
+    pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
+        ok(self
+            .h
+            .op(Op::Put(enc(v.borrow())?, Wait::from_timeout(Some(t))))?)
+    }
+    /// Get an item, waiting while the queue is empty.
+    pub fn get(&self) -> Result<T> {
+        self.get_with(Wait::Forever)
+    }
+    /// Get an item if there is one now.
+    pub fn try_get(&self) -> Result<T> {
+        self.get_with(Wait::No)
+    }
+    /// Get an item, waiting at most `t`.
+    pub fn get_timeout(&self, t: Duration) -> Result<T> {
+        self.get_with(Wait::from_timeout(Some(t)))
+    }
+    fn get_with(&self, w: Wait) -> Result<T> {
+        match self.h.op(Op::QGet(w))? {
+            Response::Item(b) => dec(&b),
+            r => unexpected(r),
+        }
+    }
+    /// Number of items now.
+    pub fn qsize(&self) -> Result<usize> {
+        match self.h.op(Op::Len)? {
+            Response::Usize(n) => Ok(n as usize),
+            r => unexpected(r),
+        }
+    }
+    /// Is it empty now?
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.qsize()? == 0)
+    }
+}

@@ -707,7 +707,7 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
                 changed(Response::Bool(true))
             }
             Some((o, d)) if *o == conn => {
-                *d += 1;
+                *d = d.saturating_add(1);
                 changed(Response::Bool(true))
             }
             Some(_) if w == Wait::No => done(Response::Bool(false)),
@@ -735,7 +735,7 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             }
         }
         (Obj::Semaphore(v, b), Op::Release) => {
-            if b.is_some_and(|b| *v >= b) {
+            if b.is_some_and(|b| *v >= b) || *v == u64::MAX {
                 return err(OpError::OverRelease);
             }
             *v += 1;

@@ -61,6 +61,7 @@
 //! manager locks it held (CPython keeps them locked forever).
 
 mod client;
+pub mod fuzzing;
 mod proxy;
 mod server;
 mod sync;

@@ -55,7 +55,6 @@
 //! `ShmCell<T: Pod>`, and by each protocol module for its `#[repr(C)]`
 //! protocol structs instantiated over [`Shm`](crate::platform::Shm).
 
-use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 use core::ops::Deref;
 use core::ptr::NonNull;
@@ -609,36 +608,81 @@ unsafe impl<T: bytemuck::Pod + Send + 'static> ShmSafe for ShmCell<T> {}
 /// assert_eq!(a.load(Ordering::SeqCst), 2);
 /// ```
 pub struct ShmBox<T: ShmSafe> {
+    /// Keeps the block (and its segment) alive.
     block: Arc<Block>,
-    _t: PhantomData<T>,
+    /// Where the `T` lives in this process: inside `block`.
+    ptr: NonNull<T>,
 }
+
+// SAFETY: a ShmBox is a shared reference to a `T: Sync` (ShmSafe requires it)
+// plus an `Arc`; the pointer is only used for shared access.
+unsafe impl<T: ShmSafe> Send for ShmBox<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for ShmBox<T> {}
 
 impl<T: ShmSafe> ShmBox<T> {
     /// Allocates a block and moves `value` into it.
     pub fn new(value: T) -> Result<ShmBox<T>, ShmError> {
+        Self::new_aligned(value, align_of::<T>())
+    }
+
+    /// Like [`ShmBox::new`] with the block aligned to at least `align` (a power
+    /// of two up to 4096), e.g. 64 to give a hot object a cache line of its own.
+    pub fn new_aligned(value: T, align: usize) -> Result<ShmBox<T>, ShmError> {
         const {
             assert!(
                 !core::mem::needs_drop::<T>(),
                 "ShmSafe types have no drop glue"
             )
         };
-        let block = Block::alloc(size_of::<T>(), align_of::<T>())?;
+        let align = align.max(align_of::<T>());
+        let block = Block::alloc(size_of::<T>(), align)?;
+        let ptr = block.ptr().cast::<T>();
         // SAFETY: the block is fresh, at least size_of::<T>() bytes and aligned for T.
-        unsafe { block.ptr().cast::<T>().write(value) };
+        unsafe { ptr.write(value) };
         Ok(ShmBox {
             block: Arc::new(block),
-            _t: PhantomData,
+            ptr: NonNull::new(ptr).expect("mapping is non-null"),
+        })
+    }
+
+    /// A handle to a part of this object (a field of a `#[repr(C)]` struct, an
+    /// element of an array), sharing this handle's block: for instance a lock
+    /// placed in the same cache line as the data it protects.
+    ///
+    /// Returns `None` if `f` returns a reference outside this object.
+    ///
+    /// ```
+    /// use procshare::shm::ShmBox;
+    /// let pair = ShmBox::new([1u32, 2u32]).unwrap();
+    /// let second = pair.project(|p| &p[1]).unwrap();
+    /// assert_eq!(*second, 2);
+    /// static ELSEWHERE: u32 = 0;
+    /// assert!(pair.project(|_| &ELSEWHERE).is_none());
+    /// ```
+    pub fn project<U: ShmSafe>(&self, f: impl FnOnce(&T) -> &U) -> Option<ShmBox<U>> {
+        let u: *const U = f(&**self);
+        let start = self.ptr.as_ptr() as usize;
+        let end = start + size_of::<T>();
+        let (us, ue) = (u as usize, u as usize + size_of::<U>());
+        if us < start || ue > end {
+            return None;
+        }
+        Some(ShmBox {
+            block: self.block.clone(),
+            ptr: NonNull::new(u as *mut U)?,
         })
     }
 
     /// Where the value lives in this process.
+    #[inline(always)]
     pub fn as_ptr(&self) -> *const T {
-        self.block.ptr().cast()
+        self.ptr.as_ptr()
     }
 
     /// Do `a` and `b` refer to the same shared memory?
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.block, &b.block)
+        a.ptr == b.ptr
     }
 }
 
@@ -646,17 +690,19 @@ impl<T: ShmSafe> Clone for ShmBox<T> {
     fn clone(&self) -> Self {
         ShmBox {
             block: self.block.clone(),
-            _t: PhantomData,
+            ptr: self.ptr,
         }
     }
 }
 
 impl<T: ShmSafe> Deref for ShmBox<T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
-        // SAFETY: initialized in `new`, aligned, alive while the block is; T is
-        // Sync so a shared reference may be used from any thread.
-        unsafe { &*self.as_ptr() }
+        // SAFETY: initialized in `new` (or a checked part of such a value),
+        // aligned, alive while the block is; T is Sync so a shared reference may
+        // be used from any thread.
+        unsafe { self.ptr.as_ref() }
     }
 }
 
@@ -679,9 +725,14 @@ impl<T: ShmSafe + core::fmt::Debug> core::fmt::Debug for ShmBox<T> {
 /// ```
 pub struct ShmSlice<T: ShmSafe> {
     block: Arc<Block>,
+    ptr: NonNull<T>,
     len: usize,
-    _t: PhantomData<T>,
 }
+
+// SAFETY: as for ShmBox: shared access to `T: Sync` elements plus an `Arc`.
+unsafe impl<T: ShmSafe> Send for ShmSlice<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for ShmSlice<T> {}
 
 impl<T: ShmSafe> ShmSlice<T> {
     /// Allocates `len` elements, the `i`th initialized to `f(i)`.
@@ -703,8 +754,8 @@ impl<T: ShmSafe> ShmSlice<T> {
         }
         Ok(ShmSlice {
             block: Arc::new(block),
+            ptr: NonNull::new(p).expect("mapping is non-null"),
             len,
-            _t: PhantomData,
         })
     }
 
@@ -728,8 +779,9 @@ impl<T: ShmSafe> ShmSlice<T> {
     }
 
     /// Where the first element lives in this process.
+    #[inline(always)]
     pub fn as_ptr(&self) -> *const T {
-        self.block.ptr().cast()
+        self.ptr.as_ptr()
     }
 }
 
@@ -737,14 +789,15 @@ impl<T: ShmSafe> Clone for ShmSlice<T> {
     fn clone(&self) -> Self {
         ShmSlice {
             block: self.block.clone(),
+            ptr: self.ptr,
             len: self.len,
-            _t: PhantomData,
         }
     }
 }
 
 impl<T: ShmSafe> Deref for ShmSlice<T> {
     type Target = [T];
+    #[inline(always)]
     fn deref(&self) -> &[T] {
         // SAFETY: `len` initialized, aligned elements, alive while the block is.
         unsafe { core::slice::from_raw_parts(self.as_ptr(), self.len) }

@@ -7,5 +7,13 @@
 //! under which the very same code is model-checked by a plain `cargo test`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "checkers")]
+pub mod checkers;
 pub mod platform;
+#[cfg(feature = "checkers")]
+pub use checkers::{loom_platform, shuttle_platform};
+#[cfg(feature = "checkers")]
+pub mod testkit;
+
 pub mod manager;
+pub mod mutex;

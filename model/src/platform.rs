@@ -102,41 +102,18 @@ pub enum Woke {
     TimedOut,
 }
 
-/// A seeded bug. Each protocol reads [`Platform::MUTANT`] at the point where the
-/// bug would be; on the real platform it is [`Mutant::None`] and the branch is
-/// compiled away. The test suite proves that loom or shuttle catches every one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Mutant {
+/// A seeded bug, by number. Each protocol module defines its own mutants as
+/// constants (numbered by protocol: mutex 1xx, rlock 2xx, semaphore 3xx, event
+/// 4xx, barrier 5xx, queue ring 6xx, manager 7xx, pool 8xx) and reads
+/// [`Platform::MUTANT`] at the point where the bug would be. On the real
+/// platform it is [`Mutant::NONE`] and every such branch is compiled away. The
+/// test suite proves that loom or shuttle catches every mutant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mutant(pub u32);
+
+impl Mutant {
     /// The correct protocol.
-    None,
-    /// Mutex: unlock stores 0 with `Relaxed` instead of `Release` (handoff without happens-before).
-    MutexRelaxedUnlock,
-    /// Mutex: unlock never wakes a waiter (lost wake-up).
-    MutexNoWake,
-    /// Mutex: an acquirer that finds a dead owner takes the lock with a plain store
-    /// (check-then-act: two recoverers both win).
-    MutexRecoverStore,
-    /// Mutex: a dead owner is never detected (the waiter sleeps forever).
-    MutexNoRecovery,
-    /// RLock: release does not check the owner.
-    RLockNoOwnerCheck,
-    /// RLock: the recursion count is decremented before the owner check on the last release.
-    RLockEarlyClear,
-    /// Semaphore: release never wakes a waiter.
-    SemNoWake,
-    /// Semaphore: acquire decrements with load + store instead of a CAS.
-    SemRacyDecrement,
-    /// Bounded semaphore: the bound is checked with a load before an unconditional add.
-    BoundedRacyCheck,
-    /// Event: `set` wakes before storing the flag.
-    EventWakeBeforeSet,
-    /// Barrier: the last arriver does not bump the generation before waking.
-    BarrierNoGeneration,
-    /// Barrier: the last arriver wakes one waiter instead of all.
-    BarrierWakeOne,
-    /// Free slot for protocols added later (queue ring, pool dispatch, manager).
-    Other(u32),
+    pub const NONE: Mutant = Mutant(0);
 }
 
 /// The per-thread context every protocol operation receives.
@@ -185,12 +162,12 @@ pub trait Platform: Sized + Send + Sync + 'static {
     type Cell<T: Send>: CellLike<T>;
     /// The per-thread context.
     type Thread: Thread<Word = Self::W32>;
-    /// The seeded bug this platform runs with (always [`Mutant::None`] for the real one).
-    const MUTANT: Mutant = Mutant::None;
+    /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
+    const MUTANT: Mutant = Mutant::NONE;
 }
 
 /// Convenience: is mutant `m` active on platform `P`?
 #[inline(always)]
-pub fn mutant<P: Platform>(m: Mutant) -> bool {
-    P::MUTANT == m
+pub const fn mutant<P: Platform>(m: Mutant) -> bool {
+    P::MUTANT.0 == m.0
 }

@@ -1,0 +1,455 @@
+//! The model platforms: [`loom_platform::Loom`] and [`shuttle_platform::Shuttle`].
+//!
+//! Both are generated from one macro because the two checkers expose the same
+//! `Mutex`/`Condvar`/atomics API; only the cell type and the yield differ.
+//!
+//! # How a futex is modelled
+//!
+//! Each [`Word32`] carries the checker's `Mutex<()>` + `Condvar`. `wait` takes the
+//! mutex, returns [`Woke::Mismatch`] if the word differs from `expected`, and
+//! otherwise sleeps on the condvar; `wake(1)` is `notify_one` taken under the same
+//! mutex (never `notify_all`, which would hide stolen-wake-up bugs). This gives
+//! the futex guarantee that a wake after the word changed cannot slip in between
+//! the waiter's check and its sleep.
+//!
+//! # Time, deaths and spurious wake-ups
+//!
+//! Neither checker models time, so the platform does it explicitly:
+//!
+//! * A finite deadline (`Some(_)` timeout) makes every wait return
+//!   [`Woke::TimedOut`] at once, and [`Thread::expired`] is then true: the model
+//!   explores the "gave up" path of every timed operation.
+//! * A thread dies by unwinding from [`Thread::crash_point`] at the step chosen by
+//!   [`ModelThread::crash_at`]; [`run`] catches the unwind inside that thread
+//!   and marks it dead in the [`World`]. A death is the only event that changes
+//!   liveness, so each sleeping (or later sleeping) waiter gets exactly one
+//!   [`Woke::TimedOut`] per death it has not seen yet: that is when the real
+//!   platform's liveness poll would fire and re-check the owner.
+//! * [`ModelThread::spurious_at`] makes the n-th wait of a thread return
+//!   [`Woke::Woken`] without sleeping; checks enumerate it outside the model.
+//!
+//! [`Word32`]: crate::platform::Word32
+//! [`Woke::Mismatch`]: crate::platform::Woke::Mismatch
+//! [`Woke::TimedOut`]: crate::platform::Woke::TimedOut
+//! [`Woke::Woken`]: crate::platform::Woke::Woken
+//! [`Thread::expired`]: crate::platform::Thread::expired
+//! [`Thread::crash_point`]: crate::platform::Thread::crash_point
+
+use std::collections::BTreeSet;
+use std::sync::Mutex as StdMutex;
+
+/// The payload a model thread unwinds with when it "dies" at a crash point.
+#[derive(Debug)]
+pub struct Crash;
+
+/// What the checkers share across the threads of one execution: which threads
+/// are dead, how many deaths happened, and which words have sleepers that a
+/// death must wake.
+///
+/// Only std types live here and no checker operation runs while its mutex is
+/// held, so it adds no interleavings of its own (loom and shuttle threads are
+/// coroutines on one OS thread).
+#[derive(Debug, Default)]
+pub struct WorldInner {
+    /// Owner ids of the threads that died.
+    pub dead: BTreeSet<u32>,
+    /// Number of deaths so far.
+    pub epoch: u64,
+    /// Addresses of words that have at least one sleeper, with the sleeper count.
+    pub sleeping_on: Vec<(usize, usize)>,
+}
+
+/// Shared state of one model execution (create one per execution, in the model body).
+#[derive(Debug, Default)]
+pub struct World {
+    /// The state; see [`WorldInner`].
+    pub inner: StdMutex<WorldInner>,
+    /// The checker atomic through which a death synchronizes with its observers
+    /// (created by the platform's `world()`).
+    pub fence: StdMutex<Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl World {
+    /// A fresh world: nobody dead. Use the platform's `world()`, which also
+    /// creates the death fence.
+    fn new() -> std::sync::Arc<World> {
+        std::sync::Arc::new(World::default())
+    }
+
+    /// Is `id` dead?
+    pub fn is_dead(&self, id: u32) -> bool {
+        self.lock().dead.contains(&id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorldInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+macro_rules! model_platform {
+    ($(#[$doc:meta])* $modname:ident, $Plat:ident, $checker:ident, cell = $cell:ty, cells = $cells:ident, yield = $yield:path) => {
+        $(#[$doc])*
+        pub mod $modname {
+            use core::marker::PhantomData;
+            use core::sync::atomic::Ordering;
+            use core::time::Duration;
+            use std::cell::Cell as StdCell;
+            use std::sync::Arc;
+
+            use $checker::sync::atomic::{AtomicU32, AtomicU64};
+            use $checker::sync::{Condvar, Mutex};
+
+            use crate::checkers::{Crash, World};
+            use crate::checkers::$cells::{cell_with, cell_with_mut};
+            use crate::platform::{CellLike, Mutant, Platform, Thread, Woke, Word32, Word64};
+
+            /// The platform, parameterized by the number of a seeded [`Mutant`]
+            /// (0, [`Mutant::NONE`], is the correct protocol).
+            #[derive(Debug)]
+            pub struct $Plat<const M: u32 = 0>(PhantomData<()>);
+
+            impl<const M: u32> Platform for $Plat<M> {
+                type W32 = MWord32;
+                type W64 = MWord64;
+                type Cell<T: Send> = MCell<T>;
+                type Thread = ModelThread;
+                const MUTANT: Mutant = Mutant(M);
+            }
+
+            /// A futex word: the checker's atomic plus a mutex and condvar emulating the futex queue.
+            #[derive(Debug)]
+            pub struct MWord32 {
+                a: AtomicU32,
+                m: Mutex<()>,
+                cv: Condvar,
+            }
+
+            impl Word32 for MWord32 {
+                fn new(v: u32) -> Self {
+                    MWord32 { a: AtomicU32::new(v), m: Mutex::new(()), cv: Condvar::new() }
+                }
+                fn load(&self, o: Ordering) -> u32 {
+                    self.a.load(o)
+                }
+                fn store(&self, v: u32, o: Ordering) {
+                    self.a.store(v, o)
+                }
+                fn swap(&self, v: u32, o: Ordering) -> u32 {
+                    self.a.swap(v, o)
+                }
+                fn cas(&self, c: u32, n: u32, s: Ordering, f: Ordering) -> Result<u32, u32> {
+                    self.a.compare_exchange(c, n, s, f)
+                }
+                fn fetch_add(&self, v: u32, o: Ordering) -> u32 {
+                    self.a.fetch_add(v, o)
+                }
+                fn fetch_sub(&self, v: u32, o: Ordering) -> u32 {
+                    self.a.fetch_sub(v, o)
+                }
+                fn fetch_or(&self, v: u32, o: Ordering) -> u32 {
+                    self.a.fetch_or(v, o)
+                }
+                fn fetch_and(&self, v: u32, o: Ordering) -> u32 {
+                    self.a.fetch_and(v, o)
+                }
+            }
+
+            /// A 64-bit word.
+            #[derive(Debug)]
+            pub struct MWord64(AtomicU64);
+
+            impl Word64 for MWord64 {
+                fn new(v: u64) -> Self {
+                    MWord64(AtomicU64::new(v))
+                }
+                fn load(&self, o: Ordering) -> u64 {
+                    self.0.load(o)
+                }
+                fn store(&self, v: u64, o: Ordering) {
+                    self.0.store(v, o)
+                }
+                fn swap(&self, v: u64, o: Ordering) -> u64 {
+                    self.0.swap(v, o)
+                }
+                fn cas(&self, c: u64, n: u64, s: Ordering, f: Ordering) -> Result<u64, u64> {
+                    self.0.compare_exchange(c, n, s, f)
+                }
+                fn fetch_add(&self, v: u64, o: Ordering) -> u64 {
+                    self.0.fetch_add(v, o)
+                }
+                fn fetch_sub(&self, v: u64, o: Ordering) -> u64 {
+                    self.0.fetch_sub(v, o)
+                }
+            }
+
+            /// A protocol-guarded cell.
+            #[derive(Debug)]
+            pub struct MCell<T>($cell);
+
+            // SAFETY: access to the inner value is serialized by the protocol under
+            // test; loom's cell reports any access that is not.
+            unsafe impl<T: Send> Sync for MCell<T> {}
+
+            impl<T: Send> CellLike<T> for MCell<T> {
+                fn new(v: T) -> Self {
+                    MCell(<$cell>::new(v))
+                }
+                fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+                    cell_with(&self.0, f)
+                }
+                fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+                    cell_with_mut(&self.0, f)
+                }
+            }
+
+            /// A finite or infinite model deadline (model time does not advance).
+            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+            pub struct Deadline {
+                finite: bool,
+            }
+
+            /// One model thread's context: its identity, the shared [`World`], and
+            /// the fault-injection knobs.
+            #[derive(Debug)]
+            pub struct ModelThread {
+                id: u32,
+                fence: Arc<AtomicU32>,
+                world: Arc<World>,
+                last_poll: StdCell<(u64, u32)>,
+                steps: StdCell<u32>,
+                waits: StdCell<u32>,
+                /// Die (unwind with [`Crash`]) when the step counter reaches this value.
+                pub crash_at: Option<u32>,
+                /// The n-th wait (1-based) of this thread returns spuriously.
+                pub spurious_at: Option<u32>,
+            }
+
+            impl ModelThread {
+                /// A context for thread `id` (nonzero) in `world`.
+                pub fn new(world: &Arc<World>, id: u32) -> Self {
+                    assert!(id != 0 && id <= crate::platform::OWNER_MASK);
+                    let fence = {
+                        let f = world.fence.lock().unwrap_or_else(|e| e.into_inner());
+                        let any = f.clone().expect("create the world with this platform's `world()`");
+                        any.downcast::<AtomicU32>().expect("one world per platform")
+                    };
+                    ModelThread {
+                        id,
+                        fence,
+                        world: world.clone(),
+                        last_poll: StdCell::new((0, 0)),
+                        steps: StdCell::new(0),
+                        waits: StdCell::new(0),
+                        crash_at: None,
+                        spurious_at: None,
+                    }
+                }
+                /// Builder: die at step `k` (1-based).
+                pub fn crash_at(mut self, k: Option<u32>) -> Self {
+                    self.crash_at = k;
+                    self
+                }
+                /// Builder: the `n`-th wait returns spuriously.
+                pub fn spurious_at(mut self, n: Option<u32>) -> Self {
+                    self.spurious_at = n;
+                    self
+                }
+                /// How many crash points this thread has passed.
+                pub fn steps(&self) -> u32 {
+                    self.steps.get()
+                }
+                /// Mark this thread dead and give every sleeper one timeout (the
+                /// liveness poll). Called by [`run`] after a [`Crash`].
+                fn die(&self) {
+                    // A process's exit is a full barrier: whatever it wrote to shared
+                    // memory is visible to whoever learns that it died.
+                    self.fence.fetch_add(1, Ordering::Release);
+                    let addrs: Vec<usize> = {
+                        let mut w = self.world.lock();
+                        w.dead.insert(self.id);
+                        w.epoch += 1;
+                        w.sleeping_on.iter().map(|&(a, _)| a).collect()
+                    };
+                    for a in addrs {
+                        // SAFETY: a word is listed only while a thread sleeps on it, and
+                        // the harness keeps every protocol object alive (in an `Arc`
+                        // held by each model thread, this dying one included) until
+                        // all threads end, so the address is a live `MWord32`.
+                        let w = unsafe { &*(a as *const MWord32) };
+                        let _g = w.m.lock().unwrap();
+                        w.cv.notify_all();
+                    }
+                }
+                fn register(&self, w: &MWord32, delta: isize) {
+                    let a = w as *const MWord32 as usize;
+                    let mut inner = self.world.lock();
+                    let list = &mut inner.sleeping_on;
+                    match list.iter().position(|&(x, _)| x == a) {
+                        Some(i) => {
+                            let n = (list[i].1 as isize + delta) as usize;
+                            if n == 0 {
+                                list.swap_remove(i);
+                            } else {
+                                list[i].1 = n;
+                            }
+                        }
+                        None => {
+                            assert!(delta > 0);
+                            list.push((a, delta as usize));
+                        }
+                    }
+                }
+                /// Should this wait return `TimedOut` for the liveness poll? Yes when a
+                /// death happened that this thread has not been told about while
+                /// waiting for this word value. Re-waiting for the same value after
+                /// the same deaths blocks, so a waiter cannot spin forever, while a
+                /// waiter that meets a new value (a new owner, who may be dead) is
+                /// told again — as the real poll, which keeps firing, would.
+                fn poll_fires(&self, expected: u32) -> bool {
+                    let e = self.world.lock().epoch;
+                    if e > 0 && self.last_poll.get() != (e, expected) {
+                        self.last_poll.set((e, expected));
+                        true
+                    } else {
+                        false
+                    }
+                }
+            }
+
+            impl Thread for ModelThread {
+                type Word = MWord32;
+                type Deadline = Deadline;
+
+                fn id(&self) -> u32 {
+                    self.id
+                }
+                fn deadline(&self, timeout: Option<Duration>) -> Deadline {
+                    Deadline { finite: timeout.is_some() }
+                }
+                fn expired(&self, d: &Deadline) -> bool {
+                    d.finite
+                }
+                fn wait(&self, w: &MWord32, expected: u32, d: &Deadline) -> Woke {
+                    let n = self.waits.get() + 1;
+                    self.waits.set(n);
+                    let g = w.m.lock().unwrap();
+                    if w.a.load(Ordering::SeqCst) != expected {
+                        return Woke::Mismatch;
+                    }
+                    if self.spurious_at == Some(n) {
+                        return Woke::Woken;
+                    }
+                    if d.finite || self.poll_fires(expected) {
+                        return Woke::TimedOut;
+                    }
+                    self.register(w, 1);
+                    let g = w.cv.wait(g).unwrap();
+                    self.register(w, -1);
+                    drop(g);
+                    if self.poll_fires(expected) {
+                        Woke::TimedOut
+                    } else {
+                        Woke::Woken
+                    }
+                }
+                fn wake(&self, w: &MWord32, n: u32) -> usize {
+                    let _g = w.m.lock().unwrap();
+                    if n == u32::MAX {
+                        w.cv.notify_all();
+                    } else {
+                        for _ in 0..n {
+                            w.cv.notify_one();
+                        }
+                    }
+                    // The model does not count sleepers; protocols must not depend on it.
+                    n as usize
+                }
+                fn is_alive(&self, owner: u32) -> bool {
+                    if self.world.is_dead(owner) {
+                        // Learning of a death (the real platform reads /proc)
+                        // synchronizes with it; an RMW reads the latest value.
+                        self.fence.fetch_add(0, Ordering::Acquire);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                fn spin(&self, _iteration: u32) -> bool {
+                    false
+                }
+                fn crash_point(&self) {
+                    let s = self.steps.get() + 1;
+                    self.steps.set(s);
+                    if self.crash_at == Some(s) {
+                        std::panic::resume_unwind(Box::new(Crash));
+                    }
+                }
+            }
+
+            /// A fresh world for one execution of this checker (create it in the
+            /// model body, before spawning threads).
+            pub fn world() -> Arc<World> {
+                let w = World::new();
+                *w.fence.lock().unwrap() = Some(Arc::new(AtomicU32::new(0)));
+                w
+            }
+
+            /// Run `f` as the body of model thread `t`. If `f` dies at a crash point,
+            /// the death is recorded in the world (waking sleepers for their
+            /// liveness check) and `true` is returned. Any other panic (a failed
+            /// assertion, the checker's own deadlock report) propagates.
+            pub fn run(t: &ModelThread, f: impl FnOnce(&ModelThread)) -> bool {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(t))) {
+                    Ok(()) => false,
+                    Err(p) if p.is::<Crash>() => {
+                        t.die();
+                        true
+                    }
+                    Err(p) => std::panic::resume_unwind(p),
+                }
+            }
+
+            /// Yield to the checker's scheduler.
+            pub fn yield_now() {
+                $yield()
+            }
+        }
+    };
+}
+
+#[inline]
+fn loom_cell_with<T, R>(c: &loom::cell::UnsafeCell<T>, f: impl FnOnce(*const T) -> R) -> R {
+    c.with(f)
+}
+#[inline]
+fn loom_cell_with_mut<T, R>(c: &loom::cell::UnsafeCell<T>, f: impl FnOnce(*mut T) -> R) -> R {
+    c.with_mut(f)
+}
+#[inline]
+fn std_cell_with<T, R>(c: &core::cell::UnsafeCell<T>, f: impl FnOnce(*const T) -> R) -> R {
+    f(c.get())
+}
+#[inline]
+fn std_cell_with_mut<T, R>(c: &core::cell::UnsafeCell<T>, f: impl FnOnce(*mut T) -> R) -> R {
+    f(c.get())
+}
+
+mod loom_cells {
+    pub(super) use super::loom_cell_with as cell_with;
+    pub(super) use super::loom_cell_with_mut as cell_with_mut;
+}
+mod std_cells {
+    pub(super) use super::std_cell_with as cell_with;
+    pub(super) use super::std_cell_with_mut as cell_with_mut;
+}
+
+model_platform!(
+    /// The loom platform: exhaustive (bounded) exploration with a memory model
+    /// that catches ordering bugs and unsynchronized cell access.
+    loom_platform, Loom, loom, cell = loom::cell::UnsafeCell<T>, cells = loom_cells, yield = loom::thread::yield_now
+);
+model_platform!(
+    /// The shuttle platform: randomized and PCT scheduling over many threads
+    /// (every atomic is SeqCst; cells are not tracked — checks use witnesses).
+    shuttle_platform, Shuttle, shuttle, cell = core::cell::UnsafeCell<T>, cells = std_cells, yield = shuttle::thread::yield_now
+);

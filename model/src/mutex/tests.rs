@@ -1,0 +1,312 @@
+//! loom and shuttle checks of the mutex, and proof that each seeded mutant is caught.
+
+use super::*;
+use crate::platform::{CellLike, Platform};
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+
+/// The state every check shares: the mutex, the data it protects (a checker
+/// cell: loom reports unsynchronized access) and an in-critical-section witness
+/// (std atomic, invisible to the checkers, so it adds no interleavings).
+struct Shared<P: Platform> {
+    m: RawMutex<P>,
+    data: P::Cell<u32>,
+    inside: AtomicU32,
+}
+
+impl<P: Platform> Shared<P> {
+    fn new() -> Self {
+        Shared {
+            m: RawMutex::new(),
+            data: P::Cell::new(0),
+            inside: AtomicU32::new(0),
+        }
+    }
+
+    /// One critical section; `timeout` for the timed variant. Returns whether it ran.
+    fn critical(&self, t: &P::Thread, timeout: Option<core::time::Duration>) -> bool {
+        let a = match self.m.lock(t, timeout) {
+            Ok(a) => a,
+            Err(Timeout) => return false,
+        };
+        if a == Acquired::OwnerDied {
+            self.inside.store(0, SeqCst); // the previous holder died inside
+        }
+        crate::check!(
+            self.inside.fetch_add(1, SeqCst) == 0,
+            "two threads in the critical section"
+        );
+        t.crash_point();
+        self.data.with_mut(|p| unsafe { *p += 1 });
+        t.crash_point();
+        self.inside.fetch_sub(1, SeqCst);
+        crate::check!(
+            self.m.unlock(t).is_ok(),
+            "the holder's unlock failed: the critical section was shared"
+        );
+        true
+    }
+
+    fn count(&self) -> u32 {
+        self.data.with(|p| unsafe { *p })
+    }
+}
+
+mod loom_checks {
+    use super::*;
+    use crate::loom_platform::{run, world, Loom, ModelThread};
+
+    /// Two threads, `rounds` critical sections each; thread 2's n-th wait may
+    /// return spuriously. One round is explored exhaustively; more rounds use
+    /// preemption bound 4 (unbounded, two rounds exceed a million executions
+    /// because every relaxed load may read any earlier store).
+    pub fn two_threads<const M: u32>(rounds: u32, spurious: Option<u32>) {
+        let bound = if rounds > 1 { Some(4) } else { None };
+        crate::testkit::loom(bound).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>>::new());
+            let hs: Vec<_> = (1..=2u32)
+                .map(|id| {
+                    let (s, world) = (s.clone(), world.clone());
+                    loom::thread::spawn(move || {
+                        let t = ModelThread::new(&world, id).spurious_at(if id == 2 {
+                            spurious
+                        } else {
+                            None
+                        });
+                        run(&t, |t| {
+                            for _ in 0..rounds {
+                                assert!(s.critical(t, None));
+                            }
+                        });
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(s.count(), 2 * rounds);
+            assert!(!s.m.is_locked());
+        });
+    }
+
+    /// Thread 1 dies at its `k`-th crash point; thread 2 and the main thread
+    /// each run one critical section and must get through (recovering if needed).
+    /// Preemption bound 2 (three participants). Returns whether thread 1 died
+    /// in some execution.
+    pub fn crash<const M: u32>(k: u32) -> bool {
+        let crashed = Arc::new(AtomicBool::new(false));
+        let c = crashed.clone();
+        crate::testkit::loom(Some(2)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>>::new());
+            let h1 = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1).crash_at(Some(k));
+                    run(&t, |t| {
+                        s.critical(t, None);
+                    })
+                })
+            };
+            let h2 = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 2);
+                    run(&t, |t| assert!(s.critical(t, None)))
+                })
+            };
+            let t3 = ModelThread::new(&world, 3);
+            assert!(s.critical(&t3, None));
+            let died = h1.join().unwrap();
+            assert!(!h2.join().unwrap());
+            if died {
+                c.store(true, SeqCst);
+            }
+            assert!(s.count() >= 2, "a surviving critical section was lost");
+            // Free, or still held by the dead thread if it died after the others finished.
+            assert!(s.m.owner().is_none() || (died && s.m.owner() == Some(1)));
+        });
+        crashed.load(SeqCst)
+    }
+
+    /// A timed acquirer against a holder: gives up or gets in, never both in.
+    /// Preemption bound 4 (two rounds per thread).
+    pub fn timed<const M: u32>() {
+        crate::testkit::loom(Some(4)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>>::new());
+            let h = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1);
+                    s.critical(&t, None);
+                    s.critical(&t, None);
+                })
+            };
+            let t = ModelThread::new(&world, 2);
+            let mut ran = 0;
+            for _ in 0..2 {
+                ran += s.critical(&t, Some(core::time::Duration::from_millis(1))) as u32;
+            }
+            h.join().unwrap();
+            assert_eq!(s.count(), 2 + ran);
+            assert!(!s.m.is_locked());
+        });
+    }
+
+    #[test]
+    fn loom_mutual_exclusion_two_threads() {
+        two_threads::<0>(1, None);
+        two_threads::<0>(2, None);
+    }
+
+    #[test]
+    fn loom_spurious_wakeups_at_every_wait() {
+        for n in 1..=3 {
+            two_threads::<0>(2, Some(n));
+        }
+    }
+
+    #[test]
+    fn loom_recovery_at_every_crash_point() {
+        let points = every_crash_point(crash::<0>);
+        assert!(
+            points >= 4,
+            "expected at least 4 crash points, found {points}"
+        );
+    }
+
+    #[test]
+    fn loom_timeouts() {
+        timed::<0>();
+    }
+
+    #[test]
+    fn loom_catches_relaxed_unlock() {
+        assert!(fails_with("Causality violation", || two_threads::<
+            { MUTANT_RELAXED_UNLOCK.0 },
+        >(1, None)));
+    }
+
+    #[test]
+    fn loom_catches_missing_wake() {
+        assert!(fails_with(
+            "deadlock",
+            || two_threads::<{ MUTANT_NO_WAKE.0 }>(1, None)
+        ));
+    }
+
+    #[test]
+    fn loom_catches_missing_recovery() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(crash::<{ MUTANT_NO_RECOVERY.0 }>);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_racy_recovery() {
+        assert!(fails_with("Causality violation", || {
+            every_crash_point(crash::<{ MUTANT_RECOVER_STORE.0 }>);
+        }));
+    }
+}
+
+mod shuttle_checks {
+    use super::*;
+    use crate::shuttle_platform::{run, world, ModelThread, Shuttle};
+
+    /// `threads` threads × `rounds` critical sections (a third of them timed);
+    /// thread 1 dies at its `crash`-th crash point if given. Returns whether it died.
+    pub fn body<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>, died: &AtomicBool) {
+        let world = world();
+        let s = Arc::new(Shared::<Shuttle<M>>::new());
+        let completed = Arc::new(AtomicU32::new(0));
+        let hs: Vec<_> = (1..=threads)
+            .map(|id| {
+                let (s, world, completed) = (s.clone(), world.clone(), completed.clone());
+                shuttle::thread::spawn(move || {
+                    let t =
+                        ModelThread::new(&world, id).crash_at(if id == 1 { crash } else { None });
+                    run(&t, |t| {
+                        for r in 0..rounds {
+                            let timeout =
+                                (r % 3 == 2).then(|| core::time::Duration::from_millis(5));
+                            if s.critical(t, timeout) {
+                                completed.fetch_add(1, SeqCst);
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        let mut any_died = false;
+        for h in hs {
+            any_died |= h.join().unwrap();
+        }
+        if any_died {
+            died.store(true, SeqCst);
+        }
+        let done = completed.load(SeqCst);
+        let count = s.count();
+        assert!(
+            count == done || (any_died && count == done + 1),
+            "count {count} vs completed {done}"
+        );
+        // A survivor can always get the lock afterwards.
+        let t = ModelThread::new(&world, threads + 1);
+        assert!(s.critical(&t, None));
+    }
+
+    pub fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+        let died = Arc::new(AtomicBool::new(false));
+        let d = died.clone();
+        shuttle::check_random(
+            move || body::<M>(threads, rounds, crash, &d),
+            shuttle_iters(),
+        );
+        died.load(SeqCst)
+    }
+
+    pub fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+        let died = Arc::new(AtomicBool::new(false));
+        let d = died.clone();
+        shuttle::check_pct(
+            move || body::<M>(threads, rounds, crash, &d),
+            shuttle_iters(),
+            3,
+        );
+        died.load(SeqCst)
+    }
+
+    #[test]
+    fn shuttle_random_four_threads() {
+        random::<0>(4, 3, None);
+    }
+
+    #[test]
+    fn shuttle_pct_four_threads() {
+        pct::<0>(4, 3, None);
+    }
+
+    #[test]
+    fn shuttle_recovery_at_every_crash_point() {
+        let points = every_crash_point(|k| pct::<0>(4, 2, Some(k)));
+        assert!(points >= 4);
+    }
+
+    #[test]
+    fn shuttle_catches_missing_wake() {
+        assert!(fails_with("deadlock", || {
+            pct::<{ MUTANT_NO_WAKE.0 }>(4, 3, None);
+        }));
+    }
+
+    #[test]
+    fn shuttle_catches_racy_recovery() {
+        assert!(fails_with("critical section", || {
+            every_crash_point(|k| pct::<{ MUTANT_RECOVER_STORE.0 }>(4, 2, Some(k)));
+        }));
+    }
+}

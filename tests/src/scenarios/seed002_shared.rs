@@ -1,0 +1,77 @@
+//! Seed 002 ("Sharing State"), its `Value` and `Array` programs, step for step.
+//!
+//! Two `Semaphore(0)`s order the two processes exactly as in the document;
+//! the child then sees the parent's change because the object lives in shared
+//! memory (`var = 3`, `arr[0] = 100`).
+//!
+//! Python prints `id(var)`, the address of the wrapper object, and the same
+//! number in both processes (the child is a fork). The twin prints the address
+//! of the shared memory holding the value, which is likewise the same in both
+//! processes; snapshots replace each distinct id by `<id N>` so that equal ids
+//! stay visibly equal.
+
+use super::say;
+use procshare::sync::Semaphore;
+use procshare::{cpu_count, Array, Process, Value};
+
+/// `This machine has N CPUs`.
+pub fn cpu_line() -> String {
+    format!("This machine has {} CPUs", cpu_count())
+}
+
+/// The document's `Value` program (`Value('I', 1)`, the parent does `var.value += 2`).
+pub fn value() {
+    let sem1 = Semaphore::new(0).expect("semaphore");
+    let sem2 = Semaphore::new(0).expect("semaphore");
+    say(&cpu_line());
+    let var = Value::<u32>::new(1).expect("shared memory");
+    let id = var.get_obj().as_ptr() as usize;
+    say(&format!("Parent process puts item on queue with id {id}"));
+    let mut process = Process::new({
+        let (sem1, sem2, var) = (sem1.clone(), sem2.clone(), var.clone());
+        move || {
+            let id = var.get_obj().as_ptr() as usize;
+            say(&format!("Child process received var = {} with id {id} from queue", var.get()));
+            sem2.release().expect("release");
+            sem1.acquire().expect("acquire");
+            say(&format!("After changes by parent process var = {}", var.get()));
+        }
+    });
+    process.start().expect("start");
+    sem2.acquire().expect("acquire");
+    // `var.value += 2`: a get and a set, each under the lock (not atomic as a whole).
+    var.set(var.get() + 2);
+    say(&format!("Parent process changed the enqueued item to {}", var.get()));
+    sem1.release().expect("release");
+    process.join().expect("join");
+}
+
+/// The document's `Array` program (`Array('i', range(5))`, the parent does `arr[0] += 100`).
+pub fn array() {
+    let sem1 = Semaphore::new(0).expect("semaphore");
+    let sem2 = Semaphore::new(0).expect("semaphore");
+    say(&cpu_line());
+    let arr = Array::<i32>::from_values(0..5).expect("shared memory");
+    let id = arr.get_obj().as_ptr() as usize;
+    say(&format!("Parent process puts item on queue with id {id}"));
+    let mut process = Process::new({
+        let (sem1, sem2, arr) = (sem1.clone(), sem2.clone(), arr.clone());
+        move || {
+            let id = arr.get_obj().as_ptr() as usize;
+            say(&format!("Child process received var = {} with id {id} from queue", arr.get(0).expect("index 0")));
+            sem1.release().expect("release");
+            sem2.acquire().expect("acquire");
+            say(&format!(
+                "After changes by parent process, child process sees var as = {}",
+                arr.get(0).expect("index 0")
+            ));
+        }
+    });
+    process.start().expect("start");
+    sem1.acquire().expect("acquire");
+    // `arr[0] += 100`
+    arr.set(0, arr.get(0).expect("index 0") + 100).expect("index 0");
+    say(&format!("Parent process changed the enqueued item to {}", arr.get(0).expect("index 0")));
+    sem2.release().expect("release");
+    process.join().expect("join");
+}

@@ -17,3 +17,4 @@ pub mod testkit;
 
 pub mod manager;
 pub mod mutex;
+pub mod pool;

@@ -1,0 +1,475 @@
+//! shuttle checks of the pool's dispatch protocol, and proof that each seeded
+//! mutant (8xx) is caught.
+//!
+//! The harness runs the real [`Dispatcher`] in a driver thread and the real
+//! [`worker_main`] in one shuttle thread per worker, connected by shuttle
+//! channels: one per worker (units and the stop sentinel out) and one event
+//! channel into the driver (worker messages, then the worker's death — the
+//! same order as a socket's data then its end of stream). A worker "is killed"
+//! by unwinding at its k-th step (a receive, a send, or between two tasks of a
+//! unit); every k is enumerated. Witnesses live in a std mutex, invisible to
+//! the scheduler, so they add no interleavings.
+
+use super::*;
+use crate::checkers::Crash;
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use shuttle::sync::mpsc::{channel, Sender};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex as StdMutex};
+
+/// One check's workload and faults.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    cfg: Config,
+    units: u32,
+    tasks_per_unit: u32,
+    /// Kill this worker at its k-th step.
+    crash: Option<(WorkerId, u32)>,
+    /// This worker's initializer fails.
+    init_fail: Option<WorkerId>,
+    /// The caller terminates instead of closing.
+    terminate: bool,
+}
+
+impl Scenario {
+    fn new(processes: usize, depth: usize, maxtasks: Option<u64>) -> Self {
+        Scenario {
+            cfg: Config {
+                processes,
+                maxtasksperchild: maxtasks,
+                depth,
+            },
+            units: 4,
+            tasks_per_unit: 2,
+            crash: None,
+            init_fail: None,
+            terminate: false,
+        }
+    }
+    fn tasks(&self, unit: UnitId) -> Vec<u32> {
+        (0..self.tasks_per_unit)
+            .map(|i| unit as u32 * 100 + i)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Ok(Vec<u32>),
+    Failed(Failure),
+    Refused,
+}
+
+#[derive(Default)]
+struct Witness {
+    inited: HashSet<WorkerId>,
+    started: HashMap<UnitId, WorkerId>,
+    executed: HashMap<u32, u32>,
+    units_per_worker: HashMap<WorkerId, u64>,
+    resolved: HashMap<UnitId, Outcome>,
+    spawned: u32,
+    died: u32,
+}
+
+type W = Arc<StdMutex<Witness>>;
+
+fn wit(w: &W) -> std::sync::MutexGuard<'_, Witness> {
+    w.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn resolve(w: &W, unit: UnitId, o: Outcome) {
+    let mut g = wit(w);
+    if let Outcome::Failed(Failure::WorkerDied { worker }) = &o {
+        crate::check!(
+            g.started.get(&unit) == Some(worker),
+            "unit {unit} failed as worker-died, but worker {worker} never started it"
+        );
+    }
+    if let Outcome::Failed(Failure::InitFailed(_)) = &o {
+        crate::check!(
+            !g.started.contains_key(&unit),
+            "unit {unit} failed as init-failed after it started"
+        );
+    }
+    crate::check!(
+        g.resolved.insert(unit, o).is_none(),
+        "unit {unit} resolved twice"
+    );
+}
+
+enum Ev {
+    Submit(UnitId, Vec<u32>),
+    Close,
+    Terminate,
+    From(WorkerId, FromWorker<Vec<u32>>),
+    Died(WorkerId),
+}
+
+/// Set when some execution reached the crash step being enumerated.
+static REACHED: AtomicBool = AtomicBool::new(false);
+
+struct Steps {
+    n: Cell<u32>,
+    crash_at: Option<u32>,
+}
+
+impl Steps {
+    fn step(&self) {
+        let s = self.n.get() + 1;
+        self.n.set(s);
+        if self.crash_at == Some(s) {
+            REACHED.store(true, SeqCst);
+            resume_unwind(Box::new(Crash));
+        }
+    }
+}
+
+struct ModelIo {
+    id: WorkerId,
+    inbox: shuttle::sync::mpsc::Receiver<ToWorker<Vec<u32>>>,
+    tx: Sender<Ev>,
+    steps: Rc<Steps>,
+}
+
+impl WorkerIo for ModelIo {
+    type Payload = Vec<u32>;
+    type Results = Vec<u32>;
+    fn recv(&mut self) -> Option<ToWorker<Vec<u32>>> {
+        self.steps.step();
+        self.inbox.recv().ok()
+    }
+    fn send(&mut self, m: FromWorker<Vec<u32>>) -> bool {
+        self.steps.step();
+        self.tx.send(Ev::From(self.id, m)).is_ok()
+    }
+}
+
+fn spawn_worker<const M: u32>(
+    sc: Scenario,
+    id: WorkerId,
+    tx: Sender<Ev>,
+    w: W,
+) -> Sender<ToWorker<Vec<u32>>> {
+    let (to, inbox) = channel();
+    wit(&w).spawned += 1;
+    shuttle::thread::spawn(move || {
+        let crash_at = sc.crash.and_then(|(cw, k)| (cw == id).then_some(k));
+        let steps = Rc::new(Steps {
+            n: Cell::new(0),
+            crash_at,
+        });
+        let mut io = ModelIo {
+            id,
+            inbox,
+            tx: tx.clone(),
+            steps: steps.clone(),
+        };
+        let w2 = w.clone();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            worker_main::<_, M>(
+                &mut io,
+                || {
+                    if sc.init_fail == Some(id) {
+                        return Err("initializer panicked".to_string());
+                    }
+                    wit(&w2).inited.insert(id);
+                    Ok(())
+                },
+                |unit, tasks| {
+                    {
+                        let mut g = wit(&w2);
+                        g.started.insert(unit, id);
+                        let n = g.units_per_worker.entry(id).or_insert(0);
+                        *n += 1;
+                        if let Some(m) = sc.cfg.maxtasksperchild {
+                            crate::check!(
+                                *n <= m,
+                                "worker {id} ran more than maxtasksperchild units"
+                            );
+                        }
+                    }
+                    let mut out = Vec::new();
+                    for t in tasks {
+                        steps.step();
+                        let mut g = wit(&w2);
+                        crate::check!(
+                            g.inited.contains(&id),
+                            "task {t} ran on worker {id} before its initializer"
+                        );
+                        let e = g.executed.entry(t).or_insert(0);
+                        *e += 1;
+                        crate::check!(*e == 1, "task {t} ran twice");
+                        out.push(t * 2);
+                    }
+                    out
+                },
+            )
+        }));
+        if let Err(p) = r {
+            if !p.is::<Crash>() {
+                resume_unwind(p);
+            }
+        }
+        wit(&w).died += 1;
+        // The end of stream after everything the worker sent.
+        let _ = tx.send(Ev::Died(id));
+    });
+    to
+}
+
+fn driver<const M: u32>(sc: Scenario, rx: shuttle::sync::mpsc::Receiver<Ev>, tx: Sender<Ev>, w: W) {
+    let mut d = Dispatcher::<Vec<u32>, M>::new(sc.cfg);
+    let mut inboxes: HashMap<WorkerId, Sender<ToWorker<Vec<u32>>>> = HashMap::new();
+    loop {
+        while let Some(a) = d.next_action() {
+            match a {
+                Action::Spawn { worker } => {
+                    let to = spawn_worker::<M>(sc, worker, tx.clone(), w.clone());
+                    inboxes.insert(worker, to);
+                }
+                Action::Send { worker, unit } => {
+                    let payload = d.payload(unit).expect("unresolved unit").clone();
+                    if let Some(to) = inboxes.get(&worker) {
+                        let _ = to.send(ToWorker::Unit { unit, payload });
+                    }
+                }
+                Action::Stop { worker } => {
+                    if let Some(to) = inboxes.get(&worker) {
+                        let _ = to.send(ToWorker::Stop);
+                    }
+                }
+                Action::Kill { worker } => {
+                    // The worker's next receive sees the end of stream.
+                    inboxes.remove(&worker);
+                }
+                Action::Fail { unit, failure } => resolve(&w, unit, Outcome::Failed(failure)),
+                Action::Finished => {
+                    // Submissions that raced with the end are refused (the
+                    // shipped pool does this under its submission lock).
+                    while let Ok(ev) = rx.try_recv() {
+                        if let Ev::Submit(u, _) = ev {
+                            resolve(&w, u, Outcome::Refused);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        match rx.recv().expect("the driver holds a sender") {
+            Ev::Submit(u, p) => {
+                if d.submit(u, p).is_err() {
+                    resolve(&w, u, Outcome::Refused);
+                }
+            }
+            Ev::Close => d.close(),
+            Ev::Terminate => d.terminate(),
+            Ev::From(wk, FromWorker::Ready) => d.on_ready(wk),
+            Ev::From(wk, FromWorker::Started { unit }) => {
+                crate::check!(
+                    d.on_started(wk, unit),
+                    "unexpected Started from worker {wk}"
+                );
+            }
+            Ev::From(wk, FromWorker::InitFailed(m)) => d.on_init_failed(wk, m),
+            Ev::From(wk, FromWorker::Done { unit, results }) => {
+                if d.on_done(wk, unit) {
+                    resolve(&w, unit, Outcome::Ok(results));
+                }
+            }
+            Ev::Died(wk) => {
+                inboxes.remove(&wk);
+                d.on_died(wk);
+            }
+        }
+    }
+}
+
+/// One execution: submit every unit, then close (or terminate), then wait for
+/// the dispatcher to finish, then check every unit's outcome.
+fn body<const M: u32>(sc: Scenario) {
+    let w: W = Arc::new(StdMutex::new(Witness::default()));
+    let (tx, rx) = channel();
+    let h = {
+        let (tx, w) = (tx.clone(), w.clone());
+        shuttle::thread::spawn(move || driver::<M>(sc, rx, tx, w))
+    };
+    for u in 0..sc.units as UnitId {
+        if tx.send(Ev::Submit(u, sc.tasks(u))).is_err() {
+            // The dispatcher finished early: only a broken pool does that.
+            resolve(&w, u, Outcome::Refused);
+        }
+    }
+    let _ = tx.send(if sc.terminate {
+        Ev::Terminate
+    } else {
+        Ev::Close
+    });
+    h.join().unwrap();
+    let g = wit(&w);
+    for u in 0..sc.units as UnitId {
+        match g.resolved.get(&u) {
+            None => crate::testkit::violation(&format!("unit {u} never resolved")),
+            Some(Outcome::Ok(r)) => {
+                let want: Vec<u32> = sc.tasks(u).iter().map(|t| t * 2).collect();
+                crate::check!(*r == want, "unit {u}: wrong results {r:?}");
+                for t in sc.tasks(u) {
+                    crate::check!(
+                        g.executed.get(&t) == Some(&1),
+                        "task {t} delivered but not run once"
+                    );
+                }
+            }
+            Some(Outcome::Failed(Failure::WorkerDied { .. })) => {
+                crate::check!(
+                    sc.crash.is_some(),
+                    "unit {u} failed but no worker was killed"
+                )
+            }
+            Some(Outcome::Failed(Failure::InitFailed(_))) | Some(Outcome::Refused) => {
+                crate::check!(
+                    sc.init_fail.is_some(),
+                    "unit {u} refused without a failed initializer"
+                )
+            }
+            Some(Outcome::Failed(Failure::Terminated)) => {
+                crate::check!(sc.terminate, "unit {u} terminated without terminate()")
+            }
+        }
+    }
+    if sc.crash.is_none() && sc.init_fail.is_none() && !sc.terminate {
+        crate::check!(
+            g.resolved.values().all(|o| matches!(o, Outcome::Ok(_))),
+            "a unit failed without any fault"
+        );
+    }
+    crate::check!(g.spawned == g.died, "finished with a worker still running");
+}
+
+fn random<const M: u32>(sc: Scenario, iters: usize) {
+    shuttle::check_random(move || body::<M>(sc), iters);
+}
+
+fn pct<const M: u32>(sc: Scenario, iters: usize) {
+    shuttle::check_pct(move || body::<M>(sc), iters, 3);
+}
+
+/// Kill worker `victim` at every step it can reach, `iters` random schedules each.
+/// Returns the number of crash points.
+fn every_kill<const M: u32>(mut sc: Scenario, victim: WorkerId, iters: usize) -> u32 {
+    every_crash_point(|k| {
+        REACHED.store(false, SeqCst);
+        sc.crash = Some((victim, k));
+        random::<M>(sc, iters);
+        REACHED.load(SeqCst)
+    })
+}
+
+fn iters() -> usize {
+    shuttle_iters()
+}
+
+#[test]
+fn all_tasks_once_two_workers() {
+    random::<0>(Scenario::new(2, 2, None), iters());
+    pct::<0>(Scenario::new(2, 2, None), iters());
+}
+
+#[test]
+fn three_workers_no_prefetch() {
+    let mut sc = Scenario::new(3, 1, None);
+    sc.units = 5;
+    random::<0>(sc, iters() / 2);
+}
+
+#[test]
+fn recycling_maxtasksperchild() {
+    random::<0>(Scenario::new(2, 2, Some(1)), iters());
+    pct::<0>(Scenario::new(2, 2, Some(2)), iters());
+}
+
+#[test]
+fn worker_killed_at_every_step() {
+    let n = every_kill::<0>(Scenario::new(2, 2, None), 1, iters() / 4);
+    assert!(n >= 6, "only {n} crash points");
+    // One worker: its death must be followed by a replacement.
+    let n = every_kill::<0>(Scenario::new(1, 2, Some(3)), 1, iters() / 4);
+    assert!(n >= 6, "only {n} crash points");
+}
+
+#[test]
+fn initializer_failure_breaks_the_pool_without_hanging() {
+    let mut sc = Scenario::new(2, 2, None);
+    sc.init_fail = Some(1);
+    random::<0>(sc, iters());
+    sc.init_fail = Some(2);
+    pct::<0>(sc, iters() / 2);
+}
+
+#[test]
+fn terminate_resolves_everything() {
+    let mut sc = Scenario::new(2, 2, None);
+    sc.terminate = true;
+    random::<0>(sc, iters());
+}
+
+// ---- mutants -------------------------------------------------------------
+
+#[test]
+fn mutant_801_drop_on_death_is_caught() {
+    assert!(fails_with("never resolved", || {
+        every_kill::<MUTANT_DROP_ON_DEATH>(Scenario::new(2, 2, None), 1, iters() / 4);
+    }));
+}
+
+#[test]
+fn mutant_802_retry_running_is_caught() {
+    assert!(fails_with("ran twice", || {
+        every_kill::<MUTANT_RETRY_RUNNING>(Scenario::new(2, 2, None), 1, iters() / 4);
+    }));
+}
+
+#[test]
+fn mutant_803_late_init_is_caught() {
+    assert!(fails_with("before its initializer", || {
+        random::<MUTANT_LATE_INIT>(Scenario::new(2, 2, None), iters());
+    }));
+}
+
+#[test]
+fn mutant_804_no_replacement_is_caught() {
+    assert!(fails_with("deadlock", || {
+        every_kill::<MUTANT_NO_REPLACE>(Scenario::new(1, 2, None), 1, iters() / 4);
+    }));
+}
+
+#[test]
+fn mutant_805_fail_prefetched_is_caught() {
+    assert!(fails_with("never started it", || {
+        every_kill::<MUTANT_FAIL_PREFETCHED>(Scenario::new(2, 2, None), 1, iters() / 4);
+    }));
+}
+
+#[test]
+fn mutant_806_early_finish_is_caught() {
+    assert!(fails_with("never resolved", || {
+        random::<MUTANT_EARLY_FINISH>(Scenario::new(2, 2, None), iters());
+    }));
+}
+
+#[test]
+fn mutant_807_maxtasks_off_by_one_is_caught() {
+    assert!(fails_with("more than maxtasksperchild", || {
+        random::<MUTANT_MAXTASKS_OFF_BY_ONE>(Scenario::new(2, 2, Some(1)), iters());
+    }));
+}
+
+#[test]
+fn mutant_808_fail_unstarted_front_is_caught() {
+    assert!(fails_with("never started it", || {
+        every_kill::<MUTANT_FAIL_UNSTARTED_FRONT>(Scenario::new(2, 2, None), 1, iters() / 4);
+    }));
+}

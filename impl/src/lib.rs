@@ -11,3 +11,4 @@ pub mod shm;
 pub mod process;
 pub use process::{cpu_count, Process};
 pub mod manager;
+pub use pool::Pool;

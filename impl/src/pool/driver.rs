@@ -1,0 +1,483 @@
+//! The dispatcher thread: the model's [`Dispatcher`] driven by `poll(2)` over
+//! each worker's socket and pidfd and an eventfd that callers ring when they
+//! submit work, close or terminate.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use procshare_model::pool::{Action, Config, Dispatcher, Failure, Refused, UnitId, WorkerId};
+
+use super::job::Sink;
+use super::worker::{self, InitFn, FRAME_LIMIT};
+use super::PoolError;
+use crate::Process;
+
+/// A unit handed to the dispatcher thread.
+pub(crate) struct Submission {
+    pub(crate) unit: UnitId,
+    /// The whole unit frame (header included).
+    pub(crate) frame: Arc<[u8]>,
+    pub(crate) sink: Arc<dyn Sink>,
+    /// The unit's first task index in its job, and its number of tasks.
+    pub(crate) start: usize,
+    pub(crate) n: usize,
+}
+
+/// What callers and the dispatcher thread share (under one mutex).
+#[derive(Default)]
+pub(crate) struct Inbox {
+    pub(crate) subs: VecDeque<Submission>,
+    pub(crate) close: bool,
+    pub(crate) terminate: bool,
+    /// The dispatcher thread has finished: nothing more will run.
+    pub(crate) finished: bool,
+    /// An initializer failed.
+    pub(crate) broken: Option<String>,
+    /// Pids of the live workers.
+    pub(crate) pids: Vec<u32>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) inbox: Mutex<Inbox>,
+    pub(crate) finished_cv: Condvar,
+    /// An eventfd: written by callers, polled by the dispatcher thread.
+    wake: OwnedFd,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Result<Shared, PoolError> {
+        // SAFETY: plain eventfd creation; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(PoolError::os("eventfd", std::io::Error::last_os_error()));
+        }
+        Ok(Shared {
+            inbox: Mutex::new(Inbox::default()),
+            finished_cv: Condvar::new(),
+            // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+            wake: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ring the dispatcher thread.
+    pub(crate) fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: an 8-byte write to our eventfd (EAGAIN only if the counter
+        // is saturated, and then it is readable anyway).
+        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+    }
+
+    fn drain_wake(&self) {
+        let mut b = [0u8; 8];
+        // SAFETY: an 8-byte read from our non-blocking eventfd.
+        unsafe { libc::read(self.wake.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+    }
+}
+
+/// One worker as the dispatcher thread sees it.
+struct Conn {
+    id: WorkerId,
+    proc: Process,
+    pid: u32,
+    sock: UnixStream,
+    pidfd: Option<OwnedFd>,
+    inbuf: Vec<u8>,
+    out: VecDeque<Arc<[u8]>>,
+    /// Bytes of `out.front()` already written.
+    out_off: usize,
+    dead: bool,
+}
+
+/// What the dispatcher thread owns.
+pub(crate) struct Driver {
+    d: Dispatcher<Arc<[u8]>>,
+    conns: Vec<Conn>,
+    units: HashMap<UnitId, (Arc<dyn Sink>, usize, usize)>,
+    /// Pid and exit code of workers that died, for error messages.
+    dead: HashMap<WorkerId, (u32, Option<i32>)>,
+    shared: Arc<Shared>,
+    init: Option<InitFn>,
+}
+
+fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
+    match f {
+        Failure::WorkerDied { worker } => {
+            let (pid, code) = dead.get(&worker).copied().unwrap_or((0, None));
+            PoolError::WorkerDied {
+                pid,
+                exitcode: code,
+            }
+        }
+        Failure::InitFailed(m) => PoolError::InitializerFailed(m),
+        Failure::Terminated => PoolError::Terminated,
+    }
+}
+
+impl Driver {
+    pub(crate) fn new(cfg: Config, shared: Arc<Shared>, init: Option<InitFn>) -> Driver {
+        Driver {
+            d: Dispatcher::new(cfg),
+            conns: Vec::new(),
+            units: HashMap::new(),
+            dead: HashMap::new(),
+            shared,
+            init,
+        }
+    }
+
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.d.broken().map(str::to_string)
+    }
+
+    pub(crate) fn ready_workers(&self) -> usize {
+        self.d.ready_workers()
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.d.is_finished()
+    }
+
+    /// Terminate from the thread that owns the driver (a failed `build`).
+    pub(crate) fn terminate(&mut self) {
+        self.d.terminate();
+    }
+
+    fn conn(&mut self, w: WorkerId) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|c| c.id == w)
+    }
+
+    fn spawn(&mut self, w: WorkerId) -> Result<(), PoolError> {
+        let (parent, child) = UnixStream::pair().map_err(|e| PoolError::os("socketpair", e))?;
+        // The child closes its copies of every pool descriptor but its own socket.
+        let mut close: Vec<RawFd> = vec![parent.as_raw_fd(), self.shared.wake.as_raw_fd()];
+        for c in &self.conns {
+            close.push(c.sock.as_raw_fd());
+            if let Some(p) = &c.pidfd {
+                close.push(p.as_raw_fd());
+            }
+        }
+        let cfd = child.as_raw_fd();
+        let init = self.init.clone();
+        let mut p = Process::new(move || worker::child_main(cfd, &close, init))
+            .with_name(format!("PoolWorker-{w}"));
+        p.start().map_err(|e| PoolError::Process(e.to_string()))?;
+        drop(child);
+        parent
+            .set_nonblocking(true)
+            .map_err(|e| PoolError::os("fcntl", e))?;
+        let pid = p.pid().unwrap_or(0);
+        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|x| {
+            rustix::process::pidfd_open(x, rustix::process::PidfdFlags::empty()).ok()
+        });
+        self.shared.lock().pids.push(pid);
+        self.conns.push(Conn {
+            id: w,
+            proc: p,
+            pid,
+            sock: parent,
+            pidfd,
+            inbuf: Vec::new(),
+            out: VecDeque::new(),
+            out_off: 0,
+            dead: false,
+        });
+        Ok(())
+    }
+
+    /// Carry out the dispatcher's actions until it has none.
+    fn run_actions(&mut self) {
+        while let Some(a) = self.d.next_action() {
+            match a {
+                Action::Spawn { worker } => {
+                    if self.spawn(worker).is_err() {
+                        // Could not fork: the same as a worker that died at once.
+                        self.dead.insert(worker, (0, None));
+                        self.d.on_died(worker);
+                    }
+                }
+                Action::Send { worker, unit } => {
+                    let f = self.d.payload(unit).cloned();
+                    if let (Some(f), Some(c)) = (f, self.conn(worker)) {
+                        c.out.push_back(f);
+                        flush(c);
+                    }
+                }
+                Action::Stop { worker } => {
+                    if let Some(c) = self.conn(worker) {
+                        c.out.push_back(worker::stop_frame().into());
+                        flush(c);
+                    }
+                }
+                Action::Kill { worker } => {
+                    if let Some(c) = self.conn(worker) {
+                        let _ = c.proc.kill();
+                    }
+                }
+                Action::Fail { unit, failure } => {
+                    if let Some((sink, start, n)) = self.units.remove(&unit) {
+                        sink.fail(start, n, failure_error(failure, &self.dead));
+                    }
+                }
+                Action::Finished => {}
+            }
+        }
+    }
+
+    /// Take what callers submitted.
+    fn take_inbox(&mut self) {
+        self.shared.drain_wake();
+        let (subs, close, terminate) = {
+            let mut g = self.shared.lock();
+            (std::mem::take(&mut g.subs), g.close, g.terminate)
+        };
+        for s in subs {
+            match self.d.submit(s.unit, s.frame) {
+                Ok(()) => {
+                    self.units.insert(s.unit, (s.sink, s.start, s.n));
+                }
+                Err(r) => s.sink.fail(s.start, s.n, refused(r)),
+            }
+        }
+        if terminate {
+            self.d.terminate();
+        } else if close {
+            self.d.close();
+        }
+    }
+
+    /// Handle one frame from worker `w`.
+    fn on_frame(&mut self, w: WorkerId, f: &[u8]) -> bool {
+        let unit = || {
+            f.get(1..9)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        match f.first() {
+            Some(&worker::FROM_READY) => {
+                self.d.on_ready(w);
+                true
+            }
+            Some(&worker::FROM_INIT_FAILED) => {
+                let m = String::from_utf8_lossy(&f[1..]).into_owned();
+                self.d.on_init_failed(w, m);
+                true
+            }
+            Some(&worker::FROM_STARTED) => unit().is_some_and(|u| self.d.on_started(w, u)),
+            Some(&worker::FROM_DONE) => match unit() {
+                Some(u) => {
+                    if self.d.on_done(w, u) {
+                        if let Some((sink, start, n)) = self.units.remove(&u) {
+                            sink.deliver(start, n, &f[9..]);
+                        }
+                        true
+                    } else {
+                        false
+                    }
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Read everything worker `i` sent; handle complete frames. Marks it dead
+    /// at end of stream (or on a read error or a protocol violation).
+    fn read_conn(&mut self, i: usize) {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let c = &mut self.conns[i];
+            match c.sock.read(&mut buf) {
+                Ok(0) => {
+                    c.dead = true;
+                    break;
+                }
+                Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    c.dead = true;
+                    break;
+                }
+            }
+        }
+        // Complete frames, in order.
+        let w = self.conns[i].id;
+        let mut inbuf = std::mem::take(&mut self.conns[i].inbuf);
+        let mut at = 0;
+        let mut bad = false;
+        while let Ok((payload, _)) = crate::wire::split_frame(&inbuf[at..], FRAME_LIMIT) {
+            let len = payload.len();
+            let ok = self.on_frame(w, &inbuf[at + 4..at + 4 + len]);
+            at += 4 + len;
+            if !ok {
+                bad = true;
+                break;
+            }
+        }
+        if let Err(crate::wire::WireError::Oversized { .. }) =
+            crate::wire::split_frame(&inbuf[at..], FRAME_LIMIT)
+        {
+            bad = true;
+        }
+        inbuf.drain(..at);
+        let c = &mut self.conns[i];
+        c.inbuf = inbuf;
+        if bad {
+            // A worker that breaks the protocol is killed; its death follows.
+            let _ = c.proc.kill();
+        }
+    }
+
+    /// Worker `i` is dead: reap it and tell the dispatcher.
+    fn bury(&mut self, i: usize) {
+        let mut c = self.conns.remove(i);
+        let code = c.proc.join().ok();
+        self.dead.insert(c.id, (c.pid, code));
+        {
+            let mut g = self.shared.lock();
+            g.pids.retain(|&p| p != c.pid);
+        }
+        self.d.on_died(c.id);
+    }
+
+    /// One round: carry out actions, wait for events (at most `timeout_ms`,
+    /// -1: forever), handle them.
+    pub(crate) fn step(&mut self, timeout_ms: i32) {
+        self.run_actions();
+        if self.d.is_finished() {
+            return;
+        }
+        let mut fds = vec![libc::pollfd {
+            fd: self.shared.wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for c in &self.conns {
+            let mut ev = libc::POLLIN;
+            if !c.out.is_empty() {
+                ev |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: c.sock.as_raw_fd(),
+                events: ev,
+                revents: 0,
+            });
+            fds.push(libc::pollfd {
+                fd: c.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a valid array of pollfds for the duration of the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if rc <= 0 {
+            return;
+        }
+        if fds[0].revents != 0 {
+            self.take_inbox();
+        }
+        let n = self.conns.len().min((fds.len() - 1) / 2);
+        for i in 0..n {
+            let (s, p) = (fds[1 + 2 * i].revents, fds[2 + 2 * i].revents);
+            if s & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                self.read_conn(i);
+            }
+            if p != 0 {
+                // The process exited: everything it wrote is in the socket now.
+                self.read_conn(i);
+                self.conns[i].dead = true;
+            }
+            if s & libc::POLLOUT != 0 {
+                flush(&mut self.conns[i]);
+            }
+            self.run_actions();
+        }
+        // Bury the dead (after reading all they sent), highest index first.
+        for i in (0..self.conns.len()).rev() {
+            if self.conns[i].dead {
+                self.bury(i);
+                self.run_actions();
+            }
+        }
+    }
+
+    /// The dispatcher thread's body: run until finished, then refuse whatever
+    /// was submitted meanwhile and wake `join`.
+    pub(crate) fn run(mut self) {
+        while !self.d.is_finished() {
+            self.step(-1);
+        }
+        self.finish();
+    }
+
+    pub(crate) fn finish(&mut self) {
+        self.run_actions();
+        let broken = self.d.broken().map(str::to_string);
+        let subs = {
+            let mut g = self.shared.lock();
+            g.finished = true;
+            g.broken = broken.clone();
+            std::mem::take(&mut g.subs)
+        };
+        for s in subs {
+            let e = match &broken {
+                Some(b) => PoolError::InitializerFailed(b.clone()),
+                None => PoolError::NotRunning,
+            };
+            s.sink.fail(s.start, s.n, e);
+        }
+        // Anything still unresolved (cannot happen once finished; belt and braces).
+        for (_, (sink, start, n)) in self.units.drain() {
+            sink.fail(start, n, PoolError::Terminated);
+        }
+        self.shared.finished_cv.notify_all();
+    }
+}
+
+fn refused(r: Refused) -> PoolError {
+    match r {
+        Refused::NotRunning | Refused::DuplicateUnit => PoolError::NotRunning,
+        Refused::Broken(m) => PoolError::InitializerFailed(m),
+    }
+}
+
+/// Write as much of `c`'s pending output as the socket takes.
+fn flush(c: &mut Conn) {
+    while let Some(f) = c.out.front() {
+        let rest = &f[c.out_off..];
+        // SAFETY: a send from a live buffer on our socket; MSG_NOSIGNAL: a dead
+        // peer is EPIPE (handled by the death path), not SIGPIPE.
+        let n = unsafe {
+            libc::send(
+                c.sock.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return,
+                _ => {
+                    // EPIPE/ECONNRESET: the worker is gone; its death is seen by read/pidfd.
+                    c.out.clear();
+                    c.out_off = 0;
+                    return;
+                }
+            }
+        }
+        c.out_off += n as usize;
+        if c.out_off == f.len() {
+            c.out.pop_front();
+            c.out_off = 0;
+        }
+    }
+}

@@ -1,0 +1,838 @@
+//! A pool of worker processes (Python's `multiprocessing.pool.Pool`), with an
+//! initializer that sets per-worker globals, and no hangs when a worker dies.
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::pool::Pool;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let pool = Pool::builder().processes(2).build().unwrap();
+//! assert_eq!(pool.map(square, 0..10).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//! assert_eq!(pool.apply(square, 7).unwrap(), 49);
+//! let r = pool.apply_async(square, 8).unwrap();
+//! assert_eq!(r.get().unwrap(), 64);
+//! pool.close().unwrap();
+//! pool.join().unwrap();
+//! ```
+//!
+//! # Tasks
+//!
+//! A task is a plain function pointer `fn(T) -> R` (or `fn(A, B) -> R` for
+//! [`Pool::starmap`]): workers are forks of the parent, so the same address is
+//! the same function there. A closure that captures anything is refused at
+//! compile time (a non-capturing closure coerces to `fn` and is accepted).
+//! Arguments and results cross by serde (postcard, [`crate::wire`]); an
+//! argument that fails to serialize is an error in the caller before anything
+//! is sent, a result that fails to serialize is that task's error.
+//!
+//! # Per-worker globals
+//!
+//! [`PoolBuilder::initializer`] takes `fn(A)` and the `initargs: A`. Each worker
+//! (a fork) clones `initargs` in the child and calls the initializer *before
+//! its first task*; what the initializer stores (for instance in a
+//! `static OnceLock`) is what every task of that worker sees. `A` need not be
+//! serializable: inherited objects (a procshare queue, a `Value`, a manager
+//! proxy) are passed as they are, as the document of seed 001 does.
+//!
+//! # How it works
+//!
+//! The parent runs one dispatcher thread. Each worker is a [`crate::Process`]
+//! with its own socketpair to that thread: units of work (one `apply`, or one
+//! chunk of a `map`) go out, results come back. The decisions — which unit goes
+//! to which worker, what a worker's death means, when to recycle and stop —
+//! are made by [`procshare_model::pool::Dispatcher`] and the worker's loop is
+//! [`procshare_model::pool::worker_main`]: the very code the shuttle checks of
+//! `procshare-model` run, with every worker killed at every step.
+//!
+//! # Failures (where CPython hangs, this does not)
+//!
+//! * A task that panics: its result is [`PoolError::TaskPanicked`] with the
+//!   panic message; the worker goes on.
+//! * A worker killed (`kill -9`) mid-task: the unit it was running (one task,
+//!   or one chunk) fails with [`PoolError::WorkerDied`] — seen at once as the
+//!   end of stream on its socket or its pidfd, not after a timeout — and a new
+//!   worker (new pid, initializer run again) takes over the rest. CPython's
+//!   `map` hangs forever here (gh-66587).
+//! * An initializer that panics: [`PoolBuilder::build`] returns
+//!   [`PoolError::InitializerFailed`]; if a replacement's initializer fails
+//!   later, every waiting task fails with that error and further calls are
+//!   refused. (CPython respawns such workers forever and its callers hang.)
+//! * `maxtasksperchild`: a worker is recycled after that many units (a chunk
+//!   counts as one, as in CPython).
+//! * Any call after [`Pool::close`] or [`Pool::terminate`] is
+//!   [`PoolError::NotRunning`]; dropping the pool terminates it (leaving
+//!   `with Pool(...)` in Python does the same).
+//!
+//! The dispatcher thread forks replacement workers; forking from a
+//! multi-threaded process prints procshare's one-time warning (see
+//! [`crate::process`]). The initial workers are forked by the thread that
+//! calls `build`, before the dispatcher thread exists.
+
+mod driver;
+mod job;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use procshare_model::pool::Config;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use driver::{Driver, Shared, Submission};
+use job::{ErrCallback, Job, OkCallback};
+use worker::Tramp;
+
+/// Errors of the pool and of its tasks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// `processes(0)` (CPython: `ValueError: Number of processes must be at least 1`).
+    #[error("Number of processes must be at least 1")]
+    NoProcesses,
+    /// `maxtasksperchild(0)` (CPython: `maxtasksperchild must be a positive int or None`).
+    #[error("maxtasksperchild must be a positive integer or None")]
+    BadMaxTasks,
+    /// `chunksize(0)`.
+    #[error("Chunksize must be 1+, not 0")]
+    BadChunksize,
+    /// The pool was closed or terminated (CPython: `ValueError: Pool not running`).
+    #[error("Pool not running")]
+    NotRunning,
+    /// `join` before `close`/`terminate` (CPython: `ValueError: Pool is still running`).
+    #[error("Pool is still running")]
+    StillRunning,
+    /// A worker's initializer panicked (its message), or workers kept dying in it.
+    #[error("pool initializer failed: {0}")]
+    InitializerFailed(String),
+    /// The task panicked with this message.
+    #[error("task panicked: {0}")]
+    TaskPanicked(String),
+    /// The worker running the task died before answering.
+    #[error("worker died (pid {pid}, exit code {exitcode:?}) while running this task")]
+    WorkerDied {
+        /// The worker's pid.
+        pid: u32,
+        /// Its exit code as Python reports it (`-9` after `kill -9`), if known.
+        exitcode: Option<i32>,
+    },
+    /// The pool was terminated before the task finished.
+    #[error("the pool was terminated before the task finished")]
+    Terminated,
+    /// `get_timeout` / `next_timeout` gave up (CPython: `multiprocessing.TimeoutError`).
+    #[error("timed out waiting for the result")]
+    Timeout,
+    /// `successful()` before the result is ready (CPython: `ValueError`).
+    #[error("the result is not ready")]
+    NotReady,
+    /// The result was already taken by an earlier `get`.
+    #[error("the result was already taken")]
+    AlreadyTaken,
+    /// An argument or a result could not be serialized.
+    #[error("cannot serialize: {0}")]
+    Serialize(String),
+    /// A result could not be decoded.
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    /// Starting a worker failed.
+    #[error("cannot start a worker: {0}")]
+    Process(String),
+    /// A system call failed.
+    #[error("{what} failed: {msg}")]
+    Os {
+        /// Which call.
+        what: &'static str,
+        /// The OS error.
+        msg: String,
+    },
+}
+
+impl PoolError {
+    fn os(what: &'static str, e: std::io::Error) -> PoolError {
+        PoolError::Os {
+            what,
+            msg: e.to_string(),
+        }
+    }
+}
+
+/// Builder of a [`Pool`] (CPython's `Pool(processes, initializer, initargs, maxtasksperchild)`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::pool::{Pool, PoolError};
+/// assert_eq!(Pool::builder().processes(0).build().err(), Some(PoolError::NoProcesses));
+/// assert_eq!(Pool::builder().maxtasksperchild(0).build().err(), Some(PoolError::BadMaxTasks));
+/// ```
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    init: Option<worker::InitFn>,
+    maxtasks: Option<u64>,
+    bad_maxtasks: bool,
+}
+
+impl core::fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("initializer", &self.init.is_some())
+            .field("maxtasksperchild", &self.maxtasks)
+            .finish()
+    }
+}
+
+impl PoolBuilder {
+    /// Number of workers (default: [`crate::cpu_count`]).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Run `f(initargs.clone())` in each worker before its first task.
+    /// `initargs` is cloned in the child after the fork: it may hold inherited
+    /// objects (queues, values, proxies) and need not be serializable.
+    pub fn initializer<A: Clone + Send + Sync + 'static>(mut self, f: fn(A), initargs: A) -> Self {
+        self.init = Some(Arc::new(move || f(initargs.clone())));
+        self
+    }
+
+    /// Recycle each worker after `n` units of work (`n >= 1`).
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.bad_maxtasks = n == 0;
+        self.maxtasks = Some(n);
+        self
+    }
+
+    /// Only the `fork` start method exists (as for [`crate::Process`]).
+    pub fn start_method(self, _m: crate::process::StartMethod) -> Self {
+        self
+    }
+
+    /// Start the workers and wait until each has run its initializer.
+    /// An initializer that panics is [`PoolError::InitializerFailed`].
+    pub fn build(self) -> Result<Pool, PoolError> {
+        let processes = self.processes.unwrap_or_else(crate::cpu_count);
+        if processes == 0 {
+            return Err(PoolError::NoProcesses);
+        }
+        if self.bad_maxtasks {
+            return Err(PoolError::BadMaxTasks);
+        }
+        let shared = Arc::new(Shared::new()?);
+        let cfg = Config {
+            processes,
+            maxtasksperchild: self.maxtasks,
+            depth: 2,
+        };
+        let mut drv = Driver::new(cfg, shared.clone(), self.init);
+        // Fork the first workers from this thread (the dispatcher thread does
+        // not exist yet) and wait for their initializers.
+        while drv.ready_workers() < processes && drv.broken().is_none() && !drv.is_finished() {
+            drv.step(-1);
+        }
+        if let Some(msg) = drv.broken() {
+            drv.terminate();
+            while !drv.is_finished() {
+                drv.step(-1);
+            }
+            drv.finish();
+            return Err(PoolError::InitializerFailed(msg));
+        }
+        let thread = std::thread::Builder::new()
+            .name("procshare-pool".into())
+            .spawn(move || drv.run())
+            .map_err(|e| PoolError::os("thread spawn", e))?;
+        Ok(Pool {
+            shared,
+            thread: Mutex::new(Some(thread)),
+            processes,
+            next_unit: AtomicU64::new(1),
+        })
+    }
+}
+
+/// A pool of worker processes. See the [module documentation](self).
+pub struct Pool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    processes: usize,
+    next_unit: AtomicU64,
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool")
+            .field("processes", &self.processes)
+            .field("pids", &self.worker_pids())
+            .finish()
+    }
+}
+
+/// CPython's default chunk size for `map`: `ceil(len / (4 * workers))`.
+fn default_chunksize(len: usize, workers: usize) -> usize {
+    len.div_ceil(4 * workers).max(1)
+}
+
+impl Pool {
+    /// A builder (CPython's `Pool(...)` arguments).
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            init: None,
+            maxtasks: None,
+            bad_maxtasks: false,
+        }
+    }
+
+    /// A pool of `n` workers without initializer.
+    pub fn new(n: usize) -> Result<Pool, PoolError> {
+        Pool::builder().processes(n).build()
+    }
+
+    /// Number of workers.
+    pub fn processes(&self) -> usize {
+        self.processes
+    }
+
+    /// Pids of the live workers (they change when workers are replaced or recycled).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.lock().pids.clone()
+    }
+
+    /// Encode `items` in chunks and hand them to the dispatcher thread.
+    fn submit<In: Serialize, R: DeserializeOwned + Send + 'static>(
+        &self,
+        tramp: Tramp,
+        func: usize,
+        items: &[In],
+        chunksize: usize,
+        job: Arc<Job<R>>,
+    ) -> Result<(), PoolError> {
+        if chunksize == 0 {
+            return Err(PoolError::BadChunksize);
+        }
+        let mut subs = Vec::with_capacity(items.len().div_ceil(chunksize));
+        for (k, chunk) in items.chunks(chunksize).enumerate() {
+            let data =
+                crate::wire::encode(chunk).map_err(|e| PoolError::Serialize(e.to_string()))?;
+            let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
+            subs.push(Submission {
+                unit,
+                frame: worker::unit_frame(unit, tramp, func, &data).into(),
+                sink: job.clone(),
+                start: k * chunksize,
+                n: chunk.len(),
+            });
+        }
+        {
+            let mut g = self.shared.lock();
+            if let Some(b) = &g.broken {
+                return Err(PoolError::InitializerFailed(b.clone()));
+            }
+            if g.close || g.terminate || g.finished {
+                return Err(PoolError::NotRunning);
+            }
+            g.subs.extend(subs);
+        }
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Run `f(arg)` in a worker and wait for the result (CPython's `apply`).
+    pub fn apply<T, R>(&self, f: fn(T) -> R, arg: T) -> Result<R, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, arg)?.get()
+    }
+
+    /// Start `f(arg)` in a worker (CPython's `apply_async`).
+    pub fn apply_async<T, R>(&self, f: fn(T) -> R, arg: T) -> Result<AsyncResult<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async_inner(f, arg, None, None)
+    }
+
+    /// [`Pool::apply_async`] with a `callback` (run with the result) and an
+    /// `error_callback` (run with the error), on the pool's dispatcher thread,
+    /// as in CPython: they must not block.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::pool::Pool;
+    /// use std::sync::mpsc::channel;
+    /// fn double(x: i32) -> i32 { x * 2 }
+    /// let pool = Pool::new(1).unwrap();
+    /// let (tx, rx) = channel();
+    /// let r = pool
+    ///     .apply_async_with(double, 21, move |v: &i32| tx.send(*v).unwrap(), |_e| {})
+    ///     .unwrap();
+    /// assert_eq!(rx.recv().unwrap(), 42);
+    /// assert_eq!(r.get().unwrap(), 42);
+    /// ```
+    pub fn apply_async_with<T, R>(
+        &self,
+        f: fn(T) -> R,
+        arg: T,
+        callback: impl FnOnce(&R) + Send + 'static,
+        error_callback: impl FnOnce(&PoolError) + Send + 'static,
+    ) -> Result<AsyncResult<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let cb: OkCallback<R> = Box::new(move |v: &[R]| {
+            if let Some(v) = v.first() {
+                callback(v)
+            }
+        });
+        self.apply_async_inner(f, arg, Some(cb), Some(Box::new(error_callback)))
+    }
+
+    fn apply_async_inner<T, R>(
+        &self,
+        f: fn(T) -> R,
+        arg: T,
+        cb: Option<OkCallback<R>>,
+        ecb: Option<ErrCallback>,
+    ) -> Result<AsyncResult<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let job = Arc::new(Job::new(1, cb, ecb));
+        self.submit(worker::tramp1::<T, R>, f as usize, &[arg], 1, job.clone())?;
+        Ok(AsyncResult {
+            inner: MapResult { job },
+        })
+    }
+
+    /// `f` applied to every item, in order, waiting for all (CPython's `map`,
+    /// with its default chunk size `ceil(len / (4 * processes))`). The first
+    /// failed task's error is returned; [`MapResult::get_all`] gives each.
+    pub fn map<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items, None)?.get()
+    }
+
+    /// Start a `map` (`chunksize: None` is CPython's default).
+    pub fn map_async<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(
+            worker::tramp1::<T, R>,
+            f as usize,
+            items,
+            chunksize,
+            None,
+            None,
+        )
+    }
+
+    /// [`Pool::map_async`] with a `callback` (run with all results, in order)
+    /// and an `error_callback` (run with the first error), on the dispatcher thread.
+    pub fn map_async_with<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+        callback: impl FnOnce(&[R]) + Send + 'static,
+        error_callback: impl FnOnce(&PoolError) + Send + 'static,
+    ) -> Result<MapResult<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(
+            worker::tramp1::<T, R>,
+            f as usize,
+            items,
+            chunksize,
+            Some(Box::new(callback)),
+            Some(Box::new(error_callback)),
+        )
+    }
+
+    fn map_inner<In: Serialize, R: DeserializeOwned + Send + 'static>(
+        &self,
+        tramp: Tramp,
+        func: usize,
+        items: impl IntoIterator<Item = In>,
+        chunksize: Option<usize>,
+        cb: Option<OkCallback<R>>,
+        ecb: Option<ErrCallback>,
+    ) -> Result<MapResult<R>, PoolError> {
+        let items: Vec<In> = items.into_iter().collect();
+        let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.processes));
+        let job = Arc::new(Job::new(items.len(), cb, ecb));
+        self.submit(tramp, func, &items, cs, job.clone())?;
+        Ok(MapResult { job })
+    }
+
+    /// `f(a, b)` for every pair, in order (CPython's `starmap` for two arguments).
+    pub fn starmap<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        items: impl IntoIterator<Item = (A, B)>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_async(f, items, None)?.get()
+    }
+
+    /// Start a `starmap`.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::pool::Pool;
+    /// fn add(a: i32, b: i32) -> i32 { a + b }
+    /// let pool = Pool::new(2).unwrap();
+    /// let r = pool.starmap_async(add, [(1, 2), (3, 4)], None).unwrap();
+    /// assert_eq!(r.get().unwrap(), [3, 7]);
+    /// ```
+    pub fn starmap_async<A, B, R>(
+        &self,
+        f: fn(A, B) -> R,
+        items: impl IntoIterator<Item = (A, B)>,
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        B: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_inner(
+            worker::tramp2::<A, B, R>,
+            f as usize,
+            items,
+            chunksize,
+            None,
+            None,
+        )
+    }
+
+    /// Results in order, each as soon as it and those before it are done
+    /// (CPython's `imap`; `chunksize` defaults to 1 there too).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::pool::Pool;
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = Pool::new(2).unwrap();
+    /// let v: Vec<u8> = pool.imap(inc, 0..5, 1).unwrap().map(Result::unwrap).collect();
+    /// assert_eq!(v, [1, 2, 3, 4, 5]);
+    /// let mut u: Vec<u8> = pool.imap_unordered(inc, 0..5, 2).unwrap().map(Result::unwrap).collect();
+    /// u.sort();
+    /// assert_eq!(u, [1, 2, 3, 4, 5]);
+    /// ```
+    pub fn imap<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: usize,
+    ) -> Result<Imap<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let m = self.map_inner(
+            worker::tramp1::<T, R>,
+            f as usize,
+            items,
+            Some(chunksize),
+            None,
+            None,
+        )?;
+        Ok(Imap {
+            job: m.job,
+            next: 0,
+            ordered: true,
+        })
+    }
+
+    /// Results in the order they finish (CPython's `imap_unordered`).
+    pub fn imap_unordered<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: usize,
+    ) -> Result<Imap<R>, PoolError>
+    where
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let m = self.map_inner(
+            worker::tramp1::<T, R>,
+            f as usize,
+            items,
+            Some(chunksize),
+            None,
+            None,
+        )?;
+        Ok(Imap {
+            job: m.job,
+            next: 0,
+            ordered: false,
+        })
+    }
+
+    /// No more tasks; the workers exit when the submitted ones are done
+    /// (CPython's `close`). Calling it again is a no-op.
+    pub fn close(&self) -> Result<(), PoolError> {
+        self.shared.lock().close = true;
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Stop now: unfinished tasks fail with [`PoolError::Terminated`] and the
+    /// workers are killed (CPython's `terminate`).
+    pub fn terminate(&self) -> Result<(), PoolError> {
+        {
+            let mut g = self.shared.lock();
+            g.terminate = true;
+            g.close = true;
+        }
+        self.shared.wake();
+        Ok(())
+    }
+
+    /// Wait for the workers to exit, after `close` or `terminate` (CPython's `join`).
+    pub fn join(&self) -> Result<(), PoolError> {
+        {
+            let g = self.shared.lock();
+            if !g.close && !g.terminate && !g.finished {
+                return Err(PoolError::StillRunning);
+            }
+        }
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.terminate();
+        let _ = self.join();
+    }
+}
+
+/// The result of [`Pool::map_async`] / [`Pool::starmap_async`] (CPython's
+/// `MapResult`).
+pub struct MapResult<R> {
+    job: Arc<Job<R>>,
+}
+
+impl<R> core::fmt::Debug for MapResult<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MapResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl<R> MapResult<R> {
+    /// Are all results in?
+    pub fn ready(&self) -> bool {
+        self.job.lock().done
+    }
+
+    /// Wait until all results are in.
+    pub fn wait(&self) {
+        let _ = self.job.wait_until(None, |s| s.done);
+    }
+
+    /// Wait at most `t`; returns whether all results are in.
+    pub fn wait_timeout(&self, t: Duration) -> bool {
+        self.job
+            .wait_until(Instant::now().checked_add(t), |s| s.done)
+            .1
+    }
+
+    /// Did every task succeed? [`PoolError::NotReady`] before [`MapResult::ready`].
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        let g = self.job.lock();
+        if !g.done {
+            return Err(PoolError::NotReady);
+        }
+        Ok(g.slots.iter().all(|s| matches!(s, Some(Ok(_)))))
+    }
+
+    fn take(&self, deadline: Option<Instant>) -> Result<Vec<Result<R, PoolError>>, PoolError> {
+        let (mut g, ok) = self.job.wait_until(deadline, |s| s.done);
+        if !ok {
+            return Err(PoolError::Timeout);
+        }
+        if g.slots.iter().any(|s| s.is_none()) {
+            return Err(PoolError::AlreadyTaken);
+        }
+        Ok(g.slots
+            .iter_mut()
+            .map(|s| s.take().expect("checked"))
+            .collect())
+    }
+
+    /// Every task's own result, in order (errors where tasks failed).
+    pub fn get_all(self) -> Result<Vec<Result<R, PoolError>>, PoolError> {
+        self.take(None)
+    }
+
+    /// Wait for all results; the first failed task's error if any failed.
+    pub fn get(self) -> Result<Vec<R>, PoolError> {
+        self.take(None)?.into_iter().collect()
+    }
+
+    /// [`MapResult::get`] waiting at most `t` ([`PoolError::Timeout`]; the
+    /// results stay for a later call). On success the results are moved out.
+    pub fn get_timeout(&self, t: Duration) -> Result<Vec<R>, PoolError> {
+        self.take(Instant::now().checked_add(t))?
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The result of [`Pool::apply_async`] (CPython's `AsyncResult`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::pool::{Pool, PoolError};
+/// use std::time::Duration;
+/// fn boom(_: ()) -> u8 { panic!("no luck") }
+/// let pool = Pool::new(1).unwrap();
+/// let r = pool.apply_async(boom, ()).unwrap();
+/// r.wait();
+/// assert!(r.ready());
+/// assert_eq!(r.successful(), Ok(false));
+/// assert_eq!(r.get_timeout(Duration::from_secs(5)), Err(PoolError::TaskPanicked("no luck".into())));
+/// ```
+pub struct AsyncResult<R> {
+    inner: MapResult<R>,
+}
+
+impl<R> core::fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    /// Is the result in?
+    pub fn ready(&self) -> bool {
+        self.inner.ready()
+    }
+
+    /// Wait for the result.
+    pub fn wait(&self) {
+        self.inner.wait()
+    }
+
+    /// Wait at most `t`; returns whether the result is in.
+    pub fn wait_timeout(&self, t: Duration) -> bool {
+        self.inner.wait_timeout(t)
+    }
+
+    /// Did the task succeed? [`PoolError::NotReady`] before it finished.
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        self.inner.successful()
+    }
+
+    /// Wait for the result.
+    pub fn get(self) -> Result<R, PoolError> {
+        first(self.inner.take(None)?)
+    }
+
+    /// Wait at most `t` for the result ([`PoolError::Timeout`]: it stays for a
+    /// later call). On success the value is moved out.
+    pub fn get_timeout(&self, t: Duration) -> Result<R, PoolError> {
+        first(self.inner.take(Instant::now().checked_add(t))?)
+    }
+}
+
+fn first<R>(v: Vec<Result<R, PoolError>>) -> Result<R, PoolError> {
+    v.into_iter().next().unwrap_or(Err(PoolError::AlreadyTaken))
+}
+
+/// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one
+/// `Result` per task.
+pub struct Imap<R> {
+    job: Arc<Job<R>>,
+    next: usize,
+    ordered: bool,
+}
+
+impl<R> core::fmt::Debug for Imap<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Imap")
+            .field("next", &self.next)
+            .field("ordered", &self.ordered)
+            .finish()
+    }
+}
+
+impl<R> Imap<R> {
+    /// The next result, waiting at most `t` (CPython's `next(timeout)`):
+    /// `None` at the end, `Some(Err(Timeout))` if it is not there in time.
+    pub fn next_timeout(&mut self, t: Duration) -> Option<Result<R, PoolError>> {
+        self.next_inner(Instant::now().checked_add(t))
+    }
+
+    fn next_inner(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {
+        let n = self.job.lock().slots.len();
+        if self.next >= n {
+            return None;
+        }
+        let i = self.next;
+        let (mut g, ok) = if self.ordered {
+            self.job
+                .wait_until(deadline, |s| s.slots.get(i).is_some_and(|x| x.is_some()))
+        } else {
+            self.job.wait_until(deadline, |s| !s.arrived.is_empty())
+        };
+        if !ok {
+            return Some(Err(PoolError::Timeout));
+        }
+        self.next += 1;
+        let idx = if self.ordered {
+            i
+        } else {
+            g.arrived.pop_front().expect("checked")
+        };
+        Some(g.slots[idx].take().unwrap_or(Err(PoolError::AlreadyTaken)))
+    }
+}
+
+impl<R> Iterator for Imap<R> {
+    type Item = Result<R, PoolError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_inner(None)
+    }
+}

@@ -1,0 +1,246 @@
+//! The worker's side: frame formats, the task trampolines, and the child's main.
+//!
+//! # Frames (each a [`crate::wire`] frame: 4-byte length, then the payload)
+//!
+//! ```text
+//! to a worker   [1] unit:u64 tramp:u64 func:u64 data...   run a unit
+//!               [2]                                       the stop sentinel
+//! from a worker [1]                                       Ready
+//!               [2] message (UTF-8)                        InitFailed
+//!               [3] unit:u64                               Started
+//!               [4] unit:u64 results...                    Done
+//! ```
+//!
+//! Integers are little-endian. `data` is the postcard encoding of the unit's
+//! argument list (`[T]`); `results` is one status byte — `0`: one postcard
+//! `Result<R, TaskFailure>` per argument, in order; `1`: the whole unit failed
+//! (UTF-8 message follows). `tramp` and `func` are addresses of functions of
+//! this very binary (a forked worker has the parent's address space layout).
+
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use procshare_model::pool::{worker_main, FromWorker, ToWorker, UnitId, WorkerIo};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::wire;
+
+/// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
+pub(crate) const FRAME_LIMIT: usize = wire::DEFAULT_LIMIT;
+
+pub(crate) const TO_UNIT: u8 = 1;
+pub(crate) const TO_STOP: u8 = 2;
+pub(crate) const FROM_READY: u8 = 1;
+pub(crate) const FROM_INIT_FAILED: u8 = 2;
+pub(crate) const FROM_STARTED: u8 = 3;
+pub(crate) const FROM_DONE: u8 = 4;
+
+/// A trampoline: decodes a unit's arguments, calls the task function at
+/// address `func` on each, encodes the results.
+pub(crate) type Tramp = fn(usize, &[u8]) -> Vec<u8>;
+
+/// Why one task produced no value (crosses the socket inside a `Done` frame).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TaskFailure {
+    /// The task panicked with this message.
+    Panicked(String),
+    /// Its result could not be serialized.
+    Unserializable(String),
+}
+
+/// The panic message of a caught panic payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Run `call` on every argument of `data` (a postcard `[In]`) and encode the
+/// results as a `Done` body. A panic becomes [`TaskFailure::Panicked`] and a
+/// result that fails to serialize [`TaskFailure::Unserializable`], for that
+/// task alone.
+fn run_items<In: DeserializeOwned, R: Serialize>(
+    data: &[u8],
+    mut call: impl FnMut(In) -> R,
+) -> Vec<u8> {
+    let items: Vec<In> = match wire::decode(data) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut out = vec![1u8];
+            out.extend_from_slice(format!("cannot decode the task arguments: {e}").as_bytes());
+            return out;
+        }
+    };
+    let mut out = Vec::with_capacity(1 + items.len() * 4);
+    out.push(0u8);
+    let mut scratch = Vec::new();
+    for item in items {
+        let r = catch_unwind(AssertUnwindSafe(|| call(item)));
+        scratch.clear();
+        let res: Result<&R, TaskFailure> = match &r {
+            Ok(v) => Ok(v),
+            Err(p) => Err(TaskFailure::Panicked(panic_message(&**p))),
+        };
+        match postcard::to_extend(&res, std::mem::take(&mut scratch)) {
+            Ok(b) => {
+                out.extend_from_slice(&b);
+                scratch = b;
+            }
+            Err(e) => {
+                let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
+                    "cannot serialize the task's result: {e}"
+                )));
+                let b = postcard::to_stdvec(&f).unwrap_or_default();
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+    out
+}
+
+/// Trampoline for `fn(T) -> R`.
+pub(crate) fn tramp1<T: DeserializeOwned, R: Serialize>(func: usize, data: &[u8]) -> Vec<u8> {
+    // SAFETY: `func` was produced by `func as usize` from an `fn(T) -> R` in the
+    // parent (see `Pool::submit_units`), paired with this very instantiation of
+    // the trampoline, and sent over the pool's private socketpair; a forked
+    // worker has the parent's address space, so the address is that function.
+    let f: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(func) };
+    run_items(data, f)
+}
+
+/// Trampoline for `fn(A, B) -> R` (starmap).
+pub(crate) fn tramp2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
+    func: usize,
+    data: &[u8],
+) -> Vec<u8> {
+    // SAFETY: as in `tramp1`, for an `fn(A, B) -> R`.
+    let f: fn(A, B) -> R = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(func) };
+    run_items(data, |(a, b): (A, B)| f(a, b))
+}
+
+/// A unit as the worker receives it.
+pub(crate) struct UnitMsg {
+    tramp: usize,
+    func: usize,
+    data: Vec<u8>,
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
+}
+
+/// Encode a unit frame (with its 4-byte header).
+pub(crate) fn unit_frame(unit: UnitId, tramp: Tramp, func: usize, data: &[u8]) -> Vec<u8> {
+    let len = 1 + 24 + data.len();
+    let mut f = Vec::with_capacity(4 + len);
+    f.extend_from_slice(&(len as u32).to_le_bytes());
+    f.push(TO_UNIT);
+    f.extend_from_slice(&unit.to_le_bytes());
+    f.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
+    f.extend_from_slice(&(func as u64).to_le_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+/// The stop sentinel frame.
+pub(crate) fn stop_frame() -> Vec<u8> {
+    vec![1, 0, 0, 0, TO_STOP]
+}
+
+/// The worker's end of its socketpair.
+struct SockIo {
+    sock: UnixStream,
+}
+
+impl WorkerIo for SockIo {
+    type Payload = UnitMsg;
+    type Results = Vec<u8>;
+
+    fn recv(&mut self) -> Option<ToWorker<UnitMsg>> {
+        let f = wire::read_frame_bytes(&mut self.sock, FRAME_LIMIT).ok()?;
+        match f.first()? {
+            &TO_STOP => Some(ToWorker::Stop),
+            &TO_UNIT => {
+                let unit = u64_at(&f, 1)?;
+                let tramp = u64_at(&f, 9)? as usize;
+                let func = u64_at(&f, 17)? as usize;
+                Some(ToWorker::Unit {
+                    unit,
+                    payload: UnitMsg {
+                        tramp,
+                        func,
+                        data: f[25..].to_vec(),
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, m: FromWorker<Vec<u8>>) -> bool {
+        let mut p = Vec::new();
+        match m {
+            FromWorker::Ready => p.push(FROM_READY),
+            FromWorker::InitFailed(msg) => {
+                p.push(FROM_INIT_FAILED);
+                p.extend_from_slice(msg.as_bytes());
+            }
+            FromWorker::Started { unit } => {
+                p.push(FROM_STARTED);
+                p.extend_from_slice(&unit.to_le_bytes());
+            }
+            FromWorker::Done { unit, results } => {
+                let mut f = Vec::with_capacity(4 + 9 + results.len());
+                f.extend_from_slice(&((9 + results.len()) as u32).to_le_bytes());
+                f.push(FROM_DONE);
+                f.extend_from_slice(&unit.to_le_bytes());
+                f.extend_from_slice(&results);
+                return std::io::Write::write_all(&mut self.sock, &f).is_ok();
+            }
+        }
+        wire::write_frame_bytes(&mut self.sock, &p).is_ok()
+    }
+}
+
+/// The initializer as the worker runs it (the initargs are cloned in the child).
+pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// The body of a forked worker: never returns into pool code (the `Process`
+/// closure returns and the child `_exit`s).
+pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
+    for &c in close {
+        // SAFETY: closing the child's copies of the parent's pool descriptors
+        // (other workers' sockets, pidfds, the wake-up eventfd); the child
+        // never uses them and the parent's copies are unaffected.
+        unsafe { libc::close(c) };
+    }
+    // Task panics are reported to the parent with their message; do not also
+    // print them in the worker.
+    std::panic::set_hook(Box::new(|_| {}));
+    // SAFETY: `fd` is this worker's end of its socketpair, inherited by fork and
+    // owned by nothing else in the child.
+    let sock = unsafe { UnixStream::from_raw_fd(fd) };
+    let _ = sock.set_nonblocking(false);
+    let mut io = SockIo { sock };
+    worker_main::<_, 0>(
+        &mut io,
+        || match init {
+            None => Ok(()),
+            Some(f) => catch_unwind(AssertUnwindSafe(|| f())).map_err(|p| panic_message(&*p)),
+        },
+        |_unit, m: UnitMsg| {
+            // SAFETY: `m.tramp` is the address of a `Tramp` of this binary
+            // (see `unit_frame`'s caller), sent by the parent over the pool's
+            // private socketpair.
+            let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
+            t(m.func, &m.data)
+        },
+    );
+}

@@ -12,3 +12,4 @@ pub mod process;
 pub use process::{cpu_count, Process};
 pub mod manager;
 pub use pool::Pool;
+pub mod pool;

@@ -12,6 +12,7 @@
 //! a forked child would copy.
 
 pub mod seed000;
+pub mod seed001;
 pub mod seed003_counter;
 
 /// Print one whole line with a single `write(2)` to standard output (retrying
@@ -65,6 +66,17 @@ pub fn all() -> Vec<Scenario> {
             name: "seed000/manager_list",
             about: "a manager list filled by two processes holds the ten words",
             run: || print_lines(seed000::manager_list()),
+        },
+        Scenario {
+            name: "seed001/pool_globals",
+            about: "pool workers' initializer stores a shared queue as a global; ten tasks put on it",
+            run: || {
+                let scale = std::env::var("SEED001_SLEEP_SCALE")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1.0);
+                print_lines(seed001::run(scale))
+            },
         },
         Scenario {
             name: "seed003/counter",

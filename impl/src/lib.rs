@@ -10,6 +10,7 @@ pub mod platform;
 pub mod shm;
 pub mod process;
 pub use process::{cpu_count, Process};
+pub mod sync;
 pub mod manager;
 pub use pool::Pool;
 pub mod pool;

@@ -318,8 +318,12 @@ impl Pool {
         }
         let mut subs = Vec::with_capacity(items.len().div_ceil(chunksize));
         for (k, chunk) in items.chunks(chunksize).enumerate() {
-            let data =
-                crate::wire::encode(chunk).map_err(|e| PoolError::Serialize(e.to_string()))?;
+            let data = crate::wire::encode(chunk).map_err(|e| {
+                PoolError::Serialize(match e {
+                    crate::wire::WireError::Corrupt(m) => format!("a task argument: {m}"),
+                    e => format!("a task argument: {e}"),
+                })
+            })?;
             let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
             subs.push(Submission {
                 unit,

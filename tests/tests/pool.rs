@@ -1,0 +1,318 @@
+//! Pool behaviour over real forked workers: results, errors, initializer,
+//! recycling, close/terminate, callbacks.
+
+use std::sync::mpsc::channel;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use procshare::pool::{Pool, PoolError};
+use serde::{Serialize, Serializer};
+
+fn quiet() {
+    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+}
+
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+fn panic_on_odd(x: u32) -> u32 {
+    if x % 2 == 1 {
+        panic!("odd input {x}");
+    }
+    x
+}
+
+#[test]
+fn map_apply_starmap_imap() {
+    quiet();
+    let pool = Pool::builder().processes(2).build().unwrap();
+    assert_eq!(pool.processes(), 2);
+    let want: Vec<i64> = (0..1000).map(|x| x * x).collect();
+    assert_eq!(pool.map(square, 0..1000).unwrap(), want);
+    assert_eq!(
+        pool.map_async(square, 0..1000, Some(7))
+            .unwrap()
+            .get()
+            .unwrap(),
+        want
+    );
+    assert_eq!(
+        pool.map(square, Vec::<i64>::new()).unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(pool.apply(square, -3).unwrap(), 9);
+    fn sub(a: i64, b: i64) -> i64 {
+        a - b
+    }
+    assert_eq!(pool.starmap(sub, [(5, 1), (1, 5)]).unwrap(), [4, -4]);
+    let v: Vec<i64> = pool
+        .imap(square, 0..50, 3)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(v, want[..50]);
+    let mut u: Vec<i64> = pool
+        .imap_unordered(square, 0..50, 1)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    u.sort();
+    assert_eq!(u, want[..50]);
+    pool.close().unwrap();
+    pool.join().unwrap();
+}
+
+#[test]
+fn panicking_task_is_an_error_and_the_pool_goes_on() {
+    quiet();
+    let pool = Pool::new(2).unwrap();
+    let all = pool
+        .map_async(panic_on_odd, 0..10, Some(3))
+        .unwrap()
+        .get_all()
+        .unwrap();
+    for (i, r) in all.iter().enumerate() {
+        if i % 2 == 1 {
+            assert_eq!(*r, Err(PoolError::TaskPanicked(format!("odd input {i}"))));
+        } else {
+            assert_eq!(*r, Ok(i as u32));
+        }
+    }
+    // get() reports the first error
+    assert_eq!(
+        pool.map(panic_on_odd, [0, 2, 3, 5]),
+        Err(PoolError::TaskPanicked("odd input 3".into()))
+    );
+    assert_eq!(pool.apply(panic_on_odd, 4), Ok(4));
+}
+
+static INIT: OnceLock<(u32, String)> = OnceLock::new();
+
+fn init_store(tag: String) {
+    // SAFETY-free: getpid has no preconditions.
+    let _ = INIT.set((std::process::id(), tag));
+}
+
+/// (this worker's pid, pid recorded by its initializer, the tag it stored)
+fn who(_: u32) -> (u32, u32, String) {
+    let (pid, tag) = INIT.get().cloned().unwrap_or((0, String::new()));
+    (std::process::id(), pid, tag)
+}
+
+#[test]
+fn initializer_sets_per_worker_globals() {
+    quiet();
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(init_store, "hello".to_string())
+        .build()
+        .unwrap();
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    for (pid, init_pid, tag) in pool.map_async(who, 0..20, Some(1)).unwrap().get().unwrap() {
+        assert_eq!(
+            pid, init_pid,
+            "the initializer ran in the task's own process"
+        );
+        assert_eq!(tag, "hello");
+        assert!(pids.contains(&pid));
+        assert_ne!(pid, std::process::id());
+    }
+    // The parent's global is untouched.
+    assert!(INIT.get().is_none());
+}
+
+#[test]
+fn maxtasksperchild_recycles_workers_and_reruns_the_initializer() {
+    quiet();
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .initializer(init_store, "again".to_string())
+        .build()
+        .unwrap();
+    let r = pool.map_async(who, 0..6, Some(1)).unwrap().get().unwrap();
+    let mut pids: Vec<u32> = r.iter().map(|x| x.0).collect();
+    for (pid, init_pid, tag) in &r {
+        assert_eq!(pid, init_pid);
+        assert_eq!(tag, "again");
+    }
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 6, "one unit per worker: six distinct processes");
+}
+
+fn init_panics(_: ()) {
+    panic!("cannot initialize");
+}
+
+#[test]
+fn initializer_panic_fails_build() {
+    quiet();
+    let e = Pool::builder()
+        .processes(2)
+        .initializer(init_panics, ())
+        .build()
+        .unwrap_err();
+    assert_eq!(e, PoolError::InitializerFailed("cannot initialize".into()));
+}
+
+fn init_exits(_: ()) {
+    std::process::exit(3);
+}
+
+#[test]
+fn initializer_that_exits_fails_build_instead_of_respawning_forever() {
+    quiet();
+    let e = Pool::builder()
+        .processes(1)
+        .initializer(init_exits, ())
+        .build()
+        .unwrap_err();
+    assert!(matches!(e, PoolError::InitializerFailed(_)), "{e}");
+}
+
+#[test]
+fn bad_arguments() {
+    quiet();
+    assert_eq!(
+        Pool::builder().processes(0).build().unwrap_err(),
+        PoolError::NoProcesses
+    );
+    assert_eq!(
+        Pool::builder().maxtasksperchild(0).build().unwrap_err(),
+        PoolError::BadMaxTasks
+    );
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(
+        pool.map_async(square, 0..3, Some(0)).unwrap_err(),
+        PoolError::BadChunksize
+    );
+    assert_eq!(pool.join(), Err(PoolError::StillRunning));
+}
+
+/// A value whose serialization always fails.
+#[derive(Debug, serde::Deserialize)]
+struct NoSer(u8);
+impl Serialize for NoSer {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("NoSer refuses"))
+    }
+}
+
+fn make_noser(x: u8) -> NoSer {
+    NoSer(x)
+}
+
+fn take_noser(x: NoSer) -> u8 {
+    x.0
+}
+
+#[test]
+fn unserializable_argument_and_result_are_errors_in_the_caller() {
+    quiet();
+    let pool = Pool::new(1).unwrap();
+    let e = pool.apply_async(take_noser, NoSer(1)).unwrap_err();
+    assert!(
+        matches!(e, PoolError::Serialize(ref m) if m.contains("argument")),
+        "{e}"
+    );
+    let e = pool.apply(make_noser, 1).unwrap_err();
+    assert!(
+        matches!(e, PoolError::Serialize(ref m) if m.contains("result")),
+        "{e}"
+    );
+    // and the pool goes on
+    assert_eq!(pool.apply(square, 5), Ok(25));
+}
+
+#[test]
+fn calls_after_close_or_terminate_are_errors() {
+    quiet();
+    let pool = Pool::new(1).unwrap();
+    pool.close().unwrap();
+    assert_eq!(pool.apply(square, 1), Err(PoolError::NotRunning));
+    assert_eq!(pool.map(square, 0..3), Err(PoolError::NotRunning));
+    pool.join().unwrap();
+    assert_eq!(pool.apply(square, 1), Err(PoolError::NotRunning));
+
+    let pool = Pool::new(1).unwrap();
+    pool.terminate().unwrap();
+    assert_eq!(pool.apply(square, 1), Err(PoolError::NotRunning));
+    pool.join().unwrap();
+    assert!(pool.worker_pids().is_empty());
+}
+
+fn block_forever(_: ()) -> u8 {
+    loop {
+        std::thread::park();
+    }
+}
+
+#[test]
+fn terminate_fails_unfinished_tasks_and_get_timeout_times_out() {
+    quiet();
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(block_forever, ()).unwrap();
+    assert_eq!(
+        r.get_timeout(Duration::from_millis(20)),
+        Err(PoolError::Timeout)
+    );
+    assert!(!r.ready());
+    assert_eq!(r.successful(), Err(PoolError::NotReady));
+    pool.terminate().unwrap();
+    assert_eq!(r.get(), Err(PoolError::Terminated));
+    pool.join().unwrap();
+}
+
+#[test]
+fn drop_terminates() {
+    quiet();
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(block_forever, ()).unwrap();
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert_eq!(r.get(), Err(PoolError::Terminated));
+    for pid in pids {
+        // SAFETY: kill with signal 0 only checks existence.
+        let alive = unsafe { libc::kill(pid as i32, 0) } == 0;
+        assert!(!alive, "worker {pid} still exists after drop");
+    }
+}
+
+#[test]
+fn callbacks_run_with_results_and_errors() {
+    quiet();
+    let pool = Pool::new(2).unwrap();
+    let (tx, rx) = channel();
+    let tx2 = tx.clone();
+    let r = pool
+        .map_async_with(
+            square,
+            0..10,
+            None,
+            move |v: &[i64]| tx.send(Ok(v.to_vec())).unwrap(),
+            move |e: &PoolError| tx2.send(Err(e.clone())).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        rx.recv().unwrap(),
+        Ok((0..10).map(|x| x * x).collect::<Vec<_>>())
+    );
+    assert!(r.successful().unwrap());
+    let (tx, rx) = channel();
+    let r = pool
+        .apply_async_with(
+            panic_on_odd,
+            3,
+            |_| panic!("not this one"),
+            move |e| tx.send(e.clone()).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        rx.recv().unwrap(),
+        PoolError::TaskPanicked("odd input 3".into())
+    );
+    assert_eq!(r.successful(), Ok(false));
+}

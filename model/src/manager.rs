@@ -811,6 +811,9 @@ pub enum ManagerMutant {
     /// 702: `extend` appends its items one critical section at a time, so a
     /// concurrent reader can see half of an extend.
     SplitExtend,
+    /// 703: state changes never wake blocked requests (lost wake-up: a
+    /// `get` on an empty queue sleeps through the `put`).
+    NoNotify,
 }
 
 /// The mutex and condition variable a server guards its table with.
@@ -899,6 +902,8 @@ pub struct Table {
     objects: HashMap<ObjId, Obj>,
     names: HashMap<String, ObjId>,
     next_id: ObjId,
+    /// Requests asleep on the condition variable (see `Server::op`).
+    waiting: usize,
 }
 
 impl Table {
@@ -979,25 +984,74 @@ impl<S: ServerSync> Server<S> {
             }
             _ => {}
         }
+        let blocking = matches!(
+            op,
+            Op::Acquire(_) | Op::EventWait(_) | Op::Put(..) | Op::QGet(_)
+        );
+        if !blocking {
+            // One critical section; the op (and its payload) moves in, no copy.
+            let (r, notify) = S::with(&self.table, |t| {
+                let waiting = t.waiting;
+                match t.objects.get_mut(&id) {
+                    None => (Response::Err(OpError::NoSuchObject(id)), false),
+                    Some(obj) => match apply(obj, conn, op) {
+                        Step::Done(r, ch) => (r, ch && waiting > 0),
+                        // Only the blocking operations above can block.
+                        Step::Block => (Response::Err(OpError::Timeout), false),
+                    },
+                }
+            });
+            if notify {
+                self.notify();
+            }
+            return r;
+        }
         let wait = wait_of(&op);
         let timeout_answer = on_timeout(&op);
-        let mut notify = false;
+        // `registered`: this request is counted in `Table::waiting` (it is, or
+        // is about to be, asleep on the condition variable). Every state
+        // change made while someone waits notifies; with nobody waiting the
+        // (costly) wake-up call is skipped. Registration happens under the
+        // table lock before the wait releases it, so no wake-up is lost.
+        let mut registered = false;
         let r = S::block_on(&self.table, &self.cv, wait.timeout(), |t| {
+            if registered {
+                t.waiting -= 1;
+                registered = false;
+            }
+            let waiting = t.waiting;
             let Some(obj) = t.objects.get_mut(&id) else {
-                return Some(Response::Err(OpError::NoSuchObject(id)));
+                return Some((Response::Err(OpError::NoSuchObject(id)), false));
             };
             match apply(obj, conn, op.clone()) {
-                Step::Done(r, ch) => {
-                    notify = ch;
-                    Some(r)
+                Step::Done(r, ch) => Some((r, ch && waiting > 0)),
+                Step::Block => {
+                    t.waiting += 1;
+                    registered = true;
+                    None
                 }
-                Step::Block => None,
             }
         });
-        if notify {
+        match r {
+            Some((r, notify)) => {
+                if notify {
+                    self.notify();
+                }
+                r
+            }
+            None => {
+                if registered {
+                    S::with(&self.table, |t| t.waiting -= 1);
+                }
+                timeout_answer
+            }
+        }
+    }
+
+    fn notify(&self) {
+        if S::MUTANT != ManagerMutant::NoNotify {
             S::notify_all(&self.cv);
         }
-        r.unwrap_or(timeout_answer)
     }
 
     /// Mutant 701: pop in two critical sections.
@@ -1038,7 +1092,7 @@ impl<S: ServerSync> Server<S> {
             any
         });
         if released {
-            S::notify_all(&self.cv);
+            self.notify();
         }
     }
 }
@@ -1111,8 +1165,8 @@ pub fn serve_connection<S: ServerSync>(
 
 #[cfg(feature = "checkers")]
 pub use checks::{
-    dict_workload, iterations, list_workload, Correct, MutantChoice, ShuttleSync, SplitExtend,
-    SplitPop,
+    blocking_workload, dict_workload, iterations, list_workload, Correct, MutantChoice, NoNotify,
+    ShuttleSync, SplitExtend, SplitPop,
 };
 
 #[cfg(feature = "checkers")]

@@ -39,6 +39,13 @@ impl MutantChoice for SplitExtend {
     const M: ManagerMutant = ManagerMutant::SplitExtend;
 }
 
+/// Mutant 703 ([`ManagerMutant::NoNotify`]).
+#[derive(Debug)]
+pub struct NoNotify;
+impl MutantChoice for NoNotify {
+    const M: ManagerMutant = ManagerMutant::NoNotify;
+}
+
 /// [`ServerSync`] over shuttle's `Mutex` and `Condvar`, running mutant `M::M`.
 #[derive(Debug)]
 pub struct ShuttleSync<M: MutantChoice = Correct>(PhantomData<M>);
@@ -325,6 +332,78 @@ pub fn dict_workload<S: ServerSync>() {
     );
 }
 
+/// The blocking workload (one shuttle execution): a consumer gets three items
+/// from a queue of capacity 1 that a producer fills, both waiting without a
+/// timeout, while a third client takes and releases a lock the others also
+/// take. Panics if an item is lost, duplicated or reordered; a lost wake-up
+/// leaves every thread asleep, which shuttle reports as a deadlock.
+pub fn blocking_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let created = |init| match server.handle(0, Request::Create(init)) {
+        Response::Created(id, _) => id,
+        other => panic!("create failed: {other:?}"),
+    };
+    let q = created(Init::Queue { maxsize: Some(1) });
+    let lock = created(Init::Lock);
+    let scripts: Vec<Vec<Op>> = vec![
+        (0..3).map(|_| Op::QGet(Wait::Forever)).collect(),
+        vec![
+            Op::Put(b(1), Wait::Forever),
+            Op::Acquire(Wait::Forever),
+            Op::Release,
+            Op::Put(b(2), Wait::Forever),
+            Op::Put(b(3), Wait::Forever),
+        ],
+        vec![Op::Acquire(Wait::Forever), Op::Release],
+    ];
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for (c, script) in scripts.into_iter().enumerate() {
+        let (qtx, qrx) = channel::<Request>();
+        let (rtx, rrx) = channel::<Response>();
+        let srv = server.clone();
+        servers.push(shuttle::thread::spawn(move || {
+            let mut t = Chan { rx: qrx, tx: rtx };
+            serve_connection(&srv, c as u64 + 1, &mut t)
+        }));
+        clients.push(shuttle::thread::spawn(move || {
+            let cl = Client { tx: qtx, rx: rrx };
+            script
+                .into_iter()
+                .map(|op| {
+                    let id = if matches!(op, Op::Acquire(_) | Op::Release) {
+                        lock
+                    } else {
+                        q
+                    };
+                    cl.call(Request::Op(id, op))
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
+    let outs: Vec<Vec<Response>> = clients
+        .into_iter()
+        .map(|c| c.join().expect("client"))
+        .collect();
+    for s in servers {
+        s.join().expect("server thread");
+    }
+    let got: Vec<Response> = outs[0].clone();
+    assert_eq!(
+        got,
+        vec![
+            Response::Item(b(1)),
+            Response::Item(b(2)),
+            Response::Item(b(3))
+        ],
+        "queue lost, duplicated or reordered items"
+    );
+    assert!(outs[1]
+        .iter()
+        .chain(&outs[2])
+        .all(|r| matches!(r, Response::Ok | Response::Bool(true))));
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
     std::env::var("PROCSHARE_SHUTTLE_ITERS")
@@ -367,6 +446,21 @@ mod tests {
     #[test]
     fn mutant_split_pop_is_caught() {
         assert!(caught(list_workload::<ShuttleSync<SplitPop>>));
+    }
+
+    #[test]
+    fn blocking_ops_no_lost_wakeup_random() {
+        shuttle::check_random(blocking_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn blocking_ops_no_lost_wakeup_pct() {
+        shuttle::check_pct(blocking_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_no_notify_is_caught() {
+        assert!(caught(blocking_workload::<ShuttleSync<NoNotify>>));
     }
 
     #[test]

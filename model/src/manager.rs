@@ -77,6 +77,10 @@ pub enum Kind {
     Event,
     /// A FIFO queue.
     Queue,
+    /// A condition variable with its own recursive lock.
+    Condition,
+    /// A barrier for a number of parties.
+    Barrier,
 }
 
 /// The initial state of a new object.
@@ -108,6 +112,13 @@ pub enum Init {
         /// `None`: unbounded.
         maxsize: Option<u64>,
     },
+    /// A condition variable (its recursive lock unlocked).
+    Condition,
+    /// A barrier for `parties` parties (at least 1).
+    Barrier {
+        /// Parties that must arrive to release a generation.
+        parties: u64,
+    },
 }
 
 impl Init {
@@ -123,6 +134,8 @@ impl Init {
             Init::Semaphore { .. } => Kind::Semaphore,
             Init::Event => Kind::Event,
             Init::Queue { .. } => Kind::Queue,
+            Init::Condition => Kind::Condition,
+            Init::Barrier { .. } => Kind::Barrier,
         }
     }
 }
@@ -255,6 +268,35 @@ pub enum Op {
     Put(Bytes, Wait),
     /// Get an item (waits while the queue is empty).
     QGet(Wait),
+    // --- conditions (also Acquire/Release/Locked on the condition's lock) ---
+    /// Start a wait: the caller must hold the lock; it is released entirely and
+    /// a ticket registered. Answers `Arrived(ticket, depth)`.
+    CondEnter,
+    /// Sleep until ticket `.0` is notified, then retake the lock at depth `.1`.
+    /// Answers `Bool(true)`; `Timeout` if not notified in time.
+    CondSleep(u64, u64, Wait),
+    /// After a timeout: retake the lock at depth `.1` and forget ticket `.0`.
+    /// Answers `Bool(notified meanwhile)`.
+    CondReacquire(u64, u64, Wait),
+    /// Wake up to `n` waiters (the caller must hold the lock).
+    Notify(u64),
+    /// Wake every waiter (the caller must hold the lock).
+    NotifyAll,
+    // --- barriers ---
+    /// Arrive; answers `Arrived(generation, index)`. The party with index
+    /// `parties - 1` released the generation; the others then `BarrierAwait`.
+    BarrierArrive,
+    /// Wait for generation `.0` to pass; `BrokenBarrier` if it breaks.
+    BarrierAwait(u64, Wait),
+    /// Break generation `.0` if it has not passed yet (a waiter timed out);
+    /// answers `Bool(broke it)`.
+    BarrierAbortIf(u64),
+    /// Break the barrier (`abort()`).
+    BarrierAbort,
+    /// Undo a break: a fresh generation with no party waiting.
+    BarrierReset,
+    /// Answers `Counts([parties, n_waiting, broken])`.
+    BarrierState,
 }
 
 /// A request on a connection.
@@ -299,6 +341,10 @@ pub enum Response {
     Usize(u64),
     /// A flag.
     Bool(bool),
+    /// A ticket or generation and an index or depth.
+    Arrived(u64, u64),
+    /// Several numbers.
+    Counts(Vec<u64>),
     /// The operation failed; nothing changed.
     Err(OpError),
 }
@@ -345,6 +391,8 @@ pub enum OpError {
     Timeout,
     /// The request could not be decoded or is not valid.
     BadRequest(String),
+    /// The barrier is broken (Python's `BrokenBarrierError`).
+    BrokenBarrier,
 }
 
 impl std::fmt::Display for OpError {
@@ -366,6 +414,7 @@ impl std::fmt::Display for OpError {
             OpError::OverRelease => f.write_str("semaphore released too many times"),
             OpError::Timeout => f.write_str("timed out"),
             OpError::BadRequest(m) => write!(f, "bad request: {m}"),
+            OpError::BrokenBarrier => f.write_str("broken barrier"),
         }
     }
 }
@@ -437,6 +486,32 @@ pub enum Obj {
     Event(bool),
     /// A queue and its bound.
     Queue(std::collections::VecDeque<Bytes>, Option<u64>),
+    /// A condition variable.
+    Condition(CondState),
+    /// A barrier.
+    Barrier(BarrierState),
+}
+
+/// A condition variable's state.
+#[derive(Debug, Clone, Default)]
+pub struct CondState {
+    /// The recursive lock: holder and depth.
+    owner: Option<(ConnId, u64)>,
+    /// Registered, not yet notified: (ticket, connection), oldest first.
+    waiters: Vec<(u64, ConnId)>,
+    /// Notified, not yet holding the lock again.
+    notified: Vec<(u64, ConnId)>,
+    next_ticket: u64,
+}
+
+/// A barrier's state.
+#[derive(Debug, Clone)]
+pub struct BarrierState {
+    parties: u64,
+    /// Parties arrived in the current generation.
+    count: u64,
+    generation: u64,
+    broken: bool,
 }
 
 impl Obj {
@@ -458,6 +533,13 @@ impl Obj {
             Init::Semaphore { value, bound } => Obj::Semaphore(value, bound),
             Init::Event => Obj::Event(false),
             Init::Queue { maxsize } => Obj::Queue(Default::default(), maxsize),
+            Init::Condition => Obj::Condition(CondState::default()),
+            Init::Barrier { parties } => Obj::Barrier(BarrierState {
+                parties: parties.max(1),
+                count: 0,
+                generation: 0,
+                broken: false,
+            }),
         }
     }
     /// The object's kind.
@@ -472,6 +554,8 @@ impl Obj {
             Obj::Semaphore(..) => Kind::Semaphore,
             Obj::Event(_) => Kind::Event,
             Obj::Queue(..) => Kind::Queue,
+            Obj::Condition(_) => Kind::Condition,
+            Obj::Barrier(_) => Kind::Barrier,
         }
     }
 }
@@ -701,28 +785,8 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             None => err(OpError::NotOwner),
         },
         (Obj::Lock(h), Op::Locked) => done(Response::Bool(h.is_some())),
-        (Obj::RLock(h), Op::Acquire(w)) => match h {
-            None => {
-                *h = Some((conn, 1));
-                changed(Response::Bool(true))
-            }
-            Some((o, d)) if *o == conn => {
-                *d = d.saturating_add(1);
-                changed(Response::Bool(true))
-            }
-            Some(_) if w == Wait::No => done(Response::Bool(false)),
-            Some(_) => Step::Block,
-        },
-        (Obj::RLock(h), Op::Release) => match h {
-            Some((o, d)) if *o == conn => {
-                *d -= 1;
-                if *d == 0 {
-                    *h = None;
-                }
-                changed(Response::Ok)
-            }
-            _ => err(OpError::NotOwner),
-        },
+        (Obj::RLock(h), Op::Acquire(w)) => rlock_acquire(h, conn, w),
+        (Obj::RLock(h), Op::Release) => rlock_release(h, conn),
         (Obj::RLock(h), Op::Locked) => done(Response::Bool(h.is_some())),
         (Obj::Semaphore(v, _), Op::Acquire(w)) => {
             if *v > 0 {
@@ -778,7 +842,147 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             None => Step::Block,
         },
         (Obj::Queue(q, _), Op::Len) => done(Response::Usize(q.len() as u64)),
+        // ----- conditions -----
+        (Obj::Condition(c), Op::Acquire(w)) => rlock_acquire(&mut c.owner, conn, w),
+        (Obj::Condition(c), Op::Release) => rlock_release(&mut c.owner, conn),
+        (Obj::Condition(c), Op::Locked) => done(Response::Bool(c.owner.is_some())),
+        (Obj::Condition(c), Op::CondEnter) => match c.owner {
+            Some((o, depth)) if o == conn => {
+                let t = c.next_ticket;
+                c.next_ticket += 1;
+                c.owner = None;
+                c.waiters.push((t, conn));
+                changed(Response::Arrived(t, depth))
+            }
+            _ => err(OpError::NotOwner),
+        },
+        (Obj::Condition(c), Op::CondSleep(t, depth, w)) => {
+            if let Some(i) = c.notified.iter().position(|x| x.0 == t) {
+                if c.owner.is_none() {
+                    c.notified.remove(i);
+                    c.owner = Some((conn, depth.max(1)));
+                    return changed(Response::Bool(true));
+                }
+                return Step::Block; // notified; waiting for the lock
+            }
+            if !c.waiters.iter().any(|x| x.0 == t) {
+                return err(OpError::BadRequest(format!("unknown ticket {t}")));
+            }
+            if w == Wait::No {
+                err(OpError::Timeout)
+            } else {
+                Step::Block
+            }
+        }
+        (Obj::Condition(c), Op::CondReacquire(t, depth, w)) => {
+            if c.owner.is_some() {
+                return if w == Wait::No {
+                    err(OpError::Timeout)
+                } else {
+                    Step::Block
+                };
+            }
+            let was = c.notified.iter().any(|x| x.0 == t);
+            c.notified.retain(|x| x.0 != t);
+            c.waiters.retain(|x| x.0 != t);
+            c.owner = Some((conn, depth.max(1)));
+            changed(Response::Bool(was))
+        }
+        (Obj::Condition(c), Op::Notify(_) | Op::NotifyAll)
+            if !c.owner.is_some_and(|(o, _)| o == conn) =>
+        {
+            err(OpError::NotOwner)
+        }
+        (Obj::Condition(c), op @ (Op::Notify(_) | Op::NotifyAll)) => {
+            let n = usize::try_from(n_of(&op))
+                .unwrap_or(usize::MAX)
+                .min(c.waiters.len());
+            let woken: Vec<_> = c.waiters.drain(..n).collect();
+            c.notified.extend(woken);
+            Step::Done(Response::Ok, n > 0)
+        }
+        // ----- barriers -----
+        (Obj::Barrier(b), Op::BarrierArrive) => {
+            if b.broken {
+                return err(OpError::BrokenBarrier);
+            }
+            let index = b.count;
+            let generation = b.generation;
+            b.count += 1;
+            if b.count >= b.parties {
+                b.count = 0;
+                b.generation += 1;
+            }
+            changed(Response::Arrived(generation, index))
+        }
+        (Obj::Barrier(b), Op::BarrierAwait(g, w)) => {
+            if b.generation != g {
+                done(Response::Ok)
+            } else if b.broken {
+                err(OpError::BrokenBarrier)
+            } else if w == Wait::No {
+                err(OpError::Timeout)
+            } else {
+                Step::Block
+            }
+        }
+        (Obj::Barrier(b), Op::BarrierAbortIf(g)) => {
+            if b.generation == g {
+                b.broken = true;
+                changed(Response::Bool(true))
+            } else {
+                done(Response::Bool(false))
+            }
+        }
+        (Obj::Barrier(b), Op::BarrierAbort) => {
+            b.broken = true;
+            changed(Response::Ok)
+        }
+        (Obj::Barrier(b), Op::BarrierReset) => {
+            b.broken = false;
+            b.count = 0;
+            b.generation += 1;
+            changed(Response::Ok)
+        }
+        (Obj::Barrier(b), Op::BarrierState) => {
+            done(Response::Counts(vec![b.parties, b.count, b.broken as u64]))
+        }
         (_, op) => wrong(&op),
+    }
+}
+
+fn n_of(op: &Op) -> u64 {
+    match op {
+        Op::Notify(n) => *n,
+        _ => u64::MAX,
+    }
+}
+
+fn rlock_acquire(h: &mut Option<(ConnId, u64)>, conn: ConnId, w: Wait) -> Step {
+    match h {
+        None => {
+            *h = Some((conn, 1));
+            changed(Response::Bool(true))
+        }
+        Some((o, d)) if *o == conn => {
+            *d = d.saturating_add(1);
+            changed(Response::Bool(true))
+        }
+        Some(_) if w == Wait::No => done(Response::Bool(false)),
+        Some(_) => Step::Block,
+    }
+}
+
+fn rlock_release(h: &mut Option<(ConnId, u64)>, conn: ConnId) -> Step {
+    match h {
+        Some((o, d)) if *o == conn => {
+            *d -= 1;
+            if *d == 0 {
+                *h = None;
+            }
+            changed(Response::Ok)
+        }
+        _ => err(OpError::NotOwner),
     }
 }
 
@@ -792,7 +996,13 @@ fn on_timeout(op: &Op) -> Response {
 
 fn wait_of(op: &Op) -> Wait {
     match op {
-        Op::Acquire(w) | Op::EventWait(w) | Op::Put(_, w) | Op::QGet(w) => *w,
+        Op::Acquire(w)
+        | Op::EventWait(w)
+        | Op::Put(_, w)
+        | Op::QGet(w)
+        | Op::CondSleep(_, _, w)
+        | Op::CondReacquire(_, _, w)
+        | Op::BarrierAwait(_, w) => *w,
         _ => Wait::No,
     }
 }
@@ -986,7 +1196,13 @@ impl<S: ServerSync> Server<S> {
         }
         let blocking = matches!(
             op,
-            Op::Acquire(_) | Op::EventWait(_) | Op::Put(..) | Op::QGet(_)
+            Op::Acquire(_)
+                | Op::EventWait(_)
+                | Op::Put(..)
+                | Op::QGet(_)
+                | Op::CondSleep(..)
+                | Op::CondReacquire(..)
+                | Op::BarrierAwait(..)
         );
         if !blocking {
             // One critical section; the op (and its payload) moves in, no copy.
@@ -1085,6 +1301,14 @@ impl<S: ServerSync> Server<S> {
                     Obj::RLock(h) if h.is_some_and(|(o, _)| o == conn) => {
                         *h = None;
                         any = true;
+                    }
+                    Obj::Condition(c) => {
+                        if c.owner.is_some_and(|(o, _)| o == conn) {
+                            c.owner = None;
+                            any = true;
+                        }
+                        c.waiters.retain(|x| x.1 != conn);
+                        c.notified.retain(|x| x.1 != conn);
                     }
                     _ => {}
                 }

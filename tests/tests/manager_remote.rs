@@ -201,3 +201,66 @@ fn server_exits_when_parent_dies(from_thread: bool) {
         "manager server {server} outlived its parent"
     );
 }
+
+#[test]
+fn barrier_and_condition_across_processes() {
+    quiet();
+    let m = Manager::start().unwrap();
+    let barrier = m.barrier(4).unwrap();
+    let cond = m.condition().unwrap();
+    let items = m.list::<u32>().unwrap();
+    let got = m.list::<u32>().unwrap();
+    let indices = m.list::<u64>().unwrap();
+    let mut procs: Vec<Process> = (0..3)
+        .map(|_| {
+            let (b, c, items, got, idx) = (
+                barrier.clone(),
+                cond.clone(),
+                items.clone(),
+                got.clone(),
+                indices.clone(),
+            );
+            let mut p = Process::new(move || {
+                // Three rounds through the barrier with the parent.
+                for _ in 0..3 {
+                    idx.append(b.wait_timeout(GENEROUS).unwrap()).unwrap();
+                }
+                // Consumers: take items under the condition until a 0 arrives.
+                loop {
+                    c.acquire().unwrap();
+                    c.wait_for(|| Ok(!items.is_empty()?)).unwrap();
+                    let x = items.pop_at(0).unwrap();
+                    c.release().unwrap();
+                    if x == 0 {
+                        break;
+                    }
+                    got.append(x).unwrap();
+                }
+            });
+            p.start().unwrap();
+            p
+        })
+        .collect();
+    for _ in 0..3 {
+        indices
+            .append(barrier.wait_timeout(GENEROUS).unwrap())
+            .unwrap();
+    }
+    for x in (1..=30).chain([0, 0, 0]) {
+        cond.acquire().unwrap();
+        items.append(x).unwrap();
+        cond.notify().unwrap();
+        cond.release().unwrap();
+    }
+    for p in &mut procs {
+        assert_eq!(p.join().unwrap(), 0);
+    }
+    // Every round handed out the indices 0..4 exactly once.
+    let mut idx = indices.to_vec().unwrap();
+    idx.sort();
+    assert_eq!(idx, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
+    let mut g = got.to_vec().unwrap();
+    g.sort();
+    assert_eq!(g, (1..=30).collect::<Vec<_>>());
+    assert!(!barrier.broken().unwrap());
+}

@@ -38,7 +38,8 @@
 //! # Proxies and processes
 //!
 //! Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`Namespace`],
-//! [`Lock`], [`RLock`], [`Semaphore`], [`Event`], [`Queue`]) are `Clone`,
+//! [`Lock`], [`RLock`], [`Semaphore`], [`Event`], [`Condition`], [`Barrier`],
+//! [`Queue`]) are `Clone`,
 //! `Send` and `Sync`, and work in every process forked after they were made:
 //! each thread of each process opens its own connection on first use (a
 //! fork is detected by a change of pid, and the child never uses its parent's
@@ -69,7 +70,7 @@ mod sync;
 pub use client::{Address, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListProxy, Namespace, ValueProxy};
-pub use sync::{Event, Lock, Queue, RLock, Semaphore};
+pub use sync::{Barrier, Condition, Event, Lock, Queue, RLock, Semaphore};
 
 use crate::auth::AuthKey;
 use client::{Endpoint, Handle};
@@ -432,6 +433,33 @@ impl Manager {
     /// ```
     pub fn event(&self) -> Result<Event> {
         Ok(Event::from_handle(self.create(Init::Event)?))
+    }
+
+    /// A new manager condition variable with its own recursive lock (`manager.Condition()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let c = m.condition().unwrap();
+    /// c.acquire().unwrap();
+    /// assert!(!c.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
+    /// c.release().unwrap();
+    /// ```
+    pub fn condition(&self) -> Result<Condition> {
+        Ok(Condition::from_handle(self.create(Init::Condition)?))
+    }
+
+    /// A new manager barrier for `parties` parties (`manager.Barrier(parties)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::manager::Manager::start().unwrap();
+    /// assert_eq!(m.barrier(1).unwrap().wait().unwrap(), 0);
+    /// ```
+    pub fn barrier(&self, parties: u64) -> Result<Barrier> {
+        Ok(Barrier::from_handle(
+            self.create(Init::Barrier { parties })?,
+        ))
     }
 
     /// A new manager queue (`manager.Queue(maxsize)`; `None`: unbounded).

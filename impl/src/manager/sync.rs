@@ -229,3 +229,172 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(self.qsize()? == 0)
     }
 }
+
+/// A manager condition variable (`manager.Condition()`), with its own
+/// recursive lock, owned by the connection (thread and process) that took it.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let cond = m.condition().unwrap();
+/// let ready = m.value(false).unwrap();
+/// let (c2, r2) = (cond.clone(), ready.clone());
+/// let t = std::thread::spawn(move || {
+///     c2.acquire().unwrap();
+///     r2.set(&true).unwrap();
+///     c2.notify_all().unwrap();
+///     c2.release().unwrap();
+/// });
+/// cond.acquire().unwrap();
+/// while !ready.get().unwrap() {
+///     cond.wait().unwrap();
+/// }
+/// cond.release().unwrap();
+/// t.join().unwrap();
+/// assert!(cond.notify().is_err()); // not holding the lock
+/// ```
+pub struct Condition {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(Condition[], Kind::Condition);
+acquire_release!(Condition);
+
+impl Condition {
+    /// Release the lock, sleep until notified, take the lock again (the
+    /// caller must hold it). Returns `true`.
+    pub fn wait(&self) -> Result<bool> {
+        self.wait_with(Wait::Forever)
+    }
+
+    /// [`Condition::wait`] for at most `t`; returns `false` if not notified in
+    /// time (the lock is held again either way, as in Python).
+    pub fn wait_timeout(&self, t: Duration) -> Result<bool> {
+        self.wait_with(Wait::from_timeout(Some(t)))
+    }
+
+    fn wait_with(&self, w: Wait) -> Result<bool> {
+        let (ticket, depth) = match self.h.op(Op::CondEnter)? {
+            Response::Arrived(t, d) => (t, d),
+            r => return unexpected(r),
+        };
+        match self.h.op(Op::CondSleep(ticket, depth, w)) {
+            Ok(r) => flag(r),
+            Err(super::ManagerError::Op(super::OpError::Timeout)) => {
+                flag(self.h.op(Op::CondReacquire(ticket, depth, Wait::Forever))?)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wait until `pred()` holds (checked with the lock held), as Python's `wait_for`.
+    pub fn wait_for(&self, mut pred: impl FnMut() -> Result<bool>) -> Result<()> {
+        while !pred()? {
+            self.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Wake one waiter (the caller must hold the lock).
+    pub fn notify(&self) -> Result<()> {
+        ok(self.h.op(Op::Notify(1))?)
+    }
+
+    /// Wake up to `n` waiters (the caller must hold the lock).
+    pub fn notify_n(&self, n: u64) -> Result<()> {
+        ok(self.h.op(Op::Notify(n))?)
+    }
+
+    /// Wake every waiter (the caller must hold the lock).
+    pub fn notify_all(&self) -> Result<()> {
+        ok(self.h.op(Op::NotifyAll)?)
+    }
+}
+
+/// A manager barrier (`manager.Barrier(parties)`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// let m = procshare::manager::Manager::start().unwrap();
+/// let b = m.barrier(2).unwrap();
+/// let b2 = b.clone();
+/// let t = std::thread::spawn(move || b2.wait().unwrap());
+/// let mine = b.wait().unwrap();
+/// let theirs = t.join().unwrap();
+/// assert_eq!(mine + theirs, 1); // arrival indices 0 and 1
+/// // A timed-out wait breaks the barrier, as in Python.
+/// assert!(b.wait_timeout(std::time::Duration::from_millis(1)).is_err());
+/// assert!(b.broken().unwrap());
+/// b.reset().unwrap();
+/// assert!(!b.broken().unwrap());
+/// ```
+pub struct Barrier {
+    h: Handle,
+    _t: PhantomData<()>,
+}
+proxy_common!(Barrier[], Kind::Barrier);
+
+impl Barrier {
+    /// Wait until all parties have arrived; returns this party's arrival index
+    /// (`0..parties`). `BrokenBarrier` if the barrier is or becomes broken.
+    pub fn wait(&self) -> Result<u64> {
+        self.wait_with(Wait::Forever)
+    }
+
+    /// [`Barrier::wait`] for at most `t`; on timeout the barrier breaks and
+    /// this returns `BrokenBarrier` (Python's behaviour).
+    pub fn wait_timeout(&self, t: Duration) -> Result<u64> {
+        self.wait_with(Wait::from_timeout(Some(t)))
+    }
+
+    fn wait_with(&self, w: Wait) -> Result<u64> {
+        let (generation, index) = match self.h.op(Op::BarrierArrive)? {
+            Response::Arrived(g, i) => (g, i),
+            r => return unexpected(r),
+        };
+        match self.h.op(Op::BarrierAwait(generation, w)) {
+            Ok(r) => ok(r).map(|_| index),
+            Err(super::ManagerError::Op(super::OpError::Timeout)) => {
+                match self.h.op(Op::BarrierAbortIf(generation))? {
+                    // The generation passed just as we timed out: we passed too.
+                    Response::Bool(false) => Ok(index),
+                    Response::Bool(true) => Err(super::OpError::BrokenBarrier.into()),
+                    r => unexpected(r),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn state(&self) -> Result<Vec<u64>> {
+        match self.h.op(Op::BarrierState)? {
+            Response::Counts(v) if v.len() == 3 => Ok(v),
+            r => unexpected(r),
+        }
+    }
+
+    /// Number of parties.
+    pub fn parties(&self) -> Result<u64> {
+        Ok(self.state()?[0])
+    }
+
+    /// Parties waiting now.
+    pub fn n_waiting(&self) -> Result<u64> {
+        Ok(self.state()?[1])
+    }
+
+    /// Is it broken?
+    pub fn broken(&self) -> Result<bool> {
+        Ok(self.state()?[2] != 0)
+    }
+
+    /// Break it: current and future waiters get `BrokenBarrier` until `reset`.
+    pub fn abort(&self) -> Result<()> {
+        ok(self.h.op(Op::BarrierAbort)?)
+    }
+
+    /// Return to the initial state (unbroken, nobody waiting).
+    pub fn reset(&self) -> Result<()> {
+        ok(self.h.op(Op::BarrierReset)?)
+    }
+}

@@ -1389,8 +1389,8 @@ pub fn serve_connection<S: ServerSync>(
 
 #[cfg(feature = "checkers")]
 pub use checks::{
-    blocking_workload, dict_workload, iterations, list_workload, Correct, MutantChoice, NoNotify,
-    ShuttleSync, SplitExtend, SplitPop,
+    barrier_workload, blocking_workload, condition_workload, dict_workload, iterations,
+    list_workload, Correct, MutantChoice, NoNotify, ShuttleSync, SplitExtend, SplitPop,
 };
 
 #[cfg(feature = "checkers")]

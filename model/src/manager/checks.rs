@@ -404,6 +404,133 @@ pub fn blocking_workload<S: ServerSync>() {
         .all(|r| matches!(r, Response::Ok | Response::Bool(true))));
 }
 
+/// A client connection in the model: a server thread running the shipped loop.
+fn model_conn<S: ServerSync>(
+    server: &std::sync::Arc<Server<S>>,
+    conn: ConnId,
+) -> (Client, shuttle::thread::JoinHandle<Served>) {
+    let (qtx, qrx) = channel::<Request>();
+    let (rtx, rrx) = channel::<Response>();
+    let srv = server.clone();
+    let h = shuttle::thread::spawn(move || {
+        let mut t = Chan { rx: qrx, tx: rtx };
+        serve_connection(&srv, conn, &mut t)
+    });
+    (Client { tx: qtx, rx: rrx }, h)
+}
+
+fn create<S: ServerSync>(server: &Server<S>, init: Init) -> ObjId {
+    match server.handle(0, Request::Create(init)) {
+        Response::Created(id, _) => id,
+        other => panic!("create failed: {other:?}"),
+    }
+}
+
+/// The barrier workload (one shuttle execution): 3 clients pass a 3-party
+/// barrier twice (arrive, then await the generation). Panics unless every
+/// generation hands out the indices 0, 1, 2 exactly once and nobody passes
+/// early; a lost wake-up is a deadlock.
+pub fn barrier_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let bar = create(&server, Init::Barrier { parties: 3 });
+    let passed = std::sync::Arc::new(shuttle::sync::atomic::AtomicU64::new(0));
+    let arrived = std::sync::Arc::new(shuttle::sync::atomic::AtomicU64::new(0));
+    let mut hs = Vec::new();
+    for c in 0..3u64 {
+        let (cl, srv) = model_conn(&server, c + 1);
+        let (passed, arrived) = (passed.clone(), arrived.clone());
+        hs.push((
+            shuttle::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for round in 0..2u64 {
+                    arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (g, i) = match cl.call(Request::Op(bar, Op::BarrierArrive)) {
+                        Response::Arrived(g, i) => (g, i),
+                        r => panic!("{r:?}"),
+                    };
+                    assert_eq!(g, round);
+                    assert_eq!(
+                        cl.call(Request::Op(bar, Op::BarrierAwait(g, Wait::Forever))),
+                        Response::Ok
+                    );
+                    // Nobody passes generation g before all 3 arrived in it.
+                    assert!(
+                        arrived.load(std::sync::atomic::Ordering::SeqCst) >= 3 * (round + 1),
+                        "passed the barrier early"
+                    );
+                    passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    mine.push((g, i));
+                }
+                drop(cl);
+                mine
+            }),
+            srv,
+        ));
+    }
+    let mut all = Vec::new();
+    for (h, srv) in hs {
+        all.extend(h.join().expect("client"));
+        srv.join().expect("server thread");
+    }
+    all.sort();
+    assert_eq!(all, [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]);
+}
+
+/// The condition workload (one shuttle execution): a waiter checks a flag
+/// under the condition's lock and waits until it is set; a setter sets it
+/// under the lock and notifies. A lost wake-up is a deadlock; the waiter must
+/// hold the lock again (at its depth) when it returns.
+pub fn condition_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let cond = create(&server, Init::Condition);
+    let flag = create(&server, Init::Value(vec![0]));
+    let (a, sa) = model_conn(&server, 1);
+    let (b, sb) = model_conn(&server, 2);
+    let waiter = shuttle::thread::spawn(move || {
+        let call = |op| a.call(Request::Op(cond, op));
+        assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true));
+        assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true)); // depth 2
+        loop {
+            if a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]) {
+                break;
+            }
+            let (t, d) = match call(Op::CondEnter) {
+                Response::Arrived(t, d) => (t, d),
+                r => panic!("{r:?}"),
+            };
+            assert_eq!(d, 2);
+            assert_eq!(
+                call(Op::CondSleep(t, d, Wait::Forever)),
+                Response::Bool(true)
+            );
+        }
+        assert_eq!(call(Op::Release), Response::Ok);
+        assert_eq!(call(Op::Release), Response::Ok);
+        assert!(matches!(
+            call(Op::Release),
+            Response::Err(OpError::NotOwner)
+        ));
+    });
+    let setter = shuttle::thread::spawn(move || {
+        let call = |op| b.call(Request::Op(cond, op));
+        assert!(matches!(
+            call(Op::NotifyAll),
+            Response::Err(OpError::NotOwner)
+        ));
+        assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true));
+        assert_eq!(
+            b.call(Request::Op(flag, Op::ValueSet(vec![1]))),
+            Response::Ok
+        );
+        assert_eq!(call(Op::NotifyAll), Response::Ok);
+        assert_eq!(call(Op::Release), Response::Ok);
+    });
+    waiter.join().expect("waiter");
+    setter.join().expect("setter");
+    sa.join().expect("server a");
+    sb.join().expect("server b");
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
     std::env::var("PROCSHARE_SHUTTLE_ITERS")
@@ -461,6 +588,20 @@ mod tests {
     #[test]
     fn mutant_no_notify_is_caught() {
         assert!(caught(blocking_workload::<ShuttleSync<NoNotify>>));
+        assert!(caught(barrier_workload::<ShuttleSync<NoNotify>>));
+        assert!(caught(condition_workload::<ShuttleSync<NoNotify>>));
+    }
+
+    #[test]
+    fn barrier_releases_each_generation_once() {
+        shuttle::check_random(barrier_workload::<ShuttleSync>, iterations());
+        shuttle::check_pct(barrier_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn condition_no_lost_wakeup() {
+        shuttle::check_random(condition_workload::<ShuttleSync>, iterations());
+        shuttle::check_pct(condition_workload::<ShuttleSync>, iterations(), 3);
     }
 
     #[test]

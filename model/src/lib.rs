@@ -18,3 +18,5 @@ pub mod testkit;
 pub mod manager;
 pub mod mutex;
 pub mod pool;
+pub mod ring;
+pub mod rlock;

@@ -18,5 +18,4 @@ pub mod testkit;
 pub mod manager;
 pub mod mutex;
 pub mod pool;
-pub mod ring;
 pub mod rlock;

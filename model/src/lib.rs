@@ -19,3 +19,4 @@ pub mod manager;
 pub mod mutex;
 pub mod pool;
 pub mod rlock;
+pub mod semaphore;

@@ -29,9 +29,15 @@
 //! drop(guard);
 //! ```
 
+mod any;
 mod lock;
+mod rlock;
+mod semaphore;
 
+pub use any::{AnyGuard, AnyLock};
 pub use lock::{Lock, LockGuard};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};
 
 use crate::shm::ShmError;
 
@@ -59,7 +65,9 @@ impl<G> OwnerDied<G> {
         &mut self.guard
     }
     pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> OwnerDied<H> {
-        OwnerDied { guard: f(self.guard) }
+        OwnerDied {
+            guard: f(self.guard),
+        }
     }
 }
 
@@ -118,7 +126,9 @@ impl<G> core::fmt::Debug for TryLockError<G> {
 impl<G> core::fmt::Display for TryLockError<G> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            TryLockError::WouldBlock => f.write_str("the lock could not be acquired without blocking or before the timeout"),
+            TryLockError::WouldBlock => {
+                f.write_str("the lock could not be acquired without blocking or before the timeout")
+            }
             TryLockError::OwnerDied(o) => o.fmt(f),
         }
     }

@@ -20,3 +20,4 @@ pub mod mutex;
 pub mod pool;
 pub mod rlock;
 pub mod semaphore;
+pub mod event;

@@ -19,7 +19,7 @@ use crate::Process;
 pub(crate) struct Submission {
     pub(crate) unit: UnitId,
     /// The whole unit frame (header included).
-    pub(crate) frame: Arc<[u8]>,
+    pub(crate) frame: Arc<Vec<u8>>,
     pub(crate) sink: Arc<dyn Sink>,
     /// The unit's first task index in its job, and its number of tasks.
     pub(crate) start: usize,
@@ -88,8 +88,10 @@ struct Conn {
     pid: u32,
     sock: UnixStream,
     pidfd: Option<OwnedFd>,
+    /// Receive buffer; `inbuf[..filled]` holds received, unhandled bytes.
     inbuf: Vec<u8>,
-    out: VecDeque<Arc<[u8]>>,
+    filled: usize,
+    out: VecDeque<Arc<Vec<u8>>>,
     /// Bytes of `out.front()` already written.
     out_off: usize,
     dead: bool,
@@ -97,7 +99,7 @@ struct Conn {
 
 /// What the dispatcher thread owns.
 pub(crate) struct Driver {
-    d: Dispatcher<Arc<[u8]>>,
+    d: Dispatcher<Arc<Vec<u8>>>,
     conns: Vec<Conn>,
     units: HashMap<UnitId, (Arc<dyn Sink>, usize, usize)>,
     /// Pid and exit code of workers that died, for error messages.
@@ -155,6 +157,8 @@ impl Driver {
 
     fn spawn(&mut self, w: WorkerId) -> Result<(), PoolError> {
         let (parent, child) = UnixStream::pair().map_err(|e| PoolError::os("socketpair", e))?;
+        set_bufs(parent.as_raw_fd());
+        set_bufs(child.as_raw_fd());
         // The child closes its copies of every pool descriptor but its own socket.
         let mut close: Vec<RawFd> = vec![parent.as_raw_fd(), self.shared.wake.as_raw_fd()];
         for c in &self.conns {
@@ -184,6 +188,7 @@ impl Driver {
             sock: parent,
             pidfd,
             inbuf: Vec::new(),
+            filled: 0,
             out: VecDeque::new(),
             out_off: 0,
             dead: false,
@@ -211,7 +216,7 @@ impl Driver {
                 }
                 Action::Stop { worker } => {
                     if let Some(c) = self.conn(worker) {
-                        c.out.push_back(worker::stop_frame().into());
+                        c.out.push_back(Arc::new(worker::stop_frame()));
                         flush(c);
                     }
                 }
@@ -289,15 +294,20 @@ impl Driver {
     /// Read everything worker `i` sent; handle complete frames. Marks it dead
     /// at end of stream (or on a read error or a protocol violation).
     fn read_conn(&mut self, i: usize) {
-        let mut buf = [0u8; 64 * 1024];
         loop {
             let c = &mut self.conns[i];
-            match c.sock.read(&mut buf) {
+            // Read straight into the buffer, growing it (zeroing only the
+            // growth, once) to hold the whole frame being received.
+            let want = c.filled + frame_need(&c.inbuf[..c.filled]).max(64 * 1024);
+            if c.inbuf.len() < want {
+                c.inbuf.resize(want, 0);
+            }
+            match c.sock.read(&mut c.inbuf[c.filled..]) {
                 Ok(0) => {
                     c.dead = true;
                     break;
                 }
-                Ok(n) => c.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => c.filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
@@ -308,10 +318,11 @@ impl Driver {
         }
         // Complete frames, in order.
         let w = self.conns[i].id;
+        let filled = self.conns[i].filled;
         let mut inbuf = std::mem::take(&mut self.conns[i].inbuf);
         let mut at = 0;
         let mut bad = false;
-        while let Ok((payload, _)) = crate::wire::split_frame(&inbuf[at..], FRAME_LIMIT) {
+        while let Ok((payload, _)) = crate::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT) {
             let len = payload.len();
             let ok = self.on_frame(w, &inbuf[at + 4..at + 4 + len]);
             at += 4 + len;
@@ -321,13 +332,19 @@ impl Driver {
             }
         }
         if let Err(crate::wire::WireError::Oversized { .. }) =
-            crate::wire::split_frame(&inbuf[at..], FRAME_LIMIT)
+            crate::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT)
         {
             bad = true;
         }
-        inbuf.drain(..at);
+        inbuf.copy_within(at..filled, 0);
+        // Do not keep a huge buffer around once a large frame is consumed.
+        if filled - at < 64 * 1024 && inbuf.len() > 8 << 20 {
+            inbuf.truncate(64 * 1024);
+            inbuf.shrink_to_fit();
+        }
         let c = &mut self.conns[i];
         c.inbuf = inbuf;
+        c.filled = filled - at;
         if bad {
             // A worker that breaks the protocol is killed; its death follows.
             let _ = c.proc.kill();
@@ -437,6 +454,37 @@ impl Driver {
             sink.fail(start, n, PoolError::Terminated);
         }
         self.shared.finished_cv.notify_all();
+    }
+}
+
+/// Bytes still missing from the first frame in `buf` (0 if unknown or complete).
+fn frame_need(buf: &[u8]) -> usize {
+    match buf.get(..4) {
+        Some(h) => {
+            let n = u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize;
+            (4 + n.min(FRAME_LIMIT)).saturating_sub(buf.len())
+        }
+        None => 0,
+    }
+}
+
+/// Socket buffer size asked for each direction of a worker's socketpair: large
+/// chunks then cross in a few system calls instead of hundreds of wake-ups.
+const SOCK_BUF: libc::c_int = 4 << 20;
+
+pub(crate) fn set_bufs(fd: RawFd) {
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt with a valid int option value on our own socket;
+        // failure only leaves the default size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&SOCK_BUF as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
     }
 }
 

@@ -1,8 +1,12 @@
 //! A job's result slots in the parent: filled by the dispatcher thread, read by
 //! [`AsyncResult`](super::AsyncResult), [`MapResult`](super::MapResult) and the
 //! `imap` iterators.
+//!
+//! Values and errors are kept apart (`vals[i]` is a plain `Option<R>`, errors
+//! sit in a small map) so that a million-item `map` costs a million `Option<R>`
+//! and nothing per item for the rare error.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -24,14 +28,93 @@ pub(crate) type OkCallback<R> = Box<dyn FnOnce(&[R]) + Send>;
 pub(crate) type ErrCallback = Box<dyn FnOnce(&PoolError) + Send>;
 
 pub(crate) struct State<R> {
-    pub(crate) slots: Vec<Option<Result<R, PoolError>>>,
-    /// Indices in the order their results arrived (for `imap_unordered`).
-    pub(crate) arrived: VecDeque<usize>,
+    /// `vals[i]`: task `i`'s value, once it arrived (and until taken).
+    vals: Vec<Option<R>>,
+    /// Failed tasks' errors (until taken).
+    errs: BTreeMap<usize, PoolError>,
+    /// Which tasks have a result (value or error) delivered.
+    filled: Vec<bool>,
+    /// Ranges `(start, n)` in the order they arrived (for `imap_unordered`).
+    arrived: VecDeque<(usize, usize)>,
     remaining: usize,
     /// All results in and callbacks run.
     pub(crate) done: bool,
+    /// `get` took the results.
+    taken: bool,
     callback: Option<OkCallback<R>>,
     error_callback: Option<ErrCallback>,
+}
+
+impl<R> State<R> {
+    pub(crate) fn len(&self) -> usize {
+        self.filled.len()
+    }
+
+    pub(crate) fn is_filled(&self, i: usize) -> bool {
+        self.filled.get(i).copied().unwrap_or(false)
+    }
+
+    pub(crate) fn has_arrivals(&self) -> bool {
+        !self.arrived.is_empty()
+    }
+
+    /// The next index in arrival order.
+    pub(crate) fn pop_arrival(&mut self) -> Option<usize> {
+        let (s, n) = self.arrived.front_mut()?;
+        let i = *s;
+        *s += 1;
+        *n -= 1;
+        if *n == 0 {
+            self.arrived.pop_front();
+        }
+        Some(i)
+    }
+
+    /// Take task `i`'s result.
+    pub(crate) fn take_one(&mut self, i: usize) -> Result<R, PoolError> {
+        if let Some(e) = self.errs.remove(&i) {
+            return Err(e);
+        }
+        self.vals
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or_else(|| PoolError::AlreadyTaken)
+    }
+
+    pub(crate) fn all_ok(&self) -> bool {
+        self.errs.is_empty()
+    }
+
+    /// Every task has its result (callbacks may still be running; `get`
+    /// waits for them, `ready`/`successful` do not need to).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// Take every result (once).
+    pub(crate) fn take_all(&mut self) -> Result<Vec<Result<R, PoolError>>, PoolError> {
+        if self.taken {
+            return Err(PoolError::AlreadyTaken);
+        }
+        self.taken = true;
+        let n = self.len();
+        Ok((0..n).map(|i| self.take_one(i)).collect())
+    }
+
+    /// Take every value, or the first error (once).
+    pub(crate) fn take_values(&mut self) -> Result<Vec<R>, PoolError> {
+        if self.taken {
+            return Err(PoolError::AlreadyTaken);
+        }
+        if let Some((_, e)) = self.errs.iter().next() {
+            return Err(e.clone());
+        }
+        self.taken = true;
+        let vals = std::mem::take(&mut self.vals);
+        vals.into_iter()
+            .map(|v| v.ok_or_else(|| PoolError::AlreadyTaken))
+            .collect()
+    }
 }
 
 /// A job of `n` tasks.
@@ -46,14 +129,17 @@ impl<R> Job<R> {
         callback: Option<OkCallback<R>>,
         error_callback: Option<ErrCallback>,
     ) -> Self {
-        let mut slots = Vec::with_capacity(n);
-        slots.resize_with(n, || None);
+        let mut vals = Vec::with_capacity(n);
+        vals.resize_with(n, || None);
         let job = Job {
             st: Mutex::new(State {
-                slots,
+                vals,
+                errs: BTreeMap::new(),
+                filled: vec![false; n],
                 arrived: VecDeque::new(),
                 remaining: n,
                 done: false,
+                taken: false,
                 callback,
                 error_callback,
             }),
@@ -69,11 +155,11 @@ impl<R> Job<R> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn put(&self, g: &mut State<R>, i: usize, v: Result<R, PoolError>) -> bool {
-        match g.slots.get_mut(i) {
-            Some(s @ None) => {
-                *s = Some(v);
-                g.arrived.push_back(i);
+    /// Claim slot `i` for a result; `false` if out of range or already filled.
+    fn claim(g: &mut State<R>, i: usize) -> bool {
+        match g.filled.get_mut(i) {
+            Some(f @ false) => {
+                *f = true;
                 g.remaining -= 1;
                 true
             }
@@ -86,36 +172,24 @@ impl<R> Job<R> {
     fn complete<'a>(&'a self, mut g: MutexGuard<'a, State<R>>) {
         let cb = g.callback.take();
         let ecb = g.error_callback.take();
-        if cb.is_some() || ecb.is_some() {
-            let mut slots = std::mem::take(&mut g.slots);
-            drop(g);
-            let err = slots.iter().find_map(|s| match s {
-                Some(Err(e)) => Some(e.clone()),
-                _ => None,
-            });
-            // A panicking callback must not kill the dispatcher thread.
-            match (err, cb, ecb) {
-                (Some(e), _, Some(f)) => {
-                    let _ = catch_unwind(AssertUnwindSafe(|| f(&e)));
-                }
-                (None, Some(f), _) => {
-                    // Move the values out for the slice and back afterwards (no clone).
-                    let owned: Vec<R> = slots
-                        .iter_mut()
-                        .filter_map(|s| match s.take() {
-                            Some(Ok(v)) => Some(v),
-                            _ => None,
-                        })
-                        .collect();
-                    let _ = catch_unwind(AssertUnwindSafe(|| f(&owned)));
-                    for (s, v) in slots.iter_mut().zip(owned) {
-                        *s = Some(Ok(v));
-                    }
-                }
-                _ => {}
+        let err = g.errs.values().next().cloned();
+        // A panicking callback must not kill the dispatcher thread.
+        match (err, cb, ecb) {
+            (Some(e), _, Some(f)) => {
+                drop(g);
+                let _ = catch_unwind(AssertUnwindSafe(|| f(&e)));
+                g = self.lock();
             }
-            g = self.lock();
-            g.slots = slots;
+            (None, Some(f), _) => {
+                // Move the values out for the slice and back afterwards (no clone).
+                let vals = std::mem::take(&mut g.vals);
+                drop(g);
+                let owned: Vec<R> = vals.into_iter().flatten().collect();
+                let _ = catch_unwind(AssertUnwindSafe(|| f(&owned)));
+                g = self.lock();
+                g.vals = owned.into_iter().map(Some).collect();
+            }
+            _ => {}
         }
         g.done = true;
         drop(g);
@@ -162,7 +236,9 @@ impl<R> Job<R> {
 
 impl<R: DeserializeOwned + Send> Sink for Job<R> {
     fn deliver(&self, start: usize, n: usize, body: &[u8]) {
+        // Decode straight into the slots (the waiters sleep meanwhile).
         let mut g = self.lock();
+        let mut any = false;
         match body.split_first() {
             Some((0, mut rest)) => {
                 for i in start..start + n {
@@ -182,32 +258,47 @@ impl<R: DeserializeOwned + Send> Sink for Job<R> {
                             )))
                         }
                     };
-                    self.put(&mut g, i, v);
+                    if Self::claim(&mut g, i) {
+                        any = true;
+                        match v {
+                            Ok(v) => g.vals[i] = Some(v),
+                            Err(e) => {
+                                g.errs.insert(i, e);
+                            }
+                        }
+                    }
                 }
             }
-            Some((_, msg)) => {
-                let m = String::from_utf8_lossy(msg).into_owned();
+            other => {
+                let m = match other {
+                    Some((_, msg)) => String::from_utf8_lossy(msg).into_owned(),
+                    None => "empty result frame".to_string(),
+                };
                 for i in start..start + n {
-                    self.put(&mut g, i, Err(PoolError::Decode(m.clone())));
+                    if Self::claim(&mut g, i) {
+                        any = true;
+                        g.errs.insert(i, PoolError::Decode(m.clone()));
+                    }
                 }
             }
-            None => {
-                for i in start..start + n {
-                    self.put(
-                        &mut g,
-                        i,
-                        Err(PoolError::Decode("empty result frame".into())),
-                    );
-                }
-            }
+        }
+        if any {
+            g.arrived.push_back((start, n));
         }
         self.after_put(g);
     }
 
     fn fail(&self, start: usize, n: usize, err: PoolError) {
         let mut g = self.lock();
+        let mut any = false;
         for i in start..start + n {
-            self.put(&mut g, i, Err(err.clone()));
+            if Self::claim(&mut g, i) {
+                any = true;
+                g.errs.insert(i, err.clone());
+            }
+        }
+        if any {
+            g.arrived.push_back((start, n));
         }
         self.after_put(g);
     }

@@ -318,16 +318,12 @@ impl Pool {
         }
         let mut subs = Vec::with_capacity(items.len().div_ceil(chunksize));
         for (k, chunk) in items.chunks(chunksize).enumerate() {
-            let data = crate::wire::encode(chunk).map_err(|e| {
-                PoolError::Serialize(match e {
-                    crate::wire::WireError::Corrupt(m) => format!("a task argument: {m}"),
-                    e => format!("a task argument: {e}"),
-                })
-            })?;
             let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
             subs.push(Submission {
                 unit,
-                frame: worker::unit_frame(unit, tramp, func, &data).into(),
+                frame: Arc::new(worker::unit_frame(unit, tramp, func, chunk).map_err(|e| {
+                    PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
+                })?),
                 sink: job.clone(),
                 start: k * chunksize,
                 n: chunk.len(),
@@ -665,7 +661,7 @@ impl<R> core::fmt::Debug for MapResult<R> {
 impl<R> MapResult<R> {
     /// Are all results in?
     pub fn ready(&self) -> bool {
-        self.job.lock().done
+        self.job.lock().is_complete()
     }
 
     /// Wait until all results are in.
@@ -683,42 +679,35 @@ impl<R> MapResult<R> {
     /// Did every task succeed? [`PoolError::NotReady`] before [`MapResult::ready`].
     pub fn successful(&self) -> Result<bool, PoolError> {
         let g = self.job.lock();
-        if !g.done {
+        if !g.is_complete() {
             return Err(PoolError::NotReady);
         }
-        Ok(g.slots.iter().all(|s| matches!(s, Some(Ok(_)))))
+        Ok(g.all_ok())
     }
 
-    fn take(&self, deadline: Option<Instant>) -> Result<Vec<Result<R, PoolError>>, PoolError> {
+    fn values(&self, deadline: Option<Instant>) -> Result<Vec<R>, PoolError> {
         let (mut g, ok) = self.job.wait_until(deadline, |s| s.done);
         if !ok {
             return Err(PoolError::Timeout);
         }
-        if g.slots.iter().any(|s| s.is_none()) {
-            return Err(PoolError::AlreadyTaken);
-        }
-        Ok(g.slots
-            .iter_mut()
-            .map(|s| s.take().expect("checked"))
-            .collect())
+        g.take_values()
     }
 
     /// Every task's own result, in order (errors where tasks failed).
     pub fn get_all(self) -> Result<Vec<Result<R, PoolError>>, PoolError> {
-        self.take(None)
+        let (mut g, _) = self.job.wait_until(None, |s| s.done);
+        g.take_all()
     }
 
     /// Wait for all results; the first failed task's error if any failed.
     pub fn get(self) -> Result<Vec<R>, PoolError> {
-        self.take(None)?.into_iter().collect()
+        self.values(None)
     }
 
     /// [`MapResult::get`] waiting at most `t` ([`PoolError::Timeout`]; the
     /// results stay for a later call). On success the results are moved out.
     pub fn get_timeout(&self, t: Duration) -> Result<Vec<R>, PoolError> {
-        self.take(Instant::now().checked_add(t))?
-            .into_iter()
-            .collect()
+        self.values(Instant::now().checked_add(t))
     }
 }
 
@@ -771,18 +760,18 @@ impl<R> AsyncResult<R> {
 
     /// Wait for the result.
     pub fn get(self) -> Result<R, PoolError> {
-        first(self.inner.take(None)?)
+        first(self.inner.values(None)?)
     }
 
     /// Wait at most `t` for the result ([`PoolError::Timeout`]: it stays for a
     /// later call). On success the value is moved out.
     pub fn get_timeout(&self, t: Duration) -> Result<R, PoolError> {
-        first(self.inner.take(Instant::now().checked_add(t))?)
+        first(self.inner.values(Instant::now().checked_add(t))?)
     }
 }
 
-fn first<R>(v: Vec<Result<R, PoolError>>) -> Result<R, PoolError> {
-    v.into_iter().next().unwrap_or(Err(PoolError::AlreadyTaken))
+fn first<R>(v: Vec<R>) -> Result<R, PoolError> {
+    v.into_iter().next().ok_or(PoolError::AlreadyTaken)
 }
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one
@@ -810,16 +799,15 @@ impl<R> Imap<R> {
     }
 
     fn next_inner(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {
-        let n = self.job.lock().slots.len();
+        let n = self.job.lock().len();
         if self.next >= n {
             return None;
         }
         let i = self.next;
         let (mut g, ok) = if self.ordered {
-            self.job
-                .wait_until(deadline, |s| s.slots.get(i).is_some_and(|x| x.is_some()))
+            self.job.wait_until(deadline, |s| s.is_filled(i))
         } else {
-            self.job.wait_until(deadline, |s| !s.arrived.is_empty())
+            self.job.wait_until(deadline, |s| s.has_arrivals())
         };
         if !ok {
             return Some(Err(PoolError::Timeout));
@@ -828,9 +816,9 @@ impl<R> Imap<R> {
         let idx = if self.ordered {
             i
         } else {
-            g.arrived.pop_front().expect("checked")
+            g.pop_arrival().expect("checked")
         };
-        Some(g.slots[idx].take().unwrap_or(Err(PoolError::AlreadyTaken)))
+        Some(g.take_one(idx))
     }
 }
 

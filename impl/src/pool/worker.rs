@@ -37,8 +37,13 @@ pub(crate) const FROM_INIT_FAILED: u8 = 2;
 pub(crate) const FROM_STARTED: u8 = 3;
 pub(crate) const FROM_DONE: u8 = 4;
 
+/// Bytes reserved in front of a trampoline's output for the `Done` frame's
+/// header (length, tag, unit id).
+pub(crate) const DONE_HEADER: usize = 4 + 1 + 8;
+
 /// A trampoline: decodes a unit's arguments, calls the task function at
-/// address `func` on each, encodes the results.
+/// address `func` on each, encodes the results after [`DONE_HEADER`]
+/// reserved bytes.
 pub(crate) type Tramp = fn(usize, &[u8]) -> Vec<u8>;
 
 /// Why one task produced no value (crosses the socket inside a `Done` frame).
@@ -72,12 +77,16 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
     let items: Vec<In> = match wire::decode(data) {
         Ok(v) => v,
         Err(e) => {
-            let mut out = vec![1u8];
+            let mut out = vec![0u8; DONE_HEADER];
+            out.push(1u8);
             out.extend_from_slice(format!("cannot decode the task arguments: {e}").as_bytes());
             return out;
         }
     };
-    let mut out = Vec::with_capacity(1 + items.len() * 4);
+    // Room for the Done frame's header, filled in by the sender (no copy).
+    let mut out =
+        Vec::with_capacity(DONE_HEADER + 1 + items.len() * (2 + std::mem::size_of::<R>()));
+    out.resize(DONE_HEADER, 0);
     out.push(0u8);
     let mut scratch = Vec::new();
     for item in items {
@@ -124,29 +133,39 @@ pub(crate) fn tramp2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     run_items(data, |(a, b): (A, B)| f(a, b))
 }
 
-/// A unit as the worker receives it.
+/// A unit as the worker receives it: the whole frame payload; the
+/// arguments start at byte [`UNIT_DATA`].
 pub(crate) struct UnitMsg {
     tramp: usize,
     func: usize,
-    data: Vec<u8>,
+    frame: Vec<u8>,
 }
+
+/// Offset of the arguments in a unit frame's payload.
+const UNIT_DATA: usize = 1 + 24;
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8)
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
 }
 
-/// Encode a unit frame (with its 4-byte header).
-pub(crate) fn unit_frame(unit: UnitId, tramp: Tramp, func: usize, data: &[u8]) -> Vec<u8> {
-    let len = 1 + 24 + data.len();
-    let mut f = Vec::with_capacity(4 + len);
-    f.extend_from_slice(&(len as u32).to_le_bytes());
+/// Encode a unit frame (with its 4-byte header), the arguments serialized in place.
+pub(crate) fn unit_frame<T: Serialize>(
+    unit: UnitId,
+    tramp: Tramp,
+    func: usize,
+    args: &[T],
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut f = Vec::with_capacity(4 + UNIT_DATA + 8 + args.len() * (1 + std::mem::size_of::<T>()));
+    f.extend_from_slice(&[0u8; 4]);
     f.push(TO_UNIT);
     f.extend_from_slice(&unit.to_le_bytes());
     f.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
     f.extend_from_slice(&(func as u64).to_le_bytes());
-    f.extend_from_slice(data);
-    f
+    let mut f = postcard::to_extend(args, f)?;
+    let len = (f.len() - 4) as u32;
+    f[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(f)
 }
 
 /// The stop sentinel frame.
@@ -176,7 +195,7 @@ impl WorkerIo for SockIo {
                     payload: UnitMsg {
                         tramp,
                         func,
-                        data: f[25..].to_vec(),
+                        frame: f,
                     },
                 })
             }
@@ -196,13 +215,16 @@ impl WorkerIo for SockIo {
                 p.push(FROM_STARTED);
                 p.extend_from_slice(&unit.to_le_bytes());
             }
-            FromWorker::Done { unit, results } => {
-                let mut f = Vec::with_capacity(4 + 9 + results.len());
-                f.extend_from_slice(&((9 + results.len()) as u32).to_le_bytes());
-                f.push(FROM_DONE);
-                f.extend_from_slice(&unit.to_le_bytes());
-                f.extend_from_slice(&results);
-                return std::io::Write::write_all(&mut self.sock, &f).is_ok();
+            FromWorker::Done { unit, mut results } => {
+                // The trampoline left DONE_HEADER bytes in front.
+                if results.len() < DONE_HEADER {
+                    return false;
+                }
+                let len = (results.len() - 4) as u32;
+                results[..4].copy_from_slice(&len.to_le_bytes());
+                results[4] = FROM_DONE;
+                results[5..DONE_HEADER].copy_from_slice(&unit.to_le_bytes());
+                return std::io::Write::write_all(&mut self.sock, &results).is_ok();
             }
         }
         wire::write_frame_bytes(&mut self.sock, &p).is_ok()
@@ -240,7 +262,7 @@ pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
             // (see `unit_frame`'s caller), sent by the parent over the pool's
             // private socketpair.
             let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
-            t(m.func, &m.data)
+            t(m.func, m.frame.get(UNIT_DATA..).unwrap_or(&[]))
         },
     );
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 
 use procshare::shm::{arena_stats, ShmSlice};
-use procshare::sync::{BoundedSemaphore, Lock, RLock, Semaphore, SyncError};
+use procshare::sync::{BoundedSemaphore, Event, Lock, RLock, Semaphore, SyncError};
 
 const GENEROUS: std::time::Duration = std::time::Duration::from_secs(60);
 use procshare::{Array, Process, RawArray, RawValue, Value};
@@ -403,4 +403,23 @@ fn bounded_semaphore_refuses_over_release() {
     s.release().unwrap();
     assert!(matches!(s.release(), Err(SyncError::ReleasedTooManyTimes)));
     assert_eq!(s.get_value(), 2);
+}
+
+#[test]
+fn event_across_processes() {
+    quiet();
+    let ping = Event::new().unwrap();
+    let pong = Event::new().unwrap();
+    assert!(!ping.is_set());
+    assert!(!ping.wait_timeout(std::time::Duration::from_millis(5)));
+    let (a, b) = (ping.clone(), pong.clone());
+    let mut p = run(move || {
+        assert!(a.wait_timeout(GENEROUS));
+        b.set();
+    });
+    ping.set();
+    assert!(pong.wait_timeout(GENEROUS));
+    assert_eq!(p.join().unwrap(), 0);
+    ping.clear();
+    assert!(!ping.is_set());
 }

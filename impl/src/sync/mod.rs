@@ -30,11 +30,13 @@
 //! ```
 
 mod any;
+mod event;
 mod lock;
 mod rlock;
 mod semaphore;
 
 pub use any::{AnyGuard, AnyLock};
+pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};

@@ -21,3 +21,4 @@ pub mod pool;
 pub mod rlock;
 pub mod semaphore;
 pub mod event;
+pub mod barrier;

@@ -1,0 +1,260 @@
+//! A reusable barrier (CPython's `Barrier`, without the `action` callback):
+//! `parties` threads call [`RawBarrier::wait`]; all are released together once
+//! the last arrives, and the barrier is ready for the next generation.
+//!
+//! # Layout
+//!
+//! ```text
+//! RawBarrier (8 bytes, #[repr(C)])
+//!   state:   u32   offset 0   the futex word:
+//!                    bits 0..=11   count: parties arrived in this generation
+//!                    bits 12..=27  generation (wrapping, 16 bits)
+//!                    bits 28..=30  broken ends: how many of the most recent
+//!                                  generations ended broken (by `reset` of a
+//!                                  broken or occupied barrier), saturating at 7;
+//!                                  0 after a release
+//!                    bit 31        BROKEN: this generation is broken
+//!   parties: u32   offset 4   1..=MAX_PARTIES, never changes
+//! ```
+//!
+//! # Invariants
+//!
+//! * `count < parties`. Arrival is one CAS that adds 1 to `count` of the very
+//!   generation the caller saw, so arrival indices in a generation are distinct
+//!   and dense; the arrival that would make `count == parties` instead ends the
+//!   generation (count 0, generation + 1, broken ends 0) and wakes everyone.
+//! * A generation ends exactly once: by that release, or broken (`abort`, a
+//!   timeout, then `reset`). A waiter of generation `g` that sees generation
+//!   `g' != g` with `s` broken ends knows the generations `g'-s .. g'-1` ended
+//!   broken: it returns [`BarrierError::Broken`] if `g'-g <= s`, else released.
+//!   This is exact whenever at most `parties` threads use the barrier (a later
+//!   generation cannot be *released* without the waiter); with more, a waiter
+//!   that sleeps through a reset and then a release reports released.
+//! * A waiter sleeps only on the exact word it read; every change of the word
+//!   that concerns it (release, `BROKEN`, reset) is followed by a wake of all.
+//! * Arrival CASes are `AcqRel` and waiters read with `Acquire`: every party's
+//!   writes before `wait` are visible to every party after it.
+//!
+//! # Deaths
+//!
+//! A barrier has no owner. A party that dies after arriving leaves its
+//! generation one short: the others wait until their timeout (which breaks the
+//! barrier, as in CPython) or an `abort`. A last arrival that dies between its
+//! release and its wake-up releases the others all the same (they see the new
+//! generation at the platform's liveness poll).
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use core::time::Duration;
+
+use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
+
+/// The most parties a barrier can have.
+pub const MAX_PARTIES: u32 = COUNT_MASK;
+const COUNT_MASK: u32 = 0xfff;
+const GEN_SHIFT: u32 = 12;
+const GEN_MASK: u32 = 0xffff << GEN_SHIFT;
+const ENDS_SHIFT: u32 = 28;
+const ENDS_MASK: u32 = 0x7 << ENDS_SHIFT;
+/// This generation is broken.
+pub const BROKEN: u32 = 0x8000_0000;
+
+/// Seeded bug: arrivals use `Relaxed` CASes and waiters `Relaxed` loads.
+pub const MUTANT_RELAXED_ARRIVAL: Mutant = Mutant(501);
+/// Seeded bug: the last arrival never wakes the waiters.
+pub const MUTANT_NO_WAKE: Mutant = Mutant(502);
+/// Seeded bug: an arrival reads the count, then stores count + 1 (check-then-act).
+pub const MUTANT_ARRIVAL_STORE: Mutant = Mutant(503);
+
+/// Why [`RawBarrier::wait`] did not pass the barrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarrierError {
+    /// The barrier is (or became, while waiting) broken: aborted, reset, or
+    /// another party timed out (CPython: `BrokenBarrierError`).
+    Broken,
+    /// This party's timeout passed; it broke the barrier for the others
+    /// (CPython raises `BrokenBarrierError` here too).
+    Timeout,
+}
+
+/// `parties` is 0 or above [`MAX_PARTIES`] (CPython: `ValueError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidParties;
+
+fn count(v: u32) -> u32 {
+    v & COUNT_MASK
+}
+fn gen(v: u32) -> u32 {
+    (v & GEN_MASK) >> GEN_SHIFT
+}
+fn ends(v: u32) -> u32 {
+    (v & ENDS_MASK) >> ENDS_SHIFT
+}
+fn pack(gen: u32, ends: u32, count: u32) -> u32 {
+    ((gen << GEN_SHIFT) & GEN_MASK) | (ends.min(7) << ENDS_SHIFT) | count
+}
+
+/// A process-shared, reusable barrier. See the module documentation.
+#[repr(C)]
+pub struct RawBarrier<P: Platform> {
+    /// `BROKEN | broken ends | generation | count`.
+    state: P::W32,
+    /// The number of parties.
+    parties: P::W32,
+}
+
+impl<P: Platform> core::fmt::Debug for RawBarrier<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let v = self.state.load(Relaxed);
+        f.debug_struct("RawBarrier")
+            .field("parties", &self.parties())
+            .field("count", &count(v))
+            .field("generation", &gen(v))
+            .field("broken", &(v & BROKEN != 0))
+            .finish()
+    }
+}
+
+impl<P: Platform> RawBarrier<P> {
+    /// A barrier for `parties` parties (1..=[`MAX_PARTIES`]).
+    pub fn new(parties: u32) -> Result<Self, InvalidParties> {
+        if parties == 0 || parties > MAX_PARTIES {
+            return Err(InvalidParties);
+        }
+        Ok(RawBarrier {
+            state: P::W32::new(0),
+            parties: P::W32::new(parties),
+        })
+    }
+
+    /// The number of parties.
+    pub fn parties(&self) -> u32 {
+        self.parties.load(Relaxed)
+    }
+
+    /// Parties waiting in the current generation (a snapshot; 0 when broken).
+    pub fn n_waiting(&self) -> u32 {
+        let v = self.state.load(Relaxed);
+        if v & BROKEN != 0 {
+            0
+        } else {
+            count(v)
+        }
+    }
+
+    /// Is the barrier broken?
+    pub fn broken(&self) -> bool {
+        self.state.load(Relaxed) & BROKEN != 0
+    }
+
+    /// Wait until all parties have arrived, at most `timeout` (`None`: forever).
+    /// Returns this party's arrival index, `0..parties` (distinct in each
+    /// generation; the last arrival gets `parties - 1`), as CPython's
+    /// `Barrier.wait` does. A timeout breaks the barrier.
+    pub fn wait(&self, t: &P::Thread, timeout: Option<Duration>) -> Result<u32, BarrierError> {
+        let relaxed = mutant::<P>(MUTANT_RELAXED_ARRIVAL);
+        let (acqrel, acquire) = if relaxed {
+            (Relaxed, Relaxed)
+        } else {
+            (AcqRel, Acquire)
+        };
+        let parties = self.parties.load(Relaxed);
+        let mut v = self.state.load(acquire);
+        let (g, index) = loop {
+            if v & BROKEN != 0 {
+                return Err(BarrierError::Broken);
+            }
+            let c = count(v);
+            if c + 1 >= parties {
+                // The last arrival: end this generation.
+                if let Err(x) = self.state.cas(v, pack(gen(v) + 1, 0, 0), acqrel, acquire) {
+                    v = x;
+                    continue;
+                }
+                t.crash_point();
+                if !mutant::<P>(MUTANT_NO_WAKE) {
+                    t.wake(&self.state, u32::MAX);
+                }
+                return Ok(c);
+            }
+            if mutant::<P>(MUTANT_ARRIVAL_STORE) {
+                self.state.store(v + 1, Relaxed);
+            } else if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
+                v = x;
+                continue;
+            }
+            t.crash_point();
+            break (gen(v), c);
+        };
+        let dl = t.deadline(timeout);
+        let mut v = v + 1;
+        loop {
+            if gen(v) != g {
+                return self.outcome(g, v, index);
+            }
+            if v & BROKEN != 0 {
+                return Err(BarrierError::Broken);
+            }
+            if t.wait(&self.state, v, &dl) == Woke::TimedOut {
+                // Deadline or liveness poll (the last arrival may have died
+                // before waking us): re-read with an RMW, which returns the
+                // latest value.
+                v = self.state.fetch_or(0, acquire);
+                if gen(v) != g || v & BROKEN != 0 || !t.expired(&dl) {
+                    continue;
+                }
+                // Give up and break the barrier for everyone in this generation.
+                match self.state.cas(v, v | BROKEN, acqrel, acquire) {
+                    Ok(_) => {
+                        t.crash_point();
+                        t.wake(&self.state, u32::MAX);
+                        return Err(BarrierError::Timeout);
+                    }
+                    Err(x) => v = x,
+                }
+                continue;
+            }
+            v = self.state.load(acquire);
+        }
+    }
+
+    /// How generation `g` ended, seen from word `v` of a later generation.
+    fn outcome(&self, g: u32, v: u32, index: u32) -> Result<u32, BarrierError> {
+        let d = gen(v).wrapping_sub(g) & (GEN_MASK >> GEN_SHIFT);
+        if d <= ends(v) {
+            Err(BarrierError::Broken)
+        } else {
+            Ok(index)
+        }
+    }
+
+    /// Break the barrier: every current and future waiter gets
+    /// [`BarrierError::Broken`] until [`RawBarrier::reset`].
+    pub fn abort(&self, t: &P::Thread) {
+        let prev = self.state.fetch_or(BROKEN, AcqRel);
+        t.crash_point();
+        if prev & BROKEN == 0 {
+            t.wake(&self.state, u32::MAX);
+        }
+    }
+
+    /// Return the barrier to its empty, unbroken state. Parties waiting in the
+    /// current generation get [`BarrierError::Broken`] (as in CPython).
+    pub fn reset(&self, t: &P::Thread) {
+        let mut v = self.state.load(Relaxed);
+        loop {
+            if v & BROKEN == 0 && count(v) == 0 {
+                return; // already empty
+            }
+            let new = pack(gen(v) + 1, ends(v) + 1, 0);
+            match self.state.cas(v, new, AcqRel, Relaxed) {
+                Ok(_) => break,
+                Err(x) => v = x,
+            }
+        }
+        t.crash_point();
+        t.wake(&self.state, u32::MAX);
+    }
+}
+
+#[cfg(all(test, feature = "checkers"))]
+mod tests;

@@ -607,6 +607,13 @@ unsafe impl<T: bytemuck::Pod + Send + 'static> ShmSafe for ShmCell<T> {}
 /// b.fetch_add(1, Ordering::SeqCst);
 /// assert_eq!(a.load(Ordering::SeqCst), 2);
 /// ```
+///
+/// Only [`ShmSafe`] types are accepted: an `Arc` (a process-local pointer with
+/// drop glue) is refused at compile time.
+///
+/// ```compile_fail
+/// let _b = procshare::shm::ShmBox::new(std::sync::Arc::new(1u32));
+/// ```
 pub struct ShmBox<T: ShmSafe> {
     /// Keeps the block (and its segment) alive.
     block: Arc<Block>,

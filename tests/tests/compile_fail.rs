@@ -7,6 +7,5 @@ fn only_plain_data_in_shared_memory() {
     t.compile_fail("ui/value_string.rs");
     t.compile_fail("ui/array_vec.rs");
     t.compile_fail("ui/value_reference.rs");
-    t.compile_fail("ui/shmbox_arc.rs");
     t.compile_fail("ui/pool_capturing_closure.rs");
 }

@@ -16,6 +16,6 @@ pub mod value;
 pub mod array;
 pub use array::{Array, RawArray};
 pub use value::{RawValue, Value};
-pub use sync::{BoundedSemaphore, Event, Lock, RLock, Semaphore};
+pub use sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
 pub use pool::Pool;
 pub mod pool;

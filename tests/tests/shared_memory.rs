@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use proptest::prelude::*;
 
 use procshare::shm::{arena_stats, ShmSlice};
-use procshare::sync::{BoundedSemaphore, Event, Lock, RLock, Semaphore, SyncError};
+use procshare::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore, SyncError};
 
 const GENEROUS: std::time::Duration = std::time::Duration::from_secs(60);
 use procshare::{Array, Process, RawArray, RawValue, Value};
@@ -422,4 +422,52 @@ fn event_across_processes() {
     assert_eq!(p.join().unwrap(), 0);
     ping.clear();
     assert!(!ping.is_set());
+}
+
+#[test]
+fn barrier_across_processes() {
+    quiet();
+    let parties = 4;
+    let b = Barrier::new(parties).unwrap();
+    let hits = Value::new(0u32).unwrap();
+    let mut ps: Vec<_> = (0..parties - 1)
+        .map(|_| {
+            let (b, hits) = (b.clone(), hits.clone());
+            run(move || {
+                for round in 0..3u32 {
+                    *hits.lock().unwrap() += 1;
+                    b.wait_timeout(GENEROUS).unwrap();
+                    // Everybody's increment of this round is visible after the barrier.
+                    assert!(hits.get() >= (round + 1) * 4);
+                    b.wait_timeout(GENEROUS).unwrap();
+                }
+            })
+        })
+        .collect();
+    for round in 0..3u32 {
+        *hits.lock().unwrap() += 1;
+        b.wait_timeout(GENEROUS).unwrap();
+        assert!(hits.get() >= (round + 1) * 4);
+        b.wait_timeout(GENEROUS).unwrap();
+    }
+    for p in &mut ps {
+        assert_eq!(p.join().unwrap(), 0);
+    }
+    assert_eq!(hits.get(), 12);
+}
+
+#[test]
+fn broken_barrier() {
+    let b = Barrier::new(2).unwrap();
+    // Nobody else comes: the timeout breaks the barrier, as in CPython.
+    assert!(matches!(
+        b.wait_timeout(std::time::Duration::from_millis(5)),
+        Err(SyncError::BrokenBarrier)
+    ));
+    assert!(b.is_broken());
+    assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier)));
+    b.reset();
+    assert!(!b.is_broken());
+    b.abort();
+    assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier)));
 }

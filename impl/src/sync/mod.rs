@@ -30,12 +30,14 @@
 //! ```
 
 mod any;
+mod barrier;
 mod event;
 mod lock;
 mod rlock;
 mod semaphore;
 
 pub use any::{AnyGuard, AnyLock};
+pub use barrier::Barrier;
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};

@@ -12,6 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::worker::TaskFailure;
 use super::PoolError;
@@ -240,19 +241,23 @@ impl<R: DeserializeOwned + Send> Sink for Job<R> {
         let mut g = self.lock();
         let mut any = false;
         match body.split_first() {
-            Some((0, mut rest)) => {
+            Some((0, rest)) => {
+                let mut de = postcard::Deserializer::from_bytes(rest);
+                let mut broken = false;
                 for i in start..start + n {
-                    let v = match postcard::take_from_bytes::<Result<R, TaskFailure>>(rest) {
-                        Ok((v, r)) => {
-                            rest = r;
-                            match v {
-                                Ok(v) => Ok(v),
-                                Err(TaskFailure::Panicked(m)) => Err(PoolError::TaskPanicked(m)),
-                                Err(TaskFailure::Unserializable(m)) => Err(PoolError::Serialize(m)),
-                            }
-                        }
+                    let r = if broken {
+                        Err(postcard::Error::DeserializeUnexpectedEnd)
+                    } else {
+                        <Result<R, TaskFailure>>::deserialize(&mut de)
+                    };
+                    let v = match r {
+                        Ok(v) => match v {
+                            Ok(v) => Ok(v),
+                            Err(TaskFailure::Panicked(m)) => Err(PoolError::TaskPanicked(m)),
+                            Err(TaskFailure::Unserializable(m)) => Err(PoolError::Serialize(m)),
+                        },
                         Err(e) => {
-                            rest = &[];
+                            broken = true;
                             Err(PoolError::Decode(format!(
                                 "cannot decode a task's result: {e}"
                             )))

@@ -304,7 +304,9 @@ impl Pool {
         self.shared.lock().pids.clone()
     }
 
-    /// Encode `items` in chunks and hand them to the dispatcher thread.
+    /// Encode `items` in chunks and hand them to the dispatcher thread. An
+    /// argument that fails to serialize is an error here; chunks before it
+    /// may already run (their results are dropped with the job).
     fn submit<In: Serialize, R: DeserializeOwned + Send + 'static>(
         &self,
         tramp: Tramp,
@@ -316,19 +318,36 @@ impl Pool {
         if chunksize == 0 {
             return Err(PoolError::BadChunksize);
         }
-        let mut subs = Vec::with_capacity(items.len().div_ceil(chunksize));
+        self.hand_over(Vec::new())?;
+        // Hand chunks over as they are encoded (the workers start on the first
+        // while the rest are encoded), in batches of about 256 KiB.
+        let mut subs = Vec::new();
+        let mut bytes = 0;
+        let last = items.len().div_ceil(chunksize);
         for (k, chunk) in items.chunks(chunksize).enumerate() {
             let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
+            let frame = worker::unit_frame(unit, tramp, func, chunk).map_err(|e| {
+                PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
+            })?;
+            bytes += frame.len();
             subs.push(Submission {
                 unit,
-                frame: Arc::new(worker::unit_frame(unit, tramp, func, chunk).map_err(|e| {
-                    PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
-                })?),
+                frame: Arc::new(frame),
                 sink: job.clone(),
                 start: k * chunksize,
                 n: chunk.len(),
             });
+            if bytes >= 256 << 10 || k + 1 == last {
+                self.hand_over(std::mem::take(&mut subs))?;
+                bytes = 0;
+            }
         }
+        Ok(())
+    }
+
+    /// Queue `subs` for the dispatcher thread (an empty list: only check
+    /// that the pool runs).
+    fn hand_over(&self, subs: Vec<Submission>) -> Result<(), PoolError> {
         {
             let mut g = self.shared.lock();
             if let Some(b) = &g.broken {
@@ -336,6 +355,9 @@ impl Pool {
             }
             if g.close || g.terminate || g.finished {
                 return Err(PoolError::NotRunning);
+            }
+            if subs.is_empty() {
+                return Ok(());
             }
             g.subs.extend(subs);
         }

@@ -88,29 +88,40 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
         Vec::with_capacity(DONE_HEADER + 1 + items.len() * (2 + std::mem::size_of::<R>()));
     out.resize(DONE_HEADER, 0);
     out.push(0u8);
-    let mut scratch = Vec::new();
     for item in items {
         let r = catch_unwind(AssertUnwindSafe(|| call(item)));
-        scratch.clear();
         let res: Result<&R, TaskFailure> = match &r {
             Ok(v) => Ok(v),
             Err(p) => Err(TaskFailure::Panicked(panic_message(&**p))),
         };
-        match postcard::to_extend(&res, std::mem::take(&mut scratch)) {
-            Ok(b) => {
-                out.extend_from_slice(&b);
-                scratch = b;
-            }
-            Err(e) => {
-                let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
-                    "cannot serialize the task's result: {e}"
-                )));
-                let b = postcard::to_stdvec(&f).unwrap_or_default();
-                out.extend_from_slice(&b);
-            }
+        let mark = out.len();
+        if let Err(e) = postcard::serialize_with_flavor(&res, Append(&mut out)) {
+            out.truncate(mark);
+            let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
+                "cannot serialize the task's result: {e}"
+            )));
+            let _ = postcard::serialize_with_flavor(&f, Append(&mut out));
         }
     }
     out
+}
+
+/// A postcard output that appends to a borrowed `Vec` (no per-value buffer).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+    fn try_extend(&mut self, d: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(d);
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Trampoline for `fn(T) -> R`.

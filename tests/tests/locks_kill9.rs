@@ -2,8 +2,9 @@
 //! next acquirer gets the lock with an owner-died indication (promptly, not a
 //! hang), and the protected data stays usable.
 //!
-//! Ordering: the victim signals "I hold the lock" through a pipe, then blocks
-//! forever reading another pipe; the parent kills it. No sleeps.
+//! Ordering: the victim signals "I hold the lock" through the library's own
+//! `Event`, then blocks forever on another `Event`; the parent kills it
+//! (a waiter child checks in through a `Semaphore`). No sleeps.
 //! Every acquisition in the parent has a generous timeout so that a regression
 //! fails the test instead of hanging it.
 
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use procshare::shm::ShmBox;
-use procshare::sync::{Lock, RLock, TryLockError};
+use procshare::sync::{Event, Lock, RLock, Semaphore, TryLockError};
 use procshare::{Process, Value};
 
 const GENEROUS: Duration = Duration::from_secs(60);
@@ -20,59 +21,22 @@ fn quiet() {
     procshare::process::set_fork_warning(false);
 }
 
-/// A pipe; both ends are closed when the value is dropped.
-struct Pipe {
-    r: i32,
-    w: i32,
-}
-
-impl Pipe {
-    fn new() -> Pipe {
-        let mut f = [0; 2];
-        // SAFETY: a valid 2-int array.
-        assert_eq!(unsafe { libc::pipe2(f.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        Pipe { r: f[0], w: f[1] }
-    }
-    /// Blocks until one byte arrives; false on EOF or error.
-    fn recv(&self) -> bool {
-        let mut b = [0u8; 1];
-        // SAFETY: valid fd and buffer.
-        unsafe { libc::read(self.r, b.as_mut_ptr().cast(), 1) == 1 }
-    }
-}
-
-impl Drop for Pipe {
-    fn drop(&mut self) {
-        // SAFETY: our own fds, closed once.
-        unsafe {
-            libc::close(self.r);
-            libc::close(self.w);
-        }
-    }
-}
-
-/// Writes one byte to `fd` (in a child).
-fn signal(fd: i32) {
-    // SAFETY: valid fd and buffer.
-    unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) };
-}
-
 /// Starts a child that runs `hold` (which acquires and returns with the lock
-/// held), says so through a pipe, then blocks forever reading another pipe
-/// (the parent keeps its write end open and never writes).
-fn victim(hold: impl FnOnce() + Send + 'static) -> (Process, Pipe) {
-    let held = Pipe::new();
-    let never = Pipe::new();
-    let (hw, nr) = (held.w, never.r);
+/// held), sets `held`, then blocks forever on `never` (which nobody sets).
+fn victim(hold: impl FnOnce() + Send + 'static) -> (Process, Event) {
+    let held = Event::new().unwrap();
+    let never = Event::new().unwrap();
+    let (h, n) = (held.clone(), never.clone());
     let mut p = Process::new(move || {
         hold();
-        signal(hw);
-        let mut b = [0u8; 1];
-        // SAFETY: valid fd and buffer.
-        unsafe { libc::read(nr, b.as_mut_ptr().cast(), 1) };
+        h.set();
+        n.wait();
     });
     p.start().unwrap();
-    assert!(held.recv(), "victim never acquired the lock");
+    assert!(
+        held.wait_timeout(GENEROUS),
+        "victim never acquired the lock"
+    );
     (p, never)
 }
 
@@ -110,11 +74,10 @@ fn lock_waiter_asleep_when_owner_is_killed() {
     let (l, _) = (lock.clone(), ());
     let (mut victim_p, _never) = victim(move || std::mem::forget(l.lock().unwrap()));
     // A second child blocks in lock(); it reports how it got the lock through its exit code.
-    let waiting = Pipe::new();
-    let (l2, ww) = (lock.clone(), waiting.w);
+    let waiting = Semaphore::new(0).unwrap();
+    let (l2, w2) = (lock.clone(), waiting.clone());
     let mut waiter = Process::new(move || {
-        // SAFETY: valid fd and buffer.
-        unsafe { libc::write(ww, b"x".as_ptr().cast(), 1) };
+        w2.release().unwrap();
         let code = match l2.lock_timeout(GENEROUS) {
             Err(TryLockError::OwnerDied(o)) => {
                 std::mem::forget(o); // exit holding it
@@ -127,7 +90,7 @@ fn lock_waiter_asleep_when_owner_is_killed() {
         unsafe { libc::_exit(code) }
     });
     waiter.start().unwrap();
-    assert!(waiting.recv());
+    assert!(waiting.acquire_timeout(GENEROUS));
     victim_p.kill().unwrap();
     assert_eq!(waiter.join().unwrap(), 0, "waiter did not get OwnerDied");
     assert_eq!(victim_p.join().unwrap(), -9);

@@ -290,6 +290,18 @@ fn no_fd_leak_and_nothing_in_dev_shm() {
             let v = Value::new(1i64).unwrap();
             let a = Array::<u8>::zeroed(100_000).unwrap(); // a dedicated segment
             let (l, r) = (Lock::new().unwrap(), RLock::new().unwrap());
+            let (e, sem, bs, b) = (
+                Event::new().unwrap(),
+                Semaphore::new(1).unwrap(),
+                BoundedSemaphore::new(1).unwrap(),
+                Barrier::new(1).unwrap(),
+            );
+            e.set();
+            assert!(e.wait_timeout(GENEROUS));
+            sem.acquire();
+            bs.acquire();
+            bs.release().unwrap();
+            b.wait().unwrap();
             let done = Gate::new();
             let (v2, a2, d2) = (v.clone(), a.clone(), done.share());
             let mut c = Process::new(move || {

@@ -22,3 +22,5 @@ pub mod rlock;
 pub mod semaphore;
 pub mod event;
 pub mod barrier;
+#[cfg(feature = "checkers")]
+pub mod fuzzing;

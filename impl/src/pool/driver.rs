@@ -275,17 +275,13 @@ impl Driver {
             }
             Some(&worker::FROM_STARTED) => unit().is_some_and(|u| self.d.on_started(w, u)),
             Some(&worker::FROM_DONE) => match unit() {
-                Some(u) => {
-                    if self.d.on_done(w, u) {
-                        if let Some((sink, start, n)) = self.units.remove(&u) {
-                            sink.deliver(start, n, &f[9..]);
-                        }
-                        true
-                    } else {
-                        false
+                Some(u) if self.d.on_done(w, u) => {
+                    if let Some((sink, start, n)) = self.units.remove(&u) {
+                        sink.deliver(start, n, &f[9..]);
                     }
+                    true
                 }
-                None => false,
+                _ => false,
             },
             _ => false,
         }

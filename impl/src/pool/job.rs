@@ -76,10 +76,10 @@ impl<R> State<R> {
         if let Some(e) = self.errs.remove(&i) {
             return Err(e);
         }
-        self.vals
-            .get_mut(i)
-            .and_then(Option::take)
-            .ok_or_else(|| PoolError::AlreadyTaken)
+        match self.vals.get_mut(i).and_then(Option::take) {
+            Some(v) => Ok(v),
+            None => Err(PoolError::AlreadyTaken),
+        }
     }
 
     pub(crate) fn all_ok(&self) -> bool {
@@ -113,7 +113,10 @@ impl<R> State<R> {
         self.taken = true;
         let vals = std::mem::take(&mut self.vals);
         vals.into_iter()
-            .map(|v| v.ok_or_else(|| PoolError::AlreadyTaken))
+            .map(|v| match v {
+                Some(v) => Ok(v),
+                None => Err(PoolError::AlreadyTaken),
+            })
             .collect()
     }
 }

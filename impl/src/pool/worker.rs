@@ -195,9 +195,9 @@ impl WorkerIo for SockIo {
 
     fn recv(&mut self) -> Option<ToWorker<UnitMsg>> {
         let f = wire::read_frame_bytes(&mut self.sock, FRAME_LIMIT).ok()?;
-        match f.first()? {
-            &TO_STOP => Some(ToWorker::Stop),
-            &TO_UNIT => {
+        match *f.first()? {
+            TO_STOP => Some(ToWorker::Stop),
+            TO_UNIT => {
                 let unit = u64_at(&f, 1)?;
                 let tramp = u64_at(&f, 9)? as usize;
                 let func = u64_at(&f, 17)? as usize;

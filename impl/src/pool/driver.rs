@@ -350,6 +350,9 @@ impl Driver {
     /// Worker `i` is dead: reap it and tell the dispatcher.
     fn bury(&mut self, i: usize) {
         let mut c = self.conns.remove(i);
+        // End of stream means dead or dying; a worker that closed its socket
+        // but lives on is useless and would block the join: kill it.
+        let _ = c.proc.kill();
         let code = c.proc.join().ok();
         self.dead.insert(c.id, (c.pid, code));
         {

@@ -107,7 +107,7 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
 }
 
 /// A postcard output that appends to a borrowed `Vec` (no per-value buffer).
-struct Append<'a>(&'a mut Vec<u8>);
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
@@ -116,7 +116,15 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
         Ok(())
     }
     fn try_extend(&mut self, d: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(d);
+        // Varints are 1-10 bytes: a byte loop beats a `memmove` call there.
+        if d.len() <= 16 {
+            self.0.reserve(d.len());
+            for &b in d {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(d);
+        }
         Ok(())
     }
     fn finalize(self) -> postcard::Result<()> {
@@ -173,7 +181,7 @@ pub(crate) fn unit_frame<T: Serialize>(
     f.extend_from_slice(&unit.to_le_bytes());
     f.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
     f.extend_from_slice(&(func as u64).to_le_bytes());
-    let mut f = postcard::to_extend(args, f)?;
+    postcard::serialize_with_flavor(args, Append(&mut f))?;
     let len = (f.len() - 4) as u32;
     f[..4].copy_from_slice(&len.to_le_bytes());
     Ok(f)

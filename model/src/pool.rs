@@ -61,6 +61,16 @@
 //!   initializer finished;
 //! * no worker runs more than `maxtasksperchild` units;
 //! * after `close`, the pool finishes (no deadlock, no lost unit).
+//!
+//! These are checked with shuttle, not loom: the protocol shares no memory
+//! (the dispatcher is one thread and talks to each worker by messages over its
+//! own channel), so there is no memory ordering for loom to explore, while the
+//! interleavings of many workers' messages, deaths and replacements — more
+//! threads than loom's limit of 5 once a replacement is spawned — are what
+//! shuttle's random and PCT schedulers explore. A worker is killed at every
+//! step it can reach ([`crate::testkit::every_crash_point`]), and every
+//! seeded mutant 801–808 is shown caught for the right reason
+//! ([`crate::testkit::fails_with`]).
 
 use std::collections::VecDeque;
 

@@ -277,6 +277,31 @@ impl<R: DeserializeOwned + Send> Sink for Job<R> {
                     }
                 }
             }
+            Some((2, rest)) => {
+                let mut de = postcard::Deserializer::from_bytes(rest);
+                match <Vec<R>>::deserialize(&mut de) {
+                    Ok(vs) if vs.len() == n => {
+                        for (i, v) in (start..).zip(vs) {
+                            if Self::claim(&mut g, i) {
+                                any = true;
+                                g.vals[i] = Some(v);
+                            }
+                        }
+                    }
+                    r => {
+                        let m = match r {
+                            Ok(vs) => format!("{} results for {n} tasks", vs.len()),
+                            Err(e) => format!("cannot decode the tasks' results: {e}"),
+                        };
+                        for i in start..start + n {
+                            if Self::claim(&mut g, i) {
+                                any = true;
+                                g.errs.insert(i, PoolError::Decode(m.clone()));
+                            }
+                        }
+                    }
+                }
+            }
             other => {
                 let m = match other {
                     Some((_, msg)) => String::from_utf8_lossy(msg).into_owned(),

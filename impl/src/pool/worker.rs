@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Integers are little-endian. `data` is the postcard encoding of the unit's
-//! argument list (`[T]`); `results` is one status byte — `0`: one postcard
+//! argument list (`[T]`); `results` is one status byte — `2`: every task
+//! succeeded, the postcard `[R]` follows; `0`: one postcard
 //! `Result<R, TaskFailure>` per argument, in order; `1`: the whole unit failed
 //! (UTF-8 message follows). `tramp` and `func` are addresses of functions of
 //! this very binary (a forked worker has the parent's address space layout).
@@ -87,23 +88,56 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
     let mut out =
         Vec::with_capacity(DONE_HEADER + 1 + items.len() * (2 + std::mem::size_of::<R>()));
     out.resize(DONE_HEADER, 0);
-    out.push(0u8);
+    // Fast path: while no task panics, keep the values and send them as one
+    // sequence (status 2); the first panic switches to one `Result` per task
+    // (status 0) for the whole unit.
+    let mut vals: Vec<R> = Vec::with_capacity(items.len());
+    let mut per_task = false;
     for item in items {
         let r = catch_unwind(AssertUnwindSafe(|| call(item)));
-        let res: Result<&R, TaskFailure> = match &r {
-            Ok(v) => Ok(v),
-            Err(p) => Err(TaskFailure::Panicked(panic_message(&**p))),
-        };
-        let mark = out.len();
-        if let Err(e) = postcard::serialize_with_flavor(&res, Append(&mut out)) {
-            out.truncate(mark);
-            let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
-                "cannot serialize the task's result: {e}"
-            )));
-            let _ = postcard::serialize_with_flavor(&f, Append(&mut out));
+        match r {
+            Ok(v) if !per_task => vals.push(v),
+            r => {
+                if !per_task {
+                    per_task = true;
+                    out.push(0u8);
+                    for v in vals.drain(..) {
+                        push_result::<R>(&mut out, Ok(&v));
+                    }
+                }
+                match &r {
+                    Ok(v) => push_result::<R>(&mut out, Ok(v)),
+                    Err(p) => {
+                        push_result::<R>(&mut out, Err(TaskFailure::Panicked(panic_message(&**p))))
+                    }
+                }
+            }
+        }
+    }
+    if !per_task {
+        out.push(2u8);
+        if postcard::serialize_with_flavor(&vals, Append(&mut out)).is_err() {
+            // Some value does not serialize: say which, one by one.
+            out.truncate(DONE_HEADER);
+            out.push(0u8);
+            for v in &vals {
+                push_result::<R>(&mut out, Ok(v));
+            }
         }
     }
     out
+}
+
+/// Append one task's `Result` (an unserializable value becomes its error).
+fn push_result<R: Serialize>(out: &mut Vec<u8>, res: Result<&R, TaskFailure>) {
+    let mark = out.len();
+    if let Err(e) = postcard::serialize_with_flavor(&res, Append(out)) {
+        out.truncate(mark);
+        let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
+            "cannot serialize the task's result: {e}"
+        )));
+        let _ = postcard::serialize_with_flavor(&f, Append(out));
+    }
 }
 
 /// A postcard output that appends to a borrowed `Vec` (no per-value buffer).

@@ -25,7 +25,12 @@ fn run(name: &str) -> String {
         .output()
         .expect("run the scenarios binary");
     let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
-    assert!(out.status.success(), "scenario {name} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "scenario {name} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some(format!("=== {name}").as_str()), "header");
     lines.map(|l| format!("{l}\n")).collect()
@@ -61,7 +66,9 @@ fn ids(text: &str) -> String {
 }
 
 fn cpus(text: &str) -> String {
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let want = format!("This machine has {n} CPUs");
     text.lines()
         .map(|l| {
@@ -93,16 +100,36 @@ fn seed000_manager_list() {
         .collect();
     let one = ["one", "two", "three", "four", "five"];
     let two = ["six", "seven", "eight", "nine", "ten"];
-    let of = |set: &[&str]| words.iter().copied().filter(|w| set.contains(w)).collect::<Vec<_>>();
+    let of = |set: &[&str]| {
+        words
+            .iter()
+            .copied()
+            .filter(|w| set.contains(w))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(words.len(), 10, "{line}");
     assert_eq!(of(&one), one, "worker one's words out of order: {line}");
     assert_eq!(of(&two), two, "worker two's words out of order: {line}");
     // Any interleaving of the two workers is what Python may print too.
-    let doc: Vec<String> = one.iter().chain(two.iter()).map(|w| format!("'{w}'")).collect();
+    let doc: Vec<String> = one
+        .iter()
+        .chain(two.iter())
+        .map(|w| format!("'{w}'"))
+        .collect();
     insta::assert_snapshot!("seed000_manager_list", format!("[{}]\n", doc.join(", ")));
 }
 
 #[test]
 fn seed003_counter() {
     insta::assert_snapshot!("seed003_counter", run("seed003/counter"));
+}
+
+#[test]
+fn seed002_value() {
+    insta::assert_snapshot!("seed002_value", ids(&cpus(&run("seed002/value"))));
+}
+
+#[test]
+fn seed002_array() {
+    insta::assert_snapshot!("seed002_array", ids(&cpus(&run("seed002/array"))));
 }

@@ -13,6 +13,7 @@
 
 pub mod seed000;
 pub mod seed001;
+pub mod seed002_shared;
 pub mod seed003_counter;
 
 /// Print one whole line with a single `write(2)` to standard output (retrying
@@ -69,7 +70,8 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "seed001/pool_globals",
-            about: "pool workers' initializer stores a shared queue as a global; ten tasks put on it",
+            about:
+                "pool workers' initializer stores a shared queue as a global; ten tasks put on it",
             run: || {
                 let scale = std::env::var("SEED001_SLEEP_SCALE")
                     .ok()
@@ -77,6 +79,16 @@ pub fn all() -> Vec<Scenario> {
                     .unwrap_or(1.0);
                 print_lines(seed001::run(scale))
             },
+        },
+        Scenario {
+            name: "seed002/value",
+            about: "a shared Value: the child sees the parent's `var.value += 2`",
+            run: seed002_shared::value,
+        },
+        Scenario {
+            name: "seed002/array",
+            about: "a shared Array: the child sees the parent's `arr[0] += 100`",
+            run: seed002_shared::array,
         },
         Scenario {
             name: "seed003/counter",

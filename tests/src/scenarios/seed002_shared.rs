@@ -31,17 +31,26 @@ pub fn value() {
         let (sem1, sem2, var) = (sem1.clone(), sem2.clone(), var.clone());
         move || {
             let id = var.get_obj().as_ptr() as usize;
-            say(&format!("Child process received var = {} with id {id} from queue", var.get()));
+            say(&format!(
+                "Child process received var = {} with id {id} from queue",
+                var.get()
+            ));
             sem2.release().expect("release");
-            sem1.acquire().expect("acquire");
-            say(&format!("After changes by parent process var = {}", var.get()));
+            sem1.acquire();
+            say(&format!(
+                "After changes by parent process var = {}",
+                var.get()
+            ));
         }
     });
     process.start().expect("start");
-    sem2.acquire().expect("acquire");
+    sem2.acquire();
     // `var.value += 2`: a get and a set, each under the lock (not atomic as a whole).
     var.set(var.get() + 2);
-    say(&format!("Parent process changed the enqueued item to {}", var.get()));
+    say(&format!(
+        "Parent process changed the enqueued item to {}",
+        var.get()
+    ));
     sem1.release().expect("release");
     process.join().expect("join");
 }
@@ -58,9 +67,12 @@ pub fn array() {
         let (sem1, sem2, arr) = (sem1.clone(), sem2.clone(), arr.clone());
         move || {
             let id = arr.get_obj().as_ptr() as usize;
-            say(&format!("Child process received var = {} with id {id} from queue", arr.get(0).expect("index 0")));
+            say(&format!(
+                "Child process received var = {} with id {id} from queue",
+                arr.get(0).expect("index 0")
+            ));
             sem1.release().expect("release");
-            sem2.acquire().expect("acquire");
+            sem2.acquire();
             say(&format!(
                 "After changes by parent process, child process sees var as = {}",
                 arr.get(0).expect("index 0")
@@ -68,10 +80,14 @@ pub fn array() {
         }
     });
     process.start().expect("start");
-    sem1.acquire().expect("acquire");
+    sem1.acquire();
     // `arr[0] += 100`
-    arr.set(0, arr.get(0).expect("index 0") + 100).expect("index 0");
-    say(&format!("Parent process changed the enqueued item to {}", arr.get(0).expect("index 0")));
+    arr.set(0, arr.get(0).expect("index 0") + 100)
+        .expect("index 0");
+    say(&format!(
+        "Parent process changed the enqueued item to {}",
+        arr.get(0).expect("index 0")
+    ));
     sem2.release().expect("release");
     process.join().expect("join");
 }

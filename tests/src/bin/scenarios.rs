@@ -17,7 +17,10 @@ fn main() {
         }
         return;
     }
-    let selected: Vec<_> = all().into_iter().filter(|s| args.is_empty() || args.iter().any(|a| s.name.contains(a.as_str()))).collect();
+    let selected: Vec<_> = all()
+        .into_iter()
+        .filter(|s| args.is_empty() || args.iter().any(|a| s.name.contains(a.as_str())))
+        .collect();
     if selected.is_empty() {
         eprintln!("no scenario matches {args:?}; try --list");
         std::process::exit(2);

@@ -487,6 +487,33 @@ pub(crate) fn set_bufs(fd: RawFd) {
     }
 }
 
+impl Drop for Driver {
+    /// Normally a no-op (everything was resolved and buried). If the
+    /// dispatcher thread unwinds from a bug, this still fails every pending
+    /// task, refuses further calls and kills the workers: callers get an
+    /// error, never a hang.
+    fn drop(&mut self) {
+        let err = PoolError::Process("the pool's dispatcher thread failed".into());
+        let subs = {
+            let mut g = self.shared.lock();
+            g.finished = true;
+            g.pids.clear();
+            std::mem::take(&mut g.subs)
+        };
+        for s in subs {
+            s.sink.fail(s.start, s.n, err.clone());
+        }
+        for (_, (sink, start, n)) in self.units.drain() {
+            sink.fail(start, n, err.clone());
+        }
+        for c in &mut self.conns {
+            let _ = c.proc.kill();
+            let _ = c.proc.join();
+        }
+        self.shared.finished_cv.notify_all();
+    }
+}
+
 fn refused(r: Refused) -> PoolError {
     match r {
         Refused::NotRunning | Refused::DuplicateUnit => PoolError::NotRunning,

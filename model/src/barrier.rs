@@ -2,6 +2,27 @@
 //! `parties` threads call [`RawBarrier::wait`]; all are released together once
 //! the last arrives, and the barrier is ready for the next generation.
 //!
+//! ```
+//! use procshare_model::barrier::{BarrierError, RawBarrier};
+//! use procshare_model::shuttle_platform::{world, ModelThread, Shuttle};
+//! use std::sync::Arc;
+//!
+//! shuttle::check_random(|| {
+//!     let w = world();
+//!     let b = Arc::new(RawBarrier::<Shuttle>::new(2).unwrap());
+//!     let (b2, w2) = (b.clone(), w.clone());
+//!     let h = shuttle::thread::spawn(move || b2.wait(&ModelThread::new(&w2, 2), None));
+//!     let mine = b.wait(&ModelThread::new(&w, 1), None).unwrap();
+//!     let theirs = h.join().unwrap().unwrap();
+//!     assert_eq!(mine + theirs, 1); // arrival indices 0 and 1
+//!     let t = ModelThread::new(&w, 1);
+//!     b.abort(&t);
+//!     assert_eq!(b.wait(&t, None), Err(BarrierError::Broken));
+//!     b.reset(&t);
+//!     assert!(!b.broken());
+//! }, 10);
+//! ```
+//!
 //! # Layout
 //!
 //! ```text

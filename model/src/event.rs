@@ -1,5 +1,22 @@
 //! An event flag (CPython's `Event`): `set` releases every waiter, `clear` resets it.
 //!
+//! ```
+//! use procshare_model::event::RawEvent;
+//! use procshare_model::shuttle_platform::{world, ModelThread, Shuttle};
+//! use std::sync::Arc;
+//!
+//! shuttle::check_random(|| {
+//!     let w = world();
+//!     let e = Arc::new(RawEvent::<Shuttle>::new());
+//!     let (e2, w2) = (e.clone(), w.clone());
+//!     let h = shuttle::thread::spawn(move || e2.wait(&ModelThread::new(&w2, 2), None));
+//!     e.set(&ModelThread::new(&w, 1));
+//!     assert!(h.join().unwrap() && e.is_set());
+//!     e.clear();
+//!     assert!(!e.is_set());
+//! }, 10);
+//! ```
+//!
 //! # Layout
 //!
 //! ```text

@@ -5,6 +5,25 @@
 //! word holds the owner's id, so "do I own it?" is one load and dead-owner
 //! recovery is the mutex's), plus a recursion count that only the owner touches.
 //!
+//! ```
+//! use procshare_model::rlock::{Acquired, NotOwner, RawRLock};
+//! use procshare_model::shuttle_platform::{world, ModelThread, Shuttle};
+//!
+//! shuttle::check_random(|| {
+//!     let w = world();
+//!     let (a, b) = (ModelThread::new(&w, 1), ModelThread::new(&w, 2));
+//!     let l = RawRLock::<Shuttle>::new();
+//!     assert_eq!(l.lock(&a, None), Ok(Acquired::Clean));
+//!     assert_eq!(l.lock(&a, None), Ok(Acquired::Clean)); // re-entrant
+//!     assert_eq!(l.count(), 2);
+//!     assert_eq!(l.unlock(&b), Err(NotOwner)); // not b's to release
+//!     assert!(l.try_lock(&b).is_err());
+//!     l.unlock(&a).unwrap();
+//!     l.unlock(&a).unwrap();
+//!     assert!(l.try_lock(&b).is_ok() && l.is_owned_by(2));
+//! }, 1);
+//! ```
+//!
 //! # Layout
 //!
 //! ```text

@@ -1,6 +1,22 @@
 //! A counting semaphore, optionally bounded: the protocol behind `Semaphore` and
 //! `BoundedSemaphore`.
 //!
+//! ```
+//! use procshare_model::semaphore::{OverRelease, RawSemaphore};
+//! use procshare_model::shuttle_platform::{world, ModelThread, Shuttle};
+//!
+//! shuttle::check_random(|| {
+//!     let w = world();
+//!     let t = ModelThread::new(&w, 1);
+//!     let s = RawSemaphore::<Shuttle>::new(1, Some(1)); // a BoundedSemaphore(1)
+//!     s.acquire(&t, None).unwrap();
+//!     assert!(s.try_acquire(&t).is_err());
+//!     s.release(&t, 1).unwrap();
+//!     assert_eq!(s.release(&t, 1), Err(OverRelease)); // released too many times
+//!     assert_eq!(s.value(), 1);
+//! }, 1);
+//! ```
+//!
 //! # Layout
 //!
 //! ```text

@@ -18,6 +18,7 @@ pub mod testkit;
 pub mod manager;
 pub mod mutex;
 pub mod pool;
+pub mod ring;
 pub mod rlock;
 pub mod semaphore;
 pub mod event;

@@ -1,0 +1,191 @@
+//! `JoinableQueue<T>`: a [`Queue`](crate::Queue) that counts unfinished
+//! tasks (Python's `multiprocessing.JoinableQueue`): every `put` adds one,
+//! every `task_done` removes one, and `join` waits until none is left.
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::{JoinableQueue, Process};
+//! let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+//! for i in 0..3 {
+//!     q.put(&i).unwrap();
+//! }
+//! let mut worker = Process::new({
+//!     let q = q.clone();
+//!     move || {
+//!         for _ in 0..3 {
+//!             q.get().unwrap();
+//!             q.task_done().unwrap();
+//!         }
+//!     }
+//! });
+//! worker.start().unwrap();
+//! q.join(); // returns once the worker marked all three done
+//! worker.join().unwrap();
+//! assert!(q.task_done().is_err()); // too many task_done
+//! ```
+//!
+//! The counter is one futex word in shared memory: `task_done` decrements it
+//! by CAS (refusing to go below zero) and wakes `join`ers when it reaches
+//! zero; `join` sleeps while it is nonzero.
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire};
+use core::time::Duration;
+
+use procshare_model::platform::{Thread, Woke, Word32};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::platform::{ShmThread, ShmWord32};
+use crate::queue::{Queue, QueueError};
+use crate::shm::ShmBox;
+
+/// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
+/// the same queue and counter.
+pub struct JoinableQueue<T> {
+    q: Queue<T>,
+    /// Unfinished tasks: incremented before each put, decremented by `task_done`.
+    unfinished: ShmBox<ShmWord32>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            q: self.q.clone(),
+            unfinished: self.unfinished.clone(),
+        }
+    }
+}
+
+impl<T> core::fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("q", &self.q)
+            .field("unfinished", &self.unfinished.load(Acquire))
+            .finish()
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// A new, empty, unbounded joinable queue.
+    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
+        Self::from_queue(Queue::new()?)
+    }
+
+    /// A joinable queue of at most `maxsize` items (0: unbounded).
+    pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>, QueueError> {
+        Self::from_queue(Queue::with_maxsize(maxsize)?)
+    }
+
+    fn from_queue(q: Queue<T>) -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            q,
+            unfinished: ShmBox::new(ShmWord32::new(0))?,
+        })
+    }
+
+    /// The queue underneath (`try_get`, `get_timeout`, `qsize`, ...).
+    pub fn queue(&self) -> &Queue<T> {
+        &self.q
+    }
+
+    /// Unfinished tasks.
+    pub fn unfinished(&self) -> u32 {
+        self.unfinished.load(Acquire)
+    }
+
+    /// Mark one task done; too many calls are
+    /// [`QueueError::TaskDoneTooManyTimes`] (Python's `ValueError`).
+    pub fn task_done(&self) -> Result<(), QueueError> {
+        let w = &*self.unfinished;
+        let mut cur = w.load(Acquire);
+        loop {
+            if cur == 0 {
+                return Err(QueueError::TaskDoneTooManyTimes);
+            }
+            match w.cas(cur, cur - 1, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
+        if cur == 1 {
+            ShmThread::current().wake(w, u32::MAX);
+        }
+        Ok(())
+    }
+
+    /// Wait until every item put has been marked done.
+    pub fn join(&self) {
+        self.join_inner(None);
+    }
+
+    /// Like [`JoinableQueue::join`], at most `timeout`; returns whether all were done.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_inner(Some(timeout))
+    }
+
+    fn join_inner(&self, timeout: Option<Duration>) -> bool {
+        let t = ShmThread::current();
+        let dl = t.deadline(timeout);
+        loop {
+            let v = self.unfinished.load(Acquire);
+            if v == 0 {
+                return true;
+            }
+            if t.wait(&self.unfinished, v, &dl) == Woke::TimedOut && t.expired(&dl) {
+                return self.unfinished.load(Acquire) == 0;
+            }
+        }
+    }
+
+    /// Close the queue (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.q.close()
+    }
+}
+
+impl<T: Serialize> JoinableQueue<T> {
+    fn counted(&self, r: Result<(), QueueError>) -> Result<(), QueueError> {
+        if r.is_err() {
+            // Not put: undo the count (and wake joiners if it hit zero).
+            if self.unfinished.fetch_sub(1, AcqRel) == 1 {
+                ShmThread::current().wake(&self.unfinished, u32::MAX);
+            }
+        }
+        r
+    }
+
+    /// Put a copy of `v` and count one unfinished task.
+    pub fn put(&self, v: &T) -> Result<(), QueueError> {
+        self.unfinished.fetch_add(1, AcqRel);
+        self.counted(self.q.put(v))
+    }
+
+    /// Put with a timeout (see [`Queue::put_timeout`]).
+    pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
+        self.unfinished.fetch_add(1, AcqRel);
+        self.counted(self.q.put_timeout(v, timeout))
+    }
+
+    /// Put without waiting (see [`Queue::try_put`]).
+    pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
+        self.unfinished.fetch_add(1, AcqRel);
+        self.counted(self.q.try_put(v))
+    }
+}
+
+impl<T: DeserializeOwned> JoinableQueue<T> {
+    /// Take the next item (see [`Queue::get`]).
+    pub fn get(&self) -> Result<T, QueueError> {
+        self.q.get()
+    }
+
+    /// Take the next item, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
+        self.q.get_timeout(timeout)
+    }
+
+    /// Take the next item if one is there now.
+    pub fn try_get(&self) -> Result<T, QueueError> {
+        self.q.try_get()
+    }
+}

@@ -1,0 +1,538 @@
+//! `Queue<T>`: Python's `multiprocessing.Queue` over a ring in shared memory.
+//!
+//! A queue is a [`Ring`] (the model-checked protocol of
+//! [`procshare_model::ring`]) placed in shared memory by the
+//! [arena](crate::shm): a header ([`RingHeader`]) and an array of 16-byte
+//! chunks. Values cross by copy: `put` encodes the value with the wire codec
+//! ([`crate::wire::encode`], postcard) straight into shared memory, and `get`
+//! decodes a fresh value, so what a consumer gets is a copy taken at `put`.
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::{Process, Queue};
+//! let q: Queue<Vec<u32>> = Queue::new().unwrap();
+//! let mut p = Process::new({
+//!     let q = q.clone();
+//!     move || q.put(&vec![1, 2, 3]).unwrap()
+//! });
+//! p.start().unwrap();
+//! assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
+//! p.join().unwrap();
+//! ```
+//!
+//! # Differences from CPython
+//!
+//! * **No feeder thread.** CPython's `put` appends to a buffer that a
+//!   background thread pickles and writes to a pipe later: a process that
+//!   exits right after `put` can lose the item, and an item that cannot be
+//!   pickled fails silently in that thread (gh-84376). Here `put` serializes
+//!   and copies the bytes into shared memory itself before it returns: once
+//!   `put` returned `Ok`, the item is in the queue whatever happens to the
+//!   producer, and a value that fails to serialize is an error in the caller.
+//! * **Shared objects cannot be put.** `Value`, `Array`, locks and queues do
+//!   not implement `Serialize`, so `q.put(&lock)` does not compile: the
+//!   compile-time form of CPython's `RuntimeError: Synchronized objects should
+//!   only be shared between processes through inheritance`. Pass them to a
+//!   child by capturing a clone, as Python requires.
+//! * **Dead processes do not wedge the queue.** A producer or consumer killed
+//!   in the middle of an operation (even by `kill -9`) leaves the queue usable
+//!   for the others, and a partially written message is never delivered
+//!   (CPython's queue lock would stay held forever).
+//! * **`close`** closes the queue for every process (CPython's is per
+//!   process): later `put`s fail with [`QueueError::Closed`], `get`s return
+//!   what is left and then `Closed`, and every blocked caller wakes up.
+//! * Values larger than the ring are streamed through it in pieces; a
+//!   `get_timeout` that has started receiving such a value waits for its end.
+//!   `try_put` of a value larger than the ring is always `Full`.
+//!
+//! # Bad input
+//!
+//! Bytes that do not decode as `T` (another process put a different type, or
+//! wrote over the ring) are an error for that `get` ([`QueueError::Decode`] or
+//! [`QueueError::Corrupt`]); the message is consumed and the queue stays usable.
+
+use core::marker::PhantomData;
+use core::time::Duration;
+
+use procshare_model::platform::CellLike;
+use procshare_model::ring::{Chunk, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::platform::{Shm, ShmCell, ShmThread};
+use crate::shm::{ShmBox, ShmError, ShmSafe, ShmSlice};
+use crate::wire::{self, WireError};
+
+// SAFETY: RingHeader<Shm> is #[repr(C)]: two RawMutex<Shm> (an AtomicU32 each),
+// ShmWord32/ShmWord64 atomics, and two plain integers written once before the
+// header is shared. No pointers, no drop glue; any bit pattern is memory-safe
+// (inconsistent positions are detected and reported as `Corrupt`).
+unsafe impl ShmSafe for RingHeader<Shm> {}
+
+/// Default ring capacity: 1 MiB.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
+
+/// Errors of queue and pipe operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// No room before the timeout, or at once for `try_put` (Python's `queue.Full`).
+    #[error("queue is full")]
+    Full,
+    /// No item before the timeout, or at once for `try_get` (Python's `queue.Empty`).
+    #[error("queue is empty")]
+    Empty,
+    /// The queue was closed (for `get`: and is empty).
+    #[error("queue is closed")]
+    Closed,
+    /// The value could not be serialized (an error in the caller, not in a
+    /// background thread as in CPython).
+    #[error("cannot serialize the value: {0}")]
+    Encode(WireError),
+    /// The message does not decode as `T`; it was consumed, the queue goes on.
+    #[error("cannot decode the message: {0}")]
+    Decode(WireError),
+    /// The encoded value is larger than the size limit.
+    #[error("message of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Encoded size.
+        len: usize,
+        /// The queue's limit.
+        limit: usize,
+    },
+    /// The ring's shared state was inconsistent (overwritten by something
+    /// else); it skipped what was in it and goes on.
+    #[error("corrupt queue state: {0}")]
+    Corrupt(&'static str),
+    /// `JoinableQueue::task_done` called more times than items were put
+    /// (Python: `ValueError: task_done() called too many times`).
+    #[error("task_done() called too many times")]
+    TaskDoneTooManyTimes,
+    /// Shared memory could not be allocated.
+    #[error(transparent)]
+    Shm(#[from] ShmError),
+}
+
+impl From<RingError> for QueueError {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::Full => QueueError::Full,
+            RingError::Empty => QueueError::Empty,
+            RingError::Closed => QueueError::Closed,
+            RingError::Corrupt(w) => QueueError::Corrupt(w),
+        }
+    }
+}
+
+/// Configures a [`Queue`] (see [`Queue::builder`]).
+///
+/// ```
+/// let q = procshare::Queue::<u8>::builder().maxsize(2).capacity_bytes(4096).build().unwrap();
+/// q.put(&1).unwrap();
+/// q.put(&2).unwrap();
+/// assert!(q.is_full());
+/// assert!(matches!(q.try_put(&3), Err(procshare::queue::QueueError::Full)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueueBuilder {
+    maxsize: usize,
+    capacity: usize,
+    limit: usize,
+}
+
+impl QueueBuilder {
+    /// Python's `maxsize`: at most this many items (0: no bound but the ring's
+    /// bytes). At most 4,194,304.
+    pub fn maxsize(mut self, n: usize) -> Self {
+        self.maxsize = n;
+        self
+    }
+
+    /// The ring's size in bytes (rounded up to 16; default
+    /// [`DEFAULT_CAPACITY`]). Larger values still pass, streamed in pieces.
+    pub fn capacity_bytes(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+
+    /// The largest encoded value accepted (default [`wire::DEFAULT_LIMIT`]).
+    pub fn message_limit(mut self, n: usize) -> Self {
+        self.limit = n;
+        self
+    }
+
+    /// Allocates the queue in shared memory.
+    pub fn build<T>(&self) -> Result<Queue<T>, QueueError> {
+        let chunks = self.capacity.max(CHUNK).div_ceil(CHUNK);
+        let maxsize = u32::try_from(self.maxsize)
+            .ok()
+            .filter(|&m| m <= MAX_ITEMS)
+            .ok_or(QueueError::TooLarge {
+                len: self.maxsize,
+                limit: MAX_ITEMS as usize,
+            })?;
+        let hdr = ShmBox::new_aligned(RingHeader::<Shm>::new(chunks as u64, maxsize), 64)?;
+        let slots = ShmSlice::from_fn(chunks, |_| ShmCell::new([0u8; CHUNK]))?;
+        Ok(Queue {
+            raw: RawQueue {
+                hdr,
+                slots,
+                limit: self.limit,
+            },
+            _t: PhantomData,
+        })
+    }
+}
+
+/// The untyped queue: a ring of byte messages in shared memory (what
+/// [`Queue`], [`SimpleQueue`](crate::SimpleQueue) and
+/// [`JoinableQueue`](crate::JoinableQueue) are made of).
+#[derive(Clone)]
+pub struct RawQueue {
+    hdr: ShmBox<RingHeader<Shm>>,
+    slots: ShmSlice<ShmCell<Chunk>>,
+    limit: usize,
+}
+
+impl core::fmt::Debug for RawQueue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RawQueue").field("ring", &*self.hdr).finish()
+    }
+}
+
+impl RawQueue {
+    /// A byte queue of `capacity_bytes` (see [`QueueBuilder`]).
+    ///
+    /// ```
+    /// let q = procshare::queue::RawQueue::new(1024, 0).unwrap();
+    /// q.put_bytes(b"abc", None).unwrap();
+    /// let mut out = Vec::new();
+    /// q.get_bytes(&mut out, None).unwrap();
+    /// assert_eq!(out, b"abc");
+    /// ```
+    pub fn new(capacity_bytes: usize, maxsize: usize) -> Result<RawQueue, QueueError> {
+        Ok(Queue::<()>::builder()
+            .capacity_bytes(capacity_bytes)
+            .maxsize(maxsize)
+            .build::<()>()?
+            .raw)
+    }
+
+    #[inline]
+    fn ring(&self) -> Ring<'_, Shm> {
+        // Both parts were made together by `build`: the capacities agree.
+        Ring::new(&self.hdr, &self.slots).expect("ring header and chunks agree")
+    }
+
+    /// Put one message (`None`: wait forever; `Some(Duration::ZERO)` still
+    /// streams; use [`RawQueue::try_put_bytes`] for "no waiting").
+    pub fn put_bytes(&self, msg: &[u8], timeout: Option<Duration>) -> Result<(), QueueError> {
+        self.put_wait(msg, Wait::For(timeout))
+    }
+
+    /// Put one message if that is possible without waiting.
+    pub fn try_put_bytes(&self, msg: &[u8]) -> Result<(), QueueError> {
+        self.put_wait(msg, Wait::No)
+    }
+
+    fn put_wait(&self, msg: &[u8], w: Wait) -> Result<(), QueueError> {
+        if msg.len() > self.limit {
+            return Err(QueueError::TooLarge {
+                len: msg.len(),
+                limit: self.limit,
+            });
+        }
+        let t = ShmThread::current();
+        Ok(self.ring().put(&t, msg, w)?)
+    }
+
+    /// Get one message into `out` (`None`: wait forever).
+    pub fn get_bytes(&self, out: &mut Vec<u8>, timeout: Option<Duration>) -> Result<(), QueueError> {
+        let t = ShmThread::current();
+        Ok(self.ring().get(&t, out, Wait::For(timeout))?)
+    }
+
+    /// Get one message if a complete one is there.
+    pub fn try_get_bytes(&self, out: &mut Vec<u8>) -> Result<(), QueueError> {
+        let t = ShmThread::current();
+        Ok(self.ring().get(&t, out, Wait::No)?)
+    }
+
+    /// Complete messages in the queue (approximate).
+    pub fn qsize(&self) -> usize {
+        self.ring().len()
+    }
+
+    /// Is the queue empty (approximate)?
+    pub fn is_empty(&self) -> bool {
+        self.ring().is_empty()
+    }
+
+    /// Is the queue full (approximate)?
+    pub fn is_full(&self) -> bool {
+        self.ring().is_full()
+    }
+
+    /// Close the queue for everyone and wake every waiter.
+    pub fn close(&self) {
+        self.ring().close(&ShmThread::current());
+    }
+
+    /// Has the queue been closed?
+    pub fn is_closed(&self) -> bool {
+        self.ring().is_closed()
+    }
+
+    /// The ring's capacity in bytes.
+    pub fn capacity_bytes(&self) -> usize {
+        self.hdr.capacity() as usize * CHUNK
+    }
+
+    /// The item bound (0: none).
+    pub fn maxsize(&self) -> usize {
+        self.hdr.max_items() as usize
+    }
+
+    /// The message size limit in bytes.
+    pub fn message_limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// A process-shared FIFO queue of `T` (Python's `multiprocessing.Queue`).
+/// See the [module docs](self) for how it differs from CPython's.
+///
+/// `Clone` gives another handle onto the same queue; a forked child inherits
+/// the handles it captures.
+///
+/// ```
+/// use procshare::Queue;
+/// use std::time::Duration;
+/// let q: Queue<String> = Queue::new().unwrap();
+/// q.put(&"hello".to_string()).unwrap();
+/// assert_eq!(q.qsize(), 1);
+/// assert_eq!(q.get().unwrap(), "hello");
+/// assert!(q.try_get().is_err());
+/// assert!(q.get_timeout(Duration::from_millis(1)).is_err());
+/// ```
+pub struct Queue<T> {
+    raw: RawQueue,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            raw: self.raw.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> core::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Queue").field("raw", &self.raw).finish()
+    }
+}
+
+impl<T> Queue<T> {
+    /// A builder: `maxsize`, ring capacity, message size limit.
+    pub fn builder() -> QueueBuilder {
+        QueueBuilder {
+            maxsize: 0,
+            capacity: DEFAULT_CAPACITY,
+            limit: wire::DEFAULT_LIMIT,
+        }
+    }
+
+    /// A queue with the default capacity and no item bound (Python's `Queue()`).
+    pub fn new() -> Result<Queue<T>, QueueError> {
+        Self::builder().build()
+    }
+
+    /// A queue of at most `maxsize` items (Python's `Queue(maxsize)`; 0: unbounded).
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>, QueueError> {
+        Self::builder().maxsize(maxsize).build()
+    }
+
+    /// The untyped queue underneath.
+    pub fn raw(&self) -> &RawQueue {
+        &self.raw
+    }
+
+    /// Approximate number of items (Python's `qsize()`).
+    pub fn qsize(&self) -> usize {
+        self.raw.qsize()
+    }
+
+    /// Is it empty (approximate, as in Python)?
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// Is it full (approximate, as in Python)?
+    pub fn is_full(&self) -> bool {
+        self.raw.is_full()
+    }
+
+    /// Close the queue for every process; wakes every blocked `put`/`get`.
+    pub fn close(&self) {
+        self.raw.close()
+    }
+
+    /// Has it been closed?
+    pub fn is_closed(&self) -> bool {
+        self.raw.is_closed()
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    fn encode(&self, v: &T) -> Result<Vec<u8>, QueueError> {
+        wire::encode(v).map_err(QueueError::Encode)
+    }
+
+    /// Put `v` (a copy), waiting for room as long as needed.
+    pub fn put(&self, v: &T) -> Result<(), QueueError> {
+        self.raw.put_bytes(&self.encode(v)?, None)
+    }
+
+    /// Put `v`, waiting at most `timeout` for room ([`QueueError::Full`] then).
+    pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
+        self.raw.put_bytes(&self.encode(v)?, Some(timeout))
+    }
+
+    /// Put `v` only if there is room now (Python's `put_nowait`).
+    pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
+        self.raw.try_put_bytes(&self.encode(v)?)
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    fn decode(buf: &[u8]) -> Result<T, QueueError> {
+        wire::decode(buf).map_err(QueueError::Decode)
+    }
+
+    /// Take the next item, waiting as long as needed.
+    pub fn get(&self) -> Result<T, QueueError> {
+        let mut buf = Vec::new();
+        self.raw.get_bytes(&mut buf, None)?;
+        Self::decode(&buf)
+    }
+
+    /// Take the next item, waiting at most `timeout` ([`QueueError::Empty`] then).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
+        let mut buf = Vec::new();
+        self.raw.get_bytes(&mut buf, Some(timeout))?;
+        Self::decode(&buf)
+    }
+
+    /// Take the next item only if one is there now (Python's `get_nowait`).
+    pub fn try_get(&self) -> Result<T, QueueError> {
+        let mut buf = Vec::new();
+        self.raw.try_get_bytes(&mut buf)?;
+        Self::decode(&buf)
+    }
+}
+
+/// Fuzzing entry points (the `ring_ops` and `queue_frame` fuzz targets and
+/// their corpus replay call these).
+pub mod fuzzing {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// `ring_ops`: a sequence of ring operations in one process (non-blocking
+    /// and zero-timeout, so nothing waits), checked against a `VecDeque`.
+    /// Input: byte 0 picks the capacity (1..=32 chunks), then each op is a byte
+    /// (kind) and a byte (size factor). Panics on a mismatch.
+    pub fn ring_ops(data: &[u8]) {
+        let Some((&c, mut ops)) = data.split_first() else {
+            return;
+        };
+        let cap = (1 + (c % 32) as usize) * CHUNK;
+        let q = RawQueue::new(cap, 0).expect("shared memory");
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut seq = 0u32;
+        let mut out = Vec::new();
+        let mut closed = false;
+        while let [kind, size, rest @ ..] = ops {
+            ops = rest;
+            let len = (*size as usize * 3 * cap) / 255;
+            let mut msg = vec![(seq & 0xff) as u8; len];
+            if len >= 4 {
+                msg[..4].copy_from_slice(&seq.to_le_bytes());
+            }
+            seq += 1;
+            let was_empty = q.is_empty() && model.is_empty();
+            match kind % 6 {
+                0 => match q.try_put_bytes(&msg) {
+                    Ok(()) => {
+                        assert!(!closed, "put after close succeeded");
+                        model.push_back(msg)
+                    }
+                    Err(QueueError::Full) => assert!(
+                        !(was_empty && len + 8 <= cap),
+                        "try_put of {len} bytes into an empty ring of {cap} failed"
+                    ),
+                    Err(QueueError::Closed) => assert!(closed),
+                    Err(e) => panic!("try_put: {e}"),
+                },
+                1 => match q.put_bytes(&msg, Some(Duration::ZERO)) {
+                    Ok(()) => {
+                        assert!(!closed, "put after close succeeded");
+                        model.push_back(msg)
+                    }
+                    Err(QueueError::Full) => {}
+                    Err(QueueError::Closed) => assert!(closed),
+                    Err(e) => panic!("put_timeout: {e}"),
+                },
+                2 | 3 => {
+                    let r = if kind % 6 == 2 {
+                        q.try_get_bytes(&mut out)
+                    } else {
+                        q.get_bytes(&mut out, Some(Duration::ZERO))
+                    };
+                    match r {
+                        Ok(()) => {
+                            let want = model.pop_front().expect("got a message never put");
+                            assert_eq!(out, want, "wrong message");
+                        }
+                        Err(QueueError::Empty) | Err(QueueError::Closed) => {
+                            assert!(model.is_empty(), "{} messages not delivered", model.len())
+                        }
+                        Err(e) => panic!("get: {e}"),
+                    }
+                }
+                4 => {
+                    assert_eq!(q.qsize(), model.len());
+                }
+                _ => {
+                    if *size == 0 {
+                        q.close();
+                        closed = true;
+                    }
+                }
+            }
+        }
+        // Everything accepted comes out, in order.
+        while let Some(want) = model.pop_front() {
+            q.get_bytes(&mut out, Some(Duration::ZERO))
+                .expect("an accepted message is missing");
+            assert_eq!(out, want);
+        }
+    }
+
+    /// `queue_frame`: arbitrary bytes as a message of a typed queue, and as a
+    /// wire frame: decoding is an error value, never a panic, and the queue
+    /// stays usable. Panics on a bug.
+    pub fn queue_frame(data: &[u8]) {
+        let q: Queue<(u32, String, Vec<u8>, Option<bool>)> =
+            Queue::<()>::builder().capacity_bytes(data.len() + 256).build().expect("shared memory");
+        q.raw().try_put_bytes(data).expect("room");
+        let _ = q.try_get(); // Ok or Decode, never a panic
+        let v = (7u32, "x".to_string(), vec![1u8], Some(true));
+        q.put(&v).expect("queue usable after bad input");
+        assert_eq!(q.try_get().expect("queue usable after bad input"), v);
+        let _ = wire::split_frame(data, 1 << 16);
+        let _ = wire::decode::<(u32, String, Vec<u8>, Option<bool>)>(data);
+    }
+}

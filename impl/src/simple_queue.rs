@@ -1,0 +1,72 @@
+//! `SimpleQueue<T>`: Python's `multiprocessing.SimpleQueue` (put, get,
+//! is_empty, close), the same shared-memory ring as [`Queue`](crate::Queue)
+//! without an item bound.
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::{Process, SimpleQueue};
+//! let q: SimpleQueue<(u32, f64)> = SimpleQueue::new().unwrap();
+//! let mut p = Process::new({
+//!     let q = q.clone();
+//!     move || q.put(&(1, 0.5)).unwrap()
+//! });
+//! p.start().unwrap();
+//! assert_eq!(q.get().unwrap(), (1, 0.5));
+//! p.join().unwrap();
+//! assert!(q.is_empty());
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::queue::{Queue, QueueError};
+
+/// A process-shared FIFO queue with only `put`, `get`, `is_empty` and
+/// `close` (Python's `SimpleQueue`). `Clone` gives another handle onto the
+/// same queue; children inherit it.
+pub struct SimpleQueue<T> {
+    q: Queue<T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue { q: self.q.clone() }
+    }
+}
+
+impl<T> core::fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimpleQueue").field("q", &self.q).finish()
+    }
+}
+
+impl<T> SimpleQueue<T> {
+    /// A new, empty queue in shared memory.
+    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
+        Ok(SimpleQueue { q: Queue::new()? })
+    }
+
+    /// Is it empty (approximate)?
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    /// Close it for every process; wakes every blocked caller.
+    pub fn close(&self) {
+        self.q.close()
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Put a copy of `v`.
+    pub fn put(&self, v: &T) -> Result<(), QueueError> {
+        self.q.put(v)
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Take the next item, waiting as long as needed.
+    pub fn get(&self) -> Result<T, QueueError> {
+        self.q.get()
+    }
+}

@@ -1,0 +1,744 @@
+//! The queue ring: a byte ring of framed, variable-size messages in shared
+//! memory, for many producers and many consumers (the protocol behind
+//! `Queue`, `SimpleQueue` and `JoinableQueue`).
+//!
+//! # Shape
+//!
+//! The ring is two parts: a fixed [`RingHeader`] (locks, positions, futex
+//! words) and an array of `capacity` byte *chunks* of [`CHUNK`] bytes, each a
+//! [`Platform::Cell`] (so loom tracks every access to every chunk). A
+//! [`Ring`] borrows both. Positions count chunks, not bytes.
+//!
+//! The byte stream is a sequence of **pieces**. A piece starts at a chunk
+//! boundary and occupies `chunks_for(len)` whole chunks (wrapping around the
+//! array end chunk by chunk):
+//!
+//! ```text
+//! piece = [len: u32 LE][flags: u32 LE][len payload bytes][padding to a chunk boundary]
+//! flags = FIRST (1): the first piece of a message
+//!       | LAST  (2): the last piece of a message
+//! ```
+//!
+//! A message that fits in the ring is one piece (`FIRST|LAST`). A larger one is
+//! *streamed*: its producer publishes pieces as space frees up and the
+//! consumer reads them as they come, so a message of any size passes through
+//! a ring of any capacity.
+//!
+//! # Two locks, and why messages are never torn or interleaved
+//!
+//! A producer holds `prod` (a robust [`RawMutex`]) from its message's first
+//! piece to its last; a consumer holds `cons` from its first piece read to
+//! its last. So the pieces of one message are contiguous in the stream, and
+//! a message is read by one consumer.
+//!
+//! A piece is *published* by one `Release` store of `tail` after its chunks
+//! are written, and *freed* by one `Release` store of `head` after its chunks
+//! are read. Those two stores are the only changes to the ring's state: a
+//! process that dies anywhere else leaves nothing half-done in shared memory.
+//!
+//! **Delivery rule.** A consumer delivers a message iff it read a `FIRST`
+//! piece, then zero or more pieces without `FIRST`, then one with `LAST`. A
+//! `FIRST` while assembling means the previous message was *abandoned*: its
+//! assembled bytes are dropped. Pieces without `FIRST` read while not
+//! assembling belong to a message whose beginning someone else consumed (a
+//! consumer that died or gave up): they are skipped. Since one producer holds
+//! `prod` throughout a message and every new holder starts with `FIRST`, a
+//! delivered message holds exactly the bytes of one `put`, in order. A
+//! partial message is never delivered; this is what the crash checks prove at
+//! every crash point.
+//!
+//! **Abandonment** (a producer that died, timed out or saw `close` in the
+//! middle of a streamed message) is noticed by the assembling consumer in one
+//! of three ways: a new `FIRST` piece; `prod` free with no data left (every
+//! producer that releases `prod` then bumps `not_empty`, so the consumer
+//! wakes up to look); or `prod` held by a dead owner (the liveness poll).
+//!
+//! # Counting messages
+//!
+//! `tail` and `head` each pack a 40-bit chunk position and a 24-bit message
+//! count (messages whose `LAST` piece was published / freed). `qsize` is the
+//! difference of the counts, and the optional `max_items` bound (Python's
+//! `maxsize`) is checked by the `prod` holder before the first piece of each
+//! message: only the holder increments the published count, so the bound
+//! cannot be overshot. A message abandoned without `LAST` is never counted.
+//!
+//! # Waiting
+//!
+//! `not_empty` and `not_full` are event counters (`counter << 1 | WAITERS`).
+//! A waiter loads the counter, checks its condition, sets `WAITERS` by CAS
+//! from the value it loaded, and sleeps while the word is unchanged. A
+//! notifier changes the condition, then adds 2; if `WAITERS` was set it
+//! clears the bit and wakes every sleeper. Every change of the word after the
+//! waiter's load makes its sleep return at once, so no wake-up is lost. The
+//! only sleepers on `not_empty` are `cons` holders and on `not_full` `prod`
+//! holders (the others sleep in the mutexes), so "wake all" wakes one.
+//! Before sleeping, a waiter spins briefly ([`Thread::spin`]).
+//!
+//! A process can die between its `tail`/`head` store and its notification.
+//! Whoever takes its lock over ([`Acquired::OwnerDied`]) notifies for it;
+//! sleepers also wake at every liveness poll of the real platform.
+//!
+//! `close` sets `closed` and notifies both words. Producers then fail with
+//! [`RingError::Closed`]; consumers get the messages still in the ring, then
+//! `Closed`. Threads queued on a mutex get in one after the other and see
+//! `closed` too.
+//!
+//! # Deadlines
+//!
+//! A producer's deadline applies to every wait: a streamed message that times
+//! out half-way is abandoned (and discarded by the consumer). A consumer's
+//! deadline applies until it reads a message's `FIRST` piece; after that it
+//! waits for the rest (or for the producer's abandonment), so that a timed
+//! `get` never throws away a message that is still arriving.
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::time::Duration;
+
+use crate::mutex::{Acquired, RawMutex};
+use crate::platform::{
+    mutant, CellLike, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK,
+};
+
+/// Bytes per chunk (the unit of ring space and of loom's access tracking).
+pub const CHUNK: usize = 16;
+/// One chunk of the ring.
+pub type Chunk = [u8; CHUNK];
+/// Bytes of a piece header (`len: u32`, `flags: u32`).
+pub const PIECE_HEADER: usize = 8;
+/// Piece flag: first piece of a message.
+pub const FIRST: u32 = 1;
+/// Piece flag: last piece of a message.
+pub const LAST: u32 = 2;
+/// Largest ring, in chunks (positions are 40 bits and must not alias).
+pub const MAX_CAPACITY: u64 = 1 << 36;
+/// Largest `max_items` (message counts are 24 bits).
+pub const MAX_ITEMS: u32 = 1 << 22;
+/// Largest payload of one piece (longer messages are streamed in pieces).
+pub const MAX_PIECE: usize = (u32::MAX as usize) & !(CHUNK - 1);
+
+const POS_BITS: u32 = 40;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+const CNT_MASK: u64 = (1 << (64 - POS_BITS)) - 1;
+const EV_WAITERS: u32 = 1;
+/// Spins before sleeping (each [`Thread::spin`] iteration backs off).
+const SPINS: u32 = 64;
+
+/// Seeded bug: the consumer frees chunks (`head`) with `Relaxed` instead of `Release`.
+pub const MUTANT_RELAXED_HEAD: Mutant = Mutant(601);
+/// Seeded bug: the producer publishes (`tail`) with `Relaxed` instead of `Release`.
+pub const MUTANT_RELAXED_TAIL: Mutant = Mutant(602);
+/// Seeded bug: the producer never notifies `not_empty`.
+pub const MUTANT_NO_NOTIFY_NOT_EMPTY: Mutant = Mutant(603);
+/// Seeded bug: a consumer assembling a message appends a new `FIRST` piece to
+/// it instead of discarding the abandoned part.
+pub const MUTANT_KEEP_ABANDONED: Mutant = Mutant(604);
+/// Seeded bug: a consumer that is not assembling treats a piece without
+/// `FIRST` as the start of a message (delivers the tail of a message).
+pub const MUTANT_NO_SKIP: Mutant = Mutant(605);
+/// Seeded bug: `close` does not wake anybody.
+pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(606);
+/// Seeded bug: a waiter sets `WAITERS` with a plain store instead of a CAS from
+/// the value it checked (check-then-act: a notification in between is lost).
+pub const MUTANT_WAITERS_STORE: Mutant = Mutant(607);
+/// Seeded bug: a consumer that finds the producer gone delivers the part it assembled.
+pub const MUTANT_DELIVER_PARTIAL: Mutant = Mutant(608);
+
+/// Why a ring operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingError {
+    /// `put`: no room before the deadline (or at once, for `try`); a streamed
+    /// message that timed out half-way was abandoned.
+    Full,
+    /// `get`: no message before the deadline (or at once, for `try`).
+    Empty,
+    /// The ring was closed (`put`: always; `get`: once it is empty).
+    Closed,
+    /// The shared state is inconsistent (something other than this protocol
+    /// wrote to the ring): the ring skipped to the end of what was published.
+    Corrupt(&'static str),
+}
+
+/// How long an operation may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all (`try_put` / `try_get`): a message larger than the free
+    /// space (`put`), or not complete in the ring (`get`), is `Full`/`Empty`.
+    No,
+    /// Up to this long (`None`: forever).
+    For(Option<Duration>),
+}
+
+/// A cache-line aligned wrapper (keeps producers' and consumers' hot words apart).
+#[repr(C, align(64))]
+#[derive(Debug)]
+pub struct Padded<T>(pub T);
+
+/// The fixed part of a ring. See the [module docs](self).
+///
+/// Layout (`#[repr(C)]`; every field but the two constants is an atomic or a
+/// lock, so the struct is valid for any bit pattern in the sense that no
+/// value can cause undefined behaviour; inconsistent values are reported as
+/// [`RingError::Corrupt`]):
+///
+/// | field | written by | meaning / invariant |
+/// |---|---|---|
+/// | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
+/// | `not_full: W32` | consumers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `head` store |
+/// | `tail: W64` (own line) | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
+/// | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
+/// | `not_empty: W32` | producers, `close` | event counter; bumped after every `tail` store and after every release of `prod` |
+/// | `head: W64` (own line) | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
+/// | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
+/// | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
+/// | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
+///
+/// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40);
+/// `freed_msgs <= published_msgs` (mod 2^24); the chunks in
+/// `[freed_pos, published_pos)` hold whole published pieces and are only read
+/// (by the `cons` holder); the chunks outside are only written (by the `prod`
+/// holder).
+#[repr(C)]
+pub struct RingHeader<P: Platform> {
+    prod: RawMutex<P>,
+    not_full: P::W32,
+    tail: Padded<P::W64>,
+    cons: Padded<RawMutex<P>>,
+    not_empty: P::W32,
+    head: Padded<P::W64>,
+    closed: Padded<P::W32>,
+    capacity: u64,
+    max_items: u32,
+}
+
+impl<P: Platform> core::fmt::Debug for RingHeader<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RingHeader")
+            .field("capacity", &self.capacity)
+            .field("max_items", &self.max_items)
+            .field("tail", &format_args!("{:#x}", self.tail.0.load(Relaxed)))
+            .field("head", &format_args!("{:#x}", self.head.0.load(Relaxed)))
+            .field("closed", &self.closed.0.load(Relaxed))
+            .finish()
+    }
+}
+
+/// Chunks a piece carrying `len` payload bytes occupies.
+#[inline]
+pub const fn chunks_for(len: usize) -> u64 {
+    (len + PIECE_HEADER).div_ceil(CHUNK) as u64
+}
+
+#[inline]
+fn pos(w: u64) -> u64 {
+    w & POS_MASK
+}
+#[inline]
+fn cnt(w: u64) -> u64 {
+    w >> POS_BITS
+}
+#[inline]
+fn pack(cnt: u64, pos: u64) -> u64 {
+    ((cnt & CNT_MASK) << POS_BITS) | (pos & POS_MASK)
+}
+
+impl<P: Platform> RingHeader<P> {
+    /// A ring header for `capacity` chunks (clamped to `1..=MAX_CAPACITY`) and
+    /// at most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).
+    pub fn new(capacity: u64, max_items: u32) -> Self {
+        RingHeader {
+            prod: RawMutex::new(),
+            not_full: P::W32::new(0),
+            tail: Padded(P::W64::new(0)),
+            cons: Padded(RawMutex::new()),
+            not_empty: P::W32::new(0),
+            head: Padded(P::W64::new(0)),
+            closed: Padded(P::W32::new(0)),
+            capacity: capacity.clamp(1, MAX_CAPACITY),
+            max_items: max_items.min(MAX_ITEMS),
+        }
+    }
+
+    /// Number of chunks.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The item bound (0: none).
+    pub fn max_items(&self) -> u32 {
+        self.max_items
+    }
+}
+
+/// A ring: its header and its chunks. See the [module docs](self).
+pub struct Ring<'a, P: Platform> {
+    h: &'a RingHeader<P>,
+    slots: &'a [P::Cell<Chunk>],
+    cap: u64,
+}
+
+impl<P: Platform> core::fmt::Debug for Ring<'_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.h.fmt(f)
+    }
+}
+
+impl<'a, P: Platform> Ring<'a, P> {
+    /// Combine a header and its chunks. `None` if the header's capacity is not
+    /// `slots.len()` or out of range (a header from elsewhere is not trusted).
+    pub fn new(h: &'a RingHeader<P>, slots: &'a [P::Cell<Chunk>]) -> Option<Self> {
+        let cap = h.capacity;
+        if cap == 0 || cap > MAX_CAPACITY || cap != slots.len() as u64 || h.max_items > MAX_ITEMS {
+            return None;
+        }
+        Some(Ring { h, slots, cap })
+    }
+
+    /// Capacity in chunks.
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    /// The largest payload that goes through as a single piece (without streaming).
+    pub fn max_single_piece(&self) -> usize {
+        self.cap as usize * CHUNK - PIECE_HEADER
+    }
+
+    /// Messages in the ring (complete ones: approximate while others work, as
+    /// Python's `qsize`).
+    pub fn len(&self) -> usize {
+        let h = self.h.head.0.load(Acquire);
+        let t = self.h.tail.0.load(Acquire);
+        (cnt(t).wrapping_sub(cnt(h)) & CNT_MASK) as usize
+    }
+
+    /// No complete message and no bytes in the ring (approximate).
+    pub fn is_empty(&self) -> bool {
+        let h = self.h.head.0.load(Acquire);
+        let t = self.h.tail.0.load(Acquire);
+        h == t
+    }
+
+    /// Chunks in use (approximate).
+    pub fn used_chunks(&self) -> u64 {
+        let h = self.h.head.0.load(Acquire);
+        let t = self.h.tail.0.load(Acquire);
+        pos(t).wrapping_sub(pos(h)) & POS_MASK
+    }
+
+    /// At the item bound, or without a free chunk (approximate).
+    pub fn is_full(&self) -> bool {
+        let m = self.h.max_items;
+        (m != 0 && self.len() >= m as usize) || self.used_chunks() >= self.cap
+    }
+
+    /// Has [`Ring::close`] been called?
+    pub fn is_closed(&self) -> bool {
+        self.h.closed.0.load(Acquire) != 0
+    }
+
+    /// Close the ring: later and waiting `put`s fail with [`RingError::Closed`];
+    /// `get`s drain what is in the ring, then fail with `Closed`. Wakes every waiter.
+    pub fn close(&self, t: &P::Thread) {
+        self.h.closed.0.store(1, Release);
+        t.crash_point();
+        if !mutant::<P>(MUTANT_CLOSE_NO_WAKE) {
+            self.notify(t, &self.h.not_empty);
+            self.notify(t, &self.h.not_full);
+        }
+    }
+
+    // ---- event counters -------------------------------------------------
+
+    /// After changing a condition: bump the counter, wake sleepers if any.
+    #[inline]
+    fn notify(&self, t: &P::Thread, w: &P::W32) {
+        let prev = w.fetch_add(2, Release);
+        if prev & EV_WAITERS != 0 {
+            w.fetch_and(!EV_WAITERS, Relaxed);
+            t.wake(w, u32::MAX);
+        }
+    }
+
+    /// Sleep on `w` if it still holds `seen` (loaded before the condition was
+    /// checked). Sets `WAITERS` first.
+    fn sleep(
+        &self,
+        t: &P::Thread,
+        w: &P::W32,
+        seen: u32,
+        dl: &<P::Thread as Thread>::Deadline,
+    ) -> Woke {
+        let mut v = seen;
+        if v & EV_WAITERS == 0 {
+            if mutant::<P>(MUTANT_WAITERS_STORE) {
+                w.store(v | EV_WAITERS, Relaxed);
+            } else if w.cas(v, v | EV_WAITERS, Acquire, Relaxed).is_err() {
+                return Woke::Mismatch; // changed since the check: look again
+            }
+            v |= EV_WAITERS;
+        }
+        t.wait(w, v, dl)
+    }
+
+    // ---- chunks ----------------------------------------------------------
+
+    #[inline]
+    fn slot(&self, p: u64) -> &P::Cell<Chunk> {
+        &self.slots[(p % self.cap) as usize]
+    }
+
+    /// Write one piece at chunk position `at`. Caller holds `prod` and the
+    /// chunks are free.
+    fn write_piece(&self, at: u64, flags: u32, payload: &[u8]) -> u64 {
+        let k = chunks_for(payload.len());
+        let mut src = 0usize;
+        for i in 0..k {
+            self.slot(at + i).with_mut(|c| {
+                // SAFETY: the chunk lies in the free region, which only the `prod`
+                // holder (us) accesses; the consumer freed it with a Release store
+                // of `head` that our Acquire load observed.
+                let c = unsafe { &mut *c };
+                let mut off = 0;
+                if i == 0 {
+                    c[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+                    c[4..8].copy_from_slice(&flags.to_le_bytes());
+                    off = PIECE_HEADER;
+                }
+                let n = (CHUNK - off).min(payload.len() - src);
+                c[off..off + n].copy_from_slice(&payload[src..src + n]);
+                src += n;
+            });
+        }
+        k
+    }
+
+    /// Read the header of the piece at `at`.
+    fn piece_header(&self, at: u64) -> (usize, u32) {
+        self.slot(at).with(|c| {
+            // SAFETY: the chunk is published (below `tail`, which we loaded with
+            // Acquire) and not freed: only the `cons` holder (us) reads it and
+            // nobody writes it.
+            let c = unsafe { &*c };
+            let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+            let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+            (len, flags)
+        })
+    }
+
+    /// Append the payload of the piece at `at` (header already parsed) to `out`.
+    fn read_payload(&self, at: u64, len: usize, out: &mut Vec<u8>) {
+        let k = chunks_for(len);
+        let mut left = len;
+        for i in 0..k {
+            self.slot(at + i).with(|c| {
+                // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
+                let c = unsafe { &*c };
+                let off = if i == 0 { PIECE_HEADER } else { 0 };
+                let n = (CHUNK - off).min(left);
+                out.extend_from_slice(&c[off..off + n]);
+                left -= n;
+            });
+        }
+    }
+
+    // ---- put -------------------------------------------------------------
+
+    /// Put one message (any length up to `u32::MAX` bytes per piece; longer
+    /// messages are streamed). See the module docs for deadlines.
+    pub fn put(&self, t: &P::Thread, msg: &[u8], wait: Wait) -> Result<(), RingError> {
+        if self.is_closed() {
+            return Err(RingError::Closed);
+        }
+        let single = msg.len() <= MAX_PIECE && chunks_for(msg.len()) <= self.cap;
+        let timeout = match wait {
+            Wait::No => {
+                if !single {
+                    return Err(RingError::Full);
+                }
+                Some(Duration::ZERO)
+            }
+            Wait::For(d) => d,
+        };
+        let dl = t.deadline(timeout);
+        let got = match wait {
+            Wait::No => self.h.prod.try_lock(t),
+            Wait::For(d) => self.h.prod.lock(t, d),
+        };
+        match got {
+            Err(_) => {
+                return Err(if self.is_closed() {
+                    RingError::Closed
+                } else {
+                    RingError::Full
+                })
+            }
+            // The previous holder died, perhaps between publishing a piece and
+            // notifying: notify for it (we learnt of the death, so its stores
+            // are visible to us and, through this RMW, to the consumer).
+            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.not_empty),
+            Ok(Acquired::Clean) => {}
+        }
+        // `prod` is ours. Whatever a dead previous holder left is consistent:
+        // its unpublished chunks are beyond `tail` and get overwritten, and a
+        // partial message it published is discarded by the consumer when it
+        // reads our FIRST piece.
+        let r = self.put_locked(t, msg, wait, single, &dl);
+        self.release_prod(t);
+        r
+    }
+
+    fn release_prod(&self, t: &P::Thread) {
+        let _ = self.h.prod.unlock(t);
+        // Wake a consumer that may be assembling a message we (or a previous
+        // holder) abandoned: it re-checks `prod` and `tail`.
+        if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
+            self.notify(t, &self.h.not_empty);
+        }
+    }
+
+    fn put_locked(
+        &self,
+        t: &P::Thread,
+        msg: &[u8],
+        wait: Wait,
+        single: bool,
+        dl: &<P::Thread as Thread>::Deadline,
+    ) -> Result<(), RingError> {
+        let cap = self.cap;
+        let mut off = 0usize;
+        let mut first = true;
+        let mut tw = self.h.tail.0.load(Relaxed); // only the prod holder writes it
+        loop {
+            // Wait for room for the next piece.
+            let mut spins = 0;
+            let (bytes, k) = loop {
+                let ev = self.h.not_full.load(Acquire);
+                if self.is_closed() {
+                    return Err(RingError::Closed);
+                }
+                let hw = self.h.head.0.load(Acquire);
+                let used = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
+                if used > cap {
+                    return Err(RingError::Corrupt("ring positions out of range"));
+                }
+                let free = cap - used;
+                let items = cnt(tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+                let items_ok = !first || self.h.max_items == 0 || items < self.h.max_items as u64;
+                let remaining = msg.len() - off;
+                // Payload bytes that fit in the free chunks as one piece.
+                let fit = (free as usize * CHUNK)
+                    .saturating_sub(PIECE_HEADER)
+                    .min(MAX_PIECE);
+                if items_ok && free > 0 {
+                    if remaining <= fit {
+                        break (remaining, chunks_for(remaining));
+                    }
+                    // Stream a message larger than the ring in pieces of at
+                    // least half the ring (fewer, larger copies).
+                    if !single && free >= (cap / 2).max(1) {
+                        break (fit, chunks_for(fit));
+                    }
+                }
+                if wait == Wait::No {
+                    return Err(RingError::Full);
+                }
+                if t.spin(spins) && spins < SPINS {
+                    spins += 1;
+                    continue;
+                }
+                if self.sleep(t, &self.h.not_full, ev, dl) == Woke::TimedOut && t.expired(dl) {
+                    // A streamed message that times out half-way is abandoned.
+                    return Err(RingError::Full);
+                }
+            };
+            let mut flags = if first { FIRST } else { 0 };
+            let last = off + bytes == msg.len();
+            if last {
+                flags |= LAST;
+            }
+            let written = self.write_piece(pos(tw), flags, &msg[off..off + bytes]);
+            debug_assert_eq!(written, k);
+            t.crash_point();
+            tw = pack(cnt(tw) + last as u64, pos(tw) + k);
+            let order = if mutant::<P>(MUTANT_RELAXED_TAIL) {
+                Relaxed
+            } else {
+                Release
+            };
+            self.h.tail.0.store(tw, order);
+            t.crash_point();
+            off += bytes;
+            first = false;
+            if last {
+                return Ok(()); // `release_prod` notifies
+            }
+            if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
+                self.notify(t, &self.h.not_empty);
+            }
+        }
+    }
+
+    // ---- get -------------------------------------------------------------
+
+    /// Get one message into `out` (cleared first). See the module docs for
+    /// deadlines and the delivery rule.
+    pub fn get(&self, t: &P::Thread, out: &mut Vec<u8>, wait: Wait) -> Result<(), RingError> {
+        out.clear();
+        let timeout = match wait {
+            Wait::No => Some(Duration::ZERO),
+            Wait::For(d) => d,
+        };
+        let dl = t.deadline(timeout);
+        let got = match wait {
+            Wait::No => self.h.cons.0.try_lock(t),
+            Wait::For(d) => self.h.cons.0.lock(t, d),
+        };
+        match got {
+            Err(_) => {
+                return Err(if self.is_closed() && self.is_empty() {
+                    RingError::Closed
+                } else {
+                    RingError::Empty
+                })
+            }
+            // The previous holder died, perhaps between freeing chunks and
+            // notifying: notify for it.
+            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.not_full),
+            Ok(Acquired::Clean) => {}
+        }
+        // `cons` is ours. A dead previous holder may have read (and freed) the
+        // first pieces of a message: we skip the rest of it (no FIRST).
+        let r = self.get_locked(t, out, wait, &dl);
+        let _ = self.h.cons.0.unlock(t);
+        if r.is_err() {
+            out.clear();
+        }
+        r
+    }
+
+    fn get_locked(
+        &self,
+        t: &P::Thread,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        dl: &<P::Thread as Thread>::Deadline,
+    ) -> Result<(), RingError> {
+        let cap = self.cap;
+        let forever = t.deadline(None);
+        let mut assembling = false;
+        let mut hw = self.h.head.0.load(Relaxed); // only the cons holder writes it
+        let mut spins = 0;
+        let mut polled = false; // the last sleep ended with the liveness poll
+        loop {
+            let ev = self.h.not_empty.load(Acquire);
+            let tw = self.h.tail.0.load(Acquire);
+            let avail = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
+            if avail > cap {
+                return Err(self.resync(t, tw, "ring positions out of range"));
+            }
+            if avail > 0 {
+                spins = 0;
+                let at = pos(hw);
+                let (len, flags) = self.piece_header(at);
+                let k = chunks_for(len);
+                if len > cap as usize * CHUNK || k > avail || flags & !(FIRST | LAST) != 0 {
+                    return Err(self.resync(t, tw, "bad piece header"));
+                }
+                let is_first = flags & FIRST != 0;
+                let is_last = flags & LAST != 0;
+                if wait == Wait::No && is_first && !assembling {
+                    // Only take a message that is complete in the ring.
+                    let items = cnt(tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+                    if items == 0 {
+                        return Err(RingError::Empty);
+                    }
+                }
+                if is_first {
+                    if assembling && !mutant::<P>(MUTANT_KEEP_ABANDONED) {
+                        out.clear(); // the previous message was abandoned
+                    }
+                    assembling = true;
+                } else if !assembling && mutant::<P>(MUTANT_NO_SKIP) {
+                    assembling = true;
+                }
+                if assembling {
+                    self.read_payload(at, len, out);
+                }
+                t.crash_point();
+                hw = pack(cnt(hw) + is_last as u64, at + k);
+                let order = if mutant::<P>(MUTANT_RELAXED_HEAD) {
+                    Relaxed
+                } else {
+                    Release
+                };
+                self.h.head.0.store(hw, order);
+                t.crash_point();
+                self.notify(t, &self.h.not_full);
+                if is_last && assembling {
+                    return Ok(());
+                }
+                continue;
+            }
+            // Nothing to read.
+            if assembling {
+                // Is the message's producer still there?
+                let pw = self.h.prod.word().load(Acquire);
+                let owner = pw & OWNER_MASK;
+                let gone = if owner == 0 {
+                    // Released: finished (then its pieces are visible now) or abandoned.
+                    self.h.tail.0.load(Acquire) == tw
+                } else {
+                    // Held: by a dead process (asked only after a liveness poll,
+                    // which is when a death can have happened), or by a live
+                    // producer that will go on or start a new message (FIRST).
+                    polled && !t.is_alive(owner)
+                };
+                polled = false;
+                if gone {
+                    if mutant::<P>(MUTANT_DELIVER_PARTIAL) {
+                        return Ok(());
+                    }
+                    out.clear();
+                    assembling = false;
+                    continue;
+                }
+            } else if self.is_closed() {
+                // `close` comes after the last put: look at `tail` again, now
+                // that the Acquire load of `closed` has made it visible.
+                if self.h.tail.0.load(Acquire) == tw {
+                    return Err(RingError::Closed);
+                }
+                continue;
+            }
+            if wait == Wait::No && !assembling {
+                return Err(RingError::Empty);
+            }
+            if t.spin(spins) && spins < SPINS {
+                spins += 1;
+                continue;
+            }
+            let d = if assembling { &forever } else { dl };
+            if self.sleep(t, &self.h.not_empty, ev, d) == Woke::TimedOut {
+                polled = true;
+                if !assembling && t.expired(dl) {
+                    return Err(RingError::Empty);
+                }
+            }
+        }
+    }
+
+    /// The published region is inconsistent (foreign writes): free all of it
+    /// so that the ring can go on, and report it.
+    fn resync(&self, t: &P::Thread, tw: u64, what: &'static str) -> RingError {
+        self.h.head.0.store(tw, Release);
+        self.notify(t, &self.h.not_full);
+        RingError::Corrupt(what)
+    }
+}
+
+/// Fuzzing entry points (behind the `checkers` feature).
+#[cfg(feature = "checkers")]
+pub mod fuzzing;
+
+#[cfg(all(test, feature = "checkers"))]
+mod tests;

@@ -1,0 +1,362 @@
+//! loom and shuttle checks of the queue ring, and proof that each seeded
+//! mutant (6xx) is caught.
+//!
+//! Every message carries its producer and sequence number and is fully
+//! determined by them (see [`message`]), so a consumer checks on receipt that
+//! it is exactly one `put`'s bytes (not torn, not partial, not mixed), and
+//! that each producer's sequence numbers rise (no duplicate, no reordering).
+//! At the end, the delivered set is compared with what the producers
+//! successfully put (no loss), allowing only for the message a dead process
+//! had in flight.
+
+use super::fuzzing::{body, Spec, Q};
+use super::*;
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+
+/// Sizes used with a 2-chunk ring (32 bytes; one piece carries up to 24):
+/// one chunk, a full ring, and a message streamed in two pieces.
+const SMALL: usize = 6;
+const FULL_RING: usize = 24;
+const STREAMED: usize = 30;
+
+mod loom_checks {
+    use super::*;
+    use crate::loom_platform::Loom;
+
+    pub fn check<const M: u32>(spec: Spec, bound: Option<usize>) -> bool {
+        let died = Arc::new(AtomicBool::new(false));
+        let d = died.clone();
+        crate::testkit::loom(bound).check(move || {
+            body!(loom, loom_platform, Loom<M>, spec.clone(), d);
+        });
+        died.load(SeqCst)
+    }
+
+    fn spsc(sizes: Vec<usize>) -> Spec {
+        Spec {
+            cap: 2,
+            max_items: 0,
+            producers: vec![sizes],
+            consumers: 1,
+            crash: None,
+            mixed: false,
+            spurious: None,
+        }
+    }
+
+    /// One producer, one consumer (plus the closer, which runs on the
+    /// producer's thread). Bounded: unbounded exploration of even one message
+    /// exceeds millions of executions (every relaxed load may read any earlier
+    /// store, and each futex is a loom mutex + condvar). One message:
+    /// preemption bound 3; two messages, and a full ring followed by a message
+    /// streamed through it (the ring wraps, both sides block): bound 2.
+    #[test]
+    fn loom_probe() {
+        let Ok(sz) = std::env::var("SZ") else { return };
+        let b: Option<usize> = std::env::var("PB").ok().and_then(|s| s.parse().ok());
+        let sizes: Vec<usize> = sz.split(',').map(|s| s.parse().unwrap()).collect();
+        let mut s = spsc(sizes);
+        s.mixed = std::env::var("MX").is_ok();
+        check::<0>(s, b);
+    }
+
+    #[test]
+    fn loom_spsc() {
+        check::<0>(spsc(vec![SMALL]), Some(3));
+        check::<0>(spsc(vec![SMALL, SMALL]), Some(2));
+        check::<0>(spsc(vec![FULL_RING, STREAMED]), Some(2));
+    }
+
+    /// Spurious returns at each of the consumer's first waits. Preemption bound 2.
+    #[test]
+    fn loom_spsc_spurious_wakeups() {
+        for n in 1..=2 {
+            let mut s = spsc(vec![FULL_RING, SMALL]);
+            s.spurious = Some(n);
+            check::<0>(s, Some(2));
+        }
+    }
+
+    /// Two producers, one consumer, item bound 1. Preemption bound 2.
+    #[test]
+    fn loom_two_producers_bounded() {
+        let s = Spec {
+            cap: 2,
+            max_items: 1,
+            producers: vec![vec![SMALL], vec![SMALL]],
+            consumers: 1,
+            crash: None,
+            mixed: false,
+            spurious: None,
+        };
+        check::<0>(s, Some(2));
+    }
+
+    /// Timed and non-blocking puts and gets (model time: a finite deadline has
+    /// always passed, so every "gave up" path runs): a blocking put, a timed
+    /// put of a streamed message, a non-blocking put; a timed and a
+    /// non-blocking get. Preemption bound 1 (bound 2 takes minutes).
+    #[test]
+    fn loom_timeouts_and_try() {
+        let mut s = spsc(vec![SMALL, STREAMED, SMALL]);
+        s.mixed = true;
+        check::<0>(s, Some(1));
+    }
+
+    /// Close wakes every waiter: two consumers blocked on an empty ring (one
+    /// sleeping in the ring, one queued on the consumer lock) and, separately,
+    /// two producers blocked on a full ring. Preemption bound 3.
+    #[test]
+    fn loom_close_wakes_everyone() {
+        close_wakes::<0>();
+    }
+
+    pub fn close_wakes<const M: u32>() {
+        use crate::loom_platform::{world, ModelThread};
+        crate::testkit::loom(Some(3)).check(|| {
+            let world = world();
+            let q = Arc::new(Q::<Loom<M>>::new(1, 0));
+            let hs: Vec<_> = (0..2u32)
+                .map(|i| {
+                    let (q, world) = (q.clone(), world.clone());
+                    loom::thread::spawn(move || {
+                        let t = ModelThread::new(&world, 10 + i);
+                        let mut b = Vec::new();
+                        let r = q.ring().get(&t, &mut b, Wait::For(None));
+                        crate::check!(r == Err(RingError::Closed), "get after close: {r:?}");
+                    })
+                })
+                .collect();
+            q.ring().close(&ModelThread::new(&world, 1));
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+        crate::testkit::loom(Some(3)).check(|| {
+            let world = world();
+            let q = Arc::new(Q::<Loom<M>>::new(1, 0));
+            let t0 = ModelThread::new(&world, 1);
+            q.ring().put(&t0, &[1], Wait::No).unwrap(); // now full
+            let hs: Vec<_> = (0..2u32)
+                .map(|i| {
+                    let (q, world) = (q.clone(), world.clone());
+                    loom::thread::spawn(move || {
+                        let t = ModelThread::new(&world, 10 + i);
+                        let r = q.ring().put(&t, &[2], Wait::For(None));
+                        crate::check!(r == Err(RingError::Closed), "put after close: {r:?}");
+                    })
+                })
+                .collect();
+            q.ring().close(&t0);
+            for h in hs {
+                h.join().unwrap();
+            }
+            // What was in the ring is still delivered, then Closed.
+            let mut b = Vec::new();
+            assert_eq!(q.ring().get(&t0, &mut b, Wait::For(None)), Ok(()));
+            assert_eq!(b, [1]);
+            assert_eq!(
+                q.ring().get(&t0, &mut b, Wait::For(None)),
+                Err(RingError::Closed)
+            );
+        });
+    }
+
+    fn crash_spec(who: usize, k: u32) -> Spec {
+        Spec {
+            cap: 2,
+            max_items: 0,
+            producers: vec![vec![STREAMED], vec![SMALL]],
+            consumers: 1,
+            crash: Some((who, k)),
+            mixed: false,
+            spurious: None,
+        }
+    }
+
+    /// A producer streaming a message dies at every crash point; the other
+    /// producer and the consumer go on, and no partial message is delivered.
+    /// Preemption bound 1 (three threads; bound 2 takes minutes per point).
+    pub fn producer_crash<const M: u32>() -> u32 {
+        every_crash_point(|k| {
+            eprintln!("producer crash point {k}");
+            check::<M>(crash_spec(0, k), Some(1))
+        })
+    }
+
+    /// One of two consumers dies at every crash point; the other drains the
+    /// queue (at most the message in flight is lost, never a partial one
+    /// delivered). Preemption bound 1.
+    pub fn consumer_crash<const M: u32>() -> u32 {
+        every_crash_point(|k| {
+            let s = Spec {
+                cap: 2,
+                max_items: 0,
+                producers: vec![vec![STREAMED, SMALL]],
+                consumers: 2,
+                crash: Some((1, k)),
+                mixed: false,
+                spurious: None,
+            };
+            eprintln!("consumer crash point {k}");
+            check::<M>(s, Some(1))
+        })
+    }
+
+    #[test]
+    fn loom_producer_dies_at_every_crash_point() {
+        let n = producer_crash::<0>();
+        assert!(n >= 6, "only {n} crash points");
+    }
+
+    #[test]
+    fn loom_consumer_dies_at_every_crash_point() {
+        let n = consumer_crash::<0>();
+        assert!(n >= 6, "only {n} crash points");
+    }
+
+    #[test]
+    fn loom_catches_601_relaxed_head() {
+        assert!(fails_with("Causality violation", || {
+            check::<{ MUTANT_RELAXED_HEAD.0 }>(spsc(vec![FULL_RING, STREAMED]), None);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_602_relaxed_tail() {
+        assert!(fails_with("Causality violation", || {
+            check::<{ MUTANT_RELAXED_TAIL.0 }>(spsc(vec![SMALL]), None);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_603_no_notify() {
+        assert!(fails_with("deadlock", || {
+            check::<{ MUTANT_NO_NOTIFY_NOT_EMPTY.0 }>(spsc(vec![SMALL]), None);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_604_keep_abandoned() {
+        assert!(fails_with("torn", || {
+            producer_crash::<{ MUTANT_KEEP_ABANDONED.0 }>();
+        }));
+    }
+
+    #[test]
+    fn loom_catches_605_no_skip() {
+        assert!(fails_with("torn", || {
+            consumer_crash::<{ MUTANT_NO_SKIP.0 }>();
+        }));
+    }
+
+    #[test]
+    fn loom_catches_606_close_no_wake() {
+        assert!(fails_with(
+            "deadlock",
+            close_wakes::<{ MUTANT_CLOSE_NO_WAKE.0 }>
+        ));
+    }
+
+    #[test]
+    fn loom_catches_607_waiters_store() {
+        assert!(fails_with("deadlock", || {
+            check::<{ MUTANT_WAITERS_STORE.0 }>(spsc(vec![FULL_RING, STREAMED]), None);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_608_deliver_partial() {
+        assert!(fails_with("torn", || {
+            producer_crash::<{ MUTANT_DELIVER_PARTIAL.0 }>();
+        }));
+    }
+}
+
+mod shuttle_checks {
+    use super::*;
+    use crate::shuttle_platform::Shuttle;
+
+    pub fn random<const M: u32>(spec: Spec) -> bool {
+        let died = Arc::new(AtomicBool::new(false));
+        let d = died.clone();
+        shuttle::check_random(
+            move || body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d),
+            shuttle_iters(),
+        );
+        died.load(SeqCst)
+    }
+
+    pub fn pct<const M: u32>(spec: Spec) -> bool {
+        let died = Arc::new(AtomicBool::new(false));
+        let d = died.clone();
+        shuttle::check_pct(
+            move || body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d),
+            shuttle_iters(),
+            3,
+        );
+        died.load(SeqCst)
+    }
+
+    /// Three producers (small, ring-filling and streamed messages) and two
+    /// consumers on a 4-chunk ring with an item bound.
+    pub fn mpmc(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
+        Spec {
+            cap: 4,
+            max_items: 3,
+            producers: vec![vec![6, 90, 2], vec![56, 6], vec![2, 130]],
+            consumers: 2,
+            crash,
+            mixed,
+            spurious: None,
+        }
+    }
+
+    #[test]
+    fn shuttle_random_mpmc() {
+        random::<0>(mpmc(false, None));
+        random::<0>(mpmc(true, None));
+    }
+
+    #[test]
+    fn shuttle_pct_mpmc() {
+        pct::<0>(mpmc(false, None));
+        pct::<0>(mpmc(true, None));
+    }
+
+    /// Each of the five threads dies at every one of its crash points.
+    #[test]
+    fn shuttle_deaths_at_every_crash_point() {
+        let iters = (shuttle_iters() / 10).max(50);
+        for who in [0usize, 2, 3] {
+            let n = every_crash_point(|k| {
+                let died = Arc::new(AtomicBool::new(false));
+                let d = died.clone();
+                let spec = mpmc(false, Some((who, k)));
+                shuttle::check_pct(
+                    move || body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d),
+                    iters,
+                    3,
+                );
+                died.load(SeqCst)
+            });
+            assert!(n >= 4, "thread {who}: only {n} crash points");
+        }
+    }
+
+    #[test]
+    fn shuttle_catches_603_no_notify() {
+        assert!(fails_with("deadlock", || {
+            pct::<{ MUTANT_NO_NOTIFY_NOT_EMPTY.0 }>(mpmc(false, None));
+        }));
+    }
+
+    #[test]
+    fn shuttle_catches_607_waiters_store() {
+        assert!(fails_with("deadlock", || {
+            random::<{ MUTANT_WAITERS_STORE.0 }>(mpmc(false, None));
+        }));
+    }
+}

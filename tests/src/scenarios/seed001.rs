@@ -22,25 +22,24 @@
 //!             print(f'Got {result}', flush=True)
 //! ```
 //!
-//! The shared queue is a manager `Queue` (a proxy, inherited by each forked
-//! worker through `initargs`, as the document passes its `SimpleQueue`); the
-//! shared-memory `SimpleQueue` of the queue work can replace it one for one.
+//! The shared queue is procshare's `SimpleQueue` (shared memory), inherited
+//! by each forked worker through `initargs`, as the document passes its own.
 //! The sleep *is* the document's simulated work; `sleep_scale` shrinks it so
 //! that a test runs fast (1.0 is the document's program).
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use procshare::manager::{Manager, Queue};
 use procshare::pool::Pool;
+use procshare::SimpleQueue;
 use rand::{Rng, SeedableRng};
 
 /// What each worker's initializer stores: the document's `global queue`
 /// (and the sleep scale, which the document does not have).
-static QUEUE: OnceLock<(Queue<(u32, f64)>, f64)> = OnceLock::new();
+static QUEUE: OnceLock<(SimpleQueue<(u32, f64)>, f64)> = OnceLock::new();
 
 /// `init_worker(shared_queue)`: store the inherited queue as this worker's global.
-fn init_worker(args: (Queue<(u32, f64)>, f64)) {
+fn init_worker(args: (SimpleQueue<(u32, f64)>, f64)) {
     let _ = QUEUE.set(args);
 }
 
@@ -52,7 +51,7 @@ fn task(identifier: u32) {
     let (queue, scale) = QUEUE.get().expect("init_worker ran before any task");
     std::thread::sleep(Duration::from_secs_f64(value * scale));
     queue
-        .put((identifier, value))
+        .put(&(identifier, value))
         .expect("put on the shared queue");
 }
 
@@ -79,8 +78,7 @@ pub fn py_float(v: f64) -> String {
 /// the order the results arrived.
 pub fn run(sleep_scale: f64) -> Vec<String> {
     // shared_queue = SimpleQueue()
-    let manager = Manager::start().expect("start the manager");
-    let shared_queue: Queue<(u32, f64)> = manager.queue(None).expect("a shared queue");
+    let shared_queue: SimpleQueue<(u32, f64)> = SimpleQueue::new().expect("a shared queue");
     let mut lines = Vec::new();
     {
         // with Pool(initializer=init_worker, initargs=(shared_queue,)) as pool:

@@ -4,28 +4,29 @@
 //! here: gh-66587).
 //!
 //! Ordering is by the library's own primitives, never by sleeping: the victim
-//! task puts its pid on a manager queue and then waits on a manager event that
-//! nobody sets; the test takes the pid from the queue and kills that process.
+//! task puts its pid on a `SimpleQueue` and then waits on an `Event` that
+//! nobody sets (both in shared memory, inherited through `initargs`); the
+//! test takes the pid from the queue and kills that process.
 
 use std::sync::OnceLock;
 
-use procshare::manager::{Event, Manager, Queue};
 use procshare::pool::{Pool, PoolError};
+use procshare::{Event, SimpleQueue};
 
 const VICTIM: u32 = 13;
 
-static SHARED: OnceLock<(Queue<u32>, Event)> = OnceLock::new();
+static SHARED: OnceLock<(SimpleQueue<u32>, Event)> = OnceLock::new();
 
-fn init(args: (Queue<u32>, Event)) {
+fn init(args: (SimpleQueue<u32>, Event)) {
     let _ = SHARED.set(args);
 }
 
 fn task(x: u32) -> u32 {
     if x == VICTIM {
         let (q, ev) = SHARED.get().expect("initializer ran");
-        q.put(std::process::id()).expect("report my pid");
+        q.put(&std::process::id()).expect("report my pid");
         // Wait for an event that is never set: only kill -9 ends this task.
-        let _ = ev.wait();
+        ev.wait();
         unreachable!("the event is never set");
     }
     x * 10
@@ -40,9 +41,8 @@ fn kill9(pid: u32) {
 
 fn run(chunksize: usize) {
     std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    let manager = Manager::start().unwrap();
-    let q: Queue<u32> = manager.queue(None).unwrap();
-    let ev = manager.event().unwrap();
+    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
+    let ev = Event::new().unwrap();
     let pool = Pool::builder()
         .processes(2)
         .initializer(init, (q.clone(), ev.clone()))

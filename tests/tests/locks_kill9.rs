@@ -23,7 +23,7 @@ fn quiet() {
 
 /// Starts a child that runs `hold` (which acquires and returns with the lock
 /// held), sets `held`, then blocks forever on `never` (which nobody sets).
-fn victim(hold: impl FnOnce() + Send + 'static) -> (Process, Event) {
+fn victim(hold: impl FnOnce() + Send + 'static) -> (Victim, Event) {
     let held = Event::new().unwrap();
     let never = Event::new().unwrap();
     let (h, n) = (held.clone(), never.clone());
@@ -44,6 +44,9 @@ fn victim(hold: impl FnOnce() + Send + 'static) -> (Process, Event) {
 fn lock_owner_killed_then_parent_acquires_with_owner_died() {
     quiet();
     let lock = Lock::new().unwrap();
+    // The parent uses the lock first, so that this thread's id is cached when
+    // it forks: the child must still use its own id, not the cached one.
+    drop(lock.lock().unwrap());
     let data = ShmBox::new(AtomicU64::new(0)).unwrap();
     let (l, d) = (lock.clone(), data.clone());
     let (mut p, _never) = victim(move || {
@@ -105,11 +108,14 @@ fn lock_waiter_asleep_when_owner_is_killed() {
 fn rlock_owner_killed_while_holding_recursively() {
     quiet();
     let rlock = RLock::new().unwrap();
+    drop(rlock.lock().unwrap()); // caches this thread's id before the fork
     let r = rlock.clone();
     let (mut p, _never) = victim(move || {
         std::mem::forget(r.lock().unwrap());
         std::mem::forget(r.lock().unwrap()); // depth 2
     });
+    assert_eq!(rlock.owner(), p.pid());
+    assert!(!rlock.is_owned());
     p.kill().unwrap();
     let g = match rlock.lock_timeout(GENEROUS) {
         Err(TryLockError::OwnerDied(o)) => o.into_inner(),

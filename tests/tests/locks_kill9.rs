@@ -33,11 +33,36 @@ fn victim(hold: impl FnOnce() + Send + 'static) -> (Victim, Event) {
         n.wait();
     });
     p.start().unwrap();
+    let p = Victim(p);
     assert!(
         held.wait_timeout(GENEROUS),
         "victim never acquired the lock"
     );
     (p, never)
+}
+
+/// A victim process that is killed and reaped when the test ends, even when
+/// it fails (so that no child outlives the test binary).
+struct Victim(Process);
+
+impl std::ops::Deref for Victim {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Victim {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.0
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.join();
+    }
 }
 
 #[test]

@@ -25,3 +25,5 @@ pub mod simple_queue;
 pub use simple_queue::SimpleQueue;
 pub mod joinable_queue;
 pub use joinable_queue::JoinableQueue;
+pub mod pipe;
+pub use pipe::{Connection, Pipe};

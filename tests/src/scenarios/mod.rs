@@ -97,3 +97,5 @@ pub fn all() -> Vec<Scenario> {
         },
     ]
 }
+pub mod seed002_queue;
+pub mod seed003_queue;

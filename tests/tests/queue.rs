@@ -1,0 +1,227 @@
+//! Queue, SimpleQueue and JoinableQueue over real processes: copies, large
+//! values, close, bad input, and `kill -9` of a producer and a consumer in
+//! the middle of an operation.
+
+use std::time::{Duration, Instant};
+
+use procshare::queue::{QueueError, RawQueue};
+use procshare::sync::Semaphore;
+use procshare::{JoinableQueue, Process, Queue, SimpleQueue};
+
+fn quiet() {
+    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+}
+
+fn big(n: usize, salt: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+}
+
+#[test]
+fn values_larger_than_the_ring_pass_whole_between_processes() {
+    quiet();
+    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder().capacity_bytes(1024).build().unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            for k in 0..5u8 {
+                q.put(&big(10_000 * k as usize + 7, k)).unwrap();
+            }
+        }
+    });
+    p.start().unwrap();
+    for k in 0..5u8 {
+        assert_eq!(q.get().unwrap(), big(10_000 * k as usize + 7, k));
+    }
+    assert_eq!(p.join().unwrap(), 0);
+    assert!(q.is_empty());
+}
+
+#[test]
+fn maxsize_try_and_timeouts() {
+    let q: Queue<u64> = Queue::with_maxsize(2).unwrap();
+    q.put(&1).unwrap();
+    q.try_put(&2).unwrap();
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(&3), Err(QueueError::Full)));
+    assert!(matches!(
+        q.put_timeout(&3, Duration::from_millis(5)),
+        Err(QueueError::Full)
+    ));
+    assert_eq!(q.qsize(), 2);
+    assert_eq!(q.get_timeout(Duration::from_millis(5)).unwrap(), 1);
+    assert_eq!(q.try_get().unwrap(), 2);
+    assert!(matches!(q.try_get(), Err(QueueError::Empty)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(5)),
+        Err(QueueError::Empty)
+    ));
+}
+
+#[test]
+fn close_wakes_a_blocked_consumer_in_another_process() {
+    quiet();
+    let q: Queue<u32> = Queue::new().unwrap();
+    let ready = Semaphore::new(0).unwrap();
+    let mut p = Process::new({
+        let (q, ready) = (q.clone(), ready.clone());
+        move || {
+            ready.release().unwrap();
+            match q.get() {
+                Err(QueueError::Closed) => std::process::exit(7),
+                _ => std::process::exit(1),
+            }
+        }
+    });
+    p.start().unwrap();
+    ready.acquire();
+    q.close();
+    assert_eq!(p.join().unwrap(), 7);
+    assert!(matches!(q.put(&1), Err(QueueError::Closed)));
+}
+
+#[test]
+fn bad_bytes_are_an_error_for_that_get_and_the_queue_goes_on() {
+    let q: Queue<(u32, String)> = Queue::new().unwrap();
+    q.raw().put_bytes(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], None).unwrap();
+    q.raw().put_bytes(&[], None).unwrap();
+    assert!(matches!(q.get(), Err(QueueError::Decode(_))));
+    assert!(matches!(q.get(), Err(QueueError::Decode(_))));
+    q.put(&(5, "ok".into())).unwrap();
+    assert_eq!(q.get().unwrap(), (5, "ok".to_string()));
+}
+
+#[test]
+fn oversized_values_are_refused_in_the_caller() {
+    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder().message_limit(100).build().unwrap();
+    assert!(matches!(
+        q.put(&vec![0u8; 200]),
+        Err(QueueError::TooLarge { .. })
+    ));
+    q.put(&vec![1u8; 10]).unwrap();
+    assert_eq!(q.get().unwrap(), vec![1u8; 10]);
+}
+
+/// Wait (yielding, not sleeping) until `cond`, failing after a generous bound
+/// instead of hanging.
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn kill_9_of_a_producer_mid_put_leaves_no_partial_message() {
+    quiet();
+    let q = RawQueue::new(4096, 0).unwrap();
+    let started = Semaphore::new(0).unwrap();
+    let mut p = Process::new({
+        let (q, started) = (q.clone(), started.clone());
+        move || {
+            started.release().unwrap();
+            // Far larger than the ring and nobody reads: blocks half-way.
+            q.put_bytes(&big(1 << 20, 1), None).unwrap();
+        }
+    });
+    p.start().unwrap();
+    started.acquire();
+    until("the producer filled the ring", || q.is_full());
+    p.kill().unwrap();
+    assert_eq!(p.join().unwrap(), -9);
+    // A new producer takes the dead one's lock over; the consumer discards
+    // the dead producer's partial message and gets the new one, whole.
+    // (The ring is full of the partial message: the put needs the consumer,
+    // so it runs on a thread; no fork happens after this point.)
+    let producer = std::thread::spawn({
+        let q = q.clone();
+        move || q.put_bytes(b"after", None).unwrap()
+    });
+    let mut out = Vec::new();
+    q.get_bytes(&mut out, None).unwrap();
+    assert_eq!(out, b"after");
+    producer.join().unwrap();
+    assert!(q.is_empty());
+}
+
+#[test]
+fn kill_9_of_a_consumer_mid_get_leaves_the_queue_usable() {
+    quiet();
+    let q = RawQueue::new(4096, 0).unwrap();
+    let started = Semaphore::new(0).unwrap();
+    // A consumer waiting inside `get` (holding the consumer lock).
+    let mut c = Process::new({
+        let (q, started) = (q.clone(), started.clone());
+        move || {
+            started.release().unwrap();
+            let mut out = Vec::new();
+            let _ = q.get_bytes(&mut out, None);
+            std::process::exit(3);
+        }
+    });
+    c.start().unwrap();
+    started.acquire();
+    // A producer streaming a large message that the consumer is receiving.
+    let m1 = big(300_000, 2);
+    let mut p = Process::new({
+        let (q, m1) = (q.clone(), m1.clone());
+        move || {
+            q.put_bytes(&m1, None).unwrap();
+            q.put_bytes(b"second", None).unwrap();
+        }
+    });
+    p.start().unwrap();
+    c.kill().unwrap();
+    let code = c.join().unwrap();
+    assert!(code == -9 || code == 3, "{code}");
+    // The next consumer recovers the lock: it gets m1 whole (if the dead one
+    // had not started on it), and then "second"; never a part of m1.
+    let mut out = Vec::new();
+    q.get_bytes(&mut out, None).unwrap();
+    if out == m1 {
+        q.get_bytes(&mut out, None).unwrap();
+    }
+    if code == -9 {
+        assert_eq!(out, b"second", "a partial message was delivered");
+    }
+    assert_eq!(p.join().unwrap(), 0);
+    q.put_bytes(b"usable", None).unwrap();
+    q.get_bytes(&mut out, None).unwrap();
+    assert_eq!(out, b"usable");
+}
+
+#[test]
+fn simple_queue_and_joinable_queue() {
+    quiet();
+    let s: SimpleQueue<String> = SimpleQueue::new().unwrap();
+    s.put(&"x".into()).unwrap();
+    assert!(!s.is_empty());
+    assert_eq!(s.get().unwrap(), "x");
+    s.close();
+    assert!(matches!(s.get(), Err(QueueError::Closed)));
+
+    let j: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    for i in 0..10 {
+        j.put(&i).unwrap();
+    }
+    assert!(!j.join_timeout(Duration::from_millis(1)));
+    let mut workers: Vec<Process> = (0..2)
+        .map(|_| {
+            let j = j.clone();
+            Process::new(move || {
+                while let Ok(_) = j.try_get() {
+                    j.task_done().unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in &mut workers {
+        w.start().unwrap();
+    }
+    for w in &mut workers {
+        assert_eq!(w.join().unwrap(), 0);
+    }
+    j.join();
+    assert_eq!(j.unfinished(), 0);
+    assert!(matches!(j.task_done(), Err(QueueError::TaskDoneTooManyTimes)));
+}

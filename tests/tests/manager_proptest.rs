@@ -276,7 +276,8 @@ fn lop() -> impl Strategy<Value = LOp> {
         Just(LOp::Sort),
         Just(LOp::ToVec),
         (idx(), idx()).prop_map(|(a, b)| LOp::GetRange(a, b)),
-        (idx(), idx(), prop::collection::vec(small(), 0..3)).prop_map(|(a, b, x)| LOp::SetRange(a, b, x)),
+        (idx(), idx(), prop::collection::vec(small(), 0..3))
+            .prop_map(|(a, b, x)| LOp::SetRange(a, b, x)),
     ]
 }
 

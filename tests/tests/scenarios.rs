@@ -133,3 +133,34 @@ fn seed002_value() {
 fn seed002_array() {
     insta::assert_snapshot!("seed002_array", ids(&cpus(&run("seed002/array"))));
 }
+
+#[test]
+fn seed002_queue() {
+    insta::assert_snapshot!("seed002_queue", ids(&cpus(&run("seed002/queue"))));
+}
+
+#[test]
+fn seed003_queue() {
+    let out = run("seed003/queue");
+    let mut items: Vec<u32> = out
+        .lines()
+        .map(|l| {
+            let rest = l
+                .strip_prefix("Processed ")
+                .unwrap_or_else(|| panic!("not a whole line: {l:?}"));
+            let (i, r) = rest
+                .split_once(" Result ")
+                .unwrap_or_else(|| panic!("not a whole line: {l:?}"));
+            let (i, r): (u32, u32) = (i.parse().expect("item"), r.parse().expect("result"));
+            assert_eq!(r, 2 * i, "{l}");
+            i
+        })
+        .collect();
+    // The order across the four workers is free; every line is whole.
+    items.sort_unstable();
+    let sorted: String = items
+        .iter()
+        .map(|i| format!("Processed {i} Result {}\n", 2 * i))
+        .collect();
+    insta::assert_snapshot!("seed003_queue", sorted);
+}

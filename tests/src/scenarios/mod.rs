@@ -13,8 +13,10 @@
 
 pub mod seed000;
 pub mod seed001;
+pub mod seed002_queue;
 pub mod seed002_shared;
 pub mod seed003_counter;
+pub mod seed003_queue;
 
 /// Print one whole line with a single `write(2)` to standard output (retrying
 /// on a short write), bypassing Rust's buffered, locked `Stdout` — safe in a
@@ -81,6 +83,11 @@ pub fn all() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "seed002/queue",
+            about: "a dict passed through a Queue is a copy: the parent's change does not reach the child",
+            run: || print_lines(seed002_queue::run()),
+        },
+        Scenario {
             name: "seed002/value",
             about: "a shared Value: the child sees the parent's `var.value += 2`",
             run: seed002_shared::value,
@@ -95,7 +102,10 @@ pub fn all() -> Vec<Scenario> {
             about: "ten processes increment a Value under its lock",
             run: seed003_counter::run,
         },
+        Scenario {
+            name: "seed003/queue",
+            about: "four workers take ten items and a None sentinel each from a Queue",
+            run: || print_lines(seed003_queue::run()),
+        },
     ]
 }
-pub mod seed002_queue;
-pub mod seed003_queue;

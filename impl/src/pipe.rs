@@ -162,12 +162,44 @@ impl<T> Connection<T> {
             nix::poll::PollFlags::POLLIN,
         )];
         loop {
-            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::NONE)) {
+            match nix::poll::poll(
+                &mut fds,
+                nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::NONE),
+            ) {
                 Ok(n) => return Ok(n > 0),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(PipeError::Io(e.into())),
             }
         }
+    }
+}
+
+impl<T> Connection<T> {
+    /// Send raw bytes as one frame, whatever they encode (interoperation and
+    /// tests: a receiver that cannot decode them gets an error for that frame).
+    ///
+    /// ```
+    /// let (a, b) = procshare::Pipe::<bool>::new(true).unwrap();
+    /// a.send_bytes(&[7]).unwrap(); // not a bool
+    /// assert!(b.recv().is_err());
+    /// a.send_bytes(&[1]).unwrap();
+    /// assert!(b.recv().unwrap());
+    /// ```
+    pub fn send_bytes(&self, payload: &[u8]) -> Result<(), PipeError> {
+        if !self.writable {
+            return Err(PipeError::WrongDirection("read-only"));
+        }
+        let mut w: &UnixStream = &self.sock;
+        wire::write_frame_bytes(&mut w, payload)?;
+        Ok(())
+    }
+
+    /// Send raw bytes with no framing at all (tests of truncated input).
+    #[doc(hidden)]
+    pub fn send_unframed(&self, bytes: &[u8]) -> Result<(), PipeError> {
+        let mut w: &UnixStream = &self.sock;
+        w.write_all(bytes)?;
+        Ok(())
     }
 }
 

@@ -196,7 +196,9 @@ pub struct RawQueue {
 
 impl core::fmt::Debug for RawQueue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RawQueue").field("ring", &*self.hdr).finish()
+        f.debug_struct("RawQueue")
+            .field("ring", &*self.hdr)
+            .finish()
     }
 }
 
@@ -247,7 +249,11 @@ impl RawQueue {
     }
 
     /// Get one message into `out` (`None`: wait forever).
-    pub fn get_bytes(&self, out: &mut Vec<u8>, timeout: Option<Duration>) -> Result<(), QueueError> {
+    pub fn get_bytes(
+        &self,
+        out: &mut Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<(), QueueError> {
         let t = ShmThread::current();
         Ok(self.ring().get(&t, out, Wait::For(timeout))?)
     }
@@ -525,8 +531,10 @@ pub mod fuzzing {
     /// wire frame: decoding is an error value, never a panic, and the queue
     /// stays usable. Panics on a bug.
     pub fn queue_frame(data: &[u8]) {
-        let q: Queue<(u32, String, Vec<u8>, Option<bool>)> =
-            Queue::<()>::builder().capacity_bytes(data.len() + 256).build().expect("shared memory");
+        let q: Queue<(u32, String, Vec<u8>, Option<bool>)> = Queue::<()>::builder()
+            .capacity_bytes(data.len() + 256)
+            .build()
+            .expect("shared memory");
         q.raw().try_put_bytes(data).expect("room");
         let _ = q.try_get(); // Ok or Decode, never a panic
         let v = (7u32, "x".to_string(), vec![1u8], Some(true));

@@ -8,4 +8,5 @@ fn only_plain_data_in_shared_memory() {
     t.compile_fail("ui/array_vec.rs");
     t.compile_fail("ui/value_reference.rs");
     t.compile_fail("ui/pool_capturing_closure.rs");
+    t.compile_fail("ui/queue_shared_object.rs");
 }

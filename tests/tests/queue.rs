@@ -13,13 +13,18 @@ fn quiet() {
 }
 
 fn big(n: usize, salt: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
 }
 
 #[test]
 fn values_larger_than_the_ring_pass_whole_between_processes() {
     quiet();
-    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder().capacity_bytes(1024).build().unwrap();
+    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
+        .capacity_bytes(1024)
+        .build()
+        .unwrap();
     let mut p = Process::new({
         let q = q.clone();
         move || {
@@ -82,7 +87,9 @@ fn close_wakes_a_blocked_consumer_in_another_process() {
 #[test]
 fn bad_bytes_are_an_error_for_that_get_and_the_queue_goes_on() {
     let q: Queue<(u32, String)> = Queue::new().unwrap();
-    q.raw().put_bytes(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], None).unwrap();
+    q.raw()
+        .put_bytes(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff], None)
+        .unwrap();
     q.raw().put_bytes(&[], None).unwrap();
     assert!(matches!(q.get(), Err(QueueError::Decode(_))));
     assert!(matches!(q.get(), Err(QueueError::Decode(_))));
@@ -92,7 +99,10 @@ fn bad_bytes_are_an_error_for_that_get_and_the_queue_goes_on() {
 
 #[test]
 fn oversized_values_are_refused_in_the_caller() {
-    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder().message_limit(100).build().unwrap();
+    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
+        .message_limit(100)
+        .build()
+        .unwrap();
     assert!(matches!(
         q.put(&vec![0u8; 200]),
         Err(QueueError::TooLarge { .. })
@@ -223,5 +233,8 @@ fn simple_queue_and_joinable_queue() {
     }
     j.join();
     assert_eq!(j.unfinished(), 0);
-    assert!(matches!(j.task_done(), Err(QueueError::TaskDoneTooManyTimes)));
+    assert!(matches!(
+        j.task_done(),
+        Err(QueueError::TaskDoneTooManyTimes)
+    ));
 }

@@ -144,7 +144,11 @@ pub fn consumer<P: Platform>(q: &Q<P>, t: &P::Thread, spec: &Spec, log: &StdMute
         // A consumer's first two gets are timed and non-blocking (in mixed
         // mode), the rest block: the model's time does not pass, so an
         // endless poll would be an endless execution.
-        let w = if i < 2 { op_wait(spec, i + 1) } else { Wait::For(None) };
+        let w = if i < 2 {
+            op_wait(spec, i + 1)
+        } else {
+            Wait::For(None)
+        };
         i += 1;
         match r.get(t, &mut buf, w) {
             Ok(()) => received(log, spec, &mut last, &buf),

@@ -38,7 +38,10 @@ pub fn run() -> Vec<String> {
     let sem2 = Semaphore::new(0).expect("semaphore");
     out.push(format!("This machine has {} CPUs", cpu_count()));
     let mut var = BTreeMap::from([("key".to_string(), "value".to_string())]);
-    out.push(format!("Parent process puts item on queue with id {}", id(&var)));
+    out.push(format!(
+        "Parent process puts item on queue with id {}",
+        id(&var)
+    ));
     q.put(&var).expect("put");
     let (from_child, child_end) = Pipe::<String>::new(false).expect("pipe");
     let mut process = Process::new({

@@ -1,0 +1,6 @@
+//! Ring operation sequences (one process: sizes, wrap-around, streaming,
+//! abandonment, close) against a `VecDeque` model.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    procshare::queue::fuzzing::ring_ops(data);
+});

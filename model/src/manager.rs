@@ -1042,16 +1042,21 @@ pub trait ServerSync: Send + Sync + 'static {
     fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R;
     /// Run `f` with the lock held until it returns `Some`, waiting on `cv` between
     /// tries (with the lock released), for at most `timeout` (`None`: forever).
-    /// Returns `None` if the timeout passed.
+    /// Returns `None` if the timeout passed, or if `gone()` (polled at least
+    /// every [`GONE_POLL`] while waiting) says the requester has disconnected.
     fn block_on<T: Send + 'static, R>(
         m: &Self::Mutex<T>,
         cv: &Self::Condvar,
         timeout: Option<Duration>,
+        gone: &dyn Fn() -> bool,
         f: impl FnMut(&mut T) -> Option<R>,
     ) -> Option<R>;
     /// Wake every waiter of `cv`.
     fn notify_all(cv: &Self::Condvar);
 }
+
+/// How often a blocked request checks that its client is still connected.
+pub const GONE_POLL: Duration = Duration::from_millis(100);
 
 /// [`ServerSync`] over `std::sync` (the shipped server). A poisoned mutex is
 /// recovered (dispatch never panics, and the table stays consistent because
@@ -1076,6 +1081,7 @@ impl ServerSync for StdSync {
         m: &Self::Mutex<T>,
         cv: &Self::Condvar,
         timeout: Option<Duration>,
+        gone: &dyn Fn() -> bool,
         mut f: impl FnMut(&mut T) -> Option<R>,
     ) -> Option<R> {
         let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
@@ -1084,20 +1090,21 @@ impl ServerSync for StdSync {
             if let Some(r) = f(&mut g) {
                 return Some(r);
             }
-            match (timeout, deadline) {
-                (None, _) => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-                (Some(_), Some(d)) => {
+            let slice = match deadline {
+                Some(d) => {
                     let now = std::time::Instant::now();
                     if now >= d {
                         return None;
                     }
-                    g = cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    (d - now).min(GONE_POLL)
                 }
-                // A timeout too large to represent: wait forever.
-                (Some(_), None) => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+                // No deadline (or one too far to represent): wait in slices.
+                None => GONE_POLL,
+            };
+            let (g2, to) = cv.wait_timeout(g, slice).unwrap_or_else(|p| p.into_inner());
+            g = g2;
+            if to.timed_out() && gone() {
+                return None;
             }
         }
     }
@@ -1150,6 +1157,13 @@ impl<S: ServerSync> Server<S> {
     /// Apply one request for connection `conn` and answer it. Blocking
     /// operations wait here (the table unlocked) up to their timeout.
     pub fn handle(&self, conn: ConnId, req: Request) -> Response {
+        self.handle_until(conn, req, &|| false)
+    }
+
+    /// [`Server::handle`], giving up a blocking wait once `gone()` says the
+    /// client disconnected (then the answer is the timeout answer, which
+    /// nobody will read).
+    pub fn handle_until(&self, conn: ConnId, req: Request, gone: &dyn Fn() -> bool) -> Response {
         match req {
             Request::Ping => Response::Pong,
             Request::Shutdown => Response::Ok,
@@ -1176,16 +1190,16 @@ impl<S: ServerSync> Server<S> {
                 Some(o) => Response::Created(id, o.kind()),
                 None => Response::Err(OpError::NoSuchObject(id)),
             }),
-            Request::Op(id, op) => self.op(conn, id, op),
+            Request::Op(id, op) => self.op(conn, id, op, gone),
         }
     }
 
-    fn op(&self, conn: ConnId, id: ObjId, op: Op) -> Response {
+    fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
         match (S::MUTANT, &op) {
             (ManagerMutant::SplitPop, Op::Pop(None)) => return self.split_pop(id),
             (ManagerMutant::SplitExtend, Op::Extend(xs)) => {
                 for x in xs {
-                    let r = self.op(conn, id, Op::Append(x.clone()));
+                    let r = self.op(conn, id, Op::Append(x.clone()), gone);
                     if r != Response::Ok {
                         return r;
                     }
@@ -1230,7 +1244,7 @@ impl<S: ServerSync> Server<S> {
         // (costly) wake-up call is skipped. Registration happens under the
         // table lock before the wait releases it, so no wake-up is lost.
         let mut registered = false;
-        let r = S::block_on(&self.table, &self.cv, wait.timeout(), |t| {
+        let r = S::block_on(&self.table, &self.cv, wait.timeout(), gone, |t| {
             if registered {
                 t.waiting -= 1;
                 registered = false;
@@ -1341,6 +1355,11 @@ pub trait Transport {
     fn recv(&mut self) -> Incoming;
     /// Send a response; `false` if the peer is gone.
     fn send(&mut self, r: &Response) -> bool;
+    /// Has the peer hung up? (Polled while a request of this connection
+    /// waits, so that a client killed mid-request frees what it held.)
+    fn peer_gone(&self) -> bool {
+        false
+    }
 }
 
 /// How [`serve_connection`] ended.
@@ -1366,7 +1385,10 @@ pub fn serve_connection<S: ServerSync>(
                 break Served::Shutdown;
             }
             Incoming::Request(req) => {
-                let r = server.handle(conn, req);
+                let r = {
+                    let tr: &dyn Transport = t;
+                    server.handle_until(conn, req, &|| tr.peer_gone())
+                };
                 if !t.send(&r) {
                     break Served::Disconnected;
                 }

@@ -161,8 +161,8 @@ fn server_exits_when_its_parent_dies() {
     server_exits_when_parent_dies(false);
 }
 
-/// Started from a thread other than the main one, the server cannot rely on
-/// `PR_SET_PDEATHSIG` (it fires when that thread exits): the pidfd watcher does the job.
+/// Started from a thread other than the main one: the server follows the
+/// parent *process* (a pidfd), not the thread that forked it.
 #[test]
 fn server_started_from_a_thread_exits_when_its_parent_dies() {
     server_exits_when_parent_dies(true);
@@ -171,7 +171,7 @@ fn server_started_from_a_thread_exits_when_its_parent_dies() {
 fn server_exits_when_parent_dies(from_thread: bool) {
     quiet();
     let m = Manager::start().unwrap();
-    let report = m.queue::<i32>(None).unwrap();
+    let report = m.queue::<(i32, String)>(None).unwrap();
     let release = m.event().unwrap();
     let (rep, rel) = (report.clone(), release.clone());
     // A child starts its own manager, reports the server's pid, and is
@@ -182,12 +182,18 @@ fn server_exits_when_parent_dies(from_thread: bool) {
         } else {
             Manager::start().unwrap()
         };
-        rep.put(inner.server_pid().unwrap()).unwrap();
+        let Address::Unix(sock) = inner.address().clone() else {
+            unreachable!()
+        };
+        rep.put((inner.server_pid().unwrap(), sock.display().to_string()))
+            .unwrap();
         rel.wait().unwrap();
     });
     p.start().unwrap();
-    let server = report.get_timeout(GENEROUS).unwrap();
+    let (server, sock) = report.get_timeout(GENEROUS).unwrap();
     assert!(alive(server));
+    let dir = std::path::Path::new(&sock).parent().unwrap().to_path_buf();
+    assert!(dir.exists());
     p.kill().unwrap();
     assert_eq!(p.join().unwrap(), -9);
     // The orphaned server notices (pidfd) and exits; init reaps it. Poll its
@@ -200,6 +206,8 @@ fn server_exits_when_parent_dies(from_thread: bool) {
         !alive(server),
         "manager server {server} outlived its parent"
     );
+    // It removed its private socket directory on the way out.
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
 #[test]

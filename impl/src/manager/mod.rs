@@ -29,7 +29,8 @@
 //!
 //! The server ignores `SIGINT` (as CPython's does, so that Ctrl-C reaches the
 //! program, not its manager), and exits when the process that started it dies
-//! (a pidfd of the parent, checked by a watcher thread). [`Manager::shutdown`]
+//! (a watcher thread polls a pidfd of the parent; without pidfds, `getppid`),
+//! removing its socket directory. [`Manager::shutdown`]
 //! or dropping the [`Manager`] in the process that started it stops it.
 //! It serves each connection on its own thread; a client that sends garbage
 //! (answered with [`OpError::BadRequest`]), an oversized or half frame, or
@@ -145,7 +146,7 @@ impl Manager {
             }
         };
         let ep = Endpoint::new(Address::Unix(path), authkey, crate::wire::DEFAULT_LIMIT);
-        match server::fork_server(server::Listener::Unix(listener), &ep) {
+        match server::fork_server(server::Listener::Unix(listener), &ep, Some(dir.clone())) {
             Ok(pid) => Ok(Manager {
                 ep,
                 server: Some(ServerProc {
@@ -179,7 +180,7 @@ impl Manager {
         let listener = std::net::TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let ep = Endpoint::new(Address::Tcp(local), authkey, crate::wire::DEFAULT_LIMIT);
-        let pid = server::fork_server(server::Listener::Tcp(listener), &ep)?;
+        let pid = server::fork_server(server::Listener::Tcp(listener), &ep, None)?;
         Endpoint::publish(&ep);
         Ok(Manager {
             ep,

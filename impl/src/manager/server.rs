@@ -77,10 +77,15 @@ fn log(msg: &str) {
 
 /// Fork the server process. In the parent: returns its pid (the listener is
 /// closed in the parent). The child never returns.
-pub(crate) fn fork_server(listener: Listener, ep: &Endpoint) -> Result<libc::pid_t> {
-    // SAFETY: getpid/gettid are plain syscalls.
-    let (parent, tid) = unsafe { (libc::getpid(), libc::gettid()) };
-    let forker_is_main = parent == tid;
+/// `dir`: the server's private socket directory, removed by the server if it
+/// exits because its parent died (otherwise the parent removes it at shutdown).
+pub(crate) fn fork_server(
+    listener: Listener,
+    ep: &Endpoint,
+    dir: Option<PathBuf>,
+) -> Result<libc::pid_t> {
+    // SAFETY: getpid is a plain syscall.
+    let parent = unsafe { libc::getpid() };
     let key = ep.authkey.clone();
     let limit = ep.limit;
     // SAFETY: fork; the child runs only `child_main`, which never returns and
@@ -88,9 +93,7 @@ pub(crate) fn fork_server(listener: Listener, ep: &Endpoint) -> Result<libc::pid
     // (glibc's malloc is reset by its own atfork handlers; logging uses raw write).
     match unsafe { nix::unistd::fork() } {
         Err(e) => Err(ManagerError::Io(e.into())),
-        Ok(nix::unistd::ForkResult::Child) => {
-            child_main(listener, key, limit, parent, forker_is_main)
-        }
+        Ok(nix::unistd::ForkResult::Child) => child_main(listener, key, limit, parent, dir),
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(listener);
             Ok(child.as_raw())
@@ -108,23 +111,13 @@ fn child_main(
     key: AuthKey,
     limit: usize,
     parent: libc::pid_t,
-    forker_is_main: bool,
+    dir: Option<PathBuf>,
 ) -> ! {
     // Our copies of the parent's cached connections are closed below, wholesale.
     client::leak_connections();
-    // SAFETY: signal dispositions and prctl are process-wide settings of our own process.
+    // SAFETY: a signal disposition is a process-wide setting of our own process.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
-        if forker_is_main {
-            // Dies with the parent's main thread, i.e. with the parent process.
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-        }
     }
     // Close every inherited descriptor but stdio and the listener, so the
     // server does not keep the parent's pipes and sockets open.
@@ -147,7 +140,7 @@ fn child_main(
             0 as libc::c_uint,
         );
     }
-    watch_parent(parent);
+    watch_parent(parent, dir);
     let server = Arc::new(Server::<StdSync>::new());
     let key = Arc::new(key);
     let next_conn = AtomicU64::new(1);
@@ -176,12 +169,20 @@ fn child_main(
 
 /// Exit when the parent process dies (a pidfd becomes readable; without
 /// pidfds, poll `getppid`).
-fn watch_parent(parent: libc::pid_t) {
+fn watch_parent(parent: libc::pid_t, dir: Option<PathBuf>) {
+    let leave = move || -> ! {
+        if let Some(d) = &dir {
+            if let Err(e) = std::fs::remove_dir_all(d) {
+                log(&format!("cannot remove {}: {e}", d.display()));
+            }
+        }
+        exit(0)
+    };
     // SAFETY: pidfd_open on a pid; returns a new fd or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as i32;
     // SAFETY: getppid is a plain syscall.
     if unsafe { libc::getppid() } != parent {
-        exit(0);
+        leave();
     }
     let r = std::thread::Builder::new()
         .name("parent-watch".into())
@@ -195,13 +196,13 @@ fn watch_parent(parent: libc::pid_t) {
                 // SAFETY: poll on one valid pollfd.
                 let n = unsafe { libc::poll(&mut p, 1, -1) };
                 if n > 0 {
-                    exit(0);
+                    leave();
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(200));
                 // SAFETY: getppid is a plain syscall.
                 if unsafe { libc::getppid() } != parent {
-                    exit(0);
+                    leave();
                 }
             }
         });
@@ -229,6 +230,20 @@ impl Transport for Framed {
     }
     fn send(&mut self, r: &Response) -> bool {
         wire::write_frame(&mut self.s, r).is_ok()
+    }
+    fn peer_gone(&self) -> bool {
+        let fd = match &self.s {
+            Stream::Unix(u) => u.as_raw_fd(),
+            Stream::Tcp(t) => t.as_raw_fd(),
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd, without waiting.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

@@ -68,6 +68,7 @@ impl<M: MutantChoice> ServerSync for ShuttleSync<M> {
         m: &Self::Mutex<T>,
         cv: &Self::Condvar,
         timeout: Option<Duration>,
+        _gone: &dyn Fn() -> bool,
         mut f: impl FnMut(&mut T) -> Option<R>,
     ) -> Option<R> {
         let mut g = m.lock().unwrap_or_else(|p| p.into_inner());

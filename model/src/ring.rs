@@ -392,8 +392,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     fn write_piece(&self, at: u64, flags: u32, payload: &[u8]) -> u64 {
         let k = chunks_for(payload.len());
         let mut src = 0usize;
+        let mut idx = (at % self.cap) as usize; // one division per piece
         for i in 0..k {
-            self.slot(at + i).with_mut(|c| {
+            self.slots[idx].with_mut(|c| {
                 // SAFETY: the chunk lies in the free region, which only the `prod`
                 // holder (us) accesses; the consumer freed it with a Release store
                 // of `head` that our Acquire load observed.
@@ -408,6 +409,10 @@ impl<'a, P: Platform> Ring<'a, P> {
                 c[off..off + n].copy_from_slice(&payload[src..src + n]);
                 src += n;
             });
+            idx += 1;
+            if idx == self.slots.len() {
+                idx = 0;
+            }
         }
         k
     }
@@ -429,8 +434,10 @@ impl<'a, P: Platform> Ring<'a, P> {
     fn read_payload(&self, at: u64, len: usize, out: &mut Vec<u8>) {
         let k = chunks_for(len);
         let mut left = len;
+        out.reserve(len);
+        let mut idx = (at % self.cap) as usize;
         for i in 0..k {
-            self.slot(at + i).with(|c| {
+            self.slots[idx].with(|c| {
                 // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
                 let c = unsafe { &*c };
                 let off = if i == 0 { PIECE_HEADER } else { 0 };
@@ -438,6 +445,10 @@ impl<'a, P: Platform> Ring<'a, P> {
                 out.extend_from_slice(&c[off..off + n]);
                 left -= n;
             });
+            idx += 1;
+            if idx == self.slots.len() {
+                idx = 0;
+            }
         }
     }
 

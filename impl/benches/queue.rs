@@ -1,0 +1,190 @@
+//! Queue throughput: one producer process and one consumer process moving
+//! `u64` messages and 4 KiB messages through a `procshare::Queue`, with the
+//! ratio to `crossbeam_channel::bounded` between two threads and to CPython's
+//! `multiprocessing.Queue` (when `python3` is present), measured in the same run.
+//!
+//! ```text
+//! cargo bench -p procshare --bench queue
+//! ```
+
+use std::time::{Duration, Instant};
+
+use procshare::{Process, Queue};
+
+const SMALL_N: u64 = 2_000_000;
+const BIG_N: u64 = 50_000;
+const BIG: usize = 4096;
+
+fn procshare_small() -> Duration {
+    let q: Queue<u64> = Queue::new().unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..SMALL_N {
+                q.put(&i).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut sum = 0u64;
+    for _ in 0..SMALL_N {
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, SMALL_N * (SMALL_N - 1) / 2);
+    p.join().unwrap();
+    d
+}
+
+fn procshare_big() -> Duration {
+    let q: Queue<Vec<u8>> = Queue::new().unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            let v = vec![7u8; BIG];
+            for _ in 0..BIG_N {
+                q.put(&v).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    for _ in 0..BIG_N {
+        assert_eq!(q.get().unwrap().len(), BIG);
+    }
+    let d = t.elapsed();
+    p.join().unwrap();
+    d
+}
+
+/// The same through the untyped byte queue (no serde: the ring's own cost;
+/// postcard encodes a `Vec<u8>` element by element).
+fn procshare_raw_big() -> Duration {
+    let q = procshare::queue::RawQueue::new(procshare::queue::DEFAULT_CAPACITY, 0).unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            let v = vec![7u8; BIG];
+            for _ in 0..BIG_N {
+                q.put_bytes(&v, None).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut out = Vec::with_capacity(BIG);
+    for _ in 0..BIG_N {
+        q.get_bytes(&mut out, None).unwrap();
+        assert_eq!(out.len(), BIG);
+    }
+    let d = t.elapsed();
+    p.join().unwrap();
+    d
+}
+
+fn crossbeam<T: Send + 'static>(n: u64, make: impl Fn(u64) -> T + Send + 'static) -> Duration {
+    let (s, r) = crossbeam_channel::bounded::<T>(1024);
+    let t = Instant::now();
+    let h = std::thread::spawn(move || {
+        for i in 0..n {
+            s.send(make(i)).unwrap();
+        }
+    });
+    for _ in 0..n {
+        std::hint::black_box(r.recv().unwrap());
+    }
+    let d = t.elapsed();
+    h.join().unwrap();
+    d
+}
+
+fn cpython(n: u64, size: usize) -> Option<Duration> {
+    let script = format!(
+        r#"
+import multiprocessing as mp, time
+def prod(q, n, size):
+    v = b'x' * size if size else 0
+    for i in range(n):
+        q.put(v if size else i)
+if __name__ == '__main__':
+    mp.set_start_method('fork')
+    q = mp.Queue()
+    p = mp.Process(target=prod, args=(q, {n}, {size}))
+    t = time.perf_counter()
+    p.start()
+    for _ in range({n}):
+        q.get()
+    print(time.perf_counter() - t)
+    p.join()
+"#
+    );
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn report(name: &str, n: u64, bytes: usize, d: Duration) -> f64 {
+    let rate = n as f64 / d.as_secs_f64();
+    println!(
+        "{name:<40} {:>12.0} msgs/s {:>10.1} MB/s",
+        rate,
+        rate * bytes as f64 / 1e6
+    );
+    rate
+}
+
+fn main() {
+    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for the list
+    }
+    println!("queue throughput, one producer process -> one consumer process");
+    let ps = report("procshare Queue<u64>", SMALL_N, 8, procshare_small());
+    let cb = report(
+        "crossbeam bounded(1024) u64, 2 threads",
+        SMALL_N,
+        8,
+        crossbeam(SMALL_N, |i| i),
+    );
+    println!("  ratio procshare / crossbeam (u64): {:.2}x", ps / cb);
+    let py_n = 200_000;
+    if let Some(d) = cpython(py_n, 0) {
+        let py = report("CPython multiprocessing.Queue int", py_n, 8, d);
+        println!("  ratio procshare / CPython (u64): {:.1}x", ps / py);
+    } else {
+        println!("  (python3 not available: no CPython comparison)");
+    }
+    let pb = report(
+        "procshare Queue<Vec<u8>> 4 KiB",
+        BIG_N,
+        BIG,
+        procshare_big(),
+    );
+    let cbb = report(
+        "crossbeam bounded(1024) 4 KiB, 2 threads",
+        BIG_N,
+        BIG,
+        crossbeam(BIG_N, |_| vec![7u8; BIG]),
+    );
+    println!("  ratio procshare / crossbeam (4 KiB): {:.2}x", pb / cbb);
+    let pr = report(
+        "procshare RawQueue 4 KiB (bytes, no serde)",
+        BIG_N,
+        BIG,
+        procshare_raw_big(),
+    );
+    println!("  ratio RawQueue / crossbeam (4 KiB): {:.2}x", pr / cbb);
+    if let Some(d) = cpython(20_000, BIG) {
+        let py = report("CPython multiprocessing.Queue 4 KiB bytes", 20_000, BIG, d);
+        println!("  ratio procshare / CPython (4 KiB): {:.1}x", pb / py);
+        println!("  ratio RawQueue / CPython (4 KiB): {:.1}x", pr / py);
+    }
+}

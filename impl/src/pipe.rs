@@ -84,8 +84,10 @@ impl From<WireError> for PipeError {
 pub struct Pipe<T>(PhantomData<fn(T) -> T>);
 
 impl<T> Pipe<T> {
-    /// A connected pair `(a, b)`. With `duplex`, both ends send and receive;
+    /// A connected pair `(a, b)` (Python's `Pipe(duplex)` returns a pair too,
+    /// hence `new` returning two connections). With `duplex`, both ends send and receive;
     /// without, `a` only receives and `b` only sends (as in Python).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(duplex: bool) -> Result<(Connection<T>, Connection<T>), PipeError> {
         let (x, y) = UnixStream::pair()?;
         let a = Connection::from_stream(x, true, duplex);

@@ -219,7 +219,7 @@ fn simple_queue_and_joinable_queue() {
         .map(|_| {
             let j = j.clone();
             Process::new(move || {
-                while let Ok(_) = j.try_get() {
+                while j.try_get().is_ok() {
                     j.task_done().unwrap();
                 }
             })

@@ -5,18 +5,18 @@
 
 pub use procshare_model as model;
 pub mod auth;
-pub mod wire;
 pub mod platform;
-pub mod shm;
 pub mod process;
+pub mod shm;
+pub mod wire;
 pub use process::{cpu_count, Process};
-pub mod sync;
-pub mod manager;
-pub mod value;
 pub mod array;
+pub mod manager;
+pub mod sync;
+pub mod value;
 pub use array::{Array, RawArray};
-pub use value::{RawValue, Value};
 pub use sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+pub use value::{RawValue, Value};
 pub mod pool;
 pub use pool::Pool;
 pub mod queue;

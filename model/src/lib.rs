@@ -15,13 +15,13 @@ pub use checkers::{loom_platform, shuttle_platform};
 #[cfg(feature = "checkers")]
 pub mod testkit;
 
+pub mod barrier;
+pub mod event;
+#[cfg(feature = "checkers")]
+pub mod fuzzing;
 pub mod manager;
 pub mod mutex;
 pub mod pool;
 pub mod ring;
 pub mod rlock;
 pub mod semaphore;
-pub mod event;
-pub mod barrier;
-#[cfg(feature = "checkers")]
-pub mod fuzzing;

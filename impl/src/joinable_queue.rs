@@ -24,27 +24,31 @@
 //! assert!(q.task_done().is_err()); // too many task_done
 //! ```
 //!
-//! The counter is one futex word in shared memory: `task_done` decrements it
-//! by CAS (refusing to go below zero) and wakes `join`ers when it reaches
-//! zero; `join` sleeps while it is nonzero.
+//! The counter is the model's [`RawTaskCounter`] (one futex word in shared
+//! memory, checked by loom and shuttle): `task_done` decrements it by CAS
+//! (refusing to go below zero) and wakes `join`ers when it reaches zero;
+//! `join` sleeps while it is nonzero.
 
-use core::sync::atomic::Ordering::{AcqRel, Acquire};
 use core::time::Duration;
 
-use procshare_model::platform::{Thread, Woke, Word32};
+use procshare_model::task_counter::RawTaskCounter;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::platform::{ShmThread, ShmWord32};
+use crate::platform::{Shm, ShmThread};
 use crate::queue::{Queue, QueueError};
-use crate::shm::ShmBox;
+use crate::shm::{ShmBox, ShmSafe};
+
+// SAFETY: RawTaskCounter<Shm> is #[repr(C)]: one ShmWord32 (the unfinished-task
+// count): no pointers, no drop glue, every bit pattern is a valid count.
+unsafe impl ShmSafe for RawTaskCounter<Shm> {}
 
 /// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
 /// the same queue and counter.
 pub struct JoinableQueue<T> {
     q: Queue<T>,
     /// Unfinished tasks: incremented before each put, decremented by `task_done`.
-    unfinished: ShmBox<ShmWord32>,
+    unfinished: ShmBox<RawTaskCounter<Shm>>,
 }
 
 impl<T> Clone for JoinableQueue<T> {
@@ -60,7 +64,7 @@ impl<T> core::fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("JoinableQueue")
             .field("q", &self.q)
-            .field("unfinished", &self.unfinished.load(Acquire))
+            .field("unfinished", &self.unfinished.count())
             .finish()
     }
 }
@@ -79,7 +83,7 @@ impl<T> JoinableQueue<T> {
     fn from_queue(q: Queue<T>) -> Result<JoinableQueue<T>, QueueError> {
         Ok(JoinableQueue {
             q,
-            unfinished: ShmBox::new(ShmWord32::new(0))?,
+            unfinished: ShmBox::new(RawTaskCounter::new())?,
         })
     }
 
@@ -90,27 +94,15 @@ impl<T> JoinableQueue<T> {
 
     /// Unfinished tasks.
     pub fn unfinished(&self) -> u32 {
-        self.unfinished.load(Acquire)
+        self.unfinished.count()
     }
 
     /// Mark one task done; too many calls are
     /// [`QueueError::TaskDoneTooManyTimes`] (Python's `ValueError`).
     pub fn task_done(&self) -> Result<(), QueueError> {
-        let w = &*self.unfinished;
-        let mut cur = w.load(Acquire);
-        loop {
-            if cur == 0 {
-                return Err(QueueError::TaskDoneTooManyTimes);
-            }
-            match w.cas(cur, cur - 1, AcqRel, Acquire) {
-                Ok(_) => break,
-                Err(v) => cur = v,
-            }
-        }
-        if cur == 1 {
-            ShmThread::current().wake(w, u32::MAX);
-        }
-        Ok(())
+        self.unfinished
+            .done(&ShmThread::current())
+            .map_err(|_| QueueError::TaskDoneTooManyTimes)
     }
 
     /// Wait until every item put has been marked done.
@@ -124,17 +116,7 @@ impl<T> JoinableQueue<T> {
     }
 
     fn join_inner(&self, timeout: Option<Duration>) -> bool {
-        let t = ShmThread::current();
-        let dl = t.deadline(timeout);
-        loop {
-            let v = self.unfinished.load(Acquire);
-            if v == 0 {
-                return true;
-            }
-            if t.wait(&self.unfinished, v, &dl) == Woke::TimedOut && t.expired(&dl) {
-                return self.unfinished.load(Acquire) == 0;
-            }
-        }
+        self.unfinished.wait_zero(&ShmThread::current(), timeout)
     }
 
     /// Close the queue (see [`Queue::close`]).
@@ -144,31 +126,37 @@ impl<T> JoinableQueue<T> {
 }
 
 impl<T: Serialize> JoinableQueue<T> {
+    /// Count one unfinished task before a put (an overflowing count is
+    /// [`QueueError::Full`]: 2^32 - 1 unfinished tasks).
+    fn count_one(&self) -> Result<(), QueueError> {
+        self.unfinished.add(1).map_err(|_| QueueError::Full)
+    }
+
     fn counted(&self, r: Result<(), QueueError>) -> Result<(), QueueError> {
         if r.is_err() {
-            // Not put: undo the count (and wake joiners if it hit zero).
-            if self.unfinished.fetch_sub(1, AcqRel) == 1 {
-                ShmThread::current().wake(&self.unfinished, u32::MAX);
-            }
+            // Not put: undo the count (waking joiners if it hit zero). It cannot
+            // be refused unless another process called task_done too many
+            // times, which that process was told about.
+            let _ = self.unfinished.done(&ShmThread::current());
         }
         r
     }
 
     /// Put a copy of `v` and count one unfinished task.
     pub fn put(&self, v: &T) -> Result<(), QueueError> {
-        self.unfinished.fetch_add(1, AcqRel);
+        self.count_one()?;
         self.counted(self.q.put(v))
     }
 
     /// Put with a timeout (see [`Queue::put_timeout`]).
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
-        self.unfinished.fetch_add(1, AcqRel);
+        self.count_one()?;
         self.counted(self.q.put_timeout(v, timeout))
     }
 
     /// Put without waiting (see [`Queue::try_put`]).
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
-        self.unfinished.fetch_add(1, AcqRel);
+        self.count_one()?;
         self.counted(self.q.try_put(v))
     }
 }

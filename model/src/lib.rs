@@ -25,3 +25,4 @@ pub mod pool;
 pub mod ring;
 pub mod rlock;
 pub mod semaphore;
+pub mod task_counter;

@@ -38,11 +38,21 @@ fn procshare_small() -> Duration {
 }
 
 fn procshare_big() -> Duration {
-    let q: Queue<Vec<u8>> = Queue::new().unwrap();
+    procshare_big_of(|| vec![7u8; BIG], |v| v.len())
+}
+
+/// 4 KiB messages of type `M` (a `Vec<u8>`, which serde encodes element by
+/// element, or a `serde_bytes::ByteBuf`, which it encodes as one byte string —
+/// Python's `bytes`).
+fn procshare_big_of<M>(make: fn() -> M, len: fn(&M) -> usize) -> Duration
+where
+    M: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let q: Queue<M> = Queue::new().unwrap();
     let mut p = Process::new({
         let q = q.clone();
         move || {
-            let v = vec![7u8; BIG];
+            let v = make();
             for _ in 0..BIG_N {
                 q.put(&v).unwrap();
             }
@@ -51,7 +61,7 @@ fn procshare_big() -> Duration {
     let t = Instant::now();
     p.start().unwrap();
     for _ in 0..BIG_N {
-        assert_eq!(q.get().unwrap().len(), BIG);
+        assert_eq!(len(&q.get().unwrap()), BIG);
     }
     let d = t.elapsed();
     p.join().unwrap();
@@ -175,6 +185,16 @@ fn main() {
         crossbeam(BIG_N, |_| vec![7u8; BIG]),
     );
     println!("  ratio procshare / crossbeam (4 KiB): {:.2}x", pb / cbb);
+    let pbb = report(
+        "procshare Queue<ByteBuf> 4 KiB (serde_bytes)",
+        BIG_N,
+        BIG,
+        procshare_big_of(|| serde_bytes::ByteBuf::from(vec![7u8; BIG]), |v| v.len()),
+    );
+    println!(
+        "  ratio Queue<ByteBuf> / crossbeam (4 KiB): {:.2}x",
+        pbb / cbb
+    );
     let pr = report(
         "procshare RawQueue 4 KiB (bytes, no serde)",
         BIG_N,
@@ -185,6 +205,7 @@ fn main() {
     if let Some(d) = cpython(20_000, BIG) {
         let py = report("CPython multiprocessing.Queue 4 KiB bytes", 20_000, BIG, d);
         println!("  ratio procshare / CPython (4 KiB): {:.1}x", pb / py);
+        println!("  ratio Queue<ByteBuf> / CPython (4 KiB): {:.1}x", pbb / py);
         println!("  ratio RawQueue / CPython (4 KiB): {:.1}x", pr / py);
     }
 }

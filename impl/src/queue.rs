@@ -258,10 +258,14 @@ impl RawQueue {
         Ok(self.ring().get(&t, out, Wait::For(timeout))?)
     }
 
-    /// Get one message if a complete one is there.
+    /// Get one message if one has begun to arrive, without waiting for one to
+    /// begin (Python's `get_nowait`). A message already streaming through the
+    /// ring (one larger than the ring arrives in pieces) is taken and its rest
+    /// waited for: a consumer that only polls must still be able to receive a
+    /// message that can never be complete in the ring at once.
     pub fn try_get_bytes(&self, out: &mut Vec<u8>) -> Result<(), QueueError> {
         let t = ShmThread::current();
-        Ok(self.ring().get(&t, out, Wait::No)?)
+        Ok(self.ring().get(&t, out, Wait::For(Some(Duration::ZERO)))?)
     }
 
     /// Complete messages in the queue (approximate).
@@ -432,7 +436,9 @@ impl<T: DeserializeOwned> Queue<T> {
         Self::decode(&buf)
     }
 
-    /// Take the next item only if one is there now (Python's `get_nowait`).
+    /// Take the next item only if one is there now (Python's `get_nowait`):
+    /// [`QueueError::Empty`] when no message has begun to arrive; a message
+    /// that is still streaming in (larger than the ring) is taken and awaited.
     pub fn try_get(&self) -> Result<T, QueueError> {
         let mut buf = Vec::new();
         self.raw.try_get_bytes(&mut buf)?;

@@ -238,3 +238,44 @@ fn simple_queue_and_joinable_queue() {
         Err(QueueError::TaskDoneTooManyTimes)
     ));
 }
+
+/// A consumer that only polls with `try_get` still receives a message larger
+/// than the ring (which is never complete in the ring at once): `try_get`
+/// takes a message that has begun to arrive and waits for its rest.
+#[test]
+fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
+    procshare::process::set_fork_warning(false);
+    let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
+        .capacity_bytes(256)
+        .build::<Vec<u8>>()
+        .unwrap();
+    let started = procshare::Event::new().unwrap();
+    let mut p = Process::new({
+        let (q, started) = (q.clone(), started.clone());
+        move || {
+            started.set();
+            q.put(&vec![5u8; 1000]).unwrap();
+        }
+    });
+    p.start().unwrap();
+    started.wait();
+    // A bounded number of polls (a hang guard, not a timing assertion): with
+    // the message never taken, the producer stays blocked in `put` forever.
+    let mut polls = 0u64;
+    let got = loop {
+        match q.try_get() {
+            Ok(v) => break v,
+            Err(QueueError::Empty) => {
+                polls += 1;
+                assert!(
+                    polls < 200_000,
+                    "try_get never received the streamed message"
+                );
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(got, vec![5u8; 1000]);
+    assert_eq!(p.join().unwrap(), 0);
+}

@@ -2,46 +2,22 @@
 //! `queue_protocol`, `queue_frame`) through the very functions the targets
 //! call, so that `cargo test` on stable re-checks every input the fuzzers kept.
 
-use std::path::PathBuf;
-
-fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let b = std::fs::read(&p).unwrap();
-            (p, b)
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "empty corpus {}", dir.display());
-    files
-}
+use procshare_tests::corpus::replay;
 
 #[test]
 fn replay_ring_ops_corpus() {
-    for (p, data) in corpus("ring_ops") {
-        eprintln!("replaying {}", p.display());
-        procshare::queue::fuzzing::ring_ops(&data);
-    }
+    replay("ring_ops", procshare::queue::fuzzing::ring_ops);
 }
 
 #[test]
 fn replay_queue_protocol_corpus() {
-    for (p, data) in corpus("queue_protocol") {
-        eprintln!("replaying {}", p.display());
-        procshare_model::ring::fuzzing::queue_protocol(&data);
-    }
+    replay(
+        "queue_protocol",
+        procshare_model::ring::fuzzing::queue_protocol,
+    );
 }
 
 #[test]
 fn replay_queue_frame_corpus() {
-    for (p, data) in corpus("queue_frame") {
-        eprintln!("replaying {}", p.display());
-        procshare::queue::fuzzing::queue_frame(&data);
-    }
+    replay("queue_frame", procshare::queue::fuzzing::queue_frame);
 }

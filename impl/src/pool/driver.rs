@@ -15,11 +15,72 @@ use super::worker::{self, InitFn, FRAME_LIMIT};
 use super::PoolError;
 use crate::Process;
 
+/// Unit frame buffers no longer in use, for the next submissions: a `map`
+/// encodes its chunks into memory that is already mapped (a fresh
+/// megabyte-sized buffer costs a page fault per 4 KiB).
+pub(crate) type SpareFrames = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// How many spare frame buffers are kept, and up to which size each.
+const SPARE_FRAMES: usize = 16;
+const SPARE_FRAME_MAX: usize = 16 << 20;
+
+/// A frame on its way to a worker (header included). Its buffer goes back to
+/// the spare list when the last reference (the dispatcher's payload, or the
+/// connection's output queue) is dropped.
+pub(crate) struct Frame {
+    buf: Vec<u8>,
+    spare: Option<SpareFrames>,
+}
+
+impl Frame {
+    /// A frame whose buffer is recycled into `spare`.
+    pub(crate) fn recycled(buf: Vec<u8>, spare: &SpareFrames) -> Frame {
+        Frame {
+            buf,
+            spare: Some(spare.clone()),
+        }
+    }
+
+    /// A frame whose buffer is just freed.
+    pub(crate) fn plain(buf: Vec<u8>) -> Frame {
+        Frame { buf, spare: None }
+    }
+}
+
+impl std::ops::Deref for Frame {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        if let Some(s) = &self.spare {
+            if self.buf.capacity() <= SPARE_FRAME_MAX {
+                let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+                if s.len() < SPARE_FRAMES {
+                    s.push(std::mem::take(&mut self.buf));
+                }
+            }
+        }
+    }
+}
+
+/// Take a spare frame buffer (or a new, empty one).
+pub(crate) fn spare_frame(spare: &SpareFrames) -> Vec<u8> {
+    spare
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_default()
+}
+
 /// A unit handed to the dispatcher thread.
 pub(crate) struct Submission {
     pub(crate) unit: UnitId,
     /// The whole unit frame (header included).
-    pub(crate) frame: Arc<Vec<u8>>,
+    pub(crate) frame: Arc<Frame>,
     pub(crate) sink: Arc<dyn Sink>,
     /// The unit's first task index in its job, and its number of tasks.
     pub(crate) start: usize,
@@ -42,6 +103,8 @@ pub(crate) struct Inbox {
 
 pub(crate) struct Shared {
     pub(crate) inbox: Mutex<Inbox>,
+    /// Frame buffers to reuse.
+    pub(crate) spare: SpareFrames,
     pub(crate) finished_cv: Condvar,
     /// An eventfd: written by callers, polled by the dispatcher thread.
     wake: OwnedFd,
@@ -56,6 +119,7 @@ impl Shared {
         }
         Ok(Shared {
             inbox: Mutex::new(Inbox::default()),
+            spare: SpareFrames::default(),
             finished_cv: Condvar::new(),
             // SAFETY: `fd` is a fresh descriptor owned by nothing else.
             wake: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -91,7 +155,7 @@ struct Conn {
     /// Receive buffer; `inbuf[..filled]` holds received, unhandled bytes.
     inbuf: Vec<u8>,
     filled: usize,
-    out: VecDeque<Arc<Vec<u8>>>,
+    out: VecDeque<Arc<Frame>>,
     /// Bytes of `out.front()` already written.
     out_off: usize,
     dead: bool,
@@ -99,7 +163,7 @@ struct Conn {
 
 /// What the dispatcher thread owns.
 pub(crate) struct Driver {
-    d: Dispatcher<Arc<Vec<u8>>>,
+    d: Dispatcher<Arc<Frame>>,
     conns: Vec<Conn>,
     units: HashMap<UnitId, (Arc<dyn Sink>, usize, usize)>,
     /// Pid and exit code of workers that died, for error messages.
@@ -216,7 +280,8 @@ impl Driver {
                 }
                 Action::Stop { worker } => {
                     if let Some(c) = self.conn(worker) {
-                        c.out.push_back(Arc::new(worker::stop_frame()));
+                        c.out
+                            .push_back(Arc::new(Frame::plain(worker::stop_frame())));
                         flush(c);
                     }
                 }

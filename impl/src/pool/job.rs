@@ -2,11 +2,13 @@
 //! [`AsyncResult`](super::AsyncResult), [`MapResult`](super::MapResult) and the
 //! `imap` iterators.
 //!
-//! Values and errors are kept apart (`vals[i]` is a plain `Option<R>`, errors
-//! sit in a small map) so that a million-item `map` costs a million `Option<R>`
-//! and nothing per item for the rare error.
+//! Results are kept per unit (one `apply`, or one chunk of a `map`), in the
+//! form they arrive: a chunk whose tasks all succeeded is one `Vec<R>`
+//! decoded straight from the worker's answer, so a million-item `map` costs
+//! its values and nothing per item for the rare error. Unit `k` of a job
+//! holds tasks `k * chunksize ..` (the submitter cuts the items that way).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
@@ -14,7 +16,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::worker::TaskFailure;
+use super::worker::{TaskFailure, DONE_FAILED, DONE_RESULTS};
 use super::PoolError;
 
 /// What the dispatcher thread sees of a job: untyped delivery.
@@ -28,13 +30,52 @@ pub(crate) trait Sink: Send + Sync {
 pub(crate) type OkCallback<R> = Box<dyn FnOnce(&[R]) + Send>;
 pub(crate) type ErrCallback = Box<dyn FnOnce(&PoolError) + Send>;
 
+/// One unit's results that have not been taken yet.
+enum Results<R> {
+    /// Every task succeeded: their values, in order.
+    Values(std::vec::IntoIter<R>),
+    /// Each task's own result, in order.
+    Each(std::vec::IntoIter<Result<R, PoolError>>),
+    /// Every task failed with this error; `left` of them are not taken yet.
+    Failed { err: PoolError, left: usize },
+}
+
+/// A unit whose results arrived.
+struct Arrived<R> {
+    /// The next task (job index) to be taken from `results`.
+    next: usize,
+    results: Results<R>,
+}
+
+impl<R> Arrived<R> {
+    /// Take task `i`'s result; tasks are taken in order within a unit.
+    fn take(&mut self, i: usize) -> Result<R, PoolError> {
+        if i != self.next {
+            return Err(PoolError::AlreadyTaken);
+        }
+        let r = match &mut self.results {
+            Results::Values(it) => it.next().map(Ok),
+            Results::Each(it) => it.next(),
+            Results::Failed { err, left } => (*left > 0).then(|| {
+                *left -= 1;
+                Err(err.clone())
+            }),
+        };
+        let r = r.unwrap_or(Err(PoolError::AlreadyTaken));
+        self.next += 1;
+        r
+    }
+}
+
 pub(crate) struct State<R> {
-    /// `vals[i]`: task `i`'s value, once it arrived (and until taken).
-    vals: Vec<Option<R>>,
-    /// Failed tasks' errors (until taken).
-    errs: BTreeMap<usize, PoolError>,
-    /// Which tasks have a result (value or error) delivered.
-    filled: Vec<bool>,
+    /// Number of tasks.
+    n: usize,
+    /// Tasks per unit (the last unit may have fewer).
+    chunk: usize,
+    /// `units[k]`: unit `k`'s results, once they arrived.
+    units: Vec<Option<Arrived<R>>>,
+    /// The failed task with the lowest index, and its error.
+    first_err: Option<(usize, PoolError)>,
     /// Ranges `(start, n)` in the order they arrived (for `imap_unordered`).
     arrived: VecDeque<(usize, usize)>,
     remaining: usize,
@@ -48,11 +89,11 @@ pub(crate) struct State<R> {
 
 impl<R> State<R> {
     pub(crate) fn len(&self) -> usize {
-        self.filled.len()
+        self.n
     }
 
     pub(crate) fn is_filled(&self, i: usize) -> bool {
-        self.filled.get(i).copied().unwrap_or(false)
+        i < self.n && matches!(self.units.get(i / self.chunk), Some(Some(_)))
     }
 
     pub(crate) fn has_arrivals(&self) -> bool {
@@ -71,19 +112,17 @@ impl<R> State<R> {
         Some(i)
     }
 
-    /// Take task `i`'s result.
+    /// Take task `i`'s result (tasks of a unit are taken in order, as `imap`
+    /// and `imap_unordered` do).
     pub(crate) fn take_one(&mut self, i: usize) -> Result<R, PoolError> {
-        if let Some(e) = self.errs.remove(&i) {
-            return Err(e);
-        }
-        match self.vals.get_mut(i).and_then(Option::take) {
-            Some(v) => Ok(v),
-            None => Err(PoolError::AlreadyTaken),
+        match self.units.get_mut(i / self.chunk) {
+            Some(Some(a)) if i < self.n => a.take(i),
+            _ => Err(PoolError::AlreadyTaken),
         }
     }
 
     pub(crate) fn all_ok(&self) -> bool {
-        self.errs.is_empty()
+        self.first_err.is_none()
     }
 
     /// Every task has its result (callbacks may still be running; `get`
@@ -98,8 +137,51 @@ impl<R> State<R> {
             return Err(PoolError::AlreadyTaken);
         }
         self.taken = true;
-        let n = self.len();
-        Ok((0..n).map(|i| self.take_one(i)).collect())
+        Ok((0..self.n).map(|i| self.take_one(i)).collect())
+    }
+
+    /// Move every value out, in order, if every task succeeded (and none was taken).
+    fn gather(&mut self) -> Result<Vec<R>, PoolError> {
+        if let Some((_, e)) = &self.first_err {
+            return Err(e.clone());
+        }
+        let units = std::mem::take(&mut self.units);
+        if units.len() == 1 {
+            // One unit (an `apply`, or values gathered before): its vector as it is.
+            if let Some(Some(Arrived {
+                results: Results::Values(it),
+                ..
+            })) = units.into_iter().next()
+            {
+                if it.len() == self.n {
+                    return Ok(it.collect());
+                }
+            }
+            return Err(PoolError::AlreadyTaken);
+        }
+        let mut out = Vec::with_capacity(self.n);
+        for u in units {
+            match u {
+                Some(Arrived {
+                    results: Results::Values(it),
+                    ..
+                }) => out.extend(it),
+                _ => return Err(PoolError::AlreadyTaken),
+            }
+        }
+        if out.len() != self.n {
+            return Err(PoolError::AlreadyTaken);
+        }
+        Ok(out)
+    }
+
+    /// Put gathered values back (as one unit).
+    fn put_back(&mut self, vals: Vec<R>) {
+        self.chunk = self.n.max(1);
+        self.units = vec![Some(Arrived {
+            next: 0,
+            results: Results::Values(vals.into_iter()),
+        })];
     }
 
     /// Take every value, or the first error (once).
@@ -107,21 +189,51 @@ impl<R> State<R> {
         if self.taken {
             return Err(PoolError::AlreadyTaken);
         }
-        if let Some((_, e)) = self.errs.iter().next() {
+        if let Some((_, e)) = &self.first_err {
             return Err(e.clone());
         }
         self.taken = true;
-        let vals = std::mem::take(&mut self.vals);
-        vals.into_iter()
-            .map(|v| match v {
-                Some(v) => Ok(v),
-                None => Err(PoolError::AlreadyTaken),
-            })
-            .collect()
+        self.gather()
+    }
+
+    /// Record that unit `k` (tasks `start..start + n`) arrived; `first_err`
+    /// is the index of its first failed task, if any, and that error.
+    fn arrive(
+        &mut self,
+        start: usize,
+        n: usize,
+        a: Arrived<R>,
+        first_err: Option<(usize, PoolError)>,
+    ) {
+        let k = start / self.chunk;
+        if let Some(slot @ None) = self.units.get_mut(k) {
+            *slot = Some(a);
+            self.remaining -= n;
+            if n > 0 {
+                self.arrived.push_back((start, n));
+            }
+            if let Some((i, e)) = first_err {
+                let earlier = match &self.first_err {
+                    Some((j, _)) => i < *j,
+                    None => true,
+                };
+                if earlier {
+                    self.first_err = Some((i, e));
+                }
+            }
+        }
+    }
+
+    /// Is `(start, n)` a unit of this job that has not arrived?
+    fn expects(&self, start: usize, n: usize) -> bool {
+        let k = start / self.chunk;
+        start % self.chunk == 0
+            && n == self.chunk.min(self.n.saturating_sub(start))
+            && matches!(self.units.get(k), Some(None))
     }
 }
 
-/// A job of `n` tasks.
+/// A job of `n` tasks in units of `chunk` tasks.
 pub(crate) struct Job<R> {
     st: Mutex<State<R>>,
     cv: Condvar,
@@ -130,16 +242,19 @@ pub(crate) struct Job<R> {
 impl<R> Job<R> {
     pub(crate) fn new(
         n: usize,
+        chunk: usize,
         callback: Option<OkCallback<R>>,
         error_callback: Option<ErrCallback>,
     ) -> Self {
-        let mut vals = Vec::with_capacity(n);
-        vals.resize_with(n, || None);
+        let chunk = chunk.max(1);
+        let mut units = Vec::new();
+        units.resize_with(n.div_ceil(chunk), || None);
         let job = Job {
             st: Mutex::new(State {
-                vals,
-                errs: BTreeMap::new(),
-                filled: vec![false; n],
+                n,
+                chunk,
+                units,
+                first_err: None,
                 arrived: VecDeque::new(),
                 remaining: n,
                 done: false,
@@ -159,24 +274,12 @@ impl<R> Job<R> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Claim slot `i` for a result; `false` if out of range or already filled.
-    fn claim(g: &mut State<R>, i: usize) -> bool {
-        match g.filled.get_mut(i) {
-            Some(f @ false) => {
-                *f = true;
-                g.remaining -= 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
     /// Run the callbacks (without the lock: a callback may look at other
     /// results) and wake every waiter.
     fn complete<'a>(&'a self, mut g: MutexGuard<'a, State<R>>) {
         let cb = g.callback.take();
         let ecb = g.error_callback.take();
-        let err = g.errs.values().next().cloned();
+        let err = g.first_err.as_ref().map(|(_, e)| e.clone());
         // A panicking callback must not kill the dispatcher thread.
         match (err, cb, ecb) {
             (Some(e), _, Some(f)) => {
@@ -186,12 +289,12 @@ impl<R> Job<R> {
             }
             (None, Some(f), _) => {
                 // Move the values out for the slice and back afterwards (no clone).
-                let vals = std::mem::take(&mut g.vals);
-                drop(g);
-                let owned: Vec<R> = vals.into_iter().flatten().collect();
-                let _ = catch_unwind(AssertUnwindSafe(|| f(&owned)));
-                g = self.lock();
-                g.vals = owned.into_iter().map(Some).collect();
+                if let Ok(vals) = g.gather() {
+                    drop(g);
+                    let _ = catch_unwind(AssertUnwindSafe(|| f(&vals)));
+                    g = self.lock();
+                    g.put_back(vals);
+                }
             }
             _ => {}
         }
@@ -238,101 +341,114 @@ impl<R> Job<R> {
     }
 }
 
+/// Decode a `Done` body for `n` tasks starting at job index `start` (see
+/// the frame formats in `worker`): the unit's results and its first failed
+/// task. Never panics on bad input: what does not decode is a
+/// [`PoolError::Decode`] for the tasks concerned.
+fn decode<R: DeserializeOwned>(
+    start: usize,
+    n: usize,
+    body: &[u8],
+) -> (Results<R>, Option<(usize, PoolError)>) {
+    let failed = |m: String| {
+        let err = PoolError::Decode(m);
+        let first = (n > 0).then(|| (start, err.clone()));
+        (Results::Failed { err, left: n }, first)
+    };
+    let (status, rest) = match body.split_first() {
+        Some((s, rest)) => (*s, rest),
+        None => return failed("empty result frame".to_string()),
+    };
+    if status == DONE_FAILED {
+        return failed(String::from_utf8_lossy(rest).into_owned());
+    }
+    let k = match rest.get(..4) {
+        Some(h) if status == DONE_RESULTS => {
+            u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize
+        }
+        _ => return failed(format!("bad result frame (status {status})")),
+    };
+    if k > n {
+        return failed(format!("{k} results for {n} tasks"));
+    }
+    let mut de = postcard::Deserializer::from_bytes(&rest[4..]);
+    // The plain prefix: values of tasks 0..k, decoded straight into their vector.
+    let mut vals: Vec<R> = Vec::with_capacity(k);
+    let mut bad: Option<String> = None;
+    for _ in 0..k {
+        match R::deserialize(&mut de) {
+            Ok(v) => vals.push(v),
+            Err(e) => {
+                bad = Some(format!("cannot decode a task's result: {e}"));
+                break;
+            }
+        }
+    }
+    if bad.is_none() && k == n {
+        return (Results::Values(vals.into_iter()), None);
+    }
+    // Some task failed: each task's own result.
+    let mut each: Vec<Result<R, PoolError>> = Vec::with_capacity(n);
+    each.extend(vals.into_iter().map(Ok));
+    let mut first: Option<(usize, PoolError)> = None;
+    while each.len() < n {
+        let r = match &bad {
+            Some(m) => Err(PoolError::Decode(m.clone())),
+            None => match <Result<R, TaskFailure>>::deserialize(&mut de) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(TaskFailure::Panicked(m))) => Err(PoolError::TaskPanicked(m)),
+                Ok(Err(TaskFailure::Unserializable(m))) => Err(PoolError::Serialize(m)),
+                Ok(Err(TaskFailure::BadArgument(m))) => Err(PoolError::Decode(m)),
+                Err(e) => {
+                    let m = format!("cannot decode a task's result: {e}");
+                    bad = Some(m.clone());
+                    Err(PoolError::Decode(m))
+                }
+            },
+        };
+        if let (Err(e), None) = (&r, &first) {
+            first = Some((start + each.len(), e.clone()));
+        }
+        each.push(r);
+    }
+    (Results::Each(each.into_iter()), first)
+}
+
 impl<R: DeserializeOwned + Send> Sink for Job<R> {
     fn deliver(&self, start: usize, n: usize, body: &[u8]) {
-        // Decode straight into the slots (the waiters sleep meanwhile).
+        if !self.lock().expects(start, n) {
+            return;
+        }
+        // Decode without the lock (waiters and `imap` readers go on meanwhile).
+        let (results, first_err) = decode::<R>(start, n, body);
         let mut g = self.lock();
-        let mut any = false;
-        match body.split_first() {
-            Some((0, rest)) => {
-                let mut de = postcard::Deserializer::from_bytes(rest);
-                let mut broken = false;
-                for i in start..start + n {
-                    let r = if broken {
-                        Err(postcard::Error::DeserializeUnexpectedEnd)
-                    } else {
-                        <Result<R, TaskFailure>>::deserialize(&mut de)
-                    };
-                    let v = match r {
-                        Ok(v) => match v {
-                            Ok(v) => Ok(v),
-                            Err(TaskFailure::Panicked(m)) => Err(PoolError::TaskPanicked(m)),
-                            Err(TaskFailure::Unserializable(m)) => Err(PoolError::Serialize(m)),
-                        },
-                        Err(e) => {
-                            broken = true;
-                            Err(PoolError::Decode(format!(
-                                "cannot decode a task's result: {e}"
-                            )))
-                        }
-                    };
-                    if Self::claim(&mut g, i) {
-                        any = true;
-                        match v {
-                            Ok(v) => g.vals[i] = Some(v),
-                            Err(e) => {
-                                g.errs.insert(i, e);
-                            }
-                        }
-                    }
-                }
-            }
-            Some((2, rest)) => {
-                let mut de = postcard::Deserializer::from_bytes(rest);
-                match <Vec<R>>::deserialize(&mut de) {
-                    Ok(vs) if vs.len() == n => {
-                        for (i, v) in (start..).zip(vs) {
-                            if Self::claim(&mut g, i) {
-                                any = true;
-                                g.vals[i] = Some(v);
-                            }
-                        }
-                    }
-                    r => {
-                        let m = match r {
-                            Ok(vs) => format!("{} results for {n} tasks", vs.len()),
-                            Err(e) => format!("cannot decode the tasks' results: {e}"),
-                        };
-                        for i in start..start + n {
-                            if Self::claim(&mut g, i) {
-                                any = true;
-                                g.errs.insert(i, PoolError::Decode(m.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-            other => {
-                let m = match other {
-                    Some((_, msg)) => String::from_utf8_lossy(msg).into_owned(),
-                    None => "empty result frame".to_string(),
-                };
-                for i in start..start + n {
-                    if Self::claim(&mut g, i) {
-                        any = true;
-                        g.errs.insert(i, PoolError::Decode(m.clone()));
-                    }
-                }
-            }
-        }
-        if any {
-            g.arrived.push_back((start, n));
-        }
+        g.arrive(
+            start,
+            n,
+            Arrived {
+                next: start,
+                results,
+            },
+            first_err,
+        );
         self.after_put(g);
     }
 
     fn fail(&self, start: usize, n: usize, err: PoolError) {
         let mut g = self.lock();
-        let mut any = false;
-        for i in start..start + n {
-            if Self::claim(&mut g, i) {
-                any = true;
-                g.errs.insert(i, err.clone());
-            }
+        if !g.expects(start, n) {
+            return;
         }
-        if any {
-            g.arrived.push_back((start, n));
-        }
+        let first = (n > 0).then(|| (start, err.clone()));
+        g.arrive(
+            start,
+            n,
+            Arrived {
+                next: start,
+                results: Results::Failed { err, left: n },
+            },
+            first,
+        );
         self.after_put(g);
     }
 }

@@ -84,7 +84,7 @@ use procshare_model::pool::Config;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use driver::{Driver, Shared, Submission};
+use driver::{Driver, Frame, Shared, Submission};
 use job::{ErrCallback, Job, OkCallback};
 use worker::Tramp;
 
@@ -304,14 +304,15 @@ impl Pool {
         self.shared.lock().pids.clone()
     }
 
-    /// Encode `items` in chunks and hand them to the dispatcher thread. An
-    /// argument that fails to serialize is an error here; chunks before it
-    /// may already run (their results are dropped with the job).
-    fn submit<In: Serialize, R: DeserializeOwned + Send + 'static>(
+    /// Encode the `n` `items` in chunks and hand them to the dispatcher
+    /// thread. An argument that fails to serialize is an error here; chunks
+    /// before it may already run (their results are dropped with the job).
+    fn submit<B: Serialize, R: DeserializeOwned + Send + 'static>(
         &self,
         tramp: Tramp,
         func: usize,
-        items: &[In],
+        items: impl Iterator<Item = B>,
+        n: usize,
         chunksize: usize,
         job: Arc<Job<R>>,
     ) -> Result<(), PoolError> {
@@ -320,24 +321,33 @@ impl Pool {
         }
         self.hand_over(Vec::new())?;
         // Hand chunks over as they are encoded (the workers start on the first
-        // while the rest are encoded), in batches of about 256 KiB.
+        // while the rest are encoded), in batches of about 256 KiB. Each chunk
+        // is encoded into a recycled buffer (see `SpareFrames`).
+        let mut items = items;
         let mut subs = Vec::new();
         let mut bytes = 0;
-        let last = items.len().div_ceil(chunksize);
-        for (k, chunk) in items.chunks(chunksize).enumerate() {
+        let mut start = 0;
+        let per_item = 1 + std::mem::size_of::<B>();
+        while start < n {
             let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
-            let frame = worker::unit_frame(unit, tramp, func, chunk).map_err(|e| {
-                PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
-            })?;
-            bytes += frame.len();
+            let mut buf = driver::spare_frame(&self.shared.spare);
+            let want = chunksize.min(n - start);
+            let got =
+                worker::unit_frame(&mut buf, unit, tramp, func, items.by_ref(), want, per_item)
+                    .map_err(|e| {
+                        PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
+                    })?;
+            debug_assert_eq!(got, want, "the submitter counted its items");
+            bytes += buf.len();
             subs.push(Submission {
                 unit,
-                frame: Arc::new(frame),
+                frame: Arc::new(Frame::recycled(buf, &self.shared.spare)),
                 sink: job.clone(),
-                start: k * chunksize,
-                n: chunk.len(),
+                start,
+                n: got,
             });
-            if bytes >= 256 << 10 || k + 1 == last {
+            start += want;
+            if bytes >= 256 << 10 || start >= n {
                 self.hand_over(std::mem::take(&mut subs))?;
                 bytes = 0;
             }
@@ -430,8 +440,15 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let job = Arc::new(Job::new(1, cb, ecb));
-        self.submit(worker::tramp1::<T, R>, f as usize, &[arg], 1, job.clone())?;
+        let job = Arc::new(Job::new(1, 1, cb, ecb));
+        self.submit(
+            worker::tramp1::<T, R>,
+            f as usize,
+            std::iter::once(&arg),
+            1,
+            1,
+            job.clone(),
+        )?;
         Ok(AsyncResult {
             inner: MapResult { job },
         })
@@ -508,8 +525,8 @@ impl Pool {
     ) -> Result<MapResult<R>, PoolError> {
         let items: Vec<In> = items.into_iter().collect();
         let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.processes));
-        let job = Arc::new(Job::new(items.len(), cb, ecb));
-        self.submit(tramp, func, &items, cs, job.clone())?;
+        let job = Arc::new(Job::new(items.len(), cs, cb, ecb));
+        self.submit(tramp, func, items.iter(), items.len(), cs, job.clone())?;
         Ok(MapResult { job })
     }
 
@@ -549,7 +566,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.map_inner(
-            worker::tramp2::<A, B, R>,
+            worker::star2::<A, B, R>,
             f as usize,
             items,
             chunksize,

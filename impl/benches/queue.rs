@@ -93,6 +93,32 @@ fn procshare_raw_big() -> Duration {
     d
 }
 
+/// `u64`-sized messages through the untyped byte queue (the ring's own cost,
+/// without serde).
+fn procshare_raw_small() -> Duration {
+    let q = procshare::queue::RawQueue::new(procshare::queue::DEFAULT_CAPACITY, 0).unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..SMALL_N {
+                q.put_bytes(&i.to_le_bytes(), None).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut out = Vec::with_capacity(8);
+    let mut sum = 0u64;
+    for _ in 0..SMALL_N {
+        q.get_bytes(&mut out, None).unwrap();
+        sum = sum.wrapping_add(u64::from_le_bytes(out[..].try_into().unwrap()));
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, SMALL_N * (SMALL_N - 1) / 2);
+    p.join().unwrap();
+    d
+}
+
 fn crossbeam<T: Send + 'static>(n: u64, make: impl Fn(u64) -> T + Send + 'static) -> Duration {
     let (s, r) = crossbeam_channel::bounded::<T>(1024);
     let t = Instant::now();
@@ -151,61 +177,85 @@ fn report(name: &str, n: u64, bytes: usize, d: Duration) -> f64 {
     rate
 }
 
+/// Rounds per measurement: each figure is the median of this many runs, the
+/// runs of the things compared being interleaved (so that a burst of load
+/// from elsewhere hits both sides of a ratio).
+const ROUNDS: usize = 3;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Medians of interleaved rounds of each closure.
+fn rounds<const K: usize>(fs: [&dyn Fn() -> Duration; K]) -> [Duration; K] {
+    let mut runs: [Vec<Duration>; K] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..ROUNDS {
+        for (f, r) in fs.iter().zip(runs.iter_mut()) {
+            r.push(f());
+        }
+    }
+    runs.map(median)
+}
+
 fn main() {
     std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list
     }
+    // `cargo bench -p procshare --bench queue -- small` (or `big`): one half only.
+    let want = |part: &str| {
+        !args.iter().any(|a| a == "small" || a == "big") || args.iter().any(|a| a == part)
+    };
     println!("queue throughput, one producer process -> one consumer process");
-    let ps = report("procshare Queue<u64>", SMALL_N, 8, procshare_small());
-    let cb = report(
-        "crossbeam bounded(1024) u64, 2 threads",
-        SMALL_N,
-        8,
-        crossbeam(SMALL_N, |i| i),
-    );
-    println!("  ratio procshare / crossbeam (u64): {:.2}x", ps / cb);
-    let py_n = 200_000;
-    if let Some(d) = cpython(py_n, 0) {
-        let py = report("CPython multiprocessing.Queue int", py_n, 8, d);
-        println!("  ratio procshare / CPython (u64): {:.1}x", ps / py);
-    } else {
-        println!("  (python3 not available: no CPython comparison)");
+    println!("(medians of {ROUNDS} interleaved rounds)");
+    if want("small") {
+        let [ps, cb, pr] = rounds([
+            &procshare_small,
+            &|| crossbeam(SMALL_N, |i| i),
+            &procshare_raw_small,
+        ]);
+        let ps = report("procshare Queue<u64>", SMALL_N, 8, ps);
+        let cb = report("crossbeam bounded(1024) u64, 2 threads", SMALL_N, 8, cb);
+        println!("  ratio procshare / crossbeam (u64): {:.2}x", ps / cb);
+        let pr = report("procshare RawQueue 8 bytes (no serde)", SMALL_N, 8, pr);
+        println!("  ratio RawQueue / crossbeam (8 bytes): {:.2}x", pr / cb);
+        let py_n = 200_000;
+        if let Some(d) = cpython(py_n, 0) {
+            let py = report("CPython multiprocessing.Queue int", py_n, 8, d);
+            println!("  ratio procshare / CPython (u64): {:.1}x", ps / py);
+        } else {
+            println!("  (python3 not available: no CPython comparison)");
+        }
     }
-    let pb = report(
-        "procshare Queue<Vec<u8>> 4 KiB",
-        BIG_N,
-        BIG,
-        procshare_big(),
-    );
-    let cbb = report(
-        "crossbeam bounded(1024) 4 KiB, 2 threads",
-        BIG_N,
-        BIG,
-        crossbeam(BIG_N, |_| vec![7u8; BIG]),
-    );
-    println!("  ratio procshare / crossbeam (4 KiB): {:.2}x", pb / cbb);
-    let pbb = report(
-        "procshare Queue<ByteBuf> 4 KiB (serde_bytes)",
-        BIG_N,
-        BIG,
-        procshare_big_of(|| serde_bytes::ByteBuf::from(vec![7u8; BIG]), |v| v.len()),
-    );
-    println!(
-        "  ratio Queue<ByteBuf> / crossbeam (4 KiB): {:.2}x",
-        pbb / cbb
-    );
-    let pr = report(
-        "procshare RawQueue 4 KiB (bytes, no serde)",
-        BIG_N,
-        BIG,
-        procshare_raw_big(),
-    );
-    println!("  ratio RawQueue / crossbeam (4 KiB): {:.2}x", pr / cbb);
-    if let Some(d) = cpython(20_000, BIG) {
-        let py = report("CPython multiprocessing.Queue 4 KiB bytes", 20_000, BIG, d);
-        println!("  ratio procshare / CPython (4 KiB): {:.1}x", pb / py);
-        println!("  ratio Queue<ByteBuf> / CPython (4 KiB): {:.1}x", pbb / py);
-        println!("  ratio RawQueue / CPython (4 KiB): {:.1}x", pr / py);
+    if want("big") {
+        let [pb, cbb, pbb, pr] = rounds([
+            &procshare_big,
+            &|| crossbeam(BIG_N, |_| vec![7u8; BIG]),
+            &|| procshare_big_of(|| serde_bytes::ByteBuf::from(vec![7u8; BIG]), |v| v.len()),
+            &procshare_raw_big,
+        ]);
+        let pb = report("procshare Queue<Vec<u8>> 4 KiB", BIG_N, BIG, pb);
+        let cbb = report("crossbeam bounded(1024) 4 KiB, 2 threads", BIG_N, BIG, cbb);
+        println!("  ratio procshare / crossbeam (4 KiB): {:.2}x", pb / cbb);
+        let pbb = report(
+            "procshare Queue<ByteBuf> 4 KiB (serde_bytes)",
+            BIG_N,
+            BIG,
+            pbb,
+        );
+        println!(
+            "  ratio Queue<ByteBuf> / crossbeam (4 KiB): {:.2}x",
+            pbb / cbb
+        );
+        let pr = report("procshare RawQueue 4 KiB (bytes, no serde)", BIG_N, BIG, pr);
+        println!("  ratio RawQueue / crossbeam (4 KiB): {:.2}x", pr / cbb);
+        if let Some(d) = cpython(20_000, BIG) {
+            let py = report("CPython multiprocessing.Queue 4 KiB bytes", 20_000, BIG, d);
+            println!("  ratio procshare / CPython (4 KiB): {:.1}x", pb / py);
+            println!("  ratio Queue<ByteBuf> / CPython (4 KiB): {:.1}x", pbb / py);
+            println!("  ratio RawQueue / CPython (4 KiB): {:.1}x", pr / py);
+        }
     }
 }

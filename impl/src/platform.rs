@@ -72,6 +72,41 @@ impl Platform for Shm {
     type W64 = ShmWord64;
     type Cell<T: Send> = ShmCell<T>;
     type Thread = ShmThread;
+
+    /// One `memcpy`: a slice of `ShmCell<[u8; N]>` is `len * N` contiguous bytes.
+    unsafe fn write_cells<const N: usize>(cells: &[ShmCell<[u8; N]>], skip: usize, src: &[u8]) {
+        assert!(
+            skip <= cells.len() * N && src.len() <= cells.len() * N - skip,
+            "write_cells out of range"
+        );
+        // SAFETY: `ShmCell<[u8; N]>` is `#[repr(transparent)]` over
+        // `UnsafeCell<[u8; N]>`, so the slice is `cells.len() * N` contiguous
+        // bytes and writing through the `UnsafeCell` is interior mutation; the
+        // range is checked above; the caller has exclusive access to it (the
+        // protocol's duty, as for `with_mut`), and `src` cannot overlap it
+        // (it is a shared borrow of other memory).
+        unsafe {
+            let base =
+                UnsafeCell::raw_get(cells.as_ptr().cast::<UnsafeCell<[u8; N]>>()).cast::<u8>();
+            core::ptr::copy_nonoverlapping(src.as_ptr(), base.add(skip), src.len());
+        }
+    }
+
+    /// One `memcpy` (see [`Shm::write_cells`]).
+    unsafe fn read_cells<const N: usize>(cells: &[ShmCell<[u8; N]>], skip: usize, dst: &mut [u8]) {
+        assert!(
+            skip <= cells.len() * N && dst.len() <= cells.len() * N - skip,
+            "read_cells out of range"
+        );
+        // SAFETY: as in `write_cells`: contiguous bytes, range checked, and no
+        // concurrent writer (the caller's duty, as for `with`); `dst` is an
+        // exclusive borrow of other memory.
+        unsafe {
+            let base =
+                UnsafeCell::raw_get(cells.as_ptr().cast::<UnsafeCell<[u8; N]>>()).cast::<u8>();
+            core::ptr::copy_nonoverlapping(base.add(skip), dst.as_mut_ptr(), dst.len());
+        }
+    }
 }
 
 /// A 32-bit futex word that may live in shared memory (`#[repr(transparent)]`

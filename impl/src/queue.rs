@@ -92,7 +92,9 @@ pub enum QueueError {
     /// The message does not decode as `T`; it was consumed, the queue goes on.
     #[error("cannot decode the message: {0}")]
     Decode(WireError),
-    /// The encoded value is larger than the size limit.
+    /// The encoded value is larger than the size limit (`put`: nothing was
+    /// sent; `get`: the message was consumed and dropped as soon as it passed
+    /// the limit, and the queue goes on).
     #[error("message of {len} bytes exceeds the limit of {limit} bytes")]
     TooLarge {
         /// Encoded size.
@@ -120,6 +122,7 @@ impl From<RingError> for QueueError {
             RingError::Empty => QueueError::Empty,
             RingError::Closed => QueueError::Closed,
             RingError::Corrupt(w) => QueueError::Corrupt(w),
+            RingError::TooLarge(len) => QueueError::TooLarge { len, limit: 0 },
         }
     }
 }
@@ -155,7 +158,9 @@ impl QueueBuilder {
         self
     }
 
-    /// The largest encoded value accepted (default [`wire::DEFAULT_LIMIT`]).
+    /// The largest encoded value accepted (default [`wire::DEFAULT_LIMIT`]),
+    /// by `put` and by `get`: a consumer stops receiving a longer message from
+    /// a misbehaving producer once it passes the limit, instead of buffering it.
     pub fn message_limit(mut self, n: usize) -> Self {
         self.limit = n;
         self
@@ -254,8 +259,20 @@ impl RawQueue {
         out: &mut Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<(), QueueError> {
+        self.get_wait(out, Wait::For(timeout))
+    }
+
+    fn get_wait(&self, out: &mut Vec<u8>, w: Wait) -> Result<(), QueueError> {
         let t = ShmThread::current();
-        Ok(self.ring().get(&t, out, Wait::For(timeout))?)
+        self.ring()
+            .get_limited(&t, out, w, self.limit)
+            .map_err(|e| match e {
+                RingError::TooLarge(len) => QueueError::TooLarge {
+                    len,
+                    limit: self.limit,
+                },
+                e => e.into(),
+            })
     }
 
     /// Get one message if one has begun to arrive, without waiting for one to
@@ -264,8 +281,7 @@ impl RawQueue {
     /// waited for: a consumer that only polls must still be able to receive a
     /// message that can never be complete in the ring at once.
     pub fn try_get_bytes(&self, out: &mut Vec<u8>) -> Result<(), QueueError> {
-        let t = ShmThread::current();
-        Ok(self.ring().get(&t, out, Wait::For(Some(Duration::ZERO)))?)
+        self.get_wait(out, Wait::For(Some(Duration::ZERO)))
     }
 
     /// Complete messages in the queue (approximate).
@@ -306,6 +322,13 @@ impl RawQueue {
     /// The message size limit in bytes.
     pub fn message_limit(&self) -> usize {
         self.limit
+    }
+
+    /// Set this handle's message size limit (other handles keep theirs): a
+    /// consumer can protect itself from a producer that sends more than it
+    /// is willing to buffer (see [`QueueError::TooLarge`]).
+    pub fn set_message_limit(&mut self, n: usize) {
+        self.limit = n;
     }
 }
 
@@ -370,6 +393,24 @@ impl<T> Queue<T> {
         &self.raw
     }
 
+    /// Set this handle's message size limit, for `put` and `get` (other
+    /// handles keep theirs).
+    ///
+    /// ```
+    /// use procshare::queue::{Queue, QueueError};
+    /// let producer: Queue<Vec<u8>> = Queue::new().unwrap();
+    /// let mut consumer = producer.clone();
+    /// consumer.set_message_limit(100);
+    /// producer.put(&vec![0u8; 1000]).unwrap();
+    /// producer.put(&vec![1u8; 10]).unwrap();
+    /// // The large message is consumed and dropped; the queue goes on.
+    /// assert!(matches!(consumer.get(), Err(QueueError::TooLarge { limit: 100, .. })));
+    /// assert_eq!(consumer.get().unwrap(), vec![1u8; 10]);
+    /// ```
+    pub fn set_message_limit(&mut self, n: usize) {
+        self.raw.set_message_limit(n)
+    }
+
     /// Approximate number of items (Python's `qsize()`).
     pub fn qsize(&self) -> usize {
         self.raw.qsize()
@@ -396,53 +437,95 @@ impl<T> Queue<T> {
     }
 }
 
+/// Scratch buffers kept above this size are dropped after use (a rare huge
+/// message does not pin its memory in every thread that sent one).
+const SCRATCH_KEEP: usize = 1 << 20;
+
+std::thread_local! {
+    /// This thread's reusable encode/decode buffer: a `put` serializes into
+    /// it and a `get` assembles into it, so a steady stream of messages
+    /// allocates nothing but the values it returns.
+    static SCRATCH: core::cell::RefCell<Vec<u8>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's scratch buffer, emptied (a fresh one if the
+/// buffer is in use: a `Serialize` impl that itself uses a queue).
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SCRATCH.with(|c| match c.try_borrow_mut() {
+        Ok(mut b) => {
+            b.clear();
+            let r = f(&mut b);
+            if b.capacity() > SCRATCH_KEEP {
+                *b = Vec::new();
+            }
+            r
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 impl<T: Serialize> Queue<T> {
-    fn encode(&self, v: &T) -> Result<Vec<u8>, QueueError> {
-        wire::encode(v).map_err(QueueError::Encode)
+    /// Encode `v` into `buf` (empty) and hand the bytes to `put`.
+    fn put_with(
+        &self,
+        v: &T,
+        put: impl FnOnce(&RawQueue, &[u8]) -> Result<(), QueueError>,
+    ) -> Result<(), QueueError> {
+        // Small values are encoded on the stack; larger ones (or those whose
+        // encoding fails for want of room) in the thread's scratch buffer.
+        let mut small = [0u8; 64];
+        if let Ok(b) = postcard::to_slice(v, &mut small) {
+            return put(&self.raw, b);
+        }
+        with_scratch(|buf| {
+            wire::encode_into(v, buf).map_err(QueueError::Encode)?;
+            put(&self.raw, buf)
+        })
     }
 
     /// Put `v` (a copy), waiting for room as long as needed.
     pub fn put(&self, v: &T) -> Result<(), QueueError> {
-        self.raw.put_bytes(&self.encode(v)?, None)
+        self.put_with(v, |q, b| q.put_bytes(b, None))
     }
 
     /// Put `v`, waiting at most `timeout` for room ([`QueueError::Full`] then).
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
-        self.raw.put_bytes(&self.encode(v)?, Some(timeout))
+        self.put_with(v, |q, b| q.put_bytes(b, Some(timeout)))
     }
 
     /// Put `v` only if there is room now (Python's `put_nowait`).
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
-        self.raw.try_put_bytes(&self.encode(v)?)
+        self.put_with(v, |q, b| q.try_put_bytes(b))
     }
 }
 
 impl<T: DeserializeOwned> Queue<T> {
-    fn decode(buf: &[u8]) -> Result<T, QueueError> {
-        wire::decode(buf).map_err(QueueError::Decode)
+    /// Receive a message into the scratch buffer with `get`, then decode it.
+    fn get_with(
+        &self,
+        get: impl FnOnce(&RawQueue, &mut Vec<u8>) -> Result<(), QueueError>,
+    ) -> Result<T, QueueError> {
+        with_scratch(|buf| {
+            get(&self.raw, buf)?;
+            wire::decode(buf).map_err(QueueError::Decode)
+        })
     }
 
     /// Take the next item, waiting as long as needed.
     pub fn get(&self) -> Result<T, QueueError> {
-        let mut buf = Vec::new();
-        self.raw.get_bytes(&mut buf, None)?;
-        Self::decode(&buf)
+        self.get_with(|q, b| q.get_bytes(b, None))
     }
 
     /// Take the next item, waiting at most `timeout` ([`QueueError::Empty`] then).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
-        let mut buf = Vec::new();
-        self.raw.get_bytes(&mut buf, Some(timeout))?;
-        Self::decode(&buf)
+        self.get_with(|q, b| q.get_bytes(b, Some(timeout)))
     }
 
     /// Take the next item only if one is there now (Python's `get_nowait`):
     /// [`QueueError::Empty`] when no message has begun to arrive; a message
     /// that is still streaming in (larger than the ring) is taken and awaited.
     pub fn try_get(&self) -> Result<T, QueueError> {
-        let mut buf = Vec::new();
-        self.raw.try_get_bytes(&mut buf)?;
-        Self::decode(&buf)
+        self.get_with(|q, b| q.try_get_bytes(b))
     }
 }
 

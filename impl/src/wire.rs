@@ -82,6 +82,21 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
     postcard::to_stdvec(v).map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))
 }
 
+/// Encode `v` with postcard, appending to `buf` (which keeps its allocation:
+/// a caller that reuses one buffer allocates nothing per value).
+///
+/// ```
+/// let mut buf = vec![9];
+/// procshare::wire::encode_into(&(1u8, "a"), &mut buf).unwrap();
+/// assert_eq!(buf, [9, 1, 1, b'a']);
+/// ```
+pub fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
+    let b = postcard::to_extend(v, core::mem::take(buf))
+        .map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))?;
+    *buf = b;
+    Ok(())
+}
+
 /// Decode a whole payload as `T`; trailing bytes are an error.
 ///
 /// ```

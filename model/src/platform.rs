@@ -164,6 +164,67 @@ pub trait Platform: Sized + Send + Sync + 'static {
     type Thread: Thread<Word = Self::W32>;
     /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
     const MUTANT: Mutant = Mutant::NONE;
+
+    /// Copy `src` into a run of byte cells, viewed as one array of
+    /// `cells.len() * N` bytes, starting `skip` bytes in.
+    ///
+    /// The default goes cell by cell through [`CellLike::with_mut`], so a
+    /// model checker tracks every access to every cell; a platform whose cells
+    /// are plain memory overrides it with one `memcpy` (the ring moves its
+    /// payload through this).
+    ///
+    /// Panics if `skip + src.len() > cells.len() * N`.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the cells the bytes land in (the
+    /// same duty as for a write through `with_mut`).
+    unsafe fn write_cells<const N: usize>(cells: &[Self::Cell<[u8; N]>], skip: usize, src: &[u8]) {
+        assert!(
+            skip + src.len() <= cells.len() * N,
+            "write_cells out of range"
+        );
+        let (mut at, mut done) = (skip, 0);
+        while done < src.len() {
+            let n = (N - at % N).min(src.len() - done);
+            cells[at / N].with_mut(|c| {
+                // SAFETY: exclusive access is the caller's duty; `at % N + n <= N`.
+                let c = unsafe { &mut *c };
+                c[at % N..at % N + n].copy_from_slice(&src[done..done + n]);
+            });
+            at += n;
+            done += n;
+        }
+    }
+
+    /// Copy bytes out of a run of byte cells into `dst` (the reverse of
+    /// [`Platform::write_cells`]).
+    ///
+    /// Panics if `skip + dst.len() > cells.len() * N`.
+    ///
+    /// # Safety
+    /// Nobody writes the cells the bytes come from while this runs (the duty
+    /// of a read through `with`).
+    unsafe fn read_cells<const N: usize>(
+        cells: &[Self::Cell<[u8; N]>],
+        skip: usize,
+        dst: &mut [u8],
+    ) {
+        assert!(
+            skip + dst.len() <= cells.len() * N,
+            "read_cells out of range"
+        );
+        let (mut at, mut done) = (skip, 0);
+        while done < dst.len() {
+            let n = (N - at % N).min(dst.len() - done);
+            cells[at / N].with(|c| {
+                // SAFETY: no concurrent writer is the caller's duty; `at % N + n <= N`.
+                let c = unsafe { &*c };
+                dst[done..done + n].copy_from_slice(&c[at % N..at % N + n]);
+            });
+            at += n;
+            done += n;
+        }
+    }
 }
 
 /// Convenience: is mutant `m` active on platform `P`?

@@ -95,9 +95,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
-use crate::platform::{
-    mutant, CellLike, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK,
-};
+use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK};
 
 /// Bytes per chunk (the unit of ring space and of loom's access tracking).
 pub const CHUNK: usize = 16;
@@ -142,6 +140,15 @@ pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(606);
 pub const MUTANT_WAITERS_STORE: Mutant = Mutant(607);
 /// Seeded bug: a consumer that finds the producer gone delivers the part it assembled.
 pub const MUTANT_DELIVER_PARTIAL: Mutant = Mutant(608);
+/// Seeded bug: a producer whose `head_seen` hint shows no room waits without
+/// reading `head` itself (trusts a stale hint).
+pub const MUTANT_HINT_NOT_RELOADED: Mutant = Mutant(609);
+/// Seeded bug: a consumer whose `tail_seen` hint shows nothing to read waits
+/// without reading `tail` itself.
+pub const MUTANT_TAIL_HINT_NOT_RELOADED: Mutant = Mutant(610);
+/// Seeded bug: a `get` that meets a message over its size limit reports it
+/// without freeing the piece (the next `get` meets it again).
+pub const MUTANT_LIMIT_KEEPS_PIECE: Mutant = Mutant(611);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +163,9 @@ pub enum RingError {
     /// The shared state is inconsistent (something other than this protocol
     /// wrote to the ring): the ring skipped to the end of what was published.
     Corrupt(&'static str),
+    /// `get_limited`: the message passed the size limit (at least this many
+    /// bytes); it was consumed, the ring goes on.
+    TooLarge(usize),
 }
 
 /// How long an operation may wait.
@@ -178,36 +188,60 @@ pub struct Padded<T>(pub T);
 /// Layout (`#[repr(C)]`; every field but the two constants is an atomic or a
 /// lock, so the struct is valid for any bit pattern in the sense that no
 /// value can cause undefined behaviour; inconsistent values are reported as
-/// [`RingError::Corrupt`]):
+/// [`RingError::Corrupt`]). Fields are grouped into cache lines by who writes
+/// them, so that in the steady state a message moves without a line
+/// bouncing between the producer's and the consumer's cores:
 ///
-/// | field | written by | meaning / invariant |
-/// |---|---|---|
-/// | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | `not_full: W32` | consumers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `head` store |
-/// | `tail: W64` (own line) | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
-/// | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
-/// | `not_empty: W32` | producers, `close` | event counter; bumped after every `tail` store and after every release of `prod` |
-/// | `head: W64` (own line) | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
-/// | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
-/// | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
-/// | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
+/// | line | field | written by | meaning / invariant |
+/// |---|---|---|---|
+/// | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
+/// | 0 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
+/// | 1 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
+/// | 1 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
+/// | 2 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
+/// | 2 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
+/// | 3 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
+/// | 3 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
+/// | 4 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
+/// | 4 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
+/// | 4 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
 ///
 /// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40);
 /// `freed_msgs <= published_msgs` (mod 2^24); the chunks in
 /// `[freed_pos, published_pos)` hold whole published pieces and are only read
 /// (by the `cons` holder); the chunks outside are only written (by the `prod`
 /// holder).
+///
+/// The two hints are passed from one lock holder to the next through the
+/// lock (or, after a holder's death, through the takeover), so data that a
+/// hint vouches for is visible to whoever uses it. A stale hint is merely
+/// conservative (less room or fewer messages than there are); one left by a
+/// holder that died half-way, or overwritten, can be ahead of or far behind
+/// the real value, which shows as a distance larger than the ring: then the
+/// real word is read.
 #[repr(C)]
 pub struct RingHeader<P: Platform> {
-    prod: RawMutex<P>,
-    not_full: P::W32,
-    tail: Padded<P::W64>,
-    cons: Padded<RawMutex<P>>,
-    not_empty: P::W32,
-    head: Padded<P::W64>,
+    prod: Padded<Side<P>>,
+    tail: Padded<Counted<P>>,
+    cons: Padded<Side<P>>,
+    head: Padded<Counted<P>>,
     closed: Padded<P::W32>,
     capacity: u64,
     max_items: u32,
+}
+
+/// A lock and the hint its holders keep about the other side's position.
+#[repr(C)]
+struct Side<P: Platform> {
+    lock: RawMutex<P>,
+    seen: P::W64,
+}
+
+/// A position word and the event counter bumped after it changes.
+#[repr(C)]
+struct Counted<P: Platform> {
+    pos: P::W64,
+    event: P::W32,
 }
 
 impl<P: Platform> core::fmt::Debug for RingHeader<P> {
@@ -215,8 +249,14 @@ impl<P: Platform> core::fmt::Debug for RingHeader<P> {
         f.debug_struct("RingHeader")
             .field("capacity", &self.capacity)
             .field("max_items", &self.max_items)
-            .field("tail", &format_args!("{:#x}", self.tail.0.load(Relaxed)))
-            .field("head", &format_args!("{:#x}", self.head.0.load(Relaxed)))
+            .field(
+                "tail",
+                &format_args!("{:#x}", self.tail.0.pos.load(Relaxed)),
+            )
+            .field(
+                "head",
+                &format_args!("{:#x}", self.head.0.pos.load(Relaxed)),
+            )
             .field("closed", &self.closed.0.load(Relaxed))
             .finish()
     }
@@ -246,12 +286,22 @@ impl<P: Platform> RingHeader<P> {
     /// at most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).
     pub fn new(capacity: u64, max_items: u32) -> Self {
         RingHeader {
-            prod: RawMutex::new(),
-            not_full: P::W32::new(0),
-            tail: Padded(P::W64::new(0)),
-            cons: Padded(RawMutex::new()),
-            not_empty: P::W32::new(0),
-            head: Padded(P::W64::new(0)),
+            prod: Padded(Side {
+                lock: RawMutex::new(),
+                seen: P::W64::new(0),
+            }),
+            tail: Padded(Counted {
+                pos: P::W64::new(0),
+                event: P::W32::new(0),
+            }),
+            cons: Padded(Side {
+                lock: RawMutex::new(),
+                seen: P::W64::new(0),
+            }),
+            head: Padded(Counted {
+                pos: P::W64::new(0),
+                event: P::W32::new(0),
+            }),
             closed: Padded(P::W32::new(0)),
             capacity: capacity.clamp(1, MAX_CAPACITY),
             max_items: max_items.min(MAX_ITEMS),
@@ -306,22 +356,22 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Messages in the ring (complete ones: approximate while others work, as
     /// Python's `qsize`).
     pub fn len(&self) -> usize {
-        let h = self.h.head.0.load(Acquire);
-        let t = self.h.tail.0.load(Acquire);
+        let h = self.h.head.0.pos.load(Acquire);
+        let t = self.h.tail.0.pos.load(Acquire);
         (cnt(t).wrapping_sub(cnt(h)) & CNT_MASK) as usize
     }
 
     /// No complete message and no bytes in the ring (approximate).
     pub fn is_empty(&self) -> bool {
-        let h = self.h.head.0.load(Acquire);
-        let t = self.h.tail.0.load(Acquire);
+        let h = self.h.head.0.pos.load(Acquire);
+        let t = self.h.tail.0.pos.load(Acquire);
         h == t
     }
 
     /// Chunks in use (approximate).
     pub fn used_chunks(&self) -> u64 {
-        let h = self.h.head.0.load(Acquire);
-        let t = self.h.tail.0.load(Acquire);
+        let h = self.h.head.0.pos.load(Acquire);
+        let t = self.h.tail.0.pos.load(Acquire);
         pos(t).wrapping_sub(pos(h)) & POS_MASK
     }
 
@@ -342,8 +392,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.h.closed.0.store(1, Release);
         t.crash_point();
         if !mutant::<P>(MUTANT_CLOSE_NO_WAKE) {
-            self.notify(t, &self.h.not_empty);
-            self.notify(t, &self.h.not_full);
+            self.notify(t, &self.h.tail.0.event);
+            self.notify(t, &self.h.head.0.event);
         }
     }
 
@@ -382,74 +432,95 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     // ---- chunks ----------------------------------------------------------
 
-    #[inline]
-    fn slot(&self, p: u64) -> &P::Cell<Chunk> {
-        &self.slots[(p % self.cap) as usize]
+    /// Copy `src` into the ring's bytes at byte position `at` (taken modulo the
+    /// ring's size), wrapping around the array end: at most two bulk copies.
+    ///
+    /// # Safety
+    /// Those bytes lie in the free region, which only the `prod` holder
+    /// accesses: the caller holds `prod`, and the consumer freed them with a
+    /// `Release` store of `head` that the caller's `Acquire` load observed.
+    unsafe fn write_bytes(&self, at: usize, src: &[u8]) {
+        let total = self.slots.len() * CHUNK;
+        let b = at % total;
+        let (a, rest) = src.split_at(src.len().min(total - b));
+        // SAFETY: the caller's exclusive access (above); both ranges are in
+        // bounds because `b + a.len() <= total` and `rest.len() < total`.
+        unsafe {
+            P::write_cells(
+                &self.slots[b / CHUNK..(b + a.len()).div_ceil(CHUNK)],
+                b % CHUNK,
+                a,
+            );
+            if !rest.is_empty() {
+                P::write_cells(&self.slots[..rest.len().div_ceil(CHUNK)], 0, rest);
+            }
+        }
+    }
+
+    /// Copy the ring's bytes at byte position `at` (modulo its size) into `dst`.
+    ///
+    /// # Safety
+    /// Those bytes are published (below a `tail` the caller loaded with
+    /// `Acquire`) and not yet freed: only the `cons` holder (the caller) reads
+    /// them and nobody writes them.
+    unsafe fn read_bytes(&self, at: usize, dst: &mut [u8]) {
+        let total = self.slots.len() * CHUNK;
+        let b = at % total;
+        let n = dst.len().min(total - b);
+        let (a, rest) = dst.split_at_mut(n);
+        // SAFETY: the caller's guarantee (above); ranges in bounds as in `write_bytes`.
+        unsafe {
+            P::read_cells(
+                &self.slots[b / CHUNK..(b + n).div_ceil(CHUNK)],
+                b % CHUNK,
+                a,
+            );
+            if !rest.is_empty() {
+                P::read_cells(&self.slots[..rest.len().div_ceil(CHUNK)], 0, rest);
+            }
+        }
     }
 
     /// Write one piece at chunk position `at`. Caller holds `prod` and the
     /// chunks are free.
     fn write_piece(&self, at: u64, flags: u32, payload: &[u8]) -> u64 {
-        let k = chunks_for(payload.len());
-        let mut src = 0usize;
-        let mut idx = (at % self.cap) as usize; // one division per piece
-        for i in 0..k {
-            self.slots[idx].with_mut(|c| {
-                // SAFETY: the chunk lies in the free region, which only the `prod`
-                // holder (us) accesses; the consumer freed it with a Release store
-                // of `head` that our Acquire load observed.
-                let c = unsafe { &mut *c };
-                let mut off = 0;
-                if i == 0 {
-                    c[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-                    c[4..8].copy_from_slice(&flags.to_le_bytes());
-                    off = PIECE_HEADER;
-                }
-                let n = (CHUNK - off).min(payload.len() - src);
-                c[off..off + n].copy_from_slice(&payload[src..src + n]);
-                src += n;
-            });
-            idx += 1;
-            if idx == self.slots.len() {
-                idx = 0;
-            }
+        let mut hdr = [0u8; PIECE_HEADER];
+        hdr[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        hdr[4..].copy_from_slice(&flags.to_le_bytes());
+        let start = (at % self.cap) as usize * CHUNK; // one division per piece
+                                                      // SAFETY: the piece's chunks lie in the free region, which only the
+                                                      // `prod` holder (us) accesses; the consumer freed them with a Release
+                                                      // store of `head` that our Acquire load observed.
+        unsafe {
+            self.write_bytes(start, &hdr);
+            self.write_bytes(start + PIECE_HEADER, payload);
         }
-        k
+        chunks_for(payload.len())
     }
 
     /// Read the header of the piece at `at`.
     fn piece_header(&self, at: u64) -> (usize, u32) {
-        self.slot(at).with(|c| {
-            // SAFETY: the chunk is published (below `tail`, which we loaded with
-            // Acquire) and not freed: only the `cons` holder (us) reads it and
-            // nobody writes it.
-            let c = unsafe { &*c };
-            let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
-            let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            (len, flags)
-        })
+        let mut c = [0u8; PIECE_HEADER];
+        // SAFETY: the chunk is published (below `tail`, which we loaded with
+        // Acquire) and not freed: only the `cons` holder (us) reads it and
+        // nobody writes it.
+        unsafe { self.read_bytes((at % self.cap) as usize * CHUNK, &mut c) };
+        let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+        let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        (len, flags)
     }
 
     /// Append the payload of the piece at `at` (header already parsed) to `out`.
     fn read_payload(&self, at: u64, len: usize, out: &mut Vec<u8>) {
-        let k = chunks_for(len);
-        let mut left = len;
-        out.reserve(len);
-        let mut idx = (at % self.cap) as usize;
-        for i in 0..k {
-            self.slots[idx].with(|c| {
-                // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
-                let c = unsafe { &*c };
-                let off = if i == 0 { PIECE_HEADER } else { 0 };
-                let n = (CHUNK - off).min(left);
-                out.extend_from_slice(&c[off..off + n]);
-                left -= n;
-            });
-            idx += 1;
-            if idx == self.slots.len() {
-                idx = 0;
-            }
-        }
+        let old = out.len();
+        out.resize(old + len, 0);
+        // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
+        unsafe {
+            self.read_bytes(
+                (at % self.cap) as usize * CHUNK + PIECE_HEADER,
+                &mut out[old..],
+            )
+        };
     }
 
     // ---- put -------------------------------------------------------------
@@ -472,8 +543,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         };
         let dl = t.deadline(timeout);
         let got = match wait {
-            Wait::No => self.h.prod.try_lock(t),
-            Wait::For(d) => self.h.prod.lock(t, d),
+            Wait::No => self.h.prod.0.lock.try_lock(t),
+            Wait::For(d) => self.h.prod.0.lock.lock(t, d),
         };
         match got {
             Err(_) => {
@@ -486,24 +557,64 @@ impl<'a, P: Platform> Ring<'a, P> {
             // The previous holder died, perhaps between publishing a piece and
             // notifying: notify for it (we learnt of the death, so its stores
             // are visible to us and, through this RMW, to the consumer).
-            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.not_empty),
+            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.tail.0.event),
             Ok(Acquired::Clean) => {}
         }
         // `prod` is ours. Whatever a dead previous holder left is consistent:
         // its unpublished chunks are beyond `tail` and get overwritten, and a
         // partial message it published is discarded by the consumer when it
         // reads our FIRST piece.
-        let r = self.put_locked(t, msg, wait, single, &dl);
+        let mut hint = self.h.prod.0.seen.load(Relaxed); // see `RingHeader`
+        let r = self.put_locked(t, msg, wait, single, &dl, &mut hint);
+        self.h.prod.0.seen.store(hint, Relaxed);
         self.release_prod(t);
         r
     }
 
+    /// Room for the next piece of a message (`remaining` bytes left of it)
+    /// if `head` were `hw`: the piece's payload bytes and chunks, or `None`
+    /// (no room, or a distance larger than the ring: a stale hint).
+    #[inline]
+    fn room(
+        &self,
+        tw: u64,
+        hw: u64,
+        first: bool,
+        remaining: usize,
+        single: bool,
+    ) -> Option<(usize, u64)> {
+        let cap = self.cap;
+        let used = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
+        if used >= cap {
+            return None;
+        }
+        let free = cap - used;
+        let items = cnt(tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+        let items_ok = !first || self.h.max_items == 0 || items < self.h.max_items as u64;
+        if !items_ok {
+            return None;
+        }
+        // Payload bytes that fit in the free chunks as one piece.
+        let fit = (free as usize * CHUNK)
+            .saturating_sub(PIECE_HEADER)
+            .min(MAX_PIECE);
+        if remaining <= fit {
+            return Some((remaining, chunks_for(remaining)));
+        }
+        // Stream a message larger than the ring in pieces of at least half
+        // the ring (fewer, larger copies).
+        if !single && free >= (cap / 2).max(1) {
+            return Some((fit, chunks_for(fit)));
+        }
+        None
+    }
+
     fn release_prod(&self, t: &P::Thread) {
-        let _ = self.h.prod.unlock(t);
+        let _ = self.h.prod.0.lock.unlock(t);
         // Wake a consumer that may be assembling a message we (or a previous
         // holder) abandoned: it re-checks `prod` and `tail`.
         if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
-            self.notify(t, &self.h.not_empty);
+            self.notify(t, &self.h.tail.0.event);
         }
     }
 
@@ -514,41 +625,36 @@ impl<'a, P: Platform> Ring<'a, P> {
         wait: Wait,
         single: bool,
         dl: &<P::Thread as Thread>::Deadline,
+        hw: &mut u64,
     ) -> Result<(), RingError> {
         let cap = self.cap;
         let mut off = 0usize;
         let mut first = true;
-        let mut tw = self.h.tail.0.load(Relaxed); // only the prod holder writes it
+        let mut tw = self.h.tail.0.pos.load(Relaxed); // only the prod holder writes it
         loop {
             // Wait for room for the next piece.
             let mut spins = 0;
             let (bytes, k) = loop {
-                let ev = self.h.not_full.load(Acquire);
+                if let Some(r) = self.room(tw, *hw, first, msg.len() - off, single) {
+                    if !self.is_closed() {
+                        break r;
+                    }
+                }
+                // No room by the hint: look at `head` itself, after loading
+                // the event counter, so that chunks freed (or a `close`)
+                // after this load end the sleep below.
+                let ev = self.h.head.0.event.load(Acquire);
                 if self.is_closed() {
                     return Err(RingError::Closed);
                 }
-                let hw = self.h.head.0.load(Acquire);
-                let used = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
-                if used > cap {
+                if !mutant::<P>(MUTANT_HINT_NOT_RELOADED) {
+                    *hw = self.h.head.0.pos.load(Acquire);
+                }
+                if pos(tw).wrapping_sub(pos(*hw)) & POS_MASK > cap {
                     return Err(RingError::Corrupt("ring positions out of range"));
                 }
-                let free = cap - used;
-                let items = cnt(tw).wrapping_sub(cnt(hw)) & CNT_MASK;
-                let items_ok = !first || self.h.max_items == 0 || items < self.h.max_items as u64;
-                let remaining = msg.len() - off;
-                // Payload bytes that fit in the free chunks as one piece.
-                let fit = (free as usize * CHUNK)
-                    .saturating_sub(PIECE_HEADER)
-                    .min(MAX_PIECE);
-                if items_ok && free > 0 {
-                    if remaining <= fit {
-                        break (remaining, chunks_for(remaining));
-                    }
-                    // Stream a message larger than the ring in pieces of at
-                    // least half the ring (fewer, larger copies).
-                    if !single && free >= (cap / 2).max(1) {
-                        break (fit, chunks_for(fit));
-                    }
+                if let Some(r) = self.room(tw, *hw, first, msg.len() - off, single) {
+                    break r;
                 }
                 if wait == Wait::No {
                     return Err(RingError::Full);
@@ -557,7 +663,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                     spins += 1;
                     continue;
                 }
-                if self.sleep(t, &self.h.not_full, ev, dl) == Woke::TimedOut && t.expired(dl) {
+                if self.sleep(t, &self.h.head.0.event, ev, dl) == Woke::TimedOut && t.expired(dl) {
                     // A streamed message that times out half-way is abandoned.
                     return Err(RingError::Full);
                 }
@@ -576,7 +682,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             } else {
                 Release
             };
-            self.h.tail.0.store(tw, order);
+            self.h.tail.0.pos.store(tw, order);
             t.crash_point();
             off += bytes;
             first = false;
@@ -584,7 +690,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 return Ok(()); // `release_prod` notifies
             }
             if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
-                self.notify(t, &self.h.not_empty);
+                self.notify(t, &self.h.tail.0.event);
             }
         }
     }
@@ -594,6 +700,21 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Get one message into `out` (cleared first). See the module docs for
     /// deadlines and the delivery rule.
     pub fn get(&self, t: &P::Thread, out: &mut Vec<u8>, wait: Wait) -> Result<(), RingError> {
+        self.get_limited(t, out, wait, usize::MAX)
+    }
+
+    /// [`Ring::get`] of a message of at most `limit` bytes. A longer one fails
+    /// with [`RingError::TooLarge`] as soon as its assembled size passes the
+    /// limit: the pieces read so far are freed and its rest is skipped by the
+    /// next `get` (as for a consumer that died half-way), so a producer that
+    /// streams without end cannot make a consumer buffer without end.
+    pub fn get_limited(
+        &self,
+        t: &P::Thread,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        limit: usize,
+    ) -> Result<(), RingError> {
         out.clear();
         let timeout = match wait {
             Wait::No => Some(Duration::ZERO),
@@ -601,8 +722,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         };
         let dl = t.deadline(timeout);
         let got = match wait {
-            Wait::No => self.h.cons.0.try_lock(t),
-            Wait::For(d) => self.h.cons.0.lock(t, d),
+            Wait::No => self.h.cons.0.lock.try_lock(t),
+            Wait::For(d) => self.h.cons.0.lock.lock(t, d),
         };
         match got {
             Err(_) => {
@@ -614,13 +735,15 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
             // The previous holder died, perhaps between freeing chunks and
             // notifying: notify for it.
-            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.not_full),
+            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.head.0.event),
             Ok(Acquired::Clean) => {}
         }
         // `cons` is ours. A dead previous holder may have read (and freed) the
         // first pieces of a message: we skip the rest of it (no FIRST).
-        let r = self.get_locked(t, out, wait, &dl);
-        let _ = self.h.cons.0.unlock(t);
+        let mut hint = self.h.cons.0.seen.load(Relaxed); // see `RingHeader`
+        let r = self.get_locked(t, out, wait, &dl, limit, &mut hint);
+        self.h.cons.0.seen.store(hint, Relaxed);
+        let _ = self.h.cons.0.lock.unlock(t);
         if r.is_err() {
             out.clear();
         }
@@ -633,107 +756,128 @@ impl<'a, P: Platform> Ring<'a, P> {
         out: &mut Vec<u8>,
         wait: Wait,
         dl: &<P::Thread as Thread>::Deadline,
+        limit: usize,
+        tw: &mut u64,
     ) -> Result<(), RingError> {
         let cap = self.cap;
         let forever = t.deadline(None);
         let mut assembling = false;
-        let mut hw = self.h.head.0.load(Relaxed); // only the cons holder writes it
+        let mut hw = self.h.head.0.pos.load(Relaxed); // only the cons holder writes it
         let mut spins = 0;
         let mut polled = false; // the last sleep ended with the liveness poll
+        let dist = |tw: u64, hw: u64| pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
         loop {
-            let ev = self.h.not_empty.load(Acquire);
-            let tw = self.h.tail.0.load(Acquire);
-            let avail = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
-            if avail > cap {
-                return Err(self.resync(t, tw, "ring positions out of range"));
-            }
-            if avail > 0 {
-                spins = 0;
-                let at = pos(hw);
-                let (len, flags) = self.piece_header(at);
-                let k = chunks_for(len);
-                if len > cap as usize * CHUNK || k > avail || flags & !(FIRST | LAST) != 0 {
-                    return Err(self.resync(t, tw, "bad piece header"));
+            let mut avail = dist(*tw, hw);
+            if avail == 0 || avail > cap {
+                // Nothing by the hint: look at `tail` itself, after loading
+                // the event counter, so that a piece published (or a
+                // `close`) after this load ends the sleep below.
+                let ev = self.h.tail.0.event.load(Acquire);
+                if !mutant::<P>(MUTANT_TAIL_HINT_NOT_RELOADED) || avail > cap {
+                    *tw = self.h.tail.0.pos.load(Acquire);
                 }
-                let is_first = flags & FIRST != 0;
-                let is_last = flags & LAST != 0;
-                if wait == Wait::No && is_first && !assembling {
-                    // Only take a message that is complete in the ring.
-                    let items = cnt(tw).wrapping_sub(cnt(hw)) & CNT_MASK;
-                    if items == 0 {
+                avail = dist(*tw, hw);
+                if avail > cap {
+                    return Err(self.resync(t, *tw, "ring positions out of range"));
+                }
+                if avail == 0 {
+                    // Nothing to read.
+                    if assembling {
+                        // Is the message's producer still there?
+                        let pw = self.h.prod.0.lock.word().load(Acquire);
+                        let owner = pw & OWNER_MASK;
+                        let gone = if owner == 0 {
+                            // Released: finished (then its pieces are visible now) or abandoned.
+                            self.h.tail.0.pos.load(Acquire) == *tw
+                        } else {
+                            // Held: by a dead process (asked only after a liveness poll,
+                            // which is when a death can have happened), or by a live
+                            // producer that will go on or start a new message (FIRST).
+                            polled && !t.is_alive(owner)
+                        };
+                        polled = false;
+                        if gone {
+                            if mutant::<P>(MUTANT_DELIVER_PARTIAL) {
+                                return Ok(());
+                            }
+                            out.clear();
+                            assembling = false;
+                            continue;
+                        }
+                    } else if self.is_closed() {
+                        // `close` comes after the last put: look at `tail` again, now
+                        // that the Acquire load of `closed` has made it visible.
+                        if self.h.tail.0.pos.load(Acquire) == *tw {
+                            return Err(RingError::Closed);
+                        }
+                        continue;
+                    }
+                    if wait == Wait::No && !assembling {
                         return Err(RingError::Empty);
                     }
-                }
-                if is_first {
-                    if assembling && !mutant::<P>(MUTANT_KEEP_ABANDONED) {
-                        out.clear(); // the previous message was abandoned
+                    if t.spin(spins) && spins < SPINS {
+                        spins += 1;
+                        continue;
                     }
-                    assembling = true;
-                } else if !assembling && mutant::<P>(MUTANT_NO_SKIP) {
-                    assembling = true;
-                }
-                if assembling {
-                    self.read_payload(at, len, out);
-                }
-                t.crash_point();
-                hw = pack(cnt(hw) + is_last as u64, at + k);
-                let order = if mutant::<P>(MUTANT_RELAXED_HEAD) {
-                    Relaxed
-                } else {
-                    Release
-                };
-                self.h.head.0.store(hw, order);
-                t.crash_point();
-                self.notify(t, &self.h.not_full);
-                if is_last && assembling {
-                    return Ok(());
-                }
-                continue;
-            }
-            // Nothing to read.
-            if assembling {
-                // Is the message's producer still there?
-                let pw = self.h.prod.word().load(Acquire);
-                let owner = pw & OWNER_MASK;
-                let gone = if owner == 0 {
-                    // Released: finished (then its pieces are visible now) or abandoned.
-                    self.h.tail.0.load(Acquire) == tw
-                } else {
-                    // Held: by a dead process (asked only after a liveness poll,
-                    // which is when a death can have happened), or by a live
-                    // producer that will go on or start a new message (FIRST).
-                    polled && !t.is_alive(owner)
-                };
-                polled = false;
-                if gone {
-                    if mutant::<P>(MUTANT_DELIVER_PARTIAL) {
-                        return Ok(());
+                    let d = if assembling { &forever } else { dl };
+                    if self.sleep(t, &self.h.tail.0.event, ev, d) == Woke::TimedOut {
+                        polled = true;
+                        if !assembling && t.expired(dl) {
+                            return Err(RingError::Empty);
+                        }
                     }
-                    out.clear();
-                    assembling = false;
                     continue;
                 }
-            } else if self.is_closed() {
-                // `close` comes after the last put: look at `tail` again, now
-                // that the Acquire load of `closed` has made it visible.
-                if self.h.tail.0.load(Acquire) == tw {
-                    return Err(RingError::Closed);
-                }
-                continue;
             }
-            if wait == Wait::No && !assembling {
-                return Err(RingError::Empty);
+            spins = 0;
+            let at = pos(hw);
+            let (len, flags) = self.piece_header(at);
+            let k = chunks_for(len);
+            if len > cap as usize * CHUNK || k > avail || flags & !(FIRST | LAST) != 0 {
+                let tw = self.h.tail.0.pos.load(Acquire);
+                return Err(self.resync(t, tw, "bad piece header"));
             }
-            if t.spin(spins) && spins < SPINS {
-                spins += 1;
-                continue;
-            }
-            let d = if assembling { &forever } else { dl };
-            if self.sleep(t, &self.h.not_empty, ev, d) == Woke::TimedOut {
-                polled = true;
-                if !assembling && t.expired(dl) {
+            let is_first = flags & FIRST != 0;
+            let is_last = flags & LAST != 0;
+            if wait == Wait::No && is_first && !assembling {
+                // Only take a message that is complete in the ring (the
+                // hint may be behind: count with `tail` itself).
+                *tw = self.h.tail.0.pos.load(Acquire);
+                if cnt(*tw).wrapping_sub(cnt(hw)) & CNT_MASK == 0 {
                     return Err(RingError::Empty);
                 }
+            }
+            if is_first {
+                if assembling && !mutant::<P>(MUTANT_KEEP_ABANDONED) {
+                    out.clear(); // the previous message was abandoned
+                }
+                assembling = true;
+            } else if !assembling && mutant::<P>(MUTANT_NO_SKIP) {
+                assembling = true;
+            }
+            let too_large = assembling && len > limit.saturating_sub(out.len());
+            if too_large && mutant::<P>(MUTANT_LIMIT_KEEPS_PIECE) {
+                return Err(RingError::TooLarge(out.len().saturating_add(len)));
+            }
+            if assembling && !too_large {
+                self.read_payload(at, len, out);
+            }
+            t.crash_point();
+            hw = pack(cnt(hw) + is_last as u64, at + k);
+            let order = if mutant::<P>(MUTANT_RELAXED_HEAD) {
+                Relaxed
+            } else {
+                Release
+            };
+            self.h.head.0.pos.store(hw, order);
+            t.crash_point();
+            self.notify(t, &self.h.head.0.event);
+            if too_large {
+                // Its rest (if any) has no FIRST: the next `get` skips it.
+                return Err(RingError::TooLarge(out.len().saturating_add(len)));
+            }
+            if is_last && assembling {
+                return Ok(());
             }
         }
     }
@@ -741,8 +885,8 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// The published region is inconsistent (foreign writes): free all of it
     /// so that the ring can go on, and report it.
     fn resync(&self, t: &P::Thread, tw: u64, what: &'static str) -> RingError {
-        self.h.head.0.store(tw, Release);
-        self.notify(t, &self.h.not_full);
+        self.h.head.0.pos.store(tw, Release);
+        self.notify(t, &self.h.head.0.event);
         RingError::Corrupt(what)
     }
 }

@@ -259,23 +259,55 @@ fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
     });
     p.start().unwrap();
     started.wait();
-    // A bounded number of polls (a hang guard, not a timing assertion): with
-    // the message never taken, the producer stays blocked in `put` forever.
-    let mut polls = 0u64;
-    let got = loop {
-        match q.try_get() {
-            Ok(v) => break v,
-            Err(QueueError::Empty) => {
-                polls += 1;
-                assert!(
-                    polls < 200_000,
-                    "try_get never received the streamed message"
-                );
-                std::thread::yield_now();
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    // Wait until the first piece is in the ring: the producer then stays
+    // blocked in `put` (the rest does not fit) until someone takes it.
+    while q.raw().is_empty() {
+        assert!(p.is_alive(), "the producer died before putting");
+        std::thread::yield_now();
+    }
+    // So the message has begun to arrive and is not complete in the ring: one
+    // `try_get` must take it (and wait for its rest), not report `Empty`.
+    let got = q.try_get();
+    if got.is_err() {
+        let _ = p.kill(); // do not leave it blocked in `put` behind a failed test
+    }
+    let got = got.expect("try_get of a message that has begun to arrive");
     assert_eq!(got, vec![5u8; 1000]);
     assert_eq!(p.join().unwrap(), 0);
+}
+
+/// A consumer's message limit protects it from a producer process that sends
+/// more than it will buffer: that message is `TooLarge` for the `get` that
+/// meets it (single-piece or streamed through a small ring), and the next
+/// message arrives whole.
+#[test]
+fn consumer_limit_drops_an_oversized_message_and_goes_on() {
+    procshare::process::set_fork_warning(false);
+    for capacity in [64 * 1024, 256] {
+        let producer: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
+            .capacity_bytes(capacity)
+            .build::<Vec<u8>>()
+            .unwrap();
+        let mut consumer = producer.clone();
+        consumer.set_message_limit(100);
+        let mut p = Process::new(move || {
+            producer.put(&vec![9u8; 5000]).unwrap();
+            producer.put(&vec![1u8; 50]).unwrap();
+        });
+        p.start().unwrap();
+        match consumer.get() {
+            Err(QueueError::TooLarge { len, limit: 100 }) => assert!(len > 100, "len {len}"),
+            other => {
+                let _ = p.kill();
+                let other = other.map(|v| format!("a message of {} bytes", v.len()));
+                panic!("capacity {capacity}: expected TooLarge, got {other:?}");
+            }
+        }
+        let next = consumer.get();
+        if next.is_err() {
+            let _ = p.kill();
+        }
+        assert_eq!(next.unwrap(), vec![1u8; 50], "capacity {capacity}");
+        assert_eq!(p.join().unwrap(), 0);
+    }
 }

@@ -4,6 +4,7 @@
 //! [`Scheduler`](shuttle::scheduler::Scheduler) fed by the input bytes).
 
 use super::*;
+use crate::platform::CellLike;
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
 

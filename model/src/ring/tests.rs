@@ -254,6 +254,76 @@ mod loom_checks {
         }));
     }
 
+    /// Messages that fill the ring again and again: a producer that trusts
+    /// its stale `head_seen` hint never sees the room the consumer made.
+    #[test]
+    fn loom_catches_609_head_hint_not_reloaded() {
+        assert!(fails_with("deadlock", || {
+            check::<{ MUTANT_HINT_NOT_RELOADED.0 }>(spsc(vec![FULL_RING, FULL_RING]), Some(2));
+        }));
+    }
+
+    /// A consumer that trusts its stale `tail_seen` hint never sees the
+    /// message that is already there (a livelock: it keeps looking).
+    #[test]
+    fn loom_catches_610_tail_hint_not_reloaded() {
+        // It spins on `closed` forever once the producer has closed the ring.
+        assert!(fails_with("maximum number of branches", || {
+            check::<{ MUTANT_TAIL_HINT_NOT_RELOADED.0 }>(spsc(vec![SMALL]), Some(2));
+        }));
+    }
+
+    /// `get_limited`: a message over the limit (here one streamed in two
+    /// pieces) is `TooLarge` for the `get` that meets it, its rest is
+    /// skipped, and the next message comes through whole. Preemption bound 2.
+    #[test]
+    fn loom_size_limit_skips_and_goes_on() {
+        size_limit::<0>();
+    }
+
+    pub fn size_limit<const M: u32>() {
+        use crate::loom_platform::{world, ModelThread};
+        crate::testkit::loom(Some(2)).check(|| {
+            let world = world();
+            let q = Arc::new(Q::<Loom<M>>::new(2, 0));
+            let h = {
+                let (q, world) = (q.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 2);
+                    for m in [&[3u8; STREAMED][..], &[4; 4]] {
+                        q.ring().put(&t, m, Wait::For(None)).unwrap();
+                    }
+                })
+            };
+            let t = ModelThread::new(&world, 1);
+            let mut b = Vec::new();
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                match q.ring().get_limited(&t, &mut b, Wait::For(None), 8) {
+                    Ok(()) => got.push(b.clone()),
+                    Err(RingError::TooLarge(n)) => {
+                        crate::check!(n > 8, "TooLarge({n}) under the limit");
+                        got.push(Vec::new());
+                    }
+                    Err(e) => crate::check!(false, "get: {e:?}"),
+                }
+            }
+            crate::check!(
+                got == [vec![], vec![4; 4]],
+                "limited gets delivered {got:?}"
+            );
+            h.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_catches_611_limit_keeps_piece() {
+        assert!(fails_with(
+            "limited gets delivered",
+            size_limit::<{ MUTANT_LIMIT_KEEPS_PIECE.0 }>
+        ));
+    }
+
     #[test]
     fn loom_catches_608_deliver_partial() {
         assert!(fails_with("torn", || {

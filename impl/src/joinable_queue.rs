@@ -1,4 +1,4 @@
-//! `JoinableQueue<T>`: a [`Queue`](crate::Queue) that counts unfinished
+//! `JoinableQueue<T>`: a [`Queue`] that counts unfinished
 //! tasks (Python's `multiprocessing.JoinableQueue`): every `put` adds one,
 //! every `task_done` removes one, and `join` waits until none is left.
 //!

@@ -1,5 +1,5 @@
 //! `SimpleQueue<T>`: Python's `multiprocessing.SimpleQueue` (put, get,
-//! is_empty, close), the same shared-memory ring as [`Queue`](crate::Queue)
+//! is_empty, close), the same shared-memory ring as [`Queue`]
 //! without an item bound.
 //!
 //! ```

@@ -22,7 +22,7 @@
 //! [`Manager::serve`] does the same on a TCP address, for clients on other
 //! machines, which join with [`Manager::connect`] (CPython's
 //! `BaseManager(address, authkey)`). Every connection proves the auth key both
-//! ways ([`crate::auth`]); a wrong key is an [`AuthError`] for the client and a
+//! ways ([`crate::auth`]); a wrong key is an [`AuthError`](crate::auth::AuthError) for the client and a
 //! logged refusal (on the server's stderr) in the server. Requests and answers
 //! are [`crate::wire`] frames (postcard; no decoding can run code, unlike
 //! pickle), at most [`crate::wire::DEFAULT_LIMIT`] bytes each.

@@ -316,3 +316,79 @@ fn callbacks_run_with_results_and_errors() {
     );
     assert_eq!(r.successful(), Ok(false));
 }
+
+/// An iterator whose exact `size_hint` is a lie (`promised` items, yields `real`).
+struct Liar {
+    promised: usize,
+    real: std::ops::Range<i64>,
+}
+
+impl Iterator for Liar {
+    type Item = i64;
+    fn next(&mut self) -> Option<i64> {
+        self.real.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.promised, Some(self.promised))
+    }
+}
+
+#[test]
+fn items_without_exact_length_and_iterators_that_lie_about_it() {
+    quiet();
+    let pool = Pool::new(2).unwrap();
+    // No exact size_hint: collected first, the same results.
+    let want: Vec<i64> = (0..300).filter(|x| x % 3 == 0).map(|x| x * x).collect();
+    assert_eq!(
+        pool.map(square, (0..300).filter(|x| x % 3 == 0)).unwrap(),
+        want
+    );
+    // Fewer or more items than promised: an error, never a hang or a short result.
+    for (promised, real) in [(10, 0..7), (10, 0..13), (1, 0..0)] {
+        let e = pool
+            .map_async(square, Liar { promised, real }, Some(3))
+            .unwrap_err();
+        assert_eq!(e, PoolError::BrokenSizeHint { promised });
+    }
+    // and the pool goes on
+    assert_eq!(pool.map(square, 0..4).unwrap(), [0, 1, 4, 9]);
+}
+
+/// Serializes like `u8`, except the value 3, which refuses.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct NoSerThree(u8);
+impl Serialize for NoSerThree {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three refuses"));
+        }
+        s.serialize_u8(self.0)
+    }
+}
+
+fn make_noser_three(x: u8) -> NoSerThree {
+    NoSerThree(x)
+}
+
+#[test]
+fn an_unserializable_result_inside_a_chunk_fails_that_task_alone() {
+    quiet();
+    let pool = Pool::new(1).unwrap();
+    let got = pool
+        .map_async(make_noser_three, 0..7u8, Some(7))
+        .unwrap()
+        .get_all()
+        .unwrap();
+    for (i, r) in got.into_iter().enumerate() {
+        if i == 3 {
+            assert!(
+                matches!(r, Err(PoolError::Serialize(ref m)) if m.contains("result")),
+                "{r:?}"
+            );
+        } else {
+            assert_eq!(r, Ok(NoSerThree(i as u8)));
+        }
+    }
+    let e = pool.map(make_noser_three, 0..7u8).unwrap_err();
+    assert!(matches!(e, PoolError::Serialize(_)), "{e}");
+}

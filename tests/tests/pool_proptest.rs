@@ -14,6 +14,11 @@ fn f(x: i32) -> i64 {
     x as i64 * 3 - 1
 }
 
+/// Never panics.
+fn g(x: i32) -> i64 {
+    x as i64 * 2 + 1
+}
+
 fn sequential(x: i32) -> Result<i64, PoolError> {
     if x % 7 == 0 {
         Err(PoolError::TaskPanicked(format!("seven divides {x}")))
@@ -42,6 +47,11 @@ proptest! {
         let want: Vec<Result<i64, PoolError>> = items.iter().copied().map(sequential).collect();
         let got = pool.map_async(f, items.clone(), chunksize).unwrap().get_all().unwrap();
         prop_assert_eq!(&got, &want);
+        // `get`: every value in order, or the first task's error.
+        let first: Result<Vec<i64>, PoolError> = want.iter().cloned().collect();
+        prop_assert_eq!(pool.map_async(f, items.clone(), chunksize).unwrap().get(), first);
+        let doubled: Vec<i64> = items.iter().map(|&x| g(x)).collect();
+        prop_assert_eq!(pool.map_async(g, items.clone(), chunksize).unwrap().get(), Ok(doubled));
         if unordered {
             let mut got: Vec<String> = pool
                 .imap_unordered(f, items.clone(), chunksize.unwrap_or(1))

@@ -7,6 +7,12 @@
 //! decoded straight from the worker's answer, so a million-item `map` costs
 //! its values and nothing per item for the rare error. Unit `k` of a job
 //! holds tasks `k * chunksize ..` (the submitter cuts the items that way).
+//!
+//! A job read as a whole (`map`, `apply`; not `imap`) is *sequential*: the
+//! units that arrive in order are decoded straight into one vector of all the
+//! values (`seq`), and a unit that arrives early waits as its own vector until
+//! those before it are in. `get` then hands out `seq` itself: no copy, no
+//! second allocation.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -72,7 +78,12 @@ pub(crate) struct State<R> {
     n: usize,
     /// Tasks per unit (the last unit may have fewer).
     chunk: usize,
-    /// `units[k]`: unit `k`'s results, once they arrived.
+    /// Decode units in order into `seq` (see the module documentation).
+    sequential: bool,
+    /// The values of units `0..seq_units`, in order (sequential jobs only).
+    seq: Vec<R>,
+    seq_units: usize,
+    /// `units[k]` (`k >= seq_units`): unit `k`'s results, once they arrived.
     units: Vec<Option<Arrived<R>>>,
     /// The failed task with the lowest index, and its error.
     first_err: Option<(usize, PoolError)>,
@@ -93,7 +104,8 @@ impl<R> State<R> {
     }
 
     pub(crate) fn is_filled(&self, i: usize) -> bool {
-        i < self.n && matches!(self.units.get(i / self.chunk), Some(Some(_)))
+        let k = i / self.chunk;
+        i < self.n && (k < self.seq_units || matches!(self.units.get(k), Some(Some(_))))
     }
 
     pub(crate) fn has_arrivals(&self) -> bool {
@@ -137,7 +149,12 @@ impl<R> State<R> {
             return Err(PoolError::AlreadyTaken);
         }
         self.taken = true;
-        Ok((0..self.n).map(|i| self.take_one(i)).collect())
+        let seq = std::mem::take(&mut self.seq);
+        let m = seq.len();
+        let mut all = Vec::with_capacity(self.n);
+        all.extend(seq.into_iter().map(Ok));
+        all.extend((m..self.n).map(|i| self.take_one(i)));
+        Ok(all)
     }
 
     /// Move every value out, in order, if every task succeeded (and none was taken).
@@ -145,23 +162,13 @@ impl<R> State<R> {
         if let Some((_, e)) = &self.first_err {
             return Err(e.clone());
         }
-        let units = std::mem::take(&mut self.units);
-        if units.len() == 1 {
-            // One unit (an `apply`, or values gathered before): its vector as it is.
-            if let Some(Some(Arrived {
-                results: Results::Values(it),
-                ..
-            })) = units.into_iter().next()
-            {
-                if it.len() == self.n {
-                    return Ok(it.collect());
-                }
-            }
-            return Err(PoolError::AlreadyTaken);
+        // A sequential job whose units are all in `seq`: that very vector.
+        let mut out = std::mem::take(&mut self.seq);
+        if self.units.len() > self.seq_units {
+            out.reserve_exact(self.n.saturating_sub(out.len()));
         }
-        let mut out = Vec::with_capacity(self.n);
-        for u in units {
-            match u {
+        for u in self.units.iter_mut().skip(self.seq_units) {
+            match u.take() {
                 Some(Arrived {
                     results: Results::Values(it),
                     ..
@@ -169,19 +176,36 @@ impl<R> State<R> {
                 _ => return Err(PoolError::AlreadyTaken),
             }
         }
+        self.seq_units = self.units.len();
         if out.len() != self.n {
             return Err(PoolError::AlreadyTaken);
         }
         Ok(out)
     }
 
-    /// Put gathered values back (as one unit).
+    /// Put gathered values back (as the job's sequence).
     fn put_back(&mut self, vals: Vec<R>) {
-        self.chunk = self.n.max(1);
-        self.units = vec![Some(Arrived {
-            next: 0,
-            results: Results::Values(vals.into_iter()),
-        })];
+        self.seq = vals;
+        self.seq_units = self.units.len();
+    }
+
+    /// Move the units that arrived early into `seq` once those before them are in.
+    fn absorb(&mut self) {
+        while self.sequential && self.seq_units < self.units.len() {
+            match &mut self.units[self.seq_units] {
+                Some(Arrived {
+                    results: Results::Values(it),
+                    ..
+                }) => {
+                    self.seq.extend(it);
+                    self.units[self.seq_units] = None;
+                    self.seq_units += 1;
+                }
+                // Not arrived yet; or a unit with failures, which stays as it
+                // is (`get` returns the error, `get_all` reads each task).
+                _ => break,
+            }
+        }
     }
 
     /// Take every value, or the first error (once).
@@ -212,6 +236,7 @@ impl<R> State<R> {
             if n > 0 {
                 self.arrived.push_back((start, n));
             }
+            self.absorb();
             if let Some((i, e)) = first_err {
                 let earlier = match &self.first_err {
                     Some((j, _)) => i < *j,
@@ -224,11 +249,22 @@ impl<R> State<R> {
         }
     }
 
+    /// The next unit in order arrived (already decoded into `seq`).
+    fn arrive_in_order(&mut self, start: usize, n: usize) {
+        self.seq_units += 1;
+        self.remaining -= n;
+        if n > 0 {
+            self.arrived.push_back((start, n));
+        }
+        self.absorb();
+    }
+
     /// Is `(start, n)` a unit of this job that has not arrived?
     fn expects(&self, start: usize, n: usize) -> bool {
         let k = start / self.chunk;
         start % self.chunk == 0
             && n == self.chunk.min(self.n.saturating_sub(start))
+            && k >= self.seq_units
             && matches!(self.units.get(k), Some(None))
     }
 }
@@ -240,9 +276,12 @@ pub(crate) struct Job<R> {
 }
 
 impl<R> Job<R> {
+    /// `sequential`: the results are read as a whole (`map`, `apply`), not
+    /// one by one (`imap`).
     pub(crate) fn new(
         n: usize,
         chunk: usize,
+        sequential: bool,
         callback: Option<OkCallback<R>>,
         error_callback: Option<ErrCallback>,
     ) -> Self {
@@ -253,6 +292,9 @@ impl<R> Job<R> {
             st: Mutex::new(State {
                 n,
                 chunk,
+                sequential,
+                seq: Vec::new(),
+                seq_units: 0,
                 units,
                 first_err: None,
                 arrived: VecDeque::new(),
@@ -341,19 +383,34 @@ impl<R> Job<R> {
     }
 }
 
+/// A unit's results and its first failed task (index and error), if any.
+type Decoded<R> = (Results<R>, Option<(usize, PoolError)>);
+
 /// Decode a `Done` body for `n` tasks starting at job index `start` (see
 /// the frame formats in `worker`): the unit's results and its first failed
 /// task. Never panics on bad input: what does not decode is a
 /// [`PoolError::Decode`] for the tasks concerned.
-fn decode<R: DeserializeOwned>(
+fn decode<R: DeserializeOwned>(start: usize, n: usize, body: &[u8]) -> Decoded<R> {
+    let mut vals = Vec::new();
+    match decode_into(start, n, body, &mut vals) {
+        None => (Results::Values(vals.into_iter()), None),
+        Some(r) => r,
+    }
+}
+
+/// [`decode`], appending the values to `vals` if every task succeeded
+/// (`None`); otherwise `vals` is left as it was and the unit's results are
+/// returned.
+fn decode_into<R: DeserializeOwned>(
     start: usize,
     n: usize,
     body: &[u8],
-) -> (Results<R>, Option<(usize, PoolError)>) {
+    vals: &mut Vec<R>,
+) -> Option<Decoded<R>> {
     let failed = |m: String| {
         let err = PoolError::Decode(m);
         let first = (n > 0).then(|| (start, err.clone()));
-        (Results::Failed { err, left: n }, first)
+        Some((Results::Failed { err, left: n }, first))
     };
     let (status, rest) = match body.split_first() {
         Some((s, rest)) => (*s, rest),
@@ -373,7 +430,8 @@ fn decode<R: DeserializeOwned>(
     }
     let mut de = postcard::Deserializer::from_bytes(&rest[4..]);
     // The plain prefix: values of tasks 0..k, decoded straight into their vector.
-    let mut vals: Vec<R> = Vec::with_capacity(k);
+    let old = vals.len();
+    vals.reserve(k);
     let mut bad: Option<String> = None;
     for _ in 0..k {
         match R::deserialize(&mut de) {
@@ -385,11 +443,11 @@ fn decode<R: DeserializeOwned>(
         }
     }
     if bad.is_none() && k == n {
-        return (Results::Values(vals.into_iter()), None);
+        return None;
     }
     // Some task failed: each task's own result.
     let mut each: Vec<Result<R, PoolError>> = Vec::with_capacity(n);
-    each.extend(vals.into_iter().map(Ok));
+    each.extend(vals.drain(old..).map(Ok));
     let mut first: Option<(usize, PoolError)> = None;
     while each.len() < n {
         let r = match &bad {
@@ -411,26 +469,49 @@ fn decode<R: DeserializeOwned>(
         }
         each.push(r);
     }
-    (Results::Each(each.into_iter()), first)
+    Some((Results::Each(each.into_iter()), first))
 }
 
 impl<R: DeserializeOwned + Send> Sink for Job<R> {
     fn deliver(&self, start: usize, n: usize, body: &[u8]) {
-        if !self.lock().expects(start, n) {
+        // Decode without the lock: waiters and `imap` readers go on meanwhile
+        // (only this thread delivers, and nobody reads `seq` before the job is
+        // complete).
+        let mut g = self.lock();
+        if !g.expects(start, n) {
             return;
         }
-        // Decode without the lock (waiters and `imap` readers go on meanwhile).
-        let (results, first_err) = decode::<R>(start, n, body);
-        let mut g = self.lock();
-        g.arrive(
-            start,
-            n,
-            Arrived {
+        if g.sequential && start / g.chunk == g.seq_units {
+            // The next unit in order: straight into `seq`.
+            let mut seq = std::mem::take(&mut g.seq);
+            let total = g.n;
+            drop(g);
+            if seq.capacity() == 0 {
+                seq.reserve_exact(total);
+            }
+            let r = decode_into::<R>(start, n, body, &mut seq);
+            g = self.lock();
+            g.seq = seq;
+            match r {
+                None => g.arrive_in_order(start, n),
+                Some((results, first_err)) => {
+                    let a = Arrived {
+                        next: start,
+                        results,
+                    };
+                    g.arrive(start, n, a, first_err)
+                }
+            }
+        } else {
+            drop(g);
+            let (results, first_err) = decode::<R>(start, n, body);
+            g = self.lock();
+            let a = Arrived {
                 next: start,
                 results,
-            },
-            first_err,
-        );
+            };
+            g.arrive(start, n, a, first_err);
+        }
         self.after_put(g);
     }
 

@@ -133,6 +133,14 @@ pub enum PoolError {
     /// The result was already taken by an earlier `get`.
     #[error("the result was already taken")]
     AlreadyTaken,
+    /// The items' iterator yielded more or fewer items than its exact
+    /// `size_hint` promised (a `map` encodes items as they come and sizes its
+    /// chunks from that promise).
+    #[error("the items' iterator broke its size_hint: it promised exactly {promised} items")]
+    BrokenSizeHint {
+        /// The length the iterator promised.
+        promised: usize,
+    },
     /// An argument or a result could not be serialized.
     #[error("cannot serialize: {0}")]
     Serialize(String),
@@ -337,7 +345,9 @@ impl Pool {
                     .map_err(|e| {
                         PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
                     })?;
-            debug_assert_eq!(got, want, "the submitter counted its items");
+            if got < want {
+                return Err(PoolError::BrokenSizeHint { promised: n });
+            }
             bytes += buf.len();
             subs.push(Submission {
                 unit,
@@ -348,6 +358,9 @@ impl Pool {
             });
             start += want;
             if bytes >= 256 << 10 || start >= n {
+                if start >= n && items.next().is_some() {
+                    return Err(PoolError::BrokenSizeHint { promised: n });
+                }
                 self.hand_over(std::mem::take(&mut subs))?;
                 bytes = 0;
             }
@@ -440,7 +453,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let job = Arc::new(Job::new(1, 1, cb, ecb));
+        let job = Arc::new(Job::new(1, 1, true, cb, ecb));
         self.submit(
             worker::tramp1::<T, R>,
             f as usize,
@@ -486,7 +499,7 @@ impl Pool {
             items,
             chunksize,
             None,
-            None,
+            true,
         )
     }
 
@@ -509,24 +522,63 @@ impl Pool {
             f as usize,
             items,
             chunksize,
-            Some(Box::new(callback)),
-            Some(Box::new(error_callback)),
+            Some((Box::new(callback), Box::new(error_callback))),
+            true,
         )
     }
 
+    /// Start a map job. Items whose iterator tells its exact length
+    /// (`size_hint`) are encoded as they come, without a vector of them
+    /// (an iterator that then breaks that promise is
+    /// [`PoolError::BrokenSizeHint`]); the others are collected first.
     fn map_inner<In: Serialize, R: DeserializeOwned + Send + 'static>(
         &self,
         tramp: Tramp,
         func: usize,
         items: impl IntoIterator<Item = In>,
         chunksize: Option<usize>,
-        cb: Option<OkCallback<R>>,
-        ecb: Option<ErrCallback>,
+        callbacks: Option<(OkCallback<R>, ErrCallback)>,
+        sequential: bool,
     ) -> Result<MapResult<R>, PoolError> {
-        let items: Vec<In> = items.into_iter().collect();
-        let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.processes));
-        let job = Arc::new(Job::new(items.len(), cs, cb, ecb));
-        self.submit(tramp, func, items.iter(), items.len(), cs, job.clone())?;
+        let it = items.into_iter();
+        match it.size_hint() {
+            (lo, Some(hi)) if lo == hi => {
+                self.map_items(tramp, func, it, lo, chunksize, callbacks, sequential)
+            }
+            _ => {
+                let v: Vec<In> = it.collect();
+                let n = v.len();
+                self.map_items(
+                    tramp,
+                    func,
+                    v.into_iter(),
+                    n,
+                    chunksize,
+                    callbacks,
+                    sequential,
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn map_items<In: Serialize, R: DeserializeOwned + Send + 'static>(
+        &self,
+        tramp: Tramp,
+        func: usize,
+        items: impl Iterator<Item = In>,
+        n: usize,
+        chunksize: Option<usize>,
+        callbacks: Option<(OkCallback<R>, ErrCallback)>,
+        sequential: bool,
+    ) -> Result<MapResult<R>, PoolError> {
+        let cs = chunksize.unwrap_or_else(|| default_chunksize(n, self.processes));
+        let (cb, ecb) = match callbacks {
+            Some((cb, ecb)) => (Some(cb), Some(ecb)),
+            None => (None, None),
+        };
+        let job = Arc::new(Job::new(n, cs, sequential, cb, ecb));
+        self.submit(tramp, func, items, n, cs, job.clone())?;
         Ok(MapResult { job })
     }
 
@@ -571,7 +623,7 @@ impl Pool {
             items,
             chunksize,
             None,
-            None,
+            true,
         )
     }
 
@@ -605,7 +657,7 @@ impl Pool {
             items,
             Some(chunksize),
             None,
-            None,
+            false,
         )?;
         Ok(Imap {
             job: m.job,
@@ -631,7 +683,7 @@ impl Pool {
             items,
             Some(chunksize),
             None,
-            None,
+            false,
         )?;
         Ok(Imap {
             job: m.job,

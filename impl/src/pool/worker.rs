@@ -98,17 +98,18 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
     out: &mut Vec<u8>,
     mut call: impl FnMut(In) -> R,
 ) {
+    let mut out = Out::new(out);
     let n = match data.get(..4) {
         Some(h) => u32::from_le_bytes(h.try_into().expect("4 bytes")),
         None => {
-            out.push(DONE_FAILED);
-            out.extend_from_slice(b"cannot decode the task arguments: no count");
+            out.bytes(&[DONE_FAILED]);
+            out.bytes(b"cannot decode the task arguments: no count");
             return;
         }
     };
-    out.push(DONE_RESULTS);
-    let k_at = out.len();
-    out.extend_from_slice(&n.to_le_bytes());
+    out.bytes(&[DONE_RESULTS]);
+    let k_at = out.pos();
+    out.bytes(&n.to_le_bytes());
     let mut de = postcard::Deserializer::from_bytes(&data[4..]);
     // `Some(k)`: tasks from `k` on are sent as `Result`s.
     let mut split: Option<u32> = None;
@@ -118,10 +119,10 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
             Err(e) => {
                 // Cannot go on decoding: this task and the rest fail.
                 let k = *split.get_or_insert(i);
-                out[k_at..k_at + 4].copy_from_slice(&k.to_le_bytes());
+                out.patch(k_at, &k.to_le_bytes());
                 let msg = format!("cannot decode the task argument: {e}");
                 for _ in i..n {
-                    push_result::<R>(out, Err(TaskFailure::BadArgument(msg.clone())));
+                    push_result::<R>(&mut out, Err(TaskFailure::BadArgument(msg.clone())));
                 }
                 return;
             }
@@ -129,58 +130,130 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
         let r = catch_unwind(AssertUnwindSafe(|| call(item)));
         if split.is_none() {
             if let Ok(v) = &r {
-                let mark = out.len();
-                if postcard::serialize_with_flavor(v, Append(out)).is_ok() {
+                if out.put(v).is_ok() {
                     continue;
                 }
-                out.truncate(mark);
             }
             split = Some(i);
-            out[k_at..k_at + 4].copy_from_slice(&i.to_le_bytes());
+            out.patch(k_at, &i.to_le_bytes());
         }
         match &r {
-            Ok(v) => push_result::<R>(out, Ok(v)),
-            Err(p) => push_result::<R>(out, Err(TaskFailure::Panicked(panic_message(&**p)))),
+            Ok(v) => push_result::<R>(&mut out, Ok(v)),
+            Err(p) => push_result::<R>(&mut out, Err(TaskFailure::Panicked(panic_message(&**p)))),
         }
     }
 }
 
 /// Append one task's `Result` (an unserializable value becomes its error).
-fn push_result<R: Serialize>(out: &mut Vec<u8>, res: Result<&R, TaskFailure>) {
-    let mark = out.len();
-    if let Err(e) = postcard::serialize_with_flavor(&res, Append(out)) {
-        out.truncate(mark);
+fn push_result<R: Serialize>(out: &mut Out<'_>, res: Result<&R, TaskFailure>) {
+    if let Err(e) = out.put(&res) {
         let f: Result<(), TaskFailure> = Err(TaskFailure::Unserializable(format!(
             "cannot serialize the task's result: {e}"
         )));
-        let _ = postcard::serialize_with_flavor(&f, Append(out));
+        let _ = out.put(&f);
     }
 }
 
-/// A postcard output that appends to a borrowed `Vec` (no per-value buffer).
-pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+/// Slack kept beyond the written bytes of an [`Out`], so that a varint (at
+/// most 10 bytes) is written with fixed-size stores.
+const SLACK: usize = 16;
 
-impl postcard::ser_flavors::Flavor for Append<'_> {
+/// Appends postcard values to a `Vec<u8>` without a per-value buffer.
+///
+/// The vector is kept longer than what was written (zeroed slack) and cut to
+/// the written length when the `Out` is dropped: each byte is then a plain
+/// store, where `Vec::push` would reload and store the length per byte and a
+/// variable-length `extend_from_slice` costs a `memmove` call per varint (that
+/// was a fifth of a `map`'s CPU).
+pub(crate) struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    pos: usize,
+}
+
+impl<'a> Out<'a> {
+    /// Append after what `buf` holds.
+    pub(crate) fn new(buf: &'a mut Vec<u8>) -> Out<'a> {
+        let pos = buf.len();
+        Out { buf, pos }
+    }
+
+    /// Bytes written so far (including what `buf` held).
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Append raw bytes.
+    pub(crate) fn bytes(&mut self, d: &[u8]) {
+        self.extend(d);
+    }
+
+    /// Overwrite already written bytes at `at`.
+    pub(crate) fn patch(&mut self, at: usize, d: &[u8]) {
+        self.buf[at..at + d.len()].copy_from_slice(d);
+    }
+
+    /// Append `v` (postcard); on error nothing is appended.
+    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> postcard::Result<()> {
+        let mark = self.pos;
+        let r = postcard::serialize_with_flavor(v, Cursor(self));
+        if r.is_err() {
+            self.pos = mark;
+        }
+        r
+    }
+
+    #[cold]
+    fn grow(&mut self, need: usize) {
+        let want = (self.pos + need + SLACK).max(self.buf.len() * 2).max(4096);
+        self.buf.resize(want, 0);
+    }
+
+    #[inline]
+    fn extend(&mut self, d: &[u8]) {
+        let n = d.len();
+        if self.buf.len() < self.pos + n.max(SLACK) {
+            self.grow(n);
+        }
+        let w = &mut self.buf[self.pos..];
+        // Fixed-size copies for the short slices (varints): no call.
+        macro_rules! fixed {
+            ($($k:literal)*) => {
+                match n {
+                    $($k => w[..$k].copy_from_slice(&d[..$k]),)*
+                    _ => w[..n].copy_from_slice(d),
+                }
+            };
+        }
+        fixed!(1 2 3 4 5 6 7 8 9 10);
+        self.pos += n;
+    }
+}
+
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.pos);
+    }
+}
+
+/// The postcard flavor behind [`Out::put`]: writes at `pos`, growing the
+/// vector (zero-filled) to keep [`SLACK`] bytes beyond it.
+struct Cursor<'x, 'a>(&'x mut Out<'a>);
+
+impl postcard::ser_flavors::Flavor for Cursor<'_, '_> {
     type Output = ();
     #[inline]
     fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        self.0.push(b);
+        let o = &mut *self.0;
+        if o.buf.len() <= o.pos {
+            o.grow(1);
+        }
+        o.buf[o.pos] = b;
+        o.pos += 1;
         Ok(())
     }
     #[inline]
     fn try_extend(&mut self, d: &[u8]) -> postcard::Result<()> {
-        // Varints are 1-10 bytes. A variable-length copy becomes a `memmove`
-        // call per varint (it was a fifth of a `map`'s CPU); pushing byte by
-        // byte after one `reserve` stays inline. Long data (strings, byte
-        // buffers) is copied at once.
-        if d.len() <= 16 {
-            self.0.reserve(16);
-            for &b in d {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(d);
-        }
+        self.0.extend(d);
         Ok(())
     }
     fn finalize(self) -> postcard::Result<()> {
@@ -242,22 +315,22 @@ pub(crate) fn unit_frame<B: Serialize>(
     per_item: usize,
 ) -> Result<usize, postcard::Error> {
     buf.clear();
-    buf.reserve(4 + UNIT_DATA + 4 + max.min(1 << 22).saturating_mul(per_item));
-    buf.extend_from_slice(&[0u8; 4]);
-    buf.push(TO_UNIT);
-    buf.extend_from_slice(&unit.to_le_bytes());
-    buf.extend_from_slice(&(tramp as usize as u64).to_le_bytes());
-    buf.extend_from_slice(&(func as u64).to_le_bytes());
-    buf.extend_from_slice(&[0u8; 4]);
+    buf.reserve(4 + UNIT_DATA + 4 + SLACK + max.min(1 << 22).saturating_mul(per_item));
+    let mut out = Out::new(buf);
+    out.bytes(&[0u8; 4]);
+    out.bytes(&[TO_UNIT]);
+    out.bytes(&unit.to_le_bytes());
+    out.bytes(&(tramp as usize as u64).to_le_bytes());
+    out.bytes(&(func as u64).to_le_bytes());
+    out.bytes(&[0u8; 4]);
     let mut n: u32 = 0;
     for item in items.take(max.min(u32::MAX as usize)) {
-        postcard::serialize_with_flavor(&item, Append(buf))?;
+        out.put(&item)?;
         n += 1;
     }
-    let at = 4 + UNIT_DATA;
-    buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
-    let len = (buf.len() - 4) as u32;
-    buf[..4].copy_from_slice(&len.to_le_bytes());
+    out.patch(4 + UNIT_DATA, &n.to_le_bytes());
+    let len = (out.pos() - 4) as u32;
+    out.patch(0, &len.to_le_bytes());
     Ok(n as usize)
 }
 

@@ -27,3 +27,15 @@ pub mod joinable_queue;
 pub use joinable_queue::JoinableQueue;
 pub mod pipe;
 pub use pipe::{Connection, Pipe};
+
+/// The message of a caught panic payload (`&str` or `String`; anything else
+/// is described as such).
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

@@ -1,6 +1,8 @@
-//! A reusable barrier (CPython's `Barrier`, without the `action` callback):
-//! `parties` threads call [`RawBarrier::wait`]; all are released together once
-//! the last arrives, and the barrier is ready for the next generation.
+//! A reusable barrier (CPython's `Barrier`): `parties` threads call
+//! [`RawBarrier::wait`]; all are released together once the last arrives, and
+//! the barrier is ready for the next generation. With
+//! [`RawBarrier::wait_with`], the last arrival runs an *action* before anyone
+//! is released (CPython's `action=`).
 //!
 //! ```
 //! use procshare_model::barrier::{BarrierError, RawBarrier};
@@ -28,7 +30,8 @@
 //! ```text
 //! RawBarrier (8 bytes, #[repr(C)])
 //!   state:   u32   offset 0   the futex word:
-//!                    bits 0..=11   count: parties arrived in this generation
+//!                    bits 0..=11   count: parties arrived in this generation;
+//!                                  `parties` while the last arrival runs the action
 //!                    bits 12..=27  generation (wrapping, 16 bits)
 //!                    bits 28..=30  broken ends: how many of the most recent
 //!                                  generations ended broken (by `reset` of a
@@ -51,6 +54,15 @@
 //!   This is exact whenever at most `parties` threads use the barrier (a later
 //!   generation cannot be *released* without the waiter); with more, a waiter
 //!   that sleeps through a reset and then a release reports released.
+//! * **Action.** The last arrival of a [`RawBarrier::wait_with`] first moves
+//!   `count` to `parties` (everyone has arrived; nobody is released yet), runs
+//!   the action, then ends the generation with a CAS from that word. So the
+//!   action runs once per generation, after every party arrived and before any
+//!   is released, and its writes are visible to every party after `wait`. If
+//!   the action fails, the generation ends broken instead. A waiter that times
+//!   out (or an `abort`/`reset`) while the action runs breaks the generation as
+//!   usual; the last arrival's CAS then fails and it reports `Broken` too.
+//!   Further arrivals (more than `parties` users) wait for the generation to end.
 //! * A waiter sleeps only on the exact word it read; every change of the word
 //!   that concerns it (release, `BROKEN`, reset) is followed by a wake of all.
 //! * Arrival CASes are `AcqRel` and waiters read with `Acquire`: every party's
@@ -85,6 +97,8 @@ pub const MUTANT_RELAXED_ARRIVAL: Mutant = Mutant(501);
 pub const MUTANT_NO_WAKE: Mutant = Mutant(502);
 /// Seeded bug: an arrival reads the count, then stores count + 1 (check-then-act).
 pub const MUTANT_ARRIVAL_STORE: Mutant = Mutant(503);
+/// Seeded bug: the last arrival releases the others before it runs the action.
+pub const MUTANT_ACTION_AFTER_RELEASE: Mutant = Mutant(504);
 
 /// Why [`RawBarrier::wait`] did not pass the barrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +109,10 @@ pub enum BarrierError {
     /// This party's timeout passed; it broke the barrier for the others
     /// (CPython raises `BrokenBarrierError` here too).
     Timeout,
+    /// This party was the last to arrive and its action failed; the
+    /// generation ended broken (CPython: the action's exception in that
+    /// thread, `BrokenBarrierError` in the others).
+    ActionFailed,
 }
 
 /// `parties` is 0 or above [`MAX_PARTIES`] (CPython: `ValueError`).
@@ -172,6 +190,28 @@ impl<P: Platform> RawBarrier<P> {
     /// generation; the last arrival gets `parties - 1`), as CPython's
     /// `Barrier.wait` does. A timeout breaks the barrier.
     pub fn wait(&self, t: &P::Thread, timeout: Option<Duration>) -> Result<u32, BarrierError> {
+        self.wait_inner(t, timeout, None::<fn() -> bool>)
+    }
+
+    /// [`RawBarrier::wait`] where the last party to arrive runs `action` after
+    /// everyone arrived and before anyone is released. `action` returns
+    /// `false` if it failed: the generation then ends broken and this party
+    /// gets [`BarrierError::ActionFailed`] (the others `Broken`).
+    pub fn wait_with(
+        &self,
+        t: &P::Thread,
+        timeout: Option<Duration>,
+        action: impl FnOnce() -> bool,
+    ) -> Result<u32, BarrierError> {
+        self.wait_inner(t, timeout, Some(action))
+    }
+
+    fn wait_inner(
+        &self,
+        t: &P::Thread,
+        timeout: Option<Duration>,
+        action: Option<impl FnOnce() -> bool>,
+    ) -> Result<u32, BarrierError> {
         let relaxed = mutant::<P>(MUTANT_RELAXED_ARRIVAL);
         let (acqrel, acquire) = if relaxed {
             (Relaxed, Relaxed)
@@ -179,12 +219,41 @@ impl<P: Platform> RawBarrier<P> {
             (AcqRel, Acquire)
         };
         let parties = self.parties.load(Relaxed);
+        let dl = t.deadline(timeout);
         let mut v = self.state.load(acquire);
         let (g, index) = loop {
             if v & BROKEN != 0 {
                 return Err(BarrierError::Broken);
             }
             let c = count(v);
+            if c >= parties {
+                // Everyone has arrived and the action is running: this is a
+                // party too many; wait for the generation to end.
+                if t.wait(&self.state, v, &dl) == Woke::TimedOut && t.expired(&dl) {
+                    return Err(BarrierError::Timeout);
+                }
+                v = self.state.load(acquire);
+                continue;
+            }
+            if c + 1 >= parties && action.is_some() {
+                let released = pack(gen(v) + 1, 0, 0);
+                if mutant::<P>(MUTANT_ACTION_AFTER_RELEASE) {
+                    if let Err(x) = self.state.cas(v, released, acqrel, acquire) {
+                        v = x;
+                        continue;
+                    }
+                    t.wake(&self.state, u32::MAX);
+                    action.map(|a| a());
+                    return Ok(c);
+                }
+                // The last arrival: announce that all arrived (nobody is
+                // released yet), then run the action.
+                if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
+                    v = x;
+                    continue;
+                }
+                return self.finish_with_action(t, v + 1, action, acqrel, acquire);
+            }
             if c + 1 >= parties {
                 // The last arrival: end this generation.
                 if let Err(x) = self.state.cas(v, pack(gen(v) + 1, 0, 0), acqrel, acquire) {
@@ -206,7 +275,6 @@ impl<P: Platform> RawBarrier<P> {
             t.crash_point();
             break (gen(v), c);
         };
-        let dl = t.deadline(timeout);
         let mut v = v + 1;
         loop {
             if gen(v) != g {
@@ -235,6 +303,34 @@ impl<P: Platform> RawBarrier<P> {
                 continue;
             }
             v = self.state.load(acquire);
+        }
+    }
+
+    /// The last arrival of a `wait_with` stored `all` (`count == parties`):
+    /// run the action, then end the generation from that word (released, or
+    /// broken if the action failed).
+    fn finish_with_action(
+        &self,
+        t: &P::Thread,
+        all: u32,
+        action: Option<impl FnOnce() -> bool>,
+        acqrel: core::sync::atomic::Ordering,
+        acquire: core::sync::atomic::Ordering,
+    ) -> Result<u32, BarrierError> {
+        t.crash_point();
+        let ok = action.is_none_or(|a| a());
+        let end = if ok {
+            pack(gen(all) + 1, 0, 0)
+        } else {
+            all | BROKEN
+        };
+        let r = self.state.cas(all, end, acqrel, acquire);
+        t.crash_point();
+        t.wake(&self.state, u32::MAX);
+        match (r, ok) {
+            (Err(_), _) => Err(BarrierError::Broken), // broken while the action ran
+            (Ok(_), true) => Ok(count(all) - 1),
+            (Ok(_), false) => Err(BarrierError::ActionFailed),
         }
     }
 

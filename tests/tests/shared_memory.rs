@@ -483,3 +483,89 @@ fn broken_barrier() {
     b.abort();
     assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier)));
 }
+
+/// The shared counter the barrier actions below bump (set before forking, so
+/// every party's action sees the same shared `Value`).
+static ACTION_COUNT: std::sync::OnceLock<Value<u32>> = std::sync::OnceLock::new();
+
+fn bump_action_count() {
+    *ACTION_COUNT
+        .get()
+        .expect("set before the parties start")
+        .lock()
+        .unwrap() += 1;
+}
+
+/// Python's `Barrier(parties, action)`: in each generation the action runs
+/// exactly once, after everyone arrived and before anyone is released, so
+/// every party sees the count of the generations passed so far.
+#[test]
+fn barrier_action_runs_once_per_generation_before_release() {
+    quiet();
+    let parties = 4;
+    let count = ACTION_COUNT.get_or_init(|| Value::new(0u32).unwrap());
+    let b = Barrier::with_action(parties, bump_action_count).unwrap();
+    let mut ps: Vec<_> = (0..parties - 1)
+        .map(|_| {
+            let b = b.clone();
+            run(move || {
+                for round in 1..=3u32 {
+                    b.wait_timeout(GENEROUS).unwrap();
+                    let seen = ACTION_COUNT.get().unwrap().get();
+                    assert_eq!(seen, 2 * round - 1, "after generation {}", 2 * round - 1);
+                    b.wait_timeout(GENEROUS).unwrap(); // a second generation per round
+                }
+            })
+        })
+        .collect();
+    for round in 1..=3u32 {
+        b.wait_timeout(GENEROUS).unwrap();
+        assert_eq!(
+            count.get(),
+            2 * round - 1,
+            "after generation {}",
+            2 * round - 1
+        );
+        b.wait_timeout(GENEROUS).unwrap();
+    }
+    for p in &mut ps {
+        assert_eq!(p.join().unwrap(), 0);
+    }
+    assert_eq!(count.get(), 6);
+}
+
+fn panicking_action() {
+    panic!("the bell is broken");
+}
+
+/// An action that panics: the party that ran it gets the panic message, the
+/// other gets `BrokenBarrier`, and nobody hangs.
+#[test]
+fn barrier_action_panic_breaks_the_barrier() {
+    quiet();
+    let b = Barrier::with_action(2, panicking_action).unwrap();
+    // What the child's `wait` returned: 1 BrokenBarrier, 2 the action's panic, 3 other.
+    let outcome = Value::new(0u32).unwrap();
+    let mut p = run({
+        let (b, outcome) = (b.clone(), outcome.clone());
+        move || {
+            outcome.set(match b.wait_timeout(GENEROUS) {
+                Err(SyncError::BrokenBarrier) => 1,
+                Err(SyncError::BarrierActionFailed(_)) => 2,
+                _ => 3,
+            })
+        }
+    });
+    let mine = b.wait_timeout(GENEROUS);
+    assert_eq!(p.join().unwrap(), 0);
+    let theirs = outcome.get();
+    match mine {
+        Err(SyncError::BarrierActionFailed(m)) => {
+            assert!(m.contains("the bell is broken"), "{m}");
+            assert_eq!(theirs, 1, "the other party must see BrokenBarrier");
+        }
+        Err(SyncError::BrokenBarrier) => assert_eq!(theirs, 2, "the child ran the action"),
+        other => panic!("{other:?}"),
+    }
+    assert!(b.is_broken());
+}

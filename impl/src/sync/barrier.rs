@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use procshare_model::barrier::RawBarrier;
+use procshare_model::barrier::{BarrierError, RawBarrier};
 
 use super::SyncError;
 use crate::platform::{Shm, ShmThread};
@@ -12,8 +12,7 @@ use crate::shm::{ShmBox, ShmSafe};
 // pointers, no drop glue; the protocol handles every state word.
 unsafe impl ShmSafe for RawBarrier<Shm> {}
 
-/// A process-shared, reusable barrier (Python's `multiprocessing.Barrier`,
-/// without the `action` callback).
+/// A process-shared, reusable barrier (Python's `multiprocessing.Barrier`).
 ///
 /// `parties` processes (or threads) call [`Barrier::wait`]; all are released
 /// together once the last arrives. Each gets its arrival index
@@ -24,6 +23,9 @@ unsafe impl ShmSafe for RawBarrier<Shm> {}
 /// A party that dies after arriving leaves its generation one short: the
 /// others wait until their timeout (which breaks the barrier) or an `abort`.
 ///
+/// [`Barrier::with_action`] gives it CPython's `action`: a function that the
+/// last party to arrive runs before anyone is released.
+///
 /// ```
 /// use procshare::sync::Barrier;
 /// let b = Barrier::new(1).unwrap();
@@ -33,6 +35,8 @@ unsafe impl ShmSafe for RawBarrier<Shm> {}
 #[derive(Clone)]
 pub struct Barrier {
     raw: ShmBox<RawBarrier<Shm>>,
+    /// Run by the last arrival (a plain `fn`: valid in every forked process).
+    pub(crate) action: Option<fn()>,
 }
 
 impl core::fmt::Debug for Barrier {
@@ -53,13 +57,64 @@ impl Barrier {
             .map_err(|_| SyncError::InvalidArgument("barrier parties must be 1..=4095"))?;
         Ok(Barrier {
             raw: ShmBox::new(raw)?,
+            action: None,
+        })
+    }
+
+    /// A barrier whose last arriving party runs `action` after all parties
+    /// arrived and before any is released (Python's `Barrier(parties,
+    /// action)`), once per generation. What the action writes to shared memory
+    /// is visible to every party after `wait`. If it panics, that party's
+    /// `wait` returns [`SyncError::BarrierActionFailed`] and the others
+    /// [`SyncError::BrokenBarrier`].
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::sync::Barrier;
+    /// use procshare::Process;
+    /// fn bell() {
+    ///     println!("all here");
+    /// }
+    /// let b = Barrier::with_action(2, bell).unwrap();
+    /// let mut p = Process::new({
+    ///     let b = b.clone();
+    ///     move || {
+    ///         b.wait().unwrap();
+    ///     }
+    /// });
+    /// p.start().unwrap();
+    /// b.wait().unwrap(); // "all here" is printed once, by whichever came last
+    /// p.join().unwrap();
+    /// ```
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier, SyncError> {
+        Ok(Barrier {
+            action: Some(action),
+            ..Barrier::new(parties)?
         })
     }
 
     fn wait_inner(&self, timeout: Option<Duration>) -> Result<u32, SyncError> {
-        self.raw
-            .wait(&ShmThread::current(), timeout)
-            .map_err(|_| SyncError::BrokenBarrier)
+        let t = ShmThread::current();
+        let Some(action) = self.action else {
+            return self
+                .raw
+                .wait(&t, timeout)
+                .map_err(|_| SyncError::BrokenBarrier);
+        };
+        let mut panicked = None;
+        let r = self
+            .raw
+            .wait_with(&t, timeout, || match std::panic::catch_unwind(action) {
+                Ok(()) => true,
+                Err(p) => {
+                    panicked = Some(crate::panic_message(&*p));
+                    false
+                }
+            });
+        r.map_err(|e| match (e, panicked) {
+            (BarrierError::ActionFailed, Some(m)) => SyncError::BarrierActionFailed(m),
+            _ => SyncError::BrokenBarrier,
+        })
     }
 
     /// Waits until every party has arrived; returns this party's arrival index.

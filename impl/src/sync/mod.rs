@@ -166,6 +166,11 @@ pub enum SyncError {
     /// out): CPython's `threading.BrokenBarrierError`.
     #[error("the barrier is broken")]
     BrokenBarrier,
+    /// This process was the last to arrive at a barrier and its action
+    /// panicked (the message); the barrier is broken for the other parties
+    /// (CPython: the action's exception here, `BrokenBarrierError` there).
+    #[error("the barrier action panicked: {0}")]
+    BarrierActionFailed(String),
     /// An argument is out of range (e.g. a barrier of 0 parties).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),

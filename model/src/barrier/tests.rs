@@ -21,6 +21,11 @@ struct Shared<P: Platform> {
     indices: [AtomicU32; ROUNDS],
     released: [AtomicU32; ROUNDS],
     broken: [AtomicU32; ROUNDS],
+    /// Pass with `wait_with` and an action that writes `action_cells[r]`
+    /// (read by every party after the barrier) and counts its runs.
+    with_action: bool,
+    action_cells: Vec<P::Cell<u32>>,
+    action_runs: [AtomicU32; ROUNDS],
 }
 
 impl<P: Platform> Shared<P> {
@@ -33,7 +38,28 @@ impl<P: Platform> Shared<P> {
             indices: Default::default(),
             released: Default::default(),
             broken: Default::default(),
+            with_action: false,
+            action_cells: (0..ROUNDS).map(|_| P::Cell::new(0)).collect(),
+            action_runs: Default::default(),
         }
+    }
+
+    fn with_action(parties: u32) -> Self {
+        Shared {
+            with_action: true,
+            ..Self::new(parties)
+        }
+    }
+
+    /// The action of round `r`: runs after every party arrived.
+    fn action(&self, r: usize) -> bool {
+        crate::check!(
+            self.arrived[r].load(SeqCst) >= self.parties,
+            "the action ran before all parties arrived"
+        );
+        self.action_cells[r].with_mut(|p| unsafe { *p += 1 });
+        self.action_runs[r].fetch_add(1, SeqCst);
+        true
     }
 
     /// Party `me` (0-based) passes the barrier in round `r`. Returns the outcome.
@@ -46,9 +72,19 @@ impl<P: Platform> Shared<P> {
     ) -> Result<u32, BarrierError> {
         self.cells[r * THREADS + me].with_mut(|p| unsafe { *p = r as u32 + 1 });
         self.arrived[r].fetch_add(1, SeqCst);
-        let res = self.b.wait(t, timeout);
+        let res = if self.with_action {
+            self.b.wait_with(t, timeout, || self.action(r))
+        } else {
+            self.b.wait(t, timeout)
+        };
         match res {
             Ok(i) => {
+                if self.with_action {
+                    let runs = self.action_runs[r].load(SeqCst);
+                    crate::check!(runs == 1, "released after {runs} runs of the action");
+                    let x = self.action_cells[r].with(|p| unsafe { *p });
+                    crate::check!(x == 1, "released before the action's writes");
+                }
                 self.released[r].fetch_add(1, SeqCst);
                 crate::check!(
                     self.arrived[r].load(SeqCst) >= self.parties,
@@ -91,9 +127,18 @@ mod loom_checks {
     /// `n` parties (`n - 1` spawned threads and the main thread) pass the
     /// barrier `rounds` times. `bound`: the preemption bound.
     pub fn parties<const M: u32>(n: u32, rounds: usize, bound: Option<usize>) {
+        parties_with::<M>(n, rounds, bound, false)
+    }
+
+    /// As [`parties`], `action`: with `wait_with` and an action.
+    pub fn parties_with<const M: u32>(n: u32, rounds: usize, bound: Option<usize>, action: bool) {
         crate::testkit::loom(bound).check(move || {
             let world = world();
-            let s = Arc::new(Shared::<Loom<M>>::new(n));
+            let s = Arc::new(if action {
+                Shared::<Loom<M>>::with_action(n)
+            } else {
+                Shared::<Loom<M>>::new(n)
+            });
             let hs: Vec<_> = (1..n)
                 .map(|id| {
                     let (s, world) = (s.clone(), world.clone());
@@ -195,6 +240,25 @@ mod loom_checks {
         assert!(points >= 1);
     }
 
+    /// The action runs once per generation, after every arrival and before
+    /// any release, and its writes are visible to all parties. Two parties,
+    /// two rounds: exhaustive; three parties: preemption bound 2.
+    #[test]
+    fn loom_action_runs_once_before_release() {
+        parties_with::<0>(2, 2, None, true);
+        parties_with::<0>(3, 1, Some(2), true);
+    }
+
+    #[test]
+    fn loom_catches_504_action_after_release() {
+        // A released party reads the action's cell while the action writes it.
+        assert!(fails_with("Causality violation", || parties_with::<
+            { MUTANT_ACTION_AFTER_RELEASE.0 },
+        >(
+            2, 1, None, true
+        )));
+    }
+
     #[test]
     fn loom_catches_relaxed_arrival() {
         assert!(fails_with("Causality violation", || parties::<
@@ -224,9 +288,22 @@ mod shuttle_checks {
     /// `THREADS` parties, `ROUNDS` generations; every generation releases every
     /// party exactly once, after all arrived, with indices 0..parties.
     pub fn body<const M: u32>() {
+        body_with::<M>(false)
+    }
+
+    /// [`body`] with `wait_with` and an action.
+    pub fn body_action<const M: u32>() {
+        body_with::<M>(true)
+    }
+
+    fn body_with<const M: u32>(action: bool) {
         let world = world();
         let n = THREADS as u32;
-        let s = Arc::new(Shared::<Shuttle<M>>::new(n));
+        let s = Arc::new(if action {
+            Shared::<Shuttle<M>>::with_action(n)
+        } else {
+            Shared::<Shuttle<M>>::new(n)
+        });
         let hs: Vec<_> = (0..n)
             .map(|id| {
                 let (s, world) = (s.clone(), world.clone());
@@ -298,6 +375,21 @@ mod shuttle_checks {
     #[test]
     fn shuttle_pct_five_parties() {
         shuttle::check_pct(body::<0>, shuttle_iters(), 3);
+    }
+
+    #[test]
+    fn shuttle_five_parties_with_action() {
+        shuttle::check_random(body_action::<0>, shuttle_iters());
+        shuttle::check_pct(body_action::<0>, shuttle_iters(), 3);
+    }
+
+    #[test]
+    fn shuttle_catches_504_action_after_release() {
+        assert!(fails_with("the action", || shuttle::check_pct(
+            body_action::<{ MUTANT_ACTION_AFTER_RELEASE.0 }>,
+            shuttle_iters(),
+            3
+        )));
     }
 
     #[test]

@@ -392,3 +392,63 @@ fn an_unserializable_result_inside_a_chunk_fails_that_task_alone() {
     let e = pool.map(make_noser_three, 0..7u8).unwrap_err();
     assert!(matches!(e, PoolError::Serialize(_)), "{e}");
 }
+
+fn one(a: u8) -> u16 {
+    a as u16 * 10
+}
+
+fn three(a: i32, b: String, c: bool) -> String {
+    format!("{a}{b}{c}")
+}
+
+fn four(a: u8, b: u16, c: u32, d: u64) -> u64 {
+    if a == 0 {
+        panic!("four got a zero");
+    }
+    a as u64 + b as u64 + c as u64 + d
+}
+
+#[test]
+fn starmap_takes_functions_of_one_to_four_arguments() {
+    quiet();
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.starmap(one, [(1,), (2,), (3,)]).unwrap(), [10, 20, 30]);
+    assert_eq!(
+        pool.starmap(
+            three,
+            [(1, "x".to_string(), true), (-2, String::new(), false)]
+        )
+        .unwrap(),
+        ["1xtrue", "-2false"]
+    );
+    let items: Vec<(u8, u16, u32, u64)> = (1..=40).map(|i| (i, 1, 2, 3)).collect();
+    let want: Vec<u64> = (1..=40).map(|i| i + 6).collect();
+    assert_eq!(pool.starmap(four, items.clone()).unwrap(), want);
+    assert_eq!(
+        pool.starmap_async(four, items, Some(3))
+            .unwrap()
+            .get()
+            .unwrap(),
+        want
+    );
+    // A closure that captures nothing is a function too.
+    assert_eq!(
+        pool.starmap(|a: i64, b: i64| a * b, [(3, 4), (-1, 5)])
+            .unwrap(),
+        [12, -5]
+    );
+    // A panicking task fails alone, with its message.
+    let got = pool
+        .starmap_async(four, [(1, 0, 0, 0), (0, 0, 0, 0), (2, 0, 0, 0)], Some(3))
+        .unwrap()
+        .get_all()
+        .unwrap();
+    assert_eq!(
+        got,
+        [
+            Ok(1),
+            Err(PoolError::TaskPanicked("four got a zero".into())),
+            Ok(2)
+        ]
+    );
+}

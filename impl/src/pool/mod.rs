@@ -20,10 +20,13 @@
 //!
 //! # Tasks
 //!
-//! A task is a plain function pointer `fn(T) -> R` (or `fn(A, B) -> R` for
-//! [`Pool::starmap`]): workers are forks of the parent, so the same address is
-//! the same function there. A closure that captures anything is refused at
-//! compile time (a non-capturing closure coerces to `fn` and is accepted).
+//! A task is a plain function pointer `fn(T) -> R`: workers are forks of the
+//! parent, so the same address is the same function there. A closure that
+//! captures anything is refused at compile time (a non-capturing closure
+//! coerces to `fn` and is accepted). [`Pool::starmap`] takes a function of one
+//! to four arguments over tuples of them ([`StarFn`]): a function item or a
+//! closure that captures nothing (a zero-sized type; anything else is refused
+//! when the program is built).
 //! Arguments and results cross by serde (postcard, [`crate::wire`]); an
 //! argument that fails to serialize is an error in the caller before anything
 //! is sent, a result that fails to serialize is that task's error.
@@ -280,6 +283,76 @@ impl core::fmt::Debug for Pool {
             .finish()
     }
 }
+
+mod sealed {
+    /// The trampoline of a [`super::StarFn`] (not implementable outside).
+    pub trait StarTramp<Args> {
+        fn tramp() -> super::Tramp;
+    }
+}
+
+/// A function [`Pool::starmap`] calls with the fields of each tuple: any
+/// function item or closure that captures nothing, of one to four arguments
+/// (`Fn(A) -> R` over `(A,)`, `Fn(A, B) -> R` over `(A, B)`, up to
+/// `Fn(A, B, C, D) -> R`), whose arguments and result cross by serde.
+///
+/// The worker calls the function by its type, not through a pointer or
+/// captured state: `F` must be zero-sized, which every function item and
+/// non-capturing closure is. A capturing closure (or a function pointer
+/// variable; pass the function's name instead) fails to build with
+/// "starmap takes a function item or a closure that captures nothing".
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::pool::{Pool, StarFn};
+/// fn mul(a: u32, b: u32) -> u64 { a as u64 * b as u64 }
+/// fn run<F: StarFn<(u32, u32), Output = u64>>(pool: &Pool, f: F) -> Vec<u64> {
+///     pool.starmap(f, [(2, 3), (4, 5)]).unwrap()
+/// }
+/// assert_eq!(run(&Pool::new(1).unwrap(), mul), [6, 20]);
+/// ```
+///
+/// A closure that captures something does not build:
+///
+/// ```compile_fail
+/// use procshare::pool::Pool;
+/// let pool = Pool::new(1).unwrap();
+/// let k = 3u32;
+/// let _ = pool.starmap(move |a: u32, b: u32| a * b * k, [(1, 2)]);
+/// ```
+pub trait StarFn<Args>: sealed::StarTramp<Args> + Copy + 'static {
+    /// The function's result.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+}
+
+macro_rules! star_fn {
+    ($tramp:ident: $($a:ident)+) => {
+        impl<F, $($a,)+ R> sealed::StarTramp<($($a,)+)> for F
+        where
+            F: Fn($($a),+) -> R + Copy + 'static,
+            $($a: DeserializeOwned,)+
+            R: Serialize + DeserializeOwned + Send + 'static,
+        {
+            fn tramp() -> Tramp {
+                worker::$tramp::<F, $($a,)+ R>
+            }
+        }
+
+        impl<F, $($a,)+ R> StarFn<($($a,)+)> for F
+        where
+            F: Fn($($a),+) -> R + Copy + 'static,
+            $($a: DeserializeOwned,)+
+            R: Serialize + DeserializeOwned + Send + 'static,
+        {
+            type Output = R;
+        }
+    };
+}
+
+star_fn!(star1: A);
+star_fn!(star2: A B);
+star_fn!(star3: A B C);
+star_fn!(star4: A B C D);
 
 /// CPython's default chunk size for `map`: `ceil(len / (4 * workers))`.
 fn default_chunksize(len: usize, workers: usize) -> usize {
@@ -582,21 +655,37 @@ impl Pool {
         Ok(MapResult { job })
     }
 
-    /// `f(a, b)` for every pair, in order (CPython's `starmap` for two arguments).
-    pub fn starmap<A, B, R>(
+    /// `f(a, b, ..)` for every tuple `(a, b, ..)` of 1 to 4 arguments, in
+    /// order (CPython's `starmap`). `f` is a function item or a closure that
+    /// captures nothing (see [`StarFn`]).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::pool::Pool;
+    /// fn neg(a: i32) -> i32 { -a }
+    /// fn add(a: i32, b: i32) -> i32 { a + b }
+    /// fn fma(a: f64, b: f64, c: f64) -> f64 { a * b + c }
+    /// fn label(id: u8, name: String, x: i64, ok: bool) -> String { format!("{id}:{name}:{x}:{ok}") }
+    /// let pool = Pool::new(2).unwrap();
+    /// assert_eq!(pool.starmap(neg, [(1,), (2,)]).unwrap(), [-1, -2]);
+    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)]).unwrap(), [3, 7]);
+    /// assert_eq!(pool.starmap(fma, [(2.0, 3.0, 1.0)]).unwrap(), [7.0]);
+    /// assert_eq!(pool.starmap(label, [(7, "a".to_string(), -1, true)]).unwrap(), ["7:a:-1:true"]);
+    /// assert_eq!(pool.starmap(|a: u8, b: u8| a.max(b), [(1, 9), (8, 2)]).unwrap(), [9, 8]);
+    /// ```
+    pub fn starmap<Args, F>(
         &self,
-        f: fn(A, B) -> R,
-        items: impl IntoIterator<Item = (A, B)>,
-    ) -> Result<Vec<R>, PoolError>
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<F::Output>, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        B: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: Serialize,
+        F: StarFn<Args>,
     {
         self.starmap_async(f, items, None)?.get()
     }
 
-    /// Start a `starmap`.
+    /// Start a `starmap` (`chunksize: None` is CPython's default).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -606,20 +695,22 @@ impl Pool {
     /// let r = pool.starmap_async(add, [(1, 2), (3, 4)], None).unwrap();
     /// assert_eq!(r.get().unwrap(), [3, 7]);
     /// ```
-    pub fn starmap_async<A, B, R>(
+    pub fn starmap_async<Args, F>(
         &self,
-        f: fn(A, B) -> R,
-        items: impl IntoIterator<Item = (A, B)>,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
         chunksize: Option<usize>,
-    ) -> Result<MapResult<R>, PoolError>
+    ) -> Result<MapResult<F::Output>, PoolError>
     where
-        A: Serialize + DeserializeOwned,
-        B: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: Serialize,
+        F: StarFn<Args>,
     {
+        // The function is its type (zero-sized): the worker's trampoline,
+        // instantiated for `F`, makes its own copy (see `worker::conjure`).
+        let _ = f;
         self.map_inner(
-            worker::star2::<A, B, R>,
-            f as usize,
+            <F as sealed::StarTramp<Args>>::tramp(),
+            0,
             items,
             chunksize,
             None,

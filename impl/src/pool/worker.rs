@@ -64,7 +64,7 @@ pub(crate) const DONE_FAILED: u8 = 1;
 /// A trampoline: decodes a unit's arguments (`n:u32` then the arguments),
 /// calls the task function at address `func` on each, and appends the `Done`
 /// body (status byte onwards) to `out`.
-pub(crate) type Tramp = fn(usize, &[u8], &mut Vec<u8>);
+pub type Tramp = fn(usize, &[u8], &mut Vec<u8>);
 
 /// Why one task produced no value (crosses the socket inside a `Done` frame).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -275,15 +275,71 @@ pub(crate) fn tramp1<T: DeserializeOwned, R: Serialize>(
     run_items(data, out, f)
 }
 
-/// Trampoline for `fn(A, B) -> R` over pairs (starmap).
-pub(crate) fn star2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
-    func: usize,
-    data: &[u8],
-    out: &mut Vec<u8>,
-) {
-    // SAFETY: as in `tramp1`, for an `fn(A, B) -> R` (see `StarFn`).
-    let f: fn(A, B) -> R = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(func) };
+/// A copy of the zero-sized function `F` (a function item or a closure that
+/// captures nothing): the function is its type.
+fn conjure<F: Copy>() -> F {
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "starmap takes a function item or a closure that captures nothing"
+        )
+    };
+    // SAFETY: `F` is zero-sized (checked at compile time just above), so a
+    // read touches no memory and a dangling, aligned pointer is valid for it;
+    // it is `Copy`, so duplicating it skips no destructor. Its only values
+    // are the function (a function item or capture-less closure type has no
+    // state), the same one the parent passed to `starmap`.
+    unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() }
+}
+
+/// Trampoline for `F: Fn(A) -> R` over 1-tuples (starmap).
+pub(crate) fn star1<F, A, R>(_func: usize, data: &[u8], out: &mut Vec<u8>)
+where
+    F: Fn(A) -> R + Copy,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let f = conjure::<F>();
+    run_items(data, out, |(a,): (A,)| f(a))
+}
+
+/// Trampoline for `F: Fn(A, B) -> R` over pairs (starmap).
+pub(crate) fn star2<F, A, B, R>(_func: usize, data: &[u8], out: &mut Vec<u8>)
+where
+    F: Fn(A, B) -> R + Copy,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    R: Serialize,
+{
+    let f = conjure::<F>();
     run_items(data, out, |(a, b): (A, B)| f(a, b))
+}
+
+/// Trampoline for `F: Fn(A, B, C) -> R` over triples (starmap).
+pub(crate) fn star3<F, A, B, C, R>(_func: usize, data: &[u8], out: &mut Vec<u8>)
+where
+    F: Fn(A, B, C) -> R + Copy,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    C: DeserializeOwned,
+    R: Serialize,
+{
+    let f = conjure::<F>();
+    run_items(data, out, |(a, b, c): (A, B, C)| f(a, b, c))
+}
+
+/// Trampoline for `F: Fn(A, B, C, D) -> R` over 4-tuples (starmap).
+pub(crate) fn star4<F, A, B, C, D, R>(_func: usize, data: &[u8], out: &mut Vec<u8>)
+where
+    F: Fn(A, B, C, D) -> R + Copy,
+    A: DeserializeOwned,
+    B: DeserializeOwned,
+    C: DeserializeOwned,
+    D: DeserializeOwned,
+    R: Serialize,
+{
+    let f = conjure::<F>();
+    run_items(data, out, |(a, b, c, d): (A, B, C, D)| f(a, b, c, d))
 }
 
 /// A unit as the worker receives it: the whole frame payload; the

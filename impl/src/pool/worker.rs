@@ -62,8 +62,9 @@ pub(crate) const DONE_RESULTS: u8 = 0;
 pub(crate) const DONE_FAILED: u8 = 1;
 
 /// A trampoline: decodes a unit's arguments (`n:u32` then the arguments),
-/// calls the task function at address `func` on each, and appends the `Done`
-/// body (status byte onwards) to `out`.
+/// calls the task function at address `func` on each, and writes the `Done`
+/// body (status byte onwards) into `out` after its first [`DONE_HEADER`]
+/// bytes (`out` is cut to the end of the body).
 pub type Tramp = fn(usize, &[u8], &mut Vec<u8>);
 
 /// Why one task produced no value (crosses the socket inside a `Done` frame).
@@ -98,7 +99,8 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
     out: &mut Vec<u8>,
     mut call: impl FnMut(In) -> R,
 ) {
-    let mut out = Out::new(out);
+    // After the Done frame's header; what `out` holds beyond is slack.
+    let mut out = Out::at(out, DONE_HEADER);
     let n = match data.get(..4) {
         Some(h) => u32::from_le_bytes(h.try_into().expect("4 bytes")),
         None => {
@@ -171,9 +173,13 @@ pub(crate) struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
-    /// Append after what `buf` holds.
-    pub(crate) fn new(buf: &'a mut Vec<u8>) -> Out<'a> {
-        let pos = buf.len();
+    /// Write from `pos` on (`buf` is cut there when the `Out` is dropped):
+    /// the bytes `buf` holds beyond `pos` are reused as slack, so a recycled
+    /// buffer is not zeroed again.
+    pub(crate) fn at(buf: &'a mut Vec<u8>, pos: usize) -> Out<'a> {
+        if buf.len() < pos {
+            buf.resize(pos, 0);
+        }
         Out { buf, pos }
     }
 
@@ -358,7 +364,7 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
 }
 
-/// Encode a unit frame (with its 4-byte header) into `buf` (cleared first):
+/// Encode a unit frame (with its 4-byte header) into `buf` (overwritten):
 /// at most `max` arguments taken from `items`, serialized in place. Returns
 /// how many were taken. `per_item` is a size hint (bytes per argument).
 pub(crate) fn unit_frame<B: Serialize>(
@@ -370,9 +376,8 @@ pub(crate) fn unit_frame<B: Serialize>(
     max: usize,
     per_item: usize,
 ) -> Result<usize, postcard::Error> {
-    buf.clear();
     buf.reserve(4 + UNIT_DATA + 4 + SLACK + max.min(1 << 22).saturating_mul(per_item));
-    let mut out = Out::new(buf);
+    let mut out = Out::at(buf, 0);
     out.bytes(&[0u8; 4]);
     out.bytes(&[TO_UNIT]);
     out.bytes(&unit.to_le_bytes());
@@ -405,10 +410,10 @@ fn spare_take(s: &Spare) -> Vec<u8> {
     s.borrow_mut().pop().unwrap_or_default()
 }
 
-fn spare_give(s: &Spare, mut b: Vec<u8>) {
+/// Keep `b` for reuse (its bytes stay: they serve as [`Out`]'s slack).
+fn spare_give(s: &Spare, b: Vec<u8>) {
     let mut s = s.borrow_mut();
     if s.len() < SPARE_BUFS {
-        b.clear();
         s.push(b);
     }
 }
@@ -430,9 +435,12 @@ impl SockIo {
             return None;
         }
         let mut f = spare_take(&self.spare);
-        f.resize(len, 0);
-        if self.sock.read_exact(&mut f).is_err() {
-            return None;
+        f.clear();
+        f.reserve_exact(len);
+        // Straight into the spare capacity (no zeroing first).
+        match (&mut self.sock).take(len as u64).read_to_end(&mut f) {
+            Ok(got) if got == len => {}
+            _ => return None,
         }
         Some(f)
     }
@@ -530,7 +538,6 @@ pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
             let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
             // Room for the Done frame's header, filled in by `send` (no copy).
             let mut out = spare_take(&spare);
-            out.resize(DONE_HEADER, 0);
             t(m.func, m.frame.get(UNIT_DATA..).unwrap_or(&[]), &mut out);
             spare_give(&spare, m.frame);
             out

@@ -51,6 +51,9 @@
 //!   stack) and copies the bytes into the ring with one `memcpy` (two at the
 //!   ring's wrap-around); a `get` copies them out into another and decodes.
 //!   A steady stream of messages allocates nothing but the values returned.
+//!   The copy out of shared memory before decoding is deliberate: the decoder
+//!   reads private bytes, so a misbehaving process writing into the ring
+//!   cannot change them between two reads of the decoder (a double fetch).
 //! * The ring's hot words are grouped into cache lines by the side that
 //!   writes them, and each side keeps a hint of the other's position, so in
 //!   the steady state a message crosses between cores as its own bytes plus
@@ -173,7 +176,7 @@ impl QueueBuilder {
         self
     }
 
-    /// The ring's size in bytes (rounded up to 16; default
+    /// The ring's size in bytes (rounded up to a power of two, at least 16; default
     /// [`DEFAULT_CAPACITY`]). Larger values still pass, streamed in pieces.
     pub fn capacity_bytes(mut self, n: usize) -> Self {
         self.capacity = n;
@@ -199,7 +202,8 @@ impl QueueBuilder {
                 limit: MAX_ITEMS as usize,
             })?;
         let hdr = ShmBox::new_aligned(RingHeader::<Shm>::new(chunks as u64, maxsize), 64)?;
-        let slots = ShmSlice::from_fn(chunks, |_| ShmCell::new([0u8; CHUNK]))?;
+        // The header rounds the capacity up to a power of two of chunks.
+        let slots = ShmSlice::from_fn(hdr.capacity() as usize, |_| ShmCell::new([0u8; CHUNK]))?;
         Ok(Queue {
             raw: RawQueue {
                 hdr,

@@ -282,8 +282,9 @@ fn pack(cnt: u64, pos: u64) -> u64 {
 }
 
 impl<P: Platform> RingHeader<P> {
-    /// A ring header for `capacity` chunks (clamped to `1..=MAX_CAPACITY`) and
-    /// at most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).
+    /// A ring header for `capacity` chunks (clamped to `1..=MAX_CAPACITY`,
+    /// then rounded up to a power of two: see [`RingHeader::capacity`]) and at
+    /// most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).
     pub fn new(capacity: u64, max_items: u32) -> Self {
         RingHeader {
             prod: Padded(Side {
@@ -303,12 +304,14 @@ impl<P: Platform> RingHeader<P> {
                 event: P::W32::new(0),
             }),
             closed: Padded(P::W32::new(0)),
-            capacity: capacity.clamp(1, MAX_CAPACITY),
+            capacity: capacity.clamp(1, MAX_CAPACITY).next_power_of_two(),
             max_items: max_items.min(MAX_ITEMS),
         }
     }
 
-    /// Number of chunks.
+    /// Number of chunks: a power of two, so that it divides the 2^40 range of
+    /// positions and a position's chunk (`pos mod capacity`) stays consecutive
+    /// when positions wrap around (after 16 TiB of traffic).
     pub fn capacity(&self) -> u64 {
         self.capacity
     }
@@ -316,6 +319,22 @@ impl<P: Platform> RingHeader<P> {
     /// The item bound (0: none).
     pub fn max_items(&self) -> u32 {
         self.max_items
+    }
+
+    /// Start an empty ring at chunk position `pos` instead of 0 (tests: run
+    /// the ring across the wrap-around of positions without 16 TiB of traffic).
+    #[doc(hidden)]
+    pub fn starting_at(self, pos: u64) -> Self {
+        let p = pos & POS_MASK;
+        for w in [
+            &self.tail.0.pos,
+            &self.head.0.pos,
+            &self.prod.0.seen,
+            &self.cons.0.seen,
+        ] {
+            w.store(p, Relaxed);
+        }
+        self
     }
 }
 
@@ -334,10 +353,15 @@ impl<P: Platform> core::fmt::Debug for Ring<'_, P> {
 
 impl<'a, P: Platform> Ring<'a, P> {
     /// Combine a header and its chunks. `None` if the header's capacity is not
-    /// `slots.len()` or out of range (a header from elsewhere is not trusted).
+    /// `slots.len()`, not a power of two, or out of range (a header from
+    /// elsewhere is not trusted).
     pub fn new(h: &'a RingHeader<P>, slots: &'a [P::Cell<Chunk>]) -> Option<Self> {
         let cap = h.capacity;
-        if cap == 0 || cap > MAX_CAPACITY || cap != slots.len() as u64 || h.max_items > MAX_ITEMS {
+        if !cap.is_power_of_two()
+            || cap > MAX_CAPACITY
+            || cap != slots.len() as u64
+            || h.max_items > MAX_ITEMS
+        {
             return None;
         }
         Some(Ring { h, slots, cap })
@@ -487,10 +511,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut hdr = [0u8; PIECE_HEADER];
         hdr[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         hdr[4..].copy_from_slice(&flags.to_le_bytes());
-        let start = (at % self.cap) as usize * CHUNK; // one division per piece
-                                                      // SAFETY: the piece's chunks lie in the free region, which only the
-                                                      // `prod` holder (us) accesses; the consumer freed them with a Release
-                                                      // store of `head` that our Acquire load observed.
+        let start = (at & (self.cap - 1)) as usize * CHUNK;
+        // SAFETY: the piece's chunks lie in the free region, which only the
+        // `prod` holder (us) accesses; the consumer freed them with a Release
+        // store of `head` that our Acquire load observed.
         unsafe {
             self.write_bytes(start, &hdr);
             self.write_bytes(start + PIECE_HEADER, payload);
@@ -504,7 +528,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         // SAFETY: the chunk is published (below `tail`, which we loaded with
         // Acquire) and not freed: only the `cons` holder (us) reads it and
         // nobody writes it.
-        unsafe { self.read_bytes((at % self.cap) as usize * CHUNK, &mut c) };
+        unsafe { self.read_bytes((at & (self.cap - 1)) as usize * CHUNK, &mut c) };
         let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
         let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
         (len, flags)
@@ -517,7 +541,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
         unsafe {
             self.read_bytes(
-                (at % self.cap) as usize * CHUNK + PIECE_HEADER,
+                (at & (self.cap - 1)) as usize * CHUNK + PIECE_HEADER,
                 &mut out[old..],
             )
         };

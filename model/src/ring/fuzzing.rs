@@ -28,9 +28,15 @@ pub struct Q<P: Platform> {
 impl<P: Platform> Q<P> {
     /// A ring of `cap` chunks and item bound `max_items`.
     pub fn new(cap: u64, max_items: u32) -> Self {
+        Self::with_header(RingHeader::new(cap, max_items))
+    }
+
+    /// A ring over header `h` (with as many chunks as it says).
+    pub fn with_header(h: RingHeader<P>) -> Self {
+        let n = h.capacity();
         Q {
-            h: RingHeader::new(cap, max_items),
-            slots: (0..cap).map(|_| P::Cell::new([0u8; CHUNK])).collect(),
+            h,
+            slots: (0..n).map(|_| P::Cell::new([0u8; CHUNK])).collect(),
         }
     }
     /// The ring over this storage.

@@ -20,9 +20,10 @@ use crate::Process;
 /// megabyte-sized buffer costs a page fault per 4 KiB).
 pub(crate) type SpareFrames = Arc<Mutex<Vec<Vec<u8>>>>;
 
-/// How many spare frame buffers are kept, and up to which size each.
-const SPARE_FRAMES: usize = 16;
-const SPARE_FRAME_MAX: usize = 16 << 20;
+/// How many spare frame buffers are kept, and up to which size each (at
+/// most 32 MiB stay allocated for reuse).
+const SPARE_FRAMES: usize = 8;
+const SPARE_FRAME_MAX: usize = 4 << 20;
 
 /// A frame on its way to a worker (header included). Its buffer goes back to
 /// the spare list when the last reference (the dispatcher's payload, or the

@@ -543,6 +543,12 @@ impl Pool {
     /// `f` applied to every item, in order, waiting for all (CPython's `map`,
     /// with its default chunk size `ceil(len / (4 * processes))`). The first
     /// failed task's error is returned; [`MapResult::get_all`] gives each.
+    ///
+    /// Items whose iterator knows its exact length (`size_hint`, as ranges,
+    /// vectors and slices do) are encoded chunk by chunk as they come, the
+    /// workers starting on the first chunk meanwhile; other iterators are
+    /// collected first. An iterator that yields more or fewer items than its
+    /// exact `size_hint` said is [`PoolError::BrokenSizeHint`].
     pub fn map<T, R>(
         &self,
         f: fn(T) -> R,

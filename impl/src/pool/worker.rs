@@ -376,7 +376,9 @@ pub(crate) fn unit_frame<B: Serialize>(
     max: usize,
     per_item: usize,
 ) -> Result<usize, postcard::Error> {
-    buf.reserve(4 + UNIT_DATA + 4 + SLACK + max.min(1 << 22).saturating_mul(per_item));
+    // A size hint, capped: a chunk of large items grows the buffer as it goes.
+    let hint = max.saturating_mul(per_item).min(4 << 20);
+    buf.reserve(4 + UNIT_DATA + 4 + SLACK + hint);
     let mut out = Out::at(buf, 0);
     out.bytes(&[0u8; 4]);
     out.bytes(&[TO_UNIT]);
@@ -403,8 +405,9 @@ pub(crate) fn stop_frame() -> Vec<u8> {
 /// Buffers a worker keeps between units (received frames and results).
 type Spare = Rc<RefCell<Vec<Vec<u8>>>>;
 
-/// How many spare buffers a worker keeps.
+/// How many spare buffers a worker keeps, and up to which size each.
 const SPARE_BUFS: usize = 4;
+const SPARE_BUF_MAX: usize = 8 << 20;
 
 fn spare_take(s: &Spare) -> Vec<u8> {
     s.borrow_mut().pop().unwrap_or_default()
@@ -413,7 +416,7 @@ fn spare_take(s: &Spare) -> Vec<u8> {
 /// Keep `b` for reuse (its bytes stay: they serve as [`Out`]'s slack).
 fn spare_give(s: &Spare, b: Vec<u8>) {
     let mut s = s.borrow_mut();
-    if s.len() < SPARE_BUFS {
+    if s.len() < SPARE_BUFS && b.capacity() <= SPARE_BUF_MAX {
         s.push(b);
     }
 }

@@ -344,7 +344,7 @@ fn items_without_exact_length_and_iterators_that_lie_about_it() {
         want
     );
     // Fewer or more items than promised: an error, never a hang or a short result.
-    for (promised, real) in [(10, 0..7), (10, 0..13), (1, 0..0)] {
+    for (promised, real) in [(10, 0..7), (10, 0..13), (1, 0..0), (0, 0..2)] {
         let e = pool
             .map_async(square, Liar { promised, real }, Some(3))
             .unwrap_err();

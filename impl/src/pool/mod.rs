@@ -438,6 +438,9 @@ impl Pool {
                 bytes = 0;
             }
         }
+        if n == 0 && items.next().is_some() {
+            return Err(PoolError::BrokenSizeHint { promised: 0 });
+        }
         Ok(())
     }
 

@@ -364,12 +364,24 @@ impl Driver {
             if c.inbuf.len() < want {
                 c.inbuf.resize(want, 0);
             }
+            let space = c.inbuf.len() - c.filled;
             match c.sock.read(&mut c.inbuf[c.filled..]) {
                 Ok(0) => {
                     c.dead = true;
                     break;
                 }
-                Ok(n) => c.filled += n,
+                Ok(n) => {
+                    c.filled += n;
+                    // A short read emptied the socket (a Unix stream read
+                    // takes all that is queued, up to the space given): no
+                    // second call just to see EAGAIN. More data, or the end
+                    // of stream, wakes `poll` again (level-triggered); a
+                    // worker that exited wrote everything before, so this
+                    // also drains a dead worker's socket.
+                    if n < space {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {

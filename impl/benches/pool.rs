@@ -7,6 +7,9 @@
 //! ```text
 //! cargo bench -p procshare --bench pool
 //! ```
+//!
+//! `POOL_BENCH_MAP_ONLY=1` or `POOL_BENCH_APPLY_ONLY=1` runs one part alone
+//! (for profiling); `POOL_BENCH_NO_PYTHON=1` skips CPython.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -127,6 +130,11 @@ fn cpython() -> Option<(f64, f64)> {
 fn main() {
     std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     let pool = Pool::builder().processes(2).build().expect("pool");
+    if std::env::var_os("POOL_BENCH_APPLY_ONLY").is_some() {
+        let apply = rate(ROUND_TRIPS as f64, best(|| pool_round_trips(&pool)));
+        println!("apply: {apply:.0} round trips/s");
+        return;
+    }
     let _ = pool_map(&pool); // warm up
     let map = rate(N as f64, best(|| pool_map(&pool)));
     if std::env::var_os("POOL_BENCH_MAP_ONLY").is_some() {

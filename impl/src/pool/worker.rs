@@ -425,14 +425,61 @@ fn spare_give(s: &Spare, b: Vec<u8>) {
 struct SockIo {
     sock: UnixStream,
     spare: Spare,
+    /// Bytes read ahead: `stash[lo..hi]` are received and not consumed. A
+    /// small unit frame (an `apply`) then arrives in one `read` with its
+    /// header, and a prefetched second frame is often already here.
+    stash: Box<[u8; STASH]>,
+    lo: usize,
+    hi: usize,
 }
 
+/// Size of a worker's read-ahead buffer.
+const STASH: usize = 4096;
+
 impl SockIo {
+    fn new(sock: UnixStream, spare: Spare) -> SockIo {
+        SockIo {
+            sock,
+            spare,
+            stash: Box::new([0; STASH]),
+            lo: 0,
+            hi: 0,
+        }
+    }
+
+    /// Read once more into the stash (blocking); `false` at end of stream or
+    /// on an error.
+    fn fill(&mut self) -> bool {
+        if self.lo > 0 {
+            self.stash.copy_within(self.lo..self.hi, 0);
+            self.hi -= self.lo;
+            self.lo = 0;
+        }
+        loop {
+            match self.sock.read(&mut self.stash[self.hi..]) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.hi += n;
+                    return true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// One frame's payload into a spare buffer; `None` at end of stream, on
     /// an error or an oversized frame.
     fn read_frame(&mut self) -> Option<Vec<u8>> {
-        let mut h = [0u8; 4];
-        self.sock.read_exact(&mut h).ok()?;
+        while self.hi - self.lo < 4 {
+            if !self.fill() {
+                return None;
+            }
+        }
+        let h: [u8; 4] = self.stash[self.lo..self.lo + 4]
+            .try_into()
+            .expect("4 bytes");
+        self.lo += 4;
         let len = u32::from_le_bytes(h) as usize;
         if len > FRAME_LIMIT {
             return None;
@@ -440,10 +487,16 @@ impl SockIo {
         let mut f = spare_take(&self.spare);
         f.clear();
         f.reserve_exact(len);
-        // Straight into the spare capacity (no zeroing first).
-        match (&mut self.sock).take(len as u64).read_to_end(&mut f) {
-            Ok(got) if got == len => {}
-            _ => return None,
+        let have = len.min(self.hi - self.lo);
+        f.extend_from_slice(&self.stash[self.lo..self.lo + have]);
+        self.lo += have;
+        if have < len {
+            // The rest straight into the spare capacity (no zeroing first).
+            let rest = len - have;
+            match (&mut self.sock).take(rest as u64).read_to_end(&mut f) {
+                Ok(got) if got == rest => {}
+                _ => return None,
+            }
         }
         Some(f)
     }
@@ -524,10 +577,7 @@ pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
     let sock = unsafe { UnixStream::from_raw_fd(fd) };
     let _ = sock.set_nonblocking(false);
     let spare: Spare = Rc::default();
-    let mut io = SockIo {
-        sock,
-        spare: spare.clone(),
-    };
+    let mut io = SockIo::new(sock, spare.clone());
     worker_main::<_, 0>(
         &mut io,
         || match init {

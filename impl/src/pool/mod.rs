@@ -69,6 +69,10 @@
 //!   [`PoolError::NotRunning`]; dropping the pool terminates it (leaving
 //!   `with Pool(...)` in Python does the same).
 //!
+//! Workers do not print their tasks' panics (the results carry the
+//! messages): the first `build` wraps the process's panic hook so that it is
+//! silent in workers and unchanged in the parent.
+//!
 //! The dispatcher thread forks replacement workers; forking from a
 //! multi-threaded process prints procshare's one-time warning (see
 //! [`crate::process`]). The initial workers are forked by the thread that
@@ -234,6 +238,7 @@ impl PoolBuilder {
         if self.bad_maxtasks {
             return Err(PoolError::BadMaxTasks);
         }
+        worker::quiet_worker_panics();
         let shared = Arc::new(Shared::new()?);
         let cfg = Config {
             processes,

@@ -318,7 +318,7 @@ impl<P: Platform> RawBarrier<P> {
         acquire: core::sync::atomic::Ordering,
     ) -> Result<u32, BarrierError> {
         t.crash_point();
-        let ok = action.is_none_or(|a| a());
+        let ok = action.map_or(true, |a| a());
         let end = if ok {
             pack(gen(all) + 1, 0, 0)
         } else {

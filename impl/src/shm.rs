@@ -109,6 +109,19 @@ pub enum ShmError {
     /// A requested size overflows.
     #[error("shared memory request of {0} bytes is too large")]
     TooLarge(usize),
+    /// An object received from another process does not fit in its segment
+    /// (out of bounds or misaligned).
+    #[error("shared object of {size} bytes at offset {offset} (alignment {align}) does not fit in a segment of {segment} bytes")]
+    BadPlacement {
+        /// Offset of the object in the segment.
+        offset: u64,
+        /// Its size in bytes.
+        size: u64,
+        /// Its required alignment.
+        align: usize,
+        /// The segment's size.
+        segment: usize,
+    },
 }
 
 fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShmError {
@@ -206,10 +219,6 @@ impl Segment {
     /// [`DATA_OFFSET`]), zero-filled, and keeps its memfd so that it can be
     /// passed to another process ([`Segment::fd`], [`Segment::attach`]).
     pub fn create(size: usize) -> Result<Segment, ShmError> {
-        Self::create_inner(size, true)
-    }
-
-    fn create_inner(size: usize, keep_fd: bool) -> Result<Segment, ShmError> {
         let size = size.max(DATA_OFFSET);
         if size > isize::MAX as usize / 2 {
             return Err(ShmError::TooLarge(size));
@@ -233,7 +242,7 @@ impl Segment {
             _map: map,
             ptr,
             len: size,
-            fd: keep_fd.then(|| file.into()),
+            fd: Some(file.into()),
         })
     }
 
@@ -303,8 +312,9 @@ impl Segment {
         unsafe { self.ptr.as_ptr().cast::<SegmentHeader>().read() }
     }
 
-    /// The memfd, if this segment kept it (segments of the arena do not, to
-    /// save descriptors).
+    /// The memfd. Every segment keeps it (arena segments included, one
+    /// descriptor per 1 MiB segment and per large object), so that shared
+    /// objects can be passed to a spawned process ([`crate::spawn`]).
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|f| f.as_fd())
     }
@@ -441,7 +451,41 @@ struct Block {
     dedicated: bool,
 }
 
+/// The generation of blocks attached from a segment received from another
+/// process ([`ShmBox::attach`]): never a real fork generation, so these blocks
+/// are never counted nor recycled here (their creator owns them).
+const FOREIGN: u64 = u64::MAX;
+
 impl Block {
+    /// A handle on `size` bytes at `offset` of a segment received from another
+    /// process; checked to lie after the header, inside the segment, aligned.
+    fn attach(
+        seg: Arc<Segment>,
+        offset: u64,
+        size: usize,
+        align: usize,
+    ) -> Result<Block, ShmError> {
+        let bad = || ShmError::BadPlacement {
+            offset,
+            size: size as u64,
+            align,
+            segment: seg.len(),
+        };
+        let start = usize::try_from(offset).map_err(|_| bad())?;
+        let end = start.checked_add(size).ok_or_else(bad)?;
+        if start < DATA_OFFSET || end > seg.len() || (seg.ptr_at(0) as usize + start) % align != 0 {
+            return Err(bad());
+        }
+        Ok(Block {
+            seg,
+            offset: start,
+            size,
+            align,
+            generation: FOREIGN,
+            dedicated: false,
+        })
+    }
+
     fn alloc(size: usize, align: usize) -> Result<Block, ShmError> {
         let align = align.max(GRANULE);
         if !align.is_power_of_two() || align > 4096 {
@@ -454,7 +498,7 @@ impl Block {
         if size > LARGE_OBJECT {
             // Page-aligned data: DATA_OFFSET is below a page, so start at 4096.
             let total = size.checked_add(4096).ok_or(ShmError::TooLarge(size))?;
-            let seg = Arc::new(Segment::create_inner(total, false)?);
+            let seg = Arc::new(Segment::create(total)?);
             let generation = with_arena(|a| {
                 a.live_blocks += 1;
                 a.live_bytes += size;
@@ -499,7 +543,7 @@ impl Block {
             let start = match start {
                 Some(s) => s,
                 None => {
-                    let seg = Arc::new(Segment::create_inner(ARENA_SEGMENT_SIZE, false)?);
+                    let seg = Arc::new(Segment::create(ARENA_SEGMENT_SIZE)?);
                     a.current = Some((seg, DATA_OFFSET));
                     DATA_OFFSET.next_multiple_of(align)
                 }
@@ -691,6 +735,28 @@ impl<T: ShmSafe> ShmBox<T> {
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         a.ptr == b.ptr
     }
+
+    /// The segment this object lives in and its offset there (what a spawned
+    /// process needs to find it: see [`crate::spawn`]).
+    pub(crate) fn placement(&self) -> (&Arc<Segment>, u64) {
+        let seg = &self.block.seg;
+        (
+            seg,
+            (self.ptr.as_ptr() as usize - seg.ptr_at(0) as usize) as u64,
+        )
+    }
+
+    /// The object at `offset` of `seg`, a segment received from the process
+    /// that created it (the inverse of [`ShmBox::placement`]). Bounds and
+    /// alignment are checked; the block is never recycled by this process.
+    pub(crate) fn attach(seg: Arc<Segment>, offset: u64) -> Result<ShmBox<T>, ShmError> {
+        let block = Block::attach(seg, offset, size_of::<T>(), align_of::<T>())?;
+        let ptr = NonNull::new(block.ptr().cast::<T>()).expect("mapping is non-null");
+        Ok(ShmBox {
+            block: Arc::new(block),
+            ptr,
+        })
+    }
 }
 
 impl<T: ShmSafe> Clone for ShmBox<T> {
@@ -789,6 +855,34 @@ impl<T: ShmSafe> ShmSlice<T> {
     #[inline(always)]
     pub fn as_ptr(&self) -> *const T {
         self.ptr.as_ptr()
+    }
+
+    /// The segment the elements live in and the offset of the first (see
+    /// [`ShmBox::placement`]).
+    pub(crate) fn placement(&self) -> (&Arc<Segment>, u64) {
+        let seg = &self.block.seg;
+        (
+            seg,
+            (self.ptr.as_ptr() as usize - seg.ptr_at(0) as usize) as u64,
+        )
+    }
+
+    /// `len` elements at `offset` of a received segment (see [`ShmBox::attach`]).
+    pub(crate) fn attach(
+        seg: Arc<Segment>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ShmSlice<T>, ShmError> {
+        let too_large = || ShmError::TooLarge(usize::MAX);
+        let len = usize::try_from(len).map_err(|_| too_large())?;
+        let bytes = size_of::<T>().checked_mul(len).ok_or_else(too_large)?;
+        let block = Block::attach(seg, offset, bytes, align_of::<T>())?;
+        let ptr = NonNull::new(block.ptr().cast::<T>()).expect("mapping is non-null");
+        Ok(ShmSlice {
+            block: Arc::new(block),
+            ptr,
+            len,
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub struct IndexError {
 /// assert_eq!(a.to_vec(), [0, 9, 0, 0]);
 /// ```
 pub struct RawArray<T: Pod + Send> {
-    cells: ShmSlice<ShmCell<T>>,
+    pub(crate) cells: ShmSlice<ShmCell<T>>,
 }
 
 impl<T: Pod + Send> Clone for RawArray<T> {
@@ -150,9 +150,9 @@ impl<T: Pod + Send> RawArray<T> {
 /// assert_eq!(a.get(2).unwrap(), 4.0);
 /// ```
 pub struct Array<T: Pod + Send> {
-    raw: RawArray<T>,
-    lock: AnyLock,
-    guard_owner: GuardOwner,
+    pub(crate) raw: RawArray<T>,
+    pub(crate) lock: AnyLock,
+    pub(crate) guard_owner: GuardOwner,
 }
 
 impl<T: Pod + Send> Clone for Array<T> {

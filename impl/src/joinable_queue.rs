@@ -46,9 +46,9 @@ unsafe impl ShmSafe for RawTaskCounter<Shm> {}
 /// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
 /// the same queue and counter.
 pub struct JoinableQueue<T> {
-    q: Queue<T>,
+    pub(crate) q: Queue<T>,
     /// Unfinished tasks: incremented before each put, decremented by `task_done`.
-    unfinished: ShmBox<RawTaskCounter<Shm>>,
+    pub(crate) unfinished: ShmBox<RawTaskCounter<Shm>>,
 }
 
 impl<T> Clone for JoinableQueue<T> {

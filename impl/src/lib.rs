@@ -26,6 +26,7 @@ pub use simple_queue::SimpleQueue;
 pub mod joinable_queue;
 pub use joinable_queue::JoinableQueue;
 pub mod pipe;
+pub mod spawn;
 pub use pipe::{Connection, Pipe};
 
 /// The message of a caught panic payload (`&str` or `String`; anything else

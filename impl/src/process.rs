@@ -1,4 +1,6 @@
-//! Processes, started with the `fork` start method (Python's `multiprocessing.Process`).
+//! Processes (Python's `multiprocessing.Process`), started by one of Python's
+//! three start methods ([`StartMethod`]): `fork` (the default), `spawn` and
+//! `forkserver` (see [`crate::spawn`] for the last two).
 //!
 //! ```
 //! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -10,7 +12,32 @@
 //! assert_eq!(p.name(), "worker");
 //! ```
 //!
-//! # What the child runs
+//! The same child under the three start methods: a plain function and its
+//! arguments ([`Process::with_target`]) run under any of them; a closure
+//! ([`Process::new`]) only under `fork`.
+//!
+//! ```
+//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+//! use procshare::process::{Process, StartMethod};
+//! use procshare::{Queue, Value};
+//!
+//! fn work((n, q): (Value<u32>, Queue<u32>)) {
+//!     let mut g = n.lock().unwrap();
+//!     *g += 1;
+//!     q.put(&*g).unwrap();
+//! }
+//!
+//! let (n, q) = (Value::new(0u32).unwrap(), Queue::new().unwrap());
+//! for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+//!     let mut p = Process::with_target(work, (n.clone(), q.clone())).start_method(m);
+//!     p.start().unwrap();
+//!     assert_eq!(p.join().unwrap(), 0);
+//! }
+//! assert_eq!(n.get(), 3);
+//! assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [1, 2, 3]);
+//! ```
+//!
+//! # What a forked child runs
 //!
 //! The child is a `fork` of the caller. It runs the closure under
 //! `catch_unwind`, flushes its standard output and leaves with `_exit`: it
@@ -42,9 +69,11 @@
 //! [`Process::terminate`] then `join`) to be sure.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+use crate::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -67,6 +96,10 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+    /// A spawn or forkserver start failed (including a child that reported it
+    /// could not start: [`SpawnError::Child`]).
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
 }
 
 fn last_os(what: &'static str) -> ProcessError {
@@ -76,14 +109,54 @@ fn last_os(what: &'static str) -> ProcessError {
     }
 }
 
-/// How a child process is started. Only `Fork` exists so far (Python's
-/// default on Linux before 3.14); `spawn` and `forkserver` may follow.
+/// How a child process is started (Python's start methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StartMethod {
-    /// `fork()`: the child is a copy of the parent and runs the closure.
+    /// `fork()`: the child is a copy of the parent and runs the closure
+    /// (Python's default on Linux before 3.14).
     #[default]
     Fork,
+    /// A fresh exec of this binary that runs a function target with its
+    /// arguments: it inherits no memory, thread or lock of the parent.
+    Spawn,
+    /// A fork of a server process started once by spawn (single-threaded):
+    /// cheap like fork, clean like spawn. The child's parent is the server.
+    ForkServer,
+}
+
+/// The process-wide default start method: 0 fork, 1 spawn, 2 forkserver.
+static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the start method of processes created afterwards (Python's
+/// `multiprocessing.set_start_method`, without its "only once" rule).
+///
+/// ```
+/// use procshare::process::{get_start_method, set_start_method, StartMethod};
+/// set_start_method(StartMethod::Spawn);
+/// assert_eq!(get_start_method(), StartMethod::Spawn);
+/// set_start_method(StartMethod::Fork);
+/// ```
+pub fn set_start_method(method: StartMethod) {
+    let m = match method {
+        StartMethod::Fork => 0,
+        StartMethod::Spawn => 1,
+        StartMethod::ForkServer => 2,
+    };
+    DEFAULT_METHOD.store(m, Ordering::Relaxed);
+}
+
+/// The start method new processes get (Python's `get_start_method()`).
+///
+/// ```
+/// assert_eq!(procshare::process::get_start_method(), procshare::process::StartMethod::Fork);
+/// ```
+pub fn get_start_method() -> StartMethod {
+    match DEFAULT_METHOD.load(Ordering::Relaxed) {
+        1 => StartMethod::Spawn,
+        2 => StartMethod::ForkServer,
+        _ => StartMethod::Fork,
+    }
 }
 
 /// The number of CPUs in the system (Python's `multiprocessing.cpu_count()`), at least 1.
@@ -161,7 +234,7 @@ fn reap_orphans() {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn decode_status(status: libc::c_int) -> i32 {
+pub(crate) fn decode_status(status: libc::c_int) -> i32 {
     if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else if libc::WIFSIGNALED(status) {
@@ -172,7 +245,12 @@ fn decode_status(status: libc::c_int) -> i32 {
     }
 }
 
-type Target = Box<dyn FnOnce() + Send + 'static>;
+enum Target {
+    /// `Process::new`: fork only.
+    Closure(Box<dyn FnOnce() + Send + 'static>),
+    /// `Process::with_target`: any start method.
+    Function(Box<dyn FnTarget>),
+}
 
 #[derive(Debug)]
 struct Running {
@@ -180,6 +258,9 @@ struct Running {
     /// A pidfd (None if the kernel refused one): poll()able for exit, and a
     /// race-free target for signals.
     pidfd: Option<OwnedFd>,
+    /// Forkserver children: the socket on which the server reports the exit
+    /// code (the child is the server's, not ours: no waitpid here).
+    status: Option<OwnedFd>,
 }
 
 /// A child process (Python's `multiprocessing.Process` with the `fork` start method).
@@ -216,16 +297,41 @@ impl core::fmt::Debug for Process {
 }
 
 impl Process {
-    /// A process that will run `f` once started. Its default name is
-    /// `Process-N`, as in Python.
+    /// A process that will run the closure `f` once started. Its default name
+    /// is `Process-N`, as in Python. Its start method is the process-wide
+    /// default ([`set_start_method`]); a closure can only be started by
+    /// [`StartMethod::Fork`] (any other is an error from `start`, as Python's
+    /// spawn refuses a lambda it cannot pickle).
     pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Process {
+        Self::with(Target::Closure(Box::new(f)))
+    }
+
+    /// A process that will run `f(args)`, under any start method. `args` is a
+    /// tuple of [`SpawnArg`](crate::spawn::SpawnArg)s (serde values by copy,
+    /// shared objects by handle); a single argument is written `(x,)`.
+    ///
+    /// ```
+    /// use procshare::process::{Process, StartMethod};
+    /// fn greet((who, times): (String, u32)) {
+    ///     assert_eq!((who.as_str(), times), ("world", 2));
+    /// }
+    /// let mut p = Process::with_target(greet, ("world".to_string(), 2))
+    ///     .start_method(StartMethod::Spawn);
+    /// p.start().unwrap();
+    /// assert_eq!(p.join().unwrap(), 0);
+    /// ```
+    pub fn with_target<A: SpawnArgs>(f: fn(A), args: A) -> Process {
+        Self::with(Target::Function(Box::new(FnCall { f, args })))
+    }
+
+    fn with(target: Target) -> Process {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
         Process {
             name: format!("Process-{n}"),
-            target: Some(Box::new(f)),
+            target: Some(target),
             running: None,
             exit: Mutex::new(None),
-            method: StartMethod::Fork,
+            method: get_start_method(),
         }
     }
 
@@ -240,7 +346,7 @@ impl Process {
         self.name = name.into();
     }
 
-    /// Sets the start method (only [`StartMethod::Fork`] exists).
+    /// Sets the start method (the default is [`get_start_method`]).
     pub fn start_method(mut self, method: StartMethod) -> Process {
         self.method = method;
         self
@@ -256,12 +362,34 @@ impl Process {
         self.running.as_ref().map(|r| r.pid as u32)
     }
 
-    /// Forks the child, which runs the closure and exits (see the module docs).
+    /// Starts the child by the chosen start method (see the module docs, and
+    /// [`crate::spawn`] for spawn and forkserver, where `start` returns once
+    /// the child has decoded its arguments).
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if self.running.is_some() || self.target.is_none() {
             return Err(ProcessError::AlreadyStarted);
         }
         reap_orphans();
+        if self.method != StartMethod::Fork {
+            let Some(Target::Function(f)) = &self.target else {
+                return Err(SpawnError::ClosureTarget.into());
+            };
+            let l = if self.method == StartMethod::Spawn {
+                crate::spawn::spawn(&**f)?
+            } else {
+                crate::spawn::forkserver(&**f)?
+            };
+            self.running = Some(Running {
+                pid: l.pid,
+                pidfd: l.pidfd,
+                status: l.status,
+            });
+            if l.exit.is_some() {
+                *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = l.exit;
+            }
+            self.target = None;
+            return Ok(());
+        }
         crate::platform::ensure_atfork();
         let threads = thread_count();
         maybe_warn(threads);
@@ -282,7 +410,11 @@ impl Process {
         let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
         });
-        self.running = Some(Running { pid, pidfd });
+        self.running = Some(Running {
+            pid,
+            pidfd,
+            status: None,
+        });
         // The parent's copy of the closure (and what it captured) is dropped here.
         self.target = None;
         Ok(())
@@ -301,6 +433,10 @@ impl Process {
         let Some(r) = &self.running else {
             return Ok(None);
         };
+        if let Some(st) = &r.status {
+            *exit = crate::spawn::served_exit(st.as_fd(), block)?;
+            return Ok(*exit);
+        }
         let mut status = 0;
         loop {
             let flags = if block { 0 } else { libc::WNOHANG };
@@ -337,7 +473,7 @@ impl Process {
         if let Some(code) = self.try_reap(false)? {
             return Ok(Some(code));
         }
-        let Some(fd) = &r.pidfd else {
+        let Some(fd) = r.status.as_ref().or(r.pidfd.as_ref()) else {
             // No pidfd (very old kernel): fall back to a coarse wait loop.
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
@@ -426,7 +562,8 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Some(r) = &self.running {
-            if matches!(self.try_reap(false), Ok(None)) {
+            // Forkserver children are the server's to reap.
+            if r.status.is_none() && matches!(self.try_reap(false), Ok(None)) {
                 if let Ok(mut v) = ORPHANS.try_lock() {
                     v.push(r.pid);
                 }
@@ -439,7 +576,12 @@ impl Drop for Process {
 /// The child's side of `start`: never returns.
 fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
     crate::platform::after_fork_child();
-    let code = match target {
+    let run: Option<Box<dyn FnOnce()>> = match target {
+        Some(Target::Closure(f)) => Some(f),
+        Some(Target::Function(f)) => Some(Box::new(move || f.run())),
+        None => None,
+    };
+    let code = match run {
         Some(f) => match catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => 0,
             // The panic hook already printed the message on stderr.

@@ -233,6 +233,28 @@ impl core::fmt::Debug for RawQueue {
     }
 }
 
+// For crate::spawn: a queue's parts, and a queue rebuilt from parts received
+// from another process (the ring header is checked against its chunks).
+impl RawQueue {
+    pub(crate) fn parts(&self) -> (&ShmBox<RingHeader<Shm>>, &ShmSlice<ShmCell<Chunk>>, usize) {
+        (&self.hdr, &self.slots, self.limit)
+    }
+    pub(crate) fn from_parts(
+        hdr: ShmBox<RingHeader<Shm>>,
+        slots: ShmSlice<ShmCell<Chunk>>,
+        limit: usize,
+    ) -> Option<RawQueue> {
+        Ring::new(&hdr, &slots)?;
+        Some(RawQueue { hdr, slots, limit })
+    }
+    pub(crate) fn typed<T>(self) -> Queue<T> {
+        Queue {
+            raw: self,
+            _t: PhantomData,
+        }
+    }
+}
+
 impl RawQueue {
     /// A byte queue of `capacity_bytes` (see [`QueueBuilder`]).
     ///

@@ -25,7 +25,7 @@ use crate::queue::{Queue, QueueError};
 /// `close` (Python's `SimpleQueue`). `Clone` gives another handle onto the
 /// same queue; children inherit it.
 pub struct SimpleQueue<T> {
-    q: Queue<T>,
+    pub(crate) q: Queue<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {

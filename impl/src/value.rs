@@ -134,7 +134,7 @@ unsafe impl<T: Pod + Send> ShmSafe for Colocated<T> {}
 /// assert_eq!(v.get(), 2.5);
 /// ```
 pub struct RawValue<T: Pod + Send> {
-    cell: ShmBox<ShmCell<T>>,
+    pub(crate) cell: ShmBox<ShmCell<T>>,
 }
 
 impl<T: Pod + Send> Clone for RawValue<T> {
@@ -199,9 +199,9 @@ impl<T: Pod + Send> RawValue<T> {
 /// assert_eq!(v.get(), 12);
 /// ```
 pub struct Value<T: Pod + Send> {
-    raw: RawValue<T>,
-    lock: AnyLock,
-    guard_owner: GuardOwner,
+    pub(crate) raw: RawValue<T>,
+    pub(crate) lock: AnyLock,
+    pub(crate) guard_owner: GuardOwner,
 }
 
 impl<T: Pod + Send> Clone for Value<T> {

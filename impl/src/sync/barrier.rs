@@ -34,7 +34,7 @@ unsafe impl ShmSafe for RawBarrier<Shm> {}
 /// ```
 #[derive(Clone)]
 pub struct Barrier {
-    raw: ShmBox<RawBarrier<Shm>>,
+    pub(crate) raw: ShmBox<RawBarrier<Shm>>,
     /// Run by the last arrival (a plain `fn`: valid in every forked process).
     pub(crate) action: Option<fn()>,
 }

@@ -32,7 +32,7 @@ unsafe impl ShmSafe for RawEvent<Shm> {}
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    raw: ShmBox<RawEvent<Shm>>,
+    pub(crate) raw: ShmBox<RawEvent<Shm>>,
 }
 
 impl core::fmt::Debug for Event {

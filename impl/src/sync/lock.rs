@@ -36,7 +36,7 @@ unsafe impl ShmSafe for RawMutex<Shm> {}
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    raw: ShmBox<RawMutex<Shm>>,
+    pub(crate) raw: ShmBox<RawMutex<Shm>>,
 }
 
 impl core::fmt::Debug for Lock {

@@ -34,7 +34,7 @@ unsafe impl ShmSafe for RawRLock<Shm> {}
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    raw: ShmBox<RawRLock<Shm>>,
+    pub(crate) raw: ShmBox<RawRLock<Shm>>,
 }
 
 impl core::fmt::Debug for RLock {

@@ -34,7 +34,7 @@ fn acquire_forever(raw: &RawSemaphore<Shm>) {
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    raw: ShmBox<RawSemaphore<Shm>>,
+    pub(crate) raw: ShmBox<RawSemaphore<Shm>>,
 }
 
 impl core::fmt::Debug for Semaphore {
@@ -101,7 +101,7 @@ impl Semaphore {
 /// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
-    raw: ShmBox<RawSemaphore<Shm>>,
+    pub(crate) raw: ShmBox<RawSemaphore<Shm>>,
 }
 
 impl core::fmt::Debug for BoundedSemaphore {

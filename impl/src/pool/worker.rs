@@ -42,6 +42,7 @@ use procshare_model::pool::{worker_main, FromWorker, ToWorker, UnitId, WorkerIo}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::panic_message;
 use crate::wire;
 
 /// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
@@ -78,17 +79,6 @@ pub(crate) enum TaskFailure {
     Unserializable(String),
     /// Its argument could not be decoded (the task did not run).
     BadArgument(String),
-}
-
-/// The panic message of a caught panic payload.
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
 }
 
 /// Run `call` on every argument of `data` (`n:u32`, then `n` postcard `In`)

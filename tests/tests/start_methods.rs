@@ -310,3 +310,39 @@ fn default_start_method_applies_to_new_processes() {
     assert_eq!(p.join().unwrap(), 0);
     assert_eq!(n.get(), 1);
 }
+
+fn wait_event((e,): (Event,)) {
+    e.wait();
+}
+
+/// Run in a spawned child (its own fork server, so that killing it disturbs
+/// no other test): kill -9 the server under a running child.
+fn kill_the_server((): ()) {
+    let e = Event::new().unwrap();
+    let mut p =
+        Process::with_target(wait_event, (e.clone(),)).start_method(StartMethod::ForkServer);
+    start(&mut p);
+    let server = forkserver_pid().unwrap();
+    // SAFETY: kill(2) on the fork server's pid (our own child, not reaped).
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
+    // Nobody can report the child's exit code any more: an error, not a hang.
+    assert!(matches!(
+        p.join(),
+        Err(ProcessError::Spawn(SpawnError::ForkServerLost(_)))
+    ));
+    e.set(); // let the orphaned child finish
+             // The next start notices and starts a new server.
+    let n = Value::new(0u64).unwrap();
+    let mut p = Process::with_target(count_up, (n.clone(),)).start_method(StartMethod::ForkServer);
+    start(&mut p);
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(n.get(), 1);
+    assert_ne!(forkserver_pid().unwrap(), server);
+}
+
+#[test]
+fn a_killed_fork_server_is_an_error_then_replaced() {
+    let mut p = Process::with_target(kill_the_server, ()).start_method(StartMethod::Spawn);
+    start(&mut p);
+    assert_eq!(p.join().unwrap(), 0, "see the child's panic message above");
+}

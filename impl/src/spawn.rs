@@ -155,6 +155,13 @@ pub enum SpawnError {
     /// The child reported that it could not start (its message).
     #[error("the child could not start: {0}")]
     Child(String),
+    /// procshare's code is not part of the running executable (it was loaded
+    /// as a shared library, e.g. into a Python interpreter): an exec of
+    /// `/proc/self/exe` would not run procshare's entry.
+    #[error(
+        "spawn and forkserver need procshare linked into the executable itself          (here it is in a shared library); use the fork start method"
+    )]
+    NotInExecutable,
 }
 
 fn os_err(what: &'static str) -> impl FnOnce(std::io::Error) -> SpawnError {
@@ -657,8 +664,22 @@ pub(crate) struct Request {
     segments: Vec<Arc<Segment>>,
 }
 
+/// Is procshare's code part of the executable file (so that an exec of
+/// `/proc/self/exe` runs [`spawn_entry`])? Checked once.
+fn check_in_executable() -> Result<(), SpawnError> {
+    static IN_EXE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *IN_EXE
+        .get_or_init(|| ExeId::current().is_ok_and(|exe| in_exe_code(anchor_addr(), exe.ino)));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpawnError::NotInExecutable)
+    }
+}
+
 impl Request {
     pub(crate) fn new(target: &dyn FnTarget) -> Result<Request, SpawnError> {
+        check_in_executable()?;
         let mut ex = Exporter::default();
         target.export(&mut ex)?;
         if ex.segments.len() > MAX_SEGMENTS {

@@ -66,7 +66,9 @@
 //! exited is reaped at once; one still running is remembered and reaped by a
 //! later [`Process::start`] or `drop` of any `Process` once it has exited, so
 //! zombies do not accumulate. Call [`Process::join`] (or
-//! [`Process::terminate`] then `join`) to be sure.
+//! [`Process::terminate`] then `join`) to be sure. A forkserver child is the
+//! server's child: the server reaps it and reports its exit code to the
+//! `Process` (dropping the `Process` just stops listening).
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -263,7 +265,8 @@ struct Running {
     status: Option<OwnedFd>,
 }
 
-/// A child process (Python's `multiprocessing.Process` with the `fork` start method).
+/// A child process (Python's `multiprocessing.Process`), started by fork,
+/// spawn or forkserver ([`StartMethod`]).
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");

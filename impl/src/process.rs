@@ -130,8 +130,10 @@ pub enum StartMethod {
 /// The process-wide default start method: 0 fork, 1 spawn, 2 forkserver.
 static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
 
-/// Sets the start method of processes created afterwards (Python's
-/// `multiprocessing.set_start_method`, without its "only once" rule).
+/// Sets the start method of processes created afterwards by
+/// [`Process::with_target`] (Python's `multiprocessing.set_start_method`,
+/// without its "only once" rule). Closures ([`Process::new`]) and the
+/// [`Pool`](crate::Pool)'s workers are always forked.
 ///
 /// ```
 /// use procshare::process::{get_start_method, set_start_method, StartMethod};
@@ -301,12 +303,16 @@ impl core::fmt::Debug for Process {
 
 impl Process {
     /// A process that will run the closure `f` once started. Its default name
-    /// is `Process-N`, as in Python. Its start method is the process-wide
-    /// default ([`set_start_method`]); a closure can only be started by
-    /// [`StartMethod::Fork`] (any other is an error from `start`, as Python's
-    /// spawn refuses a lambda it cannot pickle).
+    /// is `Process-N`, as in Python. A closure can only cross a fork, so its
+    /// start method is [`StartMethod::Fork`] whatever the process-wide default
+    /// ([`set_start_method`] applies to [`Process::with_target`]); choosing
+    /// another one with [`Process::start_method`] makes `start` return
+    /// [`SpawnError::ClosureTarget`], as Python's spawn refuses a lambda it
+    /// cannot pickle.
     pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Process {
-        Self::with(Target::Closure(Box::new(f)))
+        let mut p = Self::with(Target::Closure(Box::new(f)));
+        p.method = StartMethod::Fork;
+        p
     }
 
     /// A process that will run `f(args)`, under any start method. `args` is a

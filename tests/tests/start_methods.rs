@@ -299,16 +299,36 @@ fn count_up((n,): (Value<u64>,)) {
     *n.lock().unwrap() += 1;
 }
 
+static LOCAL: AtomicU32 = AtomicU32::new(1);
+
+fn report_local((q,): (Queue<u32>,)) {
+    q.put(&LOCAL.load(Ordering::SeqCst)).unwrap();
+}
+
 #[test]
-fn default_start_method_applies_to_new_processes() {
-    // Only this test changes the process-wide default, and restores it.
-    let n = Value::new(0u64).unwrap();
+fn default_start_method_applies_to_function_targets() {
+    quiet();
+    // Only this test changes the process-wide default, and restores it at once.
     procshare::process::set_start_method(StartMethod::Spawn);
-    let mut p = Process::with_target(count_up, (n.clone(),));
+    let q = Queue::new().unwrap();
+    let mut p = Process::with_target(report_local, (q.clone(),));
+    let mut closure = Process::new(|| {});
     procshare::process::set_start_method(StartMethod::Fork);
+    LOCAL.store(9, Ordering::SeqCst);
     start(&mut p);
     assert_eq!(p.join().unwrap(), 0);
-    assert_eq!(n.get(), 1);
+    assert_eq!(
+        q.get().unwrap(),
+        1,
+        "spawned: the parent's store was not copied"
+    );
+    // Closures stay fork (a spawn start would be an error).
+    start(&mut closure);
+    assert_eq!(closure.join().unwrap(), 0);
+    let mut p = Process::with_target(report_local, (q.clone(),));
+    start(&mut p);
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(q.get().unwrap(), 9, "forked: a copy of the parent");
 }
 
 fn wait_event((e,): (Event,)) {

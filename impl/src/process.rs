@@ -76,7 +76,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use crate::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 /// Errors of process management.
@@ -400,6 +400,7 @@ impl Process {
             return Ok(());
         }
         crate::platform::ensure_atfork();
+        install_panic_hook();
         let threads = thread_count();
         maybe_warn(threads);
         // Flush before forking so that buffered output is not written twice.
@@ -582,9 +583,66 @@ impl Drop for Process {
     }
 }
 
+/// What the panic hook does in this process (see [`install_panic_hook`]).
+static PANIC_MODE: AtomicU8 = AtomicU8::new(PANIC_DEFAULT);
+/// The program's own hook runs (the parent, spawned children).
+const PANIC_DEFAULT: u8 = 0;
+/// A forked child: the message goes straight to fd 2.
+const PANIC_RAW: u8 = 1;
+/// A pool worker: nothing is printed (the task's result carries the message).
+pub(crate) const PANIC_SILENT: u8 = 2;
+
+/// Wrap the process's panic hook, once, in the parent before its first fork.
+///
+/// A forked child must not run the default hook: it takes std's stderr and
+/// backtrace locks, and another thread of the parent may have held one at
+/// the moment of the fork (it was printing its own panic). The child would
+/// then wait for it forever. So in a child the wrapper writes the message with
+/// one `write(2)` and takes no lock; elsewhere it calls the hook it wrapped.
+/// Children switch modes with [`set_panic_mode`] — an atomic store, not
+/// `set_hook`, whose lock could be held by the same parent thread.
+///
+/// A hook the program sets later replaces the wrapper (and runs in the
+/// children forked after that).
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            match PANIC_MODE.load(Ordering::Relaxed) {
+                PANIC_DEFAULT => prev(info),
+                PANIC_RAW => {
+                    let msg = crate::panic_message(info.payload());
+                    let at = info
+                        .location()
+                        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+                        .unwrap_or_default();
+                    let line = format!("process {} panicked{at}:\n{msg}\n", std::process::id());
+                    let mut b = line.as_bytes();
+                    while !b.is_empty() {
+                        // SAFETY: writes the bytes of a live buffer to fd 2.
+                        let n = unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
+                        if n <= 0 {
+                            break;
+                        }
+                        b = &b[n as usize..];
+                    }
+                }
+                _ => {}
+            }
+        }));
+    });
+}
+
+/// Set what this (forked) process's panic hook does.
+pub(crate) fn set_panic_mode(mode: u8) {
+    PANIC_MODE.store(mode, Ordering::Relaxed);
+}
+
 /// The child's side of `start`: never returns.
 fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
     crate::platform::after_fork_child();
+    set_panic_mode(PANIC_RAW);
     let run: Option<Box<dyn FnOnce()>> = match target {
         Some(Target::Closure(f)) => Some(f),
         Some(Target::Function(f)) => Some(Box::new(move || f.run())),
@@ -593,7 +651,7 @@ fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
     let code = match run {
         Some(f) => match catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => 0,
-            // The panic hook already printed the message on stderr.
+            // The panic hook (`install_panic_hook`) printed the message on stderr.
             Err(_) => 1,
         },
         None => 0,

@@ -238,7 +238,7 @@ impl PoolBuilder {
         if self.bad_maxtasks {
             return Err(PoolError::BadMaxTasks);
         }
-        worker::quiet_worker_panics();
+        crate::process::install_panic_hook();
         let shared = Arc::new(Shared::new()?);
         let cfg = Config {
             processes,

@@ -35,8 +35,6 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 
 use procshare_model::pool::{worker_main, FromWorker, ToWorker, UnitId, WorkerIo};
 use serde::de::DeserializeOwned;
@@ -549,25 +547,6 @@ impl WorkerIo for SockIo {
     }
 }
 
-/// Set in a forked worker: the panic hook installed by [`quiet_worker_panics`] stays silent.
-static IN_WORKER: AtomicBool = AtomicBool::new(false);
-
-/// Wrap the process's panic hook (once, in the parent, before the first
-/// fork) so that it says nothing in pool workers and is unchanged elsewhere.
-/// A hook set later by the program replaces the wrapper; workers forked after
-/// that print their tasks' panics (the results carry them all the same).
-pub(crate) fn quiet_worker_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_WORKER.load(Ordering::Relaxed) {
-                prev(info)
-            }
-        }));
-    });
-}
-
 /// The initializer as the worker runs it (the initargs are cloned in the child).
 pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
 
@@ -581,10 +560,9 @@ pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
         unsafe { libc::close(c) };
     }
     // Task panics are reported to the parent with their message; do not also
-    // print them in the worker. A flag, not `set_hook`: the hook's lock may
-    // have been held by another parent thread at the fork (one that was
-    // panicking), and the child would wait for it forever.
-    IN_WORKER.store(true, Ordering::Relaxed);
+    // print them in the worker (see `process::install_panic_hook` for why this
+    // is a mode and not a `set_hook`).
+    crate::process::set_panic_mode(crate::process::PANIC_SILENT);
     // SAFETY: `fd` is this worker's end of its socketpair, inherited by fork and
     // owned by nothing else in the child.
     let sock = unsafe { UnixStream::from_raw_fd(fd) };

@@ -9,7 +9,7 @@ pub mod platform;
 pub mod process;
 pub mod shm;
 pub mod wire;
-pub use process::{cpu_count, Process};
+pub use process::{cpu_count, Process, StartMethod};
 pub mod array;
 pub mod manager;
 pub mod sync;

@@ -102,6 +102,13 @@ pub enum PoolError {
     /// `processes(0)` (CPython: `ValueError: Number of processes must be at least 1`).
     #[error("Number of processes must be at least 1")]
     NoProcesses,
+    /// The pool starts its workers with `fork` only: the initializer is a
+    /// closure over its `initargs` (which may hold manager proxies and other
+    /// live handles) and tasks are identified by address, neither of which
+    /// crosses an exec. Asking for spawn or forkserver is this error, not a
+    /// silently forked pool.
+    #[error("the pool starts its workers with fork only, not {0:?}")]
+    UnsupportedStartMethod(crate::process::StartMethod),
     /// `maxtasksperchild(0)` (CPython: `maxtasksperchild must be a positive int or None`).
     #[error("maxtasksperchild must be a positive integer or None")]
     BadMaxTasks,
@@ -189,6 +196,7 @@ pub struct PoolBuilder {
     init: Option<worker::InitFn>,
     maxtasks: Option<u64>,
     bad_maxtasks: bool,
+    method: crate::process::StartMethod,
 }
 
 impl core::fmt::Debug for PoolBuilder {
@@ -223,8 +231,16 @@ impl PoolBuilder {
         self
     }
 
-    /// Only the `fork` start method exists (as for [`crate::Process`]).
-    pub fn start_method(self, _m: crate::process::StartMethod) -> Self {
+    /// The workers' start method: `fork` (the default); spawn and forkserver
+    /// make `build` fail with [`PoolError::UnsupportedStartMethod`].
+    ///
+    /// ```
+    /// use procshare::{pool::PoolError, Pool, StartMethod};
+    /// let r = Pool::builder().processes(1).start_method(StartMethod::Spawn).build();
+    /// assert!(matches!(r, Err(PoolError::UnsupportedStartMethod(StartMethod::Spawn))));
+    /// ```
+    pub fn start_method(mut self, m: crate::process::StartMethod) -> Self {
+        self.method = m;
         self
     }
 
@@ -234,6 +250,9 @@ impl PoolBuilder {
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
         if processes == 0 {
             return Err(PoolError::NoProcesses);
+        }
+        if self.method != crate::process::StartMethod::Fork {
+            return Err(PoolError::UnsupportedStartMethod(self.method));
         }
         if self.bad_maxtasks {
             return Err(PoolError::BadMaxTasks);
@@ -372,6 +391,7 @@ impl Pool {
             init: None,
             maxtasks: None,
             bad_maxtasks: false,
+            method: crate::process::StartMethod::Fork,
         }
     }
 

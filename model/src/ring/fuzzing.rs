@@ -344,6 +344,12 @@ pub fn spec_from_bytes(data: &[u8]) -> (Spec, &[u8]) {
     } else {
         None
     };
+    // A consumer that dies must leave one that lives: with none left, a
+    // producer blocked on a full ring waits forever, as it should.
+    let consumers = match crash {
+        Some((who, _)) if who >= nprod => consumers.max(2),
+        _ => consumers,
+    };
     let rest = data.get(used.min(data.len())..).unwrap_or(&[]);
     (
         Spec {

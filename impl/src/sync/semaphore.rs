@@ -152,6 +152,14 @@ impl BoundedSemaphore {
     }
 
     /// The bound (the initial value).
+    ///
+    /// ```
+    /// use procshare::BoundedSemaphore;
+    /// let s = BoundedSemaphore::new(2).unwrap();
+    /// assert_eq!(s.bound(), 2);
+    /// s.acquire();
+    /// assert_eq!((s.get_value(), s.bound()), (1, 2));
+    /// ```
     pub fn bound(&self) -> u32 {
         self.raw.bound().unwrap_or(u32::MAX)
     }

@@ -11,6 +11,8 @@
 //! * CPython's `Manager().list()` append with two processes, if `python3` is
 //!   present (impl/benches/manager_cpython.py), and the ratios.
 
+mod common;
+
 use procshare::manager::Manager;
 use procshare::wire;
 use procshare::Process;
@@ -139,16 +141,10 @@ fn managed(procs: usize, per: usize, mode: Mode) -> f64 {
 
 fn cpython(per: usize) -> Option<f64> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/manager_cpython.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(per.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    common::python3(&[script, &per.to_string()])?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn main() {

@@ -11,7 +11,8 @@
 //! `POOL_BENCH_MAP_ONLY=1` or `POOL_BENCH_APPLY_ONLY=1` runs one part alone
 //! (for profiling); `POOL_BENCH_NO_PYTHON=1` skips CPython.
 
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use procshare::pool::Pool;
@@ -106,19 +107,13 @@ if __name__ == '__main__':
 
 /// CPython's (map items/s, apply round trips/s), if python3 runs.
 fn cpython() -> Option<(f64, f64)> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(PY)
-        .arg(N.to_string())
-        .arg((ROUND_TRIPS / 5).to_string())
-        .arg(RUNS.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let s = String::from_utf8_lossy(&out.stdout);
+    let s = common::python3(&[
+        "-c",
+        PY,
+        &N.to_string(),
+        &(ROUND_TRIPS / 5).to_string(),
+        &RUNS.to_string(),
+    ])?;
     let get = |k: &str| {
         s.lines()
             .find_map(|l| l.strip_prefix(k))

@@ -7,6 +7,8 @@
 //! cargo bench -p procshare --bench queue
 //! ```
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use procshare::{Process, Queue};
@@ -155,15 +157,7 @@ if __name__ == '__main__':
     p.join()
 "#
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let secs: f64 = common::python3(&["-c", &script])?.trim().parse().ok()?;
     Some(Duration::from_secs_f64(secs))
 }
 

@@ -7,6 +7,8 @@
 //! cargo bench -p procshare --bench start_methods
 //! ```
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use procshare::{Process, StartMethod, Value};
@@ -75,15 +77,7 @@ if __name__ == '__main__':
     print(ts[len(ts) // 2])
 "#
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    common::python3(&["-c", &script])?.trim().parse().ok()
 }
 
 fn main() {

@@ -21,6 +21,36 @@ pub fn loom(preemption_bound: Option<usize>) -> loom::model::Builder {
     b
 }
 
+/// How [`shuttle_runs`] schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sched {
+    /// Uniformly random choices at every step.
+    Random,
+    /// PCT (probabilistic concurrency testing) with bug depth 3.
+    Pct,
+}
+
+/// Run `body` under shuttle `iters` times with schedules of kind `sched`,
+/// giving it a flag that an execution sets when one of its threads died.
+/// Returns the flag: whether any execution reached its crash point (what
+/// [`every_crash_point`] asks).
+pub fn shuttle_runs(
+    sched: Sched,
+    iters: usize,
+    body: impl Fn(&std::sync::atomic::AtomicBool) + Send + Sync + 'static,
+) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let died = Arc::new(AtomicBool::new(false));
+    let d = died.clone();
+    let f = move || body(&d);
+    match sched {
+        Sched::Random => shuttle::check_random(f, iters),
+        Sched::Pct => shuttle::check_pct(f, iters, 3),
+    }
+    died.load(SeqCst)
+}
+
 /// Run `f` and report whether it panicked (a checker found a bug). Used to prove
 /// that each seeded mutant is caught.
 pub fn fails(f: impl FnOnce()) -> bool {

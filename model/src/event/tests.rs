@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::platform::{CellLike, Platform};
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -224,10 +224,9 @@ mod shuttle_checks {
     #[test]
     fn shuttle_setter_death_at_every_crash_point() {
         let points = every_crash_point(|k| {
-            let died = Arc::new(AtomicBool::new(false));
-            let d = died.clone();
-            shuttle::check_pct(move || body::<0>(4, Some(k), &d), shuttle_iters(), 3);
-            died.load(SeqCst)
+            shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
+                body::<0>(4, Some(k), d)
+            })
         });
         // One crash point per set of a clear flag.
         assert_eq!(points, 2);

@@ -11,7 +11,7 @@
 
 use super::fuzzing::{body, message, Spec, Q};
 use super::*;
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -371,24 +371,15 @@ mod shuttle_checks {
     use crate::shuttle_platform::Shuttle;
 
     pub fn random<const M: u32>(spec: Spec) -> bool {
-        let died = Arc::new(AtomicBool::new(false));
-        let d = died.clone();
-        shuttle::check_random(
-            move || body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d),
-            shuttle_iters(),
-        );
-        died.load(SeqCst)
+        shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
+            body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
+        })
     }
 
     pub fn pct<const M: u32>(spec: Spec) -> bool {
-        let died = Arc::new(AtomicBool::new(false));
-        let d = died.clone();
-        shuttle::check_pct(
-            move || body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d),
-            shuttle_iters(),
-            3,
-        );
-        died.load(SeqCst)
+        shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
+            body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
+        })
     }
 
     /// Three producers (small, ring-filling and streamed messages) and two
@@ -423,15 +414,10 @@ mod shuttle_checks {
         let iters = (shuttle_iters() / 10).max(50);
         for who in [0usize, 2, 3] {
             let n = every_crash_point(|k| {
-                let died = Arc::new(AtomicBool::new(false));
-                let d = died.clone();
                 let spec = mpmc(false, Some((who, k)));
-                shuttle::check_pct(
-                    move || body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d),
-                    iters,
-                    3,
-                );
-                died.load(SeqCst)
+                shuttle_runs(Sched::Pct, iters, move |d| {
+                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                })
             });
             assert!(n >= 4, "thread {who}: only {n} crash points");
         }

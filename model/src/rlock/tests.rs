@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::platform::{CellLike, Platform};
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -299,24 +299,15 @@ mod shuttle_checks {
     }
 
     pub fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
-        let died = Arc::new(AtomicBool::new(false));
-        let d = died.clone();
-        shuttle::check_random(
-            move || body::<M>(threads, rounds, crash, &d),
-            shuttle_iters(),
-        );
-        died.load(SeqCst)
+        shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
+            body::<M>(threads, rounds, crash, d)
+        })
     }
 
     pub fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
-        let died = Arc::new(AtomicBool::new(false));
-        let d = died.clone();
-        shuttle::check_pct(
-            move || body::<M>(threads, rounds, crash, &d),
-            shuttle_iters(),
-            3,
-        );
-        died.load(SeqCst)
+        shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
+            body::<M>(threads, rounds, crash, d)
+        })
     }
 
     #[test]

@@ -918,17 +918,17 @@ mod tests {
 
     #[test]
     fn small_objects_share_segments() {
-        let before = arena_stats();
         let v: Vec<_> = (0..10_000)
             .map(|i| ShmBox::new(AtomicU32::new(i)).unwrap())
             .collect();
-        let after = arena_stats();
         // 10,000 16-byte blocks: 160 KB, within one or two 1 MiB segments.
-        assert!(
-            after.segments - before.segments <= 2,
-            "{before:?} {after:?}"
-        );
-        assert_eq!(after.live_blocks - before.live_blocks, 10_000);
+        // Counted from the boxes themselves: the arena's global counters
+        // (`arena_stats`) move with the tests running in parallel threads.
+        let mut segs: Vec<*const Segment> =
+            v.iter().map(|b| Arc::as_ptr(b.placement().0)).collect();
+        segs.sort();
+        segs.dedup();
+        assert!(segs.len() <= 2, "{} segments", segs.len());
         for (i, b) in v.iter().enumerate() {
             assert_eq!(b.load(Ordering::Relaxed), i as u32);
         }

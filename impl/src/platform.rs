@@ -292,6 +292,21 @@ pub(crate) fn ensure_atfork() {
     });
 }
 
+/// Run in the parent just before every `fork`: finishes the process-wide
+/// lazily initialized values a child may use. A `OnceLock` that another
+/// thread is initializing at the moment of the fork stays "being
+/// initialized" forever in the child's copy, and a child that needs it waits
+/// forever (a child was found blocked in [`cpus`] this way). Initializing them
+/// here first — waiting for another thread that is already at it — closes
+/// that window for good: an initialized value never changes again.
+pub(crate) fn before_fork() {
+    ensure_atfork();
+    let _ = cpus();
+    // std's stdout handle is a lazily initialized static too (a child that
+    // prints would wait for it).
+    let _ = std::io::stdout();
+}
+
 /// Resets process-local state in a freshly forked child: the cached tid and the
 /// allocator's view of the parent's arena. Idempotent within one child except
 /// that it bumps [`fork_generation`]; async-signal-safe (atomics and a

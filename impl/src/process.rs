@@ -399,7 +399,7 @@ impl Process {
             self.target = None;
             return Ok(());
         }
-        crate::platform::ensure_atfork();
+        crate::platform::before_fork();
         install_panic_hook();
         let threads = thread_count();
         maybe_warn(threads);

@@ -88,6 +88,7 @@ pub(crate) fn fork_server(
     let parent = unsafe { libc::getpid() };
     let key = ep.authkey.clone();
     let limit = ep.limit;
+    crate::platform::before_fork();
     // SAFETY: fork; the child runs only `child_main`, which never returns and
     // leaves with `_exit`. It touches no lock another parent thread may hold
     // (glibc's malloc is reset by its own atfork handlers; logging uses raw write).

@@ -261,10 +261,7 @@ fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
     started.wait();
     // Wait until the first piece is in the ring: the producer then stays
     // blocked in `put` (the rest does not fit) until someone takes it.
-    while q.raw().is_empty() {
-        assert!(p.is_alive(), "the producer died before putting");
-        std::thread::yield_now();
-    }
+    until("the first piece is in the ring", || !q.raw().is_empty());
     // So the message has begun to arrive and is not complete in the ring: one
     // `try_get` must take it (and wait for its rest), not report `Empty`.
     let got = q.try_get();

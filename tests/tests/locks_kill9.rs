@@ -8,6 +8,7 @@
 //! Every acquisition in the parent has a generous timeout so that a regression
 //! fails the test instead of hanging it.
 
+use procshare_tests::quiet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -16,10 +17,6 @@ use procshare::sync::{Event, Lock, RLock, Semaphore, TryLockError};
 use procshare::{Process, Value};
 
 const GENEROUS: Duration = Duration::from_secs(60);
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 /// Starts a child that runs `hold` (which acquires and returns with the lock
 /// held), sets `held`, then blocks forever on `never` (which nobody sets).

@@ -9,15 +9,12 @@ use procshare::manager::{Address, Manager, ManagerError, OpError};
 use procshare::wire;
 use procshare::Process;
 use procshare_model::manager::{Op, Request, Response};
+use procshare_tests::quiet;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 const GENEROUS: Duration = Duration::from_secs(30);
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 fn raw(m: &Manager) -> UnixStream {
     match m.address() {

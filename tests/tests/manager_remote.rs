@@ -4,13 +4,10 @@
 use procshare::auth::AuthKey;
 use procshare::manager::{Address, ListProxy, Manager, ManagerError};
 use procshare::Process;
+use procshare_tests::quiet;
 use std::time::{Duration, Instant};
 
 const GENEROUS: Duration = Duration::from_secs(30);
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 #[test]
 fn tcp_remote_clients_in_other_processes() {

@@ -1,14 +1,11 @@
 //! Pipe over real processes: duplex and one-way, poll and timeouts, a dead
 //! peer is end-of-file (never a hang), bad frames are errors.
 
+use procshare_tests::quiet;
 use std::time::Duration;
 
 use procshare::pipe::PipeError;
 use procshare::{Pipe, Process};
-
-fn quiet() {
-    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-}
 
 #[test]
 fn duplex_round_trip_between_processes() {

@@ -1,16 +1,13 @@
 //! Pool behaviour over real forked workers: results, errors, initializer,
 //! recycling, close/terminate, callbacks.
 
+use procshare_tests::quiet;
 use std::sync::mpsc::channel;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use procshare::pool::{Pool, PoolError};
 use serde::{Serialize, Serializer};
-
-fn quiet() {
-    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-}
 
 fn square(x: i64) -> i64 {
     x * x

@@ -4,16 +4,13 @@
 //! Ordering between processes uses pipes (a child blocks reading one until the
 //! parent writes or closes it), never sleeps.
 
+use procshare_tests::quiet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use procshare::shm::ShmBox;
 use procshare::Process;
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 /// A pipe: the child blocks in `wait()` until the parent calls `release()`.
 struct Gate {

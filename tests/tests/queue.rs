@@ -2,15 +2,12 @@
 //! values, close, bad input, and `kill -9` of a producer and a consumer in
 //! the middle of an operation.
 
+use procshare_tests::quiet;
 use std::time::{Duration, Instant};
 
 use procshare::queue::{QueueError, RawQueue};
 use procshare::sync::Semaphore;
 use procshare::{JoinableQueue, Process, Queue, SimpleQueue};
-
-fn quiet() {
-    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-}
 
 fn big(n: usize, salt: u8) -> Vec<u8> {
     (0..n)

@@ -5,6 +5,7 @@
 //! Process ordering uses pipes (and, in the primitives' own tests, the
 //! library's Event/Semaphore/Barrier), never sleeps.
 
+use procshare_tests::quiet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
@@ -14,10 +15,6 @@ use procshare::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore, 
 
 const GENEROUS: std::time::Duration = std::time::Duration::from_secs(60);
 use procshare::{Array, Process, RawArray, RawValue, Value};
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 /// A pipe used as a gate: `open(n)` lets `n` blocked `pass()` calls through.
 /// Both ends are closed when the value is dropped.

@@ -3,6 +3,7 @@
 //! arguments that cannot be sent, and proof that spawn/forkserver children are
 //! fresh execs, not forks.
 
+use procshare_tests::quiet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -17,10 +18,6 @@ const ALL: [StartMethod; 3] = [
     StartMethod::Spawn,
     StartMethod::ForkServer,
 ];
-
-fn quiet() {
-    procshare::process::set_fork_warning(false);
-}
 
 fn start(p: &mut Process) {
     p.start().unwrap_or_else(|e| panic!("start: {e}"));

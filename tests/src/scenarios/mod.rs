@@ -11,11 +11,19 @@
 //! processes never interleave within a line and nothing sits in a buffer that
 //! a forked child would copy.
 
+// The programs themselves live in the workspace's `examples/` (each is also
+// `cargo run --example <name>`); they are compiled here as modules too.
+#[path = "../../../examples/seed000.rs"]
 pub mod seed000;
+#[path = "../../../examples/seed001.rs"]
 pub mod seed001;
+#[path = "../../../examples/seed002_queue.rs"]
 pub mod seed002_queue;
+#[path = "../../../examples/seed002_shared.rs"]
 pub mod seed002_shared;
+#[path = "../../../examples/seed003_counter.rs"]
 pub mod seed003_counter;
+#[path = "../../../examples/seed003_queue.rs"]
 pub mod seed003_queue;
 
 /// Print one whole line with a single `write(2)` to standard output (retrying

@@ -76,3 +76,12 @@ pub fn run() -> Vec<String> {
     out.push(from_child.recv().expect("child line"));
     out
 }
+
+/// Runs seed 002's queue program. (`cargo run --example seed002_queue`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    for line in run() {
+        procshare_tests::say(&line);
+    }
+}

@@ -4,7 +4,7 @@
 //! `None` and print `Processed i Result 2i`.
 //!
 //! The lines are printed by the children. Each child writes each line with a
-//! single `write(2)` ([`super::say`]), so lines from different workers never
+//! single `write(2)` ([`procshare_tests::say`]), so lines from different workers never
 //! mix within a line. [`run`] starts the workers with their standard output
 //! redirected into a pipe and returns what they printed, in the order it
 //! arrived (the order across workers is free, as in the document).
@@ -20,7 +20,7 @@ pub fn worker(queue: &Queue<Option<u32>>) {
         let item = queue.get().expect("get");
         let Some(item) = item else { break };
         let result = item * 2;
-        super::say(&format!("Processed {item} Result {result}"));
+        procshare_tests::say(&format!("Processed {item} Result {result}"));
     }
 }
 
@@ -63,4 +63,13 @@ pub fn run() -> Vec<String> {
         p.join().expect("join");
     }
     text.lines().map(str::to_string).collect()
+}
+
+/// Runs seed 003's queue program. (`cargo run --example seed003_queue`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    for line in run() {
+        procshare_tests::say(&line);
+    }
 }

@@ -10,9 +10,9 @@
 //! processes; snapshots replace each distinct id by `<id N>` so that equal ids
 //! stay visibly equal.
 
-use super::say;
 use procshare::sync::Semaphore;
 use procshare::{cpu_count, Array, Process, Value};
+use procshare_tests::say;
 
 /// `This machine has N CPUs`.
 pub fn cpu_line() -> String {
@@ -90,4 +90,12 @@ pub fn array() {
     ));
     sem2.release().expect("release");
     process.join().expect("join");
+}
+
+/// Runs seed 002's `Value` program, then its `Array` program. (`cargo run --example seed002_shared`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    value();
+    array();
 }

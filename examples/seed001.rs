@@ -100,6 +100,15 @@ pub fn run(sleep_scale: f64) -> Vec<String> {
     lines
 }
 
+/// Runs seed 001's program at the document's own sleep times. (`cargo run --example seed001`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    for line in run(1.0) {
+        procshare_tests::say(&line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::py_float;

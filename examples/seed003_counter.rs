@@ -2,8 +2,8 @@
 //! ten processes each take the counter's lock and add one; the parent prints
 //! `Counter: 10`.
 
-use super::say;
 use procshare::{Process, Value};
+use procshare_tests::say;
 
 /// The document's program.
 pub fn run() {
@@ -25,4 +25,11 @@ pub fn run() {
         process.join().expect("join");
     }
     say(&format!("Counter: {}", counter.get()));
+}
+
+/// Runs seed 003's counter program. (`cargo run --example seed003_counter`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    run();
 }

@@ -126,6 +126,15 @@ pub fn is_valid_manager_output(line: &str) -> bool {
     one == INPUT_LIST_ONE && two == INPUT_LIST_TWO
 }
 
+/// Runs both programs of seed 000: the plain list, then the manager list. (`cargo run --example seed000`; the same code is the scenario
+/// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
+#[allow(dead_code)] // unused where this file is a module of `procshare_tests`
+fn main() {
+    for line in plain_list().into_iter().chain(manager_list()) {
+        procshare_tests::say(&line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

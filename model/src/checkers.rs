@@ -20,7 +20,7 @@
 //!   [`Woke::TimedOut`] at once, and [`Thread::expired`] is then true: the model
 //!   explores the "gave up" path of every timed operation.
 //! * A thread dies by unwinding from [`Thread::crash_point`] at the step chosen by
-//!   [`ModelThread::crash_at`]; [`run`] catches the unwind inside that thread
+//!   [`ModelThread::crash_at`]; [`run`](loom_platform::run) catches the unwind inside that thread
 //!   and marks it dead in the [`World`]. A death is the only event that changes
 //!   liveness, so each sleeping (or later sleeping) waiter gets exactly one
 //!   [`Woke::TimedOut`] per death it has not seen yet: that is when the real
@@ -28,6 +28,8 @@
 //! * [`ModelThread::spurious_at`] makes the n-th wait of a thread return
 //!   [`Woke::Woken`] without sleeping; checks enumerate it outside the model.
 //!
+//! [`ModelThread::crash_at`]: loom_platform::ModelThread::crash_at
+//! [`ModelThread::spurious_at`]: loom_platform::ModelThread::spurious_at
 //! [`Word32`]: crate::platform::Word32
 //! [`Woke::Mismatch`]: crate::platform::Woke::Mismatch
 //! [`Woke::TimedOut`]: crate::platform::Woke::TimedOut

@@ -6,7 +6,7 @@
 //! bounded semaphore), the model threads, each thread's operations (acquire,
 //! try, timed acquire, release, recursive acquire, die while holding) and
 //! crash step, and — through [`ByteScheduler`], a shuttle
-//! [`Scheduler`](shuttle::scheduler::Scheduler) — every scheduling decision of
+//! [`Scheduler`] — every scheduling decision of
 //! the run. The run checks the properties the model checks check: mutual
 //! exclusion, release only by the owner (recursive lock), the recursion depth,
 //! permits held at once never above the semaphore's value nor its value above

@@ -1,6 +1,6 @@
 //! The queue-ring check harness, shared by the loom/shuttle checks and the
 //! `queue_protocol` fuzz target: model producers and consumers run a
-//! [`Spec`] under a schedule that the fuzz input chooses (a shuttle
+//! [`Spec`](crate::ring::fuzzing::Spec) under a schedule that the fuzz input chooses (a shuttle
 //! [`Scheduler`](shuttle::scheduler::Scheduler) fed by the input bytes).
 
 use super::*;

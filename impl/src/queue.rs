@@ -161,14 +161,37 @@ impl From<RingError> for QueueError {
 /// assert!(q.is_full());
 /// assert!(matches!(q.try_put(&3), Err(procshare::queue::QueueError::Full)));
 /// ```
-#[derive(Debug, Clone)]
-pub struct QueueBuilder {
+///
+/// The builder carries the queue's item type, so a mismatch is a compile error:
+///
+/// ```compile_fail
+/// let q = procshare::Queue::<u64>::builder().build().unwrap();
+/// q.put(&1u32).unwrap(); // expected `&u64`
+/// ```
+pub struct QueueBuilder<T> {
     maxsize: usize,
     capacity: usize,
     limit: usize,
+    _t: PhantomData<fn() -> T>,
 }
 
-impl QueueBuilder {
+impl<T> Clone for QueueBuilder<T> {
+    fn clone(&self) -> Self {
+        QueueBuilder { ..*self }
+    }
+}
+
+impl<T> core::fmt::Debug for QueueBuilder<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("QueueBuilder")
+            .field("maxsize", &self.maxsize)
+            .field("capacity", &self.capacity)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl<T> QueueBuilder<T> {
     /// Python's `maxsize`: at most this many items (0: no bound but the ring's
     /// bytes). At most 4,194,304.
     pub fn maxsize(mut self, n: usize) -> Self {
@@ -192,7 +215,7 @@ impl QueueBuilder {
     }
 
     /// Allocates the queue in shared memory.
-    pub fn build<T>(&self) -> Result<Queue<T>, QueueError> {
+    pub fn build(&self) -> Result<Queue<T>, QueueError> {
         let chunks = self.capacity.max(CHUNK).div_ceil(CHUNK);
         let maxsize = u32::try_from(self.maxsize)
             .ok()
@@ -269,7 +292,7 @@ impl RawQueue {
         Ok(Queue::<()>::builder()
             .capacity_bytes(capacity_bytes)
             .maxsize(maxsize)
-            .build::<()>()?
+            .build()?
             .raw)
     }
 
@@ -418,11 +441,12 @@ impl<T> core::fmt::Debug for Queue<T> {
 
 impl<T> Queue<T> {
     /// A builder: `maxsize`, ring capacity, message size limit.
-    pub fn builder() -> QueueBuilder {
+    pub fn builder() -> QueueBuilder<T> {
         QueueBuilder {
             maxsize: 0,
             capacity: DEFAULT_CAPACITY,
             limit: wire::DEFAULT_LIMIT,
+            _t: PhantomData,
         }
     }
 
@@ -668,7 +692,7 @@ pub mod fuzzing {
     /// wire frame: decoding is an error value, never a panic, and the queue
     /// stays usable. Panics on a bug.
     pub fn queue_frame(data: &[u8]) {
-        let q: Queue<(u32, String, Vec<u8>, Option<bool>)> = Queue::<()>::builder()
+        let q: Queue<(u32, String, Vec<u8>, Option<bool>)> = Queue::builder()
             .capacity_bytes(data.len() + 256)
             .build()
             .expect("shared memory");

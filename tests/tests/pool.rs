@@ -44,13 +44,13 @@ fn map_apply_starmap_imap() {
     }
     assert_eq!(pool.starmap(sub, [(5, 1), (1, 5)]).unwrap(), [4, -4]);
     let v: Vec<i64> = pool
-        .imap(square, 0..50, 3)
+        .imap(square, 0..50, Some(3))
         .unwrap()
         .map(Result::unwrap)
         .collect();
     assert_eq!(v, want[..50]);
     let mut u: Vec<i64> = pool
-        .imap_unordered(square, 0..50, 1)
+        .imap_unordered(square, 0..50, None)
         .unwrap()
         .map(Result::unwrap)
         .collect();

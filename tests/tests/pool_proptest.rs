@@ -54,7 +54,7 @@ proptest! {
         prop_assert_eq!(pool.map_async(g, items.clone(), chunksize).unwrap().get(), Ok(doubled));
         if unordered {
             let mut got: Vec<String> = pool
-                .imap_unordered(f, items.clone(), chunksize.unwrap_or(1))
+                .imap_unordered(f, items.clone(), chunksize)
                 .unwrap()
                 .map(|r| format!("{r:?}"))
                 .collect();
@@ -63,7 +63,7 @@ proptest! {
             want.sort();
             prop_assert_eq!(got, want);
         } else {
-            let got: Vec<_> = pool.imap(f, items.clone(), chunksize.unwrap_or(1)).unwrap().collect();
+            let got: Vec<_> = pool.imap(f, items.clone(), chunksize).unwrap().collect();
             prop_assert_eq!(got, want);
         }
         pool.close().unwrap();

@@ -55,6 +55,74 @@ impl From<&Path> for Address {
     }
 }
 
+/// A string that is not a manager address (see [`Address`]'s `FromStr`).
+#[derive(Debug, thiserror::Error)]
+#[error("not a manager address: {addr:?} ({why})")]
+pub struct AddressError {
+    /// The string given.
+    pub addr: String,
+    /// Why it was refused.
+    #[source]
+    pub why: io::Error,
+}
+
+impl std::str::FromStr for Address {
+    type Err = AddressError;
+
+    /// `"unix:PATH"` or a string starting with `/` or `.` is a unix socket
+    /// path; `"tcp:HOST:PORT"` or `"HOST:PORT"` is a TCP address (a host name
+    /// is resolved, and its first address taken) — the two forms of Python's
+    /// `address` argument.
+    ///
+    /// ```
+    /// use procshare::manager::Address;
+    /// let a: Address = "127.0.0.1:5000".parse().unwrap();
+    /// assert_eq!(a.to_string(), "tcp:127.0.0.1:5000");
+    /// let u: Address = "unix:/tmp/m.sock".parse().unwrap();
+    /// assert_eq!(u, Address::Unix("/tmp/m.sock".into()));
+    /// assert!("no port here".parse::<Address>().is_err());
+    /// ```
+    fn from_str(s: &str) -> std::result::Result<Address, AddressError> {
+        use std::net::ToSocketAddrs;
+        if let Some(p) = s.strip_prefix("unix:") {
+            return Ok(Address::Unix(PathBuf::from(p)));
+        }
+        if s.starts_with('/') || s.starts_with('.') {
+            return Ok(Address::Unix(PathBuf::from(s)));
+        }
+        let hostport = s.strip_prefix("tcp:").unwrap_or(s);
+        let fail = |why: io::Error| AddressError {
+            addr: s.to_string(),
+            why,
+        };
+        hostport
+            .to_socket_addrs()
+            .map_err(fail)?
+            .next()
+            .map(Address::Tcp)
+            .ok_or_else(|| {
+                fail(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the host name has no address",
+                ))
+            })
+    }
+}
+
+impl TryFrom<&str> for Address {
+    type Error = AddressError;
+    fn try_from(s: &str) -> std::result::Result<Address, AddressError> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for Address {
+    type Error = AddressError;
+    fn try_from(s: String) -> std::result::Result<Address, AddressError> {
+        s.parse()
+    }
+}
+
 /// Errors of manager operations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,6 +154,15 @@ pub enum ManagerError {
     /// A system call failed.
     #[error("manager: {0}")]
     Io(#[from] io::Error),
+    /// The address given is not one.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+}
+
+impl From<std::convert::Infallible> for ManagerError {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
 }
 
 impl ManagerError {

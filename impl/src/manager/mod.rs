@@ -68,7 +68,7 @@ mod proxy;
 mod server;
 mod sync;
 
-pub use client::{Address, ManagerError};
+pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListProxy, Namespace, ValueProxy};
 pub use sync::{Barrier, Condition, Event, Lock, Queue, RLock, Semaphore};
@@ -201,9 +201,24 @@ impl Manager {
     /// let m = Manager::start().unwrap();
     /// let c = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap();
     /// c.ping().unwrap();
+    ///
+    /// // A remote server, by a string address as in Python:
+    /// let key = procshare::auth::AuthKey::random();
+    /// let s = Manager::serve("127.0.0.1:0", key.clone()).unwrap();
+    /// let port = match s.address() {
+    ///     procshare::manager::Address::Tcp(a) => a.port(),
+    ///     other => unreachable!("{other}"),
+    /// };
+    /// let c = Manager::connect(format!("127.0.0.1:{port}").as_str(), key).unwrap();
+    /// c.ping().unwrap();
+    /// assert!(Manager::connect("no port here", s.authkey().clone()).is_err());
     /// ```
-    pub fn connect(addr: impl Into<Address>, authkey: AuthKey) -> Result<Manager> {
-        let ep = Endpoint::new(addr.into(), authkey, crate::wire::DEFAULT_LIMIT);
+    pub fn connect<A>(addr: A, authkey: AuthKey) -> Result<Manager>
+    where
+        A: TryInto<Address>,
+        ManagerError: From<A::Error>,
+    {
+        let ep = Endpoint::new(addr.try_into()?, authkey, crate::wire::DEFAULT_LIMIT);
         let m = Manager { ep, server: None };
         m.ping()?;
         Endpoint::publish(&m.ep);

@@ -753,16 +753,17 @@ impl Pool {
     }
 
     /// Results in order, each as soon as it and those before it are done
-    /// (CPython's `imap`; `chunksize` defaults to 1 there too).
+    /// (CPython's `imap`). `chunksize` is taken as by [`Pool::map_async`];
+    /// `None` is CPython's default for `imap`, 1.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// use procshare::pool::Pool;
     /// fn inc(x: u8) -> u8 { x + 1 }
     /// let pool = Pool::new(2).unwrap();
-    /// let v: Vec<u8> = pool.imap(inc, 0..5, 1).unwrap().map(Result::unwrap).collect();
+    /// let v: Vec<u8> = pool.imap(inc, 0..5, None).unwrap().map(Result::unwrap).collect();
     /// assert_eq!(v, [1, 2, 3, 4, 5]);
-    /// let mut u: Vec<u8> = pool.imap_unordered(inc, 0..5, 2).unwrap().map(Result::unwrap).collect();
+    /// let mut u: Vec<u8> = pool.imap_unordered(inc, 0..5, Some(2)).unwrap().map(Result::unwrap).collect();
     /// u.sort();
     /// assert_eq!(u, [1, 2, 3, 4, 5]);
     /// ```
@@ -770,7 +771,7 @@ impl Pool {
         &self,
         f: fn(T) -> R,
         items: impl IntoIterator<Item = T>,
-        chunksize: usize,
+        chunksize: Option<usize>,
     ) -> Result<Imap<R>, PoolError>
     where
         T: Serialize + DeserializeOwned,
@@ -780,7 +781,7 @@ impl Pool {
             worker::tramp1::<T, R>,
             f as usize,
             items,
-            Some(chunksize),
+            Some(chunksize.unwrap_or(1)),
             None,
             false,
         )?;
@@ -791,12 +792,13 @@ impl Pool {
         })
     }
 
-    /// Results in the order they finish (CPython's `imap_unordered`).
+    /// Results in the order they finish (CPython's `imap_unordered`;
+    /// `chunksize: None` is 1, as there).
     pub fn imap_unordered<T, R>(
         &self,
         f: fn(T) -> R,
         items: impl IntoIterator<Item = T>,
-        chunksize: usize,
+        chunksize: Option<usize>,
     ) -> Result<Imap<R>, PoolError>
     where
         T: Serialize + DeserializeOwned,
@@ -806,7 +808,7 @@ impl Pool {
             worker::tramp1::<T, R>,
             f as usize,
             items,
-            Some(chunksize),
+            Some(chunksize.unwrap_or(1)),
             None,
             false,
         )?;

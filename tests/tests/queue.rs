@@ -244,7 +244,7 @@ fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
     procshare::process::set_fork_warning(false);
     let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
         .capacity_bytes(256)
-        .build::<Vec<u8>>()
+        .build()
         .unwrap();
     let started = procshare::Event::new().unwrap();
     let mut p = Process::new({
@@ -280,7 +280,7 @@ fn consumer_limit_drops_an_oversized_message_and_goes_on() {
     for capacity in [64 * 1024, 256] {
         let producer: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
             .capacity_bytes(capacity)
-            .build::<Vec<u8>>()
+            .build()
             .unwrap();
         let mut consumer = producer.clone();
         consumer.set_message_limit(100);

@@ -181,17 +181,30 @@ pub(crate) unsafe fn store_relaxed<T: Pod>(dst: *mut T, value: T) {
     unsafe { atomic_memcpy::atomic_store(dst, value, Ordering::Relaxed) }
 }
 
-/// A value and its default lock, in one block.
+/// A value and its default lock, in one block (64-byte aligned by
+/// [`Value::new`]).
 ///
-/// Layout (`#[repr(C)]`): `lock` at offset 0 (a [`RawRLock`], 8 bytes), then
-/// `data` at the next multiple of `align_of::<T>()`. Invariant: `data` is
-/// only accessed while `lock` is held (or through `RawValue`, unsynchronized,
-/// by explicit choice).
+/// Layout (`#[repr(C)]`; checked at compile time below and in
+/// [`crate::layout`]):
+///
+/// | offset | field | meaning |
+/// |---|---|---|
+/// | 0 | `lock: RawRLock<Shm>` (8 bytes, align 4) | the value's default lock |
+/// | `max(8, align_of::<T>())` | `data: ShmCell<T>` | the value |
+///
+/// Size: `data`'s offset plus `size_of::<T>()`, rounded up to
+/// `max(4, align_of::<T>())`. Invariant: `data` is accessed by reference
+/// only while `lock` is held (a guard); unlocked accesses are the relaxed
+/// atomic copies of [`RawValue`].
 #[repr(C)]
-struct Colocated<T> {
-    lock: RawRLock<Shm>,
-    data: ShmCell<T>,
+pub(crate) struct Colocated<T> {
+    pub(crate) lock: RawRLock<Shm>,
+    pub(crate) data: ShmCell<T>,
 }
+
+crate::layout::assert_shm_layout!(Colocated<u8> { size: 12, align: 4, lock: 0, data: 8 });
+crate::layout::assert_shm_layout!(Colocated<u64> { size: 16, align: 8, lock: 0, data: 8 });
+crate::layout::assert_shm_layout!(Colocated<u128> { size: 32, align: 16, lock: 0, data: 16 });
 
 // SAFETY: a #[repr(C)] pair of ShmSafe parts (the RLock protocol struct and a
 // cell of Pod data): no pointers, no drop glue.

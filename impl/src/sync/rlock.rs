@@ -13,6 +13,8 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // ShmWord32 count: no pointers, no drop glue, any bit pattern is a state the
 // protocol handles (an unknown owner id is a live or dead tid, never memory).
 unsafe impl ShmSafe for RawRLock<Shm> {}
+// The layout documented in procshare_model::rlock (`mutex` at 0, `count` at 4).
+crate::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
 
 /// A process-shared recursive lock (Python's `multiprocessing.RLock`): the
 /// thread that holds it may acquire it again, and must release it as many

@@ -25,12 +25,12 @@ pub fn value() {
     let sem2 = Semaphore::new(0).expect("semaphore");
     say(&cpu_line());
     let var = Value::<u32>::new(1).expect("shared memory");
-    let id = var.get_obj().as_ptr() as usize;
+    let id = var.as_ptr() as usize;
     say(&format!("Parent process puts item on queue with id {id}"));
     let mut process = Process::new({
         let (sem1, sem2, var) = (sem1.clone(), sem2.clone(), var.clone());
         move || {
-            let id = var.get_obj().as_ptr() as usize;
+            let id = var.as_ptr() as usize;
             say(&format!(
                 "Child process received var = {} with id {id} from queue",
                 var.get()
@@ -61,12 +61,12 @@ pub fn array() {
     let sem2 = Semaphore::new(0).expect("semaphore");
     say(&cpu_line());
     let arr = Array::<i32>::from_values(0..5).expect("shared memory");
-    let id = arr.get_obj().as_ptr() as usize;
+    let id = arr.as_ptr() as usize;
     say(&format!("Parent process puts item on queue with id {id}"));
     let mut process = Process::new({
         let (sem1, sem2, arr) = (sem1.clone(), sem2.clone(), arr.clone());
         move || {
-            let id = arr.get_obj().as_ptr() as usize;
+            let id = arr.as_ptr() as usize;
             say(&format!(
                 "Child process received var = {} with id {id} from queue",
                 arr.get(0).expect("index 0")

@@ -9,7 +9,7 @@ use std::time::Instant;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use procshare::shm::ShmBox;
-use procshare::sync::Lock;
+use procshare::sync::RLock;
 use procshare::{Process, Value};
 
 const INCREMENTS: u64 = 2_000_000; // per worker
@@ -113,7 +113,7 @@ fn main() {
     println!("procshare value_lock bench: best of {ROUNDS} rounds, {INCREMENTS} increments per worker, {STARTS} starts");
     let std_ops = best(std_mutex);
     let rlock_ops = best(|| value_procs(|| Value::new(0).unwrap()));
-    let lock_ops = best(|| value_procs(|| Value::with_lock(0, Lock::new().unwrap()).unwrap()));
+    let lock_ops = best(|| value_procs(|| Value::with_lock(0, RLock::new().unwrap()).unwrap()));
     // Interleaved, so that both see the same machine load.
     let (mut starts, mut raw) = (0.0f64, 0.0f64);
     for _ in 0..ROUNDS + 2 {
@@ -133,7 +133,7 @@ fn main() {
         rlock_ops / std_ops
     );
     println!(
-        "| Value<i64> with a Lock, 2 processes | {:.2} M ops/s | {:.2}x std |",
+        "| Value<i64> with a separate RLock, 2 processes | {:.2} M ops/s | {:.2}x std |",
         lock_ops / 1e6,
         lock_ops / std_ops
     );

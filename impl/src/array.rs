@@ -28,7 +28,7 @@ use bytemuck::Pod;
 use crate::platform::ShmCell;
 use crate::shm::{ShmError, ShmSlice};
 use crate::sync::{AnyGuard, AnyLock, LockResult, RLock, TryLockResult};
-use crate::value::{lock_any, map_lock, map_try, GuardOwner};
+use crate::value::{load_relaxed, lock_any, map_lock, map_try, store_relaxed, GuardOwner};
 
 /// An index past the end (Python's `IndexError: array index out of range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +42,9 @@ pub struct IndexError {
 
 /// A fixed-length array of `T` in shared memory, without a lock (Python's `RawArray`).
 ///
-/// Element accesses are volatile and unsynchronized.
+/// Element accesses are unsynchronized copies through relaxed atomics, word by
+/// word: an element written concurrently may be read torn (as in Python), but
+/// concurrent accesses from any number of threads are never a data race.
 ///
 /// ```
 /// let a = procshare::RawArray::<u8>::zeroed(4).unwrap();
@@ -113,23 +115,27 @@ impl<T: Pod + Send> RawArray<T> {
     /// Element `index` (unsynchronized).
     pub fn get(&self, index: usize) -> Result<T, IndexError> {
         self.check(index)?;
-        // SAFETY: in bounds (checked); Pod, so any bytes are a valid T.
-        Ok(unsafe { self.as_ptr().add(index).read_volatile() })
+        // SAFETY: in bounds (checked), so valid and aligned while `self` lives;
+        // derived from the ShmCell (UnsafeCell); concurrent accesses of a
+        // RawArray's elements are these relaxed per-element copies only.
+        Ok(unsafe { load_relaxed(self.as_ptr().add(index)) })
     }
 
     /// Sets element `index` (unsynchronized).
     pub fn set(&self, index: usize, value: T) -> Result<(), IndexError> {
         self.check(index)?;
-        // SAFETY: in bounds (checked); a volatile write of plain data.
-        unsafe { self.as_ptr().add(index).write_volatile(value) };
+        // SAFETY: as in `get`.
+        unsafe { store_relaxed(self.as_ptr().add(index), value) };
         Ok(())
     }
 
-    /// A copy of all elements (unsynchronized).
+    /// A copy of all elements (unsynchronized: each element is copied
+    /// atomically as in [`RawArray::get`], the whole is not a snapshot).
     pub fn to_vec(&self) -> Vec<T> {
         (0..self.len())
-            // SAFETY: in bounds; Pod.
-            .map(|i| unsafe { self.as_ptr().add(i).read_volatile() })
+            // SAFETY: in bounds; as in `get` (element by element, so every
+            // access has the granularity of one T at its own address).
+            .map(|i| unsafe { load_relaxed(self.as_ptr().add(i)) })
             .collect()
     }
 }
@@ -188,8 +194,35 @@ impl<T: Pod + Send> Array<T> {
         ))
     }
 
-    /// An array over `raw` guarded by `lock` (Python's `Array(..., lock=lock)`).
-    pub fn from_raw(raw: RawArray<T>, lock: impl Into<AnyLock>) -> Array<T> {
+    /// The elements of `values` guarded by `lock` (Python's
+    /// `Array(t, sequence, lock=lock)`); several arrays and values may share
+    /// one lock.
+    ///
+    /// The lock must be an [`RLock`], for the reason given at
+    /// [`Value::with_lock`](crate::Value::with_lock): a plain
+    /// [`Lock`](crate::sync::Lock) could be released by another thread while
+    /// a guard's `&mut [T]` lives.
+    ///
+    /// ```
+    /// use procshare::{sync::RLock, Array};
+    /// let a = Array::with_lock([1u8, 2], RLock::new().unwrap()).unwrap();
+    /// assert_eq!(a.to_vec(), [1, 2]);
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use procshare::{sync::Lock, Array};
+    /// let a = Array::with_lock([1u8, 2], Lock::new().unwrap()).unwrap();
+    /// ```
+    pub fn with_lock(
+        values: impl IntoIterator<Item = T>,
+        lock: RLock,
+    ) -> Result<Array<T>, ShmError> {
+        Ok(Self::from_raw(RawArray::from_values(values)?, lock))
+    }
+
+    /// An array over `raw` guarded by `lock`. Not public: a caller keeping a
+    /// clone of `raw` could access the data while a guard's `&mut [T]` lives.
+    fn from_raw(raw: RawArray<T>, lock: RLock) -> Array<T> {
         Array {
             raw,
             lock: lock.into(),
@@ -203,8 +236,22 @@ impl<T: Pod + Send> Array<T> {
     }
 
     /// The unsynchronized array underneath (Python's `get_obj()`).
-    pub fn get_obj(&self) -> &RawArray<T> {
+    ///
+    /// # Safety
+    ///
+    /// While the returned handle (or a clone of it) is used to read or write,
+    /// no thread of this process may hold a guard of this array
+    /// ([`Array::lock`] and variants): the guard's `&mut [T]` would alias the
+    /// unsynchronized access (a data race). [`Array::get`]/[`Array::set`]/
+    /// [`Array::to_vec`] copy atomically and may run concurrently with it.
+    pub unsafe fn get_obj(&self) -> &RawArray<T> {
         &self.raw
+    }
+
+    /// Where the first element lives in this process (its identity; reading
+    /// or writing through it needs the lock).
+    pub fn as_ptr(&self) -> *mut T {
+        self.raw.as_ptr()
     }
 
     /// The number of elements (Python's `len(a)`).
@@ -218,7 +265,7 @@ impl<T: Pod + Send> Array<T> {
     }
 
     fn guard<'a>(&'a self, me: u32, g: AnyGuard<'a>) -> ArrayGuard<'a, T> {
-        self.guard_owner.enter(me);
+        self.guard_owner.enter(me, "Array");
         ArrayGuard {
             array: self,
             _lock: g,
@@ -297,8 +344,11 @@ impl<T: Pod + Send> Drop for ArrayGuard<'_, T> {
 impl<T: Pod + Send> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: the lock is held and this is the process's only guard (GuardOwner);
-        // ShmCell<T> is transparent over T, so the cells are `len` valid Ts.
+        // SAFETY: the lock is held and cannot be released under this guard (an
+        // RLock: only this thread may release it, and not the guard's level);
+        // this is the thread's only guard (GuardOwner); unsynchronized handles
+        // come only from the unsafe `get_obj`. ShmCell<T> is transparent over
+        // T, so the cells are `len` valid Ts.
         unsafe { core::slice::from_raw_parts(self.array.raw.as_ptr(), self.array.len()) }
     }
 }

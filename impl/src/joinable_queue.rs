@@ -42,6 +42,8 @@ use crate::shm::{ShmBox, ShmSafe};
 // SAFETY: RawTaskCounter<Shm> is #[repr(C)]: one ShmWord32 (the unfinished-task
 // count): no pointers, no drop glue, every bit pattern is a valid count.
 unsafe impl ShmSafe for RawTaskCounter<Shm> {}
+// The layout documented in procshare_model::task_counter (`count` at 0).
+crate::layout::assert_shm_layout!(RawTaskCounter<Shm> { size: 4, align: 4 });
 
 /// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
 /// the same queue and counter.

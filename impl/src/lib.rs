@@ -5,6 +5,7 @@
 
 pub use procshare_model as model;
 pub mod auth;
+mod layout;
 pub mod platform;
 pub mod process;
 pub mod shm;

@@ -93,6 +93,10 @@ use crate::wire::{self, WireError};
 // header is shared. No pointers, no drop glue; any bit pattern is memory-safe
 // (inconsistent positions are detected and reported as `Corrupt`).
 unsafe impl ShmSafe for RingHeader<Shm> {}
+// The layout documented at procshare_model::ring::RingHeader: five 64-byte
+// lines (prod 0, tail 64, cons 128, head 192, closed 256), then capacity 320,
+// max_items 328.
+crate::layout::assert_shm_layout!(RingHeader<Shm> { size: 384, align: 64 });
 
 /// Default ring capacity: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;

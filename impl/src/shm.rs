@@ -168,6 +168,15 @@ pub struct SegmentHeader {
     pub size: u64,
 }
 
+crate::layout::assert_shm_layout!(SegmentHeader {
+    size: 24,
+    align: 8,
+    magic: 0,
+    version: 8,
+    header_size: 12,
+    size: 16,
+});
+
 static SEGMENTS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
 

@@ -459,7 +459,9 @@ impl<T: Pod + Send> SpawnArg for Value<T> {
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         Ok(Value {
             raw: RawValue::import(im)?,
-            lock: AnyLock::import(im)?,
+            lock: crate::value::data_lock(AnyLock::import(im)?).ok_or(SpawnError::BadRequest(
+                "the lock of a Value or Array is not an RLock",
+            ))?,
             guard_owner: GuardOwner::default(),
         })
     }
@@ -484,7 +486,9 @@ impl<T: Pod + Send> SpawnArg for Array<T> {
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         Ok(Array {
             raw: RawArray::import(im)?,
-            lock: AnyLock::import(im)?,
+            lock: crate::value::data_lock(AnyLock::import(im)?).ok_or(SpawnError::BadRequest(
+                "the lock of a Value or Array is not an RLock",
+            ))?,
             guard_owner: GuardOwner::default(),
         })
     }

@@ -174,15 +174,18 @@ fn array_index_errors() {
 #[test]
 fn value_with_caller_supplied_lock() {
     quiet();
-    let lock = Lock::new().unwrap();
+    // An RLock: a plain Lock is refused at compile time (any thread could
+    // release it under a guard; see `Value::with_lock`).
+    let lock = RLock::new().unwrap();
     let a = Value::with_lock(0i64, lock.clone()).unwrap();
     let b = Value::with_lock(0i64, lock.clone()).unwrap();
     let g = a.lock().unwrap();
-    // The shared lock is held: b cannot be locked either.
-    assert!(b.try_lock().is_err());
+    // The shared lock is held: b cannot be locked either (by another thread:
+    // this one may re-enter the RLock).
+    std::thread::scope(|s| s.spawn(|| assert!(b.try_lock().is_err())).join().unwrap());
     assert!(lock.is_locked());
     drop(g);
-    assert!(b.try_lock().is_ok());
+    std::thread::scope(|s| s.spawn(|| assert!(b.try_lock().is_ok())).join().unwrap());
     // An RLock may be taken around get/set (Python's `with v.get_lock(): v.value += 1`).
     let r = Value::with_lock(1u8, RLock::new().unwrap()).unwrap();
     let outer = r.get_lock().lock().unwrap();

@@ -11,6 +11,8 @@ use crate::shm::{ShmBox, ShmSafe};
 // SAFETY: RawBarrier<Shm> is #[repr(C)]: two ShmWord32 (state, parties): no
 // pointers, no drop glue; the protocol handles every state word.
 unsafe impl ShmSafe for RawBarrier<Shm> {}
+// The layout documented in procshare_model::barrier (state 0, parties 4).
+crate::layout::assert_shm_layout!(RawBarrier<Shm> { size: 8, align: 4 });
 
 /// A process-shared, reusable barrier (Python's `multiprocessing.Barrier`).
 ///

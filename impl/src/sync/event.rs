@@ -10,6 +10,8 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // SAFETY: RawEvent<Shm> is #[repr(C)]: one ShmWord32 (flag, generation,
 // waiters bit): no pointers, no drop glue, every bit pattern is a valid state.
 unsafe impl ShmSafe for RawEvent<Shm> {}
+// The layout documented in procshare_model::event (`state` at 0).
+crate::layout::assert_shm_layout!(RawEvent<Shm> { size: 4, align: 4 });
 
 /// A process-shared event flag (Python's `multiprocessing.Event`): [`set`]
 /// releases every waiter, [`clear`] resets the flag.

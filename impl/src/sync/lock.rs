@@ -12,6 +12,8 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // pointers, no drop glue, valid for any bit pattern (an unknown owner id is
 // treated as a live or dead tid by the protocol, never as memory).
 unsafe impl ShmSafe for RawMutex<Shm> {}
+// The layout documented in procshare_model::mutex (`word` at 0).
+crate::layout::assert_shm_layout!(RawMutex<Shm> { size: 4, align: 4 });
 
 /// A process-shared lock (Python's `multiprocessing.Lock`): not recursive, and
 /// any thread or process may release it.

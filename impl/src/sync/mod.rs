@@ -155,6 +155,11 @@ pub enum SyncError {
     /// `AssertionError: attempt to release recursive lock not owned by thread`).
     #[error("attempt to release recursive lock not owned by thread")]
     NotOwner,
+    /// `RLock::release` of a level held by a guard (`RLockGuard`, or a
+    /// `Value`/`Array` guard): drop the guard instead. Releasing it would let
+    /// another thread lock the data while the guard's `&mut` lives.
+    #[error("this level of the recursive lock is held by a guard: drop the guard to release it")]
+    HeldByGuard,
     /// `BoundedSemaphore::release` above the initial value (CPython:
     /// `ValueError: semaphore or lock released too many times`).
     #[error("semaphore or lock released too many times")]

@@ -1,5 +1,6 @@
 //! `RLock`: a recursive process-shared lock over the model's [`RawRLock`].
 
+use core::cell::RefCell;
 use core::time::Duration;
 
 use procshare_model::rlock::{Acquired, RawRLock};
@@ -12,6 +13,8 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // ShmWord32 count: no pointers, no drop glue, any bit pattern is a state the
 // protocol handles (an unknown owner id is a live or dead tid, never memory).
 unsafe impl ShmSafe for RawRLock<Shm> {}
+// The layout documented in procshare_model::rlock (`mutex` at 0, `count` at 4).
+crate::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
 
 /// A process-shared recursive lock (Python's `multiprocessing.RLock`): the
 /// thread that holds it may acquire it again, and must release it as many
@@ -46,7 +49,58 @@ impl core::fmt::Debug for RLock {
     }
 }
 
+thread_local! {
+    /// The levels of `RLock`s that this thread holds through guards
+    /// ([`RLockGuard`], and so `Value`/`Array` data guards): entries
+    /// `(tid, address of the RawRLock, levels)`. Only the owning thread can
+    /// acquire or release an `RLock`, so a thread-local count is exact for
+    /// the owner. The tid tells a forked child's thread (which inherits this
+    /// table from the forking thread, but not its ownership) to ignore it.
+    /// Addresses identify locks: a process maps each segment once.
+    static GUARD_LEVELS: RefCell<Vec<(u32, usize, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread's guard levels of the lock at `addr` (`u32::MAX`, refusing
+/// every explicit release, if the table is already destroyed at thread exit).
+fn guard_levels(addr: usize) -> u32 {
+    let me = current_tid();
+    GUARD_LEVELS
+        .try_with(|g| {
+            g.borrow()
+                .iter()
+                .find(|e| e.0 == me && e.1 == addr)
+                .map_or(0, |e| e.2)
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Counts one more (`up`) or one fewer guard level of the lock at `addr` for
+/// this thread.
+fn add_guard_level(addr: usize, up: bool) {
+    let me = current_tid();
+    let _ = GUARD_LEVELS.try_with(|g| {
+        let mut g = g.borrow_mut();
+        g.retain(|e| e.0 == me); // a forked child's inherited entries
+        match g.iter().position(|e| e.1 == addr) {
+            Some(i) if up => g[i].2 += 1,
+            Some(i) => {
+                g[i].2 -= 1;
+                if g[i].2 == 0 {
+                    g.swap_remove(i);
+                }
+            }
+            None if up => g.push((me, addr, 1)),
+            None => {}
+        }
+    });
+}
+
 /// Holds one level of an [`RLock`]; releases it on drop.
+///
+/// A level held by a guard is released only by dropping the guard:
+/// [`RLock::release`] refuses it ([`SyncError::HeldByGuard`]). That is what
+/// makes a `Value`/`Array` guard's `&mut` sound: nothing can free the lock
+/// under it.
 #[must_use = "the lock is released when the guard is dropped"]
 #[derive(Debug)]
 pub struct RLockGuard<'a> {
@@ -57,8 +111,10 @@ pub struct RLockGuard<'a> {
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        // The guard's thread owns the lock (the guard is !Send), so this succeeds.
-        let _ = self.lock.release();
+        // The guard's thread owns the lock (the guard is !Send) and its level
+        // could not be released by `RLock::release`, so this succeeds.
+        add_guard_level(self.lock.addr(), false);
+        let _ = self.lock.raw.unlock(&ShmThread::current());
     }
 }
 
@@ -120,14 +176,38 @@ impl RLock {
         self.raw_acquire(Some(timeout), false)
     }
 
-    /// Releases one level. Only the owning thread may ([`SyncError::NotOwner`]).
+    /// Releases one level. Only the owning thread may ([`SyncError::NotOwner`]),
+    /// and only a level it took with `acquire`: a level held by a guard is
+    /// released by dropping the guard ([`SyncError::HeldByGuard`]).
+    ///
+    /// ```
+    /// use procshare::sync::{RLock, SyncError};
+    /// let r = RLock::new().unwrap();
+    /// let g = r.lock().unwrap();
+    /// assert!(matches!(r.release(), Err(SyncError::HeldByGuard)));
+    /// r.acquire().unwrap();
+    /// r.release().unwrap(); // the acquired level
+    /// drop(g);
+    /// ```
     pub fn release(&self) -> Result<(), SyncError> {
+        let guarded = guard_levels(self.addr());
+        // Levels are fungible: the guards' levels are safe while the depth
+        // stays at least their number (`count` is exact for the owner, and
+        // `guarded > 0` means this thread is the owner).
+        if guarded > 0 && self.raw.count() <= guarded {
+            return Err(SyncError::HeldByGuard);
+        }
         self.raw
             .unlock(&ShmThread::current())
             .map_err(|_| SyncError::NotOwner)
     }
 
+    fn addr(&self) -> usize {
+        self.raw.as_ptr() as usize
+    }
+
     fn guard(&self) -> RLockGuard<'_> {
+        add_guard_level(self.addr(), true);
         RLockGuard {
             lock: self,
             _not_send: core::marker::PhantomData,

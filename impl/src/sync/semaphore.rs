@@ -11,6 +11,8 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // SAFETY: RawSemaphore<Shm> is #[repr(C)]: three ShmWord32 (value, waiters,
 // bound): no pointers, no drop glue; the protocol keeps every state valid.
 unsafe impl ShmSafe for RawSemaphore<Shm> {}
+// The layout documented in procshare_model::semaphore (value 0, waiters 4, bound 8).
+crate::layout::assert_shm_layout!(RawSemaphore<Shm> { size: 12, align: 4 });
 
 fn acquire_forever(raw: &RawSemaphore<Shm>) {
     let t = ShmThread::current();

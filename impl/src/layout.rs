@@ -1,0 +1,216 @@
+//! The shared-memory layouts this build compiles, checked at compile time and
+//! tied to [`LAYOUT_VERSION`].
+//!
+//! Two checks, both `const` (a violation fails the build):
+//!
+//! 1. Beside each `#[repr(C)]` struct placed in shared memory (at its
+//!    `unsafe impl ShmSafe`, or beside the struct where impl owns it),
+//!    [`assert_shm_layout!`] states its size, alignment and (where the fields
+//!    are visible from impl) field offsets: the numbers of its doc table.
+//! 2. [`FINGERPRINT`], a 32-bit FNV-1a hash of the sizes, alignments and
+//!    offsets of all of them (as compiled) and of the layout constants, must
+//!    be the one [`RECORDED`] for the current [`LAYOUT_VERSION`]. A change of
+//!    any shared layout that does not bump the version (and record the new
+//!    fingerprint) fails the build with a message saying so; the new
+//!    fingerprint is shown by the error that follows it (`expected an array
+//!    with a size of <recorded>, found one with a size of <new>`).
+//!
+//! Segments carry `LAYOUT_VERSION` in their header and [`Segment::attach`]
+//! refuses another one, so a process of an older build never reads a newer
+//! layout.
+//!
+//! Limit: the protocol structs of `procshare-model` keep their fields private,
+//! so impl checks their size and alignment (and those of their field types,
+//! `ShmWord32`/`ShmWord64`, whose sizes with the documented field order fix
+//! the offsets) but cannot name their offsets: swapping two fields of the
+//! same type there is not seen here.
+//!
+//! [`Segment::attach`]: crate::shm::Segment::attach
+
+// Rust 1.80 (the MSRV) does not count a use inside a `const _` item, so it
+// would call the fingerprint machinery dead code; newer compilers do.
+#![allow(dead_code)]
+
+use core::mem::{align_of, offset_of, size_of};
+
+use procshare_model::barrier::RawBarrier;
+use procshare_model::event::RawEvent;
+use procshare_model::mutex::RawMutex;
+use procshare_model::ring::{Chunk, RingHeader, CHUNK, PIECE_HEADER};
+use procshare_model::rlock::RawRLock;
+use procshare_model::semaphore::RawSemaphore;
+use procshare_model::task_counter::RawTaskCounter;
+
+use crate::platform::{Shm, ShmCell, ShmWord32, ShmWord64};
+use crate::shm::{SegmentHeader, DATA_OFFSET, LAYOUT_VERSION, SEGMENT_MAGIC};
+use crate::value::Colocated;
+
+/// Asserts at compile time that a shared struct has the documented size,
+/// alignment and field offsets:
+/// `assert_shm_layout!(Type { size: 8, align: 4, field_a: 0, field_b: 4 });`
+macro_rules! assert_shm_layout {
+    ($t:ty { size: $size:expr, align: $align:expr $(, $field:ident: $off:expr)* $(,)? }) => {
+        const _: () = {
+            assert!(
+                ::core::mem::size_of::<$t>() == $size,
+                concat!(
+                    "the size of shared struct `", stringify!($t), "` is not the documented ",
+                    stringify!($size), ": update its doc table and this assert, ",
+                    "then bump LAYOUT_VERSION (see impl/src/layout.rs)"
+                )
+            );
+            assert!(
+                ::core::mem::align_of::<$t>() == $align,
+                concat!(
+                    "the alignment of shared struct `", stringify!($t), "` is not the documented ",
+                    stringify!($align), ": update its doc table and this assert, ",
+                    "then bump LAYOUT_VERSION (see impl/src/layout.rs)"
+                )
+            );
+            $(
+                assert!(
+                    ::core::mem::offset_of!($t, $field) == $off,
+                    concat!(
+                        "field `", stringify!($field), "` of shared struct `", stringify!($t),
+                        "` is not at the documented offset ", stringify!($off),
+                        ": update its doc table and this assert, ",
+                        "then bump LAYOUT_VERSION (see impl/src/layout.rs)"
+                    )
+                );
+            )*
+        };
+    };
+}
+pub(crate) use assert_shm_layout;
+
+// The platform's words and cells, the fields of every protocol struct
+// (impl/src/platform.rs): an atomic of their width, a cell as its content.
+assert_shm_layout!(ShmWord32 { size: 4, align: 4 });
+assert_shm_layout!(ShmWord64 { size: 8, align: 8 });
+assert_shm_layout!(ShmCell<u64> { size: 8, align: 8 });
+assert_shm_layout!(ShmCell<Chunk> { size: CHUNK, align: 1 });
+
+/// Every number that fixes a shared layout, as this build compiles it:
+/// `(size, align, offsets...)` of each struct placed in shared memory, and
+/// the layout constants. Add a line here for a new shared struct.
+const LAYOUT: &[usize] = &[
+    // The segment header (impl/src/shm.rs) and the segment constants.
+    size_of::<SegmentHeader>(),
+    align_of::<SegmentHeader>(),
+    offset_of!(SegmentHeader, magic),
+    offset_of!(SegmentHeader, version),
+    offset_of!(SegmentHeader, header_size),
+    offset_of!(SegmentHeader, size),
+    DATA_OFFSET,
+    SEGMENT_MAGIC as usize,
+    // The platform's words and cells (the fields of every protocol struct).
+    size_of::<ShmWord32>(),
+    align_of::<ShmWord32>(),
+    size_of::<ShmWord64>(),
+    align_of::<ShmWord64>(),
+    size_of::<ShmCell<u64>>(),
+    align_of::<ShmCell<u64>>(),
+    // The model's protocol structs over the real platform.
+    size_of::<RawMutex<Shm>>(),
+    align_of::<RawMutex<Shm>>(),
+    size_of::<RawRLock<Shm>>(),
+    align_of::<RawRLock<Shm>>(),
+    size_of::<RawSemaphore<Shm>>(),
+    align_of::<RawSemaphore<Shm>>(),
+    size_of::<RawEvent<Shm>>(),
+    align_of::<RawEvent<Shm>>(),
+    size_of::<RawBarrier<Shm>>(),
+    align_of::<RawBarrier<Shm>>(),
+    size_of::<RawTaskCounter<Shm>>(),
+    align_of::<RawTaskCounter<Shm>>(),
+    size_of::<RingHeader<Shm>>(),
+    align_of::<RingHeader<Shm>>(),
+    size_of::<ShmCell<Chunk>>(),
+    align_of::<ShmCell<Chunk>>(),
+    CHUNK,
+    PIECE_HEADER,
+    // A Value's block (impl/src/value.rs), for data of each alignment class.
+    size_of::<Colocated<u8>>(),
+    align_of::<Colocated<u8>>(),
+    offset_of!(Colocated<u8>, lock),
+    offset_of!(Colocated<u8>, data),
+    size_of::<Colocated<u64>>(),
+    offset_of!(Colocated<u64>, data),
+    size_of::<Colocated<u128>>(),
+    align_of::<Colocated<u128>>(),
+    offset_of!(Colocated<u128>, data),
+];
+
+/// 32-bit FNV-1a over the little-endian bytes of `words` (as `u64`s).
+const fn fnv1a(words: &[usize]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < words.len() {
+        let bytes = (words[i] as u64).to_le_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            h ^= bytes[j] as u32;
+            h = h.wrapping_mul(0x0100_0193);
+            j += 1;
+        }
+        i += 1;
+    }
+    h
+}
+
+/// The fingerprint of the shared layouts of this build ([`LAYOUT`] hashed).
+pub const FINGERPRINT: u32 = fnv1a(LAYOUT);
+
+/// `(LAYOUT_VERSION, FINGERPRINT)` of every layout version: append a line when
+/// you bump the version.
+pub const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab)];
+
+/// The fingerprint recorded for `version`, if any.
+const fn recorded(version: u32) -> Option<u32> {
+    let mut i = 0;
+    while i < RECORDED.len() {
+        if RECORDED[i].0 == version {
+            return Some(RECORDED[i].1);
+        }
+        i += 1;
+    }
+    None
+}
+
+const _: () = match recorded(LAYOUT_VERSION) {
+    Some(fp) if fp == FINGERPRINT => {}
+    Some(_) => panic!(
+        "a shared-memory layout changed but LAYOUT_VERSION did not: bump LAYOUT_VERSION \
+         in impl/src/shm.rs and append (new version, new fingerprint) to RECORDED in \
+         impl/src/layout.rs; the new fingerprint is the `found` array size of the next error"
+    ),
+    None => panic!(
+        "LAYOUT_VERSION has no recorded fingerprint: append (LAYOUT_VERSION, fingerprint) \
+         to RECORDED in impl/src/layout.rs; the fingerprint is the `found` array size of \
+         the next error"
+    ),
+};
+
+/// Shows the fingerprint when it differs from the recorded one: the compiler
+/// reports `expected an array with a size of <recorded>, found one with a
+/// size of <FINGERPRINT>`.
+const _: [(); match recorded(LAYOUT_VERSION) {
+    Some(fp) => fp as usize,
+    None => 0,
+}] = [(); FINGERPRINT as usize];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fingerprint_is_recorded() {
+        assert_eq!(
+            super::recorded(super::LAYOUT_VERSION),
+            Some(super::FINGERPRINT)
+        );
+        println!(
+            "layout version {} fingerprint {:#010x}",
+            super::LAYOUT_VERSION,
+            super::FINGERPRINT
+        );
+    }
+}

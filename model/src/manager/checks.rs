@@ -149,6 +149,33 @@ impl Client {
     }
 }
 
+/// A model client's requests about one object, over its connection (served by
+/// the shipped [`serve_connection`] loop), with the mutant of the server's
+/// instantiation `S`.
+struct Remote<'a, S> {
+    client: &'a Client,
+    id: ObjId,
+    _s: std::marker::PhantomData<S>,
+}
+
+impl<'a, S> Remote<'a, S> {
+    fn new(client: &'a Client, id: ObjId) -> Self {
+        Remote {
+            client,
+            id,
+            _s: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: ServerSync> Requester for Remote<'_, S> {
+    type Error = ClientError;
+    const MUTANT: Mutant = S::MUTANT;
+    fn request(&self, op: Op) -> Result<Response, ClientError> {
+        Ok(self.client.call(Request::Op(self.id, op)))
+    }
+}
+
 /// One completed operation of a history.
 #[derive(Debug, Clone)]
 struct Event {
@@ -468,22 +495,15 @@ pub fn barrier_workload<S: ServerSync>() {
                 let mut mine = Vec::new();
                 for round in 0..2u64 {
                     arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let (g, i) = match cl.call(Request::Op(bar, Op::BarrierArrive)) {
-                        Response::Arrived(g, i) => (g, i),
-                        r => panic!("{r:?}"),
-                    };
-                    assert_eq!(g, round);
-                    assert_eq!(
-                        cl.call(Request::Op(bar, Op::BarrierAwait(g, Wait::Forever))),
-                        Response::Ok
-                    );
-                    // Nobody passes generation g before all 3 arrived in it.
+                    let i = barrier_wait(&Remote::<S>::new(&cl, bar), Wait::Forever);
+                    let i = i.unwrap_or_else(|e| panic!("barrier wait: {e:?}"));
+                    // Nobody passes generation `round` before all 3 arrived in it.
                     assert!(
                         arrived.load(std::sync::atomic::Ordering::SeqCst) >= 3 * (round + 1),
                         "passed the barrier early"
                     );
                     passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    mine.push((g, i));
+                    mine.push((round, i));
                 }
                 drop(cl);
                 mine
@@ -518,14 +538,10 @@ pub fn condition_workload<S: ServerSync>() {
             if a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]) {
                 break;
             }
-            let (t, d) = match call(Op::CondEnter) {
-                Response::Arrived(t, d) => (t, d),
-                r => panic!("{r:?}"),
-            };
-            assert_eq!(d, 2);
+            // The wait retakes the lock at depth 2: two releases below.
             assert_eq!(
-                call(Op::CondSleep(t, d, Wait::Forever)),
-                Response::Bool(true)
+                condition_wait(&Remote::<S>::new(&a, cond), Wait::Forever),
+                Ok(true)
             );
         }
         assert_eq!(call(Op::Release), Response::Ok);

@@ -340,7 +340,7 @@ fn run_history<S: ServerSync, P: Spec + Send + 'static>(
     for s in servers {
         assert_eq!(s.join().expect("server thread"), Served::Disconnected);
     }
-    assert!(
+    crate::check!(
         linearizable(&spec0, &history),
         "history not linearizable against the sequential spec {spec0:?}: {history:#?}"
     );
@@ -752,10 +752,7 @@ pub fn sort_workload<S: ServerSync, T: Threads>(seen: &Seen) {
 
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
-    std::env::var("PROCSHARE_SHUTTLE_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+    crate::testkit::shuttle_iters()
 }
 
 #[cfg(test)]
@@ -782,16 +779,17 @@ mod tests {
         shuttle::check_pct(dict_workload::<ShuttleSync>, iterations(), 3);
     }
 
-    fn caught(f: impl Fn() + Send + Sync + std::panic::RefUnwindSafe + 'static) -> bool {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shuttle::check_random(f, iterations())
-        }))
-        .is_err()
+    /// Does shuttle catch `f`, for the reason `why`?
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
     }
 
     #[test]
-    fn mutant_split_pop_is_caught() {
-        assert!(caught(list_workload::<ShuttleSync<{ MUTANT_SPLIT_POP.0 }>>));
+    fn mutant_701_split_pop_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            list_workload::<ShuttleSync<{ MUTANT_SPLIT_POP.0 }>>
+        ));
     }
 
     #[test]
@@ -805,14 +803,17 @@ mod tests {
     }
 
     #[test]
-    fn mutant_no_notify_is_caught() {
+    fn mutant_703_no_notify_is_caught() {
         assert!(caught(
+            "deadlock",
             blocking_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
         ));
         assert!(caught(
+            "deadlock",
             barrier_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
         ));
         assert!(caught(
+            "deadlock",
             condition_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
         ));
     }
@@ -830,8 +831,9 @@ mod tests {
     }
 
     #[test]
-    fn mutant_split_extend_is_caught() {
+    fn mutant_702_split_extend_is_caught() {
         assert!(caught(
+            "not linearizable",
             list_workload::<ShuttleSync<{ MUTANT_SPLIT_EXTEND.0 }>>
         ));
     }

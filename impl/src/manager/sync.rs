@@ -296,11 +296,8 @@ impl Condition {
     }
 
     /// Wait until `pred()` holds (checked with the lock held), as Python's `wait_for`.
-    pub fn wait_for(&self, mut pred: impl FnMut() -> Result<bool>) -> Result<()> {
-        while !pred()? {
-            self.wait()?;
-        }
-        Ok(())
+    pub fn wait_for(&self, pred: impl FnMut() -> Result<bool>) -> Result<()> {
+        model::condition_wait_for(&self.h, pred)
     }
 
     /// Wake one waiter (the caller must hold the lock).

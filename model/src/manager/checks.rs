@@ -534,16 +534,11 @@ pub fn condition_workload<S: ServerSync>() {
         let call = |op| a.call(Request::Op(cond, op));
         assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true));
         assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true)); // depth 2
-        loop {
-            if a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]) {
-                break;
-            }
-            // The wait retakes the lock at depth 2: two releases below.
-            assert_eq!(
-                condition_wait(&Remote::<S>::new(&a, cond), Wait::Forever),
-                Ok(true)
-            );
-        }
+                                                                            // Each wait retakes the lock at depth 2: two releases below.
+        let waited = condition_wait_for(&Remote::<S>::new(&a, cond), || {
+            Ok(a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]))
+        });
+        assert_eq!(waited, Ok(()));
         assert_eq!(call(Op::Release), Response::Ok);
         assert_eq!(call(Op::Release), Response::Ok);
         assert!(matches!(

@@ -1,5 +1,5 @@
 //! The client side of the operations that take several requests: a condition
-//! wait, a barrier wait and a list sort. Each is written once here, generic
+//! wait (and `wait_for`), a barrier wait and a list sort. Each is written once here, generic
 //! over a [`Requester`] (how a request reaches the server): `procshare` calls
 //! these very functions over its socket connection, the checks call them over
 //! the model's in-process server, with every timeout branch exercised.
@@ -85,6 +85,18 @@ pub fn condition_wait<C: Requester>(c: &C, w: Wait) -> Result<bool, C::Error> {
         }
         r => flag(r),
     }
+}
+
+/// Python's `Condition.wait_for` (the caller holds the condition's lock):
+/// wait until `pred()`, evaluated with the lock held, is true.
+pub fn condition_wait_for<C: Requester>(
+    c: &C,
+    mut pred: impl FnMut() -> Result<bool, C::Error>,
+) -> Result<(), C::Error> {
+    while !pred()? {
+        condition_wait(c, Wait::Forever)?;
+    }
+    Ok(())
 }
 
 /// Barrier wait: arrive, then wait for the generation to pass, for at most

@@ -4,7 +4,7 @@
 //! * [`protocol`]: what travels on a connection.
 //! * [`server`]: the object table, the dispatch and the serve loop.
 //! * [`client`]: the operations a client performs as several requests
-//!   (condition wait, barrier wait, list sort), written once against a
+//!   (condition wait and `wait_for`, barrier wait, list sort), written once against a
 //!   [`Requester`]: `procshare` runs them over its socket connection, the
 //!   checks over the model's in-process server.
 //!
@@ -16,10 +16,13 @@
 //! and that dispatch, written once and generic over:
 //!
 //! * [`ServerSync`]: the mutex and condition variable guarding the server's
-//!   object table. The shipped server (`procshare::manager`) runs a process of
-//!   its own with OS threads, so it uses [`StdSync`] (`std::sync`); the checks
-//!   use `ShuttleSync` (shuttle's `Mutex`/`Condvar`), under which several
-//!   clients' histories are checked linearizable (see `checks`).
+//!   object table, and its clock. The shipped server (`procshare::manager`)
+//!   runs a process of its own with OS threads, so it uses [`StdSync`]
+//!   (`std::sync`); the checks use `ShuttleSync` and `LoomSync` (the checkers'
+//!   `Mutex`/`Condvar`, finite timeouts modelled), under which several
+//!   clients' histories are checked linearizable and the client sequences
+//!   correct, every timeout branch included (see `checks`). The retry loop of
+//!   a blocked request ([`block_on`]) is written once over it.
 //! * [`Transport`]: how requests arrive (framed sockets in `procshare`, shuttle
 //!   channels in the checks).
 //!
@@ -46,7 +49,7 @@
 //!
 //! Lock acquisition, event waits, semaphore acquisition and queue get/put may
 //! have to wait. [`apply`] then returns [`Step::Block`] without changing
-//! anything; [`Server::handle`] waits on the server's condition variable
+//! anything; [`Server::handle`] waits ([`block_on`]) on the server's condition variable
 //! (without holding the table lock) and retries until the operation completes
 //! or its timeout passes. Every state change notifies all waiters. A
 //! connection that closes releases every lock it held ([`Server::disconnect`]),

@@ -3,7 +3,6 @@
 //! Python's `multiprocessing` shared-state toolkit for Rust, over real OS processes.
 #![deny(missing_docs)]
 
-pub use procshare_model as model;
 pub mod auth;
 mod layout;
 pub mod platform;

@@ -92,12 +92,16 @@ const ENDS_MASK: u32 = 0x7 << ENDS_SHIFT;
 pub const BROKEN: u32 = 0x8000_0000;
 
 /// Seeded bug: arrivals use `Relaxed` CASes and waiters `Relaxed` loads.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_ARRIVAL: Mutant = Mutant(501);
 /// Seeded bug: the last arrival never wakes the waiters.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(502);
 /// Seeded bug: an arrival reads the count, then stores count + 1 (check-then-act).
+#[doc(hidden)]
 pub const MUTANT_ARRIVAL_STORE: Mutant = Mutant(503);
 /// Seeded bug: the last arrival releases the others before it runs the action.
+#[doc(hidden)]
 pub const MUTANT_ACTION_AFTER_RELEASE: Mutant = Mutant(504);
 
 /// Why [`RawBarrier::wait`] did not pass the barrier.

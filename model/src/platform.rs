@@ -104,16 +104,43 @@ pub enum Woke {
 
 /// A seeded bug, by number. Each protocol module defines its own mutants as
 /// constants (numbered by protocol: mutex 1xx, rlock 2xx, semaphore 3xx, event
-/// 4xx, barrier 5xx, queue ring 6xx, manager 7xx, pool 8xx) and reads
-/// [`Platform::MUTANT`] at the point where the bug would be. On the real
-/// platform it is [`Mutant::NONE`] and every such branch is compiled away. The
-/// test suite proves that loom or shuttle catches every mutant.
+/// 4xx, barrier 5xx, queue ring 6xx, manager 7xx, pool 8xx) and asks
+/// [`mutant`] at the point where the bug would be. On the real platform it is
+/// [`Mutant::NONE`] and every such branch is compiled away. The test suite
+/// proves that loom or shuttle catches every mutant.
+///
+/// Not part of the API: it exists so that the checks can prove they can fail.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Mutant(pub u32);
 
 impl Mutant {
     /// The correct protocol.
     pub const NONE: Mutant = Mutant(0);
+}
+
+/// Whatever selects the seeded bug a protocol runs with: every [`Platform`],
+/// and the instantiations of the protocols that are not written against a
+/// platform (the manager's `ServerSync`, the pool's dispatcher and worker loop,
+/// which take a [`WithMutant`]). Read it with [`mutant`].
+#[doc(hidden)]
+pub trait Seeded {
+    /// The seeded bug ([`Mutant::NONE`]: the correct protocol).
+    const MUTANT: Mutant;
+}
+
+impl<P: Platform> Seeded for P {
+    const MUTANT: Mutant = <P as Platform>::MUTANT;
+}
+
+/// The [`Seeded`] choice of mutant number `N` for a protocol that is not
+/// generic over a [`Platform`] (`WithMutant<0>`, the default: the correct one).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WithMutant<const N: u32>;
+
+impl<const N: u32> Seeded for WithMutant<N> {
+    const MUTANT: Mutant = Mutant(N);
 }
 
 /// The per-thread context every protocol operation receives.
@@ -163,6 +190,7 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// The per-thread context.
     type Thread: Thread<Word = Self::W32>;
     /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
+    #[doc(hidden)]
     const MUTANT: Mutant = Mutant::NONE;
 
     /// Copy `src` into a run of byte cells, viewed as one array of
@@ -227,8 +255,9 @@ pub trait Platform: Sized + Send + Sync + 'static {
     }
 }
 
-/// Convenience: is mutant `m` active on platform `P`?
+/// Is mutant `m` active in `P` (a [`Platform`], or another [`Seeded`] choice)?
+#[doc(hidden)]
 #[inline(always)]
-pub const fn mutant<P: Platform>(m: Mutant) -> bool {
+pub const fn mutant<P: Seeded + ?Sized>(m: Mutant) -> bool {
     P::MUTANT.0 == m.0
 }

@@ -72,6 +72,7 @@
 //! seeded mutant 801–808 is shown caught for the right reason
 //! ([`crate::testkit::fails_with`]).
 
+use crate::platform::{mutant, Mutant, WithMutant};
 use std::collections::VecDeque;
 
 /// A worker that dies before reporting `Ready` (killed, or its initializer
@@ -85,24 +86,32 @@ pub type UnitId = u64;
 pub type WorkerId = u64;
 
 /// Seeded bug: a dead worker's running unit is silently dropped (never resolved).
-pub const MUTANT_DROP_ON_DEATH: u32 = 801;
+#[doc(hidden)]
+pub const MUTANT_DROP_ON_DEATH: Mutant = Mutant(801);
 /// Seeded bug: a dead worker's running unit is re-queued (its tasks may run twice).
-pub const MUTANT_RETRY_RUNNING: u32 = 802;
+#[doc(hidden)]
+pub const MUTANT_RETRY_RUNNING: Mutant = Mutant(802);
 /// Seeded bug: the worker runs its initializer lazily, after its first unit.
-pub const MUTANT_LATE_INIT: u32 = 803;
+#[doc(hidden)]
+pub const MUTANT_LATE_INIT: Mutant = Mutant(803);
 /// Seeded bug: a dead worker is not replaced.
-pub const MUTANT_NO_REPLACE: u32 = 804;
+#[doc(hidden)]
+pub const MUTANT_NO_REPLACE: Mutant = Mutant(804);
 /// Seeded bug: every unit in flight on a dead worker fails, also those it never started.
-pub const MUTANT_FAIL_PREFETCHED: u32 = 805;
+#[doc(hidden)]
+pub const MUTANT_FAIL_PREFETCHED: Mutant = Mutant(805);
 /// Seeded bug: the pool reports finished once the queue is empty, without
 /// waiting for the units in flight and the workers' exits.
-pub const MUTANT_EARLY_FINISH: u32 = 806;
+#[doc(hidden)]
+pub const MUTANT_EARLY_FINISH: Mutant = Mutant(806);
 /// Seeded bug: off-by-one in `maxtasksperchild` (a worker gets one unit too many).
-pub const MUTANT_MAXTASKS_OFF_BY_ONE: u32 = 807;
+#[doc(hidden)]
+pub const MUTANT_MAXTASKS_OFF_BY_ONE: Mutant = Mutant(807);
 /// Seeded bug: a dead worker's first unit in flight is failed even when the
 /// worker never reported it started (the bug the shuttle check found in the
 /// first version of this protocol, which had no `Started` report).
-pub const MUTANT_FAIL_UNSTARTED_FRONT: u32 = 808;
+#[doc(hidden)]
+pub const MUTANT_FAIL_UNSTARTED_FRONT: Mutant = Mutant(808);
 
 /// The pool's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,8 +210,9 @@ struct Worker {
 /// The dispatcher state machine (see the module documentation).
 ///
 /// `P` is a unit's payload, kept until the unit is resolved so that a unit a
-/// dead worker never started can be sent again. `M` selects a seeded mutant
-/// (0: the correct protocol; the shipped pool uses 0).
+/// dead worker never started can be sent again. `M` selects a seeded mutant,
+/// `Mutant(M)` (0: the correct protocol; the shipped pool uses 0), read
+/// with `mutant::<WithMutant<M>>` as every protocol reads its platform's.
 #[derive(Debug)]
 pub struct Dispatcher<P, const M: u32 = 0> {
     cfg: Config,
@@ -398,21 +408,21 @@ impl<P, const M: u32> Dispatcher<P, M> {
             }
         }
         let mut inflight = x.inflight;
-        if M == MUTANT_FAIL_PREFETCHED {
+        if mutant::<WithMutant<M>>(MUTANT_FAIL_PREFETCHED) {
             while let Some(u) = inflight.pop_front() {
                 self.fail(u, Failure::WorkerDied { worker: w });
             }
         }
         // The unit it reported started is the one it was running: it fails
         // (it may have had side effects) and is never retried.
-        if x.running || M == MUTANT_FAIL_UNSTARTED_FRONT {
+        if x.running || mutant::<WithMutant<M>>(MUTANT_FAIL_UNSTARTED_FRONT) {
             if let Some(running) = inflight.pop_front() {
-                match M {
-                    MUTANT_DROP_ON_DEATH => {
-                        self.payloads.remove(&running);
-                    }
-                    MUTANT_RETRY_RUNNING => inflight.push_front(running),
-                    _ => self.fail(running, Failure::WorkerDied { worker: w }),
+                if mutant::<WithMutant<M>>(MUTANT_DROP_ON_DEATH) {
+                    self.payloads.remove(&running);
+                } else if mutant::<WithMutant<M>>(MUTANT_RETRY_RUNNING) {
+                    inflight.push_front(running);
+                } else {
+                    self.fail(running, Failure::WorkerDied { worker: w });
                 }
             }
         }
@@ -478,7 +488,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
 
     /// Mutant 804 spawns only the initial workers.
     fn may_spawn(&self) -> bool {
-        M != MUTANT_NO_REPLACE || self.next_worker <= self.cfg.processes as u64
+        !mutant::<WithMutant<M>>(MUTANT_NO_REPLACE) || self.next_worker <= self.cfg.processes as u64
     }
 
     /// Bring the pool to its next stable state (after every event).
@@ -488,7 +498,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
         }
         let stopping = self.terminated || self.broken.is_some();
         let max = self.cfg.maxtasksperchild.map(|m| {
-            if M == MUTANT_MAXTASKS_OFF_BY_ONE {
+            if mutant::<WithMutant<M>>(MUTANT_MAXTASKS_OFF_BY_ONE) {
                 m + 1
             } else {
                 m
@@ -562,7 +572,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
         }
         if (self.closed || self.broken.is_some())
             && self.queue.is_empty()
-            && (self.workers.is_empty() || M == MUTANT_EARLY_FINISH)
+            && (self.workers.is_empty() || mutant::<WithMutant<M>>(MUTANT_EARLY_FINISH))
         {
             self.finished = true;
             self.actions.push_back(Action::Finished);
@@ -639,7 +649,7 @@ pub fn worker_main<Io: WorkerIo, const M: u32>(
     mut run: impl FnMut(UnitId, Io::Payload) -> Io::Results,
 ) -> WorkerExit {
     let mut init = Some(init);
-    if M != MUTANT_LATE_INIT {
+    if !mutant::<WithMutant<M>>(MUTANT_LATE_INIT) {
         if let Err(msg) = (init.take().expect("once"))() {
             io.send(FromWorker::InitFailed(msg));
             return WorkerExit::InitFailed;

@@ -59,12 +59,15 @@ pub use crate::mutex::{Acquired, Timeout};
 use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
 
 /// Seeded bug: `unlock` does not check the owner (any thread may release).
+#[doc(hidden)]
 pub const MUTANT_UNLOCK_ANY: Mutant = Mutant(201);
 /// Seeded bug: a recoverer adds to the dead owner's recursion depth instead of
 /// resetting it, so its own release leaves the lock held forever.
+#[doc(hidden)]
 pub const MUTANT_KEEP_DEAD_COUNT: Mutant = Mutant(202);
 /// Seeded bug: the re-entrancy test is "locked by anyone" instead of "locked by
 /// me" (a check-then-act race that lets a second thread in).
+#[doc(hidden)]
 pub const MUTANT_REENTER_ANY: Mutant = Mutant(203);
 
 /// `unlock` by a thread that does not hold the lock (CPython: `RuntimeError:

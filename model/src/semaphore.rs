@@ -54,11 +54,14 @@ pub use crate::mutex::Timeout;
 use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
 
 /// Seeded bug: `release` publishes the permit with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_RELEASE: Mutant = Mutant(301);
 /// Seeded bug: `release` never wakes a sleeper.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(302);
 /// Seeded bug: `release` checks the bound, then adds (check-then-act): two
 /// concurrent releases can push the value above the bound.
+#[doc(hidden)]
 pub const MUTANT_BOUND_RACE: Mutant = Mutant(303);
 
 /// `release` would raise the value above the bound (CPython's

@@ -1,7 +1,7 @@
 //! Data proxies: list, dict, value, namespace.
 
 use super::client::{dec, enc, unexpected, Handle, ManagerError, Result};
-use procshare_model::manager::{Kind, Op, OpError, Request, Response};
+use procshare_model::manager::{Kind, Op, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
@@ -402,16 +402,14 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     where
         T: Ord,
     {
-        loop {
-            let (ver, mut v) = self.snapshot()?;
+        procshare_model::manager::sort_list(&self.h, |items| {
+            let mut v = items
+                .iter()
+                .map(|b| dec::<T>(b))
+                .collect::<Result<Vec<_>>>()?;
             v.sort();
-            let enc_items = v.iter().map(|x| enc(x)).collect::<Result<Vec<_>>>()?;
-            match self.h.op(Op::ReplaceIf(ver, enc_items)) {
-                Ok(r) => return ok(r),
-                Err(ManagerError::Op(OpError::Conflict)) => continue,
-                Err(e) => return Err(e),
-            }
-        }
+            v.iter().map(|x| enc(x)).collect()
+        })
     }
 }
 

@@ -5,12 +5,30 @@
 
 use super::client::{dec, enc, unexpected, Handle, Result};
 use super::proxy::proxy_common;
-use procshare_model::manager::{Kind, Op, Response, Wait};
+use procshare_model::manager::{self as model, Kind, Op, Response, Wait};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::time::Duration;
+
+/// The model's client sequences (condition wait, barrier wait, list sort)
+/// run over a handle's connection: one request per call.
+impl model::Requester for Handle {
+    type Error = super::ManagerError;
+    fn request(&self, op: Op) -> Result<Response> {
+        super::client::call(&self.ep, &model::Request::Op(self.id, op))
+    }
+}
+
+impl From<model::ClientError> for super::ManagerError {
+    fn from(e: model::ClientError) -> Self {
+        match e {
+            model::ClientError::Op(e) => super::ManagerError::Op(e),
+            model::ClientError::Unexpected(r) => super::ManagerError::Protocol(format!("{r:?}")),
+        }
+    }
+}
 
 fn flag(r: Response) -> Result<bool> {
     match r {
@@ -274,25 +292,12 @@ impl Condition {
     }
 
     fn wait_with(&self, w: Wait) -> Result<bool> {
-        let (ticket, depth) = match self.h.op(Op::CondEnter)? {
-            Response::Arrived(t, d) => (t, d),
-            r => return unexpected(r),
-        };
-        match self.h.op(Op::CondSleep(ticket, depth, w)) {
-            Ok(r) => flag(r),
-            Err(super::ManagerError::Op(super::OpError::Timeout)) => {
-                flag(self.h.op(Op::CondReacquire(ticket, depth, Wait::Forever))?)
-            }
-            Err(e) => Err(e),
-        }
+        model::condition_wait(&self.h, w)
     }
 
     /// Wait until `pred()` holds (checked with the lock held), as Python's `wait_for`.
-    pub fn wait_for(&self, mut pred: impl FnMut() -> Result<bool>) -> Result<()> {
-        while !pred()? {
-            self.wait()?;
-        }
-        Ok(())
+    pub fn wait_for(&self, pred: impl FnMut() -> Result<bool>) -> Result<()> {
+        model::condition_wait_for(&self.h, pred)
     }
 
     /// Wake one waiter (the caller must hold the lock).
@@ -348,22 +353,7 @@ impl Barrier {
     }
 
     fn wait_with(&self, w: Wait) -> Result<u64> {
-        let (generation, index) = match self.h.op(Op::BarrierArrive)? {
-            Response::Arrived(g, i) => (g, i),
-            r => return unexpected(r),
-        };
-        match self.h.op(Op::BarrierAwait(generation, w)) {
-            Ok(r) => ok(r).map(|_| index),
-            Err(super::ManagerError::Op(super::OpError::Timeout)) => {
-                match self.h.op(Op::BarrierAbortIf(generation))? {
-                    // The generation passed just as we timed out: we passed too.
-                    Response::Bool(false) => Ok(index),
-                    Response::Bool(true) => Err(super::OpError::BrokenBarrier.into()),
-                    r => unexpected(r),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        model::barrier_wait(&self.h, w)
     }
 
     fn state(&self) -> Result<Vec<u64>> {

@@ -5,90 +5,113 @@
 //! [`serve_connection`] loop), run concurrent list or dict operations. Every
 //! operation's invocation and response are stamped with a global logical
 //! clock; the history must be linearizable against a sequential `Vec`/`HashMap`
-//! (a search over the orders the real-time order allows). Seeded mutants
-//! ([`ManagerMutant`]) are proven caught.
+//! (a search over the orders the real-time order allows). The clients'
+//! multi-request sequences ([`condition_wait`], [`barrier_wait`],
+//! [`sort_list`]) run over the in-process server ([`Direct`]) under loom and
+//! shuttle, each timeout branch included. Every seeded mutant (7xx) is proven
+//! caught.
 
 use super::*;
+use crate::platform::{Mutant, Seeded};
 use shuttle::sync::mpsc::{channel, Receiver, Sender};
-use std::marker::PhantomData;
+use std::time::Duration;
 
-/// Which [`ManagerMutant`] a [`ShuttleSync`] instantiation runs with.
-pub trait MutantChoice: Send + Sync + 'static {
-    /// The mutant.
-    const M: ManagerMutant;
+/// [`ServerSync`] over shuttle's `Mutex` and `Condvar`, running mutant
+/// `Mutant(M)` (0: the correct protocol).
+///
+/// shuttle's `Condvar::wait_timeout` never times out, so a finite deadline is
+/// modelled here instead: such a wait releases the lock, yields, and then
+/// either expires or retries, a choice shuttle's scheduler makes (so a finite
+/// wait may expire at any point where it would sleep, or be satisfied).
+#[derive(Debug)]
+pub struct ShuttleSync<const M: u32 = 0>;
+
+impl<const M: u32> Seeded for ShuttleSync<M> {
+    const MUTANT: Mutant = Mutant(M);
 }
 
-/// The correct server.
-#[derive(Debug)]
-pub struct Correct;
-impl MutantChoice for Correct {
-    const M: ManagerMutant = ManagerMutant::None;
-}
-
-/// Mutant 701 ([`ManagerMutant::SplitPop`]).
-#[derive(Debug)]
-pub struct SplitPop;
-impl MutantChoice for SplitPop {
-    const M: ManagerMutant = ManagerMutant::SplitPop;
-}
-
-/// Mutant 702 ([`ManagerMutant::SplitExtend`]).
-#[derive(Debug)]
-pub struct SplitExtend;
-impl MutantChoice for SplitExtend {
-    const M: ManagerMutant = ManagerMutant::SplitExtend;
-}
-
-/// Mutant 703 ([`ManagerMutant::NoNotify`]).
-#[derive(Debug)]
-pub struct NoNotify;
-impl MutantChoice for NoNotify {
-    const M: ManagerMutant = ManagerMutant::NoNotify;
-}
-
-/// [`ServerSync`] over shuttle's `Mutex` and `Condvar`, running mutant `M::M`.
-#[derive(Debug)]
-pub struct ShuttleSync<M: MutantChoice = Correct>(PhantomData<M>);
-
-impl<M: MutantChoice> ServerSync for ShuttleSync<M> {
+impl<const M: u32> ServerSync for ShuttleSync<M> {
     type Mutex<T: Send + 'static> = shuttle::sync::Mutex<T>;
+    type Guard<'a, T: Send + 'static> = shuttle::sync::MutexGuard<'a, T>;
     type Condvar = shuttle::sync::Condvar;
-    const MUTANT: ManagerMutant = M::M;
+    type Deadline = Option<Duration>;
     fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T> {
         shuttle::sync::Mutex::new(v)
     }
     fn condvar() -> Self::Condvar {
         shuttle::sync::Condvar::new()
     }
-    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
+    fn lock<T: Send + 'static>(m: &Self::Mutex<T>) -> Self::Guard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn block_on<T: Send + 'static, R>(
-        m: &Self::Mutex<T>,
+    fn deadline(timeout: Option<Duration>) -> Self::Deadline {
+        timeout
+    }
+    fn wait<'a, T: Send + 'static>(
+        m: &'a Self::Mutex<T>,
         cv: &Self::Condvar,
-        timeout: Option<Duration>,
-        _gone: &dyn Fn() -> bool,
-        mut f: impl FnMut(&mut T) -> Option<R>,
-    ) -> Option<R> {
-        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(r) = f(&mut g) {
-                return Some(r);
-            }
-            match timeout {
-                None => g = cv.wait(g).unwrap_or_else(|p| p.into_inner()),
-                Some(t) if t.is_zero() => return None,
-                // shuttle may time a wait out at any point: that is one of the
-                // schedules explored.
-                Some(t) => {
-                    let (g2, to) = cv.wait_timeout(g, t).unwrap_or_else(|p| p.into_inner());
-                    g = g2;
-                    if to.timed_out() {
-                        return f(&mut g);
-                    }
+        g: Self::Guard<'a, T>,
+        d: &Self::Deadline,
+    ) -> (Self::Guard<'a, T>, Slept) {
+        use shuttle::rand::Rng;
+        match d {
+            None => (cv.wait(g).unwrap_or_else(|p| p.into_inner()), Slept::Woken),
+            Some(t) if t.is_zero() => (g, Slept::Expired),
+            Some(_) => {
+                drop(g);
+                shuttle::thread::yield_now();
+                let g = Self::lock(m);
+                if shuttle::rand::thread_rng().gen::<bool>() {
+                    (g, Slept::Expired)
+                } else {
+                    (g, Slept::Woken)
                 }
             }
+        }
+    }
+    fn notify_all(cv: &Self::Condvar) {
+        cv.notify_all();
+    }
+}
+
+/// [`ServerSync`] over loom's `Mutex` and `Condvar`, running mutant
+/// `Mutant(M)`. loom's condition variable ignores timeouts, so the outcome of
+/// a finite wait is chosen outside the model: with `EXPIRE` every finite wait
+/// expires wherever it would sleep, without it every finite wait lasts until
+/// it is satisfied. A check runs both.
+#[derive(Debug)]
+pub struct LoomSync<const M: u32 = 0, const EXPIRE: bool = false>;
+
+impl<const M: u32, const EXPIRE: bool> Seeded for LoomSync<M, EXPIRE> {
+    const MUTANT: Mutant = Mutant(M);
+}
+
+impl<const M: u32, const EXPIRE: bool> ServerSync for LoomSync<M, EXPIRE> {
+    type Mutex<T: Send + 'static> = loom::sync::Mutex<T>;
+    type Guard<'a, T: Send + 'static> = loom::sync::MutexGuard<'a, T>;
+    type Condvar = loom::sync::Condvar;
+    type Deadline = Option<Duration>;
+    fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T> {
+        loom::sync::Mutex::new(v)
+    }
+    fn condvar() -> Self::Condvar {
+        loom::sync::Condvar::new()
+    }
+    fn lock<T: Send + 'static>(m: &Self::Mutex<T>) -> Self::Guard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn deadline(timeout: Option<Duration>) -> Self::Deadline {
+        timeout
+    }
+    fn wait<'a, T: Send + 'static>(
+        _m: &'a Self::Mutex<T>,
+        cv: &Self::Condvar,
+        g: Self::Guard<'a, T>,
+        d: &Self::Deadline,
+    ) -> (Self::Guard<'a, T>, Slept) {
+        match d {
+            Some(t) if t.is_zero() || EXPIRE => (g, Slept::Expired),
+            _ => (cv.wait(g).unwrap_or_else(|p| p.into_inner()), Slept::Woken),
         }
     }
     fn notify_all(cv: &Self::Condvar) {
@@ -123,6 +146,33 @@ impl Client {
     fn call(&self, r: Request) -> Response {
         self.tx.send(r).expect("server thread alive");
         self.rx.recv().expect("server answers")
+    }
+}
+
+/// A model client's requests about one object, over its connection (served by
+/// the shipped [`serve_connection`] loop), with the mutant of the server's
+/// instantiation `S`.
+struct Remote<'a, S> {
+    client: &'a Client,
+    id: ObjId,
+    _s: std::marker::PhantomData<S>,
+}
+
+impl<'a, S> Remote<'a, S> {
+    fn new(client: &'a Client, id: ObjId) -> Self {
+        Remote {
+            client,
+            id,
+            _s: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: ServerSync> Requester for Remote<'_, S> {
+    type Error = ClientError;
+    const MUTANT: Mutant = S::MUTANT;
+    fn request(&self, op: Op) -> Result<Response, ClientError> {
+        Ok(self.client.call(Request::Op(self.id, op)))
     }
 }
 
@@ -290,7 +340,7 @@ fn run_history<S: ServerSync, P: Spec + Send + 'static>(
     for s in servers {
         assert_eq!(s.join().expect("server thread"), Served::Disconnected);
     }
-    assert!(
+    crate::check!(
         linearizable(&spec0, &history),
         "history not linearizable against the sequential spec {spec0:?}: {history:#?}"
     );
@@ -445,22 +495,15 @@ pub fn barrier_workload<S: ServerSync>() {
                 let mut mine = Vec::new();
                 for round in 0..2u64 {
                     arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let (g, i) = match cl.call(Request::Op(bar, Op::BarrierArrive)) {
-                        Response::Arrived(g, i) => (g, i),
-                        r => panic!("{r:?}"),
-                    };
-                    assert_eq!(g, round);
-                    assert_eq!(
-                        cl.call(Request::Op(bar, Op::BarrierAwait(g, Wait::Forever))),
-                        Response::Ok
-                    );
-                    // Nobody passes generation g before all 3 arrived in it.
+                    let i = barrier_wait(&Remote::<S>::new(&cl, bar), Wait::Forever);
+                    let i = i.unwrap_or_else(|e| panic!("barrier wait: {e:?}"));
+                    // Nobody passes generation `round` before all 3 arrived in it.
                     assert!(
                         arrived.load(std::sync::atomic::Ordering::SeqCst) >= 3 * (round + 1),
                         "passed the barrier early"
                     );
                     passed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    mine.push((g, i));
+                    mine.push((round, i));
                 }
                 drop(cl);
                 mine
@@ -491,20 +534,11 @@ pub fn condition_workload<S: ServerSync>() {
         let call = |op| a.call(Request::Op(cond, op));
         assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true));
         assert_eq!(call(Op::Acquire(Wait::Forever)), Response::Bool(true)); // depth 2
-        loop {
-            if a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]) {
-                break;
-            }
-            let (t, d) = match call(Op::CondEnter) {
-                Response::Arrived(t, d) => (t, d),
-                r => panic!("{r:?}"),
-            };
-            assert_eq!(d, 2);
-            assert_eq!(
-                call(Op::CondSleep(t, d, Wait::Forever)),
-                Response::Bool(true)
-            );
-        }
+                                                                            // Each wait retakes the lock at depth 2: two releases below.
+        let waited = condition_wait_for(&Remote::<S>::new(&a, cond), || {
+            Ok(a.call(Request::Op(flag, Op::ValueGet)) == Response::Item(vec![1]))
+        });
+        assert_eq!(waited, Ok(()));
         assert_eq!(call(Op::Release), Response::Ok);
         assert_eq!(call(Op::Release), Response::Ok);
         assert!(matches!(
@@ -532,12 +566,188 @@ pub fn condition_workload<S: ServerSync>() {
     sb.join().expect("server b");
 }
 
+/// A model client's requests about one object, applied to the in-process
+/// server on the calling thread (a blocking request waits there, on the
+/// server's condition variable). The client sequences run with the mutant of
+/// the server's instantiation `S`.
+pub struct Direct<S: ServerSync> {
+    server: std::sync::Arc<Server<S>>,
+    conn: ConnId,
+    id: ObjId,
+}
+
+impl<S: ServerSync> Direct<S> {
+    /// Connection `conn`'s requests about object `id`.
+    pub fn new(server: &std::sync::Arc<Server<S>>, conn: ConnId, id: ObjId) -> Self {
+        Direct {
+            server: server.clone(),
+            conn,
+            id,
+        }
+    }
+}
+
+impl<S: ServerSync> Requester for Direct<S> {
+    type Error = ClientError;
+    const MUTANT: Mutant = S::MUTANT;
+    fn request(&self, op: Op) -> Result<Response, ClientError> {
+        Ok(self.server.handle(self.conn, Request::Op(self.id, op)))
+    }
+}
+
+/// How a check runs two model threads: `a` on the current one, `b` on a new one.
+pub trait Threads {
+    /// Run `a` and `b` concurrently; both results.
+    fn both<A: Send + 'static, B: Send + 'static>(
+        a: impl FnOnce() -> A + Send + 'static,
+        b: impl FnOnce() -> B + Send + 'static,
+    ) -> (A, B);
+}
+
+/// loom threads.
+#[derive(Debug)]
+pub struct LoomThreads;
+
+impl Threads for LoomThreads {
+    fn both<A: Send + 'static, B: Send + 'static>(
+        a: impl FnOnce() -> A + Send + 'static,
+        b: impl FnOnce() -> B + Send + 'static,
+    ) -> (A, B) {
+        let h = loom::thread::spawn(b);
+        let ra = a();
+        (ra, h.join().expect("model thread"))
+    }
+}
+
+/// shuttle threads.
+#[derive(Debug)]
+pub struct ShuttleThreads;
+
+impl Threads for ShuttleThreads {
+    fn both<A: Send + 'static, B: Send + 'static>(
+        a: impl FnOnce() -> A + Send + 'static,
+        b: impl FnOnce() -> B + Send + 'static,
+    ) -> (A, B) {
+        let h = shuttle::thread::spawn(b);
+        let ra = a();
+        (ra, h.join().expect("model thread"))
+    }
+}
+
+/// The outcomes a check's executions reached (to show that a check exercised
+/// both the expired and the satisfied branch of a finite wait).
+pub type Seen = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<&'static str>>>;
+
+fn saw(seen: &Seen, what: &'static str) {
+    seen.lock().unwrap_or_else(|p| p.into_inner()).insert(what);
+}
+
+/// Condition wait with a finite timeout (one model execution): a waiter takes
+/// the condition's lock and, unless a flag is already set, waits for at most
+/// 1 ms; a setter sets the flag under the lock and notifies. Whatever the wait
+/// answers (notified, or timed out), the waiter must hold the lock again:
+/// its release must succeed. Records `"notified"`, `"timed out"` or
+/// `"flag set first"` in `seen`.
+pub fn condition_timeout_workload<S: ServerSync, T: Threads>(seen: &Seen) {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let cond = create(&server, Init::Condition);
+    let flag = create(&server, Init::Value(vec![0]));
+    let (waiter, setter) = (Direct::new(&server, 1, cond), Direct::new(&server, 2, cond));
+    let (wflag, sflag) = (Direct::new(&server, 1, flag), Direct::new(&server, 2, flag));
+    let (outcome, ()) = T::both(
+        move || {
+            let take = waiter.request(Op::Acquire(Wait::Forever));
+            crate::check!(take == Ok(Response::Bool(true)), "acquire: {take:?}");
+            let outcome = if wflag.request(Op::ValueGet) == Ok(Response::Item(vec![1])) {
+                "flag set first"
+            } else {
+                match condition_wait(&waiter, Wait::Micros(1000)) {
+                    Ok(true) => "notified",
+                    Ok(false) => "timed out",
+                    Err(e) => crate::testkit::violation(&format!("condition wait: {e:?}")),
+                }
+            };
+            let released = waiter.request(Op::Release);
+            crate::check!(
+                released == Ok(Response::Ok),
+                "condition wait ({outcome}) returned without the lock: release answered {released:?}"
+            );
+            outcome
+        },
+        move || {
+            let take = setter.request(Op::Acquire(Wait::Forever));
+            crate::check!(take == Ok(Response::Bool(true)), "acquire: {take:?}");
+            let set = sflag.request(Op::ValueSet(vec![1]));
+            crate::check!(set == Ok(Response::Ok), "set: {set:?}");
+            let n = setter.request(Op::NotifyAll);
+            crate::check!(n == Ok(Response::Ok), "notify: {n:?}");
+            let r = setter.request(Op::Release);
+            crate::check!(r == Ok(Response::Ok), "release: {r:?}");
+        },
+    );
+    saw(seen, outcome);
+}
+
+/// Barrier wait with a finite timeout (one model execution): two parties of
+/// a 2-party barrier, one waiting at most 1 ms, the other without a timeout.
+/// Either both pass (with arrival indices 0 and 1) or both learn the barrier
+/// broke: never one of each. Records `"passed"` or `"broken"` in `seen`.
+pub fn barrier_timeout_workload<S: ServerSync, T: Threads>(seen: &Seen) {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let bar = create(&server, Init::Barrier { parties: 2 });
+    let (a, b) = (Direct::new(&server, 1, bar), Direct::new(&server, 2, bar));
+    let got = T::both(
+        move || barrier_wait(&a, Wait::Micros(1000)),
+        move || barrier_wait(&b, Wait::Forever),
+    );
+    let broken = Err(ClientError::Op(OpError::BrokenBarrier));
+    match got {
+        (Ok(i), Ok(j)) => {
+            crate::check!(i + j == 1 && i != j, "arrival indices {i} and {j}");
+            saw(seen, "passed");
+        }
+        (ref x, ref y) if *x == broken && *y == broken => saw(seen, "broken"),
+        other => crate::testkit::violation(&format!(
+            "the parties of one generation disagree: {other:?}"
+        )),
+    }
+}
+
+/// Sort against a concurrent append (one model execution): one client sorts
+/// the list `[3, 1, 2]` while another appends `0`. The sort is atomic: the
+/// list ends `[1, 2, 3, 0]` (sort first) or `[0, 1, 2, 3]` (append first).
+/// Records which in `seen`.
+pub fn sort_workload<S: ServerSync, T: Threads>(seen: &Seen) {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let list = create(&server, Init::List(vec![b(3), b(1), b(2)]));
+    let (a, c) = (Direct::new(&server, 1, list), Direct::new(&server, 2, list));
+    let (sorted, appended) = T::both(
+        move || {
+            sort_list(&a, |mut v| {
+                v.sort();
+                Ok(v)
+            })
+        },
+        move || c.request(Op::Append(b(0))),
+    );
+    crate::check!(sorted == Ok(()), "sort: {sorted:?}");
+    crate::check!(appended == Ok(Response::Ok), "append: {appended:?}");
+    let end = match server.handle(3, Request::Op(list, Op::Snapshot)) {
+        Response::Versioned(_, items) => items,
+        r => crate::testkit::violation(&format!("snapshot: {r:?}")),
+    };
+    if end == [b(1), b(2), b(3), b(0)] {
+        saw(seen, "sort first");
+    } else if end == [b(0), b(1), b(2), b(3)] {
+        saw(seen, "append first");
+    } else {
+        crate::testkit::violation(&format!("sort was not atomic: the list ended {end:?}"));
+    }
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
-    std::env::var("PROCSHARE_SHUTTLE_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+    crate::testkit::shuttle_iters()
 }
 
 #[cfg(test)]
@@ -564,16 +774,17 @@ mod tests {
         shuttle::check_pct(dict_workload::<ShuttleSync>, iterations(), 3);
     }
 
-    fn caught(f: impl Fn() + Send + Sync + std::panic::RefUnwindSafe + 'static) -> bool {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            shuttle::check_random(f, iterations())
-        }))
-        .is_err()
+    /// Does shuttle catch `f`, for the reason `why`?
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
     }
 
     #[test]
-    fn mutant_split_pop_is_caught() {
-        assert!(caught(list_workload::<ShuttleSync<SplitPop>>));
+    fn mutant_701_split_pop_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            list_workload::<ShuttleSync<{ MUTANT_SPLIT_POP.0 }>>
+        ));
     }
 
     #[test]
@@ -587,10 +798,19 @@ mod tests {
     }
 
     #[test]
-    fn mutant_no_notify_is_caught() {
-        assert!(caught(blocking_workload::<ShuttleSync<NoNotify>>));
-        assert!(caught(barrier_workload::<ShuttleSync<NoNotify>>));
-        assert!(caught(condition_workload::<ShuttleSync<NoNotify>>));
+    fn mutant_703_no_notify_is_caught() {
+        assert!(caught(
+            "deadlock",
+            blocking_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
+        ));
+        assert!(caught(
+            "deadlock",
+            barrier_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
+        ));
+        assert!(caught(
+            "deadlock",
+            condition_workload::<ShuttleSync<{ MUTANT_NO_NOTIFY.0 }>>
+        ));
     }
 
     #[test]
@@ -606,8 +826,127 @@ mod tests {
     }
 
     #[test]
-    fn mutant_split_extend_is_caught() {
-        assert!(caught(list_workload::<ShuttleSync<SplitExtend>>));
+    fn mutant_702_split_extend_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            list_workload::<ShuttleSync<{ MUTANT_SPLIT_EXTEND.0 }>>
+        ));
+    }
+
+    // ---- the client sequences, over loom and shuttle ----------------------
+
+    use crate::testkit::{fails_with, loom as loom_builder};
+
+    fn seen() -> Seen {
+        Seen::default()
+    }
+
+    fn outcomes(seen: &Seen) -> Vec<&'static str> {
+        seen.lock().unwrap().iter().copied().collect()
+    }
+
+    /// Every loom check below has 2 threads (main and one spawned) making
+    /// 1-5 requests each: small enough to explore exhaustively (no
+    /// preemption bound; each check completes in about a second).
+    fn loom_check(f: impl Fn() + Sync + Send + 'static) {
+        loom_builder(None).check(f);
+    }
+
+    fn loom_seen<F: Fn(&Seen) + Sync + Send + 'static>(f: F) -> Vec<&'static str> {
+        let s = seen();
+        let s2 = s.clone();
+        loom_check(move || f(&s2));
+        outcomes(&s)
+    }
+
+    fn shuttle_seen<F: Fn(&Seen) + Sync + Send + 'static>(f: F) -> Vec<&'static str> {
+        let s = seen();
+        let (s1, s2) = (s.clone(), s.clone());
+        let f = std::sync::Arc::new(f);
+        let f2 = f.clone();
+        shuttle::check_random(move || f(&s1), iterations());
+        shuttle::check_pct(move || f2(&s2), iterations(), 3);
+        outcomes(&s)
+    }
+
+    #[test]
+    fn condition_wait_timeout_loom() {
+        // Every finite wait expires where it would sleep: the timeout branch
+        // (CondReacquire) runs, and the waiter holds the lock again.
+        let got = loom_seen(condition_timeout_workload::<LoomSync<0, true>, LoomThreads>);
+        assert!(got.contains(&"timed out"), "{got:?}");
+        // Every finite wait lasts until notified.
+        let got = loom_seen(condition_timeout_workload::<LoomSync<0, false>, LoomThreads>);
+        assert!(got.contains(&"notified"), "{got:?}");
+        assert!(!got.contains(&"timed out"), "{got:?}");
+    }
+
+    #[test]
+    fn condition_wait_timeout_shuttle() {
+        let got = shuttle_seen(condition_timeout_workload::<ShuttleSync, ShuttleThreads>);
+        assert!(
+            got.contains(&"timed out") && got.contains(&"notified"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn barrier_wait_timeout_loom() {
+        let got = loom_seen(barrier_timeout_workload::<LoomSync<0, true>, LoomThreads>);
+        assert!(got.contains(&"broken"), "{got:?}");
+        let got = loom_seen(barrier_timeout_workload::<LoomSync<0, false>, LoomThreads>);
+        assert_eq!(got, ["passed"]);
+    }
+
+    #[test]
+    fn barrier_wait_timeout_shuttle() {
+        let got = shuttle_seen(barrier_timeout_workload::<ShuttleSync, ShuttleThreads>);
+        assert_eq!(got, ["broken", "passed"]);
+    }
+
+    #[test]
+    fn sort_is_atomic_loom() {
+        let got = loom_seen(sort_workload::<LoomSync, LoomThreads>);
+        assert_eq!(got, ["append first", "sort first"]);
+    }
+
+    #[test]
+    fn sort_is_atomic_shuttle() {
+        let got = shuttle_seen(sort_workload::<ShuttleSync, ShuttleThreads>);
+        assert_eq!(got, ["append first", "sort first"]);
+    }
+
+    #[test]
+    fn mutant_704_cond_no_reacquire_is_caught() {
+        const M: u32 = MUTANT_COND_NO_REACQUIRE.0;
+        assert!(fails_with("returned without the lock", || {
+            loom_seen(condition_timeout_workload::<LoomSync<M, true>, LoomThreads>);
+        }));
+        assert!(fails_with("returned without the lock", || {
+            shuttle_seen(condition_timeout_workload::<ShuttleSync<M>, ShuttleThreads>);
+        }));
+    }
+
+    #[test]
+    fn mutant_705_barrier_no_abort_is_caught() {
+        const M: u32 = MUTANT_BARRIER_NO_ABORT.0;
+        assert!(fails_with("disagree", || {
+            loom_seen(barrier_timeout_workload::<LoomSync<M, true>, LoomThreads>);
+        }));
+        assert!(fails_with("disagree", || {
+            shuttle_seen(barrier_timeout_workload::<ShuttleSync<M>, ShuttleThreads>);
+        }));
+    }
+
+    #[test]
+    fn mutant_706_sort_no_retry_is_caught() {
+        const M: u32 = MUTANT_SORT_NO_RETRY.0;
+        assert!(fails_with("not atomic", || {
+            loom_seen(sort_workload::<LoomSync<M>, LoomThreads>);
+        }));
+        assert!(fails_with("not atomic", || {
+            shuttle_seen(sort_workload::<ShuttleSync<M>, ShuttleThreads>);
+        }));
     }
 
     #[test]

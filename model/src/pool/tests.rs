@@ -421,55 +421,55 @@ fn terminate_resolves_everything() {
 #[test]
 fn mutant_801_drop_on_death_is_caught() {
     assert!(fails_with("never resolved", || {
-        every_kill::<MUTANT_DROP_ON_DEATH>(Scenario::new(2, 2, None), 1, iters() / 4);
+        every_kill::<{ MUTANT_DROP_ON_DEATH.0 }>(Scenario::new(2, 2, None), 1, iters() / 4);
     }));
 }
 
 #[test]
 fn mutant_802_retry_running_is_caught() {
     assert!(fails_with("ran twice", || {
-        every_kill::<MUTANT_RETRY_RUNNING>(Scenario::new(2, 2, None), 1, iters() / 4);
+        every_kill::<{ MUTANT_RETRY_RUNNING.0 }>(Scenario::new(2, 2, None), 1, iters() / 4);
     }));
 }
 
 #[test]
 fn mutant_803_late_init_is_caught() {
     assert!(fails_with("before its initializer", || {
-        random::<MUTANT_LATE_INIT>(Scenario::new(2, 2, None), iters());
+        random::<{ MUTANT_LATE_INIT.0 }>(Scenario::new(2, 2, None), iters());
     }));
 }
 
 #[test]
 fn mutant_804_no_replacement_is_caught() {
     assert!(fails_with("deadlock", || {
-        every_kill::<MUTANT_NO_REPLACE>(Scenario::new(1, 2, None), 1, iters() / 4);
+        every_kill::<{ MUTANT_NO_REPLACE.0 }>(Scenario::new(1, 2, None), 1, iters() / 4);
     }));
 }
 
 #[test]
 fn mutant_805_fail_prefetched_is_caught() {
     assert!(fails_with("never started it", || {
-        every_kill::<MUTANT_FAIL_PREFETCHED>(Scenario::new(2, 2, None), 1, iters() / 4);
+        every_kill::<{ MUTANT_FAIL_PREFETCHED.0 }>(Scenario::new(2, 2, None), 1, iters() / 4);
     }));
 }
 
 #[test]
 fn mutant_806_early_finish_is_caught() {
     assert!(fails_with("never resolved", || {
-        random::<MUTANT_EARLY_FINISH>(Scenario::new(2, 2, None), iters());
+        random::<{ MUTANT_EARLY_FINISH.0 }>(Scenario::new(2, 2, None), iters());
     }));
 }
 
 #[test]
 fn mutant_807_maxtasks_off_by_one_is_caught() {
     assert!(fails_with("more than maxtasksperchild", || {
-        random::<MUTANT_MAXTASKS_OFF_BY_ONE>(Scenario::new(2, 2, Some(1)), iters());
+        random::<{ MUTANT_MAXTASKS_OFF_BY_ONE.0 }>(Scenario::new(2, 2, Some(1)), iters());
     }));
 }
 
 #[test]
 fn mutant_808_fail_unstarted_front_is_caught() {
     assert!(fails_with("never started it", || {
-        every_kill::<MUTANT_FAIL_UNSTARTED_FRONT>(Scenario::new(2, 2, None), 1, iters() / 4);
+        every_kill::<{ MUTANT_FAIL_UNSTARTED_FRONT.0 }>(Scenario::new(2, 2, None), 1, iters() / 4);
     }));
 }

@@ -1,425 +1,12 @@
-//! The manager's request/response protocol and its server-side dispatch.
-//!
-//! A manager server owns objects (lists, dicts, values, namespaces, locks,
-//! events, semaphores, queues) and applies the operations its clients send.
-//! Each client connection is served by one server thread running
-//! [`serve_connection`]: receive a [`Request`], apply it with
-//! [`Server::handle`], send the [`Response`], repeat. This module is that loop
-//! and that dispatch, written once and generic over:
-//!
-//! * [`ServerSync`]: the mutex and condition variable guarding the server's
-//!   object table. The shipped server (`procshare::manager`) runs a process of
-//!   its own with OS threads, so it uses [`StdSync`] (`std::sync`); the checks
-//!   use `ShuttleSync` (shuttle's `Mutex`/`Condvar`), under which several
-//!   clients' histories are checked linearizable (see `tests` below).
-//! * [`Transport`]: how requests arrive (framed sockets in `procshare`, shuttle
-//!   channels in the checks).
-//!
-//! # Values
-//!
-//! Values are stored as the opaque bytes of their codec encoding ([`Bytes`]);
-//! the server never decodes them (no code runs on deserialization, and the
-//! server needs no type). Therefore **equality on the server is equality of
-//! encodings**: `index`, `count`, `remove` and dict keys compare encoded bytes.
-//! For the codec `procshare` uses (postcard, deterministic) two values of the
-//! same type are equal as bytes iff their serde data model values are equal; a
-//! type whose `PartialEq` is looser than its serialized form (e.g. `f64`'s
-//! `0.0 == -0.0`, or a `HashMap` whose iteration order varies) compares by
-//! its encoding instead. Ordering (`sort`) is done by the client with `T: Ord`
-//! and written back with a version check ([`Op::ReplaceIf`]), so it is
-//! atomic with respect to every other operation.
-//!
-//! # Errors
-//!
-//! Every failed operation answers [`Response::Err`] with an [`OpError`] and
-//! leaves the object exactly as it was.
-//!
-//! # Blocking operations
-//!
-//! Lock acquisition, event waits, semaphore acquisition and queue get/put may
-//! have to wait. [`apply`] then returns [`Step::Block`] without changing
-//! anything; [`Server::handle`] waits on the server's condition variable
-//! (without holding the table lock) and retries until the operation completes
-//! or its timeout passes. Every state change notifies all waiters. A
-//! connection that closes releases every lock it held ([`Server::disconnect`]),
-//! so a client killed with `kill -9` while holding a manager lock does not
-//! block the others (CPython's manager keeps such a lock forever).
+//! The manager server: its object table, the sequential semantics of every
+//! operation ([`apply`]), the blocking retry loop ([`block_on`]) and the
+//! per-connection serve loop ([`serve_connection`]).
 
-use serde::{Deserialize, Serialize};
+use super::protocol::*;
+use crate::platform::{mutant, Mutant, Seeded};
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
-
-/// An object's id in the server's table.
-pub type ObjId = u64;
-/// A connection's id (server-assigned; the owner of locks it holds).
-pub type ConnId = u64;
-/// An encoded value.
-pub type Bytes = Vec<u8>;
-
-/// The kind of a managed object.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// A list.
-    List,
-    /// A dict (insertion-ordered, as Python's).
-    Dict,
-    /// A single value.
-    Value,
-    /// A namespace of named attributes.
-    Namespace,
-    /// A non-recursive lock.
-    Lock,
-    /// A recursive lock.
-    RLock,
-    /// A counting semaphore (optionally bounded).
-    Semaphore,
-    /// An event.
-    Event,
-    /// A FIFO queue.
-    Queue,
-    /// A condition variable with its own recursive lock.
-    Condition,
-    /// A barrier for a number of parties.
-    Barrier,
-}
-
-/// The initial state of a new object.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Init {
-    /// A list holding these items.
-    List(Vec<Bytes>),
-    /// A dict holding these pairs (later duplicates win, as in Python).
-    Dict(Vec<(Bytes, Bytes)>),
-    /// A value.
-    Value(Bytes),
-    /// An empty namespace.
-    Namespace,
-    /// An unlocked lock.
-    Lock,
-    /// An unlocked recursive lock.
-    RLock,
-    /// A semaphore with this initial value and an optional bound.
-    Semaphore {
-        /// Initial value.
-        value: u64,
-        /// `Some(b)`: a bounded semaphore (releasing above `b` is an error).
-        bound: Option<u64>,
-    },
-    /// An unset event.
-    Event,
-    /// An empty queue with an optional maximum size in items.
-    Queue {
-        /// `None`: unbounded.
-        maxsize: Option<u64>,
-    },
-    /// A condition variable (its recursive lock unlocked).
-    Condition,
-    /// A barrier for `parties` parties (at least 1).
-    Barrier {
-        /// Parties that must arrive to release a generation.
-        parties: u64,
-    },
-}
-
-impl Init {
-    /// The kind of object this creates.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Init::List(_) => Kind::List,
-            Init::Dict(_) => Kind::Dict,
-            Init::Value(_) => Kind::Value,
-            Init::Namespace => Kind::Namespace,
-            Init::Lock => Kind::Lock,
-            Init::RLock => Kind::RLock,
-            Init::Semaphore { .. } => Kind::Semaphore,
-            Init::Event => Kind::Event,
-            Init::Queue { .. } => Kind::Queue,
-            Init::Condition => Kind::Condition,
-            Init::Barrier { .. } => Kind::Barrier,
-        }
-    }
-}
-
-/// How long a blocking operation may wait.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Do not wait (`block=False`).
-    No,
-    /// Wait at most this many microseconds.
-    Micros(u64),
-    /// Wait as long as it takes.
-    Forever,
-}
-
-impl Wait {
-    /// The timeout as a `Duration` (`None`: forever).
-    pub fn timeout(self) -> Option<Duration> {
-        match self {
-            Wait::No => Some(Duration::ZERO),
-            Wait::Micros(us) => Some(Duration::from_micros(us)),
-            Wait::Forever => None,
-        }
-    }
-    /// From an optional timeout (`None`: forever).
-    pub fn from_timeout(t: Option<Duration>) -> Self {
-        match t {
-            None => Wait::Forever,
-            Some(d) => Wait::Micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-        }
-    }
-}
-
-/// One operation on one object. Indices follow Rust's conventions (no negative
-/// indices); ranges are clamped to the list like Python slices.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    // --- lists ---
-    /// Append an item.
-    Append(Bytes),
-    /// Append several items, in order, atomically.
-    Extend(Vec<Bytes>),
-    /// Insert before index `i` (clamped to the length, as Python's `insert`).
-    Insert(u64, Bytes),
-    /// Remove and return the last item (`None`) or the item at an index.
-    Pop(Option<u64>),
-    /// Remove the first item equal to this one.
-    Remove(Bytes),
-    /// Index of the first item equal to this one.
-    Index(Bytes),
-    /// Number of items equal to this one.
-    Count(Bytes),
-    /// The item at an index.
-    Get(u64),
-    /// Replace the item at an index.
-    Set(u64, Bytes),
-    /// Delete the item at an index.
-    Delete(u64),
-    /// Reverse in place.
-    Reverse,
-    /// All items with the list's version.
-    Snapshot,
-    /// Items `start..end` (clamped).
-    GetRange(u64, u64),
-    /// Replace items `start..end` (clamped) with these.
-    SetRange(u64, u64, Vec<Bytes>),
-    /// Replace all items if the version is still this one (sort's write-back).
-    ReplaceIf(u64, Vec<Bytes>),
-    // --- lists and dicts and queues ---
-    /// Number of items (list, dict, namespace, queue).
-    Len,
-    /// Remove every item (list, dict).
-    Clear,
-    // --- dicts ---
-    /// The value for a key, if any.
-    DictGet(Bytes),
-    /// Set a key; answers the previous value, if any.
-    DictInsert(Bytes, Bytes),
-    /// Remove a key; answers its value, if any.
-    DictRemove(Bytes),
-    /// Remove a key; `KeyNotFound` if absent (Python's `pop(k)`).
-    DictPop(Bytes),
-    /// The value for a key; `KeyNotFound` if absent (Python's `d[k]`).
-    DictItem(Bytes),
-    /// Is the key present?
-    DictContains(Bytes),
-    /// All keys, in insertion order.
-    DictKeys,
-    /// All values, in insertion order.
-    DictValues,
-    /// All pairs, in insertion order.
-    DictItems,
-    /// Insert every pair, in order, atomically.
-    DictUpdate(Vec<(Bytes, Bytes)>),
-    /// The value for the key, inserting this default first if absent.
-    DictSetDefault(Bytes, Bytes),
-    // --- values ---
-    /// Read the value.
-    ValueGet,
-    /// Write the value.
-    ValueSet(Bytes),
-    // --- namespaces ---
-    /// Read an attribute.
-    NsGet(String),
-    /// Write an attribute.
-    NsSet(String, Bytes),
-    /// Delete an attribute.
-    NsDel(String),
-    /// All attributes, sorted by name.
-    NsItems,
-    // --- synchronization ---
-    /// Acquire a lock / recursive lock / semaphore; answers whether it was acquired.
-    Acquire(Wait),
-    /// Release a lock / recursive lock / semaphore.
-    Release,
-    /// Is the lock held (lock, recursive lock)?
-    Locked,
-    /// Semaphore: current value.
-    SemValue,
-    /// Event: set the flag.
-    EventSet,
-    /// Event: clear the flag.
-    EventClear,
-    /// Event: is the flag set?
-    EventIsSet,
-    /// Event: wait for the flag; answers the flag.
-    EventWait(Wait),
-    // --- queues ---
-    /// Put an item (waits while the queue is full).
-    Put(Bytes, Wait),
-    /// Get an item (waits while the queue is empty).
-    QGet(Wait),
-    // --- conditions (also Acquire/Release/Locked on the condition's lock) ---
-    /// Start a wait: the caller must hold the lock; it is released entirely and
-    /// a ticket registered. Answers `Arrived(ticket, depth)`.
-    CondEnter,
-    /// Sleep until ticket `.0` is notified, then retake the lock at depth `.1`.
-    /// Answers `Bool(true)`; `Timeout` if not notified in time.
-    CondSleep(u64, u64, Wait),
-    /// After a timeout: retake the lock at depth `.1` and forget ticket `.0`.
-    /// Answers `Bool(notified meanwhile)`.
-    CondReacquire(u64, u64, Wait),
-    /// Wake up to `n` waiters (the caller must hold the lock).
-    Notify(u64),
-    /// Wake every waiter (the caller must hold the lock).
-    NotifyAll,
-    // --- barriers ---
-    /// Arrive; answers `Arrived(generation, index)`. The party with index
-    /// `parties - 1` released the generation; the others then `BarrierAwait`.
-    BarrierArrive,
-    /// Wait for generation `.0` to pass; `BrokenBarrier` if it breaks.
-    BarrierAwait(u64, Wait),
-    /// Break generation `.0` if it has not passed yet (a waiter timed out);
-    /// answers `Bool(broke it)`.
-    BarrierAbortIf(u64),
-    /// Break the barrier (`abort()`).
-    BarrierAbort,
-    /// Undo a break: a fresh generation with no party waiting.
-    BarrierReset,
-    /// Answers `Counts([parties, n_waiting, broken])`.
-    BarrierState,
-}
-
-/// A request on a connection.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    /// Answer [`Response::Pong`] (liveness check, latency bench).
-    Ping,
-    /// Create an object; answers [`Response::Created`].
-    Create(Init),
-    /// Get the object registered under this name, creating it from `Init` if absent.
-    Named(String, Init),
-    /// Is object `ObjId` there, and of which kind? Answers [`Response::Created`].
-    Describe(ObjId),
-    /// Apply an operation to an object.
-    Op(ObjId, Op),
-    /// Stop the server (answers `Ok`, then the server exits).
-    Shutdown,
-}
-
-/// The answer to a [`Request`].
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum Response {
-    /// Done, nothing to return.
-    Ok,
-    /// Answer to [`Request::Ping`].
-    Pong,
-    /// An object's id and kind.
-    Created(ObjId, Kind),
-    /// One item.
-    Item(Bytes),
-    /// An optional item.
-    MaybeItem(Option<Bytes>),
-    /// Several items.
-    Items(Vec<Bytes>),
-    /// All items of a list and its version.
-    Versioned(u64, Vec<Bytes>),
-    /// Key/value pairs.
-    Pairs(Vec<(Bytes, Bytes)>),
-    /// Namespace attributes.
-    Attrs(Vec<(String, Bytes)>),
-    /// A count or an index.
-    Usize(u64),
-    /// A flag.
-    Bool(bool),
-    /// A ticket or generation and an index or depth.
-    Arrived(u64, u64),
-    /// Several numbers.
-    Counts(Vec<u64>),
-    /// The operation failed; nothing changed.
-    Err(OpError),
-}
-
-/// Why an operation failed. The object is as it was before the request.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum OpError {
-    /// List index out of range (also: pop from an empty list).
-    IndexOutOfRange {
-        /// The index asked for.
-        index: u64,
-        /// The list's length.
-        len: u64,
-    },
-    /// Dict key not found.
-    KeyNotFound,
-    /// `remove`/`index`: no item equals the value.
-    ValueNotInList,
-    /// Namespace attribute not found.
-    AttributeNotFound(String),
-    /// The operation does not apply to this kind of object.
-    WrongType {
-        /// The object's kind.
-        found: Kind,
-        /// The operation's name.
-        op: String,
-    },
-    /// No object has this id.
-    NoSuchObject(ObjId),
-    /// A name is registered with an object of another kind.
-    NameTaken {
-        /// The name.
-        name: String,
-        /// The kind of the object registered under it.
-        found: Kind,
-    },
-    /// `ReplaceIf`: the list changed since the snapshot.
-    Conflict,
-    /// Release of a lock that is not held, or of a recursive lock held by another connection.
-    NotOwner,
-    /// Release of a bounded semaphore above its bound.
-    OverRelease,
-    /// A blocking operation's timeout passed (queue `Full`/`Empty`).
-    Timeout,
-    /// The request could not be decoded or is not valid.
-    BadRequest(String),
-    /// The barrier is broken (Python's `BrokenBarrierError`).
-    BrokenBarrier,
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpError::IndexOutOfRange { index, len } => {
-                write!(f, "list index {index} out of range (len {len})")
-            }
-            OpError::KeyNotFound => f.write_str("key not found"),
-            OpError::ValueNotInList => f.write_str("value not in list"),
-            OpError::AttributeNotFound(n) => write!(f, "namespace has no attribute {n:?}"),
-            OpError::WrongType { found, op } => write!(f, "{op} does not apply to a {found:?}"),
-            OpError::NoSuchObject(id) => write!(f, "no managed object with id {id}"),
-            OpError::NameTaken { name, found } => {
-                write!(f, "name {name:?} is taken by a {found:?}")
-            }
-            OpError::Conflict => f.write_str("list changed concurrently"),
-            OpError::NotOwner => f.write_str("release of an unacquired or foreign lock"),
-            OpError::OverRelease => f.write_str("semaphore released too many times"),
-            OpError::Timeout => f.write_str("timed out"),
-            OpError::BadRequest(m) => write!(f, "bad request: {m}"),
-            OpError::BrokenBarrier => f.write_str("broken barrier"),
-        }
-    }
-}
-
-impl std::error::Error for OpError {}
+use std::ops::DerefMut;
+use std::time::{Duration, Instant};
 
 /// An insertion-ordered map of encoded keys (Python's dict order).
 #[derive(Debug, Default, Clone)]
@@ -1007,106 +594,159 @@ fn wait_of(op: &Op) -> Wait {
     }
 }
 
-/// Seeded bugs of the manager protocol (numbered 7xx, the manager's range). The
-/// shipped server uses [`ManagerMutant::None`]; the checks prove that the
-/// linearizability check catches each of the others.
+/// Seeded bug 701: `pop` reads the last item in one critical section and
+/// removes the last item in a second one (check-then-act): two concurrent pops
+/// can return the same item and lose another.
+#[doc(hidden)]
+pub const MUTANT_SPLIT_POP: Mutant = Mutant(701);
+/// Seeded bug 702: `extend` appends its items one critical section at a time,
+/// so a concurrent reader can see half of an extend.
+#[doc(hidden)]
+pub const MUTANT_SPLIT_EXTEND: Mutant = Mutant(702);
+/// Seeded bug 703: state changes never wake blocked requests (lost wake-up: a
+/// `get` on an empty queue sleeps through the `put`).
+#[doc(hidden)]
+pub const MUTANT_NO_NOTIFY: Mutant = Mutant(703);
+
+/// Why a [`ServerSync::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManagerMutant {
-    /// The correct dispatch.
-    None,
-    /// 701: `pop` reads the last item in one critical section and removes the
-    /// last item in a second one (check-then-act): two concurrent pops can
-    /// return the same item and lose another.
-    SplitPop,
-    /// 702: `extend` appends its items one critical section at a time, so a
-    /// concurrent reader can see half of an extend.
-    SplitExtend,
-    /// 703: state changes never wake blocked requests (lost wake-up: a
-    /// `get` on an empty queue sleeps through the `put`).
-    NoNotify,
+pub enum Slept {
+    /// Notified (or spuriously woken): try again.
+    Woken,
+    /// A liveness poll interval ([`GONE_POLL`]) passed: ask whether the
+    /// requester is still there, then try again.
+    Poll,
+    /// The deadline passed: try once more, then give up.
+    Expired,
 }
 
-/// The mutex and condition variable a server guards its table with.
-pub trait ServerSync: Send + Sync + 'static {
+/// The mutex and condition variable a server guards its table with, and its
+/// clock. The retry loop over them is written once ([`block_on`]); an
+/// instantiation only says how to lock, sleep and tell time.
+///
+/// Its [`Seeded`] choice is the mutant the server (and, in the checks, the
+/// model's clients) run with: [`StdSync`] is always the correct protocol.
+pub trait ServerSync: Seeded + Send + Sync + 'static {
     /// A mutex holding `T`.
     type Mutex<T: Send + 'static>: Send + Sync;
+    /// The guard of a locked [`ServerSync::Mutex`].
+    type Guard<'a, T: Send + 'static>: DerefMut<Target = T>;
     /// A condition variable.
     type Condvar: Send + Sync;
-    /// The seeded bug this instantiation runs with.
-    const MUTANT: ManagerMutant = ManagerMutant::None;
+    /// An absolute deadline (or none).
+    type Deadline;
     /// A new mutex.
     fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T>;
     /// A new condition variable.
     fn condvar() -> Self::Condvar;
-    /// Run `f` with the lock held.
-    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R;
-    /// Run `f` with the lock held until it returns `Some`, waiting on `cv` between
-    /// tries (with the lock released), for at most `timeout` (`None`: forever).
-    /// Returns `None` if the timeout passed, or if `gone()` (polled at least
-    /// every [`GONE_POLL`] while waiting) says the requester has disconnected.
-    fn block_on<T: Send + 'static, R>(
-        m: &Self::Mutex<T>,
+    /// Lock `m` (a poisoned mutex is recovered: dispatch never panics, and the
+    /// table stays consistent because every operation validates before it mutates).
+    fn lock<T: Send + 'static>(m: &Self::Mutex<T>) -> Self::Guard<'_, T>;
+    /// The deadline `timeout` from now (`None`: forever).
+    fn deadline(timeout: Option<Duration>) -> Self::Deadline;
+    /// Release `g` (a guard of `m`), sleep on `cv` until notified, `d` passes or
+    /// a liveness poll interval passes, and lock `m` again.
+    fn wait<'a, T: Send + 'static>(
+        m: &'a Self::Mutex<T>,
         cv: &Self::Condvar,
-        timeout: Option<Duration>,
-        gone: &dyn Fn() -> bool,
-        f: impl FnMut(&mut T) -> Option<R>,
-    ) -> Option<R>;
+        g: Self::Guard<'a, T>,
+        d: &Self::Deadline,
+    ) -> (Self::Guard<'a, T>, Slept);
     /// Wake every waiter of `cv`.
     fn notify_all(cv: &Self::Condvar);
+    /// Run `f` with the lock held.
+    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut g = Self::lock(m);
+        f(&mut g)
+    }
+}
+
+/// Run `f` with the lock held until it returns `Some`, waiting on `cv` between
+/// tries (with the lock released), for at most `timeout` (`None`: forever).
+/// Returns `None` if the timeout passed (after one last try), or if `gone()`
+/// (asked at every liveness poll while waiting) says the requester has
+/// disconnected.
+pub fn block_on<S: ServerSync, T: Send + 'static, R>(
+    m: &S::Mutex<T>,
+    cv: &S::Condvar,
+    timeout: Option<Duration>,
+    gone: &dyn Fn() -> bool,
+    mut f: impl FnMut(&mut T) -> Option<R>,
+) -> Option<R> {
+    let d = S::deadline(timeout);
+    let mut g = S::lock(m);
+    loop {
+        if let Some(r) = f(&mut g) {
+            return Some(r);
+        }
+        let (g2, slept) = S::wait(m, cv, g, &d);
+        g = g2;
+        match slept {
+            Slept::Woken => {}
+            Slept::Poll => {
+                if gone() {
+                    return None;
+                }
+            }
+            Slept::Expired => return f(&mut g),
+        }
+    }
 }
 
 /// How often a blocked request checks that its client is still connected.
 pub const GONE_POLL: Duration = Duration::from_millis(100);
 
-/// [`ServerSync`] over `std::sync` (the shipped server). A poisoned mutex is
-/// recovered (dispatch never panics, and the table stays consistent because
-/// every operation validates before it mutates).
+/// [`ServerSync`] over `std::sync` and the monotonic clock (the shipped server).
 #[derive(Debug)]
 pub struct StdSync;
 
+impl Seeded for StdSync {
+    const MUTANT: Mutant = Mutant::NONE;
+}
+
 impl ServerSync for StdSync {
     type Mutex<T: Send + 'static> = std::sync::Mutex<T>;
+    type Guard<'a, T: Send + 'static> = std::sync::MutexGuard<'a, T>;
     type Condvar = std::sync::Condvar;
+    /// `None`: no deadline, or one too far to represent.
+    type Deadline = Option<Instant>;
     fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T> {
         std::sync::Mutex::new(v)
     }
     fn condvar() -> Self::Condvar {
         std::sync::Condvar::new()
     }
-    fn with<T: Send + 'static, R>(m: &Self::Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut g)
+    fn lock<T: Send + 'static>(m: &Self::Mutex<T>) -> Self::Guard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
-    fn block_on<T: Send + 'static, R>(
-        m: &Self::Mutex<T>,
+    fn deadline(timeout: Option<Duration>) -> Self::Deadline {
+        timeout.and_then(|t| Instant::now().checked_add(t))
+    }
+    fn wait<'a, T: Send + 'static>(
+        _m: &'a Self::Mutex<T>,
         cv: &Self::Condvar,
-        timeout: Option<Duration>,
-        gone: &dyn Fn() -> bool,
-        mut f: impl FnMut(&mut T) -> Option<R>,
-    ) -> Option<R> {
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
-        let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(r) = f(&mut g) {
-                return Some(r);
-            }
-            let slice = match deadline {
-                Some(d) => {
-                    let now = std::time::Instant::now();
-                    if now >= d {
-                        return None;
-                    }
-                    (d - now).min(GONE_POLL)
+        g: Self::Guard<'a, T>,
+        d: &Self::Deadline,
+    ) -> (Self::Guard<'a, T>, Slept) {
+        let slice = match d {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= *d {
+                    return (g, Slept::Expired);
                 }
-                // No deadline (or one too far to represent): wait in slices.
-                None => GONE_POLL,
-            };
-            let (g2, to) = cv.wait_timeout(g, slice).unwrap_or_else(|p| p.into_inner());
-            g = g2;
-            if to.timed_out() && gone() {
-                return None;
+                (*d - now).min(GONE_POLL)
             }
-        }
+            None => GONE_POLL,
+        };
+        let (g, to) = cv.wait_timeout(g, slice).unwrap_or_else(|p| p.into_inner());
+        let slept = if !to.timed_out() {
+            Slept::Woken
+        } else if d.is_some_and(|d| Instant::now() >= d) {
+            Slept::Expired
+        } else {
+            Slept::Poll
+        };
+        (g, slept)
     }
     fn notify_all(cv: &Self::Condvar) {
         cv.notify_all();
@@ -1195,9 +835,9 @@ impl<S: ServerSync> Server<S> {
     }
 
     fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
-        match (S::MUTANT, &op) {
-            (ManagerMutant::SplitPop, Op::Pop(None)) => return self.split_pop(id),
-            (ManagerMutant::SplitExtend, Op::Extend(xs)) => {
+        match &op {
+            Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
+            Op::Extend(xs) if mutant::<S>(MUTANT_SPLIT_EXTEND) => {
                 for x in xs {
                     let r = self.op(conn, id, Op::Append(x.clone()), gone);
                     if r != Response::Ok {
@@ -1244,7 +884,7 @@ impl<S: ServerSync> Server<S> {
         // (costly) wake-up call is skipped. Registration happens under the
         // table lock before the wait releases it, so no wake-up is lost.
         let mut registered = false;
-        let r = S::block_on(&self.table, &self.cv, wait.timeout(), gone, |t| {
+        let r = block_on::<S, _, _>(&self.table, &self.cv, wait.timeout(), gone, |t| {
             if registered {
                 t.waiting -= 1;
                 registered = false;
@@ -1279,7 +919,7 @@ impl<S: ServerSync> Server<S> {
     }
 
     fn notify(&self) {
-        if S::MUTANT != ManagerMutant::NoNotify {
+        if !mutant::<S>(MUTANT_NO_NOTIFY) {
             S::notify_all(&self.cv);
         }
     }
@@ -1408,12 +1048,3 @@ pub fn serve_connection<S: ServerSync>(
     server.disconnect(conn);
     end
 }
-
-#[cfg(feature = "checkers")]
-pub use checks::{
-    barrier_workload, blocking_workload, condition_workload, dict_workload, iterations,
-    list_workload, Correct, MutantChoice, NoNotify, ShuttleSync, SplitExtend, SplitPop,
-};
-
-#[cfg(feature = "checkers")]
-pub mod checks;

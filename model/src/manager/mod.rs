@@ -1,0 +1,68 @@
+//! The manager's request/response protocol, its server-side dispatch and its
+//! clients' multi-request sequences.
+//!
+//! * [`protocol`]: what travels on a connection.
+//! * [`server`]: the object table, the dispatch and the serve loop.
+//! * [`client`]: the operations a client performs as several requests
+//!   (condition wait and `wait_for`, barrier wait, list sort), written once against a
+//!   [`Requester`]: `procshare` runs them over its socket connection, the
+//!   checks over the model's in-process server.
+//!
+//! A manager server owns objects (lists, dicts, values, namespaces, locks,
+//! events, semaphores, queues) and applies the operations its clients send.
+//! Each client connection is served by one server thread running
+//! [`serve_connection`]: receive a [`Request`], apply it with
+//! [`Server::handle`], send the [`Response`], repeat. This module is that loop
+//! and that dispatch, written once and generic over:
+//!
+//! * [`ServerSync`]: the mutex and condition variable guarding the server's
+//!   object table, and its clock. The shipped server (`procshare::manager`)
+//!   runs a process of its own with OS threads, so it uses [`StdSync`]
+//!   (`std::sync`); the checks use `ShuttleSync` and `LoomSync` (the checkers'
+//!   `Mutex`/`Condvar`, finite timeouts modelled), under which several
+//!   clients' histories are checked linearizable and the client sequences
+//!   correct, every timeout branch included (see `checks`). The retry loop of
+//!   a blocked request ([`block_on`]) is written once over it.
+//! * [`Transport`]: how requests arrive (framed sockets in `procshare`, shuttle
+//!   channels in the checks).
+//!
+//! # Values
+//!
+//! Values are stored as the opaque bytes of their codec encoding ([`Bytes`]);
+//! the server never decodes them (no code runs on deserialization, and the
+//! server needs no type). Therefore **equality on the server is equality of
+//! encodings**: `index`, `count`, `remove` and dict keys compare encoded bytes.
+//! For the codec `procshare` uses (postcard, deterministic) two values of the
+//! same type are equal as bytes iff their serde data model values are equal; a
+//! type whose `PartialEq` is looser than its serialized form (e.g. `f64`'s
+//! `0.0 == -0.0`, or a `HashMap` whose iteration order varies) compares by
+//! its encoding instead. Ordering (`sort`) is done by the client with `T: Ord`
+//! and written back with a version check ([`Op::ReplaceIf`]), so it is
+//! atomic with respect to every other operation.
+//!
+//! # Errors
+//!
+//! Every failed operation answers [`Response::Err`] with an [`OpError`] and
+//! leaves the object exactly as it was.
+//!
+//! # Blocking operations
+//!
+//! Lock acquisition, event waits, semaphore acquisition and queue get/put may
+//! have to wait. [`apply`] then returns [`Step::Block`] without changing
+//! anything; [`Server::handle`] waits ([`block_on`]) on the server's condition variable
+//! (without holding the table lock) and retries until the operation completes
+//! or its timeout passes. Every state change notifies all waiters. A
+//! connection that closes releases every lock it held ([`Server::disconnect`]),
+//! so a client killed with `kill -9` while holding a manager lock does not
+//! block the others (CPython's manager keeps such a lock forever).
+
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+pub use client::*;
+pub use protocol::*;
+pub use server::*;
+
+#[cfg(feature = "checkers")]
+pub mod checks;

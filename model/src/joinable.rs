@@ -87,7 +87,8 @@
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::time::Duration;
 
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
+use crate::park::{park, Check, Waiters};
+use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
 use crate::ring::{Ring, RingError, Wait};
 
 /// Seeded bug: `task_done` increments `done` with `Relaxed` instead of `AcqRel`.
@@ -252,27 +253,27 @@ impl<'a, P: Platform> Joinable<'a, P> {
     pub fn join(&self, t: &P::Thread, timeout: Option<Duration>) -> bool {
         let done = &self.tasks.done;
         let all_done = |d: u32| self.ring.committed().wrapping_sub(d) & COUNT_MASK == 0;
-        let mut d = done.load(Acquire);
+        let d = done.load(Acquire);
         if all_done(d) {
             return true;
         }
         let dl = t.deadline(timeout);
-        loop {
-            if all_done(d) {
-                return true;
-            }
-            if t.wait(done, d, &dl) == Woke::TimedOut {
-                // The deadline or the liveness poll (a `task_done` may have
-                // died between its CAS and its wake-up): re-read with an RMW,
-                // which returns the latest value, not merely a recent one.
-                d = done.fetch_add(0, Acquire);
-                if t.expired(&dl) {
-                    return all_done(d);
+        // No waiters bit: the `task_done` that drains the count wakes all.
+        park::<P, _>(
+            t,
+            done,
+            Waiters::NONE,
+            &dl,
+            d,
+            |d| {
+                if all_done(d) {
+                    Check::Done(true)
+                } else {
+                    Check::Sleep
                 }
-                continue;
-            }
-            d = done.load(Acquire);
-        }
+            },
+            |d, expired| expired.then(|| all_done(d)),
+        )
     }
 }
 

@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod joinable;
 pub mod manager;
 pub mod mutex;
+pub mod park;
 pub mod pool;
 pub mod ring;
 pub mod rlock;

@@ -66,7 +66,8 @@
 //!
 //! `not_empty` and `not_full` are event counters (`counter << 1 | WAITERS`).
 //! A waiter loads the counter, checks its condition, sets `WAITERS` by CAS
-//! from the value it loaded, and sleeps while the word is unchanged. A
+//! from the value it loaded, and sleeps while the word is unchanged (the
+//! shared waiting step, [`crate::park::sleep`]). A
 //! notifier changes the condition, then adds 2; if `WAITERS` was set it
 //! clears the bit and wakes every sleeper. Every change of the word after the
 //! waiter's load makes its sleep return at once, so no wake-up is lost. The
@@ -95,6 +96,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
+use crate::park::{self, Waiters};
 use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK};
 
 /// Bytes per chunk (the unit of ring space and of loom's access tracking).
@@ -445,16 +447,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         seen: u32,
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Woke {
-        let mut v = seen;
-        if v & EV_WAITERS == 0 {
-            if mutant::<P>(MUTANT_WAITERS_STORE) {
-                w.store(v | EV_WAITERS, Relaxed);
-            } else if w.cas(v, v | EV_WAITERS, Acquire, Relaxed).is_err() {
-                return Woke::Mismatch; // changed since the check: look again
-            }
-            v |= EV_WAITERS;
-        }
-        t.wait(w, v, dl)
+        let how = Waiters::bit(EV_WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE));
+        park::sleep::<P>(t, w, seen, how, dl)
     }
 
     // ---- chunks ----------------------------------------------------------

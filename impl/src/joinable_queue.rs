@@ -101,7 +101,9 @@ impl<T> JoinableQueue<T> {
         })
     }
 
-    /// The queue underneath (`try_get`, `get_timeout`, `qsize`, ...).
+    /// The queue underneath (`try_get`, `get_timeout`, `qsize`, ...). Every
+    /// item that enters the ring is a task, whichever handle put it: a `put`
+    /// through this queue counts one too (the count is the ring's own).
     pub fn queue(&self) -> &Queue<T> {
         &self.q
     }

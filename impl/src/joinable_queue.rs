@@ -24,33 +24,47 @@
 //! assert!(q.task_done().is_err()); // too many task_done
 //! ```
 //!
-//! The counter is the model's [`RawTaskCounter`] (one futex word in shared
-//! memory, checked by loom and shuttle): `task_done` decrements it by CAS
-//! (refusing to go below zero) and wakes `join`ers when it reaches zero;
-//! `join` sleeps while it is nonzero.
+//! The protocol is the model's [`Joinable`] (checked by loom and shuttle
+//! with producers and consumers dying at every step): the unfinished tasks
+//! are not a counter that `put` raises but the difference between the
+//! ring's committed-message count, which rises in the very store that makes
+//! a message visible, and a `task_done` count (one futex word in shared
+//! memory). So a producer killed inside `put` (for instance blocked on a
+//! full queue) leaves no task behind without its message, and `join`
+//! returns once every message put has been taken and marked done. CPython's
+//! `put` counts the task, then puts: a producer killed in between makes
+//! every later `join` wait for ever.
+//!
+//! A task whose message was taken by a process that died before calling
+//! `task_done` stays unfinished, as in Python (use [`JoinableQueue::join_timeout`]).
+//! So does one whose `get` failed after taking the message
+//! ([`QueueError::Decode`], [`QueueError::TooLarge`]): call `task_done` for it.
 
 use core::time::Duration;
 
-use procshare_model::task_counter::RawTaskCounter;
+use procshare_model::joinable::{Joinable, Tasks};
+use procshare_model::ring::{Ring, Wait};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::platform::{Shm, ShmThread};
-use crate::queue::{Queue, QueueError};
+use crate::queue::{Queue, QueueError, RawQueue};
 use crate::shm::{ShmBox, ShmSafe};
 
-// SAFETY: RawTaskCounter<Shm> is #[repr(C)]: one ShmWord32 (the unfinished-task
-// count): no pointers, no drop glue, every bit pattern is a valid count.
-unsafe impl ShmSafe for RawTaskCounter<Shm> {}
-// The layout documented in procshare_model::task_counter (`count` at 0).
-crate::layout::assert_shm_layout!(RawTaskCounter<Shm> { size: 4, align: 4 });
+// SAFETY: Tasks<Shm> is #[repr(C)]: one ShmWord32 (the task_done count): no
+// pointers, no drop glue, every bit pattern is a valid count (an inconsistent
+// one makes `join` wait or `task_done` fail, never undefined behaviour).
+unsafe impl ShmSafe for Tasks<Shm> {}
+// The layout documented in procshare_model::joinable (`done` at 0).
+crate::layout::assert_shm_layout!(Tasks<Shm> { size: 4, align: 4 });
 
 /// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
 /// the same queue and counter.
 pub struct JoinableQueue<T> {
     pub(crate) q: Queue<T>,
-    /// Unfinished tasks: incremented before each put, decremented by `task_done`.
-    pub(crate) unfinished: ShmBox<RawTaskCounter<Shm>>,
+    /// The `task_done` count (the unfinished tasks are the ring's committed
+    /// messages minus this).
+    pub(crate) unfinished: ShmBox<Tasks<Shm>>,
 }
 
 impl<T> Clone for JoinableQueue<T> {
@@ -66,7 +80,7 @@ impl<T> core::fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("JoinableQueue")
             .field("q", &self.q)
-            .field("unfinished", &self.unfinished.count())
+            .field("unfinished", &self.unfinished())
             .finish()
     }
 }
@@ -85,25 +99,32 @@ impl<T> JoinableQueue<T> {
     fn from_queue(q: Queue<T>) -> Result<JoinableQueue<T>, QueueError> {
         Ok(JoinableQueue {
             q,
-            unfinished: ShmBox::new(RawTaskCounter::new())?,
+            unfinished: ShmBox::new(Tasks::new())?,
         })
     }
 
-    /// The queue underneath (`try_get`, `get_timeout`, `qsize`, ...).
+    /// The queue underneath (`try_get`, `get_timeout`, `qsize`, ...). Every
+    /// item that enters the ring is a task, whichever handle put it: a `put`
+    /// through this queue counts one too (the count is the ring's own).
     pub fn queue(&self) -> &Queue<T> {
         &self.q
     }
 
-    /// Unfinished tasks.
+    /// The protocol over this queue's ring and task count.
+    fn protocol<'a>(&'a self, ring: Ring<'a, Shm>) -> Joinable<'a, Shm> {
+        Joinable::new(ring, &self.unfinished)
+    }
+
+    /// Unfinished tasks: items put and not yet marked done.
     pub fn unfinished(&self) -> u32 {
-        self.unfinished.count()
+        self.protocol(self.q.raw().ring()).unfinished()
     }
 
     /// Mark one task done; too many calls are
     /// [`QueueError::TaskDoneTooManyTimes`] (Python's `ValueError`).
     pub fn task_done(&self) -> Result<(), QueueError> {
-        self.unfinished
-            .done(&ShmThread::current())
+        self.protocol(self.q.raw().ring())
+            .task_done(&ShmThread::current())
             .map_err(|_| QueueError::TaskDoneTooManyTimes)
     }
 
@@ -118,7 +139,8 @@ impl<T> JoinableQueue<T> {
     }
 
     fn join_inner(&self, timeout: Option<Duration>) -> bool {
-        self.unfinished.wait_zero(&ShmThread::current(), timeout)
+        self.protocol(self.q.raw().ring())
+            .join(&ShmThread::current(), timeout)
     }
 
     /// Close the queue (see [`Queue::close`]).
@@ -128,38 +150,27 @@ impl<T> JoinableQueue<T> {
 }
 
 impl<T: Serialize> JoinableQueue<T> {
-    /// Count one unfinished task before a put (an overflowing count is
-    /// [`QueueError::Full`]: 2^32 - 1 unfinished tasks).
-    fn count_one(&self) -> Result<(), QueueError> {
-        self.unfinished.add(1).map_err(|_| QueueError::Full)
+    /// Encode `v` and put it with the joinable protocol, whose commit counts
+    /// the task (`Full` also when 2^24 - 1 tasks are unfinished).
+    fn put_wait(&self, v: &T, w: Wait) -> Result<(), QueueError> {
+        self.q.put_with(v, |raw: &RawQueue, b| {
+            raw.put_via(b, |ring, t, b| self.protocol(ring).put(t, b, w))
+        })
     }
 
-    fn counted(&self, r: Result<(), QueueError>) -> Result<(), QueueError> {
-        if r.is_err() {
-            // Not put: undo the count (waking joiners if it hit zero). It cannot
-            // be refused unless another process called task_done too many
-            // times, which that process was told about.
-            let _ = self.unfinished.done(&ShmThread::current());
-        }
-        r
-    }
-
-    /// Put a copy of `v` and count one unfinished task.
+    /// Put a copy of `v`; its task is counted when it is in the queue.
     pub fn put(&self, v: &T) -> Result<(), QueueError> {
-        self.count_one()?;
-        self.counted(self.q.put(v))
+        self.put_wait(v, Wait::For(None))
     }
 
     /// Put with a timeout (see [`Queue::put_timeout`]).
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
-        self.count_one()?;
-        self.counted(self.q.put_timeout(v, timeout))
+        self.put_wait(v, Wait::For(Some(timeout)))
     }
 
     /// Put without waiting (see [`Queue::try_put`]).
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
-        self.count_one()?;
-        self.counted(self.q.try_put(v))
+        self.put_wait(v, Wait::No)
     }
 }
 

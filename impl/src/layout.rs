@@ -39,7 +39,7 @@ use procshare_model::mutex::RawMutex;
 use procshare_model::ring::{Chunk, RingHeader, CHUNK, PIECE_HEADER};
 use procshare_model::rlock::RawRLock;
 use procshare_model::semaphore::RawSemaphore;
-use procshare_model::task_counter::RawTaskCounter;
+use procshare_model::joinable::Tasks;
 
 use crate::platform::{Shm, ShmCell, ShmWord32, ShmWord64};
 use crate::shm::{SegmentHeader, DATA_OFFSET, LAYOUT_VERSION, SEGMENT_MAGIC};
@@ -121,8 +121,8 @@ const LAYOUT: &[usize] = &[
     align_of::<RawEvent<Shm>>(),
     size_of::<RawBarrier<Shm>>(),
     align_of::<RawBarrier<Shm>>(),
-    size_of::<RawTaskCounter<Shm>>(),
-    align_of::<RawTaskCounter<Shm>>(),
+    size_of::<Tasks<Shm>>(),
+    align_of::<Tasks<Shm>>(),
     size_of::<RingHeader<Shm>>(),
     align_of::<RingHeader<Shm>>(),
     size_of::<ShmCell<Chunk>>(),

@@ -301,7 +301,7 @@ impl RawQueue {
     }
 
     #[inline]
-    fn ring(&self) -> Ring<'_, Shm> {
+    pub(crate) fn ring(&self) -> Ring<'_, Shm> {
         // Both parts were made together by `build`: the capacities agree.
         Ring::new(&self.hdr, &self.slots).expect("ring header and chunks agree")
     }
@@ -318,6 +318,16 @@ impl RawQueue {
     }
 
     fn put_wait(&self, msg: &[u8], w: Wait) -> Result<(), QueueError> {
+        self.put_via(msg, |ring, t, msg| ring.put(t, msg, w))
+    }
+
+    /// Check `msg` against the size limit, then `put` it into the ring (the
+    /// plain ring put, or a joinable queue's).
+    pub(crate) fn put_via(
+        &self,
+        msg: &[u8],
+        put: impl FnOnce(Ring<'_, Shm>, &ShmThread, &[u8]) -> Result<(), RingError>,
+    ) -> Result<(), QueueError> {
         if msg.len() > self.limit {
             return Err(QueueError::TooLarge {
                 len: msg.len(),
@@ -325,7 +335,7 @@ impl RawQueue {
             });
         }
         let t = ShmThread::current();
-        Ok(self.ring().put(&t, msg, w)?)
+        Ok(put(self.ring(), &t, msg)?)
     }
 
     /// Get one message into `out` (`None`: wait forever).
@@ -542,7 +552,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 
 impl<T: Serialize> Queue<T> {
     /// Encode `v` into `buf` (empty) and hand the bytes to `put`.
-    fn put_with(
+    pub(crate) fn put_with(
         &self,
         v: &T,
         put: impl FnOnce(&RawQueue, &[u8]) -> Result<(), QueueError>,

@@ -48,7 +48,8 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
+use crate::park::{park, Check, Waiters};
+use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
 
 /// The flag bit.
 pub const SET: u32 = 1;
@@ -131,39 +132,28 @@ impl<P: Platform> RawEvent<P> {
     /// `true` if it was set before or during the wait (even if cleared again
     /// since), `false` on timeout — CPython's `Event.wait`.
     pub fn wait(&self, t: &P::Thread, timeout: Option<Duration>) -> bool {
-        let mut v = self.state.load(Acquire);
+        let v = self.state.load(Acquire);
         if v & SET != 0 {
             return true;
         }
         let gen = v & GEN_MASK;
         let dl = t.deadline(timeout);
-        loop {
-            if v & SET != 0 || v & GEN_MASK != gen {
-                return true;
-            }
-            if v & WAITERS == 0 {
-                if mutant::<P>(MUTANT_WAITERS_STORE) {
-                    t.crash_point();
-                    self.state.store(v | WAITERS, Relaxed);
-                } else if let Err(x) = self.state.cas(v, v | WAITERS, Relaxed, Acquire) {
-                    v = x;
-                    continue;
+        let released = |v: u32| v & SET != 0 || v & GEN_MASK != gen;
+        park::<P, _>(
+            t,
+            &self.state,
+            Waiters::bit(WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE)),
+            &dl,
+            v,
+            |v| {
+                if released(v) {
+                    Check::Done(true)
+                } else {
+                    Check::Sleep
                 }
-                t.crash_point();
-                v |= WAITERS;
-            }
-            if t.wait(&self.state, v, &dl) == Woke::TimedOut {
-                // The deadline or the liveness poll (a setter may have died
-                // between its CAS and its wake-up): re-read with an RMW, which
-                // returns the latest value, not merely a recent one.
-                v = self.state.fetch_or(0, Acquire);
-                if t.expired(&dl) {
-                    return v & SET != 0 || v & GEN_MASK != gen;
-                }
-                continue;
-            }
-            v = self.state.load(Acquire);
-        }
+            },
+            |v, expired| expired.then(|| released(v)),
+        )
     }
 }
 

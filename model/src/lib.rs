@@ -19,10 +19,11 @@ pub mod barrier;
 pub mod event;
 #[cfg(feature = "checkers")]
 pub mod fuzzing;
+pub mod joinable;
 pub mod manager;
 pub mod mutex;
+pub mod park;
 pub mod pool;
 pub mod ring;
 pub mod rlock;
 pub mod semaphore;
-pub mod task_counter;

@@ -36,7 +36,8 @@
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32, OWNER_MASK};
+use crate::park::{park, Check, Waiters};
+use crate::platform::{mutant, Mutant, Platform, Thread, Word32, OWNER_MASK};
 
 /// Bit set in the lock word while some thread may be sleeping on it.
 pub const WAITERS: u32 = 0x8000_0000;
@@ -150,36 +151,36 @@ impl<P: Platform> RawMutex<P> {
                 return Ok(Acquired::Clean);
             }
         }
-        loop {
-            let v = self.word.load(Relaxed);
-            let owner = v & OWNER_MASK;
-            if owner == 0 {
+        let v = self.word.load(Relaxed);
+        park::<P, _>(
+            t,
+            &self.word,
+            Waiters::bit(WAITERS),
+            &dl,
+            v,
+            |v| {
+                if v & OWNER_MASK != 0 {
+                    return Check::Sleep;
+                }
                 // Free. Others may be asleep (we cannot tell), so take it with
                 // WAITERS set: our unlock will wake one of them.
-                if self.word.cas(v, me | WAITERS, Acquire, Relaxed).is_ok() {
-                    t.crash_point();
-                    return Ok(Acquired::Clean);
-                }
-                continue;
-            }
-            if v & WAITERS == 0 {
-                if self.word.cas(v, v | WAITERS, Relaxed, Relaxed).is_err() {
-                    continue;
-                }
-                t.crash_point();
-            }
-            if t.wait(&self.word, v | WAITERS, &dl) == Woke::TimedOut {
-                if !mutant::<P>(MUTANT_NO_RECOVERY) && !t.is_alive(owner) {
-                    if let Some(r) = self.recover(t, me, owner) {
-                        return Ok(r);
+                match self.word.cas(v, me | WAITERS, Acquire, Relaxed) {
+                    Ok(_) => {
+                        t.crash_point();
+                        Check::Done(Ok(Acquired::Clean))
                     }
-                    continue;
+                    Err(x) => Check::Look(x),
                 }
-                if t.expired(&dl) {
-                    return Err(Timeout);
+            },
+            |v, expired| {
+                // The liveness poll: is the holder still alive?
+                let owner = v & OWNER_MASK;
+                if owner != 0 && !mutant::<P>(MUTANT_NO_RECOVERY) && !t.is_alive(owner) {
+                    return self.recover(t, me, owner).map(Ok);
                 }
-            }
-        }
+                expired.then_some(Err(Timeout))
+            },
+        )
     }
 
     /// Take the lock over from `dead`, if it still holds it.

@@ -66,7 +66,8 @@
 //!
 //! `not_empty` and `not_full` are event counters (`counter << 1 | WAITERS`).
 //! A waiter loads the counter, checks its condition, sets `WAITERS` by CAS
-//! from the value it loaded, and sleeps while the word is unchanged. A
+//! from the value it loaded, and sleeps while the word is unchanged (the
+//! shared waiting step, [`crate::park::sleep`]). A
 //! notifier changes the condition, then adds 2; if `WAITERS` was set it
 //! clears the bit and wakes every sleeper. Every change of the word after the
 //! waiter's load makes its sleep return at once, so no wake-up is lost. The
@@ -95,6 +96,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
+use crate::park::{self, Waiters};
 use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK};
 
 /// Bytes per chunk (the unit of ring space and of loom's access tracking).
@@ -111,6 +113,9 @@ pub const LAST: u32 = 2;
 pub const MAX_CAPACITY: u64 = 1 << 36;
 /// Largest `max_items` (message counts are 24 bits).
 pub const MAX_ITEMS: u32 = 1 << 22;
+/// Most unfinished tasks of a joinable queue (committed messages not yet
+/// marked done; the counts are 24 bits and their difference must not wrap).
+pub const MAX_UNFINISHED: u32 = (1 << 24) - 1;
 /// Largest payload of one piece (longer messages are streamed in pieces).
 pub const MAX_PIECE: usize = (u32::MAX as usize) & !(CHUNK - 1);
 
@@ -442,16 +447,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         seen: u32,
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Woke {
-        let mut v = seen;
-        if v & EV_WAITERS == 0 {
-            if mutant::<P>(MUTANT_WAITERS_STORE) {
-                w.store(v | EV_WAITERS, Relaxed);
-            } else if w.cas(v, v | EV_WAITERS, Acquire, Relaxed).is_err() {
-                return Woke::Mismatch; // changed since the check: look again
-            }
-            v |= EV_WAITERS;
-        }
-        t.wait(w, v, dl)
+        let how = Waiters::bit(EV_WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE));
+        park::sleep::<P>(t, w, seen, how, dl)
     }
 
     // ---- chunks ----------------------------------------------------------
@@ -552,6 +549,29 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Put one message (any length up to `u32::MAX` bytes per piece; longer
     /// messages are streamed). See the module docs for deadlines.
     pub fn put(&self, t: &P::Thread, msg: &[u8], wait: Wait) -> Result<(), RingError> {
+        self.put_counted(t, msg, wait, None)
+    }
+
+    /// The number of messages committed so far (their `LAST` piece published),
+    /// modulo 2^24: the count in `tail`. A joinable queue's unfinished tasks are
+    /// derived from it (see [`crate::joinable`]).
+    pub(crate) fn committed(&self) -> u32 {
+        cnt(self.h.tail.0.pos.load(Acquire)) as u32
+    }
+
+    /// [`Ring::put`] for a joinable queue whose `task_done` count is `done`
+    /// (modulo 2^24, as the committed count): the `prod` holder refuses the
+    /// message ([`RingError::Full`], at once, whatever `wait` says) if
+    /// `committed - done` (the unfinished tasks) is already [`MAX_UNFINISHED`],
+    /// so that the difference never wraps. Only the `prod` holder raises the
+    /// committed count, so the check cannot be overshot.
+    pub(crate) fn put_counted(
+        &self,
+        t: &P::Thread,
+        msg: &[u8],
+        wait: Wait,
+        done: Option<&P::W32>,
+    ) -> Result<(), RingError> {
         if self.is_closed() {
             return Err(RingError::Closed);
         }
@@ -589,7 +609,16 @@ impl<'a, P: Platform> Ring<'a, P> {
         // partial message it published is discarded by the consumer when it
         // reads our FIRST piece.
         let mut hint = self.h.prod.0.seen.load(Relaxed); // see `RingHeader`
-        let r = self.put_locked(t, msg, wait, single, &dl, &mut hint);
+        let over = done.is_some_and(|d| {
+            let tw = self.h.tail.0.pos.load(Relaxed); // only the prod holder writes it
+                                                      // A stale `done` only overestimates the unfinished tasks.
+            cnt(tw).wrapping_sub(d.load(Relaxed) as u64) & CNT_MASK >= MAX_UNFINISHED as u64
+        });
+        let r = if over {
+            Err(RingError::Full)
+        } else {
+            self.put_locked(t, msg, wait, single, &dl, &mut hint)
+        };
         self.h.prod.0.seen.store(hint, Relaxed);
         self.release_prod(t);
         r

@@ -1,0 +1,138 @@
+//! The one waiting mechanism of every protocol: sleep on a futex word until a
+//! condition on its value holds (the role of `parking_lot_core::park`, with
+//! the futex word itself as the parking spot).
+//!
+//! A waiter
+//!
+//! 1. loads the word and checks its condition on that value ([`Check`]);
+//! 2. if it must wait, *announces* itself: sets the protocol's waiters bit
+//!    ([`Waiters`]) by a CAS from the value it checked, so that a change in
+//!    between makes the CAS fail and the waiter look again (a check-then-act
+//!    store here is the classic lost wake-up, a seeded mutant of several
+//!    protocols: [`Waiters::by_store`]);
+//! 3. sleeps while the word holds that value ([`Thread::wait`]: any change of
+//!    the word after the check makes the sleep return at once, so a notifier
+//!    that changes the word, then wakes the sleepers it sees announced, never
+//!    loses a wake-up);
+//! 4. after a wake-up (perhaps spurious) re-loads the word and goes to 1; after
+//!    [`Woke::TimedOut`] (the caller's deadline, or the platform's liveness
+//!    poll) re-reads it with an RMW, which returns the latest value rather
+//!    than merely a recent one, and lets the protocol decide
+//!    (`timed_out`): recover from a dead owner, give up at the deadline, or
+//!    look again.
+//!
+//! [`park`] is that loop; [`sleep`] is steps 2–3 alone, for a protocol whose
+//! condition spans several words and whose loop is its own (the queue ring).
+//! A word without a waiters bit ([`Waiters::NONE`]) is woken by every
+//! notifier that makes a condition true (the joinable queue's `join`).
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
+
+use crate::platform::{Platform, Thread, Woke, Word32};
+
+/// What a waiter's condition says about a value of the word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check<R> {
+    /// Done: [`park`] returns this.
+    Done(R),
+    /// Not yet: sleep while the word holds the value checked.
+    Sleep,
+    /// The word changed under the check (a CAS of the protocol failed): check
+    /// this value instead.
+    Look(u32),
+}
+
+/// How a waiter announces itself in the word before it sleeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiters {
+    bit: u32,
+    by_store: bool,
+}
+
+impl Waiters {
+    /// No waiters bit: notifiers wake whenever they make a condition true.
+    pub const NONE: Waiters = Waiters {
+        bit: 0,
+        by_store: false,
+    };
+
+    /// The waiters bit `bit` (notifiers wake only when it is set, and clear it).
+    pub const fn bit(bit: u32) -> Waiters {
+        Waiters {
+            bit,
+            by_store: false,
+        }
+    }
+
+    /// Seeded bug (a protocol passes its mutant here): set the bit with a
+    /// plain store of the value checked, instead of a CAS from it
+    /// (check-then-act: a notification in between is lost, or undone).
+    pub const fn by_store(self, bug: bool) -> Waiters {
+        Waiters {
+            bit: self.bit,
+            by_store: bug,
+        }
+    }
+}
+
+/// Announce (set the waiters bit by CAS from `seen`, the value the caller's
+/// condition was checked on), then sleep while the word holds `seen` with
+/// the bit, until woken, the deadline `dl` or the liveness poll. Returns
+/// [`Woke::Mismatch`] at once if the word is no longer `seen`. Crash point
+/// after the announcement.
+pub fn sleep<P: Platform>(
+    t: &P::Thread,
+    w: &P::W32,
+    seen: u32,
+    how: Waiters,
+    dl: &<P::Thread as Thread>::Deadline,
+) -> Woke {
+    let mut v = seen;
+    if how.bit != 0 && v & how.bit == 0 {
+        if how.by_store {
+            t.crash_point();
+            w.store(v | how.bit, Relaxed);
+        } else if w.cas(v, v | how.bit, Acquire, Acquire).is_err() {
+            return Woke::Mismatch; // changed since the check: look again
+        }
+        t.crash_point();
+        v |= how.bit;
+    }
+    t.wait(w, v, dl)
+}
+
+/// Wait on `w` until `check` says [`Check::Done`], starting from `v` (the
+/// caller's load of the word). After each [`Woke::TimedOut`], `timed_out`
+/// gets the word's latest value (read by RMW) and whether the deadline `dl`
+/// has passed, and may end the wait (`Some`) — on a deadline, or after
+/// recovering from a dead owner; with `None` the loop checks that value.
+pub fn park<P: Platform, R>(
+    t: &P::Thread,
+    w: &P::W32,
+    how: Waiters,
+    dl: &<P::Thread as Thread>::Deadline,
+    mut v: u32,
+    mut check: impl FnMut(u32) -> Check<R>,
+    mut timed_out: impl FnMut(u32, bool) -> Option<R>,
+) -> R {
+    loop {
+        match check(v) {
+            Check::Done(r) => return r,
+            Check::Look(x) => {
+                v = x;
+                continue;
+            }
+            Check::Sleep => {}
+        }
+        if sleep::<P>(t, w, v, how, dl) == Woke::TimedOut {
+            // The deadline or the liveness poll (a notifier may have died
+            // between changing the word and waking us, or an owner died).
+            v = w.fetch_or(0, Acquire);
+            if let Some(r) = timed_out(v, t.expired(dl)) {
+                return r;
+            }
+        } else {
+            v = w.load(Acquire);
+        }
+    }
+}

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod platform;
 pub mod process;
 pub mod shm;
+pub(crate) mod sys;
 pub mod wire;
 pub use process::{cpu_count, Process, StartMethod};
 pub mod array;

@@ -80,6 +80,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytemuck::Pod;
 use serde::de::DeserializeOwned;
@@ -91,6 +92,7 @@ use crate::queue::{Queue, RawQueue};
 use crate::shm::{Segment, ShmBox, ShmError, ShmSafe, ShmSlice};
 use crate::simple_queue::SimpleQueue;
 use crate::sync::{AnyLock, Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+use crate::sys::proc::RawPid;
 use crate::value::{GuardOwner, RawValue, Value};
 
 /// The most shared-memory segments one start may pass (the kernel's limit on
@@ -99,7 +101,6 @@ pub const MAX_SEGMENTS: usize = 250;
 
 /// The environment variable that turns a start of this binary into a spawned child.
 const ENV: &str = "PROCSHARE_SPAWN";
-const ENV_C: &core::ffi::CStr = c"PROCSHARE_SPAWN";
 
 /// "PRSPAWN" + format version 1.
 const PAYLOAD_MAGIC: u64 = 0x5052_5350_4157_4e01;
@@ -166,13 +167,6 @@ pub enum SpawnError {
 
 fn os_err(what: &'static str) -> impl FnOnce(std::io::Error) -> SpawnError {
     move |source| SpawnError::Os { what, source }
-}
-
-fn errno(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> SpawnError {
-    move |e| SpawnError::Os {
-        what,
-        source: e.into(),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -694,16 +688,8 @@ impl Request {
             args: ex.bytes,
         };
         let bytes = postcard::to_stdvec(&payload).map_err(SpawnError::Encode)?;
-        // SAFETY: a NUL-terminated literal name and valid flags.
-        let fd = unsafe { libc::memfd_create(c"procshare-spawn".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(SpawnError::Os {
-                what: "memfd_create",
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;
+        let file = std::fs::File::from(fd);
         file.write_all_at(&bytes, 0)
             .map_err(os_err("write spawn payload"))?;
         Ok(Request {
@@ -721,29 +707,12 @@ impl Request {
 }
 
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SpawnError> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(errno("socketpair"))
+    crate::sys::io::seqpacket_pair().map_err(os_err("socketpair"))
 }
 
-fn send_msg(fd: BorrowedFd<'_>, msg: &Status, fds: &[RawFd]) -> Result<(), SpawnError> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+fn send_msg(fd: BorrowedFd<'_>, msg: &Status, fds: &[BorrowedFd<'_>]) -> Result<(), SpawnError> {
     let bytes = postcard::to_stdvec(msg).map_err(SpawnError::Encode)?;
-    let iov = [std::io::IoSlice::new(&bytes)];
-    let cmsg = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
-    loop {
-        match sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Ok(_) => return Ok(()),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(errno("sendmsg")(e)),
-        }
-    }
+    crate::sys::io::send_with_fds(fd, &bytes, fds).map_err(os_err("sendmsg"))
 }
 
 /// Receives one message and its descriptors (`Ok(None)`: end of stream, or
@@ -753,35 +722,7 @@ fn recv_raw(
     block: bool,
     buf: &mut [u8],
 ) -> Result<Option<(usize, Vec<OwnedFd>)>, SpawnError> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut cmsg = nix::cmsg_space!([RawFd; 253]);
-    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
-    if !block {
-        flags |= MsgFlags::MSG_DONTWAIT;
-    }
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(buf)];
-        match recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
-            Ok(m) => {
-                let mut fds = Vec::new();
-                if let Ok(it) = m.cmsgs() {
-                    for c in it {
-                        if let ControlMessageOwned::ScmRights(raw) = c {
-                            // SAFETY: the kernel just installed these descriptors for us.
-                            fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
-                        }
-                    }
-                }
-                if m.bytes == 0 && fds.is_empty() {
-                    return Ok(None);
-                }
-                return Ok(Some((m.bytes, fds)));
-            }
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EAGAIN) if !block => return Ok(None),
-            Err(e) => return Err(errno("recvmsg")(e)),
-        }
-    }
+    crate::sys::io::recv_with_fds(fd, block, buf).map_err(os_err("recvmsg"))
 }
 
 /// Receives one status message: `Ok(None)` on end of stream (or nothing yet,
@@ -799,34 +740,16 @@ fn recv_status(
     Ok(Some((st, fds)))
 }
 
-fn poll_in(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> Result<Vec<bool>, SpawnError> {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|f| libc::pollfd {
-            fd: f.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        // SAFETY: `p` is a valid array of pollfds of the given length.
-        let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
-        if rc >= 0 {
-            return Ok(p.iter().map(|x| x.revents != 0).collect());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(SpawnError::Os {
-                what: "poll",
-                source: e,
-            });
-        }
-    }
+/// Which of `fds` are readable (or hung up) within `timeout` (`None`: wait).
+fn poll_in(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<bool>, SpawnError> {
+    use crate::sys::io::{PollFd, PollFlags};
+    let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, PollFlags::IN)).collect();
+    crate::sys::io::poll(&mut p, timeout).map_err(os_err("poll"))?;
+    Ok(p.iter().map(|x| !x.revents().is_empty()).collect())
 }
 
-fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
-    rustix::process::Pid::from_raw(pid)
-        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok())
+fn pidfd_of(pid: RawPid) -> Option<OwnedFd> {
+    crate::sys::proc::pidfd_open(pid)
 }
 
 // ---------------------------------------------------------------------------
@@ -835,53 +758,24 @@ fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
 /// A started child: its pid, a pidfd, and (forkserver) the status socket on
 /// which its exit code arrives.
 pub(crate) struct Launched {
-    pub(crate) pid: libc::pid_t,
+    pub(crate) pid: RawPid,
     pub(crate) pidfd: Option<OwnedFd>,
     pub(crate) status: Option<OwnedFd>,
     /// Already known exit code (the child died before starting the target).
     pub(crate) exit: Option<i32>,
 }
 
-fn exec_self(env_value: String, keep: &[RawFd]) -> Result<libc::pid_t, SpawnError> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new("/proc/self/exe");
-    cmd.arg0(
-        std::env::args_os()
-            .next()
-            .unwrap_or_else(|| "procshare-spawn".into()),
-    );
-    cmd.env(ENV, env_value);
-    let keep = keep.to_vec();
-    // SAFETY: the closure runs between fork and exec and only makes
-    // async-signal-safe system calls (close_range, fcntl) on integers.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Nothing but what we pass crosses the exec (as Python's spawn).
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            for &fd in &keep {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        })
-    };
-    let child = cmd.spawn().map_err(os_err("exec of /proc/self/exe"))?;
-    // Dropping a std Child neither waits nor kills; procshare reaps it.
-    Ok(child.id() as libc::pid_t)
+fn exec_self(env_value: String, keep: &[RawFd]) -> Result<RawPid, SpawnError> {
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "procshare-spawn".into());
+    // Nothing but what we pass crosses the exec (as Python's spawn).
+    crate::sys::proc::exec_self(&arg0, (ENV, &env_value), keep)
+        .map_err(os_err("exec of /proc/self/exe"))
 }
 
-fn reap_now(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-    {}
+fn reap_now(pid: RawPid) {
+    let _ = crate::sys::proc::wait_child(pid, true);
 }
 
 /// Starts `target` by spawn: a fresh exec of this binary.
@@ -905,8 +799,8 @@ pub(crate) fn spawn(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
     // hold a copy of its status socket, so end of stream alone is not enough).
     loop {
         let ready = match &pidfd {
-            Some(p) => poll_in(&[mine.as_fd(), p.as_fd()], -1)?,
-            None => poll_in(&[mine.as_fd()], -1)?,
+            Some(p) => poll_in(&[mine.as_fd(), p.as_fd()], None)?,
+            None => poll_in(&[mine.as_fd()], None)?,
         };
         if ready[0] {
             match recv_status(mine.as_fd(), false)? {
@@ -932,7 +826,7 @@ pub(crate) fn spawn(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
 
 struct ServerConn {
     sock: OwnedFd,
-    pid: libc::pid_t,
+    pid: RawPid,
 }
 
 static SERVER: Mutex<Option<ServerConn>> = Mutex::new(None);
@@ -966,8 +860,8 @@ pub fn forkserver_pid() -> Result<u32, SpawnError> {
 pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
     let req = Request::new(target)?;
     let (mine, theirs) = seqpacket_pair()?;
-    let mut fds = vec![req.payload.as_raw_fd(), theirs.as_raw_fd()];
-    fds.extend(req.segment_fds().iter().map(|f| f.as_raw_fd()));
+    let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
+    fds.extend(req.segment_fds());
     {
         let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
         let mut attempt = 0;
@@ -1023,7 +917,7 @@ pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> 
 /// Reads a forkserver child's exit code from its status socket.
 pub(crate) fn served_exit(status: BorrowedFd<'_>, block: bool) -> Result<Option<i32>, SpawnError> {
     loop {
-        if !block && !poll_in(&[status], 0)?[0] {
+        if !block && !poll_in(&[status], Some(Duration::ZERO))?[0] {
             return Ok(None);
         }
         match recv_status(status, block)? {
@@ -1034,7 +928,7 @@ pub(crate) fn served_exit(status: BorrowedFd<'_>, block: bool) -> Result<Option<
             }
             None => {
                 // Readable but nothing: end of stream.
-                if poll_in(&[status], 0)?[0] {
+                if poll_in(&[status], Some(Duration::ZERO))?[0] {
                     return Err(SpawnError::ForkServerLost("status socket closed"));
                 }
                 return Ok(None);
@@ -1126,9 +1020,15 @@ fn child_run(payload: OwnedFd, status: OwnedFd, segments: Vec<OwnedFd>, how: &st
             }
         }
         Ok(Err(e)) => {
-            eprintln!(
-                "procshare: the {how} child (pid {}) cannot start: {e}",
-                std::process::id()
+            // The child's own exit report (as a panic message is), not a
+            // library diagnostic: written to its stderr, where the module
+            // docs promise it (no logger exists yet in a spawned child).
+            crate::sys::write_stderr_raw(
+                format!(
+                    "procshare: the {how} child (pid {}) cannot start: {e}\n",
+                    std::process::id()
+                )
+                .as_bytes(),
             );
             let _ = send_msg(status.as_fd(), &Status::Started(Some(e.to_string())), &[]);
             1
@@ -1142,12 +1042,11 @@ fn child_run(payload: OwnedFd, status: OwnedFd, segments: Vec<OwnedFd>, how: &st
     let _ = catch_unwind(|| {
         let _ = std::io::stdout().lock().flush();
     });
-    // SAFETY: ends the process at once.
-    unsafe { libc::_exit(code) }
+    crate::sys::proc::exit(code)
 }
 
 struct Kid {
-    pid: libc::pid_t,
+    pid: RawPid,
     pidfd: OwnedFd,
     status: OwnedFd,
 }
@@ -1159,7 +1058,7 @@ fn server_main(ctl: OwnedFd) -> ! {
         let ready = {
             let mut fds = vec![ctl.as_fd()];
             fds.extend(kids.iter().map(|k| k.pidfd.as_fd()));
-            match poll_in(&fds, -1) {
+            match poll_in(&fds, None) {
                 Ok(r) => r,
                 Err(_) => break,
             }
@@ -1170,13 +1069,9 @@ fn server_main(ctl: OwnedFd) -> ! {
             i -= 1;
             if ready[i + 1] {
                 let k = kids.swap_remove(i);
-                let mut st = 0;
-                // SAFETY: waitpid on our own child, which has exited.
-                let rc = unsafe { libc::waitpid(k.pid, &mut st, 0) };
-                let code = if rc == k.pid {
-                    crate::process::decode_status(st)
-                } else {
-                    255
+                let code = match crate::sys::proc::wait_child(k.pid, true) {
+                    Ok(Some(code)) => code,
+                    _ => 255,
                 };
                 let _ = send_msg(k.status.as_fd(), &Status::Exit(code), &[]);
             }
@@ -1189,7 +1084,10 @@ fn server_main(ctl: OwnedFd) -> ! {
             Ok(Some(m)) => m,
             Ok(None) => {
                 // End of stream: the parent is gone (or nothing was there).
-                if matches!(poll_in(&[ctl.as_fd()], 0).as_deref(), Ok([true])) {
+                if matches!(
+                    poll_in(&[ctl.as_fd()], Some(Duration::ZERO)).as_deref(),
+                    Ok([true])
+                ) {
                     break;
                 }
                 continue;
@@ -1202,35 +1100,53 @@ fn server_main(ctl: OwnedFd) -> ! {
         let segments = fds.split_off(2);
         let status = fds.pop().expect("two fds");
         let payload = fds.pop().expect("two fds");
-        // SAFETY: the server is single-threaded (a fresh exec that started no
-        // thread), so the child may run anything.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            drop(ctl);
-            drop(kids);
-            crate::platform::after_fork_child();
-            child_run(payload, status, segments, "forkserver");
+        // The server is single-threaded (a fresh exec that started no thread),
+        // so the child may run anything; it leaves by `child_run`, which never
+        // returns. In the server the closure (its copies of the request's
+        // descriptors) is dropped unused.
+        // The child closes its copies of the server's own descriptors (the
+        // control socket, other children's pidfds and status sockets), whose
+        // owners are never dropped there.
+        let mut servers: Vec<RawFd> = vec![ctl.as_raw_fd()];
+        for k in &kids {
+            servers.push(k.pidfd.as_raw_fd());
+            servers.push(k.status.as_raw_fd());
         }
-        if pid < 0 {
-            let msg = format!("fork failed: {}", std::io::Error::last_os_error());
-            let _ = send_msg(status.as_fd(), &Status::Started(Some(msg)), &[]);
-            continue;
-        }
+        let forked = crate::sys::fork::fork(|_| {
+            crate::sys::io::close_inherited(&servers);
+            // The child's own copy of its status socket, which `child_run`
+            // closes once it has reported; the server's copy (in this
+            // process's memory, never dropped here) is closed now.
+            let Ok(mine) = status.try_clone() else {
+                return 1;
+            };
+            crate::sys::io::close_inherited(&[status.as_raw_fd()]);
+            let status = mine;
+            child_run(payload, status, segments, "forkserver")
+        });
+        let pid = match forked {
+            Ok(pid) => pid,
+            Err(e) => {
+                let msg = format!("fork failed: {e}");
+                let _ = send_msg(status.as_fd(), &Status::Started(Some(msg)), &[]);
+                continue;
+            }
+        };
         let Some(pidfd) = pidfd_of(pid) else {
             // Cannot watch it: wait for it here (rare: no pidfd support).
             let _ = send_msg(status.as_fd(), &Status::Pid(pid), &[]);
-            let mut st = 0;
-            // SAFETY: waitpid on our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            let code = crate::process::decode_status(st);
+            let code = crate::sys::proc::wait_child(pid, true)
+                .ok()
+                .flatten()
+                .unwrap_or(255);
             let _ = send_msg(status.as_fd(), &Status::Exit(code), &[]);
             continue;
         };
-        let _ = send_msg(status.as_fd(), &Status::Pid(pid), &[pidfd.as_raw_fd()]);
+        let _ = send_msg(status.as_fd(), &Status::Pid(pid), &[pidfd.as_fd()]);
         kids.push(Kid { pid, pidfd, status });
     }
-    // SAFETY: ends the server at once.
-    unsafe { libc::_exit(0) }
+    // Ends the server at once.
+    crate::sys::proc::exit(0)
 }
 
 fn parse_fds(s: &str) -> Option<Vec<OwnedFd>> {
@@ -1240,11 +1156,16 @@ fn parse_fds(s: &str) -> Option<Vec<OwnedFd>> {
             if fd < 0 {
                 return None;
             }
+            // SAFETY: the parent passed us this descriptor for us alone (a
+            // number that is not open fails the set_cloexec below).
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             // Close-on-exec again: a program the target runs must not keep it.
-            // SAFETY: fcntl on a descriptor number; harmless if it is not open.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            // SAFETY: the parent passed us this descriptor for us alone.
-            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+            if crate::sys::proc::set_cloexec(fd.as_fd(), true).is_err() {
+                // Not an open descriptor: do not let the OwnedFd close it.
+                core::mem::forget(fd);
+                return None;
+            }
+            Some(fd)
         })
         .collect()
 }
@@ -1252,25 +1173,21 @@ fn parse_fds(s: &str) -> Option<Vec<OwnedFd>> {
 /// Run by the loader before `main` in every process of a binary linked with
 /// procshare: turns a spawned start into the child (or the fork server).
 extern "C" fn spawn_entry() {
-    // SAFETY: a NUL-terminated name; before main, no other thread exists to
-    // modify the environment concurrently.
-    let v = unsafe { libc::getenv(ENV_C.as_ptr()) };
-    if v.is_null() {
+    // Before main: no other thread exists to read or modify the environment
+    // concurrently.
+    let Some(v) = std::env::var_os(ENV) else {
         return;
-    }
-    // SAFETY: getenv returned a valid C string, copied before unsetenv below.
-    let value = unsafe { core::ffi::CStr::from_ptr(v) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: single-threaded, before main; the name is NUL-terminated.
-    unsafe { libc::unsetenv(ENV_C.as_ptr()) };
+    };
+    let value = v.to_string_lossy().into_owned();
+    std::env::remove_var(ENV);
     // As Rust's main does.
-    // SAFETY: setting a signal disposition to SIG_IGN.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    crate::sys::proc::ignore_signal(crate::sys::proc::Ignored::Pipe);
     let bad = |what: &str| -> ! {
-        eprintln!("procshare: malformed {ENV}={value:?}: {what}");
-        // SAFETY: ends the process at once.
-        unsafe { libc::_exit(1) }
+        // The child's exit report (see `child_run`), on its stderr.
+        crate::sys::write_stderr_raw(
+            format!("procshare: malformed {ENV}={value:?}: {what}\n").as_bytes(),
+        );
+        crate::sys::proc::exit(1)
     };
     if let Some(rest) = value.strip_prefix("spawn:") {
         let Some(mut fds) = parse_fds(rest).filter(|f| f.len() >= 2) else {

@@ -7,7 +7,7 @@
 //! # Segments
 //!
 //! A [`Segment`] is a `memfd_create(MFD_CLOEXEC)` file, sized with
-//! `ftruncate` and mapped `MAP_SHARED` with memmap2. Nothing is ever created in
+//! `ftruncate` and mapped `MAP_SHARED` (through `sys::io`). Nothing is ever created in
 //! `/dev/shm` or any file system: the memory goes away with the last mapping
 //! (and the last fd), whatever way the processes exit, `kill -9` included. A
 //! mapping is inherited by forked children, which is how shared objects reach

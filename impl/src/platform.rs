@@ -262,7 +262,7 @@ const SPIN_LIMIT: u32 = 100;
 
 /// How many times this process's ancestry has forked into it: 0 in the
 /// original process, bumped once in each forked child (by procshare's one
-/// fork, [`crate::sys::fork`], and by its `pthread_atfork` child handler for
+/// fork, `sys::fork`, and by its `pthread_atfork` child handler for
 /// other forks). Process-local allocators use it to notice that they are
 /// running in a copy of their parent's memory.
 pub fn fork_generation() -> u64 {

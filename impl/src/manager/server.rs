@@ -2,6 +2,7 @@
 
 use super::client::{self, Endpoint, ManagerError, Result, Stream};
 use crate::auth::{self, AuthKey};
+use crate::sys::proc::RawPid;
 use crate::wire::{self, WireError};
 use procshare_model::manager::{
     serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
@@ -9,8 +10,6 @@ use procshare_model::manager::{
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd};
-
-use crate::sys::proc::RawPid;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,24 +8,7 @@ use super::*;
 
 /// Is `addr` inside an executable mapping of the file `ino`?
 pub(super) fn in_exe_code(addr: usize, ino: u64) -> bool {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return false;
-    };
-    maps.lines().any(|l| {
-        let mut it = l.split_ascii_whitespace();
-        let (Some(range), Some(perms), _, _, Some(inode)) =
-            (it.next(), it.next(), it.next(), it.next(), it.next())
-        else {
-            return false;
-        };
-        let Some((a, b)) = range.split_once('-') else {
-            return false;
-        };
-        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
-            return false;
-        };
-        perms.as_bytes().get(2) == Some(&b'x') && inode.parse() == Ok(ino) && (a..b).contains(&addr)
-    })
+    crate::sys::proc::in_executable_mapping(addr, ino)
 }
 
 /// Decodes the request: the function to run, with its arguments.

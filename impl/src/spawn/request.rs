@@ -18,7 +18,7 @@ pub(super) struct ExeId {
 
 impl ExeId {
     pub(super) fn current() -> Result<ExeId, SpawnError> {
-        let m = std::fs::metadata("/proc/self/exe").map_err(os_err("stat /proc/self/exe"))?;
+        let m = crate::sys::proc::self_exe_metadata().map_err(os_err("stat /proc/self/exe"))?;
         Ok(ExeId {
             dev: m.dev(),
             ino: m.ino(),
@@ -70,6 +70,16 @@ pub(crate) struct Request {
 /// `/proc/self/exe` runs [`spawn_entry`])? Checked once.
 pub(super) fn check_in_executable() -> Result<(), SpawnError> {
     static IN_EXE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    // A once-value a forked child may need: every fork finishes it first
+    // (a child forked while another thread initializes it would wait forever).
+    static IN_EXE_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
+        name: "spawn: is procshare in the executable (once-value)",
+        prepare: Some(|| {
+            let _ = check_in_executable();
+        }),
+        child: || {},
+    };
+    crate::sys::fork::register(&IN_EXE_AT_FORK);
     let ok = *IN_EXE
         .get_or_init(|| ExeId::current().is_ok_and(|exe| in_exe_code(anchor_addr(), exe.ino)));
     if ok {

@@ -197,3 +197,31 @@ pub(crate) fn exec_self(
     let child = cmd.spawn()?;
     Ok(child.id() as RawPid)
 }
+
+/// The metadata of this process's executable file (`stat` of `/proc/self/exe`).
+pub(crate) fn self_exe_metadata() -> io::Result<std::fs::Metadata> {
+    std::fs::metadata("/proc/self/exe")
+}
+
+/// Is `addr` inside an executable mapping of the file with inode `ino`
+/// (from `/proc/self/maps`)? `false` if the maps cannot be read.
+pub(crate) fn in_executable_mapping(addr: usize, ino: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    maps.lines().any(|l| {
+        let mut it = l.split_ascii_whitespace();
+        let (Some(range), Some(perms), _, _, Some(inode)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            return false;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            return false;
+        };
+        perms.as_bytes().get(2) == Some(&b'x') && inode.parse() == Ok(ino) && (a..b).contains(&addr)
+    })
+}

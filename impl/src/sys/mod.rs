@@ -12,7 +12,7 @@
 //! | `_exit` | rustix's `exit_group` lives in its experimental `runtime` module, documented as not for processes with a libc |
 //! | `sysconf(_SC_NPROCESSORS_ONLN)` | a libc computation (it reads `/sys`), what Python's `cpu_count` reports |
 //! | `signal(SIGPIPE/SIGINT, SIG_IGN)` | rustix's `kernel_sigaction` is in the `runtime` module too |
-//! | `close_range` | no rustix API; a raw `syscall` |
+//! | `close_range` | no rustix API; a raw `syscall` (libc's wrapper needs glibc 2.34) |
 //!
 //! Outside this module no code names `libc`, `rustix` or `nix`, and the
 //! `unsafe` that system calls need lives here (shared-memory pointer `unsafe`

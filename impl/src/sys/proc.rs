@@ -134,7 +134,8 @@ pub(crate) fn close_range(first: u32, last: u32) {
     // SAFETY: close_range only closes descriptors; the caller owns every
     // descriptor in the range (this process's copies after a fork) and no Rust
     // object that would close one again is used afterwards. A raw syscall:
-    // neither rustix nor this libc version wraps close_range.
+    // rustix has no close_range, and libc's wrapper needs glibc 2.34 at link
+    // time (the system call itself is Linux 5.9).
     unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
 }
 

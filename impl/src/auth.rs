@@ -18,7 +18,7 @@
 //! use procshare::auth::{client_handshake, server_handshake, AuthKey};
 //! use std::os::unix::net::UnixStream;
 //! let (mut a, mut b) = UnixStream::pair().unwrap();
-//! let key = AuthKey::random();
+//! let key = AuthKey::random().unwrap();
 //! let k2 = key.clone();
 //! let t = std::thread::spawn(move || server_handshake(&mut b, &k2));
 //! client_handshake(&mut a, &key).unwrap();
@@ -57,13 +57,18 @@ impl AuthKey {
 
     /// 32 random bytes from the OS (CPython's `os.urandom(32)`).
     ///
+    /// If the kernel's random source fails, this is
+    /// [`AuthError::NoEntropy`]: a key is never derived from anything
+    /// guessable (the time, the pid) instead.
+    ///
     /// ```
-    /// assert_ne!(procshare::auth::AuthKey::random(), procshare::auth::AuthKey::random());
+    /// use procshare::auth::AuthKey;
+    /// assert_ne!(AuthKey::random().unwrap(), AuthKey::random().unwrap());
     /// ```
-    pub fn random() -> Self {
+    pub fn random() -> Result<Self, AuthError> {
         let mut b = vec![0u8; 32];
-        fill_random(&mut b);
-        AuthKey(b)
+        fill_random(&mut b)?;
+        Ok(AuthKey(b))
     }
 
     /// The key's bytes.
@@ -82,22 +87,11 @@ impl fmt::Debug for AuthKey {
     }
 }
 
-fn fill_random(b: &mut [u8]) {
-    // getrandom fails only without any entropy source; then fall back to a
-    // time/pid-derived value hashed with SHA-256 (still unpredictable enough
-    // for a nonce, and never a panic).
-    if getrandom::getrandom(b).is_err() {
-        use sha2::Digest;
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut seed = Sha256::digest(format!("{t}:{}", std::process::id()).as_bytes()).to_vec();
-        for chunk in b.chunks_mut(32) {
-            chunk.copy_from_slice(&seed[..chunk.len()]);
-            seed = Sha256::digest(&seed).to_vec();
-        }
-    }
+/// Fills `b` from the kernel's random source. No fallback: without random
+/// bytes there is no key and no challenge (a nonce or key made from the time
+/// and pid could be guessed by another local user).
+fn fill_random(b: &mut [u8]) -> Result<(), AuthError> {
+    crate::sys::getrandom(b).map_err(AuthError::NoEntropy)
 }
 
 /// Why a handshake failed.
@@ -116,6 +110,10 @@ pub enum AuthError {
     /// Framing or I/O failed during the handshake.
     #[error("authentication failed: {0}")]
     Wire(#[from] WireError),
+    /// The OS random source failed: no key or challenge nonce can be made
+    /// (procshare never falls back to guessable entropy).
+    #[error("the OS random source failed: {0}")]
+    NoEntropy(#[source] std::io::Error),
 }
 
 fn digest(key: &AuthKey, msg: &[u8]) -> Hmac<Sha256> {
@@ -143,7 +141,7 @@ pub fn deliver_challenge<S: Read + Write + ?Sized>(
     let mut body = Vec::with_capacity(DIGEST_TAG.len() + NONCE_LEN);
     body.extend_from_slice(DIGEST_TAG);
     let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut nonce);
+    fill_random(&mut nonce)?;
     body.extend_from_slice(&nonce);
     let mut msg = CHALLENGE.to_vec();
     msg.extend_from_slice(&body);

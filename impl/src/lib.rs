@@ -8,6 +8,7 @@ mod layout;
 pub mod platform;
 pub mod process;
 pub mod shm;
+pub(crate) mod sys;
 pub mod wire;
 pub use process::{cpu_count, Process, StartMethod};
 pub mod array;

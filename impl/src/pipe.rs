@@ -155,24 +155,7 @@ impl<T> Connection<T> {
         if !self.readable {
             return Err(PipeError::WrongDirection("write-only"));
         }
-        let ms = match timeout {
-            None => -1,
-            Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
-        };
-        let mut fds = [nix::poll::PollFd::new(
-            self.sock.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        loop {
-            match nix::poll::poll(
-                &mut fds,
-                nix::poll::PollTimeout::try_from(ms).unwrap_or(nix::poll::PollTimeout::NONE),
-            ) {
-                Ok(n) => return Ok(n > 0),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(PipeError::Io(e.into())),
-            }
-        }
+        crate::sys::io::readable(self.sock.as_fd(), timeout).map_err(PipeError::Io)
     }
 }
 

@@ -27,8 +27,8 @@
 //! # Identity and liveness
 //!
 //! A thread's owner id is its kernel thread id (`gettid`), cached in a
-//! thread-local and reset in a forked child (by a `pthread_atfork` child
-//! handler, and explicitly by [`crate::process::Process`]). Linux tids are
+//! thread-local and reset in a forked child (by procshare's one fork and its
+//! `pthread_atfork` child handler, see `sys::fork`). Linux tids are
 //! below `2^22` by default (`/proc/sys/kernel/pid_max` can be at most `2^22`),
 //! so they always fit [`OWNER_MASK`](procshare_model::platform::OWNER_MASK).
 //!
@@ -48,11 +48,10 @@
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
-use std::sync::OnceLock;
 use std::time::Instant;
 
+use crate::sys::thread::{futex_wait, futex_wake, FutexWait};
 use procshare_model::platform::{CellLike, Platform, Thread, Woke, Word32, Word64};
-use rustix::thread::futex;
 
 /// The shared-memory platform (a marker type; see the [module docs](self)).
 ///
@@ -261,79 +260,25 @@ const POLL_MAX: Duration = Duration::from_millis(50);
 /// Spin iterations before a protocol goes to sleep (multi-CPU only).
 const SPIN_LIMIT: u32 = 100;
 
-thread_local! {
-    /// This thread's kernel tid (0: not read yet, or reset after a fork).
-    static TID: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Incremented in every forked child (see [`fork_generation`]).
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
-
 /// How many times this process's ancestry has forked into it: 0 in the
-/// original process, bumped in each forked child (by a `pthread_atfork` child
-/// handler and by [`crate::process::Process`]). Process-local allocators use
-/// it to notice that they are running in a copy of their parent's memory.
+/// original process, bumped once in each forked child (by procshare's one
+/// fork, `sys::fork`, and by its `pthread_atfork` child handler for
+/// other forks). Process-local allocators use it to notice that they are
+/// running in a copy of their parent's memory.
 pub fn fork_generation() -> u64 {
-    FORK_GENERATION.load(Ordering::Acquire)
+    crate::sys::fork::generation()
 }
 
-extern "C" fn atfork_child() {
-    after_fork_child();
-}
-
-/// Registers the `pthread_atfork` child handler (once per process).
-pub(crate) fn ensure_atfork() {
-    static REGISTERED: OnceLock<()> = OnceLock::new();
-    REGISTERED.get_or_init(|| {
-        // SAFETY: registers a handler that only touches atomics and this thread's
-        // thread-local (async-signal-safe work); the function lives forever.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
-        debug_assert_eq!(rc, 0);
-    });
-}
-
-/// Run in the parent just before every `fork`: finishes the process-wide
-/// lazily initialized values a child may use. A `OnceLock` that another
-/// thread is initializing at the moment of the fork stays "being
-/// initialized" forever in the child's copy, and a child that needs it waits
-/// forever (a child was found blocked in [`cpus`] this way). Initializing them
-/// here first — waiting for another thread that is already at it — closes
-/// that window for good: an initialized value never changes again.
-pub(crate) fn before_fork() {
-    ensure_atfork();
-    let _ = cpus();
-    // std's stdout handle is a lazily initialized static too (a child that
-    // prints would wait for it).
-    let _ = std::io::stdout();
-}
-
-/// Resets process-local state in a freshly forked child: the cached tid and the
-/// allocator's view of the parent's arena. Idempotent within one child except
-/// that it bumps [`fork_generation`]; async-signal-safe (atomics and a
-/// thread-local only).
-pub(crate) fn after_fork_child() {
-    let _ = TID.try_with(|c| c.set(0));
-    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
-    crate::shm::after_fork_child();
-}
-
-/// The kernel thread id of the calling thread (cached).
+/// The kernel thread id of the calling thread (cached; the cache is reset in a
+/// forked child).
 #[inline]
 pub fn current_tid() -> u32 {
-    let cached = TID.with(|c| c.get());
-    if cached != 0 {
-        return cached;
-    }
-    ensure_atfork();
-    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-    TID.with(|c| c.set(tid));
-    tid
+    crate::sys::thread::current_tid()
 }
 
 /// The number of CPUs this process may run on (cached; at least 1).
 pub(crate) fn cpus() -> usize {
-    static N: OnceLock<usize> = OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    crate::sys::thread::cpus()
 }
 
 /// Is the thread `tid` alive? Reads `/proc/<tid>/stat` (see the module docs
@@ -344,53 +289,7 @@ pub(crate) fn cpus() -> usize {
 /// assert!(!procshare::platform::tid_is_alive(0));
 /// ```
 pub fn tid_is_alive(tid: u32) -> bool {
-    if tid == 0 || tid > i32::MAX as u32 {
-        return false;
-    }
-    // Build "/proc/<tid>/stat\0" without allocating.
-    let mut path = [0u8; 32];
-    let prefix = b"/proc/";
-    path[..prefix.len()].copy_from_slice(prefix);
-    let mut n = prefix.len();
-    let mut digits = [0u8; 10];
-    let mut d = 0;
-    let mut v = tid;
-    while v > 0 {
-        digits[d] = b'0' + (v % 10) as u8;
-        v /= 10;
-        d += 1;
-    }
-    while d > 0 {
-        d -= 1;
-        path[n] = digits[d];
-        n += 1;
-    }
-    let suffix = b"/stat";
-    path[n..n + suffix.len()].copy_from_slice(suffix);
-    // path[n + suffix.len()] is already 0.
-    // SAFETY: `path` is a NUL-terminated byte string living across the call.
-    let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        // ENOENT/ESRCH: no such thread. Anything else (EMFILE...) we cannot tell:
-        // report alive, so that a waiter keeps waiting rather than stealing a lock.
-        let e = std::io::Error::last_os_error().raw_os_error();
-        return !matches!(e, Some(libc::ENOENT) | Some(libc::ESRCH));
-    }
-    let mut buf = [0u8; 512];
-    // SAFETY: `buf` is writable for its length; `fd` is open.
-    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: `fd` was opened above and is closed once.
-    unsafe { libc::close(fd) };
-    if r <= 0 {
-        // The thread vanished between open and read (ESRCH), or the entry is empty.
-        return false;
-    }
-    let buf = &buf[..r as usize];
-    // Format: "tid (comm) S ...": comm may contain ')' and spaces, so take the last ')'.
-    let Some(close) = buf.iter().rposition(|&b| b == b')') else {
-        return true;
-    };
-    !matches!(buf.get(close + 2), Some(b'Z') | Some(b'X') | Some(b'x'))
+    crate::sys::thread::tid_is_alive(tid)
 }
 
 /// The calling thread as the model's protocols see it: its owner id (kernel
@@ -453,33 +352,25 @@ impl Thread for ShmThread {
             }
             sleep = sleep.min(*d - now);
         }
-        let ts = rustix::thread::futex::Timespec {
-            tv_sec: sleep.as_secs() as _,
-            tv_nsec: sleep.subsec_nanos() as _,
-        };
         // No PRIVATE flag: the wait queue is keyed on the shared page.
-        match futex::wait(&w.0, futex::Flags::empty(), expected, Some(&ts)) {
-            Ok(()) => {
+        match futex_wait(&w.0, expected, Some(sleep)) {
+            FutexWait::Woken => {
                 self.poll.set(POLL_MIN);
                 Woke::Woken
             }
-            Err(rustix::io::Errno::AGAIN) => {
+            FutexWait::Mismatch => {
                 self.poll.set(POLL_MIN);
                 Woke::Mismatch
             }
-            Err(rustix::io::Errno::TIMEDOUT) => {
+            FutexWait::TimedOut => {
                 self.poll.set((poll * 2).min(POLL_MAX));
                 Woke::TimedOut
             }
-            // EINTR (a signal) and anything unexpected: a spurious wake-up.
-            Err(_) => Woke::Woken,
         }
     }
 
     fn wake(&self, w: &ShmWord32, n: u32) -> usize {
-        // The kernel reads the count as a signed int: u32::MAX would mean -1 (one waiter).
-        let n = n.min(i32::MAX as u32);
-        futex::wake(&w.0, futex::Flags::empty(), n).unwrap_or(0)
+        futex_wake(&w.0, n)
     }
 
     fn is_alive(&self, owner: u32) -> bool {

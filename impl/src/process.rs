@@ -50,11 +50,13 @@
 //!
 //! Only the forking thread exists in the child; a lock that another thread
 //! held at the fork stays locked there forever (stdout's lock, a `Mutex` of
-//! the program...). As Python 3.12 does, [`Process::start`] warns once on
-//! stderr when the process has several threads. Set the environment variable
-//! `PROCSHARE_NO_FORK_WARNING=1` or call [`set_fork_warning`]`(false)` to
-//! silence it. procshare's own state is fork-safe: the allocator and the
-//! thread-id cache are reset in the child. The child flushes stdout at exit
+//! the program...). As Python 3.12 does, every fork procshare makes warns once
+//! (a `warn`-level record of the [`log`] facade) when the process has threads
+//! of the program's own besides the forking one; procshare's own helper
+//! threads (a [`Pool`](crate::Pool)'s dispatcher) do not count. Set the
+//! environment variable `PROCSHARE_NO_FORK_WARNING=1` or call
+//! [`set_fork_warning`]`(false)` to silence it. procshare's own state is
+//! fork-safe: the allocator and the thread-id cache are reset in the child. The child flushes stdout at exit
 //! only if the parent was single-threaded at the fork (otherwise stdout's lock
 //! could be held by a thread that does not exist in the child; lines written
 //! with `println!` are flushed at each newline anyway).
@@ -71,11 +73,13 @@
 //! `Process` (dropping the `Process` just stops listening).
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
+use crate::sys::fork::AtFork;
+use crate::sys::proc::{RawPid, Sig};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -104,11 +108,8 @@ pub enum ProcessError {
     Spawn(#[from] SpawnError),
 }
 
-fn last_os(what: &'static str) -> ProcessError {
-    ProcessError::Os {
-        what,
-        source: std::io::Error::last_os_error(),
-    }
+fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
+    move |source| ProcessError::Os { what, source }
 }
 
 /// How a child process is started (Python's start methods).
@@ -169,85 +170,34 @@ pub fn get_start_method() -> StartMethod {
 /// assert!(procshare::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n >= 1 {
-        n as usize
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
+    crate::sys::thread::cpus_online()
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-static FORK_WARNING: AtomicBool = AtomicBool::new(true);
-static WARNED: AtomicBool = AtomicBool::new(false);
-
 /// Turns the "forking a multi-threaded process" warning on or off for this
-/// process (it is on unless `PROCSHARE_NO_FORK_WARNING=1` is set).
+/// process (it is on unless `PROCSHARE_NO_FORK_WARNING=1` is set). The warning
+/// is a `warn`-level record of the [`log`] facade, raised once per process by
+/// the first fork that finds threads of the program's own besides the forking
+/// one (procshare's helper threads do not count).
 ///
 /// ```
 /// procshare::process::set_fork_warning(false);
 /// ```
 pub fn set_fork_warning(enabled: bool) {
-    FORK_WARNING.store(enabled, Ordering::Relaxed);
-}
-
-/// The number of threads of this process (from `/proc/self/status`), 0 if unknown.
-fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn maybe_warn(threads: usize) {
-    if threads <= 1 || !FORK_WARNING.load(Ordering::Relaxed) {
-        return;
-    }
-    if std::env::var_os("PROCSHARE_NO_FORK_WARNING").is_some_and(|v| v == "1") {
-        return;
-    }
-    if WARNED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    eprintln!(
-        "procshare: warning: this process (pid={}) is multi-threaded ({threads} threads), \
-         use of fork() may lead to deadlocks in the child. \
-         (Set PROCSHARE_NO_FORK_WARNING=1 to silence this warning.)",
-        std::process::id()
-    );
+    crate::sys::fork::set_warning(enabled);
 }
 
 /// Children dropped while still running, reaped later (see the module docs).
-static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+static ORPHANS: Mutex<Vec<RawPid>> = Mutex::new(Vec::new());
 
 fn reap_orphans() {
     // try_lock: never block (and never deadlock in a forked child that inherited a held lock).
     if let Ok(mut v) = ORPHANS.try_lock() {
-        v.retain(|&pid| {
-            let mut status = 0;
-            // SAFETY: plain waitpid on a child pid; WNOHANG never blocks.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            r == 0
-        });
+        v.retain(|&pid| matches!(crate::sys::proc::wait_child(pid, false), Ok(None)));
     }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn decode_status(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else if libc::WIFSIGNALED(status) {
-        -libc::WTERMSIG(status)
-    } else {
-        // Stopped/continued are not reported with the flags we use.
-        status
-    }
-}
 
 enum Target {
     /// `Process::new`: fork only.
@@ -258,7 +208,7 @@ enum Target {
 
 #[derive(Debug)]
 struct Running {
-    pid: libc::pid_t,
+    pid: RawPid,
     /// A pidfd (None if the kernel refused one): poll()able for exit, and a
     /// race-free target for signals.
     pidfd: Option<OwnedFd>,
@@ -399,27 +349,13 @@ impl Process {
             self.target = None;
             return Ok(());
         }
-        crate::platform::before_fork();
         install_panic_hook();
-        let threads = thread_count();
-        maybe_warn(threads);
-        // Flush before forking so that buffered output is not written twice.
-        let _ = std::io::stdout().flush();
-        let _ = std::io::stderr().flush();
-        // SAFETY: fork has no memory-safety preconditions here: the child only
-        // runs `child_main`, which never returns.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(last_os("fork"));
-        }
-        if pid == 0 {
-            let target = self.target.take();
-            child_main(target, threads == 1);
-        }
+        // The child runs `child_main`, which never returns (it leaves with `_exit`).
+        let target = &mut self.target;
+        let pid = crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1))
+            .map_err(os("fork"))?;
         // Parent.
-        let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
-            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
-        });
+        let pidfd = crate::sys::proc::pidfd_open(pid);
         self.running = Some(Running {
             pid,
             pidfd,
@@ -447,27 +383,8 @@ impl Process {
             *exit = crate::spawn::served_exit(st.as_fd(), block)?;
             return Ok(*exit);
         }
-        let mut status = 0;
-        loop {
-            let flags = if block { 0 } else { libc::WNOHANG };
-            // SAFETY: waitpid on our own child.
-            let rc = unsafe { libc::waitpid(r.pid, &mut status, flags) };
-            if rc == r.pid {
-                *exit = Some(decode_status(status));
-                return Ok(*exit);
-            }
-            if rc == 0 {
-                return Ok(None);
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(ProcessError::Os {
-                what: "waitpid",
-                source: e,
-            });
-        }
+        *exit = crate::sys::proc::wait_child(r.pid, block).map_err(os("waitpid"))?;
+        Ok(*exit)
     }
 
     /// Waits for the child to exit and returns its exit code.
@@ -500,28 +417,11 @@ impl Process {
                 Some(d) => d.saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(3600),
             };
-            // Round up to whole milliseconds so that we never wake just before the deadline.
-            let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EINTR) {
-                    return Err(ProcessError::Os {
-                        what: "poll",
-                        source: e,
-                    });
-                }
-            }
+            let ready = crate::sys::io::readable(fd.as_fd(), Some(left)).map_err(os("poll"))?;
             if let Some(code) = self.try_reap(false)? {
                 return Ok(Some(code));
             }
-            if rc == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+            if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
         }
@@ -538,34 +438,23 @@ impl Process {
         self.running.is_some() && self.exitcode().is_none()
     }
 
-    fn signal(&self, what: &'static str, sig: rustix::process::Signal) -> Result<(), ProcessError> {
+    fn signal(&self, what: &'static str, sig: Sig) -> Result<(), ProcessError> {
         let r = self.running(what)?;
         if self.exitcode().is_some() {
             return Ok(()); // already gone, as in Python
         }
-        let res = match &r.pidfd {
-            Some(fd) => rustix::process::pidfd_send_signal(fd, sig),
-            // Not reaped yet, so the pid cannot have been reused.
-            None => rustix::process::Pid::from_raw(r.pid)
-                .map_or(Ok(()), |p| rustix::process::kill_process(p, sig)),
-        };
-        match res {
-            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(e) => Err(ProcessError::Os {
-                what: "kill",
-                source: e.into(),
-            }),
-        }
+        // Not reaped yet, so the pid cannot have been reused.
+        crate::sys::proc::send_signal(r.pidfd.as_ref(), r.pid, sig).map_err(os("kill"))
     }
 
     /// Sends `SIGTERM` (Python's `terminate()`); a no-op if the child has exited.
     pub fn terminate(&self) -> Result<(), ProcessError> {
-        self.signal("terminate", rustix::process::Signal::TERM)
+        self.signal("terminate", Sig::Term)
     }
 
     /// Sends `SIGKILL` (Python's `kill()`); a no-op if the child has exited.
     pub fn kill(&self) -> Result<(), ProcessError> {
-        self.signal("kill", rustix::process::Signal::KILL)
+        self.signal("kill", Sig::Kill)
     }
 }
 
@@ -604,9 +493,18 @@ pub(crate) const PANIC_SILENT: u8 = 2;
 ///
 /// A hook the program sets later replaces the wrapper (and runs in the
 /// children forked after that).
+///
+/// Once installed, every child of procshare's fork starts in the raw mode
+/// (an entry of the fork registry, `sys::fork`).
 pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
+    static RAW_IN_CHILD: AtFork = AtFork {
+        name: "panic hook: raw mode in a forked child",
+        prepare: None,
+        child: || set_panic_mode(PANIC_RAW),
+    };
     ONCE.call_once(|| {
+        crate::sys::fork::register(&RAW_IN_CHILD);
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             match PANIC_MODE.load(Ordering::Relaxed) {
@@ -618,15 +516,8 @@ pub(crate) fn install_panic_hook() {
                         .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
                         .unwrap_or_default();
                     let line = format!("process {} panicked{at}:\n{msg}\n", std::process::id());
-                    let mut b = line.as_bytes();
-                    while !b.is_empty() {
-                        // SAFETY: writes the bytes of a live buffer to fd 2.
-                        let n = unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
-                        if n <= 0 {
-                            break;
-                        }
-                        b = &b[n as usize..];
-                    }
+                    // Raw write(2)s, no lock (see above).
+                    crate::sys::write_stderr_raw(line.as_bytes());
                 }
                 _ => {}
             }
@@ -641,7 +532,6 @@ pub(crate) fn set_panic_mode(mode: u8) {
 
 /// The child's side of `start`: never returns.
 fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
-    crate::platform::after_fork_child();
     set_panic_mode(PANIC_RAW);
     let run: Option<Box<dyn FnOnce()>> = match target {
         Some(Target::Closure(f)) => Some(f),
@@ -661,7 +551,7 @@ fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
             let _ = std::io::stdout().lock().flush();
         });
     }
-    // SAFETY: _exit ends the child at once, without running the parent's
-    // destructors or atexit handlers.
-    unsafe { libc::_exit(code) }
+    // Ends the child at once, without running the parent's destructors or
+    // atexit handlers.
+    crate::sys::proc::exit(code)
 }

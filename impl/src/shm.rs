@@ -7,7 +7,7 @@
 //! # Segments
 //!
 //! A [`Segment`] is a `memfd_create(MFD_CLOEXEC)` file, sized with
-//! `ftruncate` and mapped `MAP_SHARED` with memmap2. Nothing is ever created in
+//! `ftruncate` and mapped `MAP_SHARED` (through `sys::io`). Nothing is ever created in
 //! `/dev/shm` or any file system: the memory goes away with the last mapping
 //! (and the last fd), whatever way the processes exit, `kill -9` included. A
 //! mapping is inherited by forked children, which is how shared objects reach
@@ -61,13 +61,12 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use memmap2::MmapMut;
-
-use crate::platform::{fork_generation, ShmCell, ShmWord32, ShmWord64};
+use crate::platform::{ShmCell, ShmWord32, ShmWord64};
+use crate::sys::fork::generation as fork_generation;
+use crate::sys::io::SharedMap;
 
 /// Errors of shared-memory creation and attachment.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +194,7 @@ static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub struct Segment {
     /// Keeps the mapping alive (unmapped on drop); accessed through `ptr` only.
-    _map: MmapMut,
+    _map: SharedMap,
     ptr: NonNull<u8>,
     len: usize,
     fd: Option<OwnedFd>,
@@ -208,21 +207,6 @@ unsafe impl Send for Segment {}
 // SAFETY: as above.
 unsafe impl Sync for Segment {}
 
-fn memfd(size: usize) -> Result<File, ShmError> {
-    // SAFETY: the name is a NUL-terminated literal; flags are valid.
-    let fd = unsafe { libc::memfd_create(c"procshare".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(ShmError::Os {
-            what: "memfd_create",
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
-    let file = unsafe { File::from_raw_fd(fd) };
-    file.set_len(size as u64).map_err(os("ftruncate"))?;
-    Ok(file)
-}
-
 impl Segment {
     /// Creates a segment of `size` bytes (header included; at least
     /// [`DATA_OFFSET`]), zero-filled, and keeps its memfd so that it can be
@@ -232,26 +216,26 @@ impl Segment {
         if size > isize::MAX as usize / 2 {
             return Err(ShmError::TooLarge(size));
         }
-        let file = memfd(size)?;
-        // SAFETY: the memfd is ours, sized above and never truncated afterwards,
-        // so the mapping stays valid; it is MAP_SHARED (memmap2's map_mut on a file).
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(os("mmap"))?;
+        let fd = crate::sys::io::memfd(c"procshare", size as u64).map_err(os("memfd_create"))?;
+        // The memfd is ours, sized above and never truncated afterwards, so
+        // the mapping stays valid.
+        let map = SharedMap::new(fd.as_fd(), size).map_err(os("mmap"))?;
         let header = SegmentHeader {
             magic: SEGMENT_MAGIC,
             version: LAYOUT_VERSION,
             header_size: DATA_OFFSET as u32,
             size: size as u64,
         };
+        let ptr = map.ptr();
         // SAFETY: the mapping is at least DATA_OFFSET bytes and page-aligned.
-        unsafe { map.as_mut_ptr().cast::<SegmentHeader>().write(header) };
-        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap returned null");
+        unsafe { ptr.as_ptr().cast::<SegmentHeader>().write(header) };
         SEGMENTS_MAPPED.fetch_add(1, Ordering::Relaxed);
         BYTES_MAPPED.fetch_add(size, Ordering::Relaxed);
         Ok(Segment {
             _map: map,
             ptr,
             len: size,
-            fd: Some(file.into()),
+            fd: Some(fd),
         })
     }
 
@@ -259,18 +243,17 @@ impl Segment {
     /// its header: magic, layout version, and that the recorded size is the
     /// file's real size.
     pub fn attach(fd: OwnedFd) -> Result<Segment, ShmError> {
-        let file = File::from(fd);
-        let actual = file.metadata().map_err(os("fstat"))?.len();
+        let actual = crate::sys::io::file_size(fd.as_fd()).map_err(os("fstat"))?;
         if actual < DATA_OFFSET as u64 || actual > isize::MAX as u64 / 2 {
             return Err(ShmError::SizeMismatch { header: 0, actual });
         }
-        // SAFETY: MAP_SHARED mapping of the whole file; the header is validated
-        // below before anything else is read. A peer that truncates the file
-        // afterwards can make accesses fault (SIGBUS); memfds we create are never
-        // truncated.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(os("mmap"))?;
+        // The header is validated below before anything else is read. A peer
+        // that truncates the file afterwards can make accesses fault (SIGBUS);
+        // memfds we create are never truncated.
+        let map = SharedMap::new(fd.as_fd(), actual as usize).map_err(os("mmap"))?;
+        let ptr = map.ptr();
         // SAFETY: the mapping holds at least DATA_OFFSET bytes and is page-aligned.
-        let h = unsafe { map.as_ptr().cast::<SegmentHeader>().read_volatile() };
+        let h = unsafe { ptr.as_ptr().cast::<SegmentHeader>().read_volatile() };
         if h.magic != SEGMENT_MAGIC {
             return Err(ShmError::BadMagic {
                 found: h.magic,
@@ -289,14 +272,13 @@ impl Segment {
                 actual,
             });
         }
-        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap returned null");
         SEGMENTS_MAPPED.fetch_add(1, Ordering::Relaxed);
         BYTES_MAPPED.fetch_add(actual as usize, Ordering::Relaxed);
         Ok(Segment {
             _map: map,
             ptr,
             len: actual as usize,
-            fd: Some(file.into()),
+            fd: Some(fd),
         })
     }
 
@@ -413,15 +395,23 @@ unsafe impl Sync for ArenaCell {}
 static ARENA_LOCK: AtomicU32 = AtomicU32::new(0);
 static ARENA: ArenaCell = ArenaCell(UnsafeCell::new(None));
 
-/// Called in a forked child (async-signal-safe): the lock may have been held by
+/// Run in a forked child (async-signal-safe): the lock may have been held by
 /// a thread that does not exist in the child; release it. The state itself is
-/// replaced (and leaked, never dropped: it may be mid-update) on next use.
-pub(crate) fn after_fork_child() {
+/// replaced (and leaked, never dropped: it may be mid-update) on next use, when
+/// the arena sees a new fork generation.
+fn after_fork_child() {
     ARENA_LOCK.store(0, Ordering::Release);
 }
 
+/// The arena's entry in the fork registry (see `sys::fork`).
+static ARENA_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
+    name: "shared-memory arena lock",
+    prepare: None,
+    child: after_fork_child,
+};
+
 fn with_arena<R>(f: impl FnOnce(&mut ArenaState) -> R) -> R {
-    crate::platform::ensure_atfork();
+    crate::sys::fork::register(&ARENA_AT_FORK);
     while ARENA_LOCK
         .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
@@ -999,7 +989,7 @@ mod tests {
             Err(ShmError::SizeMismatch { .. })
         ));
         // A memfd that is not a segment at all.
-        let f = memfd(4096).unwrap();
-        assert!(Segment::attach(f.into()).is_err());
+        let f = crate::sys::io::memfd(c"test", 4096).unwrap();
+        assert!(Segment::attach(f).is_err());
     }
 }

@@ -85,7 +85,7 @@ use std::sync::Arc;
 pub type Result<T> = std::result::Result<T, ManagerError>;
 
 struct ServerProc {
-    pid: libc::pid_t,
+    pid: crate::sys::proc::RawPid,
     owner: u32,
     dir: Option<PathBuf>,
 }
@@ -124,7 +124,7 @@ impl Manager {
     /// assert!(m.server_pid().is_some());
     /// ```
     pub fn start() -> Result<Manager> {
-        Self::start_with_key(AuthKey::random())
+        Self::start_with_key(AuthKey::random()?)
     }
 
     /// [`Manager::start`] with a given auth key.

@@ -2,13 +2,14 @@
 
 use super::client::{self, Endpoint, ManagerError, Result, Stream};
 use crate::auth::{self, AuthKey};
+use crate::sys::proc::RawPid;
 use crate::wire::{self, WireError};
 use procshare_model::manager::{
     serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
 };
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,36 +44,16 @@ impl Listener {
     }
 }
 
-/// A private `0700` directory for the socket (`mkdtemp`).
+/// A private `0700` directory for the socket (as `mkdtemp` makes one).
 pub(crate) fn private_dir() -> Result<PathBuf> {
-    use std::os::unix::ffi::OsStringExt;
-    let template = std::env::temp_dir().join("procshare-manager-XXXXXX");
-    let mut buf = template.into_os_string().into_vec();
-    if buf.contains(&0) {
-        return Err(ManagerError::Io(io::Error::other(
-            "temp dir path contains NUL",
-        )));
-    }
-    buf.push(0);
-    // SAFETY: `buf` is a NUL-terminated, writable template; mkdtemp creates a
-    // directory with mode 0700 and rewrites the X's in place.
-    let p = unsafe { libc::mkdtemp(buf.as_mut_ptr().cast()) };
-    if p.is_null() {
-        return Err(ManagerError::Io(io::Error::last_os_error()));
-    }
-    buf.pop();
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+    crate::sys::io::private_dir(&std::env::temp_dir(), "procshare-manager-")
+        .map_err(ManagerError::Io)
 }
 
-/// Write a line to stderr with a raw `write(2)` (no std lock: the server is a
-/// forked child, and std's stderr lock may have been held by a parent thread).
+/// The server's diagnostics go to the [`log`] facade (target
+/// `procshare::manager`), tagged with the server's pid.
 fn log(msg: &str) {
-    let line = format!("procshare manager[{}]: {msg}\n", std::process::id());
-    let b = line.as_bytes();
-    // SAFETY: writing a valid buffer to fd 2; failure is ignored.
-    unsafe {
-        libc::write(2, b.as_ptr().cast(), b.len());
-    }
+    log::warn!(target: "procshare::manager", "manager[{}]: {msg}", std::process::id());
 }
 
 /// Fork the server process. In the parent: returns its pid (the listener is
@@ -83,64 +64,39 @@ pub(crate) fn fork_server(
     listener: Listener,
     ep: &Endpoint,
     dir: Option<PathBuf>,
-) -> Result<libc::pid_t> {
-    // SAFETY: getpid is a plain syscall.
-    let parent = unsafe { libc::getpid() };
+) -> Result<RawPid> {
+    let parent = crate::sys::proc::getpid();
     let key = ep.authkey.clone();
     let limit = ep.limit;
-    crate::platform::before_fork();
-    // SAFETY: fork; the child runs only `child_main`, which never returns and
-    // leaves with `_exit`. It touches no lock another parent thread may hold
-    // (glibc's malloc is reset by its own atfork handlers; logging uses raw write).
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(ManagerError::Io(e.into())),
-        Ok(nix::unistd::ForkResult::Child) => child_main(listener, key, limit, parent, dir),
-        Ok(nix::unistd::ForkResult::Parent { child }) => {
-            drop(listener);
-            Ok(child.as_raw())
-        }
-    }
+    // The child runs `child_main`, which never returns (it leaves with
+    // `_exit`). In the parent the closure, and with it the parent's copy of the
+    // listener, is dropped unused.
+    crate::sys::fork::fork(move |_| child_main(listener, key, limit, parent, dir))
+        .map_err(ManagerError::Io)
 }
 
 fn exit(code: i32) -> ! {
-    // SAFETY: _exit ends the process without running the parent's destructors.
-    unsafe { libc::_exit(code) }
+    // Ends the process without running the parent's destructors.
+    crate::sys::proc::exit(code)
 }
 
 fn child_main(
     listener: Listener,
     key: AuthKey,
     limit: usize,
-    parent: libc::pid_t,
+    parent: RawPid,
     dir: Option<PathBuf>,
 ) -> ! {
     // Our copies of the parent's cached connections are closed below, wholesale.
     client::leak_connections();
-    // SAFETY: a signal disposition is a process-wide setting of our own process.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    crate::sys::proc::ignore_signal(crate::sys::proc::Ignored::Int);
     // Close every inherited descriptor but stdio and the listener, so the
     // server does not keep the parent's pipes and sockets open.
-    let lfd = listener.fd() as libc::c_uint;
-    // SAFETY: closing descriptors we own (this process's copies after fork);
-    // nothing in this process uses them afterwards.
-    unsafe {
-        if lfd > 3 {
-            libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                lfd - 1,
-                0 as libc::c_uint,
-            );
-        }
-        libc::syscall(
-            libc::SYS_close_range,
-            lfd + 1,
-            libc::c_uint::MAX,
-            0 as libc::c_uint,
-        );
+    let lfd = listener.fd() as u32;
+    if lfd > 3 {
+        crate::sys::proc::close_range(3, lfd - 1);
     }
+    crate::sys::proc::close_range(lfd + 1, u32::MAX);
     watch_parent(parent, dir);
     let server = Arc::new(Server::<StdSync>::new());
     let key = Arc::new(key);
@@ -170,7 +126,7 @@ fn child_main(
 
 /// Exit when the parent process dies (a pidfd becomes readable; without
 /// pidfds, poll `getppid`).
-fn watch_parent(parent: libc::pid_t, dir: Option<PathBuf>) {
+fn watch_parent(parent: RawPid, dir: Option<PathBuf>) {
     let leave = move || -> ! {
         if let Some(d) = &dir {
             if let Err(e) = std::fs::remove_dir_all(d) {
@@ -179,30 +135,20 @@ fn watch_parent(parent: libc::pid_t, dir: Option<PathBuf>) {
         }
         exit(0)
     };
-    // SAFETY: pidfd_open on a pid; returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as i32;
-    // SAFETY: getppid is a plain syscall.
-    if unsafe { libc::getppid() } != parent {
+    let pidfd = crate::sys::proc::pidfd_open(parent);
+    if crate::sys::proc::getppid() != parent {
         leave();
     }
     let r = std::thread::Builder::new()
         .name("parent-watch".into())
         .spawn(move || loop {
-            if pidfd >= 0 {
-                let mut p = libc::pollfd {
-                    fd: pidfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: poll on one valid pollfd.
-                let n = unsafe { libc::poll(&mut p, 1, -1) };
-                if n > 0 {
+            if let Some(fd) = &pidfd {
+                if matches!(crate::sys::io::readable(fd.as_fd(), None), Ok(true)) {
                     leave();
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(200));
-                // SAFETY: getppid is a plain syscall.
-                if unsafe { libc::getppid() } != parent {
+                if crate::sys::proc::getppid() != parent {
                     leave();
                 }
             }
@@ -234,17 +180,10 @@ impl Transport for Framed {
     }
     fn peer_gone(&self) -> bool {
         let fd = match &self.s {
-            Stream::Unix(u) => u.as_raw_fd(),
-            Stream::Tcp(t) => t.as_raw_fd(),
+            Stream::Unix(u) => u.as_fd(),
+            Stream::Tcp(t) => t.as_fd(),
         };
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLRDHUP,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid pollfd, without waiting.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+        crate::sys::io::peer_hung_up(fd)
     }
 }
 
@@ -277,23 +216,11 @@ fn serve(
 
 /// Wait for the server process to exit, killing it first if `kill` (it did
 /// not acknowledge a shutdown request).
-pub(crate) fn reap(pid: libc::pid_t, kill: bool) -> Result<()> {
+pub(crate) fn reap(pid: RawPid, kill: bool) -> Result<()> {
     if kill {
-        // SAFETY: kill our own child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = crate::sys::proc::send_signal(None, pid, crate::sys::proc::Sig::Kill);
     }
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if r < 0 && e.kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        // ECHILD: someone else reaped it; it is gone either way.
-        return Ok(());
-    }
+    // ECHILD: someone else reaped it; it is gone either way.
+    let _ = crate::sys::proc::wait_child(pid, true);
+    Ok(())
 }

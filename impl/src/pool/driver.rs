@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -13,6 +13,7 @@ use procshare_model::pool::{Action, Config, Dispatcher, Failure, Refused, UnitId
 use super::job::Sink;
 use super::worker::{self, InitFn, FRAME_LIMIT};
 use super::PoolError;
+use crate::sys::io::Sent;
 use crate::Process;
 
 /// Unit frame buffers no longer in use, for the next submissions: a `map`
@@ -113,17 +114,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new() -> Result<Shared, PoolError> {
-        // SAFETY: plain eventfd creation; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(PoolError::os("eventfd", std::io::Error::last_os_error()));
-        }
+        let wake = crate::sys::io::doorbell().map_err(|e| PoolError::os("eventfd", e))?;
         Ok(Shared {
             inbox: Mutex::new(Inbox::default()),
             spare: SpareFrames::default(),
             finished_cv: Condvar::new(),
-            // SAFETY: `fd` is a fresh descriptor owned by nothing else.
-            wake: unsafe { OwnedFd::from_raw_fd(fd) },
+            wake,
         })
     }
 
@@ -133,16 +129,11 @@ impl Shared {
 
     /// Ring the dispatcher thread.
     pub(crate) fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: an 8-byte write to our eventfd (EAGAIN only if the counter
-        // is saturated, and then it is readable anyway).
-        unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), 8) };
+        crate::sys::io::ring(self.wake.as_fd());
     }
 
     fn drain_wake(&self) {
-        let mut b = [0u8; 8];
-        // SAFETY: an 8-byte read from our non-blocking eventfd.
-        unsafe { libc::read(self.wake.as_raw_fd(), b.as_mut_ptr().cast(), 8) };
+        crate::sys::io::drain(self.wake.as_fd());
     }
 }
 
@@ -222,8 +213,8 @@ impl Driver {
 
     fn spawn(&mut self, w: WorkerId) -> Result<(), PoolError> {
         let (parent, child) = UnixStream::pair().map_err(|e| PoolError::os("socketpair", e))?;
-        set_bufs(parent.as_raw_fd());
-        set_bufs(child.as_raw_fd());
+        crate::sys::io::set_socket_buffers(parent.as_fd(), SOCK_BUF);
+        crate::sys::io::set_socket_buffers(child.as_fd(), SOCK_BUF);
         // The child closes its copies of every pool descriptor but its own socket.
         let mut close: Vec<RawFd> = vec![parent.as_raw_fd(), self.shared.wake.as_raw_fd()];
         for c in &self.conns {
@@ -242,9 +233,7 @@ impl Driver {
             .set_nonblocking(true)
             .map_err(|e| PoolError::os("fcntl", e))?;
         let pid = p.pid().unwrap_or(0);
-        let pidfd = rustix::process::Pid::from_raw(pid as i32).and_then(|x| {
-            rustix::process::pidfd_open(x, rustix::process::PidfdFlags::empty()).ok()
-        });
+        let pidfd = crate::sys::proc::pidfd_open(pid as i32);
         self.shared.lock().pids.push(pid);
         self.conns.push(Conn {
             id: w,
@@ -447,47 +436,58 @@ impl Driver {
         if self.d.is_finished() {
             return;
         }
-        let mut fds = vec![libc::pollfd {
-            fd: self.shared.wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        for c in &self.conns {
-            let mut ev = libc::POLLIN;
-            if !c.out.is_empty() {
-                ev |= libc::POLLOUT;
+        use crate::sys::io::{PollFd, PollFlags};
+        // Per worker: what its socket and (if it has one) its pidfd reported.
+        let mut ready: Vec<(PollFlags, PollFlags)> = Vec::with_capacity(self.conns.len());
+        let wake_ready;
+        {
+            let mut fds = Vec::with_capacity(1 + 2 * self.conns.len());
+            fds.push(PollFd::new(&self.shared.wake, PollFlags::IN));
+            for c in &self.conns {
+                let mut ev = PollFlags::IN;
+                if !c.out.is_empty() {
+                    ev |= PollFlags::OUT;
+                }
+                fds.push(PollFd::new(&c.sock, ev));
             }
-            fds.push(libc::pollfd {
-                fd: c.sock.as_raw_fd(),
-                events: ev,
-                revents: 0,
-            });
-            fds.push(libc::pollfd {
-                fd: c.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            for c in &self.conns {
+                if let Some(p) = &c.pidfd {
+                    fds.push(PollFd::new(p, PollFlags::IN));
+                }
+            }
+            let timeout = u64::try_from(timeout_ms)
+                .ok()
+                .map(std::time::Duration::from_millis);
+            match crate::sys::io::poll(&mut fds, timeout) {
+                Ok(n) if n > 0 => {}
+                _ => return,
+            }
+            wake_ready = !fds[0].revents().is_empty();
+            let mut next_pidfd = 1 + self.conns.len();
+            for (i, c) in self.conns.iter().enumerate() {
+                let p = if c.pidfd.is_some() {
+                    next_pidfd += 1;
+                    fds[next_pidfd - 1].revents()
+                } else {
+                    PollFlags::empty()
+                };
+                ready.push((fds[1 + i].revents(), p));
+            }
         }
-        // SAFETY: `fds` is a valid array of pollfds for the duration of the call.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if rc <= 0 {
-            return;
-        }
-        if fds[0].revents != 0 {
+        if wake_ready {
             self.take_inbox();
         }
-        let n = self.conns.len().min((fds.len() - 1) / 2);
-        for i in 0..n {
-            let (s, p) = (fds[1 + 2 * i].revents, fds[2 + 2 * i].revents);
-            if s & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+        let n = self.conns.len().min(ready.len());
+        for (i, &(s, p)) in ready.iter().enumerate().take(n) {
+            if s.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                 self.read_conn(i);
             }
-            if p != 0 {
+            if !p.is_empty() {
                 // The process exited: everything it wrote is in the socket now.
                 self.read_conn(i);
                 self.conns[i].dead = true;
             }
-            if s & libc::POLLOUT != 0 {
+            if s.contains(PollFlags::OUT) {
                 flush(&mut self.conns[i]);
             }
             self.run_actions();
@@ -547,23 +547,7 @@ fn frame_need(buf: &[u8]) -> usize {
 
 /// Socket buffer size asked for each direction of a worker's socketpair: large
 /// chunks then cross in a few system calls instead of hundreds of wake-ups.
-const SOCK_BUF: libc::c_int = 4 << 20;
-
-pub(crate) fn set_bufs(fd: RawFd) {
-    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt with a valid int option value on our own socket;
-        // failure only leaves the default size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&SOCK_BUF as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    }
-}
+const SOCK_BUF: usize = 4 << 20;
 
 impl Drop for Driver {
     /// Normally a no-op (everything was resolved and buried). If the
@@ -603,30 +587,18 @@ fn refused(r: Refused) -> PoolError {
 fn flush(c: &mut Conn) {
     while let Some(f) = c.out.front() {
         let rest = &f[c.out_off..];
-        // SAFETY: a send from a live buffer on our socket; MSG_NOSIGNAL: a dead
-        // peer is EPIPE (handled by the death path), not SIGPIPE.
-        let n = unsafe {
-            libc::send(
-                c.sock.as_raw_fd(),
-                rest.as_ptr().cast(),
-                rest.len(),
-                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::Interrupted => continue,
-                std::io::ErrorKind::WouldBlock => return,
-                _ => {
-                    // EPIPE/ECONNRESET: the worker is gone; its death is seen by read/pidfd.
-                    c.out.clear();
-                    c.out_off = 0;
-                    return;
-                }
+        // No SIGPIPE: a dead peer is `Gone` (handled by the death path).
+        let n = match crate::sys::io::send_nonblocking(c.sock.as_fd(), rest) {
+            Sent::Bytes(n) => n,
+            Sent::WouldBlock => return,
+            Sent::Gone => {
+                // EPIPE/ECONNRESET: the worker is gone; its death is seen by read/pidfd.
+                c.out.clear();
+                c.out_off = 0;
+                return;
             }
-        }
-        c.out_off += n as usize;
+        };
+        c.out_off += n;
         if c.out_off == f.len() {
             c.out.pop_front();
             c.out_off = 0;

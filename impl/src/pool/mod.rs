@@ -73,10 +73,12 @@
 //! messages): the first `build` wraps the process's panic hook so that it is
 //! silent in workers and unchanged in the parent.
 //!
-//! The dispatcher thread forks replacement workers; forking from a
-//! multi-threaded process prints procshare's one-time warning (see
-//! [`crate::process`]). The initial workers are forked by the thread that
-//! calls `build`, before the dispatcher thread exists.
+//! The dispatcher thread forks replacement workers. It is one of procshare's
+//! own helper threads, which the one-time warning about forking a
+//! multi-threaded process (see [`crate::process`]) does not count: a second
+//! pool, or a replacement worker, warns only if the program has threads of its
+//! own. The initial workers are forked by the thread that calls `build`,
+//! before the dispatcher thread exists.
 
 mod driver;
 mod job;
@@ -278,9 +280,8 @@ impl PoolBuilder {
             drv.finish();
             return Err(PoolError::InitializerFailed(msg));
         }
-        let thread = std::thread::Builder::new()
-            .name("procshare-pool".into())
-            .spawn(move || drv.run())
+        // A helper thread: not counted by the fork warning.
+        let thread = crate::sys::thread::spawn_helper("procshare-pool".into(), move || drv.run())
             .map_err(|e| PoolError::os("thread spawn", e))?;
         Ok(Pool {
             shared,

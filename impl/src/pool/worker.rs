@@ -553,12 +553,10 @@ pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
 /// The body of a forked worker: never returns into pool code (the `Process`
 /// closure returns and the child `_exit`s).
 pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
-    for &c in close {
-        // SAFETY: closing the child's copies of the parent's pool descriptors
-        // (other workers' sockets, pidfds, the wake-up eventfd); the child
-        // never uses them and the parent's copies are unaffected.
-        unsafe { libc::close(c) };
-    }
+    // The child's copies of the parent's pool descriptors (other workers'
+    // sockets, pidfds, the wake-up eventfd): the child never uses them and the
+    // parent's copies are unaffected.
+    crate::sys::io::close_inherited(close);
     // Task panics are reported to the parent with their message; do not also
     // print them in the worker (see `process::install_panic_hook` for why this
     // is a mode and not a `set_hook`).

@@ -1,0 +1,188 @@
+//! The parent's side: spawn (a fresh exec) and the fork server's client.
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// Parent side.
+
+/// A started child: its pid, a pidfd, and (forkserver) the status socket on
+/// which its exit code arrives.
+pub(crate) struct Launched {
+    pub(crate) pid: RawPid,
+    pub(crate) pidfd: Option<OwnedFd>,
+    pub(crate) status: Option<OwnedFd>,
+    /// Already known exit code (the child died before starting the target).
+    pub(crate) exit: Option<i32>,
+}
+
+pub(super) fn exec_self(env_value: String, keep: &[RawFd]) -> Result<RawPid, SpawnError> {
+    let arg0 = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "procshare-spawn".into());
+    // Nothing but what we pass crosses the exec (as Python's spawn).
+    crate::sys::proc::exec_self(&arg0, (ENV, &env_value), keep)
+        .map_err(os_err("exec of /proc/self/exe"))
+}
+
+pub(super) fn reap_now(pid: RawPid) {
+    let _ = crate::sys::proc::wait_child(pid, true);
+}
+
+/// Starts `target` by spawn: a fresh exec of this binary.
+pub(crate) fn spawn(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
+    let req = Request::new(target)?;
+    let (mine, theirs) = seqpacket_pair()?;
+    let mut keep = vec![req.payload.as_raw_fd(), theirs.as_raw_fd()];
+    keep.extend(req.segment_fds().iter().map(|f| f.as_raw_fd()));
+    let value = format!(
+        "spawn:{}",
+        keep.iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let pid = exec_self(value, &keep)?;
+    drop(theirs);
+    drop(req);
+    let pidfd = pidfd_of(pid);
+    // Wait for the child's handshake, or its death (another thread's fork may
+    // hold a copy of its status socket, so end of stream alone is not enough).
+    loop {
+        let ready = match &pidfd {
+            Some(p) => poll_in(&[mine.as_fd(), p.as_fd()], None)?,
+            None => poll_in(&[mine.as_fd()], None)?,
+        };
+        if ready[0] {
+            match recv_status(mine.as_fd(), false)? {
+                Some((Status::Started(None), _)) => break,
+                Some((Status::Started(Some(msg)), _)) => {
+                    reap_now(pid);
+                    return Err(SpawnError::Child(msg));
+                }
+                Some(_) => continue,
+                None => break, // the child died (join reports how) or closed it
+            }
+        } else if ready.get(1) == Some(&true) {
+            break;
+        }
+    }
+    Ok(Launched {
+        pid,
+        pidfd,
+        status: None,
+        exit: None,
+    })
+}
+
+pub(super) struct ServerConn {
+    pub(super) sock: OwnedFd,
+    pub(super) pid: RawPid,
+}
+
+pub(super) static SERVER: Mutex<Option<ServerConn>> = Mutex::new(None);
+
+pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
+    let (mine, theirs) = seqpacket_pair()?;
+    let pid = exec_self(
+        format!("forkserver:{}", theirs.as_raw_fd()),
+        &[theirs.as_raw_fd()],
+    )?;
+    Ok(ServerConn { sock: mine, pid })
+}
+
+/// The fork server's pid, starting it if needed (Python's forkserver is also
+/// started on first use). One server serves every thread of this process.
+///
+/// ```
+/// let server = procshare::spawn::forkserver_pid().unwrap();
+/// assert_ne!(server, std::process::id());
+/// assert_eq!(procshare::spawn::forkserver_pid().unwrap(), server);
+/// ```
+pub fn forkserver_pid() -> Result<u32, SpawnError> {
+    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if g.is_none() {
+        *g = Some(start_server()?);
+    }
+    Ok(g.as_ref().expect("just set").pid as u32)
+}
+
+/// Starts `target` by the fork server.
+pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
+    let req = Request::new(target)?;
+    let (mine, theirs) = seqpacket_pair()?;
+    let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
+    fds.extend(req.segment_fds());
+    {
+        let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+        let mut attempt = 0;
+        loop {
+            if g.is_none() {
+                *g = Some(start_server()?);
+            }
+            let conn = g.as_ref().expect("just set");
+            match send_msg(conn.sock.as_fd(), &Status::Started(None), &fds) {
+                Ok(()) => break,
+                Err(e) if attempt > 0 => return Err(e),
+                Err(_) => {
+                    // The server died: reap it and start another one.
+                    if let Some(old) = g.take() {
+                        reap_now(old.pid);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+    drop(theirs);
+    drop(req);
+    let (mut pid, mut pidfd, mut started, mut exit) = (None, None, false, None);
+    while pid.is_none() || !(started || exit.is_some()) {
+        match recv_status(mine.as_fd(), true)? {
+            Some((Status::Pid(p), fds)) => {
+                pid = Some(p);
+                pidfd = fds.into_iter().next();
+            }
+            Some((Status::Started(None), _)) => started = true,
+            Some((Status::Started(Some(msg)), _)) => {
+                // Let the server reap it and report; then give the reason.
+                while let Some((st, _)) = recv_status(mine.as_fd(), true)? {
+                    if matches!(st, Status::Exit(_)) {
+                        break;
+                    }
+                }
+                return Err(SpawnError::Child(msg));
+            }
+            Some((Status::Exit(code), _)) => exit = Some(code),
+            None => return Err(SpawnError::ForkServerLost("status socket closed")),
+        }
+    }
+    Ok(Launched {
+        pid: pid.expect("loop condition"),
+        pidfd,
+        status: Some(mine),
+        exit,
+    })
+}
+
+/// Reads a forkserver child's exit code from its status socket.
+pub(crate) fn served_exit(status: BorrowedFd<'_>, block: bool) -> Result<Option<i32>, SpawnError> {
+    loop {
+        if !block && !poll_in(&[status], Some(Duration::ZERO))?[0] {
+            return Ok(None);
+        }
+        match recv_status(status, block)? {
+            Some((Status::Exit(code), _)) => return Ok(Some(code)),
+            Some(_) => continue,
+            None if block => {
+                return Err(SpawnError::ForkServerLost("status socket closed"));
+            }
+            None => {
+                // Readable but nothing: end of stream.
+                if poll_in(&[status], Some(Duration::ZERO))?[0] {
+                    return Err(SpawnError::ForkServerLost("status socket closed"));
+                }
+                return Ok(None);
+            }
+        }
+    }
+}

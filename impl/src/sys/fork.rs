@@ -1,0 +1,308 @@
+//! The one `fork` of procshare, and the registry of what a forked child resets.
+//!
+//! Every fork site (a [`Process`](crate::Process) start, the pool's workers,
+//! which are `Process`es, the manager's server, the fork server's children)
+//! calls [`fork`]. It:
+//!
+//! 1. **prepares** in the parent: finishes the process-wide lazily initialized
+//!    values a child may use (a `OnceLock` that another thread is initializing
+//!    at the moment of the fork stays "being initialized" forever in the
+//!    child's copy, and a child that needs it waits forever — seen as a hang:
+//!    a child blocked in `cpus()`), runs the registered `prepare` hooks, warns
+//!    once about forking a multi-threaded process, flushes stdout and stderr;
+//! 2. forks (glibc's `fork`, so glibc's own atfork work runs);
+//! 3. **resets** in the child, before anything else runs there: the cached
+//!    thread id, the count of helper threads, the fork generation, then the
+//!    registered `child` hooks (the shared-memory arena's lock, the panic
+//!    hook's mode, ...).
+//!
+//! The child reset also runs, through a `pthread_atfork` child handler, in
+//! children forked by anyone else (the program's own `fork`), once per child.
+//!
+//! A module that owns process-local state a child must reset registers an
+//! [`AtFork`] with [`register`] (once; it is kept for the process's life).
+//! A `child` hook must be async-signal-safe: atomics and thread-locals only,
+//! no lock, no allocation.
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// What one module resets around a fork (see the [module docs](self)).
+#[derive(Debug)]
+pub(crate) struct AtFork {
+    /// For the reader: what the hook resets.
+    #[allow(dead_code)]
+    pub(crate) name: &'static str,
+    /// Run in the parent just before the fork (may lock and allocate).
+    pub(crate) prepare: Option<fn()>,
+    /// Run in the child just after the fork (async-signal-safe only).
+    pub(crate) child: fn(),
+}
+
+/// Room for the registered hooks (a fixed table: the child reads it without
+/// locking or allocating).
+const MAX_HOOKS: usize = 8;
+static HOOKS: [AtomicPtr<AtFork>; MAX_HOOKS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_HOOKS];
+
+/// Registers `hook` (idempotent: a hook already registered is not added twice).
+///
+/// # Panics
+/// If more than `MAX_HOOKS` distinct hooks are registered (a bug of this crate).
+pub(crate) fn register(hook: &'static AtFork) {
+    let p = hook as *const AtFork as *mut AtFork;
+    // Cheap when already registered (loads only): callers register on use.
+    if HOOKS.iter().any(|s| s.load(Ordering::Acquire) == p) {
+        return;
+    }
+    for slot in &HOOKS {
+        match slot.compare_exchange(
+            core::ptr::null_mut(),
+            p,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return,
+            Err(cur) if cur == p => return,
+            Err(_) => continue,
+        }
+    }
+    panic!("procshare: too many fork hooks");
+}
+
+fn hooks() -> impl Iterator<Item = &'static AtFork> {
+    HOOKS.iter().filter_map(|s| {
+        let p = s.load(Ordering::Acquire);
+        // SAFETY: only `&'static AtFork`s are ever stored.
+        (!p.is_null()).then(|| unsafe { &*p })
+    })
+}
+
+/// Incremented in every forked child (see [`generation`]).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process's ancestry has forked into it: 0 in the
+/// original process, bumped once in each forked child. Process-local
+/// allocators use it to notice that they run in a copy of their parent's memory.
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
+/// The pid for which the child reset last ran (so it runs once per child,
+/// whether the atfork handler, [`fork`], or both call it).
+static RESET_FOR: AtomicI32 = AtomicI32::new(0);
+
+/// The child side of every fork: resets process-local state, once per
+/// process. Async-signal-safe (a `getpid` system call, atomics, thread-locals).
+fn child_reset() {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    if RESET_FOR.swap(me, Ordering::AcqRel) == me {
+        return;
+    }
+    super::thread::reset_tid_cache();
+    super::thread::reset_helpers();
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    for h in hooks() {
+        (h.child)();
+    }
+}
+
+extern "C" fn atfork_child() {
+    child_reset();
+}
+
+/// Registers the `pthread_atfork` child handler (once per process), so that
+/// children forked outside procshare reset too.
+pub(crate) fn ensure_atfork() {
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: registers a handler that only makes async-signal-safe calls
+        // (see `child_reset`); the function lives forever. libc: see the
+        // module table of `sys` (not a system call).
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+        debug_assert_eq!(rc, 0);
+    });
+}
+
+/// What a forked child learns about its fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Child {
+    /// How many threads the parent had at the fork (0 if unknown; 1: no lock
+    /// of the parent can be held by a thread that is missing here).
+    pub(crate) parent_threads: usize,
+}
+
+static WARN_ENABLED: AtomicBool = AtomicBool::new(true);
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the "forking a multi-threaded process" warning on or off.
+pub(crate) fn set_warning(enabled: bool) {
+    WARN_ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Is a fork with `threads` threads in the process, `helpers` of them
+/// procshare's own helper threads, worth the warning? Only the program's own
+/// threads count: procshare's helpers (a pool's dispatcher) never hold a lock
+/// across a fork that a child could need.
+pub(crate) fn warrants_warning(threads: usize, helpers: usize) -> bool {
+    threads.saturating_sub(helpers) > 1
+}
+
+fn maybe_warn(threads: usize) {
+    if !WARN_ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let helpers = super::thread::helper_threads();
+    if !warrants_warning(threads, helpers) {
+        return;
+    }
+    if std::env::var_os("PROCSHARE_NO_FORK_WARNING").is_some_and(|v| v == "1") {
+        return;
+    }
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    log::warn!(
+        "this process (pid={}) is multi-threaded ({} threads besides procshare's own), \
+         use of fork() may lead to deadlocks in the child. \
+         (Set PROCSHARE_NO_FORK_WARNING=1 to silence this warning.)",
+        std::process::id(),
+        threads - helpers
+    );
+}
+
+/// Forks the calling process (see the [module docs](self) for what happens
+/// around the fork) and runs `child` in the new process, which then ends with
+/// `_exit` and the code `child` returns (1 if it panics: a panic never unwinds
+/// into the parent's code in the child). Returns the child's pid, in the parent.
+///
+/// In a multi-threaded parent, `child` should keep to what cannot need a lock
+/// held by a thread that does not exist in the child (as POSIX says of
+/// `fork`); a lock held so is a hang, never undefined behaviour.
+pub(crate) fn fork(child: impl FnOnce(Child) -> i32) -> std::io::Result<super::proc::RawPid> {
+    // Prepare.
+    ensure_atfork();
+    let _ = super::thread::cpus();
+    // std's stdout handle is a lazily initialized static too (a child that
+    // prints would wait for it).
+    let _ = std::io::stdout();
+    for h in hooks() {
+        if let Some(p) = h.prepare {
+            p();
+        }
+    }
+    let threads = super::thread::thread_count();
+    maybe_warn(threads);
+    // Flush before forking so that buffered output is not written twice.
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: in the child, `child` runs and the process ends with `_exit`:
+    // control never returns into the parent's code, whose objects the child
+    // only holds copies of. libc, not rustix: see the module table of `sys`
+    // (glibc's fork keeps malloc and stdio consistent).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        child_reset();
+        let info = Child {
+            parent_threads: threads,
+        };
+        let code =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(info))).unwrap_or(1);
+        super::proc::exit(code);
+    }
+    Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::sync::atomic::AtomicUsize;
+
+    /// Fork warnings logged in this process (by the test logger below).
+    static WARNINGS: AtomicUsize = AtomicUsize::new(0);
+
+    struct Capture;
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            if r.level() == log::Level::Warn && r.args().to_string().contains("multi-threaded") {
+                WARNINGS.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    fn double(x: u32) -> u32 {
+        2 * x
+    }
+
+    /// Runs in a spawned child: a fresh exec, single-threaded when it starts.
+    fn pools_do_not_warn_child(_: (u8,)) {
+        std::env::remove_var("PROCSHARE_NO_FORK_WARNING");
+        set_warning(true);
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        // A first pool: its dispatcher thread runs from here on.
+        let a = crate::Pool::new(1).unwrap();
+        assert_eq!(a.apply(double, 1).unwrap(), 2);
+        // A second pool forks its worker from the main thread while the first
+        // pool's dispatcher exists.
+        let b = crate::Pool::new(1).unwrap();
+        assert_eq!(b.apply(double, 2).unwrap(), 4);
+        assert_eq!(WARNINGS.load(Ordering::SeqCst), 0, "a second Pool warned");
+        // A worker killed: its replacement is forked by the dispatcher thread
+        // (the task below can only finish on a replacement).
+        let pid = b.worker_pids()[0] as i32;
+        crate::sys::proc::send_signal(None, pid, crate::sys::proc::Sig::Kill).unwrap();
+        assert_eq!(b.apply(double, 3).unwrap(), 6);
+        assert_eq!(
+            WARNINGS.load(Ordering::SeqCst),
+            0,
+            "a replaced worker warned"
+        );
+        // A thread of the program's own: now a fork warns (once).
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let user = std::thread::spawn(move || rx.recv());
+        let mut p = crate::Process::new(|| {});
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        assert_eq!(
+            WARNINGS.load(Ordering::SeqCst),
+            1,
+            "a user thread did not warn"
+        );
+        drop(tx);
+        let _ = user.join();
+    }
+
+    #[test]
+    fn pools_warn_only_about_the_programs_threads() {
+        // In a spawned child: this test binary has libtest's threads.
+        let mut p = crate::Process::with_target(pools_do_not_warn_child, (0,))
+            .start_method(crate::process::StartMethod::Spawn);
+        p.start().unwrap();
+        assert_eq!(
+            p.join().unwrap(),
+            0,
+            "the child's assertion failed (see its stderr)"
+        );
+    }
+
+    #[test]
+    fn only_the_programs_own_threads_warrant_the_warning() {
+        assert!(!warrants_warning(1, 0));
+        // The main thread and a pool's dispatcher: procshare's thread, no warning.
+        assert!(!warrants_warning(2, 1));
+        // A user thread besides the main one.
+        assert!(warrants_warning(2, 0));
+        assert!(warrants_warning(3, 1));
+        // Unknown thread count (0): no warning.
+        assert!(!warrants_warning(0, 0));
+    }
+}

@@ -1,0 +1,66 @@
+//! The one bottom layer for the operating system: every system call procshare
+//! makes is a small typed function of this module (and its submodules).
+//!
+//! The binding is [`rustix`] (typed, `io::Result`, no `errno` juggling). Only
+//! what rustix does not offer goes through `libc`, each at one place with a
+//! `SAFETY` comment and the reason:
+//!
+//! | call | why not rustix |
+//! |---|---|
+//! | `fork` | rustix's `kernel_fork` skips glibc's own `fork` bookkeeping (malloc arena locks, stdio locks, `pthread_atfork` handlers): unusable in a process that has a libc |
+//! | `pthread_atfork` | a libc facility, not a system call |
+//! | `_exit` | rustix's `exit_group` lives in its experimental `runtime` module, documented as not for processes with a libc |
+//! | `sysconf(_SC_NPROCESSORS_ONLN)` | a libc computation (it reads `/sys`), what Python's `cpu_count` reports |
+//! | `signal(SIGPIPE/SIGINT, SIG_IGN)` | rustix's `kernel_sigaction` is in the `runtime` module too |
+//! | `close_range` | no rustix API; a raw `syscall` (libc's wrapper needs glibc 2.34) |
+//!
+//! Outside this module no code names `libc`, `rustix` or `nix`, and the
+//! `unsafe` that system calls need lives here (shared-memory pointer `unsafe`
+//! stays with the shared-memory code).
+//!
+//! All of it is crate-internal: none of these functions is public API.
+//!
+//! Submodules:
+//! * [`fork`]: the one `fork` of the crate, with the registry of what a child
+//!   resets, and the "forking a multi-threaded process" warning;
+//! * [`proc`]: processes: wait status, signals, pidfds, exit, `/proc` reads;
+//! * [`io`]: descriptors: poll, eventfd, sockets, `SCM_RIGHTS`, memfd, mappings;
+//! * [`thread`]: futexes, thread ids, the library's own helper threads.
+
+pub(crate) mod fork;
+pub(crate) mod io;
+pub(crate) mod proc;
+pub(crate) mod thread;
+
+/// Fills `buf` from the kernel's random source (`getrandom(2)`, blocking until
+/// the pool is initialized). An error means no random bytes: callers must not
+/// invent a substitute.
+pub(crate) fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(0) => return Err(std::io::Error::other("getrandom returned no bytes")),
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` to stderr with raw `write(2)` calls: no lock, no
+/// allocation. For a forked child's panic report, which must not take std's
+/// stderr lock (a thread of the parent may have held it at the fork).
+pub(crate) fn write_stderr_raw(mut bytes: &[u8]) {
+    // SAFETY: fd 2 is not owned by any Rust object here that could close it
+    // during the write; the borrowed descriptor lives only for the calls below.
+    let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(2) };
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => break,
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Processes: wait statuses, signals, pidfds, exit, identity.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+
+/// A raw process id as the kernel reports it.
+pub(crate) type RawPid = i32;
+
+fn pid(raw: RawPid) -> io::Result<Pid> {
+    Pid::from_raw(raw).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// An exit code as Python reports it from a wait status: the exit status, or
+/// `-N` after death by signal `N`.
+pub(crate) fn exit_code(status: WaitStatus) -> i32 {
+    if let Some(code) = status.exit_status() {
+        code
+    } else if let Some(sig) = status.terminating_signal() {
+        -sig
+    } else {
+        // Stopped/continued are not reported with the options we use.
+        status.as_raw()
+    }
+}
+
+/// Waits for the child `pid` (`block == false`: `WNOHANG`), retrying on
+/// `EINTR`. `Ok(Some(code))` once it has exited (as [`exit_code`] reports it),
+/// `Ok(None)` while it runs (`block == false` only).
+pub(crate) fn wait_child(pid_raw: RawPid, block: bool) -> io::Result<Option<i32>> {
+    let p = pid(pid_raw)?;
+    let opts = if block {
+        WaitOptions::empty()
+    } else {
+        WaitOptions::NOHANG
+    };
+    loop {
+        match rustix::process::waitpid(Some(p), opts) {
+            Ok(Some((_, st))) => return Ok(Some(exit_code(st))),
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A signal procshare sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sig {
+    /// `SIGTERM`.
+    Term,
+    /// `SIGKILL`.
+    Kill,
+}
+
+impl Sig {
+    fn raw(self) -> Signal {
+        match self {
+            Sig::Term => Signal::TERM,
+            Sig::Kill => Signal::KILL,
+        }
+    }
+}
+
+/// Sends `sig` to a process, through its pidfd if there is one (race-free),
+/// else by pid (the caller guarantees the pid is not reaped yet). A process
+/// that is already gone (`ESRCH`) is not an error.
+pub(crate) fn send_signal(pidfd: Option<&OwnedFd>, pid_raw: RawPid, sig: Sig) -> io::Result<()> {
+    let res = match pidfd {
+        Some(fd) => rustix::process::pidfd_send_signal(fd, sig.raw()),
+        None => match Pid::from_raw(pid_raw) {
+            Some(p) => rustix::process::kill_process(p, sig.raw()),
+            None => Ok(()),
+        },
+    };
+    match res {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A pidfd of `pid` (`None` if the kernel refuses one: too old, or the
+/// process is gone).
+pub(crate) fn pidfd_open(pid_raw: RawPid) -> Option<OwnedFd> {
+    Pid::from_raw(pid_raw)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok())
+}
+
+/// This process's pid.
+pub(crate) fn getpid() -> RawPid {
+    rustix::process::getpid().as_raw_nonzero().get()
+}
+
+/// The parent's pid (0 if there is none, e.g. the parent of init).
+pub(crate) fn getppid() -> RawPid {
+    Pid::as_raw(rustix::process::getppid())
+}
+
+/// Ends the process at once with `code` (`_exit`): no destructors, no atexit
+/// handlers, no flushing of std's buffers.
+pub(crate) fn exit(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions. libc: see the module table of `sys`.
+    unsafe { libc::_exit(code) }
+}
+
+/// A signal whose disposition procshare sets to "ignore".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ignored {
+    /// `SIGPIPE` (as Rust's `main` does).
+    Pipe,
+    /// `SIGINT` (the manager's server: a Ctrl-C is for its parent).
+    Int,
+}
+
+/// Sets the disposition of `sig` to `SIG_IGN` in this process.
+pub(crate) fn ignore_signal(sig: Ignored) {
+    let raw = match sig {
+        Ignored::Pipe => libc::SIGPIPE,
+        Ignored::Int => libc::SIGINT,
+    };
+    // SAFETY: SIG_IGN is a valid disposition for these catchable signals, and
+    // no handler code is installed. libc: see the module table of `sys`.
+    unsafe { libc::signal(raw, libc::SIG_IGN) };
+}
+
+/// Closes every descriptor of this process in `first..=last` (`close_range`).
+///
+/// Async-signal-safe (one system call): usable between fork and exec.
+pub(crate) fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: close_range only closes descriptors; the caller owns every
+    // descriptor in the range (this process's copies after a fork) and no Rust
+    // object that would close one again is used afterwards. A raw syscall:
+    // rustix has no close_range, and libc's wrapper needs glibc 2.34 at link
+    // time (the system call itself is Linux 5.9).
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+}
+
+/// Marks every descriptor from `first` up close-on-exec
+/// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`). Async-signal-safe.
+pub(crate) fn cloexec_from(first: u32) {
+    // SAFETY: only sets a flag on descriptors. A raw syscall: see `close_range`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+}
+
+/// Sets (`true`) or clears (`false`) close-on-exec on `fd`. Async-signal-safe.
+pub(crate) fn set_cloexec(fd: impl AsFd, on: bool) -> io::Result<()> {
+    let flags = if on {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    rustix::io::fcntl_setfd(fd, flags).map_err(Into::into)
+}
+
+/// Starts a fresh exec of this program's own binary (`/proc/self/exe`) with
+/// `arg0`, the environment variable `env` set, and, of all this process's
+/// descriptors, only stdio and `keep` inherited (everything else is made
+/// close-on-exec between fork and exec, as Python's spawn does). Returns the
+/// child's pid; the child is not reaped here (std's `Child` is dropped without
+/// waiting): the caller reaps it with [`wait_child`].
+pub(crate) fn exec_self(
+    arg0: &std::ffi::OsStr,
+    env: (&str, &str),
+    keep: &[std::os::fd::RawFd],
+) -> io::Result<RawPid> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(arg0);
+    cmd.env(env.0, env.1);
+    let keep = keep.to_vec();
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe system calls (close_range, fcntl) on integers, without
+    // allocating.
+    unsafe {
+        cmd.pre_exec(move || {
+            cloexec_from(3);
+            for &fd in &keep {
+                // SAFETY: `fd` is one of this (pre-exec) process's open
+                // descriptors, listed by the caller; it is only borrowed for
+                // the fcntl.
+                let b = std::os::fd::BorrowedFd::borrow_raw(fd);
+                set_cloexec(b, false)?;
+            }
+            Ok(())
+        })
+    };
+    let child = cmd.spawn()?;
+    Ok(child.id() as RawPid)
+}
+
+/// The metadata of this process's executable file (`stat` of `/proc/self/exe`).
+pub(crate) fn self_exe_metadata() -> io::Result<std::fs::Metadata> {
+    std::fs::metadata("/proc/self/exe")
+}
+
+/// Is `addr` inside an executable mapping of the file with inode `ino`
+/// (from `/proc/self/maps`)? `false` if the maps cannot be read.
+pub(crate) fn in_executable_mapping(addr: usize, ino: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    maps.lines().any(|l| {
+        let mut it = l.split_ascii_whitespace();
+        let (Some(range), Some(perms), _, _, Some(inode)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            return false;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            return false;
+        };
+        perms.as_bytes().get(2) == Some(&b'x') && inode.parse() == Ok(ino) && (a..b).contains(&addr)
+    })
+}

@@ -203,7 +203,7 @@ impl Manager {
     /// c.ping().unwrap();
     ///
     /// // A remote server, by a string address as in Python:
-    /// let key = procshare::auth::AuthKey::random();
+    /// let key = procshare::auth::AuthKey::random().unwrap();
     /// let s = Manager::serve("127.0.0.1:0", key.clone()).unwrap();
     /// let port = match s.address() {
     ///     procshare::manager::Address::Tcp(a) => a.port(),

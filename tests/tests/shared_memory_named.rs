@@ -17,6 +17,24 @@ fn new_name(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id())
 }
 
+/// The next message, or a failed test (not a hang) if none comes within a
+/// minute (a child died early).
+fn recv(q: &Queue<String>) -> String {
+    q.get_timeout(std::time::Duration::from_secs(60))
+        .expect("no message from the child within a minute")
+}
+
+/// Kills the child when the test ends, pass or fail, so that a failed test
+/// leaves no process behind (which would hold the test's output open).
+struct Child(Process);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.join();
+    }
+}
+
 fn exists(name: &str) -> bool {
     Path::new("/dev/shm").join(name).exists()
 }
@@ -469,13 +487,15 @@ fn create_and_wait((q, never): (Queue<String>, Event)) {
 fn test_shared_memory_cleaned_after_process_termination() {
     procshare_tests::quiet();
     let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
-    let mut p = Process::with_target(create_and_wait, (q.clone(), never.clone()))
-        .start_method(StartMethod::Spawn);
-    p.start().unwrap();
-    let name = q.get().unwrap();
+    let mut p = Child(
+        Process::with_target(create_and_wait, (q.clone(), never.clone()))
+            .start_method(StartMethod::Spawn),
+    );
+    p.0.start().unwrap();
+    let name = recv(&q);
     assert!(exists(&name));
-    p.terminate().unwrap();
-    assert_eq!(p.join().unwrap(), -libc::SIGTERM);
+    p.0.terminate().unwrap();
+    assert_eq!(p.0.join().unwrap(), -libc::SIGTERM);
     wait_gone(&name);
     assert!(matches!(
         SharedMemory::attach(&name),
@@ -494,13 +514,17 @@ fn attacher((name, q, go, never): (String, Queue<String>, Event, Event)) {
     assert!(shm.is_tracked());
     q.put(&"attached".to_string()).unwrap();
     go.wait();
-    let mut b = [0u8; 10];
-    shm.read(0, &mut b);
-    assert_eq!(&b, b"from child");
+    let mut before = [0u8; 10];
+    shm.read(0, &mut before);
     shm.write(0, b"attacher!!");
-    shm.read(0, &mut b);
-    assert_eq!(&b, b"attacher!!");
-    q.put(&"mapping ok".to_string()).unwrap();
+    let mut after = [0u8; 10];
+    shm.read(0, &mut after);
+    let report = if &before == b"from child" && &after == b"attacher!!" {
+        "mapping ok".to_string()
+    } else {
+        format!("mapping bad: {before:?} then {after:?}")
+    };
+    q.put(&report).unwrap();
     never.wait();
 }
 
@@ -521,8 +545,8 @@ fn run_probe(name: &str) {
 struct Scene {
     q: Queue<String>,
     go: Event,
-    creator: Process,
-    attacher: Process,
+    creator: Child,
+    attacher: Child,
     name: String,
 }
 
@@ -536,19 +560,19 @@ fn scene() -> Scene {
     let mut creator = Process::with_target(create_and_wait, (q.clone(), never.clone()))
         .start_method(StartMethod::Spawn);
     creator.start().unwrap();
-    let name = q.get().unwrap();
+    let name = recv(&q);
     let mut attacher = Process::with_target(
         attacher,
         (name.clone(), q.clone(), go.clone(), never.clone()),
     )
     .start_method(StartMethod::Spawn);
     attacher.start().unwrap();
-    assert_eq!(q.get().unwrap(), "attached");
+    assert_eq!(recv(&q), "attached");
     Scene {
         q,
         go,
-        creator,
-        attacher,
+        creator: Child(creator),
+        attacher: Child(attacher),
         name,
     }
 }
@@ -558,15 +582,15 @@ fn scene() -> Scene {
 #[test]
 fn kill9_creator_keeps_block_while_attacher_runs() {
     let mut s = scene();
-    s.creator.kill().unwrap();
-    assert_eq!(s.creator.join().unwrap(), -9);
+    s.creator.0.kill().unwrap();
+    assert_eq!(s.creator.0.join().unwrap(), -9);
     run_probe(&s.name); // the tracker has seen the creator's death
     assert!(exists(&s.name), "unlinked while a tracked attacher runs");
     s.go.set();
-    assert_eq!(s.q.get().unwrap(), "mapping ok");
+    assert_eq!(recv(&s.q), "mapping ok");
     assert!(exists(&s.name));
-    s.attacher.kill().unwrap();
-    assert_eq!(s.attacher.join().unwrap(), -9);
+    s.attacher.0.kill().unwrap();
+    assert_eq!(s.attacher.0.join().unwrap(), -9);
     wait_gone(&s.name);
 }
 
@@ -575,12 +599,12 @@ fn kill9_creator_keeps_block_while_attacher_runs() {
 #[test]
 fn kill9_attacher_then_creator() {
     let mut s = scene();
-    s.attacher.kill().unwrap();
-    assert_eq!(s.attacher.join().unwrap(), -9);
+    s.attacher.0.kill().unwrap();
+    assert_eq!(s.attacher.0.join().unwrap(), -9);
     run_probe(&s.name);
     assert!(exists(&s.name), "unlinked while its creator runs");
-    s.creator.kill().unwrap();
-    assert_eq!(s.creator.join().unwrap(), -9);
+    s.creator.0.kill().unwrap();
+    assert_eq!(s.creator.0.join().unwrap(), -9);
     wait_gone(&s.name);
 }
 
@@ -588,10 +612,10 @@ fn kill9_attacher_then_creator() {
 #[test]
 fn kill9_all_users_leaves_nothing() {
     let mut s = scene();
-    s.attacher.kill().unwrap();
-    s.creator.kill().unwrap();
-    assert_eq!(s.attacher.join().unwrap(), -9);
-    assert_eq!(s.creator.join().unwrap(), -9);
+    s.attacher.0.kill().unwrap();
+    s.creator.0.kill().unwrap();
+    assert_eq!(s.attacher.0.join().unwrap(), -9);
+    assert_eq!(s.creator.0.join().unwrap(), -9);
     wait_gone(&s.name);
 }
 
@@ -606,12 +630,14 @@ fn create_untracked_and_wait((q, never): (Queue<String>, Event)) {
 fn untracked_block_survives_its_creator() {
     procshare_tests::quiet();
     let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
-    let mut p = Process::with_target(create_untracked_and_wait, (q.clone(), never.clone()))
-        .start_method(StartMethod::Spawn);
-    p.start().unwrap();
-    let name = q.get().unwrap();
-    p.kill().unwrap();
-    assert_eq!(p.join().unwrap(), -9);
+    let mut p = Child(
+        Process::with_target(create_untracked_and_wait, (q.clone(), never.clone()))
+            .start_method(StartMethod::Spawn),
+    );
+    p.0.start().unwrap();
+    let name = recv(&q);
+    p.0.kill().unwrap();
+    assert_eq!(p.0.join().unwrap(), -9);
     run_probe_untracked(&name);
     assert!(exists(&name));
     SharedMemory::attach_untracked(&name).unwrap().unlink().unwrap();

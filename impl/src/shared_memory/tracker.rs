@@ -169,9 +169,14 @@ fn tracker_main(listener: OwnedFd, creator: OwnedFd, name: &str, dev: u64, ino: 
             }
         };
         // Every pending registration first, then the exits: a user that
-        // registered before the last exit keeps the name alive.
+        // registered before the last exit keeps the name alive. The answers
+        // go out after this round's decision, so a client that has its `K`
+        // knows the tracker has acted on every exit it was woken for; if the
+        // tracker ends in this round, the pending clients get no answer (an
+        // untracked attach to a block whose name is going away).
         let old = users.len();
         let mut unlinked = false;
+        let mut answer = Vec::new();
         if ready[0] {
             while let Ok(Some(conn)) = sys::accept(listener.as_fd(), CLIENT_TIMEOUT) {
                 let mut b = [0u8; 1];
@@ -191,7 +196,7 @@ fn tracker_main(listener: OwnedFd, creator: OwnedFd, name: &str, dev: u64, ino: 
                     _ => false,
                 };
                 if ok {
-                    let _ = sys::send_with_fds(conn.as_fd(), b"K", &[]);
+                    answer.push(conn);
                 }
             }
         }
@@ -205,6 +210,9 @@ fn tracker_main(listener: OwnedFd, creator: OwnedFd, name: &str, dev: u64, ino: 
         }
         if users.is_empty() {
             break;
+        }
+        for conn in answer {
+            let _ = sys::send_with_fds(conn.as_fd(), b"K", &[]);
         }
     }
     // Close the socket first: a late registration finds no tracker (and a

@@ -29,7 +29,9 @@ pub mod pipe;
 pub mod spawn;
 pub use pipe::{Connection, Pipe};
 pub mod shared_memory;
-pub use shared_memory::{Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager};
+pub use shared_memory::{
+    Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
+};
 pub(crate) mod sys;
 
 /// The message of a caught panic payload (`&str` or `String`; anything else

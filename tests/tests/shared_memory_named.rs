@@ -44,12 +44,21 @@ fn exists(name: &str) -> bool {
 fn wait_gone(name: &str) {
     // SAFETY: plain system calls on descriptors this function owns.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `fd` was just returned by the kernel and is owned here only.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: a NUL-terminated path literal.
-    let w = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c"/dev/shm".as_ptr(), libc::IN_DELETE) };
-    assert!(w >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    let w =
+        unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c"/dev/shm".as_ptr(), libc::IN_DELETE) };
+    assert!(
+        w >= 0,
+        "inotify_add_watch: {}",
+        std::io::Error::last_os_error()
+    );
     let mut buf = [0u8; 4096];
     while exists(name) {
         let mut p = libc::pollfd {
@@ -59,7 +68,10 @@ fn wait_gone(name: &str) {
         };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, 60_000) };
-        assert!(r != 0, "/dev/shm/{name} is still there a minute after its users died");
+        assert!(
+            r != 0,
+            "/dev/shm/{name} is still there a minute after its users died"
+        );
         // SAFETY: reads into a live buffer of its length.
         unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
@@ -640,7 +652,10 @@ fn untracked_block_survives_its_creator() {
     assert_eq!(p.0.join().unwrap(), -9);
     run_probe_untracked(&name);
     assert!(exists(&name));
-    SharedMemory::attach_untracked(&name).unwrap().unlink().unwrap();
+    SharedMemory::attach_untracked(&name)
+        .unwrap()
+        .unlink()
+        .unwrap();
     assert!(!exists(&name));
 }
 

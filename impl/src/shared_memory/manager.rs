@@ -233,7 +233,8 @@ impl Drop for SharedMemoryManager {
 fn call(conn: &OwnedFd, msg: &[u8]) -> Result<Vec<u8>> {
     sys::send_with_fds(conn.as_fd(), msg, &[]).map_err(|e| mgr_err("send", Some(e)))?;
     let mut buf = vec![0u8; 1 << 16];
-    let (n, _) = sys::recv_with_fds(conn.as_fd(), &mut buf).map_err(|e| mgr_err("receive", Some(e)))?;
+    let (n, _) =
+        sys::recv_with_fds(conn.as_fd(), &mut buf).map_err(|e| mgr_err("receive", Some(e)))?;
     match buf.get(..n) {
         Some([b'K', rest @ ..]) => Ok(rest.to_vec()),
         Some([b'E', rest @ ..]) => Err(mgr_err(&String::from_utf8_lossy(rest), None)),
@@ -281,7 +282,11 @@ pub(super) fn server_main(ctl: OwnedFd, owner: OwnedFd) {
                             Err(e) => [b"E".as_slice(), e.as_bytes()].concat(),
                         }
                     }
-                    None => [b"E".as_slice(), format!("{name:?} is not a segment of this manager").as_bytes()].concat(),
+                    None => [
+                        b"E".as_slice(),
+                        format!("{name:?} is not a segment of this manager").as_bytes(),
+                    ]
+                    .concat(),
                 }
             }
             b'L' => {

@@ -737,7 +737,11 @@ impl<T: Pod> PodView<'_, T> {
     /// shm.unlink().unwrap();
     /// ```
     pub fn get(&self, i: usize) -> T {
-        assert!(i < self.len, "index {i} out of range for a view of {}", self.len);
+        assert!(
+            i < self.len,
+            "index {i} out of range for a view of {}",
+            self.len
+        );
         let mut v = T::zeroed();
         self.shm
             .map
@@ -754,7 +758,11 @@ impl<T: Pod> PodView<'_, T> {
     /// shm.unlink().unwrap();
     /// ```
     pub fn set(&self, i: usize, v: T) {
-        assert!(i < self.len, "index {i} out of range for a view of {}", self.len);
+        assert!(
+            i < self.len,
+            "index {i} out of range for a view of {}",
+            self.len
+        );
         self.shm
             .map
             .write(i * std::mem::size_of::<T>(), bytemuck::bytes_of(&v));
@@ -783,7 +791,12 @@ impl<T: Pod> PodView<'_, T> {
     /// shm.unlink().unwrap();
     /// ```
     pub fn copy_from_slice(&self, src: &[T]) {
-        assert!(src.len() <= self.len, "{} elements into a view of {}", src.len(), self.len);
+        assert!(
+            src.len() <= self.len,
+            "{} elements into a view of {}",
+            src.len(),
+            self.len
+        );
         self.shm.map.write(0, bytemuck::cast_slice(src));
     }
 }

@@ -90,7 +90,11 @@ impl From<Vec<u8>> for Item {
 }
 
 fn py_str_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::new();
     out.push(q);
     for c in s.chars() {
@@ -103,7 +107,9 @@ fn py_str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -112,7 +118,11 @@ fn py_str_repr(s: &str) -> String {
 }
 
 fn py_bytes_repr(b: &[u8]) -> String {
-    let q = if b.contains(&b'\'') && !b.contains(&b'"') { b'"' } else { b'\'' };
+    let q = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
     let mut out = String::from("b");
     out.push(q as char);
     for &c in b {
@@ -139,7 +149,9 @@ impl fmt::Display for Item {
         match self {
             Item::Int(v) => write!(f, "{v}"),
             Item::Float(v) if v.is_nan() => write!(f, "nan"),
-            Item::Float(v) if v.is_infinite() => write!(f, "{}", if *v > 0.0 { "inf" } else { "-inf" }),
+            Item::Float(v) if v.is_infinite() => {
+                write!(f, "{}", if *v > 0.0 { "inf" } else { "-inf" })
+            }
             Item::Float(v) => write!(f, "{v:?}"),
             Item::Bool(v) => write!(f, "{}", if *v { "True" } else { "False" }),
             Item::Str(s) => write!(f, "{}", py_str_repr(s)),
@@ -176,7 +188,10 @@ impl Item {
             (Some(Ok(a)), Some(Ok(b))) => a == b,
             (Some(Ok(a)), Some(Err(b))) | (Some(Err(b)), Some(Ok(a))) => {
                 // Exact comparison, as Python's int/float ==.
-                b.fract() == 0.0 && b >= -9.223_372_036_854_776e18 && b < 9.223_372_036_854_776e18 && b as i64 == a
+                b.fract() == 0.0
+                    && b >= -9.223_372_036_854_776e18
+                    && b < 9.223_372_036_854_776e18
+                    && b as i64 == a
             }
             (Some(Err(a)), Some(Err(b))) => a == b,
             (None, None) => self == other,
@@ -382,14 +397,20 @@ impl ShareableList {
         };
         let size = shm.size();
         if size < 16 {
-            return Err(corrupt(format!("a block of {size} bytes cannot hold a list")));
+            return Err(corrupt(format!(
+                "a block of {size} bytes cannot hold a list"
+            )));
         }
         let n = read_i64(&shm, 0);
         let max = (size - 16) / 17;
         let n = usize::try_from(n)
             .ok()
             .filter(|&n| n <= max)
-            .ok_or_else(|| corrupt(format!("item count {n} does not fit a block of {size} bytes")))?;
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "item count {n} does not fit a block of {size} bytes"
+                ))
+            })?;
         let mut offsets = Vec::with_capacity(n + 1);
         for i in 0..=n {
             let o = read_i64(&shm, 8 * (i + 1));
@@ -506,7 +527,10 @@ impl ShareableList {
             ("xxxxxxx?", Item::Bool(v)) => [0, 0, 0, 0, 0, 0, 0, *v as u8].to_vec(),
             ("xxxxxx?x", _) => [0u8; 8].to_vec(),
             (f, it) => {
-                let n: usize = f.trim_end_matches('s').parse().expect("an 's' format we made");
+                let n: usize = f
+                    .trim_end_matches('s')
+                    .parse()
+                    .expect("an 's' format we made");
                 let mut b = it.text().expect("text for an 's' format").to_vec();
                 b.resize(n, 0); // struct's 's' truncates or NUL-pads to n
                 b

@@ -86,8 +86,8 @@ fn request(addr: &[u8], op: u8, fd: Option<BorrowedFd<'_>>) -> Option<u8> {
 /// first tracked user), and returns once it runs.
 pub(super) fn start(name: &str, id: FileId) -> Result<()> {
     let addr = address(name, id);
-    let listener = sys::listen_abstract(&addr)
-        .map_err(|e| tracker_err(name, "bind its socket", Some(e)))?;
+    let listener =
+        sys::listen_abstract(&addr).map_err(|e| tracker_err(name, "bind its socket", Some(e)))?;
     let me = sys::pidfd_self().map_err(|e| tracker_err(name, "pidfd_open", Some(e)))?;
     let env = format!(
         "tracker:{},{},{},{},{}",
@@ -104,10 +104,9 @@ pub(super) fn start(name: &str, id: FileId) -> Result<()> {
     drop(listener);
     drop(me);
     // Ping: the answer proves the tracker runs (and is this binary's code).
-    let conn = sys::connect_abstract(&addr)
-        .map_err(|e| tracker_err(name, "connect to it", Some(e)))?;
-    sys::send_with_fds(conn.as_fd(), b"P", &[])
-        .map_err(|e| tracker_err(name, "ping", Some(e)))?;
+    let conn =
+        sys::connect_abstract(&addr).map_err(|e| tracker_err(name, "connect to it", Some(e)))?;
+    sys::send_with_fds(conn.as_fd(), b"P", &[]).map_err(|e| tracker_err(name, "ping", Some(e)))?;
     let helper = sys::pidfd_of(pid);
     let mut watch = vec![conn.as_fd()];
     if let Some(h) = &helper {
@@ -241,7 +240,11 @@ extern "C" fn helper_entry() {
 fn run_helper(value: &str) -> Option<()> {
     let (mode, rest) = value.split_once(':')?;
     let parts: Vec<&str> = rest.split(',').collect();
-    let fd = |s: &str| s.parse::<i32>().ok().and_then(|n| sys::adopt_inherited_fd(n).ok());
+    let fd = |s: &str| {
+        s.parse::<i32>()
+            .ok()
+            .and_then(|n| sys::adopt_inherited_fd(n).ok())
+    };
     match (mode, parts.as_slice()) {
         ("tracker", [l, c, dev, ino, name]) => {
             let name = String::from_utf8(unhex(name)?).ok()?;
@@ -274,7 +277,14 @@ mod tests {
 
     #[test]
     fn address_fits_an_abstract_socket_name() {
-        let a = address(&"x".repeat(255), FileId { size: 0, dev: u64::MAX, ino: u64::MAX });
+        let a = address(
+            &"x".repeat(255),
+            FileId {
+                size: 0,
+                dev: u64::MAX,
+                ino: u64::MAX,
+            },
+        );
         assert!(a.len() < 108, "{}", a.len());
     }
 }

@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::Mode;
+use rustix::fs::OFlags;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
-use rustix::fs::OFlags;
 
 /// `shm_open(name, O_CREAT|O_EXCL|O_RDWR, 0600)`: a new object. `path` is
 /// `/dev/shm/<name>` ([`shm_path`]): glibc's `shm_open` is this very `open`
@@ -140,7 +140,11 @@ impl Mapping {
     /// Panics if the range is not inside the mapping.
     pub(crate) fn read(&self, off: usize, out: &mut [u8]) {
         let end = off.checked_add(out.len()).expect("range overflow");
-        assert!(end <= self.len, "range {off}..{end} outside a mapping of {} bytes", self.len);
+        assert!(
+            end <= self.len,
+            "range {off}..{end} outside a mapping of {} bytes",
+            self.len
+        );
         let mut i = 0;
         while i < out.len() {
             let p = self.ptr.as_ptr().wrapping_add(off + i);
@@ -166,7 +170,11 @@ impl Mapping {
     /// Panics if the range is not inside the mapping.
     pub(crate) fn write(&self, off: usize, data: &[u8]) {
         let end = off.checked_add(data.len()).expect("range overflow");
-        assert!(end <= self.len, "range {off}..{end} outside a mapping of {} bytes", self.len);
+        assert!(
+            end <= self.len,
+            "range {off}..{end} outside a mapping of {} bytes",
+            self.len
+        );
         let mut i = 0;
         while i < data.len() {
             let p = self.ptr.as_ptr().wrapping_add(off + i);

@@ -252,10 +252,7 @@ pub(super) fn server_main(ctl: OwnedFd, owner: OwnedFd) {
     sys::setsid();
     let mut names: Vec<String> = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let Ok(ready) = sys::poll_readable(&[ctl.as_fd(), owner.as_fd()], None) else {
-            break;
-        };
+    while let Ok(ready) = sys::poll_readable(&[ctl.as_fd(), owner.as_fd()], None) {
         if ready[1] {
             break; // the owner died
         }

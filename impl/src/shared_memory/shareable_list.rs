@@ -189,8 +189,7 @@ impl Item {
             (Some(Ok(a)), Some(Err(b))) | (Some(Err(b)), Some(Ok(a))) => {
                 // Exact comparison, as Python's int/float ==.
                 b.fract() == 0.0
-                    && b >= -9.223_372_036_854_776e18
-                    && b < 9.223_372_036_854_776e18
+                    && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&b)
                     && b as i64 == a
             }
             (Some(Err(a)), Some(Err(b))) => a == b,
@@ -250,8 +249,28 @@ impl Item {
 }
 
 /// A fixed-length list of [`Item`]s in a [`SharedMemory`] block, in CPython's
-/// exact layout (see the [module docs](self)): a Python process attaches with
-/// `ShareableList(name=...)` and reads and writes the same list.
+/// exact layout: a Python process attaches with `ShareableList(name=...)` and
+/// reads and writes the same list.
+///
+/// The block holds, in native byte order (CPython's `struct` native mode):
+/// - 8 bytes: the number of items `N` (`q`);
+/// - `(N + 1) × 8` bytes: each item's offset from the start of the data area,
+///   and the data area's end (`q`);
+/// - the data area: each item in its slot, packed by its `struct` format;
+/// - `N × 8` bytes: each item's `struct` format, NUL-padded (`8s`);
+/// - `N` bytes: each item's back-transform code (`b`): 0 for `int`, `float`
+///   and `bool`, 1 for `str`, 2 for `bytes`, 3 for `None`.
+///
+/// Formats: `q` (`int`), `d` (`float`), `xxxxxxx?` (`bool`), `xxxxxx?x`
+/// (`None`), `<n>s` (`str` as UTF-8, `bytes`), where a `str`/`bytes` slot is
+/// `8 × (len / 8 + 1)` bytes, fixed when the list is made. As in CPython,
+/// trailing NUL bytes of a `str`/`bytes` value are lost (the slot is
+/// NUL-padded and read back with `rstrip(b'\0')`).
+///
+/// One difference, where CPython loses data: CPython sizes a new `str`'s slot
+/// by its number of *characters*, and silently truncates UTF-8 bytes that do
+/// not fit (`ShareableList(['é' * 10])` reads back 8 `é`); here such a slot
+/// is sized by bytes (Python reads it whole: the slot size is in the block).
 ///
 /// ```
 /// use procshare::shared_memory::{Item, ShareableList};

@@ -270,10 +270,12 @@ fn test_shared_memory_shared_memory_server_ignores_sigint() {
     let ints: Vec<Item> = (0..10).map(Item::Int).collect();
     // make sure the manager works properly at the beginning
     let _sl = smm.shareable_list(&ints).unwrap();
-    // the manager's server ignores a Ctrl-C (it is in a session of its own,
-    // so a terminal's SIGINT does not reach it; a direct SIGINT kills it).
+    // CPython's server ignores SIGINT (a Ctrl-C at the terminal reaches the
+    // whole foreground process group). Here the server is in a session of
+    // its own, so a Ctrl-C never reaches it (a SIGINT sent to it by pid still
+    // stops it: procshare has no signal-disposition call).
     let pid = smm.pid().unwrap() as i32;
-    // SAFETY: getsid/getpgid on a pid.
+    // SAFETY: getsid/getpgid on pids.
     unsafe {
         assert_eq!(libc::getsid(pid), pid);
         assert_ne!(libc::getpgid(pid), libc::getpgid(0));
@@ -662,4 +664,33 @@ fn untracked_block_survives_its_creator() {
 fn run_probe_untracked(name: &str) {
     let shm = SharedMemory::attach(name).unwrap();
     assert!(!shm.is_tracked(), "an untracked block has no tracker");
+}
+
+fn manager_owner((q, never): (Queue<String>, Event)) {
+    let mut smm = SharedMemoryManager::new();
+    smm.start().unwrap();
+    let shm = smm.shared_memory(64).unwrap();
+    let sl = smm.shareable_list(&[Item::Int(1)]).unwrap();
+    q.put(&shm.name().to_string()).unwrap();
+    q.put(&sl.shm().name().to_string()).unwrap();
+    never.wait();
+}
+
+/// A SharedMemoryManager's blocks are unlinked when its owner is killed
+/// with `kill -9` (the server watches the owner by pidfd).
+#[test]
+fn manager_unlinks_its_blocks_when_its_owner_is_killed() {
+    procshare_tests::quiet();
+    let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
+    let mut p = Child(
+        Process::with_target(manager_owner, (q.clone(), never.clone()))
+            .start_method(StartMethod::Spawn),
+    );
+    p.0.start().unwrap();
+    let (a, b) = (recv(&q), recv(&q));
+    assert!(exists(&a) && exists(&b));
+    p.0.kill().unwrap();
+    assert_eq!(p.0.join().unwrap(), -9);
+    wait_gone(&a);
+    wait_gone(&b);
 }

@@ -29,6 +29,10 @@ pub use joinable_queue::JoinableQueue;
 pub mod pipe;
 pub mod spawn;
 pub use pipe::{Connection, Pipe};
+pub mod shared_memory;
+pub use shared_memory::{
+    Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
+};
 
 /// The message of a caught panic payload (`&str` or `String`; anything else
 /// is described as such).

@@ -12,7 +12,7 @@
 //!
 //! Each function returns the lines the program prints.
 
-use procshare::manager::Manager;
+use procshare::Manager;
 use procshare::Process;
 use std::sync::Mutex;
 

@@ -30,7 +30,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use procshare::pool::Pool;
+use procshare::Pool;
 use procshare::SimpleQueue;
 use rand::{Rng, SeedableRng};
 

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use procshare::sync::Semaphore;
+use procshare::Semaphore;
 use procshare::{cpu_count, Pipe, Process, Queue};
 
 /// Python's `str(dict)` for a map of strings: `{'key': 'value'}`.

@@ -10,7 +10,7 @@
 //! processes; snapshots replace each distinct id by `<id N>` so that equal ids
 //! stay visibly equal.
 
-use procshare::sync::Semaphore;
+use procshare::Semaphore;
 use procshare::{cpu_count, Array, Process, Value};
 use procshare_tests::say;
 

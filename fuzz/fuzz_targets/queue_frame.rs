@@ -2,5 +2,5 @@
 //! value, never a panic, and the queue stays usable.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    procshare::queue::fuzzing::queue_frame(data);
+    procshare::fuzzing::queue_frame(data);
 });

@@ -2,5 +2,5 @@
 //! abandonment, close) against a `VecDeque` model.
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    procshare::queue::fuzzing::ring_ops(data);
+    procshare::fuzzing::ring_ops(data);
 });

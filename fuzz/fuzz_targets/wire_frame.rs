@@ -1,9 +1,9 @@
 //! Frame splitting, request/response decoding and the manager's dispatch loop
-//! on arbitrary bytes (the body is `procshare::manager::fuzzing::wire_frame`,
+//! on arbitrary bytes (the body is `procshare::fuzzing::wire_frame`,
 //! whose corpus `cargo test` replays).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    procshare::manager::fuzzing::wire_frame(data);
+    procshare::fuzzing::wire_frame(data);
 });

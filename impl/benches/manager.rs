@@ -13,8 +13,8 @@
 
 mod common;
 
-use procshare::manager::Manager;
-use procshare::wire;
+use procshare::internals::wire;
+use procshare::Manager;
 use procshare::Process;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
@@ -46,7 +46,7 @@ fn ping_pong(pairs: usize, rounds: usize) -> f64 {
         echoes.push(echo);
         clients.push(a);
     }
-    let go = procshare::manager::Manager::start().unwrap();
+    let go = procshare::Manager::start().unwrap();
     let ev = go.event().unwrap();
     let mut procs: Vec<Process> = clients
         .into_iter()
@@ -148,7 +148,7 @@ fn cpython(per: usize) -> Option<f64> {
 }
 
 fn main() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list: nothing to list.
     }

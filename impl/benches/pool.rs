@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use procshare::pool::Pool;
+use procshare::Pool;
 
 const N: u64 = 1_000_000;
 const ROUND_TRIPS: u32 = 5_000;

@@ -73,7 +73,7 @@ where
 /// The same through the untyped byte queue (no serde: the ring's own cost;
 /// postcard encodes a `Vec<u8>` element by element).
 fn procshare_raw_big() -> Duration {
-    let q = procshare::queue::RawQueue::new(procshare::queue::DEFAULT_CAPACITY, 0).unwrap();
+    let q = procshare::RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
     let mut p = Process::new({
         let q = q.clone();
         move || {
@@ -98,7 +98,7 @@ fn procshare_raw_big() -> Duration {
 /// `u64`-sized messages through the untyped byte queue (the ring's own cost,
 /// without serde).
 fn procshare_raw_small() -> Duration {
-    let q = procshare::queue::RawQueue::new(procshare::queue::DEFAULT_CAPACITY, 0).unwrap();
+    let q = procshare::RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
     let mut p = Process::new({
         let q = q.clone();
         move || {

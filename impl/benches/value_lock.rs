@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use procshare::shm::ShmBox;
-use procshare::sync::RLock;
+use procshare::internals::ShmBox;
+use procshare::RLock;
 use procshare::{Process, Value};
 
 const INCREMENTS: u64 = 2_000_000; // per worker
@@ -109,7 +109,7 @@ fn best(f: impl Fn() -> f64) -> f64 {
 }
 
 fn main() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     println!("procshare value_lock bench: best of {ROUNDS} rounds, {INCREMENTS} increments per worker, {STARTS} starts");
     let std_ops = best(std_mutex);
     let rlock_ops = best(|| value_procs(|| Value::new(0).unwrap()));

@@ -1,38 +1,90 @@
 //! # procshare
 //!
 //! Python's `multiprocessing` shared-state toolkit for Rust, over real OS processes.
+//!
+//! | Python | procshare |
+//! |---|---|
+//! | `Process`, `cpu_count`, `set_start_method` | [`Process`], [`cpu_count`], [`set_start_method`] |
+//! | `Value`, `RawValue`, `Array`, `RawArray` | [`Value`], [`RawValue`], [`Array`], [`RawArray`] |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`] |
+//! | `Queue`, `SimpleQueue`, `JoinableQueue`, `Pipe` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`], [`Pipe`] |
+//! | `Manager()`, `BaseManager` and its proxies | [`Manager`] and the `*Proxy` types |
+//! | `Pool` | [`Pool`] |
+//! | `shared_memory.SharedMemory`, `ShareableList`, `SharedMemoryManager` | [`SharedMemory`], [`ShareableList`], [`SharedMemoryManager`] |
+//!
+//! Every shared-memory protocol (locks, events, queues, ...) is written once in
+//! the `procshare-model` crate and model-checked there with loom and shuttle;
+//! this crate instantiates it over shared memory and futexes. See the
+//! repository's `ARCHITECTURE.md` for the layers.
 #![deny(missing_docs)]
 
-pub mod auth;
-mod layout;
-pub mod platform;
-pub mod process;
-pub mod shm;
-pub(crate) mod sys;
-pub mod wire;
-pub use process::{cpu_count, Process, StartMethod};
-pub mod array;
-pub mod manager;
-pub mod sync;
-pub mod value;
-pub use array::{Array, RawArray};
-pub use sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
-pub use value::{RawValue, Value};
-pub mod pool;
-pub use pool::Pool;
-pub mod queue;
-pub use queue::{Queue, QueueError};
-pub mod simple_queue;
-pub use simple_queue::SimpleQueue;
-pub mod joinable_queue;
-pub use joinable_queue::JoinableQueue;
-pub mod pipe;
-pub mod spawn;
-pub use pipe::{Connection, Pipe};
-pub mod shared_memory;
-pub use shared_memory::{
-    Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
+// The layers, bottom up: system calls; shared memory and the real platform;
+// the codec; the shared objects; processes, pools and managers.
+mod sys;
+
+mod platform;
+mod shm;
+
+mod codec;
+
+mod data;
+mod queue;
+mod shared_memory;
+mod sync;
+
+mod manager;
+mod pool;
+mod process;
+
+pub use crate::codec::auth::{AuthError, AuthKey};
+pub use crate::codec::wire::WireError;
+pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
+pub use crate::data::value::{RawValue, Value, ValueGuard};
+pub use crate::manager::{
+    Address, AddressError, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Kind, ListProxy,
+    LockProxy, Manager, ManagerError, NamespaceProxy, OpError, QueueProxy, RLockProxy,
+    SemaphoreProxy, ValueProxy,
 };
+pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
+pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
+pub use crate::process::{
+    cpu_count, get_start_method, set_fork_warning, set_start_method, Process, ProcessError,
+    StartMethod,
+};
+pub use crate::queue::joinable::JoinableQueue;
+pub use crate::queue::pipe::{Connection, Pipe, PipeError};
+pub use crate::queue::simple::SimpleQueue;
+pub use crate::queue::{Queue, QueueBuilder, QueueError, RawQueue};
+pub use crate::shared_memory::{
+    Item, PodView, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
+};
+pub use crate::shm::ShmError;
+pub use crate::sync::{
+    AnyGuard, AnyLock, Barrier, BoundedSemaphore, Event, Lock, LockGuard, LockResult, OwnerDied,
+    RLock, RLockGuard, Semaphore, SyncError, TryLockError, TryLockResult,
+};
+
+/// The fuzz targets' bodies (the `fuzz/` crate and the corpus replay tests
+/// call these). Not API: only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::manager::fuzzing::{manager_handshake, wire_frame, FUZZ_LIMIT};
+    pub use crate::queue::fuzzing::{queue_frame, ring_ops};
+}
+
+/// procshare's own tests and benches reach inside through this module. Not
+/// API: only with the `internals` feature.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::codec::auth::{client_handshake, server_handshake, ScriptedPeer};
+    pub use crate::codec::wire;
+    pub use crate::platform::{current_tid, tid_is_alive, Shm, ShmCell, ShmThread, ShmWord32};
+    pub use crate::process::spawn::forkserver_pid;
+    pub use crate::queue::DEFAULT_CAPACITY;
+    pub use crate::shm::{arena_stats, ShmBox, ShmSlice};
+}
 
 /// The message of a caught panic payload (`&str` or `String`; anything else
 /// is described as such).

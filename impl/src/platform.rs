@@ -53,10 +53,10 @@ use std::time::Instant;
 use crate::sys::thread::{futex_wait, futex_wake, FutexWait};
 use procshare_model::platform::{CellLike, Platform, Thread, Woke, Word32, Word64};
 
-/// The shared-memory platform (a marker type; see the [module docs](self)).
+/// The shared-memory platform (a marker type; see this module's docs).
 ///
 /// ```
-/// use procshare::platform::{Shm, ShmThread};
+/// use procshare::internals::{Shm, ShmThread};
 /// use procshare_model::platform::Thread;
 /// let t = ShmThread::current();
 /// assert!(t.id() > 0);
@@ -112,7 +112,7 @@ impl Platform for Shm {
 /// over [`AtomicU32`]: 4 bytes, 4-aligned, no pointers).
 ///
 /// ```
-/// use procshare::platform::ShmWord32;
+/// use procshare::internals::ShmWord32;
 /// use procshare_model::platform::Word32;
 /// use core::sync::atomic::Ordering;
 /// let w = ShmWord32::new(1);
@@ -122,13 +122,6 @@ impl Platform for Shm {
 #[repr(transparent)]
 #[derive(Debug, Default)]
 pub struct ShmWord32(AtomicU32);
-
-impl ShmWord32 {
-    /// The underlying atomic.
-    pub fn as_atomic(&self) -> &AtomicU32 {
-        &self.0
-    }
-}
 
 impl Word32 for ShmWord32 {
     #[inline(always)]
@@ -173,7 +166,7 @@ impl Word32 for ShmWord32 {
 /// over [`AtomicU64`]: 8 bytes, 8-aligned, no pointers).
 ///
 /// ```
-/// use procshare::platform::ShmWord64;
+/// use procshare::internals::ShmWord64;
 /// use procshare_model::platform::Word64;
 /// use core::sync::atomic::Ordering;
 /// let w = ShmWord64::new(7);
@@ -221,7 +214,7 @@ impl Word64 for ShmWord64 {
 /// checks nothing.
 ///
 /// ```
-/// use procshare::platform::ShmCell;
+/// use procshare::internals::ShmCell;
 /// use procshare_model::platform::CellLike;
 /// let c = ShmCell::new(5u32);
 /// // SAFETY: no other access to `c` exists.
@@ -285,8 +278,8 @@ pub(crate) fn cpus() -> usize {
 /// for the pid-reuse limitation). A missing entry or a zombie (`Z`, `X`) is dead.
 ///
 /// ```
-/// assert!(procshare::platform::tid_is_alive(procshare::platform::current_tid()));
-/// assert!(!procshare::platform::tid_is_alive(0));
+/// assert!(procshare::internals::tid_is_alive(procshare::internals::current_tid()));
+/// assert!(!procshare::internals::tid_is_alive(0));
 /// ```
 pub fn tid_is_alive(tid: u32) -> bool {
     crate::sys::thread::tid_is_alive(tid)
@@ -299,9 +292,9 @@ pub fn tid_is_alive(tid: u32) -> bool {
 /// liveness poll interval of a wait sequence, so create one per operation.
 ///
 /// ```
-/// use procshare::platform::ShmThread;
+/// use procshare::internals::ShmThread;
 /// use procshare_model::platform::{Thread, Woke, Word32};
-/// use procshare::platform::ShmWord32;
+/// use procshare::internals::ShmWord32;
 /// let t = ShmThread::current();
 /// let w = ShmWord32::new(1);
 /// // The word is not 0, so the wait returns at once.

@@ -11,5 +11,5 @@ pub use scenarios::{say, seed000};
 /// test process: test binaries run their tests on several threads, so every
 /// fork would warn.
 pub fn quiet() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
 }

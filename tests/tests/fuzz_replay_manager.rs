@@ -6,13 +6,10 @@ use procshare_tests::corpus::replay;
 
 #[test]
 fn replay_wire_frame_corpus() {
-    replay("wire_frame", procshare::manager::fuzzing::wire_frame);
+    replay("wire_frame", procshare::fuzzing::wire_frame);
 }
 
 #[test]
 fn replay_manager_handshake_corpus() {
-    replay(
-        "manager_handshake",
-        procshare::manager::fuzzing::manager_handshake,
-    );
+    replay("manager_handshake", procshare::fuzzing::manager_handshake);
 }

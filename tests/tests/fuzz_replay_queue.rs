@@ -6,7 +6,7 @@ use procshare_tests::corpus::replay;
 
 #[test]
 fn replay_ring_ops_corpus() {
-    replay("ring_ops", procshare::queue::fuzzing::ring_ops);
+    replay("ring_ops", procshare::fuzzing::ring_ops);
 }
 
 #[test]
@@ -19,5 +19,5 @@ fn replay_queue_protocol_corpus() {
 
 #[test]
 fn replay_queue_frame_corpus() {
-    replay("queue_frame", procshare::queue::fuzzing::queue_frame);
+    replay("queue_frame", procshare::fuzzing::queue_frame);
 }

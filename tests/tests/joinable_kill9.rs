@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use procshare::sync::Event;
+use procshare::Event;
 use procshare::{JoinableQueue, Process};
 
 const GENEROUS: Duration = Duration::from_secs(30);
@@ -41,7 +41,7 @@ fn in_futex_wait(pid: u32) -> bool {
 
 #[test]
 fn producer_killed_while_blocked_in_put_leaves_no_phantom_task() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     let q: JoinableQueue<u32> = JoinableQueue::with_maxsize(1).unwrap();
     q.put(&1).unwrap(); // full now
     let about_to_put = Event::new().unwrap();

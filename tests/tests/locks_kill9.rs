@@ -12,8 +12,8 @@ use procshare_tests::quiet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use procshare::shm::ShmBox;
-use procshare::sync::{Event, Lock, RLock, Semaphore, TryLockError};
+use procshare::internals::ShmBox;
+use procshare::{Event, Lock, RLock, Semaphore, TryLockError};
 use procshare::{Process, Value};
 
 const GENEROUS: Duration = Duration::from_secs(60);

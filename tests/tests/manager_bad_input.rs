@@ -4,10 +4,11 @@
 //! Ordering between processes uses the manager's own queue (no sleeps); every
 //! wait that could hang on a regression has a generous timeout.
 
-use procshare::auth::{client_handshake, AuthKey};
-use procshare::manager::{Address, Manager, ManagerError, OpError};
-use procshare::wire;
+use procshare::internals::client_handshake;
+use procshare::internals::wire;
+use procshare::AuthKey;
 use procshare::Process;
+use procshare::{Address, Manager, ManagerError, OpError};
 use procshare_model::manager::{Op, Request, Response};
 use procshare_tests::quiet;
 use std::io::{Read, Write};
@@ -34,7 +35,7 @@ fn authed(m: &Manager) -> UnixStream {
 }
 
 /// A good client in a fresh thread (hence a fresh connection) still works, and the list is intact.
-fn still_serves(m: &Manager, l: &procshare::manager::ListProxy<i32>, expect: &[i32]) {
+fn still_serves(m: &Manager, l: &procshare::ListProxy<i32>, expect: &[i32]) {
     let l = l.clone();
     let expect = expect.to_vec();
     std::thread::scope(|s| {
@@ -158,7 +159,7 @@ fn typed_errors_leave_objects_unchanged() {
         Some(&OpError::KeyNotFound)
     );
     let as_bytes = m.list_from([vec![0xffu8, 0xff]]).unwrap();
-    let json: procshare::manager::ListProxy<String> =
+    let json: procshare::ListProxy<String> =
         wire::decode(&wire::encode(&as_bytes).unwrap()).unwrap();
     assert!(matches!(
         json.get(0).unwrap_err(),

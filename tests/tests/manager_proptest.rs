@@ -8,8 +8,8 @@
 //! on a results queue before handing out the next: the order is the model's, the
 //! connections and processes are real and different.
 
-use procshare::manager::{DictProxy, ListProxy, Manager, ManagerError, Queue};
 use procshare::Process;
+use procshare::{DictProxy, ListProxy, Manager, ManagerError, QueueProxy};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -80,7 +80,7 @@ fn out<T>(r: Result<T, ManagerError>, f: impl FnOnce(T) -> Out) -> Out {
 fn oob(index: usize, len: usize) -> Out {
     Out::Err(format!(
         "{:?}",
-        procshare::manager::OpError::IndexOutOfRange {
+        procshare::OpError::IndexOutOfRange {
             index: index as u64,
             len: len as u64
         }
@@ -316,8 +316,8 @@ where
     O: Clone + Send + 'static,
     P: Clone + Send + 'static,
 {
-    let tokens: Vec<Queue<u64>> = (0..nprocs).map(|_| m.queue(None).unwrap()).collect();
-    let results: Queue<(u64, Out)> = m.queue(None).unwrap();
+    let tokens: Vec<QueueProxy<u64>> = (0..nprocs).map(|_| m.queue(None).unwrap()).collect();
+    let results: QueueProxy<(u64, Out)> = m.queue(None).unwrap();
     let all: Vec<O> = ops.iter().map(|(_, o)| o.clone()).collect();
     let mut procs: Vec<Process> = (0..nprocs)
         .map(|i| {
@@ -362,7 +362,7 @@ proptest! {
         nprocs in 1usize..=4,
         ops in prop::collection::vec((0usize..4, lop()), 1..30),
     ) {
-        procshare::process::set_fork_warning(false);
+        procshare::set_fork_warning(false);
         let ops: Vec<(usize, LOp)> = ops.into_iter().map(|(w, o)| (w % nprocs, o)).collect();
         let m = Manager::start().unwrap();
         let l = m.list::<i32>().unwrap();
@@ -380,7 +380,7 @@ proptest! {
         nprocs in 1usize..=4,
         ops in prop::collection::vec((0usize..4, dop()), 1..30),
     ) {
-        procshare::process::set_fork_warning(false);
+        procshare::set_fork_warning(false);
         let ops: Vec<(usize, DOp)> = ops.into_iter().map(|(w, o)| (w % nprocs, o)).collect();
         let m = Manager::start().unwrap();
         let d = m.dict::<u8, i32>().unwrap();
@@ -397,7 +397,7 @@ proptest! {
     fn concurrent_appends_keep_every_item_and_each_process_order(
         lens in prop::collection::vec(0usize..40, 1..=4),
     ) {
-        procshare::process::set_fork_warning(false);
+        procshare::set_fork_warning(false);
         let m = Manager::start().unwrap();
         let l = m.list::<(u8, u32)>().unwrap();
         let mut procs: Vec<Process> = lens.iter().enumerate().map(|(p, &n)| {

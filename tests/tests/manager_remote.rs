@@ -1,9 +1,9 @@
 //! TCP managers on 127.0.0.1, nested proxies, sync proxies across processes,
 //! and the server's lifetime (exits when the process that started it dies).
 
-use procshare::auth::AuthKey;
-use procshare::manager::{Address, ListProxy, Manager, ManagerError};
+use procshare::AuthKey;
 use procshare::Process;
+use procshare::{Address, ListProxy, Manager, ManagerError};
 use procshare_tests::quiet;
 use std::time::{Duration, Instant};
 
@@ -72,9 +72,10 @@ fn nested_proxies_stay_proxies() {
     assert_eq!(p.join().unwrap(), 0);
     assert_eq!(inner.to_vec().unwrap(), [1, 2, 3, 4]);
     // A list proxy read as a dict proxy is refused (wrong type), not misused.
-    let wrong = m.list::<procshare::manager::DictProxy<u8, u8>>().unwrap();
+    let wrong = m.list::<procshare::DictProxy<u8, u8>>().unwrap();
     let as_outer: ListProxy<ListProxy<i32>> =
-        procshare::wire::decode(&procshare::wire::encode(&wrong).unwrap()).unwrap();
+        procshare::internals::wire::decode(&procshare::internals::wire::encode(&wrong).unwrap())
+            .unwrap();
     as_outer.append(&inner).unwrap();
     assert!(matches!(
         wrong.get(0).unwrap_err(),

@@ -4,7 +4,7 @@
 use procshare_tests::quiet;
 use std::time::Duration;
 
-use procshare::pipe::PipeError;
+use procshare::PipeError;
 use procshare::{Pipe, Process};
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::mpsc::channel;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use procshare::pool::{Pool, PoolError};
+use procshare::{Pool, PoolError};
 use serde::{Serialize, Serializer};
 
 fn square(x: i64) -> i64 {

@@ -6,7 +6,7 @@
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 
-use procshare::pool::Pool;
+use procshare::Pool;
 
 fn inc(x: u32) -> u32 {
     x + 1

@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use procshare::pool::{Pool, PoolError};
 use procshare::{Event, SimpleQueue};
+use procshare::{Pool, PoolError};
 
 const VICTIM: u32 = 13;
 

@@ -3,7 +3,7 @@
 //! exactly where tasks panicked. Few cases: each builds a pool of real
 //! processes.
 
-use procshare::pool::{Pool, PoolError};
+use procshare::{Pool, PoolError};
 use proptest::prelude::*;
 
 /// Panics on multiples of 7; otherwise a value that depends on the input.

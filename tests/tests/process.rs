@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use procshare::shm::ShmBox;
+use procshare::internals::ShmBox;
 use procshare::Process;
 
 /// A pipe: the child blocks in `wait()` until the parent calls `release()`.
@@ -122,13 +122,13 @@ fn errors_before_start_and_twice() {
     let mut p = Process::new(|| {});
     assert!(matches!(
         p.join(),
-        Err(procshare::process::ProcessError::NotStarted(_))
+        Err(procshare::ProcessError::NotStarted(_))
     ));
     assert!(p.kill().is_err());
     p.start().unwrap();
     assert!(matches!(
         p.start(),
-        Err(procshare::process::ProcessError::AlreadyStarted)
+        Err(procshare::ProcessError::AlreadyStarted)
     ));
     assert_eq!(p.join().unwrap(), 0);
 }

@@ -5,9 +5,9 @@
 use procshare_tests::quiet;
 use std::time::{Duration, Instant};
 
-use procshare::queue::{QueueError, RawQueue};
-use procshare::sync::Semaphore;
+use procshare::Semaphore;
 use procshare::{JoinableQueue, Process, Queue, SimpleQueue};
+use procshare::{QueueError, RawQueue};
 
 fn big(n: usize, salt: u8) -> Vec<u8> {
     (0..n)
@@ -241,7 +241,7 @@ fn simple_queue_and_joinable_queue() {
 /// takes a message that has begun to arrive and waits for its rest.
 #[test]
 fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     let q: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
         .capacity_bytes(256)
         .build()
@@ -276,7 +276,7 @@ fn try_get_only_consumer_receives_a_message_larger_than_the_ring() {
 /// message arrives whole.
 #[test]
 fn consumer_limit_drops_an_oversized_message_and_goes_on() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     for capacity in [64 * 1024, 256] {
         let producer: Queue<Vec<u8>> = Queue::<Vec<u8>>::builder()
             .capacity_bytes(capacity)

@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use procshare::queue::QueueError;
+use procshare::QueueError;
 use procshare::{Process, Queue};
 use proptest::prelude::*;
 

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
 
-use procshare::shm::{arena_stats, ShmSlice};
-use procshare::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore, SyncError};
+use procshare::internals::{arena_stats, ShmSlice};
+use procshare::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore, SyncError};
 
 const GENEROUS: std::time::Duration = std::time::Duration::from_secs(60);
 use procshare::{Array, Process, RawArray, RawValue, Value};
@@ -354,8 +354,8 @@ fn nothing_left_after_kill_9_of_a_process_that_made_objects() {
 
 #[test]
 fn futex_wake_reaches_a_waiter_in_another_process() {
-    use procshare::platform::{ShmThread, ShmWord32};
-    use procshare::shm::ShmBox;
+    use procshare::internals::ShmBox;
+    use procshare::internals::{ShmThread, ShmWord32};
     use procshare_model::platform::{Thread, Word32};
     quiet();
     // Without FUTEX_PRIVATE_FLAG the kernel keys the wait on the shared page,

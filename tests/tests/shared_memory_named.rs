@@ -6,11 +6,9 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use procshare::process::{Process, StartMethod};
-use procshare::shared_memory::{
-    Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
-};
 use procshare::{Event, Queue};
+use procshare::{Item, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager};
+use procshare::{Process, StartMethod};
 
 fn new_name(prefix: &str) -> String {
     // As CPython's _new_shm_name: a pid in the name so parallel runs differ.

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use procshare::shared_memory::{Item, ShareableList, SharedMemory};
+use procshare::{Item, ShareableList, SharedMemory};
 use proptest::prelude::*;
 
 /// Runs `python3 -c script` with `stdin`, returns its standard output; fails

@@ -6,7 +6,7 @@
 //! data-race freedom of the copies themselves is checked under Miri by the
 //! unit tests in `impl/src/value.rs` (Miri cannot map shared memory).
 
-use procshare::sync::{AnyLock, Event, RLock, SyncError, TryLockError};
+use procshare::{AnyLock, Event, RLock, SyncError, TryLockError};
 use procshare::{Array, RawArray, RawValue, Value};
 
 fn rlock(l: &AnyLock) -> &RLock {
@@ -119,7 +119,7 @@ fn concurrent_raw_accesses_from_threads() {
 /// lock itself, its explicitly acquired level is released normally.
 #[test]
 fn a_forked_child_releases_its_own_levels() {
-    procshare::process::set_fork_warning(false);
+    procshare::set_fork_warning(false);
     let v = Value::new(0u8).unwrap();
     let g = v.lock().unwrap();
     let mut p = procshare::Process::new({
@@ -148,9 +148,7 @@ fn no_guard_after_one_leaked_by_an_exited_thread() {
             .join()
             .unwrap()
     });
-    let mut g = v
-        .lock()
-        .unwrap_or_else(procshare::sync::OwnerDied::into_inner);
+    let mut g = v.lock().unwrap_or_else(procshare::OwnerDied::into_inner);
     *g += 1; // two live `&mut u64` to one datum
     *leaked += 1;
 }

@@ -7,10 +7,11 @@ use procshare_tests::quiet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use procshare::process::{ProcessError, StartMethod};
-use procshare::spawn::{forkserver_pid, SpawnError};
-use procshare::sync::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+use procshare::internals::forkserver_pid;
+use procshare::SpawnError;
 use procshare::{Array, JoinableQueue, Process, Queue, RawArray, RawValue, SimpleQueue, Value};
+use procshare::{Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
+use procshare::{ProcessError, StartMethod};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const ALL: [StartMethod; 3] = [
@@ -306,11 +307,11 @@ fn report_local((q,): (Queue<u32>,)) {
 fn default_start_method_applies_to_function_targets() {
     quiet();
     // Only this test changes the process-wide default, and restores it at once.
-    procshare::process::set_start_method(StartMethod::Spawn);
+    procshare::set_start_method(StartMethod::Spawn);
     let q = Queue::new().unwrap();
     let mut p = Process::with_target(report_local, (q.clone(),));
     let mut closure = Process::new(|| {});
-    procshare::process::set_start_method(StartMethod::Fork);
+    procshare::set_start_method(StartMethod::Fork);
     LOCAL.store(9, Ordering::SeqCst);
     start(&mut p);
     assert_eq!(p.join().unwrap(), 0);

@@ -1,7 +1,7 @@
 // A shared object cannot be put on a queue or sent through a pipe: it is not
 // `Serialize` (CPython: RuntimeError: Synchronized objects should only be
 // shared between processes through inheritance).
-use procshare::sync::Lock;
+use procshare::Lock;
 use procshare::{Pipe, Queue, Value};
 
 fn main() {

@@ -1,7 +1,7 @@
 //! The client side: addresses, endpoints, per-thread-per-process connections.
 
-use crate::auth::{self, AuthError, AuthKey};
-use crate::wire::{self, WireError};
+use crate::codec::auth::{self, AuthError, AuthKey};
+use crate::codec::wire::{self, WireError};
 use procshare_model::manager::{Kind, ObjId, OpError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 /// Where a manager server listens.
 ///
 /// ```
-/// use procshare::manager::Address;
+/// use procshare::Address;
 /// let a: Address = "127.0.0.1:5000".parse::<std::net::SocketAddr>().unwrap().into();
 /// assert_eq!(a.to_string(), "tcp:127.0.0.1:5000");
 /// ```
@@ -75,7 +75,7 @@ impl std::str::FromStr for Address {
     /// `address` argument.
     ///
     /// ```
-    /// use procshare::manager::Address;
+    /// use procshare::Address;
     /// let a: Address = "127.0.0.1:5000".parse().unwrap();
     /// assert_eq!(a.to_string(), "tcp:127.0.0.1:5000");
     /// let u: Address = "unix:/tmp/m.sock".parse().unwrap();
@@ -170,7 +170,7 @@ impl ManagerError {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::manager::{Manager, OpError};
+    /// use procshare::{Manager, OpError};
     /// let m = Manager::start().unwrap();
     /// let e = m.list::<u8>().unwrap().get(3).unwrap_err();
     /// assert_eq!(e.op_error(), Some(&OpError::IndexOutOfRange { index: 3, len: 0 }));

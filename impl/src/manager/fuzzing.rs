@@ -3,12 +3,12 @@
 //! through exactly the code the fuzzers run.
 //!
 //! ```
-//! procshare::manager::fuzzing::wire_frame(b"\x01\x00\x00\x00\x00");
-//! procshare::manager::fuzzing::manager_handshake(b"garbage");
+//! procshare::fuzzing::wire_frame(b"\x01\x00\x00\x00\x00");
+//! procshare::fuzzing::manager_handshake(b"garbage");
 //! ```
 
-use crate::auth::{client_handshake, server_handshake, AuthKey, ScriptedPeer};
-use crate::wire::{self, WireError};
+use crate::codec::auth::{client_handshake, server_handshake, AuthKey, ScriptedPeer};
+use crate::codec::wire::{self, WireError};
 use procshare_model::manager::{
     serve_connection, Incoming, Op, Request, Response, Server, StdSync, Transport, Wait,
 };

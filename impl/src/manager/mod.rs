@@ -1,79 +1,21 @@
 //! A manager: a server process that owns shared objects, and proxies that
 //! forward every operation to it (Python's `multiprocessing.Manager()`).
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::manager::Manager;
-//! let manager = Manager::start().unwrap();
-//! let list = manager.list::<String>().unwrap();
-//! list.append("one".to_string()).unwrap();
-//! let l2 = list.clone(); // a clone (or a fork's copy) is the same shared list
-//! l2.extend(["two".to_string(), "three".to_string()]).unwrap();
-//! assert_eq!(list.to_vec().unwrap(), ["one", "two", "three"]);
-//! let dict = manager.dict::<String, u32>().unwrap();
-//! dict.insert("a".to_string(), 1).unwrap();
-//! assert_eq!(dict.get(&"a".to_string()).unwrap(), Some(1));
-//! ```
-//!
-//! # The server
-//!
-//! [`Manager::start`] forks a server process that owns the objects; it listens
-//! on a unix socket in a private `0700` directory (removed at shutdown).
-//! [`Manager::serve`] does the same on a TCP address, for clients on other
-//! machines, which join with [`Manager::connect`] (CPython's
-//! `BaseManager(address, authkey)`). Every connection proves the auth key both
-//! ways ([`crate::auth`]); a wrong key is an [`AuthError`](crate::auth::AuthError) for the client and a
-//! logged refusal (on the server's stderr) in the server. Requests and answers
-//! are [`crate::wire`] frames (postcard; no decoding can run code, unlike
-//! pickle), at most [`crate::wire::DEFAULT_LIMIT`] bytes each.
-//!
-//! The server ignores `SIGINT` (as CPython's does, so that Ctrl-C reaches the
-//! program, not its manager), and exits when the process that started it dies
-//! (a watcher thread polls a pidfd of the parent; without pidfds, `getppid`),
-//! removing its socket directory. [`Manager::shutdown`]
-//! or dropping the [`Manager`] in the process that started it stops it.
-//! It serves each connection on its own thread; a client that sends garbage
-//! (answered with [`OpError::BadRequest`]), an oversized or half frame, or
-//! dies mid-request only loses its own connection.
-//!
-//! # Proxies and processes
-//!
-//! Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`Namespace`],
-//! [`Lock`], [`RLock`], [`Semaphore`], [`Event`], [`Condition`], [`Barrier`],
-//! [`Queue`]) are `Clone`,
-//! `Send` and `Sync`, and work in every process forked after they were made:
-//! each thread of each process opens its own connection on first use (a
-//! fork is detected by a change of pid, and the child never uses its parent's
-//! connection). A proxy is serializable: stored inside a managed list or
-//! dict, it comes back as a proxy to the same object (nested proxies), in any
-//! process that knows its manager (the one that started it, its forked
-//! children, or one that called [`Manager::connect`]).
-//!
-//! # Semantics
-//!
-//! Values cross as serde (postcard) and are stored encoded: equality on the
-//! server (`index`, `count`, `remove`, dict keys) is equality of encodings
-//! (see [`procshare_model::manager`]). `sort` sorts with `T: Ord` in the
-//! client and writes back only if the list did not change meanwhile (else it
-//! retries), so it is atomic. Every failed operation returns a typed
-//! [`ManagerError`] and leaves the object as it was.
-//!
-//! Differences from CPython: objects live until the manager shuts down (no
-//! reference counting of proxies); a connection that closes releases the
-//! manager locks it held (CPython keeps them locked forever).
 
 mod client;
-pub mod fuzzing;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing;
 mod proxy;
 mod server;
 mod sync;
 
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
-pub use proxy::{DictProxy, ListProxy, Namespace, ValueProxy};
-pub use sync::{Barrier, Condition, Event, Lock, Queue, RLock, Semaphore};
+pub use proxy::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
+pub use sync::{
+    BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
+};
 
-use crate::auth::AuthKey;
+use crate::codec::auth::AuthKey;
 use client::{Endpoint, Handle};
 use procshare_model::manager::{Init, Request, Response};
 use serde::de::DeserializeOwned;
@@ -94,13 +36,77 @@ struct ServerProc {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let mut m = procshare::manager::Manager::start().unwrap();
+/// let mut m = procshare::Manager::start().unwrap();
 /// let v = m.value(5i64).unwrap();
 /// v.set(&6).unwrap();
 /// assert_eq!(v.get().unwrap(), 6);
 /// m.shutdown().unwrap();
 /// assert!(v.get().is_err()); // the server is gone: an error, not a hang
 /// ```
+///
+/// A manager: a server process that owns shared objects, and proxies that
+/// forward every operation to it (Python's `multiprocessing.Manager()`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::Manager;
+/// let manager = Manager::start().unwrap();
+/// let list = manager.list::<String>().unwrap();
+/// list.append("one".to_string()).unwrap();
+/// let l2 = list.clone(); // a clone (or a fork's copy) is the same shared list
+/// l2.extend(["two".to_string(), "three".to_string()]).unwrap();
+/// assert_eq!(list.to_vec().unwrap(), ["one", "two", "three"]);
+/// let dict = manager.dict::<String, u32>().unwrap();
+/// dict.insert("a".to_string(), 1).unwrap();
+/// assert_eq!(dict.get(&"a".to_string()).unwrap(), Some(1));
+/// ```
+///
+/// # The server
+///
+/// [`Manager::start`] forks a server process that owns the objects; it listens
+/// on a unix socket in a private `0700` directory (removed at shutdown).
+/// [`Manager::serve`] does the same on a TCP address, for clients on other
+/// machines, which join with [`Manager::connect`] (CPython's
+/// `BaseManager(address, authkey)`). Every connection proves the auth key both
+/// ways ([`AuthKey`](crate::AuthKey)); a wrong key is an [`AuthError`](crate::AuthError) for the client and a
+/// logged refusal (on the server's stderr) in the server. Requests and answers
+/// are [`crate::codec::wire`] frames (postcard; no decoding can run code, unlike
+/// pickle), at most [`crate::codec::wire::DEFAULT_LIMIT`] bytes each.
+///
+/// The server ignores `SIGINT` (as CPython's does, so that Ctrl-C reaches the
+/// program, not its manager), and exits when the process that started it dies
+/// (a watcher thread polls a pidfd of the parent; without pidfds, `getppid`),
+/// removing its socket directory. [`Manager::shutdown`]
+/// or dropping the [`Manager`] in the process that started it stops it.
+/// It serves each connection on its own thread; a client that sends garbage
+/// (answered with [`OpError::BadRequest`]), an oversized or half frame, or
+/// dies mid-request only loses its own connection.
+///
+/// # Proxies and processes
+///
+/// Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`NamespaceProxy`],
+/// [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`], [`EventProxy`], [`ConditionProxy`], [`BarrierProxy`],
+/// [`QueueProxy`]) are `Clone`,
+/// `Send` and `Sync`, and work in every process forked after they were made:
+/// each thread of each process opens its own connection on first use (a
+/// fork is detected by a change of pid, and the child never uses its parent's
+/// connection). A proxy is serializable: stored inside a managed list or
+/// dict, it comes back as a proxy to the same object (nested proxies), in any
+/// process that knows its manager (the one that started it, its forked
+/// children, or one that called [`Manager::connect`]).
+///
+/// # Semantics
+///
+/// Values cross as serde (postcard) and are stored encoded: equality on the
+/// server (`index`, `count`, `remove`, dict keys) is equality of encodings
+/// (see [`procshare_model::manager`]). `sort` sorts with `T: Ord` in the
+/// client and writes back only if the list did not change meanwhile (else it
+/// retries), so it is atomic. Every failed operation returns a typed
+/// [`ManagerError`] and leaves the object as it was.
+///
+/// Differences from CPython: objects live until the manager shuts down (no
+/// reference counting of proxies); a connection that closes releases the
+/// manager locks it held (CPython keeps them locked forever).
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,
@@ -120,7 +126,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert!(m.server_pid().is_some());
     /// ```
     pub fn start() -> Result<Manager> {
@@ -131,7 +137,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// use procshare::{AuthKey, Manager};
     /// let m = Manager::start_with_key(AuthKey::new("k")).unwrap();
     /// m.ping().unwrap();
     /// ```
@@ -145,7 +151,11 @@ impl Manager {
                 return Err(e.into());
             }
         };
-        let ep = Endpoint::new(Address::Unix(path), authkey, crate::wire::DEFAULT_LIMIT);
+        let ep = Endpoint::new(
+            Address::Unix(path),
+            authkey,
+            crate::codec::wire::DEFAULT_LIMIT,
+        );
         match server::fork_server(server::Listener::Unix(listener), &ep, Some(dir.clone())) {
             Ok(pid) => Ok(Manager {
                 ep,
@@ -168,7 +178,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// use procshare::{AuthKey, Manager};
     /// let server = Manager::serve("127.0.0.1:0", AuthKey::new("secret")).unwrap();
     /// let client = Manager::connect(server.address().clone(), AuthKey::new("secret")).unwrap();
     /// let l = client.list_named::<u8>("shared").unwrap();
@@ -179,7 +189,11 @@ impl Manager {
     pub fn serve(addr: impl std::net::ToSocketAddrs, authkey: AuthKey) -> Result<Manager> {
         let listener = std::net::TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
-        let ep = Endpoint::new(Address::Tcp(local), authkey, crate::wire::DEFAULT_LIMIT);
+        let ep = Endpoint::new(
+            Address::Tcp(local),
+            authkey,
+            crate::codec::wire::DEFAULT_LIMIT,
+        );
         let pid = server::fork_server(server::Listener::Tcp(listener), &ep, None)?;
         Endpoint::publish(&ep);
         Ok(Manager {
@@ -197,16 +211,16 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::manager::Manager;
+    /// use procshare::Manager;
     /// let m = Manager::start().unwrap();
     /// let c = Manager::connect(m.address().clone(), m.authkey().clone()).unwrap();
     /// c.ping().unwrap();
     ///
     /// // A remote server, by a string address as in Python:
-    /// let key = procshare::auth::AuthKey::random().unwrap();
+    /// let key = procshare::AuthKey::random().unwrap();
     /// let s = Manager::serve("127.0.0.1:0", key.clone()).unwrap();
     /// let port = match s.address() {
-    ///     procshare::manager::Address::Tcp(a) => a.port(),
+    ///     procshare::Address::Tcp(a) => a.port(),
     ///     other => unreachable!("{other}"),
     /// };
     /// let c = Manager::connect(format!("127.0.0.1:{port}").as_str(), key).unwrap();
@@ -218,7 +232,7 @@ impl Manager {
         A: TryInto<Address>,
         ManagerError: From<A::Error>,
     {
-        let ep = Endpoint::new(addr.try_into()?, authkey, crate::wire::DEFAULT_LIMIT);
+        let ep = Endpoint::new(addr.try_into()?, authkey, crate::codec::wire::DEFAULT_LIMIT);
         let m = Manager { ep, server: None };
         m.ping()?;
         Endpoint::publish(&m.ep);
@@ -229,8 +243,8 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
-    /// assert!(matches!(m.address(), procshare::manager::Address::Unix(_)));
+    /// let m = procshare::Manager::start().unwrap();
+    /// assert!(matches!(m.address(), procshare::Address::Unix(_)));
     /// ```
     pub fn address(&self) -> &Address {
         &self.ep.address
@@ -240,7 +254,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::{auth::AuthKey, manager::Manager};
+    /// use procshare::{AuthKey, Manager};
     /// let m = Manager::start_with_key(AuthKey::new("k")).unwrap();
     /// assert_eq!(m.authkey(), &AuthKey::new("k"));
     /// ```
@@ -252,7 +266,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert_ne!(m.server_pid(), Some(std::process::id() as i32));
     /// ```
     pub fn server_pid(&self) -> Option<i32> {
@@ -263,7 +277,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// procshare::manager::Manager::start().unwrap().ping().unwrap();
+    /// procshare::Manager::start().unwrap().ping().unwrap();
     /// ```
     pub fn ping(&self) -> Result<()> {
         match client::call(&self.ep, &Request::Ping)? {
@@ -284,7 +298,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert!(m.list::<u8>().unwrap().is_empty().unwrap());
     /// ```
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
@@ -295,7 +309,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([1, 2]).unwrap().to_vec().unwrap(), [1, 2]);
     /// ```
     pub fn list_from<T: Serialize + DeserializeOwned>(
@@ -314,7 +328,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// m.list_named::<u8>("x").unwrap().append(1).unwrap();
     /// assert_eq!(m.list_named::<u8>("x").unwrap().len().unwrap(), 1);
     /// ```
@@ -328,7 +342,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.dict::<u8, u8>().unwrap().len().unwrap(), 0);
     /// ```
     pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(
@@ -341,7 +355,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// m.dict_named::<u8, u8>("d").unwrap().insert(1, 2).unwrap();
     /// assert_eq!(m.dict_named::<u8, u8>("d").unwrap().get(&1).unwrap(), Some(2));
     /// ```
@@ -358,7 +372,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.value("x".to_string()).unwrap().get().unwrap(), "x");
     /// ```
     pub fn value<T: Serialize + DeserializeOwned>(&self, v: T) -> Result<ValueProxy<T>> {
@@ -371,33 +385,33 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("x", &1u8).unwrap();
     /// assert_eq!(ns.get::<u8>("x").unwrap(), 1);
     /// ```
-    pub fn namespace(&self) -> Result<Namespace> {
-        Ok(Namespace::from_handle(self.create(Init::Namespace)?))
+    pub fn namespace(&self) -> Result<NamespaceProxy> {
+        Ok(NamespaceProxy::from_handle(self.create(Init::Namespace)?))
     }
 
     /// A new manager lock (`manager.Lock()`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let l = m.lock().unwrap();
     /// l.acquire().unwrap();
     /// l.release().unwrap();
     /// ```
-    pub fn lock(&self) -> Result<Lock> {
-        Ok(Lock::from_handle(self.create(Init::Lock)?))
+    pub fn lock(&self) -> Result<LockProxy> {
+        Ok(LockProxy::from_handle(self.create(Init::Lock)?))
     }
 
     /// A new manager recursive lock (`manager.RLock()`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let l = m.rlock().unwrap();
     /// l.acquire().unwrap();
     /// l.acquire().unwrap();
@@ -405,21 +419,21 @@ impl Manager {
     /// l.release().unwrap();
     /// assert!(l.release().is_err());
     /// ```
-    pub fn rlock(&self) -> Result<RLock> {
-        Ok(RLock::from_handle(self.create(Init::RLock)?))
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        Ok(RLockProxy::from_handle(self.create(Init::RLock)?))
     }
 
     /// A new manager semaphore (`manager.Semaphore(value)`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let s = m.semaphore(1).unwrap();
     /// assert!(s.try_acquire().unwrap());
     /// assert!(!s.try_acquire().unwrap());
     /// ```
-    pub fn semaphore(&self, value: u64) -> Result<Semaphore> {
-        Ok(Semaphore::from_handle(
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        Ok(SemaphoreProxy::from_handle(
             self.create(Init::Semaphore { value, bound: None })?,
         ))
     }
@@ -428,52 +442,54 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert!(m.bounded_semaphore(1).unwrap().release().is_err());
     /// ```
-    pub fn bounded_semaphore(&self, value: u64) -> Result<Semaphore> {
-        Ok(Semaphore::from_handle(self.create(Init::Semaphore {
-            value,
-            bound: Some(value),
-        })?))
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        Ok(SemaphoreProxy::from_handle(self.create(
+            Init::Semaphore {
+                value,
+                bound: Some(value),
+            },
+        )?))
     }
 
     /// A new manager event (`manager.Event()`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let e = m.event().unwrap();
     /// e.set().unwrap();
     /// assert!(e.wait().unwrap());
     /// ```
-    pub fn event(&self) -> Result<Event> {
-        Ok(Event::from_handle(self.create(Init::Event)?))
+    pub fn event(&self) -> Result<EventProxy> {
+        Ok(EventProxy::from_handle(self.create(Init::Event)?))
     }
 
     /// A new manager condition variable with its own recursive lock (`manager.Condition()`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let c = m.condition().unwrap();
     /// c.acquire().unwrap();
     /// assert!(!c.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
     /// c.release().unwrap();
     /// ```
-    pub fn condition(&self) -> Result<Condition> {
-        Ok(Condition::from_handle(self.create(Init::Condition)?))
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        Ok(ConditionProxy::from_handle(self.create(Init::Condition)?))
     }
 
     /// A new manager barrier for `parties` parties (`manager.Barrier(parties)`).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.barrier(1).unwrap().wait().unwrap(), 0);
     /// ```
-    pub fn barrier(&self, parties: u64) -> Result<Barrier> {
-        Ok(Barrier::from_handle(
+    pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
+        Ok(BarrierProxy::from_handle(
             self.create(Init::Barrier { parties })?,
         ))
     }
@@ -482,13 +498,18 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let m = procshare::manager::Manager::start().unwrap();
+    /// let m = procshare::Manager::start().unwrap();
     /// let q = m.queue::<String>(None).unwrap();
     /// q.put(&"x".to_string()).unwrap();
     /// assert_eq!(q.get().unwrap(), "x");
     /// ```
-    pub fn queue<T: Serialize + DeserializeOwned>(&self, maxsize: Option<u64>) -> Result<Queue<T>> {
-        Ok(Queue::from_handle(self.create(Init::Queue { maxsize })?))
+    pub fn queue<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: Option<u64>,
+    ) -> Result<QueueProxy<T>> {
+        Ok(QueueProxy::from_handle(
+            self.create(Init::Queue { maxsize })?,
+        ))
     }
 
     /// Stop the server (only from the process that started it; elsewhere, and
@@ -498,7 +519,7 @@ impl Manager {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// let mut m = procshare::manager::Manager::start().unwrap();
+    /// let mut m = procshare::Manager::start().unwrap();
     /// m.shutdown().unwrap();
     /// m.shutdown().unwrap(); // idempotent
     /// ```

@@ -89,7 +89,7 @@ fn idx(i: usize) -> u64 {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::manager::{Manager, OpError};
+/// use procshare::{Manager, OpError};
 /// let m = Manager::start().unwrap();
 /// let l = m.list_from([3, 1, 2]).unwrap();
 /// l.sort().unwrap();
@@ -109,7 +109,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list::<String>().unwrap();
     /// l.append("a".to_string()).unwrap();
     /// l.append(&"b".to_string()).unwrap();
@@ -124,7 +124,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.extend([1, 2, 3]).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [1, 2, 3]);
@@ -143,7 +143,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list::<u8>().unwrap();
     /// l.append_pipelined([1, 2]).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [1, 2]);
@@ -167,7 +167,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1, 3]).unwrap();
     /// l.insert(1, 2).unwrap();
     /// l.insert(99, 4).unwrap();
@@ -181,7 +181,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1]).unwrap();
     /// assert_eq!(l.pop().unwrap(), 1);
     /// assert!(l.pop().is_err());
@@ -194,7 +194,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1, 2]).unwrap();
     /// assert_eq!(l.pop_at(0).unwrap(), 1);
     /// ```
@@ -206,7 +206,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1, 2, 1]).unwrap();
     /// l.remove(&1).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [2, 1]);
@@ -219,7 +219,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([5, 6]).unwrap().index(&6).unwrap(), 1);
     /// ```
     pub fn index(&self, v: &T) -> Result<usize> {
@@ -230,7 +230,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([5, 6, 5]).unwrap().count(&5).unwrap(), 2);
     /// ```
     pub fn count(&self, v: &T) -> Result<usize> {
@@ -241,7 +241,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([5]).unwrap().get(0).unwrap(), 5);
     /// ```
     pub fn get(&self, i: usize) -> Result<T> {
@@ -252,7 +252,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([5]).unwrap();
     /// l.set(0, 6).unwrap();
     /// assert!(l.set(1, 7).is_err());
@@ -266,7 +266,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([5, 6]).unwrap();
     /// l.delete(0).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [6]);
@@ -279,7 +279,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([5, 6]).unwrap().len().unwrap(), 2);
     /// ```
     pub fn len(&self) -> Result<usize> {
@@ -290,7 +290,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert!(m.list::<u8>().unwrap().is_empty().unwrap());
     /// ```
     pub fn is_empty(&self) -> Result<bool> {
@@ -301,7 +301,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([5]).unwrap();
     /// l.clear().unwrap();
     /// assert!(l.is_empty().unwrap());
@@ -314,7 +314,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1, 2]).unwrap();
     /// l.reverse().unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [2, 1]);
@@ -327,7 +327,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from(["a".to_string()]).unwrap().to_vec().unwrap(), ["a"]);
     /// ```
     pub fn to_vec(&self) -> Result<Vec<T>> {
@@ -347,7 +347,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let sum: i32 = m.list_from([1, 2]).unwrap().iter().unwrap().sum();
     /// assert_eq!(sum, 3);
     /// ```
@@ -359,7 +359,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([1, 2, 3]).unwrap().get_range(1..9).unwrap(), [2, 3]);
     /// ```
     pub fn get_range(&self, r: Range<usize>) -> Result<Vec<T>> {
@@ -370,7 +370,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from([1, 2, 3]).unwrap();
     /// l.set_range(0..2, [9]).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [9, 3]);
@@ -393,7 +393,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let l = m.list_from(["b".to_string(), "a".to_string()]).unwrap();
     /// l.sort().unwrap();
     /// assert_eq!(l.to_vec().unwrap(), ["a", "b"]);
@@ -418,7 +418,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::manager::{Manager, OpError};
+/// use procshare::{Manager, OpError};
 /// let m = Manager::start().unwrap();
 /// let d = m.dict::<String, i32>().unwrap();
 /// d.insert("b".to_string(), 2).unwrap();
@@ -437,7 +437,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert_eq!(d.get(&1).unwrap(), None);
     /// ```
@@ -449,7 +449,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert!(d.item(&1).is_err());
     /// ```
@@ -461,7 +461,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert_eq!(d.insert(1, 2).unwrap(), None);
     /// assert_eq!(d.insert(1, 3).unwrap(), Some(2));
@@ -477,7 +477,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 2).unwrap();
     /// assert_eq!(d.remove(&1).unwrap(), Some(2));
@@ -491,7 +491,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 2).unwrap();
     /// assert_eq!(d.pop(&1).unwrap(), 2);
@@ -505,7 +505,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert!(!d.contains_key(&1).unwrap());
     /// ```
@@ -520,7 +520,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.dict::<u8, u8>().unwrap().len().unwrap(), 0);
     /// ```
     pub fn len(&self) -> Result<usize> {
@@ -531,7 +531,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert!(m.dict::<u8, u8>().unwrap().is_empty().unwrap());
     /// ```
     pub fn is_empty(&self) -> Result<bool> {
@@ -542,7 +542,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.update([(2, 0), (1, 0)]).unwrap();
     /// assert_eq!(d.keys().unwrap(), [2, 1]);
@@ -555,7 +555,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.update([(2, 5), (1, 6)]).unwrap();
     /// assert_eq!(d.values().unwrap(), [5, 6]);
@@ -568,7 +568,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 2).unwrap();
     /// assert_eq!(d.items().unwrap(), [(1, 2)]);
@@ -584,7 +584,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.update([(1, 1), (1, 2)]).unwrap();
     /// assert_eq!(d.items().unwrap(), [(1, 2)]);
@@ -604,7 +604,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// d.insert(1, 1).unwrap();
     /// d.clear().unwrap();
@@ -618,7 +618,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let d = m.dict::<u8, u8>().unwrap();
     /// assert_eq!(d.setdefault(1, 5).unwrap(), 5);
     /// assert_eq!(d.setdefault(1, 6).unwrap(), 5);
@@ -635,7 +635,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let v = m.value(vec![1, 2]).unwrap();
 /// v.set(&vec![3]).unwrap();
 /// assert_eq!(v.get().unwrap(), [3]);
@@ -651,7 +651,7 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.value(1u8).unwrap().get().unwrap(), 1);
     /// ```
     pub fn get(&self) -> Result<T> {
@@ -662,7 +662,7 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let v = m.value(1u8).unwrap();
     /// v.set(&2).unwrap();
     /// assert_eq!(v.get().unwrap(), 2);
@@ -677,7 +677,7 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::manager::{Manager, OpError};
+/// use procshare::{Manager, OpError};
 /// let m = Manager::start().unwrap();
 /// let ns = m.namespace().unwrap();
 /// ns.set("x", &1i32).unwrap();
@@ -686,18 +686,18 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
 /// assert!(matches!(ns.get::<i32>("y").unwrap_err().op_error(), Some(OpError::AttributeNotFound(_))));
 /// assert_eq!(ns.names().unwrap(), ["name", "x"]);
 /// ```
-pub struct Namespace {
+pub struct NamespaceProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Namespace[], Kind::Namespace);
+proxy_common!(NamespaceProxy[], Kind::Namespace);
 
-impl Namespace {
+impl NamespaceProxy {
     /// Read attribute `name` as a `T`.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("a", &[1u8, 2]).unwrap();
     /// assert_eq!(ns.get::<[u8; 2]>("a").unwrap(), [1, 2]);
@@ -710,7 +710,7 @@ impl Namespace {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// m.namespace().unwrap().set("a", &1u8).unwrap();
     /// ```
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, v: &T) -> Result<()> {
@@ -721,7 +721,7 @@ impl Namespace {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// let ns = m.namespace().unwrap();
     /// ns.set("a", &1u8).unwrap();
     /// ns.del("a").unwrap();
@@ -735,7 +735,7 @@ impl Namespace {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::manager::Manager::start().unwrap();
+    /// # let m = procshare::Manager::start().unwrap();
     /// assert!(m.namespace().unwrap().names().unwrap().is_empty());
     /// ```
     pub fn names(&self) -> Result<Vec<String>> {

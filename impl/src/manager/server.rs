@@ -1,9 +1,9 @@
 //! The server process: fork, listen, authenticate, serve each connection on a thread.
 
 use super::client::{self, Endpoint, ManagerError, Result, Stream};
-use crate::auth::{self, AuthKey};
+use crate::codec::auth::{self, AuthKey};
+use crate::codec::wire::{self, WireError};
 use crate::sys::proc::RawPid;
-use crate::wire::{self, WireError};
 use procshare_model::manager::{
     serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
 };

@@ -70,7 +70,7 @@ macro_rules! acquire_release {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let l = m.lock().unwrap();
 /// assert!(l.try_acquire().unwrap());
 /// assert!(l.locked().unwrap());
@@ -78,14 +78,14 @@ macro_rules! acquire_release {
 /// l.release().unwrap();
 /// assert!(l.release().is_err());
 /// ```
-pub struct Lock {
+pub struct LockProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Lock[], Kind::Lock);
-acquire_release!(Lock);
+proxy_common!(LockProxy[], Kind::Lock);
+acquire_release!(LockProxy);
 
-impl Lock {
+impl LockProxy {
     /// Is it held?
     pub fn locked(&self) -> Result<bool> {
         flag(self.h.op(Op::Locked)?)
@@ -97,7 +97,7 @@ impl Lock {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let l = m.rlock().unwrap();
 /// l.acquire().unwrap();
 /// let l2 = l.clone();
@@ -105,31 +105,31 @@ impl Lock {
 /// assert!(!other.join().unwrap()); // another thread: another owner
 /// l.release().unwrap();
 /// ```
-pub struct RLock {
+pub struct RLockProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(RLock[], Kind::RLock);
-acquire_release!(RLock);
+proxy_common!(RLockProxy[], Kind::RLock);
+acquire_release!(RLockProxy);
 
 /// A manager semaphore (`manager.Semaphore()` / `BoundedSemaphore()`).
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let s = m.semaphore(2).unwrap();
 /// s.acquire().unwrap();
 /// assert_eq!(s.value().unwrap(), 1);
 /// s.release().unwrap();
 /// ```
-pub struct Semaphore {
+pub struct SemaphoreProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Semaphore[], Kind::Semaphore);
-acquire_release!(Semaphore);
+proxy_common!(SemaphoreProxy[], Kind::Semaphore);
+acquire_release!(SemaphoreProxy);
 
-impl Semaphore {
+impl SemaphoreProxy {
     /// The current value.
     pub fn value(&self) -> Result<u64> {
         match self.h.op(Op::SemValue)? {
@@ -143,7 +143,7 @@ impl Semaphore {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let e = m.event().unwrap();
 /// assert!(!e.wait_timeout(std::time::Duration::from_millis(1)).unwrap());
 /// let e2 = e.clone();
@@ -152,13 +152,13 @@ impl Semaphore {
 /// e.clear().unwrap();
 /// assert!(!e.is_set().unwrap());
 /// ```
-pub struct Event {
+pub struct EventProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Event[], Kind::Event);
+proxy_common!(EventProxy[], Kind::Event);
 
-impl Event {
+impl EventProxy {
     /// Set the flag, waking every waiter.
     pub fn set(&self) -> Result<()> {
         ok(self.h.op(Op::EventSet)?)
@@ -187,8 +187,8 @@ impl Event {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::manager::OpError;
-/// let m = procshare::manager::Manager::start().unwrap();
+/// use procshare::OpError;
+/// let m = procshare::Manager::start().unwrap();
 /// let q = m.queue::<u32>(Some(1)).unwrap();
 /// q.put(1).unwrap();
 /// assert_eq!(q.try_put(2).unwrap_err().op_error(), Some(&OpError::Timeout));
@@ -196,13 +196,13 @@ impl Event {
 /// assert_eq!(q.get().unwrap(), 1);
 /// assert!(q.get_timeout(std::time::Duration::from_millis(1)).is_err());
 /// ```
-pub struct Queue<T> {
+pub struct QueueProxy<T> {
     h: Handle,
     _t: PhantomData<fn() -> T>,
 }
-proxy_common!(Queue[T], Kind::Queue);
+proxy_common!(QueueProxy[T], Kind::Queue);
 
-impl<T: Serialize + DeserializeOwned> Queue<T> {
+impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Put an item, waiting while the queue is full.
     pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
         ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
@@ -253,7 +253,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let cond = m.condition().unwrap();
 /// let ready = m.value(false).unwrap();
 /// let (c2, r2) = (cond.clone(), ready.clone());
@@ -271,21 +271,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 /// t.join().unwrap();
 /// assert!(cond.notify().is_err()); // not holding the lock
 /// ```
-pub struct Condition {
+pub struct ConditionProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Condition[], Kind::Condition);
-acquire_release!(Condition);
+proxy_common!(ConditionProxy[], Kind::Condition);
+acquire_release!(ConditionProxy);
 
-impl Condition {
+impl ConditionProxy {
     /// Release the lock, sleep until notified, take the lock again (the
     /// caller must hold it). Returns `true`.
     pub fn wait(&self) -> Result<bool> {
         self.wait_with(Wait::Forever)
     }
 
-    /// [`Condition::wait`] for at most `t`; returns `false` if not notified in
+    /// [`ConditionProxy::wait`] for at most `t`; returns `false` if not notified in
     /// time (the lock is held again either way, as in Python).
     pub fn wait_timeout(&self, t: Duration) -> Result<bool> {
         self.wait_with(Wait::from_timeout(Some(t)))
@@ -320,7 +320,7 @@ impl Condition {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// let m = procshare::manager::Manager::start().unwrap();
+/// let m = procshare::Manager::start().unwrap();
 /// let b = m.barrier(2).unwrap();
 /// let b2 = b.clone();
 /// let t = std::thread::spawn(move || b2.wait().unwrap());
@@ -333,20 +333,20 @@ impl Condition {
 /// b.reset().unwrap();
 /// assert!(!b.broken().unwrap());
 /// ```
-pub struct Barrier {
+pub struct BarrierProxy {
     h: Handle,
     _t: PhantomData<()>,
 }
-proxy_common!(Barrier[], Kind::Barrier);
+proxy_common!(BarrierProxy[], Kind::Barrier);
 
-impl Barrier {
+impl BarrierProxy {
     /// Wait until all parties have arrived; returns this party's arrival index
     /// (`0..parties`). `BrokenBarrier` if the barrier is or becomes broken.
     pub fn wait(&self) -> Result<u64> {
         self.wait_with(Wait::Forever)
     }
 
-    /// [`Barrier::wait`] for at most `t`; on timeout the barrier breaks and
+    /// [`BarrierProxy::wait`] for at most `t`; on timeout the barrier breaks and
     /// this returns `BrokenBarrier` (Python's behaviour).
     pub fn wait_timeout(&self, t: Duration) -> Result<u64> {
         self.wait_with(Wait::from_timeout(Some(t)))

@@ -385,7 +385,9 @@ impl Driver {
         let mut inbuf = std::mem::take(&mut self.conns[i].inbuf);
         let mut at = 0;
         let mut bad = false;
-        while let Ok((payload, _)) = crate::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT) {
+        while let Ok((payload, _)) =
+            crate::codec::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT)
+        {
             let len = payload.len();
             let ok = self.on_frame(w, &inbuf[at + 4..at + 4 + len]);
             at += 4 + len;
@@ -394,8 +396,8 @@ impl Driver {
                 break;
             }
         }
-        if let Err(crate::wire::WireError::Oversized { .. }) =
-            crate::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT)
+        if let Err(crate::codec::wire::WireError::Oversized { .. }) =
+            crate::codec::wire::split_frame(&inbuf[at..filled], FRAME_LIMIT)
         {
             bad = true;
         }

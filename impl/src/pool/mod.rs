@@ -1,84 +1,5 @@
 //! A pool of worker processes (Python's `multiprocessing.pool.Pool`), with an
 //! initializer that sets per-worker globals, and no hangs when a worker dies.
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::pool::Pool;
-//!
-//! fn square(x: u64) -> u64 {
-//!     x * x
-//! }
-//!
-//! let pool = Pool::builder().processes(2).build().unwrap();
-//! assert_eq!(pool.map(square, 0..10).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
-//! assert_eq!(pool.apply(square, 7).unwrap(), 49);
-//! let r = pool.apply_async(square, 8).unwrap();
-//! assert_eq!(r.get().unwrap(), 64);
-//! pool.close().unwrap();
-//! pool.join().unwrap();
-//! ```
-//!
-//! # Tasks
-//!
-//! A task is a plain function pointer `fn(T) -> R`: workers are forks of the
-//! parent, so the same address is the same function there. A closure that
-//! captures anything is refused at compile time (a non-capturing closure
-//! coerces to `fn` and is accepted). [`Pool::starmap`] takes a function of one
-//! to four arguments over tuples of them ([`StarFn`]): a function item or a
-//! closure that captures nothing (a zero-sized type; anything else is refused
-//! when the program is built).
-//! Arguments and results cross by serde (postcard, [`crate::wire`]); an
-//! argument that fails to serialize is an error in the caller before anything
-//! is sent, a result that fails to serialize is that task's error.
-//!
-//! # Per-worker globals
-//!
-//! [`PoolBuilder::initializer`] takes `fn(A)` and the `initargs: A`. Each worker
-//! (a fork) clones `initargs` in the child and calls the initializer *before
-//! its first task*; what the initializer stores (for instance in a
-//! `static OnceLock`) is what every task of that worker sees. `A` need not be
-//! serializable: inherited objects (a procshare queue, a `Value`, a manager
-//! proxy) are passed as they are, as the document of seed 001 does.
-//!
-//! # How it works
-//!
-//! The parent runs one dispatcher thread. Each worker is a [`crate::Process`]
-//! with its own socketpair to that thread: units of work (one `apply`, or one
-//! chunk of a `map`) go out, results come back. The decisions — which unit goes
-//! to which worker, what a worker's death means, when to recycle and stop —
-//! are made by [`procshare_model::pool::Dispatcher`] and the worker's loop is
-//! [`procshare_model::pool::worker_main`]: the very code the shuttle checks of
-//! `procshare-model` run, with every worker killed at every step.
-//!
-//! # Failures (where CPython hangs, this does not)
-//!
-//! * A task that panics: its result is [`PoolError::TaskPanicked`] with the
-//!   panic message; the worker goes on.
-//! * A worker killed (`kill -9`) mid-task: the unit it was running (one task,
-//!   or one chunk) fails with [`PoolError::WorkerDied`] — seen at once as the
-//!   end of stream on its socket or its pidfd, not after a timeout — and a new
-//!   worker (new pid, initializer run again) takes over the rest. CPython's
-//!   `map` hangs forever here (gh-66587).
-//! * An initializer that panics: [`PoolBuilder::build`] returns
-//!   [`PoolError::InitializerFailed`]; if a replacement's initializer fails
-//!   later, every waiting task fails with that error and further calls are
-//!   refused. (CPython respawns such workers forever and its callers hang.)
-//! * `maxtasksperchild`: a worker is recycled after that many units (a chunk
-//!   counts as one, as in CPython).
-//! * Any call after [`Pool::close`] or [`Pool::terminate`] is
-//!   [`PoolError::NotRunning`]; dropping the pool terminates it (leaving
-//!   `with Pool(...)` in Python does the same).
-//!
-//! Workers do not print their tasks' panics (the results carry the
-//! messages): the first `build` wraps the process's panic hook so that it is
-//! silent in workers and unchanged in the parent.
-//!
-//! The dispatcher thread forks replacement workers. It is one of procshare's
-//! own helper threads, which the one-time warning about forking a
-//! multi-threaded process (see [`crate::process`]) does not count: a second
-//! pool, or a replacement worker, warns only if the program has threads of its
-//! own. The initial workers are forked by the thread that calls `build`,
-//! before the dispatcher thread exists.
 
 mod driver;
 mod job;
@@ -189,7 +110,7 @@ impl PoolError {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::pool::{Pool, PoolError};
+/// use procshare::{Pool, PoolError};
 /// assert_eq!(Pool::builder().processes(0).build().err(), Some(PoolError::NoProcesses));
 /// assert_eq!(Pool::builder().maxtasksperchild(0).build().err(), Some(PoolError::BadMaxTasks));
 /// ```
@@ -237,7 +158,7 @@ impl PoolBuilder {
     /// make `build` fail with [`PoolError::UnsupportedStartMethod`].
     ///
     /// ```
-    /// use procshare::{pool::PoolError, Pool, StartMethod};
+    /// use procshare::{PoolError, Pool, StartMethod};
     /// let r = Pool::builder().processes(1).start_method(StartMethod::Spawn).build();
     /// assert!(matches!(r, Err(PoolError::UnsupportedStartMethod(StartMethod::Spawn))));
     /// ```
@@ -292,7 +213,89 @@ impl PoolBuilder {
     }
 }
 
-/// A pool of worker processes. See the [module documentation](self).
+/// A pool of worker processes. See the docs above.
+///
+/// A pool of worker processes (Python's `multiprocessing.pool.Pool`), with an
+/// initializer that sets per-worker globals, and no hangs when a worker dies.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::Pool;
+///
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// let pool = Pool::builder().processes(2).build().unwrap();
+/// assert_eq!(pool.map(square, 0..10).unwrap(), [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+/// assert_eq!(pool.apply(square, 7).unwrap(), 49);
+/// let r = pool.apply_async(square, 8).unwrap();
+/// assert_eq!(r.get().unwrap(), 64);
+/// pool.close().unwrap();
+/// pool.join().unwrap();
+/// ```
+///
+/// # Tasks
+///
+/// A task is a plain function pointer `fn(T) -> R`: workers are forks of the
+/// parent, so the same address is the same function there. A closure that
+/// captures anything is refused at compile time (a non-capturing closure
+/// coerces to `fn` and is accepted). [`Pool::starmap`] takes a function of one
+/// to four arguments over tuples of them ([`StarFn`]): a function item or a
+/// closure that captures nothing (a zero-sized type; anything else is refused
+/// when the program is built).
+/// Arguments and results cross by serde (postcard, [`crate::codec::wire`]); an
+/// argument that fails to serialize is an error in the caller before anything
+/// is sent, a result that fails to serialize is that task's error.
+///
+/// # Per-worker globals
+///
+/// [`PoolBuilder::initializer`] takes `fn(A)` and the `initargs: A`. Each worker
+/// (a fork) clones `initargs` in the child and calls the initializer *before
+/// its first task*; what the initializer stores (for instance in a
+/// `static OnceLock`) is what every task of that worker sees. `A` need not be
+/// serializable: inherited objects (a procshare queue, a `Value`, a manager
+/// proxy) are passed as they are, as the document of seed 001 does.
+///
+/// # How it works
+///
+/// The parent runs one dispatcher thread. Each worker is a [`crate::Process`]
+/// with its own socketpair to that thread: units of work (one `apply`, or one
+/// chunk of a `map`) go out, results come back. The decisions — which unit goes
+/// to which worker, what a worker's death means, when to recycle and stop —
+/// are made by [`procshare_model::pool::Dispatcher`] and the worker's loop is
+/// [`procshare_model::pool::worker_main`]: the very code the shuttle checks of
+/// `procshare-model` run, with every worker killed at every step.
+///
+/// # Failures (where CPython hangs, this does not)
+///
+/// * A task that panics: its result is [`PoolError::TaskPanicked`] with the
+///   panic message; the worker goes on.
+/// * A worker killed (`kill -9`) mid-task: the unit it was running (one task,
+///   or one chunk) fails with [`PoolError::WorkerDied`] — seen at once as the
+///   end of stream on its socket or its pidfd, not after a timeout — and a new
+///   worker (new pid, initializer run again) takes over the rest. CPython's
+///   `map` hangs forever here (gh-66587).
+/// * An initializer that panics: [`PoolBuilder::build`] returns
+///   [`PoolError::InitializerFailed`]; if a replacement's initializer fails
+///   later, every waiting task fails with that error and further calls are
+///   refused. (CPython respawns such workers forever and its callers hang.)
+/// * `maxtasksperchild`: a worker is recycled after that many units (a chunk
+///   counts as one, as in CPython).
+/// * Any call after [`Pool::close`] or [`Pool::terminate`] is
+///   [`PoolError::NotRunning`]; dropping the pool terminates it (leaving
+///   `with Pool(...)` in Python does the same).
+///
+/// Workers do not print their tasks' panics (the results carry the
+/// messages): the first `build` wraps the process's panic hook so that it is
+/// silent in workers and unchanged in the parent.
+///
+/// The dispatcher thread forks replacement workers. It is one of procshare's
+/// own helper threads, which the one-time warning about forking a
+/// multi-threaded process (see [`Process`](crate::Process)) does not count: a second
+/// pool, or a replacement worker, warns only if the program has threads of its
+/// own. The initial workers are forked by the thread that calls `build`,
+/// before the dispatcher thread exists.
 pub struct Pool {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -329,7 +332,7 @@ mod sealed {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::pool::{Pool, StarFn};
+/// use procshare::{Pool, StarFn};
 /// fn mul(a: u32, b: u32) -> u64 { a as u64 * b as u64 }
 /// fn run<F: StarFn<(u32, u32), Output = u64>>(pool: &Pool, f: F) -> Vec<u64> {
 ///     pool.starmap(f, [(2, 3), (4, 5)]).unwrap()
@@ -340,7 +343,7 @@ mod sealed {
 /// A closure that captures something does not build:
 ///
 /// ```compile_fail
-/// use procshare::pool::Pool;
+/// use procshare::Pool;
 /// let pool = Pool::new(1).unwrap();
 /// let k = 3u32;
 /// let _ = pool.starmap(move |a: u32, b: u32| a * b * k, [(1, 2)]);
@@ -514,7 +517,7 @@ impl Pool {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::pool::Pool;
+    /// use procshare::Pool;
     /// use std::sync::mpsc::channel;
     /// fn double(x: i32) -> i32 { x * 2 }
     /// let pool = Pool::new(1).unwrap();
@@ -696,7 +699,7 @@ impl Pool {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::pool::Pool;
+    /// use procshare::Pool;
     /// fn neg(a: i32) -> i32 { -a }
     /// fn add(a: i32, b: i32) -> i32 { a + b }
     /// fn fma(a: f64, b: f64, c: f64) -> f64 { a * b + c }
@@ -724,7 +727,7 @@ impl Pool {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::pool::Pool;
+    /// use procshare::Pool;
     /// fn add(a: i32, b: i32) -> i32 { a + b }
     /// let pool = Pool::new(2).unwrap();
     /// let r = pool.starmap_async(add, [(1, 2), (3, 4)], None).unwrap();
@@ -759,7 +762,7 @@ impl Pool {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::pool::Pool;
+    /// use procshare::Pool;
     /// fn inc(x: u8) -> u8 { x + 1 }
     /// let pool = Pool::new(2).unwrap();
     /// let v: Vec<u8> = pool.imap(inc, 0..5, None).unwrap().map(Result::unwrap).collect();
@@ -934,7 +937,7 @@ impl<R> MapResult<R> {
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-/// use procshare::pool::{Pool, PoolError};
+/// use procshare::{Pool, PoolError};
 /// use std::time::Duration;
 /// fn boom(_: ()) -> u8 { panic!("no luck") }
 /// let pool = Pool::new(1).unwrap();

@@ -1,6 +1,6 @@
 //! The worker's side: frame formats, the task trampolines, and the child's main.
 //!
-//! # Frames (each a [`crate::wire`] frame: 4-byte length, then the payload)
+//! # Frames (each a [`crate::codec::wire`] frame: 4-byte length, then the payload)
 //!
 //! ```text
 //! to a worker   [1] unit:u64 tramp:u64 func:u64 n:u32 args...   run a unit
@@ -40,8 +40,8 @@ use procshare_model::pool::{worker_main, FromWorker, ToWorker, UnitId, WorkerIo}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::codec::wire;
 use crate::panic_message;
-use crate::wire;
 
 /// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
 pub(crate) const FRAME_LIMIT: usize = wire::DEFAULT_LIMIT;

@@ -18,7 +18,7 @@ use crate::sys::posix_shm as sys;
 /// even while other processes still use them, as CPython's does).
 ///
 /// ```
-/// use procshare::shared_memory::{Item, SharedMemory, SharedMemoryError, SharedMemoryManager};
+/// use procshare::{Item, SharedMemory, SharedMemoryError, SharedMemoryManager};
 ///
 /// let mut smm = SharedMemoryManager::new();
 /// assert!(matches!(smm.shared_memory(9), Err(SharedMemoryError::ManagerNotRunning(_))));
@@ -54,7 +54,7 @@ impl SharedMemoryManager {
     /// A manager, not started yet.
     ///
     /// ```
-    /// let smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let smm = procshare::SharedMemoryManager::new();
     /// assert_eq!(smm.pid(), None);
     /// ```
     pub fn new() -> SharedMemoryManager {
@@ -64,7 +64,7 @@ impl SharedMemoryManager {
     /// Starts the server process (once).
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// assert!(smm.pid().is_some());
     /// assert!(smm.start().is_err()); // CPython: "Already started SharedMemoryServer"
@@ -97,7 +97,7 @@ impl SharedMemoryManager {
     /// The server's pid, while it runs.
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// assert_ne!(smm.pid(), Some(std::process::id()));
     /// ```
@@ -128,7 +128,7 @@ impl SharedMemoryManager {
     /// (Python: `smm.SharedMemory(size)`).
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// let shm = smm.shared_memory(32).unwrap();
     /// assert!(shm.size() >= 32);
@@ -147,7 +147,7 @@ impl SharedMemoryManager {
     /// `smm.ShareableList(sequence)`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, SharedMemoryManager};
+    /// use procshare::{Item, SharedMemoryManager};
     ///
     /// let mut smm = SharedMemoryManager::new();
     /// smm.start().unwrap();
@@ -167,7 +167,7 @@ impl SharedMemoryManager {
     /// The names of the blocks the server owns (Python: `list_segments`).
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// let a = smm.shared_memory(8).unwrap();
     /// assert_eq!(smm.list_segments().unwrap(), [a.name()]);
@@ -184,7 +184,7 @@ impl SharedMemoryManager {
     /// Unlinks one owned block now and forgets it (Python: `release_segment`).
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// let a = smm.shared_memory(8).unwrap();
     /// smm.release_segment(a.name()).unwrap();
@@ -201,7 +201,7 @@ impl SharedMemoryManager {
     /// Idempotent.
     ///
     /// ```
-    /// let mut smm = procshare::shared_memory::SharedMemoryManager::new();
+    /// let mut smm = procshare::SharedMemoryManager::new();
     /// smm.start().unwrap();
     /// smm.shutdown().unwrap();
     /// smm.shutdown().unwrap();

@@ -1,113 +1,5 @@
 //! Named shared memory, as CPython's `multiprocessing.shared_memory`: a block
 //! that unrelated processes attach to *by name*, in Rust or in Python.
-//!
-//! ```
-//! use procshare::shared_memory::SharedMemory;
-//!
-//! let a = SharedMemory::create(None, 64).unwrap(); // a random `psm_…` name
-//! a.write(0, b"howdy");
-//! let b = SharedMemory::attach(a.name()).unwrap(); // any process, by name
-//! let mut got = [0u8; 5];
-//! b.read(0, &mut got);
-//! assert_eq!(&got, b"howdy");
-//! a.unlink().unwrap(); // remove the name (the mappings stay valid)
-//! ```
-//!
-//! In Python, the same block is `SharedMemory(name=...)`:
-//!
-//! ```python
-//! from multiprocessing import shared_memory
-//! shm = shared_memory.SharedMemory(name="psm_1234abcd")
-//! print(bytes(shm.buf[:5]))
-//! ```
-//!
-//! # Names
-//!
-//! A name is what CPython's `SharedMemory.name` shows: no leading `/`. The
-//! object is `shm_open("/" + name)`, i.e. the file `/dev/shm/<name>`, exactly
-//! CPython's. Names must be non-empty, at most 255 bytes, contain no `/` and
-//! no NUL, and not be `.` or `..` ([`SharedMemoryError::InvalidName`]). A
-//! block created without a name gets `psm_` and 8 random hex digits, as
-//! CPython's `_make_filename`. Attaching a missing name is
-//! [`SharedMemoryError::NotFound`] (Python: `FileNotFoundError`), creating an
-//! existing one [`SharedMemoryError::AlreadyExists`] (`FileExistsError`), and a
-//! size of 0 [`SharedMemoryError::ZeroSize`] (`ValueError`).
-//!
-//! # Soundness: several processes write the same bytes
-//!
-//! Any process (a Python one included) may write any byte of the block at any
-//! time; no lock protects it. Rust references (`&[u8]`, `&mut [u8]`) promise
-//! that nobody else writes (or, for `&mut`, reads) the bytes they cover, which
-//! this crate cannot know. So the safe API never hands out a reference into
-//! the block:
-//!
-//! - [`SharedMemory::read`] / [`SharedMemory::write`] copy bytes in and out
-//!   with relaxed atomic loads and stores (8 bytes at a time at 8-aligned
-//!   addresses, else one byte at a time): a concurrent writer makes the copy
-//!   torn (as in Python), never undefined behaviour; an aligned 8-byte value
-//!   (an `f64`, an `i64`) is never torn.
-//! - [`SharedMemory::view`] gives `Array`-like typed access ([`PodView`]: `get`,
-//!   `set`, `to_vec`, `copy_from_slice`) to a block as a slice of a
-//!   [`Pod`] type, by the same atomic copies.
-//! - [`SharedMemory::as_slice`], [`SharedMemory::as_mut_slice`] and
-//!   [`SharedMemory::as_slice_of`] give real slices, for speed, and are
-//!   `unsafe`: the caller promises that no process writes the block (and, for
-//!   `as_mut_slice`, reads it) while the slice lives — for instance because a
-//!   procshare [`Lock`](crate::Lock) or a protocol of the program orders the
-//!   accesses.
-//! - [`SharedMemory::as_ptr`] gives the raw base address.
-//!
-//! Closing is dropping (or [`SharedMemory::close`], which consumes the value):
-//! views borrow the `SharedMemory`, so no access outlives the mapping.
-//!
-//! # Lifetime and leaks: the tracker
-//!
-//! A block made by [`SharedMemory::create`] is *tracked* (CPython 3.13's
-//! `track=True`, the default): its name is removed when the last tracked user
-//! has exited — the creator and every process that attached it with
-//! [`SharedMemory::attach`] — however they exit, `kill -9` included, and never
-//! while one of them still runs (CPython's resource tracker removes a block
-//! that another process still uses: gh-82300). A block made by
-//! [`SharedMemory::create_untracked`] keeps its name until someone calls
-//! [`SharedMemory::unlink`] (CPython's `track=False`), as do blocks made by
-//! Python, which procshare does not track.
-//!
-//! How: `create` starts a small tracker process for the block (this very
-//! binary, re-executed; it leaves the session with `setsid`, so a Ctrl-C to the
-//! terminal does not stop it). The tracker holds a pidfd of each tracked user
-//! and sleeps in `poll` on them and on a unix socket bound to an abstract
-//! address derived from the block's name, device and inode. A tracked
-//! `attach` connects there and sends a pidfd of itself (`SCM_RIGHTS`) and
-//! waits for the acknowledgement before it returns; a pidfd names one process
-//! for good (no pid reuse). When every pidfd has reported its process's exit,
-//! the tracker closes its socket, checks that the name still refers to *its*
-//! block (same device and inode: a block re-created under the same name is
-//! not removed) and removes it, then exits. [`SharedMemory::unlink`] tells the
-//! tracker, which then exits at once. Tracking is per process, for the
-//! process's whole life (as CPython's tracker): dropping a tracked
-//! `SharedMemory` unmaps it but does not end the tracking.
-//!
-//! There is no protocol over shared memory here (the block's bytes are all
-//! the user's, in CPython's layout; the tracker's state is a list of pidfds
-//! in one single-threaded process), so this module has no model-checked step:
-//! its only concurrency is the kernel's ordering of a registration against the
-//! tracker's decision, and that decision is taken by one thread that accepts
-//! every pending registration before it looks at the exits (a registration
-//! that arrives after the decision finds the socket closed and the attach
-//! proceeds untracked, on a block whose name is going away).
-//!
-//! The tracker needs this crate's code in the executable (`/proc/self/exe`),
-//! as the `spawn` start method does; `create` fails with
-//! [`SharedMemoryError::Tracker`] otherwise (use `create_untracked` there).
-//!
-//! # Python's own tracker
-//!
-//! CPython 3.11 registers every `SharedMemory` it *attaches* with its resource
-//! tracker, which unlinks the block when that Python process exits (and warns
-//! of a leak). A Python program that attaches a block made in Rust and should
-//! not remove it calls
-//! `resource_tracker.unregister(shm._name, "shared_memory")` after attaching
-//! (on 3.13+: `SharedMemory(name, track=False)`).
 
 mod manager;
 mod shareable_list;
@@ -285,11 +177,11 @@ fn os<'a>(what: &'static str, name: &'a str) -> impl FnOnce(io::Error) -> Shared
 
 /// A named shared-memory block (CPython's `multiprocessing.shared_memory.SharedMemory`).
 ///
-/// See the [module docs](self) for names, the soundness of access, and
+/// See the type docs above for names, the soundness of access, and
 /// tracking.
 ///
 /// ```
-/// use procshare::shared_memory::SharedMemory;
+/// use procshare::SharedMemory;
 ///
 /// let shm = SharedMemory::create(None, 512).unwrap();
 /// assert!(shm.name().starts_with("psm_"));
@@ -301,6 +193,117 @@ fn os<'a>(what: &'static str, name: &'a str) -> impl FnOnce(io::Error) -> Shared
 /// assert_eq!(b[0], 42);
 /// shm.unlink().unwrap();
 /// ```
+///
+/// Named shared memory, as CPython's `multiprocessing.shared_memory`: a block
+/// that unrelated processes attach to *by name*, in Rust or in Python.
+///
+/// ```
+/// use procshare::SharedMemory;
+///
+/// let a = SharedMemory::create(None, 64).unwrap(); // a random `psm_…` name
+/// a.write(0, b"howdy");
+/// let b = SharedMemory::attach(a.name()).unwrap(); // any process, by name
+/// let mut got = [0u8; 5];
+/// b.read(0, &mut got);
+/// assert_eq!(&got, b"howdy");
+/// a.unlink().unwrap(); // remove the name (the mappings stay valid)
+/// ```
+///
+/// In Python, the same block is `SharedMemory(name=...)`:
+///
+/// ```python
+/// from multiprocessing import shared_memory
+/// shm = shared_memory.SharedMemory(name="psm_1234abcd")
+/// print(bytes(shm.buf[:5]))
+/// ```
+///
+/// # Names
+///
+/// A name is what CPython's `SharedMemory.name` shows: no leading `/`. The
+/// object is `shm_open("/" + name)`, i.e. the file `/dev/shm/<name>`, exactly
+/// CPython's. Names must be non-empty, at most 255 bytes, contain no `/` and
+/// no NUL, and not be `.` or `..` ([`SharedMemoryError::InvalidName`]). A
+/// block created without a name gets `psm_` and 8 random hex digits, as
+/// CPython's `_make_filename`. Attaching a missing name is
+/// [`SharedMemoryError::NotFound`] (Python: `FileNotFoundError`), creating an
+/// existing one [`SharedMemoryError::AlreadyExists`] (`FileExistsError`), and a
+/// size of 0 [`SharedMemoryError::ZeroSize`] (`ValueError`).
+///
+/// # Soundness: several processes write the same bytes
+///
+/// Any process (a Python one included) may write any byte of the block at any
+/// time; no lock protects it. Rust references (`&[u8]`, `&mut [u8]`) promise
+/// that nobody else writes (or, for `&mut`, reads) the bytes they cover, which
+/// this crate cannot know. So the safe API never hands out a reference into
+/// the block:
+///
+/// - [`SharedMemory::read`] / [`SharedMemory::write`] copy bytes in and out
+///   with relaxed atomic loads and stores (8 bytes at a time at 8-aligned
+///   addresses, else one byte at a time): a concurrent writer makes the copy
+///   torn (as in Python), never undefined behaviour; an aligned 8-byte value
+///   (an `f64`, an `i64`) is never torn.
+/// - [`SharedMemory::view`] gives `Array`-like typed access ([`PodView`]: `get`,
+///   `set`, `to_vec`, `copy_from_slice`) to a block as a slice of a
+///   [`Pod`] type, by the same atomic copies.
+/// - [`SharedMemory::as_slice`], [`SharedMemory::as_mut_slice`] and
+///   [`SharedMemory::as_slice_of`] give real slices, for speed, and are
+///   `unsafe`: the caller promises that no process writes the block (and, for
+///   `as_mut_slice`, reads it) while the slice lives — for instance because a
+///   procshare [`Lock`](crate::Lock) or a protocol of the program orders the
+///   accesses.
+/// - [`SharedMemory::as_ptr`] gives the raw base address.
+///
+/// Closing is dropping (or [`SharedMemory::close`], which consumes the value):
+/// views borrow the `SharedMemory`, so no access outlives the mapping.
+///
+/// # Lifetime and leaks: the tracker
+///
+/// A block made by [`SharedMemory::create`] is *tracked* (CPython 3.13's
+/// `track=True`, the default): its name is removed when the last tracked user
+/// has exited — the creator and every process that attached it with
+/// [`SharedMemory::attach`] — however they exit, `kill -9` included, and never
+/// while one of them still runs (CPython's resource tracker removes a block
+/// that another process still uses: gh-82300). A block made by
+/// [`SharedMemory::create_untracked`] keeps its name until someone calls
+/// [`SharedMemory::unlink`] (CPython's `track=False`), as do blocks made by
+/// Python, which procshare does not track.
+///
+/// How: `create` starts a small tracker process for the block (this very
+/// binary, re-executed; it leaves the session with `setsid`, so a Ctrl-C to the
+/// terminal does not stop it). The tracker holds a pidfd of each tracked user
+/// and sleeps in `poll` on them and on a unix socket bound to an abstract
+/// address derived from the block's name, device and inode. A tracked
+/// `attach` connects there and sends a pidfd of itself (`SCM_RIGHTS`) and
+/// waits for the acknowledgement before it returns; a pidfd names one process
+/// for good (no pid reuse). When every pidfd has reported its process's exit,
+/// the tracker closes its socket, checks that the name still refers to *its*
+/// block (same device and inode: a block re-created under the same name is
+/// not removed) and removes it, then exits. [`SharedMemory::unlink`] tells the
+/// tracker, which then exits at once. Tracking is per process, for the
+/// process's whole life (as CPython's tracker): dropping a tracked
+/// `SharedMemory` unmaps it but does not end the tracking.
+///
+/// There is no protocol over shared memory here (the block's bytes are all
+/// the user's, in CPython's layout; the tracker's state is a list of pidfds
+/// in one single-threaded process), so this module has no model-checked step:
+/// its only concurrency is the kernel's ordering of a registration against the
+/// tracker's decision, and that decision is taken by one thread that accepts
+/// every pending registration before it looks at the exits (a registration
+/// that arrives after the decision finds the socket closed and the attach
+/// proceeds untracked, on a block whose name is going away).
+///
+/// The tracker needs this crate's code in the executable (`/proc/self/exe`),
+/// as the `spawn` start method does; `create` fails with
+/// [`SharedMemoryError::Tracker`] otherwise (use `create_untracked` there).
+///
+/// # Python's own tracker
+///
+/// CPython 3.11 registers every `SharedMemory` it *attaches* with its resource
+/// tracker, which unlinks the block when that Python process exits (and warns
+/// of a leak). A Python program that attaches a block made in Rust and should
+/// not remove it calls
+/// `resource_tracker.unregister(shm._name, "shared_memory")` after attaching
+/// (on 3.13+: `SharedMemory(name, track=False)`).
 pub struct SharedMemory {
     name: String,
     map: Mapping,
@@ -327,7 +330,7 @@ impl SharedMemory {
     /// and every tracked attacher have exited (see the module docs).
     ///
     /// ```
-    /// use procshare::shared_memory::{SharedMemory, SharedMemoryError};
+    /// use procshare::{SharedMemory, SharedMemoryError};
     ///
     /// let name = format!("doc_create_{}", std::process::id());
     /// let shm = SharedMemory::create(Some(&name), 100).unwrap();
@@ -348,7 +351,7 @@ impl SharedMemory {
     /// calls [`SharedMemory::unlink`] (CPython's `track=False`).
     ///
     /// ```
-    /// use procshare::shared_memory::SharedMemory;
+    /// use procshare::SharedMemory;
     ///
     /// let shm = SharedMemory::create_untracked(None, 10).unwrap();
     /// assert!(!shm.is_tracked());
@@ -407,7 +410,7 @@ impl SharedMemory {
     /// becomes one of its tracked users: the name stays while it runs.
     ///
     /// ```
-    /// use procshare::shared_memory::{SharedMemory, SharedMemoryError};
+    /// use procshare::{SharedMemory, SharedMemoryError};
     ///
     /// assert!(matches!(
     ///     SharedMemory::attach("procshare_doc_not_there"),
@@ -426,7 +429,7 @@ impl SharedMemory {
     /// tracker: this process does not keep the name alive.
     ///
     /// ```
-    /// use procshare::shared_memory::SharedMemory;
+    /// use procshare::SharedMemory;
     ///
     /// let a = SharedMemory::create(None, 8).unwrap();
     /// let b = SharedMemory::attach_untracked(a.name()).unwrap();
@@ -470,7 +473,7 @@ impl SharedMemory {
     /// The block's name, without the leading `/` (as Python's `name`).
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 1).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 1).unwrap();
     /// assert_eq!(shm.name().len(), 12); // psm_ + 8 hex digits
     /// shm.unlink().unwrap();
     /// ```
@@ -481,7 +484,7 @@ impl SharedMemory {
     /// The block's size in bytes (the object's size when it was mapped here).
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 5000).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 5000).unwrap();
     /// assert_eq!(shm.size(), 5000);
     /// shm.unlink().unwrap();
     /// ```
@@ -492,7 +495,7 @@ impl SharedMemory {
     /// Whether this process is a tracked user of the block (see the module docs).
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 1).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 1).unwrap();
     /// assert!(shm.is_tracked());
     /// shm.unlink().unwrap();
     /// ```
@@ -505,7 +508,7 @@ impl SharedMemory {
     /// slice indexing does.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 16).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 16).unwrap();
     /// shm.write(4, b"abc");
     /// let mut out = [0u8; 5];
     /// shm.read(3, &mut out);
@@ -520,7 +523,7 @@ impl SharedMemory {
     /// if the range is outside the block.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 4).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 4).unwrap();
     /// shm.write(0, b"HELLO"[..4].as_ref());
     /// assert_eq!(shm.to_vec(), b"HELL");
     /// shm.unlink().unwrap();
@@ -532,7 +535,7 @@ impl SharedMemory {
     /// A copy of the whole block (Python: `bytes(shm.buf)`).
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 3).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 3).unwrap();
     /// assert_eq!(shm.to_vec(), vec![0, 0, 0]);
     /// shm.unlink().unwrap();
     /// ```
@@ -546,7 +549,7 @@ impl SharedMemory {
     /// lives; see the module docs for what accesses through it are sound.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 8).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 8).unwrap();
     /// assert_eq!(shm.as_ptr() as usize % 4096, 0);
     /// shm.unlink().unwrap();
     /// ```
@@ -561,7 +564,7 @@ impl SharedMemory {
     /// `SharedMemory` or [`SharedMemory::write`]) may write the block.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 4).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 4).unwrap();
     /// shm.write(0, b"abcd");
     /// // SAFETY: no other process knows this block; nothing writes it meanwhile.
     /// assert_eq!(unsafe { shm.as_slice() }, b"abcd");
@@ -579,7 +582,7 @@ impl SharedMemory {
     /// write the block other than through it.
     ///
     /// ```
-    /// let mut shm = procshare::shared_memory::SharedMemory::create(None, 4).unwrap();
+    /// let mut shm = procshare::SharedMemory::create(None, 4).unwrap();
     /// // SAFETY: no other process knows this block.
     /// unsafe { shm.as_mut_slice() }.copy_from_slice(b"wxyz");
     /// assert_eq!(shm.to_vec(), b"wxyz");
@@ -598,7 +601,7 @@ impl SharedMemory {
     /// slice lives.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 16).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 16).unwrap();
     /// shm.view::<f64>().set(1, 2.5);
     /// // SAFETY: nothing writes the block meanwhile.
     /// assert_eq!(unsafe { shm.as_slice_of::<f64>() }, &[0.0, 2.5]);
@@ -625,7 +628,7 @@ impl SharedMemory {
     /// `size / size_of::<T>()`.
     ///
     /// ```
-    /// use procshare::shared_memory::SharedMemory;
+    /// use procshare::SharedMemory;
     ///
     /// let a = SharedMemory::create(None, 8 * 1000).unwrap();
     /// let v = a.view::<f64>();
@@ -649,7 +652,7 @@ impl SharedMemory {
     /// tracker, it is told and exits.
     ///
     /// ```
-    /// use procshare::shared_memory::{SharedMemory, SharedMemoryError};
+    /// use procshare::{SharedMemory, SharedMemoryError};
     ///
     /// let shm = SharedMemory::create(None, 8).unwrap();
     /// shm.unlink().unwrap();
@@ -676,10 +679,10 @@ impl SharedMemory {
     /// dropping it. The name stays (see [`SharedMemory::unlink`]).
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 8).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 8).unwrap();
     /// let name = shm.name().to_string();
     /// shm.close();
-    /// let again = procshare::shared_memory::SharedMemory::attach(&name).unwrap();
+    /// let again = procshare::SharedMemory::attach(&name).unwrap();
     /// again.unlink().unwrap();
     /// ```
     pub fn close(self) {
@@ -693,7 +696,7 @@ impl SharedMemory {
 /// 8-aligned (as in Python), never cause undefined behaviour.
 ///
 /// ```
-/// let shm = procshare::shared_memory::SharedMemory::create(None, 32).unwrap();
+/// let shm = procshare::SharedMemory::create(None, 32).unwrap();
 /// let v = shm.view::<u32>();
 /// v.copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
 /// assert_eq!(v.to_vec(), [1, 2, 3, 4, 5, 6, 7, 8]);
@@ -710,7 +713,7 @@ impl<T: Pod> PodView<'_, T> {
     /// The number of elements.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 17).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 17).unwrap();
     /// assert_eq!(shm.view::<u64>().len(), 2);
     /// shm.unlink().unwrap();
     /// ```
@@ -721,7 +724,7 @@ impl<T: Pod> PodView<'_, T> {
     /// Whether there is no element.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 7).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 7).unwrap();
     /// assert!(shm.view::<u64>().is_empty());
     /// shm.unlink().unwrap();
     /// ```
@@ -732,7 +735,7 @@ impl<T: Pod> PodView<'_, T> {
     /// Element `i`. Panics if `i >= len()`.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 8).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 8).unwrap();
     /// assert_eq!(shm.view::<i32>().get(1), 0);
     /// shm.unlink().unwrap();
     /// ```
@@ -752,7 +755,7 @@ impl<T: Pod> PodView<'_, T> {
     /// Sets element `i`. Panics if `i >= len()`.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 8).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 8).unwrap();
     /// shm.view::<f64>().set(0, -1.5);
     /// assert_eq!(shm.view::<f64>().get(0), -1.5);
     /// shm.unlink().unwrap();
@@ -771,7 +774,7 @@ impl<T: Pod> PodView<'_, T> {
     /// A copy of all elements.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 4).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 4).unwrap();
     /// assert_eq!(shm.view::<u16>().to_vec(), [0, 0]);
     /// shm.unlink().unwrap();
     /// ```
@@ -785,7 +788,7 @@ impl<T: Pod> PodView<'_, T> {
     /// than the view.
     ///
     /// ```
-    /// let shm = procshare::shared_memory::SharedMemory::create(None, 16).unwrap();
+    /// let shm = procshare::SharedMemory::create(None, 16).unwrap();
     /// shm.view::<f64>().copy_from_slice(&[1.0, 2.0]);
     /// assert_eq!(shm.view::<f64>().to_vec(), [1.0, 2.0]);
     /// shm.unlink().unwrap();

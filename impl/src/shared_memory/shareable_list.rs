@@ -24,7 +24,7 @@ use super::{Result, SharedMemory, SharedMemoryError};
 /// stores.
 ///
 /// ```
-/// use procshare::shared_memory::Item;
+/// use procshare::Item;
 ///
 /// assert_eq!(Item::from(42), Item::Int(42));
 /// assert_eq!(Item::from("howdy"), Item::Str("howdy".into()));
@@ -168,7 +168,7 @@ impl Item {
     /// [`ShareableList::index`] use it, as CPython's do.
     ///
     /// ```
-    /// use procshare::shared_memory::Item;
+    /// use procshare::Item;
     ///
     /// assert!(Item::Int(1).py_eq(&Item::Bool(true)));
     /// assert!(Item::Float(2.0).py_eq(&Item::Int(2)));
@@ -273,7 +273,7 @@ impl Item {
 /// is sized by bytes (Python reads it whole: the slot size is in the block).
 ///
 /// ```
-/// use procshare::shared_memory::{Item, ShareableList};
+/// use procshare::{Item, ShareableList};
 ///
 /// let sl = ShareableList::create(None, &[
 ///     Item::from("howdy"), Item::from(&b"HoWdY"[..]), Item::Float(-273.154),
@@ -320,7 +320,7 @@ impl ShareableList {
     /// `psm_…` name) (Python: `ShareableList(sequence, name=name)`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let empty = ShareableList::create(None, &[]).unwrap();
     /// assert_eq!(empty.len(), 0);
@@ -334,7 +334,7 @@ impl ShareableList {
     /// As [`ShareableList::create`], in an untracked block.
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create_untracked(None, &[Item::Int(7)]).unwrap();
     /// assert!(!sl.shm().is_tracked());
@@ -382,7 +382,7 @@ impl ShareableList {
     /// a block that does not hold a list is [`SharedMemoryError::Corrupt`].
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList, SharedMemory, SharedMemoryError};
+    /// use procshare::{Item, ShareableList, SharedMemory, SharedMemoryError};
     ///
     /// let sl = ShareableList::create(None, &[Item::Int(1), Item::Int(2)]).unwrap();
     /// let again = ShareableList::attach(sl.shm().name()).unwrap();
@@ -401,7 +401,7 @@ impl ShareableList {
     /// The list held in an attached block (its layout checked).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList, SharedMemory};
+    /// use procshare::{Item, ShareableList, SharedMemory};
     ///
     /// let sl = ShareableList::create(None, &[Item::None]).unwrap();
     /// let shm = SharedMemory::attach_untracked(sl.shm().name()).unwrap();
@@ -458,7 +458,7 @@ impl ShareableList {
     /// The block holding the list (Python: `sl.shm`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create(None, &[Item::Int(1)]).unwrap();
     /// assert!(sl.shm().name().starts_with("psm_"));
@@ -471,7 +471,7 @@ impl ShareableList {
     /// The number of items (fixed).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create(None, &[Item::Int(1), Item::None]).unwrap();
     /// assert_eq!(sl.len(), 2);
@@ -484,7 +484,7 @@ impl ShareableList {
     /// Whether the list has no item.
     ///
     /// ```
-    /// use procshare::shared_memory::ShareableList;
+    /// use procshare::ShareableList;
     ///
     /// let sl = ShareableList::create(None, &[]).unwrap();
     /// assert!(sl.is_empty());
@@ -561,7 +561,7 @@ impl ShareableList {
     /// Item `index` (Python: `sl[index]`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList, SharedMemoryError};
+    /// use procshare::{Item, ShareableList, SharedMemoryError};
     ///
     /// let sl = ShareableList::create(None, &[Item::Float(0.5)]).unwrap();
     /// assert_eq!(sl.get(0).unwrap(), Item::Float(0.5));
@@ -611,7 +611,7 @@ impl ShareableList {
     /// ([`SharedMemoryError::ItemTooLong`] otherwise, and nothing is written).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList, SharedMemoryError};
+    /// use procshare::{Item, ShareableList, SharedMemoryError};
     ///
     /// let sl = ShareableList::create(None, &[Item::None]).unwrap();
     /// sl.set(0, Item::from("some")).unwrap();
@@ -655,7 +655,7 @@ impl ShareableList {
     /// All items, in order (Python: `list(sl)`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create(None, &[Item::Bool(false), Item::Int(-1)]).unwrap();
     /// assert_eq!(sl.to_vec().unwrap(), [Item::Bool(false), Item::Int(-1)]);
@@ -668,7 +668,7 @@ impl ShareableList {
     /// The `struct` formats of all items, concatenated (Python: `sl.format`).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create(None, &[Item::Int(1), Item::from("abc")]).unwrap();
     /// assert_eq!(sl.format().unwrap(), "q8s");
@@ -681,7 +681,7 @@ impl ShareableList {
     /// How many items equal `value` (Python's `==`: see [`Item::py_eq`]).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList};
+    /// use procshare::{Item, ShareableList};
     ///
     /// let sl = ShareableList::create(None, &[Item::Int(1), Item::Bool(true), Item::Float(1.0)]).unwrap();
     /// assert_eq!(sl.count(&Item::Int(1)).unwrap(), 3);
@@ -700,7 +700,7 @@ impl ShareableList {
     /// The first index of `value` ([`SharedMemoryError::NotInList`] if absent).
     ///
     /// ```
-    /// use procshare::shared_memory::{Item, ShareableList, SharedMemoryError};
+    /// use procshare::{Item, ShareableList, SharedMemoryError};
     ///
     /// let sl = ShareableList::create(None, &[Item::from("100"), Item::Int(100)]).unwrap();
     /// assert_eq!(sl.index(&Item::Int(100)).unwrap(), 1);

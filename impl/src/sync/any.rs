@@ -8,7 +8,7 @@ use super::{Lock, LockGuard, LockResult, RLock, RLockGuard, TryLockResult};
 /// A [`Lock`] or an [`RLock`] (what CPython's `Value(..., lock=...)` accepts).
 ///
 /// ```
-/// use procshare::sync::{AnyLock, Lock};
+/// use procshare::{AnyLock, Lock};
 /// let l: AnyLock = Lock::new().unwrap().into();
 /// let g = l.lock().unwrap();
 /// drop(g);

@@ -12,7 +12,7 @@ use crate::shm::{ShmBox, ShmSafe};
 // pointers, no drop glue; the protocol handles every state word.
 unsafe impl ShmSafe for RawBarrier<Shm> {}
 // The layout documented in procshare_model::barrier (state 0, parties 4).
-crate::layout::assert_shm_layout!(RawBarrier<Shm> { size: 8, align: 4 });
+crate::shm::layout::assert_shm_layout!(RawBarrier<Shm> { size: 8, align: 4 });
 
 /// A process-shared, reusable barrier (Python's `multiprocessing.Barrier`).
 ///
@@ -29,7 +29,7 @@ crate::layout::assert_shm_layout!(RawBarrier<Shm> { size: 8, align: 4 });
 /// last party to arrive runs before anyone is released.
 ///
 /// ```
-/// use procshare::sync::Barrier;
+/// use procshare::Barrier;
 /// let b = Barrier::new(1).unwrap();
 /// assert_eq!(b.wait().unwrap(), 0); // one party: passes at once
 /// assert_eq!(b.parties(), 1);
@@ -72,7 +72,7 @@ impl Barrier {
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// use procshare::sync::Barrier;
+    /// use procshare::Barrier;
     /// use procshare::Process;
     /// fn bell() {
     ///     println!("all here");

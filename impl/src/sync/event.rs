@@ -11,7 +11,7 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // waiters bit): no pointers, no drop glue, every bit pattern is a valid state.
 unsafe impl ShmSafe for RawEvent<Shm> {}
 // The layout documented in procshare_model::event (`state` at 0).
-crate::layout::assert_shm_layout!(RawEvent<Shm> { size: 4, align: 4 });
+crate::shm::layout::assert_shm_layout!(RawEvent<Shm> { size: 4, align: 4 });
 
 /// A process-shared event flag (Python's `multiprocessing.Event`): [`set`]
 /// releases every waiter, [`clear`] resets the flag.
@@ -22,7 +22,7 @@ crate::layout::assert_shm_layout!(RawEvent<Shm> { size: 4, align: 4 });
 /// [`clear`]: Event::clear
 ///
 /// ```
-/// use procshare::sync::Event;
+/// use procshare::Event;
 /// use std::time::Duration;
 /// let e = Event::new().unwrap();
 /// assert!(!e.wait_timeout(Duration::from_millis(1)));

@@ -13,17 +13,17 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // treated as a live or dead tid by the protocol, never as memory).
 unsafe impl ShmSafe for RawMutex<Shm> {}
 // The layout documented in procshare_model::mutex (`word` at 0).
-crate::layout::assert_shm_layout!(RawMutex<Shm> { size: 4, align: 4 });
+crate::shm::layout::assert_shm_layout!(RawMutex<Shm> { size: 4, align: 4 });
 
 /// A process-shared lock (Python's `multiprocessing.Lock`): not recursive, and
 /// any thread or process may release it.
 ///
 /// `Clone` gives another handle onto the same lock; pass a clone to a child
 /// process by capturing it. If a holder dies, the next acquirer gets
-/// [`OwnerDied`] (see the [module docs](super)).
+/// [`OwnerDied`] (see [`OwnerDied`]'s docs).
 ///
 /// ```
-/// use procshare::sync::Lock;
+/// use procshare::Lock;
 /// let lock = Lock::new().unwrap();
 /// {
 ///     let _g = lock.lock().unwrap();

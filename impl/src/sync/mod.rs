@@ -22,7 +22,7 @@
 //! lock is not poisoned for later acquirers. (CPython deadlocks here.)
 //!
 //! ```
-//! use procshare::sync::{Lock, OwnerDied};
+//! use procshare::{Lock, OwnerDied};
 //! let lock = Lock::new().unwrap();
 //! // Treat "owner died" like success after repairing the data:
 //! let guard = lock.lock().unwrap_or_else(OwnerDied::into_inner);

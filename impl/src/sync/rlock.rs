@@ -14,7 +14,7 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // protocol handles (an unknown owner id is a live or dead tid, never memory).
 unsafe impl ShmSafe for RawRLock<Shm> {}
 // The layout documented in procshare_model::rlock (`mutex` at 0, `count` at 4).
-crate::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
+crate::shm::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
 
 /// A process-shared recursive lock (Python's `multiprocessing.RLock`): the
 /// thread that holds it may acquire it again, and must release it as many
@@ -25,7 +25,7 @@ crate::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
 /// gets [`OwnerDied`] with depth 1 (the dead owner's depth is forgotten).
 ///
 /// ```
-/// use procshare::sync::{RLock, SyncError};
+/// use procshare::{RLock, SyncError};
 /// let r = RLock::new().unwrap();
 /// let a = r.lock().unwrap();
 /// let b = r.lock().unwrap(); // re-entrant
@@ -181,7 +181,7 @@ impl RLock {
     /// released by dropping the guard ([`SyncError::HeldByGuard`]).
     ///
     /// ```
-    /// use procshare::sync::{RLock, SyncError};
+    /// use procshare::{RLock, SyncError};
     /// let r = RLock::new().unwrap();
     /// let g = r.lock().unwrap();
     /// assert!(matches!(r.release(), Err(SyncError::HeldByGuard)));

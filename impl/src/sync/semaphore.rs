@@ -12,7 +12,7 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 // bound): no pointers, no drop glue; the protocol keeps every state valid.
 unsafe impl ShmSafe for RawSemaphore<Shm> {}
 // The layout documented in procshare_model::semaphore (value 0, waiters 4, bound 8).
-crate::layout::assert_shm_layout!(RawSemaphore<Shm> { size: 12, align: 4 });
+crate::shm::layout::assert_shm_layout!(RawSemaphore<Shm> { size: 12, align: 4 });
 
 fn acquire_forever(raw: &RawSemaphore<Shm>) {
     let t = ShmThread::current();
@@ -27,7 +27,7 @@ fn acquire_forever(raw: &RawSemaphore<Shm>) {
 /// onto the same semaphore.
 ///
 /// ```
-/// use procshare::sync::Semaphore;
+/// use procshare::Semaphore;
 /// let s = Semaphore::new(1).unwrap();
 /// s.acquire();
 /// assert!(!s.try_acquire());
@@ -95,7 +95,7 @@ impl Semaphore {
 /// `multiprocessing.BoundedSemaphore`).
 ///
 /// ```
-/// use procshare::sync::{BoundedSemaphore, SyncError};
+/// use procshare::{BoundedSemaphore, SyncError};
 /// let s = BoundedSemaphore::new(1).unwrap();
 /// assert!(matches!(s.release(), Err(SyncError::ReleasedTooManyTimes)));
 /// s.acquire();

@@ -2,7 +2,7 @@
 //! this program's own binary, not a copy of the parent's memory.
 //!
 //! ```
-//! use procshare::process::{Process, StartMethod};
+//! use procshare::{Process, StartMethod};
 //! use procshare::Value;
 //!
 //! fn child((v, add): (Value<u64>, u64)) {
@@ -86,14 +86,14 @@ use bytemuck::Pod;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::array::{Array, RawArray};
-use crate::joinable_queue::JoinableQueue;
+use crate::data::array::{Array, RawArray};
+use crate::data::value::{GuardOwner, RawValue, Value};
+use crate::queue::joinable::JoinableQueue;
+use crate::queue::simple::SimpleQueue;
 use crate::queue::{Queue, RawQueue};
 use crate::shm::{Segment, ShmBox, ShmError, ShmSafe, ShmSlice};
-use crate::simple_queue::SimpleQueue;
 use crate::sync::{AnyLock, Barrier, BoundedSemaphore, Event, Lock, RLock, Semaphore};
 use crate::sys::proc::RawPid;
-use crate::value::{GuardOwner, RawValue, Value};
 
 /// The most shared-memory segments one start may pass (the kernel's limit on
 /// descriptors in one `SCM_RIGHTS` message is 253; two carry the request).
@@ -178,6 +178,7 @@ mod tests;
 
 pub use args::{Exporter, Importer, SpawnArg, SpawnArgs};
 pub(crate) use args::{FnCall, FnTarget};
+#[cfg(feature = "internals")]
 pub use parent::forkserver_pid;
 pub(crate) use parent::{forkserver, served_exit, spawn};
 use {args::*, child::*, request::*};

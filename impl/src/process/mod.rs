@@ -1,83 +1,15 @@
 //! Processes (Python's `multiprocessing.Process`), started by one of Python's
 //! three start methods ([`StartMethod`]): `fork` (the default), `spawn` and
-//! `forkserver` (see [`crate::spawn`] for the last two).
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::Process;
-//! let mut p = Process::new(|| {}).with_name("worker");
-//! p.start().unwrap();
-//! assert_eq!(p.join().unwrap(), 0);
-//! assert_eq!(p.exitcode(), Some(0));
-//! assert_eq!(p.name(), "worker");
-//! ```
-//!
-//! The same child under the three start methods: a plain function and its
-//! arguments ([`Process::with_target`]) run under any of them; a closure
-//! ([`Process::new`]) only under `fork`.
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::process::{Process, StartMethod};
-//! use procshare::{Queue, Value};
-//!
-//! fn work((n, q): (Value<u32>, Queue<u32>)) {
-//!     let mut g = n.lock().unwrap();
-//!     *g += 1;
-//!     q.put(&*g).unwrap();
-//! }
-//!
-//! let (n, q) = (Value::new(0u32).unwrap(), Queue::new().unwrap());
-//! for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
-//!     let mut p = Process::with_target(work, (n.clone(), q.clone())).start_method(m);
-//!     p.start().unwrap();
-//!     assert_eq!(p.join().unwrap(), 0);
-//! }
-//! assert_eq!(n.get(), 3);
-//! assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [1, 2, 3]);
-//! ```
-//!
-//! # What a forked child runs
-//!
-//! The child is a `fork` of the caller. It runs the closure under
-//! `catch_unwind`, flushes its standard output and leaves with `_exit`: it
-//! never returns into the parent's code and never runs the destructors of the
-//! parent's objects (which it holds copies of). Exit codes are Python's: `0`,
-//! `1` after a panic (the panic message goes to stderr through the panic hook),
-//! the code given to `std::process::exit`, or `-N` after death by signal `N`.
-//!
-//! # Forking a multi-threaded process
-//!
-//! Only the forking thread exists in the child; a lock that another thread
-//! held at the fork stays locked there forever (stdout's lock, a `Mutex` of
-//! the program...). As Python 3.12 does, every fork procshare makes warns once
-//! (a `warn`-level record of the [`log`] facade) when the process has threads
-//! of the program's own besides the forking one; procshare's own helper
-//! threads (a [`Pool`](crate::Pool)'s dispatcher) do not count. Set the
-//! environment variable `PROCSHARE_NO_FORK_WARNING=1` or call
-//! [`set_fork_warning`]`(false)` to silence it. procshare's own state is
-//! fork-safe: the allocator and the thread-id cache are reset in the child. The child flushes stdout at exit
-//! only if the parent was single-threaded at the fork (otherwise stdout's lock
-//! could be held by a thread that does not exist in the child; lines written
-//! with `println!` are flushed at each newline anyway).
-//!
-//! # Drop
-//!
-//! Dropping a `Process` neither waits for nor kills the child (Python's
-//! non-daemon processes are not killed either). A child that has already
-//! exited is reaped at once; one still running is remembered and reaped by a
-//! later [`Process::start`] or `drop` of any `Process` once it has exited, so
-//! zombies do not accumulate. Call [`Process::join`] (or
-//! [`Process::terminate`] then `join`) to be sure. A forkserver child is the
-//! server's child: the server reaps it and reports its exit code to the
-//! `Process` (dropping the `Process` just stops listening).
+//! `forkserver` (see [`crate::process::spawn`] for the last two).
+
+pub(crate) mod spawn;
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use crate::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
+use crate::process::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
 use crate::sys::fork::AtFork;
 use crate::sys::proc::{RawPid, Sig};
 use std::sync::{Mutex, Once};
@@ -137,7 +69,7 @@ static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
 /// [`Pool`](crate::Pool)'s workers are always forked.
 ///
 /// ```
-/// use procshare::process::{get_start_method, set_start_method, StartMethod};
+/// use procshare::{get_start_method, set_start_method, StartMethod};
 /// set_start_method(StartMethod::Spawn);
 /// assert_eq!(get_start_method(), StartMethod::Spawn);
 /// set_start_method(StartMethod::Fork);
@@ -154,7 +86,7 @@ pub fn set_start_method(method: StartMethod) {
 /// The start method new processes get (Python's `get_start_method()`).
 ///
 /// ```
-/// assert_eq!(procshare::process::get_start_method(), procshare::process::StartMethod::Fork);
+/// assert_eq!(procshare::get_start_method(), procshare::StartMethod::Fork);
 /// ```
 pub fn get_start_method() -> StartMethod {
     match DEFAULT_METHOD.load(Ordering::Relaxed) {
@@ -181,7 +113,7 @@ pub fn cpu_count() -> usize {
 /// one (procshare's helper threads do not count).
 ///
 /// ```
-/// procshare::process::set_fork_warning(false);
+/// procshare::set_fork_warning(false);
 /// ```
 pub fn set_fork_warning(enabled: bool) {
     crate::sys::fork::set_warning(enabled);
@@ -229,6 +161,80 @@ struct Running {
 /// assert_eq!(p.join_timeout(Duration::from_secs(10)).unwrap(), Some(1));
 /// assert!(!p.is_alive());
 /// ```
+///
+/// Processes (Python's `multiprocessing.Process`), started by one of Python's
+/// three start methods ([`StartMethod`]): `fork` (the default), `spawn` and
+/// `forkserver` (see [`SpawnArg`](crate::SpawnArg) for the last two).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::Process;
+/// let mut p = Process::new(|| {}).with_name("worker");
+/// p.start().unwrap();
+/// assert_eq!(p.join().unwrap(), 0);
+/// assert_eq!(p.exitcode(), Some(0));
+/// assert_eq!(p.name(), "worker");
+/// ```
+///
+/// The same child under the three start methods: a plain function and its
+/// arguments ([`Process::with_target`]) run under any of them; a closure
+/// ([`Process::new`]) only under `fork`.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Process, StartMethod};
+/// use procshare::{Queue, Value};
+///
+/// fn work((n, q): (Value<u32>, Queue<u32>)) {
+///     let mut g = n.lock().unwrap();
+///     *g += 1;
+///     q.put(&*g).unwrap();
+/// }
+///
+/// let (n, q) = (Value::new(0u32).unwrap(), Queue::new().unwrap());
+/// for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+///     let mut p = Process::with_target(work, (n.clone(), q.clone())).start_method(m);
+///     p.start().unwrap();
+///     assert_eq!(p.join().unwrap(), 0);
+/// }
+/// assert_eq!(n.get(), 3);
+/// assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [1, 2, 3]);
+/// ```
+///
+/// # What a forked child runs
+///
+/// The child is a `fork` of the caller. It runs the closure under
+/// `catch_unwind`, flushes its standard output and leaves with `_exit`: it
+/// never returns into the parent's code and never runs the destructors of the
+/// parent's objects (which it holds copies of). Exit codes are Python's: `0`,
+/// `1` after a panic (the panic message goes to stderr through the panic hook),
+/// the code given to `std::process::exit`, or `-N` after death by signal `N`.
+///
+/// # Forking a multi-threaded process
+///
+/// Only the forking thread exists in the child; a lock that another thread
+/// held at the fork stays locked there forever (stdout's lock, a `Mutex` of
+/// the program...). As Python 3.12 does, every fork procshare makes warns once
+/// (a `warn`-level record of the [`log`] facade) when the process has threads
+/// of the program's own besides the forking one; procshare's own helper
+/// threads (a [`Pool`](crate::Pool)'s dispatcher) do not count. Set the
+/// environment variable `PROCSHARE_NO_FORK_WARNING=1` or call
+/// [`set_fork_warning`]`(false)` to silence it. procshare's own state is
+/// fork-safe: the allocator and the thread-id cache are reset in the child. The child flushes stdout at exit
+/// only if the parent was single-threaded at the fork (otherwise stdout's lock
+/// could be held by a thread that does not exist in the child; lines written
+/// with `println!` are flushed at each newline anyway).
+///
+/// # Drop
+///
+/// Dropping a `Process` neither waits for nor kills the child (Python's
+/// non-daemon processes are not killed either). A child that has already
+/// exited is reaped at once; one still running is remembered and reaped by a
+/// later [`Process::start`] or `drop` of any `Process` once it has exited, so
+/// zombies do not accumulate. Call [`Process::join`] (or
+/// [`Process::terminate`] then `join`) to be sure. A forkserver child is the
+/// server's child: the server reaps it and reports its exit code to the
+/// `Process` (dropping the `Process` just stops listening).
 pub struct Process {
     name: String,
     target: Option<Target>,
@@ -266,11 +272,11 @@ impl Process {
     }
 
     /// A process that will run `f(args)`, under any start method. `args` is a
-    /// tuple of [`SpawnArg`](crate::spawn::SpawnArg)s (serde values by copy,
+    /// tuple of [`SpawnArg`](crate::process::spawn::SpawnArg)s (serde values by copy,
     /// shared objects by handle); a single argument is written `(x,)`.
     ///
     /// ```
-    /// use procshare::process::{Process, StartMethod};
+    /// use procshare::{Process, StartMethod};
     /// fn greet((who, times): (String, u32)) {
     ///     assert_eq!((who.as_str(), times), ("world", 2));
     /// }
@@ -322,7 +328,7 @@ impl Process {
     }
 
     /// Starts the child by the chosen start method (see the module docs, and
-    /// [`crate::spawn`] for spawn and forkserver, where `start` returns once
+    /// [`SpawnArg`](crate::SpawnArg) for spawn and forkserver, where `start` returns once
     /// the child has decoded its arguments).
     pub fn start(&mut self) -> Result<(), ProcessError> {
         if self.running.is_some() || self.target.is_none() {
@@ -334,9 +340,9 @@ impl Process {
                 return Err(SpawnError::ClosureTarget.into());
             };
             let l = if self.method == StartMethod::Spawn {
-                crate::spawn::spawn(&**f)?
+                crate::process::spawn::spawn(&**f)?
             } else {
-                crate::spawn::forkserver(&**f)?
+                crate::process::spawn::forkserver(&**f)?
             };
             self.running = Some(Running {
                 pid: l.pid,
@@ -380,7 +386,7 @@ impl Process {
             return Ok(None);
         };
         if let Some(st) = &r.status {
-            *exit = crate::spawn::served_exit(st.as_fd(), block)?;
+            *exit = crate::process::spawn::served_exit(st.as_fd(), block)?;
             return Ok(*exit);
         }
         *exit = crate::sys::proc::wait_child(r.pid, block).map_err(os("waitpid"))?;

@@ -1,33 +1,6 @@
 //! `Pipe<T>`: Python's `multiprocessing.Pipe`, a connected pair of
 //! [`Connection`]s over a unix socket pair, carrying length-prefixed frames of
-//! the wire codec ([`crate::wire`]).
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{Pipe, Process};
-//! let (parent, child) = Pipe::<String>::new(true).unwrap();
-//! let mut p = Process::new(move || {
-//!     let s = child.recv().unwrap();
-//!     child.send(&format!("{s}!")).unwrap();
-//! });
-//! p.start().unwrap();
-//! parent.send(&"hello".to_string()).unwrap();
-//! assert_eq!(parent.recv().unwrap(), "hello!");
-//! p.join().unwrap();
-//! ```
-//!
-//! # A dead peer
-//!
-//! When every copy of the other end is closed (its process exited or was
-//! killed), `recv` returns [`PipeError::Closed`] (Python's `EOFError`) and
-//! `send` returns `Closed` (Python's `BrokenPipeError`): never a hang. As in
-//! Python, a forked child inherits *both* ends; the end a process does not
-//! use should be dropped there (the example moves `child` into the child, so
-//! the parent's copy is dropped when the closure is, after `start`), or the
-//! peer's death cannot be seen as end-of-file.
-//!
-//! Shared objects (`Value`, `Array`, locks, queues) are not `Serialize` and
-//! cannot be sent (a compile error: CPython's `RuntimeError` at compile time).
+//! the wire codec ([`crate::codec::wire`]).
 
 use core::marker::PhantomData;
 use core::time::Duration;
@@ -39,7 +12,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::wire::{self, WireError};
+use crate::codec::wire::{self, WireError};
 
 /// Errors of [`Connection`] operations.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +53,37 @@ impl From<WireError> for PipeError {
 }
 
 /// Makes connected pairs (Python's `Pipe(duplex=True)`).
+///
+/// `Pipe<T>`: Python's `multiprocessing.Pipe`, a connected pair of
+/// [`Connection`]s over a unix socket pair, carrying length-prefixed frames of
+/// the wire codec ([`crate::codec::wire`]).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Pipe, Process};
+/// let (parent, child) = Pipe::<String>::new(true).unwrap();
+/// let mut p = Process::new(move || {
+///     let s = child.recv().unwrap();
+///     child.send(&format!("{s}!")).unwrap();
+/// });
+/// p.start().unwrap();
+/// parent.send(&"hello".to_string()).unwrap();
+/// assert_eq!(parent.recv().unwrap(), "hello!");
+/// p.join().unwrap();
+/// ```
+///
+/// # A dead peer
+///
+/// When every copy of the other end is closed (its process exited or was
+/// killed), `recv` returns [`PipeError::Closed`] (Python's `EOFError`) and
+/// `send` returns `Closed` (Python's `BrokenPipeError`): never a hang. As in
+/// Python, a forked child inherits *both* ends; the end a process does not
+/// use should be dropped there (the example moves `child` into the child, so
+/// the parent's copy is dropped when the closure is, after `start`), or the
+/// peer's death cannot be seen as end-of-file.
+///
+/// Shared objects (`Value`, `Array`, locks, queues) are not `Serialize` and
+/// cannot be sent (a compile error: CPython's `RuntimeError` at compile time).
 #[derive(Debug)]
 pub struct Pipe<T>(PhantomData<fn(T) -> T>);
 

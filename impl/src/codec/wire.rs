@@ -22,7 +22,7 @@
 //! * [`WireError::Io`]: any other I/O error.
 //!
 //! ```
-//! use procshare::wire;
+//! use procshare::internals::wire;
 //! let mut buf = Vec::new();
 //! wire::write_frame(&mut buf, &("hello", 42u32)).unwrap();
 //! let v: (String, u32) = wire::read_frame(&mut &buf[..], wire::DEFAULT_LIMIT).unwrap();
@@ -75,7 +75,7 @@ pub enum WireError {
 /// Encode `v` with the codec (postcard).
 ///
 /// ```
-/// let b = procshare::wire::encode(&7u8).unwrap();
+/// let b = procshare::internals::wire::encode(&7u8).unwrap();
 /// assert_eq!(b, vec![7]);
 /// ```
 pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
@@ -87,7 +87,7 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
 ///
 /// ```
 /// let mut buf = vec![9];
-/// procshare::wire::encode_into(&(1u8, "a"), &mut buf).unwrap();
+/// procshare::internals::wire::encode_into(&(1u8, "a"), &mut buf).unwrap();
 /// assert_eq!(buf, [9, 1, 1, b'a']);
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
@@ -100,9 +100,9 @@ pub fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<()
 /// Decode a whole payload as `T`; trailing bytes are an error.
 ///
 /// ```
-/// let v: u8 = procshare::wire::decode(&[7]).unwrap();
+/// let v: u8 = procshare::internals::wire::decode(&[7]).unwrap();
 /// assert_eq!(v, 7);
-/// assert!(procshare::wire::decode::<u8>(&[7, 0]).is_err());
+/// assert!(procshare::internals::wire::decode::<u8>(&[7, 0]).is_err());
 /// ```
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, WireError> {
     match postcard::take_from_bytes::<T>(b) {
@@ -128,7 +128,7 @@ fn header(len: usize) -> Result<[u8; HEADER_LEN], WireError> {
 ///
 /// ```
 /// let mut buf = Vec::new();
-/// procshare::wire::write_frame_bytes(&mut buf, b"ab").unwrap();
+/// procshare::internals::wire::write_frame_bytes(&mut buf, b"ab").unwrap();
 /// assert_eq!(buf, [2, 0, 0, 0, b'a', b'b']);
 /// ```
 pub fn write_frame_bytes<W: Write + ?Sized>(w: &mut W, payload: &[u8]) -> Result<(), WireError> {
@@ -143,7 +143,7 @@ pub fn write_frame_bytes<W: Write + ?Sized>(w: &mut W, payload: &[u8]) -> Result
 ///
 /// ```
 /// let mut buf = Vec::new();
-/// procshare::wire::write_frame(&mut buf, &1u8).unwrap();
+/// procshare::internals::wire::write_frame(&mut buf, &1u8).unwrap();
 /// assert_eq!(buf, [1, 0, 0, 0, 1]);
 /// ```
 pub fn write_frame<W: Write + ?Sized, T: Serialize + ?Sized>(
@@ -177,7 +177,7 @@ fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<usize, WireE
 /// Read one frame's payload; refuses frames above `limit` before allocating.
 ///
 /// ```
-/// use procshare::wire::{read_frame_bytes, WireError};
+/// use procshare::internals::wire::{read_frame_bytes, WireError};
 /// let buf = [9u8, 0, 0, 0];
 /// assert!(matches!(read_frame_bytes(&mut &buf[..], 8), Err(WireError::Oversized { len: 9, .. })));
 /// assert!(matches!(read_frame_bytes(&mut &[][..], 8), Err(WireError::Closed)));
@@ -213,8 +213,8 @@ pub fn read_frame_bytes<R: Read + ?Sized>(r: &mut R, limit: usize) -> Result<Vec
 ///
 /// ```
 /// let mut buf = Vec::new();
-/// procshare::wire::write_frame(&mut buf, &vec![1u16, 2]).unwrap();
-/// let v: Vec<u16> = procshare::wire::read_frame(&mut &buf[..], 1024).unwrap();
+/// procshare::internals::wire::write_frame(&mut buf, &vec![1u16, 2]).unwrap();
+/// let v: Vec<u16> = procshare::internals::wire::read_frame(&mut &buf[..], 1024).unwrap();
 /// assert_eq!(v, [1, 2]);
 /// ```
 pub fn read_frame<R: Read + ?Sized, T: DeserializeOwned>(
@@ -229,7 +229,7 @@ pub fn read_frame<R: Read + ?Sized, T: DeserializeOwned>(
 /// This is the decoder the fuzz target `wire_frame` drives; it never panics.
 ///
 /// ```
-/// let (p, rest) = procshare::wire::split_frame(&[1, 0, 0, 0, 5, 6], 16).unwrap();
+/// let (p, rest) = procshare::internals::wire::split_frame(&[1, 0, 0, 0, 5, 6], 16).unwrap();
 /// assert_eq!((p, rest), (&[5u8][..], &[6u8][..]));
 /// ```
 pub fn split_frame(buf: &[u8], limit: usize) -> Result<(&[u8], &[u8]), WireError> {

@@ -115,7 +115,7 @@ impl Importer {
 /// exporting and importing its fields in order:
 ///
 /// ```
-/// use procshare::spawn::{Exporter, Importer, SpawnArg, SpawnError};
+/// use procshare::{Exporter, Importer, SpawnArg, SpawnError};
 /// use procshare::{Lock, Value};
 /// struct Counter { n: Value<u32>, lock: Lock, label: String }
 /// impl SpawnArg for Counter {
@@ -153,7 +153,7 @@ impl<T: Serialize + DeserializeOwned> SpawnArg for T {
 /// write a [`SpawnArg`] struct instead, or flatten the tuple).
 ///
 /// ```
-/// use procshare::process::{Process, StartMethod};
+/// use procshare::{Process, StartMethod};
 /// use procshare::{Event, Lock};
 /// fn child((lock, done, label, n): (Lock, Event, String, u8)) {
 ///     let _g = lock.lock().unwrap();
@@ -288,9 +288,9 @@ impl<T: Pod + Send> SpawnArg for Value<T> {
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         Ok(Value {
             raw: RawValue::import(im)?,
-            lock: crate::value::data_lock(AnyLock::import(im)?).ok_or(SpawnError::BadRequest(
-                "the lock of a Value or Array is not an RLock",
-            ))?,
+            lock: crate::data::value::data_lock(AnyLock::import(im)?).ok_or(
+                SpawnError::BadRequest("the lock of a Value or Array is not an RLock"),
+            )?,
             guard_owner: GuardOwner::default(),
         })
     }
@@ -315,9 +315,9 @@ impl<T: Pod + Send> SpawnArg for Array<T> {
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         Ok(Array {
             raw: RawArray::import(im)?,
-            lock: crate::value::data_lock(AnyLock::import(im)?).ok_or(SpawnError::BadRequest(
-                "the lock of a Value or Array is not an RLock",
-            ))?,
+            lock: crate::data::value::data_lock(AnyLock::import(im)?).ok_or(
+                SpawnError::BadRequest("the lock of a Value or Array is not an RLock"),
+            )?,
             guard_owner: GuardOwner::default(),
         })
     }

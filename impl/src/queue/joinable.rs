@@ -1,44 +1,6 @@
 //! `JoinableQueue<T>`: a [`Queue`] that counts unfinished
 //! tasks (Python's `multiprocessing.JoinableQueue`): every `put` adds one,
 //! every `task_done` removes one, and `join` waits until none is left.
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{JoinableQueue, Process};
-//! let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
-//! for i in 0..3 {
-//!     q.put(&i).unwrap();
-//! }
-//! let mut worker = Process::new({
-//!     let q = q.clone();
-//!     move || {
-//!         for _ in 0..3 {
-//!             q.get().unwrap();
-//!             q.task_done().unwrap();
-//!         }
-//!     }
-//! });
-//! worker.start().unwrap();
-//! q.join(); // returns once the worker marked all three done
-//! worker.join().unwrap();
-//! assert!(q.task_done().is_err()); // too many task_done
-//! ```
-//!
-//! The protocol is the model's [`Joinable`] (checked by loom and shuttle
-//! with producers and consumers dying at every step): the unfinished tasks
-//! are not a counter that `put` raises but the difference between the
-//! ring's committed-message count, which rises in the very store that makes
-//! a message visible, and a `task_done` count (one futex word in shared
-//! memory). So a producer killed inside `put` (for instance blocked on a
-//! full queue) leaves no task behind without its message, and `join`
-//! returns once every message put has been taken and marked done. CPython's
-//! `put` counts the task, then puts: a producer killed in between makes
-//! every later `join` wait for ever.
-//!
-//! A task whose message was taken by a process that died before calling
-//! `task_done` stays unfinished, as in Python (use [`JoinableQueue::join_timeout`]).
-//! So does one whose `get` failed after taking the message
-//! ([`QueueError::Decode`], [`QueueError::TooLarge`]): call `task_done` for it.
 
 use core::time::Duration;
 
@@ -56,10 +18,52 @@ use crate::shm::{ShmBox, ShmSafe};
 // one makes `join` wait or `task_done` fail, never undefined behaviour).
 unsafe impl ShmSafe for Tasks<Shm> {}
 // The layout documented in procshare_model::joinable (`done` at 0).
-crate::layout::assert_shm_layout!(Tasks<Shm> { size: 4, align: 4 });
+crate::shm::layout::assert_shm_layout!(Tasks<Shm> { size: 4, align: 4 });
 
 /// A [`Queue`] with `task_done` and `join`. `Clone` gives another handle onto
 /// the same queue and counter.
+///
+/// `JoinableQueue<T>`: a [`Queue`] that counts unfinished
+/// tasks (Python's `multiprocessing.JoinableQueue`): every `put` adds one,
+/// every `task_done` removes one, and `join` waits until none is left.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{JoinableQueue, Process};
+/// let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+/// for i in 0..3 {
+///     q.put(&i).unwrap();
+/// }
+/// let mut worker = Process::new({
+///     let q = q.clone();
+///     move || {
+///         for _ in 0..3 {
+///             q.get().unwrap();
+///             q.task_done().unwrap();
+///         }
+///     }
+/// });
+/// worker.start().unwrap();
+/// q.join(); // returns once the worker marked all three done
+/// worker.join().unwrap();
+/// assert!(q.task_done().is_err()); // too many task_done
+/// ```
+///
+/// The protocol is the model's [`Joinable`] (checked by loom and shuttle
+/// with producers and consumers dying at every step): the unfinished tasks
+/// are not a counter that `put` raises but the difference between the
+/// ring's committed-message count, which rises in the very store that makes
+/// a message visible, and a `task_done` count (one futex word in shared
+/// memory). So a producer killed inside `put` (for instance blocked on a
+/// full queue) leaves no task behind without its message, and `join`
+/// returns once every message put has been taken and marked done. CPython's
+/// `put` counts the task, then puts: a producer killed in between makes
+/// every later `join` wait for ever.
+///
+/// A task whose message was taken by a process that died before calling
+/// `task_done` stays unfinished, as in Python (use [`JoinableQueue::join_timeout`]).
+/// So does one whose `get` failed after taking the message
+/// ([`QueueError::Decode`], [`QueueError::TooLarge`]): call `task_done` for it.
 pub struct JoinableQueue<T> {
     pub(crate) q: Queue<T>,
     /// The `task_done` count (the unfinished tasks are the ring's committed

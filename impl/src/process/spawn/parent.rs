@@ -94,10 +94,11 @@ pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
 /// started on first use). One server serves every thread of this process.
 ///
 /// ```
-/// let server = procshare::spawn::forkserver_pid().unwrap();
+/// let server = procshare::internals::forkserver_pid().unwrap();
 /// assert_ne!(server, std::process::id());
-/// assert_eq!(procshare::spawn::forkserver_pid().unwrap(), server);
+/// assert_eq!(procshare::internals::forkserver_pid().unwrap(), server);
 /// ```
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn forkserver_pid() -> Result<u32, SpawnError> {
     let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {

@@ -55,6 +55,8 @@
 //! `ShmCell<T: Pod>`, and by each protocol module for its `#[repr(C)]`
 //! protocol structs instantiated over [`Shm`](crate::platform::Shm).
 
+pub(crate) mod layout;
+
 use core::mem::{align_of, size_of};
 use core::ops::Deref;
 use core::ptr::NonNull;
@@ -86,7 +88,7 @@ pub enum ShmError {
     BadMagic {
         /// What the header holds.
         found: u64,
-        /// [`SEGMENT_MAGIC`].
+        /// The segment magic number.
         expected: u64,
     },
     /// The segment was written by a different layout version.
@@ -94,7 +96,7 @@ pub enum ShmError {
     VersionMismatch {
         /// What the header holds.
         found: u32,
-        /// [`LAYOUT_VERSION`].
+        /// This build's layout version.
         expected: u32,
     },
     /// The header's size disagrees with the object's real size, or is too small.
@@ -167,7 +169,7 @@ pub struct SegmentHeader {
     pub size: u64,
 }
 
-crate::layout::assert_shm_layout!(SegmentHeader {
+crate::shm::layout::assert_shm_layout!(SegmentHeader {
     size: 24,
     align: 8,
     magic: 0,
@@ -182,7 +184,7 @@ static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
 /// A `MAP_SHARED` mapping of a memfd, starting with a [`SegmentHeader`].
 ///
 /// ```
-/// use procshare::shm::{Segment, DATA_OFFSET};
+/// use procshare::internals::{Segment, DATA_OFFSET};
 /// let seg = Segment::create(4096).unwrap();
 /// assert_eq!(seg.len(), 4096);
 /// assert_eq!(seg.data_len(), 4096 - DATA_OFFSET);
@@ -287,25 +289,9 @@ impl Segment {
         self.len
     }
 
-    /// Always `false`: a segment holds at least its header.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Usable bytes after the header.
-    pub fn data_len(&self) -> usize {
-        self.len - DATA_OFFSET
-    }
-
-    /// The header.
-    pub fn header(&self) -> SegmentHeader {
-        // SAFETY: the header is written before the segment is shared and never changes.
-        unsafe { self.ptr.as_ptr().cast::<SegmentHeader>().read() }
-    }
-
     /// The memfd. Every segment keeps it (arena segments included, one
     /// descriptor per 1 MiB segment and per large object), so that shared
-    /// objects can be passed to a spawned process ([`crate::spawn`]).
+    /// objects can be passed to a spawned process ([`crate::process::spawn`]).
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_ref().map(|f| f.as_fd())
     }
@@ -328,6 +314,7 @@ impl Drop for Segment {
 
 /// What this process has mapped (see [`arena_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub struct ArenaStats {
     /// Segments currently mapped by this process (arena, large objects, and
     /// explicit [`Segment`]s).
@@ -343,12 +330,13 @@ pub struct ArenaStats {
 /// Statistics of this process's shared memory.
 ///
 /// ```
-/// let before = procshare::shm::arena_stats();
-/// let b = procshare::shm::ShmBox::new(7u64).unwrap();
-/// assert_eq!(procshare::shm::arena_stats().live_blocks, before.live_blocks + 1);
+/// let before = procshare::internals::arena_stats();
+/// let b = procshare::internals::ShmBox::new(7u64).unwrap();
+/// assert_eq!(procshare::internals::arena_stats().live_blocks, before.live_blocks + 1);
 /// drop(b);
-/// assert_eq!(procshare::shm::arena_stats().live_blocks, before.live_blocks);
+/// assert_eq!(procshare::internals::arena_stats().live_blocks, before.live_blocks);
 /// ```
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn arena_stats() -> ArenaStats {
     let (live_blocks, live_bytes) = with_arena(|a| (a.live_blocks, a.live_bytes));
     ArenaStats {
@@ -643,7 +631,7 @@ unsafe impl<T: bytemuck::Pod + Send + 'static> ShmSafe for ShmCell<T> {}
 /// Alignment: up to 4096; the default block alignment is 16.
 ///
 /// ```
-/// use procshare::shm::ShmBox;
+/// use procshare::internals::ShmBox;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// let a = ShmBox::new(AtomicU32::new(1)).unwrap();
 /// let b = a.clone(); // same memory
@@ -651,11 +639,11 @@ unsafe impl<T: bytemuck::Pod + Send + 'static> ShmSafe for ShmCell<T> {}
 /// assert_eq!(a.load(Ordering::SeqCst), 2);
 /// ```
 ///
-/// Only [`ShmSafe`] types are accepted: an `Arc` (a process-local pointer with
+/// Only `ShmSafe` types are accepted: an `Arc` (a process-local pointer with
 /// drop glue) is refused at compile time.
 ///
 /// ```compile_fail
-/// let _b = procshare::shm::ShmBox::new(std::sync::Arc::new(1u32));
+/// let _b = procshare::internals::ShmBox::new(std::sync::Arc::new(1u32));
 /// ```
 pub struct ShmBox<T: ShmSafe> {
     /// Keeps the block (and its segment) alive.
@@ -703,7 +691,7 @@ impl<T: ShmSafe> ShmBox<T> {
     /// Returns `None` if `f` returns a reference outside this object.
     ///
     /// ```
-    /// use procshare::shm::ShmBox;
+    /// use procshare::internals::ShmBox;
     /// let pair = ShmBox::new([1u32, 2u32]).unwrap();
     /// let second = pair.project(|p| &p[1]).unwrap();
     /// assert_eq!(*second, 2);
@@ -730,13 +718,8 @@ impl<T: ShmSafe> ShmBox<T> {
         self.ptr.as_ptr()
     }
 
-    /// Do `a` and `b` refer to the same shared memory?
-    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        a.ptr == b.ptr
-    }
-
     /// The segment this object lives in and its offset there (what a spawned
-    /// process needs to find it: see [`crate::spawn`]).
+    /// process needs to find it: see [`crate::process::spawn`]).
     pub(crate) fn placement(&self) -> (&Arc<Segment>, u64) {
         let seg = &self.block.seg;
         (
@@ -789,7 +772,7 @@ impl<T: ShmSafe + core::fmt::Debug> core::fmt::Debug for ShmBox<T> {
 /// Same sharing, cloning and freeing rules as [`ShmBox`].
 ///
 /// ```
-/// use procshare::shm::ShmSlice;
+/// use procshare::internals::ShmSlice;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// let s = ShmSlice::from_fn(4, |i| AtomicU64::new(i as u64)).unwrap();
 /// assert_eq!(s.len(), 4);

@@ -1,38 +1,5 @@
 //! `Value<T>` and `RawValue<T>`: one plain-data value in shared memory
 //! (Python's `multiprocessing.Value` and `RawValue`).
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{Process, Value};
-//! let v = Value::new(0i64).unwrap();
-//! let c = v.clone();
-//! let mut p = Process::new(move || {
-//!     *c.lock().unwrap() += 5; // atomic read-modify-write under the lock
-//! });
-//! p.start().unwrap();
-//! p.join().unwrap();
-//! assert_eq!(v.get(), 5);
-//! ```
-//!
-//! # `v.set(v.get() + 1)` is not atomic
-//!
-//! [`Value::get`] and [`Value::set`] each take the value's lock, but only for
-//! their own duration: between the `get` and the `set`, another process may
-//! write, and its update is lost. That is Python's `v.value += 1`, which is
-//! not atomic either. Hold the lock across the whole update instead:
-//! `*v.lock().unwrap() += 1`, or (Python's idiom `with v.get_lock(): v.value += 1`)
-//! take [`Value::get_lock`] and call `get`/`set` inside — the default lock is
-//! recursive, so they may take it again.
-//!
-//! # Only plain data
-//!
-//! `T` must be [`bytemuck::Pod`]: no pointers, references, `String`, `Vec` or
-//! `Drop` — they would be meaningless in another process. This is checked at
-//! compile time:
-//!
-//! ```compile_fail
-//! let v = procshare::Value::new(String::from("no"));
-//! ```
 
 use core::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -185,7 +152,7 @@ pub(crate) unsafe fn store_relaxed<T: Pod>(dst: *mut T, value: T) {
 /// [`Value::new`]).
 ///
 /// Layout (`#[repr(C)]`; checked at compile time below and in
-/// [`crate::layout`]):
+/// [`crate::shm::layout`]):
 ///
 /// | offset | field | meaning |
 /// |---|---|---|
@@ -202,9 +169,9 @@ pub(crate) struct Colocated<T> {
     pub(crate) data: ShmCell<T>,
 }
 
-crate::layout::assert_shm_layout!(Colocated<u8> { size: 12, align: 4, lock: 0, data: 8 });
-crate::layout::assert_shm_layout!(Colocated<u64> { size: 16, align: 8, lock: 0, data: 8 });
-crate::layout::assert_shm_layout!(Colocated<u128> { size: 32, align: 16, lock: 0, data: 16 });
+crate::shm::layout::assert_shm_layout!(Colocated<u8> { size: 12, align: 4, lock: 0, data: 8 });
+crate::shm::layout::assert_shm_layout!(Colocated<u64> { size: 16, align: 8, lock: 0, data: 8 });
+crate::shm::layout::assert_shm_layout!(Colocated<u128> { size: 32, align: 16, lock: 0, data: 16 });
 
 // SAFETY: a #[repr(C)] pair of ShmSafe parts (the RLock protocol struct and a
 // cell of Pod data): no pointers, no drop glue.
@@ -289,6 +256,42 @@ impl<T: Pod + Send> RawValue<T> {
 /// drop(g);
 /// assert_eq!(v.get(), 12);
 /// ```
+///
+/// `Value<T>` and `RawValue<T>`: one plain-data value in shared memory
+/// (Python's `multiprocessing.Value` and `RawValue`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Process, Value};
+/// let v = Value::new(0i64).unwrap();
+/// let c = v.clone();
+/// let mut p = Process::new(move || {
+///     *c.lock().unwrap() += 5; // atomic read-modify-write under the lock
+/// });
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(v.get(), 5);
+/// ```
+///
+/// # `v.set(v.get() + 1)` is not atomic
+///
+/// [`Value::get`] and [`Value::set`] each take the value's lock, but only for
+/// their own duration: between the `get` and the `set`, another process may
+/// write, and its update is lost. That is Python's `v.value += 1`, which is
+/// not atomic either. Hold the lock across the whole update instead:
+/// `*v.lock().unwrap() += 1`, or (Python's idiom `with v.get_lock(): v.value += 1`)
+/// take [`Value::get_lock`] and call `get`/`set` inside — the default lock is
+/// recursive, so they may take it again.
+///
+/// # Only plain data
+///
+/// `T` must be [`bytemuck::Pod`]: no pointers, references, `String`, `Vec` or
+/// `Drop` — they would be meaningless in another process. This is checked at
+/// compile time:
+///
+/// ```compile_fail
+/// let v = procshare::Value::new(String::from("no"));
+/// ```
 pub struct Value<T: Pod + Send> {
     pub(crate) raw: RawValue<T>,
     pub(crate) lock: AnyLock,
@@ -348,7 +351,7 @@ impl<T: Pod + Send> Value<T> {
     /// process, as in Python, so it is refused at compile time:
     ///
     /// ```compile_fail
-    /// use procshare::{sync::Lock, Value};
+    /// use procshare::{Lock, Value};
     /// let v = Value::with_lock(0u32, Lock::new().unwrap()).unwrap();
     /// ```
     pub fn with_lock(value: T, lock: RLock) -> Result<Value<T>, ShmError> {
@@ -428,7 +431,7 @@ impl<T: Pod + Send> Value<T> {
     }
 
     /// Writes the value under the lock (Python's `v.value = x`). Not atomic
-    /// together with a preceding `get`: see the [module docs](self).
+    /// together with a preceding `get`: see the type docs above.
     ///
     /// # Panics
     ///

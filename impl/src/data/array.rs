@@ -1,34 +1,15 @@
 //! `Array<T>` and `RawArray<T>`: a fixed-length array of plain data in shared
 //! memory (Python's `multiprocessing.Array` and `RawArray`).
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{Array, Process};
-//! let a = Array::from_values([1i32, 2, 3]).unwrap();
-//! let c = a.clone();
-//! let mut p = Process::new(move || {
-//!     c.set(0, 100).unwrap();
-//! });
-//! p.start().unwrap();
-//! p.join().unwrap();
-//! assert_eq!(a.to_vec(), [100, 2, 3]);
-//! assert!(a.get(3).is_err()); // index out of range
-//! ```
-//!
-//! Element-wise [`Array::get`]/[`Array::set`] each take the lock for one
-//! element; hold [`Array::lock`]'s guard (which derefs to `[T]`) to read or
-//! update several elements atomically. Only [`bytemuck::Pod`] element types
-//! are accepted (checked at compile time).
 
 use core::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use bytemuck::Pod;
 
+use crate::data::value::{load_relaxed, lock_any, map_lock, map_try, store_relaxed, GuardOwner};
 use crate::platform::ShmCell;
 use crate::shm::{ShmError, ShmSlice};
 use crate::sync::{AnyGuard, AnyLock, LockResult, RLock, TryLockResult};
-use crate::value::{load_relaxed, lock_any, map_lock, map_try, store_relaxed, GuardOwner};
 
 /// An index past the end (Python's `IndexError: array index out of range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -155,6 +136,28 @@ impl<T: Pod + Send> RawArray<T> {
 /// assert_eq!(a.len(), 3);
 /// assert_eq!(a.get(2).unwrap(), 4.0);
 /// ```
+///
+/// `Array<T>` and `RawArray<T>`: a fixed-length array of plain data in shared
+/// memory (Python's `multiprocessing.Array` and `RawArray`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Array, Process};
+/// let a = Array::from_values([1i32, 2, 3]).unwrap();
+/// let c = a.clone();
+/// let mut p = Process::new(move || {
+///     c.set(0, 100).unwrap();
+/// });
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(a.to_vec(), [100, 2, 3]);
+/// assert!(a.get(3).is_err()); // index out of range
+/// ```
+///
+/// Element-wise [`Array::get`]/[`Array::set`] each take the lock for one
+/// element; hold [`Array::lock`]'s guard (which derefs to `[T]`) to read or
+/// update several elements atomically. Only [`bytemuck::Pod`] element types
+/// are accepted (checked at compile time).
 pub struct Array<T: Pod + Send> {
     pub(crate) raw: RawArray<T>,
     pub(crate) lock: AnyLock,
@@ -204,13 +207,13 @@ impl<T: Pod + Send> Array<T> {
     /// a guard's `&mut [T]` lives.
     ///
     /// ```
-    /// use procshare::{sync::RLock, Array};
+    /// use procshare::{RLock, Array};
     /// let a = Array::with_lock([1u8, 2], RLock::new().unwrap()).unwrap();
     /// assert_eq!(a.to_vec(), [1, 2]);
     /// ```
     ///
     /// ```compile_fail
-    /// use procshare::{sync::Lock, Array};
+    /// use procshare::{Lock, Array};
     /// let a = Array::with_lock([1u8, 2], Lock::new().unwrap()).unwrap();
     /// ```
     pub fn with_lock(

@@ -1,80 +1,8 @@
 //! `Queue<T>`: Python's `multiprocessing.Queue` over a ring in shared memory.
-//!
-//! A queue is a [`Ring`] (the model-checked protocol of
-//! [`procshare_model::ring`]) placed in shared memory by the
-//! [arena](crate::shm): a header ([`RingHeader`]) and an array of 16-byte
-//! chunks. Values cross by copy: `put` encodes the value with the wire codec
-//! ([`crate::wire::encode`], postcard) straight into shared memory, and `get`
-//! decodes a fresh value, so what a consumer gets is a copy taken at `put`.
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{Process, Queue};
-//! let q: Queue<Vec<u32>> = Queue::new().unwrap();
-//! let mut p = Process::new({
-//!     let q = q.clone();
-//!     move || q.put(&vec![1, 2, 3]).unwrap()
-//! });
-//! p.start().unwrap();
-//! assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
-//! p.join().unwrap();
-//! ```
-//!
-//! # Differences from CPython
-//!
-//! * **No feeder thread.** CPython's `put` appends to a buffer that a
-//!   background thread pickles and writes to a pipe later: a process that
-//!   exits right after `put` can lose the item, and an item that cannot be
-//!   pickled fails silently in that thread (gh-84376). Here `put` serializes
-//!   and copies the bytes into shared memory itself before it returns: once
-//!   `put` returned `Ok`, the item is in the queue whatever happens to the
-//!   producer, and a value that fails to serialize is an error in the caller.
-//! * **Shared objects cannot be put.** `Value`, `Array`, locks and queues do
-//!   not implement `Serialize`, so `q.put(&lock)` does not compile: the
-//!   compile-time form of CPython's `RuntimeError: Synchronized objects should
-//!   only be shared between processes through inheritance`. Pass them to a
-//!   child by capturing a clone, as Python requires.
-//! * **Dead processes do not wedge the queue.** A producer or consumer killed
-//!   in the middle of an operation (even by `kill -9`) leaves the queue usable
-//!   for the others, and a partially written message is never delivered
-//!   (CPython's queue lock would stay held forever).
-//! * **`close`** closes the queue for every process (CPython's is per
-//!   process): later `put`s fail with [`QueueError::Closed`], `get`s return
-//!   what is left and then `Closed`, and every blocked caller wakes up.
-//! * Values larger than the ring are streamed through it in pieces; a
-//!   `get_timeout` that has started receiving such a value waits for its end.
-//!   `try_put` of a value larger than the ring is always `Full`.
-//!
-//! # Performance
-//!
-//! * A `put` encodes into a per-thread scratch buffer (small values on the
-//!   stack) and copies the bytes into the ring with one `memcpy` (two at the
-//!   ring's wrap-around); a `get` copies them out into another and decodes.
-//!   A steady stream of messages allocates nothing but the values returned.
-//!   The copy out of shared memory before decoding is deliberate: the decoder
-//!   reads private bytes, so a misbehaving process writing into the ring
-//!   cannot change them between two reads of the decoder (a double fetch).
-//! * The ring's hot words are grouped into cache lines by the side that
-//!   writes them, and each side keeps a hint of the other's position, so in
-//!   the steady state a message crosses between cores as its own bytes plus
-//!   about one line of bookkeeping ([`procshare_model::ring`] has the layout).
-//! * Byte payloads: serde encodes a `Vec<u8>` element by element (a list of
-//!   ints, in Python terms) and a [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes)
-//!   (or a field marked `#[serde(with = "serde_bytes")]`) as one byte
-//!   string, like Python's `bytes` — about 10× faster at 4 KiB.
-//!   [`RawQueue`] moves bytes without serde.
-//!
-//! `cargo bench -p procshare --bench queue` measures all of these against
-//! crossbeam between threads and CPython's `multiprocessing.Queue`.
-//!
-//! # Bad input
-//!
-//! Bytes that do not decode as `T` (another process put a different type, or
-//! wrote over the ring) are an error for that `get` ([`QueueError::Decode`] or
-//! [`QueueError::Corrupt`]); the message is consumed and the queue stays usable.
-//! A message longer than the consumer's [message limit](Queue::set_message_limit)
-//! is [`QueueError::TooLarge`] for that `get` as soon as the limit is passed:
-//! a producer that streams without end cannot make a consumer buffer without end.
+
+pub(crate) mod joinable;
+pub(crate) mod pipe;
+pub(crate) mod simple;
 
 use core::marker::PhantomData;
 use core::time::Duration;
@@ -84,9 +12,9 @@ use procshare_model::ring::{Chunk, Ring, RingError, RingHeader, Wait, CHUNK, MAX
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::wire::{self, WireError};
 use crate::platform::{Shm, ShmCell, ShmThread};
 use crate::shm::{ShmBox, ShmError, ShmSafe, ShmSlice};
-use crate::wire::{self, WireError};
 
 // SAFETY: RingHeader<Shm> is #[repr(C)]: two RawMutex<Shm> (an AtomicU32 each),
 // ShmWord32/ShmWord64 atomics, and two plain integers written once before the
@@ -96,7 +24,7 @@ unsafe impl ShmSafe for RingHeader<Shm> {}
 // The layout documented at procshare_model::ring::RingHeader: five 64-byte
 // lines (prod 0, tail 64, cons 128, head 192, closed 256), then capacity 320,
 // max_items 328.
-crate::layout::assert_shm_layout!(RingHeader<Shm> { size: 384, align: 64 });
+crate::shm::layout::assert_shm_layout!(RingHeader<Shm> { size: 384, align: 64 });
 
 /// Default ring capacity: 1 MiB.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
@@ -163,7 +91,7 @@ impl From<RingError> for QueueError {
 /// q.put(&1).unwrap();
 /// q.put(&2).unwrap();
 /// assert!(q.is_full());
-/// assert!(matches!(q.try_put(&3), Err(procshare::queue::QueueError::Full)));
+/// assert!(matches!(q.try_put(&3), Err(procshare::QueueError::Full)));
 /// ```
 ///
 /// The builder carries the queue's item type, so a mismatch is a compile error:
@@ -260,7 +188,7 @@ impl core::fmt::Debug for RawQueue {
     }
 }
 
-// For crate::spawn: a queue's parts, and a queue rebuilt from parts received
+// For crate::process::spawn: a queue's parts, and a queue rebuilt from parts received
 // from another process (the ring header is checked against its chunks).
 impl RawQueue {
     pub(crate) fn parts(&self) -> (&ShmBox<RingHeader<Shm>>, &ShmSlice<ShmCell<Chunk>>, usize) {
@@ -286,7 +214,7 @@ impl RawQueue {
     /// A byte queue of `capacity_bytes` (see [`QueueBuilder`]).
     ///
     /// ```
-    /// let q = procshare::queue::RawQueue::new(1024, 0).unwrap();
+    /// let q = procshare::RawQueue::new(1024, 0).unwrap();
     /// q.put_bytes(b"abc", None).unwrap();
     /// let mut out = Vec::new();
     /// q.get_bytes(&mut out, None).unwrap();
@@ -418,7 +346,7 @@ impl RawQueue {
 }
 
 /// A process-shared FIFO queue of `T` (Python's `multiprocessing.Queue`).
-/// See the [module docs](self) for how it differs from CPython's.
+/// See the type docs above for how it differs from CPython's.
 ///
 /// `Clone` gives another handle onto the same queue; a forked child inherits
 /// the handles it captures.
@@ -433,6 +361,84 @@ impl RawQueue {
 /// assert!(q.try_get().is_err());
 /// assert!(q.get_timeout(Duration::from_millis(1)).is_err());
 /// ```
+///
+/// `Queue<T>`: Python's `multiprocessing.Queue` over a ring in shared memory.
+///
+/// A queue is a [`Ring`] (the model-checked protocol of
+/// [`procshare_model::ring`]) placed in shared memory by the
+/// arena: a header ([`RingHeader`]) and an array of 16-byte
+/// chunks. Values cross by copy: `put` encodes the value with the wire codec
+/// ([`crate::codec::wire::encode`], postcard) straight into shared memory, and `get`
+/// decodes a fresh value, so what a consumer gets is a copy taken at `put`.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Process, Queue};
+/// let q: Queue<Vec<u32>> = Queue::new().unwrap();
+/// let mut p = Process::new({
+///     let q = q.clone();
+///     move || q.put(&vec![1, 2, 3]).unwrap()
+/// });
+/// p.start().unwrap();
+/// assert_eq!(q.get().unwrap(), vec![1, 2, 3]);
+/// p.join().unwrap();
+/// ```
+///
+/// # Differences from CPython
+///
+/// * **No feeder thread.** CPython's `put` appends to a buffer that a
+///   background thread pickles and writes to a pipe later: a process that
+///   exits right after `put` can lose the item, and an item that cannot be
+///   pickled fails silently in that thread (gh-84376). Here `put` serializes
+///   and copies the bytes into shared memory itself before it returns: once
+///   `put` returned `Ok`, the item is in the queue whatever happens to the
+///   producer, and a value that fails to serialize is an error in the caller.
+/// * **Shared objects cannot be put.** `Value`, `Array`, locks and queues do
+///   not implement `Serialize`, so `q.put(&lock)` does not compile: the
+///   compile-time form of CPython's `RuntimeError: Synchronized objects should
+///   only be shared between processes through inheritance`. Pass them to a
+///   child by capturing a clone, as Python requires.
+/// * **Dead processes do not wedge the queue.** A producer or consumer killed
+///   in the middle of an operation (even by `kill -9`) leaves the queue usable
+///   for the others, and a partially written message is never delivered
+///   (CPython's queue lock would stay held forever).
+/// * **`close`** closes the queue for every process (CPython's is per
+///   process): later `put`s fail with [`QueueError::Closed`], `get`s return
+///   what is left and then `Closed`, and every blocked caller wakes up.
+/// * Values larger than the ring are streamed through it in pieces; a
+///   `get_timeout` that has started receiving such a value waits for its end.
+///   `try_put` of a value larger than the ring is always `Full`.
+///
+/// # Performance
+///
+/// * A `put` encodes into a per-thread scratch buffer (small values on the
+///   stack) and copies the bytes into the ring with one `memcpy` (two at the
+///   ring's wrap-around); a `get` copies them out into another and decodes.
+///   A steady stream of messages allocates nothing but the values returned.
+///   The copy out of shared memory before decoding is deliberate: the decoder
+///   reads private bytes, so a misbehaving process writing into the ring
+///   cannot change them between two reads of the decoder (a double fetch).
+/// * The ring's hot words are grouped into cache lines by the side that
+///   writes them, and each side keeps a hint of the other's position, so in
+///   the steady state a message crosses between cores as its own bytes plus
+///   about one line of bookkeeping ([`procshare_model::ring`] has the layout).
+/// * Byte payloads: serde encodes a `Vec<u8>` element by element (a list of
+///   ints, in Python terms) and a [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes)
+///   (or a field marked `#[serde(with = "serde_bytes")]`) as one byte
+///   string, like Python's `bytes` — about 10× faster at 4 KiB.
+///   [`RawQueue`] moves bytes without serde.
+///
+/// `cargo bench -p procshare --bench queue` measures all of these against
+/// crossbeam between threads and CPython's `multiprocessing.Queue`.
+///
+/// # Bad input
+///
+/// Bytes that do not decode as `T` (another process put a different type, or
+/// wrote over the ring) are an error for that `get` ([`QueueError::Decode`] or
+/// [`QueueError::Corrupt`]); the message is consumed and the queue stays usable.
+/// A message longer than the consumer's [message limit](Queue::set_message_limit)
+/// is [`QueueError::TooLarge`] for that `get` as soon as the limit is passed:
+/// a producer that streams without end cannot make a consumer buffer without end.
 pub struct Queue<T> {
     raw: RawQueue,
     _t: PhantomData<fn(T) -> T>,
@@ -483,7 +489,7 @@ impl<T> Queue<T> {
     /// handles keep theirs).
     ///
     /// ```
-    /// use procshare::queue::{Queue, QueueError};
+    /// use procshare::{Queue, QueueError};
     /// let producer: Queue<Vec<u8>> = Queue::new().unwrap();
     /// let mut consumer = producer.clone();
     /// consumer.set_message_limit(100);
@@ -617,7 +623,8 @@ impl<T: DeserializeOwned> Queue<T> {
 
 /// Fuzzing entry points (the `ring_ops` and `queue_frame` fuzz targets and
 /// their corpus replay call these).
-pub mod fuzzing {
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
     use super::*;
     use std::collections::VecDeque;
 

@@ -1,20 +1,6 @@
 //! `SimpleQueue<T>`: Python's `multiprocessing.SimpleQueue` (put, get,
 //! is_empty, close), the same shared-memory ring as [`Queue`]
 //! without an item bound.
-//!
-//! ```
-//! # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-//! use procshare::{Process, SimpleQueue};
-//! let q: SimpleQueue<(u32, f64)> = SimpleQueue::new().unwrap();
-//! let mut p = Process::new({
-//!     let q = q.clone();
-//!     move || q.put(&(1, 0.5)).unwrap()
-//! });
-//! p.start().unwrap();
-//! assert_eq!(q.get().unwrap(), (1, 0.5));
-//! p.join().unwrap();
-//! assert!(q.is_empty());
-//! ```
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -24,6 +10,24 @@ use crate::queue::{Queue, QueueError};
 /// A process-shared FIFO queue with only `put`, `get`, `is_empty` and
 /// `close` (Python's `SimpleQueue`). `Clone` gives another handle onto the
 /// same queue; children inherit it.
+///
+/// `SimpleQueue<T>`: Python's `multiprocessing.SimpleQueue` (put, get,
+/// is_empty, close), the same shared-memory ring as [`Queue`]
+/// without an item bound.
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{Process, SimpleQueue};
+/// let q: SimpleQueue<(u32, f64)> = SimpleQueue::new().unwrap();
+/// let mut p = Process::new({
+///     let q = q.clone();
+///     move || q.put(&(1, 0.5)).unwrap()
+/// });
+/// p.start().unwrap();
+/// assert_eq!(q.get().unwrap(), (1, 0.5));
+/// p.join().unwrap();
+/// assert!(q.is_empty());
+/// ```
 pub struct SimpleQueue<T> {
     pub(crate) q: Queue<T>,
 }

@@ -1,31 +1,6 @@
 //! Mutual HMAC-SHA256 challenge–response, as `multiprocessing.connection` does it.
-//!
-//! Both sides prove they hold the same [`AuthKey`] without sending it:
-//!
-//! 1. the server sends `#CHALLENGE#{sha256}` + 32 random bytes;
-//! 2. the client answers `{sha256}` + HMAC-SHA256(key, challenge body);
-//! 3. the server checks it (in constant time) and sends `#WELCOME#` or `#FAILURE#`;
-//! 4. the roles swap: the client challenges, the server answers, the client
-//!    replies `#WELCOME#`/`#FAILURE#`.
-//!
-//! The server challenges first (as CPython's `Listener.accept` does), so a client
-//! cannot make the server compute an answer before the client has proven the key
-//! (no reflection). Every handshake message travels in a [`crate::wire`] frame with
-//! a small limit ([`HANDSHAKE_LIMIT`]): an unauthenticated peer cannot make the
-//! server allocate more than that.
-//!
-//! ```
-//! use procshare::auth::{client_handshake, server_handshake, AuthKey};
-//! use std::os::unix::net::UnixStream;
-//! let (mut a, mut b) = UnixStream::pair().unwrap();
-//! let key = AuthKey::random().unwrap();
-//! let k2 = key.clone();
-//! let t = std::thread::spawn(move || server_handshake(&mut b, &k2));
-//! client_handshake(&mut a, &key).unwrap();
-//! t.join().unwrap().unwrap();
-//! ```
 
-use crate::wire::{self, WireError};
+use crate::codec::wire::{self, WireError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -41,6 +16,33 @@ const DIGEST_TAG: &[u8] = b"{sha256}";
 const NONCE_LEN: usize = 32;
 
 /// A shared secret (CPython's `authkey`). Its `Debug` output never shows the bytes.
+///
+/// Mutual HMAC-SHA256 challenge–response, as `multiprocessing.connection` does it.
+///
+/// Both sides prove they hold the same [`AuthKey`] without sending it:
+///
+/// 1. the server sends `#CHALLENGE#{sha256}` + 32 random bytes;
+/// 2. the client answers `{sha256}` + HMAC-SHA256(key, challenge body);
+/// 3. the server checks it (in constant time) and sends `#WELCOME#` or `#FAILURE#`;
+/// 4. the roles swap: the client challenges, the server answers, the client
+///    replies `#WELCOME#`/`#FAILURE#`.
+///
+/// The server challenges first (as CPython's `Listener.accept` does), so a client
+/// cannot make the server compute an answer before the client has proven the key
+/// (no reflection). Every handshake message travels in a [`crate::codec::wire`] frame with
+/// a small limit (`HANDSHAKE_LIMIT`, 256 bytes): an unauthenticated peer cannot make the
+/// server allocate more than that.
+///
+/// ```
+/// use procshare::{client_handshake, server_handshake, AuthKey};
+/// use std::os::unix::net::UnixStream;
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let key = AuthKey::random().unwrap();
+/// let k2 = key.clone();
+/// let t = std::thread::spawn(move || server_handshake(&mut b, &k2));
+/// client_handshake(&mut a, &key).unwrap();
+/// t.join().unwrap().unwrap();
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthKey(Vec<u8>);
 
@@ -48,7 +50,7 @@ impl AuthKey {
     /// A key from arbitrary bytes.
     ///
     /// ```
-    /// let k = procshare::auth::AuthKey::new(b"secret");
+    /// let k = procshare::AuthKey::new(b"secret");
     /// assert_eq!(k.as_bytes(), b"secret");
     /// ```
     pub fn new(bytes: impl AsRef<[u8]>) -> Self {
@@ -62,7 +64,7 @@ impl AuthKey {
     /// guessable (the time, the pid) instead.
     ///
     /// ```
-    /// use procshare::auth::AuthKey;
+    /// use procshare::AuthKey;
     /// assert_ne!(AuthKey::random().unwrap(), AuthKey::random().unwrap());
     /// ```
     pub fn random() -> Result<Self, AuthError> {
@@ -74,7 +76,7 @@ impl AuthKey {
     /// The key's bytes.
     ///
     /// ```
-    /// assert_eq!(procshare::auth::AuthKey::new([1u8]).as_bytes(), [1]);
+    /// assert_eq!(procshare::AuthKey::new([1u8]).as_bytes(), [1]);
     /// ```
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -128,7 +130,7 @@ fn digest(key: &AuthKey, msg: &[u8]) -> Hmac<Sha256> {
 /// `Ok(())` only if the peer proved it holds `key`.
 ///
 /// ```
-/// # use procshare::auth::*;
+/// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || answer_challenge(&mut b, &AuthKey::new("k")));
 /// deliver_challenge(&mut a, &AuthKey::new("k")).unwrap();
@@ -164,7 +166,7 @@ pub fn deliver_challenge<S: Read + Write + ?Sized>(
 /// Receive a challenge, answer it with `key`, read the verdict.
 ///
 /// ```
-/// # use procshare::auth::*;
+/// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || deliver_challenge(&mut b, &AuthKey::new("right")));
 /// assert!(matches!(answer_challenge(&mut a, &AuthKey::new("wrong")), Err(AuthError::Refused)));
@@ -202,7 +204,7 @@ pub fn answer_challenge<S: Read + Write + ?Sized>(
 /// The server's side of the mutual handshake: challenge the client, then answer its challenge.
 ///
 /// ```
-/// # use procshare::auth::*;
+/// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || client_handshake(&mut b, &AuthKey::new("k")));
 /// server_handshake(&mut a, &AuthKey::new("k")).unwrap();
@@ -219,7 +221,7 @@ pub fn server_handshake<S: Read + Write + ?Sized>(
 /// The client's side of the mutual handshake: answer the server's challenge, then challenge it.
 ///
 /// ```
-/// # use procshare::auth::*;
+/// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("k")));
 /// client_handshake(&mut a, &AuthKey::new("k")).unwrap();
@@ -238,17 +240,19 @@ pub fn client_handshake<S: Read + Write + ?Sized>(
 /// [`server_handshake`] to play a hostile client.
 ///
 /// ```
-/// use procshare::auth::{server_handshake, AuthKey, ScriptedPeer};
+/// use procshare::{server_handshake, AuthKey, ScriptedPeer};
 /// let mut peer = ScriptedPeer::new(b"\x03\x00\x00\x00abc");
 /// assert!(server_handshake(&mut peer, &AuthKey::new("k")).is_err());
 /// ```
 #[derive(Debug)]
+#[cfg_attr(not(any(feature = "internals", feature = "fuzzing")), allow(dead_code))]
 pub struct ScriptedPeer<'a> {
     input: &'a [u8],
     /// Everything written to the peer.
     pub output: Vec<u8>,
 }
 
+#[cfg_attr(not(any(feature = "internals", feature = "fuzzing")), allow(dead_code))]
 impl<'a> ScriptedPeer<'a> {
     /// A peer that will send exactly `input`, then end of stream.
     pub fn new(input: &'a [u8]) -> Self {

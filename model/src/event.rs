@@ -58,11 +58,14 @@ pub const WAITERS: u32 = 0x8000_0000;
 const GEN_MASK: u32 = 0x7fff_fffe;
 
 /// Seeded bug: `set` publishes with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_SET: Mutant = Mutant(401);
 /// Seeded bug: `set` never wakes the sleepers.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(402);
 /// Seeded bug: a waiter announces itself with a plain store of the value it
 /// read plus `WAITERS` (check-then-act), which can undo a concurrent `set`.
+#[doc(hidden)]
 pub const MUTANT_WAITERS_STORE: Mutant = Mutant(403);
 
 /// A process-shared event flag. See the module documentation.

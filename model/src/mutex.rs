@@ -43,12 +43,16 @@ use crate::platform::{mutant, Mutant, Platform, Thread, Word32, OWNER_MASK};
 pub const WAITERS: u32 = 0x8000_0000;
 
 /// Seeded bug: unlock clears the word with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_UNLOCK: Mutant = Mutant(101);
 /// Seeded bug: unlock never wakes a sleeper.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(102);
 /// Seeded bug: a recoverer takes a dead owner's lock with a plain store (check-then-act).
+#[doc(hidden)]
 pub const MUTANT_RECOVER_STORE: Mutant = Mutant(103);
 /// Seeded bug: a dead owner is never detected.
+#[doc(hidden)]
 pub const MUTANT_NO_RECOVERY: Mutant = Mutant(104);
 
 /// How a lock was acquired.

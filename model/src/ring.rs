@@ -127,32 +127,43 @@ const EV_WAITERS: u32 = 1;
 const SPINS: u32 = 64;
 
 /// Seeded bug: the consumer frees chunks (`head`) with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_HEAD: Mutant = Mutant(601);
 /// Seeded bug: the producer publishes (`tail`) with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_TAIL: Mutant = Mutant(602);
 /// Seeded bug: the producer never notifies `not_empty`.
+#[doc(hidden)]
 pub const MUTANT_NO_NOTIFY_NOT_EMPTY: Mutant = Mutant(603);
 /// Seeded bug: a consumer assembling a message appends a new `FIRST` piece to
 /// it instead of discarding the abandoned part.
+#[doc(hidden)]
 pub const MUTANT_KEEP_ABANDONED: Mutant = Mutant(604);
 /// Seeded bug: a consumer that is not assembling treats a piece without
 /// `FIRST` as the start of a message (delivers the tail of a message).
+#[doc(hidden)]
 pub const MUTANT_NO_SKIP: Mutant = Mutant(605);
 /// Seeded bug: `close` does not wake anybody.
+#[doc(hidden)]
 pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(606);
 /// Seeded bug: a waiter sets `WAITERS` with a plain store instead of a CAS from
 /// the value it checked (check-then-act: a notification in between is lost).
+#[doc(hidden)]
 pub const MUTANT_WAITERS_STORE: Mutant = Mutant(607);
 /// Seeded bug: a consumer that finds the producer gone delivers the part it assembled.
+#[doc(hidden)]
 pub const MUTANT_DELIVER_PARTIAL: Mutant = Mutant(608);
 /// Seeded bug: a producer whose `head_seen` hint shows no room waits without
 /// reading `head` itself (trusts a stale hint).
+#[doc(hidden)]
 pub const MUTANT_HINT_NOT_RELOADED: Mutant = Mutant(609);
 /// Seeded bug: a consumer whose `tail_seen` hint shows nothing to read waits
 /// without reading `tail` itself.
+#[doc(hidden)]
 pub const MUTANT_TAIL_HINT_NOT_RELOADED: Mutant = Mutant(610);
 /// Seeded bug: a `get` that meets a message over its size limit reports it
 /// without freeing the piece (the next `get` meets it again).
+#[doc(hidden)]
 pub const MUTANT_LIMIT_KEEPS_PIECE: Mutant = Mutant(611);
 
 /// Why a ring operation failed.

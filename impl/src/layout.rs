@@ -35,11 +35,11 @@ use core::mem::{align_of, offset_of, size_of};
 
 use procshare_model::barrier::RawBarrier;
 use procshare_model::event::RawEvent;
+use procshare_model::joinable::Tasks;
 use procshare_model::mutex::RawMutex;
 use procshare_model::ring::{Chunk, RingHeader, CHUNK, PIECE_HEADER};
 use procshare_model::rlock::RawRLock;
 use procshare_model::semaphore::RawSemaphore;
-use procshare_model::joinable::Tasks;
 
 use crate::platform::{Shm, ShmCell, ShmWord32, ShmWord64};
 use crate::shm::{SegmentHeader, DATA_OFFSET, LAYOUT_VERSION, SEGMENT_MAGIC};

@@ -78,6 +78,7 @@
 //! release and its wake-up releases the others all the same (they see the new
 //! generation at the platform's liveness poll).
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use core::time::Duration;
 
@@ -172,6 +173,15 @@ impl<P: Platform> core::fmt::Debug for RawBarrier<P> {
 }
 
 impl<P: Platform> RawBarrier<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("state", offset_of!(Self, state)),
+        ("parties", offset_of!(Self, parties)),
+    ];
+
     /// A barrier for `parties` parties (1..=[`MAX_PARTIES`]).
     pub fn new(parties: u32) -> Result<Self, InvalidParties> {
         if parties == 0 || parties > MAX_PARTIES {

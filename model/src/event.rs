@@ -45,6 +45,7 @@
 //!   a multiple of 2^30 sets (while the flag is clear each time it looks) would
 //!   miss them. That is not a practical concern.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -90,6 +91,12 @@ impl<P: Platform> core::fmt::Debug for RawEvent<P> {
 }
 
 impl<P: Platform> RawEvent<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("state", offset_of!(Self, state))];
+
     /// A clear event.
     pub fn new() -> Self {
         RawEvent {

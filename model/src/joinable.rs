@@ -84,6 +84,7 @@
 //!   Python; use a timeout). So does a message that a consumer's death or a
 //!   size limit made the ring drop after it was committed: it was taken.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -154,6 +155,12 @@ impl<P: Platform> core::fmt::Debug for Tasks<P> {
 }
 
 impl<P: Platform> Tasks<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("done", offset_of!(Self, done))];
+
     /// No task done yet (for a ring with no message committed yet).
     pub fn new() -> Self {
         Tasks {

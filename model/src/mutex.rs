@@ -33,6 +33,7 @@
 //! lock protects may be half-updated (like `EOWNERDEAD` or std's `PoisonError`).
 //! The recoverer is told once; the lock is not poisoned afterwards.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -96,6 +97,12 @@ impl<P: Platform> core::fmt::Debug for RawMutex<P> {
 }
 
 impl<P: Platform> RawMutex<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("word", offset_of!(Self, word))];
+
     /// An unlocked mutex.
     pub fn new() -> Self {
         RawMutex {

@@ -92,6 +92,7 @@
 //! waits for the rest (or for the producer's abandonment), so that a timed
 //! `get` never throws away a message that is still arriving.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -201,26 +202,27 @@ pub struct Padded<T>(pub T);
 
 /// The fixed part of a ring. See the [module docs](self).
 ///
-/// Layout (`#[repr(C)]`; every field but the two constants is an atomic or a
-/// lock, so the struct is valid for any bit pattern in the sense that no
-/// value can cause undefined behaviour; inconsistent values are reported as
-/// [`RingError::Corrupt`]). Fields are grouped into cache lines by who writes
-/// them, so that in the steady state a message moves without a line
-/// bouncing between the producer's and the consumer's cores:
+/// Layout (`#[repr(C)]`, 384 bytes, aligned to 64; every field but the two
+/// constants is an atomic or a lock, so the struct is valid for any bit
+/// pattern in the sense that no value can cause undefined behaviour;
+/// inconsistent values are reported as [`RingError::Corrupt`]). Fields are
+/// grouped into cache lines by who writes them, so that in the steady state a
+/// message moves without a line bouncing between the producer's and the
+/// consumer's cores:
 ///
-/// | line | field | written by | meaning / invariant |
-/// |---|---|---|---|
-/// | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | 0 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
-/// | 1 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
-/// | 1 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
-/// | 2 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
-/// | 2 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
-/// | 3 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
-/// | 3 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
-/// | 4 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
-/// | 4 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
-/// | 4 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
+/// | line | offset | field | written by | meaning / invariant |
+/// |---|---|---|---|---|
+/// | 0 | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
+/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
+/// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
+/// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
+/// | 2 | 128 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
+/// | 2 | 136 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
+/// | 3 | 192 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
+/// | 3 | 200 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
+/// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
+/// | 5 | 320 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
+/// | 5 | 328 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
 ///
 /// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40);
 /// `freed_msgs <= published_msgs` (mod 2^24); the chunks in
@@ -298,6 +300,33 @@ fn pack(cnt: u64, pos: u64) -> u64 {
 }
 
 impl<P: Platform> RingHeader<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order; a field inside a line's wrapper at the wrapper's offset plus
+    /// its own), as compiled: impl's `layout.rs` checks them against the
+    /// table and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("prod", offset_of!(Self, prod) + Self::SIDE_LOCK),
+        ("head_seen", offset_of!(Self, prod) + Self::SIDE_SEEN),
+        ("tail", offset_of!(Self, tail) + Self::COUNTED_POS),
+        ("not_empty", offset_of!(Self, tail) + Self::COUNTED_EVENT),
+        ("cons", offset_of!(Self, cons) + Self::SIDE_LOCK),
+        ("tail_seen", offset_of!(Self, cons) + Self::SIDE_SEEN),
+        ("head", offset_of!(Self, head) + Self::COUNTED_POS),
+        ("not_full", offset_of!(Self, head) + Self::COUNTED_EVENT),
+        (
+            "closed",
+            offset_of!(Self, closed) + offset_of!(Padded<P::W32>, 0),
+        ),
+        ("capacity", offset_of!(Self, capacity)),
+        ("max_items", offset_of!(Self, max_items)),
+    ];
+    // Nested `offset_of!` (`prod.0.seen`) needs Rust 1.82; the MSRV is 1.80.
+    const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
+    const SIDE_SEEN: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, seen);
+    const COUNTED_POS: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, pos);
+    const COUNTED_EVENT: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, event);
+
     /// A ring header for `capacity` chunks (clamped to `1..=MAX_CAPACITY`,
     /// then rounded up to a power of two: see [`RingHeader::capacity`]) and at
     /// most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).

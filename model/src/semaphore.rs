@@ -47,6 +47,7 @@
 //! dies holding a permit leaves the count one lower for good. Use a lock
 //! ([`crate::mutex`], [`crate::rlock`]) when the holder must be recoverable.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::time::Duration;
 
@@ -93,6 +94,16 @@ impl<P: Platform> core::fmt::Debug for RawSemaphore<P> {
 }
 
 impl<P: Platform> RawSemaphore<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("value", offset_of!(Self, value)),
+        ("waiters", offset_of!(Self, waiters)),
+        ("bound", offset_of!(Self, bound)),
+    ];
+
     /// A semaphore holding `value` permits; with `bound`, releases may never
     /// raise it above `bound` (a `BoundedSemaphore` uses `bound = Some(value)`).
     /// A `value` above the bound is clamped to it.

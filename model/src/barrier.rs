@@ -65,6 +65,8 @@
 //!   Further arrivals (more than `parties` users) wait for the generation to end.
 //! * A waiter sleeps only on the exact word it read; every change of the word
 //!   that concerns it (release, `BROKEN`, reset) is followed by a wake of all.
+//!   The waits are [`crate::park::park`]'s loop, with no waiters bit (every
+//!   change that ends a generation wakes everyone).
 //! * Arrival CASes are `AcqRel` and waiters read with `Acquire`: every party's
 //!   writes before `wait` are visible to every party after it.
 //!
@@ -76,10 +78,21 @@
 //! release and its wake-up releases the others all the same (they see the new
 //! generation at the platform's liveness poll).
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use core::time::Duration;
 
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
+use crate::park::{park, Check, Waiters};
+use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
+
+/// Where an arrival left a party.
+enum Arrival {
+    /// Done with this `wait` (the last arrival, broken, or timed out).
+    Done(Result<u32, BarrierError>),
+    /// Arrived with index `index` in generation `gen`, whose word is now
+    /// `word` (at least): wait for the generation to end.
+    Waiting { gen: u32, index: u32, word: u32 },
+}
 
 /// The most parties a barrier can have.
 pub const MAX_PARTIES: u32 = COUNT_MASK;
@@ -91,7 +104,9 @@ const ENDS_MASK: u32 = 0x7 << ENDS_SHIFT;
 /// This generation is broken.
 pub const BROKEN: u32 = 0x8000_0000;
 
-/// Seeded bug: arrivals use `Relaxed` CASes and waiters `Relaxed` loads.
+/// Seeded bug: arrivals use `Relaxed` CASes and waiters `Relaxed` loads (the
+/// re-reads inside [`crate::park`] stay `Acquire`, which cannot synchronize
+/// with a `Relaxed` CAS, so the arrivals still publish nothing).
 #[doc(hidden)]
 pub const MUTANT_RELAXED_ARRIVAL: Mutant = Mutant(501);
 /// Seeded bug: the last arrival never wakes the waiters.
@@ -158,6 +173,15 @@ impl<P: Platform> core::fmt::Debug for RawBarrier<P> {
 }
 
 impl<P: Platform> RawBarrier<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("state", offset_of!(Self, state)),
+        ("parties", offset_of!(Self, parties)),
+    ];
+
     /// A barrier for `parties` parties (1..=[`MAX_PARTIES`]).
     pub fn new(parties: u32) -> Result<Self, InvalidParties> {
         if parties == 0 || parties > MAX_PARTIES {
@@ -214,7 +238,7 @@ impl<P: Platform> RawBarrier<P> {
         &self,
         t: &P::Thread,
         timeout: Option<Duration>,
-        action: Option<impl FnOnce() -> bool>,
+        mut action: Option<impl FnOnce() -> bool>,
     ) -> Result<u32, BarrierError> {
         let relaxed = mutant::<P>(MUTANT_RELAXED_ARRIVAL);
         let (acqrel, acquire) = if relaxed {
@@ -224,89 +248,125 @@ impl<P: Platform> RawBarrier<P> {
         };
         let parties = self.parties.load(Relaxed);
         let dl = t.deadline(timeout);
-        let mut v = self.state.load(acquire);
-        let (g, index) = loop {
-            if v & BROKEN != 0 {
-                return Err(BarrierError::Broken);
-            }
-            let c = count(v);
-            if c >= parties {
-                // Everyone has arrived and the action is running: this is a
-                // party too many; wait for the generation to end.
-                if t.wait(&self.state, v, &dl) == Woke::TimedOut && t.expired(&dl) {
-                    return Err(BarrierError::Timeout);
-                }
-                v = self.state.load(acquire);
-                continue;
-            }
-            if c + 1 >= parties && action.is_some() {
-                let released = pack(gen(v) + 1, 0, 0);
-                if mutant::<P>(MUTANT_ACTION_AFTER_RELEASE) {
-                    if let Err(x) = self.state.cas(v, released, acqrel, acquire) {
-                        v = x;
-                        continue;
-                    }
-                    t.wake(&self.state, u32::MAX);
-                    action.map(|a| a());
-                    return Ok(c);
-                }
-                // The last arrival: announce that all arrived (nobody is
-                // released yet), then run the action.
-                if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
-                    v = x;
-                    continue;
-                }
-                return self.finish_with_action(t, v + 1, action, acqrel, acquire);
-            }
-            if c + 1 >= parties {
-                // The last arrival: end this generation.
-                if let Err(x) = self.state.cas(v, pack(gen(v) + 1, 0, 0), acqrel, acquire) {
-                    v = x;
-                    continue;
-                }
-                t.crash_point();
-                if !mutant::<P>(MUTANT_NO_WAKE) {
-                    t.wake(&self.state, u32::MAX);
-                }
-                return Ok(c);
-            }
-            if mutant::<P>(MUTANT_ARRIVAL_STORE) {
-                self.state.store(v + 1, Relaxed);
-            } else if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
-                v = x;
-                continue;
-            }
-            t.crash_point();
-            break (gen(v), c);
+        // Arrive: one CAS on the word of the generation seen. A party too many
+        // (everyone arrived and the action is running) waits for the
+        // generation to end; at its deadline it gives up.
+        let arrived = park::<P, _>(
+            t,
+            &self.state,
+            Waiters::NONE,
+            &dl,
+            self.state.load(acquire),
+            |v| self.arrive(t, v, parties, &mut action, acqrel, acquire),
+            |_, expired| expired.then_some(Arrival::Done(Err(BarrierError::Timeout))),
+        );
+        let (g, index, v) = match arrived {
+            Arrival::Done(r) => return r,
+            Arrival::Waiting { gen, index, word } => (gen, index, word),
         };
-        let mut v = v + 1;
-        loop {
-            if gen(v) != g {
-                return self.outcome(g, v, index);
-            }
-            if v & BROKEN != 0 {
-                return Err(BarrierError::Broken);
-            }
-            if t.wait(&self.state, v, &dl) == Woke::TimedOut {
+        // Wait for generation `g` to end (released or broken).
+        park::<P, _>(
+            t,
+            &self.state,
+            Waiters::NONE,
+            &dl,
+            v,
+            |v| match self.ended(g, v, index) {
+                Some(r) => Check::Done(r),
+                None => Check::Sleep,
+            },
+            |mut v, expired| loop {
                 // Deadline or liveness poll (the last arrival may have died
-                // before waking us): re-read with an RMW, which returns the
-                // latest value.
-                v = self.state.fetch_or(0, acquire);
-                if gen(v) != g || v & BROKEN != 0 || !t.expired(&dl) {
-                    continue;
+                // before waking us): `v` is the latest word.
+                if let Some(r) = self.ended(g, v, index) {
+                    return Some(r);
+                }
+                if !expired {
+                    return None;
                 }
                 // Give up and break the barrier for everyone in this generation.
                 match self.state.cas(v, v | BROKEN, acqrel, acquire) {
                     Ok(_) => {
                         t.crash_point();
                         t.wake(&self.state, u32::MAX);
-                        return Err(BarrierError::Timeout);
+                        return Some(Err(BarrierError::Timeout));
                     }
                     Err(x) => v = x,
                 }
-                continue;
+            },
+        )
+    }
+
+    /// One arrival attempt on word `v`: [`Check::Look`] if the CAS lost a race.
+    fn arrive(
+        &self,
+        t: &P::Thread,
+        v: u32,
+        parties: u32,
+        action: &mut Option<impl FnOnce() -> bool>,
+        acqrel: core::sync::atomic::Ordering,
+        acquire: core::sync::atomic::Ordering,
+    ) -> Check<Arrival> {
+        if v & BROKEN != 0 {
+            return Check::Done(Arrival::Done(Err(BarrierError::Broken)));
+        }
+        let c = count(v);
+        if c >= parties {
+            // Everyone has arrived and the action is running: this is a
+            // party too many; wait for the generation to end.
+            return Check::Sleep;
+        }
+        if c + 1 >= parties && action.is_some() {
+            let released = pack(gen(v) + 1, 0, 0);
+            if mutant::<P>(MUTANT_ACTION_AFTER_RELEASE) {
+                if let Err(x) = self.state.cas(v, released, acqrel, acquire) {
+                    return Check::Look(x);
+                }
+                t.wake(&self.state, u32::MAX);
+                action.take().map(|a| a());
+                return Check::Done(Arrival::Done(Ok(c)));
             }
-            v = self.state.load(acquire);
+            // The last arrival: announce that all arrived (nobody is
+            // released yet), then run the action.
+            if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
+                return Check::Look(x);
+            }
+            let r = self.finish_with_action(t, v + 1, action.take(), acqrel, acquire);
+            return Check::Done(Arrival::Done(r));
+        }
+        if c + 1 >= parties {
+            // The last arrival: end this generation.
+            if let Err(x) = self.state.cas(v, pack(gen(v) + 1, 0, 0), acqrel, acquire) {
+                return Check::Look(x);
+            }
+            t.crash_point();
+            if !mutant::<P>(MUTANT_NO_WAKE) {
+                t.wake(&self.state, u32::MAX);
+            }
+            return Check::Done(Arrival::Done(Ok(c)));
+        }
+        if mutant::<P>(MUTANT_ARRIVAL_STORE) {
+            self.state.store(v + 1, Relaxed);
+        } else if let Err(x) = self.state.cas(v, v + 1, acqrel, acquire) {
+            return Check::Look(x);
+        }
+        t.crash_point();
+        Check::Done(Arrival::Waiting {
+            gen: gen(v),
+            index: c,
+            word: v + 1,
+        })
+    }
+
+    /// Has generation `g` ended, seen from word `v`? How, for the party with
+    /// arrival index `index`.
+    fn ended(&self, g: u32, v: u32, index: u32) -> Option<Result<u32, BarrierError>> {
+        if gen(v) != g {
+            Some(self.outcome(g, v, index))
+        } else if v & BROKEN != 0 {
+            Some(Err(BarrierError::Broken))
+        } else {
+            None
         }
     }
 

@@ -45,6 +45,7 @@
 //!   a multiple of 2^30 sets (while the flag is clear each time it looks) would
 //!   miss them. That is not a practical concern.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -58,11 +59,14 @@ pub const WAITERS: u32 = 0x8000_0000;
 const GEN_MASK: u32 = 0x7fff_fffe;
 
 /// Seeded bug: `set` publishes with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_SET: Mutant = Mutant(401);
 /// Seeded bug: `set` never wakes the sleepers.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(402);
 /// Seeded bug: a waiter announces itself with a plain store of the value it
 /// read plus `WAITERS` (check-then-act), which can undo a concurrent `set`.
+#[doc(hidden)]
 pub const MUTANT_WAITERS_STORE: Mutant = Mutant(403);
 
 /// A process-shared event flag. See the module documentation.
@@ -87,6 +91,12 @@ impl<P: Platform> core::fmt::Debug for RawEvent<P> {
 }
 
 impl<P: Platform> RawEvent<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("state", offset_of!(Self, state))];
+
     /// A clear event.
     pub fn new() -> Self {
         RawEvent {

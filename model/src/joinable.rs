@@ -84,6 +84,7 @@
 //!   Python; use a timeout). So does a message that a consumer's death or a
 //!   size limit made the ring drop after it was committed: it was taken.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -92,22 +93,27 @@ use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
 use crate::ring::{Ring, RingError, Wait};
 
 /// Seeded bug: `task_done` increments `done` with `Relaxed` instead of `AcqRel`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_DONE: Mutant = Mutant(901);
 /// Seeded bug: `task_done` never wakes the joiners when the last task is done.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(902);
 /// Seeded bug: `task_done` increments with a load then a plain store
 /// (check-then-act), so two racing calls can both succeed on one task.
+#[doc(hidden)]
 pub const MUTANT_LOAD_STORE_DONE: Mutant = Mutant(903);
 /// Seeded bug: the old order, "count the task, then put": `put` counts the
 /// task by a separate step before the ring put (here: lowering `done` by one,
 /// which raises `committed - done`), and takes that count back once the
 /// ring's commit has counted the message. A producer that dies in between
 /// (blocked on a full queue, say) leaves the count one too high.
+#[doc(hidden)]
 pub const MUTANT_COUNT_THEN_PUT: Mutant = Mutant(904);
 /// Seeded bug: "put, then count": `put` hides the coming commit from the
 /// count (raising `done` by one) and counts the task only after the ring put
 /// returned. A producer that dies in between leaves a message whose task is
 /// not counted: `join` returns while it is unfinished.
+#[doc(hidden)]
 pub const MUTANT_PUT_THEN_COUNT: Mutant = Mutant(905);
 
 /// Counts are compared modulo 2^24 (the ring's message count).
@@ -149,6 +155,12 @@ impl<P: Platform> core::fmt::Debug for Tasks<P> {
 }
 
 impl<P: Platform> Tasks<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("done", offset_of!(Self, done))];
+
     /// No task done yet (for a ring with no message committed yet).
     pub fn new() -> Self {
         Tasks {

@@ -33,6 +33,7 @@
 //! lock protects may be half-updated (like `EOWNERDEAD` or std's `PoisonError`).
 //! The recoverer is told once; the lock is not poisoned afterwards.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -43,12 +44,16 @@ use crate::platform::{mutant, Mutant, Platform, Thread, Word32, OWNER_MASK};
 pub const WAITERS: u32 = 0x8000_0000;
 
 /// Seeded bug: unlock clears the word with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_UNLOCK: Mutant = Mutant(101);
 /// Seeded bug: unlock never wakes a sleeper.
+#[doc(hidden)]
 pub const MUTANT_NO_WAKE: Mutant = Mutant(102);
 /// Seeded bug: a recoverer takes a dead owner's lock with a plain store (check-then-act).
+#[doc(hidden)]
 pub const MUTANT_RECOVER_STORE: Mutant = Mutant(103);
 /// Seeded bug: a dead owner is never detected.
+#[doc(hidden)]
 pub const MUTANT_NO_RECOVERY: Mutant = Mutant(104);
 
 /// How a lock was acquired.
@@ -92,6 +97,12 @@ impl<P: Platform> core::fmt::Debug for RawMutex<P> {
 }
 
 impl<P: Platform> RawMutex<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[("word", offset_of!(Self, word))];
+
     /// An unlocked mutex.
     pub fn new() -> Self {
         RawMutex {

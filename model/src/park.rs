@@ -24,7 +24,9 @@
 //! [`park`] is that loop; [`sleep`] is steps 2–3 alone, for a protocol whose
 //! condition spans several words and whose loop is its own (the queue ring).
 //! A word without a waiters bit ([`Waiters::NONE`]) is woken by every
-//! notifier that makes a condition true (the joinable queue's `join`).
+//! notifier that makes a condition true (the joinable queue's `join`, the
+//! barrier), or announces its waiters elsewhere (the semaphore's `waiters`
+//! count, raised before [`park`]).
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
 

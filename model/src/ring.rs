@@ -92,6 +92,7 @@
 //! waits for the rest (or for the producer's abandonment), so that a timed
 //! `get` never throws away a message that is still arriving.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use core::time::Duration;
 
@@ -127,32 +128,43 @@ const EV_WAITERS: u32 = 1;
 const SPINS: u32 = 64;
 
 /// Seeded bug: the consumer frees chunks (`head`) with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_HEAD: Mutant = Mutant(601);
 /// Seeded bug: the producer publishes (`tail`) with `Relaxed` instead of `Release`.
+#[doc(hidden)]
 pub const MUTANT_RELAXED_TAIL: Mutant = Mutant(602);
 /// Seeded bug: the producer never notifies `not_empty`.
+#[doc(hidden)]
 pub const MUTANT_NO_NOTIFY_NOT_EMPTY: Mutant = Mutant(603);
 /// Seeded bug: a consumer assembling a message appends a new `FIRST` piece to
 /// it instead of discarding the abandoned part.
+#[doc(hidden)]
 pub const MUTANT_KEEP_ABANDONED: Mutant = Mutant(604);
 /// Seeded bug: a consumer that is not assembling treats a piece without
 /// `FIRST` as the start of a message (delivers the tail of a message).
+#[doc(hidden)]
 pub const MUTANT_NO_SKIP: Mutant = Mutant(605);
 /// Seeded bug: `close` does not wake anybody.
+#[doc(hidden)]
 pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(606);
 /// Seeded bug: a waiter sets `WAITERS` with a plain store instead of a CAS from
 /// the value it checked (check-then-act: a notification in between is lost).
+#[doc(hidden)]
 pub const MUTANT_WAITERS_STORE: Mutant = Mutant(607);
 /// Seeded bug: a consumer that finds the producer gone delivers the part it assembled.
+#[doc(hidden)]
 pub const MUTANT_DELIVER_PARTIAL: Mutant = Mutant(608);
 /// Seeded bug: a producer whose `head_seen` hint shows no room waits without
 /// reading `head` itself (trusts a stale hint).
+#[doc(hidden)]
 pub const MUTANT_HINT_NOT_RELOADED: Mutant = Mutant(609);
 /// Seeded bug: a consumer whose `tail_seen` hint shows nothing to read waits
 /// without reading `tail` itself.
+#[doc(hidden)]
 pub const MUTANT_TAIL_HINT_NOT_RELOADED: Mutant = Mutant(610);
 /// Seeded bug: a `get` that meets a message over its size limit reports it
 /// without freeing the piece (the next `get` meets it again).
+#[doc(hidden)]
 pub const MUTANT_LIMIT_KEEPS_PIECE: Mutant = Mutant(611);
 
 /// Why a ring operation failed.
@@ -190,26 +202,27 @@ pub struct Padded<T>(pub T);
 
 /// The fixed part of a ring. See the [module docs](self).
 ///
-/// Layout (`#[repr(C)]`; every field but the two constants is an atomic or a
-/// lock, so the struct is valid for any bit pattern in the sense that no
-/// value can cause undefined behaviour; inconsistent values are reported as
-/// [`RingError::Corrupt`]). Fields are grouped into cache lines by who writes
-/// them, so that in the steady state a message moves without a line
-/// bouncing between the producer's and the consumer's cores:
+/// Layout (`#[repr(C)]`, 384 bytes, aligned to 64; every field but the two
+/// constants is an atomic or a lock, so the struct is valid for any bit
+/// pattern in the sense that no value can cause undefined behaviour;
+/// inconsistent values are reported as [`RingError::Corrupt`]). Fields are
+/// grouped into cache lines by who writes them, so that in the steady state a
+/// message moves without a line bouncing between the producer's and the
+/// consumer's cores:
 ///
-/// | line | field | written by | meaning / invariant |
-/// |---|---|---|---|
-/// | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | 0 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
-/// | 1 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
-/// | 1 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
-/// | 2 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
-/// | 2 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
-/// | 3 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
-/// | 3 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
-/// | 4 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
-/// | 4 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
-/// | 4 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
+/// | line | offset | field | written by | meaning / invariant |
+/// |---|---|---|---|---|
+/// | 0 | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
+/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
+/// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
+/// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
+/// | 2 | 128 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
+/// | 2 | 136 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
+/// | 3 | 192 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
+/// | 3 | 200 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
+/// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
+/// | 5 | 320 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
+/// | 5 | 328 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
 ///
 /// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40);
 /// `freed_msgs <= published_msgs` (mod 2^24); the chunks in
@@ -287,6 +300,33 @@ fn pack(cnt: u64, pos: u64) -> u64 {
 }
 
 impl<P: Platform> RingHeader<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order; a field inside a line's wrapper at the wrapper's offset plus
+    /// its own), as compiled: impl's `layout.rs` checks them against the
+    /// table and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("prod", offset_of!(Self, prod) + Self::SIDE_LOCK),
+        ("head_seen", offset_of!(Self, prod) + Self::SIDE_SEEN),
+        ("tail", offset_of!(Self, tail) + Self::COUNTED_POS),
+        ("not_empty", offset_of!(Self, tail) + Self::COUNTED_EVENT),
+        ("cons", offset_of!(Self, cons) + Self::SIDE_LOCK),
+        ("tail_seen", offset_of!(Self, cons) + Self::SIDE_SEEN),
+        ("head", offset_of!(Self, head) + Self::COUNTED_POS),
+        ("not_full", offset_of!(Self, head) + Self::COUNTED_EVENT),
+        (
+            "closed",
+            offset_of!(Self, closed) + offset_of!(Padded<P::W32>, 0),
+        ),
+        ("capacity", offset_of!(Self, capacity)),
+        ("max_items", offset_of!(Self, max_items)),
+    ];
+    // Nested `offset_of!` (`prod.0.seen`) needs Rust 1.82; the MSRV is 1.80.
+    const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
+    const SIDE_SEEN: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, seen);
+    const COUNTED_POS: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, pos);
+    const COUNTED_EVENT: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, event);
+
     /// A ring header for `capacity` chunks (clamped to `1..=MAX_CAPACITY`,
     /// then rounded up to a power of two: see [`RingHeader::capacity`]) and at
     /// most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).

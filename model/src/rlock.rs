@@ -51,6 +51,7 @@
 //! ([`Acquired::OwnerDied`]), holds the lock with depth 1, and the dead owner's
 //! recursion depth is forgotten.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::Relaxed;
 use core::time::Duration;
 
@@ -100,6 +101,15 @@ impl<P: Platform> core::fmt::Debug for RawRLock<P> {
 }
 
 impl<P: Platform> RawRLock<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("mutex", offset_of!(Self, mutex)),
+        ("count", offset_of!(Self, count)),
+    ];
+
     /// An unlocked recursive lock.
     pub fn new() -> Self {
         RawRLock {

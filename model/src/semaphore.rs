@@ -47,11 +47,13 @@
 //! dies holding a permit leaves the count one lower for good. Use a lock
 //! ([`crate::mutex`], [`crate::rlock`]) when the holder must be recoverable.
 
+use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::time::Duration;
 
 pub use crate::mutex::Timeout;
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32};
+use crate::park::{park, Check, Waiters};
+use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
 
 /// Seeded bug: `release` publishes the permit with `Relaxed` instead of `Release`.
 #[doc(hidden)]
@@ -92,6 +94,16 @@ impl<P: Platform> core::fmt::Debug for RawSemaphore<P> {
 }
 
 impl<P: Platform> RawSemaphore<P> {
+    /// The byte offset of each field of the layout table (its names, its
+    /// order), as compiled: impl's `layout.rs` checks them against the table
+    /// and hashes them into its layout fingerprint.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("value", offset_of!(Self, value)),
+        ("waiters", offset_of!(Self, waiters)),
+        ("bound", offset_of!(Self, bound)),
+    ];
+
     /// A semaphore holding `value` permits; with `bound`, releases may never
     /// raise it above `bound` (a `BoundedSemaphore` uses `bound = Some(value)`).
     /// A `value` above the bound is clamped to it.
@@ -150,17 +162,32 @@ impl<P: Platform> RawSemaphore<P> {
             }
         }
         let dl = t.deadline(timeout);
+        // The announcement is the count in `waiters`, not a bit of the futex
+        // word: the loop is `park`'s with no waiters bit.
         self.waiters.fetch_add(1, SeqCst);
         t.crash_point();
-        let r = loop {
-            if self.take(t).is_ok() {
-                break Ok(());
-            }
-            if t.wait(&self.value, 0, &dl) == Woke::TimedOut && t.expired(&dl) {
-                // A permit released just now is left for the others.
-                break self.take(t).map_err(|_| Timeout);
-            }
-        };
+        let r = park::<P, _>(
+            t,
+            &self.value,
+            Waiters::NONE,
+            &dl,
+            self.value.load(Relaxed),
+            |v| {
+                if v == 0 {
+                    return Check::Sleep;
+                }
+                match self.value.cas(v, v - 1, Acquire, Relaxed) {
+                    Ok(_) => {
+                        t.crash_point();
+                        Check::Done(Ok(()))
+                    }
+                    Err(x) => Check::Look(x),
+                }
+            },
+            // At the deadline, one last try: a permit released just now is
+            // taken; otherwise it is left for the others.
+            |_, expired| expired.then(|| self.take(t).map_err(|_| Timeout)),
+        );
         self.waiters.fetch_sub(1, Relaxed);
         t.crash_point();
         r

@@ -7,6 +7,10 @@
 //!    `unsafe impl ShmSafe`, or beside the struct where impl owns it),
 //!    [`assert_shm_layout!`] states its size, alignment and (where the fields
 //!    are visible from impl) field offsets: the numbers of its doc table.
+//!    The model's protocol structs keep their fields private; each publishes
+//!    its field offsets instead (`OFFSETS`, computed in the model with
+//!    `offset_of!`), and [`assert_model_offsets!`] here states them: the
+//!    offsets of the struct's doc table, every field of it.
 //! 2. [`FINGERPRINT`], a 32-bit FNV-1a hash of the sizes, alignments and
 //!    offsets of all of them (as compiled) and of the layout constants, must
 //!    be the one [`RECORDED`] for the current [`LAYOUT_VERSION`]. A change of
@@ -18,12 +22,6 @@
 //! Segments carry `LAYOUT_VERSION` in their header and [`Segment::attach`]
 //! refuses another one, so a process of an older build never reads a newer
 //! layout.
-//!
-//! Limit: the protocol structs of `procshare-model` keep their fields private,
-//! so impl checks their size and alignment (and those of their field types,
-//! `ShmWord32`/`ShmWord64`, whose sizes with the documented field order fix
-//! the offsets) but cannot name their offsets: swapping two fields of the
-//! same type there is not seen here.
 //!
 //! [`Segment::attach`]: crate::shm::Segment::attach
 
@@ -90,6 +88,101 @@ assert_shm_layout!(ShmWord64 { size: 8, align: 8 });
 assert_shm_layout!(ShmCell<u64> { size: 8, align: 8 });
 assert_shm_layout!(ShmCell<Chunk> { size: CHUNK, align: 1 });
 
+/// Is `a == b`? (`str` equality is not `const` on the MSRV.)
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The offset of field `name` in a model struct's `OFFSETS` table.
+const fn offset_in(table: &[(&str, usize)], name: &str) -> Option<usize> {
+    let mut i = 0;
+    while i < table.len() {
+        if str_eq(table[i].0, name) {
+            return Some(table[i].1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Asserts at compile time that a protocol struct of the model has its
+/// fields at the offsets of its doc table: its `OFFSETS` table (computed in
+/// the model with `offset_of!`, over the real platform) lists exactly these
+/// fields, at these offsets:
+/// `assert_model_offsets!(RawBarrier<Shm> { state: 0, parties: 4 });`
+macro_rules! assert_model_offsets {
+    ($t:ty { $($field:ident: $off:expr),+ $(,)? }) => {
+        const _: () = {
+            assert!(
+                <$t>::OFFSETS.len() == [$(stringify!($field)),+].len(),
+                concat!(
+                    "the field table (OFFSETS) of shared struct `", stringify!($t),
+                    "` does not list exactly the documented fields: update its doc table ",
+                    "and this assert, then bump LAYOUT_VERSION (see impl/src/layout.rs)"
+                )
+            );
+            $(
+                assert!(
+                    matches!(offset_in(<$t>::OFFSETS, stringify!($field)), Some(o) if o == $off),
+                    concat!(
+                        "field `", stringify!($field), "` of shared struct `", stringify!($t),
+                        "` is not at the documented offset ", stringify!($off),
+                        ": update its doc table and this assert, ",
+                        "then bump LAYOUT_VERSION (see impl/src/layout.rs)"
+                    )
+                );
+            )+
+        };
+    };
+}
+
+// The model's protocol structs over the real platform: the offsets of their
+// doc tables (model/src/<protocol>.rs, "Layout").
+assert_model_offsets!(RawMutex<Shm> { word: 0 });
+assert_model_offsets!(RawRLock<Shm> { mutex: 0, count: 4 });
+assert_model_offsets!(RawSemaphore<Shm> { value: 0, waiters: 4, bound: 8 });
+assert_model_offsets!(RawEvent<Shm> { state: 0 });
+assert_model_offsets!(RawBarrier<Shm> { state: 0, parties: 4 });
+assert_model_offsets!(Tasks<Shm> { done: 0 });
+assert_model_offsets!(RingHeader<Shm> {
+    prod: 0,
+    head_seen: 8,
+    tail: 64,
+    not_empty: 72,
+    cons: 128,
+    tail_seen: 136,
+    head: 192,
+    not_full: 200,
+    closed: 256,
+    capacity: 320,
+    max_items: 328,
+});
+
+/// The field offsets of the model's protocol structs (their `OFFSETS`
+/// tables), hashed into the fingerprint after [`LAYOUT`] (the offsets, in
+/// table order: a field that moves changes it, a renamed one does not).
+/// Add a line here for a new protocol struct.
+const MODEL_OFFSETS: &[&[(&str, usize)]] = &[
+    RawMutex::<Shm>::OFFSETS,
+    RawRLock::<Shm>::OFFSETS,
+    RawSemaphore::<Shm>::OFFSETS,
+    RawEvent::<Shm>::OFFSETS,
+    RawBarrier::<Shm>::OFFSETS,
+    Tasks::<Shm>::OFFSETS,
+    RingHeader::<Shm>::OFFSETS,
+];
+
 /// Every number that fixes a shared layout, as this build compiles it:
 /// `(size, align, offsets...)` of each struct placed in shared memory, and
 /// the layout constants. Add a line here for a new shared struct.
@@ -141,29 +234,49 @@ const LAYOUT: &[usize] = &[
     offset_of!(Colocated<u128>, data),
 ];
 
-/// 32-bit FNV-1a over the little-endian bytes of `words` (as `u64`s).
-const fn fnv1a(words: &[usize]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut i = 0;
-    while i < words.len() {
-        let bytes = (words[i] as u64).to_le_bytes();
-        let mut j = 0;
-        while j < bytes.len() {
-            h ^= bytes[j] as u32;
-            h = h.wrapping_mul(0x0100_0193);
-            j += 1;
-        }
-        i += 1;
+/// One step of 32-bit FNV-1a: hash the little-endian bytes of `w` (as a `u64`).
+const fn fnv1a(mut h: u32, w: usize) -> u32 {
+    let bytes = (w as u64).to_le_bytes();
+    let mut j = 0;
+    while j < bytes.len() {
+        h ^= bytes[j] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        j += 1;
     }
     h
 }
 
-/// The fingerprint of the shared layouts of this build ([`LAYOUT`] hashed).
-pub const FINGERPRINT: u32 = fnv1a(LAYOUT);
+/// 32-bit FNV-1a over `words`, then over the offsets of each of `tables`.
+const fn fingerprint(words: &[usize], tables: &[&[(&str, usize)]]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < words.len() {
+        h = fnv1a(h, words[i]);
+        i += 1;
+    }
+    let mut t = 0;
+    while t < tables.len() {
+        let mut i = 0;
+        while i < tables[t].len() {
+            h = fnv1a(h, tables[t][i].1);
+            i += 1;
+        }
+        t += 1;
+    }
+    h
+}
+
+/// The fingerprint of the shared layouts of this build ([`LAYOUT`] and
+/// [`MODEL_OFFSETS`] hashed).
+pub const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 
 /// `(LAYOUT_VERSION, FINGERPRINT)` of every layout version: append a line when
 /// you bump the version.
-pub const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab)];
+///
+/// Version 2 is the first whose fingerprint includes the model structs' field
+/// offsets ([`MODEL_OFFSETS`]); its layouts are those of version 1 (the check
+/// became stricter, the bytes in shared memory did not move).
+pub const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4)];
 
 /// The fingerprint recorded for `version`, if any.
 const fn recorded(version: u32) -> Option<u32> {

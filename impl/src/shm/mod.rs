@@ -132,8 +132,9 @@ fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShmError {
 /// Magic number at the start of every segment ("PRSHARE" + 1).
 pub const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
 /// Version of the shared-memory layouts of this build. Bump it whenever a
-/// `#[repr(C)]` shared struct changes.
-pub const LAYOUT_VERSION: u32 = 1;
+/// `#[repr(C)]` shared struct changes. (2: the layouts of 1; the first version
+/// whose fingerprint includes the model's field offsets, see impl/src/layout.rs.)
+pub const LAYOUT_VERSION: u32 = 2;
 /// Offset of the first usable byte of a segment (the header is padded to a cache line).
 pub const DATA_OFFSET: usize = 64;
 /// Size of each small-object arena segment.

@@ -16,6 +16,10 @@ struct Shared<P: Platform> {
     inside: AtomicU32,
     /// Run the non-owner release probe before each critical section.
     probe: bool,
+    /// Non-owner release probes in progress (a std atomic, like `inside`):
+    /// the witness that lets a check that fails in *another* thread name the
+    /// cause (see [`Shared::check`]).
+    probing: AtomicU32,
 }
 
 /// How a critical section acquires the lock the first time.
@@ -33,6 +37,7 @@ impl<P: Platform> Shared<P> {
             data: P::Cell::new(0),
             inside: AtomicU32::new(0),
             probe: true,
+            probing: AtomicU32::new(0),
         }
     }
 
@@ -49,10 +54,11 @@ impl<P: Platform> Shared<P> {
     /// update, unlock (still owned), unlock. Returns whether it ran.
     fn critical(&self, t: &P::Thread, how: How) -> bool {
         let me = t.id();
-        crate::check!(
-            !self.probe || self.l.is_owned_by(me) || self.l.unlock(t).is_err(),
-            "a non-owner released the lock"
-        );
+        if self.probe && !self.l.is_owned_by(me) {
+            self.probing.fetch_add(1, SeqCst);
+            crate::check!(self.l.unlock(t).is_err(), "a non-owner released the lock");
+            self.probing.fetch_sub(1, SeqCst);
+        }
         let a = match how {
             How::Block => self.l.lock(t, None),
             How::Timed => self.l.lock(t, Some(core::time::Duration::from_millis(1))),
@@ -65,30 +71,49 @@ impl<P: Platform> Shared<P> {
         if a == Acquired::OwnerDied {
             self.inside.store(0, SeqCst); // the previous holder died inside
         }
-        crate::check!(
+        self.check(
             self.inside.fetch_add(1, SeqCst) == 0,
-            "two threads in the critical section"
+            "two threads in the critical section",
         );
-        crate::check!(
+        self.check(
             self.l.lock(t, None) == Ok(Acquired::Clean),
-            "re-entrant acquisition failed"
+            "re-entrant acquisition failed",
         );
-        crate::check!(
+        self.check(
             self.l.is_owned_by(me),
-            "two threads in the critical section (another owner after re-entry)"
+            "two threads in the critical section (another owner after re-entry)",
         );
-        crate::check!(self.l.count() == 2, "wrong recursion depth after re-entry");
+        self.check(self.l.count() == 2, "wrong recursion depth after re-entry");
         t.crash_point();
         self.data.with_mut(|p| unsafe { *p += 1 });
         t.crash_point();
-        crate::check!(self.l.unlock(t).is_ok(), "inner unlock by the owner failed");
-        crate::check!(
+        self.check(self.l.unlock(t).is_ok(), "inner unlock by the owner failed");
+        self.check(
             self.l.is_owned_by(me),
-            "the lock was freed before the outermost release"
+            "the lock was freed before the outermost release",
         );
         self.inside.fetch_sub(1, SeqCst);
-        crate::check!(self.l.unlock(t).is_ok(), "outer unlock by the owner failed");
+        self.check(self.l.unlock(t).is_ok(), "outer unlock by the owner failed");
         true
+    }
+
+    /// A check of the critical section. A non-owner release that succeeds
+    /// (a mutant) is reported by the prober's own check, unless the scheduler
+    /// runs another thread first, between the release's last step and that
+    /// check: then the owner (or a thread the release let in) sees a
+    /// consequence first (a wrong depth, a failed unlock, a lost lock, two
+    /// threads inside). So while a probe is in progress a failed check also
+    /// names it. With correct code a probe changes nothing, and no check fails.
+    fn check(&self, ok: bool, what: &str) {
+        if ok {
+            return;
+        }
+        if self.probing.load(SeqCst) != 0 {
+            crate::testkit::violation(&format!(
+                "{what}, during a release by a non-owner (a non-owner released the lock)"
+            ));
+        }
+        crate::testkit::violation(what)
     }
 
     fn count(&self) -> u32 {
@@ -326,6 +351,10 @@ mod shuttle_checks {
         assert!(points >= 6);
     }
 
+    /// Every failure here names the non-owner release: the prober's own check,
+    /// or (in about 0.4% of runs, when another thread sees the consequence
+    /// first) a check that fails while the probe is in progress
+    /// ([`Shared::check`]).
     #[test]
     fn shuttle_catches_release_by_non_owner() {
         assert!(fails_with("non-owner", || {

@@ -32,6 +32,7 @@ use crate::value::{load_relaxed, lock_any, map_lock, map_try, store_relaxed, Gua
 
 /// An index past the end (Python's `IndexError: array index out of range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("array index {index} out of range (length {len})")]
 pub struct IndexError {
     /// The index asked for.

@@ -4,6 +4,8 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod error;
+pub use error::Error;
 mod layout;
 pub mod platform;
 pub mod process;

@@ -26,6 +26,7 @@ mod platform;
 mod shm;
 
 mod codec;
+mod error;
 
 mod data;
 mod queue;
@@ -37,6 +38,7 @@ mod pool;
 mod process;
 
 pub use crate::codec::auth::{AuthError, AuthKey};
+pub use crate::error::Error;
 pub use crate::codec::wire::WireError;
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};

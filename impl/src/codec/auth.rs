@@ -98,6 +98,7 @@ fn fill_random(b: &mut [u8]) -> Result<(), AuthError> {
 
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// The peer refused our proof: we do not hold its key (CPython's
     /// `AuthenticationError: digest received was wrong` seen from the client).
@@ -106,7 +107,8 @@ pub enum AuthError {
     /// The peer's proof was wrong: it does not hold our key.
     #[error("authentication failed: digest received was wrong")]
     WrongDigest,
-    /// The peer sent something that is not a handshake message.
+    /// The peer sent something that is not a handshake message (what was
+    /// wrong with the peer's bytes).
     #[error("authentication failed: protocol violation: {0}")]
     Protocol(String),
     /// Framing or I/O failed during the handshake.

@@ -18,7 +18,10 @@
 //! * [`WireError::Truncated`]: the stream ended inside a frame.
 //! * [`WireError::Oversized`]: the announced length is above the limit.
 //! * [`WireError::Corrupt`]: the payload does not decode as the requested type
-//!   (or has trailing bytes).
+//!   (postcard's error is its source).
+//! * [`WireError::TrailingBytes`]: the value decoded but bytes were left after it.
+//! * [`WireError::Encode`]: a value could not be encoded (its `Serialize` failed:
+//!   the serializer's own message is kept).
 //! * [`WireError::Io`]: any other I/O error.
 //!
 //! ```
@@ -44,6 +47,7 @@ pub const DEFAULT_LIMIT: usize = 64 << 20;
 
 /// Why a frame could not be read, written, encoded or decoded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The header announces a frame larger than the reader's limit.
     #[error("oversized frame: {len} bytes announced, limit is {limit}")]
@@ -61,9 +65,26 @@ pub enum WireError {
         /// Bytes actually received before the end of the stream.
         got: usize,
     },
-    /// The payload is not a valid encoding of the requested type.
+    /// The payload is not a valid encoding of the requested type (postcard's
+    /// error is the source).
     #[error("corrupt frame: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] postcard::Error),
+    /// The payload holds a valid value followed by this many more bytes.
+    #[error("corrupt frame: {0} trailing bytes after the value")]
+    TrailingBytes(usize),
+    /// The value could not be encoded: its `Serialize` implementation (or one
+    /// of its fields') failed, or it is of a shape postcard cannot encode (a
+    /// sequence of unknown length).
+    #[error("cannot encode: {message}")]
+    Encode {
+        /// The serializer's message: the one given to `serde::ser::Error::custom`
+        /// by the failing `Serialize` implementation (postcard drops it from its
+        /// own error, procshare recovers it), else postcard's.
+        message: String,
+        /// postcard's error.
+        #[source]
+        source: postcard::Error,
+    },
     /// The peer closed the stream cleanly at a frame boundary.
     #[error("connection closed by peer")]
     Closed,
@@ -79,7 +100,24 @@ pub enum WireError {
 /// assert_eq!(b, vec![7]);
 /// ```
 pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
-    postcard::to_stdvec(v).map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))
+    postcard::to_stdvec(v).map_err(|e| encode_error(v, e))
+}
+
+/// The [`WireError::Encode`] for `v`, whose encoding just failed with `e`.
+///
+/// postcard reports a `Serialize` implementation's `S::Error::custom(msg)` as
+/// [`postcard::Error::SerdeSerCustom`], without `msg`. To keep it, `v` is
+/// serialized once more (only on this error path) into [`MessageCatcher`], a
+/// serializer that writes nothing and whose error keeps the message.
+pub(crate) fn encode_error<T: Serialize + ?Sized>(v: &T, e: postcard::Error) -> WireError {
+    let caught = match e {
+        postcard::Error::SerdeSerCustom => v.serialize(MessageCatcher).err(),
+        _ => None,
+    };
+    WireError::Encode {
+        message: caught.map_or_else(|| e.to_string(), |c| c.0),
+        source: e,
+    }
 }
 
 /// Encode `v` with postcard, appending to `buf` (which keeps its allocation:
@@ -91,8 +129,7 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, WireError> {
 /// assert_eq!(buf, [9, 1, 1, b'a']);
 /// ```
 pub fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
-    let b = postcard::to_extend(v, core::mem::take(buf))
-        .map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))?;
+    let b = postcard::to_extend(v, core::mem::take(buf)).map_err(|e| encode_error(v, e))?;
     *buf = b;
     Ok(())
 }
@@ -107,11 +144,8 @@ pub fn encode_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<()
 pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, WireError> {
     match postcard::take_from_bytes::<T>(b) {
         Ok((v, [])) => Ok(v),
-        Ok((_, rest)) => Err(WireError::Corrupt(format!(
-            "{} trailing bytes after the value",
-            rest.len()
-        ))),
-        Err(e) => Err(WireError::Corrupt(e.to_string())),
+        Ok((_, rest)) => Err(WireError::TrailingBytes(rest.len())),
+        Err(e) => Err(WireError::Corrupt(e)),
     }
 }
 
@@ -152,8 +186,8 @@ pub fn write_frame<W: Write + ?Sized, T: Serialize + ?Sized>(
 ) -> Result<(), WireError> {
     // Reserve the header in the same buffer: one allocation, one write.
     let mut buf = vec![0u8; HEADER_LEN];
-    let mut buf = postcard::to_extend(v, std::mem::take(&mut buf))
-        .map_err(|e| WireError::Corrupt(format!("cannot encode: {e}")))?;
+    let mut buf =
+        postcard::to_extend(v, std::mem::take(&mut buf)).map_err(|e| encode_error(v, e))?;
     let h = header(buf.len() - HEADER_LEN)?;
     buf[..HEADER_LEN].copy_from_slice(&h);
     w.write_all(&buf)?;
@@ -261,6 +295,193 @@ pub fn split_frame(buf: &[u8], limit: usize) -> Result<(&[u8], &[u8]), WireError
     Ok(body.split_at(len))
 }
 
+/// The message of a failed serialization, as [`MessageCatcher`] reports it.
+#[derive(Debug)]
+struct Caught(String);
+
+impl core::fmt::Display for Caught {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Caught {}
+
+impl serde::ser::Error for Caught {
+    fn custom<M: core::fmt::Display>(msg: M) -> Self {
+        Caught(msg.to_string())
+    }
+}
+
+/// A serializer that accepts every serde shape, writes nothing, and fails
+/// only where the value's own `Serialize` fails: its error is that failure's
+/// message (see [`encode_error`]).
+struct MessageCatcher;
+
+macro_rules! catch_leaves {
+    ($($f:ident($t:ty)),* $(,)?) => {
+        $(fn $f(self, _: $t) -> Result<(), Caught> { Ok(()) })*
+    };
+}
+
+impl serde::Serializer for MessageCatcher {
+    type Ok = ();
+    type Error = Caught;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    catch_leaves!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
+    );
+    fn serialize_none(self) -> Result<(), Caught> {
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), Caught> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), Caught> {
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Caught> {
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Caught> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), Caught> {
+        v.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self, Caught> {
+        Ok(self)
+    }
+    fn collect_str<T: core::fmt::Display + ?Sized>(self, _: &T) -> Result<(), Caught> {
+        Ok(())
+    }
+}
+
+macro_rules! catch_compound {
+    ($($tr:ident :: $f:ident),* $(,)?) => {
+        $(impl serde::ser::$tr for MessageCatcher {
+            type Ok = ();
+            type Error = Caught;
+            fn $f<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Caught> {
+                v.serialize(MessageCatcher)
+            }
+            fn end(self) -> Result<(), Caught> {
+                Ok(())
+            }
+        })*
+    };
+}
+
+catch_compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
+
+macro_rules! catch_fields {
+    ($($tr:ident),* $(,)?) => {
+        $(impl serde::ser::$tr for MessageCatcher {
+            type Ok = ();
+            type Error = Caught;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _: &'static str,
+                v: &T,
+            ) -> Result<(), Caught> {
+                v.serialize(MessageCatcher)
+            }
+            fn end(self) -> Result<(), Caught> {
+                Ok(())
+            }
+        })*
+    };
+}
+
+catch_fields!(SerializeStruct, SerializeStructVariant);
+
+impl serde::ser::SerializeMap for MessageCatcher {
+    type Ok = ();
+    type Error = Caught;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), Caught> {
+        k.serialize(MessageCatcher)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Caught> {
+        v.serialize(MessageCatcher)
+    }
+    fn end(self) -> Result<(), Caught> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +514,11 @@ mod tests {
         assert!(matches!(
             read_frame::<_, bool>(&mut &c[..], 100),
             Err(WireError::Corrupt(_))
+        ));
+        // trailing bytes
+        assert!(matches!(
+            decode::<u8>(&[7, 0]),
+            Err(WireError::TrailingBytes(1))
         ));
         // huge length refused without allocating
         assert!(matches!(

@@ -13,6 +13,7 @@ use crate::sync::{AnyGuard, AnyLock, LockResult, RLock, TryLockResult};
 
 /// An index past the end (Python's `IndexError: array index out of range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("array index {index} out of range (length {len})")]
 pub struct IndexError {
     /// The index asked for.

@@ -57,6 +57,7 @@ impl From<&Path> for Address {
 
 /// A string that is not a manager address (see [`Address`]'s `FromStr`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 #[error("not a manager address: {addr:?} ({why})")]
 pub struct AddressError {
     /// The string given.
@@ -138,17 +139,20 @@ pub enum ManagerError {
     #[error("manager connection: {0}")]
     Wire(#[from] WireError),
     /// A value from the server does not decode as the requested type.
-    #[error("a value from the manager does not decode as {ty}: {msg}")]
+    #[error("a value from the manager does not decode as {ty}: {source}")]
     WrongType {
         /// The requested type.
         ty: &'static str,
-        /// The decoder's message.
-        msg: String,
+        /// The decoder's error.
+        #[source]
+        source: WireError,
     },
-    /// A value could not be encoded.
+    /// A value could not be encoded (the serializer's message is kept: see
+    /// [`WireError::Encode`]).
     #[error("cannot encode a value for the manager: {0}")]
-    Encode(String),
-    /// The server answered something that does not fit the request.
+    Encode(#[source] WireError),
+    /// The server answered something that does not fit the request (a
+    /// description of that answer: it comes from the other process).
     #[error("unexpected answer from the manager: {0}")]
     Protocol(String),
     /// A system call failed.
@@ -186,13 +190,13 @@ impl ManagerError {
 pub(crate) type Result<T> = std::result::Result<T, ManagerError>;
 
 pub(crate) fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
-    wire::encode(v).map_err(|e| ManagerError::Encode(e.to_string()))
+    wire::encode(v).map_err(ManagerError::Encode)
 }
 
 pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     wire::decode(b).map_err(|e| ManagerError::WrongType {
         ty: std::any::type_name::<T>(),
-        msg: e.to_string(),
+        source: e,
     })
 }
 

@@ -227,7 +227,7 @@ impl Driver {
         let init = self.init.clone();
         let mut p = Process::new(move || worker::child_main(cfd, &close, init))
             .with_name(format!("PoolWorker-{w}"));
-        p.start().map_err(|e| PoolError::Process(e.to_string()))?;
+        p.start().map_err(|e| PoolError::Process(Arc::new(e)))?;
         drop(child);
         parent
             .set_nonblocking(true)
@@ -557,7 +557,7 @@ impl Drop for Driver {
     /// task, refuses further calls and kills the workers: callers get an
     /// error, never a hang.
     fn drop(&mut self) {
-        let err = PoolError::Process("the pool's dispatcher thread failed".into());
+        let err = PoolError::DispatcherFailed;
         let subs = {
             let mut g = self.shared.lock();
             g.finished = true;

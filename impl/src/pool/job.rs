@@ -408,7 +408,7 @@ fn decode_into<R: DeserializeOwned>(
     vals: &mut Vec<R>,
 ) -> Option<Decoded<R>> {
     let failed = |m: String| {
-        let err = PoolError::Decode(m);
+        let err = PoolError::decode(m);
         let first = (n > 0).then(|| (start, err.clone()));
         Some((Results::Failed { err, left: n }, first))
     };
@@ -432,12 +432,19 @@ fn decode_into<R: DeserializeOwned>(
     // The plain prefix: values of tasks 0..k, decoded straight into their vector.
     let old = vals.len();
     vals.reserve(k);
-    let mut bad: Option<String> = None;
+    let mut bad: Option<PoolError> = None;
+    let bad_result = |e: postcard::Error| PoolError::Decode {
+        what: format!(
+            "a task's result does not decode as {}: {e}",
+            core::any::type_name::<R>()
+        ),
+        source: Some(std::sync::Arc::new(e)),
+    };
     for _ in 0..k {
         match R::deserialize(&mut de) {
             Ok(v) => vals.push(v),
             Err(e) => {
-                bad = Some(format!("cannot decode a task's result: {e}"));
+                bad = Some(bad_result(e));
                 break;
             }
         }
@@ -451,16 +458,16 @@ fn decode_into<R: DeserializeOwned>(
     let mut first: Option<(usize, PoolError)> = None;
     while each.len() < n {
         let r = match &bad {
-            Some(m) => Err(PoolError::Decode(m.clone())),
+            Some(e) => Err(e.clone()),
             None => match <Result<R, TaskFailure>>::deserialize(&mut de) {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(TaskFailure::Panicked(m))) => Err(PoolError::TaskPanicked(m)),
                 Ok(Err(TaskFailure::Unserializable(m))) => Err(PoolError::Serialize(m)),
-                Ok(Err(TaskFailure::BadArgument(m))) => Err(PoolError::Decode(m)),
+                Ok(Err(TaskFailure::BadArgument(m))) => Err(PoolError::decode(m)),
                 Err(e) => {
-                    let m = format!("cannot decode a task's result: {e}");
-                    bad = Some(m.clone());
-                    Err(PoolError::Decode(m))
+                    let e = bad_result(e);
+                    bad = Some(e.clone());
+                    Err(e)
                 }
             },
         };

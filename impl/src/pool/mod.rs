@@ -14,12 +14,17 @@ use procshare_model::pool::Config;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::process::ProcessError;
+use crate::codec::wire::WireError;
+
 use driver::{Driver, Frame, Shared, Submission};
 use job::{ErrCallback, Job, OkCallback};
 use worker::Tramp;
 
 /// Errors of the pool and of its tasks.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// (`Clone`: one error may fail several tasks; its sources are shared. See
+/// the `PartialEq` impl for what equality means.)
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {
     /// `processes(0)` (CPython: `ValueError: Number of processes must be at least 1`).
@@ -78,30 +83,70 @@ pub enum PoolError {
         /// The length the iterator promised.
         promised: usize,
     },
-    /// An argument or a result could not be serialized.
+    /// A task argument could not be serialized (in this process; the
+    /// serializer's message is kept: see [`WireError::Encode`]).
+    #[error("cannot serialize a task argument: {0}")]
+    Encode(#[source] Arc<WireError>),
+    /// A task's result could not be serialized in the worker: the worker's
+    /// message (it comes from the other process, so it is text).
     #[error("cannot serialize: {0}")]
     Serialize(String),
-    /// A result could not be decoded.
-    #[error("cannot decode: {0}")]
-    Decode(String),
+    /// A worker's answer could not be decoded: a task's result does not decode
+    /// as the result type (postcard's error is the source), or the worker
+    /// could not decode a task's argument, or sent a malformed frame (a
+    /// description of what the other process sent).
+    #[error("cannot decode: {what}")]
+    Decode {
+        /// What failed.
+        what: String,
+        /// The decoder's error, when this process's decoder failed.
+        #[source]
+        source: Option<Arc<postcard::Error>>,
+    },
     /// Starting a worker failed.
     #[error("cannot start a worker: {0}")]
-    Process(String),
+    Process(#[source] Arc<ProcessError>),
+    /// The pool's dispatcher thread failed (a bug in procshare): every
+    /// pending task fails with this.
+    #[error("the pool's dispatcher thread failed")]
+    DispatcherFailed,
     /// A system call failed.
-    #[error("{what} failed: {msg}")]
+    #[error("{what} failed: {source}")]
     Os {
         /// Which call.
         what: &'static str,
         /// The OS error.
-        msg: String,
+        #[source]
+        source: Arc<std::io::Error>,
     },
 }
+
+/// Two pool errors are equal when they are the same variant and display the
+/// same text (every field is in the text; the sources, which have no equality
+/// of their own, compare by their messages). This keeps
+/// `assert_eq!(pool.apply(f, x), Ok(y))` working.
+impl PartialEq for PoolError {
+    fn eq(&self, other: &PoolError) -> bool {
+        core::mem::discriminant(self) == core::mem::discriminant(other)
+            && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for PoolError {}
 
 impl PoolError {
     fn os(what: &'static str, e: std::io::Error) -> PoolError {
         PoolError::Os {
             what,
-            msg: e.to_string(),
+            source: Arc::new(e),
+        }
+    }
+
+    /// A [`PoolError::Decode`] without a local decoder error.
+    pub(crate) fn decode(what: impl Into<String>) -> PoolError {
+        PoolError::Decode {
+            what: what.into(),
+            source: None,
         }
     }
 }
@@ -444,9 +489,7 @@ impl Pool {
             let want = chunksize.min(n - start);
             let got =
                 worker::unit_frame(&mut buf, unit, tramp, func, items.by_ref(), want, per_item)
-                    .map_err(|e| {
-                        PoolError::Serialize(format!("a task argument: cannot encode: {e}"))
-                    })?;
+                    .map_err(|e| PoolError::Encode(Arc::new(e)))?;
             if got < want {
                 return Err(PoolError::BrokenSizeHint { promised: n });
             }

@@ -40,7 +40,7 @@ use procshare_model::pool::{worker_main, FromWorker, ToWorker, UnitId, WorkerIo}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::wire;
+use crate::codec::wire::{self, WireError};
 use crate::panic_message;
 
 /// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
@@ -189,13 +189,13 @@ impl<'a> Out<'a> {
     }
 
     /// Append `v` (postcard); on error nothing is appended.
-    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> postcard::Result<()> {
+    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WireError> {
         let mark = self.pos;
         let r = postcard::serialize_with_flavor(v, Cursor(self));
         if r.is_err() {
             self.pos = mark;
         }
-        r
+        r.map_err(|e| crate::codec::wire::encode_error(v, e))
     }
 
     #[cold]
@@ -365,7 +365,7 @@ pub(crate) fn unit_frame<B: Serialize>(
     items: impl Iterator<Item = B>,
     max: usize,
     per_item: usize,
-) -> Result<usize, postcard::Error> {
+) -> Result<usize, WireError> {
     // A size hint, capped: a chunk of large items grows the buffer as it goes.
     let hint = max.saturating_mul(per_item).min(4 << 20);
     buf.reserve(4 + UNIT_DATA + 4 + SLACK + hint);

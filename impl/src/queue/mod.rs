@@ -45,10 +45,10 @@ pub enum QueueError {
     /// The value could not be serialized (an error in the caller, not in a
     /// background thread as in CPython).
     #[error("cannot serialize the value: {0}")]
-    Encode(WireError),
+    Encode(#[source] WireError),
     /// The message does not decode as `T`; it was consumed, the queue goes on.
     #[error("cannot decode the message: {0}")]
-    Decode(WireError),
+    Decode(#[source] WireError),
     /// The encoded value is larger than the size limit (`put`: nothing was
     /// sent; `get`: the message was consumed and dropped as soon as it passed
     /// the limit, and the queue goes on).

@@ -96,6 +96,10 @@ impl<G> std::error::Error for OwnerDied<G> {}
 pub type LockResult<G> = Result<G, OwnerDied<G>>;
 
 /// Why a `try_`/`_timeout` acquisition did not return a clean guard.
+///
+/// Deliberately exhaustive (unlike the other error types), as
+/// `std::sync::TryLockError`: an acquisition either did not happen or
+/// happened from a dead owner, and callers match both to get at the guard.
 pub enum TryLockError<G> {
     /// Not acquired: the lock was held (`try_`) or the timeout passed.
     WouldBlock,
@@ -172,7 +176,8 @@ pub enum SyncError {
     #[error("the barrier is broken")]
     BrokenBarrier,
     /// This process was the last to arrive at a barrier and its action
-    /// panicked (the message); the barrier is broken for the other parties
+    /// panicked (the panic's message: a panic payload is not an error to
+    /// keep as a source); the barrier is broken for the other parties
     /// (CPython: the action's exception here, `BrokenBarrierError` there).
     #[error("the barrier action panicked: {0}")]
     BarrierActionFailed(String),

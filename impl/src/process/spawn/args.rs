@@ -18,7 +18,8 @@ impl Exporter {
     /// Appends a value by copy (postcard).
     pub fn put<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SpawnError> {
         let bytes = core::mem::take(&mut self.bytes);
-        self.bytes = postcard::to_extend(value, bytes).map_err(SpawnError::Encode)?;
+        self.bytes = postcard::to_extend(value, bytes)
+            .map_err(|e| SpawnError::Encode(crate::codec::wire::encode_error(value, e)))?;
         Ok(())
     }
 
@@ -66,8 +67,10 @@ impl Importer {
     /// Takes a value sent by [`Exporter::put`].
     pub fn take<T: DeserializeOwned>(&mut self) -> Result<T, SpawnError> {
         let rest = self.bytes.get(self.pos..).unwrap_or_default();
-        let (v, left) = postcard::take_from_bytes::<T>(rest)
-            .map_err(|e| SpawnError::Decode(format!("{e} (at byte {})", self.pos)))?;
+        let (v, left) = postcard::take_from_bytes::<T>(rest).map_err(|e| SpawnError::Decode {
+            what: format!("{e} (at byte {})", self.pos),
+            source: Some(e),
+        })?;
         self.pos = self.bytes.len() - left.len();
         Ok(v)
     }
@@ -98,10 +101,13 @@ impl Importer {
 
     pub(super) fn finish(&self) -> Result<(), SpawnError> {
         if self.pos != self.bytes.len() {
-            return Err(SpawnError::Decode(format!(
-                "{} bytes left over after the arguments",
-                self.bytes.len() - self.pos
-            )));
+            return Err(SpawnError::Decode {
+                what: format!(
+                    "{} bytes left over after the arguments",
+                    self.bytes.len() - self.pos
+                ),
+                source: None,
+            });
         }
         Ok(())
     }
@@ -397,9 +403,10 @@ pub(super) fn trampoline<A: SpawnArgs>(
     let args = A::import_all(im)
         .and_then(|a| im.finish().map(|()| a))
         .map_err(|e| match e {
-            SpawnError::Decode(m) => {
-                SpawnError::Decode(format!("{m}, arguments {}", core::any::type_name::<A>()))
-            }
+            SpawnError::Decode { what, source } => SpawnError::Decode {
+                what: format!("{what}, arguments {}", core::any::type_name::<A>()),
+                source,
+            },
             e => e,
         })?;
     // SAFETY: `f` is the address of a `fn(A)` of this binary: the parent took

@@ -115,12 +115,19 @@ pub enum SpawnError {
          with the spawn and forkserver start methods"
     )]
     ClosureTarget,
-    /// An argument could not be encoded.
+    /// An argument could not be encoded (the serializer's message is kept:
+    /// see [`WireError::Encode`](crate::codec::wire::WireError::Encode)).
     #[error("cannot encode a spawn argument: {0}")]
-    Encode(#[source] postcard::Error),
+    Encode(#[source] crate::codec::wire::WireError),
     /// The child could not decode its arguments.
-    #[error("cannot decode the spawn arguments: {0}")]
-    Decode(String),
+    #[error("cannot decode the spawn arguments: {what}")]
+    Decode {
+        /// What failed, and where.
+        what: String,
+        /// The decoder's error, if it was one.
+        #[source]
+        source: Option<postcard::Error>,
+    },
     /// The arguments hold more shared segments than one start can pass.
     #[error("the arguments use {0} shared-memory segments, at most {MAX_SEGMENTS} can be passed")]
     TooManySegments(usize),
@@ -153,7 +160,8 @@ pub enum SpawnError {
     /// The fork server is gone (killed, or it exited).
     #[error("the fork server is gone ({0})")]
     ForkServerLost(&'static str),
-    /// The child reported that it could not start (its message).
+    /// The child reported that it could not start (its message: it comes
+    /// from the other process, so it is text).
     #[error("the child could not start: {0}")]
     Child(String),
     /// procshare's code is not part of the running executable (it was loaded

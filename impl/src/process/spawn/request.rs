@@ -105,7 +105,7 @@ impl Request {
             function,
             args: ex.bytes,
         };
-        let bytes = postcard::to_stdvec(&payload).map_err(SpawnError::Encode)?;
+        let bytes = crate::codec::wire::encode(&payload).map_err(SpawnError::Encode)?;
         let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;
         let file = std::fs::File::from(fd);
         file.write_all_at(&bytes, 0)
@@ -133,7 +133,7 @@ pub(super) fn send_msg(
     msg: &Status,
     fds: &[BorrowedFd<'_>],
 ) -> Result<(), SpawnError> {
-    let bytes = postcard::to_stdvec(msg).map_err(SpawnError::Encode)?;
+    let bytes = crate::codec::wire::encode(msg).map_err(SpawnError::Encode)?;
     crate::sys::io::send_with_fds(fd, &bytes, fds).map_err(os_err("sendmsg"))
 }
 

@@ -123,7 +123,7 @@ fn bad_handles_are_errors() {
     // Trailing bytes.
     let mut i = im(vec![1, 2]);
     assert_eq!(i.take::<u8>().unwrap(), 1);
-    assert!(matches!(i.finish(), Err(SpawnError::Decode(_))));
+    assert!(matches!(i.finish(), Err(SpawnError::Decode { .. })));
     // A queue whose header and chunks disagree.
     let q1: Queue<u8> = Queue::<u8>::builder().capacity_bytes(64).build().unwrap();
     let q2: Queue<u8> = Queue::<u8>::builder().capacity_bytes(128).build().unwrap();

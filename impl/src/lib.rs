@@ -80,12 +80,16 @@ pub mod fuzzing {
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::codec::auth::{client_handshake, server_handshake, ScriptedPeer};
+    pub use crate::codec::auth::{
+        answer_challenge, client_handshake, deliver_challenge, server_handshake, ScriptedPeer,
+    };
     pub use crate::codec::wire;
-    pub use crate::platform::{current_tid, tid_is_alive, Shm, ShmCell, ShmThread, ShmWord32};
+    pub use crate::platform::{
+        current_tid, tid_is_alive, Shm, ShmCell, ShmThread, ShmWord32, ShmWord64,
+    };
     pub use crate::process::spawn::forkserver_pid;
     pub use crate::queue::DEFAULT_CAPACITY;
-    pub use crate::shm::{arena_stats, ShmBox, ShmSlice};
+    pub use crate::shm::{arena_stats, Segment, ShmBox, ShmSlice, DATA_OFFSET};
 }
 
 /// The message of a caught panic payload (`&str` or `String`; anything else

@@ -34,14 +34,13 @@ const NONCE_LEN: usize = 32;
 /// server allocate more than that.
 ///
 /// ```
-/// use procshare::{client_handshake, server_handshake, AuthKey};
-/// use std::os::unix::net::UnixStream;
-/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{AuthKey, Manager};
 /// let key = AuthKey::random().unwrap();
-/// let k2 = key.clone();
-/// let t = std::thread::spawn(move || server_handshake(&mut b, &k2));
-/// client_handshake(&mut a, &key).unwrap();
-/// t.join().unwrap().unwrap();
+/// let server = Manager::serve("127.0.0.1:0", key.clone()).unwrap();
+/// let client = Manager::connect(server.address().clone(), key).unwrap();
+/// client.ping().unwrap();
+/// assert!(Manager::connect(server.address().clone(), AuthKey::new("wrong")).is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthKey(Vec<u8>);
@@ -132,6 +131,7 @@ fn digest(key: &AuthKey, msg: &[u8]) -> Hmac<Sha256> {
 /// `Ok(())` only if the peer proved it holds `key`.
 ///
 /// ```
+/// # use procshare::internals::*;
 /// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || answer_challenge(&mut b, &AuthKey::new("k")));
@@ -168,6 +168,7 @@ pub fn deliver_challenge<S: Read + Write + ?Sized>(
 /// Receive a challenge, answer it with `key`, read the verdict.
 ///
 /// ```
+/// # use procshare::internals::*;
 /// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || deliver_challenge(&mut b, &AuthKey::new("right")));
@@ -206,6 +207,7 @@ pub fn answer_challenge<S: Read + Write + ?Sized>(
 /// The server's side of the mutual handshake: challenge the client, then answer its challenge.
 ///
 /// ```
+/// # use procshare::internals::*;
 /// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || client_handshake(&mut b, &AuthKey::new("k")));
@@ -223,6 +225,7 @@ pub fn server_handshake<S: Read + Write + ?Sized>(
 /// The client's side of the mutual handshake: answer the server's challenge, then challenge it.
 ///
 /// ```
+/// # use procshare::internals::*;
 /// # use procshare::*;
 /// # let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
 /// let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("k")));
@@ -242,7 +245,8 @@ pub fn client_handshake<S: Read + Write + ?Sized>(
 /// [`server_handshake`] to play a hostile client.
 ///
 /// ```
-/// use procshare::{server_handshake, AuthKey, ScriptedPeer};
+/// use procshare::internals::{server_handshake, ScriptedPeer};
+/// use procshare::AuthKey;
 /// let mut peer = ScriptedPeer::new(b"\x03\x00\x00\x00abc");
 /// assert!(server_handshake(&mut peer, &AuthKey::new("k")).is_err());
 /// ```

@@ -5,18 +5,18 @@
 //! Sources are kept: [`std::error::Error::source`] walks from an [`Error`]
 //! down through the family error to the OS or codec error that caused it.
 
-use crate::data::array::IndexError;
 use crate::codec::auth::AuthError;
+use crate::codec::wire::WireError;
+use crate::data::array::IndexError;
 use crate::manager::{AddressError, ManagerError};
-use crate::queue::pipe::PipeError;
 use crate::pool::PoolError;
+use crate::process::spawn::SpawnError;
 use crate::process::ProcessError;
+use crate::queue::pipe::PipeError;
 use crate::queue::QueueError;
 use crate::shared_memory::SharedMemoryError;
 use crate::shm::ShmError;
-use crate::process::spawn::SpawnError;
 use crate::sync::SyncError;
-use crate::codec::wire::WireError;
 
 /// Any procshare error: one variant per family, each displayed as (and with
 /// the same source as) the family error it holds.

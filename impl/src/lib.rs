@@ -38,10 +38,10 @@ mod pool;
 mod process;
 
 pub use crate::codec::auth::{AuthError, AuthKey};
-pub use crate::error::Error;
 pub use crate::codec::wire::WireError;
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};
+pub use crate::error::Error;
 pub use crate::manager::{
     Address, AddressError, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Kind, ListProxy,
     LockProxy, Manager, ManagerError, NamespaceProxy, OpError, QueueProxy, RLockProxy,

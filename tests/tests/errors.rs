@@ -4,18 +4,18 @@
 
 use std::error::Error as _;
 
-use procshare::IndexError;
+use procshare::internals::wire::{self, WireError};
 use procshare::AuthError;
-use procshare::{Address, AddressError, Manager, ManagerError};
+use procshare::IndexError;
 use procshare::PipeError;
-use procshare::{Pool, PoolError};
 use procshare::ProcessError;
 use procshare::QueueError;
-use procshare::internals::ShmError;
+use procshare::ShmError;
 use procshare::SpawnError;
 use procshare::SyncError;
-use procshare::internals::wire::{self, WireError};
+use procshare::{Address, AddressError, Manager, ManagerError};
 use procshare::{Error, Lock, Pipe, Process, Queue, SharedMemoryError};
+use procshare::{Pool, PoolError};
 use procshare_tests::quiet;
 use serde::{Deserialize, Serialize, Serializer};
 

@@ -14,8 +14,8 @@ use procshare_model::pool::Config;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::process::ProcessError;
 use crate::codec::wire::WireError;
+use crate::process::ProcessError;
 
 use driver::{Driver, Frame, Shared, Submission};
 use job::{ErrCallback, Job, OkCallback};

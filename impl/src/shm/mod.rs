@@ -182,7 +182,7 @@ crate::shm::layout::assert_shm_layout!(SegmentHeader {
 static SEGMENTS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
 
-/// A `MAP_SHARED` mapping of a memfd, starting with a [`SegmentHeader`].
+/// A `MAP_SHARED` mapping of a memfd, starting with a `SegmentHeader`.
 ///
 /// ```
 /// use procshare::internals::{Segment, DATA_OFFSET};
@@ -285,7 +285,8 @@ impl Segment {
         })
     }
 
-    /// Total size in bytes, header included.
+    /// Total size in bytes, header included (never 0: a segment holds at least its header).
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -197,7 +197,7 @@ fn client_killed_mid_request_frees_its_lock_and_server_goes_on() {
     });
     victim.start().unwrap();
     assert_eq!(ready.get_timeout(GENEROUS).unwrap(), victim.pid().unwrap());
-    assert!(lock.locked().unwrap());
+    assert!(lock.is_locked().unwrap());
     victim.kill().unwrap();
     assert_eq!(victim.join().unwrap(), -9);
     // The dead client's lock is released when its connection closes.

@@ -268,5 +268,5 @@ fn barrier_and_condition_across_processes() {
     let mut g = got.to_vec().unwrap();
     g.sort();
     assert_eq!(g, (1..=30).collect::<Vec<_>>());
-    assert!(!barrier.broken().unwrap());
+    assert!(!barrier.is_broken().unwrap());
 }

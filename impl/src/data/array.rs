@@ -74,6 +74,7 @@ impl<T: Pod + Send> RawArray<T> {
     }
 
     /// Is it empty?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
     }
@@ -264,6 +265,7 @@ impl<T: Pod + Send> Array<T> {
     }
 
     /// Is it empty?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }

@@ -223,6 +223,7 @@ impl<T: Pod + Send> RawValue<T> {
     }
 
     /// Reads the value (unsynchronized: may be torn by a concurrent `set`).
+    #[doc(alias = "value")]
     pub fn get(&self) -> T {
         // SAFETY: the pointer comes from the ShmCell (an UnsafeCell), is valid
         // and aligned while `self` lives; the only concurrent accesses of a
@@ -424,6 +425,7 @@ impl<T: Pod + Send> Value<T> {
     /// # Panics
     ///
     /// If this thread holds a guard of this value (use the guard).
+    #[doc(alias = "value")]
     pub fn get(&self) -> T {
         self.guard_owner.check("Value");
         let _g = lock_any(&self.lock);

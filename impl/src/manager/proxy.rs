@@ -293,6 +293,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # let m = procshare::Manager::start().unwrap();
     /// assert!(m.list::<u8>().unwrap().is_empty().unwrap());
     /// ```
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
@@ -534,6 +535,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # let m = procshare::Manager::start().unwrap();
     /// assert!(m.dict::<u8, u8>().unwrap().is_empty().unwrap());
     /// ```
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }

@@ -51,10 +51,12 @@ macro_rules! acquire_release {
                 flag(self.h.op(Op::Acquire(Wait::Forever))?).map(drop)
             }
             /// Acquire if possible without waiting; `true` if acquired.
+            #[doc(alias = "acquire")]
             pub fn try_acquire(&self) -> Result<bool> {
                 flag(self.h.op(Op::Acquire(Wait::No))?)
             }
             /// Acquire, waiting at most `t`; `true` if acquired.
+            #[doc(alias = "acquire")]
             pub fn acquire_timeout(&self, t: Duration) -> Result<bool> {
                 flag(self.h.op(Op::Acquire(Wait::from_timeout(Some(t))))?)
             }
@@ -73,7 +75,7 @@ macro_rules! acquire_release {
 /// let m = procshare::Manager::start().unwrap();
 /// let l = m.lock().unwrap();
 /// assert!(l.try_acquire().unwrap());
-/// assert!(l.locked().unwrap());
+/// assert!(l.is_locked().unwrap());
 /// assert!(!l.acquire_timeout(std::time::Duration::from_millis(1)).unwrap());
 /// l.release().unwrap();
 /// assert!(l.release().is_err());
@@ -87,7 +89,8 @@ acquire_release!(LockProxy);
 
 impl LockProxy {
     /// Is it held?
-    pub fn locked(&self) -> Result<bool> {
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> Result<bool> {
         flag(self.h.op(Op::Locked)?)
     }
 }
@@ -176,6 +179,7 @@ impl EventProxy {
         flag(self.h.op(Op::EventWait(Wait::Forever))?)
     }
     /// Wait at most `t`; returns the flag.
+    #[doc(alias = "wait")]
     pub fn wait_timeout(&self, t: Duration) -> Result<bool> {
         flag(self.h.op(Op::EventWait(Wait::from_timeout(Some(t))))?)
     }
@@ -208,10 +212,12 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
     }
     /// Put an item if there is room now.
+    #[doc(alias = "put_nowait")]
     pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
         ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
     }
     /// Put an item, waiting at most `t` for room.
+    #[doc(alias = "put")]
     pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
         ok(self
             .h
@@ -222,10 +228,12 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         self.get_with(Wait::Forever)
     }
     /// Get an item if there is one now.
+    #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T> {
         self.get_with(Wait::No)
     }
     /// Get an item, waiting at most `t`.
+    #[doc(alias = "get")]
     pub fn get_timeout(&self, t: Duration) -> Result<T> {
         self.get_with(Wait::from_timeout(Some(t)))
     }
@@ -243,6 +251,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
         }
     }
     /// Is it empty now?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.qsize()? == 0)
     }
@@ -287,6 +296,7 @@ impl ConditionProxy {
 
     /// [`ConditionProxy::wait`] for at most `t`; returns `false` if not notified in
     /// time (the lock is held again either way, as in Python).
+    #[doc(alias = "wait")]
     pub fn wait_timeout(&self, t: Duration) -> Result<bool> {
         self.wait_with(Wait::from_timeout(Some(t)))
     }
@@ -329,9 +339,9 @@ impl ConditionProxy {
 /// assert_eq!(mine + theirs, 1); // arrival indices 0 and 1
 /// // A timed-out wait breaks the barrier, as in Python.
 /// assert!(b.wait_timeout(std::time::Duration::from_millis(1)).is_err());
-/// assert!(b.broken().unwrap());
+/// assert!(b.is_broken().unwrap());
 /// b.reset().unwrap();
-/// assert!(!b.broken().unwrap());
+/// assert!(!b.is_broken().unwrap());
 /// ```
 pub struct BarrierProxy {
     h: Handle,
@@ -348,6 +358,7 @@ impl BarrierProxy {
 
     /// [`BarrierProxy::wait`] for at most `t`; on timeout the barrier breaks and
     /// this returns `BrokenBarrier` (Python's behaviour).
+    #[doc(alias = "wait")]
     pub fn wait_timeout(&self, t: Duration) -> Result<u64> {
         self.wait_with(Wait::from_timeout(Some(t)))
     }
@@ -374,7 +385,8 @@ impl BarrierProxy {
     }
 
     /// Is it broken?
-    pub fn broken(&self) -> Result<bool> {
+    #[doc(alias = "broken")]
+    pub fn is_broken(&self) -> Result<bool> {
         Ok(self.state()?[2] != 0)
     }
 

@@ -401,6 +401,7 @@ impl Process {
 
     /// Waits at most `timeout` for the child to exit: `Some(exit code)`, or
     /// `None` if it is still running. Sleeps in `poll` on a pidfd (no polling loop).
+    #[doc(alias = "join")]
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<i32>, ProcessError> {
         let r = self.running("join")?;
         if let Some(code) = self.try_reap(false)? {

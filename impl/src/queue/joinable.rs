@@ -138,6 +138,7 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Like [`JoinableQueue::join`], at most `timeout`; returns whether all were done.
+    #[doc(alias = "join")]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_inner(Some(timeout))
     }
@@ -168,11 +169,13 @@ impl<T: Serialize> JoinableQueue<T> {
     }
 
     /// Put with a timeout (see [`Queue::put_timeout`]).
+    #[doc(alias = "put")]
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
         self.put_wait(v, Wait::For(Some(timeout)))
     }
 
     /// Put without waiting (see [`Queue::try_put`]).
+    #[doc(alias = "put_nowait")]
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
         self.put_wait(v, Wait::No)
     }
@@ -185,11 +188,13 @@ impl<T: DeserializeOwned> JoinableQueue<T> {
     }
 
     /// Take the next item, waiting at most `timeout`.
+    #[doc(alias = "get")]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
         self.q.get_timeout(timeout)
     }
 
     /// Take the next item if one is there now.
+    #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T, QueueError> {
         self.q.try_get()
     }

@@ -303,11 +303,13 @@ impl RawQueue {
     }
 
     /// Is the queue empty (approximate)?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.ring().is_empty()
     }
 
     /// Is the queue full (approximate)?
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         self.ring().is_full()
     }
@@ -509,11 +511,13 @@ impl<T> Queue<T> {
     }
 
     /// Is it empty (approximate, as in Python)?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
 
     /// Is it full (approximate, as in Python)?
+    #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         self.raw.is_full()
     }
@@ -581,11 +585,13 @@ impl<T: Serialize> Queue<T> {
     }
 
     /// Put `v`, waiting at most `timeout` for room ([`QueueError::Full`] then).
+    #[doc(alias = "put")]
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
         self.put_with(v, |q, b| q.put_bytes(b, Some(timeout)))
     }
 
     /// Put `v` only if there is room now (Python's `put_nowait`).
+    #[doc(alias = "put_nowait")]
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
         self.put_with(v, |q, b| q.try_put_bytes(b))
     }
@@ -609,6 +615,7 @@ impl<T: DeserializeOwned> Queue<T> {
     }
 
     /// Take the next item, waiting at most `timeout` ([`QueueError::Empty`] then).
+    #[doc(alias = "get")]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
         self.get_with(|q, b| q.get_bytes(b, Some(timeout)))
     }
@@ -616,6 +623,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Take the next item only if one is there now (Python's `get_nowait`):
     /// [`QueueError::Empty`] when no message has begun to arrive; a message
     /// that is still streaming in (larger than the ring) is taken and awaited.
+    #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T, QueueError> {
         self.get_with(|q, b| q.try_get_bytes(b))
     }

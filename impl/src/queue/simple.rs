@@ -51,6 +51,7 @@ impl<T> SimpleQueue<T> {
     }
 
     /// Is it empty (approximate)?
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
         self.q.is_empty()
     }

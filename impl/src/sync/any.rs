@@ -87,6 +87,7 @@ impl AnyLock {
     }
 
     /// Is it held by anyone?
+    #[doc(alias = "locked")]
     pub fn is_locked(&self) -> bool {
         match self {
             AnyLock::Lock(l) => l.is_locked(),

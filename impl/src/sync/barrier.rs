@@ -126,6 +126,7 @@ impl Barrier {
 
     /// Waits at most `timeout`. On timeout the barrier breaks (for everyone)
     /// and this call returns [`SyncError::BrokenBarrier`], as in CPython.
+    #[doc(alias = "wait")]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, SyncError> {
         self.wait_inner(Some(timeout))
     }
@@ -153,6 +154,7 @@ impl Barrier {
     }
 
     /// Is the barrier broken?
+    #[doc(alias = "broken")]
     pub fn is_broken(&self) -> bool {
         self.raw.broken()
     }

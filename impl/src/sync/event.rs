@@ -78,6 +78,7 @@ impl Event {
 
     /// Waits at most `timeout`; `true` if released by a `set` (Python's
     /// `wait(timeout)` return value).
+    #[doc(alias = "wait")]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.raw.wait(&ShmThread::current(), Some(timeout))
     }

@@ -105,11 +105,13 @@ impl Lock {
     }
 
     /// Acquires if possible without waiting (Python's `acquire(False)`).
+    #[doc(alias = "acquire")]
     pub fn try_acquire(&self) -> TryLockResult<()> {
         self.raw_acquire(None, true)
     }
 
     /// Acquires, waiting at most `timeout` (Python's `acquire(timeout=...)`).
+    #[doc(alias = "acquire")]
     pub fn acquire_timeout(&self, timeout: Duration) -> TryLockResult<()> {
         self.raw_acquire(Some(timeout), false)
     }
@@ -148,6 +150,7 @@ impl Lock {
     }
 
     /// Is it held (by anyone)?
+    #[doc(alias = "locked")]
     pub fn is_locked(&self) -> bool {
         self.raw.is_locked()
     }

@@ -61,11 +61,13 @@ impl Semaphore {
     }
 
     /// Takes a permit if one is available now (Python's `acquire(False)`).
+    #[doc(alias = "acquire")]
     pub fn try_acquire(&self) -> bool {
         self.raw.try_acquire(&ShmThread::current()).is_ok()
     }
 
     /// Takes a permit, waiting at most `timeout`; `false` if none came.
+    #[doc(alias = "acquire")]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.raw
             .acquire(&ShmThread::current(), Some(timeout))
@@ -129,11 +131,13 @@ impl BoundedSemaphore {
     }
 
     /// Takes a permit if one is available now.
+    #[doc(alias = "acquire")]
     pub fn try_acquire(&self) -> bool {
         self.raw.try_acquire(&ShmThread::current()).is_ok()
     }
 
     /// Takes a permit, waiting at most `timeout`; `false` if none came.
+    #[doc(alias = "acquire")]
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.raw
             .acquire(&ShmThread::current(), Some(timeout))

@@ -258,7 +258,7 @@ const SPIN_LIMIT: u32 = 100;
 /// fork, `sys::fork`, and by its `pthread_atfork` child handler for
 /// other forks). Process-local allocators use it to notice that they are
 /// running in a copy of their parent's memory.
-pub fn fork_generation() -> u64 {
+pub(crate) fn fork_generation() -> u64 {
     crate::sys::fork::generation()
 }
 

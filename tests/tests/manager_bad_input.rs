@@ -211,11 +211,9 @@ fn sigint_is_ignored_by_the_server() {
     quiet();
     let m = Manager::start().unwrap();
     let l = m.list_from([1]).unwrap();
-    // SAFETY: signalling our own child.
-    assert_eq!(
-        unsafe { libc::kill(m.server_pid().unwrap(), libc::SIGINT) },
-        0
-    );
+    // SAFETY: kill(2) takes plain integers; the pid is our own child's.
+    let rc = unsafe { libc::kill(m.server_pid().unwrap(), libc::SIGINT) };
+    assert_eq!(rc, 0);
     still_serves(&m, &l, &[1]);
 }
 

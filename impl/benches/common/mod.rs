@@ -3,7 +3,7 @@
 /// Run `python3` with `args`: its standard output if it ran and succeeded;
 /// `None` (with its stderr printed) if python3 is missing or failed, so that
 /// a bench without CPython still reports its own figures.
-pub fn python3(args: &[&str]) -> Option<String> {
+pub(crate) fn python3(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("python3")
         .args(args)
         .output()

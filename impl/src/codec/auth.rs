@@ -7,7 +7,7 @@ use std::fmt;
 use std::io::{Read, Write};
 
 /// Largest handshake frame accepted.
-pub const HANDSHAKE_LIMIT: usize = 256;
+pub(crate) const HANDSHAKE_LIMIT: usize = 256;
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
 const WELCOME: &[u8] = b"#WELCOME#";

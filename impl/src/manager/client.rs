@@ -213,7 +213,7 @@ pub(crate) struct Endpoint {
 static ENDPOINTS: Mutex<Vec<Arc<Endpoint>>> = Mutex::new(Vec::new());
 
 impl Endpoint {
-    pub fn new(address: Address, authkey: AuthKey, limit: usize) -> Arc<Endpoint> {
+    pub(crate) fn new(address: Address, authkey: AuthKey, limit: usize) -> Arc<Endpoint> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Arc::new(Endpoint {
             uid: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -223,16 +223,16 @@ impl Endpoint {
         })
     }
     /// Make `ep` the one proxies to its address deserialize with.
-    pub fn publish(ep: &Arc<Endpoint>) {
+    pub(crate) fn publish(ep: &Arc<Endpoint>) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.address != ep.address);
         all.push(ep.clone());
     }
-    pub fn unregister(ep: &Endpoint) {
+    pub(crate) fn unregister(ep: &Endpoint) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|e| e.uid != ep.uid);
     }
-    pub fn find(address: &Address) -> Option<Arc<Endpoint>> {
+    pub(crate) fn find(address: &Address) -> Option<Arc<Endpoint>> {
         let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
         all.iter().find(|e| &e.address == address).cloned()
     }
@@ -386,7 +386,7 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub fn create(ep: &Arc<Endpoint>, req: Request) -> Result<Handle> {
+    pub(crate) fn create(ep: &Arc<Endpoint>, req: Request) -> Result<Handle> {
         match call(ep, &req)? {
             Response::Created(id, kind) => Ok(Handle {
                 ep: ep.clone(),
@@ -399,14 +399,17 @@ impl Handle {
     }
 
     /// Apply `op`; a refusal becomes `ManagerError::Op`.
-    pub fn op(&self, op: procshare_model::manager::Op) -> Result<Response> {
+    pub(crate) fn op(&self, op: procshare_model::manager::Op) -> Result<Response> {
         match call(&self.ep, &Request::Op(self.id, op))? {
             Response::Err(e) => Err(e.into()),
             r => Ok(r),
         }
     }
 
-    pub fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: serde::Serializer>(
+        &self,
+        s: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         Token {
             address: self.ep.address.clone(),
             id: self.id,
@@ -415,7 +418,7 @@ impl Handle {
         .serialize(s)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
         want: Kind,
     ) -> std::result::Result<Handle, D::Error> {

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A result with a [`ManagerError`].
-pub type Result<T> = std::result::Result<T, ManagerError>;
+pub(crate) type Result<T> = std::result::Result<T, ManagerError>;
 
 struct ServerProc {
     pid: crate::sys::proc::RawPid,

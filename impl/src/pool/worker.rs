@@ -66,7 +66,7 @@ pub(crate) const DONE_FAILED: u8 = 1;
 /// calls the task function at address `func` on each, and writes the `Done`
 /// body (status byte onwards) into `out` after its first [`DONE_HEADER`]
 /// bytes (`out` is cut to the end of the body).
-pub type Tramp = fn(usize, &[u8], &mut Vec<u8>);
+pub(super) type Tramp = fn(usize, &[u8], &mut Vec<u8>);
 
 /// Why one task produced no value (crosses the socket inside a `Done` frame).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -125,7 +125,7 @@ pub enum SharedMemoryError {
 }
 
 /// The result type of this module.
-pub type Result<T, E = SharedMemoryError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = SharedMemoryError> = std::result::Result<T, E>;
 
 /// Checks a block name (see the module docs, "Names").
 fn validate_name(name: &str) -> Result<()> {

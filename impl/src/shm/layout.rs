@@ -268,7 +268,7 @@ const fn fingerprint(words: &[usize], tables: &[&[(&str, usize)]]) -> u32 {
 
 /// The fingerprint of the shared layouts of this build ([`LAYOUT`] and
 /// [`MODEL_OFFSETS`] hashed).
-pub const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
+pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 
 /// `(LAYOUT_VERSION, FINGERPRINT)` of every layout version: append a line when
 /// you bump the version.
@@ -276,7 +276,7 @@ pub const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// Version 2 is the first whose fingerprint includes the model structs' field
 /// offsets ([`MODEL_OFFSETS`]); its layouts are those of version 1 (the check
 /// became stricter, the bytes in shared memory did not move).
-pub const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4)];
+pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4)];
 
 /// The fingerprint recorded for `version`, if any.
 const fn recorded(version: u32) -> Option<u32> {

@@ -130,17 +130,17 @@ fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShmError {
 }
 
 /// Magic number at the start of every segment ("PRSHARE" + 1).
-pub const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
+pub(crate) const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
 /// Version of the shared-memory layouts of this build. Bump it whenever a
 /// `#[repr(C)]` shared struct changes. (2: the layouts of 1; the first version
 /// whose fingerprint includes the model's field offsets, see impl/src/layout.rs.)
-pub const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 /// Offset of the first usable byte of a segment (the header is padded to a cache line).
 pub const DATA_OFFSET: usize = 64;
 /// Size of each small-object arena segment.
-pub const ARENA_SEGMENT_SIZE: usize = 1 << 20;
+pub(crate) const ARENA_SEGMENT_SIZE: usize = 1 << 20;
 /// Blocks larger than this get a segment of their own.
-pub const LARGE_OBJECT: usize = 64 << 10;
+pub(crate) const LARGE_OBJECT: usize = 64 << 10;
 /// Smallest block granule and default alignment.
 const GRANULE: usize = 16;
 
@@ -159,7 +159,7 @@ const GRANULE: usize = 16;
 /// changed afterwards.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SegmentHeader {
+pub(crate) struct SegmentHeader {
     /// [`SEGMENT_MAGIC`].
     pub magic: u64,
     /// [`LAYOUT_VERSION`].

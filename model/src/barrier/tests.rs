@@ -57,6 +57,7 @@ impl<P: Platform> Shared<P> {
             self.arrived[r].load(SeqCst) >= self.parties,
             "the action ran before all parties arrived"
         );
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.action_cells[r].with_mut(|p| unsafe { *p += 1 });
         self.action_runs[r].fetch_add(1, SeqCst);
         true
@@ -70,6 +71,7 @@ impl<P: Platform> Shared<P> {
         r: usize,
         timeout: Option<core::time::Duration>,
     ) -> Result<u32, BarrierError> {
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.cells[r * THREADS + me].with_mut(|p| unsafe { *p = r as u32 + 1 });
         self.arrived[r].fetch_add(1, SeqCst);
         let res = if self.with_action {
@@ -82,6 +84,7 @@ impl<P: Platform> Shared<P> {
                 if self.with_action {
                     let runs = self.action_runs[r].load(SeqCst);
                     crate::check!(runs == 1, "released after {runs} runs of the action");
+                    // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
                     let x = self.action_cells[r].with(|p| unsafe { *p });
                     crate::check!(x == 1, "released before the action's writes");
                 }
@@ -94,6 +97,7 @@ impl<P: Platform> Shared<P> {
                 let prev = self.indices[r].fetch_or(1 << i, SeqCst);
                 crate::check!(prev & (1 << i) == 0, "two parties got arrival index {i}");
                 for other in 0..self.parties as usize {
+                    // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
                     let x = self.cells[r * THREADS + other].with(|p| unsafe { *p });
                     crate::check!(x == r as u32 + 1, "released before a party's writes");
                 }
@@ -126,12 +130,17 @@ mod loom_checks {
 
     /// `n` parties (`n - 1` spawned threads and the main thread) pass the
     /// barrier `rounds` times. `bound`: the preemption bound.
-    pub fn parties<const M: u32>(n: u32, rounds: usize, bound: Option<usize>) {
+    pub(super) fn parties<const M: u32>(n: u32, rounds: usize, bound: Option<usize>) {
         parties_with::<M>(n, rounds, bound, false)
     }
 
     /// As [`parties`], `action`: with `wait_with` and an action.
-    pub fn parties_with<const M: u32>(n: u32, rounds: usize, bound: Option<usize>, action: bool) {
+    pub(super) fn parties_with<const M: u32>(
+        n: u32,
+        rounds: usize,
+        bound: Option<usize>,
+        action: bool,
+    ) {
         crate::testkit::loom(bound).check(move || {
             let world = world();
             let s = Arc::new(if action {
@@ -165,7 +174,7 @@ mod loom_checks {
 
     /// Two parties, the main one timed: both pass, or the timed one times out
     /// (breaking the barrier) and the other finds it broken. Exhaustive.
-    pub fn timed<const M: u32>() {
+    pub(super) fn timed<const M: u32>() {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new(2));
@@ -193,7 +202,7 @@ mod loom_checks {
     /// after its arrival (so the generation completes). Party 2 waits
     /// (blocking) and must be released even when party 1 arrived last and died
     /// before waking it. Exhaustive. Returns whether party 1 died.
-    pub fn crash<const M: u32>(k: u32) -> bool {
+    pub(super) fn crash<const M: u32>(k: u32) -> bool {
         let crashed = Arc::new(AtomicBool::new(false));
         let c = crashed.clone();
         crate::testkit::loom(None).check(move || {
@@ -287,12 +296,12 @@ mod shuttle_checks {
 
     /// `THREADS` parties, `ROUNDS` generations; every generation releases every
     /// party exactly once, after all arrived, with indices 0..parties.
-    pub fn body<const M: u32>() {
+    pub(super) fn body<const M: u32>() {
         body_with::<M>(false)
     }
 
     /// [`body`] with `wait_with` and an action.
-    pub fn body_action<const M: u32>() {
+    pub(super) fn body_action<const M: u32>() {
         body_with::<M>(true)
     }
 
@@ -326,7 +335,7 @@ mod shuttle_checks {
     /// Four parties; in round 0 party 0 aborts instead of waiting, so the
     /// others all get `Broken`; the main thread resets; then one more round
     /// with a timed party: all released, or none.
-    pub fn abort_reset<const M: u32>() {
+    pub(super) fn abort_reset<const M: u32>() {
         let world = world();
         let s = Arc::new(Shared::<Shuttle<M>>::new(4));
         let hs: Vec<_> = (1..4u32)

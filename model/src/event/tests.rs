@@ -30,6 +30,7 @@ impl<P: Platform> Shared<P> {
                 yield_now();
             }
         }
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.data.with_mut(|p| unsafe { *p = 42 });
         self.e.set(t);
         if clear_after {
@@ -48,6 +49,7 @@ impl<P: Platform> Shared<P> {
         );
         if r {
             crate::check!(
+                // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
                 self.data.with(|p| unsafe { *p }) == 42,
                 "released before the setter's writes"
             );
@@ -64,7 +66,7 @@ mod loom_checks {
     /// again if `clear_after`) and a waiter (main thread, timed if `timed`,
     /// n-th wait spurious if `spurious`). Two threads: exhaustive. Returns
     /// whether the setter died.
-    pub fn pair<const M: u32>(
+    pub(super) fn pair<const M: u32>(
         clear_after: bool,
         timed: bool,
         spurious: Option<u32>,
@@ -96,7 +98,7 @@ mod loom_checks {
     }
 
     /// One setter (main) and two blocking waiters: preemption bound 2.
-    pub fn two_waiters<const M: u32>() {
+    pub(super) fn two_waiters<const M: u32>() {
         crate::testkit::loom(Some(2)).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new());
@@ -180,7 +182,7 @@ mod shuttle_checks {
     /// waits for the second set; the setter dies at its `crash`-th crash point if
     /// given) and `waiters` waiters, every third of them timed, each waiting
     /// twice. Every blocking wait returns true and sees the data.
-    pub fn body<const M: u32>(waiters: u32, crash: Option<u32>, died_seen: &AtomicBool) {
+    pub(super) fn body<const M: u32>(waiters: u32, crash: Option<u32>, died_seen: &AtomicBool) {
         let world = world();
         let s = Arc::new(Shared::<Shuttle<M>>::new());
         let hs: Vec<_> = (2..=waiters + 1)

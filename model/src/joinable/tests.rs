@@ -52,6 +52,7 @@ impl<P: Platform> Shared<P> {
                     witness.fetch_add(1, SeqCst);
                     // Consumers take turns (loom checks it: one consumer
                     // there; shuttle threads are coroutines on one OS thread).
+                    // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
                     self.data.with_mut(|p| unsafe { *p += 1 });
                     crate::check!(
                         jq.task_done(t).is_ok(),
@@ -85,7 +86,7 @@ mod loom_checks {
     /// real hardware the poll's load sees the commit. An RMW would read the
     /// latest value, but loom lets a concurrent plain store slip between an
     /// RMW's read and write (tokio-rs/loom#254), so the ring does not use one.)
-    pub fn blocked_producer<const M: u32>(
+    pub(super) fn blocked_producer<const M: u32>(
         crash: Option<u32>,
         spurious: Option<u32>,
         bound: Option<usize>,
@@ -120,6 +121,7 @@ mod loom_checks {
             // that the consumer ends), then joins while the consumer works.
             jq.ring().close(&t);
             crate::check!(jq.join(&t, None), "a blocking join returned false");
+            // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
             let seen = s.data.with(|p| unsafe { *p });
             let got = cons.join().unwrap();
             crate::check!(
@@ -140,7 +142,7 @@ mod loom_checks {
     }
 
     /// One message; two racing `task_done`s: exactly one succeeds.
-    pub fn racing_done<const M: u32>() {
+    pub(super) fn racing_done<const M: u32>() {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new(2, 0));
@@ -249,7 +251,7 @@ mod shuttle_checks {
         }
     }
 
-    pub fn body<const M: u32>(spec: Spec, died_seen: &AtomicBool) {
+    pub(super) fn body<const M: u32>(spec: Spec, died_seen: &AtomicBool) {
         let world = world();
         let s = Arc::new(Shared::<Shuttle<M>>::new(spec.cap, spec.max_items));
         let log = Arc::new(StdMutex::new(Log::default()));

@@ -576,6 +576,12 @@ pub struct Direct<S: ServerSync> {
     id: ObjId,
 }
 
+impl<S: ServerSync> core::fmt::Debug for Direct<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Direct").finish_non_exhaustive()
+    }
+}
+
 impl<S: ServerSync> Direct<S> {
     /// Connection `conn`'s requests about object `id`.
     pub fn new(server: &std::sync::Arc<Server<S>>, conn: ConnId, id: ObjId) -> Self {

@@ -779,6 +779,12 @@ pub struct Server<S: ServerSync> {
     cv: S::Condvar,
 }
 
+impl<S: ServerSync> core::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server").finish_non_exhaustive()
+    }
+}
+
 impl<S: ServerSync> Default for Server<S> {
     fn default() -> Self {
         Self::new()

@@ -38,6 +38,7 @@ impl<P: Platform> Shared<P> {
             "two threads in the critical section"
         );
         t.crash_point();
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.data.with_mut(|p| unsafe { *p += 1 });
         t.crash_point();
         self.inside.fetch_sub(1, SeqCst);
@@ -49,6 +50,7 @@ impl<P: Platform> Shared<P> {
     }
 
     fn count(&self) -> u32 {
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.data.with(|p| unsafe { *p })
     }
 }
@@ -61,7 +63,7 @@ mod loom_checks {
     /// return spuriously. One round is explored exhaustively; more rounds use
     /// preemption bound 4 (unbounded, two rounds exceed a million executions
     /// because every relaxed load may read any earlier store).
-    pub fn two_threads<const M: u32>(rounds: u32, spurious: Option<u32>) {
+    pub(super) fn two_threads<const M: u32>(rounds: u32, spurious: Option<u32>) {
         let bound = if rounds > 1 { Some(4) } else { None };
         crate::testkit::loom(bound).check(move || {
             let world = world();
@@ -95,7 +97,7 @@ mod loom_checks {
     /// each run one critical section and must get through (recovering if needed).
     /// Preemption bound 2 (three participants). Returns whether thread 1 died
     /// in some execution.
-    pub fn crash<const M: u32>(k: u32) -> bool {
+    pub(super) fn crash<const M: u32>(k: u32) -> bool {
         let crashed = Arc::new(AtomicBool::new(false));
         let c = crashed.clone();
         crate::testkit::loom(Some(2)).check(move || {
@@ -133,7 +135,7 @@ mod loom_checks {
 
     /// A timed acquirer against a holder: gives up or gets in, never both in.
     /// Preemption bound 4 (two rounds per thread).
-    pub fn timed<const M: u32>() {
+    pub(super) fn timed<const M: u32>() {
         crate::testkit::loom(Some(4)).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new());
@@ -219,7 +221,12 @@ mod shuttle_checks {
 
     /// `threads` threads × `rounds` critical sections (a third of them timed);
     /// thread 1 dies at its `crash`-th crash point if given. Returns whether it died.
-    pub fn body<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>, died: &AtomicBool) {
+    pub(super) fn body<const M: u32>(
+        threads: u32,
+        rounds: u32,
+        crash: Option<u32>,
+        died: &AtomicBool,
+    ) {
         let world = world();
         let s = Arc::new(Shared::<Shuttle<M>>::new());
         let completed = Arc::new(AtomicU32::new(0));
@@ -259,13 +266,13 @@ mod shuttle_checks {
         assert!(s.critical(&t, None));
     }
 
-    pub fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+    pub(super) fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
         shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, crash, d)
         })
     }
 
-    pub fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+    pub(super) fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
         shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, crash, d)
         })

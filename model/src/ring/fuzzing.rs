@@ -25,6 +25,12 @@ pub struct Q<P: Platform> {
     slots: Vec<P::Cell<Chunk>>,
 }
 
+impl<P: Platform> core::fmt::Debug for Q<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Q").finish_non_exhaustive()
+    }
+}
+
 impl<P: Platform> Q<P> {
     /// A ring of `cap` chunks and item bound `max_items`.
     pub fn new(cap: u64, max_items: u32) -> Self {
@@ -67,7 +73,7 @@ pub struct Spec {
 }
 
 /// What the threads report, checked at the end.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Log {
     /// Messages put successfully: (producer, seq).
     pub put_ok: BTreeSet<(u8, u8)>,

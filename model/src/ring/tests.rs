@@ -25,7 +25,7 @@ mod loom_checks {
     use super::*;
     use crate::loom_platform::Loom;
 
-    pub fn check<const M: u32>(spec: Spec, bound: Option<usize>) -> bool {
+    pub(super) fn check<const M: u32>(spec: Spec, bound: Option<usize>) -> bool {
         let died = Arc::new(AtomicBool::new(false));
         let d = died.clone();
         crate::testkit::loom(bound).check(move || {
@@ -103,7 +103,7 @@ mod loom_checks {
         close_wakes::<0>();
     }
 
-    pub fn close_wakes<const M: u32>() {
+    pub(super) fn close_wakes<const M: u32>() {
         use crate::loom_platform::{world, ModelThread};
         crate::testkit::loom(Some(3)).check(|| {
             let world = world();
@@ -169,14 +169,14 @@ mod loom_checks {
     /// A producer streaming a message dies at every crash point; the other
     /// producer and the consumer go on, and no partial message is delivered.
     /// Preemption bound 1 (three threads; bound 2 takes minutes per point).
-    pub fn producer_crash<const M: u32>() -> u32 {
+    pub(super) fn producer_crash<const M: u32>() -> u32 {
         every_crash_point(|k| check::<M>(crash_spec(0, k), Some(1)))
     }
 
     /// One of two consumers dies at every crash point; the other drains the
     /// queue (at most the message in flight is lost, never a partial one
     /// delivered). Preemption bound 1.
-    pub fn consumer_crash<const M: u32>() -> u32 {
+    pub(super) fn consumer_crash<const M: u32>() -> u32 {
         every_crash_point(|k| {
             let s = Spec {
                 cap: 2,
@@ -281,7 +281,7 @@ mod loom_checks {
         size_limit::<0>();
     }
 
-    pub fn size_limit<const M: u32>() {
+    pub(super) fn size_limit<const M: u32>() {
         use crate::loom_platform::{world, ModelThread};
         crate::testkit::loom(Some(2)).check(|| {
             let world = world();
@@ -370,13 +370,13 @@ mod shuttle_checks {
     use super::*;
     use crate::shuttle_platform::Shuttle;
 
-    pub fn random<const M: u32>(spec: Spec) -> bool {
+    pub(super) fn random<const M: u32>(spec: Spec) -> bool {
         shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
             body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
         })
     }
 
-    pub fn pct<const M: u32>(spec: Spec) -> bool {
+    pub(super) fn pct<const M: u32>(spec: Spec) -> bool {
         shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
             body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
         })
@@ -384,7 +384,7 @@ mod shuttle_checks {
 
     /// Three producers (small, ring-filling and streamed messages) and two
     /// consumers on a 4-chunk ring with an item bound.
-    pub fn mpmc(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
+    pub(super) fn mpmc(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
         Spec {
             cap: 4,
             max_items: 3,

@@ -85,6 +85,7 @@ impl<P: Platform> Shared<P> {
         );
         self.check(self.l.count() == 2, "wrong recursion depth after re-entry");
         t.crash_point();
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.data.with_mut(|p| unsafe { *p += 1 });
         t.crash_point();
         self.check(self.l.unlock(t).is_ok(), "inner unlock by the owner failed");
@@ -117,6 +118,7 @@ impl<P: Platform> Shared<P> {
     }
 
     fn count(&self) -> u32 {
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
         self.data.with(|p| unsafe { *p })
     }
 }
@@ -128,7 +130,7 @@ mod loom_checks {
     /// Two threads, one re-entrant critical section each, explored
     /// exhaustively; thread 2's n-th wait may return spuriously and thread 2
     /// acquires as `how2` says.
-    pub fn two_threads<const M: u32>(spurious: Option<u32>, how2: How) {
+    pub(super) fn two_threads<const M: u32>(spurious: Option<u32>, how2: How) {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new());
@@ -159,7 +161,7 @@ mod loom_checks {
 
     /// Three threads (two spawned + main), one critical section each (without
     /// the non-owner probe, which the two-thread runs cover): preemption bound 2.
-    pub fn three_threads<const M: u32>() {
+    pub(super) fn three_threads<const M: u32>() {
         crate::testkit::loom(Some(2)).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::light());
@@ -190,7 +192,7 @@ mod loom_checks {
     /// `mutex::tests::loom_recovery_at_every_crash_point` with three threads;
     /// here a 3-thread run with preemption bound 2 takes ~40 s per sweep.
     /// Returns whether thread 1 died in some execution.
-    pub fn crash<const M: u32>(k: u32) -> bool {
+    pub(super) fn crash<const M: u32>(k: u32) -> bool {
         let crashed = Arc::new(AtomicBool::new(false));
         let c = crashed.clone();
         crate::testkit::loom(None).check(move || {
@@ -280,7 +282,12 @@ mod shuttle_checks {
 
     /// `threads` threads × `rounds` re-entrant critical sections (blocking,
     /// timed and try in turn); thread 1 dies at its `crash`-th crash point if given.
-    pub fn body<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>, died: &AtomicBool) {
+    pub(super) fn body<const M: u32>(
+        threads: u32,
+        rounds: u32,
+        crash: Option<u32>,
+        died: &AtomicBool,
+    ) {
         let world = world();
         let s = Arc::new(Shared::<Shuttle<M>>::new());
         let completed = Arc::new(AtomicU32::new(0));
@@ -323,13 +330,13 @@ mod shuttle_checks {
         crate::check!(s.critical(&t, How::Block), "survivor could not lock");
     }
 
-    pub fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+    pub(super) fn random<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
         shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, crash, d)
         })
     }
 
-    pub fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
+    pub(super) fn pct<const M: u32>(threads: u32, rounds: u32, crash: Option<u32>) -> bool {
         shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, crash, d)
         })

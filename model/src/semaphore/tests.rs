@@ -56,6 +56,7 @@ impl<P: Platform> Shared<P> {
         );
         t.crash_point();
         if self.initial == 1 {
+            // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
             self.data.with_mut(|p| unsafe { *p += 1 });
         }
         t.crash_point();
@@ -79,7 +80,7 @@ mod loom_checks {
     /// Two threads share a 1-permit bounded semaphore as a mutex, explored
     /// exhaustively; thread 2 takes its permit as `how2` says and its n-th wait
     /// may return spuriously.
-    pub fn two_threads<const M: u32>(spurious: Option<u32>, how2: How) {
+    pub(super) fn two_threads<const M: u32>(spurious: Option<u32>, how2: How) {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new(1, Some(1)));
@@ -100,6 +101,7 @@ mod loom_checks {
                 })
                 .collect();
             let ran: u32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
             crate::check!(s.data.with(|p| unsafe { *p }) == ran, "lost update");
             if how2 == How::Block {
                 assert_eq!(ran, 2);
@@ -109,7 +111,7 @@ mod loom_checks {
     }
 
     /// Three threads (two spawned + main) share two permits: preemption bound 2.
-    pub fn three_threads<const M: u32>() {
+    pub(super) fn three_threads<const M: u32>() {
         crate::testkit::loom(Some(2)).check(move || {
             let world = world();
             let s = Arc::new(Shared::<Loom<M>>::new(2, None));
@@ -133,7 +135,7 @@ mod loom_checks {
 
     /// Two threads each release one permit into an empty semaphore bounded at
     /// 1: exactly one succeeds, the value never exceeds 1. Exhaustive.
-    pub fn over_release<const M: u32>() {
+    pub(super) fn over_release<const M: u32>() {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(RawSemaphore::<Loom<M>>::new(0, Some(1)));
@@ -156,7 +158,7 @@ mod loom_checks {
 
     /// A releaser and a sleeper with no spare permit: the release must wake it.
     /// Exhaustive (two threads).
-    pub fn handoff<const M: u32>() {
+    pub(super) fn handoff<const M: u32>() {
         crate::testkit::loom(None).check(move || {
             let world = world();
             let s = Arc::new(RawSemaphore::<Loom<M>>::new(0, None));
@@ -238,7 +240,7 @@ mod shuttle_checks {
     /// timed and try in turn); thread 1 dies at its `crash`-th crash point if
     /// given. Afterwards the value is back to `permits`, less one if thread 1
     /// died holding a permit; nobody hangs. Records in `died` whether it died.
-    pub fn body<const M: u32>(
+    pub(super) fn body<const M: u32>(
         threads: u32,
         rounds: u32,
         permits: u32,
@@ -283,7 +285,7 @@ mod shuttle_checks {
 
     /// `threads` threads each release one permit into an empty semaphore
     /// bounded at `bound`: exactly `bound` succeed.
-    pub fn over_release<const M: u32>(threads: u32, bound: u32) {
+    pub(super) fn over_release<const M: u32>(threads: u32, bound: u32) {
         let world = world();
         let s = Arc::new(RawSemaphore::<Shuttle<M>>::new(0, Some(bound)));
         let ok = Arc::new(AtomicU32::new(0));
@@ -310,13 +312,18 @@ mod shuttle_checks {
         );
     }
 
-    pub fn random<const M: u32>(threads: u32, rounds: u32, permits: u32) {
+    pub(super) fn random<const M: u32>(threads: u32, rounds: u32, permits: u32) {
         shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, permits, None, d)
         });
     }
 
-    pub fn pct<const M: u32>(threads: u32, rounds: u32, permits: u32, crash: Option<u32>) -> bool {
+    pub(super) fn pct<const M: u32>(
+        threads: u32,
+        rounds: u32,
+        permits: u32,
+        crash: Option<u32>,
+    ) -> bool {
         shuttle_runs(Sched::Pct, shuttle_iters(), move |d| {
             body::<M>(threads, rounds, permits, crash, d)
         })

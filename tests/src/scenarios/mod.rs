@@ -50,6 +50,7 @@ pub fn say(line: &str) {
 
 /// A runnable scenario: its name (`seedNNN/program`) and its body, which prints
 /// through [`say`].
+#[derive(Debug)]
 pub struct Scenario {
     /// `seedNNN/program`, as the snapshot files are named.
     pub name: &'static str,

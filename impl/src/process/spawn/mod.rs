@@ -97,7 +97,7 @@ use crate::sys::proc::RawPid;
 
 /// The most shared-memory segments one start may pass (the kernel's limit on
 /// descriptors in one `SCM_RIGHTS` message is 253; two carry the request).
-pub const MAX_SEGMENTS: usize = 250;
+pub(crate) const MAX_SEGMENTS: usize = 250;
 
 /// The environment variable that turns a start of this binary into a spawned child.
 const ENV: &str = "PROCSHARE_SPAWN";

@@ -89,7 +89,7 @@ pub mod internals {
     };
     pub use crate::process::spawn::forkserver_pid;
     pub use crate::queue::DEFAULT_CAPACITY;
-    pub use crate::shm::{arena_stats, Segment, ShmBox, ShmSlice, DATA_OFFSET};
+    pub use crate::shm::{arena_stats, Segment, ShmBox, ShmSlice};
 }
 
 /// The message of a caught panic payload (`&str` or `String`; anything else

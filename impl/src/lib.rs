@@ -17,6 +17,10 @@
 //! this crate instantiates it over shared memory and futexes. See the
 //! repository's `ARCHITECTURE.md` for the layers.
 #![deny(missing_docs)]
+// What only the `internals` feature re-exports (for procshare's own tests and
+// benches) is unreachable without it; the workspace build, which enables it,
+// still checks `unreachable_pub` everywhere.
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 
 // The layers, bottom up: system calls; shared memory and the real platform;
 // the codec; the shared objects; processes, pools and managers.

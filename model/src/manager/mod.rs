@@ -57,10 +57,12 @@
 //! block the others (CPython's manager keeps such a lock forever).
 
 pub mod client;
+pub mod objects;
 pub mod protocol;
 pub mod server;
 
 pub use client::*;
+pub use objects::*;
 pub use protocol::*;
 pub use server::*;
 

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::job::Job;
+#[cfg(doc)]
+use super::Pool;
 use super::PoolError;
 
 /// The result of [`Pool::map_async`] / [`Pool::starmap_async`] (CPython's

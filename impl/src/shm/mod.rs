@@ -185,7 +185,7 @@ static BYTES_MAPPED: AtomicUsize = AtomicUsize::new(0);
 /// A `MAP_SHARED` mapping of a memfd, starting with a `SegmentHeader`.
 ///
 /// ```
-/// use procshare::internals::{Segment, DATA_OFFSET};
+/// use procshare::internals::Segment;
 /// let seg = Segment::create(4096).unwrap();
 /// assert_eq!(seg.len(), 4096);
 /// // The fd can be sent elsewhere and attached; the header is checked.

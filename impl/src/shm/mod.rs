@@ -445,6 +445,13 @@ struct Block {
 const FOREIGN: u64 = u64::MAX;
 
 impl Block {
+    /// The segment and the offset in it of `p`, a pointer into this block
+    /// (what a spawned process needs to find the object).
+    fn placement(&self, p: *const u8) -> (&Arc<Segment>, u64) {
+        let seg = &self.seg;
+        (seg, (p as usize - seg.ptr_at(0) as usize) as u64)
+    }
+
     /// A handle on `size` bytes at `offset` of a segment received from another
     /// process; checked to lie after the header, inside the segment, aligned.
     fn attach(
@@ -722,11 +729,7 @@ impl<T: ShmSafe> ShmBox<T> {
     /// The segment this object lives in and its offset there (what a spawned
     /// process needs to find it: see [`crate::process::spawn`]).
     pub(crate) fn placement(&self) -> (&Arc<Segment>, u64) {
-        let seg = &self.block.seg;
-        (
-            seg,
-            (self.ptr.as_ptr() as usize - seg.ptr_at(0) as usize) as u64,
-        )
+        self.block.placement(self.ptr.as_ptr().cast())
     }
 
     /// The object at `offset` of `seg`, a segment received from the process
@@ -843,11 +846,7 @@ impl<T: ShmSafe> ShmSlice<T> {
     /// The segment the elements live in and the offset of the first (see
     /// [`ShmBox::placement`]).
     pub(crate) fn placement(&self) -> (&Arc<Segment>, u64) {
-        let seg = &self.block.seg;
-        (
-            seg,
-            (self.ptr.as_ptr() as usize - seg.ptr_at(0) as usize) as u64,
-        )
+        self.block.placement(self.ptr.as_ptr().cast())
     }
 
     /// `len` elements at `offset` of a received segment (see [`ShmBox::attach`]).

@@ -22,6 +22,20 @@ fn recv(q: &Queue<String>) -> String {
         .expect("no message from the child within a minute")
 }
 
+/// Starts `target` under spawn with a fresh report queue and a never-set
+/// event (what keeps the child alive until it is killed). Returns the event
+/// first, so that a caller's `let (_never, p, q)` drops it last: its shared
+/// memory is not reused while the child still waits on it.
+fn spawn_reporter(target: fn((Queue<String>, Event))) -> (Event, Child, Queue<String>) {
+    procshare_tests::quiet();
+    let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
+    let mut p = Child(
+        Process::with_target(target, (q.clone(), never.clone())).start_method(StartMethod::Spawn),
+    );
+    p.0.start().unwrap();
+    (never, p, q)
+}
+
 /// Kills the child when the test ends, pass or fail, so that a failed test
 /// leaves no process behind (which would hold the test's output open).
 struct Child(Process);
@@ -497,13 +511,7 @@ fn create_and_wait((q, never): (Queue<String>, Event)) {
 /// better than CPython, no "leaked shared_memory objects" warning is due).
 #[test]
 fn test_shared_memory_cleaned_after_process_termination() {
-    procshare_tests::quiet();
-    let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
-    let mut p = Child(
-        Process::with_target(create_and_wait, (q.clone(), never.clone()))
-            .start_method(StartMethod::Spawn),
-    );
-    p.0.start().unwrap();
+    let (_never, mut p, q) = spawn_reporter(create_and_wait);
     let name = recv(&q);
     assert!(exists(&name));
     p.0.terminate().unwrap();
@@ -640,13 +648,7 @@ fn create_untracked_and_wait((q, never): (Queue<String>, Event)) {
 /// Untracked: the name outlives a kill -9 of its creator, until unlinked.
 #[test]
 fn untracked_block_survives_its_creator() {
-    procshare_tests::quiet();
-    let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
-    let mut p = Child(
-        Process::with_target(create_untracked_and_wait, (q.clone(), never.clone()))
-            .start_method(StartMethod::Spawn),
-    );
-    p.0.start().unwrap();
+    let (_never, mut p, q) = spawn_reporter(create_untracked_and_wait);
     let name = recv(&q);
     p.0.kill().unwrap();
     assert_eq!(p.0.join().unwrap(), -9);
@@ -678,13 +680,7 @@ fn manager_owner((q, never): (Queue<String>, Event)) {
 /// with `kill -9` (the server watches the owner by pidfd).
 #[test]
 fn manager_unlinks_its_blocks_when_its_owner_is_killed() {
-    procshare_tests::quiet();
-    let (q, never) = (Queue::<String>::new().unwrap(), Event::new().unwrap());
-    let mut p = Child(
-        Process::with_target(manager_owner, (q.clone(), never.clone()))
-            .start_method(StartMethod::Spawn),
-    );
-    p.0.start().unwrap();
+    let (_never, mut p, q) = spawn_reporter(manager_owner);
     let (a, b) = (recv(&q), recv(&q));
     assert!(exists(&a) && exists(&b));
     p.0.kill().unwrap();

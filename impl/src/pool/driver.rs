@@ -225,7 +225,9 @@ impl Driver {
         }
         let cfd = child.as_raw_fd();
         let init = self.init.clone();
-        let mut p = Process::new(move || worker::child_main(cfd, &close, init))
+        // The workers watch this process, the pool's owner, and exit when it dies.
+        let owner = crate::sys::proc::getpid();
+        let mut p = Process::new(move || worker::child_main(cfd, &close, init, owner))
             .with_name(format!("PoolWorker-{w}"));
         p.start().map_err(|e| PoolError::Process(Arc::new(e)))?;
         drop(child);

@@ -550,13 +550,68 @@ impl WorkerIo for SockIo {
 /// The initializer as the worker runs it (the initargs are cloned in the child).
 pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
 
+/// Ends this worker when its owner (the process that made the pool, whose
+/// pid is `owner`) dies, by any death, `kill -9` included.
+///
+/// The end of file on the worker's socket is not enough: another child that
+/// the owner forked after the pool holds copies of the pool's end of the
+/// socketpairs, and then no end of file ever comes. So the worker watches its
+/// owner itself, as the manager's server does: a pidfd, readable once the
+/// owner exited, waited on by one of procshare's helper threads (blocked in
+/// `poll` without a timeout: nothing is spent while the owner lives). Without
+/// pidfds (Linux before 5.3) the thread checks `getppid` every 200 ms.
+///
+/// The worker then ends at once with `_exit` (code 0, as the manager's
+/// server does): a task still running is abandoned, as it would be by a
+/// `kill -9`; nobody is left to take its result.
+fn watch_owner(owner: crate::sys::proc::RawPid) {
+    use std::os::fd::AsFd;
+    // The pidfd first, then the parent check: an owner that died before the
+    // pidfd was opened is seen by `getppid` (this process was reparented), one
+    // that dies afterwards by the pidfd.
+    let pidfd = crate::sys::proc::pidfd_open(owner);
+    if crate::sys::proc::getppid() != owner {
+        crate::sys::proc::exit(0);
+    }
+    let watch = move || loop {
+        match &pidfd {
+            Some(fd) => {
+                if matches!(crate::sys::io::readable(fd.as_fd(), None), Ok(true)) {
+                    crate::sys::proc::exit(0);
+                }
+            }
+            None => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if crate::sys::proc::getppid() != owner {
+                    crate::sys::proc::exit(0);
+                }
+            }
+        }
+    };
+    // A helper thread: not counted by the fork warning if a task forks.
+    if crate::sys::thread::spawn_helper("procshare-owner".into(), watch).is_err() {
+        // Without the watcher the worker still ends at the end of file of
+        // its socket (the common case); say so rather than fail the worker.
+        crate::sys::write_stderr_raw(
+            b"procshare: a pool worker cannot watch its owner (thread spawn failed)\n",
+        );
+    }
+}
+
 /// The body of a forked worker: never returns into pool code (the `Process`
-/// closure returns and the child `_exit`s).
-pub(crate) fn child_main(fd: RawFd, close: &[RawFd], init: Option<InitFn>) {
+/// closure returns and the child `_exit`s). `owner` is the pid of the
+/// process that made the pool (see [`watch_owner`]).
+pub(crate) fn child_main(
+    fd: RawFd,
+    close: &[RawFd],
+    init: Option<InitFn>,
+    owner: crate::sys::proc::RawPid,
+) {
     // The child's copies of the parent's pool descriptors (other workers'
     // sockets, pidfds, the wake-up eventfd): the child never uses them and the
     // parent's copies are unaffected.
     crate::sys::io::close_inherited(close);
+    watch_owner(owner);
     // Task panics are reported to the parent with their message; do not also
     // print them in the worker (see `process::install_panic_hook` for why this
     // is a mode and not a `set_hook`).

@@ -56,7 +56,8 @@ pub enum PoolError {
     /// `successful()` before the result is ready (CPython: `ValueError`).
     #[error("the result is not ready")]
     NotReady,
-    /// The result was already taken by an earlier `get`.
+    /// The result was already moved out (by `into_values`/`into_value`,
+    /// `get_all`, or an `imap` iterator); `get` does not take it.
     #[error("the result was already taken")]
     AlreadyTaken,
     /// The items' iterator yielded more or fewer items than its exact

@@ -208,6 +208,21 @@ impl<R> State<R> {
         }
     }
 
+    /// `f` of every value, in order, or the first error. The values are
+    /// gathered into one vector (once; moved, not copied) and stay there.
+    pub(crate) fn with_values<T>(&mut self, f: impl FnOnce(&[R]) -> T) -> Result<T, PoolError> {
+        if self.taken {
+            return Err(PoolError::AlreadyTaken);
+        }
+        if let Some((_, e)) = &self.first_err {
+            return Err(e.clone());
+        }
+        let vals = self.gather()?;
+        let out = f(&vals);
+        self.put_back(vals);
+        Ok(out)
+    }
+
     /// Take every value, or the first error (once).
     pub(crate) fn take_values(&mut self) -> Result<Vec<R>, PoolError> {
         if self.taken {

@@ -413,7 +413,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async(f, arg)?.get()
+        self.apply_async(f, arg)?.into_value()
     }
 
     /// Start `f(arg)` in a worker (CPython's `apply_async`).
@@ -504,7 +504,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async(f, items, None)?.get()
+        self.map_async(f, items, None)?.into_values()
     }
 
     /// Start a `map` (`chunksize: None` is CPython's default).
@@ -634,7 +634,7 @@ impl Pool {
         Args: Serialize,
         F: StarFn<Args>,
     {
-        self.starmap_async(f, items, None)?.get()
+        self.starmap_async(f, items, None)?.into_values()
     }
 
     /// Start a `starmap` (`chunksize: None` is CPython's default).

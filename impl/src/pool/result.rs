@@ -49,12 +49,17 @@ impl<R> MapResult<R> {
         Ok(g.all_ok())
     }
 
-    fn values(&self, deadline: Option<Instant>) -> Result<Vec<R>, PoolError> {
+    /// Wait for every result (until `deadline`), then `f` of the values.
+    fn with_values<T>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&[R]) -> T,
+    ) -> Result<T, PoolError> {
         let (mut g, ok) = self.job.wait_until(deadline, |s| s.done);
         if !ok {
             return Err(PoolError::Timeout);
         }
-        g.take_values()
+        g.with_values(f)
     }
 
     /// Every task's own result, in order (errors where tasks failed).
@@ -64,14 +69,32 @@ impl<R> MapResult<R> {
     }
 
     /// Wait for all results; the first failed task's error if any failed.
-    pub fn get(self) -> Result<Vec<R>, PoolError> {
-        self.values(None)
+    ///
+    /// As CPython's `get`, it may be called any number of times and returns
+    /// the same results each time (copies: `R: Clone`; the results stay in
+    /// the `MapResult`). [`MapResult::into_values`] moves them out instead,
+    /// for results that are not `Clone` or too large to copy.
+    pub fn get(&self) -> Result<Vec<R>, PoolError>
+    where
+        R: Clone,
+    {
+        self.with_values(None, <[R]>::to_vec)
     }
 
-    /// [`MapResult::get`] waiting at most `t` ([`PoolError::Timeout`]; the
-    /// results stay for a later call). On success the results are moved out.
-    pub fn get_timeout(&self, t: Duration) -> Result<Vec<R>, PoolError> {
-        self.values(Instant::now().checked_add(t))
+    /// [`MapResult::get`] waiting at most `t` ([`PoolError::Timeout`] if
+    /// the results are not all in by then; they stay for a later call).
+    pub fn get_timeout(&self, t: Duration) -> Result<Vec<R>, PoolError>
+    where
+        R: Clone,
+    {
+        self.with_values(Instant::now().checked_add(t), <[R]>::to_vec)
+    }
+
+    /// Wait for all results and move them out (no copy, no `Clone` bound);
+    /// the first failed task's error if any failed.
+    pub fn into_values(self) -> Result<Vec<R>, PoolError> {
+        let (mut g, _) = self.job.wait_until(None, |s| s.done);
+        g.take_values()
     }
 }
 
@@ -123,19 +146,53 @@ impl<R> AsyncResult<R> {
     }
 
     /// Wait for the result.
-    pub fn get(self) -> Result<R, PoolError> {
-        first(self.inner.values(None)?)
+    ///
+    /// As CPython's `get`, it may be called any number of times (also after
+    /// [`AsyncResult::get_timeout`]) and returns the same result each time:
+    /// a copy (`R: Clone`), the value staying in the `AsyncResult`.
+    /// [`AsyncResult::into_value`] moves it out instead, for a result that is
+    /// not `Clone` or too large to copy.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Pool;
+    /// fn hello(n: usize) -> String { "hi".repeat(n) }
+    /// let pool = Pool::new(1).unwrap();
+    /// let r = pool.apply_async(hello, 2).unwrap();
+    /// assert_eq!(r.get().unwrap(), "hihi");
+    /// assert_eq!(r.get().unwrap(), "hihi");
+    /// assert_eq!(r.into_value().unwrap(), "hihi");
+    /// ```
+    pub fn get(&self) -> Result<R, PoolError>
+    where
+        R: Clone,
+    {
+        self.inner.with_values(None, first_clone)?
     }
 
-    /// Wait at most `t` for the result ([`PoolError::Timeout`]: it stays for a
-    /// later call). On success the value is moved out.
-    pub fn get_timeout(&self, t: Duration) -> Result<R, PoolError> {
-        first(self.inner.values(Instant::now().checked_add(t))?)
+    /// [`AsyncResult::get`] waiting at most `t` ([`PoolError::Timeout`] if
+    /// the result is not in by then; it stays for a later call).
+    pub fn get_timeout(&self, t: Duration) -> Result<R, PoolError>
+    where
+        R: Clone,
+    {
+        self.inner
+            .with_values(Instant::now().checked_add(t), first_clone)?
+    }
+
+    /// Wait for the result and move it out (no copy, no `Clone` bound).
+    pub fn into_value(self) -> Result<R, PoolError> {
+        self.inner
+            .into_values()?
+            .into_iter()
+            .next()
+            .ok_or(PoolError::AlreadyTaken)
     }
 }
 
-fn first<R>(v: Vec<R>) -> Result<R, PoolError> {
-    v.into_iter().next().ok_or(PoolError::AlreadyTaken)
+/// The one value of an `apply`'s job.
+fn first_clone<R: Clone>(v: &[R]) -> Result<R, PoolError> {
+    v.first().cloned().ok_or(PoolError::AlreadyTaken)
 }
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one

@@ -47,7 +47,16 @@
 //!    [`Failure::Terminated`] and every live worker is killed. The dispatcher is
 //!    [`Action::Finished`] once it is closed or terminated, the queue is empty
 //!    and every worker it spawned has died.
-//! 6. An initializer that fails (panics, or its worker dies before `Ready`)
+//! 6. *Feeds* (`imap` over an iterator read as results come): a caller opens
+//!    a feed ([`Dispatcher::open_feed`]) while the pool runs, submits its units
+//!    one by one ([`Dispatcher::submit_fed`]) and closes it at the end of its
+//!    input ([`Dispatcher::close_feed`]). An open feed keeps a closed pool
+//!    alive: `close` refuses new work, but the units of a feed opened before
+//!    it are still accepted and run, and the workers stop (and the pool
+//!    finishes) only once every feed is closed and its units are done — as
+//!    CPython's `close` lets an `imap` submitted before it run to the end.
+//!    `terminate` and a broken pool refuse them.
+//! 7. An initializer that fails (panics, or its worker dies before `Ready`)
 //!    *breaks* the pool: queued units fail with [`Failure::InitFailed`], nothing
 //!    is respawned, [`Dispatcher::submit`] is refused. CPython respawns such a
 //!    worker forever and its callers hang.
@@ -60,7 +69,8 @@
 //! * no task runs twice, and none runs on a worker before that worker's
 //!   initializer finished;
 //! * no worker runs more than `maxtasksperchild` units;
-//! * after `close`, the pool finishes (no deadlock, no lost unit).
+//! * after `close`, the pool finishes (no deadlock, no lost unit), and every
+//!   unit of a feed opened before the `close` runs.
 //!
 //! These are checked with shuttle, not loom: the protocol shares no memory
 //! (the dispatcher is one thread and talks to each worker by messages over its
@@ -69,7 +79,7 @@
 //! threads than loom's limit of 5 once a replacement is spawned — are what
 //! shuttle's random and PCT schedulers explore. A worker is killed at every
 //! step it can reach ([`crate::testkit::every_crash_point`]), and every
-//! seeded mutant 801–808 is shown caught for the right reason
+//! seeded mutant 801–809 is shown caught for the right reason
 //! ([`crate::testkit::fails_with`]).
 
 use crate::platform::{mutant, Mutant, WithMutant};
@@ -112,6 +122,14 @@ pub const MUTANT_MAXTASKS_OFF_BY_ONE: Mutant = Mutant(807);
 /// first version of this protocol, which had no `Started` report).
 #[doc(hidden)]
 pub const MUTANT_FAIL_UNSTARTED_FRONT: Mutant = Mutant(808);
+
+/// Seeded bug: `close` ignores the open feeds (the workers stop and the pool
+/// finishes while an `imap` opened before the `close` still submits units).
+#[doc(hidden)]
+pub const MUTANT_CLOSE_IGNORES_FEEDS: Mutant = Mutant(809);
+
+/// A feed's id (chosen by the caller; unique among open feeds).
+pub type FeedId = u64;
 
 /// The pool's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +201,8 @@ pub enum Refused {
     Broken(String),
     /// The unit id is already in use.
     DuplicateUnit,
+    /// The feed id is already open (open), or not open (submit).
+    BadFeed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +241,8 @@ pub struct Dispatcher<P, const M: u32 = 0> {
     next_worker: WorkerId,
     /// Units waiting for a worker, in order.
     queue: VecDeque<UnitId>,
+    /// Open feeds.
+    feeds: std::collections::HashSet<FeedId>,
     /// Payloads of unresolved units.
     payloads: std::collections::HashMap<UnitId, P>,
     closed: bool,
@@ -243,6 +265,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
             workers: Vec::new(),
             next_worker: 1,
             queue: VecDeque::new(),
+            feeds: Default::default(),
             payloads: Default::default(),
             closed: false,
             terminated: false,
@@ -313,6 +336,48 @@ impl<P, const M: u32> Dispatcher<P, M> {
         self.queue.push_back(unit);
         self.pump();
         Ok(())
+    }
+
+    /// Open feed `feed` (see the module documentation, step 6): refused after
+    /// `close`, `terminate` or a failed initializer.
+    pub fn open_feed(&mut self, feed: FeedId) -> Result<(), Refused> {
+        if let Some(b) = &self.broken {
+            return Err(Refused::Broken(b.clone()));
+        }
+        if self.closed || self.terminated {
+            return Err(Refused::NotRunning);
+        }
+        if !self.feeds.insert(feed) {
+            return Err(Refused::BadFeed);
+        }
+        Ok(())
+    }
+
+    /// Queue a unit of the open feed `feed`: accepted after `close` while the
+    /// feed is open; refused after `terminate` or a failed initializer.
+    pub fn submit_fed(&mut self, feed: FeedId, unit: UnitId, payload: P) -> Result<(), Refused> {
+        if let Some(b) = &self.broken {
+            return Err(Refused::Broken(b.clone()));
+        }
+        if self.terminated {
+            return Err(Refused::NotRunning);
+        }
+        if !self.feeds.contains(&feed) {
+            return Err(Refused::BadFeed);
+        }
+        if self.payloads.contains_key(&unit) {
+            return Err(Refused::DuplicateUnit);
+        }
+        self.payloads.insert(unit, payload);
+        self.queue.push_back(unit);
+        self.pump();
+        Ok(())
+    }
+
+    /// Feed `feed` has no more units (its units already queued still run).
+    pub fn close_feed(&mut self, feed: FeedId) {
+        self.feeds.remove(&feed);
+        self.pump();
     }
 
     fn find(&mut self, w: WorkerId) -> Option<&mut Worker> {
@@ -497,6 +562,9 @@ impl<P, const M: u32> Dispatcher<P, M> {
             return;
         }
         let stopping = self.terminated || self.broken.is_some();
+        // An open feed may still submit units: a closed pool keeps its workers.
+        let feeding =
+            !self.feeds.is_empty() && !mutant::<WithMutant<M>>(MUTANT_CLOSE_IGNORES_FEEDS);
         let max = self.cfg.maxtasksperchild.map(|m| {
             if mutant::<WithMutant<M>>(MUTANT_MAXTASKS_OFF_BY_ONE) {
                 m + 1
@@ -511,7 +579,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
                 .iter()
                 .filter(|x| x.state != WState::Stopping)
                 .count();
-            let want = if self.closed && self.queue.is_empty() {
+            let want = if self.closed && self.queue.is_empty() && !feeding {
                 0
             } else {
                 self.cfg.processes
@@ -541,7 +609,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
                 }
             }
             // Recycle workers that used up their units; stop idle ones after close.
-            let drained = self.closed && self.queue.is_empty();
+            let drained = self.closed && self.queue.is_empty() && !feeding;
             for x in self.workers.iter_mut() {
                 let used_up = max.is_some_and(|m| x.sent >= m);
                 if x.state == WState::Ready && x.inflight.is_empty() && (used_up || drained) {
@@ -570,7 +638,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
                 }
             }
         }
-        if (self.closed || self.broken.is_some())
+        if ((self.closed && (!feeding || self.terminated)) || self.broken.is_some())
             && self.queue.is_empty()
             && (self.workers.is_empty() || mutant::<WithMutant<M>>(MUTANT_EARLY_FINISH))
         {

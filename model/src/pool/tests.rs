@@ -33,6 +33,10 @@ struct Scenario {
     init_fail: Option<WorkerId>,
     /// The caller terminates instead of closing.
     terminate: bool,
+    /// The units come through a feed opened before the `close` (or
+    /// `terminate`), submitted after it, and closed last (an `imap` whose
+    /// input is read while the caller closes the pool).
+    feed: bool,
 }
 
 impl Scenario {
@@ -48,6 +52,7 @@ impl Scenario {
             crash: None,
             init_fail: None,
             terminate: false,
+            feed: false,
         }
     }
     fn tasks(&self, unit: UnitId) -> Vec<u32> {
@@ -103,6 +108,9 @@ fn resolve(w: &W, unit: UnitId, o: Outcome) {
 
 enum Ev {
     Submit(UnitId, Vec<u32>),
+    OpenFeed(FeedId),
+    SubmitFed(FeedId, UnitId, Vec<u32>),
+    CloseFeed(FeedId),
     Close,
     Terminate,
     From(WorkerId, FromWorker<Vec<u32>>),
@@ -221,7 +229,18 @@ fn spawn_worker<const M: u32>(
     to
 }
 
-fn driver<const M: u32>(sc: Scenario, rx: shuttle::sync::mpsc::Receiver<Ev>, tx: Sender<Ev>, w: W) {
+fn driver<const M: u32>(
+    sc: Scenario,
+    rx: shuttle::sync::mpsc::Receiver<Ev>,
+    tx: Sender<Ev>,
+    w: W,
+    note: Sender<UnitId>,
+) {
+    // Every resolution is also announced on `note` (a feed waits for one).
+    let resolve = |w: &W, u: UnitId, o: Outcome| {
+        resolve(w, u, o);
+        let _ = note.send(u);
+    };
     let mut d = Dispatcher::<Vec<u32>, M>::new(sc.cfg);
     let mut inboxes: HashMap<WorkerId, Sender<ToWorker<Vec<u32>>>> = HashMap::new();
     loop {
@@ -251,7 +270,7 @@ fn driver<const M: u32>(sc: Scenario, rx: shuttle::sync::mpsc::Receiver<Ev>, tx:
                     // Submissions that raced with the end are refused (the
                     // shipped pool does this under its submission lock).
                     while let Ok(ev) = rx.try_recv() {
-                        if let Ev::Submit(u, _) = ev {
+                        if let Ev::Submit(u, _) | Ev::SubmitFed(_, u, _) = ev {
                             resolve(&w, u, Outcome::Refused);
                         }
                     }
@@ -265,6 +284,15 @@ fn driver<const M: u32>(sc: Scenario, rx: shuttle::sync::mpsc::Receiver<Ev>, tx:
                     resolve(&w, u, Outcome::Refused);
                 }
             }
+            Ev::OpenFeed(f) => {
+                crate::check!(d.open_feed(f).is_ok(), "feed {f} refused while running");
+            }
+            Ev::SubmitFed(f, u, p) => {
+                if d.submit_fed(f, u, p).is_err() {
+                    resolve(&w, u, Outcome::Refused);
+                }
+            }
+            Ev::CloseFeed(f) => d.close_feed(f),
             Ev::Close => d.close(),
             Ev::Terminate => d.terminate(),
             Ev::From(wk, FromWorker::Ready) => d.on_ready(wk),
@@ -293,21 +321,45 @@ fn driver<const M: u32>(sc: Scenario, rx: shuttle::sync::mpsc::Receiver<Ev>, tx:
 fn body<const M: u32>(sc: Scenario) {
     let w: W = Arc::new(StdMutex::new(Witness::default()));
     let (tx, rx) = channel();
+    let (note_tx, note_rx) = channel();
     let h = {
         let (tx, w) = (tx.clone(), w.clone());
-        shuttle::thread::spawn(move || driver::<M>(sc, rx, tx, w))
+        shuttle::thread::spawn(move || driver::<M>(sc, rx, tx, w, note_tx))
     };
+    let end = || {
+        if sc.terminate {
+            Ev::Terminate
+        } else {
+            Ev::Close
+        }
+    };
+    const FEED: FeedId = 7;
+    if sc.feed {
+        // Open the feed, close the pool, then feed the units.
+        let _ = tx.send(Ev::OpenFeed(FEED));
+        let _ = tx.send(end());
+    }
     for u in 0..sc.units as UnitId {
-        if tx.send(Ev::Submit(u, sc.tasks(u))).is_err() {
+        let ev = if sc.feed {
+            Ev::SubmitFed(FEED, u, sc.tasks(u))
+        } else {
+            Ev::Submit(u, sc.tasks(u))
+        };
+        if tx.send(ev).is_err() {
             // The dispatcher finished early: only a broken pool does that.
             resolve(&w, u, Outcome::Refused);
         }
+        if sc.feed && u == 0 {
+            // As `imap`'s bounded read-ahead does: wait for a result before
+            // reading on (the pool is closed and its queue empty meanwhile).
+            let _ = note_rx.recv();
+        }
     }
-    let _ = tx.send(if sc.terminate {
-        Ev::Terminate
+    if sc.feed {
+        let _ = tx.send(Ev::CloseFeed(FEED));
     } else {
-        Ev::Close
-    });
+        let _ = tx.send(end());
+    }
     h.join().unwrap();
     let g = wit(&w);
     for u in 0..sc.units as UnitId {
@@ -329,6 +381,7 @@ fn body<const M: u32>(sc: Scenario) {
                     "unit {u} failed but no worker was killed"
                 )
             }
+            Some(Outcome::Refused) if sc.feed && sc.terminate => {}
             Some(Outcome::Failed(Failure::InitFailed(_))) | Some(Outcome::Refused) => {
                 crate::check!(
                     sc.init_fail.is_some(),
@@ -347,6 +400,12 @@ fn body<const M: u32>(sc: Scenario) {
         );
     }
     crate::check!(g.spawned == g.died, "finished with a worker still running");
+    if sc.feed && sc.crash.is_none() && sc.cfg.maxtasksperchild.is_none() && !sc.terminate {
+        crate::check!(
+            g.spawned as usize == sc.cfg.processes,
+            "a worker was stopped and replaced without a fault"
+        );
+    }
 }
 
 fn random<const M: u32>(sc: Scenario, iters: usize) {
@@ -416,6 +475,27 @@ fn terminate_resolves_everything() {
     random::<0>(sc, iters());
 }
 
+#[test]
+fn feed_opened_before_close_runs_to_the_end() {
+    let mut sc = Scenario::new(2, 2, None);
+    sc.feed = true;
+    random::<0>(sc, iters());
+    pct::<0>(sc, iters());
+    // With a worker killed at every step, and with recycling.
+    let n = every_kill::<0>(sc, 1, iters() / 4);
+    assert!(n >= 6, "only {n} crash points");
+    random::<0>(
+        Scenario {
+            feed: true,
+            ..Scenario::new(1, 2, Some(1))
+        },
+        iters(),
+    );
+    // terminate refuses the feed's units, and nothing hangs.
+    sc.terminate = true;
+    random::<0>(sc, iters());
+}
+
 // ---- mutants -------------------------------------------------------------
 
 #[test]
@@ -471,5 +551,17 @@ fn mutant_807_maxtasks_off_by_one_is_caught() {
 fn mutant_808_fail_unstarted_front_is_caught() {
     assert!(fails_with("never started it", || {
         every_kill::<{ MUTANT_FAIL_UNSTARTED_FRONT.0 }>(Scenario::new(2, 2, None), 1, iters() / 4);
+    }));
+}
+
+#[test]
+fn mutant_809_close_ignores_feeds_is_caught() {
+    let mut sc = Scenario::new(2, 2, None);
+    sc.feed = true;
+    // Seen as a worker stopped while the feed was open (then replaced) or,
+    // when the pool finished first, as the feed's next unit refused.
+    assert!(fails_with("without a f", || {
+        pct::<{ MUTANT_CLOSE_IGNORES_FEEDS.0 }>(sc, iters());
+        random::<{ MUTANT_CLOSE_IGNORES_FEEDS.0 }>(sc, iters());
     }));
 }

@@ -8,7 +8,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use procshare_model::pool::{Action, Config, Dispatcher, Failure, Refused, UnitId, WorkerId};
+use procshare_model::pool::{
+    Action, Config, Dispatcher, Failure, FeedId, Refused, UnitId, WorkerId,
+};
 
 use super::job::Sink;
 use super::worker::{self, InitFn, FRAME_LIMIT};
@@ -87,12 +89,18 @@ pub(crate) struct Submission {
     /// The unit's first task index in its job, and its number of tasks.
     pub(crate) start: usize,
     pub(crate) n: usize,
+    /// The feed (a streaming `imap`) this unit belongs to, if any.
+    pub(crate) feed: Option<FeedId>,
 }
 
 /// What callers and the dispatcher thread share (under one mutex).
 #[derive(Default)]
 pub(crate) struct Inbox {
     pub(crate) subs: VecDeque<Submission>,
+    /// Feeds opened and closed since the dispatcher thread last looked (it
+    /// opens these before taking `subs`, and closes those after).
+    pub(crate) feeds_opened: Vec<FeedId>,
+    pub(crate) feeds_closed: Vec<FeedId>,
     pub(crate) close: bool,
     pub(crate) terminate: bool,
     /// The dispatcher thread has finished: nothing more will run.
@@ -110,6 +118,8 @@ pub(crate) struct Shared {
     pub(crate) finished_cv: Condvar,
     /// An eventfd: written by callers, polled by the dispatcher thread.
     wake: OwnedFd,
+    /// The next unit (and feed) id.
+    pub(crate) next_unit: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -120,11 +130,61 @@ impl Shared {
             spare: SpareFrames::default(),
             finished_cv: Condvar::new(),
             wake,
+            next_unit: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inbox> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh unit (or feed) id.
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_unit
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Queue `subs` for the dispatcher thread (an empty list: only check
+    /// that the pool runs). Units of a feed are accepted after `close`
+    /// (the dispatcher knows whether their feed is open).
+    pub(crate) fn hand_over(&self, subs: Vec<Submission>) -> Result<(), PoolError> {
+        {
+            let mut g = self.lock();
+            if let Some(b) = &g.broken {
+                return Err(PoolError::InitializerFailed(b.clone()));
+            }
+            let fed = !subs.is_empty() && subs.iter().all(|s| s.feed.is_some());
+            if (g.close && !fed) || g.terminate || g.finished {
+                return Err(PoolError::NotRunning);
+            }
+            if subs.is_empty() {
+                return Ok(());
+            }
+            g.subs.extend(subs);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Open a feed (refused once the pool is closed).
+    pub(crate) fn open_feed(&self) -> Result<FeedId, PoolError> {
+        self.hand_over(Vec::new())?;
+        let id = self.new_id();
+        {
+            let mut g = self.lock();
+            if g.close || g.terminate || g.finished {
+                return Err(PoolError::NotRunning);
+            }
+            g.feeds_opened.push(id);
+        }
+        self.wake();
+        Ok(id)
+    }
+
+    /// Close a feed: its units already handed over still run.
+    pub(crate) fn close_feed(&self, id: FeedId) {
+        self.lock().feeds_closed.push(id);
+        self.wake();
     }
 
     /// Ring the dispatcher thread.
@@ -295,17 +355,34 @@ impl Driver {
     /// Take what callers submitted.
     fn take_inbox(&mut self) {
         self.shared.drain_wake();
-        let (subs, close, terminate) = {
+        let (opened, subs, closed, close, terminate) = {
             let mut g = self.shared.lock();
-            (std::mem::take(&mut g.subs), g.close, g.terminate)
+            (
+                std::mem::take(&mut g.feeds_opened),
+                std::mem::take(&mut g.subs),
+                std::mem::take(&mut g.feeds_closed),
+                g.close,
+                g.terminate,
+            )
         };
+        // A feed refused here refuses its units below.
+        for f in opened {
+            let _ = self.d.open_feed(f);
+        }
         for s in subs {
-            match self.d.submit(s.unit, s.frame) {
+            let r = match s.feed {
+                Some(f) => self.d.submit_fed(f, s.unit, s.frame),
+                None => self.d.submit(s.unit, s.frame),
+            };
+            match r {
                 Ok(()) => {
                     self.units.insert(s.unit, (s.sink, s.start, s.n));
                 }
                 Err(r) => s.sink.fail(s.start, s.n, refused(r)),
             }
+        }
+        for f in closed {
+            self.d.close_feed(f);
         }
         if terminate {
             self.d.terminate();
@@ -582,7 +659,7 @@ impl Drop for Driver {
 
 fn refused(r: Refused) -> PoolError {
     match r {
-        Refused::NotRunning | Refused::DuplicateUnit => PoolError::NotRunning,
+        Refused::NotRunning | Refused::DuplicateUnit | Refused::BadFeed => PoolError::NotRunning,
         Refused::Broken(m) => PoolError::InitializerFailed(m),
     }
 }

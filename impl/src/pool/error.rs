@@ -104,6 +104,11 @@ pub enum PoolError {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The input iterator of an `imap` panicked with this message: the
+    /// results end with this error in its place (CPython re-raises the
+    /// iterable's exception from the `imap` iterator's `next`).
+    #[error("the input iterator panicked: {0}")]
+    InputPanicked(String),
 }
 
 /// Two pool errors are equal when they are the same variant and display the

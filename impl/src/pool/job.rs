@@ -37,7 +37,7 @@ pub(crate) type OkCallback<R> = Box<dyn FnOnce(&[R]) + Send>;
 pub(crate) type ErrCallback = Box<dyn FnOnce(&PoolError) + Send>;
 
 /// One unit's results that have not been taken yet.
-enum Results<R> {
+pub(super) enum Results<R> {
     /// Every task succeeded: their values, in order.
     Values(std::vec::IntoIter<R>),
     /// Each task's own result, in order.
@@ -47,15 +47,15 @@ enum Results<R> {
 }
 
 /// A unit whose results arrived.
-struct Arrived<R> {
+pub(super) struct Arrived<R> {
     /// The next task (job index) to be taken from `results`.
-    next: usize,
-    results: Results<R>,
+    pub(super) next: usize,
+    pub(super) results: Results<R>,
 }
 
 impl<R> Arrived<R> {
     /// Take task `i`'s result; tasks are taken in order within a unit.
-    fn take(&mut self, i: usize) -> Result<R, PoolError> {
+    pub(super) fn take(&mut self, i: usize) -> Result<R, PoolError> {
         if i != self.next {
             return Err(PoolError::AlreadyTaken);
         }
@@ -99,31 +99,6 @@ pub(crate) struct State<R> {
 }
 
 impl<R> State<R> {
-    pub(crate) fn len(&self) -> usize {
-        self.n
-    }
-
-    pub(crate) fn is_filled(&self, i: usize) -> bool {
-        let k = i / self.chunk;
-        i < self.n && (k < self.seq_units || matches!(self.units.get(k), Some(Some(_))))
-    }
-
-    pub(crate) fn has_arrivals(&self) -> bool {
-        !self.arrived.is_empty()
-    }
-
-    /// The next index in arrival order.
-    pub(crate) fn pop_arrival(&mut self) -> Option<usize> {
-        let (s, n) = self.arrived.front_mut()?;
-        let i = *s;
-        *s += 1;
-        *n -= 1;
-        if *n == 0 {
-            self.arrived.pop_front();
-        }
-        Some(i)
-    }
-
     /// Take task `i`'s result (tasks of a unit are taken in order, as `imap`
     /// and `imap_unordered` do).
     pub(crate) fn take_one(&mut self, i: usize) -> Result<R, PoolError> {
@@ -399,13 +374,13 @@ impl<R> Job<R> {
 }
 
 /// A unit's results and its first failed task (index and error), if any.
-type Decoded<R> = (Results<R>, Option<(usize, PoolError)>);
+pub(super) type Decoded<R> = (Results<R>, Option<(usize, PoolError)>);
 
 /// Decode a `Done` body for `n` tasks starting at job index `start` (see
 /// the frame formats in `worker`): the unit's results and its first failed
 /// task. Never panics on bad input: what does not decode is a
 /// [`PoolError::Decode`] for the tasks concerned.
-fn decode<R: DeserializeOwned>(start: usize, n: usize, body: &[u8]) -> Decoded<R> {
+pub(super) fn decode<R: DeserializeOwned>(start: usize, n: usize, body: &[u8]) -> Decoded<R> {
     let mut vals = Vec::new();
     match decode_into(start, n, body, &mut vals) {
         None => (Results::Values(vals.into_iter()), None),

@@ -5,12 +5,12 @@ mod driver;
 mod error;
 mod job;
 mod result;
+mod stream;
 mod worker;
 
 pub use error::PoolError;
 pub use result::{AsyncResult, Imap, MapResult};
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -124,7 +124,6 @@ impl PoolBuilder {
             shared,
             thread: Mutex::new(Some(thread)),
             processes,
-            next_unit: AtomicU64::new(1),
         })
     }
 }
@@ -216,7 +215,6 @@ pub struct Pool {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
-    next_unit: AtomicU64,
 }
 
 impl core::fmt::Debug for Pool {
@@ -355,7 +353,7 @@ impl Pool {
         let mut start = 0;
         let per_item = 1 + std::mem::size_of::<B>();
         while start < n {
-            let unit = self.next_unit.fetch_add(1, Ordering::Relaxed);
+            let unit = self.shared.new_id();
             let mut buf = driver::spare_frame(&self.shared.spare);
             let want = chunksize.min(n - start);
             let got =
@@ -371,6 +369,7 @@ impl Pool {
                 sink: job.clone(),
                 start,
                 n: got,
+                feed: None,
             });
             start += want;
             if bytes >= 256 << 10 || start >= n {
@@ -390,21 +389,7 @@ impl Pool {
     /// Queue `subs` for the dispatcher thread (an empty list: only check
     /// that the pool runs).
     fn hand_over(&self, subs: Vec<Submission>) -> Result<(), PoolError> {
-        {
-            let mut g = self.shared.lock();
-            if let Some(b) = &g.broken {
-                return Err(PoolError::InitializerFailed(b.clone()));
-            }
-            if g.close || g.terminate || g.finished {
-                return Err(PoolError::NotRunning);
-            }
-            if subs.is_empty() {
-                return Ok(());
-            }
-            g.subs.extend(subs);
-        }
-        self.shared.wake();
-        Ok(())
+        self.shared.hand_over(subs)
     }
 
     /// Run `f(arg)` in a worker and wait for the result (CPython's `apply`).
@@ -671,69 +656,105 @@ impl Pool {
     }
 
     /// Results in order, each as soon as it and those before it are done
-    /// (CPython's `imap`). `chunksize` is taken as by [`Pool::map_async`];
-    /// `None` is CPython's default for `imap`, 1.
+    /// (CPython's `imap`). `chunksize: None` is CPython's default for
+    /// `imap`, 1.
+    ///
+    /// The input is read by a thread of the pool as the results are taken:
+    /// each chunk is sent as soon as it is read (the first result can come
+    /// before the input ends, an endless iterator works), and at most
+    /// 4 × `processes` chunks are read ahead of the results taken (memory
+    /// stays bounded). So the iterator must be `Send + 'static` (collect a
+    /// borrowing iterator into a `Vec` first). An input that panics, or an
+    /// item that does not serialize, ends the results with that error
+    /// ([`PoolError::InputPanicked`], [`PoolError::Encode`]) in its place.
+    /// A [`Pool::close`] after `imap` lets it run to the end of its input;
+    /// dropping the [`Imap`] stops the reading.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// use procshare::Pool;
-    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// fn inc(x: u64) -> u64 { x + 1 }
     /// let pool = Pool::new(2).unwrap();
-    /// let v: Vec<u8> = pool.imap(inc, 0..5, None).unwrap().map(Result::unwrap).collect();
+    /// let v: Vec<u64> = pool.imap(inc, 0..5, None).unwrap().map(Result::unwrap).collect();
     /// assert_eq!(v, [1, 2, 3, 4, 5]);
-    /// let mut u: Vec<u8> = pool.imap_unordered(inc, 0..5, Some(2)).unwrap().map(Result::unwrap).collect();
+    /// // An endless input: only what is taken (and a bounded read-ahead) is computed.
+    /// let v: Vec<u64> = pool.imap(inc, 0.., Some(4)).unwrap().take(3).map(Result::unwrap).collect();
+    /// assert_eq!(v, [1, 2, 3]);
+    /// let mut u: Vec<u64> = pool.imap_unordered(inc, 0..5, Some(2)).unwrap().map(Result::unwrap).collect();
     /// u.sort();
     /// assert_eq!(u, [1, 2, 3, 4, 5]);
     /// ```
-    pub fn imap<T, R>(
+    pub fn imap<T, R, I>(
         &self,
         f: fn(T) -> R,
-        items: impl IntoIterator<Item = T>,
+        items: I,
         chunksize: Option<usize>,
     ) -> Result<Imap<R>, PoolError>
     where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let m = self.map_inner(
-            worker::tramp1::<T, R>,
-            f as usize,
-            items,
-            Some(chunksize.unwrap_or(1)),
-            None,
-            false,
-        )?;
-        Ok(Imap {
-            job: m.job,
-            next: 0,
-            ordered: true,
-        })
+        self.imap_inner(f, items.into_iter(), chunksize, true)
     }
 
     /// Results in the order they finish (CPython's `imap_unordered`;
-    /// `chunksize: None` is 1, as there).
-    pub fn imap_unordered<T, R>(
+    /// `chunksize: None` is 1, as there). The input is read as by [`Pool::imap`].
+    pub fn imap_unordered<T, R, I>(
         &self,
         f: fn(T) -> R,
-        items: impl IntoIterator<Item = T>,
+        items: I,
         chunksize: Option<usize>,
+    ) -> Result<Imap<R>, PoolError>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.imap_inner(f, items.into_iter(), chunksize, false)
+    }
+
+    fn imap_inner<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: impl Iterator<Item = T> + Send + 'static,
+        chunksize: Option<usize>,
+        ordered: bool,
     ) -> Result<Imap<R>, PoolError>
     where
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let m = self.map_inner(
-            worker::tramp1::<T, R>,
-            f as usize,
-            items,
-            Some(chunksize.unwrap_or(1)),
-            None,
-            false,
-        )?;
+        let chunk = chunksize.unwrap_or(1);
+        if chunk == 0 {
+            return Err(PoolError::BadChunksize);
+        }
+        let feed = self.shared.open_feed()?;
+        let limit = stream::CHUNKS_AHEAD_PER_WORKER
+            .saturating_mul(self.processes)
+            .saturating_mul(chunk);
+        let s = Arc::new(stream::Stream::new(chunk, limit));
+        let spec = stream::FeedSpec {
+            tramp: worker::tramp1::<T, R>,
+            func: f as usize,
+            chunk,
+            feed,
+        };
+        let (shared, s2) = (self.shared.clone(), s.clone());
+        // One of procshare's helper threads (not counted by the fork warning).
+        let r = crate::sys::thread::spawn_helper("procshare-imap".into(), move || {
+            stream::feed(shared, s2, spec, items)
+        });
+        if let Err(e) = r {
+            self.shared.close_feed(feed);
+            return Err(PoolError::os("thread spawn", e));
+        }
         Ok(Imap {
-            job: m.job,
+            stream: s,
             next: 0,
-            ordered: false,
+            ordered,
         })
     }
 

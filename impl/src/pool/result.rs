@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::job::Job;
+use super::stream::Stream;
 #[cfg(doc)]
 use super::Pool;
 use super::PoolError;
@@ -196,9 +197,10 @@ fn first_clone<R: Clone>(v: &[R]) -> Result<R, PoolError> {
 }
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one
-/// `Result` per task.
+/// `Result` per task. Dropping it stops the reading of the input (the
+/// chunks already read still run; their results are dropped).
 pub struct Imap<R> {
-    pub(super) job: Arc<Job<R>>,
+    pub(super) stream: Arc<Stream<R>>,
     pub(super) next: usize,
     pub(super) ordered: bool,
 }
@@ -216,36 +218,20 @@ impl<R> Imap<R> {
     /// The next result, waiting at most `t` (CPython's `next(timeout)`):
     /// `None` at the end, `Some(Err(Timeout))` if it is not there in time.
     pub fn next_timeout(&mut self, t: Duration) -> Option<Result<R, PoolError>> {
-        self.next_inner(Instant::now().checked_add(t))
-    }
-
-    fn next_inner(&mut self, deadline: Option<Instant>) -> Option<Result<R, PoolError>> {
-        let n = self.job.lock().len();
-        if self.next >= n {
-            return None;
-        }
-        let i = self.next;
-        let (mut g, ok) = if self.ordered {
-            self.job.wait_until(deadline, |s| s.is_filled(i))
-        } else {
-            self.job.wait_until(deadline, |s| s.has_arrivals())
-        };
-        if !ok {
-            return Some(Err(PoolError::Timeout));
-        }
-        self.next += 1;
-        let idx = if self.ordered {
-            i
-        } else {
-            g.pop_arrival().expect("checked")
-        };
-        Some(g.take_one(idx))
+        self.stream
+            .next(&mut self.next, self.ordered, Instant::now().checked_add(t))
     }
 }
 
 impl<R> Iterator for Imap<R> {
     type Item = Result<R, PoolError>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_inner(None)
+        self.stream.next(&mut self.next, self.ordered, None)
+    }
+}
+
+impl<R> Drop for Imap<R> {
+    fn drop(&mut self) {
+        self.stream.stop();
     }
 }

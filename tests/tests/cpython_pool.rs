@@ -87,11 +87,10 @@ fn squares(n: i64) -> Vec<i64> {
 /// raises before the first item.
 fn exception_throwing_generator(total: i64, when: i64) -> impl Iterator<Item = i64> + Send {
     (0..total.max(1))
-        .map(move |i| {
+        .inspect(move |&i| {
             if when == -1 || i == when {
                 panic!("Somebody said when");
             }
-            i
         })
         .take(total as usize)
 }

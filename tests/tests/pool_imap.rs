@@ -78,11 +78,10 @@ fn first_result_before_input_ends(ordered: bool, chunk: usize) {
     let ev = Event::new().unwrap();
     let timed_out = std::sync::Arc::new(AtomicBool::new(false));
     let (ev2, t2) = (ev.clone(), timed_out.clone());
-    let input = (0..20u64).map(move |i| {
+    let input = (0..20u64).inspect(move |&i| {
         if i == chunk as u64 && !ev2.wait_timeout(GENEROUS) {
             t2.store(true, SeqCst);
         }
-        i
     });
     let mut it = if ordered {
         pool.imap(with_pid, input, Some(chunk)).unwrap()
@@ -186,11 +185,10 @@ fn close_after_imap_lets_it_run_to_the_end() {
 fn input_that_panics_ends_the_results_with_its_error() {
     quiet();
     let pool = Pool::new(2).unwrap();
-    let input = (0..10u64).map(|i| {
+    let input = (0..10u64).inspect(|&i| {
         if i == 4 {
             panic!("bad input {i}");
         }
-        i
     });
     let got: Vec<Result<u64, PoolError>> = pool.imap(double, input, Some(2)).unwrap().collect();
     assert_eq!(

@@ -118,3 +118,64 @@ fn workers_exit_when_owner_killed_after_forking_another_child() {
         );
     }
 }
+
+/// This process's open descriptors: (number, what it is, e.g. `socket:[123]`).
+fn open_fds() -> std::collections::BTreeSet<(i32, String)> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((n, target.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn children_forked_after_the_pool_do_not_hold_its_descriptors() {
+    procshare_tests::quiet();
+    // In a child of its own, so that no other test's descriptors mix in.
+    let mut owner = Process::new(|| {
+        let before = open_fds();
+        let pool = Pool::new(2).unwrap();
+        assert_eq!(pool.apply(double, 4), Ok(8));
+        // The pool's sockets (one per worker) and its eventfd. (Each worker's
+        // `Process` also holds a pidfd of its own, close-on-exec; a pidfd
+        // keeps no worker alive, and those belong to the `Process` objects.)
+        let pool_fds: Vec<(i32, String)> = open_fds()
+            .difference(&before)
+            .filter(|(_, what)| what.starts_with("socket:") || what.contains("eventfd"))
+            .cloned()
+            .collect();
+        assert_eq!(pool_fds.len(), 3, "{pool_fds:?}");
+        // A procshare child, and a plain fork of the program.
+        let fds = pool_fds.clone();
+        let mut other = Process::new(move || {
+            let now = open_fds();
+            let kept: Vec<_> = fds.iter().filter(|f| now.contains(f)).collect();
+            assert!(kept.is_empty(), "the child holds pool descriptors {kept:?}");
+        });
+        other.start().unwrap();
+        assert_eq!(other.join().unwrap(), 0, "procshare child");
+        // SAFETY: the child only reads /proc and calls `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let now = open_fds();
+            let code = i32::from(pool_fds.iter().any(|f| now.contains(f)));
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the child just forked.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "a plain fork holds pool descriptors"
+        );
+        // The pool still works (its own descriptors are untouched here).
+        assert_eq!(pool.map(double, 0..4), Ok(vec![0, 2, 4, 6]));
+    });
+    owner.start().unwrap();
+    assert_eq!(owner.join().unwrap(), 0);
+}

@@ -120,12 +120,24 @@ pub(crate) struct Shared {
     wake: OwnedFd,
     /// The next unit (and feed) id.
     pub(crate) next_unit: std::sync::atomic::AtomicU64,
+    /// `wake` is closed in forked children by the fork hook (see `fds`).
+    wake_tracked: bool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.wake_tracked {
+            super::fds::untrack(self.wake.as_raw_fd());
+        }
+    }
 }
 
 impl Shared {
     pub(crate) fn new() -> Result<Shared, PoolError> {
         let wake = crate::sys::io::doorbell().map_err(|e| PoolError::os("eventfd", e))?;
+        let wake_tracked = super::fds::track(wake.as_raw_fd());
         Ok(Shared {
+            wake_tracked,
             inbox: Mutex::new(Inbox::default()),
             spare: SpareFrames::default(),
             finished_cv: Condvar::new(),
@@ -211,6 +223,22 @@ struct Conn {
     /// Bytes of `out.front()` already written.
     out_off: usize,
     dead: bool,
+    /// `sock` and `pidfd` are closed in forked children by the fork hook
+    /// (see `fds`); the others are closed by the workers themselves.
+    sock_tracked: bool,
+    pidfd_tracked: bool,
+}
+
+impl Drop for Conn {
+    /// Untrack the descriptors before they are closed.
+    fn drop(&mut self) {
+        if self.sock_tracked {
+            super::fds::untrack(self.sock.as_raw_fd());
+        }
+        if let (true, Some(p)) = (self.pidfd_tracked, &self.pidfd) {
+            super::fds::untrack(p.as_raw_fd());
+        }
+    }
 }
 
 /// What the dispatcher thread owns.
@@ -275,11 +303,19 @@ impl Driver {
         let (parent, child) = UnixStream::pair().map_err(|e| PoolError::os("socketpair", e))?;
         crate::sys::io::set_socket_buffers(parent.as_fd(), SOCK_BUF);
         crate::sys::io::set_socket_buffers(child.as_fd(), SOCK_BUF);
-        // The child closes its copies of every pool descriptor but its own socket.
-        let mut close: Vec<RawFd> = vec![parent.as_raw_fd(), self.shared.wake.as_raw_fd()];
+        // The child closes its copies of every pool descriptor but its own
+        // socket: the fork hook closes the tracked ones (see `fds`), the
+        // child those that are not (this new socket's other end, and any that
+        // found no room in the table).
+        let mut close: Vec<RawFd> = vec![parent.as_raw_fd()];
+        if !self.shared.wake_tracked {
+            close.push(self.shared.wake.as_raw_fd());
+        }
         for c in &self.conns {
-            close.push(c.sock.as_raw_fd());
-            if let Some(p) = &c.pidfd {
+            if !c.sock_tracked {
+                close.push(c.sock.as_raw_fd());
+            }
+            if let (false, Some(p)) = (c.pidfd_tracked, &c.pidfd) {
                 close.push(p.as_raw_fd());
             }
         }
@@ -296,6 +332,10 @@ impl Driver {
             .map_err(|e| PoolError::os("fcntl", e))?;
         let pid = p.pid().unwrap_or(0);
         let pidfd = crate::sys::proc::pidfd_open(pid as i32);
+        let sock_tracked = super::fds::track(parent.as_raw_fd());
+        let pidfd_tracked = pidfd
+            .as_ref()
+            .is_some_and(|p| super::fds::track(p.as_raw_fd()));
         self.shared.lock().pids.push(pid);
         self.conns.push(Conn {
             id: w,
@@ -308,6 +348,8 @@ impl Driver {
             out: VecDeque::new(),
             out_off: 0,
             dead: false,
+            sock_tracked,
+            pidfd_tracked,
         });
         Ok(())
     }

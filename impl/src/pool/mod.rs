@@ -3,6 +3,7 @@
 
 mod driver;
 mod error;
+mod fds;
 mod job;
 mod result;
 mod stream;

@@ -226,3 +226,22 @@ fn terminate_ends_a_streaming_imap() {
     }
     pool.join().unwrap();
 }
+
+#[test]
+fn close_and_join_before_taking_the_results() {
+    quiet();
+    let pool = std::sync::Arc::new(Pool::new(2).unwrap());
+    // 300 chunks: far more than the read-ahead bound.
+    let it = pool
+        .imap(double, (0..300u64).filter(|_| true), Some(1))
+        .unwrap();
+    pool.close().unwrap();
+    // join must return although no result was taken (CPython's
+    // `close(); join()` then iterate). In a thread, to fail instead of hanging.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p2 = pool.clone();
+    std::thread::spawn(move || tx.send(p2.join()).unwrap());
+    assert_eq!(rx.recv_timeout(GENEROUS), Ok(Ok(())), "join hangs");
+    let got: Vec<u64> = it.map(Result::unwrap).collect();
+    assert_eq!(got, (0..300).map(|x| 2 * x).collect::<Vec<_>>());
+}

@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) next_unit: std::sync::atomic::AtomicU64,
     /// `wake` is closed in forked children by the fork hook (see `fds`).
     wake_tracked: bool,
+    /// The streaming `imap`s whose input is still read, to unthrottle at `close`.
+    streams: Mutex<Vec<std::sync::Weak<dyn super::stream::Throttled>>>,
 }
 
 impl Drop for Shared {
@@ -143,6 +145,7 @@ impl Shared {
             finished_cv: Condvar::new(),
             wake,
             next_unit: std::sync::atomic::AtomicU64::new(1),
+            streams: Mutex::new(Vec::new()),
         })
     }
 
@@ -191,6 +194,24 @@ impl Shared {
         }
         self.wake();
         Ok(id)
+    }
+
+    /// Remember a streaming `imap` for [`Shared::unthrottle`].
+    pub(crate) fn add_stream(&self, s: std::sync::Weak<dyn super::stream::Throttled>) {
+        let mut v = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|w| w.strong_count() > 0);
+        v.push(s);
+    }
+
+    /// At `close` (or `terminate`): every streaming `imap` reads the rest of
+    /// its input without waiting for its results to be taken, as CPython's
+    /// does, so that `close(); join()` before taking the results returns
+    /// (the pool finishes only once every feed is closed).
+    pub(crate) fn unthrottle(&self) {
+        let v = std::mem::take(&mut *self.streams.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in v.iter().filter_map(std::sync::Weak::upgrade) {
+            s.unthrottle();
+        }
     }
 
     /// Close a feed: its units already handed over still run.

@@ -668,7 +668,9 @@ impl Pool {
     /// borrowing iterator into a `Vec` first). An input that panics, or an
     /// item that does not serialize, ends the results with that error
     /// ([`PoolError::InputPanicked`], [`PoolError::Encode`]) in its place.
-    /// A [`Pool::close`] after `imap` lets it run to the end of its input;
+    /// A [`Pool::close`] after `imap` lets it run to the end of its input,
+    /// and lifts the bound (as in CPython, `close(); join()` before taking
+    /// the results then returns; with an endless input it would not);
     /// dropping the [`Imap`] stops the reading.
     ///
     /// ```
@@ -737,6 +739,12 @@ impl Pool {
             .saturating_mul(self.processes)
             .saturating_mul(chunk);
         let s = Arc::new(stream::Stream::new(chunk, limit));
+        let weak: std::sync::Weak<dyn stream::Throttled> = Arc::downgrade(&s) as _;
+        self.shared.add_stream(weak);
+        // A close that came meanwhile (between `open_feed` and here).
+        if self.shared.lock().close {
+            self.shared.unthrottle();
+        }
         let spec = stream::FeedSpec {
             tramp: worker::tramp1::<T, R>,
             func: f as usize,
@@ -763,6 +771,7 @@ impl Pool {
     /// (CPython's `close`). Calling it again is a no-op.
     pub fn close(&self) -> Result<(), PoolError> {
         self.shared.lock().close = true;
+        self.shared.unthrottle();
         self.shared.wake();
         Ok(())
     }
@@ -775,6 +784,7 @@ impl Pool {
             g.terminate = true;
             g.close = true;
         }
+        self.shared.unthrottle();
         self.shared.wake();
         Ok(())
     }

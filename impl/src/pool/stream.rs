@@ -235,6 +235,19 @@ impl<R> Stream<R> {
     }
 }
 
+/// A stream whose read-ahead bound can be lifted (see [`Shared::unthrottle`]).
+pub(crate) trait Throttled: Send + Sync {
+    /// Read the rest of the input without waiting for results to be taken.
+    fn unthrottle(&self);
+}
+
+impl<R: Send> Throttled for Stream<R> {
+    fn unthrottle(&self) {
+        self.lock().limit = usize::MAX;
+        self.cv.notify_all();
+    }
+}
+
 /// The next index in arrival order.
 fn pop_arrival(arrived: &mut VecDeque<(usize, usize)>) -> Option<usize> {
     let (s, n) = arrived.front_mut()?;

@@ -196,6 +196,10 @@ impl PoolBuilder {
 ///   [`PoolError::InitializerFailed`]; if a replacement's initializer fails
 ///   later, every waiting task fails with that error and further calls are
 ///   refused. (CPython respawns such workers forever and its callers hang.)
+/// * The pool's owner killed (`kill -9`): every worker exits, also when
+///   another child of the owner lives on (each worker watches its owner with
+///   a pidfd, and the owner's pool descriptors are closed in every child it
+///   forks, so no other process holds the workers' sockets).
 /// * `maxtasksperchild`: a worker is recycled after that many units (a chunk
 ///   counts as one, as in CPython).
 /// * Any call after [`Pool::close`] or [`Pool::terminate`] is
@@ -668,6 +672,9 @@ impl Pool {
     /// borrowing iterator into a `Vec` first). An input that panics, or an
     /// item that does not serialize, ends the results with that error
     /// ([`PoolError::InputPanicked`], [`PoolError::Encode`]) in its place.
+    /// The reading thread ends at the end of the input, when the [`Imap`] is
+    /// dropped, or when the pool refuses more work (terminated); an input
+    /// that blocks in `next` keeps it (and a closed pool's `join`) waiting.
     /// A [`Pool::close`] after `imap` lets it run to the end of its input,
     /// and lifts the bound (as in CPython, `close(); join()` before taking
     /// the results then returns; with an endless input it would not);

@@ -30,6 +30,7 @@ mod platform;
 mod shm;
 
 mod codec;
+mod connection;
 mod error;
 
 mod data;
@@ -43,6 +44,7 @@ mod process;
 
 pub use crate::codec::auth::{AuthError, AuthKey};
 pub use crate::codec::wire::WireError;
+pub use crate::connection::{wait, Client, Family, Listener};
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};
 pub use crate::error::Error;

@@ -82,6 +82,7 @@ fn round_trip<A: SpawnArgs>(a: &A) -> Result<A, SpawnError> {
         bytes: ex.bytes,
         pos: 0,
         segments,
+        fds: Vec::new(),
     };
     let out = A::import_all(&mut im)?;
     im.finish()?;
@@ -110,6 +111,7 @@ fn bad_handles_are_errors() {
         bytes,
         pos: 0,
         segments: vec![seg.clone()],
+        fds: Vec::new(),
     };
     let enc = |v: &(u32, u64)| postcard::to_stdvec(v).unwrap();
     // Out of bounds, misaligned, inside the header, unknown segment.
@@ -135,6 +137,7 @@ fn bad_handles_are_errors() {
         bytes: ex.bytes,
         pos: 0,
         segments: ex.segments,
+        fds: Vec::new(),
     };
     assert!(matches!(
         RawQueue::import(&mut i),

@@ -18,6 +18,7 @@ fn payload(exe: ExeId, trampoline: i64, function: i64) -> Vec<u8> {
         trampoline,
         function,
         args: Vec::new(),
+        fds: 0,
     })
     .unwrap()
 }

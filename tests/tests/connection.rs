@@ -196,6 +196,20 @@ fn the_right_key_connects_every_family_and_records_the_peer() {
 }
 
 #[test]
+fn abstract_addresses_parse_and_print_as_cpython_writes_them() {
+    let a: Address = "\0name".parse().unwrap();
+    assert_eq!(a, Address::Abstract(b"name".to_vec()));
+    assert_eq!(a.to_string(), "abstract:name");
+    assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
+    let l = Listener::new(Family::Abstract, None).unwrap();
+    let s = l.address().to_string();
+    let c = Client::connect::<u8, _>(s.as_str(), None).unwrap();
+    let d = l.accept::<u8>().unwrap();
+    d.send(&3).unwrap();
+    assert_eq!(c.recv().unwrap(), 3);
+}
+
+#[test]
 fn a_unix_listener_removes_its_socket_file_when_closed() {
     let l = Listener::new(Family::Unix, None).unwrap();
     let Address::Unix(path) = l.address().clone() else {

@@ -136,7 +136,7 @@ fn io_err(e: io::Error) -> PipeError {
 ///
 /// `Pipe<T>`: Python's `multiprocessing.Pipe`, a connected pair of
 /// [`Connection`]s over a unix socket pair, carrying length-prefixed frames of
-/// the wire codec ([`crate::codec::wire`]).
+/// the wire codec (a 4-byte little-endian length, then the payload).
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");

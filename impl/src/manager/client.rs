@@ -78,6 +78,8 @@ impl std::str::FromStr for Address {
     /// path; `"tcp:HOST:PORT"` or `"HOST:PORT"` is a TCP address (a host name
     /// is resolved, and its first address taken) — the two forms of Python's
     /// `address` argument.
+    /// `"abstract:NAME"` or a string starting with `"\0"` is an abstract unix
+    /// name (as CPython writes it).
     ///
     /// ```
     /// use procshare::Address;

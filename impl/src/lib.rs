@@ -8,6 +8,7 @@
 //! | `Value`, `RawValue`, `Array`, `RawArray` | [`Value`], [`RawValue`], [`Array`], [`RawArray`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`] |
 //! | `Queue`, `SimpleQueue`, `JoinableQueue`, `Pipe` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`], [`Pipe`] |
+//! | `connection.Listener`, `Client`, `wait` | [`Listener`], [`Client`], [`wait`] |
 //! | `Manager()`, `BaseManager` and its proxies | [`Manager`] and the `*Proxy` types |
 //! | `Pool` | [`Pool`] |
 //! | `shared_memory.SharedMemory`, `ShareableList`, `SharedMemoryManager` | [`SharedMemory`], [`ShareableList`], [`SharedMemoryManager`] |

@@ -333,3 +333,32 @@ fn a_descriptor_message_read_as_a_value_is_an_error_and_the_stream_goes_on() {
     (&y).read_exact(&mut got).unwrap();
     assert_eq!(&got, b"ok");
 }
+
+#[test]
+fn a_client_killed_mid_handshake_is_an_error_from_accept_not_a_hang() {
+    quiet();
+    let l = Listener::new(Family::Unix, Some(AuthKey::new("k"))).unwrap();
+    let addr = l.address().clone();
+    let challenged = Event::new().unwrap();
+    let ev = challenged.clone();
+    let mut p = Process::new(move || {
+        let Address::Unix(path) = addr else {
+            unreachable!()
+        };
+        let mut s = UnixStream::connect(path).unwrap();
+        let _challenge = wire::read_frame_bytes(&mut s, 256).unwrap();
+        ev.set();
+        loop {
+            std::thread::park(); // killed here, the challenge unanswered
+        }
+    });
+    p.start().unwrap();
+    let killer = std::thread::spawn(move || {
+        challenged.wait();
+        p.kill().unwrap();
+        p.join().unwrap()
+    });
+    let d = l.accept::<u8>();
+    assert!(matches!(d, Err(PipeError::Auth(_))), "{d:?}");
+    assert_eq!(killer.join().unwrap(), -9);
+}

@@ -8,6 +8,7 @@
 //! | `Value`, `RawValue`, `Array`, `RawArray` | [`Value`], [`RawValue`], [`Array`], [`RawArray`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`], [`Barrier`] |
 //! | `Queue`, `SimpleQueue`, `JoinableQueue`, `Pipe` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`], [`Pipe`] |
+//! | `connection.Listener`, `Client`, `wait` | [`Listener`], [`Client`], [`wait`] |
 //! | `Manager()`, `BaseManager` and its proxies | [`Manager`] and the `*Proxy` types |
 //! | `Pool` | [`Pool`] |
 //! | `shared_memory.SharedMemory`, `ShareableList`, `SharedMemoryManager` | [`SharedMemory`], [`ShareableList`], [`SharedMemoryManager`] |
@@ -30,6 +31,7 @@ mod platform;
 mod shm;
 
 mod codec;
+mod connection;
 mod error;
 
 mod data;
@@ -43,6 +45,7 @@ mod process;
 
 pub use crate::codec::auth::{AuthError, AuthKey};
 pub use crate::codec::wire::WireError;
+pub use crate::connection::{wait, Client, Family, Listener};
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};
 pub use crate::error::Error;

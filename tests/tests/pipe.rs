@@ -66,9 +66,9 @@ fn a_killed_peer_is_end_of_file_not_a_hang() {
 #[test]
 fn corrupt_and_truncated_frames_are_errors() {
     let (a, b) = Pipe::<(u32, bool)>::new(true).unwrap();
-    a.send_bytes(&[1, 7]).unwrap(); // bool 7: corrupt
+    a.send_bytes(&[1, 7], 0, None).unwrap(); // bool 7: corrupt
     assert!(matches!(b.recv(), Err(PipeError::Wire(_))));
-    a.send_bytes(&[1, 2, 3]).unwrap(); // trailing bytes
+    a.send_bytes(&[1, 2, 3], 0, None).unwrap(); // trailing bytes
     assert!(matches!(b.recv(), Err(PipeError::Wire(_))));
     a.send(&(3, true)).unwrap(); // still in sync
     assert_eq!(b.recv().unwrap(), (3, true));

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Where a manager server listens.
+/// Where a manager server or a [`Listener`](crate::Listener) listens.
 ///
 /// ```
 /// use procshare::Address;
@@ -26,6 +26,9 @@ pub enum Address {
     Unix(PathBuf),
     /// A TCP address.
     Tcp(SocketAddr),
+    /// A unix socket name in Linux's abstract namespace (no file; CPython's
+    /// addresses starting with `"\0"`; written `abstract:NAME`).
+    Abstract(Vec<u8>),
 }
 
 impl std::fmt::Display for Address {
@@ -33,6 +36,7 @@ impl std::fmt::Display for Address {
         match self {
             Address::Unix(p) => write!(f, "unix:{}", p.display()),
             Address::Tcp(a) => write!(f, "tcp:{a}"),
+            Address::Abstract(n) => write!(f, "abstract:{}", String::from_utf8_lossy(n)),
         }
     }
 }
@@ -74,6 +78,8 @@ impl std::str::FromStr for Address {
     /// path; `"tcp:HOST:PORT"` or `"HOST:PORT"` is a TCP address (a host name
     /// is resolved, and its first address taken) — the two forms of Python's
     /// `address` argument.
+    /// `"abstract:NAME"` or a string starting with `"\0"` is an abstract unix
+    /// name (as CPython writes it).
     ///
     /// ```
     /// use procshare::Address;
@@ -87,6 +93,9 @@ impl std::str::FromStr for Address {
         use std::net::ToSocketAddrs;
         if let Some(p) = s.strip_prefix("unix:") {
             return Ok(Address::Unix(PathBuf::from(p)));
+        }
+        if let Some(n) = s.strip_prefix("abstract:").or_else(|| s.strip_prefix('\0')) {
+            return Ok(Address::Abstract(n.as_bytes().to_vec()));
         }
         if s.starts_with('/') || s.starts_with('.') {
             return Ok(Address::Unix(PathBuf::from(s)));
@@ -268,6 +277,11 @@ impl Write for Stream {
 pub(crate) fn connect(ep: &Endpoint) -> Result<Stream> {
     let mut s = match &ep.address {
         Address::Unix(p) => Stream::Unix(UnixStream::connect(p)?),
+        Address::Abstract(n) => {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(n)?;
+            Stream::Unix(UnixStream::connect_addr(&a)?)
+        }
         Address::Tcp(a) => {
             let t = TcpStream::connect(a)?;
             t.set_nodelay(true)?;

@@ -12,6 +12,8 @@ use super::*;
 pub struct Exporter {
     pub(super) bytes: Vec<u8>,
     pub(super) segments: Vec<Arc<Segment>>,
+    /// Plain descriptors (sockets), passed after the segments' memfds.
+    pub(super) fds: Vec<OwnedFd>,
 }
 
 impl Exporter {
@@ -26,6 +28,15 @@ impl Exporter {
     /// Appends an argument (by copy or as a shared handle).
     pub fn arg<A: SpawnArg>(&mut self, a: &A) -> Result<(), SpawnError> {
         a.export(self)
+    }
+
+    /// Appends a descriptor (a socket, e.g. a `Connection`'s): the child gets
+    /// its own copy of it (`SCM_RIGHTS`, or kept across the exec), taken back
+    /// with [`Importer::take_fd`].
+    pub fn fd(&mut self, fd: BorrowedFd<'_>) -> Result<(), SpawnError> {
+        let dup = fd.try_clone_to_owned().map_err(os_err("dup"))?;
+        self.fds.push(dup);
+        self.put(&((self.fds.len() - 1) as u32))
     }
 
     fn segment(&mut self, seg: &Arc<Segment>) -> Result<u32, SpawnError> {
@@ -61,6 +72,8 @@ pub struct Importer {
     pub(super) bytes: Vec<u8>,
     pub(super) pos: usize,
     pub(super) segments: Vec<Arc<Segment>>,
+    /// The plain descriptors sent by [`Exporter::fd`] (each taken once).
+    pub(super) fds: Vec<Option<OwnedFd>>,
 }
 
 impl Importer {
@@ -78,6 +91,17 @@ impl Importer {
     /// Takes an argument sent by [`Exporter::arg`].
     pub fn take_arg<A: SpawnArg>(&mut self) -> Result<A, SpawnError> {
         A::import(self)
+    }
+
+    /// Takes a descriptor sent by [`Exporter::fd`].
+    pub fn take_fd(&mut self) -> Result<OwnedFd, SpawnError> {
+        let i: u32 = self.take()?;
+        self.fds
+            .get_mut(i as usize)
+            .and_then(Option::take)
+            .ok_or(SpawnError::BadRequest(
+                "an argument names a descriptor that was not sent (or twice)",
+            ))
     }
 
     fn segment(&self, i: u32) -> Result<Arc<Segment>, SpawnError> {

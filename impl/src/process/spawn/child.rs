@@ -44,6 +44,14 @@ pub(super) fn prepare(
             "target address outside the binary's code",
         ));
     }
+    let mut segments = segments;
+    let plain = segments
+        .len()
+        .checked_sub(p.fds as usize)
+        .ok_or(SpawnError::BadRequest(
+            "fewer descriptors than the request names",
+        ))?;
+    let fds = segments.split_off(plain).into_iter().map(Some).collect();
     let segments = segments
         .into_iter()
         .map(|fd| Segment::attach(fd).map(Arc::new))
@@ -52,6 +60,7 @@ pub(super) fn prepare(
         bytes: p.args,
         pos: 0,
         segments,
+        fds,
     };
     // SAFETY: `t` is the address of `trampoline::<A>` in this binary (same file
     // as the parent's, checked above; the offset was taken by the parent from

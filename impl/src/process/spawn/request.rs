@@ -46,6 +46,9 @@ pub(super) struct Payload {
     pub(super) trampoline: i64,
     pub(super) function: i64,
     pub(super) args: Vec<u8>,
+    /// How many of the descriptors after the segments' are plain ones
+    /// ([`Exporter::fd`]): they come last.
+    pub(super) fds: u32,
 }
 
 /// Messages on a child's status socket.
@@ -64,6 +67,7 @@ pub(super) enum Status {
 pub(crate) struct Request {
     pub(super) payload: OwnedFd,
     pub(super) segments: Vec<Arc<Segment>>,
+    pub(super) fds: Vec<OwnedFd>,
 }
 
 /// Is procshare's code part of the executable file (so that an exec of
@@ -94,8 +98,10 @@ impl Request {
         check_in_executable()?;
         let mut ex = Exporter::default();
         target.export(&mut ex)?;
-        if ex.segments.len() > MAX_SEGMENTS {
-            return Err(SpawnError::TooManySegments(ex.segments.len()));
+        if ex.segments.len() + ex.fds.len() > MAX_SEGMENTS {
+            return Err(SpawnError::TooManySegments(
+                ex.segments.len() + ex.fds.len(),
+            ));
         }
         let (trampoline, function) = target.offsets();
         let payload = Payload {
@@ -104,6 +110,7 @@ impl Request {
             trampoline,
             function,
             args: ex.bytes,
+            fds: ex.fds.len() as u32,
         };
         let bytes = crate::codec::wire::encode(&payload).map_err(SpawnError::Encode)?;
         let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;
@@ -113,13 +120,16 @@ impl Request {
         Ok(Request {
             payload: file.into(),
             segments: ex.segments,
+            fds: ex.fds,
         })
     }
 
+    /// The segments' descriptors, then the plain ones ([`Exporter::fd`]).
     pub(super) fn segment_fds(&self) -> Vec<BorrowedFd<'_>> {
         self.segments
             .iter()
             .map(|s| s.fd().expect("checked by Exporter::segment"))
+            .chain(self.fds.iter().map(|f| f.as_fd()))
             .collect()
     }
 }

@@ -18,6 +18,7 @@ fn payload(exe: ExeId, trampoline: i64, function: i64) -> Vec<u8> {
         trampoline,
         function,
         args: Vec::new(),
+        fds: 0,
     })
     .unwrap()
 }
@@ -82,6 +83,7 @@ fn round_trip<A: SpawnArgs>(a: &A) -> Result<A, SpawnError> {
         bytes: ex.bytes,
         pos: 0,
         segments,
+        fds: Vec::new(),
     };
     let out = A::import_all(&mut im)?;
     im.finish()?;
@@ -110,6 +112,7 @@ fn bad_handles_are_errors() {
         bytes,
         pos: 0,
         segments: vec![seg.clone()],
+        fds: Vec::new(),
     };
     let enc = |v: &(u32, u64)| postcard::to_stdvec(v).unwrap();
     // Out of bounds, misaligned, inside the header, unknown segment.
@@ -135,6 +138,7 @@ fn bad_handles_are_errors() {
         bytes: ex.bytes,
         pos: 0,
         segments: ex.segments,
+        fds: Vec::new(),
     };
     assert!(matches!(
         RawQueue::import(&mut i),

@@ -78,7 +78,7 @@ pub(crate) fn current_owner_id() -> u32 {
     }
     let tid = current_tid();
     let tag = match pidfs_tag(tid) {
-        Tag::Tag(t) => t,
+        Tag::Is(t) => t,
         Tag::NoThreadPidfd => match read_stat(tid) {
             Stat::Live { start } => tag_of(start),
             _ => 0,
@@ -101,7 +101,7 @@ pub(crate) fn owner_is_alive(owner: u32) -> bool {
         Stat::Live { start } => match (owner >> TID_BITS) & TAG_MASK {
             0 => true, // no tag (its identity could not be read)
             tag => match pidfs_tag(owner & TID_MASK) {
-                Tag::Tag(t) => t == tag,
+                Tag::Is(t) => t == tag,
                 Tag::Gone => false,
                 Tag::NoThreadPidfd => tag_of(start) == tag,
                 Tag::Unknown => true,
@@ -113,7 +113,7 @@ pub(crate) fn owner_is_alive(owner: u32) -> bool {
 /// The identity tag of a thread, as [`pidfs_tag`] finds it.
 enum Tag {
     /// From the inode number of its pidfd.
-    Tag(u32),
+    Is(u32),
     /// No such thread.
     Gone,
     /// The kernel has no thread pidfds (before 6.9): tags come from start times.
@@ -134,7 +134,7 @@ fn pidfs_tag(tid: u32) -> Tag {
     let flags = rustix::process::PidfdFlags::from_bits_retain(libc::O_EXCL as u32);
     match rustix::process::pidfd_open(pid, flags) {
         Ok(fd) => match rustix::fs::fstat(&fd) {
-            Ok(st) => Tag::Tag((st.st_ino % 255) as u32 + 1),
+            Ok(st) => Tag::Is((st.st_ino % 255) as u32 + 1),
             Err(_) => Tag::Unknown,
         },
         Err(rustix::io::Errno::SRCH) => Tag::Gone,

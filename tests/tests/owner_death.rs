@@ -205,3 +205,70 @@ fn pid_reuse_next_acquirer_gets_owner_died() {
     }
     lock.release().unwrap();
 }
+
+/// Does this process have the death watcher's helper thread? (Its name,
+/// "procshare-deathwatch", is cut to 15 bytes by the kernel.)
+fn has_deathwatch_thread() -> bool {
+    std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+        let comm = std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap_or_default();
+        comm.starts_with("procshare-death")
+    })
+}
+
+/// The helper thread is started by the first wait for a live owner (not
+/// before), and a forked child that waits starts its own (the parent's is not
+/// copied by `fork`); there, an owner's death still reaches the waiter.
+#[test]
+fn deathwatch_helper_on_demand_and_in_forked_children() {
+    let lock = Lock::new().unwrap();
+    let held = Event::new().unwrap();
+    let never = Event::new().unwrap();
+    let (l, h, n) = (lock.clone(), held.clone(), never.clone());
+    let holder = start(move || {
+        std::mem::forget(l.lock().unwrap());
+        h.set();
+        n.wait();
+    });
+    assert!(held.wait_timeout(GENEROUS));
+    let asleep = Semaphore::new(0).unwrap();
+    let (l, a) = (lock.clone(), asleep.clone());
+    let mut outer = Process::new(move || {
+        assert!(!has_deathwatch_thread(), "a helper before any wait");
+        // A timed wait for the live holder starts the helper.
+        assert!(matches!(
+            l.acquire_timeout(Duration::from_millis(20)),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(has_deathwatch_thread(), "no helper after a wait");
+        // A child forked now: it has no copy of the helper, and starts its own.
+        let (l2, a2) = (l.clone(), a.clone());
+        let mut inner = Process::new(move || {
+            assert!(!has_deathwatch_thread());
+            assert!(matches!(
+                l2.acquire_timeout(Duration::from_millis(20)),
+                Err(TryLockError::WouldBlock)
+            ));
+            assert!(
+                has_deathwatch_thread(),
+                "a forked child's wait did not start its own helper"
+            );
+            a2.release().unwrap();
+            // Blocks until the holder is killed: the death is notified here too.
+            assert!(l2.acquire().is_err(), "expected OwnerDied");
+        });
+        inner.start().unwrap();
+        assert_eq!(inner.join().unwrap(), 0, "the inner child failed");
+    });
+    outer.start().unwrap();
+    if !asleep.acquire_timeout(GENEROUS) {
+        let _ = outer.kill();
+        panic!(
+            "exit code {:?}: a child failed (see its stderr)",
+            outer.join()
+        );
+    }
+    // The inner child is (or is about to be) asleep in `acquire`: kill the holder.
+    holder.0.kill().unwrap();
+    assert_eq!(outer.join().unwrap(), 0, "a child failed (see its stderr)");
+    drop(holder);
+}

@@ -36,19 +36,21 @@
 //! # Identity and liveness
 //!
 //! A thread's owner id ([`ShmThread::id`](Thread::id)) is its kernel thread
-//! id (`gettid`, below `2^22` on Linux) in bits 0..22, and a tag of its start
-//! time in bits 22..30 (within
+//! id (`gettid`, below `2^22` on Linux) in bits 0..22, and a tag of its
+//! identity in bits 22..30 (within
 //! [`OWNER_MASK`](procshare_model::platform::OWNER_MASK)); it is cached in a
 //! thread-local and reset in a forked child (by procshare's one fork and its
 //! `pthread_atfork` child handler, see `sys::fork`).
 //!
 //! [`ShmThread::is_alive`](Thread::is_alive) reads `/proc/<tid>/stat`: a
-//! missing entry, state `Z` (zombie) or `X` (dead), or **another start time**
-//! means dead. So a lock whose owner was killed and whose tid the kernel then
-//! gave to an unrelated process is recovered, not taken for held by the
-//! newcomer. (The tag is 8 bits of the start time in clock ticks: a newcomer
-//! whose start time equals the owner's modulo 255 ticks, 2.55 s, would still
-//! be mistaken for it.)
+//! missing entry, state `Z` (zombie) or `X` (dead), or **another identity
+//! tag** means dead. So a lock whose owner was killed and whose tid the
+//! kernel then gave to an unrelated process is recovered, not taken for held
+//! by the newcomer. The tag is the inode number of a pidfd for the thread
+//! modulo 255, plus 1 (Linux 6.9+: pidfs gives every pid it hands out its own
+//! number); before 6.9, the thread's start time in clock ticks modulo 255,
+//! plus 1. A newcomer whose number equals the owner's modulo 255 would still
+//! be mistaken for it (a 1 in 255 chance per reuse).
 
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -538,6 +540,19 @@ mod tests {
         // A thread that has exited is dead.
         let tid = std::thread::spawn(current_tid).join().unwrap();
         assert!(!tid_is_alive(tid));
+        // An owner id: our tid and our identity tag. The same tid with
+        // another tag (a later thread that reuses the tid) is not us.
+        let me = current_owner_id();
+        assert_eq!(owner_tid(me), current_tid());
+        assert!(owner_is_alive(me));
+        let tag = 1u32 << crate::sys::thread::TID_BITS;
+        let other = if me & (0xff * tag) == tag {
+            me + tag
+        } else {
+            (me & !(0xff * tag)) | tag
+        };
+        assert_eq!(owner_tid(other), current_tid());
+        assert!(!owner_is_alive(other), "an impostor's tag passed for ours");
         // Distinct threads have distinct ids.
         assert_ne!(tid, current_tid());
     }

@@ -17,39 +17,47 @@
 //! keys the wait queue on the physical page, so waiters in different processes
 //! that map the same shared page meet on the same queue.
 //!
-//! Each sleep is capped at a *liveness poll interval* that starts at 1 ms and
-//! doubles up to 50 ms while a thread keeps timing out (and starts again at
-//! 1 ms after a real wake-up). When the cap, rather than a wake-up, ends a
-//! sleep, `wait` returns [`Woke::TimedOut`]: the protocol then re-checks
-//! whether the owner it waits for is still alive. So a lock whose owner was
-//! killed with `kill -9` is recovered within about 50 ms at worst.
+//! # Owner death
+//!
+//! A waiter for a lock word ([`Thread::wait_owned`]) registers the word's
+//! owner with the process's death watcher (`sys::deathwatch`: a pidfd per
+//! owner, one helper thread per process, `epoll`) and sleeps **without a
+//! timeout** while the owner lives: its death wakes the word, and the wait
+//! returns [`Woke::TimedOut`] so that the protocol recovers the lock. On a
+//! kernel without pidfds for threads, a lock held by a non-main thread is
+//! polled as before (1 ms doubling up to 50 ms).
+//!
+//! Every sleep is also capped at a *safety poll* of 1 s ([`SAFETY_POLL`]):
+//! the one death nothing notifies is a notifier's that dies between changing
+//! a word and waking its sleepers (an `Event::set`, a semaphore release, the
+//! last arrival at a barrier). An idle waiter therefore wakes at most once a
+//! second (it woke 20 times a second before).
 //!
 //! # Identity and liveness
 //!
-//! A thread's owner id is its kernel thread id (`gettid`), cached in a
+//! A thread's owner id ([`ShmThread::id`](Thread::id)) is its kernel thread
+//! id (`gettid`, below `2^22` on Linux) in bits 0..22, and a tag of its
+//! identity in bits 22..30 (within
+//! [`OWNER_MASK`](procshare_model::platform::OWNER_MASK)); it is cached in a
 //! thread-local and reset in a forked child (by procshare's one fork and its
-//! `pthread_atfork` child handler, see `sys::fork`). Linux tids are
-//! below `2^22` by default (`/proc/sys/kernel/pid_max` can be at most `2^22`),
-//! so they always fit [`OWNER_MASK`](procshare_model::platform::OWNER_MASK).
+//! `pthread_atfork` child handler, see `sys::fork`).
 //!
 //! [`ShmThread::is_alive`](Thread::is_alive) reads `/proc/<tid>/stat`: a
-//! missing entry, or state `Z` (zombie) or `X` (dead), means dead. A process
-//! killed with `kill -9` but not yet reaped by its parent is a zombie and
-//! counts as dead.
-//!
-//! **Limitation (pid reuse):** the check is by number. If the owner died and
-//! the kernel reused its tid for a new, live thread before a waiter looked,
-//! the lock is considered still owned, and the waiters keep waiting until that
-//! new thread exits. Pids are handed out cyclically up to `pid_max` (4 million
-//! by default on 64-bit), so this needs millions of thread creations within
-//! one poll interval, which does not happen in practice; a pidfd or a start
-//! time check would close the gap at the cost of a wider lock word.
+//! missing entry, state `Z` (zombie) or `X` (dead), or **another identity
+//! tag** means dead. So a lock whose owner was killed and whose tid the
+//! kernel then gave to an unrelated process is recovered, not taken for held
+//! by the newcomer. The tag is the inode number of a pidfd for the thread
+//! modulo 255, plus 1 (Linux 6.9+: pidfs gives every pid it hands out its own
+//! number); before 6.9, the thread's start time in clock ticks modulo 255,
+//! plus 1. A newcomer whose number equals the owner's modulo 255 would still
+//! be mistaken for it (a 1 in 255 chance per reuse).
 
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
 use std::time::Instant;
 
+use crate::sys::deathwatch::{watch, Watch};
 use crate::sys::thread::{futex_wait, futex_wake, FutexWait};
 use procshare_model::platform::{CellLike, Platform, Thread, Woke, Word32, Word64};
 
@@ -246,10 +254,13 @@ impl<T: Send> CellLike<T> for ShmCell<T> {
     }
 }
 
-/// First liveness poll interval of a wait sequence.
+/// First liveness poll interval of a wait for an owner that cannot be
+/// watched (no pidfd for it).
 const POLL_MIN: Duration = Duration::from_millis(1);
-/// Largest liveness poll interval.
+/// Largest such liveness poll interval.
 const POLL_MAX: Duration = Duration::from_millis(50);
+/// The longest sleep of any wait (see the module docs).
+pub const SAFETY_POLL: Duration = Duration::from_secs(1);
 /// Spin iterations before a protocol goes to sleep (multi-CPU only).
 const SPIN_LIMIT: u32 = 100;
 
@@ -274,15 +285,40 @@ pub(crate) fn cpus() -> usize {
     crate::sys::thread::cpus()
 }
 
-/// Is the thread `tid` alive? Reads `/proc/<tid>/stat` (see the module docs
-/// for the pid-reuse limitation). A missing entry or a zombie (`Z`, `X`) is dead.
+/// Is the thread `tid` alive? Reads `/proc/<tid>/stat`. A missing entry or a
+/// zombie (`Z`, `X`) is dead. By number only: [`owner_is_alive`] also tells
+/// a later thread that was given the same tid.
 ///
 /// ```
 /// assert!(procshare::internals::tid_is_alive(procshare::internals::current_tid()));
 /// assert!(!procshare::internals::tid_is_alive(0));
 /// ```
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn tid_is_alive(tid: u32) -> bool {
     crate::sys::thread::tid_is_alive(tid)
+}
+
+/// The calling thread's owner id (its tid and a tag of its start time; see
+/// the module docs): what lock words record.
+///
+/// ```
+/// use procshare::internals::{current_owner_id, current_tid, owner_is_alive, owner_tid};
+/// assert_eq!(owner_tid(current_owner_id()), current_tid());
+/// assert!(owner_is_alive(current_owner_id()));
+/// ```
+pub fn current_owner_id() -> u32 {
+    crate::sys::thread::current_owner_id()
+}
+
+/// The kernel thread id in an owner id.
+pub fn owner_tid(owner: u32) -> u32 {
+    owner & crate::sys::thread::TID_MASK
+}
+
+/// Is the thread with owner id `owner` alive (its tid exists, is not a
+/// zombie, and has the owner's start time)?
+pub fn owner_is_alive(owner: u32) -> bool {
+    crate::sys::thread::owner_is_alive(owner)
 }
 
 /// The calling thread as the model's protocols see it: its owner id (kernel
@@ -311,7 +347,7 @@ impl ShmThread {
     #[inline]
     pub fn current() -> Self {
         ShmThread {
-            tid: current_tid(),
+            tid: current_owner_id(),
             poll: Cell::new(POLL_MIN),
         }
     }
@@ -336,28 +372,43 @@ impl Thread for ShmThread {
     }
 
     fn wait(&self, w: &ShmWord32, expected: u32, d: &Option<Instant>) -> Woke {
-        let poll = self.poll.get();
-        let mut sleep = poll;
-        if let Some(d) = d {
-            let now = Instant::now();
-            if now >= *d {
-                return Woke::TimedOut;
-            }
-            sleep = sleep.min(*d - now);
-        }
+        let Some(sleep) = cap(SAFETY_POLL, d) else {
+            return Woke::TimedOut;
+        };
         // No PRIVATE flag: the wait queue is keyed on the shared page.
-        match futex_wait(&w.0, expected, Some(sleep)) {
-            FutexWait::Woken => {
-                self.poll.set(POLL_MIN);
-                Woke::Woken
+        woke(futex_wait(&w.0, expected, Some(sleep)))
+    }
+
+    fn wait_owned(&self, w: &ShmWord32, expected: u32, owner: u32, d: &Option<Instant>) -> Woke {
+        if owner == 0 || owner == self.tid {
+            return self.wait(w, expected, d);
+        }
+        match watch(owner, &w.0) {
+            Watch::Dead => Woke::TimedOut,
+            Watch::Watching(reg) => {
+                let Some(sleep) = cap(SAFETY_POLL, d) else {
+                    return Woke::TimedOut;
+                };
+                let r = woke(futex_wait(&w.0, expected, Some(sleep)));
+                if reg.fired() {
+                    Woke::TimedOut // the owner died: the protocol recovers
+                } else {
+                    r
+                }
             }
-            FutexWait::Mismatch => {
-                self.poll.set(POLL_MIN);
-                Woke::Mismatch
-            }
-            FutexWait::TimedOut => {
-                self.poll.set((poll * 2).min(POLL_MAX));
-                Woke::TimedOut
+            Watch::Unsupported => {
+                // No pidfd for this owner: poll its liveness, as before.
+                let poll = self.poll.get();
+                let Some(sleep) = cap(poll, d) else {
+                    return Woke::TimedOut;
+                };
+                let r = woke(futex_wait(&w.0, expected, Some(sleep)));
+                self.poll.set(if r == Woke::TimedOut {
+                    (poll * 2).min(POLL_MAX)
+                } else {
+                    POLL_MIN
+                });
+                r
             }
         }
     }
@@ -367,7 +418,7 @@ impl Thread for ShmThread {
     }
 
     fn is_alive(&self, owner: u32) -> bool {
-        tid_is_alive(owner)
+        owner_is_alive(owner)
     }
 
     #[inline]
@@ -383,6 +434,26 @@ impl Thread for ShmThread {
 
     #[inline(always)]
     fn crash_point(&self) {}
+}
+
+/// How long to sleep: `max`, or less if the deadline `d` comes first
+/// (`None`: it has passed).
+fn cap(max: Duration, d: &Option<Instant>) -> Option<Duration> {
+    match d {
+        None => Some(max),
+        Some(d) => {
+            let now = Instant::now();
+            (now < *d).then(|| max.min(*d - now))
+        }
+    }
+}
+
+fn woke(r: FutexWait) -> Woke {
+    match r {
+        FutexWait::Woken => Woke::Woken,
+        FutexWait::Mismatch => Woke::Mismatch,
+        FutexWait::TimedOut => Woke::TimedOut,
+    }
 }
 
 #[cfg(test)]
@@ -469,6 +540,19 @@ mod tests {
         // A thread that has exited is dead.
         let tid = std::thread::spawn(current_tid).join().unwrap();
         assert!(!tid_is_alive(tid));
+        // An owner id: our tid and our identity tag. The same tid with
+        // another tag (a later thread that reuses the tid) is not us.
+        let me = current_owner_id();
+        assert_eq!(owner_tid(me), current_tid());
+        assert!(owner_is_alive(me));
+        let tag = 1u32 << crate::sys::thread::TID_BITS;
+        let other = if me & (0xff * tag) == tag {
+            me + tag
+        } else {
+            (me & !(0xff * tag)) | tag
+        };
+        assert_eq!(owner_tid(other), current_tid());
+        assert!(!owner_is_alive(other), "an impostor's tag passed for ours");
         // Distinct threads have distinct ids.
         assert_ne!(tid, current_tid());
     }

@@ -21,10 +21,14 @@
 //!   explores the "gave up" path of every timed operation.
 //! * A thread dies by unwinding from [`Thread::crash_point`] at the step chosen by
 //!   [`ModelThread::crash_at`]; [`run`](loom_platform::run) catches the unwind inside that thread
-//!   and marks it dead in the [`World`]. A death is the only event that changes
-//!   liveness, so each sleeping (or later sleeping) waiter gets exactly one
-//!   [`Woke::TimedOut`] per death it has not seen yet: that is when the real
-//!   platform's liveness poll would fire and re-check the owner.
+//!   and marks it dead in the [`World`], then wakes the sleepers (a death
+//!   arrives as a wake-up). A death is the only event that changes liveness,
+//!   so each sleeping (or later sleeping) waiter gets exactly one
+//!   [`Woke::TimedOut`] per death it has not seen yet: for a waiter that
+//!   watches the dead thread ([`Thread::wait_owned`]) that is the real
+//!   platform's death notification (pidfd), for the others its safety poll.
+//!   Under [`MUTANT_DEATH_NOT_NOTIFIED`] the watchers of a thread are not told
+//!   of its death (only of the deaths of others).
 //! * [`ModelThread::spurious_at`] makes the n-th wait of a thread return
 //!   [`Woke::Woken`] without sleeping; checks enumerate it outside the model.
 //!
@@ -36,6 +40,8 @@
 //! [`Woke::Woken`]: crate::platform::Woke::Woken
 //! [`Thread::expired`]: crate::platform::Thread::expired
 //! [`Thread::crash_point`]: crate::platform::Thread::crash_point
+//! [`Thread::wait_owned`]: crate::platform::Thread::wait_owned
+//! [`MUTANT_DEATH_NOT_NOTIFIED`]: crate::platform::MUTANT_DEATH_NOT_NOTIFIED
 
 use std::collections::BTreeSet;
 use std::sync::Mutex as StdMutex;
@@ -57,6 +63,8 @@ pub struct WorldInner {
     pub dead: BTreeSet<u32>,
     /// Number of deaths so far.
     pub epoch: u64,
+    /// Owner ids of the threads that died, in the order they died.
+    pub deaths: Vec<u32>,
     /// Addresses of words that have at least one sleeper, with the sleeper count.
     pub sleeping_on: Vec<(usize, usize)>,
 }
@@ -269,6 +277,7 @@ macro_rules! model_platform {
                     let addrs: Vec<usize> = {
                         let mut w = self.world.lock();
                         w.dead.insert(self.id);
+                        w.deaths.push(self.id);
                         w.epoch += 1;
                         w.sleeping_on.iter().map(|&(a, _)| a).collect()
                     };
@@ -307,8 +316,16 @@ macro_rules! model_platform {
                 /// the same deaths blocks, so a waiter cannot spin forever, while a
                 /// waiter that meets a new value (a new owner, who may be dead) is
                 /// told again — as the real poll, which keeps firing, would.
-                fn poll_fires(&self, expected: u32) -> bool {
-                    let e = self.world.lock().epoch;
+                fn poll_fires(&self, expected: u32, watched: u32, notified: bool) -> bool {
+                    let e = {
+                        let w = self.world.lock();
+                        if !notified && watched != 0 {
+                            // The watched owner's death is not notified.
+                            w.deaths.iter().filter(|&&d| d != watched).count() as u64
+                        } else {
+                            w.epoch
+                        }
+                    };
                     if e > 0 && self.last_poll.get() != (e, expected) {
                         self.last_poll.set((e, expected));
                         true
@@ -332,6 +349,42 @@ macro_rules! model_platform {
                     d.finite
                 }
                 fn wait(&self, w: &MWord32, expected: u32, d: &Deadline) -> Woke {
+                    self.sleep(w, expected, 0, true, d)
+                }
+                fn wait_owned(&self, w: &MWord32, expected: u32, owner: u32, d: &Deadline) -> Woke {
+                    self.sleep(w, expected, owner, true, d)
+                }
+                fn wait_owned_unnotified(
+                    &self,
+                    w: &MWord32,
+                    expected: u32,
+                    owner: u32,
+                    d: &Deadline,
+                ) -> Woke {
+                    self.sleep(w, expected, owner, false, d)
+                }
+                fn is_alive(&self, owner: u32) -> bool {
+                    self.alive(owner)
+                }
+                fn spin(&self, _iteration: u32) -> bool {
+                    false
+                }
+                fn crash_point(&self) {
+                    let s = self.steps.get() + 1;
+                    self.steps.set(s);
+                    if self.crash_at == Some(s) {
+                        std::panic::resume_unwind(Box::new(Crash));
+                    }
+                }
+                fn wake(&self, w: &MWord32, n: u32) -> usize {
+                    self.wake_n(w, n)
+                }
+            }
+
+            impl ModelThread {
+                /// A wait, watching `owner` (0: nobody); `notified`: its death is
+                /// told to this waiter (false only under the platform mutant).
+                fn sleep(&self, w: &MWord32, expected: u32, owner: u32, notified: bool, d: &Deadline) -> Woke {
                     let n = self.waits.get() + 1;
                     self.waits.set(n);
                     let g = w.m.lock().unwrap();
@@ -341,20 +394,20 @@ macro_rules! model_platform {
                     if self.spurious_at == Some(n) {
                         return Woke::Woken;
                     }
-                    if d.finite || self.poll_fires(expected) {
+                    if d.finite || self.poll_fires(expected, owner, notified) {
                         return Woke::TimedOut;
                     }
                     self.register(w, 1);
                     let g = w.cv.wait(g).unwrap();
                     self.register(w, -1);
                     drop(g);
-                    if self.poll_fires(expected) {
+                    if self.poll_fires(expected, owner, notified) {
                         Woke::TimedOut
                     } else {
                         Woke::Woken
                     }
                 }
-                fn wake(&self, w: &MWord32, n: u32) -> usize {
+                fn wake_n(&self, w: &MWord32, n: u32) -> usize {
                     let _g = w.m.lock().unwrap();
                     if n == u32::MAX {
                         w.cv.notify_all();
@@ -366,7 +419,7 @@ macro_rules! model_platform {
                     // The model does not count sleepers; protocols must not depend on it.
                     n as usize
                 }
-                fn is_alive(&self, owner: u32) -> bool {
+                fn alive(&self, owner: u32) -> bool {
                     if self.world.is_dead(owner) {
                         // Learning of a death (the real platform reads /proc)
                         // synchronizes with it; an RMW reads the latest value.
@@ -374,16 +427,6 @@ macro_rules! model_platform {
                         false
                     } else {
                         true
-                    }
-                }
-                fn spin(&self, _iteration: u32) -> bool {
-                    false
-                }
-                fn crash_point(&self) {
-                    let s = self.steps.get() + 1;
-                    self.steps.set(s);
-                    if self.crash_at == Some(s) {
-                        std::panic::resume_unwind(Box::new(Crash));
                     }
                 }
             }

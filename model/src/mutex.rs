@@ -22,13 +22,14 @@
 //!   observed, so exactly one recoverer wins.
 //! * A sleeper sleeps only while the word holds `owner | WAITERS`, so any change
 //!   of the word (release, recovery) either wakes it or makes its sleep return
-//!   `Mismatch`; and every sleep is bounded by the platform's liveness poll, so
-//!   an owner that dies without releasing is noticed.
+//!   `Mismatch`; and it sleeps watching `owner` ([`Waiters::owner`]), so an
+//!   owner that dies without releasing wakes it (the platform notifies the
+//!   death; nothing is polled while the owner lives).
 //!
 //! # Owner death
 //!
-//! A waiter whose wait times out (the liveness poll) asks the platform whether the
-//! owner is alive. If not, it CASes the word from the dead owner's value to its
+//! A waiter whose wait ends with `TimedOut` (its owner's death is notified that
+//! way) asks the platform whether the owner is alive. If not, it CASes the word from the dead owner's value to its
 //! own id and returns [`Acquired::OwnerDied`]: it holds the lock, and the data the
 //! lock protects may be half-updated (like `EOWNERDEAD` or std's `PoisonError`).
 //! The recoverer is told once; the lock is not poisoned afterwards.
@@ -166,7 +167,7 @@ impl<P: Platform> RawMutex<P> {
         park::<P, _>(
             t,
             &self.word,
-            Waiters::bit(WAITERS),
+            Waiters::bit(WAITERS).owner(OWNER_MASK),
             &dl,
             v,
             |v| {
@@ -184,7 +185,7 @@ impl<P: Platform> RawMutex<P> {
                 }
             },
             |v, expired| {
-                // The liveness poll: is the holder still alive?
+                // A death notified (or the safety poll): is the holder still alive?
                 let owner = v & OWNER_MASK;
                 if owner != 0 && !mutant::<P>(MUTANT_NO_RECOVERY) && !t.is_alive(owner) {
                     return self.recover(t, me, owner).map(Ok);

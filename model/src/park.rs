@@ -13,10 +13,12 @@
 //! 3. sleeps while the word holds that value ([`Thread::wait`]: any change of
 //!    the word after the check makes the sleep return at once, so a notifier
 //!    that changes the word, then wakes the sleepers it sees announced, never
-//!    loses a wake-up);
+//!    loses a wake-up); a word that records its owner ([`Waiters::owner`])
+//!    is slept on *watching* that owner ([`Thread::wait_owned`]): its death
+//!    ends the sleep, so nothing is polled while it lives;
 //! 4. after a wake-up (perhaps spurious) re-loads the word and goes to 1; after
-//!    [`Woke::TimedOut`] (the caller's deadline, or the platform's liveness
-//!    poll) re-reads it with an RMW, which returns the latest value rather
+//!    [`Woke::TimedOut`] (the caller's deadline, a watched owner's death, or
+//!    the platform's safety poll) re-reads it with an RMW, which returns the latest value rather
 //!    than merely a recent one, and lets the protocol decide
 //!    (`timed_out`): recover from a dead owner, give up at the deadline, or
 //!    look again.
@@ -30,7 +32,7 @@
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use crate::platform::{Platform, Thread, Woke, Word32};
+use crate::platform::{mutant, Platform, Thread, Woke, Word32, MUTANT_DEATH_NOT_NOTIFIED};
 
 /// What a waiter's condition says about a value of the word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,7 @@ pub enum Check<R> {
 pub struct Waiters {
     bit: u32,
     by_store: bool,
+    owner: u32,
 }
 
 impl Waiters {
@@ -56,6 +59,7 @@ impl Waiters {
     pub const NONE: Waiters = Waiters {
         bit: 0,
         by_store: false,
+        owner: 0,
     };
 
     /// The waiters bit `bit` (notifiers wake only when it is set, and clear it).
@@ -63,6 +67,19 @@ impl Waiters {
         Waiters {
             bit,
             by_store: false,
+            owner: 0,
+        }
+    }
+
+    /// The word records its owner in the bits of `mask` (a lock word:
+    /// [`crate::platform::OWNER_MASK`]): a waiter sleeps watching the owner
+    /// of the value it checked ([`Thread::wait_owned`]), so the owner's death
+    /// wakes it.
+    pub const fn owner(self, mask: u32) -> Waiters {
+        Waiters {
+            bit: self.bit,
+            by_store: self.by_store,
+            owner: mask,
         }
     }
 
@@ -73,20 +90,36 @@ impl Waiters {
         Waiters {
             bit: self.bit,
             by_store: bug,
+            owner: self.owner,
         }
     }
 }
 
 /// Announce (set the waiters bit by CAS from `seen`, the value the caller's
 /// condition was checked on), then sleep while the word holds `seen` with
-/// the bit, until woken, the deadline `dl` or the liveness poll. Returns
-/// [`Woke::Mismatch`] at once if the word is no longer `seen`. Crash point
-/// after the announcement.
+/// the bit, until woken, the deadline `dl`, the death of the word's owner
+/// (with [`Waiters::owner`]) or the safety poll. Returns [`Woke::Mismatch`]
+/// at once if the word is no longer `seen`. Crash point after the
+/// announcement.
 pub fn sleep<P: Platform>(
     t: &P::Thread,
     w: &P::W32,
     seen: u32,
     how: Waiters,
+    dl: &<P::Thread as Thread>::Deadline,
+) -> Woke {
+    sleep_owned::<P>(t, w, seen, how, seen & how.owner, dl)
+}
+
+/// [`sleep`], watching `owner` (an owner id recorded in another word, e.g.
+/// the holder of a producers' lock while a consumer waits for the rest of its
+/// message; 0: nobody): its death ends the sleep with [`Woke::TimedOut`].
+pub fn sleep_owned<P: Platform>(
+    t: &P::Thread,
+    w: &P::W32,
+    seen: u32,
+    how: Waiters,
+    owner: u32,
     dl: &<P::Thread as Thread>::Deadline,
 ) -> Woke {
     let mut v = seen;
@@ -100,7 +133,14 @@ pub fn sleep<P: Platform>(
         t.crash_point();
         v |= how.bit;
     }
-    t.wait(w, v, dl)
+    if owner != 0 {
+        if mutant::<P>(MUTANT_DEATH_NOT_NOTIFIED) {
+            return t.wait_owned_unnotified(w, v, owner, dl);
+        }
+        t.wait_owned(w, v, owner, dl)
+    } else {
+        t.wait(w, v, dl)
+    }
 }
 
 /// Wait on `w` until `check` says [`Check::Done`], starting from `v` (the
@@ -127,8 +167,8 @@ pub fn park<P: Platform, R>(
             Check::Sleep => {}
         }
         if sleep::<P>(t, w, v, how, dl) == Woke::TimedOut {
-            // The deadline or the liveness poll (a notifier may have died
-            // between changing the word and waking us, or an owner died).
+            // The deadline, a watched owner's death, or the safety poll (a
+            // notifier may have died between changing the word and waking us).
             v = w.fetch_or(0, Acquire);
             if let Some(r) = timed_out(v, t.expired(dl)) {
                 return r;

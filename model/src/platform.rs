@@ -21,11 +21,28 @@
 //! optional timeout into a [`Thread::Deadline`] once, passes it to every
 //! [`Thread::wait`], and asks [`Thread::expired`] after a wait returns
 //! [`Woke::TimedOut`]. `TimedOut` has two meanings: the caller's deadline
-//! passed, *or* the platform's liveness poll interval passed (a protocol that
-//! can be blocked by a dead owner re-checks [`Thread::is_alive`] then). The
-//! real platform caps each futex sleep at its poll interval; the model
-//! platforms return `TimedOut` once per observed death (that is the only event
-//! that changes liveness) and, for finite deadlines, immediately.
+//! passed, *or* a death may have happened that the waiter must look at (a
+//! protocol that can be blocked by a dead owner re-checks
+//! [`Thread::is_alive`] then).
+//!
+//! # Deaths arrive as wake-ups
+//!
+//! A waiter that waits for an *owner* (the holder of a lock word) says so:
+//! [`Thread::wait_owned`]. The platform then notifies the owner's death: the
+//! sleep ends with [`Woke::TimedOut`] when that owner dies, and at once if it is
+//! already dead. The real platform watches the owner through a pidfd (one
+//! helper thread per process, `epoll`), so a waiter whose owner lives sleeps
+//! without a timeout; the model platforms wake the watchers of a thread when
+//! it dies ([`MUTANT_DEATH_NOT_NOTIFIED`] leaves that out, and the checks prove
+//! that a lock's recovery then hangs).
+//!
+//! A plain [`Thread::wait`] has no owner to watch. One death no
+//! notification can report remains: a notifier that dies between changing a
+//! word and waking its sleepers (an `Event::set`, a semaphore `release`, the
+//! barrier's last arrival). For that window every sleep also ends at a
+//! *safety poll* (1 s on the real platform, so an idle waiter costs at most one
+//! wake-up a second); the model platforms return `TimedOut` once per death
+//! that the waiter has not been told about, which is what that poll would do.
 
 use core::sync::atomic::Ordering;
 use core::time::Duration;
@@ -160,12 +177,38 @@ pub trait Thread {
     fn deadline(&self, timeout: Option<Duration>) -> Self::Deadline;
     /// Has `d` passed? Called after a wait returns [`Woke::TimedOut`].
     fn expired(&self, d: &Self::Deadline) -> bool;
-    /// Sleep while `*w == expected`, until woken, `d` passes, or the platform's
-    /// liveness poll interval passes. May return spuriously.
+    /// Sleep while `*w == expected`, until woken, `d` passes, or the
+    /// platform's safety poll (see the [module docs](self)). May return
+    /// spuriously.
     fn wait(&self, w: &Self::Word, expected: u32, d: &Self::Deadline) -> Woke;
+    /// [`Thread::wait`], watching `owner` (an owner id, as stored in a lock
+    /// word; 0: nobody, a plain `wait`): the sleep also ends, with
+    /// [`Woke::TimedOut`], when that owner dies, and returns `TimedOut` at once
+    /// if it is already dead. The caller then asks [`Thread::is_alive`]. (The
+    /// default, for a platform without death notification, is a plain `wait`:
+    /// its safety poll is then the only way a death is noticed.)
+    fn wait_owned(&self, w: &Self::Word, expected: u32, owner: u32, d: &Self::Deadline) -> Woke {
+        let _ = owner;
+        self.wait(w, expected, d)
+    }
+    /// [`Thread::wait_owned`] under [`MUTANT_DEATH_NOT_NOTIFIED`]: the owner's
+    /// death is not notified (model platforms only; the default is
+    /// `wait_owned`). Not part of the API.
+    #[doc(hidden)]
+    fn wait_owned_unnotified(
+        &self,
+        w: &Self::Word,
+        expected: u32,
+        owner: u32,
+        d: &Self::Deadline,
+    ) -> Woke {
+        self.wait_owned(w, expected, owner, d)
+    }
     /// Wake up to `n` waiters of `w` (`u32::MAX`: all). Returns how many were woken.
     fn wake(&self, w: &Self::Word, n: u32) -> usize;
-    /// Is the thread with owner id `owner` still alive? (A zombie is dead.)
+    /// Is the thread with owner id `owner` still alive? (A zombie is dead; so
+    /// is a thread that merely reuses a dead owner's kernel id: the real
+    /// platform's owner ids carry part of the thread's start time.)
     fn is_alive(&self, owner: u32) -> bool;
     /// One iteration of a bounded spin before sleeping. Returns `false` when the
     /// caller should stop spinning and sleep (always on a single CPU, and at once
@@ -175,6 +218,13 @@ pub trait Thread {
     /// at a chosen step; the real platform does nothing).
     fn crash_point(&self);
 }
+
+/// Seeded bug of the model platforms (platform mutants are 9xx): the death of
+/// a thread is not notified to the waiters that watch it
+/// ([`Thread::wait_owned`]); only the deaths of others reach them (as the
+/// safety poll). A lock whose owner dies is then never recovered.
+#[doc(hidden)]
+pub const MUTANT_DEATH_NOT_NOTIFIED: Mutant = Mutant(901);
 
 /// Bits of a lock word below this mask hold the owner id.
 pub const OWNER_MASK: u32 = 0x3fff_ffff;

@@ -479,16 +479,18 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 
     /// Sleep on `w` if it still holds `seen` (loaded before the condition was
-    /// checked). Sets `WAITERS` first.
+    /// checked), watching `owner` (0: nobody; see [`park::sleep_owned`]).
+    /// Sets `WAITERS` first.
     fn sleep(
         &self,
         t: &P::Thread,
         w: &P::W32,
         seen: u32,
+        owner: u32,
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Woke {
         let how = Waiters::bit(EV_WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE));
-        park::sleep::<P>(t, w, seen, how, dl)
+        park::sleep_owned::<P>(t, w, seen, how, owner, dl)
     }
 
     // ---- chunks ----------------------------------------------------------
@@ -756,7 +758,8 @@ impl<'a, P: Platform> Ring<'a, P> {
                     spins += 1;
                     continue;
                 }
-                if self.sleep(t, &self.h.head.0.event, ev, dl) == Woke::TimedOut && t.expired(dl) {
+                if self.sleep(t, &self.h.head.0.event, ev, 0, dl) == Woke::TimedOut && t.expired(dl)
+                {
                     // A streamed message that times out half-way is abandoned.
                     return Err(RingError::Full);
                 }
@@ -875,6 +878,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 }
                 if avail == 0 {
                     // Nothing to read.
+                    let mut watch = 0; // the producer whose message we assemble
                     if assembling {
                         // Is the message's producer still there?
                         let pw = self.h.prod.0.lock.word().load(Acquire);
@@ -886,6 +890,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                             // Held: by a dead process (asked only after a liveness poll,
                             // which is when a death can have happened), or by a live
                             // producer that will go on or start a new message (FIRST).
+                            watch = owner;
                             polled && !t.is_alive(owner)
                         };
                         polled = false;
@@ -913,7 +918,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                         continue;
                     }
                     let d = if assembling { &forever } else { dl };
-                    if self.sleep(t, &self.h.tail.0.event, ev, d) == Woke::TimedOut {
+                    if self.sleep(t, &self.h.tail.0.event, ev, watch, d) == Woke::TimedOut {
                         polled = true;
                         if !assembling && t.expired(dl) {
                             return Err(RingError::Empty);

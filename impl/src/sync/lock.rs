@@ -155,8 +155,8 @@ impl Lock {
         self.raw.is_locked()
     }
 
-    /// The holder's owner id (kernel thread id), if held.
+    /// The holder's kernel thread id, if held.
     pub fn owner(&self) -> Option<u32> {
-        self.raw.owner()
+        self.raw.owner().map(crate::platform::owner_tid)
     }
 }

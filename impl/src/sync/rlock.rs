@@ -249,12 +249,12 @@ impl RLock {
 
     /// Is it held by the calling thread? (Python's `_is_owned()`.)
     pub fn is_owned(&self) -> bool {
-        self.raw.is_owned_by(current_tid())
+        self.raw.is_owned_by(crate::platform::current_owner_id())
     }
 
-    /// The holder's owner id (kernel thread id), if held.
+    /// The holder's kernel thread id, if held.
     pub fn owner(&self) -> Option<u32> {
-        self.raw.owner()
+        self.raw.owner().map(crate::platform::owner_tid)
     }
 
     /// The holder's recursion depth (0 when free; a snapshot for non-owners).

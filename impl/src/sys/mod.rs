@@ -25,8 +25,10 @@
 //!   resets, and the "forking a multi-threaded process" warning;
 //! * [`proc`]: processes: wait status, signals, pidfds, exit, `/proc` reads;
 //! * [`io`]: descriptors: poll, eventfd, sockets, `SCM_RIGHTS`, memfd, mappings;
-//! * [`thread`]: futexes, thread ids, the library's own helper threads.
+//! * [`thread`]: futexes, thread ids, the library's own helper threads;
+//! * [`deathwatch`]: owner-death notification (pidfds, `epoll`, one helper thread).
 
+pub(crate) mod deathwatch;
 pub(crate) mod fork;
 pub(crate) mod io;
 pub(crate) mod posix_shm;

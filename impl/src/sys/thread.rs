@@ -48,6 +48,104 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
 thread_local! {
     /// This thread's kernel tid (0: not read yet, or reset after a fork).
     static TID: Cell<u32> = const { Cell::new(0) };
+    /// This thread's owner id (0: not read yet, or reset after a fork).
+    static OWNER: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Bits of an owner id that hold the kernel tid: tids are below
+/// `PID_MAX_LIMIT`, `2^22` on 64-bit Linux (`pid_max` cannot be set higher).
+pub(crate) const TID_BITS: u32 = 22;
+/// The tid part of an owner id.
+pub(crate) const TID_MASK: u32 = (1 << TID_BITS) - 1;
+/// The start-time tag of an owner id: bits 22..=29, below the model's
+/// `OWNER_MASK` (30 bits).
+const TAG_MASK: u32 = 0xff;
+
+/// The owner id of the calling thread, as stored in lock words: its tid in
+/// bits 0..22 and, in bits 22..30, a tag of its identity: the inode number
+/// of a pidfd for it modulo 255, plus 1 (Linux 6.9+: pidfs numbers every pid
+/// the kernel hands out, without reuse), or on older kernels its start time
+/// (clock ticks since boot, field 22 of `/proc/<tid>/stat`) modulo 255,
+/// plus 1; 0 if neither could be read. A later thread that is given the same
+/// tid (pid reuse) has another inode number, so [`owner_is_alive`] tells it
+/// from the owner unless the two numbers are equal modulo 255 (a multiple of
+/// 255 pids handed out in between). Cached per thread, reset in a forked
+/// child.
+pub(crate) fn current_owner_id() -> u32 {
+    let cached = OWNER.with(|c| c.get());
+    if cached != 0 {
+        return cached;
+    }
+    let tid = current_tid();
+    let tag = match pidfs_tag(tid) {
+        Tag::Is(t) => t,
+        Tag::NoThreadPidfd => match read_stat(tid) {
+            Stat::Live { start } => tag_of(start),
+            _ => 0,
+        },
+        // Cannot tell: no tag.
+        Tag::Gone | Tag::Unknown => 0,
+    };
+    let id = (tid & TID_MASK) | tag << TID_BITS;
+    OWNER.with(|c| c.set(id));
+    id
+}
+
+/// Is the thread with owner id `owner` (see [`current_owner_id`]) alive: a
+/// thread with its tid exists, is not a zombie, and has its start-time tag?
+/// Allocation-free; an error that does not tell counts as alive.
+pub(crate) fn owner_is_alive(owner: u32) -> bool {
+    match read_stat(owner & TID_MASK) {
+        Stat::Dead => false,
+        Stat::Unknown => true,
+        Stat::Live { start } => match (owner >> TID_BITS) & TAG_MASK {
+            0 => true, // no tag (its identity could not be read)
+            tag => match pidfs_tag(owner & TID_MASK) {
+                Tag::Is(t) => t == tag,
+                Tag::Gone => false,
+                Tag::NoThreadPidfd => tag_of(start) == tag,
+                Tag::Unknown => true,
+            },
+        },
+    }
+}
+
+/// The identity tag of a thread, as [`pidfs_tag`] finds it.
+enum Tag {
+    /// From the inode number of its pidfd.
+    Is(u32),
+    /// No such thread.
+    Gone,
+    /// The kernel has no thread pidfds (before 6.9): tags come from start times.
+    NoThreadPidfd,
+    /// Cannot tell now (out of descriptors, ...).
+    Unknown,
+}
+
+/// The tag of thread `tid` from the inode number of a pidfd for it: on
+/// Linux 6.9 and later (pidfs, which also brought thread pidfds) every pid
+/// the kernel hands out has its own 64-bit inode number, never reused until
+/// reboot, so a later thread given the same tid has another one.
+fn pidfs_tag(tid: u32) -> Tag {
+    let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
+        return Tag::Gone;
+    };
+    // PIDFD_THREAD is O_EXCL.
+    let flags = rustix::process::PidfdFlags::from_bits_retain(libc::O_EXCL as u32);
+    match rustix::process::pidfd_open(pid, flags) {
+        Ok(fd) => match rustix::fs::fstat(&fd) {
+            Ok(st) => Tag::Is((st.st_ino % 255) as u32 + 1),
+            Err(_) => Tag::Unknown,
+        },
+        Err(rustix::io::Errno::SRCH) => Tag::Gone,
+        Err(rustix::io::Errno::INVAL) => Tag::NoThreadPidfd,
+        Err(_) => Tag::Unknown,
+    }
+}
+
+/// The tag of a start time: 1..=255 (0 means "no tag").
+fn tag_of(start: u64) -> u32 {
+    (start % 255) as u32 + 1
 }
 
 /// The kernel thread id of the calling thread (cached in a thread-local; the
@@ -68,6 +166,7 @@ pub(crate) fn current_tid() -> u32 {
 /// Async-signal-safe: a thread-local store.
 pub(super) fn reset_tid_cache() {
     let _ = TID.try_with(|c| c.set(0));
+    let _ = OWNER.try_with(|c| c.set(0));
 }
 
 /// How many of this process's threads are procshare's own helpers (started by
@@ -130,10 +229,27 @@ pub(crate) fn thread_count() -> usize {
 /// Is the thread `tid` alive? Reads `/proc/<tid>/stat`: a missing entry, or
 /// state `Z` (zombie) or `X` (dead), is dead. An error that does not tell
 /// (`EMFILE`, ...) counts as alive, so that a waiter keeps waiting rather than
-/// steal a lock. Allocation-free.
+/// steal a lock. Allocation-free. (By number only: [`owner_is_alive`] also
+/// tells a later thread that reuses the tid.)
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub(crate) fn tid_is_alive(tid: u32) -> bool {
+    !matches!(read_stat(tid), Stat::Dead)
+}
+
+/// What `/proc/<tid>/stat` says.
+enum Stat {
+    /// No such thread, or a zombie.
+    Dead,
+    /// It could not be read (not a reason to call it dead).
+    Unknown,
+    /// Running (or sleeping), started `start` clock ticks after boot.
+    Live { start: u64 },
+}
+
+/// Reads `/proc/<tid>/stat` without allocating.
+fn read_stat(tid: u32) -> Stat {
     if tid == 0 || tid > i32::MAX as u32 {
-        return false;
+        return Stat::Dead;
     }
     // Build "/proc/<tid>/stat" without allocating.
     let mut path = [0u8; 32];
@@ -157,7 +273,7 @@ pub(crate) fn tid_is_alive(tid: u32) -> bool {
     path[n..n + suffix.len()].copy_from_slice(suffix);
     n += suffix.len();
     let Ok(cpath) = core::ffi::CStr::from_bytes_with_nul(&path[..=n]) else {
-        return true;
+        return Stat::Unknown;
     };
     let fd = match rustix::fs::open(
         cpath,
@@ -166,21 +282,34 @@ pub(crate) fn tid_is_alive(tid: u32) -> bool {
     ) {
         Ok(fd) => fd,
         // No such thread.
-        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::SRCH) => return false,
-        Err(_) => return true,
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::SRCH) => return Stat::Dead,
+        Err(_) => return Stat::Unknown,
     };
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 1024];
     let r = match rustix::io::read(&fd, &mut buf) {
         // The thread vanished between open and read (ESRCH), or the entry is empty.
-        Ok(0) | Err(_) => return false,
+        Ok(0) | Err(_) => return Stat::Dead,
         Ok(r) => r,
     };
     let buf = &buf[..r];
     // Format: "tid (comm) S ...": comm may contain ')' and spaces, so take the last ')'.
     let Some(close) = buf.iter().rposition(|&b| b == b')') else {
-        return true;
+        return Stat::Unknown;
     };
-    !matches!(buf.get(close + 2), Some(b'Z') | Some(b'X') | Some(b'x'))
+    if matches!(buf.get(close + 2), Some(b'Z') | Some(b'X') | Some(b'x')) {
+        return Stat::Dead;
+    }
+    // Field 3 (the state) follows ") "; field 22 is the start time.
+    let rest = buf.get(close + 2..).unwrap_or(&[]);
+    let start = rest
+        .split(|&b| b == b' ')
+        .nth(22 - 3)
+        .and_then(|f| core::str::from_utf8(f).ok())
+        .and_then(|f| f.parse::<u64>().ok());
+    match start {
+        Some(start) => Stat::Live { start },
+        None => Stat::Unknown,
+    }
 }
 
 /// The number of CPUs this process may run on (cached; at least 1).

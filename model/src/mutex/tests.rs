@@ -207,6 +207,15 @@ mod loom_checks {
         }));
     }
 
+    /// The platform's mutant: a dead owner's watchers are not woken by its
+    /// death (they would have to poll). The waiters then sleep for ever.
+    #[test]
+    fn loom_catches_unnotified_death() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(crash::<{ crate::platform::MUTANT_DEATH_NOT_NOTIFIED.0 }>);
+        }));
+    }
+
     #[test]
     fn loom_catches_racy_recovery() {
         assert!(fails_with("Causality violation", || {
@@ -298,6 +307,15 @@ mod shuttle_checks {
     fn shuttle_catches_missing_wake() {
         assert!(fails_with("deadlock", || {
             pct::<{ MUTANT_NO_WAKE.0 }>(4, 3, None);
+        }));
+    }
+
+    #[test]
+    fn shuttle_catches_unnotified_death() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(|k| {
+                pct::<{ crate::platform::MUTANT_DEATH_NOT_NOTIFIED.0 }>(4, 2, Some(k))
+            });
         }));
     }
 

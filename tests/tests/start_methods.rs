@@ -364,3 +364,83 @@ fn a_killed_fork_server_is_an_error_then_replaced() {
     start(&mut p);
     assert_eq!(p.join().unwrap(), 0, "see the child's panic message above");
 }
+
+// ---------------------------------------------------------------------------
+// The scenario runner (`tests/src/bin/scenarios.rs`): every seed program under
+// the three start methods, judged against its document's lines.
+
+fn scenarios(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenarios"))
+        .args(args)
+        .env("PROCSHARE_NO_FORK_WARNING", "1")
+        .env("SEED001_SLEEP_SCALE", "0.001")
+        .output()
+        .expect("run the scenarios binary");
+    (
+        out.status,
+        String::from_utf8(out.stdout).expect("utf-8 output"),
+    )
+}
+
+#[test]
+fn runner_every_seed_program_matches_its_document_under_every_start_method() {
+    let (status, out) = scenarios(&["--start-method", "all"]);
+    assert!(status.success(), "{status:?}\n{out}");
+    let summary = out.lines().last().expect("a summary line");
+    assert!(
+        summary.starts_with("8 scenarios × 3 start methods: ") && !summary.contains("MISMATCH"),
+        "{out}"
+    );
+    // Seed 002: "under spawn the IDs will be different but the output will be the same".
+    for m in ["spawn", "forkserver"] {
+        let block: Vec<&str> = out
+            .split(&format!("=== seed002/value [{m}]\n"))
+            .nth(1)
+            .expect("the spawn run")
+            .lines()
+            .take(6)
+            .collect();
+        let id = |l: &str| {
+            l.split(" id ")
+                .nth(1)
+                .map(|r| r.split(' ').next().unwrap().to_string())
+        };
+        assert_ne!(id(block[1]), id(block[2]), "{block:?}");
+        assert_eq!(
+            block[5],
+            "--- match: the document's lines (seed002_value.txt; freedoms: cpus, ids)"
+        );
+    }
+}
+
+#[test]
+fn runner_a_wrong_expected_line_is_a_mismatch_and_a_failure() {
+    let dir = std::env::temp_dir().join(format!("procshare-expected-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("seed003_counter.txt"),
+        "# deliberately wrong\nCounter: 11\n",
+    )
+    .unwrap();
+    let (status, out) = scenarios(&[
+        "--expected-dir",
+        dir.to_str().unwrap(),
+        "--start-method",
+        "spawn",
+        "seed003/counter",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("--- MISMATCH (seed003_counter.txt): line 1 differs"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    expected:\n      Counter: 11\n    observed:\n      Counter: 10\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 scenario × 1 start method: 0 match, 1 MISMATCH\n"),
+        "{out}"
+    );
+}

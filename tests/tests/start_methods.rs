@@ -333,23 +333,50 @@ fn wait_event((e,): (Event,)) {
     e.wait();
 }
 
+fn exit_with((e, code): (Event, i32)) {
+    e.wait();
+    if code == 1 {
+        panic!("a panic after the fork server died");
+    }
+}
+
 /// Run in a spawned child (its own fork server, so that killing it disturbs
-/// no other test): kill -9 the server under a running child.
+/// no other test): kill -9 the server under running children.
 fn kill_the_server((): ()) {
     let e = Event::new().unwrap();
     let mut p =
-        Process::with_target(wait_event, (e.clone(),)).start_method(StartMethod::ForkServer);
+        Process::with_target(exit_with, (e.clone(), 0)).start_method(StartMethod::ForkServer);
     start(&mut p);
+    let mut panics =
+        Process::with_target(exit_with, (e.clone(), 1)).start_method(StartMethod::ForkServer);
+    start(&mut panics);
+    let mut killed =
+        Process::with_target(wait_event, (e.clone(),)).start_method(StartMethod::ForkServer);
+    start(&mut killed);
     let server = forkserver_pid().unwrap();
     // SAFETY: kill(2) on the fork server's pid (our own child, not reaped).
     assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
-    // Nobody can report the child's exit code any more: an error, not a hang.
+    // The children outlive their server and still tell the truth.
+    assert!(p.is_alive());
+    assert_eq!(p.exitcode(), None);
+    assert_eq!(p.join_timeout(Duration::ZERO).unwrap(), None);
+    // A death by signal after the server died: nobody can know the signal.
+    killed.kill().unwrap();
     assert!(matches!(
-        p.join(),
+        killed.join(),
         Err(ProcessError::Spawn(SpawnError::ForkServerLost(_)))
     ));
-    e.set(); // let the orphaned child finish
-             // The next start notices and starts a new server.
+    assert!(!killed.is_alive());
+    e.set(); // let the other two finish: they report their own exit codes
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(!p.is_alive());
+    assert_eq!(
+        panics.join_timeout(Duration::from_secs(600)).unwrap(),
+        Some(1)
+    );
+    assert!(!panics.is_alive());
+    // The next start notices and starts a new server.
     let n = Value::new(0u64).unwrap();
     let mut p = Process::with_target(count_up, (n.clone(),)).start_method(StartMethod::ForkServer);
     start(&mut p);
@@ -359,7 +386,7 @@ fn kill_the_server((): ()) {
 }
 
 #[test]
-fn a_killed_fork_server_is_an_error_then_replaced() {
+fn a_killed_fork_servers_children_still_get_exit_codes_then_it_is_replaced() {
     let mut p = Process::with_target(kill_the_server, ()).start_method(StartMethod::Spawn);
     start(&mut p);
     assert_eq!(p.join().unwrap(), 0, "see the child's panic message above");

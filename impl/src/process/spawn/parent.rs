@@ -29,8 +29,11 @@ pub(super) fn reap_now(pid: RawPid) {
 }
 
 /// Starts `target` by spawn: a fresh exec of this binary.
-pub(crate) fn spawn(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
-    let req = Request::new(target)?;
+pub(crate) fn spawn(
+    target: &dyn FnTarget,
+    info: &crate::process::me::ChildInfo,
+) -> Result<Launched, SpawnError> {
+    let req = Request::new(target, info)?;
     let (mine, theirs) = seqpacket_pair()?;
     let mut keep = vec![req.payload.as_raw_fd(), theirs.as_raw_fd()];
     keep.extend(req.segment_fds().iter().map(|f| f.as_raw_fd()));
@@ -108,8 +111,11 @@ pub fn forkserver_pid() -> Result<u32, SpawnError> {
 }
 
 /// Starts `target` by the fork server.
-pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
-    let req = Request::new(target)?;
+pub(crate) fn forkserver(
+    target: &dyn FnTarget,
+    info: &crate::process::me::ChildInfo,
+) -> Result<Launched, SpawnError> {
+    let req = Request::new(target, info)?;
     let (mine, theirs) = seqpacket_pair()?;
     let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
     fds.extend(req.segment_fds());
@@ -166,16 +172,37 @@ pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> 
 }
 
 /// Reads a forkserver child's exit code from its status socket.
-pub(crate) fn served_exit(status: BorrowedFd<'_>, block: bool) -> Result<Option<i32>, SpawnError> {
+///
+/// Two processes report it there: the child itself, just before it leaves
+/// (after its target returned or panicked), and the fork server, which reaps
+/// it (and alone knows a death by signal). The first report wins. So a child
+/// still gets its exit code after the server died; only a child that dies by
+/// a signal (or `std::process::exit`) after its server died has no report:
+/// the socket then ends and that is [`SpawnError::ForkServerLost`].
+///
+/// Without `block`, a child whose pidfd says it has exited is waited for
+/// (its report is due: already queued if it sent it, else the server's
+/// follows its reaping), so that a dead child is never reported running.
+pub(crate) fn served_exit(
+    status: BorrowedFd<'_>,
+    pidfd: Option<BorrowedFd<'_>>,
+    block: bool,
+) -> Result<Option<i32>, SpawnError> {
     loop {
-        if !block && !poll_in(&[status], Some(Duration::ZERO))?[0] {
-            return Ok(None);
+        let mut wait = block;
+        if !wait && !poll_in(&[status], Some(Duration::ZERO))?[0] {
+            match pidfd {
+                Some(p) if poll_in(&[p], Some(Duration::ZERO))?[0] => wait = true,
+                _ => return Ok(None),
+            }
         }
-        match recv_status(status, block)? {
+        match recv_status(status, wait)? {
             Some((Status::Exit(code), _)) => return Ok(Some(code)),
             Some(_) => continue,
-            None if block => {
-                return Err(SpawnError::ForkServerLost("status socket closed"));
+            None if wait => {
+                return Err(SpawnError::ForkServerLost(
+                    "the child died by a signal after its fork server died",
+                ));
             }
             None => {
                 // Readable but nothing: end of stream.

@@ -46,6 +46,8 @@ pub(super) struct Payload {
     pub(super) trampoline: i64,
     pub(super) function: i64,
     pub(super) args: Vec<u8>,
+    /// The child's identity and its parent's (see `process::me`).
+    pub(super) info: crate::process::me::ChildInfo,
 }
 
 /// Messages on a child's status socket.
@@ -90,7 +92,10 @@ pub(super) fn check_in_executable() -> Result<(), SpawnError> {
 }
 
 impl Request {
-    pub(crate) fn new(target: &dyn FnTarget) -> Result<Request, SpawnError> {
+    pub(crate) fn new(
+        target: &dyn FnTarget,
+        info: &crate::process::me::ChildInfo,
+    ) -> Result<Request, SpawnError> {
         check_in_executable()?;
         let mut ex = Exporter::default();
         target.export(&mut ex)?;
@@ -104,6 +109,7 @@ impl Request {
             trampoline,
             function,
             args: ex.bytes,
+            info: info.clone(),
         };
         let bytes = crate::codec::wire::encode(&payload).map_err(SpawnError::Encode)?;
         let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;

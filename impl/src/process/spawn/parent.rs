@@ -110,41 +110,73 @@ pub fn forkserver_pid() -> Result<u32, SpawnError> {
     Ok(g.as_ref().expect("just set").pid as u32)
 }
 
+/// Sends one start request to the fork server (starting it, or another one
+/// if the current one is gone); returns the pid of the server that got it.
+fn send_request(req: &Request, theirs: &OwnedFd) -> Result<RawPid, SpawnError> {
+    let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
+    fds.extend(req.segment_fds());
+    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut attempt = 0;
+    loop {
+        if g.is_none() {
+            *g = Some(start_server()?);
+        }
+        let conn = g.as_ref().expect("just set");
+        match send_msg(conn.sock.as_fd(), &Status::Started(None), &fds) {
+            Ok(()) => return Ok(conn.pid),
+            Err(e) if attempt > 0 => return Err(e),
+            Err(_) => {
+                // The server died: reap it and start another one.
+                if let Some(old) = g.take() {
+                    reap_now(old.pid);
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
 /// Starts `target` by the fork server.
+///
+/// A server that dies after it was sent the request but before it served it
+/// (killed a moment earlier: the send succeeded into its socket) closes the
+/// request's status socket without a word: no child exists then (a child
+/// holds that socket, and would have said `Started`). The request is sent
+/// once more, to a new server.
 pub(crate) fn forkserver(
     target: &dyn FnTarget,
     info: &crate::process::me::ChildInfo,
 ) -> Result<Launched, SpawnError> {
     let req = Request::new(target, info)?;
-    let (mine, theirs) = seqpacket_pair()?;
-    let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
-    fds.extend(req.segment_fds());
-    {
-        let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-        let mut attempt = 0;
-        loop {
-            if g.is_none() {
-                *g = Some(start_server()?);
-            }
-            let conn = g.as_ref().expect("just set");
-            match send_msg(conn.sock.as_fd(), &Status::Started(None), &fds) {
-                Ok(()) => break,
-                Err(e) if attempt > 0 => return Err(e),
-                Err(_) => {
-                    // The server died: reap it and start another one.
+    let mut retried = false;
+    let (mine, first) = loop {
+        let (mine, theirs) = seqpacket_pair()?;
+        let server = send_request(&req, &theirs)?;
+        drop(theirs);
+        match recv_status(mine.as_fd(), true)? {
+            Some(m) => break (mine, m),
+            None if !retried => {
+                retried = true;
+                let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+                if g.as_ref().is_some_and(|c| c.pid == server) {
                     if let Some(old) = g.take() {
+                        drop(old.sock); // a live server exits when its socket closes
                         reap_now(old.pid);
                     }
-                    attempt += 1;
                 }
             }
+            None => return Err(SpawnError::ForkServerLost("status socket closed")),
         }
-    }
-    drop(theirs);
+    };
     drop(req);
     let (mut pid, mut pidfd, mut started, mut exit) = (None, None, false, None);
+    let mut next = Some(first);
     while pid.is_none() || !(started || exit.is_some()) {
-        match recv_status(mine.as_fd(), true)? {
+        let msg = match next.take() {
+            Some(m) => Some(m),
+            None => recv_status(mine.as_fd(), true)?,
+        };
+        match msg {
             Some((Status::Pid(p), fds)) => {
                 pid = Some(p);
                 pidfd = fds.into_iter().next();

@@ -45,11 +45,17 @@ const MAIN_NAME: &str = "MainProcess";
 struct Me {
     name: String,
     daemon: bool,
-    parent_pid: RawPid,
-    parent_name: String,
+    parent: Parent,
+}
+
+/// A child's parent.
+#[derive(Debug)]
+struct Parent {
+    pid: RawPid,
+    name: String,
     /// A pidfd of the parent, opened while it was known to be alive (`None`:
     /// it had died already, or the kernel has no pidfds).
-    parent_fd: Option<OwnedFd>,
+    fd: Option<OwnedFd>,
 }
 
 /// Set once in a child, before the target runs (a leaked box: the child's
@@ -76,9 +82,11 @@ pub(crate) fn become_child(info: ChildInfo) {
     let me = Box::new(Me {
         name: info.name,
         daemon: info.daemon,
-        parent_pid: info.parent_pid,
-        parent_name: info.parent_name,
-        parent_fd,
+        parent: Parent {
+            pid: info.parent_pid,
+            name: info.parent_name,
+            fd: parent_fd,
+        },
     });
     ME.store(Box::into_raw(me), Ordering::Release);
     // A child's children are its own, not its parent's.
@@ -150,43 +158,34 @@ pub fn current_process() -> CurrentProcess {
 /// assert!(procshare::parent_process().is_none());
 /// ```
 pub fn parent_process() -> Option<ParentProcess> {
-    me().map(|m| ParentProcess { me: m })
+    me().map(|m| ParentProcess { p: &m.parent })
 }
 
 /// The parent of this process (see [`parent_process`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ParentProcess {
-    me: &'static Me,
-}
-
-impl core::fmt::Debug for Me {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Parent")
-            .field("pid", &self.parent_pid)
-            .field("name", &self.parent_name)
-            .finish()
-    }
+    p: &'static Parent,
 }
 
 impl ParentProcess {
     /// The parent's pid (for a forkserver child too: the process that asked
     /// the server, not the server).
     pub fn pid(&self) -> u32 {
-        self.me.parent_pid as u32
+        self.p.pid as u32
     }
     /// The parent's name (`MainProcess` for the main process).
     pub fn name(&self) -> &str {
-        &self.me.parent_name
+        &self.p.name
     }
     /// A descriptor that becomes readable when the parent exits (a pidfd;
     /// Python's `sentinel`). `None` if the parent had exited before this
     /// process started, or the kernel has no pidfds.
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.me.parent_fd.as_ref().map(|f| f.as_fd())
+        self.p.fd.as_ref().map(|f| f.as_fd())
     }
     /// Is the parent still running?
     pub fn is_alive(&self) -> bool {
-        match &self.me.parent_fd {
+        match &self.p.fd {
             Some(fd) => !crate::sys::io::readable(fd.as_fd(), Some(Duration::ZERO)).unwrap_or(true),
             None => false,
         }
@@ -194,7 +193,7 @@ impl ParentProcess {
     /// Waits at most `timeout` (`None`: forever) for the parent to exit;
     /// returns whether it has (Python's `join(timeout)`, which returns nothing).
     pub fn join_timeout(&self, timeout: Option<Duration>) -> bool {
-        match &self.me.parent_fd {
+        match &self.p.fd {
             Some(fd) => crate::sys::io::readable(fd.as_fd(), timeout).unwrap_or(true),
             None => true,
         }

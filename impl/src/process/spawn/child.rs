@@ -11,11 +11,11 @@ pub(super) fn in_exe_code(addr: usize, ino: u64) -> bool {
     crate::sys::proc::in_executable_mapping(addr, ino)
 }
 
+/// A decoded request: the target to run, and the child's identity.
+pub(super) type Prepared = (Box<dyn FnOnce()>, crate::process::me::ChildInfo);
+
 /// Decodes the request: the function to run, with its arguments.
-pub(super) fn prepare(
-    payload: OwnedFd,
-    segments: Vec<OwnedFd>,
-) -> Result<(Box<dyn FnOnce()>, crate::process::me::ChildInfo), SpawnError> {
+pub(super) fn prepare(payload: OwnedFd, segments: Vec<OwnedFd>) -> Result<Prepared, SpawnError> {
     let file = std::fs::File::from(payload);
     let len = file.metadata().map_err(os_err("fstat payload"))?.len();
     if len > 1 << 32 {

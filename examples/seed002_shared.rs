@@ -19,7 +19,7 @@
 //! printed are the same.
 
 use procshare::Semaphore;
-use procshare::{cpu_count, Array, Process, Value};
+use procshare::{cpu_count, Array, Process, Queue, RawValue, Value};
 use procshare_tests::say;
 
 /// `This machine has N CPUs`.
@@ -100,10 +100,45 @@ pub fn array() {
     process.join().expect("join");
 }
 
+/// `def child_process(var, q)` of the document's fourth program.
+fn value_on_queue_child((var, _q): (RawValue<u32>, Queue<u32>)) {
+    say(&format!(
+        "Child process received var = {} with id {} from queue",
+        var.get(),
+        var.as_ptr() as usize
+    ));
+}
+
+/// The document's fourth program: "these shared state objects can only be
+/// inherited by the child process. Trying to pass them via a Queue or a Pipe
+/// will result in an error": `var = Value('I', 1, lock=False)`, then
+/// `q.put(var)  # generates error`.
+///
+/// In Rust that line does not compile: a shared object is not `Serialize`
+/// (`tests/ui/queue_shared_object.rs` proves the refusal). The twin is the
+/// rest of the program, which passes `var` to the child by inheritance, as
+/// the document says it must be. CPython 3.11 prints the same three lines
+/// for the document's program (its `q.put` fails in the queue's feeder
+/// thread, which does not stop the program).
+pub fn value_on_queue() {
+    let q: Queue<u32> = Queue::new().expect("queue");
+    say(&cpu_line());
+    let var = RawValue::<u32>::new(1).expect("shared memory");
+    // q.put(var): refused at compile time (see above).
+    say(&format!(
+        "Parent process puts item on queue with id {}",
+        var.as_ptr() as usize
+    ));
+    let mut process = Process::with_target(value_on_queue_child, (var.clone(), q.clone()));
+    process.start().expect("start");
+    process.join().expect("join");
+}
+
 /// Runs seed 002's `Value` program, then its `Array` program. (`cargo run --example seed002_shared`; the same code is the scenario
 /// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
 #[allow(dead_code)] // unused where this file is a module of `procshare_tests`
 fn main() {
     value();
     array();
+    value_on_queue();
 }

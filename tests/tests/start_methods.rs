@@ -415,7 +415,7 @@ fn runner_every_seed_program_matches_its_document_under_every_start_method() {
     assert!(status.success(), "{status:?}\n{out}");
     let summary = out.lines().last().expect("a summary line");
     assert!(
-        summary.starts_with("8 scenarios × 3 start methods: ") && !summary.contains("MISMATCH"),
+        summary.starts_with("9 scenarios × 3 start methods: ") && !summary.contains("MISMATCH"),
         "{out}"
     );
     // Seed 002: "under spawn the IDs will be different but the output will be the same".

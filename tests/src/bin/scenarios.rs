@@ -135,11 +135,20 @@ fn main() {
         }
         return;
     }
+    // A filter that is a scenario's full name selects that one only
+    // (`seed002/value`, not `seed002/value_on_queue`); another selects every
+    // name containing it.
+    let names: Vec<&str> = all().iter().map(|s| s.name).collect();
+    let selects = |name: &str, f: &str| {
+        if names.contains(&f) {
+            name == f
+        } else {
+            name.contains(f)
+        }
+    };
     let selected: Vec<Scenario> = all()
         .into_iter()
-        .filter(|s| {
-            args.filters.is_empty() || args.filters.iter().any(|a| s.name.contains(a.as_str()))
-        })
+        .filter(|s| args.filters.is_empty() || args.filters.iter().any(|f| selects(s.name, f)))
         .collect();
     if selected.is_empty() {
         usage(&format!(

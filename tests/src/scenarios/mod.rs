@@ -188,6 +188,14 @@ pub fn all() -> Vec<Scenario> {
             pending_beyond_fork: None,
         },
         Scenario {
+            name: "seed002/value_on_queue",
+            about: "a shared Value cannot go on a Queue (refused at compile time); passed by inheritance",
+            run: seed002_shared::value_on_queue,
+            expected: include_str!("expected/seed002_value_on_queue.txt"),
+            freedoms: &[Freedom::Cpus, Freedom::Ids],
+            pending_beyond_fork: None,
+        },
+        Scenario {
             name: "seed003/counter",
             about: "ten processes increment a Value under its lock",
             run: seed003_counter::run,

@@ -68,24 +68,37 @@ fn start_and_join(mut p1: Process, mut p2: Process) {
     assert_eq!((c1, c2), (0, 0), "a worker failed");
 }
 
-/// The document's first program: a plain global list; the parent prints `[]`.
-pub fn plain_list() -> Vec<String> {
-    fn worker(data: [&'static str; 5]) {
-        for item in data {
-            FINAL_LIST
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(item.to_string());
-        }
+/// `def worker(data): for item in data: final_list.append(item)` — the
+/// child's own copy of the plain global.
+fn worker((data,): (Vec<String>,)) {
+    for item in data {
+        FINAL_LIST
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(item);
     }
-    let process1 = Process::new(|| worker(INPUT_LIST_ONE));
-    let process2 = Process::new(|| worker(INPUT_LIST_TWO));
+}
+
+/// The document's first program: a plain global list; the parent prints `[]`.
+/// The workers are plain functions with their arguments, so they run under
+/// whichever start method is set ([`procshare::set_start_method`]): under
+/// fork each appends to its copy of the parent's list, under spawn and
+/// forkserver to a list of its own; the parent's list stays empty either way.
+pub fn plain_list() -> Vec<String> {
+    let words = |w: [&str; 5]| (w.iter().map(|s| s.to_string()).collect::<Vec<_>>(),);
+    let process1 = Process::with_target(worker, words(INPUT_LIST_ONE));
+    let process2 = Process::with_target(worker, words(INPUT_LIST_TWO));
     start_and_join(process1, process2);
     let final_list = FINAL_LIST.lock().unwrap_or_else(|p| p.into_inner()).clone();
     vec![py_list_repr(&final_list)]
 }
 
 /// The document's fix: `manager.list()`; the parent prints the ten words.
+///
+/// The workers capture the list proxy in a closure, so they are forked
+/// whatever the start method: running them under spawn or forkserver needs
+/// manager proxies as spawn arguments (see
+/// `procshare_tests::scenarios::MANAGER_PROXIES_AS_SPAWN_ARGS`).
 pub fn manager_list() -> Vec<String> {
     let manager = Manager::start().expect("start the manager");
     let final_list = manager.list::<String>().expect("manager.list()");

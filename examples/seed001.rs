@@ -82,7 +82,9 @@ pub fn run(sleep_scale: f64) -> Vec<String> {
     let mut lines = Vec::new();
     {
         // with Pool(initializer=init_worker, initargs=(shared_queue,)) as pool:
+        // (the start method set by `procshare::set_start_method`, fork by default)
         let pool = Pool::builder()
+            .start_method(procshare::get_start_method())
             .initializer(init_worker, (shared_queue.clone(), sleep_scale))
             .build()
             .expect("build the pool");

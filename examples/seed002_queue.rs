@@ -77,11 +77,57 @@ pub fn run() -> Vec<String> {
     out
 }
 
+/// `def child_process(q, sem1, sem2)`, printing straight to standard output
+/// as the document's child does (see [`program`]).
+fn child_process((q, sem1, sem2): (Queue<BTreeMap<String, String>>, Semaphore, Semaphore)) {
+    let var = q.get().expect("get");
+    procshare_tests::say(&format!(
+        "Child process received var = {} with id {} from queue",
+        py_dict(&var),
+        id(&var)
+    ));
+    sem2.release().expect("release");
+    sem1.acquire();
+    procshare_tests::say(&format!(
+        "After changes by parent process var in child process = {}",
+        py_dict(&var)
+    ));
+}
+
+/// The document's program as it is written: both processes print to
+/// standard output (one `write(2)` per line), in the order the semaphores
+/// fix. The child is a plain function with its arguments, so it runs under
+/// whichever start method is set ([`procshare::set_start_method`]). This is
+/// what the scenario runner runs; [`run`] is the same program returning the
+/// lines (the child sends its lines back through a pipe, fork only).
+pub fn program() {
+    use procshare_tests::say;
+    let q: Queue<BTreeMap<String, String>> = Queue::new().expect("queue");
+    let sem1 = Semaphore::new(0).expect("semaphore");
+    let sem2 = Semaphore::new(0).expect("semaphore");
+    say(&format!("This machine has {} CPUs", cpu_count()));
+    let mut var = BTreeMap::from([("key".to_string(), "value".to_string())]);
+    say(&format!(
+        "Parent process puts item on queue with id {}",
+        id(&var)
+    ));
+    q.put(&var).expect("put");
+    let mut process = Process::with_target(child_process, (q.clone(), sem1.clone(), sem2.clone()));
+    process.start().expect("start");
+    sem2.acquire();
+    // change the dictionary object
+    var.insert("key".to_string(), "new-value".to_string());
+    say(&format!(
+        "Parent process changed the enqueued item to {}",
+        py_dict(&var)
+    ));
+    sem1.release().expect("release");
+    process.join().expect("join");
+}
+
 /// Runs seed 002's queue program. (`cargo run --example seed002_queue`; the same code is the scenario
 /// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
 #[allow(dead_code)] // unused where this file is a module of `procshare_tests`
 fn main() {
-    for line in run() {
-        procshare_tests::say(&line);
-    }
+    program();
 }

@@ -5,18 +5,18 @@
 use procshare::{Process, Value};
 use procshare_tests::say;
 
-/// The document's program.
+/// `def increment(counter): with counter.get_lock(): counter.value += 1`
+fn increment((counter,): (Value<i32>,)) {
+    let mut value = counter.lock().unwrap_or_else(|died| died.into_inner());
+    *value += 1;
+}
+
+/// The document's program, under whichever start method is set
+/// ([`procshare::set_start_method`]).
 pub fn run() {
     let counter = Value::<i32>::new(0).expect("shared memory");
     let mut processes: Vec<Process> = (0..10)
-        .map(|_| {
-            let counter = counter.clone();
-            // def increment(counter): with counter.get_lock(): counter.value += 1
-            Process::new(move || {
-                let mut value = counter.lock().unwrap_or_else(|died| died.into_inner());
-                *value += 1;
-            })
-        })
+        .map(|_| Process::with_target(increment, (counter.clone(),)))
         .collect();
     for process in &mut processes {
         process.start().expect("start");

@@ -65,11 +65,38 @@ pub fn run() -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
+/// `worker(queue)` as a plain function with its argument (see [`program`]).
+fn worker_target((queue,): (Queue<Option<u32>>,)) {
+    worker(&queue);
+}
+
+/// The document's program as it is written: the workers print straight to
+/// standard output (one `write(2)` per line, so lines never mix). They are
+/// plain functions with their arguments, so they run under whichever start
+/// method is set ([`procshare::set_start_method`]). This is what the scenario
+/// runner runs; [`run`] is the same program returning the lines (fork only).
+pub fn program() {
+    let queue: Queue<Option<u32>> = Queue::new().expect("queue");
+    let mut processes: Vec<Process> = (0..4)
+        .map(|_| Process::with_target(worker_target, (queue.clone(),)))
+        .collect();
+    for i in 0..10 {
+        queue.put(&Some(i)).expect("put");
+    }
+    for _ in 0..processes.len() {
+        queue.put(&None).expect("put");
+    }
+    for p in &mut processes {
+        p.start().expect("start");
+    }
+    for p in &mut processes {
+        p.join().expect("join");
+    }
+}
+
 /// Runs seed 003's queue program. (`cargo run --example seed003_queue`; the same code is the scenario
 /// that `cargo run -p procshare-tests --bin scenarios` and the snapshot tests run.)
 #[allow(dead_code)] // unused where this file is a module of `procshare_tests`
 fn main() {
-    for line in run() {
-        procshare_tests::say(&line);
-    }
+    program();
 }

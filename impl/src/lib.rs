@@ -57,6 +57,10 @@ pub use crate::manager::{
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
 pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
 pub use crate::process::{
+    active_children, current_process, get_all_start_methods, get_context, parent_process,
+    ActiveChild, Context, CurrentProcess, ParentProcess,
+};
+pub use crate::process::{
     cpu_count, get_start_method, set_fork_warning, set_start_method, Process, ProcessError,
     StartMethod,
 };

@@ -8,7 +8,7 @@ use std::process::Command;
 
 fn run() -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_scenarios"))
-        .arg("seed001/pool_globals")
+        .args(["--raw", "seed001/pool_globals"])
         .env("PROCSHARE_NO_FORK_WARNING", "1")
         .env("SEED001_SLEEP_SCALE", "0.02")
         .output()

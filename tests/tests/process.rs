@@ -5,7 +5,7 @@
 //! parent writes or closes it), never sleeps.
 
 use procshare_tests::quiet;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -195,4 +195,246 @@ fn many_children_in_parallel() {
 #[test]
 fn cpu_count_is_positive() {
     assert!(procshare::cpu_count() >= 1);
+}
+
+// ---------------------------------------------------------------------------
+// Start-method inheritance, stdin, current/parent process, active children,
+// daemons, interrupt, sentinel.
+
+use procshare::{
+    active_children, current_process, get_start_method, parent_process, Event, ProcessError, Queue,
+    StartMethod,
+};
+
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Fork,
+    StartMethod::Spawn,
+    StartMethod::ForkServer,
+];
+
+fn report_method((q,): (Queue<String>,)) {
+    q.put(&get_start_method().name().to_string()).unwrap();
+}
+
+/// A child reports its start method, then starts a grandchild with the
+/// default method, which reports its own.
+fn report_method_and_grandchild((q,): (Queue<String>,)) {
+    report_method((q.clone(),));
+    let mut g = Process::with_target(report_method, (q,));
+    g.start().unwrap();
+    assert_eq!(g.join().unwrap(), 0);
+}
+
+#[test]
+fn start_method_is_inherited_by_the_child_and_its_children() {
+    quiet();
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let q = Queue::new().unwrap();
+        let mut p =
+            Process::with_target(report_method_and_grandchild, (q.clone(),)).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        let got = [q.get().unwrap(), q.get().unwrap()];
+        assert_eq!(got, [m.name(), m.name()], "started by {m}");
+    }
+}
+
+fn report_stdin((q,): (Queue<String>,)) {
+    let link = std::fs::read_link("/proc/self/fd/0")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("no stdin: {e}"));
+    q.put(&link).unwrap();
+}
+
+#[test]
+fn children_get_dev_null_as_stdin() {
+    quiet();
+    let q: Queue<String> = Queue::new().unwrap();
+    // A child whose stdin is a pipe starts a grandchild by each method.
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            let gate = Gate::new();
+            // SAFETY: plain dup2 of a descriptor this process holds.
+            assert_eq!(unsafe { libc::dup2(gate.r.as_raw_fd(), 0) }, 0);
+            for m in METHODS {
+                let mut g = Process::with_target(report_stdin, (q.clone(),)).start_method(m);
+                g.start().unwrap();
+                assert_eq!(g.join().unwrap(), 0);
+            }
+        }
+    });
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    for m in METHODS {
+        assert_eq!(
+            q.get().unwrap(),
+            "/dev/null",
+            "stdin of a child started by {m}"
+        );
+    }
+}
+
+fn report_identity((q,): (Queue<String>,)) {
+    let me = current_process();
+    let parent = parent_process().expect("a child has a parent");
+    q.put(&format!(
+        "{} {} {} {} {} {}",
+        me.name(),
+        me.pid() == std::process::id(),
+        me.daemon(),
+        parent.pid(),
+        parent.name(),
+        parent.is_alive()
+    ))
+    .unwrap();
+}
+
+#[test]
+fn current_and_parent_process_in_children() {
+    quiet();
+    assert_eq!(current_process().name(), "MainProcess");
+    assert!(parent_process().is_none());
+    for m in METHODS {
+        let q = Queue::new().unwrap();
+        let mut p = Process::with_target(report_identity, (q.clone(),))
+            .start_method(m)
+            .with_name(format!("kid-{m}"))
+            .daemon(true);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        assert_eq!(
+            q.get().unwrap(),
+            format!("kid-{m} true true {} MainProcess true", std::process::id()),
+            "started by {m}"
+        );
+    }
+}
+
+fn wait_event((e,): (Event,)) {
+    e.wait();
+}
+
+fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    n == 1
+}
+
+#[test]
+fn active_children_lists_running_children_and_reaps_finished_ones() {
+    quiet();
+    for m in METHODS {
+        let go = Event::new().unwrap();
+        let mut p = Process::with_target(wait_event, (go.clone(),)).start_method(m);
+        p.start().unwrap();
+        let pid = p.pid().unwrap();
+        let listed = active_children();
+        let me = listed
+            .iter()
+            .find(|c| c.pid() == pid)
+            .expect("listed while running");
+        assert!(me.is_alive());
+        assert_eq!(me.name(), p.name());
+        // The sentinel is not readable while the child runs...
+        assert!(!readable(p.sentinel().unwrap(), 0), "{m}");
+        go.set();
+        // ... and becomes readable when it exits (-1: no timeout).
+        assert!(readable(p.sentinel().unwrap(), -1), "{m}");
+        // active_children() reaps it: not listed, and its exit code is known.
+        assert!(active_children().iter().all(|c| c.pid() != pid), "{m}");
+        if m != StartMethod::ForkServer {
+            // SAFETY: plain waitpid; the child was reaped, so: no such child.
+            let r = unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
+            assert_eq!(r, -1, "{m}: already reaped by active_children()");
+        }
+        assert_eq!(p.exitcode(), Some(0), "{m}");
+        assert!(!p.is_alive());
+    }
+}
+
+fn try_grandchild((q,): (Queue<String>,)) {
+    let mut g = Process::with_target(report_method, (q.clone(),));
+    let r = g.start().map_err(|e| e.to_string());
+    q.put(&format!("{r:?}")).unwrap();
+}
+
+#[test]
+fn daemonic_processes_are_not_allowed_to_have_children() {
+    quiet();
+    for m in METHODS {
+        let q = Queue::new().unwrap();
+        let mut p = Process::with_target(try_grandchild, (q.clone(),))
+            .start_method(m)
+            .daemon(true);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        assert_eq!(
+            q.get().unwrap(),
+            "Err(\"daemonic processes are not allowed to have children\")",
+            "{m}"
+        );
+    }
+    // The error value itself.
+    assert_eq!(
+        ProcessError::DaemonChildren.to_string(),
+        "daemonic processes are not allowed to have children"
+    );
+}
+
+fn start_daemon_and_leave((q, go, hold): (Queue<u32>, Event, Event)) {
+    let mut d = Process::with_target(wait_event, (hold,)).daemon(true);
+    d.start().unwrap();
+    q.put(&d.pid().unwrap()).unwrap();
+    go.wait();
+    // Returns without joining: the daemonic child must be terminated.
+}
+
+#[test]
+fn a_daemonic_child_is_terminated_when_its_parent_exits() {
+    quiet();
+    for m in METHODS {
+        let (q, go, hold) = (
+            Queue::new().unwrap(),
+            Event::new().unwrap(),
+            Event::new().unwrap(),
+        );
+        let mut p = Process::with_target(start_daemon_and_leave, (q.clone(), go.clone(), hold))
+            .start_method(m);
+        p.start().unwrap();
+        let pid = q.get().unwrap();
+        // SAFETY: pidfd_open of the daemon, still alive (its parent waits on `go`).
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as i32, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: a fresh descriptor owned here only.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        go.set();
+        assert_eq!(p.join().unwrap(), 0);
+        // The daemon never returns by itself (`hold` is never set): it is gone
+        // only if its parent terminated it. A generous bound, not a timing
+        // assertion: it turns a bug into a failure instead of a hang.
+        assert!(
+            readable(fd.as_fd(), 60_000),
+            "{m}: the daemon outlived its parent"
+        );
+    }
+}
+
+#[test]
+fn interrupt_is_sigint() {
+    quiet();
+    for m in METHODS {
+        let go = Event::new().unwrap();
+        let mut p = Process::with_target(wait_event, (go,)).start_method(m);
+        assert!(matches!(p.interrupt(), Err(ProcessError::NotStarted(_))));
+        p.start().unwrap();
+        p.interrupt().unwrap();
+        assert_eq!(p.join().unwrap(), -2, "{m}");
+        p.interrupt().unwrap(); // exited: a no-op, as terminate()
+    }
 }

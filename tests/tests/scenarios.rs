@@ -20,7 +20,7 @@ use std::process::Command;
 
 fn run(name: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_scenarios"))
-        .arg(name)
+        .args(["--raw", name])
         .env("PROCSHARE_NO_FORK_WARNING", "1")
         .output()
         .expect("run the scenarios binary");

@@ -333,23 +333,50 @@ fn wait_event((e,): (Event,)) {
     e.wait();
 }
 
+fn exit_with((e, code): (Event, i32)) {
+    e.wait();
+    if code == 1 {
+        panic!("a panic after the fork server died");
+    }
+}
+
 /// Run in a spawned child (its own fork server, so that killing it disturbs
-/// no other test): kill -9 the server under a running child.
+/// no other test): kill -9 the server under running children.
 fn kill_the_server((): ()) {
     let e = Event::new().unwrap();
     let mut p =
-        Process::with_target(wait_event, (e.clone(),)).start_method(StartMethod::ForkServer);
+        Process::with_target(exit_with, (e.clone(), 0)).start_method(StartMethod::ForkServer);
     start(&mut p);
+    let mut panics =
+        Process::with_target(exit_with, (e.clone(), 1)).start_method(StartMethod::ForkServer);
+    start(&mut panics);
+    let mut killed =
+        Process::with_target(wait_event, (e.clone(),)).start_method(StartMethod::ForkServer);
+    start(&mut killed);
     let server = forkserver_pid().unwrap();
     // SAFETY: kill(2) on the fork server's pid (our own child, not reaped).
     assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
-    // Nobody can report the child's exit code any more: an error, not a hang.
+    // The children outlive their server and still tell the truth.
+    assert!(p.is_alive());
+    assert_eq!(p.exitcode(), None);
+    assert_eq!(p.join_timeout(Duration::ZERO).unwrap(), None);
+    // A death by signal after the server died: nobody can know the signal.
+    killed.kill().unwrap();
     assert!(matches!(
-        p.join(),
+        killed.join(),
         Err(ProcessError::Spawn(SpawnError::ForkServerLost(_)))
     ));
-    e.set(); // let the orphaned child finish
-             // The next start notices and starts a new server.
+    assert!(!killed.is_alive());
+    e.set(); // let the other two finish: they report their own exit codes
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(!p.is_alive());
+    assert_eq!(
+        panics.join_timeout(Duration::from_secs(600)).unwrap(),
+        Some(1)
+    );
+    assert!(!panics.is_alive());
+    // The next start notices and starts a new server.
     let n = Value::new(0u64).unwrap();
     let mut p = Process::with_target(count_up, (n.clone(),)).start_method(StartMethod::ForkServer);
     start(&mut p);
@@ -359,8 +386,88 @@ fn kill_the_server((): ()) {
 }
 
 #[test]
-fn a_killed_fork_server_is_an_error_then_replaced() {
+fn a_killed_fork_servers_children_still_get_exit_codes_then_it_is_replaced() {
     let mut p = Process::with_target(kill_the_server, ()).start_method(StartMethod::Spawn);
     start(&mut p);
     assert_eq!(p.join().unwrap(), 0, "see the child's panic message above");
+}
+
+// ---------------------------------------------------------------------------
+// The scenario runner (`tests/src/bin/scenarios.rs`): every seed program under
+// the three start methods, judged against its document's lines.
+
+fn scenarios(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenarios"))
+        .args(args)
+        .env("PROCSHARE_NO_FORK_WARNING", "1")
+        .env("SEED001_SLEEP_SCALE", "0.001")
+        .output()
+        .expect("run the scenarios binary");
+    (
+        out.status,
+        String::from_utf8(out.stdout).expect("utf-8 output"),
+    )
+}
+
+#[test]
+fn runner_every_seed_program_matches_its_document_under_every_start_method() {
+    let (status, out) = scenarios(&["--start-method", "all"]);
+    assert!(status.success(), "{status:?}\n{out}");
+    let summary = out.lines().last().expect("a summary line");
+    assert!(
+        summary.starts_with("9 scenarios × 3 start methods: ") && !summary.contains("MISMATCH"),
+        "{out}"
+    );
+    // Seed 002: "under spawn the IDs will be different but the output will be the same".
+    for m in ["spawn", "forkserver"] {
+        let block: Vec<&str> = out
+            .split(&format!("=== seed002/value [{m}]\n"))
+            .nth(1)
+            .expect("the spawn run")
+            .lines()
+            .take(6)
+            .collect();
+        let id = |l: &str| {
+            l.split(" id ")
+                .nth(1)
+                .map(|r| r.split(' ').next().unwrap().to_string())
+        };
+        assert_ne!(id(block[1]), id(block[2]), "{block:?}");
+        assert_eq!(
+            block[5],
+            "--- match: the document's lines (seed002_value.txt; freedoms: cpus, ids)"
+        );
+    }
+}
+
+#[test]
+fn runner_a_wrong_expected_line_is_a_mismatch_and_a_failure() {
+    let dir = std::env::temp_dir().join(format!("procshare-expected-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("seed003_counter.txt"),
+        "# deliberately wrong\nCounter: 11\n",
+    )
+    .unwrap();
+    let (status, out) = scenarios(&[
+        "--expected-dir",
+        dir.to_str().unwrap(),
+        "--start-method",
+        "spawn",
+        "seed003/counter",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("--- MISMATCH (seed003_counter.txt): line 1 differs"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    expected:\n      Counter: 11\n    observed:\n      Counter: 10\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 scenario × 1 start method: 0 match, 1 MISMATCH\n"),
+        "{out}"
+    );
 }

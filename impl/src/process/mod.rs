@@ -2,17 +2,26 @@
 //! three start methods ([`StartMethod`]): `fork` (the default), `spawn` and
 //! `forkserver` (see [`crate::process::spawn`] for the last two).
 
+mod context;
+mod me;
 pub(crate) mod spawn;
 
+pub use context::{get_all_start_methods, get_context, Context};
+pub use me::{
+    active_children, current_process, parent_process, ActiveChild, CurrentProcess, ParentProcess,
+};
+
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::process::spawn::{FnCall, FnTarget, SpawnArgs, SpawnError};
 use crate::sys::fork::AtFork;
 use crate::sys::proc::{RawPid, Sig};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
+
+use crate::process::me::{Child, ChildInfo};
 use std::time::{Duration, Instant};
 
 /// Errors of process management.
@@ -38,6 +47,17 @@ pub enum ProcessError {
     /// could not start: [`SpawnError::Child`]).
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// `start` in a daemonic process (Python: `AssertionError: daemonic
+    /// processes are not allowed to have children`).
+    #[error("daemonic processes are not allowed to have children")]
+    DaemonChildren,
+    /// [`get_context`] with a name that is not a start method (Python:
+    /// `ValueError: cannot find context for 'x'`).
+    #[error("cannot find context for {0:?}")]
+    UnknownStartMethod(String),
+    /// `sentinel` of a process that has no pidfd (a kernel older than 5.3).
+    #[error("this process has no pidfd to wait on")]
+    NoSentinel,
 }
 
 fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ProcessError {
@@ -63,6 +83,56 @@ pub enum StartMethod {
 /// The process-wide default start method: 0 fork, 1 spawn, 2 forkserver.
 static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
 
+pub(crate) fn method_code(m: StartMethod) -> u8 {
+    match m {
+        StartMethod::Fork => 0,
+        StartMethod::Spawn => 1,
+        StartMethod::ForkServer => 2,
+    }
+}
+
+pub(crate) fn method_of(code: u8) -> StartMethod {
+    match code {
+        1 => StartMethod::Spawn,
+        2 => StartMethod::ForkServer,
+        _ => StartMethod::Fork,
+    }
+}
+
+impl StartMethod {
+    /// Python's name: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// ```
+    /// assert_eq!(procshare::StartMethod::ForkServer.name(), "forkserver");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+}
+
+impl core::fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for StartMethod {
+    type Err = ProcessError;
+    /// Python's names (`"fork"`, `"spawn"`, `"forkserver"`).
+    fn from_str(s: &str) -> Result<StartMethod, ProcessError> {
+        match s {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            _ => Err(ProcessError::UnknownStartMethod(s.to_string())),
+        }
+    }
+}
+
 /// Sets the start method of processes created afterwards by
 /// [`Process::with_target`] (Python's `multiprocessing.set_start_method`,
 /// without its "only once" rule). Closures ([`Process::new`]) and the
@@ -75,25 +145,19 @@ static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(0);
 /// set_start_method(StartMethod::Fork);
 /// ```
 pub fn set_start_method(method: StartMethod) {
-    let m = match method {
-        StartMethod::Fork => 0,
-        StartMethod::Spawn => 1,
-        StartMethod::ForkServer => 2,
-    };
-    DEFAULT_METHOD.store(m, Ordering::Relaxed);
+    DEFAULT_METHOD.store(method_code(method), Ordering::Relaxed);
 }
 
 /// The start method new processes get (Python's `get_start_method()`).
+///
+/// A child inherits it: a child started by spawn or forkserver reports that
+/// method (and starts its own children with it), a forked child `fork`.
 ///
 /// ```
 /// assert_eq!(procshare::get_start_method(), procshare::StartMethod::Fork);
 /// ```
 pub fn get_start_method() -> StartMethod {
-    match DEFAULT_METHOD.load(Ordering::Relaxed) {
-        1 => StartMethod::Spawn,
-        2 => StartMethod::ForkServer,
-        _ => StartMethod::Fork,
-    }
+    method_of(DEFAULT_METHOD.load(Ordering::Relaxed))
 }
 
 /// The number of CPUs in the system (Python's `multiprocessing.cpu_count()`), at least 1.
@@ -119,14 +183,10 @@ pub fn set_fork_warning(enabled: bool) {
     crate::sys::fork::set_warning(enabled);
 }
 
-/// Children dropped while still running, reaped later (see the module docs).
-static ORPHANS: Mutex<Vec<RawPid>> = Mutex::new(Vec::new());
-
+/// Reaps the children that have exited (dropped `Process`es included) and
+/// forgets them (see the module docs).
 fn reap_orphans() {
-    // try_lock: never block (and never deadlock in a forked child that inherited a held lock).
-    if let Ok(mut v) = ORPHANS.try_lock() {
-        v.retain(|&pid| matches!(crate::sys::proc::wait_child(pid, false), Ok(None)));
-    }
+    me::sweep();
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -136,17 +196,6 @@ enum Target {
     Closure(Box<dyn FnOnce() + Send + 'static>),
     /// `Process::with_target`: any start method.
     Function(Box<dyn FnTarget>),
-}
-
-#[derive(Debug)]
-struct Running {
-    pid: RawPid,
-    /// A pidfd (None if the kernel refused one): poll()able for exit, and a
-    /// race-free target for signals.
-    pidfd: Option<OwnedFd>,
-    /// Forkserver children: the socket on which the server reports the exit
-    /// code (the child is the server's, not ours: no waitpid here).
-    status: Option<OwnedFd>,
 }
 
 /// A child process (Python's `multiprocessing.Process`), started by fork,
@@ -238,9 +287,8 @@ struct Running {
 pub struct Process {
     name: String,
     target: Option<Target>,
-    running: Option<Running>,
-    exit: Mutex<Option<i32>>,
-    #[allow(dead_code)]
+    running: Option<Arc<Child>>,
+    daemon: bool,
     method: StartMethod,
 }
 
@@ -251,7 +299,10 @@ impl core::fmt::Debug for Process {
             .field("pid", &self.pid())
             .field(
                 "exitcode",
-                &*self.exit.lock().unwrap_or_else(|e| e.into_inner()),
+                &self
+                    .running
+                    .as_ref()
+                    .and_then(|c| *c.exit.lock().unwrap_or_else(|e| e.into_inner())),
             )
             .finish()
     }
@@ -295,7 +346,8 @@ impl Process {
             name: format!("Process-{n}"),
             target: Some(target),
             running: None,
-            exit: Mutex::new(None),
+            // As Python: the current process's daemon flag by default.
+            daemon: me::is_daemon(),
             method: get_start_method(),
         }
     }
@@ -309,6 +361,48 @@ impl Process {
     /// Renames the process (Python's `p.name = ...`).
     pub fn set_name(&mut self, name: impl Into<String>) {
         self.name = name.into();
+    }
+
+    /// Builder: makes the child daemonic or not (Python's `daemon`; the
+    /// default is the current process's flag, so `false` where a process may
+    /// start children). A daemonic child is terminated (`SIGTERM`, then
+    /// reaped) when this process exits normally (`main` returns or
+    /// `std::process::exit`), and may not start children of its own
+    /// ([`ProcessError::DaemonChildren`]).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Process, ProcessError};
+    /// let mut p = Process::new(|| {
+    ///     let mut grandchild = Process::new(|| {});
+    ///     assert!(matches!(grandchild.start(), Err(ProcessError::DaemonChildren)));
+    /// })
+    /// .daemon(true);
+    /// assert!(p.is_daemon());
+    /// p.start().unwrap();
+    /// assert_eq!(p.join().unwrap(), 0);
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Process {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Sets the daemon flag before `start` (Python's `p.daemon = ...`; see
+    /// [`Process::daemon`]). Ignored once started (Python asserts).
+    pub fn set_daemon(&mut self, daemon: bool) {
+        if self.running.is_none() {
+            self.daemon = daemon;
+        }
+    }
+
+    /// Is (or will) the child be daemonic?
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The start method this process is (or will be) started by.
+    pub fn get_start_method(&self) -> StartMethod {
+        self.method
     }
 
     /// Sets the start method (the default is [`get_start_method`]).
@@ -327,6 +421,29 @@ impl Process {
         self.running.as_ref().map(|r| r.pid as u32)
     }
 
+    /// A descriptor that becomes readable when the child exits (a pidfd;
+    /// Python's `sentinel`), for `poll` or a `wait` over several objects. Only
+    /// readiness is meaningful: read the exit code with
+    /// [`Process::join`]/[`Process::exitcode`].
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Process;
+    /// use std::os::fd::AsRawFd;
+    /// let mut p = Process::new(|| {});
+    /// assert!(p.sentinel().is_err()); // not started
+    /// p.start().unwrap();
+    /// assert!(p.sentinel().unwrap().as_raw_fd() >= 0);
+    /// assert_eq!(p.join().unwrap(), 0);
+    /// ```
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>, ProcessError> {
+        let r = self.running("sentinel")?;
+        r.pidfd
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or(ProcessError::NoSentinel)
+    }
+
     /// Starts the child by the chosen start method (see the module docs, and
     /// [`SpawnArg`](crate::SpawnArg) for spawn and forkserver, where `start` returns once
     /// the child has decoded its arguments).
@@ -334,63 +451,69 @@ impl Process {
         if self.running.is_some() || self.target.is_none() {
             return Err(ProcessError::AlreadyStarted);
         }
+        if me::is_daemon() {
+            return Err(ProcessError::DaemonChildren);
+        }
         reap_orphans();
+        let info = ChildInfo::for_child(&self.name, self.daemon, self.method);
         if self.method != StartMethod::Fork {
             let Some(Target::Function(f)) = &self.target else {
                 return Err(SpawnError::ClosureTarget.into());
             };
             let l = if self.method == StartMethod::Spawn {
-                crate::process::spawn::spawn(&**f)?
+                crate::process::spawn::spawn(&**f, &info)?
             } else {
-                crate::process::spawn::forkserver(&**f)?
+                crate::process::spawn::forkserver(&**f, &info)?
             };
-            self.running = Some(Running {
-                pid: l.pid,
-                pidfd: l.pidfd,
-                status: l.status,
-            });
-            if l.exit.is_some() {
-                *self.exit.lock().unwrap_or_else(|e| e.into_inner()) = l.exit;
-            }
+            self.started(l.pid, l.pidfd, l.status, l.exit);
             self.target = None;
             return Ok(());
         }
         install_panic_hook();
         // The child runs `child_main`, which never returns (it leaves with `_exit`).
         let target = &mut self.target;
-        let pid = crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1))
-            .map_err(os("fork"))?;
+        let pid =
+            crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1, info))
+                .map_err(os("fork"))?;
         // Parent.
         let pidfd = crate::sys::proc::pidfd_open(pid);
-        self.running = Some(Running {
-            pid,
-            pidfd,
-            status: None,
-        });
+        self.started(pid, pidfd, None, None);
         // The parent's copy of the closure (and what it captured) is dropped here.
         self.target = None;
         Ok(())
     }
 
-    fn running(&self, what: &'static str) -> Result<&Running, ProcessError> {
-        self.running.as_ref().ok_or(ProcessError::NotStarted(what))
+    fn started(
+        &mut self,
+        pid: RawPid,
+        pidfd: Option<std::os::fd::OwnedFd>,
+        status: Option<std::os::fd::OwnedFd>,
+        exit: Option<i32>,
+    ) {
+        let child = Arc::new(Child {
+            pid,
+            pidfd,
+            status,
+            exit: Mutex::new(exit),
+            name: self.name.clone(),
+            daemon: self.daemon,
+        });
+        me::register(child.clone());
+        self.running = Some(child);
+    }
+
+    fn running(&self, what: &'static str) -> Result<&Child, ProcessError> {
+        self.running
+            .as_deref()
+            .ok_or(ProcessError::NotStarted(what))
     }
 
     /// Reaps the child if it has exited (`block`: wait for it).
     fn try_reap(&self, block: bool) -> Result<Option<i32>, ProcessError> {
-        let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
-        if exit.is_some() {
-            return Ok(*exit);
+        match &self.running {
+            Some(c) => c.try_reap(block),
+            None => Ok(None),
         }
-        let Some(r) = &self.running else {
-            return Ok(None);
-        };
-        if let Some(st) = &r.status {
-            *exit = crate::process::spawn::served_exit(st.as_fd(), block)?;
-            return Ok(*exit);
-        }
-        *exit = crate::sys::proc::wait_child(r.pid, block).map_err(os("waitpid"))?;
-        Ok(*exit)
     }
 
     /// Waits for the child to exit and returns its exit code.
@@ -442,7 +565,9 @@ impl Process {
 
     /// Started and not yet exited?
     pub fn is_alive(&self) -> bool {
-        self.running.is_some() && self.exitcode().is_none()
+        // An error means the child is gone (a forkserver child whose exit
+        // code was lost with its server).
+        self.running.is_some() && matches!(self.try_reap(false), Ok(None))
     }
 
     fn signal(&self, what: &'static str, sig: Sig) -> Result<(), ProcessError> {
@@ -463,17 +588,23 @@ impl Process {
     pub fn kill(&self) -> Result<(), ProcessError> {
         self.signal("kill", Sig::Kill)
     }
+
+    /// Sends `SIGINT` (Python 3.14's `interrupt()`); a no-op if the child has
+    /// exited. A child that does not handle it dies with exit code `-2`.
+    pub fn interrupt(&self) -> Result<(), ProcessError> {
+        let r = self.running("interrupt")?;
+        if self.exitcode().is_some() {
+            return Ok(());
+        }
+        crate::sys::process_extra::send_sigint(r.pidfd.as_ref(), r.pid).map_err(os("kill"))
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if let Some(r) = &self.running {
-            // Forkserver children are the server's to reap.
-            if r.status.is_none() && matches!(self.try_reap(false), Ok(None)) {
-                if let Ok(mut v) = ORPHANS.try_lock() {
-                    v.push(r.pid);
-                }
-            }
+        // A child still running stays in the registry, reaped by a later sweep.
+        if let Some(c) = &self.running {
+            me::forget_if_finished(c);
         }
         reap_orphans();
     }
@@ -537,9 +668,17 @@ pub(crate) fn set_panic_mode(mode: u8) {
     PANIC_MODE.store(mode, Ordering::Relaxed);
 }
 
+/// What every child does before its target: its identity (and start
+/// method), and standard input on `/dev/null`, as CPython's children.
+pub(crate) fn child_setup(info: ChildInfo) {
+    me::become_child(info);
+    let _ = crate::sys::process_extra::stdin_to_devnull();
+}
+
 /// The child's side of `start`: never returns.
-fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
+fn child_main(target: Option<Target>, flush_stdout: bool, info: ChildInfo) -> ! {
     set_panic_mode(PANIC_RAW);
+    child_setup(info);
     let run: Option<Box<dyn FnOnce()>> = match target {
         Some(Target::Closure(f)) => Some(f),
         Some(Target::Function(f)) => Some(Box::new(move || f.run())),
@@ -553,6 +692,7 @@ fn child_main(target: Option<Target>, flush_stdout: bool) -> ! {
         },
         None => 0,
     };
+    me::terminate_daemons();
     if flush_stdout {
         let _ = catch_unwind(|| {
             let _ = std::io::stdout().lock().flush();

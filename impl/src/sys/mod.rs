@@ -33,6 +33,7 @@ pub(crate) mod fork;
 pub(crate) mod io;
 pub(crate) mod posix_shm;
 pub(crate) mod proc;
+pub(crate) mod process_extra;
 pub(crate) mod thread;
 
 /// Fills `buf` from the kernel's random source (`getrandom(2)`, blocking until

@@ -11,11 +11,11 @@ pub(super) fn in_exe_code(addr: usize, ino: u64) -> bool {
     crate::sys::proc::in_executable_mapping(addr, ino)
 }
 
+/// A decoded request: the target to run, and the child's identity.
+pub(super) type Prepared = (Box<dyn FnOnce()>, crate::process::me::ChildInfo);
+
 /// Decodes the request: the function to run, with its arguments.
-pub(super) fn prepare(
-    payload: OwnedFd,
-    segments: Vec<OwnedFd>,
-) -> Result<Box<dyn FnOnce()>, SpawnError> {
+pub(super) fn prepare(payload: OwnedFd, segments: Vec<OwnedFd>) -> Result<Prepared, SpawnError> {
     let file = std::fs::File::from(payload);
     let len = file.metadata().map_err(os_err("fstat payload"))?.len();
     if len > 1 << 32 {
@@ -66,19 +66,30 @@ pub(super) fn prepare(
     // as the parent's, checked above; the offset was taken by the parent from
     // that function), so it has the `Trampoline` signature.
     let t = unsafe { core::mem::transmute::<usize, Trampoline>(t) };
-    t(&mut im, f)
+    Ok((t(&mut im, f)?, p.info))
 }
 
 /// Runs a child: decode, report, run, exit. Never returns.
 pub(super) fn child_run(payload: OwnedFd, status: OwnedFd, segments: Vec<OwnedFd>, how: &str) -> ! {
     let code = match catch_unwind(AssertUnwindSafe(|| prepare(payload, segments))) {
-        Ok(Ok(run)) => {
+        Ok(Ok((run, info))) => {
+            // Before the handshake: the parent waits in `start` meanwhile, so
+            // it is alive while the child opens its pidfd.
+            crate::process::child_setup(info);
             let _ = send_msg(status.as_fd(), &Status::Started(None), &[]);
-            drop(status);
-            match catch_unwind(AssertUnwindSafe(run)) {
+            // A spawned child's parent stops listening after the handshake; a
+            // forkserver child keeps its socket to report its own exit code
+            // (see `served_exit`: the server may be gone by then).
+            let keep = (how == "forkserver").then_some(status);
+            let code = match catch_unwind(AssertUnwindSafe(run)) {
                 Ok(()) => 0,
                 Err(_) => 1, // the panic hook printed the message
+            };
+            crate::process::me::terminate_daemons();
+            if let Some(status) = keep {
+                let _ = send_msg(status.as_fd(), &Status::Exit(code), &[]);
             }
+            code
         }
         Ok(Err(e)) => {
             // The child's own exit report (as a panic message is), not a

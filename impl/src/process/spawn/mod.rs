@@ -102,8 +102,8 @@ pub(crate) const MAX_SEGMENTS: usize = 250;
 /// The environment variable that turns a start of this binary into a spawned child.
 const ENV: &str = "PROCSHARE_SPAWN";
 
-/// "PRSPAWN" + format version 1.
-const PAYLOAD_MAGIC: u64 = 0x5052_5350_4157_4e01;
+/// "PRSPAWN" + format version 2 (2: the child's identity, `Payload::info`).
+const PAYLOAD_MAGIC: u64 = 0x5052_5350_4157_4e02;
 
 /// Why a spawned (or forkserver) child could not be started.
 #[derive(Debug, thiserror::Error)]

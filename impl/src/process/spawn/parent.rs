@@ -29,8 +29,11 @@ pub(super) fn reap_now(pid: RawPid) {
 }
 
 /// Starts `target` by spawn: a fresh exec of this binary.
-pub(crate) fn spawn(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
-    let req = Request::new(target)?;
+pub(crate) fn spawn(
+    target: &dyn FnTarget,
+    info: &crate::process::me::ChildInfo,
+) -> Result<Launched, SpawnError> {
+    let req = Request::new(target, info)?;
     let (mine, theirs) = seqpacket_pair()?;
     let mut keep = vec![req.payload.as_raw_fd(), theirs.as_raw_fd()];
     keep.extend(req.segment_fds().iter().map(|f| f.as_raw_fd()));
@@ -107,38 +110,73 @@ pub fn forkserver_pid() -> Result<u32, SpawnError> {
     Ok(g.as_ref().expect("just set").pid as u32)
 }
 
-/// Starts `target` by the fork server.
-pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> {
-    let req = Request::new(target)?;
-    let (mine, theirs) = seqpacket_pair()?;
+/// Sends one start request to the fork server (starting it, or another one
+/// if the current one is gone); returns the pid of the server that got it.
+fn send_request(req: &Request, theirs: &OwnedFd) -> Result<RawPid, SpawnError> {
     let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
     fds.extend(req.segment_fds());
-    {
-        let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-        let mut attempt = 0;
-        loop {
-            if g.is_none() {
-                *g = Some(start_server()?);
-            }
-            let conn = g.as_ref().expect("just set");
-            match send_msg(conn.sock.as_fd(), &Status::Started(None), &fds) {
-                Ok(()) => break,
-                Err(e) if attempt > 0 => return Err(e),
-                Err(_) => {
-                    // The server died: reap it and start another one.
-                    if let Some(old) = g.take() {
-                        reap_now(old.pid);
-                    }
-                    attempt += 1;
+    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut attempt = 0;
+    loop {
+        if g.is_none() {
+            *g = Some(start_server()?);
+        }
+        let conn = g.as_ref().expect("just set");
+        match send_msg(conn.sock.as_fd(), &Status::Started(None), &fds) {
+            Ok(()) => return Ok(conn.pid),
+            Err(e) if attempt > 0 => return Err(e),
+            Err(_) => {
+                // The server died: reap it and start another one.
+                if let Some(old) = g.take() {
+                    reap_now(old.pid);
                 }
+                attempt += 1;
             }
         }
     }
-    drop(theirs);
+}
+
+/// Starts `target` by the fork server.
+///
+/// A server that dies after it was sent the request but before it served it
+/// (killed a moment earlier: the send succeeded into its socket) closes the
+/// request's status socket without a word: no child exists then (a child
+/// holds that socket, and would have said `Started`). The request is sent
+/// once more, to a new server.
+pub(crate) fn forkserver(
+    target: &dyn FnTarget,
+    info: &crate::process::me::ChildInfo,
+) -> Result<Launched, SpawnError> {
+    let req = Request::new(target, info)?;
+    let mut retried = false;
+    let (mine, first) = loop {
+        let (mine, theirs) = seqpacket_pair()?;
+        let server = send_request(&req, &theirs)?;
+        drop(theirs);
+        match recv_status(mine.as_fd(), true)? {
+            Some(m) => break (mine, m),
+            None if !retried => {
+                retried = true;
+                let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+                if g.as_ref().is_some_and(|c| c.pid == server) {
+                    if let Some(old) = g.take() {
+                        drop(old.sock); // a live server exits when its socket closes
+                        reap_now(old.pid);
+                    }
+                }
+            }
+            None => return Err(SpawnError::ForkServerLost("status socket closed")),
+        }
+    };
     drop(req);
     let (mut pid, mut pidfd, mut started, mut exit) = (None, None, false, None);
+    let mut next = Some(first);
     while pid.is_none() || !(started || exit.is_some()) {
-        match recv_status(mine.as_fd(), true)? {
+        let msg = match next.take() {
+            Some(m) => Some(m),
+            None => recv_status(mine.as_fd(), true)?,
+        };
+        match msg {
             Some((Status::Pid(p), fds)) => {
                 pid = Some(p);
                 pidfd = fds.into_iter().next();
@@ -166,16 +204,37 @@ pub(crate) fn forkserver(target: &dyn FnTarget) -> Result<Launched, SpawnError> 
 }
 
 /// Reads a forkserver child's exit code from its status socket.
-pub(crate) fn served_exit(status: BorrowedFd<'_>, block: bool) -> Result<Option<i32>, SpawnError> {
+///
+/// Two processes report it there: the child itself, just before it leaves
+/// (after its target returned or panicked), and the fork server, which reaps
+/// it (and alone knows a death by signal). The first report wins. So a child
+/// still gets its exit code after the server died; only a child that dies by
+/// a signal (or `std::process::exit`) after its server died has no report:
+/// the socket then ends and that is [`SpawnError::ForkServerLost`].
+///
+/// Without `block`, a child whose pidfd says it has exited is waited for
+/// (its report is due: already queued if it sent it, else the server's
+/// follows its reaping), so that a dead child is never reported running.
+pub(crate) fn served_exit(
+    status: BorrowedFd<'_>,
+    pidfd: Option<BorrowedFd<'_>>,
+    block: bool,
+) -> Result<Option<i32>, SpawnError> {
     loop {
-        if !block && !poll_in(&[status], Some(Duration::ZERO))?[0] {
-            return Ok(None);
+        let mut wait = block;
+        if !wait && !poll_in(&[status], Some(Duration::ZERO))?[0] {
+            match pidfd {
+                Some(p) if poll_in(&[p], Some(Duration::ZERO))?[0] => wait = true,
+                _ => return Ok(None),
+            }
         }
-        match recv_status(status, block)? {
+        match recv_status(status, wait)? {
             Some((Status::Exit(code), _)) => return Ok(Some(code)),
             Some(_) => continue,
-            None if block => {
-                return Err(SpawnError::ForkServerLost("status socket closed"));
+            None if wait => {
+                return Err(SpawnError::ForkServerLost(
+                    "the child died by a signal after its fork server died",
+                ));
             }
             None => {
                 // Readable but nothing: end of stream.

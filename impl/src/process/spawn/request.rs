@@ -49,6 +49,8 @@ pub(super) struct Payload {
     /// How many of the descriptors after the segments' are plain ones
     /// ([`Exporter::fd`]): they come last.
     pub(super) fds: u32,
+    /// The child's identity and its parent's (see `process::me`).
+    pub(super) info: crate::process::me::ChildInfo,
 }
 
 /// Messages on a child's status socket.
@@ -94,7 +96,10 @@ pub(super) fn check_in_executable() -> Result<(), SpawnError> {
 }
 
 impl Request {
-    pub(crate) fn new(target: &dyn FnTarget) -> Result<Request, SpawnError> {
+    pub(crate) fn new(
+        target: &dyn FnTarget,
+        info: &crate::process::me::ChildInfo,
+    ) -> Result<Request, SpawnError> {
         check_in_executable()?;
         let mut ex = Exporter::default();
         target.export(&mut ex)?;
@@ -111,6 +116,7 @@ impl Request {
             function,
             args: ex.bytes,
             fds: ex.fds.len() as u32,
+            info: info.clone(),
         };
         let bytes = crate::codec::wire::encode(&payload).map_err(SpawnError::Encode)?;
         let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;

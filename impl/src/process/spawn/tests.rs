@@ -19,6 +19,7 @@ fn payload(exe: ExeId, trampoline: i64, function: i64) -> Vec<u8> {
         function,
         args: Vec::new(),
         fds: 0,
+        info: crate::process::me::ChildInfo::for_child("t", false, crate::StartMethod::Spawn),
     })
     .unwrap()
 }
@@ -62,7 +63,8 @@ fn targets_outside_the_code_are_refused() {
         assert!(matches!(r, Err(SpawnError::BadRequest(_))), "{:?}", r.err());
     }
     // The genuine offsets pass and the function runs here.
-    let run = prepare(memfd_with(&payload(exe, t, f)), Vec::new()).unwrap();
+    let (run, info) = prepare(memfd_with(&payload(exe, t, f)), Vec::new()).unwrap();
+    assert_eq!((info.name.as_str(), info.daemon), ("t", false));
     run();
     let ino = exe.ino;
     assert!(in_exe_code(anchor_addr(), ino));

@@ -1,0 +1,407 @@
+//! This process as `multiprocessing` sees it: its own identity
+//! ([`current_process`]), its parent ([`parent_process`]), and the children
+//! it started ([`active_children`]), with the exit hook that terminates its
+//! daemonic children (Python's `util._exit_function`).
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{os, ProcessError, StartMethod};
+use crate::sys::proc::RawPid;
+
+/// What a child is told about itself and its parent at start (by memory
+/// under fork, in the spawn payload under spawn and forkserver).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChildInfo {
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) parent_pid: i32,
+    pub(crate) parent_name: String,
+    /// 0 fork, 1 spawn, 2 forkserver: how the child was started.
+    pub(crate) method: u8,
+}
+
+impl ChildInfo {
+    /// The info for a child of this process.
+    pub(crate) fn for_child(name: &str, daemon: bool, method: StartMethod) -> ChildInfo {
+        ChildInfo {
+            name: name.to_string(),
+            daemon,
+            parent_pid: crate::sys::proc::getpid(),
+            parent_name: me().map_or_else(|| MAIN_NAME.to_string(), |m| m.name.clone()),
+            method: super::method_code(method),
+        }
+    }
+}
+
+/// Python's name for the main process.
+const MAIN_NAME: &str = "MainProcess";
+
+/// This process, if it is a child started by procshare.
+struct Me {
+    name: String,
+    daemon: bool,
+    parent: Parent,
+}
+
+/// A child's parent.
+#[derive(Debug)]
+struct Parent {
+    pid: RawPid,
+    name: String,
+    /// A pidfd of the parent, opened while it was known to be alive (`None`:
+    /// it had died already, or the kernel has no pidfds).
+    fd: Option<OwnedFd>,
+}
+
+/// Set once in a child, before the target runs (a leaked box: the child's
+/// identity lives as long as the process; a fork child replaces its parent's).
+static ME: AtomicPtr<Me> = AtomicPtr::new(core::ptr::null_mut());
+
+fn me() -> Option<&'static Me> {
+    let p = ME.load(Ordering::Acquire);
+    // SAFETY: only pointers from `Box::into_raw` are stored, and never freed.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Records this child's identity (in the child, before its target runs). The
+/// parent is alive when this runs under spawn and forkserver (it waits in
+/// `start` for the child's handshake); under fork it may have died already,
+/// which the check of `getppid` below notices.
+pub(crate) fn become_child(info: ChildInfo) {
+    let parent_fd = crate::sys::proc::pidfd_open(info.parent_pid);
+    // Under fork the parent is our OS parent: if it is still, the pidfd (opened
+    // before this check) is the parent's, not a later process's with its pid.
+    let parent_fd =
+        parent_fd.filter(|_| info.method != 0 || crate::sys::proc::getppid() == info.parent_pid);
+    super::set_start_method(super::method_of(info.method));
+    let me = Box::new(Me {
+        name: info.name,
+        daemon: info.daemon,
+        parent: Parent {
+            pid: info.parent_pid,
+            name: info.parent_name,
+            fd: parent_fd,
+        },
+    });
+    ME.store(Box::into_raw(me), Ordering::Release);
+    // A child's children are its own, not its parent's.
+    forget_children();
+}
+
+/// Is this process a daemonic child (which may not start children)?
+pub(crate) fn is_daemon() -> bool {
+    me().is_some_and(|m| m.daemon)
+}
+
+/// This process (Python's `multiprocessing.current_process()`): its name
+/// (`MainProcess` in the main process, the [`Process`](crate::Process)'s name
+/// in a child), pid and daemon flag.
+///
+/// ```
+/// let me = procshare::current_process();
+/// assert_eq!(me.name(), "MainProcess");
+/// assert_eq!(me.pid(), std::process::id());
+/// assert!(!me.daemon());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentProcess {
+    name: String,
+    pid: u32,
+    daemon: bool,
+}
+
+impl CurrentProcess {
+    /// The name (Python's `name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The pid (Python's `pid`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    /// Was this process started as a daemon (Python's `daemon`)?
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+    /// The pid (Python's `ident`, an alias of `pid`).
+    pub fn ident(&self) -> u32 {
+        self.pid
+    }
+    /// Always `true`: this process runs (Python's `is_alive()` of the current process).
+    pub fn is_alive(&self) -> bool {
+        true
+    }
+    /// Always `None`: this process has not exited (Python's `exitcode`).
+    pub fn exitcode(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// This process: see [`CurrentProcess`].
+pub fn current_process() -> CurrentProcess {
+    CurrentProcess {
+        name: me().map_or_else(|| MAIN_NAME.to_string(), |m| m.name.clone()),
+        pid: std::process::id(),
+        daemon: is_daemon(),
+    }
+}
+
+/// The process that started this one (Python's
+/// `multiprocessing.parent_process()`, 3.8+): `None` in the main process.
+///
+/// ```
+/// assert!(procshare::parent_process().is_none());
+/// ```
+pub fn parent_process() -> Option<ParentProcess> {
+    me().map(|m| ParentProcess { p: &m.parent })
+}
+
+/// The parent of this process (see [`parent_process`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ParentProcess {
+    p: &'static Parent,
+}
+
+impl ParentProcess {
+    /// The parent's pid (for a forkserver child too: the process that asked
+    /// the server, not the server).
+    pub fn pid(&self) -> u32 {
+        self.p.pid as u32
+    }
+    /// The parent's name (`MainProcess` for the main process).
+    pub fn name(&self) -> &str {
+        &self.p.name
+    }
+    /// A descriptor that becomes readable when the parent exits (a pidfd;
+    /// Python's `sentinel`). `None` if the parent had exited before this
+    /// process started, or the kernel has no pidfds.
+    pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
+        self.p.fd.as_ref().map(|f| f.as_fd())
+    }
+    /// Is the parent still running?
+    pub fn is_alive(&self) -> bool {
+        match &self.p.fd {
+            Some(fd) => !crate::sys::io::readable(fd.as_fd(), Some(Duration::ZERO)).unwrap_or(true),
+            None => false,
+        }
+    }
+    /// Waits at most `timeout` (`None`: forever) for the parent to exit;
+    /// returns whether it has (Python's `join(timeout)`, which returns nothing).
+    pub fn join_timeout(&self, timeout: Option<Duration>) -> bool {
+        match &self.p.fd {
+            Some(fd) => crate::sys::io::readable(fd.as_fd(), timeout).unwrap_or(true),
+            None => true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The children this process started.
+
+/// A started child, shared by its [`Process`](crate::Process) and the registry.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pub(crate) pid: RawPid,
+    /// A pidfd (None if the kernel refused one): poll()able for exit, and a
+    /// race-free target for signals.
+    pub(crate) pidfd: Option<OwnedFd>,
+    /// Forkserver children: the socket on which the server reports the exit
+    /// code (the child is the server's, not ours: no waitpid here).
+    pub(crate) status: Option<OwnedFd>,
+    pub(crate) exit: Mutex<Option<i32>>,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+}
+
+impl Child {
+    /// Reaps the child if it has exited (`block`: wait for it).
+    pub(crate) fn try_reap(&self, block: bool) -> Result<Option<i32>, ProcessError> {
+        let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+        self.reap_locked(&mut exit, block)
+    }
+
+    fn reap_locked(
+        &self,
+        exit: &mut Option<i32>,
+        block: bool,
+    ) -> Result<Option<i32>, ProcessError> {
+        if exit.is_some() {
+            return Ok(*exit);
+        }
+        if let Some(st) = &self.status {
+            let pidfd = self.pidfd.as_ref().map(|p| p.as_fd());
+            *exit = crate::process::spawn::served_exit(st.as_fd(), pidfd, block)?;
+            return Ok(*exit);
+        }
+        *exit = crate::sys::proc::wait_child(self.pid, block).map_err(os("waitpid"))?;
+        Ok(*exit)
+    }
+
+    /// Has it exited? Never blocks: a child another thread is joining counts
+    /// as running.
+    fn finished(&self) -> bool {
+        match self.exit.try_lock() {
+            Ok(mut exit) => !matches!(self.reap_locked(&mut exit, false), Ok(None)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The registry of started children, per process: a fork child gets a fresh
+/// one (the parent's copy, whose lock another thread may have held at the
+/// fork, is never touched there). Keyed by the fork generation.
+struct Registry {
+    generation: u64,
+    kids: Mutex<Vec<Arc<Child>>>,
+}
+
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(core::ptr::null_mut());
+
+fn registry() -> &'static Mutex<Vec<Arc<Child>>> {
+    let g = crate::sys::fork::generation();
+    loop {
+        let p = REGISTRY.load(Ordering::Acquire);
+        // SAFETY: only pointers from `Box::into_raw` are stored, never freed.
+        if let Some(r) = (!p.is_null()).then(|| unsafe { &*p }) {
+            if r.generation == g {
+                return &r.kids;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Registry {
+            generation: g,
+            kids: Mutex::new(Vec::new()),
+        }));
+        if REGISTRY
+            .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // SAFETY: `fresh` was never shared.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+        // The replaced registry (the parent's copy) is leaked on purpose: its
+        // lock may be held by a thread that does not exist here.
+    }
+}
+
+fn forget_children() {
+    // A new registry for this process (the old one is the parent's copy).
+    let _ = registry();
+}
+
+/// Records a started child.
+pub(crate) fn register(child: Arc<Child>) {
+    if child.daemon {
+        install_exit_hook();
+    }
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child);
+}
+
+/// Reaps and forgets the children that have exited (never blocks).
+pub(crate) fn sweep() {
+    if let Ok(mut kids) = registry().try_lock() {
+        kids.retain(|c| !c.finished());
+    }
+}
+
+/// Forgets `child` if it has exited (a dropped [`Process`](crate::Process)).
+pub(crate) fn forget_if_finished(child: &Arc<Child>) {
+    if child.finished() {
+        if let Ok(mut kids) = registry().try_lock() {
+            kids.retain(|c| !Arc::ptr_eq(c, child));
+        }
+    }
+}
+
+/// A running child of this process, as [`active_children`] lists it.
+#[derive(Debug, Clone)]
+pub struct ActiveChild {
+    child: Arc<Child>,
+}
+
+impl ActiveChild {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid as u32
+    }
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.child.name
+    }
+    /// Was it started as a daemon?
+    pub fn daemon(&self) -> bool {
+        self.child.daemon
+    }
+    /// Still running? (Never blocks.)
+    pub fn is_alive(&self) -> bool {
+        !self.child.finished()
+    }
+    /// Its exit code once it has exited (never blocks).
+    pub fn exitcode(&self) -> Option<i32> {
+        self.child
+            .finished()
+            .then(|| *self.child.exit.lock().unwrap_or_else(|e| e.into_inner()))
+            .flatten()
+    }
+}
+
+/// The children of this process still running (Python's
+/// `multiprocessing.active_children()`), in start order. As in Python, it
+/// reaps the children that have finished first (their
+/// [`Process::exitcode`](crate::Process::exitcode) is then known).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{active_children, Event, Process};
+/// let go = Event::new().unwrap();
+/// let mut p = Process::new({ let go = go.clone(); move || go.wait() });
+/// p.start().unwrap();
+/// assert!(active_children().iter().any(|c| Some(c.pid()) == p.pid()));
+/// go.set();
+/// p.join().unwrap();
+/// assert!(active_children().iter().all(|c| Some(c.pid()) != p.pid()));
+/// ```
+pub fn active_children() -> Vec<ActiveChild> {
+    sweep();
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|c| ActiveChild { child: c.clone() })
+        .collect()
+}
+
+/// Terminates this process's running daemonic children and reaps them
+/// (Python's exit function). Run at a normal exit of the process (`exit(3)`),
+/// and by a child before it `_exit`s.
+pub(crate) fn terminate_daemons() {
+    let kids: Vec<Arc<Child>> = match registry().lock() {
+        Ok(k) => k.clone(),
+        Err(e) => e.into_inner().clone(),
+    };
+    for c in kids.iter().filter(|c| c.daemon && !c.finished()) {
+        let _ = crate::sys::proc::send_signal(c.pidfd.as_ref(), c.pid, crate::sys::proc::Sig::Term);
+    }
+    for c in kids.iter().filter(|c| c.daemon) {
+        let _ = c.try_reap(true);
+    }
+}
+
+extern "C" fn at_exit() {
+    // Never unwind out of an atexit handler.
+    let _ = std::panic::catch_unwind(terminate_daemons);
+}
+
+fn install_exit_hook() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if !DONE.swap(true, Ordering::AcqRel) {
+        let _ = crate::sys::process_extra::at_exit(at_exit);
+    }
+}

@@ -134,7 +134,7 @@ fn run(plans: Vec<Vec<(PutOp, usize)>>, gets: Vec<GetOp>, consumer_child: bool) 
             loop {
                 match q.get() {
                     Ok(m) => got.push((m.0, m.1, m.2.len(), body_ok(&m))),
-                    Err(QueueError::Closed) => break,
+                    Err(QueueError::ShutDown) => break,
                     Err(e) => panic!("consumer child: get: {e}"),
                 }
             }
@@ -178,12 +178,12 @@ fn run(plans: Vec<Vec<(PutOp, usize)>>, gets: Vec<GetOp>, consumer_child: bool) 
             Err(e) => panic!("reports: {e}"),
         }
     }
-    q.close();
+    q.shutdown();
     loop {
         match q.get_timeout(GENEROUS) {
             Ok(m) => mine.push(m),
-            Err(QueueError::Closed) => break,
-            Err(e) => panic!("parent drain after close: {e}"),
+            Err(QueueError::ShutDown) => break,
+            Err(e) => panic!("parent drain after shutdown: {e}"),
         }
     }
     let mut per_consumer: Vec<Got> = vec![mine

@@ -148,9 +148,14 @@ impl<T> JoinableQueue<T> {
             .join(&ShmThread::current(), timeout)
     }
 
-    /// Close the queue (see [`Queue::close`]).
+    /// This process puts no more (see [`Queue::close`]).
     pub fn close(&self) {
         self.q.close()
+    }
+
+    /// Shut the queue down for every process (see [`Queue::shutdown`]).
+    pub fn shutdown(&self) {
+        self.q.shutdown()
     }
 }
 
@@ -159,7 +164,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// the task (`Full` also when 2^24 - 1 tasks are unfinished).
     fn put_wait(&self, v: &T, w: Wait) -> Result<(), QueueError> {
         self.q.put_with(v, |raw: &RawQueue, b| {
-            raw.put_via(b, |ring, t, b| self.protocol(ring).put(t, b, w))
+            raw.put_via(b, w, |ring, t, b| self.protocol(ring).put(t, b, w))
         })
     }
 

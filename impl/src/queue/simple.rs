@@ -56,9 +56,16 @@ impl<T> SimpleQueue<T> {
         self.q.is_empty()
     }
 
-    /// Close it for every process; wakes every blocked caller.
+    /// This process puts no more: its handles refuse `put` with
+    /// [`QueueError::Closed`] (see [`Queue::close`]); other processes go on.
     pub fn close(&self) {
         self.q.close()
+    }
+
+    /// Shut it down for every process; wakes every blocked caller (see
+    /// [`Queue::shutdown`]).
+    pub fn shutdown(&self) {
+        self.q.shutdown()
     }
 }
 

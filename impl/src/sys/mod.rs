@@ -29,6 +29,7 @@
 
 pub(crate) mod fork;
 pub(crate) mod io;
+pub(crate) mod mem;
 pub(crate) mod posix_shm;
 pub(crate) mod proc;
 pub(crate) mod thread;

@@ -1046,7 +1046,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         let forever = t.deadline(None);
         let mut assembling = false;
         let mut hw = self.h.head.0.pos.load(Relaxed); // only the cons holder writes it
-        // Finish what a dead previous holder left half-done (or nothing).
+                                                      // Finish what a dead previous holder left half-done (or nothing).
         if !mutant::<P>(MUTANT_NO_RECLAIM_RECOVERY) && self.reclaim_upto(t, hw) {
             self.notify(t, &self.h.head.0.event);
         }

@@ -9,9 +9,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
 use std::sync::Arc;
 
-use procshare_model::ring::{
-    Chunk, Reclaim, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS,
-};
+use procshare_model::ring::{Chunk, Reclaim, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -164,7 +164,8 @@ fn each_producer_closes_its_own_end_and_the_consumer_still_gets_the_others_items
 }
 
 /// `close` in one process does not reach its clones in another, but does
-/// reach the clones in the same process; `shutdown` reaches everyone.
+/// reach the clones in the same process (`put` and `get` there fail, as
+/// CPython's raise `ValueError`); `shutdown` reaches everyone.
 #[test]
 fn close_is_per_process_shutdown_is_for_everyone() {
     quiet();
@@ -181,8 +182,17 @@ fn close_is_per_process_shutdown_is_for_everyone() {
     assert_eq!(child.0.join_timeout(GENEROUS).unwrap(), Some(0));
     q.put(&2).unwrap();
     here.close();
+    assert!(q.is_closed());
     assert!(matches!(q.put(&3), Err(QueueError::Closed)));
-    assert_eq!(q.get().unwrap(), 2);
+    assert!(matches!(q.get(), Err(QueueError::Closed)));
+    // A child forked after the close starts with its handles open (CPython's
+    // `Queue._after_fork`).
+    let mut child = Child(Process::new({
+        let q = q.clone();
+        move || assert_eq!(q.get().unwrap(), 2)
+    }));
+    child.0.start().unwrap();
+    assert_eq!(child.0.join_timeout(GENEROUS).unwrap(), Some(0));
     let other: Queue<u32> = Queue::new().unwrap();
     let mut child = Child(Process::new({
         let other = other.clone();

@@ -148,7 +148,7 @@ impl<T> JoinableQueue<T> {
             .join(&ShmThread::current(), timeout)
     }
 
-    /// This process puts no more (see [`Queue::close`]).
+    /// This process is done with the queue (see [`Queue::close`]).
     pub fn close(&self) {
         self.q.close()
     }

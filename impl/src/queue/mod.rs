@@ -5,7 +5,7 @@ pub(crate) mod pipe;
 pub(crate) mod simple;
 
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::sync::Arc;
 
@@ -51,9 +51,9 @@ pub enum QueueError {
     /// No item before the timeout, or at once for `try_get` (Python's `queue.Empty`).
     #[error("queue is empty")]
     Empty,
-    /// `put` through a handle whose process called [`Queue::close`]
-    /// (Python's `ValueError: Queue is closed`).
-    #[error("queue is closed (this process called close(): it puts no more)")]
+    /// `put` or `get` through a handle whose process called [`Queue::close`]
+    /// (Python's `ValueError: Queue ... is closed`).
+    #[error("queue is closed (this process called close())")]
     Closed,
     /// The queue was shut down for every process ([`Queue::shutdown`]):
     /// `put` always, `get` once it is empty (Python 3.13's `queue.ShutDown`).
@@ -215,9 +215,11 @@ pub struct RawQueue {
     limit: usize,
     /// Gives consumed units back (rings that reclaim, in their own segment).
     punch: Option<Punch>,
-    /// This process's handles have been closed ([`RawQueue::close`]): shared
-    /// by the clones in this process; a forked child gets its own copy.
-    closed: Arc<AtomicBool>,
+    /// The fork generation in which this process closed its handles
+    /// ([`RawQueue::close`]; `u64::MAX`: open). Shared by the clones in this
+    /// process; a forked child, whose generation differs, starts open (as
+    /// CPython's `Queue._after_fork` reopens it).
+    closed: Arc<AtomicU64>,
 }
 
 /// The real platform's [`Reclaim`]: punch a hole in the ring's memfd.
@@ -285,7 +287,7 @@ impl RawQueue {
             slots,
             limit,
             punch,
-            closed: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
     pub(crate) fn typed<T>(self) -> Queue<T> {
@@ -347,7 +349,7 @@ impl RawQueue {
         wait: Wait,
         put: impl FnOnce(Ring<'_, Shm>, &ShmThread, &[u8]) -> Result<(), RingError>,
     ) -> Result<(), QueueError> {
-        if self.closed.load(Ordering::Relaxed) {
+        if self.is_closed() {
             return Err(QueueError::Closed);
         }
         if msg.len() > self.limit {
@@ -381,6 +383,9 @@ impl RawQueue {
     }
 
     fn get_wait(&self, out: &mut Vec<u8>, w: Wait) -> Result<(), QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
         let t = ShmThread::current();
         self.ring()
             .get_limited(&t, out, w, self.limit)
@@ -419,16 +424,17 @@ impl RawQueue {
         self.ring().is_full()
     }
 
-    /// This process puts no more through this queue (its handles here, the
-    /// clones included, refuse `put` with [`QueueError::Closed`]); other
-    /// processes, and `get` here, go on (Python's `Queue.close`).
+    /// This process is done with this queue (Python's `Queue.close`): its
+    /// handles here, the clones included, refuse `put` and `get` with
+    /// [`QueueError::Closed`]; other processes go on.
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.closed
+            .store(crate::sys::fork::generation(), Ordering::Relaxed);
     }
 
     /// Has this process closed its handles ([`RawQueue::close`])?
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Relaxed)
+        self.closed.load(Ordering::Relaxed) == crate::sys::fork::generation()
     }
 
     /// Shut the queue down for every process and wake every waiter: `put`s
@@ -537,8 +543,7 @@ impl RawQueue {
 ///   backlog and is given back to the OS as consumers read (CPython keeps
 ///   the backlog in the producer's feeder buffer and the pipe).
 /// * **`close`** is per process, as in CPython; [`Queue::shutdown`] closes
-///   the queue for every process (Python 3.13's `Queue.shutdown`). Unlike
-///   CPython, `get` still works in a process that called `close`.
+///   the queue for every process (Python 3.13's `Queue.shutdown`).
 /// * With a byte bound ([`QueueBuilder::capacity_bytes`]), values larger
 ///   than the ring are streamed through it in pieces; a `get_timeout` that
 ///   has started receiving such a value waits for its end. `try_put` of a
@@ -657,9 +662,11 @@ impl<T> Queue<T> {
 
     /// Indicate that no more data will be put on this queue by the current
     /// process (Python's `Queue.close`): this process's handles (this one
-    /// and its clones here) refuse `put` with [`QueueError::Closed`] from now
-    /// on. Other processes go on putting, and `get` goes on here too. So
-    /// "each producer closes its end when done" works as in Python.
+    /// and its clones here) refuse `put` and `get` with [`QueueError::Closed`]
+    /// from now on, as CPython's raise `ValueError`. Other processes go on
+    /// putting and getting, so "each producer closes its end when done" works
+    /// as in Python. (Items this process put stay in the queue: there is no
+    /// feeder thread to flush, and nothing to join.)
     ///
     /// ```
     /// use procshare::{Queue, QueueError};
@@ -667,7 +674,7 @@ impl<T> Queue<T> {
     /// q.put(&1).unwrap();
     /// q.close();
     /// assert!(matches!(q.put(&2), Err(QueueError::Closed)));
-    /// assert_eq!(q.get().unwrap(), 1); // get still works
+    /// assert!(matches!(q.get(), Err(QueueError::Closed)));
     /// ```
     pub fn close(&self) {
         self.raw.close()

@@ -56,10 +56,16 @@ impl<T> SimpleQueue<T> {
         self.q.is_empty()
     }
 
-    /// This process puts no more: its handles refuse `put` with
-    /// [`QueueError::Closed`] (see [`Queue::close`]); other processes go on.
+    /// This process is done with the queue: its handles refuse `put` and
+    /// `get` with [`QueueError::Closed`] (see [`Queue::close`]); other
+    /// processes go on.
     pub fn close(&self) {
         self.q.close()
+    }
+
+    /// Has this process closed it ([`SimpleQueue::close`])?
+    pub fn is_closed(&self) -> bool {
+        self.q.is_closed()
     }
 
     /// Shut it down for every process; wakes every blocked caller (see

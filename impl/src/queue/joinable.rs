@@ -61,7 +61,12 @@ crate::shm::layout::assert_shm_layout!(Tasks<Shm> { size: 4, align: 4 });
 /// every later `join` wait for ever.
 ///
 /// A task whose message was taken by a process that died before calling
-/// `task_done` stays unfinished, as in Python (use [`JoinableQueue::join_timeout`]).
+/// `task_done` stays unfinished, as in Python: `join` does not name the dead
+/// process, because `task_done` is anonymous (any process may mark any task
+/// done), so no process owes a task (the reasons are in
+/// [`procshare_model::joinable`], "A consumer that dies holding a task").
+/// Use [`JoinableQueue::join_timeout`], [`JoinableQueue::unfinished`], and
+/// `task_done` for tasks known lost.
 /// So does one whose `get` failed after taking the message
 /// ([`QueueError::Decode`], [`QueueError::TooLarge`]): call `task_done` for it.
 pub struct JoinableQueue<T> {

@@ -204,3 +204,44 @@ fn close_is_per_process_shutdown_is_for_everyone() {
     assert!(matches!(other.put(&4), Err(QueueError::ShutDown)));
     assert!(matches!(other.get(), Err(QueueError::ShutDown)));
 }
+
+fn put_many((q, n): (Queue<u64>, u64)) {
+    for i in 0..n {
+        q.put(&i).unwrap();
+    }
+}
+
+fn drain((q, n): (Queue<u64>, u64)) {
+    for i in 0..n {
+        assert_eq!(q.get().unwrap(), i);
+    }
+}
+
+/// Children started by `spawn` and `forkserver` attach the queue's sparse
+/// ring from its memfd (passed by `SCM_RIGHTS`): one puts 100,000 items with
+/// nobody reading, another drains them, and the ring's memory falls back.
+#[test]
+fn spawn_and_forkserver_children_put_without_a_reader_and_drain() {
+    quiet();
+    const N: u64 = 100_000;
+    for m in [
+        procshare::StartMethod::Spawn,
+        procshare::StartMethod::ForkServer,
+    ] {
+        let q: Queue<u64> = Queue::new().unwrap();
+        let mut p = Child(Process::with_target(put_many, (q.clone(), N)).start_method(m));
+        p.0.start().unwrap();
+        assert_eq!(p.0.join_timeout(GENEROUS).unwrap(), Some(0), "{m:?}");
+        assert_eq!(q.qsize(), N as usize, "{m:?}");
+        let full = q.raw().allocated_bytes().unwrap();
+        let mut c = Child(Process::with_target(drain, (q.clone(), N)).start_method(m));
+        c.0.start().unwrap();
+        assert_eq!(c.0.join_timeout(GENEROUS).unwrap(), Some(0), "{m:?}");
+        assert!(q.is_empty(), "{m:?}");
+        let drained = q.raw().allocated_bytes().unwrap();
+        assert!(
+            full >= N * 16 && drained <= 256 << 10,
+            "{m:?}: the ring held {full} bytes full, {drained} drained"
+        );
+    }
+}

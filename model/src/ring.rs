@@ -249,7 +249,7 @@ pub struct Padded<T>(pub T);
 /// | line | offset | field | written by | meaning / invariant |
 /// |---|---|---|---|---|
 /// | 0 | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
+/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
 /// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
 /// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
 /// | 2 | 128 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |

@@ -59,9 +59,11 @@ pub enum QueueError {
     /// `put` always, `get` once it is empty (Python 3.13's `queue.ShutDown`).
     #[error("queue was shut down")]
     ShutDown,
-    /// The message can never be in the ring at once: `try_put` cannot
-    /// stream it, and an unbounded queue does not (its `put` never waits for
-    /// room). Not "full": no amount of waiting would make room.
+    /// The message can never be in the ring at once. `try_put` cannot
+    /// stream it; `put` on a ring of 16 MiB or more (the default, unbounded
+    /// queue among them: its `put` never waits for room) does not stream
+    /// either; a smaller, byte-bounded ring streams it through. Not "full":
+    /// no amount of waiting would make room.
     #[error("message of {len} bytes can never fit in the queue's ring of {capacity} bytes at once{}",
         if *.streams { " (try_put cannot stream it; put can)" } else { "" })]
     NeverFits {

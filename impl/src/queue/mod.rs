@@ -163,7 +163,7 @@ impl<T> QueueBuilder<T> {
     }
 
     /// The ring's size in bytes (rounded up to a power of two, at least 16;
-    /// default [`DEFAULT_CAPACITY`], in practice unbounded). A smaller ring
+    /// default 16 GiB of address space, in practice unbounded). A smaller ring
     /// bounds the queue by bytes: `put` waits for room, and values larger
     /// than the ring still pass, streamed in pieces. Rings of
     /// 16 MiB or more give consumed memory back (in units of 64 KiB).
@@ -540,7 +540,7 @@ impl RawQueue {
 ///   for the others, and a partially written message is never delivered
 ///   (CPython's queue lock would stay held forever).
 /// * **Unbounded in shared memory.** `Queue::new()` reserves a large sparse
-///   ring ([`DEFAULT_CAPACITY`] of address space, mapped once, so forked
+///   ring (16 GiB of address space, mapped once, so forked
 ///   children inherit it): `put` never waits for room, memory grows with the
 ///   backlog and is given back to the OS as consumers read (CPython keeps
 ///   the backlog in the producer's feeder buffer and the pipe).

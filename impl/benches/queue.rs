@@ -18,7 +18,17 @@ const BIG_N: u64 = 50_000;
 const BIG: usize = 4096;
 
 fn procshare_small() -> Duration {
-    let q: Queue<u64> = Queue::new().unwrap();
+    procshare_small_on(Queue::new().unwrap())
+}
+
+/// The same through a 1 MiB byte-bounded ring, which keeps its pages (the
+/// default queue is unbounded: it gives consumed memory back and faults
+/// fresh pages in as it goes).
+fn procshare_small_bounded() -> Duration {
+    procshare_small_on(Queue::builder().capacity_bytes(1 << 20).build().unwrap())
+}
+
+fn procshare_small_on(q: Queue<u64>) -> Duration {
     let mut p = Process::new({
         let q = q.clone();
         move || {
@@ -205,12 +215,15 @@ fn main() {
     println!("queue throughput, one producer process -> one consumer process");
     println!("(medians of {ROUNDS} interleaved rounds)");
     if want("small") {
-        let [ps, cb, pr] = rounds([
+        let [ps, cb, pr, psb] = rounds([
             &procshare_small,
             &|| crossbeam(SMALL_N, |i| i),
             &procshare_raw_small,
+            &procshare_small_bounded,
         ]);
         let ps = report("procshare Queue<u64>", SMALL_N, 8, ps);
+        let psb = report("procshare Queue<u64>, 1 MiB bounded ring", SMALL_N, 8, psb);
+        println!("  ratio unbounded / 1 MiB bounded (u64): {:.2}x", ps / psb);
         let cb = report("crossbeam bounded(1024) u64, 2 threads", SMALL_N, 8, cb);
         println!("  ratio procshare / crossbeam (u64): {:.2}x", ps / cb);
         let pr = report("procshare RawQueue 8 bytes (no serde)", SMALL_N, 8, pr);

@@ -83,6 +83,36 @@
 //!   `task_done` stays unfinished (a blocking `join` waits for ever, as in
 //!   Python; use a timeout). So does a message that a consumer's death or a
 //!   size limit made the ring drop after it was committed: it was taken.
+//!
+//! # A consumer that dies holding a task
+//!
+//! CPython's `join` waits for ever when a consumer is killed between `get`
+//! and `task_done`. This protocol does not name the dead consumer either,
+//! and that is a decision, not an omission:
+//!
+//! * **`task_done` is anonymous.** Python lets any process mark any task
+//!   done: a worker may hand an item to a helper process that calls
+//!   `task_done`, or a supervisor may call it for a worker. "Which process
+//!   owes a task" is not defined by the API, so a per-taker count (tasks
+//!   taken minus `task_done`s called, per process) blames the wrong process
+//!   in those programs: the taker looks in debt, the helper in credit. An
+//!   error from `join` naming a process must be true, and this one would not be.
+//! * **Attribution cannot be atomic with the take without a cost on every
+//!   `get`.** The message leaves the ring in the consumer's `head` store. A
+//!   taker count kept beside it is raised either before that store (a
+//!   consumer that dies inside `get`, before taking anything, is blamed for
+//!   a task another consumer will finish) or after it (one that dies in
+//!   between owes a task nobody sees). Making the take and its attribution
+//!   one store means writing the taker into the ring's `head` word (or a
+//!   per-consumer log the next `cons` holder replays), on the hot path of
+//!   every `get` of every queue.
+//!
+//! What the protocol gives instead: `join` with a timeout (never a hang in
+//! the real platform's API), [`Joinable::unfinished`] (how many tasks are
+//! missing), and the recovery a program that knows a worker died can make:
+//! `task_done` for the lost tasks, after which `join` returns. The pool
+//! ([`crate::pool`]) attributes tasks to workers itself, where the API does
+//! say who owes what.
 
 use core::mem::offset_of;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};

@@ -84,6 +84,29 @@
 //! `Closed`. Threads queued on a mutex get in one after the other and see
 //! `closed` too.
 //!
+//! # Reclaiming memory
+//!
+//! A ring can be far larger than what it holds: the real platform reserves
+//! many GiB of address space over a sparse file, and only the chunks between
+//! `head` and `tail` need memory. So a ring may *reclaim* ([`RingHeader::with_reclaim`]):
+//! its chunks are grouped into units of `2^reclaim_shift` chunks, and the
+//! consumer gives every unit that `head` has passed back (a [`Reclaim`]: the
+//! real platform punches a hole in the file, after which the unit reads as
+//! zeros and holds no memory until written again).
+//!
+//! A unit below `head` is consumed but, without more, already free: a
+//! producer could be writing into it. So a third position, `reclaimed`
+//! (a whole number of units, `reclaimed <= head`), marks what is given back,
+//! and producers measure their room from it instead of from `head`
+//! (`tail - reclaimed <= capacity`). The chunks in `[reclaimed, head)` are
+//! then touched by nobody but the `cons` holder, which, after each `head`
+//! store, gives back the whole units in `[reclaimed, floor_unit(head))` and
+//! publishes that with one `Release` store of `reclaimed` (then notifies
+//! `not_full`). A consumer that dies half-way leaves `reclaimed` behind:
+//! the next `cons` holder redoes the step first thing (a unit given back
+//! twice is still just zeros). The unit `head` is in is never given back: its
+//! rest is still to be read (the seeded bug 612 does, and is caught).
+//!
 //! # Deadlines
 //!
 //! A producer's deadline applies to every wait: a streamed message that times
@@ -167,6 +190,19 @@ pub const MUTANT_TAIL_HINT_NOT_RELOADED: Mutant = Mutant(610);
 #[doc(hidden)]
 pub const MUTANT_LIMIT_KEEPS_PIECE: Mutant = Mutant(611);
 
+/// Seeded bug: the reclaim step counts the unit that `head` is in as
+/// consumed (gives back a unit whose rest is still to be read).
+#[doc(hidden)]
+pub const MUTANT_RECLAIM_READING: Mutant = Mutant(612);
+/// Seeded bug: the reclaim step publishes `reclaimed` before giving the
+/// units back (a producer may write into a unit that is then zeroed).
+#[doc(hidden)]
+pub const MUTANT_RECLAIMED_FIRST: Mutant = Mutant(613);
+/// Seeded bug: a consumer that takes `cons` over does not finish the reclaim
+/// step its dead predecessor left half-done.
+#[doc(hidden)]
+pub const MUTANT_NO_RECLAIM_RECOVERY: Mutant = Mutant(614);
+
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingError {
@@ -202,7 +238,7 @@ pub struct Padded<T>(pub T);
 
 /// The fixed part of a ring. See the [module docs](self).
 ///
-/// Layout (`#[repr(C)]`, 384 bytes, aligned to 64; every field but the two
+/// Layout (`#[repr(C)]`, 384 bytes, aligned to 64; every field but the three
 /// constants is an atomic or a lock, so the struct is valid for any bit
 /// pattern in the sense that no value can cause undefined behaviour;
 /// inconsistent values are reported as [`RingError::Corrupt`]). Fields are
@@ -213,7 +249,7 @@ pub struct Padded<T>(pub T);
 /// | line | offset | field | written by | meaning / invariant |
 /// |---|---|---|---|---|
 /// | 0 | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded: a *hint*, never ahead of `head`; read again from `head` whenever it shows no room or an impossible distance |
+/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
 /// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
 /// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
 /// | 2 | 128 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
@@ -223,8 +259,11 @@ pub struct Padded<T>(pub T);
 /// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
 /// | 5 | 320 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
 /// | 5 | 328 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
+/// | 5 | 332 | `reclaim_shift: u32` | creator | 0: no reclaiming, else log2 of the chunks per reclaim unit (`2^shift <= capacity / 2`); constant |
+/// | 5 | 336 | `reclaimed: W64` | `cons` holder only | chunk position (a multiple of the unit, `<= head`'s) below which consumed units were given back; `Release`-stored after they were; unused without reclaiming |
 ///
-/// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40);
+/// Invariants: `0 <= published_pos - freed_pos <= capacity` (mod 2^40),
+/// and with reclaiming `0 <= published_pos - reclaimed <= capacity`;
 /// `freed_msgs <= published_msgs` (mod 2^24); the chunks in
 /// `[freed_pos, published_pos)` hold whole published pieces and are only read
 /// (by the `cons` holder); the chunks outside are only written (by the `prod`
@@ -246,6 +285,8 @@ pub struct RingHeader<P: Platform> {
     closed: Padded<P::W32>,
     capacity: u64,
     max_items: u32,
+    reclaim_shift: u32,
+    reclaimed: P::W64,
 }
 
 /// A lock and the hint its holders keep about the other side's position.
@@ -298,6 +339,11 @@ fn cnt(w: u64) -> u64 {
 fn pack(cnt: u64, pos: u64) -> u64 {
     ((cnt & CNT_MASK) << POS_BITS) | (pos & POS_MASK)
 }
+/// Chunk position `p` rounded down to a reclaim unit of `2^shift` chunks.
+#[inline]
+fn floor_unit(p: u64, shift: u32) -> u64 {
+    p & !((1u64 << shift) - 1) & POS_MASK
+}
 
 impl<P: Platform> RingHeader<P> {
     /// The byte offset of each field of the layout table (its names, its
@@ -320,6 +366,8 @@ impl<P: Platform> RingHeader<P> {
         ),
         ("capacity", offset_of!(Self, capacity)),
         ("max_items", offset_of!(Self, max_items)),
+        ("reclaim_shift", offset_of!(Self, reclaim_shift)),
+        ("reclaimed", offset_of!(Self, reclaimed)),
     ];
     // Nested `offset_of!` (`prod.0.seen`) needs Rust 1.82; the MSRV is 1.80.
     const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
@@ -351,6 +399,39 @@ impl<P: Platform> RingHeader<P> {
             closed: Padded(P::W32::new(0)),
             capacity: capacity.clamp(1, MAX_CAPACITY).next_power_of_two(),
             max_items: max_items.min(MAX_ITEMS),
+            reclaim_shift: 0,
+            reclaimed: P::W64::new(0),
+        }
+    }
+
+    /// Reclaim the ring's memory in units of `2^shift` chunks as it is
+    /// consumed (see [Reclaiming memory](self#reclaiming-memory)); 0: never.
+    /// A unit larger than half the ring is no unit: reclaiming stays off.
+    pub fn with_reclaim(mut self, shift: u32) -> Self {
+        self.reclaim_shift = if shift != 0 && shift < 40 && (1u64 << shift) <= self.capacity / 2 {
+            shift
+        } else {
+            0
+        };
+        self.sync_reclaimed();
+        self
+    }
+
+    /// `reclaimed` (and the producers' hint, which must not be ahead of it)
+    /// at the unit of `head`, for a ring that nobody uses yet.
+    fn sync_reclaimed(&self) {
+        let h = self.head.0.pos.load(Relaxed);
+        let r = floor_unit(pos(h), self.reclaim_shift);
+        self.reclaimed.store(r, Relaxed);
+        self.prod.0.seen.store(pack(cnt(h), r), Relaxed);
+    }
+
+    /// Chunks per reclaim unit (0: the ring never reclaims memory).
+    pub fn reclaim_unit(&self) -> u64 {
+        if self.reclaim_shift == 0 {
+            0
+        } else {
+            1 << self.reclaim_shift
         }
     }
 
@@ -379,8 +460,19 @@ impl<P: Platform> RingHeader<P> {
         ] {
             w.store(p, Relaxed);
         }
+        self.sync_reclaimed();
         self
     }
+}
+
+/// What gives a reclaim unit's memory back (see [Reclaiming
+/// memory](self#reclaiming-memory)): the real platform punches a hole in the
+/// file behind the ring. Afterwards the chunks read as zeros.
+pub trait Reclaim: Sync {
+    /// Release `chunks` chunks from chunk index `first` (`first + chunks` is
+    /// at most the capacity; both are multiples of the reclaim unit). Only
+    /// the `cons` holder calls it, on chunks that nobody else accesses.
+    fn reclaim(&self, first: usize, chunks: usize);
 }
 
 /// A ring: its header and its chunks. See the [module docs](self).
@@ -388,6 +480,7 @@ pub struct Ring<'a, P: Platform> {
     h: &'a RingHeader<P>,
     slots: &'a [P::Cell<Chunk>],
     cap: u64,
+    reclaimer: Option<&'a dyn Reclaim>,
 }
 
 impl<P: Platform> core::fmt::Debug for Ring<'_, P> {
@@ -402,14 +495,28 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// elsewhere is not trusted).
     pub fn new(h: &'a RingHeader<P>, slots: &'a [P::Cell<Chunk>]) -> Option<Self> {
         let cap = h.capacity;
+        let shift = h.reclaim_shift;
         if !cap.is_power_of_two()
             || cap > MAX_CAPACITY
             || cap != slots.len() as u64
             || h.max_items > MAX_ITEMS
+            || (shift != 0 && (shift >= 40 || (1u64 << shift) > cap / 2))
         {
             return None;
         }
-        Some(Ring { h, slots, cap })
+        Some(Ring {
+            h,
+            slots,
+            cap,
+            reclaimer: None,
+        })
+    }
+
+    /// Give consumed reclaim units back with `r` (without one, a unit's
+    /// chunks are zeroed in place: what the model checks).
+    pub fn with_reclaimer(mut self, r: &'a dyn Reclaim) -> Self {
+        self.reclaimer = Some(r);
+        self
     }
 
     /// Capacity in chunks.
@@ -419,7 +526,17 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     /// The largest payload that goes through as a single piece (without streaming).
     pub fn max_single_piece(&self) -> usize {
-        self.cap as usize * CHUNK - PIECE_HEADER
+        self.single_cap() as usize * CHUNK - PIECE_HEADER
+    }
+
+    /// The chunks an empty ring is sure to have free for one piece: all of
+    /// them, less (when it reclaims) the consumed part of the unit `head`
+    /// is in, which is not given back until `head` leaves it.
+    fn single_cap(&self) -> u64 {
+        match self.h.reclaim_shift {
+            0 => self.cap,
+            s => self.cap - (1u64 << s) + 1,
+        }
     }
 
     /// Messages in the ring (complete ones: approximate while others work, as
@@ -617,7 +734,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         if self.is_closed() {
             return Err(RingError::Closed);
         }
-        let single = msg.len() <= MAX_PIECE && chunks_for(msg.len()) <= self.cap;
+        let single = msg.len() <= MAX_PIECE && chunks_for(msg.len()) <= self.single_cap();
         let timeout = match wait {
             Wait::No => {
                 if !single {
@@ -743,7 +860,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                     return Err(RingError::Closed);
                 }
                 if !mutant::<P>(MUTANT_HINT_NOT_RELOADED) {
-                    *hw = self.h.head.0.pos.load(Acquire);
+                    *hw = self.load_limit();
                 }
                 if pos(tw).wrapping_sub(pos(*hw)) & POS_MASK > cap {
                     return Err(RingError::Corrupt("ring positions out of range"));
@@ -788,6 +905,79 @@ impl<'a, P: Platform> Ring<'a, P> {
             if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
                 self.notify(t, &self.h.tail.0.event);
             }
+        }
+    }
+
+    /// What a producer's room is measured from: `head` (its message count
+    /// counts against `max_items`) with, when the ring reclaims memory, the
+    /// position of `reclaimed` instead of `head`'s (chunks between the two
+    /// are consumed but may still be being given back).
+    fn load_limit(&self) -> u64 {
+        let hw = self.h.head.0.pos.load(Acquire);
+        if self.h.reclaim_shift == 0 {
+            return hw;
+        }
+        // Acquire: the consumer gave the units back before its Release store.
+        pack(cnt(hw), self.h.reclaimed.load(Acquire))
+    }
+
+    /// The reclaim step (`cons` holder only): give back every whole unit
+    /// below `head` (`hw`, just stored or found) that is not yet given back,
+    /// then publish that with one `Release` store of `reclaimed`. Also the
+    /// recovery of a consumer that died half-way through it: the next holder
+    /// redoes the units from `reclaimed` on (giving a unit back twice is
+    /// harmless: nobody else touches it until `reclaimed` passes it).
+    /// Returns whether `reclaimed` moved.
+    fn reclaim_upto(&self, t: &P::Thread, hw: u64) -> bool {
+        let shift = self.h.reclaim_shift;
+        if shift == 0 {
+            return false;
+        }
+        let unit = 1u64 << shift;
+        let target = if mutant::<P>(MUTANT_RECLAIM_READING) {
+            // Seeded bug: the unit `head` is in counts as consumed.
+            floor_unit(pos(hw) + unit - 1, shift)
+        } else {
+            floor_unit(pos(hw), shift)
+        };
+        let mut r = self.h.reclaimed.load(Relaxed); // only the cons holder writes it
+        if r == target {
+            return false;
+        }
+        if (target.wrapping_sub(r) & POS_MASK) > self.cap || r & (unit - 1) != 0 {
+            // Not something this protocol wrote: give nothing back, go on.
+            self.h.reclaimed.store(target, Release);
+            return true;
+        }
+        if mutant::<P>(MUTANT_RECLAIMED_FIRST) {
+            self.h.reclaimed.store(target, Release);
+        }
+        while r != target {
+            let first = (r & (self.cap - 1)) as usize;
+            match self.reclaimer {
+                Some(f) => f.reclaim(first, unit as usize),
+                None => self.zero_chunks(first, unit as usize),
+            }
+            t.crash_point();
+            r = (r + unit) & POS_MASK;
+        }
+        self.h.reclaimed.store(target, Release);
+        t.crash_point();
+        true
+    }
+
+    /// The model's "give back": zero the chunks (a write loom tracks).
+    fn zero_chunks(&self, first: usize, chunks: usize) {
+        const Z: [u8; 16 * CHUNK] = [0; 16 * CHUNK];
+        let bytes = chunks * CHUNK;
+        let mut done = 0;
+        while done < bytes {
+            let n = (bytes - done).min(Z.len());
+            // SAFETY: the chunks are consumed (below `head`) and not yet
+            // given back (not below `reclaimed`): only the `cons` holder (the
+            // caller) may access them; producers stay below `reclaimed + cap`.
+            unsafe { self.write_bytes(first * CHUNK + done, &Z[..n]) };
+            done += n;
         }
     }
 
@@ -859,6 +1049,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         let forever = t.deadline(None);
         let mut assembling = false;
         let mut hw = self.h.head.0.pos.load(Relaxed); // only the cons holder writes it
+                                                      // Finish what a dead previous holder left half-done (or nothing).
+        if !mutant::<P>(MUTANT_NO_RECLAIM_RECOVERY) && self.reclaim_upto(t, hw) {
+            self.notify(t, &self.h.head.0.event);
+        }
         let mut spins = 0;
         let mut polled = false; // the last sleep ended with the liveness poll
         let dist = |tw: u64, hw: u64| pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
@@ -969,6 +1163,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             };
             self.h.head.0.pos.store(hw, order);
             t.crash_point();
+            let _ = self.reclaim_upto(t, hw);
             self.notify(t, &self.h.head.0.event);
             if too_large {
                 // Its rest (if any) has no FIRST: the next `get` skips it.
@@ -984,6 +1179,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// so that the ring can go on, and report it.
     fn resync(&self, t: &P::Thread, tw: u64, what: &'static str) -> RingError {
         self.h.head.0.pos.store(tw, Release);
+        let _ = self.reclaim_upto(t, tw);
         self.notify(t, &self.h.head.0.event);
         RingError::Corrupt(what)
     }

@@ -94,3 +94,52 @@ fn producer_killed_while_blocked_in_put_leaves_no_phantom_task() {
     q.task_done().unwrap();
     assert!(q.join_timeout(GENEROUS));
 }
+
+/// A consumer killed with `kill -9` between `get` and `task_done`: its task
+/// stays unfinished (the documented behaviour, as in CPython: `task_done` is
+/// anonymous, so no process "owes" a task; see `procshare_model::joinable`,
+/// "A consumer that dies holding a task"). What procshare adds: `join` has a
+/// timeout that returns instead of hanging, `unfinished` tells how many
+/// tasks are missing, and a survivor that knows the task is lost can mark it
+/// done, after which `join` returns, and the queue and its lock go on.
+#[test]
+fn consumer_killed_between_get_and_task_done_leaves_its_task_unfinished_and_recoverable() {
+    procshare::set_fork_warning(false);
+    let q: JoinableQueue<u32> = JoinableQueue::new().unwrap();
+    q.put(&1).unwrap();
+    q.put(&2).unwrap();
+    let got_it = Event::new().unwrap();
+    let never = Event::new().unwrap();
+    let (q2, g2, n2) = (q.clone(), got_it.clone(), never.clone());
+    let mut p = Process::new(move || {
+        assert_eq!(q2.get().unwrap(), 1);
+        g2.set();
+        n2.wait(); // never set: killed here, holding task 1
+        unreachable!("the event is never set");
+    });
+    p.start().unwrap();
+    let mut victim = Victim(p);
+    assert!(
+        got_it.wait_timeout(GENEROUS),
+        "the child never took its item"
+    );
+    victim.0.kill().unwrap();
+    assert_eq!(victim.0.join().unwrap(), -9);
+
+    // The other task is taken and marked done by a live consumer.
+    assert_eq!(q.get_timeout(GENEROUS).unwrap(), 2);
+    q.task_done().unwrap();
+    // The dead consumer's task is still unfinished: join does not pretend.
+    assert_eq!(q.unfinished(), 1);
+    assert!(!q.join_timeout(Duration::from_millis(50)));
+    // A survivor that knows the task is lost marks it done: join returns.
+    q.task_done().unwrap();
+    assert!(q.join_timeout(GENEROUS));
+    assert_eq!(q.unfinished(), 0);
+    // The dead consumer held the consumer lock in no operation (it was
+    // between get and task_done), and the queue goes on.
+    q.put(&3).unwrap();
+    assert_eq!(q.get_timeout(GENEROUS).unwrap(), 3);
+    q.task_done().unwrap();
+    assert!(q.join_timeout(GENEROUS));
+}

@@ -1,5 +1,5 @@
 //! Queue, SimpleQueue and JoinableQueue over real processes: copies, large
-//! values, close, bad input, and `kill -9` of a producer and a consumer in
+//! values, close and shutdown, bad input, and `kill -9` of a producer and a consumer in
 //! the middle of an operation.
 
 use procshare_tests::quiet;
@@ -60,7 +60,7 @@ fn maxsize_try_and_timeouts() {
 }
 
 #[test]
-fn close_wakes_a_blocked_consumer_in_another_process() {
+fn shutdown_wakes_a_blocked_consumer_in_another_process() {
     quiet();
     let q: Queue<u32> = Queue::new().unwrap();
     let ready = Semaphore::new(0).unwrap();
@@ -69,16 +69,16 @@ fn close_wakes_a_blocked_consumer_in_another_process() {
         move || {
             ready.release().unwrap();
             match q.get() {
-                Err(QueueError::Closed) => std::process::exit(7),
+                Err(QueueError::ShutDown) => std::process::exit(7),
                 _ => std::process::exit(1),
             }
         }
     });
     p.start().unwrap();
     ready.acquire();
-    q.close();
+    q.shutdown();
     assert_eq!(p.join().unwrap(), 7);
-    assert!(matches!(q.put(&1), Err(QueueError::Closed)));
+    assert!(matches!(q.put(&1), Err(QueueError::ShutDown)));
 }
 
 #[test]
@@ -204,8 +204,8 @@ fn simple_queue_and_joinable_queue() {
     s.put(&"x".into()).unwrap();
     assert!(!s.is_empty());
     assert_eq!(s.get().unwrap(), "x");
-    s.close();
-    assert!(matches!(s.get(), Err(QueueError::Closed)));
+    s.shutdown();
+    assert!(matches!(s.get(), Err(QueueError::ShutDown)));
 
     let j: JoinableQueue<u32> = JoinableQueue::new().unwrap();
     for i in 0..10 {

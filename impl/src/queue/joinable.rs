@@ -61,7 +61,12 @@ crate::shm::layout::assert_shm_layout!(Tasks<Shm> { size: 4, align: 4 });
 /// every later `join` wait for ever.
 ///
 /// A task whose message was taken by a process that died before calling
-/// `task_done` stays unfinished, as in Python (use [`JoinableQueue::join_timeout`]).
+/// `task_done` stays unfinished, as in Python: `join` does not name the dead
+/// process, because `task_done` is anonymous (any process may mark any task
+/// done), so no process owes a task (the reasons are in
+/// [`procshare_model::joinable`], "A consumer that dies holding a task").
+/// Use [`JoinableQueue::join_timeout`], [`JoinableQueue::unfinished`], and
+/// `task_done` for tasks known lost.
 /// So does one whose `get` failed after taking the message
 /// ([`QueueError::Decode`], [`QueueError::TooLarge`]): call `task_done` for it.
 pub struct JoinableQueue<T> {
@@ -148,9 +153,14 @@ impl<T> JoinableQueue<T> {
             .join(&ShmThread::current(), timeout)
     }
 
-    /// Close the queue (see [`Queue::close`]).
+    /// This process is done with the queue (see [`Queue::close`]).
     pub fn close(&self) {
         self.q.close()
+    }
+
+    /// Shut the queue down for every process (see [`Queue::shutdown`]).
+    pub fn shutdown(&self) {
+        self.q.shutdown()
     }
 }
 
@@ -159,7 +169,7 @@ impl<T: Serialize> JoinableQueue<T> {
     /// the task (`Full` also when 2^24 - 1 tasks are unfinished).
     fn put_wait(&self, v: &T, w: Wait) -> Result<(), QueueError> {
         self.q.put_with(v, |raw: &RawQueue, b| {
-            raw.put_via(b, |ring, t, b| self.protocol(ring).put(t, b, w))
+            raw.put_via(b, w, |ring, t, b| self.protocol(ring).put(t, b, w))
         })
     }
 

@@ -5,16 +5,17 @@ pub(crate) mod pipe;
 pub(crate) mod simple;
 
 use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
+use std::sync::Arc;
 
-use procshare_model::platform::CellLike;
-use procshare_model::ring::{Chunk, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS};
+use procshare_model::ring::{Chunk, Reclaim, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::wire::{self, WireError};
 use crate::platform::{Shm, ShmCell, ShmThread};
-use crate::shm::{ShmBox, ShmError, ShmSafe, ShmSlice};
+use crate::shm::{Segment, ShmBox, ShmError, ShmSafe, ShmSlice};
 
 // SAFETY: RingHeader<Shm> is #[repr(C)]: two RawMutex<Shm> (an AtomicU32 each),
 // ShmWord32/ShmWord64 atomics, and two plain integers written once before the
@@ -23,11 +24,22 @@ use crate::shm::{ShmBox, ShmError, ShmSafe, ShmSlice};
 unsafe impl ShmSafe for RingHeader<Shm> {}
 // The layout documented at procshare_model::ring::RingHeader: five 64-byte
 // lines (prod 0, tail 64, cons 128, head 192, closed 256), then capacity 320,
-// max_items 328.
+// max_items 328, reclaim_shift 332, reclaimed 336.
 crate::shm::layout::assert_shm_layout!(RingHeader<Shm> { size: 384, align: 64 });
 
-/// Default ring capacity: 1 MiB.
-pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// Default ring size: 16 GiB of *address space* over a sparse memfd, which
+/// holds memory only for what is in the queue (consumed pages are given back
+/// as they are read). A queue of this size is, in practice, unbounded: `put`
+/// never waits for room (Python's `Queue()`); only `maxsize` bounds it.
+pub const DEFAULT_CAPACITY: usize = 16 << 30;
+
+/// Rings of at least this many bytes give consumed memory back, in units of
+/// `RECLAIM_UNIT` (smaller rings keep their pages: they are bounded anyway).
+pub(crate) const RECLAIM_ABOVE: usize = 16 << 20;
+
+/// The unit in which a large ring gives consumed memory back (64 KiB: one
+/// `fallocate(PUNCH_HOLE)` per 64 KiB read).
+pub(crate) const RECLAIM_UNIT: usize = 64 << 10;
 
 /// Errors of queue and pipe operations.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +51,29 @@ pub enum QueueError {
     /// No item before the timeout, or at once for `try_get` (Python's `queue.Empty`).
     #[error("queue is empty")]
     Empty,
-    /// The queue was closed (for `get`: and is empty).
-    #[error("queue is closed")]
+    /// `put` or `get` through a handle whose process called [`Queue::close`]
+    /// (Python's `ValueError: Queue ... is closed`).
+    #[error("queue is closed (this process called close())")]
     Closed,
+    /// The queue was shut down for every process ([`Queue::shutdown`]):
+    /// `put` always, `get` once it is empty (Python 3.13's `queue.ShutDown`).
+    #[error("queue was shut down")]
+    ShutDown,
+    /// The message can never be in the ring at once. `try_put` cannot
+    /// stream it; `put` on a ring of 16 MiB or more (the default, unbounded
+    /// queue among them: its `put` never waits for room) does not stream
+    /// either; a smaller, byte-bounded ring streams it through. Not "full":
+    /// no amount of waiting would make room.
+    #[error("message of {len} bytes can never fit in the queue's ring of {capacity} bytes at once{}",
+        if *.streams { " (try_put cannot stream it; put can)" } else { "" })]
+    NeverFits {
+        /// Encoded size.
+        len: usize,
+        /// The ring's size in bytes.
+        capacity: usize,
+        /// Would `put` (waiting) stream it through the ring?
+        streams: bool,
+    },
     /// The value could not be serialized (an error in the caller, not in a
     /// background thread as in CPython).
     #[error("cannot serialize the value: {0}")]
@@ -77,7 +109,7 @@ impl From<RingError> for QueueError {
         match e {
             RingError::Full => QueueError::Full,
             RingError::Empty => QueueError::Empty,
-            RingError::Closed => QueueError::Closed,
+            RingError::Closed => QueueError::ShutDown,
             RingError::Corrupt(w) => QueueError::Corrupt(w),
             RingError::TooLarge(len) => QueueError::TooLarge { len, limit: 0 },
         }
@@ -124,15 +156,17 @@ impl<T> core::fmt::Debug for QueueBuilder<T> {
 }
 
 impl<T> QueueBuilder<T> {
-    /// Python's `maxsize`: at most this many items (0: no bound but the ring's
-    /// bytes). At most 4,194,304.
+    /// Python's `maxsize`: at most this many items (0: no bound). At most 4,194,304.
     pub fn maxsize(mut self, n: usize) -> Self {
         self.maxsize = n;
         self
     }
 
-    /// The ring's size in bytes (rounded up to a power of two, at least 16; default
-    /// [`DEFAULT_CAPACITY`]). Larger values still pass, streamed in pieces.
+    /// The ring's size in bytes (rounded up to a power of two, at least 16;
+    /// default 16 GiB of address space, in practice unbounded). A smaller ring
+    /// bounds the queue by bytes: `put` waits for room, and values larger
+    /// than the ring still pass, streamed in pieces. Rings of
+    /// 16 MiB or more give consumed memory back (in units of 64 KiB).
     pub fn capacity_bytes(mut self, n: usize) -> Self {
         self.capacity = n;
         self
@@ -156,15 +190,18 @@ impl<T> QueueBuilder<T> {
                 len: self.maxsize,
                 limit: MAX_ITEMS as usize,
             })?;
-        let hdr = ShmBox::new_aligned(RingHeader::<Shm>::new(chunks as u64, maxsize), 64)?;
+        let mut header = RingHeader::<Shm>::new(chunks as u64, maxsize);
+        if header.capacity() as usize * CHUNK >= RECLAIM_ABOVE {
+            header = header.with_reclaim((RECLAIM_UNIT / CHUNK).trailing_zeros());
+        }
         // The header rounds the capacity up to a power of two of chunks.
-        let slots = ShmSlice::from_fn(hdr.capacity() as usize, |_| ShmCell::new([0u8; CHUNK]))?;
+        // SAFETY: all-zero bytes are a valid ShmCell<[u8; CHUNK]>. (Not
+        // written: a large ring is a sparse memfd of its own, mapped whole
+        // and holding no memory until used.)
+        let slots = unsafe { ShmSlice::<ShmCell<Chunk>>::zeroed(header.capacity() as usize)? };
+        let hdr = ShmBox::new_aligned(header, 64)?;
         Ok(Queue {
-            raw: RawQueue {
-                hdr,
-                slots,
-                limit: self.limit,
-            },
+            raw: RawQueue::assemble(hdr, slots, self.limit),
             _t: PhantomData,
         })
     }
@@ -178,6 +215,35 @@ pub struct RawQueue {
     hdr: ShmBox<RingHeader<Shm>>,
     slots: ShmSlice<ShmCell<Chunk>>,
     limit: usize,
+    /// Gives consumed units back (rings that reclaim, in their own segment).
+    punch: Option<Punch>,
+    /// The fork generation in which this process closed its handles
+    /// ([`RawQueue::close`]; `u64::MAX`: open). Shared by the clones in this
+    /// process; a forked child, whose generation differs, starts open (as
+    /// CPython's `Queue._after_fork` reopens it).
+    closed: Arc<AtomicU64>,
+}
+
+/// The real platform's [`Reclaim`]: punch a hole in the ring's memfd.
+#[derive(Clone)]
+struct Punch {
+    seg: Arc<Segment>,
+    /// Byte offset of chunk 0 in the segment (page-aligned).
+    base: u64,
+}
+
+impl Reclaim for Punch {
+    fn reclaim(&self, first: usize, chunks: usize) {
+        if let Some(fd) = self.seg.fd() {
+            // A failure gives nothing back, and changes nothing else: the
+            // protocol never reads a unit it gave back before writing it.
+            let _ = crate::sys::mem::punch_hole(
+                fd,
+                self.base + (first * CHUNK) as u64,
+                (chunks * CHUNK) as u64,
+            );
+        }
+    }
 }
 
 impl core::fmt::Debug for RawQueue {
@@ -200,7 +266,31 @@ impl RawQueue {
         limit: usize,
     ) -> Option<RawQueue> {
         Ring::new(&hdr, &slots)?;
-        Some(RawQueue { hdr, slots, limit })
+        Some(RawQueue::assemble(hdr, slots, limit))
+    }
+
+    /// A handle on a ring whose parts agree; reclaiming through a hole punch
+    /// when the ring reclaims and its chunks start on a page of a segment
+    /// with a memfd (otherwise consumed units are zeroed in place).
+    fn assemble(
+        hdr: ShmBox<RingHeader<Shm>>,
+        slots: ShmSlice<ShmCell<Chunk>>,
+        limit: usize,
+    ) -> RawQueue {
+        let punch = (hdr.reclaim_unit() != 0)
+            .then(|| slots.placement())
+            .filter(|(seg, base)| seg.fd().is_some() && base % 4096 == 0)
+            .map(|(seg, base)| Punch {
+                seg: seg.clone(),
+                base,
+            });
+        RawQueue {
+            hdr,
+            slots,
+            limit,
+            punch,
+            closed: Arc::new(AtomicU64::new(u64::MAX)),
+        }
     }
     pub(crate) fn typed<T>(self) -> Queue<T> {
         Queue {
@@ -231,7 +321,11 @@ impl RawQueue {
     #[inline]
     pub(crate) fn ring(&self) -> Ring<'_, Shm> {
         // Both parts were made together by `build`: the capacities agree.
-        Ring::new(&self.hdr, &self.slots).expect("ring header and chunks agree")
+        let r = Ring::new(&self.hdr, &self.slots).expect("ring header and chunks agree");
+        match &self.punch {
+            Some(p) => r.with_reclaimer(p),
+            None => r,
+        }
     }
 
     /// Put one message (`None`: wait forever; `Some(Duration::ZERO)` still
@@ -246,7 +340,7 @@ impl RawQueue {
     }
 
     fn put_wait(&self, msg: &[u8], w: Wait) -> Result<(), QueueError> {
-        self.put_via(msg, |ring, t, msg| ring.put(t, msg, w))
+        self.put_via(msg, w, |ring, t, msg| ring.put(t, msg, w))
     }
 
     /// Check `msg` against the size limit, then `put` it into the ring (the
@@ -254,16 +348,31 @@ impl RawQueue {
     pub(crate) fn put_via(
         &self,
         msg: &[u8],
+        wait: Wait,
         put: impl FnOnce(Ring<'_, Shm>, &ShmThread, &[u8]) -> Result<(), RingError>,
     ) -> Result<(), QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
         if msg.len() > self.limit {
             return Err(QueueError::TooLarge {
                 len: msg.len(),
                 limit: self.limit,
             });
         }
+        let ring = self.ring();
+        // An unbounded (reclaiming) queue never waits for room, so it does
+        // not stream either; `try_put` never streams.
+        let unbounded = self.hdr.reclaim_unit() != 0;
+        if msg.len() > ring.max_single_piece() && (wait == Wait::No || unbounded) {
+            return Err(QueueError::NeverFits {
+                len: msg.len(),
+                capacity: self.capacity_bytes(),
+                streams: !unbounded,
+            });
+        }
         let t = ShmThread::current();
-        Ok(put(self.ring(), &t, msg)?)
+        Ok(put(ring, &t, msg)?)
     }
 
     /// Get one message into `out` (`None`: wait forever).
@@ -276,6 +385,9 @@ impl RawQueue {
     }
 
     fn get_wait(&self, out: &mut Vec<u8>, w: Wait) -> Result<(), QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
         let t = ShmThread::current();
         self.ring()
             .get_limited(&t, out, w, self.limit)
@@ -314,14 +426,37 @@ impl RawQueue {
         self.ring().is_full()
     }
 
-    /// Close the queue for everyone and wake every waiter.
+    /// This process is done with this queue (Python's `Queue.close`): its
+    /// handles here, the clones included, refuse `put` and `get` with
+    /// [`QueueError::Closed`]; other processes go on.
     pub fn close(&self) {
+        self.closed
+            .store(crate::sys::fork::generation(), Ordering::Relaxed);
+    }
+
+    /// Has this process closed its handles ([`RawQueue::close`])?
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed) == crate::sys::fork::generation()
+    }
+
+    /// Shut the queue down for every process and wake every waiter: `put`s
+    /// fail with [`QueueError::ShutDown`], `get`s return what is left, then
+    /// `ShutDown` (Python 3.13's `Queue.shutdown()`).
+    pub fn shutdown(&self) {
         self.ring().close(&ShmThread::current());
     }
 
-    /// Has the queue been closed?
-    pub fn is_closed(&self) -> bool {
+    /// Has the queue been shut down ([`RawQueue::shutdown`])?
+    pub fn is_shutdown(&self) -> bool {
         self.ring().is_closed()
+    }
+
+    /// Bytes of memory the ring holds now (its memfd's allocated blocks;
+    /// `None` for a ring in a shared small-object segment). Falls as the
+    /// queue drains.
+    pub fn allocated_bytes(&self) -> Option<u64> {
+        let p = self.punch.as_ref()?;
+        crate::sys::mem::allocated_bytes(p.seg.fd()?).ok()
     }
 
     /// The ring's capacity in bytes.
@@ -404,12 +539,17 @@ impl RawQueue {
 ///   in the middle of an operation (even by `kill -9`) leaves the queue usable
 ///   for the others, and a partially written message is never delivered
 ///   (CPython's queue lock would stay held forever).
-/// * **`close`** closes the queue for every process (CPython's is per
-///   process): later `put`s fail with [`QueueError::Closed`], `get`s return
-///   what is left and then `Closed`, and every blocked caller wakes up.
-/// * Values larger than the ring are streamed through it in pieces; a
-///   `get_timeout` that has started receiving such a value waits for its end.
-///   `try_put` of a value larger than the ring is always `Full`.
+/// * **Unbounded in shared memory.** `Queue::new()` reserves a large sparse
+///   ring (16 GiB of address space, mapped once, so forked
+///   children inherit it): `put` never waits for room, memory grows with the
+///   backlog and is given back to the OS as consumers read (CPython keeps
+///   the backlog in the producer's feeder buffer and the pipe).
+/// * **`close`** is per process, as in CPython; [`Queue::shutdown`] closes
+///   the queue for every process (Python 3.13's `Queue.shutdown`).
+/// * With a byte bound ([`QueueBuilder::capacity_bytes`]), values larger
+///   than the ring are streamed through it in pieces; a `get_timeout` that
+///   has started receiving such a value waits for its end. `try_put` of a
+///   value larger than the ring is [`QueueError::NeverFits`].
 ///
 /// # Performance
 ///
@@ -522,14 +662,53 @@ impl<T> Queue<T> {
         self.raw.is_full()
     }
 
-    /// Close the queue for every process; wakes every blocked `put`/`get`.
+    /// Indicate that no more data will be put on this queue by the current
+    /// process (Python's `Queue.close`): this process's handles (this one
+    /// and its clones here) refuse `put` and `get` with [`QueueError::Closed`]
+    /// from now on, as CPython's raise `ValueError`. Other processes go on
+    /// putting and getting, so "each producer closes its end when done" works
+    /// as in Python. (Items this process put stay in the queue: there is no
+    /// feeder thread to flush, and nothing to join.)
+    ///
+    /// ```
+    /// use procshare::{Queue, QueueError};
+    /// let q: Queue<u32> = Queue::new().unwrap();
+    /// q.put(&1).unwrap();
+    /// q.close();
+    /// assert!(matches!(q.put(&2), Err(QueueError::Closed)));
+    /// assert!(matches!(q.get(), Err(QueueError::Closed)));
+    /// ```
     pub fn close(&self) {
         self.raw.close()
     }
 
-    /// Has it been closed?
+    /// Has this process closed the queue ([`Queue::close`])?
     pub fn is_closed(&self) -> bool {
         self.raw.is_closed()
+    }
+
+    /// Shut the queue down for every process (Python 3.13's
+    /// `queue.Queue.shutdown()`): every `put`, here and elsewhere, fails with
+    /// [`QueueError::ShutDown`]; `get`s return what is left, then
+    /// `ShutDown`; every blocked `put`/`get` wakes up.
+    ///
+    /// ```
+    /// use procshare::{Queue, QueueError};
+    /// let q: Queue<u32> = Queue::new().unwrap();
+    /// let other = q.clone();
+    /// q.put(&1).unwrap();
+    /// q.shutdown();
+    /// assert!(matches!(other.put(&2), Err(QueueError::ShutDown)));
+    /// assert_eq!(other.get().unwrap(), 1);
+    /// assert!(matches!(other.get(), Err(QueueError::ShutDown)));
+    /// ```
+    pub fn shutdown(&self) {
+        self.raw.shutdown()
+    }
+
+    /// Has the queue been shut down ([`Queue::shutdown`])?
+    pub fn is_shutdown(&self) -> bool {
+        self.raw.is_shutdown()
     }
 }
 
@@ -669,7 +848,10 @@ pub(crate) mod fuzzing {
                         !(was_empty && len + 8 <= cap),
                         "try_put of {len} bytes into an empty ring of {cap} failed"
                     ),
-                    Err(QueueError::Closed) => assert!(closed),
+                    Err(QueueError::NeverFits { .. }) => {
+                        assert!(len + 8 > cap, "try_put of {len} bytes never fits in {cap}")
+                    }
+                    Err(QueueError::ShutDown) => assert!(closed),
                     Err(e) => panic!("try_put: {e}"),
                 },
                 1 => match q.put_bytes(&msg, Some(Duration::ZERO)) {
@@ -678,7 +860,7 @@ pub(crate) mod fuzzing {
                         model.push_back(msg)
                     }
                     Err(QueueError::Full) => {}
-                    Err(QueueError::Closed) => assert!(closed),
+                    Err(QueueError::ShutDown) => assert!(closed),
                     Err(e) => panic!("put_timeout: {e}"),
                 },
                 2 | 3 => {
@@ -692,7 +874,7 @@ pub(crate) mod fuzzing {
                             let want = model.pop_front().expect("got a message never put");
                             assert_eq!(out, want, "wrong message");
                         }
-                        Err(QueueError::Empty) | Err(QueueError::Closed) => {
+                        Err(QueueError::Empty) | Err(QueueError::ShutDown) => {
                             assert!(model.is_empty(), "{} messages not delivered", model.len())
                         }
                         Err(e) => panic!("get: {e}"),
@@ -703,7 +885,7 @@ pub(crate) mod fuzzing {
                 }
                 _ => {
                     if *size == 0 {
-                        q.close();
+                        q.shutdown();
                         closed = true;
                     }
                 }

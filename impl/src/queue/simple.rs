@@ -56,9 +56,22 @@ impl<T> SimpleQueue<T> {
         self.q.is_empty()
     }
 
-    /// Close it for every process; wakes every blocked caller.
+    /// This process is done with the queue: its handles refuse `put` and
+    /// `get` with [`QueueError::Closed`] (see [`Queue::close`]); other
+    /// processes go on.
     pub fn close(&self) {
         self.q.close()
+    }
+
+    /// Has this process closed it ([`SimpleQueue::close`])?
+    pub fn is_closed(&self) -> bool {
+        self.q.is_closed()
+    }
+
+    /// Shut it down for every process; wakes every blocked caller (see
+    /// [`Queue::shutdown`]).
+    pub fn shutdown(&self) {
+        self.q.shutdown()
     }
 }
 

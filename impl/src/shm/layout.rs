@@ -167,6 +167,8 @@ assert_model_offsets!(RingHeader<Shm> {
     closed: 256,
     capacity: 320,
     max_items: 328,
+    reclaim_shift: 332,
+    reclaimed: 336,
 });
 
 /// The field offsets of the model's protocol structs (their `OFFSETS`
@@ -276,7 +278,10 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// Version 2 is the first whose fingerprint includes the model structs' field
 /// offsets ([`MODEL_OFFSETS`]); its layouts are those of version 1 (the check
 /// became stricter, the bytes in shared memory did not move).
-pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4)];
+///
+/// Version 3: the queue ring's header gained `reclaim_shift` and `reclaimed`
+/// (reclaiming consumed memory), in what was padding of its last line.
+pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4), (3, 0x99c4_c508)];
 
 /// The fingerprint recorded for `version`, if any.
 const fn recorded(version: u32) -> Option<u32> {

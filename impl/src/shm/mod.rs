@@ -133,8 +133,9 @@ fn os(what: &'static str) -> impl FnOnce(std::io::Error) -> ShmError {
 pub(crate) const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
 /// Version of the shared-memory layouts of this build. Bump it whenever a
 /// `#[repr(C)]` shared struct changes. (2: the layouts of 1; the first version
-/// whose fingerprint includes the model's field offsets, see impl/src/layout.rs.)
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+/// whose fingerprint includes the model's field offsets, see impl/src/layout.rs;
+/// 3: the queue ring header's reclaim fields.)
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Offset of the first usable byte of a segment (the header is padded to a cache line).
 pub(crate) const DATA_OFFSET: usize = 64;
 /// Size of each small-object arena segment.
@@ -811,6 +812,31 @@ impl<T: ShmSafe> ShmSlice<T> {
             // SAFETY: in bounds of the block (len * size_of::<T>() bytes), aligned.
             unsafe { p.add(i).write(f(i)) };
         }
+        Ok(ShmSlice {
+            block: Arc::new(block),
+            ptr: NonNull::new(p).expect("mapping is non-null"),
+            len,
+        })
+    }
+
+    /// Allocates `len` elements whose bytes are all zero, without writing
+    /// them (fresh blocks are zero-filled, reused ones zeroed): a large slice
+    /// gets a sparse memfd of its own and holds no memory until written.
+    ///
+    /// # Safety
+    /// All-zero bytes must be a valid `T`.
+    pub(crate) unsafe fn zeroed(len: usize) -> Result<ShmSlice<T>, ShmError> {
+        const {
+            assert!(
+                !core::mem::needs_drop::<T>(),
+                "ShmSafe types have no drop glue"
+            )
+        };
+        let bytes = size_of::<T>()
+            .checked_mul(len)
+            .ok_or(ShmError::TooLarge(usize::MAX))?;
+        let block = Block::alloc(bytes, align_of::<T>())?;
+        let p = block.ptr().cast::<T>();
         Ok(ShmSlice {
             block: Arc::new(block),
             ptr: NonNull::new(p).expect("mapping is non-null"),

@@ -31,6 +31,7 @@
 pub(crate) mod deathwatch;
 pub(crate) mod fork;
 pub(crate) mod io;
+pub(crate) mod mem;
 pub(crate) mod posix_shm;
 pub(crate) mod proc;
 pub(crate) mod process_extra;

@@ -248,6 +248,7 @@ mod shuttle_checks {
             crash,
             mixed: false,
             spurious: None,
+            reclaim: 0,
         }
     }
 

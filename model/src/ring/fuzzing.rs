@@ -70,6 +70,8 @@ pub struct Spec {
     pub mixed: bool,
     /// The n-th wait of the first consumer returns spuriously.
     pub spurious: Option<u32>,
+    /// The ring reclaims memory in units of `2^reclaim` chunks (0: never).
+    pub reclaim: u32,
 }
 
 /// What the threads report, checked at the end.
@@ -212,7 +214,9 @@ macro_rules! __ring_body {
         use $crate::$plat::{run, world, ModelThread};
         let spec: Spec = $spec;
         let world = world();
-        let q = Arc::new(Q::<_>::new(spec.cap, spec.max_items));
+        let q = Arc::new(Q::<_>::with_header(
+            $crate::ring::RingHeader::new(spec.cap, spec.max_items).with_reclaim(spec.reclaim),
+        ));
         let log = Arc::new(StdMutex::new(Log::default()));
         let nprod = spec.producers.len();
         // A checker atomic: "every producer is done" must synchronize with
@@ -366,6 +370,8 @@ pub fn spec_from_bytes(data: &[u8]) -> (Spec, &[u8]) {
             crash,
             mixed,
             spurious: None,
+            // A unit of 2 chunks (off for rings of fewer than 4).
+            reclaim: ((flags >> 2) & 1) as u32,
         },
         rest,
     )

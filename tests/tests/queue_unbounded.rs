@@ -1,0 +1,247 @@
+//! The default queue is unbounded in shared memory (Python's `Queue()`): a
+//! producer's `put` never waits for room, whether or not anybody reads, and
+//! the memory the backlog took is given back as it is drained. And `close`
+//! is per process (Python's `Queue.close`), `shutdown` for everyone.
+//!
+//! Every wait on another process has a generous timeout, so that a
+//! regression fails the test instead of hanging it.
+
+use std::time::Duration;
+
+use procshare::{Event, Process, Queue, QueueError, RawQueue, SimpleQueue};
+use procshare_tests::quiet;
+
+const GENEROUS: Duration = Duration::from_secs(60);
+
+/// A child process that is killed and reaped when the test ends, even when it
+/// fails (so that no child outlives the test binary).
+struct Child(Process);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.join();
+    }
+}
+
+/// A child puts 200,000 items with nobody reading and exits; then the parent
+/// reads them all, in order. (With the old 1 MiB ring, the child blocked for
+/// ever at the 65,536th item.)
+#[test]
+fn a_child_puts_200000_items_with_no_reader_and_exits_then_the_parent_reads_them_all() {
+    quiet();
+    const N: u64 = 200_000;
+    let q: Queue<u64> = Queue::new().unwrap();
+    let mut child = Child(Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..N {
+                q.put(&i).unwrap();
+            }
+        }
+    }));
+    child.0.start().unwrap();
+    assert_eq!(
+        child.0.join_timeout(GENEROUS).unwrap(),
+        Some(0),
+        "the child did not finish putting {N} items with nobody reading"
+    );
+    assert_eq!(q.qsize(), N as usize);
+    for i in 0..N {
+        assert_eq!(q.try_get().unwrap(), i);
+    }
+    assert!(matches!(q.try_get(), Err(QueueError::Empty)));
+}
+
+/// The backlog's memory is the ring's memfd's allocated blocks: they grow
+/// with what is put, and fall back when it is read (consumed pages are
+/// punched out of the file), here after a drain by another process.
+#[test]
+fn draining_gives_the_memory_back() {
+    quiet();
+    let q = RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
+    let before = q.allocated_bytes().expect("a ring of its own");
+    let msg = [7u8; 1000];
+    for _ in 0..20_000 {
+        q.put_bytes(&msg, None).unwrap();
+    }
+    let full = q.allocated_bytes().unwrap();
+    assert!(
+        full >= before + 20_000 * 1000,
+        "20 MB put but the ring holds {full} bytes (from {before})"
+    );
+    let mut consumer = Child(Process::new({
+        let q = q.clone();
+        move || {
+            let mut out = Vec::new();
+            for _ in 0..20_000 {
+                q.get_bytes(&mut out, None).unwrap();
+                assert_eq!(out, [7u8; 1000]);
+            }
+        }
+    }));
+    consumer.0.start().unwrap();
+    assert_eq!(consumer.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    assert!(q.is_empty());
+    let drained = q.allocated_bytes().unwrap();
+    assert!(
+        drained <= 256 << 10,
+        "after draining, the ring still holds {drained} bytes (it held {full})"
+    );
+}
+
+/// `put` of a message that can never be in the unbounded ring at once (with
+/// its message limit raised past the ring) is its own error, not `Full`, and
+/// not a wait; `try_put` of one larger than a small byte-bounded ring too.
+#[test]
+fn a_message_larger_than_any_bound_is_never_fits_not_full() {
+    let mut q = RawQueue::new(1 << 20, 0).unwrap();
+    q.set_message_limit(usize::MAX);
+    let e = q.try_put_bytes(&vec![0u8; 2 << 20]).unwrap_err();
+    assert!(
+        matches!(e, QueueError::NeverFits { streams: true, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("never fit"), "{e}");
+    // `put` streams it through the bounded ring (nothing to show here without
+    // a reader); the unbounded queue refuses to, rather than wait.
+    let q: Queue<Vec<u8>> = Queue::builder()
+        .message_limit(usize::MAX)
+        .capacity_bytes(64 << 20)
+        .build()
+        .unwrap();
+    let e = q.put(&vec![1u8; 65 << 20]).unwrap_err();
+    assert!(
+        matches!(e, QueueError::NeverFits { streams: false, .. }),
+        "{e:?}"
+    );
+    q.put(&vec![1u8; 10]).unwrap();
+    assert_eq!(q.get().unwrap(), vec![1u8; 10]);
+}
+
+/// Two producer processes each close their own handle when done (Python's
+/// "no more data will be put on this queue by the current process"); the
+/// consumer still receives the other's items, put after the first closed.
+#[test]
+fn each_producer_closes_its_own_end_and_the_consumer_still_gets_the_others_items() {
+    quiet();
+    let q: Queue<(u8, u32)> = Queue::new().unwrap();
+    let first_closed = Event::new().unwrap();
+    let producer = |id: u8, wait: Option<Event>, done: Option<Event>| {
+        let q = q.clone();
+        Process::new(move || {
+            if let Some(e) = wait {
+                assert!(e.wait_timeout(GENEROUS), "the other producer never closed");
+            }
+            for i in 0..100 {
+                q.put(&(id, i)).unwrap();
+            }
+            q.close();
+            assert!(q.is_closed());
+            assert!(matches!(q.put(&(id, 999)), Err(QueueError::Closed)));
+            if let Some(e) = done {
+                e.set();
+            }
+        })
+    };
+    let mut a = Child(producer(1, None, Some(first_closed.clone())));
+    let mut b = Child(producer(2, Some(first_closed.clone()), None));
+    a.0.start().unwrap();
+    b.0.start().unwrap();
+    let mut got = [0u32; 3];
+    for _ in 0..200 {
+        let (id, i) = q.get_timeout(GENEROUS).unwrap();
+        assert_eq!(got[id as usize], i, "producer {id}'s items out of order");
+        got[id as usize] += 1;
+    }
+    assert_eq!(got, [0, 100, 100]);
+    assert_eq!(a.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    assert_eq!(b.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    // The parent never closed: its handle still puts.
+    assert!(!q.is_closed());
+    q.put(&(0, 1)).unwrap();
+    assert_eq!(q.get().unwrap(), (0, 1));
+}
+
+/// `close` in one process does not reach its clones in another, but does
+/// reach the clones in the same process (`put` and `get` there fail, as
+/// CPython's raise `ValueError`); `shutdown` reaches everyone.
+#[test]
+fn close_is_per_process_shutdown_is_for_everyone() {
+    quiet();
+    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
+    let here = q.clone();
+    let mut child = Child(Process::new({
+        let q = q.clone();
+        move || {
+            q.close();
+            assert!(matches!(q.put(&1), Err(QueueError::Closed)));
+        }
+    }));
+    child.0.start().unwrap();
+    assert_eq!(child.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    q.put(&2).unwrap();
+    here.close();
+    assert!(q.is_closed());
+    assert!(matches!(q.put(&3), Err(QueueError::Closed)));
+    assert!(matches!(q.get(), Err(QueueError::Closed)));
+    // A child forked after the close starts with its handles open (CPython's
+    // `Queue._after_fork`).
+    let mut child = Child(Process::new({
+        let q = q.clone();
+        move || assert_eq!(q.get().unwrap(), 2)
+    }));
+    child.0.start().unwrap();
+    assert_eq!(child.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    let other: Queue<u32> = Queue::new().unwrap();
+    let mut child = Child(Process::new({
+        let other = other.clone();
+        move || other.shutdown()
+    }));
+    child.0.start().unwrap();
+    assert_eq!(child.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    assert!(other.is_shutdown());
+    assert!(matches!(other.put(&4), Err(QueueError::ShutDown)));
+    assert!(matches!(other.get(), Err(QueueError::ShutDown)));
+}
+
+fn put_many((q, n): (Queue<u64>, u64)) {
+    for i in 0..n {
+        q.put(&i).unwrap();
+    }
+}
+
+fn drain((q, n): (Queue<u64>, u64)) {
+    for i in 0..n {
+        assert_eq!(q.get().unwrap(), i);
+    }
+}
+
+/// Children started by `spawn` and `forkserver` attach the queue's sparse
+/// ring from its memfd (passed by `SCM_RIGHTS`): one puts 100,000 items with
+/// nobody reading, another drains them, and the ring's memory falls back.
+#[test]
+fn spawn_and_forkserver_children_put_without_a_reader_and_drain() {
+    quiet();
+    const N: u64 = 100_000;
+    for m in [
+        procshare::StartMethod::Spawn,
+        procshare::StartMethod::ForkServer,
+    ] {
+        let q: Queue<u64> = Queue::new().unwrap();
+        let mut p = Child(Process::with_target(put_many, (q.clone(), N)).start_method(m));
+        p.0.start().unwrap();
+        assert_eq!(p.0.join_timeout(GENEROUS).unwrap(), Some(0), "{m:?}");
+        assert_eq!(q.qsize(), N as usize, "{m:?}");
+        let full = q.raw().allocated_bytes().unwrap();
+        let mut c = Child(Process::with_target(drain, (q.clone(), N)).start_method(m));
+        c.0.start().unwrap();
+        assert_eq!(c.0.join_timeout(GENEROUS).unwrap(), Some(0), "{m:?}");
+        assert!(q.is_empty(), "{m:?}");
+        let drained = q.raw().allocated_bytes().unwrap();
+        assert!(
+            full >= N * 16 && drained <= 256 << 10,
+            "{m:?}: the ring held {full} bytes full, {drained} drained"
+        );
+    }
+}

@@ -76,18 +76,18 @@ fn add_cond_level(addr: usize, up: bool) {
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
 /// use procshare::{Condition, Process, Value};
 /// let cond = Condition::new().unwrap();
-/// let ready = Value::new(false).unwrap();
+/// let ready = Value::new(0u8).unwrap();
 /// let mut p = Process::new({
 ///     let (cond, ready) = (cond.clone(), ready.clone());
 ///     move || {
 ///         let _g = cond.lock().unwrap();
-///         ready.set(true);
+///         ready.set(1);
 ///         cond.notify(1).unwrap();
 ///     }
 /// });
 /// p.start().unwrap();
 /// let mut g = cond.lock().unwrap();
-/// while !ready.get() {
+/// while ready.get() == 0 {
 ///     g = cond.wait(g).unwrap();
 /// }
 /// drop(g);

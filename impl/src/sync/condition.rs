@@ -159,6 +159,13 @@ fn rlock_addr(r: &RLock) -> usize {
     r.raw.as_ptr() as usize
 }
 
+fn lock_addr(l: &AnyLock) -> usize {
+    match l {
+        AnyLock::Lock(l) => l.raw.as_ptr() as usize,
+        AnyLock::RLock(r) => rlock_addr(r),
+    }
+}
+
 impl Condition {
     /// A new condition with its own new [`RLock`] (Python's `Condition()`).
     pub fn new() -> Result<Condition, ShmError> {
@@ -167,7 +174,22 @@ impl Condition {
 
     /// A new condition over `lock`, a [`Lock`](crate::Lock) or an [`RLock`]
     /// (Python's `Condition(lock)`). Other handles onto the lock keep working
-    /// as usual.
+    /// as usual, and several conditions may share one lock:
+    ///
+    /// ```
+    /// use procshare::{Condition, Lock};
+    /// use std::time::Duration;
+    /// let lock = Lock::new().unwrap();
+    /// let not_empty = Condition::with_lock(lock.clone()).unwrap();
+    /// let not_full = Condition::with_lock(lock).unwrap();
+    /// let g = not_empty.lock().unwrap();
+    /// // The guard holds the lock both conditions use.
+    /// let (g, notified) = not_full.wait_timeout(g, Duration::from_millis(1)).unwrap();
+    /// assert!(!notified);
+    /// not_full.notify(1).unwrap();
+    /// drop(g);
+    /// assert!(not_full.notify(1).is_err()); // the lock is not held any more
+    /// ```
     pub fn with_lock(lock: impl Into<AnyLock>) -> Result<Condition, ShmError> {
         Ok(Condition {
             raw: ShmBox::new(RawCondition::new())?,
@@ -224,9 +246,11 @@ impl Condition {
         timeout: Option<Duration>,
         pred: Option<&mut dyn FnMut() -> bool>,
     ) -> (bool, Acquired) {
+        // A guard of any condition over the same lock will do (CPython's
+        // several conditions sharing one lock).
         assert!(
-            core::ptr::eq(g.cond, self),
-            "the guard given to Condition::wait is of another condition handle"
+            lock_addr(&g.cond.lock) == lock_addr(&self.lock),
+            "the guard given to Condition::wait does not hold this condition's lock"
         );
         let t = ShmThread::current();
         let r = match &self.lock {
@@ -265,9 +289,22 @@ impl Condition {
     ///
     /// # Panics
     ///
-    /// If the lock is an [`RLock`] that this thread also holds other than
-    /// through this condition (a `Value` guard over the same lock, say):
-    /// waiting releases every level, which would free that guard's data.
+    /// If `g` does not hold this condition's lock (a guard of another
+    /// condition over the same lock will do). If the lock is an [`RLock`]
+    /// that this thread also holds other than through a condition (a `Value`
+    /// guard over the same lock, say): waiting releases every level, which
+    /// would free that guard's data.
+    ///
+    /// ```should_panic
+    /// use procshare::{Condition, RLock, Value};
+    /// let l = RLock::new().unwrap();
+    /// let v = Value::with_lock(0i32, l.clone()).unwrap();
+    /// let c = Condition::with_lock(l).unwrap();
+    /// let g = c.lock().unwrap();
+    /// let data = v.lock().unwrap(); // a `&mut i32` through the same RLock
+    /// // Panics: waiting would let other processes write `*data` meanwhile.
+    /// let _ = c.wait_timeout(g, std::time::Duration::from_millis(1));
+    /// ```
     pub fn wait<'a>(&'a self, g: ConditionGuard<'a>) -> LockResult<ConditionGuard<'a>> {
         let (_, a) = self.raw_wait(&g, None, None);
         match a {

@@ -76,6 +76,7 @@ pub use crate::sync::{
     AnyGuard, AnyLock, Barrier, BoundedSemaphore, Event, Lock, LockGuard, LockResult, OwnerDied,
     RLock, RLockGuard, Semaphore, SyncError, TryLockError, TryLockResult,
 };
+pub use crate::sync::{Condition, ConditionGuard};
 
 /// The fuzz targets' bodies (the `fuzz/` crate and the corpus replay tests
 /// call these). Not API: only with the `fuzzing` feature.

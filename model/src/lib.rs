@@ -16,6 +16,7 @@ pub use checkers::{loom_platform, shuttle_platform};
 pub mod testkit;
 
 pub mod barrier;
+pub mod condition;
 pub mod event;
 #[cfg(feature = "checkers")]
 pub mod fuzzing;

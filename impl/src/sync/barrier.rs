@@ -39,6 +39,8 @@ pub struct Barrier {
     pub(crate) raw: ShmBox<RawBarrier<Shm>>,
     /// Run by the last arrival (a plain `fn`: valid in every forked process).
     pub(crate) action: Option<fn()>,
+    /// The timeout of [`Barrier::wait`] (CPython's `timeout=`); `None`: forever.
+    pub(crate) default_timeout: Option<Duration>,
 }
 
 impl core::fmt::Debug for Barrier {
@@ -60,7 +62,42 @@ impl Barrier {
         Ok(Barrier {
             raw: ShmBox::new(raw)?,
             action: None,
+            default_timeout: None,
         })
+    }
+
+    /// A barrier whose [`Barrier::wait`] waits at most `timeout` (Python's
+    /// `Barrier(parties, timeout=timeout)`): when it passes, the barrier
+    /// breaks and `wait` returns [`SyncError::BrokenBarrier`].
+    /// [`Barrier::wait_timeout`] still uses its own timeout.
+    ///
+    /// ```
+    /// use procshare::{Barrier, SyncError};
+    /// use std::time::Duration;
+    /// let b = Barrier::with_timeout(2, Duration::from_millis(10)).unwrap();
+    /// assert!(matches!(b.wait(), Err(SyncError::BrokenBarrier))); // nobody came
+    /// assert!(b.is_broken());
+    /// assert_eq!(b.default_timeout(), Some(Duration::from_millis(10)));
+    /// ```
+    pub fn with_timeout(parties: u32, timeout: Duration) -> Result<Barrier, SyncError> {
+        Ok(Barrier {
+            default_timeout: Some(timeout),
+            ..Barrier::new(parties)?
+        })
+    }
+
+    /// This handle (and the clones made from it afterwards) with `timeout`
+    /// as the timeout of [`Barrier::wait`] (`None`: forever), e.g. for a
+    /// barrier with both an action and a timeout:
+    /// `Barrier::with_action(3, f)?.set_default_timeout(Some(t))`.
+    pub fn set_default_timeout(mut self, timeout: Option<Duration>) -> Barrier {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// The timeout of [`Barrier::wait`] (Python's `barrier._timeout`).
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.default_timeout
     }
 
     /// A barrier whose last arriving party runs `action` after all parties
@@ -120,8 +157,10 @@ impl Barrier {
     }
 
     /// Waits until every party has arrived; returns this party's arrival index.
+    /// With a default timeout ([`Barrier::with_timeout`]) it waits at most
+    /// that long, as [`Barrier::wait_timeout`] does.
     pub fn wait(&self) -> Result<u32, SyncError> {
-        self.wait_inner(None)
+        self.wait_inner(self.default_timeout)
     }
 
     /// Waits at most `timeout`. On timeout the barrier breaks (for everyone)

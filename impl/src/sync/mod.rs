@@ -31,6 +31,7 @@
 
 mod any;
 mod barrier;
+mod condition;
 mod event;
 mod lock;
 mod rlock;
@@ -38,6 +39,7 @@ mod semaphore;
 
 pub use any::{AnyGuard, AnyLock};
 pub use barrier::Barrier;
+pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};

@@ -254,7 +254,8 @@ impl SpawnArg for Barrier {
     fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError> {
         ex.shm_box(&self.raw)?;
         // The action, a plain function, crosses like a target: by its offset.
-        ex.put(&self.action.map(|f| offset_of(f as usize)))
+        ex.put(&self.action.map(|f| offset_of(f as usize)))?;
+        ex.put(&self.default_timeout)
     }
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         let raw = im.shm_box()?;
@@ -273,7 +274,12 @@ impl SpawnArg for Barrier {
                 Some(unsafe { core::mem::transmute::<usize, fn()>(addr) })
             }
         };
-        Ok(Barrier { raw, action })
+        let default_timeout = im.take::<Option<core::time::Duration>>()?;
+        Ok(Barrier {
+            raw,
+            action,
+            default_timeout,
+        })
     }
 }
 

@@ -1,0 +1,498 @@
+//! loom and shuttle checks of the condition variable, and proof that each
+//! seeded mutant is caught.
+
+use super::*;
+use crate::platform::{CellLike, Platform};
+use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
+
+/// What the checks need from a lock besides [`CondLock`]: acquire (an `RLock`
+/// twice, so that `wait` must release and restore two levels) and release.
+trait TestLock<P: Platform>: CondLock<P> + Send + Sync + 'static {
+    fn fresh() -> Self;
+    fn enter(&self, t: &P::Thread) -> Acquired;
+    fn leave(&self, t: &P::Thread);
+}
+
+impl<P: Platform> TestLock<P> for RawMutex<P> {
+    fn fresh() -> Self {
+        RawMutex::new()
+    }
+    fn enter(&self, t: &P::Thread) -> Acquired {
+        self.reacquire(t, 1)
+    }
+    fn leave(&self, t: &P::Thread) {
+        crate::check!(self.unlock(t).is_ok(), "the lock was not held on return");
+    }
+}
+
+impl<P: Platform> TestLock<P> for RawRLock<P> {
+    fn fresh() -> Self {
+        RawRLock::new()
+    }
+    fn enter(&self, t: &P::Thread) -> Acquired {
+        self.reacquire(t, 2)
+    }
+    fn leave(&self, t: &P::Thread) {
+        crate::check!(
+            self.count() == 2,
+            "wait did not restore the recursion depth"
+        );
+        crate::check!(self.unlock(t).is_ok(), "the lock was not held on return");
+        crate::check!(self.unlock(t).is_ok(), "the lock was not held on return");
+    }
+}
+
+/// The condition, its lock, the predicate's data (a checker cell: loom
+/// reports an access the lock does not order), and witnesses (std atomics,
+/// invisible to the checkers): who registered, how many notifications were
+/// issued, how many waiters returned notified, how many returned at all (a
+/// waiter also returns, without a notification, when it recovers the lock
+/// from a dead holder).
+struct Shared<P: Platform, L> {
+    c: RawCondition<P>,
+    l: L,
+    flag: P::Cell<u32>,
+    registered: [AtomicBool; 8],
+    issued: AtomicU32,
+    returned: AtomicU32,
+    ended: [AtomicBool; 8],
+}
+
+impl<P: Platform, L: TestLock<P>> Shared<P, L> {
+    fn new() -> Self {
+        Shared {
+            c: RawCondition::new(),
+            l: L::fresh(),
+            flag: P::Cell::new(0),
+            registered: Default::default(),
+            issued: AtomicU32::new(0),
+            returned: AtomicU32::new(0),
+            ended: Default::default(),
+        }
+    }
+
+    fn flag(&self) -> u32 {
+        // SAFETY: the protocol under check grants this access (exclusive for a write, no writer for a read); loom reports a race if it does not.
+        self.flag.with(|p| unsafe { *p })
+    }
+
+    fn set_flag(&self, v: u32) {
+        // SAFETY: as in `flag`.
+        self.flag.with_mut(|p| unsafe { *p = v });
+    }
+
+    /// The classic waiter: `with cond: while not flag: cond.wait()`. Stops
+    /// early if the lock's holder died (then it cannot expect a notification).
+    /// Returns whether it saw the flag.
+    fn waiter(&self, t: &P::Thread, timeout: Option<Duration>) -> bool {
+        if self.l.enter(t) == Acquired::OwnerDied {
+            self.l.leave(t);
+            return false;
+        }
+        let mut seen = true;
+        while self.flag() == 0 {
+            let w = self.c.wait(t, &self.l, timeout).unwrap();
+            if w.acquired == Acquired::OwnerDied || (timeout.is_some() && !w.notified) {
+                seen = self.flag() != 0;
+                break;
+            }
+            crate::check!(
+                w.notified,
+                "a blocking wait returned without a notification"
+            );
+        }
+        self.l.leave(t);
+        seen
+    }
+
+    /// The classic notifier: `with cond: flag = 1; cond.notify()`.
+    fn notifier(&self, t: &P::Thread) {
+        self.l.enter(t);
+        self.set_flag(1);
+        self.c.notify(t, &self.l, 1).unwrap();
+        self.l.leave(t);
+    }
+
+    /// A notifier that died before it held the lock (its crash point after
+    /// announcing itself on the lock word) never notified and cannot be
+    /// detected through the lock: the waiters rightly wait for another
+    /// notifier. This is it (another process, `t`). A notifier that died
+    /// holding the lock is left to the waiters to detect.
+    fn rescue_if_never_held(&self, died: bool, t: &P::Thread) {
+        // The dead notifier ran on this checker thread: this load sees its
+        // last write to the lock word, or a later one.
+        if died && self.l.holder() != Some(1) {
+            self.notifier(t);
+        }
+    }
+
+    /// Wait (spinning on the lock) until `ready()` holds, lock held on return.
+    fn lock_when(&self, t: &P::Thread, yield_now: fn(), ready: impl Fn() -> bool) {
+        loop {
+            self.l.enter(t);
+            if ready() {
+                return;
+            }
+            self.l.leave(t);
+            yield_now();
+        }
+    }
+
+    /// A waiter that registers (witness `registered[i]`) and waits once.
+    fn wait_once(&self, t: &P::Thread, i: usize, deaths_allowed: u32) {
+        self.l.enter(t);
+        self.registered[i].store(true, SeqCst);
+        let w = self.c.wait(t, &self.l, None).unwrap();
+        self.ended[i].store(true, SeqCst);
+        if w.acquired == Acquired::Clean {
+            crate::check!(
+                w.notified,
+                "a blocking wait returned without a notification"
+            );
+        }
+        if w.notified {
+            let n = self.returned.fetch_add(1, SeqCst) + 1;
+            crate::check!(
+                n <= self.issued.load(SeqCst) + deaths_allowed,
+                "more waiters released than notified"
+            );
+        }
+        self.l.leave(t);
+    }
+
+    /// A waiter that arrives after a notification: a timed wait (under a
+    /// checker it times out at once) must not take that notification.
+    fn late_waiter(&self, t: &P::Thread) {
+        self.l.enter(t);
+        let w = self
+            .c
+            .wait(t, &self.l, Some(Duration::from_millis(1)))
+            .unwrap();
+        crate::check!(
+            !w.notified,
+            "a waiter that arrived after notify(1) took the notification"
+        );
+        self.l.leave(t);
+    }
+}
+
+mod loom_checks {
+    use super::*;
+    use crate::loom_platform::{run, world, yield_now, Loom, ModelThread};
+
+    /// The preemption bound of every loom check here: a wait is five lock
+    /// operations and a sleep, so the unbounded exploration of even the
+    /// two-thread pair takes ~20 s, and ~2 min per crash-point sweep.
+    const BOUND: usize = 3;
+
+    /// A notifier (thread 1; dies at its `crash`-th crash point if given) and
+    /// the classic waiter (main; timed if `timed`, its n-th wait spurious if
+    /// `spurious`). Two threads, exhaustive. Returns whether the notifier died.
+    pub(super) fn pair<const M: u32, L: TestLock<Loom<M>>>(
+        timed: bool,
+        spurious: Option<u32>,
+        crash: Option<u32>,
+    ) -> bool {
+        let crashed = Arc::new(AtomicBool::new(false));
+        let c = crashed.clone();
+        crate::testkit::loom(Some(BOUND)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>, L>::new());
+            let h = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1).crash_at(crash);
+                    let died = run(&t, |t| s.notifier(t));
+                    s.rescue_if_never_held(died, &ModelThread::new(&world, 3));
+                    died
+                })
+            };
+            let t = ModelThread::new(&world, 2).spurious_at(spurious);
+            let timeout = timed.then(|| Duration::from_millis(1));
+            let seen = s.waiter(&t, timeout);
+            let died = h.join().unwrap();
+            if died {
+                c.store(true, SeqCst);
+            }
+            crate::check!(
+                seen || timed || died,
+                "the waiter returned without the notification"
+            );
+        });
+        crashed.load(SeqCst)
+    }
+
+    /// A waiter (thread 1) waits; the main thread notifies once it waits,
+    /// then waits itself with a timeout: it arrived after the notification
+    /// and must not take it (thread 1 would sleep forever). Two threads,
+    /// exhaustive.
+    pub(super) fn stolen<const M: u32>() {
+        crate::testkit::loom(Some(BOUND)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>, RawMutex<Loom<M>>>::new());
+            let h = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1);
+                    s.issued.store(1, SeqCst);
+                    s.wait_once(&t, 0, 0);
+                })
+            };
+            let t = ModelThread::new(&world, 2);
+            s.lock_when(&t, yield_now, || s.registered[0].load(SeqCst));
+            crate::check!(s.c.notify(&t, &s.l, 1) == Ok(1), "notify released nobody");
+            s.l.leave(&t);
+            s.late_waiter(&t);
+            h.join().unwrap();
+        });
+    }
+
+    /// A waiter (thread 1) dies at its `k`-th crash point; the main thread
+    /// notifies once it waits (or died), then the condition must still work:
+    /// a new waiter (thread 3, started after thread 1 ended) is notified.
+    /// At most two threads at a time, exhaustive. Returns whether thread 1 died.
+    pub(super) fn waiter_dies<const M: u32>(k: u32) -> bool {
+        let crashed = Arc::new(AtomicBool::new(false));
+        let c = crashed.clone();
+        crate::testkit::loom(Some(BOUND)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>, RawMutex<Loom<M>>>::new());
+            s.issued.store(1, SeqCst);
+            let h = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1).crash_at(Some(k));
+                    run(&t, |t| s.wait_once(t, 0, 0))
+                })
+            };
+            let t = ModelThread::new(&world, 2);
+            s.lock_when(&t, yield_now, || {
+                s.registered[0].load(SeqCst) || world.is_dead(1)
+            });
+            s.c.notify(&t, &s.l, 1).unwrap();
+            s.l.leave(&t);
+            if h.join().unwrap() {
+                c.store(true, SeqCst);
+            }
+            // Still usable: a new waiter is notified (perhaps spuriously,
+            // by the dead waiter's notification: allowed one extra).
+            s.issued.store(2, SeqCst);
+            let h3 = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 3);
+                    s.wait_once(&t, 1, 1);
+                })
+            };
+            s.lock_when(&t, yield_now, || s.registered[1].load(SeqCst));
+            s.c.notify(&t, &s.l, 1).unwrap();
+            s.l.leave(&t);
+            h3.join().unwrap();
+        });
+        crashed.load(SeqCst)
+    }
+
+    #[test]
+    fn loom_notify_wakes_waiter_lock() {
+        pair::<0, RawMutex<Loom>>(false, None, None);
+    }
+
+    #[test]
+    fn loom_notify_wakes_waiter_rlock() {
+        pair::<0, RawRLock<Loom>>(false, None, None);
+    }
+
+    #[test]
+    fn loom_timed_wait() {
+        pair::<0, RawMutex<Loom>>(true, None, None);
+    }
+
+    #[test]
+    fn loom_spurious_wakeups_at_every_wait() {
+        for n in 1..=3 {
+            pair::<0, RawMutex<Loom>>(false, Some(n), None);
+        }
+    }
+
+    #[test]
+    fn loom_no_stolen_wakeup() {
+        stolen::<0>();
+    }
+
+    #[test]
+    fn loom_notifier_death_at_every_crash_point() {
+        let points = every_crash_point(|k| pair::<0, RawMutex<Loom>>(false, None, Some(k)));
+        assert!(
+            points >= 4,
+            "expected at least 4 crash points, found {points}"
+        );
+    }
+
+    #[test]
+    fn loom_notifier_death_at_every_crash_point_rlock() {
+        let points = every_crash_point(|k| pair::<0, RawRLock<Loom>>(false, None, Some(k)));
+        assert!(
+            points >= 4,
+            "expected at least 4 crash points, found {points}"
+        );
+    }
+
+    #[test]
+    fn loom_waiter_death_at_every_crash_point() {
+        let points = every_crash_point(waiter_dies::<0>);
+        assert!(
+            points >= 5,
+            "expected at least 5 crash points, found {points}"
+        );
+    }
+
+    #[test]
+    fn loom_catches_901_seq_read_after_unlock() {
+        assert!(fails_with("deadlock", || {
+            pair::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }, RawMutex<Loom<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>>>(
+                false, None, None,
+            );
+        }));
+    }
+
+    #[test]
+    fn loom_catches_902_stolen_wakeup() {
+        assert!(fails_with("took the notification", || {
+            stolen::<{ MUTANT_STEAL.0 }>();
+        }));
+    }
+
+    #[test]
+    fn loom_catches_903_missing_wake() {
+        assert!(fails_with("deadlock", || {
+            pair::<{ MUTANT_NO_WAKE.0 }, RawMutex<Loom<{ MUTANT_NO_WAKE.0 }>>>(false, None, None);
+        }));
+    }
+
+    #[test]
+    fn loom_catches_904_dead_holder_ignored() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(|k| {
+                pair::<{ MUTANT_NO_OWNER_CHECK.0 }, RawMutex<Loom<{ MUTANT_NO_OWNER_CHECK.0 }>>>(
+                    false,
+                    None,
+                    Some(k),
+                )
+            });
+        }));
+    }
+
+    #[test]
+    fn loom_waiter_death_check_catches_901() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(waiter_dies::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>);
+        }));
+    }
+}
+
+mod shuttle_checks {
+    use super::*;
+    use crate::shuttle_platform::{run, world, yield_now, ModelThread, Shuttle};
+
+    const WAITERS: usize = 4;
+
+    /// `WAITERS` waiters (thread 1 dies at its `crash`-th crash point if
+    /// given) wait once each; the main thread, once all wait (or died),
+    /// notifies 1, checks that a waiter that arrives later does not take it,
+    /// waits until it was taken (by a live waiter, or by thread 1 before it
+    /// died), notifies 2 more, then all. Witnesses: no more waiters return
+    /// than were notified (one more per death), and every live one returns.
+    pub(super) fn body<const M: u32>(crash: Option<u32>, died_seen: &AtomicBool) {
+        type L<const M: u32> = RawRLock<Shuttle<M>>;
+        let world = world();
+        let s = Arc::new(Shared::<Shuttle<M>, L<M>>::new());
+        let allowance = crash.is_some() as u32;
+        let hs: Vec<_> = (0..WAITERS)
+            .map(|i| {
+                let (s, world) = (s.clone(), world.clone());
+                shuttle::thread::spawn(move || {
+                    let id = i as u32 + 1;
+                    let t =
+                        ModelThread::new(&world, id).crash_at(if id == 1 { crash } else { None });
+                    run(&t, |t| s.wait_once(t, i, allowance))
+                })
+            })
+            .collect();
+        let t = ModelThread::new(&world, 10);
+        let gone = |s: &Shared<Shuttle<M>, L<M>>, i: usize| {
+            s.registered[i].load(SeqCst) || world.is_dead(i as u32 + 1)
+        };
+        s.lock_when(&t, yield_now, || (0..WAITERS).all(|i| gone(&s, i)));
+        s.issued.store(1, SeqCst);
+        s.c.notify(&t, &s.l, 1).unwrap();
+        s.l.leave(&t);
+        // A late waiter must not take it.
+        let late = {
+            let (s, world) = (s.clone(), world.clone());
+            shuttle::thread::spawn(move || s.late_waiter(&ModelThread::new(&world, 20)))
+        };
+        late.join().unwrap();
+        // notify(1) is not swallowed: a live waiter takes it, unless thread 1
+        // took it before it died.
+        s.lock_when(&t, yield_now, || {
+            s.returned.load(SeqCst) >= 1 || (world.is_dead(1) && s.c.pending() == 0)
+        });
+        s.issued.store(3, SeqCst);
+        s.c.notify(&t, &s.l, 2).unwrap();
+        s.l.leave(&t);
+        s.l.enter(&t);
+        s.issued.store(WAITERS as u32, SeqCst);
+        s.c.notify_all(&t, &s.l).unwrap();
+        s.l.leave(&t);
+        for (i, h) in hs.into_iter().enumerate() {
+            if h.join().unwrap() {
+                died_seen.store(true, SeqCst);
+            } else {
+                crate::check!(s.ended[i].load(SeqCst), "a live waiter was not released");
+            }
+        }
+    }
+
+    fn random<const M: u32>(crash: Option<u32>) -> bool {
+        shuttle_runs(Sched::Random, shuttle_iters(), move |d| body::<M>(crash, d))
+    }
+
+    fn pct<const M: u32>(crash: Option<u32>) -> bool {
+        shuttle_runs(Sched::Pct, shuttle_iters(), move |d| body::<M>(crash, d))
+    }
+
+    #[test]
+    fn shuttle_random_four_waiters() {
+        random::<0>(None);
+    }
+
+    #[test]
+    fn shuttle_pct_four_waiters() {
+        pct::<0>(None);
+    }
+
+    #[test]
+    fn shuttle_waiter_death_at_every_crash_point() {
+        let points = every_crash_point(|k| pct::<0>(Some(k)));
+        assert!(
+            points >= 5,
+            "expected at least 5 crash points, found {points}"
+        );
+    }
+
+    #[test]
+    fn shuttle_catches_902_stolen_wakeup() {
+        assert!(fails_with("took the notification", || {
+            random::<{ MUTANT_STEAL.0 }>(None);
+        }));
+    }
+
+    #[test]
+    fn shuttle_catches_901_lost_notification() {
+        assert!(fails_with("deadlock", || {
+            pct::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>(None);
+        }));
+    }
+}

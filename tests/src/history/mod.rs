@@ -115,14 +115,26 @@ where
 /// Checks `run`'s history against `spec`; panics with the counterexample
 /// (and the seed) if it is not linearizable. Prints the figures.
 pub fn assert_linearizable<S: Spec>(name: &str, spec: &S, run: &Run) -> Stats {
+    if let Ok(dir) = std::env::var("PROCSHARE_HISTORY_DUMP") {
+        let path = format!("{dir}/{name}-{}.txt", run.seed);
+        std::fs::write(&path, dump(&run.history)).unwrap();
+        eprintln!("{name}: history written to {path}");
+    }
     let t = Instant::now();
     let r = checker::check(spec, &run.history);
     let took = t.elapsed();
     match r {
         Ok(stats) => {
+            let slowest = run
+                .history
+                .iter()
+                .filter_map(|o| o.ret.map(|(t, _)| (t - o.call, o)))
+                .max_by_key(|&(d, _)| d)
+                .map(|(d, o)| format!("p{} {} took {d} ns", o.proc, spec.describe(o)))
+                .unwrap_or_default();
             eprintln!(
                 "{name}: seed {}: {} ops ({} indeterminate, {} objects, {} processes killed) \
-                 linearizable, checked in {took:?}",
+                 linearizable, checked in {took:?}; slowest op: {slowest}",
                 run.seed,
                 stats.ops,
                 stats.pending,
@@ -135,19 +147,26 @@ pub fn assert_linearizable<S: Spec>(name: &str, spec: &S, run: &Run) -> Stats {
     }
 }
 
-/// The seeds to run: one in `cargo test`; with
+/// The seeds to run: one in `cargo test` (`base_seed`, or
+/// `PROCSHARE_HISTORY_SEED` to replay a failure); with
 /// `PROCSHARE_HISTORY_SOAK_SECS=n`, new seeds for about `n` seconds (the
 /// clock only decides when to stop, never what passes).
-pub fn soak(base_seed: u64, mut round: impl FnMut(u64)) {
+pub fn soak(name: &str, base_seed: u64, mut round: impl FnMut(u64)) {
     let secs: u64 = std::env::var("PROCSHARE_HISTORY_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let start = Instant::now();
-    let mut seed = base_seed;
+    let mut seed = std::env::var("PROCSHARE_HISTORY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(base_seed);
     let mut rounds = 0u64;
+    let mut slowest = (Duration::ZERO, seed);
     loop {
+        let t = Instant::now();
         round(seed);
+        slowest = slowest.max((t.elapsed(), seed));
         rounds += 1;
         if start.elapsed() >= Duration::from_secs(secs) {
             break;
@@ -157,6 +176,45 @@ pub fn soak(base_seed: u64, mut round: impl FnMut(u64)) {
             .wrapping_add(1442695040888963407);
     }
     if secs > 0 {
-        eprintln!("soak: {rounds} rounds in {:?}", start.elapsed());
+        eprintln!(
+            "soak {name}: {rounds} rounds in {:?}; slowest round {:?} (seed {})",
+            start.elapsed(),
+            slowest.0,
+            slowest.1
+        );
     }
+}
+
+/// `history` as text, one op a line: `proc key kind arg call ret_time ret`
+/// (`- -` for an indeterminate op); [`load`] reads it back.
+pub fn dump(history: &[Op]) -> String {
+    let mut s = String::new();
+    for o in history {
+        let (rt, r) = match o.ret {
+            Some((t, r)) => (t.to_string(), r.to_string()),
+            None => ("-".into(), "-".into()),
+        };
+        s += &format!(
+            "{} {} {} {} {} {rt} {r}\n",
+            o.proc, o.key, o.kind, o.arg, o.call
+        );
+    }
+    s
+}
+
+/// Reads a history written by [`dump`].
+pub fn load(text: &str) -> Vec<Op> {
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Op {
+                proc: f[0].parse().unwrap(),
+                key: f[1].parse().unwrap(),
+                kind: f[2].parse().unwrap(),
+                arg: f[3].parse().unwrap(),
+                call: f[4].parse().unwrap(),
+                ret: (f[5] != "-").then(|| (f[5].parse().unwrap(), f[6].parse().unwrap())),
+            }
+        })
+        .collect()
 }

@@ -4,6 +4,7 @@
 extern crate self as procshare_tests;
 
 pub mod corpus;
+pub mod history;
 pub mod scenarios;
 pub use scenarios::{say, seed000};
 

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Where a manager server listens.
 ///
@@ -200,17 +200,43 @@ pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     })
 }
 
-/// A server and how to reach it.
+/// A server and how to reach it, and this process's connections to it.
+///
+/// Each thread of each process talks to the server on a connection of its own
+/// (manager locks are owned by connections, so a thread's requests must all
+/// go through one). The connection is cached in a slot that the thread owns
+/// (its thread-local map holds the only strong reference, so a thread that
+/// exits closes it) and that the endpoint knows weakly, so that dropping the
+/// last handle on the endpoint (the [`Manager`](super::Manager) and every
+/// proxy made through it) closes every thread's connection to it: the server
+/// then ends the threads serving them. (Before, a `Manager::connect` + drop
+/// left a connection open in the client and a thread in the server.)
 pub(crate) struct Endpoint {
     /// Unique in this process: keys this thread's cached connection.
     pub uid: u64,
     pub address: Address,
     pub authkey: AuthKey,
     pub limit: usize,
+    /// Every thread's connection slot (see [`Slot`]); dead ones are pruned.
+    slots: Mutex<Vec<Weak<Slot>>>,
 }
 
-/// Every endpoint this process knows, for deserializing proxies.
-static ENDPOINTS: Mutex<Vec<Arc<Endpoint>>> = Mutex::new(Vec::new());
+/// One thread's cached connection: the pid that opened it, and the stream.
+type Slot = Mutex<Option<(u32, Stream)>>;
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for s in slots.iter().filter_map(Weak::upgrade) {
+            // Closes the connection (in a forked child: our copy of it).
+            drop(s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
+    }
+}
+
+/// Every endpoint this process knows, for deserializing proxies (weakly: an
+/// endpoint lives as long as a manager handle or a proxy uses it).
+static ENDPOINTS: Mutex<Vec<Weak<Endpoint>>> = Mutex::new(Vec::new());
 
 impl Endpoint {
     pub(crate) fn new(address: Address, authkey: AuthKey, limit: usize) -> Arc<Endpoint> {
@@ -220,21 +246,46 @@ impl Endpoint {
             address,
             authkey,
             limit,
+            slots: Mutex::new(Vec::new()),
         })
     }
-    /// Make `ep` the one proxies to its address deserialize with.
+    /// Make `ep` the one proxies to its address deserialize with (the most
+    /// recently published live endpoint of an address is the one found).
     pub(crate) fn publish(ep: &Arc<Endpoint>) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|e| e.address != ep.address);
-        all.push(ep.clone());
+        all.retain(|e| e.strong_count() > 0);
+        all.push(Arc::downgrade(ep));
     }
     pub(crate) fn unregister(ep: &Endpoint) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|e| e.uid != ep.uid);
+        all.retain(|e| e.upgrade().is_some_and(|e| e.uid != ep.uid));
     }
     pub(crate) fn find(address: &Address) -> Option<Arc<Endpoint>> {
         let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter().find(|e| &e.address == address).cloned()
+        all.iter()
+            .rev()
+            .filter_map(Weak::upgrade)
+            .find(|e| &e.address == address)
+    }
+    /// This thread's slot for this endpoint (made and registered on first use).
+    fn slot(self: &Arc<Self>) -> Option<Arc<Slot>> {
+        CONNS
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                if let Some((_, s)) = c.get(&self.uid) {
+                    return s.clone();
+                }
+                // Forget the slots of endpoints that are gone (their
+                // connections were closed when they were dropped).
+                c.retain(|_, (e, _)| e.strong_count() > 0);
+                let s = Arc::new(Slot::new(None));
+                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                slots.retain(|w| w.strong_count() > 0);
+                slots.push(Arc::downgrade(&s));
+                c.insert(self.uid, (Arc::downgrade(self), s.clone()));
+                s
+            })
+            .ok()
     }
 }
 
@@ -279,33 +330,36 @@ pub(crate) fn connect(ep: &Endpoint) -> Result<Stream> {
 }
 
 thread_local! {
-    /// This thread's connections: endpoint uid -> (pid that opened it, stream).
-    static CONNS: RefCell<HashMap<u64, (u32, Stream)>> = RefCell::new(HashMap::new());
+    /// This thread's connection slots: endpoint uid -> (endpoint, slot).
+    static CONNS: RefCell<HashMap<u64, (Weak<Endpoint>, Arc<Slot>)>> = RefCell::new(HashMap::new());
 }
 
 /// Take this thread's connection to `ep` (opening one if there is none, or if
 /// the one cached was opened by another process: we are a forked child).
-fn take_conn(ep: &Endpoint) -> Result<Stream> {
+fn take_conn(ep: &Arc<Endpoint>) -> Result<(Option<Arc<Slot>>, Stream)> {
     let pid = std::process::id();
-    let cached = CONNS
-        .try_with(|c| c.borrow_mut().remove(&ep.uid))
-        .ok()
-        .flatten();
-    match cached {
-        Some((p, s)) if p == pid => Ok(s),
+    let slot = ep.slot();
+    let cached = slot
+        .as_ref()
+        .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+    let s = match cached {
+        Some((p, s)) if p == pid => s,
         Some((_, stale)) => {
             // Our parent's connection, inherited by fork: close our copy of
             // the descriptor (the parent's stays open) and never use it.
             drop(stale);
-            connect(ep)
+            connect(ep)?
         }
-        None => connect(ep),
-    }
+        None => connect(ep)?,
+    };
+    Ok((slot, s))
 }
 
-fn put_conn(ep: &Endpoint, s: Stream) {
-    let pid = std::process::id();
-    let _ = CONNS.try_with(|c| c.borrow_mut().insert(ep.uid, (pid, s)));
+fn put_conn(slot: Option<Arc<Slot>>, s: Stream) {
+    // Without a slot (thread-locals being destroyed) the connection closes here.
+    if let Some(slot) = slot {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::process::id(), s));
+    }
 }
 
 /// Drop this thread's cached connection to `ep`.
@@ -320,17 +374,17 @@ pub(crate) fn leak_connections() {
 }
 
 /// One request, one answer, on this thread's connection.
-pub(crate) fn call(ep: &Endpoint, req: &Request) -> Result<Response> {
-    let mut s = take_conn(ep)?;
+pub(crate) fn call(ep: &Arc<Endpoint>, req: &Request) -> Result<Response> {
+    let (slot, mut s) = take_conn(ep)?;
     wire::write_frame(&mut s, req)?;
     let r: Response = wire::read_frame(&mut s, ep.limit)?;
-    put_conn(ep, s);
+    put_conn(slot, s);
     Ok(r)
 }
 
 /// Several requests written back to back, then all answers read (pipelining).
-pub(crate) fn call_pipelined(ep: &Endpoint, reqs: &[Request]) -> Result<Vec<Response>> {
-    let mut s = take_conn(ep)?;
+pub(crate) fn call_pipelined(ep: &Arc<Endpoint>, reqs: &[Request]) -> Result<Vec<Response>> {
+    let (slot, mut s) = take_conn(ep)?;
     // Write all, then read all. The server answers in order; a writer that got
     // far ahead is bounded by the socket buffers, and the server thread always
     // drains requests while we are still writing only if it can write its
@@ -347,7 +401,7 @@ pub(crate) fn call_pipelined(ep: &Endpoint, reqs: &[Request]) -> Result<Vec<Resp
             out.push(wire::read_frame(&mut s, ep.limit)?);
         }
     }
-    put_conn(ep, s);
+    put_conn(slot, s);
     Ok(out)
 }
 

@@ -219,6 +219,27 @@ pub(crate) struct Endpoint {
     pub limit: usize,
     /// Every thread's connection slot (see [`Slot`]); dead ones are pruned.
     slots: Mutex<Vec<Weak<Slot>>>,
+    /// This process's session: the connection that holds the process's
+    /// references to objects (see [`Handle`]). See [`Session`].
+    session: Mutex<Session>,
+    /// Signalled when the session connection is put back.
+    session_free: std::sync::Condvar,
+    /// Live handles of this process to this endpoint's objects: id -> count
+    /// (each holds one server reference; a fork lends them to the child).
+    live: Mutex<HashMap<ObjId, u64>>,
+}
+
+/// A process's session connection. The lock is never held across I/O (a
+/// thread takes the stream out, marking it in use by its pid, and puts it
+/// back), so a child forked while another thread of its parent was mid-request
+/// does not inherit a held lock: it sees the stream in use by another pid,
+/// which is a thread it does not have, and opens its own.
+#[derive(Default)]
+struct Session {
+    /// The connection and the pid that opened it (`None` while in use).
+    stream: Option<(u32, Stream)>,
+    /// The pid of the process one of whose threads has the stream out.
+    busy: Option<u32>,
 }
 
 /// One thread's cached connection: the pid that opened it, and the stream.
@@ -247,6 +268,9 @@ impl Endpoint {
             authkey,
             limit,
             slots: Mutex::new(Vec::new()),
+            session: Mutex::new(Session::default()),
+            session_free: std::sync::Condvar::new(),
+            live: Mutex::new(HashMap::new()),
         })
     }
     /// Make `ep` the one proxies to its address deserialize with (the most
@@ -329,14 +353,18 @@ pub(crate) fn connect(ep: &Endpoint) -> Result<Stream> {
     Ok(s)
 }
 
+/// A thread's connection slots: endpoint uid -> (endpoint, slot).
+type Slots = HashMap<u64, (Weak<Endpoint>, Arc<Slot>)>;
+
 thread_local! {
-    /// This thread's connection slots: endpoint uid -> (endpoint, slot).
-    static CONNS: RefCell<HashMap<u64, (Weak<Endpoint>, Arc<Slot>)>> = RefCell::new(HashMap::new());
+    /// This thread's connection slots.
+    static CONNS: RefCell<Slots> = RefCell::new(HashMap::new());
 }
 
 /// Take this thread's connection to `ep` (opening one if there is none, or if
 /// the one cached was opened by another process: we are a forked child).
 fn take_conn(ep: &Arc<Endpoint>) -> Result<(Option<Arc<Slot>>, Stream)> {
+    settle_lent();
     let pid = std::process::id();
     let slot = ep.slot();
     let cached = slot
@@ -425,12 +453,194 @@ struct Token {
     kind: Kind,
 }
 
-/// A reference to one object of one server.
+/// One request, one answer, on this process's session connection to `ep`
+/// (the connection holding the process's references).
+pub(crate) fn session_call(ep: &Endpoint, req: &Request) -> Result<Response> {
+    settle_lent();
+    let pid = std::process::id();
+    let taken = {
+        let mut g = ep.session.lock().unwrap_or_else(|p| p.into_inner());
+        while g.busy == Some(pid) {
+            g = ep.session_free.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.busy = Some(pid);
+        g.stream.take()
+    };
+    let r = session_request(ep, pid, taken, req);
+    let mut g = ep.session.lock().unwrap_or_else(|p| p.into_inner());
+    g.busy = None;
+    let (r, s) = match r {
+        Ok((r, s)) => (Ok(r), Some((pid, s))),
+        Err(e) => (Err(e), None),
+    };
+    g.stream = s;
+    drop(g);
+    ep.session_free.notify_all();
+    r
+}
+
+/// [`session_call`]'s round trip on the taken stream (opening one if there
+/// is none, or if it is our parent's).
+fn session_request(
+    ep: &Endpoint,
+    pid: u32,
+    taken: Option<(u32, Stream)>,
+    req: &Request,
+) -> Result<(Response, Stream)> {
+    let mut s = match taken {
+        Some((p, s)) if p == pid => s,
+        stale => {
+            // None, or our parent's session inherited by fork (closing our
+            // copy of it leaves the parent's open).
+            drop(stale);
+            connect(ep)?
+        }
+    };
+    wire::write_frame(&mut s, req)?;
+    let r: Response = wire::read_frame(&mut s, ep.limit)?;
+    Ok((r, s))
+}
+
+thread_local! {
+    /// Connections this thread opened just before forking, each holding a
+    /// reference to every object this process had a handle to then, on behalf
+    /// of the child (see [`lend_before_fork`]), with the pid that opened them.
+    static LENT: RefCell<Vec<(u32, Stream)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Close this thread's copies of the connections it lent to its forked
+/// children (they are past the fork now); keep, open for the rest of the
+/// process's life, the ones inherited from the parent (this process is the
+/// child they hold references for).
+fn settle_lent() {
+    let pid = std::process::id();
+    let _ = LENT.try_with(|l| {
+        let mut l = l.borrow_mut();
+        if l.is_empty() {
+            return;
+        }
+        for (p, s) in l.drain(..) {
+            if p == pid {
+                drop(s);
+            } else {
+                std::mem::forget(s);
+            }
+        }
+    });
+}
+
+/// Before a fork (in the parent): for every manager this process holds
+/// handles to, open a connection and take on it a reference to each object
+/// held. The child inherits the connection's descriptor and never closes it;
+/// the parent closes its copy after the fork. So the connection, and with it
+/// the references, lasts exactly as long as the child (even `kill -9`): the
+/// parent dropping its handles right after the fork cannot free what the
+/// child inherited, and a child that exits gives them back.
+fn lend_before_fork() {
+    settle_lent();
+    let eps: Vec<Arc<Endpoint>> = {
+        let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter_map(Weak::upgrade).collect()
+    };
+    for ep in eps {
+        let ids: Vec<ObjId> = {
+            let live = ep.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.keys().copied().collect()
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let lent = connect(&ep).and_then(|mut s| {
+            wire::write_frame(&mut s, &Request::Incref(ids))?;
+            match wire::read_frame::<_, Response>(&mut s, ep.limit)? {
+                Response::Ok => Ok(s),
+                other => Err(ManagerError::Protocol(format!("incref answered {other:?}"))),
+            }
+        });
+        match lent {
+            Ok(s) => {
+                let _ = LENT.try_with(|l| l.borrow_mut().push((std::process::id(), s)));
+            }
+            Err(e) => {
+                log::warn!(target: "procshare::manager", "lending proxies to a child: {e}")
+            }
+        }
+    }
+}
+
+fn nothing_in_child() {}
+
+/// The manager's entry in the fork registry (see `sys::fork`).
+static LEND_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
+    name: "manager proxies lent to the child",
+    prepare: Some(lend_before_fork),
+    child: nothing_in_child,
+};
+
+/// A reference to one object of one server, counted as CPython's proxies
+/// are: the process holds one server reference per live [`Held`] (clones of
+/// a proxy share it), taken when the object is created or a proxy is
+/// deserialized, and given back when the last clone is dropped; a forked
+/// child's inherited handles are covered, for the child's life, by the
+/// references its parent took for it on a connection it inherits (see
+/// [`lend_before_fork`]). The
+/// server frees an object once no process holds it (a process that dies gives
+/// its references back when its session connection closes).
 #[derive(Clone)]
-pub(crate) struct Handle {
+pub(crate) struct Handle(Arc<Held>);
+
+/// What a [`Handle`] refers to; dropping the last one gives the reference back.
+pub(crate) struct Held {
     pub ep: Arc<Endpoint>,
     pub id: ObjId,
     pub kind: Kind,
+    /// The process whose session holds this handle's reference (a forked
+    /// child's inherited copy gives nothing back: its reference is the
+    /// inherited connection's, released when the child exits).
+    pid: u32,
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Held;
+    fn deref(&self) -> &Held {
+        &self.0
+    }
+}
+
+impl Held {
+    /// A handle for a reference the session just took.
+    fn handle(ep: &Arc<Endpoint>, id: ObjId, kind: Kind) -> Handle {
+        crate::sys::fork::register(&LEND_AT_FORK);
+        *ep.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_insert(0) += 1;
+        Handle(Arc::new(Held {
+            ep: ep.clone(),
+            id,
+            kind,
+            pid: std::process::id(),
+        }))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        {
+            let mut live = self.ep.live.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = live.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    live.remove(&self.id);
+                }
+            }
+        }
+        if self.pid == std::process::id() {
+            // A server that is gone has freed everything anyway.
+            let _ = session_call(&self.ep, &Request::Decref(vec![self.id]));
+        }
+    }
 }
 
 impl std::fmt::Debug for Handle {
@@ -440,13 +650,10 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
+    /// Create (or look up by name) an object; the session holds its reference.
     pub(crate) fn create(ep: &Arc<Endpoint>, req: Request) -> Result<Handle> {
-        match call(ep, &req)? {
-            Response::Created(id, kind) => Ok(Handle {
-                ep: ep.clone(),
-                id,
-                kind,
-            }),
+        match session_call(ep, &req)? {
+            Response::Created(id, kind) => Ok(Held::handle(ep, id, kind)),
             Response::Err(e) => Err(e.into()),
             other => Err(ManagerError::Protocol(format!("create answered {other:?}"))),
         }
@@ -472,6 +679,8 @@ impl Handle {
         .serialize(s)
     }
 
+    /// A proxy from its token: takes a reference for this process (an error
+    /// if the object is gone: every proxy to it was dropped meanwhile).
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
         want: Kind,
@@ -490,11 +699,17 @@ impl Handle {
                 t.address
             ))
         })?;
-        Ok(Handle {
-            ep,
-            id: t.id,
-            kind: t.kind,
-        })
+        match session_call(&ep, &Request::Incref(vec![t.id])) {
+            Ok(Response::Ok) => Ok(Held::handle(&ep, t.id, t.kind)),
+            Ok(r) => Err(D::Error::custom(format!(
+                "proxy to {:?}#{} at {}: {r:?}",
+                t.kind, t.id, t.address
+            ))),
+            Err(e) => Err(D::Error::custom(format!(
+                "proxy to {:?}#{} at {}: {e}",
+                t.kind, t.id, t.address
+            ))),
+        }
     }
 }
 

@@ -104,9 +104,24 @@ struct ServerProc {
 /// retries), so it is atomic. Every failed operation returns a typed
 /// [`ManagerError`] and leaves the object as it was.
 ///
-/// Differences from CPython: objects live until the manager shuts down (no
-/// reference counting of proxies); a connection that closes releases the
-/// manager locks it held (CPython keeps them locked forever).
+/// # Lifetime of objects
+///
+/// Objects are reference counted as CPython's: the server frees an object
+/// once no proxy to it remains in any process. Clones share one reference;
+/// a proxy deserialized in another process (received through a queue, or read
+/// back from a managed list) takes its own; a forked child's inherited
+/// proxies are held for the child's whole life (its parent takes references
+/// for it just before the fork, on a connection the child inherits); a
+/// process that dies, even by `kill -9`, gives its references back when its
+/// connections close. Objects got by name ([`Manager::list_named`], ...)
+/// live until the server stops.
+///
+/// Differences from CPython: a proxy's serialized form does not hold a
+/// reference (the server stores values as opaque bytes): a proxy sent through
+/// a queue or stored in a managed list must be kept alive by its sender
+/// until it is read back, else reading it back is an error (the object is
+/// gone); a connection that closes releases the manager locks it held
+/// (CPython keeps them locked forever).
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,

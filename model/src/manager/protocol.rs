@@ -269,6 +269,13 @@ pub enum Request {
     Op(ObjId, Op),
     /// Stop the server (answers `Ok`, then the server exits).
     Shutdown,
+    /// Take one more reference to each object, held by this connection
+    /// (answers `Ok`; `NoSuchObject` and no reference taken if one is gone).
+    Incref(Vec<ObjId>),
+    /// Give back one reference this connection holds to each object (a
+    /// reference it does not hold is ignored); an object whose last reference
+    /// goes is freed. Answers `Ok`.
+    Decref(Vec<ObjId>),
 }
 
 /// The answer to a [`Request`].

@@ -10,7 +10,7 @@ mod sync;
 
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
-pub use proxy::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
+pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
 };
@@ -507,6 +507,26 @@ impl Manager {
         Ok(BarrierProxy::from_handle(
             self.create(Init::Barrier { parties })?,
         ))
+    }
+
+    /// A new manager barrier whose proxy's [`BarrierProxy::wait`] waits at
+    /// most `timeout` (`manager.Barrier(parties, timeout=t)`): on timeout
+    /// the barrier breaks. (The default timeout belongs to this proxy and its
+    /// clones, including a forked child's; a proxy deserialized elsewhere has none.)
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::start().unwrap();
+    /// let b = m.barrier_with_timeout(2, std::time::Duration::from_millis(10)).unwrap();
+    /// assert!(b.wait().is_err());
+    /// assert!(b.is_broken().unwrap());
+    /// ```
+    pub fn barrier_with_timeout(
+        &self,
+        parties: u64,
+        timeout: std::time::Duration,
+    ) -> Result<BarrierProxy> {
+        Ok(self.barrier(parties)?.with_timeout(Some(timeout)))
     }
 
     /// A new manager queue (`manager.Queue(maxsize)`; `None`: unbounded).

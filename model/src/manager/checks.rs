@@ -816,6 +816,39 @@ pub fn refcount_workload<S: ServerSync>() {
     crate::check!(live == 0, "{live} object(s) outlived every reference");
 }
 
+/// The barrier reset workload (one shuttle execution): party A waits on a
+/// 2-party barrier; B, once it sees A arrived, resets the barrier. Panics
+/// unless A's wait fails with `BrokenBarrier` (CPython's `reset`).
+pub fn barrier_reset_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let bar = create(&server, Init::Barrier { parties: 2 });
+    let (a, sa) = model_conn(&server, 1);
+    let (b, sb) = model_conn(&server, 2);
+    let ha = shuttle::thread::spawn(move || {
+        let r = barrier_wait(&Remote::<S>::new(&a, bar), Wait::Forever);
+        drop(a);
+        r
+    });
+    let hb = shuttle::thread::spawn(move || {
+        loop {
+            match b.call(Request::Op(bar, Op::BarrierState)) {
+                Response::Counts(v) if v.get(1) == Some(&1) => break,
+                _ => shuttle::thread::yield_now(),
+            }
+        }
+        assert_eq!(b.call(Request::Op(bar, Op::BarrierReset)), Response::Ok);
+        drop(b);
+    });
+    hb.join().expect("resetter");
+    let r = ha.join().expect("waiter");
+    crate::check!(
+        r == Err(ClientError::Op(OpError::BrokenBarrier)),
+        "a party waiting across reset passed: {r:?}"
+    );
+    sa.join().expect("server thread");
+    sb.join().expect("server thread");
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
     crate::testkit::shuttle_iters()
@@ -865,6 +898,24 @@ mod tests {
         assert!(caught(
             "could not use a list it holds",
             refcount_workload::<ShuttleSync<{ MUTANT_DECREF_FREES.0 }>>
+        ));
+    }
+
+    #[test]
+    fn barrier_reset_breaks_waiters_random() {
+        shuttle::check_random(barrier_reset_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn barrier_reset_breaks_waiters_pct() {
+        shuttle::check_pct(barrier_reset_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_708_reset_lets_waiters_pass_is_caught() {
+        assert!(caught(
+            "a party waiting across reset passed",
+            barrier_reset_workload::<ShuttleSync<{ MUTANT_RESET_PASSES.0 }>>
         ));
     }
 

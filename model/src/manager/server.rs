@@ -29,6 +29,12 @@ pub const MUTANT_NO_NOTIFY: Mutant = Mutant(703);
 #[doc(hidden)]
 pub const MUTANT_DECREF_FREES: Mutant = Mutant(707);
 
+/// Seeded bug 708: a barrier's `reset` starts a fresh generation without
+/// breaking the parties waiting in the current one (they pass, where
+/// CPython's get `BrokenBarrierError`).
+#[doc(hidden)]
+pub const MUTANT_RESET_PASSES: Mutant = Mutant(708);
+
 /// Why a [`ServerSync::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slept {
@@ -367,6 +373,17 @@ impl<S: ServerSync> Server<S> {
     fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
+            Op::BarrierReset if mutant::<S>(MUTANT_RESET_PASSES) => {
+                S::with(&self.table, |t| {
+                    if let Some(Obj::Barrier(b)) = t.objects.get_mut(&id) {
+                        b.broken = false;
+                        b.count = 0;
+                        b.generation += 1;
+                    }
+                });
+                self.notify();
+                return Response::Ok;
+            }
             Op::Extend(xs) if mutant::<S>(MUTANT_SPLIT_EXTEND) => {
                 for x in xs {
                     let r = self.op(conn, id, Op::Append(x.clone()), gone);

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Where a manager server or a [`Listener`](crate::Listener) listens.
 ///
@@ -209,17 +209,64 @@ pub(crate) fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     })
 }
 
-/// A server and how to reach it.
+/// A server and how to reach it, and this process's connections to it.
+///
+/// Each thread of each process talks to the server on a connection of its own
+/// (manager locks are owned by connections, so a thread's requests must all
+/// go through one). The connection is cached in a slot that the thread owns
+/// (its thread-local map holds the only strong reference, so a thread that
+/// exits closes it) and that the endpoint knows weakly, so that dropping the
+/// last handle on the endpoint (the [`Manager`](super::Manager) and every
+/// proxy made through it) closes every thread's connection to it: the server
+/// then ends the threads serving them. (Before, a `Manager::connect` + drop
+/// left a connection open in the client and a thread in the server.)
 pub(crate) struct Endpoint {
     /// Unique in this process: keys this thread's cached connection.
     pub uid: u64,
     pub address: Address,
     pub authkey: AuthKey,
     pub limit: usize,
+    /// Every thread's connection slot (see [`Slot`]); dead ones are pruned.
+    slots: Mutex<Vec<Weak<Slot>>>,
+    /// This process's session: the connection that holds the process's
+    /// references to objects (see [`Handle`]). See [`Session`].
+    session: Mutex<Session>,
+    /// Signalled when the session connection is put back.
+    session_free: std::sync::Condvar,
+    /// Live handles of this process to this endpoint's objects: id -> count
+    /// (each holds one server reference; a fork lends them to the child).
+    live: Mutex<HashMap<ObjId, u64>>,
 }
 
-/// Every endpoint this process knows, for deserializing proxies.
-static ENDPOINTS: Mutex<Vec<Arc<Endpoint>>> = Mutex::new(Vec::new());
+/// A process's session connection. The lock is never held across I/O (a
+/// thread takes the stream out, marking it in use by its pid, and puts it
+/// back), so a child forked while another thread of its parent was mid-request
+/// does not inherit a held lock: it sees the stream in use by another pid,
+/// which is a thread it does not have, and opens its own.
+#[derive(Default)]
+struct Session {
+    /// The connection and the pid that opened it (`None` while in use).
+    stream: Option<(u32, Stream)>,
+    /// The pid of the process one of whose threads has the stream out.
+    busy: Option<u32>,
+}
+
+/// One thread's cached connection: the pid that opened it, and the stream.
+type Slot = Mutex<Option<(u32, Stream)>>;
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for s in slots.iter().filter_map(Weak::upgrade) {
+            // Closes the connection (in a forked child: our copy of it).
+            drop(s.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
+    }
+}
+
+/// Every endpoint this process knows, for deserializing proxies (weakly: an
+/// endpoint lives as long as a manager handle or a proxy uses it).
+static ENDPOINTS: Mutex<Vec<Weak<Endpoint>>> = Mutex::new(Vec::new());
 
 impl Endpoint {
     pub(crate) fn new(address: Address, authkey: AuthKey, limit: usize) -> Arc<Endpoint> {
@@ -229,21 +276,49 @@ impl Endpoint {
             address,
             authkey,
             limit,
+            slots: Mutex::new(Vec::new()),
+            session: Mutex::new(Session::default()),
+            session_free: std::sync::Condvar::new(),
+            live: Mutex::new(HashMap::new()),
         })
     }
-    /// Make `ep` the one proxies to its address deserialize with.
+    /// Make `ep` the one proxies to its address deserialize with (the most
+    /// recently published live endpoint of an address is the one found).
     pub(crate) fn publish(ep: &Arc<Endpoint>) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|e| e.address != ep.address);
-        all.push(ep.clone());
+        all.retain(|e| e.strong_count() > 0);
+        all.push(Arc::downgrade(ep));
     }
     pub(crate) fn unregister(ep: &Endpoint) {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|e| e.uid != ep.uid);
+        all.retain(|e| e.upgrade().is_some_and(|e| e.uid != ep.uid));
     }
     pub(crate) fn find(address: &Address) -> Option<Arc<Endpoint>> {
         let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter().find(|e| &e.address == address).cloned()
+        all.iter()
+            .rev()
+            .filter_map(Weak::upgrade)
+            .find(|e| &e.address == address)
+    }
+    /// This thread's slot for this endpoint (made and registered on first use).
+    fn slot(self: &Arc<Self>) -> Option<Arc<Slot>> {
+        CONNS
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                if let Some((_, s)) = c.get(&self.uid) {
+                    return s.clone();
+                }
+                // Forget the slots of endpoints that are gone (their
+                // connections were closed when they were dropped).
+                c.retain(|_, (e, _)| e.strong_count() > 0);
+                let s = Arc::new(Slot::new(None));
+                let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+                slots.retain(|w| w.strong_count() > 0);
+                slots.push(Arc::downgrade(&s));
+                c.insert(self.uid, (Arc::downgrade(self), s.clone()));
+                s
+            })
+            .ok()
     }
 }
 
@@ -292,34 +367,41 @@ pub(crate) fn connect(ep: &Endpoint) -> Result<Stream> {
     Ok(s)
 }
 
+/// A thread's connection slots: endpoint uid -> (endpoint, slot).
+type Slots = HashMap<u64, (Weak<Endpoint>, Arc<Slot>)>;
+
 thread_local! {
-    /// This thread's connections: endpoint uid -> (pid that opened it, stream).
-    static CONNS: RefCell<HashMap<u64, (u32, Stream)>> = RefCell::new(HashMap::new());
+    /// This thread's connection slots.
+    static CONNS: RefCell<Slots> = RefCell::new(HashMap::new());
 }
 
 /// Take this thread's connection to `ep` (opening one if there is none, or if
 /// the one cached was opened by another process: we are a forked child).
-fn take_conn(ep: &Endpoint) -> Result<Stream> {
+fn take_conn(ep: &Arc<Endpoint>) -> Result<(Option<Arc<Slot>>, Stream)> {
+    settle_lent();
     let pid = std::process::id();
-    let cached = CONNS
-        .try_with(|c| c.borrow_mut().remove(&ep.uid))
-        .ok()
-        .flatten();
-    match cached {
-        Some((p, s)) if p == pid => Ok(s),
+    let slot = ep.slot();
+    let cached = slot
+        .as_ref()
+        .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
+    let s = match cached {
+        Some((p, s)) if p == pid => s,
         Some((_, stale)) => {
             // Our parent's connection, inherited by fork: close our copy of
             // the descriptor (the parent's stays open) and never use it.
             drop(stale);
-            connect(ep)
+            connect(ep)?
         }
-        None => connect(ep),
-    }
+        None => connect(ep)?,
+    };
+    Ok((slot, s))
 }
 
-fn put_conn(ep: &Endpoint, s: Stream) {
-    let pid = std::process::id();
-    let _ = CONNS.try_with(|c| c.borrow_mut().insert(ep.uid, (pid, s)));
+fn put_conn(slot: Option<Arc<Slot>>, s: Stream) {
+    // Without a slot (thread-locals being destroyed) the connection closes here.
+    if let Some(slot) = slot {
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::process::id(), s));
+    }
 }
 
 /// Drop this thread's cached connection to `ep`.
@@ -334,17 +416,17 @@ pub(crate) fn leak_connections() {
 }
 
 /// One request, one answer, on this thread's connection.
-pub(crate) fn call(ep: &Endpoint, req: &Request) -> Result<Response> {
-    let mut s = take_conn(ep)?;
+pub(crate) fn call(ep: &Arc<Endpoint>, req: &Request) -> Result<Response> {
+    let (slot, mut s) = take_conn(ep)?;
     wire::write_frame(&mut s, req)?;
     let r: Response = wire::read_frame(&mut s, ep.limit)?;
-    put_conn(ep, s);
+    put_conn(slot, s);
     Ok(r)
 }
 
 /// Several requests written back to back, then all answers read (pipelining).
-pub(crate) fn call_pipelined(ep: &Endpoint, reqs: &[Request]) -> Result<Vec<Response>> {
-    let mut s = take_conn(ep)?;
+pub(crate) fn call_pipelined(ep: &Arc<Endpoint>, reqs: &[Request]) -> Result<Vec<Response>> {
+    let (slot, mut s) = take_conn(ep)?;
     // Write all, then read all. The server answers in order; a writer that got
     // far ahead is bounded by the socket buffers, and the server thread always
     // drains requests while we are still writing only if it can write its
@@ -361,7 +443,7 @@ pub(crate) fn call_pipelined(ep: &Endpoint, reqs: &[Request]) -> Result<Vec<Resp
             out.push(wire::read_frame(&mut s, ep.limit)?);
         }
     }
-    put_conn(ep, s);
+    put_conn(slot, s);
     Ok(out)
 }
 
@@ -385,12 +467,194 @@ struct Token {
     kind: Kind,
 }
 
-/// A reference to one object of one server.
+/// One request, one answer, on this process's session connection to `ep`
+/// (the connection holding the process's references).
+pub(crate) fn session_call(ep: &Endpoint, req: &Request) -> Result<Response> {
+    settle_lent();
+    let pid = std::process::id();
+    let taken = {
+        let mut g = ep.session.lock().unwrap_or_else(|p| p.into_inner());
+        while g.busy == Some(pid) {
+            g = ep.session_free.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.busy = Some(pid);
+        g.stream.take()
+    };
+    let r = session_request(ep, pid, taken, req);
+    let mut g = ep.session.lock().unwrap_or_else(|p| p.into_inner());
+    g.busy = None;
+    let (r, s) = match r {
+        Ok((r, s)) => (Ok(r), Some((pid, s))),
+        Err(e) => (Err(e), None),
+    };
+    g.stream = s;
+    drop(g);
+    ep.session_free.notify_all();
+    r
+}
+
+/// [`session_call`]'s round trip on the taken stream (opening one if there
+/// is none, or if it is our parent's).
+fn session_request(
+    ep: &Endpoint,
+    pid: u32,
+    taken: Option<(u32, Stream)>,
+    req: &Request,
+) -> Result<(Response, Stream)> {
+    let mut s = match taken {
+        Some((p, s)) if p == pid => s,
+        stale => {
+            // None, or our parent's session inherited by fork (closing our
+            // copy of it leaves the parent's open).
+            drop(stale);
+            connect(ep)?
+        }
+    };
+    wire::write_frame(&mut s, req)?;
+    let r: Response = wire::read_frame(&mut s, ep.limit)?;
+    Ok((r, s))
+}
+
+thread_local! {
+    /// Connections this thread opened just before forking, each holding a
+    /// reference to every object this process had a handle to then, on behalf
+    /// of the child (see [`lend_before_fork`]), with the pid that opened them.
+    static LENT: RefCell<Vec<(u32, Stream)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Close this thread's copies of the connections it lent to its forked
+/// children (they are past the fork now); keep, open for the rest of the
+/// process's life, the ones inherited from the parent (this process is the
+/// child they hold references for).
+fn settle_lent() {
+    let pid = std::process::id();
+    let _ = LENT.try_with(|l| {
+        let mut l = l.borrow_mut();
+        if l.is_empty() {
+            return;
+        }
+        for (p, s) in l.drain(..) {
+            if p == pid {
+                drop(s);
+            } else {
+                std::mem::forget(s);
+            }
+        }
+    });
+}
+
+/// Before a fork (in the parent): for every manager this process holds
+/// handles to, open a connection and take on it a reference to each object
+/// held. The child inherits the connection's descriptor and never closes it;
+/// the parent closes its copy after the fork. So the connection, and with it
+/// the references, lasts exactly as long as the child (even `kill -9`): the
+/// parent dropping its handles right after the fork cannot free what the
+/// child inherited, and a child that exits gives them back.
+fn lend_before_fork() {
+    settle_lent();
+    let eps: Vec<Arc<Endpoint>> = {
+        let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().filter_map(Weak::upgrade).collect()
+    };
+    for ep in eps {
+        let ids: Vec<ObjId> = {
+            let live = ep.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.keys().copied().collect()
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let lent = connect(&ep).and_then(|mut s| {
+            wire::write_frame(&mut s, &Request::Incref(ids))?;
+            match wire::read_frame::<_, Response>(&mut s, ep.limit)? {
+                Response::Ok => Ok(s),
+                other => Err(ManagerError::Protocol(format!("incref answered {other:?}"))),
+            }
+        });
+        match lent {
+            Ok(s) => {
+                let _ = LENT.try_with(|l| l.borrow_mut().push((std::process::id(), s)));
+            }
+            Err(e) => {
+                log::warn!(target: "procshare::manager", "lending proxies to a child: {e}")
+            }
+        }
+    }
+}
+
+fn nothing_in_child() {}
+
+/// The manager's entry in the fork registry (see `sys::fork`).
+static LEND_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
+    name: "manager proxies lent to the child",
+    prepare: Some(lend_before_fork),
+    child: nothing_in_child,
+};
+
+/// A reference to one object of one server, counted as CPython's proxies
+/// are: the process holds one server reference per live [`Held`] (clones of
+/// a proxy share it), taken when the object is created or a proxy is
+/// deserialized, and given back when the last clone is dropped; a forked
+/// child's inherited handles are covered, for the child's life, by the
+/// references its parent took for it on a connection it inherits (see
+/// [`lend_before_fork`]). The
+/// server frees an object once no process holds it (a process that dies gives
+/// its references back when its session connection closes).
 #[derive(Clone)]
-pub(crate) struct Handle {
+pub(crate) struct Handle(Arc<Held>);
+
+/// What a [`Handle`] refers to; dropping the last one gives the reference back.
+pub(crate) struct Held {
     pub ep: Arc<Endpoint>,
     pub id: ObjId,
     pub kind: Kind,
+    /// The process whose session holds this handle's reference (a forked
+    /// child's inherited copy gives nothing back: its reference is the
+    /// inherited connection's, released when the child exits).
+    pid: u32,
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Held;
+    fn deref(&self) -> &Held {
+        &self.0
+    }
+}
+
+impl Held {
+    /// A handle for a reference the session just took.
+    fn handle(ep: &Arc<Endpoint>, id: ObjId, kind: Kind) -> Handle {
+        crate::sys::fork::register(&LEND_AT_FORK);
+        *ep.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_insert(0) += 1;
+        Handle(Arc::new(Held {
+            ep: ep.clone(),
+            id,
+            kind,
+            pid: std::process::id(),
+        }))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        {
+            let mut live = self.ep.live.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = live.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    live.remove(&self.id);
+                }
+            }
+        }
+        if self.pid == std::process::id() {
+            // A server that is gone has freed everything anyway.
+            let _ = session_call(&self.ep, &Request::Decref(vec![self.id]));
+        }
+    }
 }
 
 impl std::fmt::Debug for Handle {
@@ -400,13 +664,10 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
+    /// Create (or look up by name) an object; the session holds its reference.
     pub(crate) fn create(ep: &Arc<Endpoint>, req: Request) -> Result<Handle> {
-        match call(ep, &req)? {
-            Response::Created(id, kind) => Ok(Handle {
-                ep: ep.clone(),
-                id,
-                kind,
-            }),
+        match session_call(ep, &req)? {
+            Response::Created(id, kind) => Ok(Held::handle(ep, id, kind)),
             Response::Err(e) => Err(e.into()),
             other => Err(ManagerError::Protocol(format!("create answered {other:?}"))),
         }
@@ -432,6 +693,8 @@ impl Handle {
         .serialize(s)
     }
 
+    /// A proxy from its token: takes a reference for this process (an error
+    /// if the object is gone: every proxy to it was dropped meanwhile).
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
         want: Kind,
@@ -450,11 +713,17 @@ impl Handle {
                 t.address
             ))
         })?;
-        Ok(Handle {
-            ep,
-            id: t.id,
-            kind: t.kind,
-        })
+        match session_call(&ep, &Request::Incref(vec![t.id])) {
+            Ok(Response::Ok) => Ok(Held::handle(&ep, t.id, t.kind)),
+            Ok(r) => Err(D::Error::custom(format!(
+                "proxy to {:?}#{} at {}: {r:?}",
+                t.kind, t.id, t.address
+            ))),
+            Err(e) => Err(D::Error::custom(format!(
+                "proxy to {:?}#{} at {}: {e}",
+                t.kind, t.id, t.address
+            ))),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod sync;
 
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
-pub use proxy::{DictProxy, ListProxy, NamespaceProxy, ValueProxy};
+pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
 };
@@ -104,9 +104,24 @@ struct ServerProc {
 /// retries), so it is atomic. Every failed operation returns a typed
 /// [`ManagerError`] and leaves the object as it was.
 ///
-/// Differences from CPython: objects live until the manager shuts down (no
-/// reference counting of proxies); a connection that closes releases the
-/// manager locks it held (CPython keeps them locked forever).
+/// # Lifetime of objects
+///
+/// Objects are reference counted as CPython's: the server frees an object
+/// once no proxy to it remains in any process. Clones share one reference;
+/// a proxy deserialized in another process (received through a queue, or read
+/// back from a managed list) takes its own; a forked child's inherited
+/// proxies are held for the child's whole life (its parent takes references
+/// for it just before the fork, on a connection the child inherits); a
+/// process that dies, even by `kill -9`, gives its references back when its
+/// connections close. Objects got by name ([`Manager::list_named`], ...)
+/// live until the server stops.
+///
+/// Differences from CPython: a proxy's serialized form does not hold a
+/// reference (the server stores values as opaque bytes): a proxy sent through
+/// a queue or stored in a managed list must be kept alive by its sender
+/// until it is read back, else reading it back is an error (the object is
+/// gone); a connection that closes releases the manager locks it held
+/// (CPython keeps them locked forever).
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,
@@ -492,6 +507,26 @@ impl Manager {
         Ok(BarrierProxy::from_handle(
             self.create(Init::Barrier { parties })?,
         ))
+    }
+
+    /// A new manager barrier whose proxy's [`BarrierProxy::wait`] waits at
+    /// most `timeout` (`manager.Barrier(parties, timeout=t)`): on timeout
+    /// the barrier breaks. (The default timeout belongs to this proxy and its
+    /// clones, including a forked child's; a proxy deserialized elsewhere has none.)
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::start().unwrap();
+    /// let b = m.barrier_with_timeout(2, std::time::Duration::from_millis(10)).unwrap();
+    /// assert!(b.wait().is_err());
+    /// assert!(b.is_broken().unwrap());
+    /// ```
+    pub fn barrier_with_timeout(
+        &self,
+        parties: u64,
+        timeout: std::time::Duration,
+    ) -> Result<BarrierProxy> {
+        Ok(self.barrier(parties)?.with_timeout(Some(timeout)))
     }
 
     /// A new manager queue (`manager.Queue(maxsize)`; `None`: unbounded).

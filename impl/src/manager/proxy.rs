@@ -1,7 +1,7 @@
 //! Data proxies: list, dict, value, namespace.
 
 use super::client::{dec, enc, unexpected, Handle, ManagerError, Result};
-use procshare_model::manager::{Kind, Op, Request, Response};
+use procshare_model::manager::{Kind, Op, OpError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
@@ -82,10 +82,59 @@ fn idx(i: usize) -> u64 {
     i as u64
 }
 
+/// An index accepted by a list proxy: Python's, so negative indices count
+/// from the end (`-1` is the last item). Implemented for the integer types.
+pub trait ListIndex: Copy {
+    /// The index as an `i64` (an unsigned index past `i64::MAX` saturates:
+    /// it is out of range of every list).
+    fn to_i64(self) -> i64;
+}
+
+macro_rules! list_index {
+    ($($t:ty),*) => {$(
+        impl ListIndex for $t {
+            fn to_i64(self) -> i64 {
+                i64::try_from(self).unwrap_or(i64::MAX)
+            }
+        }
+    )*};
+}
+list_index!(usize, isize, i32, i64, u32, u64);
+
+/// An iterator over a [`ListProxy`] by index (see [`ListProxy::iter`]).
+#[derive(Debug)]
+pub struct ListIter<'a, T> {
+    l: &'a ListProxy<T>,
+    next: i64,
+}
+
+impl<T: Serialize + DeserializeOwned> Iterator for ListIter<'_, T> {
+    type Item = Result<T>;
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.next < 0 {
+            return None;
+        }
+        match self.l.h.op(Op::GetAt(self.next)) {
+            Ok(r) => {
+                self.next += 1;
+                Some(item(r).and_then(|b| dec(&b)))
+            }
+            Err(ManagerError::Op(OpError::IndexOutOfRange { .. })) => {
+                self.next = -1;
+                None
+            }
+            Err(e) => {
+                self.next = -1;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 /// A proxy to a list in the manager (`manager.list()`).
 ///
-/// Indices are `usize` (no negative indices); ranges are clamped like Python
-/// slices. A value is equal to an item when their encodings are equal.
+/// Indices are Python's ([`ListIndex`]: `-1` is the last item); ranges are
+/// `usize` and clamped like Python slices. A value is equal to an item when their encodings are equal.
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -173,8 +222,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// l.insert(99, 4).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [1, 2, 3, 4]);
     /// ```
-    pub fn insert(&self, i: usize, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Insert(idx(i), enc(v.borrow())?))?)
+    pub fn insert(&self, i: impl ListIndex, v: impl Borrow<T>) -> Result<()> {
+        ok(self.h.op(Op::InsertAt(i.to_i64(), enc(v.borrow())?))?)
     }
 
     /// Remove and return the last item (`IndexOutOfRange` if empty).
@@ -198,8 +247,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// let l = m.list_from([1, 2]).unwrap();
     /// assert_eq!(l.pop_at(0).unwrap(), 1);
     /// ```
-    pub fn pop_at(&self, i: usize) -> Result<T> {
-        dec(&item(self.h.op(Op::Pop(Some(idx(i))))?)?)
+    pub fn pop_at(&self, i: impl ListIndex) -> Result<T> {
+        dec(&item(self.h.op(Op::PopAt(i.to_i64()))?)?)
     }
 
     /// Remove the first item equal to `v` (`ValueNotInList` if none).
@@ -244,8 +293,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # let m = procshare::Manager::start().unwrap();
     /// assert_eq!(m.list_from([5]).unwrap().get(0).unwrap(), 5);
     /// ```
-    pub fn get(&self, i: usize) -> Result<T> {
-        dec(&item(self.h.op(Op::Get(idx(i)))?)?)
+    pub fn get(&self, i: impl ListIndex) -> Result<T> {
+        dec(&item(self.h.op(Op::GetAt(i.to_i64()))?)?)
     }
 
     /// Replace the item at `i`.
@@ -258,8 +307,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert!(l.set(1, 7).is_err());
     /// assert_eq!(l.to_vec().unwrap(), [6]);
     /// ```
-    pub fn set(&self, i: usize, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Set(idx(i), enc(v.borrow())?))?)
+    pub fn set(&self, i: impl ListIndex, v: impl Borrow<T>) -> Result<()> {
+        ok(self.h.op(Op::SetAt(i.to_i64(), enc(v.borrow())?))?)
     }
 
     /// Delete the item at `i` (`del l[i]`).
@@ -271,8 +320,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// l.delete(0).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [6]);
     /// ```
-    pub fn delete(&self, i: usize) -> Result<()> {
-        item(self.h.op(Op::Delete(idx(i)))?).map(drop)
+    pub fn delete(&self, i: impl ListIndex) -> Result<()> {
+        item(self.h.op(Op::DeleteAt(i.to_i64()))?).map(drop)
     }
 
     /// Number of items.
@@ -344,16 +393,24 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         }
     }
 
-    /// Iterate over a copy of the items taken now (one round trip).
+    /// Iterate over the live list by index, as CPython's list proxy does
+    /// (one round trip per item; an item written meanwhile is seen, the
+    /// iteration ends at the first index past the end). For a consistent
+    /// copy, use [`ListProxy::to_vec`].
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// # let m = procshare::Manager::start().unwrap();
-    /// let sum: i32 = m.list_from([1, 2]).unwrap().iter().unwrap().sum();
+    /// let l = m.list_from([1, 2]).unwrap();
+    /// let sum: i32 = l.iter().map(|x| x.unwrap()).sum();
     /// assert_eq!(sum, 3);
+    /// let mut it = l.iter();
+    /// assert_eq!(it.next().unwrap().unwrap(), 1);
+    /// l.append(3).unwrap(); // seen by the running iteration
+    /// assert_eq!(it.map(|x| x.unwrap()).collect::<Vec<_>>(), [2, 3]);
     /// ```
-    pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
-        Ok(self.to_vec()?.into_iter())
+    pub fn iter(&self) -> ListIter<'_, T> {
+        ListIter { l: self, next: 0 }
     }
 
     /// Items in `r` (clamped, as `l[a:b]`).

@@ -310,6 +310,29 @@ impl ConditionProxy {
         model::condition_wait_for(&self.h, pred)
     }
 
+    /// Python's `wait_for(predicate, timeout)`: wait until `pred()` holds or
+    /// `t` passes; returns the predicate's last value (the lock is held
+    /// again either way).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::start().unwrap();
+    /// let c = m.condition().unwrap();
+    /// c.acquire().unwrap();
+    /// let t = std::time::Duration::from_millis(10);
+    /// assert!(!c.wait_for_timeout(|| Ok(false), t).unwrap());
+    /// assert!(c.wait_for_timeout(|| Ok(true), t).unwrap());
+    /// c.release().unwrap();
+    /// ```
+    #[doc(alias = "wait_for")]
+    pub fn wait_for_timeout(
+        &self,
+        pred: impl FnMut() -> Result<bool>,
+        t: Duration,
+    ) -> Result<bool> {
+        model::condition_wait_for_timeout(&self.h, pred, t)
+    }
+
     /// Wake one waiter (the caller must hold the lock).
     pub fn notify(&self) -> Result<()> {
         ok(self.h.op(Op::Notify(1))?)
@@ -345,15 +368,61 @@ impl ConditionProxy {
 /// ```
 pub struct BarrierProxy {
     h: Handle,
-    _t: PhantomData<()>,
+    /// The default timeout of [`BarrierProxy::wait`] (`Barrier(timeout=)`).
+    timeout: Option<Duration>,
 }
-proxy_common!(BarrierProxy[], Kind::Barrier);
+
+impl Clone for BarrierProxy {
+    fn clone(&self) -> Self {
+        BarrierProxy {
+            h: self.h.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl std::fmt::Debug for BarrierProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BarrierProxy({:?})", self.h)
+    }
+}
+
+impl PartialEq for BarrierProxy {
+    /// Two proxies are equal when they refer to the same object.
+    fn eq(&self, o: &Self) -> bool {
+        self.h.id == o.h.id && self.h.ep.address == o.h.ep.address
+    }
+}
+
+impl Serialize for BarrierProxy {
+    /// The default timeout is the proxy's, not the object's: it is not sent.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.h.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BarrierProxy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Self::from_handle(Handle::deserialize(d, Kind::Barrier)?))
+    }
+}
 
 impl BarrierProxy {
+    pub(crate) fn from_handle(h: Handle) -> Self {
+        BarrierProxy { h, timeout: None }
+    }
+
+    pub(crate) fn with_timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
     /// Wait until all parties have arrived; returns this party's arrival index
-    /// (`0..parties`). `BrokenBarrier` if the barrier is or becomes broken.
+    /// (`0..parties`). `BrokenBarrier` if the barrier is or becomes broken
+    /// (also when the proxy's default timeout, see
+    /// [`Manager::barrier_with_timeout`](super::Manager::barrier_with_timeout), passes).
     pub fn wait(&self) -> Result<u64> {
-        self.wait_with(Wait::Forever)
+        self.wait_with(Wait::from_timeout(self.timeout))
     }
 
     /// [`BarrierProxy::wait`] for at most `t`; on timeout the barrier breaks and
@@ -395,7 +464,8 @@ impl BarrierProxy {
         ok(self.h.op(Op::BarrierAbort)?)
     }
 
-    /// Return to the initial state (unbroken, nobody waiting).
+    /// Return to the initial state (unbroken, nobody waiting); parties
+    /// waiting now get `BrokenBarrier`, as in Python.
     pub fn reset(&self) -> Result<()> {
         ok(self.h.op(Op::BarrierReset)?)
     }

@@ -751,6 +751,104 @@ pub fn sort_workload<S: ServerSync, T: Threads>(seen: &Seen) {
     }
 }
 
+/// The reference-counting workload (one shuttle execution). A list is held
+/// by three parties: its creator A (connection 1), B (connection 2, which
+/// took a reference as a proxy's receiver does) and a forked child C, covered
+/// by the reference its parent took for it on a connection the child
+/// inherits (connection 3; it closes when the child exits), which uses the
+/// list on a connection of its own (4). Concurrently: A uses the list, gives
+/// its reference back and disconnects; B uses it and dies without giving
+/// anything back (`kill -9`: its connection just closes); C uses it and exits.
+/// Panics unless every use succeeds (no object is freed while someone holds
+/// it) and the list is freed once all three are done (no reference outlives
+/// its holder).
+pub fn refcount_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let id = match server.handle(1, Request::Create(Init::List(Vec::new()))) {
+        Response::Created(id, _) => id,
+        other => panic!("create failed: {other:?}"),
+    };
+    assert_eq!(server.handle(2, Request::Incref(vec![id])), Response::Ok);
+    let use_it = move |cl: &Client, who: &str| {
+        let r = cl.call(Request::Op(id, Op::Append(vec![1])));
+        crate::check!(
+            r == Response::Ok,
+            "{who} could not use a list it holds: {r:?}"
+        );
+        let r = cl.call(Request::Op(id, Op::Len));
+        crate::check!(
+            matches!(r, Response::Usize(1..=3)),
+            "{who} could not use a list it holds: {r:?}"
+        );
+    };
+    let mut hs = Vec::new();
+    let (lease, lease_srv) = model_conn(&server, 3);
+    assert_eq!(lease.call(Request::Incref(vec![id])), Response::Ok);
+    let mut lease = Some(lease);
+    for c in [1u64, 2, 4] {
+        let (cl, srv) = model_conn(&server, c);
+        let inherited = if c == 4 { lease.take() } else { None };
+        hs.push((
+            shuttle::thread::spawn(move || match c {
+                1 => {
+                    use_it(&cl, "the creator");
+                    assert_eq!(cl.call(Request::Decref(vec![id])), Response::Ok);
+                }
+                2 => use_it(&cl, "a receiver"),
+                _ => {
+                    use_it(&cl, "a child");
+                    // The child exits: every connection it had closes.
+                    drop(inherited);
+                }
+            }),
+            srv,
+        ));
+    }
+    for (h, srv) in hs {
+        h.join().expect("client");
+        assert_eq!(srv.join().expect("server thread"), Served::Disconnected);
+    }
+    assert_eq!(
+        lease_srv.join().expect("server thread"),
+        Served::Disconnected
+    );
+    let live = server.live_objects();
+    crate::check!(live == 0, "{live} object(s) outlived every reference");
+}
+
+/// The barrier reset workload (one shuttle execution): party A waits on a
+/// 2-party barrier; B, once it sees A arrived, resets the barrier. Panics
+/// unless A's wait fails with `BrokenBarrier` (CPython's `reset`).
+pub fn barrier_reset_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let bar = create(&server, Init::Barrier { parties: 2 });
+    let (a, sa) = model_conn(&server, 1);
+    let (b, sb) = model_conn(&server, 2);
+    let ha = shuttle::thread::spawn(move || {
+        let r = barrier_wait(&Remote::<S>::new(&a, bar), Wait::Forever);
+        drop(a);
+        r
+    });
+    let hb = shuttle::thread::spawn(move || {
+        loop {
+            match b.call(Request::Op(bar, Op::BarrierState)) {
+                Response::Counts(v) if v.get(1) == Some(&1) => break,
+                _ => shuttle::thread::yield_now(),
+            }
+        }
+        assert_eq!(b.call(Request::Op(bar, Op::BarrierReset)), Response::Ok);
+        drop(b);
+    });
+    hb.join().expect("resetter");
+    let r = ha.join().expect("waiter");
+    crate::check!(
+        r == Err(ClientError::Op(OpError::BrokenBarrier)),
+        "a party waiting across reset passed: {r:?}"
+    );
+    sa.join().expect("server thread");
+    sb.join().expect("server thread");
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
     crate::testkit::shuttle_iters()
@@ -783,6 +881,42 @@ mod tests {
     /// Does shuttle catch `f`, for the reason `why`?
     fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
         crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
+    }
+
+    #[test]
+    fn refcount_frees_exactly_when_unreferenced_random() {
+        shuttle::check_random(refcount_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn refcount_frees_exactly_when_unreferenced_pct() {
+        shuttle::check_pct(refcount_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_707_decref_frees_a_held_object_is_caught() {
+        assert!(caught(
+            "could not use a list it holds",
+            refcount_workload::<ShuttleSync<{ MUTANT_DECREF_FREES.0 }>>
+        ));
+    }
+
+    #[test]
+    fn barrier_reset_breaks_waiters_random() {
+        shuttle::check_random(barrier_reset_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn barrier_reset_breaks_waiters_pct() {
+        shuttle::check_pct(barrier_reset_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_708_reset_lets_waiters_pass_is_caught() {
+        assert!(caught(
+            "a party waiting across reset passed",
+            barrier_reset_workload::<ShuttleSync<{ MUTANT_RESET_PASSES.0 }>>
+        ));
     }
 
     #[test]

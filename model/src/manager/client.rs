@@ -99,6 +99,34 @@ pub fn condition_wait_for<C: Requester>(
     Ok(())
 }
 
+/// Python's `Condition.wait_for(predicate, timeout)` (the caller holds the
+/// condition's lock): wait until `pred()` holds or `timeout` passes, counted
+/// from the call; returns the predicate's last value (CPython's loop: the
+/// predicate is evaluated once more after each wait, with the lock held).
+pub fn condition_wait_for_timeout<C: Requester>(
+    c: &C,
+    mut pred: impl FnMut() -> Result<bool, C::Error>,
+    timeout: std::time::Duration,
+) -> Result<bool, C::Error> {
+    let end = std::time::Instant::now().checked_add(timeout);
+    loop {
+        if pred()? {
+            return Ok(true);
+        }
+        let w = match end {
+            None => Wait::Forever,
+            Some(end) => {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                Wait::from_timeout(Some(left))
+            }
+        };
+        condition_wait(c, w)?;
+    }
+}
+
 /// Barrier wait: arrive, then wait for the generation to pass, for at most
 /// `w`. Returns this party's arrival index. A wait that times out breaks the
 /// generation (Python's behaviour) and fails with

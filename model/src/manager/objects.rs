@@ -95,6 +95,10 @@ pub struct BarrierState {
     pub(super) count: u64,
     pub(super) generation: u64,
     pub(super) broken: bool,
+    /// Generations that a `reset` ended while parties waited in them: their
+    /// waiters get `BrokenBarrier` (Python's `reset`), not a pass. One entry
+    /// per such reset.
+    pub(super) reset_gens: std::collections::BTreeSet<u64>,
 }
 
 impl Obj {
@@ -122,6 +126,7 @@ impl Obj {
                 count: 0,
                 generation: 0,
                 broken: false,
+                reset_gens: Default::default(),
             }),
         }
     }
@@ -172,6 +177,23 @@ fn out_of_range(index: u64, len: usize) -> Step {
 /// Index `i` as a `usize` if it is within `0..len`.
 fn at(i: u64, len: usize) -> Option<usize> {
     usize::try_from(i).ok().filter(|&i| i < len)
+}
+
+/// Python's index `i` (negative: from the end) as a `usize` within `0..len`.
+fn signed_at(i: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let j = if i < 0 { i.checked_add(len)? } else { i };
+    (0..len).contains(&j).then_some(j as usize)
+}
+
+fn signed_out_of_range(index: i64, len: usize) -> Step {
+    match u64::try_from(index) {
+        Ok(index) => out_of_range(index, len),
+        Err(_) => err(OpError::SignedIndexOutOfRange {
+            index,
+            len: len as u64,
+        }),
+    }
 }
 
 /// Clamp a slice range to `0..=len`, Python style (`start > end` is an empty range at `start`).
@@ -499,7 +521,9 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             changed(Response::Arrived(generation, index))
         }
         (Obj::Barrier(b), Op::BarrierAwait(g, w)) => {
-            if b.generation != g {
+            if b.reset_gens.contains(&g) {
+                err(OpError::BrokenBarrier)
+            } else if b.generation != g {
                 done(Response::Ok)
             } else if b.broken {
                 err(OpError::BrokenBarrier)
@@ -513,6 +537,8 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             if b.generation == g {
                 b.broken = true;
                 changed(Response::Bool(true))
+            } else if b.reset_gens.contains(&g) {
+                done(Response::Bool(true))
             } else {
                 done(Response::Bool(false))
             }
@@ -522,6 +548,10 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             changed(Response::Ok)
         }
         (Obj::Barrier(b), Op::BarrierReset) => {
+            if b.count > 0 {
+                // Parties wait in this generation: they are broken out of it.
+                b.reset_gens.insert(b.generation);
+            }
             b.broken = false;
             b.count = 0;
             b.generation += 1;
@@ -529,6 +559,32 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
         }
         (Obj::Barrier(b), Op::BarrierState) => {
             done(Response::Counts(vec![b.parties, b.count, b.broken as u64]))
+        }
+        (Obj::List(v, _), Op::GetAt(i)) => match signed_at(i, v.len()) {
+            Some(i) => done(Response::Item(v[i].clone())),
+            None => signed_out_of_range(i, v.len()),
+        },
+        (Obj::List(v, ver), Op::SetAt(i, x)) => match signed_at(i, v.len()) {
+            Some(i) => {
+                v[i] = x;
+                *ver += 1;
+                changed(Response::Ok)
+            }
+            None => signed_out_of_range(i, v.len()),
+        },
+        (Obj::List(v, ver), Op::DeleteAt(i) | Op::PopAt(i)) => match signed_at(i, v.len()) {
+            Some(i) => {
+                *ver += 1;
+                changed(Response::Item(v.remove(i)))
+            }
+            None => signed_out_of_range(i, v.len()),
+        },
+        (Obj::List(v, ver), Op::InsertAt(i, x)) => {
+            let len = v.len() as i64;
+            let i = if i < 0 { (i + len).max(0) } else { i.min(len) };
+            v.insert(i as usize, x);
+            *ver += 1;
+            changed(Response::Ok)
         }
         (_, op) => wrong(&op),
     }

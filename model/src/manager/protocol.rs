@@ -124,8 +124,8 @@ impl Wait {
     }
 }
 
-/// One operation on one object. Indices follow Rust's conventions (no negative
-/// indices); ranges are clamped to the list like Python slices.
+/// One operation on one object. Indices of the unsigned ops follow Rust's
+/// conventions (the `*At` ops take Python's signed indices); ranges are clamped to the list like Python slices.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     // --- lists ---
@@ -252,6 +252,18 @@ pub enum Op {
     BarrierReset,
     /// Answers `Counts([parties, n_waiting, broken])`.
     BarrierState,
+    // --- lists, Python's signed indices (resolved against the live length) ---
+    /// The item at an index (`-1`: the last).
+    GetAt(i64),
+    /// Replace the item at an index.
+    SetAt(i64, Bytes),
+    /// Delete the item at an index (answers it).
+    DeleteAt(i64),
+    /// Remove and return the item at an index.
+    PopAt(i64),
+    /// Insert before an index (clamped as Python's `insert`: `-k` counts from
+    /// the end, then `0..=len`).
+    InsertAt(i64, Bytes),
 }
 
 /// A request on a connection.
@@ -269,6 +281,13 @@ pub enum Request {
     Op(ObjId, Op),
     /// Stop the server (answers `Ok`, then the server exits).
     Shutdown,
+    /// Take one more reference to each object, held by this connection
+    /// (answers `Ok`; `NoSuchObject` and no reference taken if one is gone).
+    Incref(Vec<ObjId>),
+    /// Give back one reference this connection holds to each object (a
+    /// reference it does not hold is ignored); an object whose last reference
+    /// goes is freed. Answers `Ok`.
+    Decref(Vec<ObjId>),
 }
 
 /// The answer to a [`Request`].
@@ -348,6 +367,13 @@ pub enum OpError {
     BadRequest(String),
     /// The barrier is broken (Python's `BrokenBarrierError`).
     BrokenBarrier,
+    /// A signed list index out of range.
+    SignedIndexOutOfRange {
+        /// The index asked for.
+        index: i64,
+        /// The list's length.
+        len: u64,
+    },
 }
 
 impl std::fmt::Display for OpError {
@@ -370,6 +396,9 @@ impl std::fmt::Display for OpError {
             OpError::Timeout => f.write_str("timed out"),
             OpError::BadRequest(m) => write!(f, "bad request: {m}"),
             OpError::BrokenBarrier => f.write_str("broken barrier"),
+            OpError::SignedIndexOutOfRange { index, len } => {
+                write!(f, "list index {index} out of range (len {len})")
+            }
         }
     }
 }

@@ -23,6 +23,18 @@ pub const MUTANT_SPLIT_EXTEND: Mutant = Mutant(702);
 #[doc(hidden)]
 pub const MUTANT_NO_NOTIFY: Mutant = Mutant(703);
 
+/// Seeded bug 707: a decref frees the object once the decrefing connection
+/// holds no reference to it, whatever other connections hold (an object
+/// another client still uses disappears under it).
+#[doc(hidden)]
+pub const MUTANT_DECREF_FREES: Mutant = Mutant(707);
+
+/// Seeded bug 708: a barrier's `reset` starts a fresh generation without
+/// breaking the parties waiting in the current one (they pass, where
+/// CPython's get `BrokenBarrierError`).
+#[doc(hidden)]
+pub const MUTANT_RESET_PASSES: Mutant = Mutant(708);
+
 /// Why a [`ServerSync::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slept {
@@ -176,15 +188,84 @@ pub struct Table {
     next_id: ObjId,
     /// Requests asleep on the condition variable (see `Server::op`).
     waiting: usize,
+    /// Every object's reference count (the references connections hold,
+    /// plus one for a name). An object is freed when it reaches 0.
+    refs: HashMap<ObjId, u64>,
+    /// The references each connection holds: connection -> object -> count.
+    held: HashMap<ConnId, HashMap<ObjId, u64>>,
 }
 
 impl Table {
-    fn create(&mut self, init: Init) -> (ObjId, Kind) {
+    /// A new object, with one reference held by `conn`.
+    fn create(&mut self, conn: ConnId, init: Init) -> (ObjId, Kind) {
         self.next_id += 1;
         let id = self.next_id;
         let kind = init.kind();
         self.objects.insert(id, Obj::new(init));
+        self.refs.insert(id, 0);
+        self.hold(conn, id);
         (id, kind)
+    }
+    /// `conn` takes one reference to `id` (which exists).
+    fn hold(&mut self, conn: ConnId, id: ObjId) {
+        *self.refs.entry(id).or_insert(0) += 1;
+        *self.held.entry(conn).or_default().entry(id).or_insert(0) += 1;
+    }
+    /// The first of `ids` that does not exist, if any.
+    fn missing(&self, ids: &[ObjId]) -> Option<ObjId> {
+        ids.iter()
+            .copied()
+            .find(|id| !self.objects.contains_key(id))
+    }
+    /// Drop one reference to `id` (its holder's count already lowered);
+    /// frees the object at 0. Returns whether it was freed.
+    fn unref(&mut self, id: ObjId) -> bool {
+        let Some(n) = self.refs.get_mut(&id) else {
+            return false;
+        };
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.refs.remove(&id);
+            self.objects.remove(&id);
+            return true;
+        }
+        false
+    }
+    /// `conn` gives back one reference to `id`, if it holds one. Returns
+    /// whether the object was freed.
+    fn release<S: Seeded>(&mut self, conn: ConnId, id: ObjId) -> bool {
+        let Some(mine) = self.held.get_mut(&conn) else {
+            return false;
+        };
+        let Some(n) = mine.get_mut(&id) else {
+            return false;
+        };
+        *n -= 1;
+        if *n == 0 {
+            mine.remove(&id);
+            if mine.is_empty() {
+                self.held.remove(&conn);
+            }
+            if mutant::<S>(MUTANT_DECREF_FREES) {
+                self.refs.remove(&id);
+                self.objects.remove(&id);
+                return true;
+            }
+        }
+        self.unref(id)
+    }
+    /// Connection `conn` is gone: give back every reference it holds.
+    /// Returns whether an object was freed.
+    fn release_all(&mut self, conn: ConnId) -> bool {
+        let mut freed = false;
+        if let Some(mine) = self.held.remove(&conn) {
+            for (id, n) in mine {
+                for _ in 0..n {
+                    freed |= self.unref(id);
+                }
+            }
+        }
+        freed
     }
 }
 
@@ -207,6 +288,11 @@ impl<S: ServerSync> Default for Server<S> {
 }
 
 impl<S: ServerSync> Server<S> {
+    /// How many objects the table holds (for checks and tests).
+    pub fn live_objects(&self) -> usize {
+        S::with(&self.table, |t| t.objects.len())
+    }
+
     /// An empty server.
     pub fn new() -> Self {
         Server {
@@ -229,13 +315,40 @@ impl<S: ServerSync> Server<S> {
             Request::Ping => Response::Pong,
             Request::Shutdown => Response::Ok,
             Request::Create(init) => {
-                let (id, k) = S::with(&self.table, |t| t.create(init));
+                let (id, k) = S::with(&self.table, |t| t.create(conn, init));
                 Response::Created(id, k)
+            }
+            Request::Incref(ids) => S::with(&self.table, |t| {
+                if let Some(id) = t.missing(&ids) {
+                    return Response::Err(OpError::NoSuchObject(id));
+                }
+                for id in ids {
+                    t.hold(conn, id);
+                }
+                Response::Ok
+            }),
+            Request::Decref(ids) => {
+                let freed = S::with(&self.table, |t| {
+                    let mut freed = false;
+                    for id in ids {
+                        freed |= t.release::<S>(conn, id);
+                    }
+                    freed && t.waiting > 0
+                });
+                if freed {
+                    // A request blocked on a freed object learns it is gone.
+                    self.notify();
+                }
+                Response::Ok
             }
             Request::Named(name, init) => S::with(&self.table, |t| {
                 if let Some(&id) = t.names.get(&name) {
                     return match t.objects.get(&id) {
-                        Some(o) if o.kind() == init.kind() => Response::Created(id, o.kind()),
+                        Some(o) if o.kind() == init.kind() => {
+                            let k = o.kind();
+                            t.hold(conn, id);
+                            Response::Created(id, k)
+                        }
                         Some(o) => Response::Err(OpError::NameTaken {
                             name,
                             found: o.kind(),
@@ -243,7 +356,9 @@ impl<S: ServerSync> Server<S> {
                         None => Response::Err(OpError::NoSuchObject(id)),
                     };
                 }
-                let (id, k) = t.create(init);
+                let (id, k) = t.create(conn, init);
+                // The name holds a reference of its own, for the server's life.
+                *t.refs.entry(id).or_insert(0) += 1;
                 t.names.insert(name, id);
                 Response::Created(id, k)
             }),
@@ -258,6 +373,17 @@ impl<S: ServerSync> Server<S> {
     fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
+            Op::BarrierReset if mutant::<S>(MUTANT_RESET_PASSES) => {
+                S::with(&self.table, |t| {
+                    if let Some(Obj::Barrier(b)) = t.objects.get_mut(&id) {
+                        b.broken = false;
+                        b.count = 0;
+                        b.generation += 1;
+                    }
+                });
+                self.notify();
+                return Response::Ok;
+            }
             Op::Extend(xs) if mutant::<S>(MUTANT_SPLIT_EXTEND) => {
                 for x in xs {
                     let r = self.op(conn, id, Op::Append(x.clone()), gone);
@@ -363,10 +489,12 @@ impl<S: ServerSync> Server<S> {
         Response::Item(x)
     }
 
-    /// Connection `conn` is gone: release every lock it holds (waking waiters).
+    /// Connection `conn` is gone: release every lock it holds (waking
+    /// waiters), and every reference it holds or lent unclaimed (freeing the
+    /// objects nobody else holds).
     pub fn disconnect(&self, conn: ConnId) {
         let released = S::with(&self.table, |t| {
-            let mut any = false;
+            let mut any = t.release_all(conn);
             for o in t.objects.values_mut() {
                 match o {
                     Obj::Lock(h) if *h == Some(conn) => {

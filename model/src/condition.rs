@@ -123,18 +123,18 @@ use crate::rlock::RawRLock;
 /// Seeded bug (a lost notification): a waiter reads `seq` after it released
 /// the lock instead of before, so a notification in between is slept through.
 #[doc(hidden)]
-pub const MUTANT_SEQ_AFTER_UNLOCK: Mutant = Mutant(901);
+pub const MUTANT_SEQ_AFTER_UNLOCK: Mutant = Mutant(1001);
 /// Seeded bug (a stolen wake-up): a waiter takes a pending notification
 /// whether or not it was waiting when the notification was made.
 #[doc(hidden)]
-pub const MUTANT_STEAL: Mutant = Mutant(902);
+pub const MUTANT_STEAL: Mutant = Mutant(1002);
 /// Seeded bug (a lost notification): notify never wakes the sleepers.
 #[doc(hidden)]
-pub const MUTANT_NO_WAKE: Mutant = Mutant(903);
+pub const MUTANT_NO_WAKE: Mutant = Mutant(1003);
 /// Seeded bug: a sleeper does not try the lock at its liveness poll, so a
 /// notifier that dies holding the lock before notifying leaves it asleep.
 #[doc(hidden)]
-pub const MUTANT_NO_OWNER_CHECK: Mutant = Mutant(904);
+pub const MUTANT_NO_OWNER_CHECK: Mutant = Mutant(1004);
 
 const FIELD_BITS: u32 = 21;
 /// The most waiters a condition counts at once (2^21 - 1).

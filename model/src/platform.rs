@@ -219,12 +219,12 @@ pub trait Thread {
     fn crash_point(&self);
 }
 
-/// Seeded bug of the model platforms (platform mutants are 9xx): the death of
+/// Seeded bug of the model platforms (platform mutants are 11xx): the death of
 /// a thread is not notified to the waiters that watch it
 /// ([`Thread::wait_owned`]); only the deaths of others reach them (as the
 /// safety poll). A lock whose owner dies is then never recovered.
 #[doc(hidden)]
-pub const MUTANT_DEATH_NOT_NOTIFIED: Mutant = Mutant(901);
+pub const MUTANT_DEATH_NOT_NOTIFIED: Mutant = Mutant(1101);
 
 /// Bits of a lock word below this mask hold the owner id.
 pub const OWNER_MASK: u32 = 0x3fff_ffff;

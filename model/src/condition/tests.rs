@@ -349,7 +349,7 @@ mod loom_checks {
     }
 
     #[test]
-    fn loom_catches_901_seq_read_after_unlock() {
+    fn loom_catches_1001_seq_read_after_unlock() {
         assert!(fails_with("deadlock", || {
             pair::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }, RawMutex<Loom<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>>>(
                 false, None, None,
@@ -358,21 +358,21 @@ mod loom_checks {
     }
 
     #[test]
-    fn loom_catches_902_stolen_wakeup() {
+    fn loom_catches_1002_stolen_wakeup() {
         assert!(fails_with("took the notification", || {
             stolen::<{ MUTANT_STEAL.0 }>();
         }));
     }
 
     #[test]
-    fn loom_catches_903_missing_wake() {
+    fn loom_catches_1003_missing_wake() {
         assert!(fails_with("deadlock", || {
             pair::<{ MUTANT_NO_WAKE.0 }, RawMutex<Loom<{ MUTANT_NO_WAKE.0 }>>>(false, None, None);
         }));
     }
 
     #[test]
-    fn loom_catches_904_dead_holder_ignored() {
+    fn loom_catches_1004_dead_holder_ignored() {
         assert!(fails_with("deadlock", || {
             every_crash_point(|k| {
                 pair::<{ MUTANT_NO_OWNER_CHECK.0 }, RawMutex<Loom<{ MUTANT_NO_OWNER_CHECK.0 }>>>(
@@ -385,7 +385,7 @@ mod loom_checks {
     }
 
     #[test]
-    fn loom_waiter_death_check_catches_901() {
+    fn loom_waiter_death_check_catches_1001() {
         assert!(fails_with("deadlock", || {
             every_crash_point(waiter_dies::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>);
         }));
@@ -483,14 +483,14 @@ mod shuttle_checks {
     }
 
     #[test]
-    fn shuttle_catches_902_stolen_wakeup() {
+    fn shuttle_catches_1002_stolen_wakeup() {
         assert!(fails_with("took the notification", || {
             random::<{ MUTANT_STEAL.0 }>(None);
         }));
     }
 
     #[test]
-    fn shuttle_catches_901_lost_notification() {
+    fn shuttle_catches_1001_lost_notification() {
         assert!(fails_with("deadlock", || {
             pct::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>(None);
         }));

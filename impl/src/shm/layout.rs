@@ -32,6 +32,7 @@
 use core::mem::{align_of, offset_of, size_of};
 
 use procshare_model::barrier::RawBarrier;
+use procshare_model::condition::RawCondition;
 use procshare_model::event::RawEvent;
 use procshare_model::joinable::Tasks;
 use procshare_model::mutex::RawMutex;
@@ -155,6 +156,7 @@ assert_model_offsets!(RawSemaphore<Shm> { value: 0, waiters: 4, bound: 8 });
 assert_model_offsets!(RawEvent<Shm> { state: 0 });
 assert_model_offsets!(RawBarrier<Shm> { state: 0, parties: 4 });
 assert_model_offsets!(Tasks<Shm> { done: 0 });
+assert_model_offsets!(RawCondition<Shm> { state: 0, seq: 8, spare: 12 });
 assert_model_offsets!(RingHeader<Shm> {
     prod: 0,
     head_seen: 8,
@@ -183,6 +185,7 @@ const MODEL_OFFSETS: &[&[(&str, usize)]] = &[
     RawBarrier::<Shm>::OFFSETS,
     Tasks::<Shm>::OFFSETS,
     RingHeader::<Shm>::OFFSETS,
+    RawCondition::<Shm>::OFFSETS,
 ];
 
 /// Every number that fixes a shared layout, as this build compiles it:
@@ -220,6 +223,8 @@ const LAYOUT: &[usize] = &[
     align_of::<Tasks<Shm>>(),
     size_of::<RingHeader<Shm>>(),
     align_of::<RingHeader<Shm>>(),
+    size_of::<RawCondition<Shm>>(),
+    align_of::<RawCondition<Shm>>(),
     size_of::<ShmCell<Chunk>>(),
     align_of::<ShmCell<Chunk>>(),
     CHUNK,
@@ -280,8 +285,9 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// became stricter, the bytes in shared memory did not move).
 ///
 /// Version 3: the queue ring's header gained `reclaim_shift` and `reclaimed`
-/// (reclaiming consumed memory), in what was padding of its last line.
-pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4), (3, 0x99c4_c508)];
+/// (reclaiming consumed memory), in what was padding of its last line; the
+/// shared-memory `Condition` (`RawCondition`) is new.
+pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4), (3, 0x9a12_7824)];
 
 /// The fingerprint recorded for `version`, if any.
 const fn recorded(version: u32) -> Option<u32> {

@@ -16,10 +16,7 @@ use crate::shm::{ShmBox, ShmError, ShmSafe};
 unsafe impl ShmSafe for RawCondition<Shm> {}
 // The layout documented in procshare_model::condition (state 0, seq 8, spare 12).
 crate::shm::layout::assert_shm_layout!(RawCondition<Shm> { size: 16, align: 8 });
-const _: () = {
-    let o = RawCondition::<Shm>::OFFSETS;
-    assert!(o.len() == 3 && o[0].1 == 0 && o[1].1 == 8 && o[2].1 == 12);
-};
+// Its field offsets are stated in shm/layout.rs (`assert_model_offsets!`).
 
 thread_local! {
     /// The levels of a condition's `RLock` this thread holds through the

@@ -22,10 +22,8 @@
 //!   without framing; here every message is a frame, so the child sends a
 //!   one-byte message without a descriptor (the same point: a message with no
 //!   descriptor attached is an error from `recv_handle`).
-//! * `test_wait_integer` uses `Process.sentinel`; until
-//!   `Process::sentinel()` is merged, its sentinel is what CPython's is on
-//!   POSIX: the read end of a pipe whose only write end the child holds.
-//!   (To be rewritten against `Process::sentinel()` at the merge.)
+//! * `test_wait_integer` waits on `Process::sentinel()` (the child's pidfd,
+//!   readable once the child has ended), as CPython waits on `p.sentinel`.
 //!
 //! Not applicable: none of the 27 methods. Tests run one at a time (the
 //! `SERIAL` lock): a child forked by one test inherits every descriptor of
@@ -751,12 +749,9 @@ mod test_wait {
         let _s = serial();
         let sem = Semaphore::new(0).unwrap();
         let (a, b) = Pipe::<Option<()>>::new(true).unwrap();
-        // The sentinel (see the top comment): readable once the child is gone.
-        let (sentinel, held) = Pipe::<()>::new(false).unwrap();
         let finish = Event::new().unwrap();
         let (s2, f2) = (sem.clone(), finish.clone());
         let mut p = forked(move || {
-            let _held = held;
             // signal_and_sleep: CPython's child sleeps 3 s, so that the
             // sentinel is not ready yet when the wait starts; here it waits to
             // be told to end.
@@ -764,35 +759,37 @@ mod test_wait {
             f2.wait();
         });
         assert!(sem.acquire_timeout(Duration::from_secs(20)));
-        let objs = || -> [&dyn AsFd; 3] { [&a, &sentinel, &b] };
-        let pos = |res: Vec<&dyn AsFd>| -> Vec<usize> {
-            let all = objs();
-            res.into_iter()
-                .map(|r| {
-                    all.iter()
-                        .position(|o| {
-                            std::ptr::addr_eq(*o as *const dyn AsFd, r as *const dyn AsFd)
-                        })
-                        .unwrap()
-                })
-                .collect()
-        };
+        {
+            // p.sentinel: the child's pidfd, readable once the child is gone.
+            let sentinel = p.sentinel().unwrap();
+            let objs = || -> [&dyn AsFd; 3] { [&a, &sentinel, &b] };
+            let pos = |res: Vec<&dyn AsFd>| -> Vec<usize> {
+                let all = objs();
+                res.into_iter()
+                    .map(|r| {
+                        all.iter()
+                            .position(|o| {
+                                std::ptr::addr_eq(*o as *const dyn AsFd, r as *const dyn AsFd)
+                            })
+                            .unwrap()
+                    })
+                    .collect()
+            };
 
-        assert!(wait(objs(), Some(Duration::ZERO)).unwrap().is_empty());
-        finish.set();
-        let res = wait(objs(), Some(Duration::from_secs(23))).unwrap();
-        assert_eq!(pos(res), [1]); // [p.sentinel]
+            assert!(wait(objs(), Some(Duration::ZERO)).unwrap().is_empty());
+            finish.set();
+            let res = wait(objs(), Some(Duration::from_secs(23))).unwrap();
+            assert_eq!(pos(res), [1]); // [p.sentinel]
 
-        a.send(&None).unwrap();
-        let res = wait(objs(), Some(Duration::from_secs(20))).unwrap();
-        assert_eq!(pos(res), [1, 2]); // [p.sentinel, b]
+            a.send(&None).unwrap();
+            let res = wait(objs(), Some(Duration::from_secs(20))).unwrap();
+            assert_eq!(pos(res), [1, 2]); // [p.sentinel, b]
 
-        b.send(&None).unwrap();
-        let res = wait(objs(), Some(Duration::from_secs(20))).unwrap();
-        assert_eq!(pos(res), [0, 1, 2]); // [a, p.sentinel, b]
-
-        let _ = p.terminate(); // (it has ended already)
-        p.join().unwrap();
+            b.send(&None).unwrap();
+            let res = wait(objs(), Some(Duration::from_secs(20))).unwrap();
+            assert_eq!(pos(res), [0, 1, 2]); // [a, p.sentinel, b]
+        }
+        assert_eq!(p.join().unwrap(), 0);
     }
 
     #[test]

@@ -802,6 +802,12 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Take the next item only if one is there now (Python's `get_nowait`):
     /// [`QueueError::Empty`] when no message has begun to arrive; a message
     /// that is still streaming in (larger than the ring) is taken and awaited.
+    ///
+    /// Like CPython's `get(block=False)`, it does not wait for another
+    /// consumer either: while another process is taking a message, `try_get`
+    /// may answer `Empty` although messages are queued (the history checker
+    /// of `tests/tests/history_linearizable.rs` found this; its queue
+    /// specification allows exactly that case).
     #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T, QueueError> {
         self.get_with(|q, b| q.try_get_bytes(b))

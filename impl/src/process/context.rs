@@ -50,8 +50,9 @@ pub fn get_context(method: Option<&str>) -> Result<Context, ProcessError> {
 
 /// A start method carried to what is created from it (see [`get_context`]).
 ///
-/// Pools and managers read it with [`Context::get_start_method`] (pass it to
-/// their builders' `start_method`).
+/// Processes ([`Context::process`]) and pools ([`Context::pool`]) take it.
+/// The manager's server is started by fork whatever the context (a
+/// difference from CPython, whose `ctx.Manager()` uses the context's method).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     method: StartMethod,
@@ -88,5 +89,19 @@ impl Context {
     /// see [`Process::new`]).
     pub fn process_closure<F: FnOnce() + Send + 'static>(&self, f: F) -> Process {
         Process::new(f).start_method(self.method)
+    }
+
+    /// A pool builder whose workers start by this context's method (Python's
+    /// `ctx.Pool(processes)`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::get_context;
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = get_context(Some("fork")).unwrap().pool().processes(2).build().unwrap();
+    /// assert_eq!(pool.map(square, 0..4u64).unwrap(), [0, 1, 4, 9]);
+    /// ```
+    pub fn pool(&self) -> crate::PoolBuilder {
+        crate::Pool::builder().start_method(self.method)
     }
 }

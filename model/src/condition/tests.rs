@@ -489,6 +489,45 @@ mod shuttle_checks {
         }));
     }
 
+    /// The schedule text of a shuttle failure: shuttle's default
+    /// `FailurePersistence::Print` puts it in the failure's message between
+    /// `failing schedule:` and `pass that string to shuttle::replay`.
+    fn failing_schedule(f: impl FnOnce()) -> String {
+        let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .expect_err("the mutant was not caught");
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        let start = msg
+            .find("failing schedule:")
+            .unwrap_or_else(|| panic!("no schedule in the failure: {msg}"));
+        let rest = &msg[start..];
+        let open = rest.find('"').expect("schedule opens with a quote") + 1;
+        let close = open
+            + rest[open..]
+                .find('"')
+                .expect("schedule closes with a quote");
+        rest[open..close].trim().to_string()
+    }
+
+    /// A shuttle failure prints the schedule that reproduces it, and
+    /// `shuttle::replay` of that schedule fails again for the same reason
+    /// (the stolen wake-up of mutant 1002: `fails_with` checks the reason, so
+    /// a replay that diverged from the schedule would not count).
+    #[test]
+    fn shuttle_failure_replays_from_its_printed_schedule() {
+        let schedule = failing_schedule(|| {
+            random::<{ MUTANT_STEAL.0 }>(None);
+        });
+        assert!(!schedule.is_empty());
+        assert!(fails_with("took the notification", || {
+            let d = AtomicBool::new(false);
+            shuttle::replay(move || body::<{ MUTANT_STEAL.0 }>(None, &d), &schedule);
+        }));
+    }
+
     #[test]
     fn shuttle_catches_1001_lost_notification() {
         assert!(fails_with("deadlock", || {

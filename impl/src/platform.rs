@@ -466,7 +466,9 @@ mod tests {
     #[test]
     fn bulk_cell_copies_match_bytewise() {
         fn check<const N: usize>() {
-            for n in 1..=4usize {
+            // Miri (see .ci/run) interprets every byte copy: fewer cells there.
+            let cells_max = if cfg!(miri) { 2 } else { 4usize };
+            for n in 1..=cells_max {
                 let total = n * N;
                 for skip in 0..=total {
                     for len in 0..=total - skip {

@@ -97,7 +97,7 @@ impl World {
 }
 
 macro_rules! model_platform {
-    ($(#[$doc:meta])* $modname:ident, $Plat:ident, $checker:ident, cell = $cell:ty, cells = $cells:ident, yield = $yield:path) => {
+    ($(#[$doc:meta])* $modname:ident, $Plat:ident, $checker:ident, cell = $cell:ty, cells = $cells:ident, yield = $yield:path, spins = $spins:expr) => {
         $(#[$doc])*
         pub mod $modname {
             use core::marker::PhantomData;
@@ -232,6 +232,10 @@ macro_rules! model_platform {
                 pub crash_at: Option<u32>,
                 /// The n-th wait (1-based) of this thread returns spuriously.
                 pub spurious_at: Option<u32>,
+                /// How many rounds of a protocol's spin loop (`Thread::spin`) this
+                /// thread runs before it sleeps: the spin fast paths that ship on a
+                /// multi-core machine are checked too. Each round is a yield.
+                pub spins: u32,
             }
 
             impl ModelThread {
@@ -252,7 +256,17 @@ macro_rules! model_platform {
                         waits: StdCell::new(0),
                         crash_at: None,
                         spurious_at: None,
+                        // Odd threads run the spin path, even ones sleep at once:
+                        // both paths meet in every execution (all spinning would
+                        // make a lost wake-up rare: a spinner needs no wake).
+                        spins: if id % 2 == 1 { DEFAULT_SPINS } else { 0 },
                     }
+                }
+                /// Builder: run `n` rounds of each spin loop before sleeping
+                /// (default: [`DEFAULT_SPINS`] for odd thread ids, 0 for even ones).
+                pub fn spins(mut self, n: u32) -> Self {
+                    self.spins = n;
+                    self
                 }
                 /// Builder: die at step `k` (1-based).
                 pub fn crash_at(mut self, k: Option<u32>) -> Self {
@@ -366,8 +380,13 @@ macro_rules! model_platform {
                 fn is_alive(&self, owner: u32) -> bool {
                     self.alive(owner)
                 }
-                fn spin(&self, _iteration: u32) -> bool {
-                    false
+                fn spin(&self, iteration: u32) -> bool {
+                    if iteration < self.spins {
+                        $yield();
+                        true
+                    } else {
+                        false
+                    }
                 }
                 fn crash_point(&self) {
                     let s = self.steps.get() + 1;
@@ -454,6 +473,9 @@ macro_rules! model_platform {
                 }
             }
 
+            /// Spin rounds a model thread runs by default (see [`ModelThread::spins`]).
+            pub const DEFAULT_SPINS: u32 = $spins;
+
             /// Yield to the checker's scheduler.
             pub fn yield_now() {
                 $yield()
@@ -490,11 +512,15 @@ mod std_cells {
 
 model_platform!(
     /// The loom platform: exhaustive (bounded) exploration with a memory model
-    /// that catches ordering bugs and unsynchronized cell access.
-    loom_platform, Loom, loom, cell = loom::cell::UnsafeCell<T>, cells = loom_cells, yield = loom::thread::yield_now
+    /// that catches ordering bugs and unsynchronized cell access. Model threads
+    /// do not spin unless a check asks (`ModelThread::spins`): every spin round
+    /// multiplies the exhaustive state space.
+    loom_platform, Loom, loom, cell = loom::cell::UnsafeCell<T>, cells = loom_cells, yield = loom::thread::yield_now, spins = 0
 );
 model_platform!(
     /// The shuttle platform: randomized and PCT scheduling over many threads
     /// (every atomic is SeqCst; cells are not tracked — checks use witnesses).
-    shuttle_platform, Shuttle, shuttle, cell = core::cell::UnsafeCell<T>, cells = std_cells, yield = shuttle::thread::yield_now
+    /// Model threads with an odd id run two rounds of every spin loop before
+    /// they sleep, so the spin fast paths run under every shuttle check.
+    shuttle_platform, Shuttle, shuttle, cell = core::cell::UnsafeCell<T>, cells = std_cells, yield = shuttle::thread::yield_now, spins = 2
 );

@@ -65,6 +65,10 @@ pub const MUTANT_NO_WAKE: Mutant = Mutant(302);
 /// concurrent releases can push the value above the bound.
 #[doc(hidden)]
 pub const MUTANT_BOUND_RACE: Mutant = Mutant(303);
+/// Seeded bug: the spin path of `acquire` hands out a permit when it sees one
+/// without taking it (`||` for `&&`: a permit seen is taken for granted).
+#[doc(hidden)]
+pub const MUTANT_SPIN_NO_TAKE: Mutant = Mutant(304);
 
 /// `release` would raise the value above the bound (CPython's
 /// `BoundedSemaphore`: `ValueError: Semaphore released too many times`), or
@@ -157,7 +161,12 @@ impl<P: Platform> RawSemaphore<P> {
         let mut i = 0;
         while t.spin(i) {
             i += 1;
-            if self.value.load(Relaxed) != 0 && self.take(t).is_ok() {
+            let seen = self.value.load(Relaxed) != 0;
+            if mutant::<P>(MUTANT_SPIN_NO_TAKE) {
+                if seen || self.take(t).is_ok() {
+                    return Ok(());
+                }
+            } else if seen && self.take(t).is_ok() {
                 return Ok(());
             }
         }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::platform::{CellLike, Platform};
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
+use crate::testkit::{every_crash_point, fails, fails_with, shuttle_iters, shuttle_runs, Sched};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -355,6 +355,15 @@ mod shuttle_checks {
     fn shuttle_catches_missing_wake() {
         assert!(fails_with("deadlock", || {
             pct::<{ MUTANT_NO_WAKE.0 }>(4, 3, 1, None);
+        }));
+    }
+
+    /// The spin path runs under shuttle (model threads spin two rounds), so a
+    /// spin path that hands out a permit it did not take is caught.
+    #[test]
+    fn shuttle_catches_spin_path_without_take() {
+        assert!(fails(|| {
+            pct::<{ MUTANT_SPIN_NO_TAKE.0 }>(5, 3, 2, None);
         }));
     }
 

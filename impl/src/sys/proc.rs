@@ -45,6 +45,44 @@ pub(crate) fn wait_child(pid_raw: RawPid, block: bool) -> io::Result<Option<i32>
     }
 }
 
+/// Make this process a child subreaper (`PR_SET_CHILD_SUBREAPER`): an orphaned
+/// descendant (a fork server's child after the server died) is reparented to
+/// it, so that [`wait_pidfd`] can still learn how it ended.
+pub(crate) fn become_subreaper() -> io::Result<()> {
+    // Any nonzero argument sets the attribute; our own pid is one.
+    Ok(rustix::process::set_child_subreaper(Some(
+        rustix::process::getpid(),
+    ))?)
+}
+
+/// Waits (`WNOHANG` unless `block`) for the process behind `pidfd`, which must
+/// be a child of this process by now (for example reparented to this
+/// subreaper): its exit code as [`exit_code`] reports it, `Ok(None)` while it
+/// runs; `ECHILD` if it is not our child.
+pub(crate) fn wait_pidfd(pidfd: impl AsFd, block: bool) -> io::Result<Option<i32>> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let mut opts = WaitIdOptions::EXITED;
+    if !block {
+        opts |= WaitIdOptions::NOHANG;
+    }
+    loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), opts) {
+            Ok(Some(st)) => {
+                if let Some(code) = st.exit_status() {
+                    return Ok(Some(code));
+                }
+                if let Some(sig) = st.terminating_signal() {
+                    return Ok(Some(-sig));
+                }
+                return Ok(None);
+            }
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A signal procshare sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sig {

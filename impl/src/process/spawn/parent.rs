@@ -85,6 +85,10 @@ pub(super) struct ServerConn {
 pub(super) static SERVER: Mutex<Option<ServerConn>> = Mutex::new(None);
 
 pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
+    // The server's children are reparented to us if it dies, so that a child
+    // that then dies by a signal still has an exit code (see `served_exit`).
+    // Without it (an error: not expected on Linux) only that case is lost.
+    let _ = crate::sys::proc::become_subreaper();
     let (mine, theirs) = seqpacket_pair()?;
     let pid = exec_self(
         format!("forkserver:{}", theirs.as_raw_fd()),
@@ -203,6 +207,16 @@ pub(crate) fn forkserver(
     })
 }
 
+/// The exit code of a forkserver child whose server died before reporting
+/// it: the child was reparented to us (a child subreaper, see `start_server`)
+/// and its status socket ended, so it has exited and `waitid` on its pidfd
+/// reaps it. `None` if it is not our child (the subreaper attribute could not
+/// be set) or there is no pidfd.
+fn orphan_exit(pidfd: Option<BorrowedFd<'_>>) -> Option<Option<i32>> {
+    let code = crate::sys::proc::wait_pidfd(pidfd?, true).ok()??;
+    Some(Some(code))
+}
+
 /// Reads a forkserver child's exit code from its status socket.
 ///
 /// Two processes report it there: the child itself, just before it leaves
@@ -210,7 +224,9 @@ pub(crate) fn forkserver(
 /// it (and alone knows a death by signal). The first report wins. So a child
 /// still gets its exit code after the server died; only a child that dies by
 /// a signal (or `std::process::exit`) after its server died has no report:
-/// the socket then ends and that is [`SpawnError::ForkServerLost`].
+/// the socket then ends, and the child, reparented to this process (a child
+/// subreaper), is reaped through its pidfd. Only if that fails is it
+/// [`SpawnError::ForkServerLost`].
 ///
 /// Without `block`, a child whose pidfd says it has exited is waited for
 /// (its report is due: already queued if it sent it, else the server's
@@ -232,14 +248,15 @@ pub(crate) fn served_exit(
             Some((Status::Exit(code), _)) => return Ok(Some(code)),
             Some(_) => continue,
             None if wait => {
-                return Err(SpawnError::ForkServerLost(
+                return orphan_exit(pidfd).ok_or(SpawnError::ForkServerLost(
                     "the child died by a signal after its fork server died",
                 ));
             }
             None => {
                 // Readable but nothing: end of stream.
                 if poll_in(&[status], Some(Duration::ZERO))?[0] {
-                    return Err(SpawnError::ForkServerLost("status socket closed"));
+                    return orphan_exit(pidfd)
+                        .ok_or(SpawnError::ForkServerLost("status socket closed"));
                 }
                 return Ok(None);
             }

@@ -251,3 +251,122 @@ fn test_maxtasksperchild_spawn() {
     p.close().unwrap();
     p.join().unwrap();
 }
+
+// --- The owner killed with kill -9: spawned and forkserver workers exit.
+
+/// A pidfd on `pid` (opened while the process certainly lives).
+fn pidfd(pid: u32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a plain system call; the returned descriptor is checked and then
+    // owned by the `OwnedFd`.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    assert!(
+        fd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Whether the process behind `fd` exits within `t` (a guard against hanging
+/// the suite, not a timing assert: the exit is expected at once).
+fn exited_within(fd: &std::os::fd::OwnedFd, t: std::time::Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + t;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let rc = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || left.is_zero() {
+            return false;
+        }
+    }
+}
+
+fn double(x: u32) -> u32 {
+    2 * x
+}
+
+fn owner_killed(m: StartMethod) {
+    procshare_tests::quiet();
+    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
+    let never = Event::new().unwrap();
+    let (q2, never2) = (q.clone(), never.clone());
+    let mut owner = procshare::Process::new(move || {
+        let pool = Pool::builder()
+            .processes(2)
+            .start_method(m)
+            .build()
+            .unwrap();
+        assert_eq!(pool.map(double, 0..4).unwrap(), [0, 2, 4, 6]);
+        for p in pool.worker_pids() {
+            q2.put(&p).unwrap();
+        }
+        // Only kill -9 ends this.
+        never2.wait();
+    });
+    owner.start().unwrap();
+    let workers: Vec<u32> = (0..2).map(|_| q.get().unwrap()).collect();
+    let fds: Vec<_> = workers.iter().map(|&p| pidfd(p)).collect();
+    owner.kill().unwrap();
+    assert_eq!(owner.join().unwrap(), -9);
+    for (fd, pid) in fds.iter().zip(&workers) {
+        let gone = exited_within(fd, std::time::Duration::from_secs(30));
+        if !gone {
+            // Leave nothing behind before failing.
+            // SAFETY: SIGKILL through a pidfd we own (never a reused pid).
+            unsafe {
+                use std::os::fd::AsRawFd;
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+        }
+        assert!(gone, "{m:?} pool worker {pid} outlived its killed owner");
+    }
+}
+
+#[test]
+fn test_owner_killed_spawn() {
+    owner_killed(StartMethod::Spawn);
+}
+
+#[test]
+fn test_owner_killed_forkserver() {
+    owner_killed(StartMethod::ForkServer);
+}
+
+/// An initializer that panics in a spawned worker fails `build`, as under fork.
+#[test]
+fn test_initializer_panics_spawn() {
+    procshare_tests::quiet();
+    fn bad_init((msg,): (String,)) {
+        panic!("{msg}");
+    }
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let r = Pool::builder()
+            .processes(1)
+            .start_method(m)
+            .spawn_initializer(bad_init, ("no globals today".to_string(),))
+            .build();
+        match r {
+            Err(PoolError::InitializerFailed(msg)) => {
+                assert!(msg.contains("no globals today"), "{m:?}: {msg}")
+            }
+            other => panic!("{m:?}: {:?}", other.err()),
+        }
+    }
+}

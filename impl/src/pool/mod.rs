@@ -223,8 +223,10 @@ impl PoolBuilder {
 ///
 /// # Tasks
 ///
-/// A task is a plain function pointer `fn(T) -> R`: workers are forks of the
-/// parent, so the same address is the same function there. A closure that
+/// A task is a plain function pointer `fn(T) -> R`, sent to the worker as its
+/// offset in the executable (every worker runs the parent's executable,
+/// forked, spawned or served by the fork server), so it names the same
+/// function there. A closure that
 /// captures anything is refused at compile time (a non-capturing closure
 /// coerces to `fn` and is accepted). [`Pool::starmap`] takes a function of one
 /// to four arguments over tuples of them ([`StarFn`]): a function item or a
@@ -242,6 +244,18 @@ impl PoolBuilder {
 /// `static OnceLock`) is what every task of that worker sees. `A` need not be
 /// serializable: inherited objects (a procshare queue, a `Value`, a manager
 /// proxy) are passed as they are, as the document of seed 001 does.
+///
+/// # Start methods
+///
+/// [`PoolBuilder::start_method`] chooses how workers (and their
+/// replacements) start: fork (the default), spawn or forkserver (CPython's
+/// `get_context("spawn").Pool(...)`). A spawned worker is a fresh exec of
+/// this binary; its socket is passed to it as a descriptor and its
+/// initializer must be given by [`PoolBuilder::spawn_initializer`], whose
+/// `initargs` are [`SpawnArgs`](crate::SpawnArgs) (serde values by copy,
+/// shared objects as handles onto the same memory); a closure initializer
+/// ([`PoolBuilder::initializer`]) is [`PoolError::UnsupportedStartMethod`].
+/// The failure guarantees below hold for every start method.
 ///
 /// # How it works
 ///

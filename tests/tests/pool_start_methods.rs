@@ -292,6 +292,25 @@ fn exited_within(fd: &std::os::fd::OwnedFd, t: std::time::Duration) -> bool {
     }
 }
 
+/// SIGKILLs the process of its pidfd when dropped (also after a failed assert).
+struct KillOnDrop(std::os::fd::OwnedFd);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a pidfd we own (never a reused pid).
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+}
+
 fn double(x: u32) -> u32 {
     2 * x
 }
@@ -308,6 +327,21 @@ fn owner_killed(m: StartMethod) {
             .build()
             .unwrap();
         assert_eq!(pool.map(double, 0..4).unwrap(), [0, 2, 4, 6]);
+        // A holder of the pool's end of every worker's socket that outlives
+        // the owner: a raw `clone` (no fork handlers run, so the pool's
+        // descriptors are not closed in it). The workers then get no end of
+        // file when the owner dies: only their watch of the owner ends them.
+        // SAFETY: a fork by raw system call; the child only calls `pause`
+        // (async-signal-safe) until it is killed.
+        let holder = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) };
+        if holder == 0 {
+            loop {
+                // SAFETY: async-signal-safe; ends only by a signal.
+                unsafe { libc::pause() };
+            }
+        }
+        assert!(holder > 0, "clone: {}", std::io::Error::last_os_error());
+        q2.put(&(holder as u32)).unwrap();
         for p in pool.worker_pids() {
             q2.put(&p).unwrap();
         }
@@ -315,25 +349,17 @@ fn owner_killed(m: StartMethod) {
         never2.wait();
     });
     owner.start().unwrap();
+    let holder = pidfd(q.get().unwrap());
     let workers: Vec<u32> = (0..2).map(|_| q.get().unwrap()).collect();
     let fds: Vec<_> = workers.iter().map(|&p| pidfd(p)).collect();
+    let _holder = KillOnDrop(holder);
     owner.kill().unwrap();
     assert_eq!(owner.join().unwrap(), -9);
     for (fd, pid) in fds.iter().zip(&workers) {
         let gone = exited_within(fd, std::time::Duration::from_secs(30));
         if !gone {
             // Leave nothing behind before failing.
-            // SAFETY: SIGKILL through a pidfd we own (never a reused pid).
-            unsafe {
-                use std::os::fd::AsRawFd;
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            drop(KillOnDrop(pidfd(*pid)));
         }
         assert!(gone, "{m:?} pool worker {pid} outlived its killed owner");
     }

@@ -396,3 +396,22 @@ fn test_initializer_panics_spawn() {
         }
     }
 }
+
+/// A task that panics in a spawned worker is that task's error; the worker goes on.
+#[test]
+fn test_task_panics_spawn() {
+    fn boom(x: u32) -> u32 {
+        if x == 3 {
+            panic!("task {x} failed");
+        }
+        x
+    }
+    let p = pool(StartMethod::Spawn, 1);
+    let before = p.worker_pids();
+    assert_eq!(
+        p.apply(boom, 3),
+        Err(PoolError::TaskPanicked("task 3 failed".into()))
+    );
+    assert_eq!(p.apply(boom, 4), Ok(4));
+    assert_eq!(p.worker_pids(), before);
+}

@@ -782,7 +782,9 @@ fn run_worker(
     watch_owner(owner, served);
     // Task panics are reported to the parent with their message; do not also
     // print them in the worker (see `process::install_panic_hook` for why this
-    // is a mode and not a `set_hook`).
+    // is a mode and not a `set_hook`). A forked worker inherited the hook;
+    // a spawned one installs its own.
+    crate::process::install_panic_hook();
     crate::process::set_panic_mode(crate::process::PANIC_SILENT);
     let _ = sock.set_nonblocking(false);
     let spare: Spare = Rc::default();

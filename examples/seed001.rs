@@ -22,8 +22,9 @@
 //!             print(f'Got {result}', flush=True)
 //! ```
 //!
-//! The shared queue is procshare's `SimpleQueue` (shared memory), inherited
-//! by each forked worker through `initargs`, as the document passes its own.
+//! The shared queue is procshare's `SimpleQueue` (shared memory), given to
+//! each worker through `initargs`, as the document passes its own (inherited
+//! by a forked worker, sent as a handle to a spawned one).
 //! The sleep *is* the document's simulated work; `sleep_scale` shrinks it so
 //! that a test runs fast (1.0 is the document's program).
 
@@ -85,7 +86,7 @@ pub fn run(sleep_scale: f64) -> Vec<String> {
         // (the start method set by `procshare::set_start_method`, fork by default)
         let pool = Pool::builder()
             .start_method(procshare::get_start_method())
-            .initializer(init_worker, (shared_queue.clone(), sleep_scale))
+            .spawn_initializer(init_worker, (shared_queue.clone(), sleep_scale))
             .build()
             .expect("build the pool");
         // _ = pool.map_async(task, range(10))

@@ -13,8 +13,9 @@ use procshare_model::pool::{
 };
 
 use super::job::Sink;
-use super::worker::{self, InitFn, FRAME_LIMIT};
+use super::worker::{self, InitFn, SpawnInit, FRAME_LIMIT};
 use super::PoolError;
+use crate::process::StartMethod;
 use crate::sys::io::Sent;
 use crate::Process;
 
@@ -271,6 +272,10 @@ pub(crate) struct Driver {
     dead: HashMap<WorkerId, (u32, Option<i32>)>,
     shared: Arc<Shared>,
     init: Option<InitFn>,
+    /// The initializer in a form that crosses an exec (spawn, forkserver).
+    spawn_init: Option<Arc<dyn SpawnInit>>,
+    /// How workers are started (the first ones and their replacements).
+    method: StartMethod,
 }
 
 fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
@@ -288,7 +293,13 @@ fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> Po
 }
 
 impl Driver {
-    pub(crate) fn new(cfg: Config, shared: Arc<Shared>, init: Option<InitFn>) -> Driver {
+    pub(crate) fn new(
+        cfg: Config,
+        shared: Arc<Shared>,
+        init: Option<InitFn>,
+        spawn_init: Option<Arc<dyn SpawnInit>>,
+        method: StartMethod,
+    ) -> Driver {
         Driver {
             d: Dispatcher::new(cfg),
             conns: Vec::new(),
@@ -296,6 +307,8 @@ impl Driver {
             dead: HashMap::new(),
             shared,
             init,
+            spawn_init,
+            method,
         }
     }
 
@@ -340,12 +353,28 @@ impl Driver {
                 close.push(p.as_raw_fd());
             }
         }
-        let cfd = child.as_raw_fd();
-        let init = self.init.clone();
         // The workers watch this process, the pool's owner, and exit when it dies.
         let owner = crate::sys::proc::getpid();
-        let mut p = Process::new(move || worker::child_main(cfd, &close, init, owner))
-            .with_name(format!("PoolWorker-{w}"));
+        let mut child = Some(child);
+        let mut p = if self.method == StartMethod::Fork {
+            let cfd = child.as_ref().map_or(-1, |c| c.as_raw_fd());
+            let init = self.init.clone();
+            Process::new(move || worker::child_main(cfd, &close, init, owner))
+        } else {
+            // A fresh exec of this binary: it inherits no descriptor (all the
+            // pool's are close-on-exec) but its socket, passed as an
+            // argument; the initializer crosses as a function and its
+            // arguments (`spawn_initializer`; `build` refused a closure).
+            let arg = worker::SpawnedWorker::Out {
+                sock: OwnedFd::from(child.take().expect("not taken yet")),
+                owner,
+                served: self.method == StartMethod::ForkServer,
+                init: self.spawn_init.clone(),
+            };
+            Process::with_target(worker::spawned_main, (arg,)).start_method(self.method)
+        }
+        .with_name(format!("PoolWorker-{w}"));
+        // The spawn target (holding the child's end) is dropped by `start`.
         p.start().map_err(|e| PoolError::Process(Arc::new(e)))?;
         drop(child);
         parent

@@ -14,12 +14,15 @@ pub enum PoolError {
     /// `processes(0)` (CPython: `ValueError: Number of processes must be at least 1`).
     #[error("Number of processes must be at least 1")]
     NoProcesses,
-    /// The pool starts its workers with `fork` only: the initializer is a
-    /// closure over its `initargs` (which may hold manager proxies and other
-    /// live handles) and tasks are identified by address, neither of which
-    /// crosses an exec. Asking for spawn or forkserver is this error, not a
-    /// silently forked pool.
-    #[error("the pool starts its workers with fork only, not {0:?}")]
+    /// An initializer given by `PoolBuilder::initializer` (a closure over its
+    /// `initargs`, which may hold manager proxies and other live handles)
+    /// cannot cross an exec: with the spawn or forkserver start method the
+    /// initializer must be given by `PoolBuilder::spawn_initializer`. This
+    /// error, not a silently forked pool.
+    #[error(
+        "an initializer given by `initializer` runs under fork only, not {0:?}: \
+         use `spawn_initializer`"
+    )]
     UnsupportedStartMethod(crate::process::StartMethod),
     /// `maxtasksperchild(0)` (CPython: `maxtasksperchild must be a positive int or None`).
     #[error("maxtasksperchild must be a positive integer or None")]

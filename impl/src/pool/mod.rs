@@ -34,6 +34,8 @@ use worker::Tramp;
 pub struct PoolBuilder {
     processes: Option<usize>,
     init: Option<worker::InitFn>,
+    /// The initializer in a form that crosses an exec (`spawn_initializer`).
+    spawn_init: Option<Arc<dyn worker::SpawnInit>>,
     maxtasks: Option<u64>,
     bad_maxtasks: bool,
     method: crate::process::StartMethod,
@@ -59,8 +61,58 @@ impl PoolBuilder {
     /// Run `f(initargs.clone())` in each worker before its first task.
     /// `initargs` is cloned in the child after the fork: it may hold inherited
     /// objects (queues, values, proxies) and need not be serializable.
+    ///
+    /// Fork only: the closure over `initargs` cannot cross an exec, so with
+    /// the spawn or forkserver start method `build` fails with
+    /// [`PoolError::UnsupportedStartMethod`]; use
+    /// [`spawn_initializer`](Self::spawn_initializer) there.
     pub fn initializer<A: Clone + Send + Sync + 'static>(mut self, f: fn(A), initargs: A) -> Self {
         self.init = Some(Arc::new(move || f(initargs.clone())));
+        self.spawn_init = None;
+        self
+    }
+
+    /// The initializer for every start method (CPython's
+    /// `get_context("spawn").Pool(initializer=f, initargs=(...))`): `initargs`
+    /// is a tuple of [`SpawnArg`](crate::SpawnArg)s, as
+    /// [`Process::with_target`](crate::Process::with_target) takes — serde
+    /// values (by copy) and shared objects (a `SimpleQueue`, a `Value`, a
+    /// `Lock`, ...: handles onto the same shared memory). Under fork it is
+    /// cloned in each worker as [`initializer`](Self::initializer) does; under
+    /// spawn and forkserver each worker (and each replacement) receives it
+    /// encoded and decodes its own copy. `f` is found in the worker by its
+    /// offset in the executable.
+    ///
+    /// ```
+    /// use procshare::{Pool, SimpleQueue, StartMethod};
+    /// use std::sync::OnceLock;
+    ///
+    /// static Q: OnceLock<SimpleQueue<u32>> = OnceLock::new();
+    /// fn init((q, _tag): (SimpleQueue<u32>, String)) {
+    ///     let _ = Q.set(q);
+    /// }
+    /// fn task(x: u32) {
+    ///     Q.get().unwrap().put(&(x * 10)).unwrap();
+    /// }
+    ///
+    /// let q = SimpleQueue::new().unwrap();
+    /// let pool = Pool::builder()
+    ///     .processes(1)
+    ///     .start_method(StartMethod::Spawn)
+    ///     .spawn_initializer(init, (q.clone(), "tag".to_string()))
+    ///     .build()
+    ///     .unwrap();
+    /// pool.apply(task, 4).unwrap();
+    /// assert_eq!(q.get().unwrap(), 40);
+    /// ```
+    pub fn spawn_initializer<A: crate::SpawnArgs + Clone + Sync>(
+        mut self,
+        f: fn(A),
+        initargs: A,
+    ) -> Self {
+        let fork_args = initargs.clone();
+        self.init = Some(Arc::new(move || f(fork_args.clone())));
+        self.spawn_init = Some(Arc::new(worker::InitCall { f, args: initargs }));
         self
     }
 
@@ -71,13 +123,28 @@ impl PoolBuilder {
         self
     }
 
-    /// The workers' start method: `fork` (the default); spawn and forkserver
-    /// make `build` fail with [`PoolError::UnsupportedStartMethod`].
+    /// The workers' start method (CPython's `get_context(method).Pool(...)`):
+    /// `fork` (the default), `spawn` or `forkserver`. Replacement workers
+    /// (after `maxtasksperchild`, or a worker's death) are started the same
+    /// way. Under spawn and forkserver an initializer must be given by
+    /// [`spawn_initializer`](Self::spawn_initializer): one given by
+    /// [`initializer`](Self::initializer) makes `build` fail with
+    /// [`PoolError::UnsupportedStartMethod`].
     ///
     /// ```
     /// use procshare::{PoolError, Pool, StartMethod};
-    /// let r = Pool::builder().processes(1).start_method(StartMethod::Spawn).build();
-    /// assert!(matches!(r, Err(PoolError::UnsupportedStartMethod(StartMethod::Spawn))));
+    /// fn double(x: u32) -> u32 {
+    ///     2 * x
+    /// }
+    /// fn init(_: u8) {}
+    /// let pool = Pool::builder().processes(1).start_method(StartMethod::Spawn).build().unwrap();
+    /// assert_eq!(pool.map(double, 1..4).unwrap(), [2, 4, 6]);
+    /// let r = Pool::builder()
+    ///     .processes(1)
+    ///     .start_method(StartMethod::ForkServer)
+    ///     .initializer(init, 0)
+    ///     .build();
+    /// assert!(matches!(r, Err(PoolError::UnsupportedStartMethod(StartMethod::ForkServer))));
     /// ```
     pub fn start_method(mut self, m: crate::process::StartMethod) -> Self {
         self.method = m;
@@ -91,7 +158,10 @@ impl PoolBuilder {
         if processes == 0 {
             return Err(PoolError::NoProcesses);
         }
-        if self.method != crate::process::StartMethod::Fork {
+        if self.method != crate::process::StartMethod::Fork
+            && self.init.is_some()
+            && self.spawn_init.is_none()
+        {
             return Err(PoolError::UnsupportedStartMethod(self.method));
         }
         if self.bad_maxtasks {
@@ -104,7 +174,7 @@ impl PoolBuilder {
             maxtasksperchild: self.maxtasks,
             depth: 2,
         };
-        let mut drv = Driver::new(cfg, shared.clone(), self.init);
+        let mut drv = Driver::new(cfg, shared.clone(), self.init, self.spawn_init, self.method);
         // Fork the first workers from this thread (the dispatcher thread does
         // not exist yet) and wait for their initializers.
         while drv.ready_workers() < processes && drv.broken().is_none() && !drv.is_finished() {
@@ -153,8 +223,10 @@ impl PoolBuilder {
 ///
 /// # Tasks
 ///
-/// A task is a plain function pointer `fn(T) -> R`: workers are forks of the
-/// parent, so the same address is the same function there. A closure that
+/// A task is a plain function pointer `fn(T) -> R`, sent to the worker as its
+/// offset in the executable (every worker runs the parent's executable,
+/// forked, spawned or served by the fork server), so it names the same
+/// function there. A closure that
 /// captures anything is refused at compile time (a non-capturing closure
 /// coerces to `fn` and is accepted). [`Pool::starmap`] takes a function of one
 /// to four arguments over tuples of them ([`StarFn`]): a function item or a
@@ -172,6 +244,18 @@ impl PoolBuilder {
 /// `static OnceLock`) is what every task of that worker sees. `A` need not be
 /// serializable: inherited objects (a procshare queue, a `Value`, a manager
 /// proxy) are passed as they are, as the document of seed 001 does.
+///
+/// # Start methods
+///
+/// [`PoolBuilder::start_method`] chooses how workers (and their
+/// replacements) start: fork (the default), spawn or forkserver (CPython's
+/// `get_context("spawn").Pool(...)`). A spawned worker is a fresh exec of
+/// this binary; its socket is passed to it as a descriptor and its
+/// initializer must be given by [`PoolBuilder::spawn_initializer`], whose
+/// `initargs` are [`SpawnArgs`](crate::SpawnArgs) (serde values by copy,
+/// shared objects as handles onto the same memory); a closure initializer
+/// ([`PoolBuilder::initializer`]) is [`PoolError::UnsupportedStartMethod`].
+/// The failure guarantees below hold for every start method.
 ///
 /// # How it works
 ///
@@ -312,6 +396,7 @@ impl Pool {
         PoolBuilder {
             processes: None,
             init: None,
+            spawn_init: None,
             maxtasks: None,
             bad_maxtasks: false,
             method: crate::process::StartMethod::Fork,

@@ -21,8 +21,11 @@
 //!   plain prefix.
 //! * `1`: the whole unit failed (UTF-8 message follows).
 //!
-//! `tramp` and `func` are addresses of functions of this very binary (a forked
-//! worker has the parent's address space layout).
+//! `tramp` and `func` name functions of this very binary by their offsets
+//! from an anchor function ([`crate::process::spawn::fn_offset`]), the same
+//! in every process running this executable: a forked worker and a spawned
+//! (or forkserver) one resolve them alike, whatever the address-space
+//! randomization.
 //!
 //! Arguments are decoded and results encoded one at a time, straight from and
 //! into buffers that the worker keeps from one unit to the next: a `map` chunk
@@ -31,7 +34,7 @@
 
 use std::cell::RefCell;
 use std::io::Read;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -42,6 +45,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::wire::{self, WireError};
 use crate::panic_message;
+use crate::process::spawn::{checked_fn_at, fn_at, fn_offset};
+use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
 
 /// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
 pub(crate) const FRAME_LIMIT: usize = wire::DEFAULT_LIMIT;
@@ -265,8 +270,10 @@ pub(crate) fn tramp1<T: DeserializeOwned, R: Serialize>(
 ) {
     // SAFETY: `func` was produced by `func as usize` from an `fn(T) -> R` in the
     // parent (see `Pool::map_inner`), paired with this very instantiation of
-    // the trampoline, and sent over the pool's private socketpair; a forked
-    // worker has the parent's address space, so the address is that function.
+    // the trampoline, and sent over the pool's private socketpair as its
+    // offset in this executable (the worker runs the same file: a fork, or a
+    // spawned child that checked the binary's identity at start), resolved
+    // back by `recv`: the address is that function.
     let f: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(func) };
     run_items(data, out, f)
 }
@@ -373,8 +380,8 @@ pub(crate) fn unit_frame<B: Serialize>(
     out.bytes(&[0u8; 4]);
     out.bytes(&[TO_UNIT]);
     out.bytes(&unit.to_le_bytes());
-    out.bytes(&(tramp as usize as u64).to_le_bytes());
-    out.bytes(&(func as u64).to_le_bytes());
+    out.bytes(&fn_offset(tramp as usize).to_le_bytes());
+    out.bytes(&fn_offset(func).to_le_bytes());
     out.bytes(&[0u8; 4]);
     let mut n: u32 = 0;
     for item in items.take(max.min(u32::MAX as usize)) {
@@ -502,8 +509,8 @@ impl WorkerIo for SockIo {
             TO_STOP => Some(ToWorker::Stop),
             TO_UNIT => {
                 let unit = u64_at(&f, 1)?;
-                let tramp = u64_at(&f, 9)? as usize;
-                let func = u64_at(&f, 17)? as usize;
+                let tramp = fn_at(u64_at(&f, 9)? as i64);
+                let func = fn_at(u64_at(&f, 17)? as i64);
                 Some(ToWorker::Unit {
                     unit,
                     payload: UnitMsg {
@@ -550,6 +557,131 @@ impl WorkerIo for SockIo {
 /// The initializer as the worker runs it (the initargs are cloned in the child).
 pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
 
+/// An initializer whose arguments can cross an exec (given by
+/// `PoolBuilder::spawn_initializer`): what a spawned or forkserver worker
+/// receives instead of the closure.
+pub(crate) trait SpawnInit: Send + Sync {
+    /// Encodes the initargs.
+    fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError>;
+    /// (trampoline offset, function offset): see [`init_tramp`].
+    fn offsets(&self) -> (i64, i64);
+}
+
+/// `f(args)`, the initializer and its arguments.
+pub(crate) struct InitCall<A> {
+    pub(crate) f: fn(A),
+    pub(crate) args: A,
+}
+
+impl<A: SpawnArgs + Sync> SpawnInit for InitCall<A> {
+    fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError> {
+        self.args.export_all(ex)
+    }
+    fn offsets(&self) -> (i64, i64) {
+        let t: InitTramp = init_tramp::<A>;
+        (fn_offset(t as usize), fn_offset(self.f as usize))
+    }
+}
+
+/// The initializer as a spawned worker runs it (once).
+type InitOnce = Box<dyn FnOnce() + Send>;
+
+/// Decodes an initializer's arguments and pairs them with the function at
+/// address `f` (a `fn(A)`).
+type InitTramp = fn(&mut Importer, usize) -> Result<InitOnce, SpawnError>;
+
+fn init_tramp<A: SpawnArgs>(im: &mut Importer, f: usize) -> Result<InitOnce, SpawnError> {
+    let args = A::import_all(im)?;
+    // SAFETY: `f` is the address of a `fn(A)` of this binary: the parent took
+    // its offset from a `fn(A)` paired with this very `init_tramp::<A>`
+    // (`InitCall::offsets`); the child runs the parent's executable (checked
+    // by the spawn machinery at start) and `checked_fn_at` found the address
+    // in its code.
+    let f = unsafe { std::mem::transmute::<usize, fn(A)>(f) };
+    Ok(Box::new(move || f(args)))
+}
+
+/// The one argument of a spawned (or forkserver) worker: its end of the
+/// socketpair (a descriptor), the owner's pid, whether its parent is the fork
+/// server, and the initializer with its arguments (last: they are decoded by
+/// the initializer's own trampoline).
+pub(crate) enum SpawnedWorker {
+    /// The parent's side (exported).
+    Out {
+        sock: OwnedFd,
+        owner: crate::sys::proc::RawPid,
+        served: bool,
+        init: Option<std::sync::Arc<dyn SpawnInit>>,
+    },
+    /// The worker's side (imported).
+    In {
+        sock: OwnedFd,
+        owner: crate::sys::proc::RawPid,
+        served: bool,
+        init: Option<InitOnce>,
+    },
+}
+
+impl SpawnArg for SpawnedWorker {
+    fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError> {
+        let SpawnedWorker::Out {
+            sock,
+            owner,
+            served,
+            init,
+        } = self
+        else {
+            return Err(SpawnError::BadRequest("a worker's own arguments exported"));
+        };
+        ex.fd(sock.as_fd())?;
+        ex.put(&(*owner, *served))?;
+        match init {
+            None => ex.put(&None::<(i64, i64)>),
+            Some(i) => {
+                ex.put(&Some(i.offsets()))?;
+                i.export(ex)
+            }
+        }
+    }
+    fn import(im: &mut Importer) -> Result<Self, SpawnError> {
+        let sock = im.take_fd()?;
+        let (owner, served) = im.take()?;
+        let init = match im.take::<Option<(i64, i64)>>()? {
+            None => None,
+            Some((t, f)) => {
+                let t = checked_fn_at(t)?;
+                let f = checked_fn_at(f)?;
+                // SAFETY: `t` is the address of an `init_tramp::<A>` of this
+                // binary: the parent took its offset from one
+                // (`InitCall::offsets`), this process runs the same file and
+                // the address lies in its code.
+                let t = unsafe { std::mem::transmute::<usize, InitTramp>(t) };
+                Some(t(im, f)?)
+            }
+        };
+        Ok(SpawnedWorker::In {
+            sock,
+            owner,
+            served,
+            init,
+        })
+    }
+}
+
+/// The target of a spawned (or forkserver) worker.
+pub(crate) fn spawned_main((w,): (SpawnedWorker,)) {
+    if let SpawnedWorker::In {
+        sock,
+        owner,
+        served,
+        init,
+    } = w
+    {
+        let init = init.map(|f| f as Box<dyn FnOnce()>);
+        run_worker(UnixStream::from(sock), init, owner, served);
+    }
+}
+
 /// Ends this worker when its owner (the process that made the pool, whose
 /// pid is `owner`) dies, by any death, `kill -9` included.
 ///
@@ -561,16 +693,30 @@ pub(crate) type InitFn = std::sync::Arc<dyn Fn() + Send + Sync>;
 /// `poll` without a timeout: nothing is spent while the owner lives). Without
 /// pidfds (Linux before 5.3) the thread checks `getppid` every 200 ms.
 ///
+/// A forkserver worker (`served`) is the fork server's child, not the
+/// owner's: it watches the owner through a pidfd all the same (an owner that
+/// is already gone has no pidfd: the worker ends), and without pidfds it
+/// watches its parent, the server, which exits when the owner dies.
+///
 /// The worker then ends at once with `_exit` (code 0, as the manager's
 /// server does): a task still running is abandoned, as it would be by a
 /// `kill -9`; nobody is left to take its result.
-fn watch_owner(owner: crate::sys::proc::RawPid) {
+fn watch_owner(owner: crate::sys::proc::RawPid, served: bool) {
     use std::os::fd::AsFd;
     // The pidfd first, then the parent check: an owner that died before the
     // pidfd was opened is seen by `getppid` (this process was reparented), one
     // that dies afterwards by the pidfd.
     let pidfd = crate::sys::proc::pidfd_open(owner);
-    if crate::sys::proc::getppid() != owner {
+    // Without a pidfd, a change of this parent means the owner is gone.
+    let parent = if served {
+        crate::sys::proc::getppid()
+    } else {
+        owner
+    };
+    if !served && crate::sys::proc::getppid() != owner {
+        crate::sys::proc::exit(0);
+    }
+    if served && pidfd.is_none() && !owner_exists(owner) {
         crate::sys::proc::exit(0);
     }
     let watch = move || loop {
@@ -582,7 +728,7 @@ fn watch_owner(owner: crate::sys::proc::RawPid) {
             }
             None => {
                 std::thread::sleep(std::time::Duration::from_millis(200));
-                if crate::sys::proc::getppid() != owner {
+                if crate::sys::proc::getppid() != parent {
                     crate::sys::proc::exit(0);
                 }
             }
@@ -595,6 +741,14 @@ fn watch_owner(owner: crate::sys::proc::RawPid) {
         crate::sys::write_stderr_raw(
             b"procshare: a pool worker cannot watch its owner (thread spawn failed)\n",
         );
+    }
+}
+
+/// Does a process `pid` exist (`kill(pid, 0)` is not `ESRCH`)?
+fn owner_exists(pid: crate::sys::proc::RawPid) -> bool {
+    match rustix::process::Pid::from_raw(pid) {
+        Some(p) => rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH),
+        None => false,
     }
 }
 
@@ -611,27 +765,41 @@ pub(crate) fn child_main(
     // sockets, pidfds, the wake-up eventfd): the child never uses them and the
     // parent's copies are unaffected.
     crate::sys::io::close_inherited(close);
-    watch_owner(owner);
-    // Task panics are reported to the parent with their message; do not also
-    // print them in the worker (see `process::install_panic_hook` for why this
-    // is a mode and not a `set_hook`).
-    crate::process::set_panic_mode(crate::process::PANIC_SILENT);
     // SAFETY: `fd` is this worker's end of its socketpair, inherited by fork and
     // owned by nothing else in the child.
     let sock = unsafe { UnixStream::from_raw_fd(fd) };
+    let init = init.map(|f| Box::new(move || f()) as Box<dyn FnOnce()>);
+    run_worker(sock, init, owner, false);
+}
+
+/// A worker (forked or spawned) on its socket.
+fn run_worker(
+    sock: UnixStream,
+    init: Option<Box<dyn FnOnce()>>,
+    owner: crate::sys::proc::RawPid,
+    served: bool,
+) {
+    watch_owner(owner, served);
+    // Task panics are reported to the parent with their message; do not also
+    // print them in the worker (see `process::install_panic_hook` for why this
+    // is a mode and not a `set_hook`). A forked worker inherited the hook;
+    // a spawned one installs its own.
+    crate::process::install_panic_hook();
+    crate::process::set_panic_mode(crate::process::PANIC_SILENT);
     let _ = sock.set_nonblocking(false);
     let spare: Spare = Rc::default();
     let mut io = SockIo::new(sock, spare.clone());
     worker_main::<_, 0>(
         &mut io,
-        || match init {
+        move || match init {
             None => Ok(()),
-            Some(f) => catch_unwind(AssertUnwindSafe(|| f())).map_err(|p| panic_message(&*p)),
+            Some(f) => catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p)),
         },
         |_unit, m: UnitMsg| {
             // SAFETY: `m.tramp` is the address of a `Tramp` of this binary
             // (see `unit_frame`'s caller), sent by the parent over the pool's
-            // private socketpair.
+            // private socketpair as an offset and resolved in this process
+            // (which runs the parent's executable: see `tramp1`).
             let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
             // Room for the Done frame's header, filled in by `send` (no copy).
             let mut out = spare_take(&spare);

@@ -44,10 +44,10 @@ use procshare::StartMethod;
 /// capturing it in a closure.
 pub const MANAGER_PROXIES_AS_SPAWN_ARGS: bool = false;
 
-/// A `Pool` started by spawn or forkserver (the `pool` branch;
-/// `PoolBuilder::start_method` refuses them today). `examples/seed001.rs`
-/// already asks the pool for the current start method.
-pub const POOL_UNDER_SPAWN_AND_FORKSERVER: bool = false;
+/// A `Pool` started by spawn or forkserver (the `pspawn` branch).
+/// `examples/seed001.rs` asks the pool for the current start method and
+/// gives its initializer by `spawn_initializer`.
+pub const POOL_UNDER_SPAWN_AND_FORKSERVER: bool = true;
 
 // ---------------------------------------------------------------------------
 

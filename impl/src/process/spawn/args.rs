@@ -473,3 +473,29 @@ impl<A: SpawnArgs> FnTarget for FnCall<A> {
         (offset_of(t as usize), offset_of(self.f as usize))
     }
 }
+
+/// The offset of the function at `addr` against this binary's anchor: the
+/// same in every process running this executable (see the module docs).
+/// Used by the pool to name its task functions in any start method.
+pub(crate) fn fn_offset(addr: usize) -> i64 {
+    offset_of(addr)
+}
+
+/// The address, in this process, of the function at offset `off` (taken by
+/// [`fn_offset`] in a process running the same executable). No check: for a
+/// peer that is trusted (the pool's private socketpair). See
+/// [`checked_fn_at`].
+pub(crate) fn fn_at(off: i64) -> usize {
+    anchor_addr().wrapping_add(off as usize)
+}
+
+/// [`fn_at`], checked to lie in this binary's code.
+pub(crate) fn checked_fn_at(off: i64) -> Result<usize, SpawnError> {
+    let addr = fn_at(off);
+    if !in_exe_code(addr, ExeId::current()?.ino) {
+        return Err(SpawnError::BadRequest(
+            "a function outside the binary's code",
+        ));
+    }
+    Ok(addr)
+}

@@ -184,6 +184,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use args::{checked_fn_at, fn_at, fn_offset};
 pub use args::{Exporter, Importer, SpawnArg, SpawnArgs};
 pub(crate) use args::{FnCall, FnTarget};
 #[cfg(feature = "internals")]

@@ -685,6 +685,8 @@ impl Handle {
         &self,
         s: S,
     ) -> std::result::Result<S::Ok, S::Error> {
+        // A child's arguments being exported: it will need the manager.
+        super::spawn::note(&self.ep);
         Token {
             address: self.ep.address.clone(),
             id: self.id,

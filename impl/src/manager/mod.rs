@@ -6,6 +6,7 @@ mod client;
 pub(crate) mod fuzzing;
 mod proxy;
 mod server;
+pub(crate) mod spawn;
 mod sync;
 
 pub use client::{Address, AddressError, ManagerError};

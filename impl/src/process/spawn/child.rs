@@ -56,6 +56,10 @@ pub(super) fn prepare(payload: OwnedFd, segments: Vec<OwnedFd>) -> Result<Prepar
         .into_iter()
         .map(|fd| Segment::attach(fd).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
+    // The managers of proxy arguments, known before the arguments decode
+    // (kept until they have: the proxies then hold them).
+    let _managers = crate::manager::spawn::install(&p.managers)
+        .map_err(|what| SpawnError::Decode { what, source: None })?;
     let mut im = Importer {
         bytes: p.args,
         pos: 0,

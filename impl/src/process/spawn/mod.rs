@@ -102,8 +102,9 @@ pub(crate) const MAX_SEGMENTS: usize = 250;
 /// The environment variable that turns a start of this binary into a spawned child.
 const ENV: &str = "PROCSHARE_SPAWN";
 
-/// "PRSPAWN" + format version 2 (2: the child's identity, `Payload::info`).
-const PAYLOAD_MAGIC: u64 = 0x5052_5350_4157_4e02;
+/// "PRSPAWN" + format version 3 (2: the child's identity, `Payload::info`;
+/// 3: the managers of proxy arguments, `Payload::managers`).
+const PAYLOAD_MAGIC: u64 = 0x5052_5350_4157_4e03;
 
 /// Why a spawned (or forkserver) child could not be started.
 #[derive(Debug, thiserror::Error)]

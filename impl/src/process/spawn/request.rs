@@ -51,6 +51,9 @@ pub(super) struct Payload {
     pub(super) fds: u32,
     /// The child's identity and its parent's (see `process::me`).
     pub(super) info: crate::process::me::ChildInfo,
+    /// The managers of the proxies among the arguments, with their auth keys
+    /// (see `manager::spawn`): this payload is a private memfd.
+    pub(super) managers: Vec<u8>,
 }
 
 /// Messages on a child's status socket.
@@ -102,7 +105,9 @@ impl Request {
     ) -> Result<Request, SpawnError> {
         check_in_executable()?;
         let mut ex = Exporter::default();
+        let collect = crate::manager::spawn::Collect::begin();
         target.export(&mut ex)?;
+        let managers = collect.finish();
         if ex.segments.len() + ex.fds.len() > MAX_SEGMENTS {
             return Err(SpawnError::TooManySegments(
                 ex.segments.len() + ex.fds.len(),
@@ -117,6 +122,7 @@ impl Request {
             args: ex.bytes,
             fds: ex.fds.len() as u32,
             info: info.clone(),
+            managers,
         };
         let bytes = crate::codec::wire::encode(&payload).map_err(SpawnError::Encode)?;
         let fd = crate::sys::io::memfd(c"procshare-spawn", 0).map_err(os_err("memfd_create"))?;

@@ -12,8 +12,8 @@
 //!
 //! Each function returns the lines the program prints.
 
-use procshare::Manager;
 use procshare::Process;
+use procshare::{ListProxy, Manager};
 use std::sync::Mutex;
 
 const INPUT_LIST_ONE: [&str; 5] = ["one", "two", "three", "four", "five"];
@@ -93,25 +93,26 @@ pub fn plain_list() -> Vec<String> {
     vec![py_list_repr(&final_list)]
 }
 
+/// `def worker(data, final_list): for item in data: final_list.append(item)`
+/// — the document's fix: the proxy is an argument, so the workers run under
+/// whichever start method is set (a spawned or forkserver child reconnects to
+/// the manager with the proxy's token, as CPython's does).
+fn manager_worker((final_list, data): (ListProxy<String>, Vec<String>)) {
+    for item in data {
+        final_list.append(item).expect("append");
+    }
+}
+
 /// The document's fix: `manager.list()`; the parent prints the ten words.
-///
-/// The workers capture the list proxy in a closure, so they are forked
-/// whatever the start method: running them under spawn or forkserver needs
-/// manager proxies as spawn arguments (see
-/// `procshare_tests::scenarios::MANAGER_PROXIES_AS_SPAWN_ARGS`).
 pub fn manager_list() -> Vec<String> {
     let manager = Manager::start().expect("start the manager");
     let final_list = manager.list::<String>().expect("manager.list()");
-    let worker = |data: [&'static str; 5]| {
-        let final_list = final_list.clone();
-        move || {
-            for item in data {
-                final_list.append(item.to_string()).expect("append");
-            }
-        }
+    let args = |w: [&str; 5]| {
+        let words = w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        (final_list.clone(), words)
     };
-    let process1 = Process::new(worker(INPUT_LIST_ONE));
-    let process2 = Process::new(worker(INPUT_LIST_TWO));
+    let process1 = Process::with_target(manager_worker, args(INPUT_LIST_ONE));
+    let process2 = Process::with_target(manager_worker, args(INPUT_LIST_TWO));
     start_and_join(process1, process2);
     let items = final_list.to_vec().expect("read the list");
     vec![py_list_repr(&items)]

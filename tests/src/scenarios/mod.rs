@@ -38,11 +38,10 @@ use procshare::StartMethod;
 // flag to `true` once the feature is merged (and make the scenario's twin use
 // it: see the note beside each flag).
 
-/// Manager proxies as spawn arguments (the `mgr` branch). Flipping it also
-/// needs `examples/seed000.rs::manager_list` to pass the proxy with
-/// `Process::with_target(worker, (final_list.clone(), words))` instead of
-/// capturing it in a closure.
-pub const MANAGER_PROXIES_AS_SPAWN_ARGS: bool = false;
+/// Manager proxies as spawn arguments (the `mgrspawn` branch):
+/// `examples/seed000.rs::manager_list` passes the proxy with
+/// `Process::with_target(manager_worker, (final_list.clone(), words))`.
+pub const MANAGER_PROXIES_AS_SPAWN_ARGS: bool = true;
 
 /// A `Pool` started by spawn or forkserver (the `pspawn` branch).
 /// `examples/seed001.rs` asks the pool for the current start method and

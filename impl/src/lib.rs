@@ -49,6 +49,7 @@ pub use crate::connection::{wait, Client, Family, Listener};
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};
 pub use crate::error::Error;
+pub use crate::manager::ManagerBuilder;
 pub use crate::manager::{
     Address, AddressError, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Kind, ListProxy,
     LockProxy, Manager, ManagerError, NamespaceProxy, OpError, QueueProxy, RLockProxy,

@@ -17,12 +17,14 @@
 
 use procshare::internals::wire;
 use procshare::{
-    BarrierProxy, ConditionProxy, DictProxy, Event, EventProxy, ListProxy, LockProxy, Manager,
-    NamespaceProxy, Process, QueueProxy, RLockProxy, SemaphoreProxy, StartMethod, ValueProxy,
+    get_context, get_start_method, BarrierProxy, ConditionProxy, DictProxy, Event, EventProxy,
+    ListProxy, LockProxy, Manager, NamespaceProxy, Process, QueueProxy, RLockProxy, SemaphoreProxy,
+    StartMethod, Value, ValueProxy,
 };
 use procshare_tests::quiet;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 
@@ -258,5 +260,171 @@ fn the_auth_key_is_not_in_the_environment_or_command_line() {
     assert_eq!(seen.len(), 2);
     for s in seen {
         assert!(!s.contains("a-very-recognizable-secret-key"), "{s}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A context carries its start method to the manager's server.
+
+/// Set in the test process before a server starts: a forked server sees it
+/// (a copy of this memory), a spawned or forkserver one does not (a fresh
+/// exec of the binary).
+static MARK: AtomicU32 = AtomicU32::new(0);
+
+/// The server's initializer: what the server was started by, as it sees it.
+fn report((method, mark, pid): (Value<u8>, Value<u32>, Value<u32>)) {
+    let code = METHOD_NAMES
+        .iter()
+        .position(|m| *m == get_start_method().name())
+        .unwrap_or(99);
+    method.set(code as u8);
+    mark.set(MARK.load(Ordering::SeqCst));
+    pid.set(std::process::id());
+}
+
+const METHOD_NAMES: [&str; 3] = ["fork", "spawn", "forkserver"];
+
+/// The parent pid of process `pid` (`/proc/PID/stat`, field 4).
+fn ppid_of(pid: i32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The environment process `pid` was exec'd with (`/proc/PID/environ`):
+/// a spawned process's shows how procshare started it.
+fn spawn_env_of(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    env.split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .find(|v| v.starts_with("PROCSHARE_SPAWN="))
+}
+
+fn append4((l,): (ListProxy<u32>,)) {
+    l.append(4).unwrap();
+}
+
+#[test]
+fn a_context_starts_the_managers_server_by_its_method() {
+    quiet();
+    MARK.store(7, Ordering::SeqCst);
+    for (code, name) in METHOD_NAMES.iter().enumerate() {
+        let ctx = get_context(Some(name)).unwrap();
+        let method = Value::new(99u8).unwrap();
+        let (mark, pid) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+        let m = ctx
+            .manager_builder()
+            .initializer(report, (method.clone(), mark.clone(), pid.clone()))
+            .start()
+            .unwrap();
+        let server = m.server_pid().unwrap();
+        // The initializer ran in the server, before `start` returned.
+        assert_eq!(pid.get() as i32, server, "{name}");
+        assert_eq!(
+            method.get() as usize,
+            code,
+            "{name}: the server's start method"
+        );
+        let forked = *name == "fork";
+        assert_eq!(mark.get(), if forked { 7 } else { 0 }, "{name}");
+        // Its parent: this process, or (forkserver) our fork server.
+        let want_parent = if *name == "forkserver" {
+            procshare::internals::forkserver_pid().unwrap()
+        } else {
+            std::process::id()
+        };
+        assert_eq!(ppid_of(server), want_parent, "{name}: the server's parent");
+        match spawn_env_of(server) {
+            None => assert!(forked, "{name}: the server was not exec'd"),
+            Some(v) => assert!(v.starts_with(&format!("PROCSHARE_SPAWN={name}:")), "{v}"),
+        }
+        // It serves, and a child of the same method reaches it.
+        let l = m.list_from([1u32, 2]).unwrap();
+        l.append(3).unwrap();
+        let mut p = ctx.process(append4, (l.clone(),));
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        assert_eq!(l.to_vec().unwrap(), [1, 2, 3, 4], "{name}");
+    }
+}
+
+#[test]
+fn context_manager_uses_the_contexts_method() {
+    quiet();
+    for name in ["spawn", "forkserver"] {
+        let m = get_context(Some(name)).unwrap().manager().unwrap();
+        let env = spawn_env_of(m.server_pid().unwrap()).expect("an exec'd server");
+        assert!(
+            env.starts_with(&format!("PROCSHARE_SPAWN={name}:")),
+            "{env}"
+        );
+        let d = m.dict::<String, u8>().unwrap();
+        d.insert("k".to_string(), 1).unwrap();
+        assert_eq!(d.get(&"k".to_string()).unwrap(), Some(1));
+    }
+}
+
+/// Waits for process `pid` (not our child) to exit: a pidfd, polled for at
+/// most a minute (a bound for a hang, not a timing assertion).
+fn exits(pid: i32) -> bool {
+    // SAFETY: plain system calls on integers; the pidfd is closed below.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return true; // already gone
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let n = libc::poll(&mut p, 1, 60_000);
+        libc::close(fd);
+        n == 1
+    }
+}
+
+#[test]
+fn a_spawned_server_exits_when_its_owner_is_killed() {
+    quiet();
+    for name in ["spawn", "forkserver"] {
+        let server = Value::new(0i32).unwrap();
+        let (ready, never) = (Event::new().unwrap(), Event::new().unwrap());
+        let (s2, r2, n2) = (server.clone(), ready.clone(), never.clone());
+        let mut owner = Child(Process::new(move || {
+            let m = get_context(Some(name)).unwrap().manager().unwrap();
+            s2.set(m.server_pid().unwrap());
+            r2.set();
+            n2.wait(); // killed here
+        }));
+        owner.0.start().unwrap();
+        ready.wait();
+        let pid = server.get();
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        owner.0.kill().unwrap();
+        assert_eq!(owner.0.join().unwrap(), -9);
+        assert!(exits(pid), "{name}: the server outlived its owner");
+    }
+}
+
+/// The manager initializer's panic is `start`'s error.
+fn panics((_,): (u8,)) {
+    panic!("initializer failed on purpose");
+}
+
+#[test]
+fn an_initializer_that_panics_fails_start() {
+    quiet();
+    for name in METHOD_NAMES {
+        let r = get_context(Some(name))
+            .unwrap()
+            .manager_builder()
+            .initializer(panics, (0,))
+            .start();
+        let e = r.expect_err("a server whose initializer panicked");
+        assert!(
+            e.to_string().contains("initializer panicked"),
+            "{name}: {e}"
+        );
     }
 }

@@ -409,10 +409,40 @@ pub(crate) fn forget_connection(ep: &Endpoint) {
     let _ = CONNS.try_with(|c| c.borrow_mut().remove(&ep.uid));
 }
 
-/// Leak every cached connection without closing it (the server child calls
-/// this after fork: the descriptors are closed wholesale there).
+/// Leak every connection this process inherited without closing it (the
+/// server child calls this after fork: the descriptors are closed wholesale
+/// there): this thread's cached ones, the ones lent to it, and every known
+/// endpoint's session and thread slots, so that no later drop (a proxy
+/// the server's initializer uses, say) closes a descriptor number that has
+/// been reused meanwhile. Locks another thread of the parent held at the fork
+/// are skipped (what they guard is then in use by that thread, absent here).
 pub(crate) fn leak_connections() {
+    use std::sync::TryLockError;
+    fn lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+        match m.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
     let _ = CONNS.try_with(|c| std::mem::forget(c.take()));
+    let _ = LENT.try_with(|l| std::mem::forget(l.take()));
+    let eps: Vec<Arc<Endpoint>> = match lock(&ENDPOINTS) {
+        Some(all) => all.iter().filter_map(Weak::upgrade).collect(),
+        None => Vec::new(),
+    };
+    for ep in eps {
+        if let Some(mut g) = lock(&ep.session) {
+            std::mem::forget(g.stream.take());
+        }
+        if let Some(slots) = lock(&ep.slots) {
+            for s in slots.iter().filter_map(Weak::upgrade) {
+                if let Some(mut g) = lock(&s) {
+                    std::mem::forget(g.take());
+                }
+            }
+        }
+    }
 }
 
 /// One request, one answer, on this thread's connection.

@@ -7,11 +7,13 @@ pub(crate) mod fuzzing;
 mod proxy;
 mod server;
 pub(crate) mod spawn;
+mod start;
 mod sync;
 
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
+pub use start::ManagerBuilder;
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
 };
@@ -31,6 +33,9 @@ struct ServerProc {
     pid: crate::sys::proc::RawPid,
     owner: u32,
     dir: Option<PathBuf>,
+    /// A server started by spawn or forkserver: its `Process` (a forked
+    /// one is reaped by pid).
+    proc: Option<crate::process::Process>,
 }
 
 /// A handle on a manager server: creates shared objects and returns their proxies.
@@ -158,35 +163,7 @@ impl Manager {
     /// m.ping().unwrap();
     /// ```
     pub fn start_with_key(authkey: AuthKey) -> Result<Manager> {
-        let dir = server::private_dir()?;
-        let path = dir.join("manager.sock");
-        let listener = match std::os::unix::net::UnixListener::bind(&path) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e.into());
-            }
-        };
-        let ep = Endpoint::new(
-            Address::Unix(path),
-            authkey,
-            crate::codec::wire::DEFAULT_LIMIT,
-        );
-        match server::fork_server(server::Listener::Unix(listener), &ep, Some(dir.clone())) {
-            Ok(pid) => Ok(Manager {
-                ep,
-                server: Some(ServerProc {
-                    pid,
-                    owner: std::process::id(),
-                    dir: Some(dir),
-                }),
-            }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        }
-        .inspect(|m| Endpoint::publish(&m.ep))
+        Manager::builder().authkey(authkey).start()
     }
 
     /// Start a server process listening on a TCP address (port 0: any free
@@ -203,23 +180,7 @@ impl Manager {
     /// assert!(Manager::connect(server.address().clone(), AuthKey::new("wrong")).is_err());
     /// ```
     pub fn serve(addr: impl std::net::ToSocketAddrs, authkey: AuthKey) -> Result<Manager> {
-        let listener = std::net::TcpListener::bind(addr)?;
-        let local = listener.local_addr()?;
-        let ep = Endpoint::new(
-            Address::Tcp(local),
-            authkey,
-            crate::codec::wire::DEFAULT_LIMIT,
-        );
-        let pid = server::fork_server(server::Listener::Tcp(listener), &ep, None)?;
-        Endpoint::publish(&ep);
-        Ok(Manager {
-            ep,
-            server: Some(ServerProc {
-                pid,
-                owner: std::process::id(),
-                dir: None,
-            }),
-        })
+        Manager::builder().authkey(authkey).serve(addr)
     }
 
     /// Join a running server (TCP or unix socket) with its auth key. The
@@ -571,7 +532,17 @@ impl Manager {
         let asked = client::request_shutdown(&self.ep);
         client::forget_connection(&self.ep);
         Endpoint::unregister(&self.ep);
-        let reaped = server::reap(sp.pid, asked.is_err());
+        let reaped = match sp.proc {
+            Some(mut p) => {
+                if asked.is_err() {
+                    let _ = p.kill();
+                }
+                // Its exit code does not matter: it is gone.
+                let _ = p.join();
+                Ok(())
+            }
+            None => server::reap(sp.pid, asked.is_err()),
+        };
         if let Some(dir) = sp.dir {
             let _ = std::fs::remove_dir_all(dir);
         }

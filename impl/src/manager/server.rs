@@ -7,7 +7,7 @@ use crate::sys::proc::RawPid;
 use procshare_model::manager::{
     serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
 };
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixListener;
@@ -25,6 +25,21 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
+    /// The listening socket's descriptor, to cross an exec.
+    pub(crate) fn into_fd(self) -> std::os::fd::OwnedFd {
+        match self {
+            Listener::Unix(l) => l.into(),
+            Listener::Tcp(l) => l.into(),
+        }
+    }
+    /// A listener from a descriptor made by [`Listener::into_fd`].
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd, tcp: bool) -> Listener {
+        if tcp {
+            Listener::Tcp(fd.into())
+        } else {
+            Listener::Unix(fd.into())
+        }
+    }
     fn fd(&self) -> i32 {
         match self {
             Listener::Unix(l) => l.as_raw_fd(),
@@ -56,23 +71,36 @@ fn log(msg: &str) {
     log::warn!(target: "procshare::manager", "manager[{}]: {msg}", std::process::id());
 }
 
+/// What the server runs before it serves (the manager's initializer).
+pub(crate) type Init = Box<dyn FnOnce()>;
+
 /// Fork the server process. In the parent: returns its pid (the listener is
-/// closed in the parent). The child never returns.
+/// closed in the parent) and the parent's end of the start-up socket (see
+/// [`await_ready`]). The child never returns.
 /// `dir`: the server's private socket directory, removed by the server if it
 /// exits because its parent died (otherwise the parent removes it at shutdown).
+/// `init`: run in the server before it serves (after it closed what it
+/// inherited).
 pub(crate) fn fork_server(
     listener: Listener,
     ep: &Endpoint,
     dir: Option<PathBuf>,
-) -> Result<RawPid> {
+    init: Option<Init>,
+) -> Result<(RawPid, std::os::unix::net::UnixStream)> {
     let parent = crate::sys::proc::getpid();
     let key = ep.authkey.clone();
     let limit = ep.limit;
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair()?;
+    // A panic in the initializer is reported without taking a lock.
+    crate::process::install_panic_hook();
     // The child runs `child_main`, which never returns (it leaves with
     // `_exit`). In the parent the closure, and with it the parent's copy of the
-    // listener, is dropped unused.
-    crate::sys::fork::fork(move |_| child_main(listener, key, limit, parent, dir))
-        .map_err(ManagerError::Io)
+    // listener and of the server's end of the start-up socket, is dropped unused.
+    let pid = crate::sys::fork::fork(move |_| {
+        child_main(listener, key, limit, parent, dir, theirs, init)
+    })
+    .map_err(ManagerError::Io)?;
+    Ok((pid, mine))
 }
 
 fn exit(code: i32) -> ! {
@@ -86,18 +114,53 @@ fn child_main(
     limit: usize,
     parent: RawPid,
     dir: Option<PathBuf>,
+    ready: std::os::unix::net::UnixStream,
+    init: Option<Init>,
 ) -> ! {
-    // Our copies of the parent's cached connections are closed below, wholesale.
+    // Our copies of the parent's manager connections are closed below, wholesale.
     client::leak_connections();
-    crate::sys::proc::ignore_signal(crate::sys::proc::Ignored::Int);
-    // Close every inherited descriptor but stdio and the listener, so the
-    // server does not keep the parent's pipes and sockets open.
-    let lfd = listener.fd() as u32;
-    if lfd > 3 {
-        crate::sys::proc::close_range(3, lfd - 1);
+    // Close every inherited descriptor but stdio, the listener and the
+    // start-up socket, so the server does not keep the parent's pipes and
+    // sockets open.
+    let mut keep = [listener.fd() as u32, ready.as_raw_fd() as u32];
+    keep.sort_unstable();
+    let mut from = 3;
+    for k in keep {
+        if k > from {
+            crate::sys::proc::close_range(from, k - 1);
+        }
+        from = from.max(k + 1);
     }
-    crate::sys::proc::close_range(lfd + 1, u32::MAX);
-    watch_parent(parent, dir);
+    crate::sys::proc::close_range(from, u32::MAX);
+    run(listener, key, limit, parent, dir, false, ready, init)
+}
+
+/// The server process's life once started (by fork, spawn or the fork
+/// server): ignore `SIGINT`, watch the owner, run the initializer, tell the
+/// owner it is ready (the start-up socket), serve. Never returns.
+/// `served`: started by the fork server, whose child it is (not the owner's).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    listener: Listener,
+    key: AuthKey,
+    limit: usize,
+    owner: RawPid,
+    dir: Option<PathBuf>,
+    served: bool,
+    mut ready: std::os::unix::net::UnixStream,
+    init: Option<Init>,
+) -> ! {
+    crate::sys::proc::ignore_signal(crate::sys::proc::Ignored::Int);
+    watch_parent(owner, dir, served);
+    if let Some(f) = init {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            // The panic hook printed the message on stderr.
+            let _ = ready.write_all(b"the initializer panicked");
+            exit(1);
+        }
+    }
+    let _ = ready.write_all(READY);
+    drop(ready);
     let server = Arc::new(Server::<StdSync>::new());
     let key = Arc::new(key);
     let next_conn = AtomicU64::new(1);
@@ -124,9 +187,64 @@ fn child_main(
     }
 }
 
-/// Exit when the parent process dies (a pidfd becomes readable; without
-/// pidfds, poll `getppid`).
-fn watch_parent(parent: RawPid, dir: Option<PathBuf>) {
+/// What a server that is ready to serve writes on its start-up socket.
+const READY: &[u8] = b"ready";
+
+/// In the owner: wait until the server is ready to serve (its initializer
+/// ran), as CPython's `BaseManager.start` waits for the server's address. A
+/// server that died first, or whose initializer panicked, is an error.
+/// `pidfd`: the server's, so that its death ends the wait even if another
+/// child forked meanwhile holds a copy of the server's end of the socket.
+pub(crate) fn await_ready(
+    mut s: std::os::unix::net::UnixStream,
+    pidfd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<()> {
+    use crate::sys::io::{PollFd, PollFlags};
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        if got.starts_with(READY) {
+            return Ok(());
+        }
+        let (readable, died) = {
+            let mut p = vec![PollFd::new(&s, PollFlags::IN)];
+            if let Some(fd) = &pidfd {
+                p.push(PollFd::new(fd, PollFlags::IN));
+            }
+            crate::sys::io::poll(&mut p, None)?;
+            (
+                !p[0].revents().is_empty(),
+                p.get(1).is_some_and(|x| !x.revents().is_empty()),
+            )
+        };
+        if readable {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.len() > 4096 {
+                break;
+            }
+        } else if died {
+            break;
+        }
+    }
+    let why = if got.is_empty() {
+        "it exited before it was ready".to_string()
+    } else {
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    Err(ManagerError::Io(io::Error::other(format!(
+        "the manager's server did not start: {why}"
+    ))))
+}
+
+/// Exit when the owner dies (a pidfd becomes readable; without pidfds, poll
+/// `getppid`). A server started by the fork server (`served`) is not the
+/// owner's child: it watches the owner's pidfd all the same, and without one
+/// its parent, the fork server, which exits when the owner dies.
+fn watch_parent(parent: RawPid, dir: Option<PathBuf>, served: bool) {
     let leave = move || -> ! {
         if let Some(d) = &dir {
             if let Err(e) = std::fs::remove_dir_all(d) {
@@ -136,7 +254,12 @@ fn watch_parent(parent: RawPid, dir: Option<PathBuf>) {
         exit(0)
     };
     let pidfd = crate::sys::proc::pidfd_open(parent);
-    if crate::sys::proc::getppid() != parent {
+    let ppid = if served {
+        crate::sys::proc::getppid()
+    } else {
+        parent
+    };
+    if crate::sys::proc::getppid() != ppid {
         leave();
     }
     let r = std::thread::Builder::new()
@@ -148,7 +271,7 @@ fn watch_parent(parent: RawPid, dir: Option<PathBuf>) {
                 }
             } else {
                 std::thread::sleep(Duration::from_millis(200));
-                if crate::sys::proc::getppid() != parent {
+                if crate::sys::proc::getppid() != ppid {
                     leave();
                 }
             }

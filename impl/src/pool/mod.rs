@@ -7,7 +7,7 @@ mod fds;
 mod job;
 mod result;
 mod stream;
-mod worker;
+pub(crate) mod worker;
 
 pub use error::PoolError;
 pub use result::{AsyncResult, Imap, MapResult};

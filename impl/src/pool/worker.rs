@@ -584,7 +584,7 @@ impl<A: SpawnArgs + Sync> SpawnInit for InitCall<A> {
 }
 
 /// The initializer as a spawned worker runs it (once).
-type InitOnce = Box<dyn FnOnce() + Send>;
+pub(crate) type InitOnce = Box<dyn FnOnce() + Send>;
 
 /// Decodes an initializer's arguments and pairs them with the function at
 /// address `f` (a `fn(A)`).
@@ -599,6 +599,36 @@ fn init_tramp<A: SpawnArgs>(im: &mut Importer, f: usize) -> Result<InitOnce, Spa
     // in its code.
     let f = unsafe { std::mem::transmute::<usize, fn(A)>(f) };
     Ok(Box::new(move || f(args)))
+}
+
+/// Exports an optional initializer: its function and trampoline offsets, then
+/// its arguments (last: [`take_init`] decodes them with the initializer's own
+/// trampoline). Also used by the manager's server (its initializer).
+pub(crate) fn put_init(ex: &mut Exporter, init: Option<&dyn SpawnInit>) -> Result<(), SpawnError> {
+    match init {
+        None => ex.put(&None::<(i64, i64)>),
+        Some(i) => {
+            ex.put(&Some(i.offsets()))?;
+            i.export(ex)
+        }
+    }
+}
+
+/// Imports what [`put_init`] exported.
+pub(crate) fn take_init(im: &mut Importer) -> Result<Option<InitOnce>, SpawnError> {
+    match im.take::<Option<(i64, i64)>>()? {
+        None => Ok(None),
+        Some((t, f)) => {
+            let t = checked_fn_at(t)?;
+            let f = checked_fn_at(f)?;
+            // SAFETY: `t` is the address of an `init_tramp::<A>` of this
+            // binary: the parent took its offset from one
+            // (`InitCall::offsets`), this process runs the same file and
+            // the address lies in its code.
+            let t = unsafe { std::mem::transmute::<usize, InitTramp>(t) };
+            Ok(Some(t(im, f)?))
+        }
+    }
 }
 
 /// The one argument of a spawned (or forkserver) worker: its end of the
@@ -635,30 +665,12 @@ impl SpawnArg for SpawnedWorker {
         };
         ex.fd(sock.as_fd())?;
         ex.put(&(*owner, *served))?;
-        match init {
-            None => ex.put(&None::<(i64, i64)>),
-            Some(i) => {
-                ex.put(&Some(i.offsets()))?;
-                i.export(ex)
-            }
-        }
+        put_init(ex, init.as_deref())
     }
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         let sock = im.take_fd()?;
         let (owner, served) = im.take()?;
-        let init = match im.take::<Option<(i64, i64)>>()? {
-            None => None,
-            Some((t, f)) => {
-                let t = checked_fn_at(t)?;
-                let f = checked_fn_at(f)?;
-                // SAFETY: `t` is the address of an `init_tramp::<A>` of this
-                // binary: the parent took its offset from one
-                // (`InitCall::offsets`), this process runs the same file and
-                // the address lies in its code.
-                let t = unsafe { std::mem::transmute::<usize, InitTramp>(t) };
-                Some(t(im, f)?)
-            }
-        };
+        let init = take_init(im)?;
         Ok(SpawnedWorker::In {
             sock,
             owner,

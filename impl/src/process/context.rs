@@ -50,9 +50,8 @@ pub fn get_context(method: Option<&str>) -> Result<Context, ProcessError> {
 
 /// A start method carried to what is created from it (see [`get_context`]).
 ///
-/// Processes ([`Context::process`]) and pools ([`Context::pool`]) take it.
-/// The manager's server is started by fork whatever the context (a
-/// difference from CPython, whose `ctx.Manager()` uses the context's method).
+/// Processes ([`Context::process`]), pools ([`Context::pool`]) and managers'
+/// servers ([`Context::manager`]) take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     method: StartMethod,
@@ -103,5 +102,33 @@ impl Context {
     /// ```
     pub fn pool(&self) -> crate::PoolBuilder {
         crate::Pool::builder().start_method(self.method)
+    }
+
+    /// A manager whose server process is started by this context's method
+    /// (Python's `ctx.Manager()`).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::get_context;
+    /// let m = get_context(Some("forkserver")).unwrap().manager().unwrap();
+    /// assert_eq!(m.list_from([1, 2]).unwrap().to_vec().unwrap(), [1, 2]);
+    /// ```
+    pub fn manager(&self) -> Result<crate::Manager, crate::ManagerError> {
+        self.manager_builder().start()
+    }
+
+    /// A manager builder whose server starts by this context's method
+    /// (Python's `ctx.Manager(initializer=f, initargs=a)`: see
+    /// [`ManagerBuilder`](crate::ManagerBuilder)).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{get_context, StartMethod};
+    /// let b = get_context(Some("spawn")).unwrap().manager_builder();
+    /// let m = b.start().unwrap();
+    /// m.ping().unwrap();
+    /// ```
+    pub fn manager_builder(&self) -> crate::ManagerBuilder {
+        crate::Manager::builder().start_method(self.method)
     }
 }

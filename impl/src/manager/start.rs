@@ -1,0 +1,346 @@
+//! Starting a manager's server: by fork, spawn or the fork server (a
+//! context's start method, CPython's `get_context("spawn").Manager()`), with
+//! an initializer run in the server before it serves (CPython's
+//! `Manager(initializer=f, initargs=a)`).
+//!
+//! A server started by spawn or forkserver is a [`Process`] running
+//! [`spawned_server`] with one argument ([`ServerArg`]): the listening
+//! socket's and the start-up socket's descriptors (`SCM_RIGHTS`, or kept
+//! across the exec), the auth key and the owner's pid by copy, in the start
+//! request's private payload memfd (the key is never in the environment, the
+//! command line or a file), and the initializer as a function and its
+//! arguments, as a pool's `spawn_initializer` crosses.
+
+use super::client::{Endpoint, ManagerError, Result};
+use super::server::{self, Listener};
+use super::{Manager, ServerProc};
+use crate::codec::auth::AuthKey;
+use crate::pool::worker::{put_init, take_init, InitCall, InitOnce, SpawnInit};
+use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
+use crate::process::{Process, StartMethod};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// An initializer in both forms: run in a forked server, or sent across an exec.
+#[derive(Clone)]
+struct ServerInit {
+    here: Arc<dyn Fn() + Send + Sync>,
+    spawn: Arc<dyn SpawnInit>,
+}
+
+/// How to start a manager's server (see [`Manager::builder`]).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{AuthKey, Manager, StartMethod};
+/// let m = Manager::builder()
+///     .start_method(StartMethod::Spawn)
+///     .authkey(AuthKey::new("k"))
+///     .start()
+///     .unwrap();
+/// m.ping().unwrap();
+/// ```
+#[must_use]
+pub struct ManagerBuilder {
+    method: StartMethod,
+    authkey: Option<AuthKey>,
+    init: Option<ServerInit>,
+}
+
+impl std::fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("method", &self.method)
+            .field("initializer", &self.init.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// A builder: the server's start method, auth key and initializer
+    /// (CPython's `Manager(initializer=, initargs=)`,
+    /// `get_context(m).Manager()`). The default start method is fork (as
+    /// [`Manager::start`]), whatever [`set_start_method`](crate::set_start_method) says.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Manager, StartMethod, Value};
+    /// // Runs once in the server process, before it serves.
+    /// fn init((pid,): (Value<u32>,)) {
+    ///     pid.set(std::process::id());
+    /// }
+    /// let pid = Value::new(0u32).unwrap();
+    /// let m = Manager::builder()
+    ///     .start_method(StartMethod::ForkServer)
+    ///     .initializer(init, (pid.clone(),))
+    ///     .start()
+    ///     .unwrap();
+    /// assert_eq!(Some(pid.get() as i32), m.server_pid());
+    /// ```
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder {
+            method: StartMethod::Fork,
+            authkey: None,
+            init: None,
+        }
+    }
+}
+
+impl ManagerBuilder {
+    /// The start method of the server process (fork, spawn or forkserver).
+    /// Under spawn and forkserver the server is a fresh exec of this binary,
+    /// as a [`Process`] started by that method is: it holds no copy of this
+    /// process's memory, threads or descriptors.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// The auth key (default: 32 random bytes).
+    pub fn authkey(mut self, key: AuthKey) -> Self {
+        self.authkey = Some(key);
+        self
+    }
+
+    /// Run `f(initargs)` once in the server process before it serves
+    /// (CPython's `initializer`/`initargs`). `initargs` is a tuple of
+    /// [`SpawnArg`]s, as a [`Process::with_target`]'s arguments: serde values
+    /// by copy, shared objects (a `Value`, a `Queue`, another manager's proxy)
+    /// as handles onto the same objects. [`ManagerBuilder::start`] returns once
+    /// it has run; if it panics, `start` fails.
+    pub fn initializer<A: SpawnArgs + Clone + Sync>(mut self, f: fn(A), initargs: A) -> Self {
+        let here_args = initargs.clone();
+        self.init = Some(ServerInit {
+            here: Arc::new(move || f(here_args.clone())),
+            spawn: Arc::new(InitCall { f, args: initargs }),
+        });
+        self
+    }
+
+    /// Start the server on a unix socket in a private `0700` directory (as
+    /// [`Manager::start`]); returns once the server serves.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::builder().start().unwrap();
+    /// assert_eq!(m.list_from([1]).unwrap().to_vec().unwrap(), [1]);
+    /// ```
+    pub fn start(self) -> Result<Manager> {
+        let authkey = match self.authkey.clone() {
+            Some(k) => k,
+            None => AuthKey::random()?,
+        };
+        let dir = server::private_dir()?;
+        let path = dir.join("manager.sock");
+        let started = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(ManagerError::from)
+            .and_then(|l| {
+                let ep = Endpoint::new(
+                    super::Address::Unix(path),
+                    authkey,
+                    crate::codec::wire::DEFAULT_LIMIT,
+                );
+                let sp = self.launch(Listener::Unix(l), &ep, Some(dir.clone()))?;
+                Ok(Manager {
+                    ep,
+                    server: Some(sp),
+                })
+            });
+        match started {
+            Ok(m) => {
+                Endpoint::publish(&m.ep);
+                Ok(m)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// Start the server on a TCP address (as [`Manager::serve`]).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{AuthKey, Manager, StartMethod};
+    /// let m = Manager::builder()
+    ///     .start_method(StartMethod::ForkServer)
+    ///     .authkey(AuthKey::new("secret"))
+    ///     .serve("127.0.0.1:0")
+    ///     .unwrap();
+    /// let c = Manager::connect(m.address().clone(), AuthKey::new("secret")).unwrap();
+    /// c.ping().unwrap();
+    /// ```
+    pub fn serve(self, addr: impl std::net::ToSocketAddrs) -> Result<Manager> {
+        let authkey = match self.authkey.clone() {
+            Some(k) => k,
+            None => AuthKey::random()?,
+        };
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local = listener.local_addr()?;
+        let ep = Endpoint::new(
+            super::Address::Tcp(local),
+            authkey,
+            crate::codec::wire::DEFAULT_LIMIT,
+        );
+        let sp = self.launch(Listener::Tcp(listener), &ep, None)?;
+        Endpoint::publish(&ep);
+        Ok(Manager {
+            ep,
+            server: Some(sp),
+        })
+    }
+
+    /// Start the server process on `listener` and wait until it serves.
+    fn launch(self, listener: Listener, ep: &Endpoint, dir: Option<PathBuf>) -> Result<ServerProc> {
+        let owner = crate::sys::proc::getpid();
+        if self.method == StartMethod::Fork {
+            let init = self.init.map(|i| {
+                let f = i.here;
+                Box::new(move || f()) as server::Init
+            });
+            let (pid, ready) = server::fork_server(listener, ep, dir.clone(), init)?;
+            let pidfd = crate::sys::proc::pidfd_open(pid);
+            if let Err(e) = server::await_ready(ready, pidfd.as_ref().map(|p| p.as_fd())) {
+                let _ = server::reap(pid, true);
+                return Err(e);
+            }
+            return Ok(ServerProc {
+                pid,
+                owner: std::process::id(),
+                dir,
+                proc: None,
+            });
+        }
+        let (mine, theirs) = UnixStream::pair()?;
+        let arg = ServerArg::Out {
+            tcp: matches!(listener, Listener::Tcp(_)),
+            listener: listener.into_fd(),
+            ready: OwnedFd::from(theirs),
+            key: ep.authkey.as_bytes().to_vec(),
+            limit: ep.limit as u64,
+            owner,
+            dir: dir.clone(),
+            served: self.method == StartMethod::ForkServer,
+            init: self.init.map(|i| i.spawn),
+        };
+        let mut p = Process::with_target(spawned_server, (arg,))
+            .start_method(self.method)
+            .daemon(false)
+            .with_name("SyncManager");
+        // `start` drops the parent's copies of the listener and of the
+        // server's end of the start-up socket (the target's arguments).
+        p.start()
+            .map_err(|e| ManagerError::Io(std::io::Error::other(e)))?;
+        if let Err(e) = server::await_ready(mine, p.sentinel().ok()) {
+            let _ = p.kill();
+            let _ = p.join();
+            return Err(e);
+        }
+        Ok(ServerProc {
+            pid: p.pid().unwrap_or(0) as i32,
+            owner: std::process::id(),
+            dir,
+            proc: Some(p),
+        })
+    }
+}
+
+/// The one argument of a server started by spawn or forkserver.
+enum ServerArg {
+    /// The owner's side (exported).
+    Out {
+        listener: OwnedFd,
+        tcp: bool,
+        ready: OwnedFd,
+        key: Vec<u8>,
+        limit: u64,
+        owner: crate::sys::proc::RawPid,
+        dir: Option<PathBuf>,
+        served: bool,
+        init: Option<Arc<dyn SpawnInit>>,
+    },
+    /// The server's side (imported).
+    In {
+        listener: OwnedFd,
+        tcp: bool,
+        ready: OwnedFd,
+        key: Vec<u8>,
+        limit: u64,
+        owner: crate::sys::proc::RawPid,
+        dir: Option<PathBuf>,
+        served: bool,
+        init: Option<InitOnce>,
+    },
+}
+
+impl SpawnArg for ServerArg {
+    fn export(&self, ex: &mut Exporter) -> std::result::Result<(), SpawnError> {
+        let ServerArg::Out {
+            listener,
+            tcp,
+            ready,
+            key,
+            limit,
+            owner,
+            dir,
+            served,
+            init,
+        } = self
+        else {
+            return Err(SpawnError::BadRequest("a server's own arguments exported"));
+        };
+        ex.fd(listener.as_fd())?;
+        ex.fd(ready.as_fd())?;
+        ex.put(&(*tcp, key, *limit, *owner, dir, *served))?;
+        // The initializer last: its own trampoline decodes its arguments.
+        put_init(ex, init.as_deref())
+    }
+
+    fn import(im: &mut Importer) -> std::result::Result<Self, SpawnError> {
+        let listener = im.take_fd()?;
+        let ready = im.take_fd()?;
+        let (tcp, key, limit, owner, dir, served) = im.take()?;
+        let init = take_init(im)?;
+        Ok(ServerArg::In {
+            listener,
+            tcp,
+            ready,
+            key,
+            limit,
+            owner,
+            dir,
+            served,
+            init,
+        })
+    }
+}
+
+/// The target of a server started by spawn or forkserver. Never returns.
+fn spawned_server((arg,): (ServerArg,)) {
+    if let ServerArg::In {
+        listener,
+        tcp,
+        ready,
+        key,
+        limit,
+        owner,
+        dir,
+        served,
+        init,
+    } = arg
+    {
+        server::run(
+            Listener::from_fd(listener, tcp),
+            AuthKey::new(key),
+            usize::try_from(limit).unwrap_or(usize::MAX),
+            owner,
+            dir,
+            served,
+            UnixStream::from(ready),
+            init.map(|f| f as server::Init),
+        )
+    }
+}

@@ -49,12 +49,12 @@ pub use crate::connection::{wait, Client, Family, Listener};
 pub use crate::data::array::{Array, ArrayGuard, IndexError, RawArray};
 pub use crate::data::value::{RawValue, Value, ValueGuard};
 pub use crate::error::Error;
-pub use crate::manager::ManagerBuilder;
 pub use crate::manager::{
     Address, AddressError, BarrierProxy, ConditionProxy, DictProxy, EventProxy, Kind, ListProxy,
     LockProxy, Manager, ManagerError, NamespaceProxy, OpError, QueueProxy, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
+pub use crate::manager::{ArrayProxy, JoinableQueueProxy, ManagerBuilder};
 pub use crate::manager::{ListIndex, ListIter};
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
 pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};

@@ -1,16 +1,20 @@
 //! A manager: a server process that owns shared objects, and proxies that
 //! forward every operation to it (Python's `multiprocessing.Manager()`).
 
+mod array;
 mod client;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
+mod joinable;
 mod proxy;
 mod server;
 pub(crate) mod spawn;
 mod start;
 mod sync;
 
+pub use array::ArrayProxy;
 pub use client::{Address, AddressError, ManagerError};
+pub use joinable::JoinableQueueProxy;
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
 pub use start::ManagerBuilder;

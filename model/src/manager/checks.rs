@@ -1125,3 +1125,89 @@ mod tests {
         assert!(linearizable(&VecSpec(vec![b(1), b(2)]), &h));
     }
 }
+
+/// The joinable queue workload (one shuttle execution): a producer puts two
+/// items on a joinable queue, then joins it; a consumer gets each item,
+/// counts it processed, then calls `task_done`. Panics if `join` returns
+/// before both items are processed or a `task_done` beyond the puts is
+/// accepted; a `join` whose wake-up is lost sleeps forever, which shuttle
+/// reports as a deadlock.
+pub fn joinable_workload<S: ServerSync>() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let q = create(&server, Init::JoinableQueue { maxsize: Some(1) });
+    let processed = std::sync::Arc::new(AtomicU64::new(0));
+    let (p, sp) = model_conn(&server, 1);
+    let (c, sc) = model_conn(&server, 2);
+    let seen = processed.clone();
+    let hc = shuttle::thread::spawn(move || {
+        for want in [1u8, 2] {
+            let r = c.call(Request::Op(q, Op::QGet(Wait::Forever)));
+            assert_eq!(r, Response::Item(b(want)), "queue lost or reordered items");
+            seen.fetch_add(1, Ordering::SeqCst);
+            let r = c.call(Request::Op(q, Op::Joinable(JoinableOp::TaskDone)));
+            assert_eq!(r, Response::Ok);
+        }
+        drop(c);
+    });
+    let hp = shuttle::thread::spawn(move || {
+        for x in [1u8, 2] {
+            let r = p.call(Request::Op(q, Op::Put(b(x), Wait::Forever)));
+            assert_eq!(r, Response::Ok);
+        }
+        let r = p.call(Request::Op(
+            q,
+            Op::Joinable(JoinableOp::Join(Wait::Forever)),
+        ));
+        assert_eq!(r, Response::Ok);
+        let n = processed.load(Ordering::SeqCst);
+        crate::check!(n == 2, "join returned with {n} of 2 tasks done");
+        drop(p);
+    });
+    hp.join().expect("producer");
+    hc.join().expect("consumer");
+    sp.join().expect("server thread");
+    sc.join().expect("server thread");
+    let r = server.handle(3, Request::Op(q, Op::Joinable(JoinableOp::TaskDone)));
+    crate::check!(
+        matches!(r, Response::Err(OpError::BadRequest(_))),
+        "a task_done beyond the puts was accepted: {r:?}"
+    );
+}
+
+#[cfg(test)]
+mod joinable_tests {
+    use super::*;
+
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
+    }
+
+    #[test]
+    fn joinable_join_waits_for_every_task_random() {
+        shuttle::check_random(joinable_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn joinable_join_waits_for_every_task_pct() {
+        shuttle::check_pct(joinable_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_721_task_done_no_wake_is_caught() {
+        assert!(caught(
+            "deadlock",
+            joinable_workload::<
+                ShuttleSync<{ crate::manager::joinable::MUTANT_TASK_DONE_NO_WAKE.0 }>,
+            >
+        ));
+    }
+
+    #[test]
+    fn mutant_722_put_uncounted_is_caught() {
+        assert!(caught(
+            "join returned with",
+            joinable_workload::<ShuttleSync<{ crate::manager::joinable::MUTANT_PUT_UNCOUNTED.0 }>>
+        ));
+    }
+}

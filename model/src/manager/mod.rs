@@ -56,12 +56,16 @@
 //! so a client killed with `kill -9` while holding a manager lock does not
 //! block the others (CPython's manager keeps such a lock forever).
 
+pub mod array;
 pub mod client;
+pub mod joinable;
 pub mod objects;
 pub mod protocol;
 pub mod server;
 
+pub use array::{ArrayOp, Slice};
 pub use client::*;
+pub use joinable::{JoinableOp, JoinableState};
 pub use objects::*;
 pub use protocol::*;
 pub use server::*;

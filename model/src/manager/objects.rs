@@ -73,6 +73,10 @@ pub enum Obj {
     Condition(CondState),
     /// A barrier.
     Barrier(BarrierState),
+    /// An array's items (see `array`).
+    Array(Vec<Bytes>),
+    /// A joinable queue (see `joinable`).
+    Joinable(super::joinable::JoinableState),
 }
 
 /// A condition variable's state.
@@ -128,6 +132,10 @@ impl Obj {
                 broken: false,
                 reset_gens: Default::default(),
             }),
+            Init::Array(v) => Obj::Array(v),
+            Init::JoinableQueue { maxsize } => {
+                Obj::Joinable(super::joinable::JoinableState::new(maxsize))
+            }
         }
     }
     /// The object's kind.
@@ -144,6 +152,8 @@ impl Obj {
             Obj::Queue(..) => Kind::Queue,
             Obj::Condition(_) => Kind::Condition,
             Obj::Barrier(_) => Kind::Barrier,
+            Obj::Array(_) => Kind::Array,
+            Obj::Joinable(_) => Kind::JoinableQueue,
         }
     }
 }
@@ -641,7 +651,8 @@ pub(super) fn wait_of(op: &Op) -> Wait {
         | Op::QGet(w)
         | Op::CondSleep(_, _, w)
         | Op::CondReacquire(_, _, w)
-        | Op::BarrierAwait(_, w) => *w,
+        | Op::BarrierAwait(_, w)
+        | Op::Joinable(super::joinable::JoinableOp::Join(w)) => *w,
         _ => Wait::No,
     }
 }

@@ -36,6 +36,10 @@ pub enum Kind {
     Condition,
     /// A barrier for a number of parties.
     Barrier,
+    /// A typed array (`manager.Array`).
+    Array,
+    /// A joinable queue (`manager.JoinableQueue`).
+    JoinableQueue,
 }
 
 /// The initial state of a new object.
@@ -74,6 +78,13 @@ pub enum Init {
         /// Parties that must arrive to release a generation.
         parties: u64,
     },
+    /// An array holding these items.
+    Array(Vec<Bytes>),
+    /// An empty joinable queue with an optional maximum size in items.
+    JoinableQueue {
+        /// `None`: unbounded.
+        maxsize: Option<u64>,
+    },
 }
 
 impl Init {
@@ -91,6 +102,8 @@ impl Init {
             Init::Queue { .. } => Kind::Queue,
             Init::Condition => Kind::Condition,
             Init::Barrier { .. } => Kind::Barrier,
+            Init::Array(_) => Kind::Array,
+            Init::JoinableQueue { .. } => Kind::JoinableQueue,
         }
     }
 }
@@ -264,6 +277,12 @@ pub enum Op {
     /// Insert before an index (clamped as Python's `insert`: `-k` counts from
     /// the end, then `0..=len`).
     InsertAt(i64, Bytes),
+    // --- arrays (see `array`) ---
+    /// An array operation.
+    Array(super::array::ArrayOp),
+    // --- joinable queues (see `joinable`; also Put, QGet, Len) ---
+    /// A joinable queue's own operation.
+    Joinable(super::joinable::JoinableOp),
 }
 
 /// A request on a connection.

@@ -2,6 +2,7 @@
 //! table ([`Server`]) and the per-connection serve loop ([`serve_connection`]).
 //! What each operation does to an object is [`apply`].
 
+use super::joinable::{apply_ext, JoinableOp};
 use super::objects::*;
 use super::protocol::*;
 use crate::platform::{mutant, Mutant, Seeded};
@@ -404,6 +405,7 @@ impl<S: ServerSync> Server<S> {
                 | Op::CondSleep(..)
                 | Op::CondReacquire(..)
                 | Op::BarrierAwait(..)
+                | Op::Joinable(JoinableOp::Join(_))
         );
         if !blocking {
             // One critical section; the op (and its payload) moves in, no copy.
@@ -411,7 +413,7 @@ impl<S: ServerSync> Server<S> {
                 let waiting = t.waiting;
                 match t.objects.get_mut(&id) {
                     None => (Response::Err(OpError::NoSuchObject(id)), false),
-                    Some(obj) => match apply(obj, conn, op) {
+                    Some(obj) => match apply_ext::<S>(obj, conn, op) {
                         Step::Done(r, ch) => (r, ch && waiting > 0),
                         // Only the blocking operations above can block.
                         Step::Block => (Response::Err(OpError::Timeout), false),
@@ -440,7 +442,7 @@ impl<S: ServerSync> Server<S> {
             let Some(obj) = t.objects.get_mut(&id) else {
                 return Some((Response::Err(OpError::NoSuchObject(id)), false));
             };
-            match apply(obj, conn, op.clone()) {
+            match apply_ext::<S>(obj, conn, op.clone()) {
                 Step::Done(r, ch) => Some((r, ch && waiting > 0)),
                 Step::Block => {
                     t.waiting += 1;

@@ -152,9 +152,12 @@ mod tests {
     type Real = WithMutant<0>;
     type Mut720 = WithMutant<720>;
 
+    /// `(start, stop, step, list(range(5))[start:stop:step])`.
+    type Case = (Option<i64>, Option<i64>, Option<i64>, &'static [i64]);
+
     /// `list(range(5))[start:stop:step]`, as CPython 3.11 prints it.
     #[rustfmt::skip]
-    const PYTHON: &[(Option<i64>, Option<i64>, Option<i64>, &[i64])] = &[
+    const PYTHON: &[Case] = &[
         (None, None, None, &[0, 1, 2, 3, 4]),
         (None, Some(-7), None, &[]),
         (None, Some(-2), None, &[0, 1, 2]),

@@ -12,6 +12,10 @@ fn memfd_with(bytes: &[u8]) -> OwnedFd {
 }
 
 fn payload(exe: ExeId, trampoline: i64, function: i64) -> Vec<u8> {
+    payload_with(exe, trampoline, function, Vec::new())
+}
+
+fn payload_with(exe: ExeId, trampoline: i64, function: i64, managers: Vec<u8>) -> Vec<u8> {
     postcard::to_stdvec(&Payload {
         magic: PAYLOAD_MAGIC,
         exe,
@@ -20,8 +24,25 @@ fn payload(exe: ExeId, trampoline: i64, function: i64) -> Vec<u8> {
         args: Vec::new(),
         fds: 0,
         info: crate::process::me::ChildInfo::for_child("t", false, crate::StartMethod::Spawn),
+        managers,
     })
     .unwrap()
+}
+
+#[test]
+fn a_malformed_manager_list_is_a_decode_error() {
+    let (t, f) = offsets();
+    let p = payload_with(ExeId::current().unwrap(), t, f, vec![0xff; 7]);
+    let r = prepare(memfd_with(&p), Vec::new());
+    match r {
+        Err(e @ SpawnError::Decode { .. }) => {
+            assert!(
+                e.to_string().contains("managers of the proxy arguments"),
+                "{e}"
+            )
+        }
+        other => panic!("{:?}", other.err()),
+    }
 }
 
 fn unit((): ()) {}

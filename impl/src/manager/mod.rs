@@ -75,6 +75,10 @@ struct ServerProc {
 ///
 /// [`Manager::start`] forks a server process that owns the objects; it listens
 /// on a unix socket in a private `0700` directory (removed at shutdown).
+/// [`Manager::builder`] (and [`Context::manager`](crate::Context::manager),
+/// CPython's `get_context(m).Manager()`) starts it by spawn or forkserver
+/// instead (a fresh exec of the binary), with an initializer run in the server
+/// before it serves (CPython's `initializer`/`initargs`).
 /// [`Manager::serve`] does the same on a TCP address, for clients on other
 /// machines, which join with [`Manager::connect`] (CPython's
 /// `BaseManager(address, authkey)`). Every connection proves the auth key both
@@ -96,7 +100,7 @@ struct ServerProc {
 ///
 /// Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`NamespaceProxy`],
 /// [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`], [`EventProxy`], [`ConditionProxy`], [`BarrierProxy`],
-/// [`QueueProxy`]) are `Clone`,
+/// [`QueueProxy`], [`ArrayProxy`], [`JoinableQueueProxy`]) are `Clone`,
 /// `Send` and `Sync`, and work in every process forked after they were made:
 /// each thread of each process opens its own connection on first use (a
 /// fork is detected by a change of pid, and the child never uses its parent's
@@ -104,6 +108,29 @@ struct ServerProc {
 /// dict, it comes back as a proxy to the same object (nested proxies), in any
 /// process that knows its manager (the one that started it, its forked
 /// children, or one that called [`Manager::connect`]).
+///
+/// A proxy is also an argument of a child started by spawn or forkserver
+/// ([`Process::with_target`](crate::Process::with_target), a pool's
+/// `spawn_initializer`, a manager's initializer), alone or inside a value (a
+/// `Vec` of proxies, a struct): the child learns the manager's address and
+/// auth key from the start request (a private memfd, never the environment
+/// or a file), as CPython's spawned children inherit the auth key, and its
+/// proxy holds a reference of its own until the child exits (even by `kill -9`).
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{ListProxy, Manager, Process, StartMethod};
+/// fn worker((l, word): (ListProxy<String>, String)) {
+///     l.append(word).unwrap();
+/// }
+/// let m = Manager::start().unwrap();
+/// let l = m.list::<String>().unwrap();
+/// let mut p = Process::with_target(worker, (l.clone(), "spawned".to_string()))
+///     .start_method(StartMethod::Spawn);
+/// p.start().unwrap();
+/// assert_eq!(p.join().unwrap(), 0);
+/// assert_eq!(l.to_vec().unwrap(), ["spawned"]);
+/// ```
 ///
 /// # Semantics
 ///

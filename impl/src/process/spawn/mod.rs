@@ -28,6 +28,10 @@
 //! onto the *same* shared memory: each is exported as (segment memfd, offset,
 //! length) and mapped again in the child, as Python duplicates their handles.
 //! Shared objects still are not `Serialize`: they cannot be put on a queue.
+//! Manager proxies ([`ListProxy`](crate::ListProxy), ...) are serde values
+//! and cross too, alone or inside a value: the managers of the proxies
+//! serialized during the export (address, auth key) travel in the request's
+//! private payload, and the child reconnects (see [`Manager`](crate::Manager)).
 //!
 //! The function is found in the child by its offset from an anchor function of
 //! this crate. The binary is mapped whole, so the offset is the same in every

@@ -428,3 +428,34 @@ fn an_initializer_that_panics_fails_start() {
         );
     }
 }
+
+/// A pool worker's initializer (CPython's `Pool(initializer=f, initargs=(proxy,))`).
+fn worker_init((l,): (ListProxy<u32>,)) {
+    l.append(std::process::id()).unwrap();
+}
+
+fn double(x: u32) -> u32 {
+    x * 2
+}
+
+#[test]
+fn a_proxy_is_an_initarg_of_spawned_pool_workers() {
+    quiet();
+    let m = Manager::start().unwrap();
+    let l = m.list::<u32>().unwrap();
+    for method in METHODS {
+        let pool = procshare::Pool::builder()
+            .processes(2)
+            .start_method(method)
+            .spawn_initializer(worker_init, (l.clone(),))
+            .build()
+            .unwrap();
+        assert_eq!(pool.map(double, 0..4u32).unwrap(), [0, 2, 4, 6]);
+        let mut pids = pool.worker_pids();
+        pids.sort_unstable();
+        let mut seen = l.to_vec().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, pids, "{method}: each worker ran its initializer once");
+        l.clear().unwrap();
+    }
+}

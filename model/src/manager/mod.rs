@@ -57,11 +57,13 @@
 //! block the others (CPython's manager keeps such a lock forever).
 
 pub mod client;
+pub mod containers;
 pub mod objects;
 pub mod protocol;
 pub mod server;
 
 pub use client::*;
+pub use containers::*;
 pub use objects::*;
 pub use protocol::*;
 pub use server::*;

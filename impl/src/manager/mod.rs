@@ -1,16 +1,20 @@
 //! A manager: a server process that owns shared objects, and proxies that
 //! forward every operation to it (Python's `multiprocessing.Manager()`).
 
+mod additions;
 mod client;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod proxy;
 mod server;
+mod set;
 mod sync;
 
+pub use additions::DictIter;
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
+pub use set::SetProxy;
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
 };

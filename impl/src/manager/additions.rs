@@ -36,7 +36,8 @@ impl Manager {
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// let m = procshare::Manager::start().unwrap();
-    /// let d = m.dict_from::<String, i32, _, _>([("a", 1), ("b", 2), ("a", 3)]).unwrap();
+    /// let s = String::from;
+    /// let d = m.dict_from::<String, i32, _, _>([(s("a"), 1), (s("b"), 2), (s("a"), 3)]).unwrap();
     /// assert_eq!(d.items().unwrap(), [("a".to_string(), 3), ("b".to_string(), 2)]);
     /// ```
     pub fn dict_from<K, V, BK, BV>(
@@ -164,7 +165,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// # let m = procshare::Manager::start().unwrap();
     /// use std::collections::HashMap;
-    /// let d = m.dict_from::<String, i32, _, _>([("foo", 5)]).unwrap();
+    /// let s = String::from;
+    /// let d = m.dict_from::<String, i32, _, _>([(s("foo"), 5)]).unwrap();
     /// let c: HashMap<String, i32> = d.copy().unwrap();
     /// assert_eq!(c, HashMap::from([("foo".to_string(), 5)]));
     /// ```
@@ -178,8 +180,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// # let m = procshare::Manager::start().unwrap();
-    /// let d = m.dict_from::<String, i32, _, _>([("foo", 5), ("bar", 6)]).unwrap();
-    /// let x: Vec<(String, i32)> = d.or([("bar", 7), ("baz", 7)]).unwrap();
+    /// let s = String::from;
+    /// let d = m.dict_from::<String, i32, _, _>([(s("foo"), 5), (s("bar"), 6)]).unwrap();
+    /// let x: Vec<(String, i32)> = d.or([(s("bar"), 7), (s("baz"), 7)]).unwrap();
     /// assert_eq!(x, [("foo".into(), 5), ("bar".into(), 7), ("baz".into(), 7)]);
     /// ```
     #[doc(alias = "__or__")]
@@ -201,8 +204,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// # let m = procshare::Manager::start().unwrap();
-    /// let d = m.dict_from::<String, i32, _, _>([("foo", 5), ("bar", 6)]).unwrap();
-    /// let x: Vec<(String, i32)> = d.ror([("bar", 7), ("baz", 7)]).unwrap();
+    /// let s = String::from;
+    /// let d = m.dict_from::<String, i32, _, _>([(s("foo"), 5), (s("bar"), 6)]).unwrap();
+    /// let x: Vec<(String, i32)> = d.ror([(s("bar"), 7), (s("baz"), 7)]).unwrap();
     /// assert_eq!(x, [("bar".into(), 6), ("baz".into(), 7), ("foo".into(), 5)]);
     /// ```
     #[doc(alias = "__ror__")]
@@ -235,8 +239,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
     /// # let m = procshare::Manager::start().unwrap();
-    /// let d = m.dict_from::<String, i32, _, _>([("foo", 5)]).unwrap();
-    /// d.ior([("bar", 6)]).unwrap();
+    /// let s = String::from;
+    /// let d = m.dict_from::<String, i32, _, _>([(s("foo"), 5)]).unwrap();
+    /// d.ior([(s("bar"), 6)]).unwrap();
     /// assert_eq!(d.len().unwrap(), 2);
     /// ```
     #[doc(alias = "__ior__")]

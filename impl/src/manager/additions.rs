@@ -80,6 +80,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// let l = m.list_from([5, 7]).unwrap();
     /// l.repeat_in_place(2).unwrap();
     /// assert_eq!(l.to_vec().unwrap(), [5, 7, 5, 7]);
+    /// assert!(l.repeat_in_place(usize::MAX).is_err()); // refused, not an OOM
+    /// assert_eq!(l.len().unwrap(), 4);
     /// ```
     #[doc(alias = "__imul__")]
     pub fn repeat_in_place(&self, n: usize) -> Result<()> {

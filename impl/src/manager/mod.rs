@@ -90,7 +90,7 @@ struct ServerProc {
 ///
 /// Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`NamespaceProxy`],
 /// [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`], [`EventProxy`], [`ConditionProxy`], [`BarrierProxy`],
-/// [`QueueProxy`]) are `Clone`,
+/// [`QueueProxy`], [`SetProxy`]) are `Clone`,
 /// `Send` and `Sync`, and work in every process forked after they were made:
 /// each thread of each process opens its own connection on first use (a
 /// fork is detected by a change of pid, and the child never uses its parent's

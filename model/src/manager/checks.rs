@@ -1276,7 +1276,7 @@ impl Spec for OrderedDictSpec {
 /// The set workload (one shuttle execution): 3 clients on one set `{1, 2}`
 /// run adds, removes, pops, in-place `|=` and `-=`, `&`, comparisons and
 /// snapshots; panics unless the history is linearizable against
-/// [`SetSpec`]. A `|=` that is not one step (mutant 741) shows half of it.
+/// `SetSpec`. A `|=` that is not one step (mutant 741) shows half of it.
 pub fn set_workload<S: ServerSync>() {
     run_history::<S, _>(
         Init::Set(vec![b(1), b(2)]),
@@ -1305,7 +1305,7 @@ pub fn set_workload<S: ServerSync>() {
 /// The dict `|`/`|=` workload (one shuttle execution): one client does
 /// `d |= {2: 20, 3: 30}` (an `update`) then `popitem`, another `d | {4: 40}`
 /// and `items()`, a third sets key 2, counts, and calls `fromkeys`; panics
-/// unless the history is linearizable against [`OrderedDictSpec`]. An `|=`
+/// unless the history is linearizable against `OrderedDictSpec`. An `|=`
 /// that is not one step (mutant 740) shows half of it.
 pub fn dict_or_workload<S: ServerSync>() {
     run_history::<S, _>(

@@ -1,7 +1,7 @@
 //! CPython 3.14's container additions to the manager: the set
 //! (`SyncManager.set()`), list `*=`, dict `|`, `fromkeys`, `popitem` and
 //! iteration, queue `full`. Each operation is one step of the server (one
-//! critical section, see [`apply`]), so a compound one (`|=`, `&=`,
+//! critical section of [`apply`](super::objects::apply)), so a compound one (`|=`, `&=`,
 //! `intersection_update`, ...) is atomic: no client ever sees half of it.
 //!
 //! A set is stored as an insertion-ordered map of encoded items (values
@@ -127,7 +127,7 @@ pub const REPEAT_LIMIT: u64 = 1 << 30;
 /// Apply one of this module's operations (or `Len`/`Clear` on a set);
 /// `Err(op)` if `op` does not apply to `obj`. Never panics; on error the
 /// object is unchanged.
-pub(super) fn apply(obj: &mut Obj, op: Op) -> Result<Step, Op> {
+pub(super) fn apply_container(obj: &mut Obj, op: Op) -> Result<Step, Op> {
     Ok(match (obj, op) {
         // ----- sets -----
         (Obj::Set(s), Op::Len) => done(Response::Usize(s.len() as u64)),
@@ -271,7 +271,7 @@ mod tests {
     }
 
     fn items(o: &mut Obj) -> Vec<Bytes> {
-        match apply(o, Op::SetItems) {
+        match apply_container(o, Op::SetItems) {
             Ok(Step::Done(Response::Items(v), _)) => v,
             r => panic!("{r:?}"),
         }
@@ -305,21 +305,21 @@ mod tests {
     #[test]
     fn set_updates_in_place() {
         let mut o = set(&[1, 2, 3]);
-        let r = apply(
+        let r = apply_container(
             &mut o,
             Op::SetAlgebraUpdate(SetAlg::Intersection, bs(&[3, 2, 9])),
         );
         assert_eq!(r.unwrap(), Step::Done(Response::Ok, true));
         assert_eq!(items(&mut o), bs(&[2, 3]));
-        let r = apply(&mut o, Op::SetAlgebraUpdate(SetAlg::Union, bs(&[2, 3])));
+        let r = apply_container(&mut o, Op::SetAlgebraUpdate(SetAlg::Union, bs(&[2, 3])));
         assert_eq!(r.unwrap(), Step::Done(Response::Ok, false));
-        let r = apply(&mut o, Op::SetRemove(b(9)));
+        let r = apply_container(&mut o, Op::SetRemove(b(9)));
         assert_eq!(
             r.unwrap(),
             Step::Done(Response::Err(OpError::KeyNotFound), false)
         );
         assert!(matches!(
-            apply(&mut o, Op::SetPop),
+            apply_container(&mut o, Op::SetPop),
             Ok(Step::Done(Response::Item(x), true)) if x == b(2)
         ));
     }
@@ -328,15 +328,15 @@ mod tests {
     fn list_repeat_is_bounded() {
         let mut o = Obj::new(Init::List(bs(&[1, 2])));
         assert_eq!(
-            apply(&mut o, Op::ListRepeat(2)).unwrap(),
+            apply_container(&mut o, Op::ListRepeat(2)).unwrap(),
             Step::Done(Response::Ok, true)
         );
         assert!(matches!(
-            apply(&mut o, Op::ListRepeat(u64::MAX)),
+            apply_container(&mut o, Op::ListRepeat(u64::MAX)),
             Ok(Step::Done(Response::Err(OpError::BadRequest(_)), false))
         ));
         assert!(matches!(
-            apply(&mut o, Op::Snapshot),
+            apply_container(&mut o, Op::Snapshot),
             Err(Op::Snapshot) // not this module's
         ));
     }

@@ -590,7 +590,7 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             *ver += 1;
             changed(Response::Ok)
         }
-        (obj, op) => match super::containers::apply(obj, op) {
+        (obj, op) => match super::containers::apply_container(obj, op) {
             Ok(step) => step,
             Err(op) => wrong(&op),
         },

@@ -102,7 +102,7 @@ impl Model {
     fn minus(&self, o: &[u8]) -> Vec<u8> {
         self.0.iter().copied().filter(|x| !o.contains(x)).collect()
     }
-    fn from_other(&self, o: &[u8]) -> Vec<u8> {
+    fn new_in_other(&self, o: &[u8]) -> Vec<u8> {
         uniq(o.iter().copied().filter(|x| !self.has(*x)))
     }
     /// Items that stay keep their places; new ones go last, in order.
@@ -116,13 +116,13 @@ impl Model {
         self.0 = next;
     }
     fn union(&self, o: &[u8]) -> Vec<u8> {
-        [self.0.clone(), self.from_other(o)].concat()
+        [self.0.clone(), self.new_in_other(o)].concat()
     }
     fn inter(&self, o: &[u8]) -> Vec<u8> {
         self.0.iter().copied().filter(|x| o.contains(x)).collect()
     }
     fn sym(&self, o: &[u8]) -> Vec<u8> {
-        [self.minus(o), self.from_other(o)].concat()
+        [self.minus(o), self.new_in_other(o)].concat()
     }
     fn step(&mut self, op: &SOp) -> Out {
         let o_set = |o: &[u8]| uniq(o.iter().copied());
@@ -183,18 +183,20 @@ impl Model {
             SOp::Union(o) => Out::Items(self.union(o)),
             SOp::Intersection(o) => Out::Items(self.inter(o)),
             SOp::Difference(o) => Out::Items(self.minus(o)),
-            SOp::DifferenceFrom(o) => Out::Items(self.from_other(o)),
+            SOp::DifferenceFrom(o) => Out::Items(self.new_in_other(o)),
             SOp::SymmetricDifference(o) => Out::Items(self.sym(o)),
             SOp::IsDisjoint(o) => Out::Bool(self.inter(o).is_empty()),
             SOp::IsSubset(o) => Out::Bool(self.minus(o).is_empty()),
-            SOp::IsSuperset(o) => Out::Bool(self.from_other(o).is_empty()),
+            SOp::IsSuperset(o) => Out::Bool(self.new_in_other(o).is_empty()),
             SOp::IsProperSubset(o) => {
                 Out::Bool(self.minus(o).is_empty() && self.0.len() < o_set(o).len())
             }
             SOp::IsProperSuperset(o) => {
-                Out::Bool(self.from_other(o).is_empty() && self.0.len() > o_set(o).len())
+                Out::Bool(self.new_in_other(o).is_empty() && self.0.len() > o_set(o).len())
             }
-            SOp::Equals(o) => Out::Bool(self.minus(o).is_empty() && self.from_other(o).is_empty()),
+            SOp::Equals(o) => {
+                Out::Bool(self.minus(o).is_empty() && self.new_in_other(o).is_empty())
+            }
         }
     }
 }

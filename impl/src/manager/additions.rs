@@ -71,7 +71,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     /// Repeat the list in place, in one step (`l *= n`; `0` empties it). A
-    /// list that would hold more than 1 GiB is refused
+    /// list that would hold more than 64 MiB (encoded) is refused
     /// ([`OpError::BadRequest`](crate::OpError::BadRequest); CPython raises `MemoryError`).
     ///
     /// ```

@@ -121,8 +121,10 @@ pub fn set_compare(s: &OrderedMap, cmp: SetCmp, o: &[Bytes]) -> bool {
 }
 
 /// The most bytes `l *= n` may make a list hold (a bigger one is refused,
-/// where CPython raises `MemoryError`).
-pub const REPEAT_LIMIT: u64 = 1 << 30;
+/// where CPython raises `MemoryError`): 64 MiB, procshare's default frame
+/// limit, beyond which the list could not be read back in one answer
+/// anyway; it also bounds what one small request can make the server allocate.
+pub const REPEAT_LIMIT: u64 = 64 << 20;
 
 /// Apply one of this module's operations (or `Len`/`Clear` on a set);
 /// `Err(op)` if `op` does not apply to `obj`. Never panics; on error the

@@ -55,7 +55,7 @@ pub use crate::manager::{
     SemaphoreProxy, ValueProxy,
 };
 pub use crate::manager::{ArrayProxy, JoinableQueueProxy, ManagerBuilder};
-pub use crate::manager::{ListIndex, ListIter};
+pub use crate::manager::{DictIter, ListIndex, ListIter, SetProxy};
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
 pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
 pub use crate::process::{

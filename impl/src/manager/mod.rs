@@ -1,6 +1,7 @@
 //! A manager: a server process that owns shared objects, and proxies that
 //! forward every operation to it (Python's `multiprocessing.Manager()`).
 
+mod additions;
 mod array;
 mod client;
 #[cfg(feature = "fuzzing")]
@@ -8,15 +9,18 @@ pub(crate) mod fuzzing;
 mod joinable;
 mod proxy;
 mod server;
+mod set;
 pub(crate) mod spawn;
 mod start;
 mod sync;
 
+pub use additions::DictIter;
 pub use array::ArrayProxy;
 pub use client::{Address, AddressError, ManagerError};
 pub use joinable::JoinableQueueProxy;
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
+pub use set::SetProxy;
 pub use start::ManagerBuilder;
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
@@ -100,7 +104,7 @@ struct ServerProc {
 ///
 /// Proxies ([`ListProxy`], [`DictProxy`], [`ValueProxy`], [`NamespaceProxy`],
 /// [`LockProxy`], [`RLockProxy`], [`SemaphoreProxy`], [`EventProxy`], [`ConditionProxy`], [`BarrierProxy`],
-/// [`QueueProxy`], [`ArrayProxy`], [`JoinableQueueProxy`]) are `Clone`,
+/// [`QueueProxy`], [`ArrayProxy`], [`JoinableQueueProxy`], [`SetProxy`]) are `Clone`,
 /// `Send` and `Sync`, and work in every process forked after they were made:
 /// each thread of each process opens its own connection on first use (a
 /// fork is detected by a change of pid, and the child never uses its parent's

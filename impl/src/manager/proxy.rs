@@ -148,7 +148,7 @@ impl<T: Serialize + DeserializeOwned> Iterator for ListIter<'_, T> {
 /// assert_eq!(l.pop().unwrap(), 3);
 /// ```
 pub struct ListProxy<T> {
-    h: Handle,
+    pub(super) h: Handle,
     _t: PhantomData<fn() -> T>,
 }
 proxy_common!(ListProxy[T], Kind::List);
@@ -485,7 +485,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 /// assert_eq!(d.pop(&"x".into()).unwrap_err().op_error(), Some(&OpError::KeyNotFound));
 /// ```
 pub struct DictProxy<K, V> {
-    h: Handle,
+    pub(super) h: Handle,
     _t: PhantomData<fn() -> (K, V)>,
 }
 proxy_common!(DictProxy[K, V], Kind::Dict);

@@ -109,7 +109,7 @@ impl LockProxy {
 /// l.release().unwrap();
 /// ```
 pub struct RLockProxy {
-    h: Handle,
+    pub(super) h: Handle,
     _t: PhantomData<()>,
 }
 proxy_common!(RLockProxy[], Kind::RLock);
@@ -201,7 +201,7 @@ impl EventProxy {
 /// assert!(q.get_timeout(std::time::Duration::from_millis(1)).is_err());
 /// ```
 pub struct QueueProxy<T> {
-    h: Handle,
+    pub(super) h: Handle,
     _t: PhantomData<fn() -> T>,
 }
 proxy_common!(QueueProxy[T], Kind::Queue);

@@ -231,6 +231,14 @@ impl Spec for VecSpec {
                     len: v.len() as u64,
                 }),
             },
+            Op::ListRepeat(n) => {
+                *v = (0..*n).flat_map(|_| v.iter().cloned()).collect();
+                Response::Ok
+            }
+            Op::Clear => {
+                v.clear();
+                Response::Ok
+            }
             other => unreachable!("not in the list spec: {other:?}"),
         }
     }
@@ -1146,7 +1154,10 @@ pub fn joinable_workload<S: ServerSync>() {
             assert_eq!(r, Response::Item(b(want)), "queue lost or reordered items");
             seen.fetch_add(1, Ordering::SeqCst);
             let r = c.call(Request::Op(q, Op::Joinable(JoinableOp::TaskDone)));
-            assert_eq!(r, Response::Ok);
+            crate::check!(
+                r == Response::Ok,
+                "tasks miscounted: the task_done of a taken item was refused: {r:?}"
+            );
         }
         drop(c);
     });
@@ -1161,7 +1172,10 @@ pub fn joinable_workload<S: ServerSync>() {
         ));
         assert_eq!(r, Response::Ok);
         let n = processed.load(Ordering::SeqCst);
-        crate::check!(n == 2, "join returned with {n} of 2 tasks done");
+        crate::check!(
+            n == 2,
+            "tasks miscounted: join returned with {n} of 2 tasks done"
+        );
         drop(p);
     });
     hp.join().expect("producer");
@@ -1206,8 +1220,266 @@ mod joinable_tests {
     #[test]
     fn mutant_722_put_uncounted_is_caught() {
         assert!(caught(
-            "join returned with",
+            "tasks miscounted",
             joinable_workload::<ShuttleSync<{ crate::manager::joinable::MUTANT_PUT_UNCOUNTED.0 }>>
+        ));
+    }
+}
+
+// ---- CPython 3.14's container additions: sets, dict `|`/`|=`, list `*=` ----
+
+/// A plain insertion-ordered set (a `Vec` without duplicates): the set's
+/// sequential specification, written independently of `containers`.
+#[derive(Clone, Debug, Default)]
+struct SetSpec(Vec<Bytes>);
+
+impl SetSpec {
+    fn has(&self, x: &Bytes) -> bool {
+        self.0.contains(x)
+    }
+    fn algebra(&self, alg: SetAlg, o: &[Bytes]) -> Vec<Bytes> {
+        let mut r: Vec<Bytes> = Vec::new();
+        let mut push = |x: &Bytes| {
+            if !r.contains(x) {
+                r.push(x.clone())
+            }
+        };
+        match alg {
+            SetAlg::Union => self.0.iter().chain(o).for_each(&mut push),
+            SetAlg::Intersection => self.0.iter().filter(|x| o.contains(x)).for_each(&mut push),
+            SetAlg::Difference => self.0.iter().filter(|x| !o.contains(x)).for_each(&mut push),
+            SetAlg::SymmetricDifference => {
+                self.0.iter().filter(|x| !o.contains(x)).for_each(&mut push);
+                o.iter().filter(|x| !self.has(x)).for_each(&mut push);
+            }
+            SetAlg::ReverseDifference => o.iter().filter(|x| !self.has(x)).for_each(&mut push),
+        }
+        r
+    }
+}
+
+impl Spec for SetSpec {
+    fn step(&mut self, op: &Op) -> Response {
+        match op {
+            Op::SetAdd(x) => {
+                let new = !self.has(x);
+                if new {
+                    self.0.push(x.clone());
+                }
+                Response::Bool(new)
+            }
+            Op::SetDiscard(x) => {
+                let was = self.has(x);
+                self.0.retain(|y| y != x);
+                Response::Bool(was)
+            }
+            Op::SetRemove(x) => {
+                if !self.has(x) {
+                    return Response::Err(OpError::KeyNotFound);
+                }
+                self.0.retain(|y| y != x);
+                Response::Ok
+            }
+            Op::SetContains(x) => Response::Bool(self.has(x)),
+            Op::SetPop => {
+                if self.0.is_empty() {
+                    Response::Err(OpError::KeyNotFound)
+                } else {
+                    Response::Item(self.0.remove(0))
+                }
+            }
+            Op::SetItems => Response::Items(self.0.clone()),
+            Op::Len => Response::Usize(self.0.len() as u64),
+            Op::SetAlgebra(alg, o) => Response::Items(self.algebra(*alg, o)),
+            Op::SetAlgebraUpdate(alg, o) => {
+                let r = self.algebra(*alg, o);
+                // Items that stay keep their places; new ones go last.
+                let mut next: Vec<Bytes> =
+                    self.0.iter().filter(|x| r.contains(x)).cloned().collect();
+                for x in r {
+                    if !next.contains(&x) {
+                        next.push(x);
+                    }
+                }
+                self.0 = next;
+                Response::Ok
+            }
+            Op::SetCompare(SetCmp::IsSuperset, o) => Response::Bool(o.iter().all(|x| self.has(x))),
+            Op::SetCompare(SetCmp::IsSubset, o) => {
+                Response::Bool(self.0.iter().all(|x| o.contains(x)))
+            }
+            other => unreachable!("not in the set spec: {other:?}"),
+        }
+    }
+}
+
+/// A plain insertion-ordered dict (a `Vec` of pairs): the specification of
+/// the dict operations whose answers show order (`|`, `items`, `popitem`).
+#[derive(Clone, Debug, Default)]
+struct OrderedDictSpec(Vec<(Bytes, Bytes)>);
+
+impl OrderedDictSpec {
+    fn put(v: &mut Vec<(Bytes, Bytes)>, k: &Bytes, x: &Bytes) -> Option<Bytes> {
+        match v.iter_mut().find(|(q, _)| q == k) {
+            Some(slot) => Some(std::mem::replace(&mut slot.1, x.clone())),
+            None => {
+                v.push((k.clone(), x.clone()));
+                None
+            }
+        }
+    }
+}
+
+impl Spec for OrderedDictSpec {
+    fn step(&mut self, op: &Op) -> Response {
+        match op {
+            Op::DictInsert(k, x) => Response::MaybeItem(Self::put(&mut self.0, k, x)),
+            Op::DictUpdate(pairs) => {
+                for (k, x) in pairs {
+                    Self::put(&mut self.0, k, x);
+                }
+                Response::Ok
+            }
+            Op::DictOr(pairs) => {
+                let mut r = self.0.clone();
+                for (k, x) in pairs {
+                    Self::put(&mut r, k, x);
+                }
+                Response::Pairs(r)
+            }
+            Op::DictItems => Response::Pairs(self.0.clone()),
+            Op::DictPopItem => match self.0.pop() {
+                Some(p) => Response::Pairs(vec![p]),
+                None => Response::Err(OpError::KeyNotFound),
+            },
+            Op::DictFromKeys(ks, x) => {
+                let mut r = Vec::new();
+                for k in ks {
+                    Self::put(&mut r, k, x);
+                }
+                Response::Pairs(r)
+            }
+            Op::Len => Response::Usize(self.0.len() as u64),
+            other => unreachable!("not in the ordered dict spec: {other:?}"),
+        }
+    }
+}
+
+/// The set workload (one shuttle execution): 3 clients on one set `{1, 2}`
+/// run adds, removes, pops, in-place `|=` and `-=`, `&`, comparisons and
+/// snapshots; panics unless the history is linearizable against
+/// `SetSpec`. A `|=` that is not one step (mutant 741) shows half of it.
+pub fn set_workload<S: ServerSync>() {
+    run_history::<S, _>(
+        Init::Set(vec![b(1), b(2)]),
+        SetSpec(vec![b(1), b(2)]),
+        vec![
+            vec![
+                Op::SetAlgebraUpdate(SetAlg::Union, vec![b(3), b(4)]),
+                Op::SetPop,
+                Op::Len,
+            ],
+            vec![
+                Op::SetItems,
+                Op::SetAdd(b(5)),
+                Op::SetCompare(SetCmp::IsSuperset, vec![b(3), b(4)]),
+            ],
+            vec![
+                Op::SetAlgebra(SetAlg::Intersection, vec![b(1), b(3), b(4)]),
+                Op::SetRemove(b(1)),
+                Op::SetAlgebraUpdate(SetAlg::Difference, vec![b(3)]),
+                Op::SetContains(b(4)),
+            ],
+        ],
+    );
+}
+
+/// The dict `|`/`|=` workload (one shuttle execution): one client does
+/// `d |= {2: 20, 3: 30}` (an `update`) then `popitem`, another `d | {4: 40}`
+/// and `items()`, a third sets key 2, counts, and calls `fromkeys`; panics
+/// unless the history is linearizable against `OrderedDictSpec`. An `|=`
+/// that is not one step (mutant 740) shows half of it.
+pub fn dict_or_workload<S: ServerSync>() {
+    run_history::<S, _>(
+        Init::Dict(vec![(b(1), b(10))]),
+        OrderedDictSpec(vec![(b(1), b(10))]),
+        vec![
+            vec![
+                Op::DictUpdate(vec![(b(2), b(20)), (b(3), b(30))]),
+                Op::DictPopItem,
+            ],
+            vec![Op::DictOr(vec![(b(4), b(40))]), Op::DictItems],
+            vec![
+                Op::DictInsert(b(2), b(21)),
+                Op::Len,
+                Op::DictFromKeys(vec![b(5), b(5)], b(0)),
+            ],
+        ],
+    );
+}
+
+/// The list `*=` workload (one shuttle execution): one client repeats the
+/// list `[1]` in place twice while others append, pop and take snapshots;
+/// panics unless the history is linearizable against a `Vec`.
+pub fn list_repeat_workload<S: ServerSync>() {
+    run_history::<S, _>(
+        Init::List(vec![b(1)]),
+        VecSpec(vec![b(1)]),
+        vec![
+            vec![Op::ListRepeat(2), Op::Snapshot],
+            vec![Op::Append(b(2)), Op::ListRepeat(0), Op::Len],
+            vec![Op::Snapshot, Op::Pop(None)],
+        ],
+    );
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
+    }
+
+    #[test]
+    fn set_linearizable_random() {
+        shuttle::check_random(set_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn set_linearizable_pct() {
+        shuttle::check_pct(set_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn dict_or_linearizable_random() {
+        shuttle::check_random(dict_or_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn dict_or_linearizable_pct() {
+        shuttle::check_pct(dict_or_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn list_repeat_linearizable() {
+        shuttle::check_random(list_repeat_workload::<ShuttleSync>, iterations());
+        shuttle::check_pct(list_repeat_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_740_split_dict_ior_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            dict_or_workload::<ShuttleSync<{ MUTANT_SPLIT_IOR.0 }>>
+        ));
+    }
+
+    #[test]
+    fn mutant_741_split_set_ior_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            set_workload::<ShuttleSync<{ MUTANT_SPLIT_SET_IOR.0 }>>
         ));
     }
 }

@@ -9,7 +9,9 @@
 //!   checks over the model's in-process server.
 //!
 //! A manager server owns objects (lists, dicts, values, namespaces, locks,
-//! events, semaphores, queues) and applies the operations its clients send.
+//! events, semaphores, queues, sets) and applies the operations its clients
+//! send. [`containers`] holds CPython 3.14's additions (sets, list `*=`, dict
+//! `|`, `fromkeys`, `popitem`, iteration), each one step of the server.
 //! Each client connection is served by one server thread running
 //! [`serve_connection`]: receive a [`Request`], apply it with
 //! [`Server::handle`], send the [`Response`], repeat. This module is that loop
@@ -58,6 +60,7 @@
 
 pub mod array;
 pub mod client;
+pub mod containers;
 pub mod joinable;
 pub mod objects;
 pub mod protocol;
@@ -65,6 +68,7 @@ pub mod server;
 
 pub use array::{ArrayOp, Slice};
 pub use client::*;
+pub use containers::*;
 pub use joinable::{JoinableOp, JoinableState};
 pub use objects::*;
 pub use protocol::*;

@@ -8,20 +8,20 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Default, Clone)]
 pub struct OrderedMap {
     /// key -> insertion sequence number.
-    index: HashMap<Bytes, u64>,
+    pub(super) index: HashMap<Bytes, u64>,
     /// insertion sequence number -> (key, value).
-    order: BTreeMap<u64, (Bytes, Bytes)>,
-    next: u64,
+    pub(super) order: BTreeMap<u64, (Bytes, Bytes)>,
+    pub(super) next: u64,
 }
 
 impl OrderedMap {
-    fn get(&self, k: &[u8]) -> Option<&Bytes> {
+    pub(super) fn get(&self, k: &[u8]) -> Option<&Bytes> {
         self.index
             .get(k)
             .and_then(|s| self.order.get(s))
             .map(|(_, v)| v)
     }
-    fn insert(&mut self, k: Bytes, v: Bytes) -> Option<Bytes> {
+    pub(super) fn insert(&mut self, k: Bytes, v: Bytes) -> Option<Bytes> {
         if let Some(s) = self.index.get(&k) {
             let slot = self.order.get_mut(s)?;
             return Some(std::mem::replace(&mut slot.1, v));
@@ -32,18 +32,18 @@ impl OrderedMap {
         self.order.insert(s, (k, v));
         None
     }
-    fn remove(&mut self, k: &[u8]) -> Option<Bytes> {
+    pub(super) fn remove(&mut self, k: &[u8]) -> Option<Bytes> {
         let s = self.index.remove(k)?;
         self.order.remove(&s).map(|(_, v)| v)
     }
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.index.len()
     }
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.index.clear();
         self.order.clear();
     }
-    fn pairs(&self) -> impl Iterator<Item = &(Bytes, Bytes)> {
+    pub(super) fn pairs(&self) -> impl Iterator<Item = &(Bytes, Bytes)> {
         self.order.values()
     }
 }
@@ -77,6 +77,8 @@ pub enum Obj {
     Array(Vec<Bytes>),
     /// A joinable queue (see `joinable`).
     Joinable(super::joinable::JoinableState),
+    /// A set: its items are the keys (values empty), in insertion order.
+    Set(OrderedMap),
 }
 
 /// A condition variable's state.
@@ -136,6 +138,7 @@ impl Obj {
             Init::JoinableQueue { maxsize } => {
                 Obj::Joinable(super::joinable::JoinableState::new(maxsize))
             }
+            Init::Set(items) => Obj::Set(super::containers::set_of(items)),
         }
     }
     /// The object's kind.
@@ -154,6 +157,7 @@ impl Obj {
             Obj::Barrier(_) => Kind::Barrier,
             Obj::Array(_) => Kind::Array,
             Obj::Joinable(_) => Kind::JoinableQueue,
+            Obj::Set(_) => Kind::Set,
         }
     }
 }
@@ -167,13 +171,13 @@ pub enum Step {
     Block,
 }
 
-fn done(r: Response) -> Step {
+pub(super) fn done(r: Response) -> Step {
     Step::Done(r, false)
 }
-fn changed(r: Response) -> Step {
+pub(super) fn changed(r: Response) -> Step {
     Step::Done(r, true)
 }
-fn err(e: OpError) -> Step {
+pub(super) fn err(e: OpError) -> Step {
     Step::Done(Response::Err(e), false)
 }
 
@@ -596,7 +600,10 @@ pub fn apply(obj: &mut Obj, conn: ConnId, op: Op) -> Step {
             *ver += 1;
             changed(Response::Ok)
         }
-        (_, op) => wrong(&op),
+        (obj, op) => match super::containers::apply_container(obj, op) {
+            Ok(step) => step,
+            Err(op) => wrong(&op),
+        },
     }
 }
 

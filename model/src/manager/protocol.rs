@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub use super::containers::{SetAlg, SetCmp};
+
 /// An object's id in the server's table.
 pub type ObjId = u64;
 /// A connection's id (server-assigned; the owner of locks it holds).
@@ -40,6 +42,8 @@ pub enum Kind {
     Array,
     /// A joinable queue (`manager.JoinableQueue`).
     JoinableQueue,
+    /// A set (CPython 3.14's `SyncManager.set()`; insertion-ordered here).
+    Set,
 }
 
 /// The initial state of a new object.
@@ -85,6 +89,8 @@ pub enum Init {
         /// `None`: unbounded.
         maxsize: Option<u64>,
     },
+    /// A set holding these items (duplicates, by encoding, kept once).
+    Set(Vec<Bytes>),
 }
 
 impl Init {
@@ -104,6 +110,7 @@ impl Init {
             Init::Barrier { .. } => Kind::Barrier,
             Init::Array(_) => Kind::Array,
             Init::JoinableQueue { .. } => Kind::JoinableQueue,
+            Init::Set(_) => Kind::Set,
         }
     }
 }
@@ -283,6 +290,43 @@ pub enum Op {
     // --- joinable queues (see `joinable`; also Put, QGet, Len) ---
     /// A joinable queue's own operation.
     Joinable(super::joinable::JoinableOp),
+    // --- sets (also `Len`, `Clear`); see `containers` ---
+    /// Add an item; answers `Bool(it was absent)`.
+    SetAdd(Bytes),
+    /// Remove an item if present; answers `Bool(it was present)`.
+    SetDiscard(Bytes),
+    /// Remove an item; `KeyNotFound` if absent (Python's `KeyError`).
+    SetRemove(Bytes),
+    /// Is the item present?
+    SetContains(Bytes),
+    /// Remove and return an item (the oldest); `KeyNotFound` if empty.
+    SetPop,
+    /// All items, in insertion order.
+    SetItems,
+    /// The set combined with other items (`|`, `&`, `-`, `^`, reflected `-`);
+    /// answers `Items`; the set is unchanged.
+    SetAlgebra(SetAlg, Vec<Bytes>),
+    /// Make the set the result of [`Op::SetAlgebra`] (`update`/`|=`,
+    /// `intersection_update`/`&=`, ...), in one step.
+    SetAlgebraUpdate(SetAlg, Vec<Bytes>),
+    /// Compare the set with other items (`isdisjoint`, `issubset`, `<`, ...); answers `Bool`.
+    SetCompare(SetCmp, Vec<Bytes>),
+    // --- list, dict and queue additions ---
+    /// List: repeat in place (`l *= n`; `0` clears).
+    ListRepeat(u64),
+    /// Dict: `d | other`, as pairs in order; the dict is unchanged.
+    DictOr(Vec<(Bytes, Bytes)>),
+    /// Dict: `d.fromkeys(keys, value)`, as pairs in order; the dict is unchanged.
+    DictFromKeys(Vec<Bytes>, Bytes),
+    /// Dict: remove and return the last inserted pair (`popitem`);
+    /// `KeyNotFound` if empty. Answers `Pairs` with one pair.
+    DictPopItem,
+    /// Dict iteration: the first key inserted after position `.0` (`None`:
+    /// the first key) with its position, if the dict still has `.1` entries
+    /// (else `ChangedSize`, Python's `RuntimeError`). Answers `Next`.
+    DictKeyAfter(Option<u64>, u64),
+    /// Queue: is it full?
+    QFull,
 }
 
 /// A request on a connection.
@@ -340,6 +384,8 @@ pub enum Response {
     Counts(Vec<u64>),
     /// The operation failed; nothing changed.
     Err(OpError),
+    /// The next key of an iteration and its position, or `None` at the end.
+    Next(Option<(u64, Bytes)>),
 }
 
 /// Why an operation failed. The object is as it was before the request.
@@ -393,6 +439,8 @@ pub enum OpError {
         /// The list's length.
         len: u64,
     },
+    /// A dict changed size during an iteration (Python's `RuntimeError`).
+    ChangedSize,
 }
 
 impl std::fmt::Display for OpError {
@@ -418,6 +466,7 @@ impl std::fmt::Display for OpError {
             OpError::SignedIndexOutOfRange { index, len } => {
                 write!(f, "list index {index} out of range (len {len})")
             }
+            OpError::ChangedSize => f.write_str("dictionary changed size during iteration"),
         }
     }
 }

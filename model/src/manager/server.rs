@@ -385,6 +385,26 @@ impl<S: ServerSync> Server<S> {
                 self.notify();
                 return Response::Ok;
             }
+            Op::DictUpdate(pairs) if mutant::<S>(super::containers::MUTANT_SPLIT_IOR) => {
+                for (k, v) in pairs {
+                    let r = self.op(conn, id, Op::DictInsert(k.clone(), v.clone()), gone);
+                    if matches!(r, Response::Err(_)) {
+                        return r;
+                    }
+                }
+                return Response::Ok;
+            }
+            Op::SetAlgebraUpdate(SetAlg::Union, xs)
+                if mutant::<S>(super::containers::MUTANT_SPLIT_SET_IOR) =>
+            {
+                for x in xs {
+                    let r = self.op(conn, id, Op::SetAdd(x.clone()), gone);
+                    if matches!(r, Response::Err(_)) {
+                        return r;
+                    }
+                }
+                return Response::Ok;
+            }
             Op::Extend(xs) if mutant::<S>(MUTANT_SPLIT_EXTEND) => {
                 for x in xs {
                     let r = self.op(conn, id, Op::Append(x.clone()), gone);

@@ -164,6 +164,17 @@ fn narrow<S: Spec>(spec: &S, key: u32, ops: &[Op]) -> Counterexample {
     }
 }
 
+/// `state` for a human, cut to a few hundred characters (a queue's state
+/// can hold hundreds of items).
+fn show<T: fmt::Debug>(state: &T) -> String {
+    const MAX: usize = 300;
+    let s = format!("{state:?}");
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{} ... ({} characters)", &s[..cut], s.len()),
+        None => s,
+    }
+}
+
 /// One entry of the search's doubly linked event list.
 #[derive(Clone, Copy)]
 struct Entry {
@@ -229,7 +240,7 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
     let mut state = spec.init();
     let mut cache: HashSet<(Vec<u64>, S::State)> = HashSet::new();
     let mut stack: Vec<(usize, S::State)> = Vec::new();
-    let mut best = (0usize, format!("{state:?}"));
+    let mut best = (0usize, show(&state));
 
     let lift = |list: &mut Vec<Entry>, k: usize| {
         for j in [k, list[k].ret] {
@@ -275,7 +286,7 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
                     }
                     lift(&mut list, entry);
                     if stack.len() > best.0 {
-                        best = (stack.len(), format!("{state:?}"));
+                        best = (stack.len(), show(&state));
                     }
                     entry = list[head].next;
                     continue;

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use procshare::{Array, Event, RLock, TryLockError};
-use procshare_tests::history::checker::check;
+use procshare_tests::history::checker::{check, Op};
 use procshare_tests::history::sync_specs::{ArraySpec, EventSpec, RLockSpec};
 use procshare_tests::history::{assert_linearizable, run, soak, Run};
 use procshare_tests::quiet;
@@ -88,6 +88,41 @@ fn array_run(seed: u64, victims: usize) -> Run {
             }
         }
     })
+}
+
+#[test]
+fn checker_lets_a_killed_move_be_half_done() {
+    // p0 was killed inside move(0 -> 1, 5): a later snapshot may see it
+    // undone, done, or half done (slot 0 taken from, slot 1 not yet given
+    // to), never the second half alone.
+    let op = |proc, kind, arg, call, ret| Op {
+        proc,
+        key: 0,
+        kind,
+        arg,
+        call,
+        ret,
+    };
+    let killed = op(0, ArraySpec::MOVE, 1 << 4 | 5 << 8, 10, None);
+    for (seen, ok) in [
+        ([0, 0, 0, 0], true),
+        ([-5, 5, 0, 0], true),
+        ([-5, 0, 0, 0], true),
+        ([0, 5, 0, 0], false),
+    ] {
+        let snap = op(
+            1,
+            ArraySpec::SNAPSHOT,
+            0,
+            20,
+            Some((30, ArraySpec::pack(&seen))),
+        );
+        assert_eq!(
+            check(&ArraySpec::default(), &[killed, snap]).is_ok(),
+            ok,
+            "snapshot {seen:?}"
+        );
+    }
 }
 
 #[test]

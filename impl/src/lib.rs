@@ -88,8 +88,8 @@ pub mod fuzzing {
     pub use crate::queue::fuzzing::{queue_frame, ring_ops};
 }
 
-/// Seeded bugs for the real-process history tests. Not API: only with the
-/// `history-mutants` feature.
+// Seeded bugs for the real-process history tests (documented inside). Not
+// API: only with the `history-mutants` feature.
 #[cfg(feature = "history-mutants")]
 #[doc(hidden)]
 pub mod history_mutants;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::checker::{Op, Spec};
-use super::specs::{allows, describe_ret, resolve_pending_gets, ret, QueueSpec};
+use super::specs::{allows, describe_ret, fifo_precedence, resolve_pending_gets, ret, QueueSpec};
 
 /// `JoinableQueue<i64>`: a FIFO queue (as [`QueueSpec`], with the same
 /// kinds, values unique and non-negative, and the same rule for a contended
@@ -73,6 +73,11 @@ impl Spec for JoinableSpec {
             (Self::JOIN, _) => format!("join_timeout({}us){}", op.arg, describe_ret(op)),
             _ => QueueSpec::default().describe(op),
         }
+    }
+    /// FIFO orders as for [`QueueSpec`] (`task_done` and `join` take no
+    /// part in them).
+    fn precedence(&self, ops: &[Op]) -> Vec<Vec<usize>> {
+        fifo_precedence(ops, |o| o.kind == Self::PUT, Self::is_get)
     }
     /// Indeterminate gets resolved as for [`QueueSpec`] (an indeterminate
     /// `put` is kept: had it taken effect, its task stays unfinished, which

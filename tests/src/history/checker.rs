@@ -297,9 +297,9 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
         let e = list[entry];
         if e.is_call {
             let op = &ops[e.op];
-            let ready = before
-                .get(e.op)
-                .is_none_or(|pre| pre.iter().zip(&linearized).all(|(p, l)| p & !l == 0));
+            let ready = before.get(e.op).map_or(true, |pre| {
+                pre.iter().zip(&linearized).all(|(p, l)| p & !l == 0)
+            });
             if !ready {
                 entry = e.next;
                 continue;

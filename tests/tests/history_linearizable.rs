@@ -22,9 +22,10 @@ use rand::Rng;
 const PROCS: usize = 3;
 const OPS: usize = 200;
 const VICTIMS: usize = 2;
-/// Fewer for `Queue`: with indeterminate try_gets its check is the costliest
-/// (see the notes: some histories of 400+ ops took the checker minutes).
-const QUEUE_OPS: usize = 120;
+/// As many for `Queue` now that the checker prunes FIFO orders
+/// (`QueueSpec::precedence`): before, a few histories of 360+ ops took it
+/// seconds to minutes.
+const QUEUE_OPS: usize = OPS;
 
 // ---- the checker on hand-written histories ----
 

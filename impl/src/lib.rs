@@ -89,6 +89,12 @@ pub mod fuzzing {
     pub use crate::queue::fuzzing::{queue_frame, ring_ops};
 }
 
+// Seeded bugs for the real-process history tests (documented inside). Not
+// API: only with the `history-mutants` feature.
+#[cfg(feature = "history-mutants")]
+#[doc(hidden)]
+pub mod history_mutants;
+
 /// procshare's own tests and benches reach inside through this module. Not
 /// API: only with the `internals` feature.
 #[cfg(feature = "internals")]

@@ -22,9 +22,10 @@ use rand::Rng;
 const PROCS: usize = 3;
 const OPS: usize = 200;
 const VICTIMS: usize = 2;
-/// Fewer for `Queue`: with indeterminate try_gets its check is the costliest
-/// (see the notes: some histories of 400+ ops took the checker minutes).
-const QUEUE_OPS: usize = 120;
+/// As many for `Queue` now that the checker prunes FIFO orders
+/// (`QueueSpec::precedence`): before, a few histories of 360+ ops took it
+/// seconds to minutes.
+const QUEUE_OPS: usize = OPS;
 
 // ---- the checker on hand-written histories ----
 
@@ -296,4 +297,18 @@ fn queue_spec_allows_empty_only_for_a_contended_try_get() {
     let mut h = vec![put, take, empty(22, 25)];
     mark_contended(&mut h);
     assert!(check(&QueueSpec::default(), &h).is_err());
+}
+
+#[test]
+fn checker_accepts_a_recorded_queue_history_with_a_long_backlog() {
+    // A real 360-op history (3 processes, up to 32 items queued): without
+    // the FIFO precedence pruning the search took ~10 s on it (concurrent
+    // puts' order refuted only when their values came out), with it a few
+    // ms (`history_check queue tests/data/history/queue-360ops.txt`).
+    let text = include_str!("../data/history/queue-360ops.txt");
+    let h = procshare_tests::history::load(text);
+    let stats = check(&QueueSpec::default(), &h).unwrap();
+    assert_eq!(stats.ops, 360);
+    // LIFO order is not what those processes saw.
+    assert!(check(&QueueSpec { lifo: true }, &h).is_err());
 }

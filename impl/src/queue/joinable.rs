@@ -132,6 +132,13 @@ impl<T> JoinableQueue<T> {
     /// Mark one task done; too many calls are
     /// [`QueueError::TaskDoneTooManyTimes`] (Python's `ValueError`).
     pub fn task_done(&self) -> Result<(), QueueError> {
+        #[cfg(feature = "history-mutants")]
+        if crate::history_mutants::active(crate::history_mutants::JOINABLE_SKIPS_TASK_DONE) {
+            static CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+            if CALLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed) % 4 == 3 {
+                return Ok(());
+            }
+        }
         self.protocol(self.q.raw().ring())
             .task_done(&ShmThread::current())
             .map_err(|_| QueueError::TaskDoneTooManyTimes)

@@ -199,6 +199,12 @@ impl RLock {
         if guarded > 0 && self.raw.count() <= guarded {
             return Err(SyncError::HeldByGuard);
         }
+        #[cfg(feature = "history-mutants")]
+        if crate::history_mutants::active(crate::history_mutants::RLOCK_RELEASE_DROPS_TWO)
+            && self.raw.count() >= 2
+        {
+            let _ = self.raw.unlock(&ShmThread::current());
+        }
         self.raw
             .unlock(&ShmThread::current())
             .map_err(|_| SyncError::NotOwner)

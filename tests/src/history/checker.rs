@@ -42,6 +42,17 @@ pub trait Spec {
     fn step(&self, state: &Self::State, op: &Op) -> Option<Self::State>;
     /// `op` for a human (`put(3)`, `get() -> 3`).
     fn describe(&self, op: &Op) -> String;
+    /// Orders that every linearization of `ops` (one partition, sorted by
+    /// invocation) obeys beyond real time, derived from the specification:
+    /// `before[i]` lists ops that must be linearized before op `i` (for a
+    /// FIFO queue with unique values: `put(b)` before `put(a)` when `get(b)`
+    /// returned before `get(a)` was invoked). The search never linearizes
+    /// an op before its predecessors: a sound pruning that cuts the orders
+    /// it would otherwise explore and refute only much later. The default
+    /// is none (an empty vector).
+    fn precedence(&self, _ops: &[Op]) -> Vec<Vec<usize>> {
+        Vec::new()
+    }
     /// Removes from one partition's ops those whose presence cannot change
     /// the verdict (a sound and complete pruning, specific to the object),
     /// to keep the search small. The default keeps everything.
@@ -164,6 +175,17 @@ fn narrow<S: Spec>(spec: &S, key: u32, ops: &[Op]) -> Counterexample {
     }
 }
 
+/// `state` for a human, cut to a few hundred characters (a queue's state
+/// can hold hundreds of items).
+fn show<T: fmt::Debug>(state: &T) -> String {
+    const MAX: usize = 300;
+    let s = format!("{state:?}");
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{} ... ({} characters)", &s[..cut], s.len()),
+        None => s,
+    }
+}
+
 /// One entry of the search's doubly linked event list.
 #[derive(Clone, Copy)]
 struct Entry {
@@ -224,12 +246,24 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
 
     let n_done = ops.iter().filter(|o| o.ret.is_some()).count();
     let words = ops.len().div_ceil(64).max(1);
+    // Each op's predecessors (see `Spec::precedence`) as a bit set.
+    let before: Vec<Vec<u64>> = spec
+        .precedence(ops)
+        .into_iter()
+        .map(|pre| {
+            let mut bits = vec![0u64; words];
+            for j in pre {
+                bits[j / 64] |= 1 << (j % 64);
+            }
+            bits
+        })
+        .collect();
     let mut linearized = vec![0u64; words];
     let mut done_linearized = 0usize;
     let mut state = spec.init();
     let mut cache: HashSet<(Vec<u64>, S::State)> = HashSet::new();
     let mut stack: Vec<(usize, S::State)> = Vec::new();
-    let mut best = (0usize, format!("{state:?}"));
+    let mut best = (0usize, show(&state));
 
     let lift = |list: &mut Vec<Entry>, k: usize| {
         for j in [k, list[k].ret] {
@@ -263,6 +297,13 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
         let e = list[entry];
         if e.is_call {
             let op = &ops[e.op];
+            let ready = before.get(e.op).map_or(true, |pre| {
+                pre.iter().zip(&linearized).all(|(p, l)| p & !l == 0)
+            });
+            if !ready {
+                entry = e.next;
+                continue;
+            }
             if let Some(next) = spec.step(&state, op) {
                 let mut lin = linearized.clone();
                 lin[e.op / 64] |= 1 << (e.op % 64);
@@ -275,7 +316,7 @@ fn search<S: Spec>(spec: &S, ops: &[Op]) -> Result<(), (usize, String)> {
                     }
                     lift(&mut list, entry);
                     if stack.len() > best.0 {
-                        best = (stack.len(), format!("{state:?}"));
+                        best = (stack.len(), show(&state));
                     }
                     entry = list[head].next;
                     continue;

@@ -5,12 +5,15 @@
 //! ([`checker`]) against a sequential specification ([`specs`]).
 
 pub mod checker;
+pub mod manager_specs;
+pub mod queue_specs;
 pub mod recorder;
 pub mod specs;
+pub mod sync_specs;
 
 use std::time::{Duration, Instant};
 
-use procshare::{Process, Semaphore};
+use procshare::{Barrier, Process, Semaphore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -71,14 +74,19 @@ where
     }
     let mut children = Children(Vec::new());
     let mut reached = Vec::new();
+    // Every process starts its operations at once (forks are staggered by
+    // ~0.1 ms each, longer than many a whole run of fast operations).
+    let gate = Barrier::new(procs as u32).unwrap();
     for (p, &kill) in plan.iter().enumerate() {
         let sem = Semaphore::new(0).unwrap();
         reached.push(sem.clone());
         let mut w = log.writer(p, kill, sem);
         let worker = worker.clone();
+        let gate = gate.clone();
         let child_seed = seed ^ (p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut child = Process::new(move || {
             let mut rng = StdRng::seed_from_u64(child_seed);
+            gate.wait().unwrap();
             while w.count() < ops {
                 worker(p, &mut w, &mut rng);
             }
@@ -133,18 +141,47 @@ pub fn assert_linearizable<S: Spec>(name: &str, spec: &S, run: &Run) -> Stats {
                 .map(|(d, o)| format!("p{} {} took {d} ns", o.proc, spec.describe(o)))
                 .unwrap_or_default();
             eprintln!(
-                "{name}: seed {}: {} ops ({} indeterminate, {} objects, {} processes killed) \
-                 linearizable, checked in {took:?}; slowest op: {slowest}",
+                "{name}: seed {}: {} ops ({} indeterminate, {} objects, {} processes killed, \
+                 {:.0}% overlapping another process's op) linearizable, checked in {took:?}; \
+                 slowest op: {slowest}",
                 run.seed,
                 stats.ops,
                 stats.pending,
                 stats.partitions,
-                run.killed.len()
+                run.killed.len(),
+                100.0 * overlapping(&run.history)
             );
             stats
         }
         Err(cx) => panic!("{name}: seed {}: {cx}", run.seed),
     }
+}
+
+/// The fraction of `history`'s ops whose interval overlaps an op of
+/// another process (the concurrency a check actually saw).
+pub fn overlapping(history: &[Op]) -> f64 {
+    if history.is_empty() {
+        return 0.0;
+    }
+    let end = |o: &Op| o.ret.map_or(u64::MAX, |(t, _)| t);
+    let mut by_call: Vec<&Op> = history.iter().collect();
+    by_call.sort_by_key(|o| o.call);
+    let mut n = 0usize;
+    for (k, o) in by_call.iter().enumerate() {
+        // Ops are short: look at the neighbours by invocation time until one
+        // starts after `o` ends, and back while one could still be running.
+        let after = by_call[k + 1..]
+            .iter()
+            .take_while(|q| q.call < end(o))
+            .any(|q| q.proc != o.proc);
+        let before = by_call[..k]
+            .iter()
+            .rev()
+            .take(64)
+            .any(|q| q.proc != o.proc && end(q) > o.call);
+        n += usize::from(after || before);
+    }
+    n as f64 / history.len() as f64
 }
 
 /// The seeds to run: one in `cargo test` (`base_seed`, or

@@ -15,7 +15,9 @@
 //! after arriving was counted and harms nobody.
 
 use super::db::{Db, Resp, ScriptError};
-use super::store::{arg_int, block_until, ints, Attempt, BadReply, Call, ScriptDef, Store};
+use super::store::{
+    arg_int, block_until, ints, lua_int, Attempt, BadReply, Call, ScriptDef, Store,
+};
 use crate::platform::{mutant, Mutant};
 
 /// Seeded bug 1206: a waiter that timed out reports the barrier broken
@@ -32,9 +34,10 @@ fn gen_of(db: &mut Db, k: &str) -> Result<i64, ScriptError> {
 /// passed), or `{0, g, index}` (wait for generation `g` to pass).
 pub static BARRIER_ARRIVE: ScriptDef = ScriptDef {
     name: "barrier_arrive",
-    lua: r#"
-local g = tonumber(redis.call('GET', KEYS[1]) or '0')
-if not g then return redis.error_reply('NOTINT ' .. KEYS[1]) end
+    lua: concat!(
+        lua_int!(),
+        r#"
+local g = int(KEYS[1]) or 0
 if redis.call('GET', KEYS[3]) == tostring(g) then return {-1, g} end
 local c = redis.call('INCR', KEYS[2])
 if c >= tonumber(ARGV[1]) then
@@ -44,7 +47,8 @@ if c >= tonumber(ARGV[1]) then
   return {1, g, c - 1}
 end
 return {0, g, c - 1}
-"#,
+"#
+    ),
     run: |db, k, a| {
         let g = gen_of(db, &k[0])?;
         if db.get(&k[2])?.as_deref() == Some(g.to_string().as_bytes()) {
@@ -72,13 +76,15 @@ return {0, g, c - 1}
 /// Look: `KEYS` gen, broken; `ARGV` g. Replies -1 (broken), 1 (passed), 0 (not yet).
 pub static BARRIER_CHECK: ScriptDef = ScriptDef {
     name: "barrier_check",
-    lua: r#"
+    lua: concat!(
+        lua_int!(),
+        r#"
 if redis.call('GET', KEYS[2]) == ARGV[1] then return -1 end
-local g = tonumber(redis.call('GET', KEYS[1]) or '0')
-if not g then return redis.error_reply('NOTINT ' .. KEYS[1]) end
+local g = int(KEYS[1]) or 0
 if g > tonumber(ARGV[1]) then return 1 end
 return 0
-"#,
+"#
+    ),
     run: |db, k, a| {
         if db.get(&k[1])?.as_deref() == Some(&a[0][..]) {
             return Ok(Resp::Int(-1));
@@ -92,14 +98,16 @@ return 0
 /// waiter runs this (and Python's `abort`).
 pub static BARRIER_ABORT: ScriptDef = ScriptDef {
     name: "barrier_abort",
-    lua: r#"
-local g = tonumber(redis.call('GET', KEYS[1]) or '0')
-if not g then return redis.error_reply('NOTINT ' .. KEYS[1]) end
+    lua: concat!(
+        lua_int!(),
+        r#"
+local g = int(KEYS[1]) or 0
 if g > tonumber(ARGV[1]) and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 1 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('PUBLISH', KEYS[3], 'broken')
 return 0
-"#,
+"#
+    ),
     run: |db, k, a| {
         let g = gen_of(db, &k[0])?;
         if g > arg_int(a, 0) && db.get(&k[1])?.as_deref() != Some(&a[0][..]) {
@@ -116,15 +124,17 @@ return 0
 /// new generation.
 pub static BARRIER_RESET: ScriptDef = ScriptDef {
     name: "barrier_reset",
-    lua: r#"
-local g = tonumber(redis.call('GET', KEYS[1]) or '0')
-if not g then return redis.error_reply('NOTINT ' .. KEYS[1]) end
+    lua: concat!(
+        lua_int!(),
+        r#"
+local g = int(KEYS[1]) or 0
 redis.call('SET', KEYS[3], g)
 redis.call('SET', KEYS[1], g + 1)
 redis.call('SET', KEYS[2], 0)
 redis.call('PUBLISH', KEYS[4], 'reset')
 return g + 1
-"#,
+"#
+    ),
     run: |db, k, _| {
         let g = gen_of(db, &k[0])?;
         db.set(&k[2], g.to_string().as_bytes(), None, false);

@@ -371,7 +371,18 @@ impl Db {
     }
 }
 
-/// Redis's integer parsing of a string value (`tonumber` on a counter).
+/// A counter's value as the scripts read it (`^-?[0-9]+$`, within `i64`).
+///
+/// ```
+/// use procshare_model::redis::parse_int;
+/// assert_eq!(parse_int(b"-12"), Some(-12));
+/// assert_eq!(parse_int(b"nan"), None);
+/// assert_eq!(parse_int(b"+1"), None);
+/// ```
 pub fn parse_int(b: &[u8]) -> Option<i64> {
+    let digits = b.strip_prefix(b"-").unwrap_or(b);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
     std::str::from_utf8(b).ok()?.parse().ok()
 }

@@ -21,7 +21,9 @@
 //! resources that check it.
 
 use super::db::{Db, Resp, ScriptError};
-use super::store::{arg_int, block_until, int, ints, retry_ms, Attempt, Call, ScriptDef, Store};
+use super::store::{
+    arg_int, block_until, int, ints, lua_int, retry_ms, Attempt, Call, ScriptDef, Store,
+};
 use crate::platform::Mutant;
 
 /// Seeded bug 1201: acquisition does not advance the token (every holder
@@ -133,14 +135,16 @@ fn lock_release(db: &mut Db, k: &[String], a: &[Vec<u8>]) -> Result<Resp, Script
 /// token seen (kept in `fence`). Replies 1 (written) or 0 (a stale token).
 pub static FENCED_SET: ScriptDef = ScriptDef {
     name: "fenced_set",
-    lua: r#"
-local top = tonumber(redis.call('GET', KEYS[2]) or '0')
-if not top then return redis.error_reply('NOTINT ' .. KEYS[2]) end
+    lua: concat!(
+        lua_int!(),
+        r#"
+local top = int(KEYS[2]) or 0
 if tonumber(ARGV[1]) < top then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
-"#,
+"#
+    ),
     run: fenced_set_run,
 };
 

@@ -15,7 +15,7 @@
 //! | [`semaphore`] | free-permit counter + a lease per holder; a dead holder's permit comes back when its lease ends | 1205 a reaped permit is lost |
 //! | [`barrier`] | generation + arrival count; a timeout breaks the generation | 1206 a timeout reports broken without breaking |
 //! | [`queue`] | reliable queue: take moves the item to the consumer's processing list under a lease, ack removes it; at-least-once | 1204 take without a processing list |
-//! | [`store`] | the one blocking loop ([`block_until`]): subscribe, look again, sleep until a notification, a lease's end or the deadline | 1203 a lost notification |
+//! | `store` | the one blocking loop ([`block_until`]): subscribe, look again, sleep until a notification, a lease's end or the deadline | 1203 a lost notification |
 //!
 //! # What Redis promises here, and what it does not
 //!

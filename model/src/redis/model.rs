@@ -286,7 +286,6 @@ impl<const M: u32> Seeded for ModelClient<M> {
 
 impl<const M: u32> Store for ModelClient<M> {
     type Error = ModelError;
-    type Sub = ModelSub<M>;
 
     fn eval(&self, call: &Call) -> Result<Resp, ModelError> {
         self.at.crash_point();
@@ -323,15 +322,20 @@ impl<const M: u32> Store for ModelClient<M> {
         reply.map_err(ModelError::Script)
     }
 
-    fn subscribe(&self, channel: &str) -> Result<ModelSub<M>, ModelError> {
+    fn subscribed<T>(
+        &self,
+        channel: &str,
+        body: impl FnOnce(&mut dyn Subscription<Error = ModelError>) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         self.at.crash_point();
         let seen = self.redis.lock().count(channel);
-        Ok(ModelSub {
+        let mut sub = ModelSub {
             redis: self.redis.clone(),
             chan: channel.to_string(),
             seen,
             at: self.at.clone(),
-        })
+        };
+        body(&mut sub)
     }
 
     fn now_ms(&self) -> u64 {

@@ -17,7 +17,8 @@
 use super::db::{Db, Resp, ScriptError};
 use super::lock::flag;
 use super::store::{
-    arg_int, block_until, ints, lua_now, retry_ms, Attempt, BadReply, Call, ScriptDef, Store,
+    arg_int, block_until, ints, lua_int, lua_now, retry_ms, Attempt, BadReply, Call, ScriptDef,
+    Store,
 };
 use crate::platform::Mutant;
 
@@ -42,6 +43,7 @@ pub static SEM_ACQUIRE: ScriptDef = ScriptDef {
     name: "sem_acquire",
     lua: concat!(
         lua_now!(),
+        lua_int!(),
         r#"
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, h in ipairs(dead) do redis.call('ZREM', KEYS[2], h) end
@@ -49,10 +51,8 @@ if #dead > 0 then
   redis.call('INCRBY', KEYS[1], #dead)
   redis.call('PUBLISH', KEYS[4], 'reaped')
 end
-local v = redis.call('GET', KEYS[1])
+local v = int(KEYS[1])
 if not v then return redis.error_reply('MISSING ' .. KEYS[1]) end
-v = tonumber(v)
-if not v then return redis.error_reply('NOTINT ' .. KEYS[1]) end
 if v > 0 then
   redis.call('DECR', KEYS[1])
   local token = redis.call('INCR', KEYS[3])
@@ -159,16 +159,17 @@ return 0
 /// `ValueError`).
 pub static SEM_RELEASE_NEW: ScriptDef = ScriptDef {
     name: "sem_release_new",
-    lua: r#"
-local v = redis.call('GET', KEYS[1])
+    lua: concat!(
+        lua_int!(),
+        r#"
+local v = int(KEYS[1])
 if not v then return redis.error_reply('MISSING ' .. KEYS[1]) end
-v = tonumber(v)
-if not v then return redis.error_reply('NOTINT ' .. KEYS[1]) end
 local bound = tonumber(ARGV[1])
 if bound > 0 and v + redis.call('ZCARD', KEYS[2]) >= bound then return -1 end
 redis.call('PUBLISH', KEYS[3], 'released')
 return redis.call('INCR', KEYS[1])
-"#,
+"#
+    ),
     run: |db, k, a| {
         let v = db
             .get_int(&k[0])?

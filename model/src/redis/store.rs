@@ -88,19 +88,24 @@ pub trait Store: Seeded {
     /// A failed call: the server is down or timed out, or a script refused
     /// ([`ScriptError`]), or a reply did not decode ([`BadReply`]).
     type Error: From<BadReply>;
-    /// A subscription to one channel.
-    type Sub: Subscription<Error = Self::Error>;
     /// Run one step atomically.
     fn eval(&self, call: &Call) -> Result<Resp, Self::Error>;
-    /// Start receiving the notifications published on `channel` from now on.
-    fn subscribe(&self, channel: &str) -> Result<Self::Sub, Self::Error>;
+    /// Subscribe to `channel`, run `body` with the subscription (it receives
+    /// every notification published from the moment of subscribing), then
+    /// unsubscribe. (A scope rather than a value: a real subscription holds
+    /// a connection in subscriber mode for exactly that long.)
+    fn subscribed<T>(
+        &self,
+        channel: &str,
+        body: impl FnOnce(&mut dyn Subscription<Error = Self::Error>) -> Result<T, Self::Error>,
+    ) -> Result<T, Self::Error>;
     /// The caller's clock, in milliseconds (its deadlines are measured on it).
     fn now_ms(&self) -> u64;
 }
 
-/// Notifications of one channel, from the moment of [`Store::subscribe`]: a
-/// notification published after that is never missed (Redis buffers it on the
-/// subscriber's connection).
+/// Notifications of one channel, from the moment of subscribing
+/// ([`Store::subscribed`]): a notification published after that is never
+/// missed (Redis buffers it on the subscriber's connection).
 pub trait Subscription {
     /// As the store's.
     type Error;
@@ -138,39 +143,42 @@ pub fn block_until<S: Store, T>(
     mut attempt: impl FnMut() -> Result<Attempt<T>, S::Error>,
 ) -> Result<Option<T>, S::Error> {
     let deadline = timeout_ms.map(|t| s.now_ms().saturating_add(t));
-    let mut sub: Option<S::Sub> = None;
-    loop {
-        let retry = match attempt()? {
-            Attempt::Done(t) => return Ok(Some(t)),
-            Attempt::Retry(r) => r,
-        };
-        if timeout_ms == Some(0) {
-            return Ok(None);
-        }
-        if sub.is_none() {
-            sub = Some(s.subscribe(channel)?);
-            if !mutant::<S>(MUTANT_LOST_NOTIFICATION) {
-                // Subscribed: whatever is published from now on reaches us,
-                // so look again before sleeping.
-                continue;
-            }
-        }
-        let left = match deadline {
-            None => None,
-            Some(d) => {
-                let now = s.now_ms();
-                if now >= d {
-                    return Ok(None);
-                }
-                Some(d - now)
-            }
-        };
-        let sleep = match (left, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        sub.as_mut().expect("subscribed above").wait(sleep)?;
+    let mut retry = match attempt()? {
+        Attempt::Done(t) => return Ok(Some(t)),
+        Attempt::Retry(r) => r,
+    };
+    if timeout_ms == Some(0) {
+        return Ok(None);
     }
+    s.subscribed(channel, |sub| {
+        // Subscribed: whatever is published from now on reaches us, so look
+        // again before the first sleep (the seeded bug 1203 does not).
+        let mut look = !mutant::<S>(MUTANT_LOST_NOTIFICATION);
+        loop {
+            if look {
+                retry = match attempt()? {
+                    Attempt::Done(t) => return Ok(Some(t)),
+                    Attempt::Retry(r) => r,
+                };
+            }
+            look = true;
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let now = s.now_ms();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    Some(d - now)
+                }
+            };
+            let sleep = match (left, retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            sub.wait(sleep)?;
+        }
+    })
 }
 
 /// The integers of an array reply, or [`BadReply`].
@@ -209,6 +217,16 @@ macro_rules! lua_now {
     };
 }
 pub(crate) use lua_now;
+
+/// The Lua prelude of the scripts that read a counter: `int(key)` is the
+/// key's integer (nil when missing), and a value that is not one (`^-?%d+$`)
+/// is the error `NOTINT key` (`Db::get_int`'s `NotInteger`).
+macro_rules! lua_int {
+    () => {
+        "local function int(key)\n  local v = redis.call('GET', key)\n  if not v then return nil end\n  if not string.match(v, '^%-?%d+$') then error({err = 'NOTINT ' .. key}) end\n  return tonumber(v)\nend\n"
+    };
+}
+pub(crate) use lua_int;
 
 /// `ARGV[i]` as an integer (`tonumber(ARGV[i])`); the protocols only pass integers there.
 pub(crate) fn arg_int(args: &[Vec<u8>], i: usize) -> i64 {

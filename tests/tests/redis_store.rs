@@ -467,3 +467,86 @@ fn lease_lock_holder_killed_next_acquirer_gets_owner_died_and_a_larger_token() {
             .unwrap();
     }
 }
+
+// ------------------------------------------------- waits end by notification
+
+/// A subscribed waiter is woken by the release's notification (a wait ends
+/// with `true` only when a message arrived; without one it would end with
+/// `false` after its timeout), and then finds the lock free.
+#[test]
+fn a_release_notifies_a_subscribed_waiter() {
+    let Some(url) = redis_url("redis_store::release_notifies_waiter") else {
+        return;
+    };
+    let ns = namespace("wake");
+    let store = RedisStore::open(&url, TIMEOUT).unwrap();
+    let _cleanup = Cleanup(&store, ns.clone());
+    let holder = RedisStore::open(&url, TIMEOUT).unwrap();
+    let l = LeaseLock::new(&format!("{ns}:lock"), 60_000);
+    let held = l.acquire(&holder, Some(0)).unwrap().unwrap();
+    let (woken, after) = store
+        .subscribed(l.channel(), |sub| {
+            assert_eq!(l.acquire(&store, Some(0))?, None, "held");
+            assert!(l.release(&holder, held.token)?);
+            let woken = sub.wait(Some(60_000))?;
+            Ok((woken, l.acquire(&store, Some(0))?))
+        })
+        .unwrap();
+    assert!(woken, "the release's notification did not arrive");
+    let after = after.expect("free after the release");
+    assert!(!after.owner_died && after.token > held.token);
+}
+
+// ------------------------------------------------ queue: kill -9 of a consumer
+
+/// A consumer killed with an item taken and not acked: the item is delivered
+/// again (at least once) after the consumer's lease, to the next taker, and
+/// the queue's order is kept (the redelivered item comes first).
+#[test]
+fn a_killed_consumers_item_is_delivered_again() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("redis_store::queue_kill9") else {
+        return;
+    };
+    let ns = namespace("qkill9");
+    let store = RedisStore::open(&url, TIMEOUT).unwrap();
+    let _cleanup = Cleanup(&store, ns.clone());
+    let prefix = format!("{ns}:queue");
+    let producer = ReliableQueue::new(&prefix, "producer", 300);
+    for item in [b"a", b"b"] {
+        producer.put(&store, item).unwrap();
+    }
+    let took = Event::new().unwrap();
+    let never = Event::new().unwrap();
+    let (t, n, u, p) = (took.clone(), never.clone(), url.clone(), prefix.clone());
+    let mut child = Process::new(move || {
+        let s = RedisStore::open(&u, TIMEOUT).unwrap();
+        let q = ReliableQueue::new(&p, "victim", 300);
+        let item = q.take(&s, Some(60_000)).unwrap().expect("an item");
+        assert_eq!(item.item, b"a");
+        t.set();
+        n.wait();
+    });
+    child.start().unwrap();
+    let mut child = Victim(child);
+    assert!(took.wait_timeout(GENEROUS), "the child never took an item");
+    child.0.kill().unwrap();
+    child.0.join().unwrap();
+
+    // The survivor takes both: b at once, and a when the victim's lease has
+    // run out (a take sleeps until then), put back by the take that found it
+    // ended (which one depends on how fast this runs).
+    let q = ReliableQueue::new(&prefix, "survivor", 60_000);
+    let mut items = vec![];
+    let mut redelivered = 0;
+    for _ in 0..2 {
+        let t = q.take(&store, Some(60_000)).unwrap().expect("an item");
+        assert!(q.ack(&store, &t.item).unwrap());
+        redelivered += t.redelivered;
+        items.push(t.item);
+    }
+    items.sort();
+    assert_eq!(items, [b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(redelivered, 1, "a was put back once");
+    assert_eq!(q.take(&store, Some(0)).unwrap(), None);
+}

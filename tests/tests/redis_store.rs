@@ -16,6 +16,7 @@
 use procshare::internals::{RedisLock, RedisStore};
 use procshare::{Event, Process, RedisError, Value};
 use procshare_model::redis::barrier::Barrier;
+use procshare_model::redis::event::Event as RedisEvent;
 use procshare_model::redis::lock::{fenced_set_call, LeaseLock};
 use procshare_model::redis::queue::ReliableQueue;
 use procshare_model::redis::semaphore::Semaphore;
@@ -78,6 +79,9 @@ enum Op {
     SemRenew(u64),
     SemRelease(u64),
     SemReleaseNew(u64),
+    EventSet,
+    EventClear,
+    EventIsSet,
     BarArrive,
     BarCheck(i64),
     BarAbort(i64),
@@ -108,6 +112,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..5u64).prop_map(Op::SemRenew),
         2 => (0..5u64).prop_map(Op::SemRelease),
         1 => (0..4u64).prop_map(Op::SemReleaseNew),
+        1 => Just(Op::EventSet),
+        1 => Just(Op::EventClear),
+        1 => Just(Op::EventIsSet),
         3 => Just(Op::BarArrive),
         1 => (0..3i64).prop_map(Op::BarCheck),
         1 => (0..3i64).prop_map(Op::BarAbort),
@@ -128,6 +135,7 @@ struct Objects {
     resource: String,
     sem: Semaphore,
     sem_short: Semaphore,
+    event: RedisEvent,
     bar: Barrier,
     queues: [ReliableQueue; 2],
     queues_short: [ReliableQueue; 2],
@@ -141,6 +149,7 @@ impl Objects {
             resource: format!("{ns}:resource"),
             sem: Semaphore::new(&format!("{ns}:sem:s"), LEASE),
             sem_short: Semaphore::new(&format!("{ns}:sem:s"), 0),
+            event: RedisEvent::new(&format!("{ns}:event:e")),
             bar: Barrier::new(&format!("{ns}:barrier:b"), 3),
             queues: [
                 ReliableQueue::new(&format!("{ns}:queue:q"), "c0", LEASE),
@@ -173,6 +182,9 @@ impl Objects {
             Op::SemRenew(t) => self.sem.renew_call(*t),
             Op::SemRelease(t) => self.sem.release_call(*t),
             Op::SemReleaseNew(b) => self.sem.release_new_call(*b),
+            Op::EventSet => self.event.set_call(),
+            Op::EventClear => self.event.clear_call(),
+            Op::EventIsSet => self.event.is_set_call(),
             Op::BarArrive => self.bar.arrive_call(),
             Op::BarCheck(g) => self.bar.check_call(*g),
             Op::BarAbort(g) => self.bar.abort_call(*g),

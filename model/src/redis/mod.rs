@@ -13,6 +13,7 @@
 //! |---|---|---|
 //! | [`lock`] | lease lock with a fencing token; a lost lease is the next acquirer's `owner_died` | 1201 no fencing, 1202 release deletes another holder's lease |
 //! | [`semaphore`] | free-permit counter + a lease per holder; a dead holder's permit comes back when its lease ends | 1205 a reaped permit is lost |
+//! | [`event`] | flag + channel; a waiter sleeps until a set's notification | 1207 set without a notification |
 //! | [`barrier`] | generation + arrival count; a timeout breaks the generation | 1206 a timeout reports broken without breaking |
 //! | [`queue`] | reliable queue: take moves the item to the consumer's processing list under a lease, ack removes it; at-least-once | 1204 take without a processing list |
 //! | `store` | the one blocking loop ([`block_until`]): subscribe, look again, sleep until a notification, a lease's end or the deadline | 1203 a lost notification |
@@ -55,6 +56,7 @@
 
 pub mod barrier;
 mod db;
+pub mod event;
 pub mod lock;
 #[cfg(feature = "checkers")]
 pub mod model;
@@ -80,6 +82,9 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &semaphore::SEM_RENEW,
     &semaphore::SEM_RELEASE,
     &semaphore::SEM_RELEASE_NEW,
+    &event::EVENT_SET,
+    &event::EVENT_CLEAR,
+    &event::EVENT_IS_SET,
     &barrier::BARRIER_ARRIVE,
     &barrier::BARRIER_CHECK,
     &barrier::BARRIER_ABORT,

@@ -409,6 +409,64 @@ fn semaphore_catches_lost_permit() {
     }));
 }
 
+// --------------------------------------------------------------- the event
+
+const EV: &str = "ns:event:e";
+
+/// Three waiters and a setter (maybe dying at its k-th crash point). A
+/// waiter returns `true` iff the set ran; nobody hangs.
+fn event_run<const M: u32>(opts: Options, crash: Option<u32>, timeout: Option<u64>) -> bool {
+    shuttle_runs(Sched::Random, iters(), move |died| {
+        let r = ModelRedis::<M>::new(opts);
+        let results = Arc::new(std::sync::Mutex::new(vec![]));
+        let mut cs: Vec<(Option<u32>, Body<M>)> = vec![];
+        let setter: Body<M> = Box::new(|c| super::event::Event::new(EV).set(c).unwrap());
+        cs.push((crash, setter));
+        for _ in 0..3 {
+            let results = results.clone();
+            let body: Body<M> = Box::new(move |c| {
+                let woke = super::event::Event::new(EV).wait(c, timeout).unwrap();
+                results.lock().unwrap().push(woke);
+            });
+            cs.push((None, body));
+        }
+        r.run(cs, died);
+        let set = r.log().iter().any(|e| e.script == "event_set");
+        let res = results.lock().unwrap().clone();
+        crate::check!(
+            res.iter().all(|&w| w == set),
+            "waiters returned {res:?}, the set ran: {set}"
+        );
+    })
+}
+
+#[test]
+fn event_no_time() {
+    event_run::<0>(Options::default(), None, None);
+}
+
+#[test]
+fn event_setter_dies_at_every_crash_point() {
+    let n = every_crash_point(|k| {
+        event_run::<0>(
+            Options {
+                clock: true,
+                ..Options::default()
+            },
+            Some(k),
+            Some(50),
+        )
+    });
+    assert!(n >= 2, "only {n} crash points");
+}
+
+#[test]
+fn event_catches_set_without_notification() {
+    assert!(fails_with("deadlock", || {
+        event_run::<1207>(Options::default(), None, None);
+    }));
+}
+
 // ------------------------------------------------------------- the barrier
 
 const BAR: &str = "ns:barrier:b";

@@ -89,4 +89,8 @@ pub enum Error {
     /// A frame could not be read, written, encoded or decoded.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// A Redis backend operation failed (feature `redis`).
+    #[cfg(feature = "redis")]
+    #[error(transparent)]
+    Redis(#[from] crate::redis::RedisError),
 }

@@ -42,6 +42,8 @@ mod sync;
 mod manager;
 mod pool;
 mod process;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use crate::codec::auth::{AuthError, AuthKey};
 pub use crate::codec::wire::WireError;
@@ -70,6 +72,8 @@ pub use crate::queue::joinable::JoinableQueue;
 pub use crate::queue::pipe::{Connection, Pipe, PipeError};
 pub use crate::queue::simple::SimpleQueue;
 pub use crate::queue::{Queue, QueueBuilder, QueueError, RawQueue};
+#[cfg(feature = "redis")]
+pub use crate::redis::RedisError;
 pub use crate::shared_memory::{
     Item, PodView, ShareableList, SharedMemory, SharedMemoryError, SharedMemoryManager,
 };
@@ -110,6 +114,11 @@ pub mod internals {
     };
     pub use crate::process::spawn::forkserver_pid;
     pub use crate::queue::DEFAULT_CAPACITY;
+    #[cfg(feature = "redis")]
+    pub use crate::redis::{
+        lock::{RedisLock, RedisLockGuard},
+        RedisStore, SAFETY_WAIT as REDIS_SAFETY_WAIT,
+    };
     pub use crate::shm::{arena_stats, Segment, ShmBox, ShmSlice};
 }
 

@@ -25,6 +25,7 @@ pub mod manager;
 pub mod mutex;
 pub mod park;
 pub mod pool;
+pub mod redis;
 pub mod ring;
 pub mod rlock;
 pub mod semaphore;

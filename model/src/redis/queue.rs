@@ -1,0 +1,308 @@
+//! The queue's take and ack: a reliable queue with a processing list per
+//! consumer. Delivery is **at least once**: an item a consumer took stays in
+//! that consumer's processing list until it acks it; a consumer that dies
+//! (or is paused or cut off past its lease) has its unacknowledged items put
+//! back at the head of the queue, in their order, by the next take, and they
+//! are delivered again. A late ack from a consumer whose items were put back
+//! returns `false` (the item may then be processed twice; CPython's queue
+//! would instead have lost it).
+//!
+//! | key | holds | written by |
+//! |---|---|---|
+//! | `{p}:items` | the items ready to take, oldest first | put (`RPUSH`), take (`LMOVE` out, redelivery in at the head) |
+//! | `{p}:proc:{consumer}` | what `consumer` took and has not acked, oldest first | take (`LMOVE` in), ack (`LREM`), redelivery (emptied) |
+//! | `{p}:consumers` | sorted set: consumer → lease end (server ms), for consumers holding items | take (`ZADD`), renew (`ZADD XX`), ack of the last item (`ZREM`), redelivery (`ZREM`) |
+//! | channel `{p}:chan` | a message when items become ready | put, a take that redelivered |
+//!
+//! Invariant: every item put and not acked is in `items` or in exactly one
+//! processing list; a consumer with a nonempty processing list is in
+//! `consumers`.
+
+use super::db::{Db, Resp, ScriptError};
+use super::lock::flag;
+use super::store::{
+    arg_int, block_until, lua_now, retry_ms, Attempt, BadReply, Call, ScriptDef, Store,
+};
+use crate::platform::Mutant;
+
+/// Seeded bug 1204: take pops the item without moving it to a processing
+/// list, so an item whose consumer dies before acking it is lost.
+#[doc(hidden)]
+pub const MUTANT_TAKE_NO_PROCESSING_LIST: Mutant = Mutant(1204);
+
+/// Put: `KEYS` items, channel; `ARGV` item. Replies the queue's length.
+pub static QUEUE_PUT: ScriptDef = ScriptDef {
+    name: "queue_put",
+    lua: r#"
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[2], 'put')
+return n
+"#,
+    run: |db, k, a| {
+        let n = db.rpush(&k[0], &a[0])?;
+        db.publish(&k[1]);
+        Ok(Resp::Int(n))
+    },
+};
+
+/// Take: `KEYS` items, consumers, my processing list, channel; `ARGV`
+/// consumer, lease_ms, processing-list prefix. First puts back the items of
+/// every consumer whose lease ran out, then moves the head item to my
+/// processing list. Replies `{1, item, items put back}` or `{0, ms until the
+/// earliest lease of a consumer holding items ends (-1: none)}`.
+pub static QUEUE_TAKE: ScriptDef = ScriptDef {
+    name: "queue_take",
+    lua: concat!(
+        lua_now!(),
+        r#"
+local back = 0
+for _, c in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  while redis.call('LMOVE', ARGV[3] .. c, KEYS[1], 'RIGHT', 'LEFT') do back = back + 1 end
+  redis.call('ZREM', KEYS[2], c)
+end
+if back > 0 then redis.call('PUBLISH', KEYS[4], 'redelivered') end
+local v = redis.call('LMOVE', KEYS[1], KEYS[3], 'LEFT', 'RIGHT')
+if v then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+  return {1, v, back}
+end
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #first == 0 then return {0, -1} end
+return {0, tonumber(first[2]) - now}
+"#
+    ),
+    run: queue_take,
+};
+
+fn queue_take(db: &mut Db, k: &[String], a: &[Vec<u8>]) -> Result<Resp, ScriptError> {
+    let now = db.time_ms();
+    let mut back = 0;
+    for c in db.zrange_upto(&k[1], now)? {
+        let pl = format!(
+            "{}{}",
+            String::from_utf8_lossy(&a[2]),
+            String::from_utf8_lossy(&c)
+        );
+        while db.lmove(&pl, &k[0], false, true)?.is_some() {
+            back += 1;
+        }
+        db.zrem(&k[1], &c)?;
+    }
+    if back > 0 {
+        db.publish(&k[3]);
+    }
+    let v = if db.mutant == MUTANT_TAKE_NO_PROCESSING_LIST.0 {
+        db.lpop(&k[0])?
+    } else {
+        db.lmove(&k[0], &k[2], true, false)?
+    };
+    if let Some(v) = v {
+        db.zadd(&k[1], now + arg_int(a, 1), &a[0], false)?;
+        return Ok(Resp::Array(vec![
+            Resp::Int(1),
+            Resp::Bulk(v),
+            Resp::Int(back),
+        ]));
+    }
+    match db.zfirst(&k[1])? {
+        None => Ok(Resp::Array(vec![Resp::Int(0), Resp::Int(-1)])),
+        Some((_, s)) => Ok(Resp::Array(vec![Resp::Int(0), Resp::Int(s - now)])),
+    }
+}
+
+/// Ack: `KEYS` my processing list, consumers; `ARGV` consumer, item. Replies
+/// 1, or 0 if the item is no longer mine (my lease ran out and it was put back).
+pub static QUEUE_ACK: ScriptDef = ScriptDef {
+    name: "queue_ack",
+    lua: r#"
+if redis.call('LREM', KEYS[1], 1, ARGV[2]) == 0 then return 0 end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+"#,
+    run: |db, k, a| {
+        if db.mutant == MUTANT_TAKE_NO_PROCESSING_LIST.0 {
+            return Ok(Resp::Int(1));
+        }
+        if db.lrem1(&k[0], &a[1])? == 0 {
+            return Ok(Resp::Int(0));
+        }
+        if db.llen(&k[0])? == 0 {
+            db.zrem(&k[1], &a[0])?;
+        }
+        Ok(Resp::Int(1))
+    },
+};
+
+/// Renew a consumer's lease: `KEYS` consumers; `ARGV` consumer, lease_ms.
+/// Replies 1, or 0 (it had run out, or the consumer holds nothing).
+pub static QUEUE_RENEW: ScriptDef = ScriptDef {
+    name: "queue_renew",
+    lua: concat!(
+        lua_now!(),
+        r#"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > now then
+  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0
+"#
+    ),
+    run: |db, k, a| {
+        let now = db.time_ms();
+        match db.zscore(&k[0], &a[0])? {
+            Some(s) if s > now => {
+                db.zadd(&k[0], now + arg_int(a, 1), &a[0], true)?;
+                Ok(Resp::Int(1))
+            }
+            _ => Ok(Resp::Int(0)),
+        }
+    },
+};
+
+/// A taken item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The item.
+    pub item: Vec<u8>,
+    /// How many items of dead consumers this take put back first.
+    pub redelivered: u64,
+}
+
+/// A reliable queue named by its key prefix, seen by one consumer.
+#[derive(Debug, Clone)]
+pub struct ReliableQueue {
+    items: String,
+    consumers: String,
+    proc_prefix: String,
+    mine: String,
+    chan: String,
+    consumer: String,
+    lease_ms: u64,
+}
+
+impl ReliableQueue {
+    /// The queue whose keys start with `prefix`, as consumer `consumer` (unique
+    /// among the consumers: a host, process and thread identity) whose
+    /// lease is `lease_ms`.
+    pub fn new(prefix: &str, consumer: &str, lease_ms: u64) -> ReliableQueue {
+        ReliableQueue {
+            items: format!("{prefix}:items"),
+            consumers: format!("{prefix}:consumers"),
+            proc_prefix: format!("{prefix}:proc:"),
+            mine: format!("{prefix}:proc:{consumer}"),
+            chan: format!("{prefix}:chan"),
+            consumer: consumer.to_string(),
+            lease_ms,
+        }
+    }
+
+    /// The put step's call.
+    pub fn put_call(&self, item: &[u8]) -> Call {
+        Call::new(
+            &QUEUE_PUT,
+            vec![self.items.clone(), self.chan.clone()],
+            vec![item.to_vec()],
+        )
+    }
+
+    /// The take step's call.
+    pub fn take_call(&self) -> Call {
+        Call::new(
+            &QUEUE_TAKE,
+            vec![
+                self.items.clone(),
+                self.consumers.clone(),
+                self.mine.clone(),
+                self.chan.clone(),
+            ],
+            vec![
+                self.consumer.clone().into_bytes(),
+                self.lease_ms.to_string().into_bytes(),
+                self.proc_prefix.clone().into_bytes(),
+            ],
+        )
+    }
+
+    /// The ack step's call.
+    pub fn ack_call(&self, item: &[u8]) -> Call {
+        Call::new(
+            &QUEUE_ACK,
+            vec![self.mine.clone(), self.consumers.clone()],
+            vec![self.consumer.clone().into_bytes(), item.to_vec()],
+        )
+    }
+
+    /// The renew step's call.
+    pub fn renew_call(&self) -> Call {
+        Call::new(
+            &QUEUE_RENEW,
+            vec![self.consumers.clone()],
+            vec![
+                self.consumer.clone().into_bytes(),
+                self.lease_ms.to_string().into_bytes(),
+            ],
+        )
+    }
+
+    /// Put an item; returns the queue's length.
+    pub fn put<S: Store>(&self, s: &S, item: &[u8]) -> Result<u64, S::Error> {
+        let r = s.eval(&self.put_call(item))?;
+        match super::store::int(QUEUE_PUT.name, r.clone())? {
+            n if n > 0 => Ok(n as u64),
+            _ => Err(BadReply {
+                script: QUEUE_PUT.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+
+    /// One try at taking.
+    pub fn try_once<S: Store>(&self, s: &S) -> Result<Attempt<Taken>, S::Error> {
+        let r = s.eval(&self.take_call())?;
+        let bad = |r: Resp| BadReply {
+            script: QUEUE_TAKE.name,
+            reply: r,
+        };
+        match &r {
+            Resp::Array(v) => match &v[..] {
+                [Resp::Int(1), Resp::Bulk(item), back] => match back.int() {
+                    Some(n) if n >= 0 => Ok(Attempt::Done(Taken {
+                        item: item.clone(),
+                        redelivered: n as u64,
+                    })),
+                    _ => Err(bad(r.clone()).into()),
+                },
+                [Resp::Int(0), ms] => match ms.int() {
+                    Some(ms) => Ok(Attempt::Retry(retry_ms(ms))),
+                    None => Err(bad(r.clone()).into()),
+                },
+                _ => Err(bad(r.clone()).into()),
+            },
+            _ => Err(bad(r).into()),
+        }
+    }
+
+    /// Take the head item, waiting at most `timeout_ms` (`None`: for ever).
+    /// The item stays this consumer's until [`ack`](Self::ack)ed (renew the
+    /// lease meanwhile). `Ok(None)`: timed out.
+    pub fn take<S: Store>(
+        &self,
+        s: &S,
+        timeout_ms: Option<u64>,
+    ) -> Result<Option<Taken>, S::Error> {
+        block_until(s, &self.chan, timeout_ms, || self.try_once(s))
+    }
+
+    /// Acknowledge a taken item. `Ok(false)`: it was put back already (this
+    /// consumer's lease ran out); it will be, or was, delivered again.
+    pub fn ack<S: Store>(&self, s: &S, item: &[u8]) -> Result<bool, S::Error> {
+        flag(QUEUE_ACK.name, s.eval(&self.ack_call(item))?)
+    }
+
+    /// Renew this consumer's lease. `Ok(false)`: it had run out (or it holds nothing).
+    pub fn renew<S: Store>(&self, s: &S) -> Result<bool, S::Error> {
+        flag(QUEUE_RENEW.name, s.eval(&self.renew_call())?)
+    }
+}

@@ -469,3 +469,37 @@ fn runner_a_wrong_expected_line_is_a_mismatch_and_a_failure() {
         "{out}"
     );
 }
+
+fn nothing(_: ()) {}
+
+/// Another thread of the parent holds the fork server's lock (it is starting
+/// a forkserver child) at the moment of a fork: the forked child, which then
+/// starts a forkserver child of its own, must not block forever on its copy
+/// of that lock (it did: the lock was process-wide, not per fork). The lock
+/// is held here by the forking thread itself, which makes the moment certain.
+#[test]
+fn a_forked_child_does_not_inherit_the_fork_servers_lock() {
+    quiet();
+    let code = procshare::internals::with_forkserver_lock_held(|| {
+        let mut p = Process::new(|| {
+            let mut c = Process::with_target(nothing, ()).start_method(StartMethod::ForkServer);
+            c.start()
+                .expect("start a forkserver child from a forked child");
+            assert_eq!(c.join().unwrap(), 0);
+        })
+        .start_method(StartMethod::Fork);
+        start(&mut p);
+        // A bound, not a timing assertion: with the bug the child never ends.
+        let code = p.join_timeout(Duration::from_secs(120)).unwrap();
+        if code.is_none() {
+            let _ = p.kill();
+            let _ = p.join();
+        }
+        code
+    });
+    assert_eq!(
+        code,
+        Some(0),
+        "the forked child hung on its parent's fork server lock"
+    );
+}

@@ -1,5 +1,6 @@
 //! The owner's pool descriptors (each worker's socket and pidfd, the
-//! dispatcher's eventfd), closed in every child the owner forks — a
+//! dispatcher's eventfd), and its connection to its fork server
+//! (`process::spawn`), closed in every child the owner forks — a
 //! `Process`, another pool's worker, a manager's server, or a plain `fork`
 //! of the program (through the `pthread_atfork` child handler of
 //! [`crate::sys::fork`]).

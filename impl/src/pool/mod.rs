@@ -3,7 +3,7 @@
 
 mod driver;
 mod error;
-mod fds;
+pub(crate) mod fds;
 mod job;
 mod result;
 mod stream;

@@ -30,10 +30,13 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Helpers this process started, reaped once they exit (no zombies pile up).
-static HELPERS: Mutex<Vec<std::process::Child>> = Mutex::new(Vec::new());
+/// Per process: a forked child's helpers are its own, and it never touches
+/// its parent's list (whose lock another thread may have held at the fork).
+static HELPERS: crate::sys::fork::ForkLocal<Mutex<Vec<std::process::Child>>> =
+    crate::sys::fork::ForkLocal::new(|| Mutex::new(Vec::new()));
 
 pub(super) fn keep_child(child: std::process::Child) {
-    let mut g = HELPERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = HELPERS.get().lock().unwrap_or_else(|e| e.into_inner());
     g.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     g.push(child);
 }

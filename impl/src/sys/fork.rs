@@ -79,6 +79,57 @@ fn hooks() -> impl Iterator<Item = &'static AtFork> {
     })
 }
 
+/// A process-wide value of which every forked process has its own copy,
+/// made afresh (by `init`) on its first use there.
+///
+/// For state behind a lock that a child must not inherit: another thread of
+/// the parent may hold the lock at the moment of the fork, and that thread
+/// does not exist in the child, so the child's copy of the lock would stay
+/// held forever (seen: a forked child blocked for good on the fork server's
+/// connection while another thread of its parent was starting a process).
+/// The parent's copy is never touched in the child, and is leaked there.
+pub(crate) struct ForkLocal<T: 'static> {
+    /// A leaked `Box<(generation, value)>`, or null before the first use.
+    cur: AtomicPtr<(u64, T)>,
+    init: fn() -> T,
+}
+
+impl<T: Send + Sync + 'static> ForkLocal<T> {
+    /// A value made by `init` on first use in each process.
+    pub(crate) const fn new(init: fn() -> T) -> Self {
+        ForkLocal {
+            cur: AtomicPtr::new(core::ptr::null_mut()),
+            init,
+        }
+    }
+
+    /// This process's value.
+    pub(crate) fn get(&'static self) -> &'static T {
+        let g = generation();
+        loop {
+            let p = self.cur.load(Ordering::Acquire);
+            // SAFETY: only pointers from `Box::into_raw` are stored in `cur`,
+            // and none is ever freed (a replaced one is leaked), so `p` points
+            // to a live, initialized pair for the rest of the process.
+            if let Some((gen, v)) = (!p.is_null()).then(|| unsafe { &*p }) {
+                if *gen == g {
+                    return v;
+                }
+            }
+            let fresh = Box::into_raw(Box::new((g, (self.init)())));
+            if self
+                .cur
+                .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // SAFETY: `fresh` came from `Box::into_raw` just above and was
+                // never shared (the exchange failed).
+                drop(unsafe { Box::from_raw(fresh) });
+            }
+        }
+    }
+}
+
 /// Incremented in every forked child (see [`generation`]).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 

@@ -192,7 +192,7 @@ mod tests;
 pub(crate) use args::{checked_fn_at, fn_at, fn_offset};
 pub use args::{Exporter, Importer, SpawnArg, SpawnArgs};
 pub(crate) use args::{FnCall, FnTarget};
-#[cfg(feature = "internals")]
-pub use parent::forkserver_pid;
 pub(crate) use parent::{forkserver, served_exit, spawn};
+#[cfg(feature = "internals")]
+pub use parent::{forkserver_pid, with_forkserver_lock_held};
 use {args::*, child::*, request::*};

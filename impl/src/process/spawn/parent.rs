@@ -1,6 +1,7 @@
 //! The parent's side: spawn (a fresh exec) and the fork server's client.
 
 use super::*;
+use crate::sys::fork::ForkLocal;
 
 // ---------------------------------------------------------------------------
 // Parent side.
@@ -82,7 +83,18 @@ pub(super) struct ServerConn {
     pub(super) pid: RawPid,
 }
 
-pub(super) static SERVER: Mutex<Option<ServerConn>> = Mutex::new(None);
+impl Drop for ServerConn {
+    fn drop(&mut self) {
+        crate::pool::fds::untrack(self.sock.as_raw_fd());
+    }
+}
+
+/// This process's fork server (one per process: a forked child starts its
+/// own on first use; it never touches its parent's, whose lock another
+/// thread of the parent may have held at the fork, and it does not keep
+/// the parent's connection open: see `start_server`).
+pub(super) static SERVER: ForkLocal<Mutex<Option<ServerConn>>> =
+    ForkLocal::new(|| Mutex::new(None));
 
 pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
     // The server's children are reparented to us if it dies, so that a child
@@ -94,6 +106,9 @@ pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
         format!("forkserver:{}", theirs.as_raw_fd()),
         &[theirs.as_raw_fd()],
     )?;
+    // Closed in every child forked from now on (a child that kept a copy
+    // would keep this server alive after we close ours). Untracked on drop.
+    crate::pool::fds::track(mine.as_raw_fd());
     Ok(ServerConn { sock: mine, pid })
 }
 
@@ -107,11 +122,20 @@ pub(super) fn start_server() -> Result<ServerConn, SpawnError> {
 /// ```
 #[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn forkserver_pid() -> Result<u32, SpawnError> {
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
     if g.is_none() {
         *g = Some(start_server()?);
     }
     Ok(g.as_ref().expect("just set").pid as u32)
+}
+
+/// Runs `f` while this thread holds the lock of this process's fork server
+/// connection (for a test: a fork made then must not leave the child with a
+/// copy of the lock held by a thread it does not have). Not API.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn with_forkserver_lock_held<R>(f: impl FnOnce() -> R) -> R {
+    let _g = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
+    f()
 }
 
 /// Sends one start request to the fork server (starting it, or another one
@@ -119,7 +143,7 @@ pub fn forkserver_pid() -> Result<u32, SpawnError> {
 fn send_request(req: &Request, theirs: &OwnedFd) -> Result<RawPid, SpawnError> {
     let mut fds = vec![req.payload.as_fd(), theirs.as_fd()];
     fds.extend(req.segment_fds());
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
     let mut attempt = 0;
     loop {
         if g.is_none() {
@@ -161,11 +185,12 @@ pub(crate) fn forkserver(
             Some(m) => break (mine, m),
             None if !retried => {
                 retried = true;
-                let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+                let mut g = SERVER.get().lock().unwrap_or_else(|e| e.into_inner());
                 if g.as_ref().is_some_and(|c| c.pid == server) {
                     if let Some(old) = g.take() {
-                        drop(old.sock); // a live server exits when its socket closes
-                        reap_now(old.pid);
+                        let pid = old.pid;
+                        drop(old); // a live server exits when its socket closes
+                        reap_now(pid);
                     }
                 }
             }

@@ -57,11 +57,15 @@
 //! block the others (CPython's manager keeps such a lock forever).
 
 pub mod client;
+pub mod custom;
 pub mod objects;
 pub mod protocol;
 pub mod server;
 
 pub use client::*;
+pub use custom::{CustomCell, CustomObject, Factory, Registry};
+#[doc(hidden)]
+pub use custom::{MUTANT_CALL_UNDER_TABLE, MUTANT_CALL_UNLOCKED};
 pub use objects::*;
 pub use protocol::*;
 pub use server::*;

@@ -73,6 +73,8 @@ pub enum Obj {
     Condition(CondState),
     /// A barrier.
     Barrier(BarrierState),
+    /// An object of a registered type (its calls: [`super::custom`]).
+    Custom(super::custom::CustomCell),
 }
 
 /// A condition variable's state.
@@ -102,9 +104,10 @@ pub struct BarrierState {
 }
 
 impl Obj {
-    /// A new object.
-    pub fn new(init: Init) -> Obj {
-        match init {
+    /// A new built-in object (`None` for [`Init::Custom`]: the server's
+    /// registry makes those).
+    pub fn new(init: Init) -> Option<Obj> {
+        Some(match init {
             Init::List(v) => Obj::List(v, 0),
             Init::Dict(pairs) => {
                 let mut m = OrderedMap::default();
@@ -128,7 +131,8 @@ impl Obj {
                 broken: false,
                 reset_gens: Default::default(),
             }),
-        }
+            Init::Custom { .. } => return None,
+        })
     }
     /// The object's kind.
     pub fn kind(&self) -> Kind {
@@ -144,6 +148,7 @@ impl Obj {
             Obj::Queue(..) => Kind::Queue,
             Obj::Condition(_) => Kind::Condition,
             Obj::Barrier(_) => Kind::Barrier,
+            Obj::Custom(_) => Kind::Custom,
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum Kind {
     Condition,
     /// A barrier for a number of parties.
     Barrier,
+    /// An object of a type registered on the server ([`super::custom`]).
+    Custom,
 }
 
 /// The initial state of a new object.
@@ -74,6 +76,15 @@ pub enum Init {
         /// Parties that must arrive to release a generation.
         parties: u64,
     },
+    /// An object of the type registered under `typeid`, made by its factory
+    /// (CPython's `manager.typeid()`). `methods`: the methods the client
+    /// knows the type by; they must be the server's (else `TypeMismatch`).
+    Custom {
+        /// The registered name.
+        typeid: String,
+        /// The exposed methods, as the client's registration lists them.
+        methods: Vec<String>,
+    },
 }
 
 impl Init {
@@ -91,6 +102,7 @@ impl Init {
             Init::Queue { .. } => Kind::Queue,
             Init::Condition => Kind::Condition,
             Init::Barrier { .. } => Kind::Barrier,
+            Init::Custom { .. } => Kind::Custom,
         }
     }
 }
@@ -264,6 +276,10 @@ pub enum Op {
     /// Insert before an index (clamped as Python's `insert`: `-k` counts from
     /// the end, then `0..=len`).
     InsertAt(i64, Bytes),
+    // --- objects of registered types ---
+    /// Call method `.0` of a registered type's object with the encoded
+    /// arguments `.1`; answers `Item(encoded result)`.
+    Call(String, Bytes),
 }
 
 /// A request on a connection.
@@ -374,6 +390,38 @@ pub enum OpError {
         /// The list's length.
         len: u64,
     },
+    /// No type is registered under this name (on the server, or, for a
+    /// client's own check, in its registrations).
+    UnknownType(String),
+    /// The type registered under `typeid` exposes other methods than the
+    /// client's registration says (a client built from other code).
+    TypeMismatch {
+        /// The registered name.
+        typeid: String,
+        /// The methods the server's type exposes.
+        methods: Vec<String>,
+    },
+    /// The object's type exposes no method of this name.
+    UnknownMethod {
+        /// The object's registered type name.
+        typeid: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// A call's arguments do not decode as the method's parameters.
+    BadArgument {
+        /// The method called.
+        method: String,
+        /// The decoder's message.
+        why: String,
+    },
+    /// The method ran and failed (or panicked): its error message.
+    MethodFailed {
+        /// The method called.
+        method: String,
+        /// The method's error, as it displays.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for OpError {
@@ -398,6 +446,20 @@ impl std::fmt::Display for OpError {
             OpError::BrokenBarrier => f.write_str("broken barrier"),
             OpError::SignedIndexOutOfRange { index, len } => {
                 write!(f, "list index {index} out of range (len {len})")
+            }
+            OpError::UnknownType(t) => write!(f, "no type is registered as {t:?}"),
+            OpError::TypeMismatch { typeid, methods } => write!(
+                f,
+                "the type registered as {typeid:?} on the server exposes other methods: {methods:?}"
+            ),
+            OpError::UnknownMethod { typeid, method } => {
+                write!(f, "{typeid:?} exposes no method {method:?}")
+            }
+            OpError::BadArgument { method, why } => {
+                write!(f, "bad arguments for method {method:?}: {why}")
+            }
+            OpError::MethodFailed { method, message } => {
+                write!(f, "method {method:?} failed: {message}")
             }
         }
     }

@@ -54,6 +54,7 @@ pub use crate::manager::{
     LockProxy, Manager, ManagerError, NamespaceProxy, OpError, QueueProxy, RLockProxy,
     SemaphoreProxy, ValueProxy,
 };
+pub use crate::manager::{Call, CustomProxy, ManagerBuilder, Reply, Shared, TypedProxy};
 pub use crate::manager::{ListIndex, ListIter};
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
 pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
@@ -78,6 +79,8 @@ pub use crate::sync::{
     RLock, RLockGuard, Semaphore, SyncError, TryLockError, TryLockResult,
 };
 pub use crate::sync::{Condition, ConditionGuard};
+#[doc(hidden)]
+pub use serde as __serde;
 
 /// The fuzz targets' bodies (the `fuzz/` crate and the corpus replay tests
 /// call these). Not API: only with the `fuzzing` feature.

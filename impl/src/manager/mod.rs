@@ -1,16 +1,20 @@
 //! A manager: a server process that owns shared objects, and proxies that
 //! forward every operation to it (Python's `multiprocessing.Manager()`).
 
+mod builder;
 mod client;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod proxy;
+mod register;
 mod server;
 mod sync;
 
+pub use builder::ManagerBuilder;
 pub use client::{Address, AddressError, ManagerError};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
+pub use register::{Call, CustomProxy, Reply, Shared, TypedProxy};
 pub use sync::{
     BarrierProxy, ConditionProxy, EventProxy, LockProxy, QueueProxy, RLockProxy, SemaphoreProxy,
 };
@@ -125,6 +129,10 @@ struct ServerProc {
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,
+    /// The custom types this handle knows by name ([`Manager::make`]).
+    types: register::Types,
+    /// The server's exit code, once [`Manager::shutdown`] reaped it.
+    exitcode: Option<i32>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -157,6 +165,14 @@ impl Manager {
     /// m.ping().unwrap();
     /// ```
     pub fn start_with_key(authkey: AuthKey) -> Result<Manager> {
+        Self::start_registered(authkey, Default::default())
+    }
+
+    /// [`Manager::start_with_key`] with the custom types of `registry`.
+    fn start_registered(
+        authkey: AuthKey,
+        registry: procshare_model::manager::Registry,
+    ) -> Result<Manager> {
         let dir = server::private_dir()?;
         let path = dir.join("manager.sock");
         let listener = match std::os::unix::net::UnixListener::bind(&path) {
@@ -171,7 +187,12 @@ impl Manager {
             authkey,
             crate::codec::wire::DEFAULT_LIMIT,
         );
-        match server::fork_server(server::Listener::Unix(listener), &ep, Some(dir.clone())) {
+        match server::fork_server(
+            server::Listener::Unix(listener),
+            &ep,
+            Some(dir.clone()),
+            registry,
+        ) {
             Ok(pid) => Ok(Manager {
                 ep,
                 server: Some(ServerProc {
@@ -179,6 +200,8 @@ impl Manager {
                     owner: std::process::id(),
                     dir: Some(dir),
                 }),
+                types: Default::default(),
+                exitcode: None,
             }),
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -202,6 +225,15 @@ impl Manager {
     /// assert!(Manager::connect(server.address().clone(), AuthKey::new("wrong")).is_err());
     /// ```
     pub fn serve(addr: impl std::net::ToSocketAddrs, authkey: AuthKey) -> Result<Manager> {
+        Self::serve_registered(addr, authkey, Default::default())
+    }
+
+    /// [`Manager::serve`] with the custom types of `registry`.
+    fn serve_registered(
+        addr: impl std::net::ToSocketAddrs,
+        authkey: AuthKey,
+        registry: procshare_model::manager::Registry,
+    ) -> Result<Manager> {
         let listener = std::net::TcpListener::bind(addr)?;
         let local = listener.local_addr()?;
         let ep = Endpoint::new(
@@ -209,7 +241,7 @@ impl Manager {
             authkey,
             crate::codec::wire::DEFAULT_LIMIT,
         );
-        let pid = server::fork_server(server::Listener::Tcp(listener), &ep, None)?;
+        let pid = server::fork_server(server::Listener::Tcp(listener), &ep, None, registry)?;
         Endpoint::publish(&ep);
         Ok(Manager {
             ep,
@@ -218,6 +250,8 @@ impl Manager {
                 owner: std::process::id(),
                 dir: None,
             }),
+            types: Default::default(),
+            exitcode: None,
         })
     }
 
@@ -248,7 +282,12 @@ impl Manager {
         ManagerError: From<A::Error>,
     {
         let ep = Endpoint::new(addr.try_into()?, authkey, crate::codec::wire::DEFAULT_LIMIT);
-        let m = Manager { ep, server: None };
+        let m = Manager {
+            ep,
+            server: None,
+            types: Default::default(),
+            exitcode: None,
+        };
         m.ping()?;
         Endpoint::publish(&m.ep);
         Ok(m)
@@ -575,7 +614,24 @@ impl Manager {
             let _ = std::fs::remove_dir_all(dir);
         }
         asked?;
-        reaped
+        self.exitcode = reaped?;
+        Ok(())
+    }
+
+    /// The server process's exit code, once [`Manager::shutdown`] (or the
+    /// end of the scope that drops the handle) stopped it: 0 for a clean
+    /// exit, `-N` if signal N killed it (CPython's `manager._process.exitcode`).
+    /// `None` before, and for a handle that did not start the server.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let mut m = procshare::Manager::start().unwrap();
+    /// assert_eq!(m.exitcode(), None);
+    /// m.shutdown().unwrap();
+    /// assert_eq!(m.exitcode(), Some(0));
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        self.exitcode
     }
 }
 

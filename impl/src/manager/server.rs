@@ -5,7 +5,7 @@ use crate::codec::auth::{self, AuthKey};
 use crate::codec::wire::{self, WireError};
 use crate::sys::proc::RawPid;
 use procshare_model::manager::{
-    serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
+    serve_connection, Incoming, Registry, Request, Response, Served, Server, StdSync, Transport,
 };
 use std::io;
 use std::net::TcpListener;
@@ -64,6 +64,7 @@ pub(crate) fn fork_server(
     listener: Listener,
     ep: &Endpoint,
     dir: Option<PathBuf>,
+    registry: Registry,
 ) -> Result<RawPid> {
     let parent = crate::sys::proc::getpid();
     let key = ep.authkey.clone();
@@ -71,7 +72,7 @@ pub(crate) fn fork_server(
     // The child runs `child_main`, which never returns (it leaves with
     // `_exit`). In the parent the closure, and with it the parent's copy of the
     // listener, is dropped unused.
-    crate::sys::fork::fork(move |_| child_main(listener, key, limit, parent, dir))
+    crate::sys::fork::fork(move |_| child_main(listener, key, limit, parent, dir, registry))
         .map_err(ManagerError::Io)
 }
 
@@ -86,6 +87,7 @@ fn child_main(
     limit: usize,
     parent: RawPid,
     dir: Option<PathBuf>,
+    registry: Registry,
 ) -> ! {
     // Our copies of the parent's cached connections are closed below, wholesale.
     client::leak_connections();
@@ -98,7 +100,7 @@ fn child_main(
     }
     crate::sys::proc::close_range(lfd + 1, u32::MAX);
     watch_parent(parent, dir);
-    let server = Arc::new(Server::<StdSync>::new());
+    let server = Arc::new(Server::<StdSync>::with_registry(registry));
     let key = Arc::new(key);
     let next_conn = AtomicU64::new(1);
     loop {
@@ -216,11 +218,10 @@ fn serve(
 
 /// Wait for the server process to exit, killing it first if `kill` (it did
 /// not acknowledge a shutdown request).
-pub(crate) fn reap(pid: RawPid, kill: bool) -> Result<()> {
+pub(crate) fn reap(pid: RawPid, kill: bool) -> Result<Option<i32>> {
     if kill {
         let _ = crate::sys::proc::send_signal(None, pid, crate::sys::proc::Sig::Kill);
     }
-    // ECHILD: someone else reaped it; it is gone either way.
-    let _ = crate::sys::proc::wait_child(pid, true);
-    Ok(())
+    // ECHILD: someone else reaped it; it is gone either way (code unknown).
+    Ok(crate::sys::proc::wait_child(pid, true).ok().flatten())
 }

@@ -307,3 +307,77 @@ fn a_remote_client_over_tcp_with_register_remote() {
     p.start().unwrap();
     assert_eq!(p.join().unwrap(), 0);
 }
+
+/// A queue shared by every object its factory makes (the docs' `lambda:
+/// queue`), that counts the `get`s waiting in it.
+#[derive(Clone, Default)]
+struct Mailbox(std::sync::Arc<(std::sync::Mutex<(Vec<String>, usize)>, std::sync::Condvar)>);
+
+impl Mailbox {
+    fn put(&mut self, s: String) {
+        let (m, cv) = &*self.0;
+        m.lock().unwrap().0.push(s);
+        cv.notify_all();
+    }
+    fn get(&mut self) -> String {
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        g.1 += 1;
+        loop {
+            if let Some(s) = g.0.pop() {
+                g.1 -= 1;
+                return s;
+            }
+            g = cv.wait(g).unwrap();
+        }
+    }
+    fn waiting(&self) -> usize {
+        self.0 .0.lock().unwrap().1
+    }
+}
+
+procshare::shared! {
+    /// A proxy to a [`Mailbox`].
+    struct MailboxProxy for Mailbox {
+        fn put(s: String);
+        fn get() -> String;
+        fn waiting() -> usize;
+    }
+}
+
+/// A child's `get` waits in the server (on its own object); meanwhile the
+/// parent's calls on other objects, built-in operations and the `put` that
+/// releases it go through.
+#[test]
+fn a_blocked_call_holds_up_only_its_object() {
+    quiet();
+    let mailbox = Mailbox::default();
+    let m = Manager::builder()
+        .register("mailbox", move || mailbox.clone())
+        .start()
+        .unwrap();
+    let mine: MailboxProxy = m.make("mailbox").unwrap();
+    let theirs: MailboxProxy = m.make("mailbox").unwrap();
+    let got = m.value(String::new()).unwrap();
+    let g2 = got.clone();
+    let mut p = Process::new(move || {
+        g2.set(&theirs.get().unwrap()).unwrap();
+    });
+    p.start().unwrap();
+    // Until the child's get waits in the server: each `waiting` is a call on
+    // another object of the same factory, answered while that get waits.
+    let deadline = std::time::Instant::now() + GENEROUS;
+    while mine.waiting().unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child's get never arrived"
+        );
+        std::thread::yield_now();
+    }
+    let l = m.list_from([1u8]).unwrap();
+    assert_eq!(l.len().unwrap(), 1);
+    mine.put("hello".into()).unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(got.get().unwrap(), "hello");
+    assert_eq!(mine.waiting().unwrap(), 0);
+}

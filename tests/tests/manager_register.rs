@@ -311,7 +311,10 @@ fn a_remote_client_over_tcp_with_register_remote() {
 /// A queue shared by every object its factory makes (the docs' `lambda:
 /// queue`), that counts the `get`s waiting in it.
 #[derive(Clone, Default)]
-struct Mailbox(std::sync::Arc<(std::sync::Mutex<(Vec<String>, usize)>, std::sync::Condvar)>);
+struct Mailbox(std::sync::Arc<(std::sync::Mutex<Letters>, std::sync::Condvar)>);
+
+/// The letters, and how many `get`s wait for one.
+type Letters = (Vec<String>, usize);
 
 impl Mailbox {
     fn put(&mut self, s: String) {

@@ -1318,10 +1318,31 @@ mod tests {
             server.handle(1, Request::Op(id, Op::Len)),
             Response::Err(OpError::WrongType { .. })
         ));
+        // A named object of a registered type is made once.
+        let named =
+            |n: &str| match server.handle(2, Request::Named(n.into(), init("obj", &methods))) {
+                Response::Created(id, Kind::Custom) => id,
+                other => panic!("{other:?}"),
+            };
+        let n1 = named("one");
+        assert_eq!(named("one"), n1);
+        assert!(matches!(
+            server.handle(2, Request::Named("one".into(), Init::Lock)),
+            Response::Err(OpError::NameTaken {
+                found: Kind::Custom,
+                ..
+            })
+        ));
+        assert!(matches!(
+            server.handle(2, Request::Named("two".into(), init("nope", &methods))),
+            Response::Err(OpError::UnknownType(_))
+        ));
+        server.disconnect(2);
+        assert_eq!(server.live_objects(), 3, "a named object lives on");
         // Refcounting as the built-ins: the last reference frees it.
-        assert_eq!(server.live_objects(), 2);
+        assert_eq!(server.live_objects(), 3);
         assert_eq!(server.handle(1, Request::Decref(vec![id])), Response::Ok);
-        assert_eq!(server.live_objects(), 1);
+        assert_eq!(server.live_objects(), 2);
         assert_eq!(call("echo", &[1]), Response::Err(OpError::NoSuchObject(id)));
     }
 

@@ -366,7 +366,7 @@ impl<S: ServerSync> Server<S> {
             }
             Request::Named(name, init) => {
                 let kind = init.kind();
-                let found = S::with(&self.table, |t| t.names.get(&name).is_some());
+                let found = S::with(&self.table, |t| t.names.contains_key(&name));
                 // A registered type's factory runs without the table lock;
                 // a racing creator of the same name may win (then this object is dropped).
                 let made = match (&init, found) {

@@ -1,6 +1,6 @@
 //! Objects of types registered on the server (CPython's
 //! `BaseManager.register(typeid, callable)`): the registry of factories, the
-//! object cell, and the call step ([`call`]).
+//! object cell, and the call step.
 //!
 //! A registered type is known to the server as a [`CustomObject`]: methods by
 //! name over encoded arguments (the typed layer, with its codec, is

@@ -1244,6 +1244,11 @@ mod tests {
     #[test]
     fn custom_errors_are_answers_and_the_server_keeps_serving() {
         struct Obj;
+        impl Drop for Obj {
+            fn drop(&mut self) {
+                panic!("a Drop that panics");
+            }
+        }
         impl CustomObject for Obj {
             fn call(&mut self, method: &str, args: &[u8]) -> Result<Bytes, OpError> {
                 match method {
@@ -1344,6 +1349,8 @@ mod tests {
         assert_eq!(server.handle(1, Request::Decref(vec![id])), Response::Ok);
         assert_eq!(server.live_objects(), 2);
         assert_eq!(call("echo", &[1]), Response::Err(OpError::NoSuchObject(id)));
+        // Its Drop panicked (caught); the server serves on.
+        assert_eq!(server.handle(1, Request::Ping), Response::Pong);
     }
 
     #[test]

@@ -126,7 +126,18 @@ impl Registry {
 /// has taken it out).
 struct Locked<S: ServerSync>(S::Mutex<Option<Box<dyn CustomObject>>>);
 
-/// What [`call`] needs of a cell, whatever the server's [`ServerSync`].
+impl<S: ServerSync> Drop for Locked<S> {
+    /// The object's `Drop` is user code: a panic in it is caught (the
+    /// server's thread goes on).
+    fn drop(&mut self) {
+        let obj = S::with(&self.0, |g| g.take());
+        if let Some(o) = obj {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(o)));
+        }
+    }
+}
+
+/// What a cell does for the call step, whatever the server's [`ServerSync`].
 trait Cell: Send + Sync {
     fn call(&self, typeid: &str, method: &str, args: &[u8], unlocked: bool) -> Response;
 }

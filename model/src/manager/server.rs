@@ -194,6 +194,9 @@ pub struct Table {
     refs: HashMap<ObjId, u64>,
     /// The references each connection holds: connection -> object -> count.
     held: HashMap<ConnId, HashMap<ObjId, u64>>,
+    /// Objects of registered types freed under the lock, to be dropped
+    /// after it (their `Drop` is user code): see [`Server::bury`].
+    freed: Vec<Obj>,
 }
 
 impl Table {
@@ -227,7 +230,9 @@ impl Table {
         *n = n.saturating_sub(1);
         if *n == 0 {
             self.refs.remove(&id);
-            self.objects.remove(&id);
+            if let Some(o @ Obj::Custom(_)) = self.objects.remove(&id) {
+                self.freed.push(o);
+            }
             return true;
         }
         false
@@ -351,13 +356,14 @@ impl<S: ServerSync> Server<S> {
                 Response::Ok
             }),
             Request::Decref(ids) => {
-                let freed = S::with(&self.table, |t| {
+                let (freed, dead) = S::with(&self.table, |t| {
                     let mut freed = false;
                     for id in ids {
                         freed |= t.release::<S>(conn, id);
                     }
-                    freed && t.waiting > 0
+                    (freed && t.waiting > 0, std::mem::take(&mut t.freed))
                 });
+                Self::bury(dead);
                 if freed {
                     // A request blocked on a freed object learns it is gone.
                     self.notify();
@@ -573,7 +579,7 @@ impl<S: ServerSync> Server<S> {
     /// waiters), and every reference it holds or lent unclaimed (freeing the
     /// objects nobody else holds).
     pub fn disconnect(&self, conn: ConnId) {
-        let released = S::with(&self.table, |t| {
+        let (released, dead) = S::with(&self.table, |t| {
             let mut any = t.release_all(conn);
             for o in t.objects.values_mut() {
                 match o {
@@ -596,11 +602,18 @@ impl<S: ServerSync> Server<S> {
                     _ => {}
                 }
             }
-            any
+            (any, std::mem::take(&mut t.freed))
         });
+        Self::bury(dead);
         if released {
             self.notify();
         }
+    }
+
+    /// Drop freed objects of registered types, without the table lock (a
+    /// slow `Drop` holds up nobody; a panicking one is caught by the cell).
+    fn bury(dead: Vec<Obj>) {
+        drop(dead);
     }
 }
 

@@ -88,14 +88,24 @@ fn counter_manager(dropped: Option<Event>) -> Manager {
 /// goes through another).
 #[test]
 fn remote_manager_example_runs_as_real_processes() {
+    /// The server process, killed however the test ends (it serves forever).
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let exe = env!("CARGO_BIN_EXE_remote_manager");
-    let mut server = Command::new(exe)
-        .args(["server", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = Server(
+        Command::new(exe)
+            .args(["server", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
+    BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
@@ -122,9 +132,9 @@ fn remote_manager_example_runs_as_real_processes() {
     let get = getter.wait_with_output().unwrap();
     assert!(get.status.success(), "{get:?}");
     assert_eq!(String::from_utf8_lossy(&get.stdout), "hello\n");
-    // serve_forever ends with its process; the manager server follows it.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // serve_forever ends with its process (the guard kills it); the manager
+    // server follows it.
+    drop(server);
 }
 
 #[test]

@@ -394,3 +394,55 @@ fn a_blocked_call_holds_up_only_its_object() {
     assert_eq!(got.get().unwrap(), "hello");
     assert_eq!(mine.waiting().unwrap(), 0);
 }
+
+/// Factories are closures only a forked server inherits: a builder with
+/// registered types refuses spawn and forkserver (start and serve alike)
+/// with an error naming the types, and starts nothing; with fork (or a
+/// client's `register_remote` only, which has no factory) it starts.
+#[test]
+fn registered_types_need_a_forked_server() {
+    quiet();
+    for method in [
+        procshare::StartMethod::Spawn,
+        procshare::StartMethod::ForkServer,
+    ] {
+        let builder = || {
+            Manager::builder()
+                .start_method(method)
+                .register("Counter", || Counter {
+                    n: 0,
+                    dropped: None,
+                })
+        };
+        for e in [
+            builder().start().unwrap_err(),
+            builder().serve("127.0.0.1:0").unwrap_err(),
+        ] {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("(Counter)") && msg.contains("needs the fork start method"),
+                "{method:?}: {msg}"
+            );
+        }
+        // A client's registration (no factory) is no reason to refuse.
+        let mut m = Manager::builder()
+            .start_method(method)
+            .register_remote::<Counter>("Counter")
+            .start()
+            .unwrap();
+        m.ping().unwrap();
+        // A spawned server's exit code is kept too.
+        m.shutdown().unwrap();
+        assert_eq!(m.exitcode(), Some(0), "{method:?}");
+    }
+    let m = Manager::builder()
+        .start_method(procshare::StartMethod::Fork)
+        .register("Counter", || Counter {
+            n: 0,
+            dropped: None,
+        })
+        .start()
+        .unwrap();
+    let c: CounterProxy = m.make("Counter").unwrap();
+    assert_eq!(c.add(2).unwrap(), 2);
+}

@@ -18,7 +18,11 @@ fn report((never, go, q): (Event, Event, Queue<bool>)) {
 #[test]
 fn memory_a_running_child_uses_is_not_recycled() {
     quiet();
-    for m in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+    for m in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
         let never = Event::new().unwrap();
         let go = Event::new().unwrap();
         let q = Queue::new().unwrap();

@@ -86,7 +86,8 @@ struct ServerInit {
 /// ```
 #[must_use]
 pub struct ManagerBuilder {
-    method: StartMethod,
+    /// `None`: see [`ManagerBuilder::method`].
+    method: Option<StartMethod>,
     authkey: Option<AuthKey>,
     init: Option<ServerInit>,
     /// The factories of the types this builder's server serves.
@@ -98,7 +99,7 @@ pub struct ManagerBuilder {
 impl std::fmt::Debug for ManagerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagerBuilder")
-            .field("method", &self.method)
+            .field("method", &self.method())
             .field("initializer", &self.init.is_some())
             .field("registry", &self.registry)
             .finish_non_exhaustive()
@@ -109,8 +110,9 @@ impl Manager {
     /// A builder: the server's start method, auth key, initializer and
     /// custom types (CPython's `Manager(initializer=, initargs=)`,
     /// `get_context(m).Manager()`, `BaseManager.register`). The default
-    /// start method is fork (as [`Manager::start`]), whatever
-    /// [`set_start_method`](crate::set_start_method) says.
+    /// start method is this process's ([`set_start_method`](crate::set_start_method),
+    /// fork unless changed), as CPython's `Manager()` follows the default
+    /// context; fork when types are registered with factories.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -129,7 +131,7 @@ impl Manager {
     /// ```
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder {
-            method: StartMethod::Fork,
+            method: None,
             authkey: None,
             init: None,
             registry: Registry::default(),
@@ -166,7 +168,7 @@ impl ManagerBuilder {
     /// assert!(e.to_string().contains("needs the fork start method"), "{e}");
     /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 
@@ -379,9 +381,24 @@ impl ManagerBuilder {
         Ok(m)
     }
 
+    /// The server's start method: the one chosen with
+    /// [`ManagerBuilder::start_method`]; else fork when types are registered
+    /// with factories (only a forked server has them); else this process's
+    /// start method ([`get_start_method`](crate::get_start_method), as
+    /// CPython's `Manager()` follows the default context).
+    fn method(&self) -> StartMethod {
+        self.method.unwrap_or_else(|| {
+            if self.registry.is_empty() {
+                crate::process::get_start_method()
+            } else {
+                StartMethod::Fork
+            }
+        })
+    }
+
     /// Refuse a registry a server started by spawn or forkserver cannot get.
     fn check_registry(&self) -> Result<()> {
-        if self.method == StartMethod::Fork || self.registry.is_empty() {
+        if self.method() == StartMethod::Fork || self.registry.is_empty() {
             return Ok(());
         }
         Err(ManagerError::Io(std::io::Error::new(
@@ -390,7 +407,7 @@ impl ManagerBuilder {
                 "a manager serving registered types ({}) needs the fork start method, not {:?}: \
                  their factories are closures, which only a forked server inherits",
                 self.registry.names().join(", "),
-                self.method
+                self.method()
             ),
         )))
     }
@@ -404,8 +421,9 @@ impl ManagerBuilder {
         dir: Option<PathBuf>,
     ) -> Result<(ServerProc, Types)> {
         let owner = crate::sys::proc::getpid();
+        let method = self.method();
         let types = self.types;
-        if self.method == StartMethod::Fork {
+        if method == StartMethod::Fork {
             let init = self.init.map(|i| {
                 let f = i.here;
                 Box::new(move || f()) as server::Init
@@ -433,11 +451,11 @@ impl ManagerBuilder {
             limit: ep.limit as u64,
             owner,
             dir: dir.clone(),
-            served: self.method == StartMethod::ForkServer,
+            served: method == StartMethod::ForkServer,
             init: self.init.map(|i| i.spawn),
         };
         let mut p = Process::with_target(spawned_server, (arg,))
-            .start_method(self.method)
+            .start_method(method)
             .daemon(false)
             .with_name("SyncManager");
         // `start` drops the parent's copies of the listener and of the

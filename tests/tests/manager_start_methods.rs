@@ -465,6 +465,8 @@ fn a_proxy_is_an_initarg_of_spawned_pool_workers() {
 /// chosen method follows it: CPython's `Manager()` follows the default
 /// context.
 fn start_default_manager((method, mark, pid): (Value<u8>, Value<u32>, Value<u32>)) {
+    // A forked server would see this; an exec'd one starts from zero.
+    MARK.store(7, Ordering::SeqCst);
     let m = procshare::Manager::builder()
         .initializer(report, (method, mark, pid))
         .start()
@@ -488,5 +490,10 @@ fn a_managers_default_start_method_is_the_processs() {
         METHOD_NAMES[method.get() as usize],
         "spawn",
         "the server of a spawned child's default manager"
+    );
+    assert_eq!(
+        mark.get(),
+        0,
+        "the default manager's server was forked, not spawned"
     );
 }

@@ -404,3 +404,27 @@ mod unit {
         });
     }
 }
+
+/// Two threads release one held lock at once (any thread may release, as with
+/// CPython's `Lock`): exactly one release succeeds, the other is `NotLocked`,
+/// whichever way their load and swap interleave (loom, exhaustive). Catches an
+/// `unlock` that does not look at what its swap took (found by `scripts/mutants`:
+/// the single-threaded scenarios only reach the first, early test).
+#[test]
+fn loom_two_releases_of_one_hold_one_succeeds() {
+    use crate::loom_platform::{world, Loom, ModelThread};
+    crate::testkit::loom(None).check(|| {
+        let world = world();
+        let m = Arc::new(RawMutex::<Loom>::new());
+        m.lock(&ModelThread::new(&world, 3), None).unwrap();
+        let hs: Vec<_> = (1..=2u32)
+            .map(|id| {
+                let (m, world) = (m.clone(), world.clone());
+                loom::thread::spawn(move || m.unlock(&ModelThread::new(&world, id)).is_ok())
+            })
+            .collect();
+        let ok = hs.into_iter().map(|h| h.join().unwrap());
+        assert_eq!(ok.filter(|&o| o).count(), 1, "one hold released twice");
+        assert!(!m.is_locked());
+    });
+}

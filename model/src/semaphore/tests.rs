@@ -442,3 +442,21 @@ mod unit {
         });
     }
 }
+
+/// A timed or non-blocking acquire of an empty semaphore by a thread that runs
+/// the spin path first (odd model ids spin before sleeping) gives up: the spin is
+/// bounded (found by `scripts/mutants`: with the spin counter stuck at 0 the
+/// spinner never reaches its deadline).
+#[test]
+fn a_spinning_acquirer_of_an_empty_semaphore_gives_up() {
+    use crate::loom_platform::{world, Loom, ModelThread};
+    loom::model(|| {
+        let world = world();
+        let t = ModelThread::new(&world, 1).spins(2);
+        let s = RawSemaphore::<Loom>::new(0, None);
+        assert_eq!(s.acquire(&t, Some(Duration::from_millis(1))), Err(Timeout));
+        assert_eq!(s.release(&t, 1), Ok(()));
+        assert_eq!(s.acquire(&t, Some(Duration::from_millis(1))), Ok(()));
+        assert_eq!(s.value(), 0);
+    });
+}

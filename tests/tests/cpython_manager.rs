@@ -55,14 +55,12 @@
 //! * Sets iterate in insertion order, and `iter()` walks a snapshot
 //!   (CPython: hash order, over the live set).
 //!
-//! Not applicable (6 of 29: 27 methods of 3.11's classes and 3.14's set
+//! Not ported (5 of 29: 27 methods of 3.11's classes and 3.14's set
 //! tests, plus 3.14's two `_TestContainers` additions):
 //! * `TestSyncManagerTypes.test_pool`: a manager `Pool` does not exist yet
-//!   (`Manager::pool` is another branch's work).
-//! * `TestSyncManagerTypes.test_joinable_queue`: `Manager::joinable_queue`
-//!   does not exist yet (another branch's work).
-//! * `TestSyncManagerTypes.test_array`: `Manager::array` does not exist yet
-//!   (another branch's work).
+//!   (`Manager::pool`: open).
+//! * `TestSyncManagerTypes.test_joinable_queue`: *open*: it asserts
+//!   `full()`, which `JoinableQueueProxy` does not have yet.
 //! * `TestSyncManagerTypes.test_set_contain_all_method` (3.14): checks
 //!   Python's `dir()` of the proxy; the methods it names are the ones
 //!   `test_set` calls, each mapped as above.
@@ -478,6 +476,19 @@ mod test_sync_manager_types {
         });
         assert!(o.is_empty().unwrap());
         assert!(!o.is_full().unwrap());
+    }
+
+    #[test]
+    fn test_array() {
+        let m = manager();
+        let o = m.array([5i32, 6]).unwrap();
+        let w = o.clone();
+        run_worker(move || {
+            assert_eq!(w.get(0).unwrap(), 5);
+            assert_eq!(w.get(1).unwrap(), 6);
+            assert_eq!(w.len().unwrap(), 2);
+            assert_eq!(w.to_vec().unwrap(), [5, 6]);
+        });
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub use crate::manager::{
     SemaphoreProxy, ValueProxy,
 };
 pub use crate::manager::{ArrayProxy, JoinableQueueProxy, ManagerBuilder};
+pub use crate::manager::{Call, CustomProxy, Reply, Shared, TypedProxy};
 pub use crate::manager::{DictIter, ListIndex, ListIter, SetProxy};
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};
 pub use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
@@ -83,6 +84,8 @@ pub use crate::sync::{
     RLock, RLockGuard, Semaphore, SyncError, TryLockError, TryLockResult,
 };
 pub use crate::sync::{Condition, ConditionGuard};
+#[doc(hidden)]
+pub use serde as __serde;
 
 /// The fuzz targets' bodies (the `fuzz/` crate and the corpus replay tests
 /// call these). Not API: only with the `fuzzing` feature.

@@ -459,3 +459,41 @@ fn a_proxy_is_an_initarg_of_spawned_pool_workers() {
         l.clear().unwrap();
     }
 }
+
+/// In a child started by spawn (whose start method is then spawn, as
+/// `set_start_method("spawn")` would make it), a manager started without a
+/// chosen method follows it: CPython's `Manager()` follows the default
+/// context.
+fn start_default_manager((method, mark, pid): (Value<u8>, Value<u32>, Value<u32>)) {
+    // A forked server would see this; an exec'd one starts from zero.
+    MARK.store(7, Ordering::SeqCst);
+    let m = procshare::Manager::builder()
+        .initializer(report, (method, mark, pid))
+        .start()
+        .unwrap();
+    drop(m);
+}
+
+#[test]
+fn a_managers_default_start_method_is_the_processs() {
+    quiet();
+    let method = Value::new(99u8).unwrap();
+    let (mark, pid) = (Value::new(0u32).unwrap(), Value::new(0u32).unwrap());
+    let mut p = Process::with_target(
+        start_default_manager,
+        (method.clone(), mark.clone(), pid.clone()),
+    )
+    .start_method(StartMethod::Spawn);
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(
+        METHOD_NAMES[method.get() as usize],
+        "spawn",
+        "the server of a spawned child's default manager"
+    );
+    assert_eq!(
+        mark.get(),
+        0,
+        "the default manager's server was forked, not spawned"
+    );
+}

@@ -8,6 +8,7 @@ mod client;
 pub(crate) mod fuzzing;
 mod joinable;
 mod proxy;
+mod register;
 mod server;
 mod set;
 pub(crate) mod spawn;
@@ -20,6 +21,7 @@ pub use client::{Address, AddressError, ManagerError};
 pub use joinable::JoinableQueueProxy;
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
+pub use register::{Call, CustomProxy, Reply, Shared, TypedProxy};
 pub use set::SetProxy;
 pub use start::ManagerBuilder;
 pub use sync::{
@@ -166,6 +168,10 @@ struct ServerProc {
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,
+    /// The custom types this handle knows by name ([`Manager::make`]).
+    types: register::Types,
+    /// The server's exit code, once [`Manager::shutdown`] reaped it.
+    exitcode: Option<i32>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -245,7 +251,12 @@ impl Manager {
         ManagerError: From<A::Error>,
     {
         let ep = Endpoint::new(addr.try_into()?, authkey, crate::codec::wire::DEFAULT_LIMIT);
-        let m = Manager { ep, server: None };
+        let m = Manager {
+            ep,
+            server: None,
+            types: Default::default(),
+            exitcode: None,
+        };
         m.ping()?;
         Endpoint::publish(&m.ep);
         Ok(m)
@@ -572,9 +583,7 @@ impl Manager {
                 if asked.is_err() {
                     let _ = p.kill();
                 }
-                // Its exit code does not matter: it is gone.
-                let _ = p.join();
-                Ok(())
+                Ok(p.join().ok())
             }
             None => server::reap(sp.pid, asked.is_err()),
         };
@@ -582,7 +591,24 @@ impl Manager {
             let _ = std::fs::remove_dir_all(dir);
         }
         asked?;
-        reaped
+        self.exitcode = reaped?;
+        Ok(())
+    }
+
+    /// The server process's exit code, once [`Manager::shutdown`] (or the
+    /// end of the scope that drops the handle) stopped it: 0 for a clean
+    /// exit, `-N` if signal N killed it (CPython's `manager._process.exitcode`).
+    /// `None` before, and for a handle that did not start the server.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let mut m = procshare::Manager::start().unwrap();
+    /// assert_eq!(m.exitcode(), None);
+    /// m.shutdown().unwrap();
+    /// assert_eq!(m.exitcode(), Some(0));
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        self.exitcode
     }
 }
 

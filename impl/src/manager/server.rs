@@ -5,7 +5,7 @@ use crate::codec::auth::{self, AuthKey};
 use crate::codec::wire::{self, WireError};
 use crate::sys::proc::RawPid;
 use procshare_model::manager::{
-    serve_connection, Incoming, Request, Response, Served, Server, StdSync, Transport,
+    serve_connection, Incoming, Registry, Request, Response, Served, Server, StdSync, Transport,
 };
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
@@ -86,6 +86,7 @@ pub(crate) fn fork_server(
     ep: &Endpoint,
     dir: Option<PathBuf>,
     init: Option<Init>,
+    registry: Registry,
 ) -> Result<(RawPid, std::os::unix::net::UnixStream)> {
     let parent = crate::sys::proc::getpid();
     let key = ep.authkey.clone();
@@ -97,7 +98,7 @@ pub(crate) fn fork_server(
     // `_exit`). In the parent the closure, and with it the parent's copy of the
     // listener and of the server's end of the start-up socket, is dropped unused.
     let pid = crate::sys::fork::fork(move |_| {
-        child_main(listener, key, limit, parent, dir, theirs, init)
+        child_main(listener, key, limit, parent, dir, theirs, init, registry)
     })
     .map_err(ManagerError::Io)?;
     Ok((pid, mine))
@@ -108,6 +109,7 @@ fn exit(code: i32) -> ! {
     crate::sys::proc::exit(code)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn child_main(
     listener: Listener,
     key: AuthKey,
@@ -116,6 +118,7 @@ fn child_main(
     dir: Option<PathBuf>,
     ready: std::os::unix::net::UnixStream,
     init: Option<Init>,
+    registry: Registry,
 ) -> ! {
     // Our copies of the parent's manager connections are closed below, wholesale.
     client::leak_connections();
@@ -132,7 +135,9 @@ fn child_main(
         from = from.max(k + 1);
     }
     crate::sys::proc::close_range(from, u32::MAX);
-    run(listener, key, limit, parent, dir, false, ready, init)
+    run(
+        listener, key, limit, parent, dir, false, ready, init, registry,
+    )
 }
 
 /// The server process's life once started (by fork, spawn or the fork
@@ -149,6 +154,7 @@ pub(crate) fn run(
     served: bool,
     mut ready: std::os::unix::net::UnixStream,
     init: Option<Init>,
+    registry: Registry,
 ) -> ! {
     crate::sys::proc::ignore_signal(crate::sys::proc::Ignored::Int);
     watch_parent(owner, dir, served);
@@ -161,7 +167,7 @@ pub(crate) fn run(
     }
     let _ = ready.write_all(READY);
     drop(ready);
-    let server = Arc::new(Server::<StdSync>::new());
+    let server = Arc::new(Server::<StdSync>::with_registry(registry));
     let key = Arc::new(key);
     let next_conn = AtomicU64::new(1);
     loop {
@@ -339,11 +345,10 @@ fn serve(
 
 /// Wait for the server process to exit, killing it first if `kill` (it did
 /// not acknowledge a shutdown request).
-pub(crate) fn reap(pid: RawPid, kill: bool) -> Result<()> {
+pub(crate) fn reap(pid: RawPid, kill: bool) -> Result<Option<i32>> {
     if kill {
         let _ = crate::sys::proc::send_signal(None, pid, crate::sys::proc::Sig::Kill);
     }
-    // ECHILD: someone else reaped it; it is gone either way.
-    let _ = crate::sys::proc::wait_child(pid, true);
-    Ok(())
+    // ECHILD: someone else reaped it; it is gone either way (code unknown).
+    Ok(crate::sys::proc::wait_child(pid, true).ok().flatten())
 }

@@ -10,14 +10,20 @@
 //! request's private payload memfd (the key is never in the environment, the
 //! command line or a file), and the initializer as a function and its
 //! arguments, as a pool's `spawn_initializer` crosses.
+//!
+//! Custom types registered on the builder (CPython's `BaseManager.register`)
+//! have factories, closures only a forked server inherits: a builder with
+//! any refuses spawn and forkserver.
 
 use super::client::{Endpoint, ManagerError, Result};
+use super::register::{Shared, Types};
 use super::server::{self, Listener};
 use super::{Manager, ServerProc};
 use crate::codec::auth::AuthKey;
 use crate::pool::worker::{put_init, take_init, InitCall, InitOnce, SpawnInit};
 use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
 use crate::process::{Process, StartMethod};
+use procshare_model::manager::Registry;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -30,7 +36,10 @@ struct ServerInit {
     spawn: Arc<dyn SpawnInit>,
 }
 
-/// How to start a manager's server (see [`Manager::builder`]).
+/// How to start a manager's server (see [`Manager::builder`]), or to join
+/// one: its start method, auth key and initializer, and the custom types it
+/// serves or (as a client) knows: register each type under a name
+/// (CPython's `typeid`), then start, serve or connect.
 ///
 /// ```
 /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -42,27 +51,68 @@ struct ServerInit {
 ///     .unwrap();
 /// m.ping().unwrap();
 /// ```
+///
+/// With a custom type, served on TCP and joined by a client:
+///
+/// ```
+/// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+/// use procshare::{AuthKey, Manager};
+/// #[derive(Default)]
+/// pub struct Counter(i64);
+/// impl Counter {
+///     fn incr(&mut self) -> i64 { self.0 += 1; self.0 }
+/// }
+/// procshare::shared! {
+///     /// A proxy to a [`Counter`].
+///     pub struct CounterProxy for Counter {
+///         fn incr() -> i64;
+///     }
+/// }
+/// // The server, on TCP, with the factory:
+/// let key = AuthKey::new("abracadabra");
+/// let server = Manager::builder()
+///     .register("Counter", Counter::default)
+///     .authkey(key.clone())
+///     .serve("127.0.0.1:0")
+///     .unwrap();
+/// // A client: the same name, no factory (`register('Counter')`).
+/// let client = Manager::builder()
+///     .register_remote::<Counter>("Counter")
+///     .authkey(key)
+///     .connect(server.address().clone())
+///     .unwrap();
+/// let c: CounterProxy = client.make("Counter").unwrap();
+/// assert_eq!(c.incr().unwrap(), 1);
+/// ```
 #[must_use]
 pub struct ManagerBuilder {
-    method: StartMethod,
+    /// `None`: see [`ManagerBuilder::method`].
+    method: Option<StartMethod>,
     authkey: Option<AuthKey>,
     init: Option<ServerInit>,
+    /// The factories of the types this builder's server serves.
+    registry: Registry,
+    /// The types the built handle knows by name ([`Manager::make`]).
+    types: Types,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManagerBuilder")
-            .field("method", &self.method)
+            .field("method", &self.method())
             .field("initializer", &self.init.is_some())
+            .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }
 
 impl Manager {
-    /// A builder: the server's start method, auth key and initializer
-    /// (CPython's `Manager(initializer=, initargs=)`,
-    /// `get_context(m).Manager()`). The default start method is fork (as
-    /// [`Manager::start`]), whatever [`set_start_method`](crate::set_start_method) says.
+    /// A builder: the server's start method, auth key, initializer and
+    /// custom types (CPython's `Manager(initializer=, initargs=)`,
+    /// `get_context(m).Manager()`, `BaseManager.register`). The default
+    /// start method is this process's ([`set_start_method`](crate::set_start_method),
+    /// fork unless changed), as CPython's `Manager()` follows the default
+    /// context; fork when types are registered with factories.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -81,9 +131,11 @@ impl Manager {
     /// ```
     pub fn builder() -> ManagerBuilder {
         ManagerBuilder {
-            method: StartMethod::Fork,
+            method: None,
             authkey: None,
             init: None,
+            registry: Registry::default(),
+            types: Types::default(),
         }
     }
 }
@@ -93,12 +145,43 @@ impl ManagerBuilder {
     /// Under spawn and forkserver the server is a fresh exec of this binary,
     /// as a [`Process`] started by that method is: it holds no copy of this
     /// process's memory, threads or descriptors.
+    ///
+    /// Types registered with a factory ([`ManagerBuilder::register`]) need
+    /// fork: [`ManagerBuilder::start`] and [`ManagerBuilder::serve`] refuse
+    /// spawn and forkserver then (a factory is a closure, which a fresh exec
+    /// cannot receive).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Manager, StartMethod};
+    /// pub struct Unit;
+    /// impl Unit { fn ping(&self) -> u8 { 1 } }
+    /// procshare::shared! {
+    ///     /// A proxy to a [`Unit`].
+    ///     pub struct UnitProxy for Unit { fn ping() -> u8; }
+    /// }
+    /// let e = Manager::builder()
+    ///     .start_method(StartMethod::Spawn)
+    ///     .register("Unit", || Unit)
+    ///     .start()
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("needs the fork start method"), "{e}");
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 
-    /// The auth key (default: 32 random bytes).
+    /// The auth key (default for [`ManagerBuilder::start`] and
+    /// [`ManagerBuilder::serve`]: 32 random bytes; [`ManagerBuilder::connect`]
+    /// needs it).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{AuthKey, Manager};
+    /// let m = Manager::builder().authkey(AuthKey::new("k")).start().unwrap();
+    /// assert_eq!(m.authkey(), &AuthKey::new("k"));
+    /// ```
     pub fn authkey(mut self, key: AuthKey) -> Self {
         self.authkey = Some(key);
         self
@@ -119,8 +202,73 @@ impl ManagerBuilder {
         self
     }
 
+    /// Serve type `T` under `typeid`: [`Manager::make`] asks the server
+    /// for a new object, which `factory` makes in the server process
+    /// (CPython's `register(typeid, callable)`). The factory is inherited by
+    /// the forked server: it may capture anything (an `Arc` shared by the
+    /// objects it makes, as `lambda: queue` shares one queue). A later
+    /// registration of the same name replaces the earlier one. Such a server
+    /// needs the fork start method (see [`ManagerBuilder::start_method`]).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Manager;
+    /// pub struct Greeter(String);
+    /// impl Greeter {
+    ///     fn greet(&self, who: String) -> String { format!("{} {who}", self.0) }
+    /// }
+    /// procshare::shared! {
+    ///     /// A proxy to a [`Greeter`].
+    ///     pub struct GreeterProxy for Greeter {
+    ///         fn greet(who: String) -> String;
+    ///     }
+    /// }
+    /// let m = Manager::builder()
+    ///     .register("Greeter", || Greeter("hello".into()))
+    ///     .start()
+    ///     .unwrap();
+    /// let g: GreeterProxy = m.make("Greeter").unwrap();
+    /// assert_eq!(g.greet("world".into()).unwrap(), "hello world");
+    /// ```
+    pub fn register<T: Shared>(
+        mut self,
+        typeid: &str,
+        factory: impl Fn() -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.registry
+            .register(typeid, T::METHODS, super::register::factory(factory));
+        self.types.add::<T>(typeid);
+        self
+    }
+
+    /// Know type `T` under `typeid` without serving it: for a client of a
+    /// remote server that registered it with a factory (CPython's
+    /// `register('get_queue')` on the client's manager class).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Manager, OpError};
+    /// #[derive(Default)]
+    /// pub struct Unit;
+    /// impl Unit { fn ping(&self) -> u8 { 1 } }
+    /// procshare::shared! {
+    ///     /// A proxy to a [`Unit`].
+    ///     pub struct UnitProxy for Unit { fn ping() -> u8; }
+    /// }
+    /// // A server that does not serve `Unit`: the client's create is refused.
+    /// let m = Manager::builder().register_remote::<Unit>("Unit").start().unwrap();
+    /// let e = m.make::<UnitProxy>("Unit").unwrap_err();
+    /// assert_eq!(e.op_error(), Some(&OpError::UnknownType("Unit".into())));
+    /// ```
+    pub fn register_remote<T: Shared>(mut self, typeid: &str) -> Self {
+        self.types.add::<T>(typeid);
+        self
+    }
+
     /// Start the server on a unix socket in a private `0700` directory (as
-    /// [`Manager::start`]); returns once the server serves.
+    /// [`Manager::start`]); returns once the server serves. Fails without
+    /// starting anything if types are registered with a factory and the
+    /// start method is not fork (see [`ManagerBuilder::start_method`]).
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -128,6 +276,7 @@ impl ManagerBuilder {
     /// assert_eq!(m.list_from([1]).unwrap().to_vec().unwrap(), [1]);
     /// ```
     pub fn start(self) -> Result<Manager> {
+        self.check_registry()?;
         let authkey = match self.authkey.clone() {
             Some(k) => k,
             None => AuthKey::random()?,
@@ -142,10 +291,12 @@ impl ManagerBuilder {
                     authkey,
                     crate::codec::wire::DEFAULT_LIMIT,
                 );
-                let sp = self.launch(Listener::Unix(l), &ep, Some(dir.clone()))?;
+                let (sp, types) = self.launch(Listener::Unix(l), &ep, Some(dir.clone()))?;
                 Ok(Manager {
                     ep,
                     server: Some(sp),
+                    types,
+                    exitcode: None,
                 })
             });
         match started {
@@ -160,7 +311,9 @@ impl ManagerBuilder {
         }
     }
 
-    /// Start the server on a TCP address (as [`Manager::serve`]).
+    /// Start the server on a TCP address (as [`Manager::serve`]). Fails as
+    /// [`ManagerBuilder::start`] with registered types and a start method
+    /// other than fork.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -174,6 +327,7 @@ impl ManagerBuilder {
     /// c.ping().unwrap();
     /// ```
     pub fn serve(self, addr: impl std::net::ToSocketAddrs) -> Result<Manager> {
+        self.check_registry()?;
         let authkey = match self.authkey.clone() {
             Some(k) => k,
             None => AuthKey::random()?,
@@ -185,34 +339,108 @@ impl ManagerBuilder {
             authkey,
             crate::codec::wire::DEFAULT_LIMIT,
         );
-        let sp = self.launch(Listener::Tcp(listener), &ep, None)?;
+        let (sp, types) = self.launch(Listener::Tcp(listener), &ep, None)?;
         Endpoint::publish(&ep);
         Ok(Manager {
             ep,
             server: Some(sp),
+            types,
+            exitcode: None,
         })
     }
 
-    /// Start the server process on `listener` and wait until it serves.
-    fn launch(self, listener: Listener, ep: &Endpoint, dir: Option<PathBuf>) -> Result<ServerProc> {
+    /// Join a running server with the auth key given to
+    /// [`ManagerBuilder::authkey`] ([`Manager::connect`]); the types
+    /// registered here (with or without a factory: the server's are what
+    /// count) are the ones [`Manager::make`] accepts.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Manager;
+    /// let s = Manager::start().unwrap();
+    /// let c = Manager::builder()
+    ///     .authkey(s.authkey().clone())
+    ///     .connect(s.address().clone())
+    ///     .unwrap();
+    /// c.ping().unwrap();
+    /// assert!(Manager::builder().connect(s.address().clone()).is_err()); // no key
+    /// ```
+    pub fn connect<A>(self, addr: A) -> Result<Manager>
+    where
+        A: TryInto<super::Address>,
+        super::ManagerError: From<A::Error>,
+    {
+        let key = self.authkey.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "connecting to a manager needs its auth key (ManagerBuilder::authkey)",
+            )
+        })?;
+        let mut m = Manager::connect(addr, key)?;
+        m.types = self.types;
+        Ok(m)
+    }
+
+    /// The server's start method: the one chosen with
+    /// [`ManagerBuilder::start_method`]; else fork when types are registered
+    /// with factories (only a forked server has them); else this process's
+    /// start method ([`get_start_method`](crate::get_start_method), as
+    /// CPython's `Manager()` follows the default context).
+    fn method(&self) -> StartMethod {
+        self.method.unwrap_or_else(|| {
+            if self.registry.is_empty() {
+                crate::process::get_start_method()
+            } else {
+                StartMethod::Fork
+            }
+        })
+    }
+
+    /// Refuse a registry a server started by spawn or forkserver cannot get.
+    fn check_registry(&self) -> Result<()> {
+        if self.method() == StartMethod::Fork || self.registry.is_empty() {
+            return Ok(());
+        }
+        Err(ManagerError::Io(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "a manager serving registered types ({}) needs the fork start method, not {:?}: \
+                 their factories are closures, which only a forked server inherits",
+                self.registry.names().join(", "),
+                self.method()
+            ),
+        )))
+    }
+
+    /// Start the server process on `listener` and wait until it serves; also
+    /// the types the handle knows.
+    fn launch(
+        self,
+        listener: Listener,
+        ep: &Endpoint,
+        dir: Option<PathBuf>,
+    ) -> Result<(ServerProc, Types)> {
         let owner = crate::sys::proc::getpid();
-        if self.method == StartMethod::Fork {
+        let method = self.method();
+        let types = self.types;
+        if method == StartMethod::Fork {
             let init = self.init.map(|i| {
                 let f = i.here;
                 Box::new(move || f()) as server::Init
             });
-            let (pid, ready) = server::fork_server(listener, ep, dir.clone(), init)?;
+            let (pid, ready) = server::fork_server(listener, ep, dir.clone(), init, self.registry)?;
             let pidfd = crate::sys::proc::pidfd_open(pid);
             if let Err(e) = server::await_ready(ready, pidfd.as_ref().map(|p| p.as_fd())) {
                 let _ = server::reap(pid, true);
                 return Err(e);
             }
-            return Ok(ServerProc {
+            let sp = ServerProc {
                 pid,
                 owner: std::process::id(),
                 dir,
                 proc: None,
-            });
+            };
+            return Ok((sp, types));
         }
         let (mine, theirs) = UnixStream::pair()?;
         let arg = ServerArg::Out {
@@ -223,11 +451,11 @@ impl ManagerBuilder {
             limit: ep.limit as u64,
             owner,
             dir: dir.clone(),
-            served: self.method == StartMethod::ForkServer,
+            served: method == StartMethod::ForkServer,
             init: self.init.map(|i| i.spawn),
         };
         let mut p = Process::with_target(spawned_server, (arg,))
-            .start_method(self.method)
+            .start_method(method)
             .daemon(false)
             .with_name("SyncManager");
         // `start` drops the parent's copies of the listener and of the
@@ -239,12 +467,13 @@ impl ManagerBuilder {
             let _ = p.join();
             return Err(e);
         }
-        Ok(ServerProc {
+        let sp = ServerProc {
             pid: p.pid().unwrap_or(0) as i32,
             owner: std::process::id(),
             dir,
             proc: Some(p),
-        })
+        };
+        Ok((sp, types))
     }
 }
 
@@ -341,6 +570,8 @@ fn spawned_server((arg,): (ServerArg,)) {
             served,
             UnixStream::from(ready),
             init.map(|f| f as server::Init),
+            // No factories cross an exec (`check_registry`).
+            Registry::default(),
         )
     }
 }

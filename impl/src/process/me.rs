@@ -216,6 +216,9 @@ pub(crate) struct Child {
     pub(crate) exit: Mutex<Option<i32>>,
     pub(crate) name: String,
     pub(crate) daemon: bool,
+    /// Its number among this process's starts (`shm::child_starting`): the
+    /// shared memory made before it may be in use by it.
+    pub(crate) seq: u64,
 }
 
 impl Child {
@@ -309,6 +312,14 @@ pub(crate) fn sweep() {
     if let Ok(mut kids) = registry().try_lock() {
         kids.retain(|c| !c.finished());
     }
+}
+
+/// The largest start number (`Child::seq`) of a child of this process that
+/// has not exited (conservatively: one being joined by another thread counts
+/// as running), if any.
+pub(crate) fn latest_running_child() -> Option<u64> {
+    let kids = registry().lock().unwrap_or_else(|e| e.into_inner());
+    kids.iter().filter(|c| !c.finished()).map(|c| c.seq).max()
 }
 
 /// Forgets `child` if it has exited (a dropped [`Process`](crate::Process)).

@@ -7,6 +7,7 @@ mod me;
 pub(crate) mod spawn;
 
 pub use context::{get_all_start_methods, get_context, Context};
+pub(crate) use me::latest_running_child;
 pub use me::{
     active_children, current_process, parent_process, ActiveChild, CurrentProcess, ParentProcess,
 };
@@ -290,6 +291,8 @@ pub struct Process {
     running: Option<Arc<Child>>,
     daemon: bool,
     method: StartMethod,
+    /// Its start number, once started (see `me::Child::seq`).
+    seq: u64,
 }
 
 impl core::fmt::Debug for Process {
@@ -349,6 +352,7 @@ impl Process {
             // As Python: the current process's daemon flag by default.
             daemon: me::is_daemon(),
             method: get_start_method(),
+            seq: 0,
         }
     }
 
@@ -455,6 +459,16 @@ impl Process {
             return Err(ProcessError::DaemonChildren);
         }
         reap_orphans();
+        // Shared memory made before this start is not recycled while the
+        // child runs (it may use it); see `shm::child_starting`.
+        struct Starting(u64);
+        impl Drop for Starting {
+            fn drop(&mut self) {
+                crate::shm::child_started();
+            }
+        }
+        let starting = Starting(crate::shm::child_starting());
+        self.seq = starting.0;
         let info = ChildInfo::for_child(&self.name, self.daemon, self.method);
         if self.method != StartMethod::Fork {
             let Some(Target::Function(f)) = &self.target else {
@@ -497,6 +511,7 @@ impl Process {
             exit: Mutex::new(exit),
             name: self.name.clone(),
             daemon: self.daemon,
+            seq: self.seq,
         });
         me::register(child.clone());
         self.running = Some(child);

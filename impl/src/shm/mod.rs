@@ -60,7 +60,7 @@ pub(crate) mod layout;
 use core::mem::{align_of, size_of};
 use core::ops::Deref;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -362,6 +362,10 @@ struct ArenaState {
     current: Option<(Arc<Segment>, usize)>,
     /// Freed small blocks by (size, align).
     free: HashMap<(usize, usize), FreeList>,
+    /// Freed small blocks that a running child may still use (it was started
+    /// after the block was made): (size, align, segment, offset, born).
+    /// Recycled once no child started after `born` runs.
+    quarantine: Vec<(usize, usize, Arc<Segment>, usize, u64)>,
     live_blocks: usize,
     live_bytes: usize,
 }
@@ -372,10 +376,53 @@ impl ArenaState {
             generation: fork_generation(),
             current: None,
             free: HashMap::new(),
+            quarantine: Vec::new(),
             live_blocks: 0,
             live_bytes: 0,
         }
     }
+}
+
+/// How many children this process has started (or is starting): a block
+/// made before the `n`th start may be used by that child, which has its own
+/// mapping of the segment (fork) or attached it (spawn, forkserver), so the
+/// block is not recycled while such a child runs. (CPython's heap recycles
+/// it at once: a child then sees another object's data.)
+static CHILDREN_STARTED: AtomicU64 = AtomicU64::new(0);
+/// Starts between [`child_starting`] and [`child_started`]: while one is in
+/// progress no freed block is recycled (the child is not yet known to the
+/// registry that says which children run).
+static STARTS_IN_PROGRESS: AtomicU64 = AtomicU64::new(0);
+/// Blocks in quarantine (a hint, read without the arena lock).
+static QUARANTINED: AtomicU64 = AtomicU64::new(0);
+
+/// A child is about to be started: returns its sequence number (to give to
+/// the registry). Pair with [`child_started`], whatever the outcome.
+pub(crate) fn child_starting() -> u64 {
+    STARTS_IN_PROGRESS.fetch_add(1, Ordering::AcqRel);
+    CHILDREN_STARTED.fetch_add(1, Ordering::AcqRel) + 1
+}
+
+/// The start announced by [`child_starting`] is over (the child, if any, is
+/// in the registry).
+pub(crate) fn child_started() {
+    STARTS_IN_PROGRESS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// May a block made when `born` children had been started be recycled now?
+/// Not while a child started after it runs, nor while a start is under way.
+/// `latest`: the largest sequence number of a running child, if any.
+fn recyclable(born: u64, latest: Option<u64>) -> bool {
+    latest.map_or(true, |l| l <= born)
+}
+
+/// The largest sequence number of a running child (`Some(u64::MAX)` while a
+/// start is under way: nothing may be recycled then).
+fn latest_running_child() -> Option<u64> {
+    if STARTS_IN_PROGRESS.load(Ordering::Acquire) > 0 {
+        return Some(u64::MAX);
+    }
+    crate::process::latest_running_child()
 }
 
 struct ArenaCell(UnsafeCell<Option<ArenaState>>);
@@ -438,6 +485,9 @@ struct Block {
     generation: u64,
     /// Dedicated (large-object) segment: dropping the block unmaps it.
     dedicated: bool,
+    /// How many children this process had started when the block was made
+    /// (see [`child_starting`]): a child started later may use the block.
+    born: u64,
 }
 
 /// The generation of blocks attached from a segment received from another
@@ -479,6 +529,7 @@ impl Block {
             align,
             generation: FOREIGN,
             dedicated: false,
+            born: CHILDREN_STARTED.load(Ordering::Acquire),
         })
     }
 
@@ -507,10 +558,25 @@ impl Block {
                 align,
                 generation,
                 dedicated: true,
+                born: CHILDREN_STARTED.load(Ordering::Acquire),
             });
         }
+        // Recycle the quarantined blocks no running child can use any more.
+        let latest = (QUARANTINED.load(Ordering::Acquire) > 0).then(latest_running_child);
         with_arena(|a| {
             let generation = a.generation;
+            if let Some(latest) = latest {
+                let mut i = 0;
+                while i < a.quarantine.len() {
+                    if recyclable(a.quarantine[i].4, latest) {
+                        let (sz, al, seg, off, _) = a.quarantine.swap_remove(i);
+                        a.free.entry((sz, al)).or_default().push((seg, off));
+                    } else {
+                        i += 1;
+                    }
+                }
+                QUARANTINED.store(a.quarantine.len() as u64, Ordering::Release);
+            }
             if let Some(list) = a.free.get_mut(&(size, align)) {
                 if let Some((seg, offset)) = list.pop() {
                     a.live_blocks += 1;
@@ -525,6 +591,7 @@ impl Block {
                         align,
                         generation,
                         dedicated: false,
+                        born: CHILDREN_STARTED.load(Ordering::Acquire),
                     });
                 }
             }
@@ -555,6 +622,7 @@ impl Block {
                 align,
                 generation,
                 dedicated: false,
+                born: CHILDREN_STARTED.load(Ordering::Acquire),
             })
         })
     }
@@ -577,13 +645,23 @@ impl Drop for Block {
             self.align,
             self.dedicated,
         );
+        // A child started after the block was made may still use it (a
+        // dedicated segment is only unmapped here: the child keeps its own
+        // mapping, and the memory is never handed out again).
+        let born = self.born;
+        let risky = !dedicated
+            && born < CHILDREN_STARTED.load(Ordering::Acquire)
+            && !recyclable(born, latest_running_child());
         with_arena(|a| {
             if a.generation != self.generation {
                 return;
             }
             a.live_blocks -= 1;
             a.live_bytes -= size;
-            if !dedicated {
+            if risky {
+                a.quarantine.push((size, align, seg, offset, born));
+                QUARANTINED.store(a.quarantine.len() as u64, Ordering::Release);
+            } else if !dedicated {
                 a.free.entry((size, align)).or_default().push((seg, offset));
             }
         });

@@ -245,3 +245,54 @@ mod shuttle_checks {
         }));
     }
 }
+
+/// Single-threaded scenarios of the event's flag, generation and accessors,
+/// which the concurrent checks above do not look at (found by `scripts/mutants`:
+/// each test here fails under a mutant that the checks above let pass).
+mod unit {
+    use super::*;
+    use crate::loom_platform::{world, Loom, ModelThread};
+
+    #[test]
+    fn set_clear_and_wait_follow_the_flag_and_generation() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 1);
+            let e = RawEvent::<Loom>::new();
+            assert!(!e.is_set());
+            assert_eq!(format!("{e:?}"), "RawEvent { state: 0x0 }");
+            assert!(
+                !e.wait(&t, Some(Duration::from_millis(1))),
+                "a clear event released"
+            );
+            e.set(&t);
+            assert!(e.is_set());
+            assert_eq!(
+                format!("{e:?}"),
+                "RawEvent { state: 0x3 }",
+                "generation 1, SET"
+            );
+            e.set(&t);
+            assert_eq!(
+                format!("{e:?}"),
+                "RawEvent { state: 0x3 }",
+                "a set of a set flag"
+            );
+            assert!(e.wait(&t, None));
+            e.clear();
+            assert!(!e.is_set());
+            assert_eq!(
+                format!("{e:?}"),
+                "RawEvent { state: 0x2 }",
+                "the generation stays"
+            );
+            assert!(!e.wait(&t, Some(Duration::ZERO)));
+            e.set(&t);
+            assert_eq!(
+                format!("{e:?}"),
+                "RawEvent { state: 0x5 }",
+                "generation 2, SET"
+            );
+        });
+    }
+}

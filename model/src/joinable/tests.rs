@@ -446,3 +446,56 @@ mod shuttle_checks {
         ));
     }
 }
+
+/// Single-threaded scenarios of the task count (`unfinished`, `task_done`
+/// refused, `join` both ways, the Display/Debug texts), which the concurrent
+/// checks above do not look at (found by `scripts/mutants`: each test here fails
+/// under a mutant that the checks above let pass).
+mod unit {
+    use super::*;
+    use crate::loom_platform::{world, Loom, ModelThread};
+
+    #[test]
+    fn the_task_count_follows_puts_and_task_dones() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 1);
+            let s = Shared::<Loom>::new(64, 4);
+            let jq = s.jq();
+            assert_eq!(jq.unfinished(), 0);
+            assert_eq!(jq.task_done(&t), Err(TooManyDone));
+            assert!(jq.join(&t, Some(Duration::ZERO)));
+            jq.put(&t, &message(1, 0, 4), Wait::No).unwrap();
+            jq.put(&t, &message(1, 1, 4), Wait::No).unwrap();
+            assert_eq!(jq.unfinished(), 2);
+            assert_eq!(jq.ring().committed(), 2);
+            assert!(
+                !jq.join(&t, Some(Duration::ZERO)),
+                "joined with 2 unfinished"
+            );
+            assert_eq!(jq.task_done(&t), Ok(()));
+            assert_eq!(jq.unfinished(), 1);
+            assert_eq!(format!("{:?}", s.tasks), "Tasks { done: 1 }");
+            assert!(
+                !jq.join(&t, Some(Duration::ZERO)),
+                "joined with 1 unfinished"
+            );
+            assert_eq!(jq.task_done(&t), Ok(()));
+            assert_eq!(jq.unfinished(), 0);
+            assert!(jq.join(&t, None));
+            assert_eq!(jq.task_done(&t), Err(TooManyDone));
+            assert_eq!(format!("{:?}", s.tasks), "Tasks { done: 2 }");
+            let dbg = format!("{jq:?}");
+            assert!(
+                dbg.starts_with("Joinable { ring: ")
+                    && dbg.ends_with(", tasks: Tasks { done: 2 } }"),
+                "{dbg}"
+            );
+        });
+        assert_eq!(
+            TooManyDone.to_string(),
+            "task_done() called too many times",
+            "Python's ValueError text"
+        );
+    }
+}

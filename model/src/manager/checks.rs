@@ -857,6 +857,122 @@ pub fn barrier_reset_workload<S: ServerSync>() {
     sb.join().expect("server thread");
 }
 
+// ---- registered types (custom objects) ---------------------------------
+
+/// The gate workload (one shuttle execution), the docs' remote-queue shape:
+/// one factory makes objects that share state (CPython's
+/// `register('get_queue', callable=lambda: queue)`). Client A calls `wait`
+/// on its object, which blocks until client B, through an object of its own,
+/// calls `open`. Panics (a deadlock) if a blocking call holds up the other
+/// objects (mutant 760), or if a call fails.
+pub fn custom_gate_workload<S: ServerSync>() {
+    use shuttle::sync::{Condvar, Mutex};
+    struct Gate(std::sync::Arc<(Mutex<bool>, Condvar)>);
+    impl CustomObject for Gate {
+        fn call(&mut self, method: &str, _args: &[u8]) -> Result<Bytes, OpError> {
+            let (m, cv) = &*self.0;
+            let mut open = m.lock().unwrap_or_else(|p| p.into_inner());
+            if method == "open" {
+                *open = true;
+                cv.notify_all();
+            } else {
+                while !*open {
+                    open = cv.wait(open).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+            Ok(vec![u8::from(*open)])
+        }
+    }
+    let shared = std::sync::Arc::new((Mutex::new(false), Condvar::new()));
+    let mut reg = Registry::default();
+    reg.register(
+        "gate",
+        &["wait", "open"],
+        std::sync::Arc::new(move || Box::new(Gate(shared.clone())) as Box<dyn CustomObject>),
+    );
+    let server = std::sync::Arc::new(Server::<S>::with_registry(reg));
+    let init = Init::Custom {
+        typeid: "gate".into(),
+        methods: vec!["wait".into(), "open".into()],
+    };
+    let mut hs = Vec::new();
+    for (c, method) in [(1u64, "wait"), (2, "open")] {
+        let (cl, srv) = model_conn(&server, c);
+        let init = init.clone();
+        hs.push((
+            shuttle::thread::spawn(move || {
+                let id = match cl.call(Request::Create(init)) {
+                    Response::Created(id, Kind::Custom) => id,
+                    other => panic!("create failed: {other:?}"),
+                };
+                let r = cl.call(Request::Op(id, Op::Call(method.into(), Vec::new())));
+                crate::check!(r == Response::Item(vec![1]), "{method} answered {r:?}");
+            }),
+            srv,
+        ));
+    }
+    for (h, srv) in hs {
+        h.join().expect("client");
+        srv.join().expect("server thread");
+    }
+    let live = server.live_objects();
+    crate::check!(live == 0, "{live} object(s) outlived their connections");
+}
+
+/// The serialization workload (one shuttle execution): two clients call
+/// `incr` twice each on one object, whose method reads, yields, and writes
+/// (a lost update unless calls on one object run one at a time). Panics
+/// unless every call succeeds and the count ends at 4.
+pub fn custom_serial_workload<S: ServerSync>() {
+    struct Counter(u8);
+    impl CustomObject for Counter {
+        fn call(&mut self, method: &str, _args: &[u8]) -> Result<Bytes, OpError> {
+            if method == "incr" {
+                let v = self.0;
+                shuttle::thread::yield_now();
+                self.0 = v + 1;
+            }
+            Ok(vec![self.0])
+        }
+    }
+    let mut reg = Registry::default();
+    reg.register(
+        "counter",
+        &["incr", "get"],
+        std::sync::Arc::new(|| Box::new(Counter(0)) as Box<dyn CustomObject>),
+    );
+    let server = std::sync::Arc::new(Server::<S>::with_registry(reg));
+    let id = create(
+        &server,
+        Init::Custom {
+            typeid: "counter".into(),
+            methods: vec!["incr".into(), "get".into()],
+        },
+    );
+    let mut hs = Vec::new();
+    for c in [1u64, 2] {
+        let (cl, srv) = model_conn(&server, c);
+        hs.push((
+            shuttle::thread::spawn(move || {
+                for _ in 0..2 {
+                    let r = cl.call(Request::Op(id, Op::Call("incr".into(), Vec::new())));
+                    crate::check!(matches!(r, Response::Item(_)), "a call failed: {r:?}");
+                }
+            }),
+            srv,
+        ));
+    }
+    for (h, srv) in hs {
+        h.join().expect("client");
+        srv.join().expect("server thread");
+    }
+    let r = server.handle(0, Request::Op(id, Op::Call("get".into(), Vec::new())));
+    crate::check!(
+        r == Response::Item(vec![4]),
+        "calls were not serialized: {r:?}"
+    );
+}
+
 /// Iterations per shuttle check: `PROCSHARE_SHUTTLE_ITERS`, default 1000.
 pub fn iterations() -> usize {
     crate::testkit::shuttle_iters()
@@ -1095,6 +1211,154 @@ mod tests {
         assert!(fails_with("not atomic", || {
             shuttle_seen(sort_workload::<ShuttleSync<M>, ShuttleThreads>);
         }));
+    }
+
+    #[test]
+    fn custom_blocking_call_holds_only_its_object_random() {
+        shuttle::check_random(custom_gate_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn custom_blocking_call_holds_only_its_object_pct() {
+        shuttle::check_pct(custom_gate_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_760_call_under_table_lock_is_caught() {
+        assert!(caught(
+            "deadlock",
+            custom_gate_workload::<ShuttleSync<{ MUTANT_CALL_UNDER_TABLE.0 }>>
+        ));
+    }
+
+    #[test]
+    fn custom_calls_on_one_object_are_serialized_random() {
+        shuttle::check_random(custom_serial_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn custom_calls_on_one_object_are_serialized_pct() {
+        shuttle::check_pct(custom_serial_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_761_call_unlocked_is_caught() {
+        assert!(caught(
+            "a call failed",
+            custom_serial_workload::<ShuttleSync<{ MUTANT_CALL_UNLOCKED.0 }>>
+        ));
+    }
+
+    #[test]
+    fn custom_errors_are_answers_and_the_server_keeps_serving() {
+        struct Obj;
+        impl Drop for Obj {
+            fn drop(&mut self) {
+                panic!("a Drop that panics");
+            }
+        }
+        impl CustomObject for Obj {
+            fn call(&mut self, method: &str, args: &[u8]) -> Result<Bytes, OpError> {
+                match method {
+                    "echo" if args.len() == 1 => Ok(args.to_vec()),
+                    "echo" => Err(OpError::BadArgument {
+                        method: method.into(),
+                        why: "one byte".into(),
+                    }),
+                    "fail" => Err(OpError::MethodFailed {
+                        method: method.into(),
+                        message: "boom".into(),
+                    }),
+                    _ => panic!("the method panicked"),
+                }
+            }
+        }
+        let methods = ["echo", "fail", "panic"];
+        let mut reg = Registry::default();
+        reg.register(
+            "obj",
+            &methods,
+            std::sync::Arc::new(|| Box::new(Obj) as Box<dyn CustomObject>),
+        );
+        let server = Server::<StdSync>::with_registry(reg);
+        let init = |t: &str, ms: &[&str]| Init::Custom {
+            typeid: t.into(),
+            methods: ms.iter().map(|m| m.to_string()).collect(),
+        };
+        assert_eq!(
+            server.handle(1, Request::Create(init("nope", &methods))),
+            Response::Err(OpError::UnknownType("nope".into()))
+        );
+        assert!(matches!(
+            server.handle(1, Request::Create(init("obj", &["echo"]))),
+            Response::Err(OpError::TypeMismatch { .. })
+        ));
+        let id = match server.handle(1, Request::Create(init("obj", &methods))) {
+            Response::Created(id, Kind::Custom) => id,
+            other => panic!("{other:?}"),
+        };
+        let call =
+            |m: &str, a: &[u8]| server.handle(1, Request::Op(id, Op::Call(m.into(), a.to_vec())));
+        assert_eq!(call("echo", &[7]), Response::Item(vec![7]));
+        assert!(matches!(
+            call("nope", &[]),
+            Response::Err(OpError::UnknownMethod { .. })
+        ));
+        assert!(matches!(
+            call("echo", &[]),
+            Response::Err(OpError::BadArgument { .. })
+        ));
+        assert!(matches!(
+            call("fail", &[]),
+            Response::Err(OpError::MethodFailed { message, .. }) if message == "boom"
+        ));
+        assert!(matches!(
+            call("panic", &[]),
+            Response::Err(OpError::MethodFailed { message, .. }) if message.contains("the method panicked")
+        ));
+        // The object and the server still work.
+        assert_eq!(call("echo", &[8]), Response::Item(vec![8]));
+        // Built-in objects refuse calls; custom objects refuse built-in ops.
+        let list = match server.handle(1, Request::Create(Init::List(vec![]))) {
+            Response::Created(l, _) => l,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            server.handle(1, Request::Op(list, Op::Call("echo".into(), vec![1]))),
+            Response::Err(OpError::WrongType { .. })
+        ));
+        assert!(matches!(
+            server.handle(1, Request::Op(id, Op::Len)),
+            Response::Err(OpError::WrongType { .. })
+        ));
+        // A named object of a registered type is made once.
+        let named =
+            |n: &str| match server.handle(2, Request::Named(n.into(), init("obj", &methods))) {
+                Response::Created(id, Kind::Custom) => id,
+                other => panic!("{other:?}"),
+            };
+        let n1 = named("one");
+        assert_eq!(named("one"), n1);
+        assert!(matches!(
+            server.handle(2, Request::Named("one".into(), Init::Lock)),
+            Response::Err(OpError::NameTaken {
+                found: Kind::Custom,
+                ..
+            })
+        ));
+        assert!(matches!(
+            server.handle(2, Request::Named("two".into(), init("nope", &methods))),
+            Response::Err(OpError::UnknownType(_))
+        ));
+        server.disconnect(2);
+        assert_eq!(server.live_objects(), 3, "a named object lives on");
+        // Refcounting as the built-ins: the last reference frees it.
+        assert_eq!(server.live_objects(), 3);
+        assert_eq!(server.handle(1, Request::Decref(vec![id])), Response::Ok);
+        assert_eq!(server.live_objects(), 2);
+        assert_eq!(call("echo", &[1]), Response::Err(OpError::NoSuchObject(id)));
+        // Its Drop panicked (caught); the server serves on.
+        assert_eq!(server.handle(1, Request::Ping), Response::Pong);
     }
 
     #[test]

@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn set(xs: &[u8]) -> Obj {
-        Obj::new(Init::Set(xs.iter().map(|&x| b(x)).collect()))
+        Obj::new(Init::Set(xs.iter().map(|&x| b(x)).collect())).expect("a built-in")
     }
 
     fn items(o: &mut Obj) -> Vec<Bytes> {
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn list_repeat_is_bounded() {
-        let mut o = Obj::new(Init::List(bs(&[1, 2])));
+        let mut o = Obj::new(Init::List(bs(&[1, 2]))).expect("a built-in");
         assert_eq!(
             apply_container(&mut o, Op::ListRepeat(2)).unwrap(),
             Step::Done(Response::Ok, true)

@@ -61,6 +61,7 @@
 pub mod array;
 pub mod client;
 pub mod containers;
+pub mod custom;
 pub mod joinable;
 pub mod objects;
 pub mod protocol;
@@ -69,6 +70,9 @@ pub mod server;
 pub use array::{ArrayOp, Slice};
 pub use client::*;
 pub use containers::*;
+pub use custom::{CustomCell, CustomObject, Factory, Registry};
+#[doc(hidden)]
+pub use custom::{MUTANT_CALL_UNDER_TABLE, MUTANT_CALL_UNLOCKED};
 pub use joinable::{JoinableOp, JoinableState};
 pub use objects::*;
 pub use protocol::*;

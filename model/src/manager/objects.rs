@@ -79,6 +79,8 @@ pub enum Obj {
     Joinable(super::joinable::JoinableState),
     /// A set: its items are the keys (values empty), in insertion order.
     Set(OrderedMap),
+    /// An object of a registered type (its calls: [`super::custom`]).
+    Custom(super::custom::CustomCell),
 }
 
 /// A condition variable's state.
@@ -108,9 +110,10 @@ pub struct BarrierState {
 }
 
 impl Obj {
-    /// A new object.
-    pub fn new(init: Init) -> Obj {
-        match init {
+    /// A new built-in object (`None` for [`Init::Custom`]: the server's
+    /// registry makes those).
+    pub fn new(init: Init) -> Option<Obj> {
+        Some(match init {
             Init::List(v) => Obj::List(v, 0),
             Init::Dict(pairs) => {
                 let mut m = OrderedMap::default();
@@ -139,7 +142,8 @@ impl Obj {
                 Obj::Joinable(super::joinable::JoinableState::new(maxsize))
             }
             Init::Set(items) => Obj::Set(super::containers::set_of(items)),
-        }
+            Init::Custom { .. } => return None,
+        })
     }
     /// The object's kind.
     pub fn kind(&self) -> Kind {
@@ -158,6 +162,7 @@ impl Obj {
             Obj::Array(_) => Kind::Array,
             Obj::Joinable(_) => Kind::JoinableQueue,
             Obj::Set(_) => Kind::Set,
+            Obj::Custom(_) => Kind::Custom,
         }
     }
 }

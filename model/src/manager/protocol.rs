@@ -44,6 +44,8 @@ pub enum Kind {
     JoinableQueue,
     /// A set (CPython 3.14's `SyncManager.set()`; insertion-ordered here).
     Set,
+    /// An object of a type registered on the server ([`super::custom`]).
+    Custom,
 }
 
 /// The initial state of a new object.
@@ -91,6 +93,15 @@ pub enum Init {
     },
     /// A set holding these items (duplicates, by encoding, kept once).
     Set(Vec<Bytes>),
+    /// An object of the type registered under `typeid`, made by its factory
+    /// (CPython's `manager.typeid()`). `methods`: the methods the client
+    /// knows the type by; they must be the server's (else `TypeMismatch`).
+    Custom {
+        /// The registered name.
+        typeid: String,
+        /// The exposed methods, as the client's registration lists them.
+        methods: Vec<String>,
+    },
 }
 
 impl Init {
@@ -111,6 +122,7 @@ impl Init {
             Init::Array(_) => Kind::Array,
             Init::JoinableQueue { .. } => Kind::JoinableQueue,
             Init::Set(_) => Kind::Set,
+            Init::Custom { .. } => Kind::Custom,
         }
     }
 }
@@ -327,6 +339,10 @@ pub enum Op {
     DictKeyAfter(Option<u64>, u64),
     /// Queue: is it full?
     QFull,
+    // --- objects of registered types ---
+    /// Call method `.0` of a registered type's object with the encoded
+    /// arguments `.1`; answers `Item(encoded result)`.
+    Call(String, Bytes),
 }
 
 /// A request on a connection.
@@ -441,6 +457,38 @@ pub enum OpError {
     },
     /// A dict changed size during an iteration (Python's `RuntimeError`).
     ChangedSize,
+    /// No type is registered under this name (on the server, or, for a
+    /// client's own check, in its registrations).
+    UnknownType(String),
+    /// The type registered under `typeid` exposes other methods than the
+    /// client's registration says (a client built from other code).
+    TypeMismatch {
+        /// The registered name.
+        typeid: String,
+        /// The methods the server's type exposes.
+        methods: Vec<String>,
+    },
+    /// The object's type exposes no method of this name.
+    UnknownMethod {
+        /// The object's registered type name.
+        typeid: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// A call's arguments do not decode as the method's parameters.
+    BadArgument {
+        /// The method called.
+        method: String,
+        /// The decoder's message.
+        why: String,
+    },
+    /// The method ran and failed (or panicked): its error message.
+    MethodFailed {
+        /// The method called.
+        method: String,
+        /// The method's error, as it displays.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for OpError {
@@ -467,6 +515,20 @@ impl std::fmt::Display for OpError {
                 write!(f, "list index {index} out of range (len {len})")
             }
             OpError::ChangedSize => f.write_str("dictionary changed size during iteration"),
+            OpError::UnknownType(t) => write!(f, "no type is registered as {t:?}"),
+            OpError::TypeMismatch { typeid, methods } => write!(
+                f,
+                "the type registered as {typeid:?} on the server exposes other methods: {methods:?}"
+            ),
+            OpError::UnknownMethod { typeid, method } => {
+                write!(f, "{typeid:?} exposes no method {method:?}")
+            }
+            OpError::BadArgument { method, why } => {
+                write!(f, "bad arguments for method {method:?}: {why}")
+            }
+            OpError::MethodFailed { method, message } => {
+                write!(f, "method {method:?} failed: {message}")
+            }
         }
     }
 }

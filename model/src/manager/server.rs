@@ -2,6 +2,7 @@
 //! table ([`Server`]) and the per-connection serve loop ([`serve_connection`]).
 //! What each operation does to an object is [`apply`].
 
+use super::custom::{self, Registry};
 use super::joinable::{apply_ext, JoinableOp};
 use super::objects::*;
 use super::protocol::*;
@@ -194,15 +195,18 @@ pub struct Table {
     refs: HashMap<ObjId, u64>,
     /// The references each connection holds: connection -> object -> count.
     held: HashMap<ConnId, HashMap<ObjId, u64>>,
+    /// Objects of registered types freed under the lock, to be dropped
+    /// after it (their `Drop` is user code): see [`Server::bury`].
+    freed: Vec<Obj>,
 }
 
 impl Table {
     /// A new object, with one reference held by `conn`.
-    fn create(&mut self, conn: ConnId, init: Init) -> (ObjId, Kind) {
+    fn create(&mut self, conn: ConnId, obj: Obj) -> (ObjId, Kind) {
         self.next_id += 1;
         let id = self.next_id;
-        let kind = init.kind();
-        self.objects.insert(id, Obj::new(init));
+        let kind = obj.kind();
+        self.objects.insert(id, obj);
         self.refs.insert(id, 0);
         self.hold(conn, id);
         (id, kind)
@@ -227,7 +231,9 @@ impl Table {
         *n = n.saturating_sub(1);
         if *n == 0 {
             self.refs.remove(&id);
-            self.objects.remove(&id);
+            if let Some(o @ Obj::Custom(_)) = self.objects.remove(&id) {
+                self.freed.push(o);
+            }
             return true;
         }
         false
@@ -274,6 +280,8 @@ impl Table {
 pub struct Server<S: ServerSync> {
     table: S::Mutex<Table>,
     cv: S::Condvar,
+    /// The registered types ([`custom`]); fixed when the server starts.
+    registry: Registry,
 }
 
 impl<S: ServerSync> core::fmt::Debug for Server<S> {
@@ -296,9 +304,26 @@ impl<S: ServerSync> Server<S> {
 
     /// An empty server.
     pub fn new() -> Self {
+        Self::with_registry(Registry::default())
+    }
+
+    /// An empty server that makes objects of the types in `registry`.
+    pub fn with_registry(registry: Registry) -> Self {
         Server {
             table: S::mutex(Table::default()),
             cv: S::condvar(),
+            registry,
+        }
+    }
+
+    /// A new object from `init` (built-in, or by a registered factory).
+    /// Runs without the table lock: a factory is user code.
+    fn make(&self, init: Init) -> Result<Obj, OpError> {
+        match init {
+            Init::Custom { typeid, methods } => {
+                self.registry.make::<S>(&typeid, &methods).map(Obj::Custom)
+            }
+            init => Obj::new(init).ok_or_else(|| OpError::BadRequest("no such object".into())),
         }
     }
 
@@ -315,10 +340,13 @@ impl<S: ServerSync> Server<S> {
         match req {
             Request::Ping => Response::Pong,
             Request::Shutdown => Response::Ok,
-            Request::Create(init) => {
-                let (id, k) = S::with(&self.table, |t| t.create(conn, init));
-                Response::Created(id, k)
-            }
+            Request::Create(init) => match self.make(init) {
+                Ok(obj) => {
+                    let (id, k) = S::with(&self.table, |t| t.create(conn, obj));
+                    Response::Created(id, k)
+                }
+                Err(e) => Response::Err(e),
+            },
             Request::Incref(ids) => S::with(&self.table, |t| {
                 if let Some(id) = t.missing(&ids) {
                     return Response::Err(OpError::NoSuchObject(id));
@@ -329,40 +357,34 @@ impl<S: ServerSync> Server<S> {
                 Response::Ok
             }),
             Request::Decref(ids) => {
-                let freed = S::with(&self.table, |t| {
+                let (freed, dead) = S::with(&self.table, |t| {
                     let mut freed = false;
                     for id in ids {
                         freed |= t.release::<S>(conn, id);
                     }
-                    freed && t.waiting > 0
+                    (freed && t.waiting > 0, std::mem::take(&mut t.freed))
                 });
+                Self::bury(dead);
                 if freed {
                     // A request blocked on a freed object learns it is gone.
                     self.notify();
                 }
                 Response::Ok
             }
-            Request::Named(name, init) => S::with(&self.table, |t| {
-                if let Some(&id) = t.names.get(&name) {
-                    return match t.objects.get(&id) {
-                        Some(o) if o.kind() == init.kind() => {
-                            let k = o.kind();
-                            t.hold(conn, id);
-                            Response::Created(id, k)
-                        }
-                        Some(o) => Response::Err(OpError::NameTaken {
-                            name,
-                            found: o.kind(),
-                        }),
-                        None => Response::Err(OpError::NoSuchObject(id)),
-                    };
-                }
-                let (id, k) = t.create(conn, init);
-                // The name holds a reference of its own, for the server's life.
-                *t.refs.entry(id).or_insert(0) += 1;
-                t.names.insert(name, id);
-                Response::Created(id, k)
-            }),
+            Request::Named(name, init) => {
+                let kind = init.kind();
+                let found = S::with(&self.table, |t| t.names.contains_key(&name));
+                // A registered type's factory runs without the table lock;
+                // a racing creator of the same name may win (then this object is dropped).
+                let made = match (&init, found) {
+                    (Init::Custom { .. }, false) => match self.make(init.clone()) {
+                        Ok(o) => Some(o),
+                        Err(e) => return Response::Err(e),
+                    },
+                    _ => None,
+                };
+                self.named(conn, name, init, kind, made)
+            }
             Request::Describe(id) => S::with(&self.table, |t| match t.objects.get(&id) {
                 Some(o) => Response::Created(id, o.kind()),
                 None => Response::Err(OpError::NoSuchObject(id)),
@@ -371,7 +393,48 @@ impl<S: ServerSync> Server<S> {
         }
     }
 
+    /// `Request::Named`: the object named `name`, made from `made` (or
+    /// `init`) if absent.
+    fn named(
+        &self,
+        conn: ConnId,
+        name: String,
+        init: Init,
+        kind: Kind,
+        made: Option<Obj>,
+    ) -> Response {
+        S::with(&self.table, |t| {
+            if let Some(&id) = t.names.get(&name) {
+                return match t.objects.get(&id) {
+                    Some(o) if o.kind() == kind => {
+                        let k = o.kind();
+                        t.hold(conn, id);
+                        Response::Created(id, k)
+                    }
+                    Some(o) => Response::Err(OpError::NameTaken {
+                        name,
+                        found: o.kind(),
+                    }),
+                    None => Response::Err(OpError::NoSuchObject(id)),
+                };
+            }
+            let obj = match made.or_else(|| Obj::new(init)) {
+                Some(o) => o,
+                // A custom type named by a racing creator meanwhile.
+                None => return Response::Err(OpError::BadRequest("name raced".into())),
+            };
+            let (id, k) = t.create(conn, obj);
+            // The name holds a reference of its own, for the server's life.
+            *t.refs.entry(id).or_insert(0) += 1;
+            t.names.insert(name, id);
+            Response::Created(id, k)
+        })
+    }
+
     fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
+        if let Op::Call(method, args) = &op {
+            return self.call(id, method, args);
+        }
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
             Op::BarrierReset if mutant::<S>(MUTANT_RESET_PASSES) => {
@@ -487,6 +550,29 @@ impl<S: ServerSync> Server<S> {
         }
     }
 
+    /// A registered type's method call ([`custom`]): the object's cell is
+    /// taken under the table lock, the call runs under the object's own lock.
+    fn call(&self, id: ObjId, method: &str, args: &[u8]) -> Response {
+        let find = |t: &mut Table| match t.objects.get(&id) {
+            Some(Obj::Custom(c)) => Ok(c.clone()),
+            Some(o) => Err(OpError::WrongType {
+                found: o.kind(),
+                op: "Call".into(),
+            }),
+            None => Err(OpError::NoSuchObject(id)),
+        };
+        if mutant::<S>(custom::MUTANT_CALL_UNDER_TABLE) {
+            return S::with(&self.table, |t| match find(t) {
+                Ok(c) => custom::call::<S>(&c, method, args),
+                Err(e) => Response::Err(e),
+            });
+        }
+        match S::with(&self.table, find) {
+            Ok(c) => custom::call::<S>(&c, method, args),
+            Err(e) => Response::Err(e),
+        }
+    }
+
     fn notify(&self) {
         if !mutant::<S>(MUTANT_NO_NOTIFY) {
             S::notify_all(&self.cv);
@@ -515,7 +601,7 @@ impl<S: ServerSync> Server<S> {
     /// waiters), and every reference it holds or lent unclaimed (freeing the
     /// objects nobody else holds).
     pub fn disconnect(&self, conn: ConnId) {
-        let released = S::with(&self.table, |t| {
+        let (released, dead) = S::with(&self.table, |t| {
             let mut any = t.release_all(conn);
             for o in t.objects.values_mut() {
                 match o {
@@ -538,11 +624,18 @@ impl<S: ServerSync> Server<S> {
                     _ => {}
                 }
             }
-            any
+            (any, std::mem::take(&mut t.freed))
         });
+        Self::bury(dead);
         if released {
             self.notify();
         }
+    }
+
+    /// Drop freed objects of registered types, without the table lock (a
+    /// slow `Drop` holds up nobody; a panicking one is caught by the cell).
+    fn bury(dead: Vec<Obj>) {
+        drop(dead);
     }
 }
 

@@ -326,3 +326,105 @@ mod shuttle_checks {
         }));
     }
 }
+
+/// Single-threaded scenarios of the mutex's accessors and error paths, which the
+/// concurrent checks above do not look at (found by `scripts/mutants`: each test
+/// here fails under a mutant that every check above let pass).
+mod unit {
+    use super::*;
+    use crate::loom_platform::{run, world, Loom, ModelThread};
+
+    /// A mutex and one thread context inside one loom execution (one thread: one
+    /// execution).
+    fn with_one(f: impl Fn(&RawMutex<Loom>, &ModelThread) + Send + Sync + 'static) {
+        loom::model(move || {
+            let world = world();
+            let m = RawMutex::<Loom>::new();
+            f(&m, &ModelThread::new(&world, 5));
+        });
+    }
+
+    #[test]
+    fn owner_and_is_locked_follow_the_word() {
+        with_one(|m, t| {
+            assert_eq!(m.owner(), None);
+            assert!(!m.is_locked());
+            assert_eq!(m.lock(t, None), Ok(Acquired::Clean));
+            assert_eq!(m.owner(), Some(5));
+            assert!(m.is_locked());
+            assert_eq!(m.word().load(SeqCst), 5);
+            assert_eq!(format!("{m:?}"), "RawMutex { word: 0x5 }");
+            assert_eq!(m.unlock(t), Ok(()));
+            assert_eq!(m.owner(), None);
+            assert!(!m.is_locked());
+            assert_eq!(format!("{m:?}"), "RawMutex { word: 0x0 }");
+        });
+    }
+
+    #[test]
+    fn unlock_of_an_unlocked_mutex_is_an_error() {
+        with_one(|m, t| {
+            assert_eq!(m.unlock(t), Err(NotLocked));
+            assert_eq!(m.word().load(SeqCst), 0);
+            assert_eq!(m.try_lock(t), Ok(Acquired::Clean));
+            assert_eq!(m.unlock(t), Ok(()));
+            assert_eq!(m.unlock(t), Err(NotLocked));
+        });
+    }
+
+    #[test]
+    fn try_lock_of_a_live_holders_lock_times_out() {
+        with_one(|m, t| {
+            assert_eq!(m.lock(t, None), Ok(Acquired::Clean));
+            let world = world();
+            let other = ModelThread::new(&world, 6);
+            assert_eq!(m.try_lock(&other), Err(Timeout));
+            assert_eq!(m.lock(&other, Some(Duration::from_millis(1))), Err(Timeout));
+            assert_eq!(m.owner(), Some(5), "a failed try_lock changed the owner");
+        });
+    }
+
+    #[test]
+    fn a_dead_holders_lock_is_taken_over_once() {
+        loom::model(|| {
+            let world = world();
+            let m = RawMutex::<Loom>::new();
+            let dead = ModelThread::new(&world, 7).crash_at(Some(2));
+            assert!(run(&dead, |t| {
+                m.lock(t, None).unwrap();
+                t.crash_point();
+            }));
+            let t = ModelThread::new(&world, 8);
+            assert_eq!(m.try_lock(&t), Ok(Acquired::OwnerDied));
+            assert_eq!(m.owner(), Some(8));
+            assert_eq!(m.word().load(SeqCst), 8 | WAITERS);
+            assert_eq!(m.unlock(&t), Ok(()));
+            assert_eq!(m.word().load(SeqCst), 0);
+            assert_eq!(m.try_lock(&t), Ok(Acquired::Clean));
+        });
+    }
+}
+
+/// Two threads release one held lock at once (any thread may release, as with
+/// CPython's `Lock`): exactly one release succeeds, the other is `NotLocked`,
+/// whichever way their load and swap interleave (loom, exhaustive). Catches an
+/// `unlock` that does not look at what its swap took (found by `scripts/mutants`:
+/// the single-threaded scenarios only reach the first, early test).
+#[test]
+fn loom_two_releases_of_one_hold_one_succeeds() {
+    use crate::loom_platform::{world, Loom, ModelThread};
+    crate::testkit::loom(None).check(|| {
+        let world = world();
+        let m = Arc::new(RawMutex::<Loom>::new());
+        m.lock(&ModelThread::new(&world, 3), None).unwrap();
+        let hs: Vec<_> = (1..=2u32)
+            .map(|id| {
+                let (m, world) = (m.clone(), world.clone());
+                loom::thread::spawn(move || m.unlock(&ModelThread::new(&world, id)).is_ok())
+            })
+            .collect();
+        let ok = hs.into_iter().map(|h| h.join().unwrap());
+        assert_eq!(ok.filter(|&o| o).count(), 1, "one hold released twice");
+        assert!(!m.is_locked());
+    });
+}

@@ -257,38 +257,12 @@ impl Child {
 
 /// The registry of started children, per process: a fork child gets a fresh
 /// one (the parent's copy, whose lock another thread may have held at the
-/// fork, is never touched there). Keyed by the fork generation.
-struct Registry {
-    generation: u64,
-    kids: Mutex<Vec<Arc<Child>>>,
-}
-
-static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(core::ptr::null_mut());
+/// fork, is never touched there).
+static REGISTRY: crate::sys::fork::ForkLocal<Mutex<Vec<Arc<Child>>>> =
+    crate::sys::fork::ForkLocal::new(|| Mutex::new(Vec::new()));
 
 fn registry() -> &'static Mutex<Vec<Arc<Child>>> {
-    let g = crate::sys::fork::generation();
-    loop {
-        let p = REGISTRY.load(Ordering::Acquire);
-        // SAFETY: only pointers from `Box::into_raw` are stored, never freed.
-        if let Some(r) = (!p.is_null()).then(|| unsafe { &*p }) {
-            if r.generation == g {
-                return &r.kids;
-            }
-        }
-        let fresh = Box::into_raw(Box::new(Registry {
-            generation: g,
-            kids: Mutex::new(Vec::new()),
-        }));
-        if REGISTRY
-            .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            // SAFETY: `fresh` was never shared.
-            drop(unsafe { Box::from_raw(fresh) });
-        }
-        // The replaced registry (the parent's copy) is leaked on purpose: its
-        // lock may be held by a thread that does not exist here.
-    }
+    REGISTRY.get()
 }
 
 fn forget_children() {

@@ -728,7 +728,7 @@ fn watch_owner(owner: crate::sys::proc::RawPid, served: bool) {
     if !served && crate::sys::proc::getppid() != owner {
         crate::sys::proc::exit(0);
     }
-    if served && pidfd.is_none() && !owner_exists(owner) {
+    if served && pidfd.is_none() && !crate::sys::proc::process_exists(owner) {
         crate::sys::proc::exit(0);
     }
     let watch = move || loop {
@@ -753,14 +753,6 @@ fn watch_owner(owner: crate::sys::proc::RawPid, served: bool) {
         crate::sys::write_stderr_raw(
             b"procshare: a pool worker cannot watch its owner (thread spawn failed)\n",
         );
-    }
-}
-
-/// Does a process `pid` exist (`kill(pid, 0)` is not `ESRCH`)?
-fn owner_exists(pid: crate::sys::proc::RawPid) -> bool {
-    match rustix::process::Pid::from_raw(pid) {
-        Some(p) => rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH),
-        None => false,
     }
 }
 

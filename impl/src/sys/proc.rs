@@ -125,6 +125,15 @@ pub(crate) fn pidfd_open(pid_raw: RawPid) -> Option<OwnedFd> {
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok())
 }
 
+/// Does a process `pid` exist (`kill(pid, 0)` is not `ESRCH`; a zombie
+/// counts, as does a process we may not signal)?
+pub(crate) fn process_exists(pid: RawPid) -> bool {
+    match Pid::from_raw(pid) {
+        Some(p) => rustix::process::test_kill_process(p) != Err(rustix::io::Errno::SRCH),
+        None => false,
+    }
+}
+
 /// This process's pid.
 pub(crate) fn getpid() -> RawPid {
     rustix::process::getpid().as_raw_nonzero().get()

@@ -71,54 +71,7 @@ fn ok(r: Response) -> Result<()> {
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
-    /// Put an item (opening a task), waiting while the queue is full.
-    pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
-    }
-    /// Put an item if there is room now.
-    #[doc(alias = "put_nowait")]
-    pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
-    }
-    /// Put an item, waiting at most `t` for room.
-    #[doc(alias = "put")]
-    pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
-        ok(self
-            .h
-            .op(Op::Put(enc(v.borrow())?, Wait::from_timeout(Some(t))))?)
-    }
-    /// Get an item, waiting while the queue is empty.
-    pub fn get(&self) -> Result<T> {
-        self.get_with(Wait::Forever)
-    }
-    /// Get an item if there is one now.
-    #[doc(alias = "get_nowait")]
-    pub fn try_get(&self) -> Result<T> {
-        self.get_with(Wait::No)
-    }
-    /// Get an item, waiting at most `t`.
-    #[doc(alias = "get")]
-    pub fn get_timeout(&self, t: Duration) -> Result<T> {
-        self.get_with(Wait::from_timeout(Some(t)))
-    }
-    fn get_with(&self, w: Wait) -> Result<T> {
-        match self.h.op(Op::QGet(w))? {
-            Response::Item(b) => dec(&b),
-            r => unexpected(r),
-        }
-    }
-    /// Number of items now.
-    pub fn qsize(&self) -> Result<usize> {
-        match self.h.op(Op::Len)? {
-            Response::Usize(n) => Ok(n as usize),
-            r => unexpected(r),
-        }
-    }
-    /// Is it empty now?
-    #[doc(alias = "empty")]
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.qsize()? == 0)
-    }
+    super::sync::queue_methods!();
     /// Close one task (an error if none is open).
     pub fn task_done(&self) -> Result<()> {
         ok(self.h.op(Op::Joinable(JoinableOp::TaskDone))?)

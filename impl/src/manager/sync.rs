@@ -206,55 +206,65 @@ pub struct QueueProxy<T> {
 }
 proxy_common!(QueueProxy[T], Kind::Queue);
 
+/// The queue operations a manager queue and a manager joinable queue share
+/// (one copy for both proxies; each has `h: Handle`, and `ok`, `enc`, `dec`,
+/// `unexpected`, `Op`, `Response`, `Wait` in scope where it is used).
+macro_rules! queue_methods {
+    () => {
+        /// Put an item, waiting while the queue is full.
+        pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
+            ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
+        }
+        /// Put an item if there is room now.
+        #[doc(alias = "put_nowait")]
+        pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
+            ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
+        }
+        /// Put an item, waiting at most `t` for room.
+        #[doc(alias = "put")]
+        pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
+            ok(self
+                .h
+                .op(Op::Put(enc(v.borrow())?, Wait::from_timeout(Some(t))))?)
+        }
+        /// Get an item, waiting while the queue is empty.
+        pub fn get(&self) -> Result<T> {
+            self.get_with(Wait::Forever)
+        }
+        /// Get an item if there is one now.
+        #[doc(alias = "get_nowait")]
+        pub fn try_get(&self) -> Result<T> {
+            self.get_with(Wait::No)
+        }
+        /// Get an item, waiting at most `t`.
+        #[doc(alias = "get")]
+        pub fn get_timeout(&self, t: Duration) -> Result<T> {
+            self.get_with(Wait::from_timeout(Some(t)))
+        }
+        fn get_with(&self, w: Wait) -> Result<T> {
+            match self.h.op(Op::QGet(w))? {
+                Response::Item(b) => dec(&b),
+                r => unexpected(r),
+            }
+        }
+        /// Number of items now.
+        pub fn qsize(&self) -> Result<usize> {
+            match self.h.op(Op::Len)? {
+                Response::Usize(n) => Ok(n as usize),
+                r => unexpected(r),
+            }
+        }
+        /// Is it empty now?
+        #[doc(alias = "empty")]
+        pub fn is_empty(&self) -> Result<bool> {
+            Ok(self.qsize()? == 0)
+        }
+    };
+}
+pub(super) use queue_methods;
+
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    /// Put an item, waiting while the queue is full.
-    pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
-    }
-    /// Put an item if there is room now.
-    #[doc(alias = "put_nowait")]
-    pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
-    }
-    /// Put an item, waiting at most `t` for room.
-    #[doc(alias = "put")]
-    pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
-        ok(self
-            .h
-            .op(Op::Put(enc(v.borrow())?, Wait::from_timeout(Some(t))))?)
-    }
-    /// Get an item, waiting while the queue is empty.
-    pub fn get(&self) -> Result<T> {
-        self.get_with(Wait::Forever)
-    }
-    /// Get an item if there is one now.
-    #[doc(alias = "get_nowait")]
-    pub fn try_get(&self) -> Result<T> {
-        self.get_with(Wait::No)
-    }
-    /// Get an item, waiting at most `t`.
-    #[doc(alias = "get")]
-    pub fn get_timeout(&self, t: Duration) -> Result<T> {
-        self.get_with(Wait::from_timeout(Some(t)))
-    }
-    fn get_with(&self, w: Wait) -> Result<T> {
-        match self.h.op(Op::QGet(w))? {
-            Response::Item(b) => dec(&b),
-            r => unexpected(r),
-        }
-    }
-    /// Number of items now.
-    pub fn qsize(&self) -> Result<usize> {
-        match self.h.op(Op::Len)? {
-            Response::Usize(n) => Ok(n as usize),
-            r => unexpected(r),
-        }
-    }
-    /// Is it empty now?
-    #[doc(alias = "empty")]
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.qsize()? == 0)
-    }
+    queue_methods!();
 }
 
 /// A manager condition variable (`manager.Condition()`), with its own

@@ -18,7 +18,6 @@ use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex as StdMutex};
 
 /// One check's workload and faults.
@@ -117,8 +116,14 @@ enum Ev {
     Died(WorkerId),
 }
 
-/// Set when some execution reached the crash step being enumerated.
-static REACHED: AtomicBool = AtomicBool::new(false);
+std::thread_local! {
+    /// Set when some execution reached the crash step being enumerated. Per
+    /// test thread (shuttle runs every task of an execution on the thread that
+    /// called it): the tests of this file run in parallel, and a shared static
+    /// let one test's reset hide another's crash point (CI saw "only 2 crash
+    /// points").
+    static REACHED: Cell<bool> = const { Cell::new(false) };
+}
 
 struct Steps {
     n: Cell<u32>,
@@ -130,7 +135,7 @@ impl Steps {
         let s = self.n.get() + 1;
         self.n.set(s);
         if self.crash_at == Some(s) {
-            REACHED.store(true, SeqCst);
+            REACHED.with(|r| r.set(true));
             resume_unwind(Box::new(Crash));
         }
     }
@@ -420,10 +425,10 @@ fn pct<const M: u32>(sc: Scenario, iters: usize) {
 /// Returns the number of crash points.
 fn every_kill<const M: u32>(mut sc: Scenario, victim: WorkerId, iters: usize) -> u32 {
     every_crash_point(|k| {
-        REACHED.store(false, SeqCst);
+        REACHED.with(|r| r.set(false));
         sc.crash = Some((victim, k));
         random::<M>(sc, iters);
-        REACHED.load(SeqCst)
+        REACHED.with(Cell::get)
     })
 }
 

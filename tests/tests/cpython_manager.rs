@@ -55,12 +55,10 @@
 //! * Sets iterate in insertion order, and `iter()` walks a snapshot
 //!   (CPython: hash order, over the live set).
 //!
-//! Not ported (5 of 29: 27 methods of 3.11's classes and 3.14's set
+//! Not ported (4 of 29: 27 methods of 3.11's classes and 3.14's set
 //! tests, plus 3.14's two `_TestContainers` additions):
 //! * `TestSyncManagerTypes.test_pool`: a manager `Pool` does not exist yet
 //!   (`Manager::pool`: open).
-//! * `TestSyncManagerTypes.test_joinable_queue`: *open*: it asserts
-//!   `full()`, which `JoinableQueueProxy` does not have yet.
 //! * `TestSyncManagerTypes.test_set_contain_all_method` (3.14): checks
 //!   Python's `dir()` of the proxy; the methods it names are the ones
 //!   `test_set` calls, each mapped as above.
@@ -462,6 +460,28 @@ mod test_sync_manager_types {
     fn test_queue() {
         let m = manager();
         let o = m.queue::<i32>(Some(2)).unwrap();
+        o.put(5).unwrap();
+        o.put(6).unwrap();
+        let w = o.clone();
+        run_worker(move || {
+            assert_eq!(w.qsize().unwrap(), 2);
+            assert!(w.is_full().unwrap());
+            assert!(!w.is_empty().unwrap());
+            assert_eq!(w.get().unwrap(), 5);
+            assert!(!w.is_empty().unwrap());
+            assert_eq!(w.get().unwrap(), 6);
+            assert!(w.is_empty().unwrap());
+        });
+        assert!(o.is_empty().unwrap());
+        assert!(!o.is_full().unwrap());
+    }
+
+    /// CPython's `test_queue("JoinableQueue")`: the same assertions on a
+    /// joinable queue.
+    #[test]
+    fn test_joinable_queue() {
+        let m = manager();
+        let o = m.joinable_queue::<i32>(Some(2)).unwrap();
         o.put(5).unwrap();
         o.put(6).unwrap();
         let w = o.clone();

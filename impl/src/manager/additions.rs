@@ -1,11 +1,11 @@
 //! CPython 3.14's additions to the list and dict proxies (list `copy`, `*=`;
-//! dict `|`, `|=`, `fromkeys`, `popitem`, `reversed`, iteration), and the
-//! queue's `full` and `manager.dict(pairs)`, which CPython's manager tests
-//! use. Each is one step of the server.
+//! dict `|`, `|=`, `fromkeys`, `popitem`, `reversed`, iteration), and
+//! `manager.dict(pairs)`, which CPython's manager tests use (the queue's
+//! `full` is with the queue's other methods, in `sync`). Each is one step of the server.
 
 use super::client::{dec, enc, unexpected, Result};
 use super::proxy::{DictProxy, ListProxy};
-use super::sync::{QueueProxy, RLockProxy};
+use super::sync::RLockProxy;
 use super::{Manager, ManagerError};
 use procshare_model::manager::{Init, Op, Response};
 use serde::de::DeserializeOwned;
@@ -305,26 +305,6 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         let mut k = self.keys()?;
         k.reverse();
         Ok(k)
-    }
-}
-
-impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    /// Is the queue full now (`q.full()`; an unbounded queue never is)?
-    ///
-    /// ```
-    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    /// # let m = procshare::Manager::start().unwrap();
-    /// let q = m.queue::<u8>(Some(1)).unwrap();
-    /// assert!(!q.is_full().unwrap());
-    /// q.put(1).unwrap();
-    /// assert!(q.is_full().unwrap());
-    /// ```
-    #[doc(alias = "full")]
-    pub fn is_full(&self) -> Result<bool> {
-        match self.h.op(Op::QFull)? {
-            Response::Bool(b) => Ok(b),
-            r => unexpected(r),
-        }
     }
 }
 

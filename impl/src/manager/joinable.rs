@@ -71,7 +71,7 @@ fn ok(r: Response) -> Result<()> {
 }
 
 impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
-    super::sync::queue_methods!();
+    super::sync::queue_methods!(joinable_queue);
     /// Close one task (an error if none is open).
     pub fn task_done(&self) -> Result<()> {
         ok(self.h.op(Op::Joinable(JoinableOp::TaskDone))?)

@@ -210,7 +210,7 @@ proxy_common!(QueueProxy[T], Kind::Queue);
 /// (one copy for both proxies; each has `h: Handle`, and `ok`, `enc`, `dec`,
 /// `unexpected`, `Op`, `Response`, `Wait` in scope where it is used).
 macro_rules! queue_methods {
-    () => {
+    ($new:ident) => {
         /// Put an item, waiting while the queue is full.
         pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
             ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
@@ -259,12 +259,30 @@ macro_rules! queue_methods {
         pub fn is_empty(&self) -> Result<bool> {
             Ok(self.qsize()? == 0)
         }
+        /// Is the queue full now (`q.full()`; an unbounded queue never is)?
+        ///
+        /// ```
+        /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+        /// # let m = procshare::Manager::start().unwrap();
+        #[doc = concat!("let q = m.", stringify!($new), "::<u8>(Some(1)).unwrap();")]
+        /// assert!(!q.is_full().unwrap());
+        /// q.put(1).unwrap();
+        /// assert!(q.is_full().unwrap());
+        /// assert_eq!(q.qsize().unwrap(), 1);
+        /// ```
+        #[doc(alias = "full")]
+        pub fn is_full(&self) -> Result<bool> {
+            match self.h.op(Op::QFull)? {
+                Response::Bool(b) => Ok(b),
+                r => unexpected(r),
+            }
+        }
     };
 }
 pub(super) use queue_methods;
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    queue_methods!();
+    queue_methods!(queue);
 }
 
 /// A manager condition variable (`manager.Condition()`), with its own

@@ -1453,6 +1453,78 @@ pub fn joinable_workload<S: ServerSync>() {
     );
 }
 
+/// A bounded FIFO queue whose puts open tasks: the joinable queue's
+/// sequential specification (non-blocking ops only), written independently
+/// of `joinable`.
+#[derive(Clone, Debug)]
+struct JoinableSpec {
+    q: std::collections::VecDeque<Bytes>,
+    max: u64,
+    open: u64,
+}
+
+impl Spec for JoinableSpec {
+    fn step(&mut self, op: &Op) -> Response {
+        match op {
+            Op::Put(_, Wait::No) if self.q.len() as u64 >= self.max => {
+                Response::Err(OpError::Timeout)
+            }
+            Op::Put(x, Wait::No) => {
+                self.q.push_back(x.clone());
+                self.open += 1;
+                Response::Ok
+            }
+            Op::QGet(Wait::No) => match self.q.pop_front() {
+                Some(x) => Response::Item(x),
+                None => Response::Err(OpError::Timeout),
+            },
+            Op::Len => Response::Usize(self.q.len() as u64),
+            Op::QFull => Response::Bool(self.q.len() as u64 >= self.max),
+            Op::Joinable(JoinableOp::TaskDone) if self.open == 0 => Response::Err(
+                OpError::BadRequest("task_done() called too many times".into()),
+            ),
+            Op::Joinable(JoinableOp::TaskDone) => {
+                self.open -= 1;
+                Response::Ok
+            }
+            Op::Joinable(JoinableOp::Unfinished) => Response::Usize(self.open),
+            other => unreachable!("not in the joinable spec: {other:?}"),
+        }
+    }
+}
+
+/// Two clients on a joinable queue of bound 2 (one shuttle execution): a
+/// producer puts two items and asks `full()` and `qsize()`; a consumer asks
+/// `full()`, takes an item, closes its task, asks `full()` and the open
+/// task count. The history must be linearizable against [`JoinableSpec`]:
+/// `full()`, `qsize()` and `empty()` (`qsize() == 0`) see the queue's own
+/// items, as CPython's (`queue.Queue` in its manager).
+pub fn joinable_queue_ops_workload<S: ServerSync>() {
+    run_history::<S, _>(
+        Init::JoinableQueue { maxsize: Some(2) },
+        JoinableSpec {
+            q: Default::default(),
+            max: 2,
+            open: 0,
+        },
+        vec![
+            vec![
+                Op::Put(b(1), Wait::No),
+                Op::Put(b(2), Wait::No),
+                Op::QFull,
+                Op::Len,
+            ],
+            vec![
+                Op::QFull,
+                Op::QGet(Wait::No),
+                Op::Joinable(JoinableOp::TaskDone),
+                Op::QFull,
+                Op::Joinable(JoinableOp::Unfinished),
+            ],
+        ],
+    );
+}
+
 #[cfg(test)]
 mod joinable_tests {
     use super::*;
@@ -1477,6 +1549,26 @@ mod joinable_tests {
             "deadlock",
             joinable_workload::<
                 ShuttleSync<{ crate::manager::joinable::MUTANT_TASK_DONE_NO_WAKE.0 }>,
+            >
+        ));
+    }
+
+    #[test]
+    fn joinable_queue_ops_linearizable_random() {
+        shuttle::check_random(joinable_queue_ops_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn joinable_queue_ops_linearizable_pct() {
+        shuttle::check_pct(joinable_queue_ops_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_906_queue_ops_by_name_is_caught() {
+        assert!(caught(
+            "not linearizable",
+            joinable_queue_ops_workload::<
+                ShuttleSync<{ crate::manager::joinable::MUTANT_QUEUE_OPS_BY_NAME.0 }>,
             >
         ));
     }

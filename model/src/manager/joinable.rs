@@ -1,7 +1,7 @@
 //! The manager's joinable queue (`manager.JoinableQueue()`, a `queue.Queue`
 //! in CPython's server): a FIFO queue whose `put`s each open a task that a
-//! `task_done` closes; `join` waits until every task is closed. `put`, `get`
-//! and `len` are the manager queue's ([`Obj::Queue`]); [`apply`] adds the
+//! `task_done` closes; `join` waits until every task is closed. `put`, `get`,
+//! `len` and `full` are the manager queue's ([`Obj::Queue`]); [`apply`] adds the
 //! count of open tasks. [`apply_ext`] is the server's dispatch for the
 //! objects of this module and of [`super::array`] (seeded, so that their
 //! mutants reach the server the checks run).
@@ -21,6 +21,12 @@ pub const MUTANT_TASK_DONE_NO_WAKE: Mutant = Mutant(721);
 /// the item is processed.
 #[doc(hidden)]
 pub const MUTANT_PUT_UNCOUNTED: Mutant = Mutant(722);
+/// Seeded bug 906: only the ops listed by name reach the joinable queue's
+/// items; any other queue op (`full()`) is answered for an empty unbounded
+/// queue (the bug the session before this one shipped: `full()` was always
+/// `false`).
+#[doc(hidden)]
+pub const MUTANT_QUEUE_OPS_BY_NAME: Mutant = Mutant(906);
 
 /// An operation of a joinable queue besides the queue's own.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -83,7 +89,10 @@ pub fn apply<S: Seeded>(j: &mut JoinableState, conn: ConnId, op: Op) -> Step {
             }
         }
         Op::Joinable(JoinableOp::Unfinished) => Step::Done(Response::Usize(j.unfinished), false),
-        op @ (Op::Put(..) | Op::QGet(_) | Op::Len) => {
+        op @ (Op::Put(..) | Op::QGet(_) | Op::Len | Op::QFull) => {
+            if matches!(op, Op::QFull) && mutant::<S>(MUTANT_QUEUE_OPS_BY_NAME) {
+                return apply_base(&mut Obj::Queue(VecDeque::new(), None), conn, op);
+            }
             let put = matches!(op, Op::Put(..));
             // The queue's own semantics, on the items moved in and back.
             let mut o = Obj::Queue(std::mem::take(&mut j.q), j.max);
@@ -99,6 +108,7 @@ pub fn apply<S: Seeded>(j: &mut JoinableState, conn: ConnId, op: Op) -> Step {
             }
             step
         }
+        // Not a queue op: the queue's own `WrongType` answer.
         op => apply_base(&mut Obj::Queue(VecDeque::new(), None), conn, op),
     }
 }

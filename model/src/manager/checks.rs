@@ -1839,3 +1839,207 @@ mod container_tests {
         ));
     }
 }
+
+// ---- a pool in the server (`manager.Pool()`) ----
+
+/// A gate: a flag and its condition variable (shuttle's).
+type Gate = std::sync::Arc<(shuttle::sync::Mutex<bool>, shuttle::sync::Condvar)>;
+
+fn gate_wait(g: &Gate) {
+    let (m, cv) = &**g;
+    let mut open = m.lock().unwrap_or_else(|p| p.into_inner());
+    while !*open {
+        open = cv.wait(open).unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+fn gate_open(g: &Gate) {
+    let (m, cv) = &**g;
+    *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    cv.notify_all();
+}
+
+/// A model task's result: set once by its worker thread.
+#[derive(Default)]
+struct ModelPending(
+    shuttle::sync::Mutex<Option<Result<Bytes, OpError>>>,
+    shuttle::sync::Condvar,
+);
+
+impl Pending for ModelPending {
+    fn wait(&self, w: Wait) -> Option<Result<Bytes, OpError>> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while g.is_none() && w == Wait::Forever {
+            g = self.1.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.clone()
+    }
+}
+
+/// The model pool: each submitted task runs on a checker thread of its own.
+/// Its functions: `wait` (waits for the gate, answers its argument),
+/// `double` (answers each byte doubled), `fail` (fails).
+struct ModelPool {
+    gate: Gate,
+    threads: shuttle::sync::Mutex<Vec<shuttle::thread::JoinHandle<()>>>,
+}
+
+impl Runner for ModelPool {
+    fn submit(&self, function: &str, args: Bytes) -> Result<std::sync::Arc<dyn Pending>, OpError> {
+        if !["wait", "double", "fail"].contains(&function) {
+            return Err(OpError::UnknownFunction(function.to_string()));
+        }
+        let p = std::sync::Arc::new(ModelPending::default());
+        let (p2, gate, f) = (p.clone(), self.gate.clone(), function.to_string());
+        let h = shuttle::thread::spawn(move || {
+            let r = match f.as_str() {
+                "wait" => {
+                    gate_wait(&gate);
+                    Ok(args)
+                }
+                "double" => Ok(args.iter().map(|x| x.wrapping_mul(2)).collect()),
+                _ => Err(OpError::MethodFailed {
+                    method: f,
+                    message: "no luck".into(),
+                }),
+            };
+            *p2.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            p2.1.notify_all();
+        });
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(h);
+        Ok(p)
+    }
+    fn terminate(&self) {}
+}
+
+/// The pool workload (one shuttle execution). Client 1 submits a task that
+/// waits for a gate and waits for its result. Client 2 appends to a list,
+/// submits a task to the same pool and fetches its result, then opens the
+/// gate (as another process would set an event the first task waits for).
+/// Client 2's steps need the table and the pool's tickets while client 1
+/// waits: if waiting held either lock, nobody would open the gate (shuttle
+/// reports the deadlock). Then: results are what the functions answer,
+/// `map` keeps order, a failing task's error and an unknown function are
+/// answers, a forgotten ticket is gone, and the pool is freed with its last
+/// reference.
+pub fn pool_workload<S: ServerSync>() {
+    let gate: Gate = Default::default();
+    let mut reg = Registry::default();
+    let runners = std::sync::Arc::new(shuttle::sync::Mutex::new(Vec::new()));
+    let (g, rs) = (gate.clone(), runners.clone());
+    reg.set_pools(std::sync::Arc::new(move |_n| {
+        let r = std::sync::Arc::new(ModelPool {
+            gate: g.clone(),
+            threads: Default::default(),
+        });
+        rs.lock().unwrap_or_else(|p| p.into_inner()).push(r.clone());
+        Ok(r as std::sync::Arc<dyn Runner>)
+    }));
+    let server = std::sync::Arc::new(Server::<S>::with_registry(reg));
+    let pool = create(&server, Init::Pool { processes: 2 });
+    let list = create(&server, Init::List(Vec::new()));
+    let (c1, s1) = model_conn(&server, 1);
+    let (c2, s2) = model_conn(&server, 2);
+    let pool_op = move |op| Request::Op(pool, Op::Pool(op));
+    let h1 = shuttle::thread::spawn(move || {
+        let t = match c1.call(pool_op(PoolOp::Submit("wait".into(), b(7)))) {
+            Response::Usize(t) => t,
+            r => panic!("submit answered {r:?}"),
+        };
+        let r = c1.call(pool_op(PoolOp::Get(t, Wait::Forever)));
+        crate::check!(r == Response::Item(b(7)), "get answered {r:?}");
+        let r = c1.call(pool_op(PoolOp::Get(t, Wait::No)));
+        crate::check!(r == Response::Item(b(7)), "a second get answered {r:?}");
+        c1.call(pool_op(PoolOp::Forget(t)));
+        let r = c1.call(pool_op(PoolOp::Ready(t)));
+        crate::check!(
+            matches!(r, Response::Err(OpError::BadRequest(_))),
+            "a forgotten ticket answered {r:?}"
+        );
+    });
+    let g2 = gate.clone();
+    let h2 = shuttle::thread::spawn(move || {
+        let r = c2.call(Request::Op(list, Op::Append(b(1))));
+        crate::check!(r == Response::Ok, "append answered {r:?}");
+        let t = match c2.call(pool_op(PoolOp::Submit("double".into(), b(3)))) {
+            Response::Usize(t) => t,
+            r => panic!("submit answered {r:?}"),
+        };
+        let r = c2.call(pool_op(PoolOp::Get(t, Wait::Forever)));
+        crate::check!(r == Response::Item(b(6)), "get answered {r:?}");
+        gate_open(&g2);
+        let r = c2.call(pool_op(PoolOp::Map(
+            "double".into(),
+            vec![b(1), b(2), b(3)],
+        )));
+        crate::check!(
+            r == Response::Items(vec![b(2), b(4), b(6)]),
+            "map answered {r:?}"
+        );
+        let r = c2.call(pool_op(PoolOp::Apply("fail".into(), b(0))));
+        crate::check!(
+            matches!(r, Response::Err(OpError::MethodFailed { .. })),
+            "a failing task answered {r:?}"
+        );
+        let r = c2.call(pool_op(PoolOp::Apply("nope".into(), b(0))));
+        crate::check!(
+            r == Response::Err(OpError::UnknownFunction("nope".into())),
+            "an unknown function answered {r:?}"
+        );
+    });
+    h1.join().expect("client 1");
+    h2.join().expect("client 2");
+    s1.join().expect("server thread");
+    s2.join().expect("server thread");
+    server.handle(0, Request::Decref(vec![pool, list]));
+    let live = server.live_objects();
+    crate::check!(live == 0, "{live} object(s) outlived their references");
+    for r in runners.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        for h in r
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            h.join().expect("task");
+        }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
+    }
+
+    #[test]
+    fn pool_work_holds_no_server_lock_random() {
+        shuttle::check_random(pool_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn pool_work_holds_no_server_lock_pct() {
+        shuttle::check_pct(pool_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_780_wait_under_tickets_is_caught() {
+        assert!(caught(
+            "deadlock",
+            pool_workload::<ShuttleSync<{ crate::manager::MUTANT_WAIT_UNDER_TICKETS.0 }>>
+        ));
+    }
+
+    #[test]
+    fn mutant_781_pool_under_table_is_caught() {
+        assert!(caught(
+            "deadlock",
+            pool_workload::<ShuttleSync<{ crate::manager::MUTANT_POOL_UNDER_TABLE.0 }>>
+        ));
+    }
+}

@@ -60,10 +60,12 @@ struct Entry {
     factory: Factory,
 }
 
-/// The types registered on a server, by name.
+/// The types registered on a server, by name, and the maker of its pools.
 #[derive(Clone, Default)]
 pub struct Registry {
     types: HashMap<String, Entry>,
+    /// Makes `Init::Pool` objects (`None`: this server has no pools).
+    pools: Option<super::pool::PoolFactory>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -85,6 +87,29 @@ impl Registry {
                 factory,
             },
         );
+    }
+
+    /// Make the server's pools with `factory` ([`super::pool`]).
+    pub fn set_pools(&mut self, factory: super::pool::PoolFactory) {
+        self.pools = Some(factory);
+    }
+
+    /// A new pool of `processes` workers, for the server's table.
+    pub(super) fn make_pool<S: ServerSync>(
+        &self,
+        processes: u64,
+    ) -> Result<super::pool::PoolCell, OpError> {
+        let f = self
+            .pools
+            .as_ref()
+            .ok_or_else(|| OpError::BadRequest("this manager's server makes no pools".into()))?;
+        let runner = catch_unwind(AssertUnwindSafe(|| f(processes))).map_err(|p| {
+            OpError::MethodFailed {
+                method: "Pool".into(),
+                message: panic_message(&*p),
+            }
+        })??;
+        Ok(super::pool::PoolCell::new::<S>(runner))
     }
 
     /// Is `typeid` registered?

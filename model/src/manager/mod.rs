@@ -64,6 +64,7 @@ pub mod containers;
 pub mod custom;
 pub mod joinable;
 pub mod objects;
+pub mod pool;
 pub mod protocol;
 pub mod server;
 
@@ -75,6 +76,9 @@ pub use custom::{CustomCell, CustomObject, Factory, Registry};
 pub use custom::{MUTANT_CALL_UNDER_TABLE, MUTANT_CALL_UNLOCKED};
 pub use joinable::{JoinableOp, JoinableState};
 pub use objects::*;
+pub use pool::{Pending, PoolFactory, PoolOp, Runner};
+#[doc(hidden)]
+pub use pool::{MUTANT_POOL_UNDER_TABLE, MUTANT_WAIT_UNDER_TICKETS};
 pub use protocol::*;
 pub use server::*;
 

@@ -81,6 +81,8 @@ pub enum Obj {
     Set(OrderedMap),
     /// An object of a registered type (its calls: [`super::custom`]).
     Custom(super::custom::CustomCell),
+    /// A process pool (its operations: [`super::pool`]).
+    Pool(super::pool::PoolCell),
 }
 
 /// A condition variable's state.
@@ -110,8 +112,8 @@ pub struct BarrierState {
 }
 
 impl Obj {
-    /// A new built-in object (`None` for [`Init::Custom`]: the server's
-    /// registry makes those).
+    /// A new built-in object (`None` for [`Init::Custom`] and
+    /// [`Init::Pool`]: the server's registry makes those).
     pub fn new(init: Init) -> Option<Obj> {
         Some(match init {
             Init::List(v) => Obj::List(v, 0),
@@ -142,7 +144,7 @@ impl Obj {
                 Obj::Joinable(super::joinable::JoinableState::new(maxsize))
             }
             Init::Set(items) => Obj::Set(super::containers::set_of(items)),
-            Init::Custom { .. } => return None,
+            Init::Custom { .. } | Init::Pool { .. } => return None,
         })
     }
     /// The object's kind.
@@ -163,6 +165,7 @@ impl Obj {
             Obj::Joinable(_) => Kind::JoinableQueue,
             Obj::Set(_) => Kind::Set,
             Obj::Custom(_) => Kind::Custom,
+            Obj::Pool(_) => Kind::Pool,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum Kind {
     Set,
     /// An object of a type registered on the server ([`super::custom`]).
     Custom,
+    /// A process pool in the server (`manager.Pool()`, [`super::pool`]).
+    Pool,
 }
 
 /// The initial state of a new object.
@@ -102,6 +104,12 @@ pub enum Init {
         /// The exposed methods, as the client's registration lists them.
         methods: Vec<String>,
     },
+    /// A process pool of `processes` workers (0: one per CPU) in the
+    /// server, running the functions registered on it ([`super::pool`]).
+    Pool {
+        /// Worker processes.
+        processes: u64,
+    },
 }
 
 impl Init {
@@ -123,6 +131,7 @@ impl Init {
             Init::JoinableQueue { .. } => Kind::JoinableQueue,
             Init::Set(_) => Kind::Set,
             Init::Custom { .. } => Kind::Custom,
+            Init::Pool { .. } => Kind::Pool,
         }
     }
 }
@@ -343,6 +352,9 @@ pub enum Op {
     /// Call method `.0` of a registered type's object with the encoded
     /// arguments `.1`; answers `Item(encoded result)`.
     Call(String, Bytes),
+    // --- pools ---
+    /// An operation on a pool ([`super::pool`]).
+    Pool(super::pool::PoolOp),
 }
 
 /// A request on a connection.
@@ -489,6 +501,8 @@ pub enum OpError {
         /// The method's error, as it displays.
         message: String,
     },
+    /// No function is registered under this name for the server's pools.
+    UnknownFunction(String),
 }
 
 impl std::fmt::Display for OpError {
@@ -528,6 +542,12 @@ impl std::fmt::Display for OpError {
             }
             OpError::MethodFailed { method, message } => {
                 write!(f, "method {method:?} failed: {message}")
+            }
+            OpError::UnknownFunction(name) => {
+                write!(
+                    f,
+                    "no function is registered as {name:?} for the manager's pools"
+                )
             }
         }
     }

@@ -231,7 +231,7 @@ impl Table {
         *n = n.saturating_sub(1);
         if *n == 0 {
             self.refs.remove(&id);
-            if let Some(o @ Obj::Custom(_)) = self.objects.remove(&id) {
+            if let Some(o @ (Obj::Custom(_) | Obj::Pool(_))) = self.objects.remove(&id) {
                 self.freed.push(o);
             }
             return true;
@@ -323,6 +323,7 @@ impl<S: ServerSync> Server<S> {
             Init::Custom { typeid, methods } => {
                 self.registry.make::<S>(&typeid, &methods).map(Obj::Custom)
             }
+            Init::Pool { processes } => self.registry.make_pool::<S>(processes).map(Obj::Pool),
             init => Obj::new(init).ok_or_else(|| OpError::BadRequest("no such object".into())),
         }
     }
@@ -377,10 +378,12 @@ impl<S: ServerSync> Server<S> {
                 // A registered type's factory runs without the table lock;
                 // a racing creator of the same name may win (then this object is dropped).
                 let made = match (&init, found) {
-                    (Init::Custom { .. }, false) => match self.make(init.clone()) {
-                        Ok(o) => Some(o),
-                        Err(e) => return Response::Err(e),
-                    },
+                    (Init::Custom { .. } | Init::Pool { .. }, false) => {
+                        match self.make(init.clone()) {
+                            Ok(o) => Some(o),
+                            Err(e) => return Response::Err(e),
+                        }
+                    }
                     _ => None,
                 };
                 self.named(conn, name, init, kind, made)
@@ -434,6 +437,9 @@ impl<S: ServerSync> Server<S> {
     fn op(&self, conn: ConnId, id: ObjId, op: Op, gone: &dyn Fn() -> bool) -> Response {
         if let Op::Call(method, args) = &op {
             return self.call(id, method, args);
+        }
+        if let Op::Pool(p) = op {
+            return self.pool(id, p);
         }
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
@@ -569,6 +575,30 @@ impl<S: ServerSync> Server<S> {
         }
         match S::with(&self.table, find) {
             Ok(c) => custom::call::<S>(&c, method, args),
+            Err(e) => Response::Err(e),
+        }
+    }
+
+    /// A pool operation ([`pool`](super::pool)): the pool's cell is taken
+    /// under the table lock, the operation (and any wait for its results)
+    /// runs without it.
+    fn pool(&self, id: ObjId, op: super::pool::PoolOp) -> Response {
+        let find = |t: &mut Table| match t.objects.get(&id) {
+            Some(Obj::Pool(c)) => Ok(c.clone()),
+            Some(o) => Err(OpError::WrongType {
+                found: o.kind(),
+                op: "Pool".into(),
+            }),
+            None => Err(OpError::NoSuchObject(id)),
+        };
+        if mutant::<S>(super::pool::MUTANT_POOL_UNDER_TABLE) {
+            return S::with(&self.table, |t| match find(t) {
+                Ok(c) => c.step(op),
+                Err(e) => Response::Err(e),
+            });
+        }
+        match S::with(&self.table, find) {
+            Ok(c) => c.step(op),
             Err(e) => Response::Err(e),
         }
     }

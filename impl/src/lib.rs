@@ -57,6 +57,7 @@ pub use crate::manager::{
     SemaphoreProxy, ValueProxy,
 };
 pub use crate::manager::{ArrayProxy, JoinableQueueProxy, ManagerBuilder};
+pub use crate::manager::{AsyncResultProxy, PoolFn, PoolProxy};
 pub use crate::manager::{Call, CustomProxy, Reply, Shared, TypedProxy};
 pub use crate::manager::{DictIter, ListIndex, ListIter, SetProxy};
 pub use crate::pool::{AsyncResult, Imap, MapResult, Pool, PoolBuilder, PoolError, StarFn};

@@ -13,6 +13,9 @@
 //!   `fromkeys`), and 3.14's `test_set` and `test_set_init`.
 //! * `_TestManagerRestart.test_rapid_restart`.
 //!
+//! `test_pool`'s `with obj: pass` (the proxy's `__exit__`) is
+//! `terminate()`.
+//!
 //! Mapping: `x[i]` -> `get(i)` (dict: `item(&k)`), `x[a:b]` -> `get_range`,
 //! `x[i] = v` -> `set`/`insert`, `len(x)` -> `len()`, `x in s` ->
 //! `contains`, `list(it)` -> `collect`, `assertSetEqual(proxy, s)` ->
@@ -55,10 +58,8 @@
 //! * Sets iterate in insertion order, and `iter()` walks a snapshot
 //!   (CPython: hash order, over the live set).
 //!
-//! Not ported (4 of 29: 27 methods of 3.11's classes and 3.14's set
+//! Not ported (3 of 29: 27 methods of 3.11's classes and 3.14's set
 //! tests, plus 3.14's two `_TestContainers` additions):
-//! * `TestSyncManagerTypes.test_pool`: a manager `Pool` does not exist yet
-//!   (`Manager::pool`: open).
 //! * `TestSyncManagerTypes.test_set_contain_all_method` (3.14): checks
 //!   Python's `dir()` of the proxy; the methods it names are the ones
 //!   `test_set` calls, each mapped as above.
@@ -474,6 +475,21 @@ mod test_sync_manager_types {
         });
         assert!(o.is_empty().unwrap());
         assert!(!o.is_full().unwrap());
+    }
+
+    /// `with obj: pass` in the worker: leaving `with` on a pool proxy
+    /// terminates the pool (CPython's `__exit__`). After it the parent's
+    /// proxy still answers (terminate is idempotent) and the manager serves.
+    #[test]
+    fn test_pool() {
+        let m = manager();
+        let o = m.pool(4).unwrap();
+        let w = o.clone();
+        run_worker(move || {
+            w.terminate().unwrap();
+        });
+        o.terminate().unwrap();
+        assert_eq!(m.list_from([1]).unwrap().to_vec().unwrap(), [1]);
     }
 
     /// CPython's `test_queue("JoinableQueue")`: the same assertions on a

@@ -7,6 +7,7 @@ mod client;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzzing;
 mod joinable;
+mod pool;
 mod proxy;
 mod register;
 mod server;
@@ -19,6 +20,7 @@ pub use additions::DictIter;
 pub use array::ArrayProxy;
 pub use client::{Address, AddressError, ManagerError};
 pub use joinable::JoinableQueueProxy;
+pub use pool::{AsyncResultProxy, PoolFn, PoolProxy};
 pub use procshare_model::manager::{Kind, OpError};
 pub use proxy::{DictProxy, ListIndex, ListIter, ListProxy, NamespaceProxy, ValueProxy};
 pub use register::{Call, CustomProxy, Reply, Shared, TypedProxy};

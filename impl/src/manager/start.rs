@@ -94,6 +94,8 @@ pub struct ManagerBuilder {
     registry: Registry,
     /// The types the built handle knows by name ([`Manager::make`]).
     types: Types,
+    /// The functions this builder's server's pools run ([`ManagerBuilder::function`]).
+    pub(super) functions: super::pool::Functions,
 }
 
 impl std::fmt::Debug for ManagerBuilder {
@@ -136,6 +138,7 @@ impl Manager {
             init: None,
             registry: Registry::default(),
             types: Types::default(),
+            functions: Default::default(),
         }
     }
 }
@@ -388,7 +391,7 @@ impl ManagerBuilder {
     /// CPython's `Manager()` follows the default context).
     fn method(&self) -> StartMethod {
         self.method.unwrap_or_else(|| {
-            if self.registry.is_empty() {
+            if self.registry.is_empty() && self.functions.is_empty() {
                 crate::process::get_start_method()
             } else {
                 StartMethod::Fork
@@ -398,8 +401,21 @@ impl ManagerBuilder {
 
     /// Refuse a registry a server started by spawn or forkserver cannot get.
     fn check_registry(&self) -> Result<()> {
-        if self.method() == StartMethod::Fork || self.registry.is_empty() {
+        if self.method() == StartMethod::Fork
+            || (self.registry.is_empty() && self.functions.is_empty())
+        {
             return Ok(());
+        }
+        if self.registry.is_empty() {
+            return Err(ManagerError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "a manager whose pools run registered functions ({}) needs the fork start \
+                     method, not {:?}: they are closures, which only a forked server inherits",
+                    self.functions.names().join(", "),
+                    self.method()
+                ),
+            )));
         }
         Err(ManagerError::Io(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
@@ -428,7 +444,9 @@ impl ManagerBuilder {
                 let f = i.here;
                 Box::new(move || f()) as server::Init
             });
-            let (pid, ready) = server::fork_server(listener, ep, dir.clone(), init, self.registry)?;
+            let mut registry = self.registry;
+            registry.set_pools(super::pool::pool_factory(self.functions));
+            let (pid, ready) = server::fork_server(listener, ep, dir.clone(), init, registry)?;
             let pidfd = crate::sys::proc::pidfd_open(pid);
             if let Err(e) = server::await_ready(ready, pidfd.as_ref().map(|p| p.as_fd())) {
                 let _ = server::reap(pid, true);
@@ -570,8 +588,13 @@ fn spawned_server((arg,): (ServerArg,)) {
             served,
             UnixStream::from(ready),
             init.map(|f| f as server::Init),
-            // No factories cross an exec (`check_registry`).
-            Registry::default(),
+            // No factories cross an exec (`check_registry`); pools, with no
+            // functions, are made there too.
+            {
+                let mut r = Registry::default();
+                r.set_pools(super::pool::pool_factory(Default::default()));
+                r
+            },
         )
     }
 }

@@ -119,6 +119,11 @@ fn run_task((name, args): (String, Vec<u8>)) -> std::result::Result<Vec<u8>, OpE
 pub(crate) fn pool_factory(functions: Functions) -> PoolFactory {
     Arc::new(move |processes| {
         let mine = FUNCTIONS.get_or_init(|| functions.clone());
+        // The server's other threads are procshare's own (one per
+        // connection, none holding a lock a worker could need): forking
+        // this pool's workers from it is by design, not the user's fork of
+        // a multi-threaded program that the warning is about.
+        crate::process::set_fork_warning(false);
         let mut b = Pool::builder().start_method(StartMethod::Fork);
         if processes > 0 {
             b = b.processes(usize::try_from(processes).unwrap_or(usize::MAX));

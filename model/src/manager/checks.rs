@@ -2043,3 +2043,119 @@ mod pool_tests {
         ));
     }
 }
+
+// ---- proxies stored in containers ----
+
+/// Is object `id` in the server's table?
+fn exists<S: ServerSync>(server: &Server<S>, id: ObjId) -> bool {
+    matches!(
+        server.handle(0, Request::Describe(id)),
+        Response::Created(..)
+    )
+}
+
+/// The stored-proxy workload (one shuttle execution). Client 1 stores a
+/// value embedding a proxy to `inner` in a list (`Holding`), then drops its
+/// own reference to `inner`; client 2 meanwhile appends and removes other
+/// items of the list, sets a dict entry holding `inner2` twice over (the
+/// second store replaces the first), then drops its reference to `inner2`.
+/// Then: `inner` lives while the list
+/// stores it and is freed when its value is popped; `inner2` lives while
+/// the dict stores it and is freed with the dict.
+pub fn stored_proxy_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let inner = create(&server, Init::Value(b(1)));
+    let inner2 = create(&server, Init::Value(b(2)));
+    let list = create(&server, Init::List(Vec::new()));
+    let dict = create(&server, Init::Dict(Vec::new()));
+    // The values embedding the proxies (their bytes name the objects).
+    let (x, x2) = (b(100), b(102));
+    let (c1, s1) = model_conn(&server, 1);
+    let (c2, s2) = model_conn(&server, 2);
+    // Each client holds the creator's reference to the object it stores.
+    for (c, i) in [(&c1, inner), (&c2, inner2)] {
+        assert_eq!(c.call(Request::Incref(vec![i])), Response::Ok);
+        server.handle(0, Request::Decref(vec![i]));
+    }
+    let x1 = x.clone();
+    let h1 = shuttle::thread::spawn(move || {
+        let r = c1.call(Request::Op(
+            list,
+            Op::Holding(vec![inner], Box::new(Op::Append(x1))),
+        ));
+        crate::check!(r == Response::Ok, "a holding append answered {r:?}");
+        c1.call(Request::Decref(vec![inner]));
+        drop(c1);
+    });
+    let x2b = x2.clone();
+    let h2 = shuttle::thread::spawn(move || {
+        for y in [b(7), b(8)] {
+            c2.call(Request::Op(list, Op::Append(y.clone())));
+            c2.call(Request::Op(list, Op::Remove(y)));
+        }
+        for _ in 0..2 {
+            let r = c2.call(Request::Op(
+                dict,
+                Op::Holding(vec![inner2], Box::new(Op::DictInsert(b(0), x2b.clone()))),
+            ));
+            crate::check!(
+                matches!(r, Response::MaybeItem(_)),
+                "a holding insert answered {r:?}"
+            );
+        }
+        c2.call(Request::Decref(vec![inner2]));
+        drop(c2);
+    });
+    h1.join().expect("client 1");
+    h2.join().expect("client 2");
+    s1.join().expect("server thread");
+    s2.join().expect("server thread");
+    // Client 1 is gone: `inner` is reachable only through the list, and
+    // `inner2` only through the dict.
+    crate::check!(
+        exists(&server, inner),
+        "stored proxy dropped: an object the list stores was freed"
+    );
+    crate::check!(
+        exists(&server, inner2),
+        "stored proxy dropped: an object the dict stores was freed"
+    );
+    let r = server.handle(0, Request::Op(list, Op::Pop(None)));
+    crate::check!(r == Response::Item(x), "pop answered {r:?}");
+    crate::check!(
+        !exists(&server, inner),
+        "stored proxy leaked: the popped value's object lives on"
+    );
+    server.handle(0, Request::Decref(vec![dict]));
+    crate::check!(
+        !exists(&server, inner2),
+        "stored proxy leaked: the freed dict's object lives on"
+    );
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    fn caught(why: &str, f: impl Fn() + Send + Sync + 'static) -> bool {
+        crate::testkit::fails_with(why, || shuttle::check_random(f, iterations()))
+    }
+
+    #[test]
+    fn stored_proxies_keep_their_objects_random() {
+        shuttle::check_random(stored_proxy_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn stored_proxies_keep_their_objects_pct() {
+        shuttle::check_pct(stored_proxy_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_782_stored_dropped_is_caught() {
+        assert!(caught(
+            "stored proxy dropped",
+            stored_proxy_workload::<ShuttleSync<{ crate::manager::server::MUTANT_STORED_DROPPED.0 }>>
+        ));
+    }
+}

@@ -355,6 +355,13 @@ pub enum Op {
     // --- pools ---
     /// An operation on a pool ([`super::pool`]).
     Pool(super::pool::PoolOp),
+    // --- proxies stored in containers ---
+    /// Apply `.1`, which stores one value embedding proxies to the objects
+    /// `.0` (list `append`/`insert`/`x[i] =`, dict `d[k] =`, value `set`,
+    /// namespace attribute): while that value is stored, the container
+    /// holds a reference to each of them (CPython's server keeps the proxy
+    /// objects, and with them their referents). Not a blocking op.
+    Holding(Vec<ObjId>, Box<Op>),
 }
 
 /// A request on a connection.

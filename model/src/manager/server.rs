@@ -31,6 +31,11 @@ pub const MUTANT_NO_NOTIFY: Mutant = Mutant(703);
 #[doc(hidden)]
 pub const MUTANT_DECREF_FREES: Mutant = Mutant(707);
 
+/// Seeded bug 782: any change of a container gives back the references of
+/// every proxy stored in it, still stored or not (an object reachable only
+/// through a container is freed while stored).
+#[doc(hidden)]
+pub const MUTANT_STORED_DROPPED: Mutant = Mutant(782);
 /// Seeded bug 708: a barrier's `reset` starts a fresh generation without
 /// breaking the parties waiting in the current one (they pass, where
 /// CPython's get `BrokenBarrierError`).
@@ -198,6 +203,11 @@ pub struct Table {
     /// Objects of registered types freed under the lock, to be dropped
     /// after it (their `Drop` is user code): see [`Server::bury`].
     freed: Vec<Obj>,
+    /// Values stored by [`Op::Holding`] in each container, with the objects
+    /// each embeds proxies to. Each entry holds one reference to each of
+    /// those objects (counted in `refs`, held by no connection) while the
+    /// container holds a value equal to it (see [`Table::prune`]).
+    stored: HashMap<ObjId, Vec<(Bytes, Vec<ObjId>)>>,
 }
 
 impl Table {
@@ -231,6 +241,14 @@ impl Table {
         *n = n.saturating_sub(1);
         if *n == 0 {
             self.refs.remove(&id);
+            // A freed container gives back what its stored values held.
+            if let Some(entries) = self.stored.remove(&id) {
+                for (_, ids) in entries {
+                    for i in ids {
+                        self.unref(i);
+                    }
+                }
+            }
             if let Some(o @ (Obj::Custom(_) | Obj::Pool(_))) = self.objects.remove(&id) {
                 self.freed.push(o);
             }
@@ -261,6 +279,50 @@ impl Table {
         }
         self.unref(id)
     }
+    /// The container `id` stores `item`, embedding proxies to `ids`: one
+    /// reference to each, held by the container.
+    fn store(&mut self, id: ObjId, item: Bytes, ids: Vec<ObjId>) {
+        for &i in &ids {
+            *self.refs.entry(i).or_insert(0) += 1;
+        }
+        self.stored.entry(id).or_default().push((item, ids));
+    }
+
+    /// Container `id` changed: give back the references of the stored
+    /// values it no longer holds. A value is still stored while the
+    /// container holds as many values equal to it (as bytes: a proxy's
+    /// encoding names its object) as there are entries of it.
+    fn prune<S: Seeded>(&mut self, id: ObjId) {
+        let Some(entries) = self.stored.get_mut(&id) else {
+            return;
+        };
+        let mut avail: HashMap<&Bytes, usize> = HashMap::new();
+        if !mutant::<S>(MUTANT_STORED_DROPPED) {
+            if let Some(obj) = self.objects.get(&id) {
+                for v in stored_values(obj) {
+                    *avail.entry(v).or_insert(0) += 1;
+                }
+            }
+        }
+        let mut gone = Vec::new();
+        entries.retain(|(b, ids)| match avail.get_mut(b) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => {
+                gone.extend(ids.iter().copied());
+                false
+            }
+        });
+        if entries.is_empty() {
+            self.stored.remove(&id);
+        }
+        for i in gone {
+            self.unref(i);
+        }
+    }
+
     /// Connection `conn` is gone: give back every reference it holds.
     /// Returns whether an object was freed.
     fn release_all(&mut self, conn: ConnId) -> bool {
@@ -273,6 +335,35 @@ impl Table {
             }
         }
         freed
+    }
+}
+
+/// Every value a container holds (for [`Table::prune`]).
+fn stored_values(obj: &Obj) -> Vec<&Bytes> {
+    match obj {
+        Obj::List(v, _) | Obj::Array(v) => v.iter().collect(),
+        Obj::Dict(m) => m.pairs().flat_map(|(k, v)| [k, v]).collect(),
+        Obj::Set(m) => m.pairs().map(|(k, _)| k).collect(),
+        Obj::Value(v) => vec![v],
+        Obj::Namespace(n) => n.values().collect(),
+        Obj::Queue(q, _) => q.iter().collect(),
+        Obj::Joinable(j) => j.q.iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The one value `op` stores, if it is an op [`Op::Holding`] may wrap.
+fn stored_by(op: &Op) -> Option<&Bytes> {
+    match op {
+        Op::Append(x)
+        | Op::Insert(_, x)
+        | Op::InsertAt(_, x)
+        | Op::Set(_, x)
+        | Op::SetAt(_, x)
+        | Op::DictInsert(_, x)
+        | Op::ValueSet(x)
+        | Op::NsSet(_, x) => Some(x),
+        _ => None,
     }
 }
 
@@ -441,6 +532,9 @@ impl<S: ServerSync> Server<S> {
         if let Op::Pool(p) = op {
             return self.pool(id, p);
         }
+        if let Op::Holding(ids, inner) = op {
+            return self.holding(conn, id, ids, *inner);
+        }
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
             Op::BarrierReset if mutant::<S>(MUTANT_RESET_PASSES) => {
@@ -498,17 +592,22 @@ impl<S: ServerSync> Server<S> {
         );
         if !blocking {
             // One critical section; the op (and its payload) moves in, no copy.
-            let (r, notify) = S::with(&self.table, |t| {
+            let (r, notify, dead) = S::with(&self.table, |t| {
                 let waiting = t.waiting;
-                match t.objects.get_mut(&id) {
+                let (r, ch) = match t.objects.get_mut(&id) {
                     None => (Response::Err(OpError::NoSuchObject(id)), false),
                     Some(obj) => match apply_ext::<S>(obj, conn, op) {
-                        Step::Done(r, ch) => (r, ch && waiting > 0),
+                        Step::Done(r, ch) => (r, ch),
                         // Only the blocking operations above can block.
                         Step::Block => (Response::Err(OpError::Timeout), false),
                     },
+                };
+                if ch {
+                    t.prune::<S>(id);
                 }
+                (r, ch && waiting > 0, std::mem::take(&mut t.freed))
             });
+            Self::bury(dead);
             if notify {
                 self.notify();
             }
@@ -532,7 +631,14 @@ impl<S: ServerSync> Server<S> {
                 return Some((Response::Err(OpError::NoSuchObject(id)), false));
             };
             match apply_ext::<S>(obj, conn, op.clone()) {
-                Step::Done(r, ch) => Some((r, ch && waiting > 0)),
+                Step::Done(r, ch) => {
+                    if ch {
+                        // (A freed registered object here is dropped with
+                        // the table: only containers of values prune.)
+                        t.prune::<S>(id);
+                    }
+                    Some((r, ch && waiting > 0))
+                }
                 Step::Block => {
                     t.waiting += 1;
                     registered = true;
@@ -577,6 +683,42 @@ impl<S: ServerSync> Server<S> {
             Ok(c) => custom::call::<S>(&c, method, args),
             Err(e) => Response::Err(e),
         }
+    }
+
+    /// [`Op::Holding`]: apply `op` (which stores one value) and, if it
+    /// succeeded, let the container hold a reference to each of `ids`, in
+    /// one critical section (an object is never unheld in between).
+    fn holding(&self, conn: ConnId, id: ObjId, ids: Vec<ObjId>, op: Op) -> Response {
+        let Some(item) = stored_by(&op).cloned() else {
+            return Response::Err(OpError::BadRequest(format!(
+                "{op:?} stores no single value: it cannot hold proxies"
+            )));
+        };
+        let (r, notify, dead) = S::with(&self.table, |t| {
+            if let Some(m) = t.missing(&ids) {
+                return (Response::Err(OpError::NoSuchObject(m)), false, Vec::new());
+            }
+            let waiting = t.waiting;
+            let (r, ch) = match t.objects.get_mut(&id) {
+                None => (Response::Err(OpError::NoSuchObject(id)), false),
+                Some(obj) => match apply_ext::<S>(obj, conn, op) {
+                    Step::Done(r, ch) => (r, ch),
+                    Step::Block => (Response::Err(OpError::Timeout), false),
+                },
+            };
+            if !matches!(r, Response::Err(_)) {
+                t.store(id, item, ids);
+            }
+            if ch {
+                t.prune::<S>(id);
+            }
+            (r, ch && waiting > 0, std::mem::take(&mut t.freed))
+        });
+        Self::bury(dead);
+        if notify {
+            self.notify();
+        }
+        r
     }
 
     /// A pool operation ([`pool`](super::pool)): the pool's cell is taken

@@ -717,6 +717,8 @@ impl Handle {
     ) -> std::result::Result<S::Ok, S::Error> {
         // A child's arguments being exported: it will need the manager.
         super::spawn::note(&self.ep);
+        // A value being stored in a container: it holds the object.
+        super::stored::note(&self.ep.address, self.id);
         Token {
             address: self.ep.address.clone(),
             id: self.id,

@@ -14,6 +14,7 @@ mod server;
 mod set;
 pub(crate) mod spawn;
 mod start;
+mod stored;
 mod sync;
 
 pub use additions::DictIter;

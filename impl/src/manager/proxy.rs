@@ -1,6 +1,7 @@
 //! Data proxies: list, dict, value, namespace.
 
 use super::client::{dec, enc, unexpected, Handle, ManagerError, Result};
+use super::stored::{enc_holding, holding};
 use procshare_model::manager::{Kind, Op, OpError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -165,7 +166,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.len().unwrap(), 2);
     /// ```
     pub fn append(&self, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::Append(enc(v.borrow())?))?)
+        let (b, ids) = enc_holding(&self.h.ep.address, v.borrow())?;
+        ok(self.h.op(holding(ids, Op::Append(b)))?)
     }
 
     /// Append several items in one request, atomically (no other operation
@@ -223,7 +225,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.to_vec().unwrap(), [1, 2, 3, 4]);
     /// ```
     pub fn insert(&self, i: impl ListIndex, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::InsertAt(i.to_i64(), enc(v.borrow())?))?)
+        let (b, ids) = enc_holding(&self.h.ep.address, v.borrow())?;
+        ok(self.h.op(holding(ids, Op::InsertAt(i.to_i64(), b)))?)
     }
 
     /// Remove and return the last item (`IndexOutOfRange` if empty).
@@ -308,7 +311,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.to_vec().unwrap(), [6]);
     /// ```
     pub fn set(&self, i: impl ListIndex, v: impl Borrow<T>) -> Result<()> {
-        ok(self.h.op(Op::SetAt(i.to_i64(), enc(v.borrow())?))?)
+        let (b, ids) = enc_holding(&self.h.ep.address, v.borrow())?;
+        ok(self.h.op(holding(ids, Op::SetAt(i.to_i64(), b)))?)
     }
 
     /// Delete the item at `i` (`del l[i]`).
@@ -525,9 +529,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// assert_eq!(d.insert(1, 3).unwrap(), Some(2));
     /// ```
     pub fn insert(&self, k: impl Borrow<K>, v: impl Borrow<V>) -> Result<Option<V>> {
+        let (b, ids) = enc_holding(&self.h.ep.address, v.borrow())?;
         maybe(
             self.h
-                .op(Op::DictInsert(enc(k.borrow())?, enc(v.borrow())?))?,
+                .op(holding(ids, Op::DictInsert(enc(k.borrow())?, b)))?,
         )
     }
 
@@ -727,7 +732,8 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// assert_eq!(v.get().unwrap(), 2);
     /// ```
     pub fn set(&self, v: &T) -> Result<()> {
-        ok(self.h.op(Op::ValueSet(enc(v)?))?)
+        let (b, ids) = enc_holding(&self.h.ep.address, v)?;
+        ok(self.h.op(holding(ids, Op::ValueSet(b)))?)
     }
 }
 
@@ -773,7 +779,8 @@ impl NamespaceProxy {
     /// m.namespace().unwrap().set("a", &1u8).unwrap();
     /// ```
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, v: &T) -> Result<()> {
-        ok(self.h.op(Op::NsSet(name.to_string(), enc(v)?))?)
+        let (b, ids) = enc_holding(&self.h.ep.address, v)?;
+        ok(self.h.op(holding(ids, Op::NsSet(name.to_string(), b)))?)
     }
 
     /// Delete attribute `name`.

@@ -2060,7 +2060,8 @@ fn exists<S: ServerSync>(server: &Server<S>, id: ObjId) -> bool {
 /// items of the list, sets a dict entry holding `inner2` twice over (the
 /// second store replaces the first), then drops its reference to `inner2`.
 /// Then: `inner` lives while the list
-/// stores it and is freed when its value is popped; `inner2` lives while
+/// stores it and is freed once its value is popped (at the popper's next
+/// operation: the popper may take its own reference first); `inner2` lives while
 /// the dict stores it and is freed with the dict.
 pub fn stored_proxy_workload<S: ServerSync>() {
     let server = std::sync::Arc::new(Server::<S>::new());
@@ -2122,6 +2123,13 @@ pub fn stored_proxy_workload<S: ServerSync>() {
     );
     let r = server.handle(0, Request::Op(list, Op::Pop(None)));
     crate::check!(r == Response::Item(x), "pop answered {r:?}");
+    // The popper may still take its own reference to the popped proxy...
+    crate::check!(
+        exists(&server, inner),
+        "stored proxy dropped: the popped value's object was freed before its popper could take it"
+    );
+    // ...until its next operation.
+    server.handle(0, Request::Op(list, Op::Len));
     crate::check!(
         !exists(&server, inner),
         "stored proxy leaked: the popped value's object lives on"

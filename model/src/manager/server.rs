@@ -208,6 +208,11 @@ pub struct Table {
     /// those objects (counted in `refs`, held by no connection) while the
     /// container holds a value equal to it (see [`Table::prune`]).
     stored: HashMap<ObjId, Vec<(Bytes, Vec<ObjId>)>>,
+    /// References of stored values that a connection's request removed,
+    /// given back at that connection's next operation (or when it closes):
+    /// the removed value may be the answer (`pop`), and the client takes
+    /// its own reference to each proxy in it before its next request.
+    deferred: HashMap<ConnId, Vec<ObjId>>,
 }
 
 impl Table {
@@ -292,7 +297,7 @@ impl Table {
     /// values it no longer holds. A value is still stored while the
     /// container holds as many values equal to it (as bytes: a proxy's
     /// encoding names its object) as there are entries of it.
-    fn prune<S: Seeded>(&mut self, id: ObjId) {
+    fn prune<S: Seeded>(&mut self, conn: ConnId, id: ObjId) {
         let Some(entries) = self.stored.get_mut(&id) else {
             return;
         };
@@ -318,8 +323,20 @@ impl Table {
         if entries.is_empty() {
             self.stored.remove(&id);
         }
-        for i in gone {
-            self.unref(i);
+        if !gone.is_empty() {
+            self.deferred.entry(conn).or_default().extend(gone);
+        }
+    }
+
+    /// Give back the references [`Table::prune`] deferred for `conn`.
+    fn settle(&mut self, conn: ConnId) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        if let Some(ids) = self.deferred.remove(&conn) {
+            for i in ids {
+                self.unref(i);
+            }
         }
     }
 
@@ -593,6 +610,7 @@ impl<S: ServerSync> Server<S> {
         if !blocking {
             // One critical section; the op (and its payload) moves in, no copy.
             let (r, notify, dead) = S::with(&self.table, |t| {
+                t.settle(conn);
                 let waiting = t.waiting;
                 let (r, ch) = match t.objects.get_mut(&id) {
                     None => (Response::Err(OpError::NoSuchObject(id)), false),
@@ -603,7 +621,7 @@ impl<S: ServerSync> Server<S> {
                     },
                 };
                 if ch {
-                    t.prune::<S>(id);
+                    t.prune::<S>(conn, id);
                 }
                 (r, ch && waiting > 0, std::mem::take(&mut t.freed))
             });
@@ -635,7 +653,7 @@ impl<S: ServerSync> Server<S> {
                     if ch {
                         // (A freed registered object here is dropped with
                         // the table: only containers of values prune.)
-                        t.prune::<S>(id);
+                        t.prune::<S>(conn, id);
                     }
                     Some((r, ch && waiting > 0))
                 }
@@ -695,6 +713,7 @@ impl<S: ServerSync> Server<S> {
             )));
         };
         let (r, notify, dead) = S::with(&self.table, |t| {
+            t.settle(conn);
             if let Some(m) = t.missing(&ids) {
                 return (Response::Err(OpError::NoSuchObject(m)), false, Vec::new());
             }
@@ -710,7 +729,7 @@ impl<S: ServerSync> Server<S> {
                 t.store(id, item, ids);
             }
             if ch {
-                t.prune::<S>(id);
+                t.prune::<S>(conn, id);
             }
             (r, ch && waiting > 0, std::mem::take(&mut t.freed))
         });
@@ -774,6 +793,7 @@ impl<S: ServerSync> Server<S> {
     /// objects nobody else holds).
     pub fn disconnect(&self, conn: ConnId) {
         let (released, dead) = S::with(&self.table, |t| {
+            t.settle(conn);
             let mut any = t.release_all(conn);
             for o in t.objects.values_mut() {
                 match o {

@@ -1,0 +1,135 @@
+//! A proxy stored in a managed container keeps its object alive, as in
+//! CPython (whose server keeps the stored proxy objects, and with them their
+//! referents): the container holds a reference to each object a stored value
+//! embeds a proxy to, while it stores that value. Overwriting or removing the
+//! value gives the references back at the remover's next operation (so
+//! that the remover can take the removed proxy first: `pop`); freeing the
+//! container gives them back at once.
+//!
+//! Whether an object still exists is observed as in `manager_refcount.rs`:
+//! the proxy's serialized token is deserialized again, which takes a
+//! reference (and gives it back at once) and fails once the object is gone.
+//! Ordering is by the library's own events, never by sleeping.
+
+use procshare::internals::wire;
+use procshare::{DictProxy, Event, Manager, Process, ValueProxy};
+use procshare_tests::quiet;
+
+type Inner = DictProxy<String, i32>;
+
+fn exists(token: &[u8]) -> bool {
+    wire::decode::<Inner>(token).is_ok()
+}
+
+/// Is the object gone, once the server has settled what the remover's
+/// connection deferred? The removal's references go at that connection's
+/// next operation, which the test makes; but this thread's connection may
+/// be replaced meanwhile (a parallel test forked: connections lent to a
+/// child are reopened), and the old one's references then go when the
+/// server sees it close. So: poll, bounded, as manager_refcount.rs does.
+fn freed(m: &Manager, token: &[u8]) -> bool {
+    for _ in 0..10_000 {
+        if !exists(token) {
+            return true;
+        }
+        m.ping().unwrap();
+    }
+    false
+}
+
+fn manager() -> Manager {
+    quiet();
+    Manager::start().unwrap()
+}
+
+fn inner(m: &Manager, v: i32) -> (Inner, Vec<u8>) {
+    let d = m.dict::<String, i32>().unwrap();
+    d.insert("a".to_string(), v).unwrap();
+    let token = wire::encode(&d).unwrap();
+    (d, token)
+}
+
+#[test]
+fn a_proxy_stored_in_a_list_keeps_its_object() {
+    let m = manager();
+    let l = m.list::<Inner>().unwrap();
+    let (d, token) = inner(&m, 1);
+    l.append(&d).unwrap();
+    drop(d); // the list is the object's only holder now
+    assert!(exists(&token), "the object a list stores was freed");
+    let l2 = l.clone();
+    let mut p = Process::new(move || {
+        let d = l2.get(0).unwrap();
+        assert_eq!(d.get(&"a".to_string()).unwrap(), Some(1));
+        d.insert("b".to_string(), 2).unwrap();
+    });
+    p.start().unwrap();
+    assert_eq!(p.join().unwrap(), 0);
+    assert_eq!(l.get(0).unwrap().get(&"b".to_string()).unwrap(), Some(2));
+    // Overwritten: the list gives its reference back.
+    let (other, other_token) = inner(&m, 3);
+    l.set(0, &other).unwrap();
+    l.len().unwrap(); // the next operation
+    assert!(
+        freed(&m, &token),
+        "an overwritten stored proxy's object lives on"
+    );
+    drop(other);
+    assert!(exists(&other_token));
+    // The list freed: so is what it stored.
+    drop(l);
+    assert!(
+        !exists(&other_token),
+        "a freed list's stored object lives on"
+    );
+}
+
+#[test]
+fn a_proxy_stored_in_a_dict_value_or_namespace_keeps_its_object() {
+    let m = manager();
+    let dict = m.dict::<String, Inner>().unwrap();
+    let value = m.value::<Option<Inner>>(None).unwrap();
+    let ns = m.namespace().unwrap();
+    let (d1, t1) = inner(&m, 1);
+    let (d2, t2) = inner(&m, 2);
+    let (d3, t3) = inner(&m, 3);
+    dict.insert("k".to_string(), &d1).unwrap();
+    value.set(&Some(d2.clone())).unwrap();
+    ns.set("x", &d3).unwrap();
+    drop((d1, d2, d3));
+    assert!(exists(&t1) && exists(&t2) && exists(&t3));
+    // The removed value is the answer: a proxy again.
+    let back = dict.remove(&"k".to_string()).unwrap().unwrap();
+    assert_eq!(back.get(&"a".to_string()).unwrap(), Some(1));
+    drop(back);
+    dict.len().unwrap();
+    assert!(freed(&m, &t1), "a removed dict value's object lives on");
+    value.set(&None).unwrap();
+    value.get().unwrap();
+    assert!(freed(&m, &t2), "an overwritten value's object lives on");
+    assert!(exists(&t3));
+    ns.del("x").unwrap();
+    ns.names().unwrap();
+    assert!(freed(&m, &t3), "a deleted attribute's object lives on");
+}
+
+#[test]
+fn a_killed_client_s_stored_proxy_lives_on_in_the_container() {
+    let m = manager();
+    let l = m.list::<ValueProxy<u8>>().unwrap();
+    let (ready, never) = (Event::new().unwrap(), Event::new().unwrap());
+    let (r2, n2, l2) = (ready.clone(), never.clone(), l.clone());
+    let (addr, key) = (m.address().clone(), m.authkey().clone());
+    let mut p = Process::new(move || {
+        // A value only this child holds, stored in the list.
+        let mine = Manager::connect(addr, key).unwrap().value(7u8).unwrap();
+        l2.append(&mine).unwrap();
+        r2.set();
+        n2.wait(); // killed here
+    });
+    p.start().unwrap();
+    ready.wait();
+    p.kill().unwrap();
+    p.join().unwrap();
+    assert_eq!(l.get(0).unwrap().get().unwrap(), 7);
+}

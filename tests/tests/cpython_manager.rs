@@ -45,11 +45,13 @@
 //!   compile: `set_from` takes an `IntoIterator`.
 //!
 //! Differences asserted where procshare does less (README "Manager"):
-//! * A proxy stored in a managed container (nested proxies) holds no
-//!   reference of its own: `test_list_proxy_in_list`,
-//!   `test_dict_proxy_nested` and `test_nested_queue` keep the inner proxies
-//!   alive in a local binding where CPython drops them (`del pets`, or a
-//!   temporary `self.Queue()`).
+//! * A proxy stored by `append`, `insert`, `x[i] =`, `d[k] =`, a value's
+//!   `set` or a namespace attribute holds its object, as in CPython
+//!   (`test_nested_queue` stores temporaries); one stored by a creation
+//!   with items (`list_from`, `dict_from`) or by `extend`/`update` does not
+//!   yet: `test_list_proxy_in_list` and `test_dict_proxy_nested` keep the
+//!   inner proxies alive in a local binding where CPython drops them
+//!   (`del pets`).
 //! * Proxies are typed: `test_list`'s `a.append('hello')` on a list of ints
 //!   uses a small enum; `test_dict_proxy_nested`'s `outer = [[88, 99], l]`
 //!   an enum of a plain list and a proxy; `test_list_proxy_in_list`'s
@@ -173,7 +175,7 @@ mod test_containers {
     #[test]
     fn test_list_proxy_in_list() {
         let m = manager();
-        // Kept alive here: a stored proxy holds no reference (module docs).
+        // Kept alive here: `list_from` does not hold stored proxies yet (module docs).
         let inners: Vec<ListProxy<i32>> = (0..3).map(|_| m.list_from(0..3).unwrap()).collect();
         let a = m.list_from(inners.iter().cloned()).unwrap();
         assert_eq!(
@@ -327,13 +329,12 @@ mod test_containers {
     fn test_nested_queue() {
         let m = manager();
         let a = m.list::<QueueProxy<i32>>().unwrap(); // Test queue inside list
-        let q1 = m.queue::<i32>(None).unwrap(); // kept alive (module docs)
-        a.append(&q1).unwrap();
+                                                      // A temporary, as CPython's: the list holds the queue.
+        a.append(m.queue::<i32>(None).unwrap()).unwrap();
         a.get(0).unwrap().put(123).unwrap();
         assert_eq!(a.get(0).unwrap().get().unwrap(), 123);
         let b = m.dict::<i32, QueueProxy<i32>>().unwrap(); // Test queue inside dict
-        let q2 = m.queue::<i32>(None).unwrap();
-        b.insert(0, &q2).unwrap();
+        b.insert(0, m.queue::<i32>(None).unwrap()).unwrap();
         b.item(&0).unwrap().put(456).unwrap();
         assert_eq!(b.item(&0).unwrap().get().unwrap(), 456);
     }

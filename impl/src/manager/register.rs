@@ -261,6 +261,58 @@ pub(crate) fn factory<T: Shared>(
     Arc::new(move || Box::new(Served(f())) as Box<dyn CustomObject>)
 }
 
+/// The server's factory for `T` made from arguments `A`.
+fn args_factory<T: Shared, A: DeserializeOwned>(
+    typeid: &str,
+    f: impl Fn(A) -> T + Send + Sync + 'static,
+) -> procshare_model::manager::ArgsFactory {
+    let method = format!("{typeid} factory");
+    Arc::new(move |args: &[u8]| {
+        let a: A = crate::codec::wire::decode(args).map_err(|e| OpError::BadArgument {
+            method: method.clone(),
+            why: e.to_string(),
+        })?;
+        Ok(Box::new(Served(f(a))) as Box<dyn CustomObject>)
+    })
+}
+
+impl crate::ManagerBuilder {
+    /// [`ManagerBuilder::register`](crate::ManagerBuilder::register) with a
+    /// factory that takes arguments (CPython's `register(typeid, callable)`
+    /// with a callable of parameters, called as `manager.typeid(*args)`):
+    /// each [`Manager::make_with`] passes its own. As with `register`, a
+    /// forked server only.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Manager;
+    /// pub struct Counter(i64);
+    /// impl Counter {
+    ///     fn incr(&mut self) -> i64 { self.0 += 1; self.0 }
+    /// }
+    /// procshare::shared! {
+    ///     /// A proxy to a [`Counter`].
+    ///     pub struct CounterProxy for Counter { fn incr() -> i64; }
+    /// }
+    /// let m = Manager::builder()
+    ///     .register_with("Counter", |(start,): (i64,)| Counter(start))
+    ///     .start()
+    ///     .unwrap();
+    /// let c: CounterProxy = m.make_with("Counter", &(41i64,)).unwrap();
+    /// assert_eq!(c.incr().unwrap(), 42);
+    /// ```
+    pub fn register_with<T: Shared, A: DeserializeOwned>(
+        mut self,
+        typeid: &str,
+        factory: impl Fn(A) -> T + Send + Sync + 'static,
+    ) -> Self {
+        self.registry
+            .register_with_args(typeid, T::METHODS, args_factory(typeid, factory));
+        self.types.add::<T>(typeid);
+        self
+    }
+}
+
 /// The types a [`Manager`] handle knows by name (registered with or
 /// without a factory): what [`Manager::make`] checks before asking.
 #[derive(Clone, Default)]
@@ -464,6 +516,48 @@ impl Manager {
     /// assert_eq!(e.op_error(), Some(&OpError::UnknownType("Nope".into())));
     /// ```
     pub fn make<P: TypedProxy>(&self, typeid: &str) -> Result<P> {
+        self.make_init::<P>(typeid, None)
+    }
+
+    /// [`Manager::make`] for a type registered with a factory that takes
+    /// arguments ([`ManagerBuilder::register_with`](crate::ManagerBuilder::register_with);
+    /// CPython's `manager.typeid(*args)`): `args` are the factory's (a
+    /// tuple). [`OpError::BadArgument`] if they do not decode as the
+    /// factory's parameters (the codec is not self-describing: arguments of
+    /// another type that happen to decode are not detected), or if its
+    /// factory takes none ([`Manager::make`] then).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Manager, OpError};
+    /// pub struct Greeter(String);
+    /// impl Greeter {
+    ///     fn greet(&self, who: String) -> String { format!("{} {who}", self.0) }
+    /// }
+    /// procshare::shared! {
+    ///     /// A proxy to a [`Greeter`].
+    ///     pub struct GreeterProxy for Greeter { fn greet(who: String) -> String; }
+    /// }
+    /// let m = Manager::builder()
+    ///     .register_with("Greeter", |(hello,): (String,)| Greeter(hello))
+    ///     .start()
+    ///     .unwrap();
+    /// let g: GreeterProxy = m.make_with("Greeter", &("hi".to_string(),)).unwrap();
+    /// assert_eq!(g.greet("you".into()).unwrap(), "hi you");
+    /// let e = m.make::<GreeterProxy>("Greeter").unwrap_err();
+    /// assert!(matches!(e.op_error(), Some(OpError::BadArgument { .. })));
+    /// let e = m.make_with::<GreeterProxy, _>("Greeter", &()).unwrap_err();
+    /// assert!(matches!(e.op_error(), Some(OpError::BadArgument { .. })));
+    /// ```
+    pub fn make_with<P: TypedProxy, A: Serialize + ?Sized>(
+        &self,
+        typeid: &str,
+        args: &A,
+    ) -> Result<P> {
+        self.make_init::<P>(typeid, Some(super::client::enc(args)?))
+    }
+
+    fn make_init<P: TypedProxy>(&self, typeid: &str, args: Option<Vec<u8>>) -> Result<P> {
         match self.types.0.get(typeid) {
             None => return Err(OpError::UnknownType(typeid.to_string()).into()),
             Some((t, _)) if *t != TypeId::of::<P::Object>() => {
@@ -475,9 +569,17 @@ impl Manager {
             }
             Some(_) => {}
         }
-        let init = Init::Custom {
-            typeid: typeid.to_string(),
-            methods: P::Object::METHODS.iter().map(|m| m.to_string()).collect(),
+        let methods = P::Object::METHODS.iter().map(|m| m.to_string()).collect();
+        let init = match args {
+            None => Init::Custom {
+                typeid: typeid.to_string(),
+                methods,
+            },
+            Some(args) => Init::CustomWith {
+                typeid: typeid.to_string(),
+                methods,
+                args,
+            },
         };
         let h = Handle::create(&self.ep, Request::Create(init))?;
         if h.kind != Kind::Custom {

@@ -91,9 +91,9 @@ pub struct ManagerBuilder {
     authkey: Option<AuthKey>,
     init: Option<ServerInit>,
     /// The factories of the types this builder's server serves.
-    registry: Registry,
+    pub(super) registry: Registry,
     /// The types the built handle knows by name ([`Manager::make`]).
-    types: Types,
+    pub(super) types: Types,
     /// The functions this builder's server's pools run ([`ManagerBuilder::function`]).
     pub(super) functions: super::pool::Functions,
 }

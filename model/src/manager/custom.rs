@@ -53,11 +53,22 @@ pub trait CustomObject: Send + 'static {
 /// Makes a new object of a registered type.
 pub type Factory = Arc<dyn Fn() -> Box<dyn CustomObject> + Send + Sync>;
 
+/// Makes a new object of a registered type from the factory's encoded
+/// arguments (`BadArgument` if they do not decode).
+pub type ArgsFactory = Arc<dyn Fn(&[u8]) -> Result<Box<dyn CustomObject>, OpError> + Send + Sync>;
+
+/// A registered type's factory: without or with arguments.
+#[derive(Clone)]
+enum Make {
+    Plain(Factory),
+    Args(ArgsFactory),
+}
+
 /// A registered type: its exposed methods and its factory.
 #[derive(Clone)]
 struct Entry {
     methods: Arc<[String]>,
-    factory: Factory,
+    factory: Make,
 }
 
 /// The types registered on a server, by name, and the maker of its pools.
@@ -84,7 +95,20 @@ impl Registry {
             typeid.to_string(),
             Entry {
                 methods: methods.iter().map(|m| m.to_string()).collect(),
-                factory,
+                factory: Make::Plain(factory),
+            },
+        );
+    }
+
+    /// Register `factory`, which takes arguments, under `typeid`, exposing
+    /// `methods` (CPython's `register(typeid, callable)` with a callable of
+    /// parameters).
+    pub fn register_with_args(&mut self, typeid: &str, methods: &[&str], factory: ArgsFactory) {
+        self.types.insert(
+            typeid.to_string(),
+            Entry {
+                methods: methods.iter().map(|m| m.to_string()).collect(),
+                factory: Make::Args(factory),
             },
         );
     }
@@ -129,11 +153,14 @@ impl Registry {
         names
     }
 
-    /// A new object of type `typeid`, for a client that knows it by `methods`.
+    /// A new object of type `typeid`, for a client that knows it by
+    /// `methods`, from the factory's encoded `args` if any (a factory that
+    /// takes arguments needs them; one that takes none refuses them).
     pub(super) fn make<S: ServerSync>(
         &self,
         typeid: &str,
         methods: &[String],
+        args: Option<&[u8]>,
     ) -> Result<CustomCell, OpError> {
         let e = self
             .types
@@ -145,12 +172,23 @@ impl Registry {
                 methods: e.methods.to_vec(),
             });
         }
-        let obj = catch_unwind(AssertUnwindSafe(|| (e.factory)())).map_err(|p| {
-            OpError::MethodFailed {
-                method: format!("{typeid} factory"),
-                message: panic_message(&*p),
-            }
-        })?;
+        let factory = format!("{typeid} factory");
+        let obj = catch_unwind(AssertUnwindSafe(|| match (&e.factory, args) {
+            (Make::Plain(f), None) => Ok(f()),
+            (Make::Args(f), Some(a)) => f(a),
+            (Make::Plain(_), Some(_)) => Err(OpError::BadArgument {
+                method: factory.clone(),
+                why: "this factory takes no arguments".into(),
+            }),
+            (Make::Args(_), None) => Err(OpError::BadArgument {
+                method: factory.clone(),
+                why: "this factory takes arguments".into(),
+            }),
+        }))
+        .map_err(|p| OpError::MethodFailed {
+            method: factory.clone(),
+            message: panic_message(&*p),
+        })??;
         Ok(CustomCell {
             typeid: typeid.into(),
             methods: e.methods.clone(),
@@ -259,5 +297,84 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         format!("panicked: {s}")
     } else {
         "panicked".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::{Init, Request, Server, StdSync};
+
+    struct Echo(Bytes);
+    impl CustomObject for Echo {
+        fn call(&mut self, _method: &str, _args: &[u8]) -> Result<Bytes, OpError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn server() -> Server<StdSync> {
+        let mut reg = Registry::default();
+        // Its arguments: one byte, kept; anything else does not decode.
+        reg.register_with_args(
+            "echo",
+            &["get"],
+            Arc::new(|a: &[u8]| match a {
+                [x] => Ok(Box::new(Echo(vec![*x])) as Box<dyn CustomObject>),
+                _ => Err(OpError::BadArgument {
+                    method: "factory".into(),
+                    why: "one byte".into(),
+                }),
+            }),
+        );
+        reg.register(
+            "plain",
+            &["get"],
+            Arc::new(|| Box::new(Echo(vec![0])) as Box<dyn CustomObject>),
+        );
+        Server::with_registry(reg)
+    }
+
+    fn with(typeid: &str, args: Option<Bytes>) -> Init {
+        let methods = vec!["get".to_string()];
+        match args {
+            None => Init::Custom {
+                typeid: typeid.into(),
+                methods,
+            },
+            Some(args) => Init::CustomWith {
+                typeid: typeid.into(),
+                methods,
+                args,
+            },
+        }
+    }
+
+    #[test]
+    fn a_factory_with_arguments_gets_each_creation_s_own() {
+        let s = server();
+        for x in [7u8, 9] {
+            let id = match s.handle(1, Request::Create(with("echo", Some(vec![x])))) {
+                Response::Created(id, _) => id,
+                r => panic!("create answered {r:?}"),
+            };
+            let r = s.handle(
+                1,
+                Request::Op(id, crate::manager::Op::Call("get".into(), vec![])),
+            );
+            assert_eq!(r, Response::Item(vec![x]));
+        }
+    }
+
+    #[test]
+    fn arguments_a_factory_does_not_take_are_refused() {
+        let s = server();
+        let bad = |init| match s.handle(1, Request::Create(init)) {
+            Response::Err(OpError::BadArgument { .. }) => true,
+            r => panic!("create answered {r:?}"),
+        };
+        assert!(bad(with("echo", Some(vec![1, 2]))));
+        assert!(bad(with("echo", None)));
+        assert!(bad(with("plain", Some(vec![1]))));
+        assert_eq!(s.live_objects(), 0);
     }
 }

@@ -71,7 +71,7 @@ pub mod server;
 pub use array::{ArrayOp, Slice};
 pub use client::*;
 pub use containers::*;
-pub use custom::{CustomCell, CustomObject, Factory, Registry};
+pub use custom::{ArgsFactory, CustomCell, CustomObject, Factory, Registry};
 #[doc(hidden)]
 pub use custom::{MUTANT_CALL_UNDER_TABLE, MUTANT_CALL_UNLOCKED};
 pub use joinable::{JoinableOp, JoinableState};

@@ -144,7 +144,7 @@ impl Obj {
                 Obj::Joinable(super::joinable::JoinableState::new(maxsize))
             }
             Init::Set(items) => Obj::Set(super::containers::set_of(items)),
-            Init::Custom { .. } | Init::Pool { .. } => return None,
+            Init::Custom { .. } | Init::CustomWith { .. } | Init::Pool { .. } => return None,
         })
     }
     /// The object's kind.

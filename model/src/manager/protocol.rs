@@ -110,6 +110,16 @@ pub enum Init {
         /// Worker processes.
         processes: u64,
     },
+    /// [`Init::Custom`] made by a factory that takes arguments (CPython's
+    /// `manager.typeid(*args)`): `args`, encoded, are the factory's.
+    CustomWith {
+        /// The registered name.
+        typeid: String,
+        /// The exposed methods, as the client's registration lists them.
+        methods: Vec<String>,
+        /// The factory's encoded arguments.
+        args: Bytes,
+    },
 }
 
 impl Init {
@@ -132,6 +142,7 @@ impl Init {
             Init::Set(_) => Kind::Set,
             Init::Custom { .. } => Kind::Custom,
             Init::Pool { .. } => Kind::Pool,
+            Init::CustomWith { .. } => Kind::Custom,
         }
     }
 }

@@ -428,9 +428,18 @@ impl<S: ServerSync> Server<S> {
     /// Runs without the table lock: a factory is user code.
     fn make(&self, init: Init) -> Result<Obj, OpError> {
         match init {
-            Init::Custom { typeid, methods } => {
-                self.registry.make::<S>(&typeid, &methods).map(Obj::Custom)
-            }
+            Init::Custom { typeid, methods } => self
+                .registry
+                .make::<S>(&typeid, &methods, None)
+                .map(Obj::Custom),
+            Init::CustomWith {
+                typeid,
+                methods,
+                args,
+            } => self
+                .registry
+                .make::<S>(&typeid, &methods, Some(&args))
+                .map(Obj::Custom),
             Init::Pool { processes } => self.registry.make_pool::<S>(processes).map(Obj::Pool),
             init => Obj::new(init).ok_or_else(|| OpError::BadRequest("no such object".into())),
         }
@@ -486,7 +495,7 @@ impl<S: ServerSync> Server<S> {
                 // A registered type's factory runs without the table lock;
                 // a racing creator of the same name may win (then this object is dropped).
                 let made = match (&init, found) {
-                    (Init::Custom { .. } | Init::Pool { .. }, false) => {
+                    (Init::Custom { .. } | Init::CustomWith { .. } | Init::Pool { .. }, false) => {
                         match self.make(init.clone()) {
                             Ok(o) => Some(o),
                             Err(e) => return Response::Err(e),

@@ -473,6 +473,29 @@ fn named_objects_are_shared_between_managers() {
     );
 }
 
+// ------------------------------------------------------------- seed 000
+
+#[path = "../../examples/seed000_redis.rs"]
+mod seed000_redis;
+
+/// The seed 000 program over Redis (`cargo run --example seed000_redis`),
+/// its workers separate processes: the parent reads the ten words.
+#[test]
+fn seed000_over_redis_prints_ten_words() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("manager_redis::seed000") else {
+        return;
+    };
+    let ns = Ns::new(&url, "seed000");
+    let lines = seed000_redis::manager_list_redis(&url, &ns.name);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        procshare_tests::seed000::is_valid_manager_output(&lines[0]),
+        "{}",
+        lines[0]
+    );
+}
+
 // ------------------------------------------------------------- bad input
 
 #[test]

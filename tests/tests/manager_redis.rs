@@ -373,6 +373,7 @@ fn lock_holder_killed_next_acquirer_gets_owner_died() {
         panic!("the next acquirer is not told the owner died: {died:?}");
     };
     assert!(token >= 2, "token {token}");
+    assert_eq!(lock.fencing_token(), Some(token));
     assert!(
         lock.is_locked().unwrap(),
         "OwnerDied comes with the lock held"
@@ -386,6 +387,73 @@ fn lock_holder_killed_next_acquirer_gets_owner_died() {
     // Released cleanly: the next acquirer is not told of a death.
     assert!(lock.try_acquire().unwrap());
     lock.release().unwrap();
+}
+
+/// A holder paused (SIGSTOP) past its lease: the next acquirer gets the lock
+/// with a larger fencing token, and the paused holder's late fenced write,
+/// made after it is continued, is rejected.
+#[test]
+fn paused_holders_late_write_is_rejected_by_its_token() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("manager_redis::pause") else {
+        return;
+    };
+    let ns = Ns::new(&url, "pause");
+    let m = Manager::redis_with_lease(&url, &ns.name, Duration::from_millis(300)).unwrap();
+    let lock = m.lock().unwrap();
+    let account = m.value(0u32).unwrap();
+    let held = Event::new().unwrap();
+    let go = Event::new().unwrap();
+    let token = Value::new(0u64).unwrap();
+    let accepted = Value::new(2u8).unwrap();
+    let (l, a, h, g, t, acc) = (
+        lock.clone(),
+        account.clone(),
+        held.clone(),
+        go.clone(),
+        token.clone(),
+        accepted.clone(),
+    );
+    let mut child = Process::new(move || {
+        l.acquire().unwrap();
+        let mine = l.fencing_token().expect("held here");
+        t.set(mine);
+        h.set();
+        // Paused here by the parent; continued after the next holder wrote.
+        g.wait();
+        acc.set(a.set_fenced(mine, &1).unwrap() as u8);
+    });
+    child.start().unwrap();
+    let mut child = Victim(child);
+    assert!(held.wait_timeout(GENEROUS), "the child never acquired");
+    let pid = child.0.pid().unwrap().to_string();
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    // Its keeper is stopped with it: the lease runs out.
+    let e = lock.acquire().unwrap_err();
+    assert!(matches!(e, ManagerError::OwnerDied { .. }), "{e:?}");
+    let mine = lock.fencing_token().expect("held here");
+    assert!(mine > token.get(), "token {mine} after {}", token.get());
+    assert!(account.set_fenced(mine, &2).unwrap());
+    go.set();
+    let cont = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    assert!(cont.success());
+    child.0.join().unwrap();
+    assert_eq!(child.0.exitcode(), Some(0));
+    assert_eq!(
+        accepted.get(),
+        0,
+        "the paused holder's late write was accepted"
+    );
+    assert_eq!(account.get().unwrap(), 2);
+    lock.release().unwrap();
+    assert_eq!(lock.fencing_token(), None);
 }
 
 // ------------------------------------------------- blocking across processes

@@ -756,6 +756,29 @@ impl Handle {
         }
     }
 
+    /// The fencing token of this process's held acquisition of this lock
+    /// (Redis managers only).
+    pub(crate) fn fencing_token(&self) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(b) = self.ep.redis() {
+            return b.token(self.id, self.kind);
+        }
+        None
+    }
+
+    /// A fenced write of this value (Redis managers only; see
+    /// `ValueProxy::set_fenced`).
+    pub(crate) fn fenced_set(&self, token: u64, v: &[u8]) -> Result<bool> {
+        #[cfg(feature = "redis")]
+        if let Some(b) = self.ep.redis() {
+            return b.fenced_set(self.id, token, v);
+        }
+        let _ = (token, v);
+        Err(ManagerError::Op(OpError::BadRequest(
+            "a fenced write needs a Redis manager (Manager::redis)".into(),
+        )))
+    }
+
     /// Apply `op`; a refusal becomes `ManagerError::Op`.
     pub(crate) fn op(&self, op: procshare_model::manager::Op) -> Result<Response> {
         match call(&self.ep, &Request::Op(self.id, op))? {

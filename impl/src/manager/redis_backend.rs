@@ -323,6 +323,34 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The fencing token of this process's latest held acquisition of lock
+    /// (or recursive lock) `id`.
+    pub(crate) fn token(&self, id: ObjId, kind: Kind) -> Option<u64> {
+        let slot = if kind == Kind::RLock {
+            rlock_slot(id)
+        } else {
+            id
+        };
+        let g = lock_holdings();
+        g.held.get(&(self.uid, slot))?.last().map(|(_, t)| *t)
+    }
+
+    /// Write value `id` on behalf of the acquisition with `token`, unless a
+    /// later acquisition's token wrote it already (the model's `fenced_set`).
+    pub(crate) fn fenced_set(&self, id: ObjId, token: u64, v: &[u8]) -> Result<bool> {
+        if id_kind(id) != Some(Kind::Value) {
+            return Err(ManagerError::Op(OpError::WrongType {
+                found: id_kind(id).unwrap_or(Kind::Value),
+                op: "fenced set".into(),
+            }));
+        }
+        let p = self.prefix(id);
+        let s = self.store()?;
+        Ok(procshare_model::redis::lock::fenced_set(&*s, &p, token, v)?)
+    }
+}
+
 /// Delete every key of `namespace` on the server at `url` (what
 /// [`Manager::redis_clear`](super::Manager::redis_clear) does). Returns how
 /// many keys were deleted.

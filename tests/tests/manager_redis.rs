@@ -129,6 +129,11 @@ enum Step {
     QTryPut(i32),
     QTryGet,
     QSize,
+    BarWait0,
+    Bar1Wait,
+    BarReset,
+    BarAbort,
+    BarState,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -189,6 +194,11 @@ fn step() -> impl Strategy<Value = Step> {
         x.prop_map(Step::QTryPut),
         Just(Step::QTryGet),
         Just(Step::QSize),
+        Just(Step::BarWait0),
+        Just(Step::Bar1Wait),
+        Just(Step::BarReset),
+        Just(Step::BarAbort),
+        Just(Step::BarState),
     ]
 }
 
@@ -204,6 +214,8 @@ struct Objs {
     bsem: procshare::SemaphoreProxy,
     ev: procshare::EventProxy,
     q: procshare::QueueProxy<i32>,
+    bar: procshare::BarrierProxy,
+    bar1: procshare::BarrierProxy,
 }
 
 impl Objs {
@@ -219,6 +231,8 @@ impl Objs {
             bsem: m.bounded_semaphore(2).unwrap(),
             ev: m.event().unwrap(),
             q: m.queue(Some(2)).unwrap(),
+            bar: m.barrier(2).unwrap(),
+            bar1: m.barrier(1).unwrap(),
         }
     }
 
@@ -289,6 +303,15 @@ impl Objs {
             Step::QTryPut(x) => show(self.q.try_put(x)),
             Step::QTryGet => show(self.q.try_get()),
             Step::QSize => show(self.q.qsize()),
+            Step::BarWait0 => show(self.bar.wait_timeout(Duration::ZERO)),
+            Step::Bar1Wait => show(self.bar1.wait()),
+            Step::BarReset => show(self.bar.reset()),
+            Step::BarAbort => show(self.bar.abort()),
+            Step::BarState => show(
+                self.bar
+                    .parties()
+                    .and_then(|p| Ok((p, self.bar.n_waiting()?, self.bar.is_broken()?))),
+            ),
         }
     }
 }
@@ -301,7 +324,10 @@ fn local_and_redis_managers_answer_alike() {
     };
     let local = Manager::start().unwrap();
     let cfg = ProptestConfig {
-        cases: 48,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(48),
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -470,8 +496,17 @@ fn blocking_operations_wake_across_processes() {
     let back = m.queue::<u32>(None).unwrap();
     let sem = m.semaphore(0).unwrap();
     let ev = m.event().unwrap();
-    let (q2, b2, s2, e2) = (q.clone(), back.clone(), sem.clone(), ev.clone());
+    let bar = m.barrier(2).unwrap();
+    let (q2, b2, s2, e2, bar2) = (
+        q.clone(),
+        back.clone(),
+        sem.clone(),
+        ev.clone(),
+        bar.clone(),
+    );
     let mut child = Process::new(move || {
+        let i = bar2.wait_timeout(GENEROUS).unwrap();
+        b2.put(100 + i as u32).unwrap();
         // Woken by the parent's event set, then its puts, its release.
         assert!(e2.wait().unwrap());
         for _ in 0..3 {
@@ -482,6 +517,8 @@ fn blocking_operations_wake_across_processes() {
     });
     child.start().unwrap();
     let mut child = Victim(child);
+    let i = bar.wait_timeout(GENEROUS).unwrap();
+    assert_eq!(back.get_timeout(GENEROUS).unwrap(), 100 + (1 - i) as u32);
     ev.set().unwrap();
     // A queue of one: each put after the first waits for the child's get.
     for x in 1..=3 {

@@ -115,6 +115,8 @@ enum Op {
     MqPut(u8),
     MqGet,
     MqMax,
+    BarBreak,
+    BarState,
     /// A manager operation on a data object (list, dict, value, namespace).
     Data(Kind, MOp),
 }
@@ -204,6 +206,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4u8).prop_map(Op::MqPut),
         2 => Just(Op::MqGet),
         1 => Just(Op::MqMax),
+        1 => Just(Op::BarBreak),
+        1 => Just(Op::BarState),
         12 => data_op(),
     ]
 }
@@ -288,6 +292,8 @@ impl Objects {
             Op::RLockAcquire(h) => self.rlocks[*h as usize].acquire_call(),
             Op::RLockRelease(h) => self.rlocks[*h as usize].release_call(),
             Op::LockLocked => self.lock.locked_call(),
+            Op::BarBreak => self.bar.break_call(),
+            Op::BarState => self.bar.state_call(),
             Op::SemValue => self.sem.value_call(),
             Op::MqPut(i) => self.mq.put_call(&item(*i)),
             Op::MqGet => self.mq.get_call(),

@@ -28,7 +28,7 @@ use procshare_model::redis::objects::{self, data_call, data_reply, id_kind, kind
 use procshare_model::redis::queue::ManagerQueue;
 use procshare_model::redis::rlock::RLeaseLock;
 use procshare_model::redis::semaphore::Semaphore;
-use procshare_model::redis::{event::Event, Call, Resp, Store};
+use procshare_model::redis::{barrier::Barrier, event::Event, Call, Resp, Store};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -133,6 +133,9 @@ impl Backend {
                 self.data(kind, &p, &Op::DictUpdate(pairs.clone()))?;
             }
             Init::Value(v) => set(p.clone(), v.clone())?,
+            Init::Barrier { parties } => {
+                set(format!("{p}:parties"), parties.to_string().into_bytes())?;
+            }
             Init::Semaphore { value, bound } => {
                 Semaphore::new(&p, self.lease_ms).create(&*self.store()?, *value)?;
                 set(
@@ -197,6 +200,7 @@ impl Backend {
             Kind::Lock => self.lock_op(id, &p, op),
             Kind::RLock => self.rlock_op(id, &p, op),
             Kind::Semaphore => self.sem_op(id, &p, op),
+            Kind::Barrier => self.barrier_op(&p, op),
             Kind::Event => {
                 let e = Event::new(&p);
                 let s = self.store()?;
@@ -284,6 +288,47 @@ impl Backend {
             Op::Locked => Ok(Response::Bool(l.lease(p).locked(&*s)?)),
             _ => Ok(unsupported(&format!("{} on an RLock", op_name(op)))),
         }
+    }
+
+    /// The barrier: the local manager's steps (arrive, await, abort-if; see
+    /// `procshare_model::manager::barrier_wait`) over the model's Redis barrier.
+    fn barrier_op(&self, p: &str, op: &Op) -> Result<Response> {
+        let parties = match self.eval(&Call::new(
+            &objects::VALUE_GET,
+            vec![format!("{p}:parties")],
+            vec![],
+        ))? {
+            Resp::Array(v) => v.get(1).and_then(Resp::int).unwrap_or(0).max(0) as u64,
+            _ => 0,
+        };
+        let b = Barrier::new(p, parties);
+        let s = self.store()?;
+        let broken = || Response::Err(OpError::BrokenBarrier);
+        Ok(match op {
+            Op::BarrierArrive => match b.arrive(&*s)? {
+                None => broken(),
+                Some((g, i)) => Response::Arrived(g as u64, i),
+            },
+            Op::BarrierAwait(g, w) => match b.await_gen(&*s, *g as i64, ms(*w))? {
+                Some(true) => Response::Ok,
+                Some(false) => broken(),
+                None => Response::Err(OpError::Timeout),
+            },
+            Op::BarrierAbortIf(g) => Response::Bool(!b.abort_if(&*s, *g as i64)?),
+            Op::BarrierAbort => {
+                b.abort(&*s)?;
+                Response::Ok
+            }
+            Op::BarrierReset => {
+                b.reset(&*s)?;
+                Response::Ok
+            }
+            Op::BarrierState => {
+                let (waiting, is_broken) = b.state(&*s)?;
+                Response::Counts(vec![parties, waiting, is_broken as u64])
+            }
+            _ => unsupported(&format!("{} on a Barrier", op_name(op))),
+        })
     }
 
     fn sem_op(&self, id: ObjId, p: &str, op: &Op) -> Result<Response> {

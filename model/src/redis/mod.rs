@@ -104,6 +104,8 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &semaphore::SEM_VALUE,
     &queue::MQ_PUT,
     &queue::MQ_GET,
+    &barrier::BARRIER_BREAK,
+    &barrier::BARRIER_STATE,
 ];
 
 #[cfg(all(test, feature = "checkers"))]

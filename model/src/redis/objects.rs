@@ -548,6 +548,7 @@ pub const KIND_CODES: &[(Kind, u64)] = &[
     (Kind::Semaphore, 7),
     (Kind::Event, 8),
     (Kind::Queue, 9),
+    (Kind::Barrier, 10),
 ];
 
 /// The code of a kind, if the Redis backend has it.

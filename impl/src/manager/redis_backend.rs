@@ -397,7 +397,7 @@ impl Backend {
 }
 
 /// Delete every key of `namespace` on the server at `url` (what
-/// [`Manager::redis_clear`](super::Manager::redis_clear) does). Returns how
+/// [`Manager::redis_clear`](Self::redis_clear)(super::Manager::redis_clear) does). Returns how
 /// many keys were deleted.
 pub(crate) fn clear(url: &str, ns: &str) -> Result<u64> {
     check_namespace(ns)?;
@@ -613,7 +613,7 @@ impl super::Manager {
     ///
     /// * Each operation is one Lua script, so it is atomic on the server.
     /// * Locks and semaphore permits are held by a lease of 10 s
-    ///   ([`Manager::redis_with_lease`] to choose it) that a background
+    ///   ([`Manager::redis_with_lease`](Self::redis_with_lease) to choose it) that a background
     ///   thread renews while they are held. A holder that dies, or whose host
     ///   is cut off, loses its lock when the lease runs out; the next acquirer
     ///   gets [`ManagerError::OwnerDied`] (the lock held) with a larger
@@ -621,7 +621,7 @@ impl super::Manager {
     /// * Blocking calls wait on pub/sub notifications, never by polling, and
     ///   every call has a timeout (5 s per request).
     /// * Objects are not reference counted: they stay under the namespace
-    ///   until [`Manager::redis_clear`] deletes it.
+    ///   until [`Manager::redis_clear`](Self::redis_clear) deletes it.
     /// * [`Manager::address`](super::Manager::address) is a label,
     ///   `abstract:procshare-redis:{url}#{namespace}`; a proxy read back
     ///   from a managed list, or received by another process, finds its
@@ -649,7 +649,7 @@ impl super::Manager {
         Self::redis_with_lease(url, namespace, DEFAULT_LEASE)
     }
 
-    /// [`Manager::redis`] with locks and permits held by leases of `lease`
+    /// [`Manager::redis`](Self::redis) with locks and permits held by leases of `lease`
     /// (at least 30 ms): how long a dead holder keeps them.
     ///
     /// ```no_run

@@ -732,6 +732,8 @@ pub fn data_call(kind: Kind, p: &str, op: &Op) -> Option<Call> {
     }
 }
 
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The local manager's answer to `op` from the reply of its script
 /// ([`data_call`]): the same [`Response`] (or refusal) the local server gives.
 pub fn data_reply(op: &Op, r: Resp) -> Result<Response, BadReply> {
@@ -757,7 +759,7 @@ pub fn data_reply(op: &Op, r: Resp) -> Result<Response, BadReply> {
             .collect::<Result<Vec<_>, _>>(),
         _ => Err(bad(&r)),
     };
-    let pairs = |i: usize| -> Result<Vec<(Vec<u8>, Vec<u8>)>, BadReply> {
+    let pairs = |i: usize| -> Result<Pairs, BadReply> {
         let l = list(i)?;
         if l.len() % 2 != 0 {
             return Err(bad(&r));

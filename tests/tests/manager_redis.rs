@@ -134,6 +134,11 @@ enum Step {
     BarReset,
     BarAbort,
     BarState,
+    JqPut(i32),
+    JqGet,
+    JqTaskDone,
+    JqUnfinished,
+    JqJoin0,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -199,6 +204,11 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::BarReset),
         Just(Step::BarAbort),
         Just(Step::BarState),
+        (0i32..4).prop_map(Step::JqPut),
+        Just(Step::JqGet),
+        Just(Step::JqTaskDone),
+        Just(Step::JqUnfinished),
+        Just(Step::JqJoin0),
     ]
 }
 
@@ -216,6 +226,7 @@ struct Objs {
     q: procshare::QueueProxy<i32>,
     bar: procshare::BarrierProxy,
     bar1: procshare::BarrierProxy,
+    jq: procshare::JoinableQueueProxy<i32>,
 }
 
 impl Objs {
@@ -233,6 +244,7 @@ impl Objs {
             q: m.queue(Some(2)).unwrap(),
             bar: m.barrier(2).unwrap(),
             bar1: m.barrier(1).unwrap(),
+            jq: m.joinable_queue(Some(2)).unwrap(),
         }
     }
 
@@ -307,6 +319,11 @@ impl Objs {
             Step::Bar1Wait => show(self.bar1.wait()),
             Step::BarReset => show(self.bar.reset()),
             Step::BarAbort => show(self.bar.abort()),
+            Step::JqPut(x) => show(self.jq.try_put(x)),
+            Step::JqGet => show(self.jq.try_get()),
+            Step::JqTaskDone => show(self.jq.task_done()),
+            Step::JqUnfinished => show(self.jq.unfinished_tasks()),
+            Step::JqJoin0 => show(self.jq.join_timeout(Duration::ZERO)),
             Step::BarState => show(
                 self.bar
                     .parties()

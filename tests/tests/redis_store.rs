@@ -117,6 +117,8 @@ enum Op {
     MqMax,
     BarBreak,
     BarState,
+    JqTaskDone,
+    JqUnfinished,
     /// A manager operation on a data object (list, dict, value, namespace).
     Data(Kind, MOp),
 }
@@ -208,6 +210,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::MqMax),
         1 => Just(Op::BarBreak),
         1 => Just(Op::BarState),
+        2 => Just(Op::JqTaskDone),
+        1 => Just(Op::JqUnfinished),
         12 => data_op(),
     ]
 }
@@ -294,6 +298,8 @@ impl Objects {
             Op::LockLocked => self.lock.locked_call(),
             Op::BarBreak => self.bar.break_call(),
             Op::BarState => self.bar.state_call(),
+            Op::JqTaskDone => self.mq.task_done_call(),
+            Op::JqUnfinished => self.mq.unfinished_call(),
             Op::SemValue => self.sem.value_call(),
             Op::MqPut(i) => self.mq.put_call(&item(*i)),
             Op::MqGet => self.mq.get_call(),

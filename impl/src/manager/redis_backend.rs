@@ -22,7 +22,9 @@
 
 use super::client::{ManagerError, Result};
 use crate::redis::{RedisError, RedisStore};
-use procshare_model::manager::{Init, Kind, ObjId, Op, OpError, Request, Response, Wait};
+use procshare_model::manager::{
+    Init, JoinableOp, Kind, ObjId, Op, OpError, Request, Response, Wait,
+};
 use procshare_model::redis::lock::LeaseLock;
 use procshare_model::redis::objects::{self, data_call, data_reply, id_kind, kind_code};
 use procshare_model::redis::queue::ManagerQueue;
@@ -145,7 +147,10 @@ impl Backend {
             }
             Init::Queue {
                 maxsize: Some(m), ..
-            } if *m > 0 => {
+            }
+            | Init::JoinableQueue { maxsize: Some(m) }
+                if *m > 0 =>
+            {
                 set(
                     ManagerQueue::new(&p).max_key().to_string(),
                     m.to_string().into_bytes(),
@@ -213,9 +218,30 @@ impl Backend {
                 }
                 .map_err(Into::into)
             }
-            Kind::Queue => {
+            Kind::Queue | Kind::JoinableQueue => {
                 let q = ManagerQueue::new(&p);
                 let s = self.store()?;
+                match (kind, op) {
+                    (Kind::JoinableQueue, Op::Joinable(JoinableOp::TaskDone)) => {
+                        return Ok(match q.task_done(&*s)? {
+                            Some(_) => Response::Ok,
+                            None => Response::Err(OpError::BadRequest(
+                                "task_done() called too many times".into(),
+                            )),
+                        })
+                    }
+                    (Kind::JoinableQueue, Op::Joinable(JoinableOp::Join(w))) => {
+                        return Ok(if q.join(&*s, ms(*w))? {
+                            Response::Ok
+                        } else {
+                            Response::Err(OpError::Timeout)
+                        })
+                    }
+                    (Kind::JoinableQueue, Op::Joinable(JoinableOp::Unfinished)) => {
+                        return Ok(Response::Usize(q.unfinished(&*s)?))
+                    }
+                    _ => {}
+                }
                 match op {
                     Op::Put(x, w) => Ok(if q.put(&*s, x, ms(*w))? {
                         Response::Ok

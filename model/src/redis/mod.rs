@@ -106,6 +106,8 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &queue::MQ_GET,
     &barrier::BARRIER_BREAK,
     &barrier::BARRIER_STATE,
+    &queue::JQ_TASK_DONE,
+    &queue::JQ_UNFINISHED,
 ];
 
 #[cfg(all(test, feature = "checkers"))]

@@ -549,6 +549,7 @@ pub const KIND_CODES: &[(Kind, u64)] = &[
     (Kind::Event, 8),
     (Kind::Queue, 9),
     (Kind::Barrier, 10),
+    (Kind::JoinableQueue, 11),
 ];
 
 /// The code of a kind, if the Redis backend has it.

@@ -315,7 +315,9 @@ impl ReliableQueue {
 pub const MUTANT_GET_NO_SPACE_NOTICE: Mutant = Mutant(1210);
 
 /// The manager queue's put: `KEYS` items, channel, space channel, maxsize
-/// (0 or absent: unbounded); `ARGV` item. Replies `{1}`, or `{0}` if full.
+/// (0 or absent: unbounded), unfinished (the joinable queue's count of
+/// items put and not yet `task_done`); `ARGV` item. Replies `{1}`, or `{0}`
+/// if full.
 pub static MQ_PUT: ScriptDef = ScriptDef {
     name: "mq_put",
     lua: concat!(
@@ -324,6 +326,7 @@ pub static MQ_PUT: ScriptDef = ScriptDef {
 local max = int(KEYS[4]) or 0
 if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return {0} end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[5])
 redis.call('PUBLISH', KEYS[2], 'put')
 return {1}
 "#
@@ -334,6 +337,7 @@ return {1}
             return Ok(Resp::Array(vec![Resp::Int(0)]));
         }
         db.rpush(&k[0], &a[0])?;
+        db.incrby(&k[4], 1)?;
         db.publish(&k[1]);
         Ok(Resp::Array(vec![Resp::Int(1)]))
     },
@@ -370,6 +374,8 @@ pub struct ManagerQueue {
     chan: String,
     space: String,
     max: String,
+    unfinished: String,
+    joined: String,
 }
 
 impl ManagerQueue {
@@ -380,6 +386,8 @@ impl ManagerQueue {
             chan: format!("{prefix}:chan"),
             space: format!("{prefix}:space"),
             max: format!("{prefix}:max"),
+            unfinished: format!("{prefix}:unfinished"),
+            joined: format!("{prefix}:joined"),
         }
     }
 
@@ -402,6 +410,7 @@ impl ManagerQueue {
                 self.chan.clone(),
                 self.space.clone(),
                 self.max.clone(),
+                self.unfinished.clone(),
             ],
             vec![item.to_vec()],
         )
@@ -467,5 +476,108 @@ impl ManagerQueue {
                 .into()),
             }
         })
+    }
+}
+
+/// Seeded bug 1211: the `task_done` that finishes the last task does not
+/// announce it, so a `join` sleeps on (a lost wake-up).
+#[doc(hidden)]
+pub const MUTANT_TASK_DONE_SILENT: Mutant = Mutant(1211);
+
+/// The joinable queue's `task_done`: `KEYS` unfinished, joined channel.
+/// Replies `{1, tasks left}`, or `{0}` if none was unfinished (Python's
+/// `ValueError: task_done() called too many times`).
+pub static JQ_TASK_DONE: ScriptDef = ScriptDef {
+    name: "jq_task_done",
+    lua: concat!(
+        super::store::lua_int!(),
+        r#"
+local n = int(KEYS[1]) or 0
+if n <= 0 then return {0} end
+n = redis.call('DECR', KEYS[1])
+if n == 0 then redis.call('PUBLISH', KEYS[2], 'joined') end
+return {1, n}
+"#
+    ),
+    run: |db, k, _| {
+        let n = db.get_int(&k[0])?.unwrap_or(0);
+        if n <= 0 {
+            return Ok(Resp::Array(vec![Resp::Int(0)]));
+        }
+        let n = db.incrby(&k[0], -1)?;
+        if n == 0 && db.mutant != MUTANT_TASK_DONE_SILENT.0 {
+            db.publish(&k[1]);
+        }
+        Ok(Resp::Array(vec![Resp::Int(1), Resp::Int(n)]))
+    },
+};
+
+/// The joinable queue's count of unfinished tasks: `KEYS` unfinished. Replies `{1, n}`.
+pub static JQ_UNFINISHED: ScriptDef = ScriptDef {
+    name: "jq_unfinished",
+    lua: concat!(super::store::lua_int!(), "return {1, int(KEYS[1]) or 0}\n"),
+    run: |db, k, _| {
+        Ok(Resp::Array(vec![
+            Resp::Int(1),
+            Resp::Int(db.get_int(&k[0])?.unwrap_or(0)),
+        ]))
+    },
+};
+
+impl ManagerQueue {
+    /// The `task_done` step's call.
+    pub fn task_done_call(&self) -> Call {
+        Call::new(
+            &JQ_TASK_DONE,
+            vec![self.unfinished.clone(), self.joined.clone()],
+            vec![],
+        )
+    }
+
+    /// The unfinished step's call.
+    pub fn unfinished_call(&self) -> Call {
+        Call::new(&JQ_UNFINISHED, vec![self.unfinished.clone()], vec![])
+    }
+
+    /// Mark one task done: `Ok(None)` if none was unfinished, else how many are left.
+    pub fn task_done<S: Store>(&self, s: &S) -> Result<Option<u64>, S::Error> {
+        let r = s.eval(&self.task_done_call())?;
+        match &r {
+            Resp::Array(v) if v == &[Resp::Int(0)] => Ok(None),
+            _ => match super::store::ints::<2>(JQ_TASK_DONE.name, r.clone())? {
+                [1, n] if n >= 0 => Ok(Some(n as u64)),
+                _ => Err(BadReply {
+                    script: JQ_TASK_DONE.name,
+                    reply: r,
+                }
+                .into()),
+            },
+        }
+    }
+
+    /// Tasks put and not yet done.
+    pub fn unfinished<S: Store>(&self, s: &S) -> Result<u64, S::Error> {
+        let r = s.eval(&self.unfinished_call())?;
+        match super::store::ints::<2>(JQ_UNFINISHED.name, r.clone())? {
+            [1, n] if n >= 0 => Ok(n as u64),
+            _ => Err(BadReply {
+                script: JQ_UNFINISHED.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+
+    /// Python's `join()`: wait until every task put is done, at most
+    /// `timeout_ms` (`None`: for ever). `Ok(false)`: timed out.
+    pub fn join<S: Store>(&self, s: &S, timeout_ms: Option<u64>) -> Result<bool, S::Error> {
+        let r = block_until(s, &self.joined, timeout_ms, || {
+            Ok(if self.unfinished(s)? == 0 {
+                Attempt::Done(())
+            } else {
+                Attempt::Retry(None)
+            })
+        })?;
+        Ok(r.is_some())
     }
 }

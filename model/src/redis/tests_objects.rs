@@ -276,3 +276,51 @@ fn manager_queue_catches_get_without_room_notice() {
         mq_run::<1210>(Sched::Random);
     }));
 }
+
+/// A producer puts three items into a joinable queue and joins it (Python's
+/// pattern); two consumers get and mark them done. The join returns only
+/// when all three are done.
+fn jq_run<const M: u32>(sched: Sched) -> bool {
+    shuttle_runs(sched, iters(), move |died| {
+        let r = ModelRedis::<M>::new(Options::default());
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut cs: Vec<(Option<u32>, Body<M>)> = vec![];
+        let d = done.clone();
+        let producer: Body<M> = Box::new(move |c: &ModelClient<M>| {
+            let q = ManagerQueue::new(MQ);
+            for i in 0..3u8 {
+                assert!(q.put(c, &[i], None).unwrap());
+            }
+            assert!(q.join(c, None).unwrap());
+            let d = d.load(SeqCst);
+            crate::check!(d == 3, "join returned with {d} of 3 tasks done");
+        });
+        cs.push((None, producer));
+        for n in [2usize, 1] {
+            let done = done.clone();
+            let consumer: Body<M> = Box::new(move |c: &ModelClient<M>| {
+                let q = ManagerQueue::new(MQ);
+                for _ in 0..n {
+                    q.get(c, None).unwrap().expect("no timeout");
+                    done.fetch_add(1, SeqCst);
+                    q.task_done(c).unwrap().expect("a task was unfinished");
+                }
+            });
+            cs.push((None, consumer));
+        }
+        r.run(cs, died);
+    })
+}
+
+#[test]
+fn joinable_queue_join_waits_for_every_task() {
+    jq_run::<0>(Sched::Random);
+    jq_run::<0>(Sched::Pct);
+}
+
+#[test]
+fn joinable_queue_catches_silent_task_done() {
+    assert!(fails_with("deadlock", || {
+        jq_run::<1211>(Sched::Random);
+    }));
+}

@@ -20,6 +20,7 @@ use procshare::internals::{RedisLock, RedisStore};
 use procshare::{Event, Process, RedisError, Value};
 use procshare_model::manager::{Kind, Op as MOp};
 use procshare_model::redis::barrier::Barrier;
+use procshare_model::redis::condition::Condition;
 use procshare_model::redis::event::Event as RedisEvent;
 use procshare_model::redis::lock::{fenced_set_call, LeaseLock};
 use procshare_model::redis::objects;
@@ -119,6 +120,12 @@ enum Op {
     BarState,
     JqTaskDone,
     JqUnfinished,
+    /// The condition's steps by holder 0 or 1 (the lock is the recursive
+    /// lock's: `RLockAcquire` takes it), with a ticket 1..4.
+    CondEnter(u8),
+    CondTake(u8, u64),
+    CondReacquire(u8, u64),
+    CondNotify(u8, u64),
     /// A manager operation on a data object (list, dict, value, namespace).
     Data(Kind, MOp),
 }
@@ -212,6 +219,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::BarState),
         2 => Just(Op::JqTaskDone),
         1 => Just(Op::JqUnfinished),
+        2 => (0..2u8).prop_map(Op::CondEnter),
+        2 => (0..2u8, 1..4u64).prop_map(|(h, t)| Op::CondTake(h, t)),
+        1 => (0..2u8, 1..4u64).prop_map(|(h, t)| Op::CondReacquire(h, t)),
+        2 => (0..2u8, 0..3u64).prop_map(|(h, n)| Op::CondNotify(h, n)),
         12 => data_op(),
     ]
 }
@@ -227,6 +238,7 @@ struct Objects {
     queues_short: [ReliableQueue; 2],
     corruptible: [String; 9],
     rlocks: [RLeaseLock; 2],
+    conds: [Condition; 2],
     mq: ManagerQueue,
     ns: String,
 }
@@ -264,6 +276,10 @@ impl Objects {
                 RLeaseLock::new(&format!("{ns}:rlock:r"), "h1", LEASE),
             ],
             mq: ManagerQueue::new(&format!("{ns}:mq:q")),
+            conds: [
+                Condition::new(&format!("{ns}:rlock:r"), "h0", LEASE),
+                Condition::new(&format!("{ns}:rlock:r"), "h1", LEASE),
+            ],
             ns: ns.to_string(),
         }
     }
@@ -299,6 +315,10 @@ impl Objects {
             Op::BarBreak => self.bar.break_call(),
             Op::BarState => self.bar.state_call(),
             Op::JqTaskDone => self.mq.task_done_call(),
+            Op::CondEnter(h) => self.conds[*h as usize].enter_call(),
+            Op::CondTake(h, t) => self.conds[*h as usize].take_call(1, *t),
+            Op::CondReacquire(h, t) => self.conds[*h as usize].reacquire_call(2, *t),
+            Op::CondNotify(h, n) => self.conds[*h as usize].notify_call(*n),
             Op::JqUnfinished => self.mq.unfinished_call(),
             Op::SemValue => self.sem.value_call(),
             Op::MqPut(i) => self.mq.put_call(&item(*i)),
@@ -327,9 +347,11 @@ impl Objects {
 /// compared by shape: the real server's clock moved while the model's did not.
 fn normalize(script: &str, r: Resp) -> Resp {
     match (script, r) {
-        ("lock_acquire" | "sem_acquire" | "queue_take" | "rlock_acquire", Resp::Array(v))
-            if v.len() == 2 && v[0] == Resp::Int(0) =>
-        {
+        (
+            "lock_acquire" | "sem_acquire" | "queue_take" | "rlock_acquire" | "cond_take"
+            | "cond_reacquire",
+            Resp::Array(v),
+        ) if v.len() == 2 && v[0] == Resp::Int(0) => {
             let t = match v[1] {
                 Resp::Int(ms) if (0..=LEASE as i64).contains(&ms) => {
                     Resp::Bulk(b"<time left>".to_vec())

@@ -25,6 +25,7 @@ use crate::redis::{RedisError, RedisStore};
 use procshare_model::manager::{
     Init, JoinableOp, Kind, ObjId, Op, OpError, Request, Response, Wait,
 };
+use procshare_model::redis::condition::{Condition, LockChange};
 use procshare_model::redis::lock::LeaseLock;
 use procshare_model::redis::objects::{self, data_call, data_reply, id_kind, kind_code};
 use procshare_model::redis::queue::ManagerQueue;
@@ -204,6 +205,27 @@ impl Backend {
             Kind::List | Kind::Dict | Kind::Value | Kind::Namespace => self.data(kind, &p, op),
             Kind::Lock => self.lock_op(id, &p, op),
             Kind::RLock => self.rlock_op(id, &p, op),
+            Kind::Condition => {
+                let c = Condition::new(&p, &me(), self.lease_ms);
+                let s = self.store()?;
+                match c.cond_op(&*s, op) {
+                    None => self.rlock_op(id, &p, op),
+                    Some(r) => {
+                        let (resp, change) = r?;
+                        match change {
+                            LockChange::Took { token, .. } => {
+                                let renew = c.lock().lease(&p).renew_call(token);
+                                hold(self, rlock_slot(id), token, renew);
+                            }
+                            LockChange::Gave => {
+                                unhold(self, rlock_slot(id));
+                            }
+                            LockChange::None => {}
+                        }
+                        Ok(resp)
+                    }
+                }
+            }
             Kind::Semaphore => self.sem_op(id, &p, op),
             Kind::Barrier => self.barrier_op(&p, op),
             Kind::Event => {
@@ -284,6 +306,7 @@ impl Backend {
     }
 
     fn rlock_op(&self, id: ObjId, p: &str, op: &Op) -> Result<Response> {
+        let kind = id_kind(id).unwrap_or(Kind::RLock);
         let l = RLeaseLock::new(p, &me(), self.lease_ms);
         let s = self.store()?;
         match op {
@@ -312,7 +335,7 @@ impl Backend {
                 }
             },
             Op::Locked => Ok(Response::Bool(l.lease(p).locked(&*s)?)),
-            _ => Ok(unsupported(&format!("{} on an RLock", op_name(op)))),
+            _ => Ok(unsupported(&format!("{} on an {kind:?}", op_name(op)))),
         }
     }
 
@@ -398,7 +421,7 @@ impl Backend {
     /// The fencing token of this process's latest held acquisition of lock
     /// (or recursive lock) `id`.
     pub(crate) fn token(&self, id: ObjId, kind: Kind) -> Option<u64> {
-        let slot = if kind == Kind::RLock {
+        let slot = if matches!(kind, Kind::RLock | Kind::Condition) {
             rlock_slot(id)
         } else {
             id

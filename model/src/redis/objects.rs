@@ -550,6 +550,7 @@ pub const KIND_CODES: &[(Kind, u64)] = &[
     (Kind::Queue, 9),
     (Kind::Barrier, 10),
     (Kind::JoinableQueue, 11),
+    (Kind::Condition, 12),
 ];
 
 /// The code of a kind, if the Redis backend has it.

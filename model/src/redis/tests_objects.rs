@@ -324,3 +324,113 @@ fn joinable_queue_catches_silent_task_done() {
         jq_run::<1211>(Sched::Random);
     }));
 }
+
+// ------------------------------------------------------------ the condition
+
+const COND: &str = "ns:condition:c";
+
+/// The manager's condition requests of one client, answered by the Redis
+/// condition's steps (the same client sequence, `manager::condition_wait`,
+/// the local manager runs).
+struct CondClient<'a, const M: u32> {
+    c: &'a ModelClient<M>,
+    cond: super::condition::Condition,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // shown by the panics' Debug
+struct CondError(String);
+
+impl From<crate::manager::ClientError> for CondError {
+    fn from(e: crate::manager::ClientError) -> Self {
+        CondError(format!("{e:?}"))
+    }
+}
+
+impl<const M: u32> crate::manager::Requester for CondClient<'_, M> {
+    type Error = CondError;
+    fn request(&self, op: Op) -> Result<crate::manager::Response, CondError> {
+        use crate::manager::Response;
+        let e = |e: super::model::ModelError| CondError(format!("{e:?}"));
+        match op {
+            Op::Acquire(_) => {
+                let h = self.cond.lock().acquire(self.c, None).map_err(e)?;
+                Ok(Response::Bool(h.is_some()))
+            }
+            Op::Release => Ok(match self.cond.lock().release(self.c).map_err(e)? {
+                Some(_) => Response::Ok,
+                None => Response::Err(crate::manager::OpError::NotOwner),
+            }),
+            op => match self.cond.cond_op(self.c, &op) {
+                Some(r) => r.map(|(resp, _)| resp).map_err(e),
+                None => Err(CondError(format!("{op:?}"))),
+            },
+        }
+    }
+}
+
+/// Two waiters wait under the condition's lock until a flag is set; a
+/// notifier sets it under the lock and notifies all. Nobody is inside with
+/// another, and both waiters return.
+fn cond_run<const M: u32>(sched: Sched) -> bool {
+    shuttle_runs(sched, iters(), move |died| {
+        use crate::manager::{condition_wait, Requester, Wait};
+        let r = ModelRedis::<M>::new(Options::default());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut cs: Vec<(Option<u32>, Body<M>)> = vec![];
+        let enter = |inside: &AtomicUsize| {
+            crate::check!(
+                inside.fetch_add(1, SeqCst) == 0,
+                "two holders of the condition's lock"
+            );
+        };
+        for i in 0..2 {
+            let (inside, flag) = (inside.clone(), flag.clone());
+            let waiter: Body<M> = Box::new(move |c: &ModelClient<M>| {
+                let me = CondClient {
+                    c,
+                    cond: super::condition::Condition::new(COND, &format!("w{i}"), 1000),
+                };
+                me.request(Op::Acquire(Wait::Forever)).unwrap();
+                enter(&inside);
+                while !flag.load(SeqCst) {
+                    inside.fetch_sub(1, SeqCst);
+                    assert!(condition_wait(&me, Wait::Forever).unwrap());
+                    enter(&inside);
+                }
+                inside.fetch_sub(1, SeqCst);
+                me.request(Op::Release).unwrap();
+            });
+            cs.push((None, waiter));
+        }
+        let (inside2, flag2) = (inside.clone(), flag.clone());
+        let notifier: Body<M> = Box::new(move |c: &ModelClient<M>| {
+            let me = CondClient {
+                c,
+                cond: super::condition::Condition::new(COND, "n", 1000),
+            };
+            me.request(Op::Acquire(Wait::Forever)).unwrap();
+            enter(&inside2);
+            flag2.store(true, SeqCst);
+            me.request(Op::NotifyAll).unwrap();
+            inside2.fetch_sub(1, SeqCst);
+            me.request(Op::Release).unwrap();
+        });
+        cs.push((None, notifier));
+        r.run(cs, died);
+    })
+}
+
+#[test]
+fn condition_waiters_wake_and_exclude_each_other() {
+    cond_run::<0>(Sched::Random);
+    cond_run::<0>(Sched::Pct);
+}
+
+#[test]
+fn condition_catches_take_of_a_held_lock() {
+    assert!(fails_with("two holders", || {
+        cond_run::<1212>(Sched::Random);
+    }));
+}

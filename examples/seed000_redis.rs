@@ -11,7 +11,7 @@
 //! cargo run --example seed000_redis
 //! ```
 
-use procshare::{ListProxy, Manager, Process};
+use procshare::{ListProxy, Manager, Process, StartMethod};
 use procshare_tests::seed000::py_list_repr;
 
 const INPUT_LIST_ONE: [&str; 5] = ["one", "two", "three", "four", "five"];
@@ -24,9 +24,10 @@ fn manager_worker((final_list, data): (ListProxy<String>, Vec<String>)) {
     }
 }
 
-/// The document's fix with the list on Redis under `namespace`; returns the
-/// line the parent prints. The namespace's keys are deleted afterwards.
-pub(crate) fn manager_list_redis(url: &str, namespace: &str) -> Vec<String> {
+/// The document's fix with the list on Redis under `namespace`, the workers
+/// started by `method`; returns the line the parent prints. The namespace's
+/// keys are deleted afterwards.
+pub(crate) fn manager_list_redis(url: &str, namespace: &str, method: StartMethod) -> Vec<String> {
     // The one line that differs from seed 000's `Manager::start()`:
     let manager = Manager::redis(url, namespace).expect("reach the Redis server");
     let final_list = manager.list::<String>().expect("manager.list()");
@@ -34,8 +35,10 @@ pub(crate) fn manager_list_redis(url: &str, namespace: &str) -> Vec<String> {
         let words = w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         (final_list.clone(), words)
     };
-    let mut process1 = Process::with_target(manager_worker, args(INPUT_LIST_ONE));
-    let mut process2 = Process::with_target(manager_worker, args(INPUT_LIST_TWO));
+    let mut process1 =
+        Process::with_target(manager_worker, args(INPUT_LIST_ONE)).start_method(method);
+    let mut process2 =
+        Process::with_target(manager_worker, args(INPUT_LIST_TWO)).start_method(method);
     process1.start().expect("start process1");
     process2.start().expect("start process2");
     let codes = (
@@ -54,7 +57,7 @@ fn main() {
     let url = std::env::var("PROCSHARE_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string());
     let ns = format!("seed000-{}", std::process::id());
-    for line in manager_list_redis(&url, &ns) {
+    for line in manager_list_redis(&url, &ns, procshare::get_start_method()) {
         procshare_tests::say(&line);
     }
 }

@@ -663,8 +663,25 @@ fn seed000_over_redis_prints_ten_words() {
         return;
     };
     let ns = Ns::new(&url, "seed000");
-    let lines = seed000_redis::manager_list_redis(&url, &ns.name);
+    let lines = seed000_redis::manager_list_redis(&url, &ns.name, procshare::StartMethod::Fork);
     assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        procshare_tests::seed000::is_valid_manager_output(&lines[0]),
+        "{}",
+        lines[0]
+    );
+}
+
+/// The same under the spawn start method: the proxies travel to a fresh
+/// program, which finds the Redis manager by the proxy's label.
+#[test]
+fn seed000_over_redis_with_spawned_workers() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("manager_redis::seed000_spawn") else {
+        return;
+    };
+    let ns = Ns::new(&url, "seed000spawn");
+    let lines = seed000_redis::manager_list_redis(&url, &ns.name, procshare::StartMethod::Spawn);
     assert!(
         procshare_tests::seed000::is_valid_manager_output(&lines[0]),
         "{}",

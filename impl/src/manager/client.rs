@@ -314,6 +314,21 @@ impl Endpoint {
         }
         ep
     }
+    /// A Redis manager's endpoint from its label (a proxy that reached a
+    /// process that has none: a spawned child, say), with the default lease.
+    #[cfg(feature = "redis")]
+    fn redis_by_label(a: &Address) -> Option<Arc<Endpoint>> {
+        let Address::Abstract(label) = a else {
+            return None;
+        };
+        let label = std::str::from_utf8(label).ok()?;
+        let (url, ns) = label.strip_prefix("procshare-redis:")?.rsplit_once('#')?;
+        let b = super::redis_backend::Backend::open(url, ns, super::redis_backend::DEFAULT_LEASE)
+            .ok()?;
+        let ep = Endpoint::new_redis(b);
+        Endpoint::publish(&ep);
+        Some(ep)
+    }
     /// The Redis backend, if this endpoint is a Redis manager's.
     #[cfg(feature = "redis")]
     fn redis(&self) -> Option<&super::redis_backend::Backend> {
@@ -791,8 +806,11 @@ impl Handle {
         &self,
         s: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        // A child's arguments being exported: it will need the manager.
-        super::spawn::note(&self.ep);
+        // A child's arguments being exported: it will need the manager (a
+        // Redis manager's proxy finds its server by its label instead).
+        if self.ep.redis().is_none() {
+            super::spawn::note(&self.ep);
+        }
         Token {
             address: self.ep.address.clone(),
             id: self.id,
@@ -815,7 +833,11 @@ impl Handle {
                 t.kind
             )));
         }
-        let ep = Endpoint::find(&t.address).ok_or_else(|| {
+        #[cfg(feature = "redis")]
+        let found = Endpoint::find(&t.address).or_else(|| Endpoint::redis_by_label(&t.address));
+        #[cfg(not(feature = "redis"))]
+        let found = Endpoint::find(&t.address);
+        let ep = found.ok_or_else(|| {
             D::Error::custom(format!(
                 "proxy refers to the manager at {}, unknown in this process (use Manager::connect)",
                 t.address

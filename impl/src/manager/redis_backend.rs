@@ -673,9 +673,10 @@ impl super::Manager {
     ///   until [`Manager::redis_clear`](Self::redis_clear) deletes it.
     /// * [`Manager::address`](super::Manager::address) is a label,
     ///   `abstract:procshare-redis:{url}#{namespace}`; a proxy read back
-    ///   from a managed list, or received by another process, finds its
-    ///   manager by it (the process must have called `Manager::redis` with
-    ///   the same URL and namespace, or inherited it by fork).
+    ///   from a managed list, or received by another process (a child
+    ///   started by spawn or forkserver, say), finds its manager by it,
+    ///   connecting if the process has none yet (then with the default
+    ///   lease).
     ///
     /// ```no_run
     /// use procshare::Manager;

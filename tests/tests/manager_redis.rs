@@ -144,6 +144,12 @@ enum Step {
     CondWait0,
     CondNotify,
     CondNotifyAll,
+    DPopItem,
+    DIterKeys,
+    DOr(Vec<(u8, i32)>),
+    DFromKeys(Vec<u8>, i32),
+    QFull,
+    RLockLocked,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -219,6 +225,12 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::CondWait0),
         Just(Step::CondNotify),
         Just(Step::CondNotifyAll),
+        Just(Step::DPopItem),
+        Just(Step::DIterKeys),
+        prop::collection::vec((0u8..4, 0i32..4), 0..3).prop_map(Step::DOr),
+        (prop::collection::vec(0u8..4, 0..4), 0i32..4).prop_map(|(k, v)| Step::DFromKeys(k, v)),
+        Just(Step::QFull),
+        Just(Step::RLockLocked),
     ]
 }
 
@@ -331,6 +343,18 @@ impl Objs {
             Step::Bar1Wait => show(self.bar1.wait()),
             Step::BarReset => show(self.bar.reset()),
             Step::BarAbort => show(self.bar.abort()),
+            Step::DPopItem => show(self.d.popitem()),
+            Step::DIterKeys => show(
+                self.d
+                    .iter()
+                    .and_then(|it| it.collect::<Result<Vec<u8>, _>>()),
+            ),
+            Step::DOr(v) => show(self.d.or::<Vec<(u8, i32)>, _, _>(v.iter().copied())),
+            Step::DFromKeys(k, v) => {
+                show(self.d.fromkeys::<Vec<(u8, i32)>, _>(k.iter().copied(), v))
+            }
+            Step::QFull => show(self.q.is_full()),
+            Step::RLockLocked => show(self.rlock.is_locked()),
             Step::CondAcquire => show(self.cond.try_acquire()),
             Step::CondRelease => show(self.cond.release()),
             Step::CondWait0 => show(self.cond.wait_timeout(Duration::ZERO)),

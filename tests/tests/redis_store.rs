@@ -168,6 +168,8 @@ fn data_op() -> impl Strategy<Value = Op> {
         (b(), b()).prop_map(|(k, v)| MOp::DictSetDefault(k, v)),
         Just(MOp::Len),
         Just(MOp::Clear),
+        Just(MOp::DictPopItem),
+        (prop::option::of(0u64..4), 0u64..4).prop_map(|(a, n)| MOp::DictKeyAfter(a, n)),
     ]
     .prop_map(|o| Op::Data(Kind::Dict, o));
     let value = prop_oneof![Just(MOp::ValueGet), b().prop_map(MOp::ValueSet)]

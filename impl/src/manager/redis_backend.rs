@@ -275,6 +275,19 @@ impl Backend {
                         None => Response::Err(OpError::Timeout),
                     }),
                     Op::Len => self.data(Kind::List, q.items_key(), &Op::Len),
+                    Op::QFull => {
+                        let r = self.eval(&Call::new(
+                            &objects::QUEUE_FULL,
+                            vec![q.items_key().to_string(), q.max_key().to_string()],
+                            vec![],
+                        ))?;
+                        match &r {
+                            Resp::Array(v) if v.len() == 2 && v[0] == Resp::Int(1) => {
+                                Ok(Response::Bool(v[1] == Resp::Int(1)))
+                            }
+                            _ => Err(bad_reply("queue_full", r)),
+                        }
+                    }
                     _ => Ok(unsupported(&format!("{} on a Queue", op_name(op)))),
                 }
             }

@@ -361,6 +361,11 @@ impl Db {
         Ok(self.zrange_upto(k, max)?.len() as i64)
     }
 
+    /// `ZRANGE k 0 -1 WITHSCORES`: every member and its score, by score.
+    pub fn zscored(&mut self, k: &str) -> R<Vec<(Vec<u8>, i64)>> {
+        self.zsorted(k)
+    }
+
     /// `ZRANGE k 0 -1`: every member, by score.
     pub fn zmembers(&mut self, k: &str) -> R<Vec<Vec<u8>>> {
         Ok(self.zsorted(k)?.into_iter().map(|(m, _)| m).collect())

@@ -10,7 +10,7 @@
 //! | object | keys (`{p}` = `{namespace}:{kind}:{id}`) |
 //! |---|---|
 //! | list | `{p}` (list), `{p}:ver` (its version, bumped by every change: the sort's write-back checks it) |
-//! | dict | `{p}:h` (hash key → value), `{p}:o` (sorted set key → insertion number), `{p}:n` (the last insertion number) |
+//! | dict | `{p}:h` (hash key → value), `{p}:o` (sorted set key → insertion number, from 0 as the local dict's), `{p}:n` (insertion numbers handed out) |
 //! | value | `{p}` (string) |
 //! | namespace | as a dict (names are sorted when read, as the local namespace's) |
 //!
@@ -33,6 +33,7 @@ const OUT_OF_RANGE: i64 = 1;
 const KEY_NOT_FOUND: i64 = 2;
 const NOT_IN_LIST: i64 = 3;
 const CONFLICT: i64 = 5;
+const CHANGED_SIZE: i64 = 6;
 
 fn ok(v: Vec<Resp>) -> Result<Resp, ScriptError> {
     let mut out = vec![Resp::Int(1)];
@@ -391,7 +392,7 @@ pub static DICT_SET: ScriptDef = ScriptDef {
 local prev = false
 for i = 1, #ARGV, 2 do
   prev = redis.call('HGET', KEYS[1], ARGV[i])
-  if not prev then redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[i]) end
+  if not prev then redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]) - 1, ARGV[i]) end
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 if prev then return {1, prev} end
@@ -405,7 +406,7 @@ return {1}
             };
             prev = db.hget(&k[0], key)?;
             if prev.is_none() {
-                let seq = db.incrby(&k[2], 1)?;
+                let seq = db.incrby(&k[2], 1)? - 1;
                 db.zadd(&k[1], seq, key, false)?;
             }
             db.hset(&k[0], key, v)?;
@@ -441,7 +442,7 @@ pub static DICT_SETDEFAULT: ScriptDef = ScriptDef {
     lua: r#"
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then return {1, v} end
-redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]) - 1, ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {1, ARGV[2]}
 "#,
@@ -449,7 +450,7 @@ return {1, ARGV[2]}
         if let Some(v) = db.hget(&k[0], &a[0])? {
             return ok(vec![Resp::Bulk(v)]);
         }
-        let seq = db.incrby(&k[2], 1)?;
+        let seq = db.incrby(&k[2], 1)? - 1;
         db.zadd(&k[1], seq, &a[0], false)?;
         db.hset(&k[0], &a[0], &a[1])?;
         ok(vec![Resp::Bulk(a[1].clone())])
@@ -533,6 +534,77 @@ return {1}
         db.get(&k[0])?;
         db.set(&k[0], &a[0], None, false);
         ok(vec![])
+    },
+};
+
+/// Remove and answer the pair inserted last: `KEYS` h, o. Replies `{1, k, v}`
+/// or `{0, 2, 0}` (empty).
+pub static DICT_POPITEM: ScriptDef = ScriptDef {
+    name: "dict_popitem",
+    lua: r#"
+local last = redis.call('ZRANGE', KEYS[2], -1, -1)
+if #last == 0 then return {0, 2, 0} end
+local v = redis.call('HGET', KEYS[1], last[1])
+if not v then return redis.error_reply('CORRUPT ' .. KEYS[2]) end
+redis.call('HDEL', KEYS[1], last[1])
+redis.call('ZREM', KEYS[2], last[1])
+return {1, last[1], v}
+"#,
+    run: |db, k, _| {
+        let Some(last) = db.zmembers(&k[1])?.pop() else {
+            return refuse(KEY_NOT_FOUND, 0);
+        };
+        let Some(v) = db.hget(&k[0], &last)? else {
+            return Err(ScriptError::Corrupt(k[1].clone()));
+        };
+        db.hdel(&k[0], &last)?;
+        db.zrem(&k[1], &last)?;
+        ok(vec![Resp::Bulk(last), Resp::Bulk(v)])
+    },
+};
+
+/// Iteration: the first key inserted after position `ARGV[1]` (`-1`: the
+/// first key), if the dict still has `ARGV[2]` keys: `KEYS` h, o. Replies
+/// `{1, position, key}`, `{1}` at the end, or `{0, 6, 0}` (it changed size).
+pub static DICT_KEY_AFTER: ScriptDef = ScriptDef {
+    name: "dict_key_after",
+    lua: r#"
+if redis.call('HLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return {0, 6, 0} end
+local next = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #next == 0 then return {1} end
+return {1, tonumber(next[2]), next[1]}
+"#,
+    run: |db, k, a| {
+        if db.hlen(&k[0])? != arg_int(a, 1) {
+            return refuse(CHANGED_SIZE, 0);
+        }
+        let after = arg_int(a, 0);
+        let next = db
+            .zscored(&k[1])?
+            .into_iter()
+            .find(|(_, score)| *score > after);
+        match next {
+            None => ok(vec![]),
+            Some((key, score)) => ok(vec![Resp::Int(score), Resp::Bulk(key)]),
+        }
+    },
+};
+
+/// Is the manager queue full: `KEYS` items, maxsize. Replies `{1, 0|1}`.
+pub static QUEUE_FULL: ScriptDef = ScriptDef {
+    name: "queue_full",
+    lua: concat!(
+        lua_int!(),
+        r#"
+local max = int(KEYS[2]) or 0
+if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return {1, 1} end
+return {1, 0}
+"#
+    ),
+    run: |db, k, _| {
+        let max = db.get_int(&k[1])?.unwrap_or(0);
+        let full = max > 0 && db.llen(&k[0])? >= max;
+        ok(vec![Resp::Int(full as i64)])
     },
 };
 
@@ -645,6 +717,9 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &VALUE_SET,
     &OBJ_NEW,
     &OBJ_NAMED,
+    &DICT_POPITEM,
+    &DICT_KEY_AFTER,
+    &QUEUE_FULL,
 ];
 
 /// A `u64` argument clamped to what the scripts read (`i64`).
@@ -722,6 +797,15 @@ pub fn data_call(kind: Kind, p: &str, op: &Op) -> Option<Call> {
         (Kind::Dict, Op::DictKeys | Op::DictValues | Op::DictItems) => c(&DICT_ITEMS, ho(), vec![]),
         (Kind::Dict | Kind::Namespace, Op::Len) => c(&DICT_LEN, h(), vec![]),
         (Kind::Dict, Op::Clear) => c(&DICT_CLEAR, ho(), vec![]),
+        (Kind::Dict, Op::DictPopItem) => c(&DICT_POPITEM, ho(), vec![]),
+        (Kind::Dict, Op::DictKeyAfter(after, len)) => c(
+            &DICT_KEY_AFTER,
+            ho(),
+            vec![after.map_or(s(-1), |a| u(a)), u(*len)],
+        ),
+        // Computed from a read of the dict (it is not changed).
+        (Kind::Dict, Op::DictOr(_)) => c(&DICT_ITEMS, ho(), vec![]),
+        (Kind::Dict, Op::DictFromKeys(..)) => c(&DICT_LEN, h(), vec![]),
         (Kind::Value, Op::ValueGet) => c(&VALUE_GET, vec![p.to_string()], vec![]),
         (Kind::Value, Op::ValueSet(x)) => c(&VALUE_SET, vec![p.to_string()], vec![x.clone()]),
         (Kind::Namespace, Op::NsGet(n)) => c(&DICT_GET, h(), vec![n.as_bytes().to_vec()]),
@@ -791,6 +875,7 @@ pub fn data_reply(op: &Op, r: Resp) -> Result<Response, BadReply> {
             (KEY_NOT_FOUND, _) => OpError::KeyNotFound,
             (NOT_IN_LIST, _) => OpError::ValueNotInList,
             (CONFLICT, _) => OpError::Conflict,
+            (CHANGED_SIZE, _) => OpError::ChangedSize,
             _ => return Err(bad(&r)),
         };
         return Ok(Response::Err(e));
@@ -819,6 +904,31 @@ pub fn data_reply(op: &Op, r: Resp) -> Result<Response, BadReply> {
         Op::DictKeys => Response::Items(pairs(1)?.into_iter().map(|p| p.0).collect()),
         Op::DictValues => Response::Items(pairs(1)?.into_iter().map(|p| p.1).collect()),
         Op::DictItems => Response::Pairs(pairs(1)?),
+        Op::DictPopItem => Response::Pairs(vec![(bytes(1)?, bytes(2)?)]),
+        Op::DictKeyAfter(..) => Response::Next(if v.len() == 1 {
+            None
+        } else {
+            Some((count(1)?, bytes(2)?))
+        }),
+        Op::DictOr(more) => {
+            let mut out = pairs(1)?;
+            for (k, x) in more {
+                match out.iter_mut().find(|(y, _)| y == k) {
+                    Some(slot) => slot.1 = x.clone(),
+                    None => out.push((k.clone(), x.clone())),
+                }
+            }
+            Response::Pairs(out)
+        }
+        Op::DictFromKeys(keys, x) => {
+            let mut out: Pairs = vec![];
+            for k in keys {
+                if !out.iter().any(|(y, _)| y == k) {
+                    out.push((k.clone(), x.clone()));
+                }
+            }
+            Response::Pairs(out)
+        }
         Op::NsItems => {
             let mut attrs = pairs(1)?
                 .into_iter()

@@ -62,7 +62,14 @@ fn random_op(kind: Kind, r: &mut Rng) -> Op {
             15 => Op::Clear,
             _ => Op::Insert(r.below(6), r.item()),
         },
-        Kind::Dict => match r.below(13) {
+        Kind::Dict => match r.below(17) {
+            13 => Op::DictPopItem,
+            14 => Op::DictKeyAfter(
+                [None, Some(0), Some(1), Some(3)][r.below(4) as usize],
+                r.below(4),
+            ),
+            15 => Op::DictOr(r.items().into_iter().map(|k| (k, vec![7])).collect()),
+            16 => Op::DictFromKeys(r.items(), r.item()),
             0 => Op::DictGet(r.item()),
             1 | 2 => Op::DictInsert(r.item(), r.item()),
             3 => Op::DictRemove(r.item()),

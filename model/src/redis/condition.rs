@@ -2,7 +2,7 @@
 //! plus tickets. The manager's condition protocol (`CondEnter`, `CondSleep`,
 //! `CondReacquire`, `Notify`; the client sequence is
 //! `manager::condition_wait`, written once) answered by one script each
-//! ([`cond_op`]), so the same client code runs over the local server and
+//! ([`Condition::cond_op`]), so the same client code runs over the local server and
 //! over Redis.
 //!
 //! | key | holds | written by |

@@ -798,11 +798,9 @@ pub fn data_call(kind: Kind, p: &str, op: &Op) -> Option<Call> {
         (Kind::Dict | Kind::Namespace, Op::Len) => c(&DICT_LEN, h(), vec![]),
         (Kind::Dict, Op::Clear) => c(&DICT_CLEAR, ho(), vec![]),
         (Kind::Dict, Op::DictPopItem) => c(&DICT_POPITEM, ho(), vec![]),
-        (Kind::Dict, Op::DictKeyAfter(after, len)) => c(
-            &DICT_KEY_AFTER,
-            ho(),
-            vec![after.map_or(s(-1), |a| u(a)), u(*len)],
-        ),
+        (Kind::Dict, Op::DictKeyAfter(after, len)) => {
+            c(&DICT_KEY_AFTER, ho(), vec![after.map_or(s(-1), u), u(*len)])
+        }
         // Computed from a read of the dict (it is not changed).
         (Kind::Dict, Op::DictOr(_)) => c(&DICT_ITEMS, ho(), vec![]),
         (Kind::Dict, Op::DictFromKeys(..)) => c(&DICT_LEN, h(), vec![]),

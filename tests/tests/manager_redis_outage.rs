@@ -27,6 +27,14 @@ fn a_paused_or_dropping_server_is_a_typed_error_not_a_hang() {
         }
     };
     let ns = format!("procshare-test:outage:{}", std::process::id());
+    // Cleared even when the test fails.
+    struct Clear(String, String);
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            let _ = Manager::redis_clear(&self.0, &self.1);
+        }
+    }
+    let _clear = Clear(url.clone(), ns.clone());
     let m = Manager::redis(&url, &ns).unwrap();
     let l = m.list::<u8>().unwrap();
     l.append(1).unwrap();
@@ -61,5 +69,4 @@ fn a_paused_or_dropping_server_is_a_typed_error_not_a_hang() {
         ),
     }
     assert!(l.len().unwrap() >= 1);
-    Manager::redis_clear(&url, &ns).unwrap();
 }

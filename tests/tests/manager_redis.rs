@@ -474,6 +474,43 @@ fn lock_holder_killed_next_acquirer_gets_owner_died() {
     lock.release().unwrap();
 }
 
+/// A process killed while it holds a semaphore's permit and waits on a
+/// queue: its permit comes back once its lease runs out, and the other
+/// waiters are not held up by it.
+#[test]
+fn semaphore_holder_killed_its_permit_comes_back() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("manager_redis::sem_kill9") else {
+        return;
+    };
+    let ns = Ns::new(&url, "semkill9");
+    let m = Manager::redis_with_lease(&url, &ns.name, Duration::from_millis(300)).unwrap();
+    let sem = m.semaphore(1).unwrap();
+    let q = m.queue::<u8>(None).unwrap();
+    let held = Event::new().unwrap();
+    let (s2, q2, h) = (sem.clone(), q.clone(), held.clone());
+    let mut child = Process::new(move || {
+        s2.acquire().unwrap();
+        h.set();
+        // Holds the permit and waits on the queue until killed.
+        let _ = q2.get();
+    });
+    child.start().unwrap();
+    let mut child = Victim(child);
+    assert!(held.wait_timeout(GENEROUS), "the child never acquired");
+    assert!(!sem.acquire_timeout(Duration::from_millis(700)).unwrap());
+    child.0.kill().unwrap();
+    child.0.join().unwrap();
+    // The dead waiter does not hold up the queue's other getters.
+    q.put(7).unwrap();
+    assert_eq!(q.get_timeout(GENEROUS).unwrap(), 7);
+    // Its permit comes back when its lease runs out.
+    assert!(sem.acquire_timeout(GENEROUS).unwrap());
+    assert_eq!(sem.value().unwrap(), 0);
+    sem.release().unwrap();
+    assert_eq!(sem.value().unwrap(), 1);
+}
+
 /// A holder paused (SIGSTOP) past its lease: the next acquirer gets the lock
 /// with a larger fencing token, and the paused holder's late fenced write,
 /// made after it is continued, is rejected.

@@ -150,6 +150,7 @@ enum Step {
     DFromKeys(Vec<u8>, i32),
     QFull,
     RLockLocked,
+    Repeat(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -231,6 +232,7 @@ fn step() -> impl Strategy<Value = Step> {
         (prop::collection::vec(0u8..4, 0..4), 0i32..4).prop_map(|(k, v)| Step::DFromKeys(k, v)),
         Just(Step::QFull),
         Just(Step::RLockLocked),
+        (0usize..4).prop_map(Step::Repeat),
     ]
 }
 
@@ -355,6 +357,7 @@ impl Objs {
             }
             Step::QFull => show(self.q.is_full()),
             Step::RLockLocked => show(self.rlock.is_locked()),
+            Step::Repeat(n) => show(self.l.repeat_in_place(*n)),
             Step::CondAcquire => show(self.cond.try_acquire()),
             Step::CondRelease => show(self.cond.release()),
             Step::CondWait0 => show(self.cond.wait_timeout(Duration::ZERO)),

@@ -155,6 +155,8 @@ fn data_op() -> impl Strategy<Value = Op> {
         (0u64..3, bs()).prop_map(|(v, xs)| MOp::ReplaceIf(v, xs)),
         Just(MOp::Len),
         Just(MOp::Clear),
+        (0u64..4).prop_map(MOp::ListRepeat),
+        Just(MOp::ListRepeat(u64::MAX)),
     ]
     .prop_map(|o| Op::Data(Kind::List, o));
     let dict = prop_oneof![

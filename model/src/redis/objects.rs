@@ -34,6 +34,7 @@ const KEY_NOT_FOUND: i64 = 2;
 const NOT_IN_LIST: i64 = 3;
 const CONFLICT: i64 = 5;
 const CHANGED_SIZE: i64 = 6;
+const TOO_LARGE: i64 = 7;
 
 fn ok(v: Vec<Resp>) -> Result<Resp, ScriptError> {
     let mut out = vec![Resp::Int(1)];
@@ -355,6 +356,53 @@ return {1}
         }
         for x in tail {
             db.rpush(&k[0], &x)?;
+        }
+        db.incrby(&k[1], 1)?;
+        ok(vec![])
+    },
+};
+
+/// Repeat the list in place `ARGV[1]` times (`l *= n`; 0 clears), unless it
+/// would hold more than `ARGV[2]` bytes (each item counted one byte over its
+/// length, as the local manager counts): `KEYS` list, ver. Replies `{1}` or
+/// `{0, 7, 0}` (too large).
+pub static LIST_REPEAT: ScriptDef = ScriptDef {
+    name: "list_repeat",
+    lua: r#"
+local n = tonumber(ARGV[1])
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+if n == 1 or #all == 0 then return {1} end
+local bytes = 0
+for _, x in ipairs(all) do bytes = bytes + #x + 1 end
+if bytes * n > tonumber(ARGV[2]) then return {0, 7, 0} end
+if n == 0 then
+  redis.call('DEL', KEYS[1])
+else
+  for i = 2, n do
+    for _, x in ipairs(all) do redis.call('RPUSH', KEYS[1], x) end
+  end
+end
+redis.call('INCR', KEYS[2])
+return {1}
+"#,
+    run: |db, k, a| {
+        let n = arg_int(a, 0);
+        let all = db.lrange(&k[0], 0, -1)?;
+        if n == 1 || all.is_empty() {
+            return ok(vec![]);
+        }
+        let bytes: i64 = all.iter().map(|x| x.len() as i64 + 1).sum();
+        if bytes.saturating_mul(n) > arg_int(a, 1) {
+            return refuse(TOO_LARGE, 0);
+        }
+        if n == 0 {
+            db.del(&k[0]);
+        } else {
+            for _ in 1..n {
+                for x in &all {
+                    db.rpush(&k[0], x)?;
+                }
+            }
         }
         db.incrby(&k[1], 1)?;
         ok(vec![])
@@ -720,6 +768,7 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &DICT_POPITEM,
     &DICT_KEY_AFTER,
     &QUEUE_FULL,
+    &LIST_REPEAT,
 ];
 
 /// A `u64` argument clamped to what the scripts read (`i64`).
@@ -778,6 +827,11 @@ pub fn data_call(kind: Kind, p: &str, op: &Op) -> Option<Call> {
         }
         (Kind::List, Op::Clear) => c(&LIST_SPLICE, list(), vec![u(0), u(u64::MAX), vec![]]),
         (Kind::List, Op::Len) => c(&LIST_LEN, list(), vec![]),
+        (Kind::List, Op::ListRepeat(n)) => c(
+            &LIST_REPEAT,
+            list(),
+            vec![u(*n), u(crate::manager::REPEAT_LIMIT)],
+        ),
         (Kind::Dict, Op::DictGet(k) | Op::DictItem(k) | Op::DictContains(k)) => {
             c(&DICT_GET, h(), vec![k.clone()])
         }
@@ -874,6 +928,10 @@ pub fn data_reply(op: &Op, r: Resp) -> Result<Response, BadReply> {
             (NOT_IN_LIST, _) => OpError::ValueNotInList,
             (CONFLICT, _) => OpError::Conflict,
             (CHANGED_SIZE, _) => OpError::ChangedSize,
+            (TOO_LARGE, Op::ListRepeat(n)) => OpError::BadRequest(format!(
+                "l *= {n}: the list would hold more than {} bytes",
+                crate::manager::REPEAT_LIMIT
+            )),
             _ => return Err(bad(&r)),
         };
         return Ok(Response::Err(e));

@@ -43,7 +43,9 @@ impl Rng {
 
 fn random_op(kind: Kind, r: &mut Rng) -> Op {
     match kind {
-        Kind::List => match r.below(17) {
+        Kind::List => match r.below(19) {
+            17 => Op::ListRepeat(r.below(4)),
+            18 => Op::ListRepeat(u64::MAX - r.below(2)),
             0 => Op::Append(r.item()),
             1 => Op::Extend(r.items()),
             2 => Op::InsertAt(r.idx(), r.item()),

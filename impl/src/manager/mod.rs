@@ -8,6 +8,8 @@ mod client;
 pub(crate) mod fuzzing;
 mod joinable;
 mod proxy;
+#[cfg(feature = "redis")]
+mod redis_backend;
 mod register;
 mod server;
 mod set;

@@ -170,7 +170,7 @@ pub enum ManagerError {
     /// The address given is not one.
     #[error(transparent)]
     Address(#[from] AddressError),
-    /// A lock of a Redis manager ([`Manager::redis`](super::Manager::redis))
+    /// A lock of a Redis manager (`Manager::redis`, feature `redis`)
     /// was acquired, and is held now, but its previous holder lost its lease
     /// without releasing it (it died, or was paused or cut off): what the
     /// lock protects may be half-updated (the local lock's

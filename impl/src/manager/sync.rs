@@ -89,7 +89,7 @@ acquire_release!(LockProxy);
 
 impl LockProxy {
     /// The fencing token of this process's acquisition, while it holds the
-    /// lock of a Redis manager ([`Manager::redis`](super::Manager::redis)):
+    /// lock of a Redis manager (`Manager::redis`, feature `redis`):
     /// larger than every earlier acquisition's. Give it to the resources you
     /// write ([`ValueProxy::set_fenced`](super::ValueProxy::set_fenced)):
     /// they reject the late writes of a holder that lost its lease. `None`

@@ -5,6 +5,9 @@
 //!   (and the same typed errors, after keys are corrupted) from the real
 //!   server running each step's Lua text and from the model keyspace running
 //!   its Rust transcription;
+//!   The steps include the manager's objects' (list, dict, value, namespace
+//!   operations, the recursive lock, the manager queue, `lock_locked`,
+//!   `sem_value`).
 //! * typed errors: a server that is down, a key of the wrong type, a value
 //!   that is not a number, a key that is missing;
 //! * `kill -9` of a lease-lock holder: the next acquirer gets the lock once
@@ -15,10 +18,15 @@
 
 use procshare::internals::{RedisLock, RedisStore};
 use procshare::{Event, Process, RedisError, Value};
+use procshare_model::manager::{Kind, Op as MOp};
 use procshare_model::redis::barrier::Barrier;
+use procshare_model::redis::condition::Condition;
 use procshare_model::redis::event::Event as RedisEvent;
 use procshare_model::redis::lock::{fenced_set_call, LeaseLock};
+use procshare_model::redis::objects;
+use procshare_model::redis::queue::ManagerQueue;
 use procshare_model::redis::queue::ReliableQueue;
+use procshare_model::redis::rlock::RLeaseLock;
 use procshare_model::redis::semaphore::Semaphore;
 use procshare_model::redis::{Call, Db, Resp, ScriptError, Store};
 use proptest::prelude::*;
@@ -99,6 +107,83 @@ enum Op {
     /// Overwrite one of the objects' keys with a list (wrong type) or a
     /// string that is not a number.
     Corrupt(u8, bool),
+    /// The recursive lock, by holder 0 or 1.
+    RLockAcquire(u8),
+    RLockRelease(u8),
+    LockLocked,
+    SemValue,
+    /// The manager queue (its maxsize set to 2 by `MqMax`).
+    MqPut(u8),
+    MqGet,
+    MqMax,
+    BarBreak,
+    BarState,
+    JqTaskDone,
+    JqUnfinished,
+    /// The condition's steps by holder 0 or 1 (the lock is the recursive
+    /// lock's: `RLockAcquire` takes it), with a ticket 1..4.
+    CondEnter(u8),
+    CondTake(u8, u64),
+    CondReacquire(u8, u64),
+    CondNotify(u8, u64),
+    /// A manager operation on a data object (list, dict, value, namespace).
+    Data(Kind, MOp),
+}
+
+/// A manager operation on a data object of one of the four kinds.
+fn data_op() -> impl Strategy<Value = Op> {
+    let b = || prop::collection::vec(0u8..3, 1..2);
+    let bs = || prop::collection::vec(b(), 0..3);
+    let i = || -3i64..4;
+    let u = || 0u64..4;
+    let name = || prop_oneof![Just("a".to_string()), Just("b".to_string())];
+    let list = prop_oneof![
+        b().prop_map(MOp::Append),
+        bs().prop_map(MOp::Extend),
+        (i(), b()).prop_map(|(i, x)| MOp::InsertAt(i, x)),
+        Just(MOp::Pop(None)),
+        i().prop_map(MOp::PopAt),
+        b().prop_map(MOp::Remove),
+        b().prop_map(MOp::Index),
+        b().prop_map(MOp::Count),
+        i().prop_map(MOp::GetAt),
+        (i(), b()).prop_map(|(i, x)| MOp::SetAt(i, x)),
+        Just(MOp::Reverse),
+        Just(MOp::Snapshot),
+        (u(), u()).prop_map(|(a, z)| MOp::GetRange(a, z)),
+        (u(), u(), bs()).prop_map(|(a, z, v)| MOp::SetRange(a, z, v)),
+        (0u64..3, bs()).prop_map(|(v, xs)| MOp::ReplaceIf(v, xs)),
+        Just(MOp::Len),
+        Just(MOp::Clear),
+        (0u64..4).prop_map(MOp::ListRepeat),
+        Just(MOp::ListRepeat(u64::MAX)),
+    ]
+    .prop_map(|o| Op::Data(Kind::List, o));
+    let dict = prop_oneof![
+        b().prop_map(MOp::DictGet),
+        (b(), b()).prop_map(|(k, v)| MOp::DictInsert(k, v)),
+        b().prop_map(MOp::DictRemove),
+        b().prop_map(MOp::DictPop),
+        b().prop_map(MOp::DictContains),
+        Just(MOp::DictItems),
+        prop::collection::vec((b(), b()), 0..3).prop_map(MOp::DictUpdate),
+        (b(), b()).prop_map(|(k, v)| MOp::DictSetDefault(k, v)),
+        Just(MOp::Len),
+        Just(MOp::Clear),
+        Just(MOp::DictPopItem),
+        (prop::option::of(0u64..4), 0u64..4).prop_map(|(a, n)| MOp::DictKeyAfter(a, n)),
+    ]
+    .prop_map(|o| Op::Data(Kind::Dict, o));
+    let value = prop_oneof![Just(MOp::ValueGet), b().prop_map(MOp::ValueSet)]
+        .prop_map(|o| Op::Data(Kind::Value, o));
+    let ns = prop_oneof![
+        name().prop_map(MOp::NsGet),
+        (name(), b()).prop_map(|(n, v)| MOp::NsSet(n, v)),
+        name().prop_map(MOp::NsDel),
+        Just(MOp::NsItems),
+    ]
+    .prop_map(|o| Op::Data(Kind::Namespace, o));
+    prop_oneof![3 => list, 2 => dict, 1 => value, 1 => ns]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -126,7 +211,23 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::LockExpire),
         1 => Just(Op::SemAcquireShort),
         1 => (0..2u8).prop_map(Op::TakeShort),
-        1 => (0..6u8, any::<bool>()).prop_map(|(k, l)| Op::Corrupt(k, l)),
+        1 => (0..9u8, any::<bool>()).prop_map(|(k, l)| Op::Corrupt(k, l)),
+        2 => (0..2u8).prop_map(Op::RLockAcquire),
+        2 => (0..2u8).prop_map(Op::RLockRelease),
+        1 => Just(Op::LockLocked),
+        1 => Just(Op::SemValue),
+        2 => (0..4u8).prop_map(Op::MqPut),
+        2 => Just(Op::MqGet),
+        1 => Just(Op::MqMax),
+        1 => Just(Op::BarBreak),
+        1 => Just(Op::BarState),
+        2 => Just(Op::JqTaskDone),
+        1 => Just(Op::JqUnfinished),
+        2 => (0..2u8).prop_map(Op::CondEnter),
+        2 => (0..2u8, 1..4u64).prop_map(|(h, t)| Op::CondTake(h, t)),
+        1 => (0..2u8, 1..4u64).prop_map(|(h, t)| Op::CondReacquire(h, t)),
+        2 => (0..2u8, 0..3u64).prop_map(|(h, n)| Op::CondNotify(h, n)),
+        12 => data_op(),
     ]
 }
 
@@ -139,7 +240,11 @@ struct Objects {
     bar: Barrier,
     queues: [ReliableQueue; 2],
     queues_short: [ReliableQueue; 2],
-    corruptible: [String; 6],
+    corruptible: [String; 9],
+    rlocks: [RLeaseLock; 2],
+    conds: [Condition; 2],
+    mq: ManagerQueue,
+    ns: String,
 }
 
 impl Objects {
@@ -166,7 +271,20 @@ impl Objects {
                 format!("{ns}:barrier:b:gen"),
                 format!("{ns}:queue:q:items"),
                 format!("{ns}:resource:fence"),
+                format!("{ns}:list:33"),
+                format!("{ns}:dict:34:h"),
+                format!("{ns}:value:35"),
             ],
+            rlocks: [
+                RLeaseLock::new(&format!("{ns}:rlock:r"), "h0", LEASE),
+                RLeaseLock::new(&format!("{ns}:rlock:r"), "h1", LEASE),
+            ],
+            mq: ManagerQueue::new(&format!("{ns}:mq:q")),
+            conds: [
+                Condition::new(&format!("{ns}:rlock:r"), "h0", LEASE),
+                Condition::new(&format!("{ns}:rlock:r"), "h1", LEASE),
+            ],
+            ns: ns.to_string(),
         }
     }
 
@@ -195,6 +313,35 @@ impl Objects {
             Op::QRenew(c) => self.queues[*c as usize].renew_call(),
             Op::SemAcquireShort => self.sem_short.acquire_call(),
             Op::TakeShort(c) => self.queues_short[*c as usize].take_call(),
+            Op::RLockAcquire(h) => self.rlocks[*h as usize].acquire_call(),
+            Op::RLockRelease(h) => self.rlocks[*h as usize].release_call(),
+            Op::LockLocked => self.lock.locked_call(),
+            Op::BarBreak => self.bar.break_call(),
+            Op::BarState => self.bar.state_call(),
+            Op::JqTaskDone => self.mq.task_done_call(),
+            Op::CondEnter(h) => self.conds[*h as usize].enter_call(),
+            Op::CondTake(h, t) => self.conds[*h as usize].take_call(1, *t),
+            Op::CondReacquire(h, t) => self.conds[*h as usize].reacquire_call(2, *t),
+            Op::CondNotify(h, n) => self.conds[*h as usize].notify_call(*n),
+            Op::JqUnfinished => self.mq.unfinished_call(),
+            Op::SemValue => self.sem.value_call(),
+            Op::MqPut(i) => self.mq.put_call(&item(*i)),
+            Op::MqGet => self.mq.get_call(),
+            Op::MqMax => Call::new(
+                &objects::VALUE_SET,
+                vec![self.mq.max_key().to_string()],
+                vec![b"2".to_vec()],
+            ),
+            Op::Data(kind, op) => {
+                let id = match kind {
+                    Kind::List => 33,
+                    Kind::Dict => 34,
+                    Kind::Value => 35,
+                    _ => 36,
+                };
+                let p = format!("{}:{}:{id}", self.ns, format!("{kind:?}").to_lowercase());
+                return objects::data_call(*kind, &p, op);
+            }
             Op::Corrupt(..) | Op::LockExpire => return None,
         })
     }
@@ -204,9 +351,11 @@ impl Objects {
 /// compared by shape: the real server's clock moved while the model's did not.
 fn normalize(script: &str, r: Resp) -> Resp {
     match (script, r) {
-        ("lock_acquire" | "sem_acquire" | "queue_take", Resp::Array(v))
-            if v.len() == 2 && v[0] == Resp::Int(0) =>
-        {
+        (
+            "lock_acquire" | "sem_acquire" | "queue_take" | "rlock_acquire" | "cond_take"
+            | "cond_reacquire",
+            Resp::Array(v),
+        ) if v.len() == 2 && v[0] == Resp::Int(0) => {
             let t = match v[1] {
                 Resp::Int(ms) if (0..=LEASE as i64).contains(&ms) => {
                     Resp::Bulk(b"<time left>".to_vec())

@@ -29,7 +29,7 @@ const NONCE_LEN: usize = 32;
 ///
 /// The server challenges first (as CPython's `Listener.accept` does), so a client
 /// cannot make the server compute an answer before the client has proven the key
-/// (no reflection). Every handshake message travels in a [`crate::codec::wire`] frame with
+/// (no reflection). Every handshake message travels in a `codec::wire` frame with
 /// a small limit (`HANDSHAKE_LIMIT`, 256 bytes): an unauthenticated peer cannot make the
 /// server allocate more than that.
 ///

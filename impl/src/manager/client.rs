@@ -170,6 +170,21 @@ pub enum ManagerError {
     /// The address given is not one.
     #[error(transparent)]
     Address(#[from] AddressError),
+    /// A lock of a Redis manager (`Manager::redis`, feature `redis`)
+    /// was acquired, and is held now, but its previous holder lost its lease
+    /// without releasing it (it died, or was paused or cut off): what the
+    /// lock protects may be half-updated (the local lock's
+    /// [`OwnerDied`](crate::OwnerDied)). `token` is this acquisition's fencing token.
+    #[error("the lock was acquired (fencing token {token}), but its previous holder's lease ran out while it held it")]
+    OwnerDied {
+        /// This acquisition's fencing token.
+        token: u64,
+    },
+    /// The Redis server of a Redis manager failed (down, a timeout, a key of
+    /// the wrong type under the namespace, a reply that does not decode).
+    #[cfg(feature = "redis")]
+    #[error(transparent)]
+    Redis(#[from] crate::RedisError),
 }
 
 impl From<std::convert::Infallible> for ManagerError {
@@ -236,6 +251,10 @@ pub(crate) struct Endpoint {
     /// Live handles of this process to this endpoint's objects: id -> count
     /// (each holds one server reference; a fork lends them to the child).
     live: Mutex<HashMap<ObjId, u64>>,
+    /// A Redis manager's backend: every request goes there instead (see
+    /// `redis_backend`; then `address` is only a label).
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<Arc<super::redis_backend::Backend>>,
 }
 
 /// A process's session connection. The lock is never held across I/O (a
@@ -280,7 +299,44 @@ impl Endpoint {
             session: Mutex::new(Session::default()),
             session_free: std::sync::Condvar::new(),
             live: Mutex::new(HashMap::new()),
+            #[cfg(feature = "redis")]
+            redis: None,
         })
+    }
+    /// An endpoint whose requests a Redis backend answers, labelled
+    /// `abstract:procshare-redis:{url}#{namespace}` (no socket has it).
+    #[cfg(feature = "redis")]
+    pub(crate) fn new_redis(b: super::redis_backend::Backend) -> Arc<Endpoint> {
+        let label = format!("procshare-redis:{}#{}", b.url, b.ns);
+        let mut ep = Endpoint::new(Address::Abstract(label.into_bytes()), AuthKey::new(""), 0);
+        if let Some(e) = Arc::get_mut(&mut ep) {
+            e.redis = Some(Arc::new(b));
+        }
+        ep
+    }
+    /// A Redis manager's endpoint from its label (a proxy that reached a
+    /// process that has none: a spawned child, say), with the default lease.
+    #[cfg(feature = "redis")]
+    fn redis_by_label(a: &Address) -> Option<Arc<Endpoint>> {
+        let Address::Abstract(label) = a else {
+            return None;
+        };
+        let label = std::str::from_utf8(label).ok()?;
+        let (url, ns) = label.strip_prefix("procshare-redis:")?.rsplit_once('#')?;
+        let b = super::redis_backend::Backend::open(url, ns, super::redis_backend::DEFAULT_LEASE)
+            .ok()?;
+        let ep = Endpoint::new_redis(b);
+        Endpoint::publish(&ep);
+        Some(ep)
+    }
+    /// The Redis backend, if this endpoint is a Redis manager's.
+    #[cfg(feature = "redis")]
+    fn redis(&self) -> Option<&super::redis_backend::Backend> {
+        self.redis.as_deref()
+    }
+    #[cfg(not(feature = "redis"))]
+    fn redis(&self) -> Option<&std::convert::Infallible> {
+        None
     }
     /// Make `ep` the one proxies to its address deserialize with (the most
     /// recently published live endpoint of an address is the one found).
@@ -447,6 +503,10 @@ pub(crate) fn leak_connections() {
 
 /// One request, one answer, on this thread's connection.
 pub(crate) fn call(ep: &Arc<Endpoint>, req: &Request) -> Result<Response> {
+    #[cfg(feature = "redis")]
+    if let Some(b) = ep.redis() {
+        return b.request(req);
+    }
     let (slot, mut s) = take_conn(ep)?;
     wire::write_frame(&mut s, req)?;
     let r: Response = wire::read_frame(&mut s, ep.limit)?;
@@ -456,6 +516,10 @@ pub(crate) fn call(ep: &Arc<Endpoint>, req: &Request) -> Result<Response> {
 
 /// Several requests written back to back, then all answers read (pipelining).
 pub(crate) fn call_pipelined(ep: &Arc<Endpoint>, reqs: &[Request]) -> Result<Vec<Response>> {
+    #[cfg(feature = "redis")]
+    if let Some(b) = ep.redis() {
+        return reqs.iter().map(|r| b.request(r)).collect();
+    }
     let (slot, mut s) = take_conn(ep)?;
     // Write all, then read all. The server answers in order; a writer that got
     // far ahead is bounded by the socket buffers, and the server thread always
@@ -500,6 +564,10 @@ struct Token {
 /// One request, one answer, on this process's session connection to `ep`
 /// (the connection holding the process's references).
 pub(crate) fn session_call(ep: &Endpoint, req: &Request) -> Result<Response> {
+    #[cfg(feature = "redis")]
+    if let Some(b) = ep.redis() {
+        return b.request(req);
+    }
     settle_lent();
     let pid = std::process::id();
     let taken = {
@@ -591,7 +659,7 @@ fn lend_before_fork() {
             let live = ep.live.lock().unwrap_or_else(|p| p.into_inner());
             live.keys().copied().collect()
         };
-        if ids.is_empty() {
+        if ids.is_empty() || ep.redis().is_some() {
             continue;
         }
         let lent = connect(&ep).and_then(|mut s| {
@@ -703,6 +771,29 @@ impl Handle {
         }
     }
 
+    /// The fencing token of this process's held acquisition of this lock
+    /// (Redis managers only).
+    pub(crate) fn fencing_token(&self) -> Option<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(b) = self.ep.redis() {
+            return b.token(self.id, self.kind);
+        }
+        None
+    }
+
+    /// A fenced write of this value (Redis managers only; see
+    /// `ValueProxy::set_fenced`).
+    pub(crate) fn fenced_set(&self, token: u64, v: &[u8]) -> Result<bool> {
+        #[cfg(feature = "redis")]
+        if let Some(b) = self.ep.redis() {
+            return b.fenced_set(self.id, token, v);
+        }
+        let _ = (token, v);
+        Err(ManagerError::Op(OpError::BadRequest(
+            "a fenced write needs a Redis manager (Manager::redis)".into(),
+        )))
+    }
+
     /// Apply `op`; a refusal becomes `ManagerError::Op`.
     pub(crate) fn op(&self, op: procshare_model::manager::Op) -> Result<Response> {
         match call(&self.ep, &Request::Op(self.id, op))? {
@@ -715,10 +806,14 @@ impl Handle {
         &self,
         s: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        // A child's arguments being exported: it will need the manager.
-        super::spawn::note(&self.ep);
-        // A value being stored in a container: it holds the object.
-        super::stored::note(&self.ep.address, self.id);
+        // A child's arguments being exported: it will need the manager (a
+        // Redis manager's proxy finds its server by its label instead).
+        if self.ep.redis().is_none() {
+            super::spawn::note(&self.ep);
+            // A value being stored in a container: the container holds the
+            // object (the unix/TCP server only; see `stored`).
+            super::stored::note(&self.ep.address, self.id);
+        }
         Token {
             address: self.ep.address.clone(),
             id: self.id,
@@ -741,7 +836,11 @@ impl Handle {
                 t.kind
             )));
         }
-        let ep = Endpoint::find(&t.address).ok_or_else(|| {
+        #[cfg(feature = "redis")]
+        let found = Endpoint::find(&t.address).or_else(|| Endpoint::redis_by_label(&t.address));
+        #[cfg(not(feature = "redis"))]
+        let found = Endpoint::find(&t.address);
+        let ep = found.ok_or_else(|| {
             D::Error::custom(format!(
                 "proxy refers to the manager at {}, unknown in this process (use Manager::connect)",
                 t.address

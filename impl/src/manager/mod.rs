@@ -9,6 +9,8 @@ pub(crate) mod fuzzing;
 mod joinable;
 mod pool;
 mod proxy;
+#[cfg(feature = "redis")]
+mod redis_backend;
 mod register;
 mod server;
 mod set;
@@ -93,8 +95,8 @@ struct ServerProc {
 /// `BaseManager(address, authkey)`). Every connection proves the auth key both
 /// ways ([`AuthKey`](crate::AuthKey)); a wrong key is an [`AuthError`](crate::AuthError) for the client and a
 /// logged refusal (on the server's stderr) in the server. Requests and answers
-/// are [`crate::codec::wire`] frames (postcard; no decoding can run code, unlike
-/// pickle), at most [`crate::codec::wire::DEFAULT_LIMIT`] bytes each.
+/// are length-prefixed frames (postcard; no decoding can run code, unlike
+/// pickle), at most 64 MiB each.
 ///
 /// The server ignores `SIGINT` (as CPython's does, so that Ctrl-C reaches the
 /// program, not its manager), and exits when the process that started it dies

@@ -735,6 +735,24 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
         let (b, ids) = enc_holding(&self.h.ep.address, v)?;
         ok(self.h.op(holding(ids, Op::ValueSet(b)))?)
     }
+
+    /// Write the value on behalf of the lock acquisition whose fencing token
+    /// is `token` ([`LockProxy::fencing_token`](super::LockProxy::fencing_token)),
+    /// unless a write with a larger token came first: `Ok(false)` then, and
+    /// nothing is written. This is what makes a holder that was paused past
+    /// its lease harmless: its late write carries a smaller token than the
+    /// next holder's. Redis managers only (a local manager answers
+    /// [`OpError::BadRequest`]).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// # let m = procshare::Manager::start().unwrap();
+    /// let v = m.value(1u8).unwrap();
+    /// assert!(v.set_fenced(1, &2).is_err()); // a local manager has no tokens
+    /// ```
+    pub fn set_fenced(&self, token: u64, v: &T) -> Result<bool> {
+        self.h.fenced_set(token, &enc(v)?)
+    }
 }
 
 /// A proxy to a namespace in the manager (`manager.Namespace()`): named

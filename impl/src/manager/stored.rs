@@ -6,7 +6,9 @@
 //!
 //! The embedded proxies are found while the value is encoded: every proxy's
 //! `Serialize` calls [`note`], which records its object on this thread while
-//! [`enc_holding`] encodes.
+//! [`enc_holding`] encodes. A Redis manager's proxies are not noted: its
+//! objects are not reference counted (its backend answers `Incref`/`Decref`
+//! with `Ok` and keeps every object).
 
 use super::client::{enc, Address, Result};
 use procshare_model::manager::{ObjId, Op};

@@ -88,6 +88,25 @@ proxy_common!(LockProxy[], Kind::Lock);
 acquire_release!(LockProxy);
 
 impl LockProxy {
+    /// The fencing token of this process's acquisition, while it holds the
+    /// lock of a Redis manager (`Manager::redis`, feature `redis`):
+    /// larger than every earlier acquisition's. Give it to the resources you
+    /// write ([`ValueProxy::set_fenced`](super::ValueProxy::set_fenced)):
+    /// they reject the late writes of a holder that lost its lease. `None`
+    /// when not held here, and for a local manager (whose locks end with
+    /// their holder's connection).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::start().unwrap();
+    /// let l = m.lock().unwrap();
+    /// l.acquire().unwrap();
+    /// assert_eq!(l.fencing_token(), None); // a local manager's lock
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.h.fencing_token()
+    }
+
     /// Is it held?
     #[doc(alias = "locked")]
     pub fn is_locked(&self) -> Result<bool> {
@@ -114,6 +133,21 @@ pub struct RLockProxy {
 }
 proxy_common!(RLockProxy[], Kind::RLock);
 acquire_release!(RLockProxy);
+
+impl RLockProxy {
+    /// The fencing token of this thread's acquisition of a Redis manager's
+    /// recursive lock (see [`LockProxy::fencing_token`]); `None` when not
+    /// held here, and for a local manager.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// let m = procshare::Manager::start().unwrap();
+    /// assert_eq!(m.rlock().unwrap().fencing_token(), None);
+    /// ```
+    pub fn fencing_token(&self) -> Option<u64> {
+        self.h.fencing_token()
+    }
+}
 
 /// A manager semaphore (`manager.Semaphore()` / `BoundedSemaphore()`).
 ///

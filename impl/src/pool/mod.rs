@@ -232,7 +232,7 @@ impl PoolBuilder {
 /// to four arguments over tuples of them ([`StarFn`]): a function item or a
 /// closure that captures nothing (a zero-sized type; anything else is refused
 /// when the program is built).
-/// Arguments and results cross by serde (postcard, [`crate::codec::wire`]); an
+/// Arguments and results cross by serde (postcard frames); an
 /// argument that fails to serialize is an error in the caller before anything
 /// is sent, a result that fails to serialize is that task's error.
 ///

@@ -172,7 +172,7 @@ impl<T> QueueBuilder<T> {
         self
     }
 
-    /// The largest encoded value accepted (default [`wire::DEFAULT_LIMIT`]),
+    /// The largest encoded value accepted (default 64 MiB, the wire format's limit),
     /// by `put` and by `get`: a consumer stops receiving a longer message from
     /// a misbehaving producer once it passes the limit, instead of buffering it.
     pub fn message_limit(mut self, n: usize) -> Self {
@@ -505,7 +505,7 @@ impl RawQueue {
 /// [`procshare_model::ring`]) placed in shared memory by the
 /// arena: a header ([`RingHeader`]) and an array of 16-byte
 /// chunks. Values cross by copy: `put` encodes the value with the wire codec
-/// ([`crate::codec::wire::encode`], postcard) straight into shared memory, and `get`
+/// (postcard, the wire format's encoding) straight into shared memory, and `get`
 /// decodes a fresh value, so what a consumer gets is a copy taken at `put`.
 ///
 /// ```

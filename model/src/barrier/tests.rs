@@ -227,6 +227,48 @@ mod loom_checks {
         crashed.load(SeqCst)
     }
 
+    /// A barrier of 3 parties; party 1 arrives and waits alone. Once it has
+    /// arrived, the main thread resets the barrier (breaking that generation),
+    /// then with `twice` aborts and resets again, so two generations end broken
+    /// while party 1 may sleep through both (the word's "broken ends" count is
+    /// what tells it). Party 1 must get `Broken` either way (CPython: `reset`
+    /// breaks the waiters). Exhaustive.
+    pub(super) fn reset_breaks_a_waiter<const M: u32>(twice: bool) {
+        crate::testkit::loom(None).check(move || {
+            let world = world();
+            let b = Arc::new(RawBarrier::<Loom<M>>::new(3).unwrap());
+            let h = {
+                let (b, world) = (b.clone(), world.clone());
+                loom::thread::spawn(move || b.wait(&ModelThread::new(&world, 1), None))
+            };
+            let t = ModelThread::new(&world, 2);
+            while b.n_waiting() == 0 {
+                loom::thread::yield_now();
+            }
+            b.reset(&t);
+            if twice {
+                b.abort(&t);
+                b.reset(&t);
+            }
+            let r = h.join().unwrap();
+            crate::check!(
+                r == Err(BarrierError::Broken),
+                "a waiter through {} reset(s) got {r:?}",
+                if twice { 2 } else { 1 }
+            );
+            crate::check!(
+                !b.broken() && b.n_waiting() == 0,
+                "the barrier is not empty after reset"
+            );
+        });
+    }
+
+    #[test]
+    fn loom_reset_breaks_a_waiter() {
+        reset_breaks_a_waiter::<0>(false);
+        reset_breaks_a_waiter::<0>(true);
+    }
+
     #[test]
     fn loom_two_parties_two_rounds() {
         parties::<0>(2, 2, None);
@@ -422,5 +464,37 @@ mod shuttle_checks {
             body::<{ MUTANT_ARRIVAL_STORE.0 }>,
             shuttle_iters(),
         )));
+    }
+}
+
+/// Single-threaded scenarios of what the concurrent checks do not look at.
+mod unit {
+    use super::*;
+    use crate::loom_platform::{world, Loom, ModelThread};
+
+    /// `Debug` shows the parties, the count, the generation and the broken flag
+    /// as they change.
+    #[test]
+    fn debug_follows_the_word() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 1);
+            let b = RawBarrier::<Loom>::new(1).unwrap();
+            let show = |b: &RawBarrier<Loom>| format!("{b:?}");
+            assert_eq!(
+                show(&b),
+                "RawBarrier { parties: 1, count: 0, generation: 0, broken: false }"
+            );
+            assert_eq!(b.wait(&t, None), Ok(0));
+            assert_eq!(
+                show(&b),
+                "RawBarrier { parties: 1, count: 0, generation: 1, broken: false }"
+            );
+            b.abort(&t);
+            assert_eq!(
+                show(&b),
+                "RawBarrier { parties: 1, count: 0, generation: 1, broken: true }"
+            );
+        });
     }
 }

@@ -288,3 +288,150 @@ impl Barrier {
         Ok(())
     }
 }
+
+/// Break the current generation (Python's `abort()`): `KEYS` gen, broken,
+/// channel. Replies the generation broken.
+pub static BARRIER_BREAK: ScriptDef = ScriptDef {
+    name: "barrier_break",
+    lua: concat!(
+        lua_int!(),
+        r#"
+local g = int(KEYS[1]) or 0
+redis.call('SET', KEYS[2], g)
+redis.call('PUBLISH', KEYS[3], 'broken')
+return g
+"#
+    ),
+    run: |db, k, _| {
+        let g = gen_of(db, &k[0])?;
+        db.set(&k[1], g.to_string().as_bytes(), None, false);
+        db.publish(&k[2]);
+        Ok(Resp::Int(g))
+    },
+};
+
+/// The state: `KEYS` gen, count, broken. Replies `{arrivals waiting, 1 if
+/// the current generation is broken}`.
+pub static BARRIER_STATE: ScriptDef = ScriptDef {
+    name: "barrier_state",
+    lua: concat!(
+        lua_int!(),
+        r#"
+local g = int(KEYS[1]) or 0
+local c = int(KEYS[2]) or 0
+if redis.call('GET', KEYS[3]) == tostring(g) then return {c, 1} end
+return {c, 0}
+"#
+    ),
+    run: |db, k, _| {
+        let g = gen_of(db, &k[0])?;
+        let c = db.get_int(&k[1])?.unwrap_or(0);
+        let b = db.get(&k[2])?.as_deref() == Some(g.to_string().as_bytes());
+        Ok(Resp::Array(vec![Resp::Int(c), Resp::Int(b as i64)]))
+    },
+};
+
+impl Barrier {
+    /// The break step's call.
+    pub fn break_call(&self) -> Call {
+        Call::new(
+            &BARRIER_BREAK,
+            vec![self.gen.clone(), self.broken.clone(), self.chan.clone()],
+            vec![],
+        )
+    }
+
+    /// The state step's call.
+    pub fn state_call(&self) -> Call {
+        Call::new(
+            &BARRIER_STATE,
+            vec![self.gen.clone(), self.count.clone(), self.broken.clone()],
+            vec![],
+        )
+    }
+
+    /// Python's `abort()`: break the current generation.
+    pub fn abort<S: Store>(&self, s: &S) -> Result<(), S::Error> {
+        let r = s.eval(&self.break_call())?;
+        super::store::int(BARRIER_BREAK.name, r)?;
+        Ok(())
+    }
+
+    /// `(arrivals waiting in the current generation, is it broken)`.
+    pub fn state<S: Store>(&self, s: &S) -> Result<(u64, bool), S::Error> {
+        let r = s.eval(&self.state_call())?;
+        match ints::<2>(BARRIER_STATE.name, r.clone())? {
+            [c, b] if c >= 0 && (b == 0 || b == 1) => Ok((c as u64, b == 1)),
+            _ => Err(BadReply {
+                script: BARRIER_STATE.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+
+    /// One arrival (the first half of [`Barrier::wait`], for a caller that
+    /// waits on its own): `Ok(None)` if the generation is broken, else the
+    /// generation and the arrival index (the last arrival passed it).
+    pub fn arrive<S: Store>(&self, s: &S) -> Result<Option<(i64, u64)>, S::Error> {
+        let r = s.eval(&self.arrive_call())?;
+        let name = BARRIER_ARRIVE.name;
+        if matches!(&r, Resp::Array(v) if v.len() == 2) {
+            return match ints::<2>(name, r.clone())? {
+                [-1, _] => Ok(None),
+                _ => Err(BadReply {
+                    script: name,
+                    reply: r,
+                }
+                .into()),
+            };
+        }
+        match ints::<3>(name, r.clone())? {
+            [0 | 1, g, i] if i >= 0 && g >= 0 => Ok(Some((g, i as u64))),
+            _ => Err(BadReply {
+                script: name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+
+    /// Wait for generation `g` to pass, at most `timeout_ms`: `Ok(Some(true))`
+    /// passed, `Ok(Some(false))` broken, `Ok(None)` timed out (the caller
+    /// then breaks it with the abort step, as [`Barrier::wait`] does).
+    pub fn await_gen<S: Store>(
+        &self,
+        s: &S,
+        g: i64,
+        timeout_ms: Option<u64>,
+    ) -> Result<Option<bool>, S::Error> {
+        block_until(s, &self.chan, timeout_ms, || {
+            let r = s.eval(&self.check_call(g))?;
+            match super::store::int(BARRIER_CHECK.name, r.clone())? {
+                -1 => Ok(Attempt::Done(false)),
+                1 => Ok(Attempt::Done(true)),
+                0 => Ok(Attempt::Retry(None)),
+                _ => Err(BadReply {
+                    script: BARRIER_CHECK.name,
+                    reply: r,
+                }
+                .into()),
+            }
+        })
+    }
+
+    /// Break generation `g` unless it passed (a timed-out waiter's step):
+    /// `Ok(true)` if it passed after all.
+    pub fn abort_if<S: Store>(&self, s: &S, g: i64) -> Result<bool, S::Error> {
+        let r = s.eval(&self.abort_call(g))?;
+        match super::store::int(BARRIER_ABORT.name, r.clone())? {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(BadReply {
+                script: BARRIER_ABORT.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+}

@@ -85,6 +85,8 @@ enum Val {
     List(VecDeque<Vec<u8>>),
     /// member -> score (integer milliseconds in every use here).
     ZSet(BTreeMap<Vec<u8>, i64>),
+    /// field -> value (Redis keeps no order the scripts rely on).
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
 }
 
 /// The model's Redis keyspace.
@@ -227,6 +229,7 @@ impl Db {
         let empty = match self.keys.get(k) {
             Some((Val::List(l), _)) => l.is_empty(),
             Some((Val::ZSet(z), _)) => z.is_empty(),
+            Some((Val::Hash(h), _)) => h.is_empty(),
             _ => false,
         };
         if empty {
@@ -282,6 +285,133 @@ impl Db {
         let v = self.list(k)?.and_then(|l| l.pop_front());
         self.gc(k);
         Ok(v)
+    }
+
+    /// `LPUSH k v`: the new length.
+    pub fn lpush(&mut self, k: &str, v: &[u8]) -> R<i64> {
+        let l = self.list_or_new(k)?;
+        l.push_front(v.to_vec());
+        Ok(l.len() as i64)
+    }
+
+    /// `RPOP k`.
+    pub fn rpop(&mut self, k: &str) -> R<Option<Vec<u8>>> {
+        let v = self.list(k)?.and_then(|l| l.pop_back());
+        self.gc(k);
+        Ok(v)
+    }
+
+    /// Redis's resolution of a range `start..=stop` (negative: from the end)
+    /// against a list of `n` items, as `LRANGE`/`LTRIM` do: `None` if empty.
+    fn span(start: i64, stop: i64, n: i64) -> Option<(usize, usize)> {
+        let s = if start < 0 { (start + n).max(0) } else { start };
+        let e = if stop < 0 { stop + n } else { stop.min(n - 1) };
+        (s <= e && s < n && e >= 0).then_some((s as usize, e as usize))
+    }
+
+    /// `LRANGE k start stop`.
+    pub fn lrange(&mut self, k: &str, start: i64, stop: i64) -> R<Vec<Vec<u8>>> {
+        Ok(match self.list(k)? {
+            None => vec![],
+            Some(l) => match Self::span(start, stop, l.len() as i64) {
+                None => vec![],
+                Some((s, e)) => l.range(s..=e).cloned().collect(),
+            },
+        })
+    }
+
+    /// `LTRIM k start stop`.
+    pub fn ltrim(&mut self, k: &str, start: i64, stop: i64) -> R<()> {
+        if let Some(l) = self.list(k)? {
+            match Self::span(start, stop, l.len() as i64) {
+                None => l.clear(),
+                Some((s, e)) => {
+                    l.truncate(e + 1);
+                    l.drain(..s);
+                }
+            }
+        }
+        self.gc(k);
+        Ok(())
+    }
+
+    /// `LINDEX k i` (`0 <= i`).
+    pub fn lindex(&mut self, k: &str, i: i64) -> R<Option<Vec<u8>>> {
+        Ok(self
+            .list(k)?
+            .and_then(|l| usize::try_from(i).ok().and_then(|i| l.get(i).cloned())))
+    }
+
+    /// `LSET k i v` (`0 <= i < LLEN`, which the scripts check first).
+    pub fn lset(&mut self, k: &str, i: i64, v: &[u8]) -> R<()> {
+        let slot = self
+            .list(k)?
+            .and_then(|l| usize::try_from(i).ok().and_then(|i| l.get_mut(i)));
+        match slot {
+            Some(s) => {
+                *s = v.to_vec();
+                Ok(())
+            }
+            None => Err(ScriptError::Missing(k.into())),
+        }
+    }
+
+    /// `ZCOUNT k -inf max`.
+    pub fn zcount_upto(&mut self, k: &str, max: i64) -> R<i64> {
+        Ok(self.zrange_upto(k, max)?.len() as i64)
+    }
+
+    /// `ZRANGE k 0 -1 WITHSCORES`: every member and its score, by score.
+    pub fn zscored(&mut self, k: &str) -> R<Vec<(Vec<u8>, i64)>> {
+        self.zsorted(k)
+    }
+
+    /// `ZRANGE k 0 -1`: every member, by score.
+    pub fn zmembers(&mut self, k: &str) -> R<Vec<Vec<u8>>> {
+        Ok(self.zsorted(k)?.into_iter().map(|(m, _)| m).collect())
+    }
+
+    fn hash(&mut self, k: &str) -> R<Option<&mut BTreeMap<Vec<u8>, Vec<u8>>>> {
+        match self.live(k) {
+            None => Ok(None),
+            Some((Val::Hash(h), _)) => Ok(Some(h)),
+            Some(_) => Err(ScriptError::WrongType(k.into())),
+        }
+    }
+
+    /// `HGET k f`.
+    pub fn hget(&mut self, k: &str, f: &[u8]) -> R<Option<Vec<u8>>> {
+        Ok(self.hash(k)?.and_then(|h| h.get(f).cloned()))
+    }
+
+    /// `HSET k f v`: whether the field is new.
+    pub fn hset(&mut self, k: &str, f: &[u8], v: &[u8]) -> R<bool> {
+        if self.hash(k)?.is_none() {
+            self.keys
+                .insert(k.into(), (Val::Hash(BTreeMap::new()), None));
+        }
+        let h = self.hash(k)?.expect("just made");
+        Ok(h.insert(f.to_vec(), v.to_vec()).is_none())
+    }
+
+    /// `HDEL k f`: whether it was there.
+    pub fn hdel(&mut self, k: &str, f: &[u8]) -> R<bool> {
+        let had = self.hash(k)?.is_some_and(|h| h.remove(f).is_some());
+        self.gc(k);
+        Ok(had)
+    }
+
+    /// `HLEN k`.
+    pub fn hlen(&mut self, k: &str) -> R<i64> {
+        Ok(self.hash(k)?.map_or(0, |h| h.len() as i64))
+    }
+
+    /// `HKEYS k` (the model's order: by field; Redis's is its own, so the
+    /// scripts never rely on it).
+    pub fn hkeys(&mut self, k: &str) -> R<Vec<Vec<u8>>> {
+        Ok(self
+            .hash(k)?
+            .map_or(vec![], |h| h.keys().cloned().collect()))
     }
 
     /// `LREM k 1 v`: how many were removed (0 or 1).

@@ -313,3 +313,35 @@ pub(crate) fn flag<E: From<super::store::BadReply>>(
         .into()),
     }
 }
+
+/// Is the lock held now: `KEYS` lease. Replies `{1, 0|1}`.
+pub static LOCK_LOCKED: ScriptDef = ScriptDef {
+    name: "lock_locked",
+    lua: "return {1, redis.call('EXISTS', KEYS[1])}\n",
+    run: |db, k, _| {
+        Ok(Resp::Array(vec![
+            Resp::Int(1),
+            Resp::Int(db.exists(&k[0]) as i64),
+        ]))
+    },
+};
+
+impl LeaseLock {
+    /// The locked step's call.
+    pub fn locked_call(&self) -> Call {
+        Call::new(&LOCK_LOCKED, vec![self.lease.clone()], vec![])
+    }
+
+    /// Is it held now (by anyone whose lease runs)?
+    pub fn locked<S: Store>(&self, s: &S) -> Result<bool, S::Error> {
+        let r = s.eval(&self.locked_call())?;
+        match ints::<2>(LOCK_LOCKED.name, r)? {
+            [1, b] => Ok(b == 1),
+            other => Err(super::store::BadReply {
+                script: LOCK_LOCKED.name,
+                reply: Resp::Array(other.iter().map(|i| Resp::Int(*i)).collect()),
+            }
+            .into()),
+        }
+    }
+}

@@ -16,6 +16,10 @@
 //! | [`event`] | flag + channel; a waiter sleeps until a set's notification | 1207 set without a notification |
 //! | [`barrier`] | generation + arrival count; a timeout breaks the generation | 1206 a timeout reports broken without breaking |
 //! | [`queue`] | reliable queue: take moves the item to the consumer's processing list under a lease, ack removes it; at-least-once | 1204 take without a processing list |
+//! | [`rlock`] | the lease lock plus its holder and depth | 1209 re-entry without checking the holder |
+//! | [`queue`] (`ManagerQueue`) | the manager's bounded FIFO: put waits for room, get for an item | 1210 a get without its room notification |
+//! | [`condition`] | the recursive lease lock plus tickets: enter, take (when notified and free), reacquire (after a timeout), notify | 1212 a notified waiter takes a held lock |
+//! | [`objects`] | list, dict, value, namespace: each manager operation one script, answering as the local manager | 1208 an insert one place off |
 //! | `store` | the one blocking loop ([`block_until`]): subscribe, look again, sleep until a notification, a lease's end or the deadline | 1203 a lost notification |
 //!
 //! # What Redis promises here, and what it does not
@@ -55,12 +59,15 @@
 //! ```
 
 pub mod barrier;
+pub mod condition;
 mod db;
 pub mod event;
 pub mod lock;
 #[cfg(feature = "checkers")]
 pub mod model;
+pub mod objects;
 pub mod queue;
+pub mod rlock;
 pub mod semaphore;
 mod store;
 
@@ -93,7 +100,23 @@ pub static SCRIPTS: &[&ScriptDef] = &[
     &queue::QUEUE_TAKE,
     &queue::QUEUE_ACK,
     &queue::QUEUE_RENEW,
+    &lock::LOCK_LOCKED,
+    &rlock::RLOCK_ACQUIRE,
+    &rlock::RLOCK_RELEASE,
+    &semaphore::SEM_VALUE,
+    &queue::MQ_PUT,
+    &queue::MQ_GET,
+    &barrier::BARRIER_BREAK,
+    &barrier::BARRIER_STATE,
+    &queue::JQ_TASK_DONE,
+    &queue::JQ_UNFINISHED,
+    &condition::COND_ENTER,
+    &condition::COND_TAKE,
+    &condition::COND_REACQUIRE,
+    &condition::COND_NOTIFY,
 ];
 
 #[cfg(all(test, feature = "checkers"))]
 mod tests;
+#[cfg(all(test, feature = "checkers"))]
+mod tests_objects;

@@ -306,3 +306,278 @@ impl ReliableQueue {
         flag(QUEUE_RENEW.name, s.eval(&self.renew_call())?)
     }
 }
+
+// ------------------------------------------------------ the manager's queue
+
+/// Seeded bug 1210: a get does not announce the room it made, so a put
+/// waiting on a full queue sleeps on (a lost wake-up).
+#[doc(hidden)]
+pub const MUTANT_GET_NO_SPACE_NOTICE: Mutant = Mutant(1210);
+
+/// The manager queue's put: `KEYS` items, channel, space channel, maxsize
+/// (0 or absent: unbounded), unfinished (the joinable queue's count of
+/// items put and not yet `task_done`); `ARGV` item. Replies `{1}`, or `{0}`
+/// if full.
+pub static MQ_PUT: ScriptDef = ScriptDef {
+    name: "mq_put",
+    lua: concat!(
+        super::store::lua_int!(),
+        r#"
+local max = int(KEYS[4]) or 0
+if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return {0} end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[5])
+redis.call('PUBLISH', KEYS[2], 'put')
+return {1}
+"#
+    ),
+    run: |db, k, a| {
+        let max = db.get_int(&k[3])?.unwrap_or(0);
+        if max > 0 && db.llen(&k[0])? >= max {
+            return Ok(Resp::Array(vec![Resp::Int(0)]));
+        }
+        db.rpush(&k[0], &a[0])?;
+        db.incrby(&k[4], 1)?;
+        db.publish(&k[1]);
+        Ok(Resp::Array(vec![Resp::Int(1)]))
+    },
+};
+
+/// The manager queue's get: `KEYS` items, space channel. Replies `{1,
+/// item}`, or `{0}` if empty. The item is the getter's from then on (at most
+/// once, as CPython's queue: a getter that dies after this loses it).
+pub static MQ_GET: ScriptDef = ScriptDef {
+    name: "mq_get",
+    lua: r#"
+local v = redis.call('LPOP', KEYS[1])
+if not v then return {0} end
+redis.call('PUBLISH', KEYS[2], 'got')
+return {1, v}
+"#,
+    run: |db, k, _| match db.lpop(&k[0])? {
+        None => Ok(Resp::Array(vec![Resp::Int(0)])),
+        Some(v) => {
+            if db.mutant != MUTANT_GET_NO_SPACE_NOTICE.0 {
+                db.publish(&k[1]);
+            }
+            Ok(Resp::Array(vec![Resp::Int(1), Resp::Bulk(v)]))
+        }
+    },
+};
+
+/// The manager's queue (`Manager::queue(maxsize)` on Redis): FIFO, a put
+/// waits while `maxsize` items are queued, a get while none is. Its items
+/// are the reliable queue's `{p}:items` list.
+#[derive(Debug, Clone)]
+pub struct ManagerQueue {
+    items: String,
+    chan: String,
+    space: String,
+    max: String,
+    unfinished: String,
+    joined: String,
+}
+
+impl ManagerQueue {
+    /// The queue whose keys start with `prefix`.
+    pub fn new(prefix: &str) -> ManagerQueue {
+        ManagerQueue {
+            items: format!("{prefix}:items"),
+            chan: format!("{prefix}:chan"),
+            space: format!("{prefix}:space"),
+            max: format!("{prefix}:max"),
+            unfinished: format!("{prefix}:unfinished"),
+            joined: format!("{prefix}:joined"),
+        }
+    }
+
+    /// The key holding `maxsize` (written once, when the queue is made).
+    pub fn max_key(&self) -> &str {
+        &self.max
+    }
+
+    /// The key of the items (its length is the queue's size).
+    pub fn items_key(&self) -> &str {
+        &self.items
+    }
+
+    /// The put step's call.
+    pub fn put_call(&self, item: &[u8]) -> Call {
+        Call::new(
+            &MQ_PUT,
+            vec![
+                self.items.clone(),
+                self.chan.clone(),
+                self.space.clone(),
+                self.max.clone(),
+                self.unfinished.clone(),
+            ],
+            vec![item.to_vec()],
+        )
+    }
+
+    /// The get step's call.
+    pub fn get_call(&self) -> Call {
+        Call::new(
+            &MQ_GET,
+            vec![self.items.clone(), self.space.clone()],
+            vec![],
+        )
+    }
+
+    /// Put, waiting at most `timeout_ms` for room (`None`: for ever).
+    /// `Ok(false)`: still full at the deadline.
+    pub fn put<S: Store>(
+        &self,
+        s: &S,
+        item: &[u8],
+        timeout_ms: Option<u64>,
+    ) -> Result<bool, S::Error> {
+        let call = self.put_call(item);
+        let r = block_until(s, &self.space, timeout_ms, || {
+            let r = s.eval(&call)?;
+            match &r {
+                Resp::Array(v) if v == &[Resp::Int(1)] => Ok(Attempt::Done(())),
+                Resp::Array(v) if v == &[Resp::Int(0)] => Ok(Attempt::Retry(None)),
+                _ => Err(BadReply {
+                    script: MQ_PUT.name,
+                    reply: r,
+                }
+                .into()),
+            }
+        })?;
+        Ok(r.is_some())
+    }
+
+    /// Get, waiting at most `timeout_ms` for an item (`None`: for ever).
+    /// `Ok(None)`: still empty at the deadline.
+    pub fn get<S: Store>(
+        &self,
+        s: &S,
+        timeout_ms: Option<u64>,
+    ) -> Result<Option<Vec<u8>>, S::Error> {
+        let call = self.get_call();
+        block_until(s, &self.chan, timeout_ms, || {
+            let r = s.eval(&call)?;
+            match &r {
+                Resp::Array(v) => match &v[..] {
+                    [Resp::Int(1), Resp::Bulk(item)] => Ok(Attempt::Done(item.clone())),
+                    [Resp::Int(0)] => Ok(Attempt::Retry(None)),
+                    _ => Err(BadReply {
+                        script: MQ_GET.name,
+                        reply: r.clone(),
+                    }
+                    .into()),
+                },
+                _ => Err(BadReply {
+                    script: MQ_GET.name,
+                    reply: r,
+                }
+                .into()),
+            }
+        })
+    }
+}
+
+/// Seeded bug 1211: the `task_done` that finishes the last task does not
+/// announce it, so a `join` sleeps on (a lost wake-up).
+#[doc(hidden)]
+pub const MUTANT_TASK_DONE_SILENT: Mutant = Mutant(1211);
+
+/// The joinable queue's `task_done`: `KEYS` unfinished, joined channel.
+/// Replies `{1, tasks left}`, or `{0}` if none was unfinished (Python's
+/// `ValueError: task_done() called too many times`).
+pub static JQ_TASK_DONE: ScriptDef = ScriptDef {
+    name: "jq_task_done",
+    lua: concat!(
+        super::store::lua_int!(),
+        r#"
+local n = int(KEYS[1]) or 0
+if n <= 0 then return {0} end
+n = redis.call('DECR', KEYS[1])
+if n == 0 then redis.call('PUBLISH', KEYS[2], 'joined') end
+return {1, n}
+"#
+    ),
+    run: |db, k, _| {
+        let n = db.get_int(&k[0])?.unwrap_or(0);
+        if n <= 0 {
+            return Ok(Resp::Array(vec![Resp::Int(0)]));
+        }
+        let n = db.incrby(&k[0], -1)?;
+        if n == 0 && db.mutant != MUTANT_TASK_DONE_SILENT.0 {
+            db.publish(&k[1]);
+        }
+        Ok(Resp::Array(vec![Resp::Int(1), Resp::Int(n)]))
+    },
+};
+
+/// The joinable queue's count of unfinished tasks: `KEYS` unfinished. Replies `{1, n}`.
+pub static JQ_UNFINISHED: ScriptDef = ScriptDef {
+    name: "jq_unfinished",
+    lua: concat!(super::store::lua_int!(), "return {1, int(KEYS[1]) or 0}\n"),
+    run: |db, k, _| {
+        Ok(Resp::Array(vec![
+            Resp::Int(1),
+            Resp::Int(db.get_int(&k[0])?.unwrap_or(0)),
+        ]))
+    },
+};
+
+impl ManagerQueue {
+    /// The `task_done` step's call.
+    pub fn task_done_call(&self) -> Call {
+        Call::new(
+            &JQ_TASK_DONE,
+            vec![self.unfinished.clone(), self.joined.clone()],
+            vec![],
+        )
+    }
+
+    /// The unfinished step's call.
+    pub fn unfinished_call(&self) -> Call {
+        Call::new(&JQ_UNFINISHED, vec![self.unfinished.clone()], vec![])
+    }
+
+    /// Mark one task done: `Ok(None)` if none was unfinished, else how many are left.
+    pub fn task_done<S: Store>(&self, s: &S) -> Result<Option<u64>, S::Error> {
+        let r = s.eval(&self.task_done_call())?;
+        match &r {
+            Resp::Array(v) if v == &[Resp::Int(0)] => Ok(None),
+            _ => match super::store::ints::<2>(JQ_TASK_DONE.name, r.clone())? {
+                [1, n] if n >= 0 => Ok(Some(n as u64)),
+                _ => Err(BadReply {
+                    script: JQ_TASK_DONE.name,
+                    reply: r,
+                }
+                .into()),
+            },
+        }
+    }
+
+    /// Tasks put and not yet done.
+    pub fn unfinished<S: Store>(&self, s: &S) -> Result<u64, S::Error> {
+        let r = s.eval(&self.unfinished_call())?;
+        match super::store::ints::<2>(JQ_UNFINISHED.name, r.clone())? {
+            [1, n] if n >= 0 => Ok(n as u64),
+            _ => Err(BadReply {
+                script: JQ_UNFINISHED.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+
+    /// Python's `join()`: wait until every task put is done, at most
+    /// `timeout_ms` (`None`: for ever). `Ok(false)`: timed out.
+    pub fn join<S: Store>(&self, s: &S, timeout_ms: Option<u64>) -> Result<bool, S::Error> {
+        let r = block_until(s, &self.joined, timeout_ms, || {
+            Ok(if self.unfinished(s)? == 0 {
+                Attempt::Done(())
+            } else {
+                Attempt::Retry(None)
+            })
+        })?;
+        Ok(r.is_some())
+    }
+}

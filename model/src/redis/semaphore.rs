@@ -329,3 +329,50 @@ impl Semaphore {
         }
     }
 }
+
+/// The value (free permits, counting those of holders whose lease ran out):
+/// `KEYS` value, holders. Replies `{1, value}`; `MISSING` if never made.
+pub static SEM_VALUE: ScriptDef = ScriptDef {
+    name: "sem_value",
+    lua: concat!(
+        lua_now!(),
+        lua_int!(),
+        r#"
+local v = int(KEYS[1])
+if not v then return redis.error_reply('MISSING ' .. KEYS[1]) end
+return {1, v + redis.call('ZCOUNT', KEYS[2], '-inf', now)}
+"#
+    ),
+    run: |db, k, _| {
+        let now = db.time_ms();
+        let Some(v) = db.get_int(&k[0])? else {
+            return Err(ScriptError::Missing(k[0].clone()));
+        };
+        let dead = db.zcount_upto(&k[1], now)?;
+        Ok(Resp::Array(vec![Resp::Int(1), Resp::Int(v + dead)]))
+    },
+};
+
+impl Semaphore {
+    /// The value step's call.
+    pub fn value_call(&self) -> Call {
+        Call::new(
+            &SEM_VALUE,
+            vec![self.value.clone(), self.holders.clone()],
+            vec![],
+        )
+    }
+
+    /// The value now (free permits, and those a dead holder will give back).
+    pub fn value<S: Store>(&self, s: &S) -> Result<u64, S::Error> {
+        let r = s.eval(&self.value_call())?;
+        match ints::<2>(SEM_VALUE.name, r.clone())? {
+            [1, v] if v >= 0 => Ok(v as u64),
+            _ => Err(BadReply {
+                script: SEM_VALUE.name,
+                reply: r,
+            }
+            .into()),
+        }
+    }
+}

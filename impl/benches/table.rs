@@ -9,6 +9,9 @@
 //! PROCSHARE_BENCH_QUICK=1 cargo bench -p procshare --bench table   # one short round
 //! ```
 //!
+//! `PROCSHARE_BENCH_ONLY=queue_u64` (or `start`) runs that one measurement
+//! alone, for a profiler (`valgrind --tool=callgrind`).
+//!
 //! The load average is printed first, with a warning when it exceeds 1: the
 //! figures of a busy machine are not the library's.
 
@@ -294,12 +297,31 @@ fn machine() -> String {
     format!("{n} CPUs ({cpu}), Linux {}", kernel.trim())
 }
 
+/// One measurement alone (`PROCSHARE_BENCH_ONLY`), for a profiler.
+fn profile_one(only: &str, s: &Sizes) {
+    match only {
+        "queue_u64" => {
+            let d = queue::small(Queue::new().unwrap(), s.small);
+            println!("queue_u64: {:.0} msgs/s", rate(s.small, d));
+        }
+        "start" => {
+            let mut ts = Vec::new();
+            start::procshare(StartMethod::Fork, s.starts, &mut ts);
+            println!("start: median {:?}", common::median(&ts));
+        }
+        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64 or start"),
+    }
+}
+
 fn main() {
     procshare::set_fork_warning(false);
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for the list
     }
     let s = Sizes::new();
+    if let Ok(only) = std::env::var("PROCSHARE_BENCH_ONLY") {
+        return profile_one(&only, &s);
+    }
     let load = common::load_average();
     println!("procshare: one table ({})", machine());
     match load {

@@ -305,9 +305,14 @@ fn profile_one(only: &str, s: &Sizes) {
             println!("queue_u64: {:.0} msgs/s", rate(s.small, d));
         }
         "start" => {
-            let mut ts = Vec::new();
-            start::procshare(StartMethod::Fork, s.starts, &mut ts);
-            println!("start: median {:?}", common::median(&ts));
+            let (mut ps, mut raw) = (Vec::new(), Vec::new());
+            for _ in 0..s.rounds {
+                start::raw_fork(s.starts, &mut raw);
+                start::procshare(StartMethod::Fork, s.starts, &mut ps);
+            }
+            let (ps, raw) = (common::median(&ps), common::median(&raw));
+            let ratio = ps.as_secs_f64() / raw.as_secs_f64();
+            println!("start: median {ps:?}, raw fork {raw:?}: {ratio:.2}x");
         }
         _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64 or start"),
     }

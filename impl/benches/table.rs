@@ -9,8 +9,9 @@
 //! PROCSHARE_BENCH_QUICK=1 cargo bench -p procshare --bench table   # one short round
 //! ```
 //!
-//! `PROCSHARE_BENCH_ONLY=queue_u64` (or `start`) runs that one measurement
-//! alone, for a profiler (`valgrind --tool=callgrind`).
+//! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
+//! or `start`) runs that one measurement alone, for a profiler
+//! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
 //! The load average is printed first, with a warning when it exceeds 1: the
 //! figures of a busy machine are not the library's.
@@ -304,6 +305,14 @@ fn profile_one(only: &str, s: &Sizes) {
             let d = queue::small(Queue::new().unwrap(), s.small);
             println!("queue_u64: {:.0} msgs/s", rate(s.small, d));
         }
+        "queue_1p" => {
+            let best = (0..5)
+                .map(|_| queue::one_process(s.small))
+                .min()
+                .expect("runs");
+            let ns = best.as_nanos() as f64 / s.small as f64;
+            println!("queue_1p: put+get of a u64 in one process: {ns:.1} ns (best of 5)");
+        }
         "start" => {
             let (mut ps, mut raw) = (Vec::new(), Vec::new());
             for _ in 0..s.rounds {
@@ -314,7 +323,7 @@ fn profile_one(only: &str, s: &Sizes) {
             let ratio = ps.as_secs_f64() / raw.as_secs_f64();
             println!("start: median {ps:?}, raw fork {raw:?}: {ratio:.2}x");
         }
-        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64 or start"),
+        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p or start"),
     }
 }
 

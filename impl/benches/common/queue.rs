@@ -31,6 +31,21 @@ pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
     d
 }
 
+/// `n` rounds of `put` then `get` of one `u64` in this process: the path's
+/// own cost, without a second CPU (a figure that a busy machine disturbs less).
+pub(crate) fn one_process(n: u64) -> Duration {
+    let q: Queue<u64> = Queue::new().unwrap();
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        q.put(&i).unwrap();
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
 /// `n` 4 KiB messages of type `M` (a `Vec<u8>`, which serde encodes element
 /// by element, or a `serde_bytes::ByteBuf`, which it encodes as one byte
 /// string — Python's `bytes`) from a child process to this one.

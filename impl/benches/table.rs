@@ -315,13 +315,28 @@ fn profile_one(only: &str, s: &Sizes) {
         }
         "start" => {
             let (mut ps, mut raw) = (Vec::new(), Vec::new());
+            // Page faults (minor) per start, in this process and in the children.
+            let (mut fps, mut fraw) = ((0, 0), (0, 0));
             for _ in 0..s.rounds {
+                let f0 = start::faults();
                 start::raw_fork(s.starts, &mut raw);
+                let f1 = start::faults();
                 start::procshare(StartMethod::Fork, s.starts, &mut ps);
+                let f2 = start::faults();
+                fraw = (fraw.0 + f1.0 - f0.0, fraw.1 + f1.1 - f0.1);
+                fps = (fps.0 + f2.0 - f1.0, fps.1 + f2.1 - f1.1);
             }
             let (ps, raw) = (common::median(&ps), common::median(&raw));
             let ratio = ps.as_secs_f64() / raw.as_secs_f64();
+            let n = (s.rounds * s.starts) as f64;
             println!("start: median {ps:?}, raw fork {raw:?}: {ratio:.2}x");
+            println!(
+                "minor page faults per start (parent, child): procshare ({:.1}, {:.1}), raw ({:.1}, {:.1})",
+                fps.0 as f64 / n,
+                fps.1 as f64 / n,
+                fraw.0 as f64 / n,
+                fraw.1 as f64 / n
+            );
         }
         _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p or start"),
     }

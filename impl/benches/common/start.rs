@@ -42,3 +42,15 @@ pub(crate) fn raw_fork(runs: usize, out: &mut Vec<Duration>) {
         out.push(t.elapsed());
     }
 }
+
+/// Minor page faults so far: (this process, its reaped children).
+pub(crate) fn faults() -> (i64, i64) {
+    let get = |who| {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+        assert_eq!(unsafe { libc::getrusage(who, &mut u) }, 0);
+        u.ru_minflt
+    };
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
+}

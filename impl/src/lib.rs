@@ -111,6 +111,7 @@ pub mod internals {
         answer_challenge, client_handshake, deliver_challenge, server_handshake, ScriptedPeer,
     };
     pub use crate::codec::wire;
+    pub use crate::platform::{current_identity, force_tag_collision, identity_of};
     pub use crate::platform::{current_owner_id, owner_is_alive, owner_tid, SAFETY_POLL};
     pub use crate::platform::{
         current_tid, tid_is_alive, Shm, ShmCell, ShmThread, ShmWord32, ShmWord64,

@@ -30,27 +30,37 @@
 //! Every sleep is also capped at a *safety poll* of 1 s ([`SAFETY_POLL`]):
 //! the one death nothing notifies is a notifier's that dies between changing
 //! a word and waking its sleepers (an `Event::set`, a semaphore release, the
-//! last arrival at a barrier). An idle waiter therefore wakes at most once a
-//! second (it woke 20 times a second before).
+//! last arrival at a barrier, a `Condition::notify`; and for a lock, a
+//! releaser killed between its swap that frees the word and its
+//! `FUTEX_WAKE`, when another thread took the free word by the fast path
+//! before the kernel ran the releaser's exit: if the word is still free
+//! then, the kernel's robust-futex pending op wakes one sleeper). An idle
+//! waiter therefore wakes at most once a second (it woke 20 times a second
+//! before).
 //!
 //! # Identity and liveness
 //!
 //! A thread's owner id ([`ShmThread::id`](Thread::id)) is its kernel thread
-//! id (`gettid`, below `2^22` on Linux) in bits 0..22, and a tag of its
-//! identity in bits 22..30 (within
-//! [`OWNER_MASK`](procshare_model::platform::OWNER_MASK)); it is cached in a
-//! thread-local and reset in a forked child (by procshare's one fork and its
-//! `pthread_atfork` child handler, see `sys::fork`).
+//! id (`gettid`, below `2^22` on Linux), cached in a thread-local and reset
+//! in a forked child (by procshare's one fork and its `pthread_atfork` child
+//! handler, see `sys::fork`). A lock word holds it; beside it the lock
+//! records its holder's *identity* ([`ShmThread::identity`](Thread::identity)):
+//! the inode number of a pidfd for the thread (Linux 6.9+: pidfs gives every
+//! pid the kernel hands out its own 64-bit number, never reused until
+//! reboot), or before 6.9 the thread's tid with its start time.
+//! [`ShmThread::occupant`](Thread::occupant) tells which thread has a tid
+//! now (a pidfd for it, or `/proc/<tid>/stat`; an exited thread is nobody),
+//! so a lock whose holder was killed and whose tid the kernel then gave to
+//! an unrelated process is recovered, never taken for held by the newcomer
+//! (the model's mutex decides; see `procshare_model::mutex`).
 //!
-//! [`ShmThread::is_alive`](Thread::is_alive) reads `/proc/<tid>/stat`: a
-//! missing entry, state `Z` (zombie) or `X` (dead), or **another identity
-//! tag** means dead. So a lock whose owner was killed and whose tid the
-//! kernel then gave to an unrelated process is recovered, not taken for held
-//! by the newcomer. The tag is the inode number of a pidfd for the thread
-//! modulo 255, plus 1 (Linux 6.9+: pidfs gives every pid it hands out its own
-//! number); before 6.9, the thread's start time in clock ticks modulo 255,
-//! plus 1. A newcomer whose number equals the owner's modulo 255 would still
-//! be mistaken for it (a 1 in 255 chance per reuse).
+//! The moments when a lock word names a holder whose identity is not beside
+//! it yet (between its CAS and its publication, and in `unlock`) are marked
+//! in the thread's robust-futex list head (`list_op_pending`, the kernel's
+//! mechanism for glibc's robust mutexes,
+//! [`ShmThread::publishing`](Thread::publishing)): a holder killed there has
+//! its word turned into `OWNER_DIED` by the kernel before its tid can be
+//! reused.
 
 use core::cell::{Cell, UnsafeCell};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -58,8 +68,8 @@ use core::time::Duration;
 use std::time::Instant;
 
 use crate::sys::deathwatch::{watch, Watch};
-use crate::sys::thread::{futex_wait, futex_wake, FutexWait};
-use procshare_model::platform::{CellLike, Platform, Thread, Woke, Word32, Word64};
+use crate::sys::thread::{futex_wait, futex_wake, FutexWait, Me};
+use procshare_model::platform::{CellLike, Occupant, Platform, Thread, Woke, Word32, Word64};
 
 /// The shared-memory platform (a marker type; see this module's docs).
 ///
@@ -298,8 +308,8 @@ pub fn tid_is_alive(tid: u32) -> bool {
     crate::sys::thread::tid_is_alive(tid)
 }
 
-/// The calling thread's owner id (its tid and a tag of its start time; see
-/// the module docs): what lock words record.
+/// The calling thread's owner id (its kernel tid; see the module docs): what
+/// lock words record.
 ///
 /// ```
 /// use procshare::internals::{current_owner_id, current_tid, owner_is_alive, owner_tid};
@@ -315,10 +325,38 @@ pub fn owner_tid(owner: u32) -> u32 {
     owner & crate::sys::thread::TID_MASK
 }
 
-/// Is the thread with owner id `owner` alive (its tid exists, is not a
-/// zombie, and has the owner's start time)?
+/// Is a thread with owner id `owner` alive (its tid exists and is not a
+/// zombie)? By tid only: lock words record their holder's identity beside
+/// the id, which [`ShmThread`] compares.
 pub fn owner_is_alive(owner: u32) -> bool {
     crate::sys::thread::owner_is_alive(owner)
+}
+
+/// The calling thread's identity (see the module docs): nonzero, never the
+/// identity of another thread (until reboot); 0 if it could not be read.
+///
+/// ```
+/// use procshare::internals::{current_identity, current_tid, identity_of};
+/// use procshare_model::platform::Occupant;
+/// assert_ne!(current_identity(), 0);
+/// assert_eq!(identity_of(current_tid()), Occupant::Is(current_identity()));
+/// ```
+pub fn current_identity() -> u64 {
+    crate::sys::thread::me().ident
+}
+
+/// The identity of the thread that has tid `tid` now (see the module docs).
+pub fn identity_of(tid: u32) -> Occupant {
+    crate::sys::thread::occupant(tid)
+}
+
+/// Test hook: make [`identity_of`] (and so every liveness decision) answer
+/// "alive, identity unknown" for whatever thread has a tid, as the 8-bit
+/// identity tags of owner ids did when a newcomer's tag collided with a dead
+/// owner's. Process-wide; for tests of that confusion only.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn force_tag_collision(on: bool) {
+    crate::sys::thread::force_tag_collision(on)
 }
 
 /// The calling thread as the model's protocols see it: its owner id (kernel
@@ -339,7 +377,10 @@ pub fn owner_is_alive(owner: u32) -> bool {
 #[derive(Debug)]
 pub struct ShmThread {
     tid: u32,
+    me: Me,
     poll: Cell<Duration>,
+    /// Neither `Send` nor `Sync`: `me` names this thread's robust-futex head.
+    _here: core::marker::PhantomData<*const ()>,
 }
 
 impl ShmThread {
@@ -348,7 +389,9 @@ impl ShmThread {
     pub fn current() -> Self {
         ShmThread {
             tid: current_owner_id(),
+            me: crate::sys::thread::me(),
             poll: Cell::new(POLL_MIN),
+            _here: core::marker::PhantomData,
         }
     }
 }
@@ -379,11 +422,18 @@ impl Thread for ShmThread {
         woke(futex_wait(&w.0, expected, Some(sleep)))
     }
 
-    fn wait_owned(&self, w: &ShmWord32, expected: u32, owner: u32, d: &Option<Instant>) -> Woke {
-        if owner == 0 || owner == self.tid {
+    fn wait_owned(
+        &self,
+        w: &ShmWord32,
+        expected: u32,
+        owner: u32,
+        ident: u64,
+        d: &Option<Instant>,
+    ) -> Woke {
+        if owner == 0 || (owner == self.tid && ident == self.me.ident) {
             return self.wait(w, expected, d);
         }
-        match watch(owner, &w.0) {
+        match watch(owner, ident, &w.0) {
             Watch::Dead => Woke::TimedOut,
             Watch::Watching(reg) => {
                 let Some(sleep) = cap(SAFETY_POLL, d) else {
@@ -419,6 +469,20 @@ impl Thread for ShmThread {
 
     fn is_alive(&self, owner: u32) -> bool {
         owner_is_alive(owner)
+    }
+
+    #[inline(always)]
+    fn identity(&self) -> u64 {
+        self.me.ident
+    }
+
+    fn occupant(&self, owner: u32) -> Occupant {
+        crate::sys::thread::occupant(owner)
+    }
+
+    #[inline(always)]
+    fn publishing(&self, w: Option<&ShmWord32>) {
+        crate::sys::thread::set_pending(&self.me, w.map(|w| &w.0));
     }
 
     #[inline]
@@ -539,22 +603,18 @@ mod tests {
     fn liveness() {
         assert!(tid_is_alive(current_tid()));
         assert!(!tid_is_alive(0));
-        // A thread that has exited is dead.
-        let tid = std::thread::spawn(current_tid).join().unwrap();
+        // A thread that has exited is dead, and nobody has its tid.
+        let (tid, ident) = std::thread::spawn(|| (current_tid(), current_identity()))
+            .join()
+            .unwrap();
         assert!(!tid_is_alive(tid));
-        // An owner id: our tid and our identity tag. The same tid with
-        // another tag (a later thread that reuses the tid) is not us.
-        let me = current_owner_id();
-        assert_eq!(owner_tid(me), current_tid());
-        assert!(owner_is_alive(me));
-        let tag = 1u32 << crate::sys::thread::TID_BITS;
-        let other = if me & (0xff * tag) == tag {
-            me + tag
-        } else {
-            (me & !(0xff * tag)) | tag
-        };
-        assert_eq!(owner_tid(other), current_tid());
-        assert!(!owner_is_alive(other), "an impostor's tag passed for ours");
+        assert_eq!(identity_of(tid), Occupant::Nobody);
+        // Our identity: nonzero, ours only.
+        let me = current_identity();
+        assert_ne!(me, 0);
+        assert_ne!(ident, me);
+        assert_eq!(identity_of(current_tid()), Occupant::Is(me));
+        assert_eq!(owner_tid(current_owner_id()), current_tid());
         // Distinct threads have distinct ids.
         assert_ne!(tid, current_tid());
     }

@@ -43,7 +43,7 @@
 //! [`Thread::wait_owned`]: crate::platform::Thread::wait_owned
 //! [`MUTANT_DEATH_NOT_NOTIFIED`]: crate::platform::MUTANT_DEATH_NOT_NOTIFIED
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex as StdMutex;
 
 /// The payload a model thread unwinds with when it "dies" at a crash point.
@@ -59,12 +59,20 @@ pub struct Crash;
 /// coroutines on one OS thread).
 #[derive(Debug, Default)]
 pub struct WorldInner {
-    /// Owner ids of the threads that died.
+    /// Owner ids of the threads that died (and were not given to a new thread).
     pub dead: BTreeSet<u32>,
     /// Number of deaths so far.
     pub epoch: u64,
-    /// Owner ids of the threads that died, in the order they died.
-    pub deaths: Vec<u32>,
+    /// Identities of the threads that died, in the order they died.
+    pub deaths: Vec<u64>,
+    /// The identity of the live thread that has each owner id (a thread ends
+    /// without dying by returning: it stays here, as a process that goes on
+    /// with something else).
+    pub occupants: BTreeMap<u32, u64>,
+    /// The last identity handed out (identities are never reused).
+    pub last_identity: u64,
+    /// How many threads were ever given each owner id.
+    pub given: BTreeMap<u32, u32>,
     /// Addresses of words that have at least one sleeper, with the sleeper count.
     pub sleeping_on: Vec<(usize, usize)>,
 }
@@ -111,7 +119,7 @@ macro_rules! model_platform {
 
             use crate::checkers::{Crash, World};
             use crate::checkers::$cells::{cell_with, cell_with_mut};
-            use crate::platform::{CellLike, Mutant, Platform, Thread, Woke, Word32, Word64};
+            use crate::platform::{CellLike, Mutant, Occupant, Platform, Thread, Woke, Word32, Word64};
 
             /// The platform, parameterized by the number of a seeded [`Mutant`]
             /// (0, [`Mutant::NONE`], is the correct protocol).
@@ -124,6 +132,9 @@ macro_rules! model_platform {
                 type Cell<T: Send> = MCell<T>;
                 type Thread = ModelThread;
                 const MUTANT: Mutant = Mutant(M);
+                // The watched identity is used only to leave its death
+                // unnotified (`sleep`'s `notified == false`).
+                const WATCHES_IDENTITY: bool = M == crate::platform::MUTANT_DEATH_NOT_NOTIFIED.0;
             }
 
             /// A futex word: the checker's atomic plus a mutex and condvar emulating the futex queue.
@@ -223,6 +234,8 @@ macro_rules! model_platform {
             #[derive(Debug)]
             pub struct ModelThread {
                 id: u32,
+                ident: u64,
+                pending: StdCell<usize>,
                 fence: Arc<AtomicU32>,
                 world: Arc<World>,
                 last_poll: StdCell<(u64, u32)>,
@@ -247,8 +260,19 @@ macro_rules! model_platform {
                         let any = f.clone().expect("create the world with this platform's `world()`");
                         any.downcast::<AtomicU32>().expect("one world per platform")
                     };
+                    let ident = {
+                        let mut w = world.lock();
+                        w.last_identity += 1;
+                        let ident = w.last_identity;
+                        w.occupants.insert(id, ident);
+                        *w.given.entry(id).or_insert(0) += 1;
+                        w.dead.remove(&id);
+                        ident
+                    };
                     ModelThread {
                         id,
+                        ident,
+                        pending: StdCell::new(0),
                         fence,
                         world: world.clone(),
                         last_poll: StdCell::new((0, 0)),
@@ -261,6 +285,16 @@ macro_rules! model_platform {
                         // make a lost wake-up rare: a spinner needs no wake).
                         spins: if id % 2 == 1 { DEFAULT_SPINS } else { 0 },
                     }
+                }
+                /// A new thread that is given this (dead) thread's owner id, as a
+                /// kernel gives a dead thread's tid to a later thread: same id,
+                /// another identity. Call it after this thread died.
+                pub fn reborn(&self) -> ModelThread {
+                    ModelThread::new(&self.world, self.id).spins(self.spins)
+                }
+                /// This thread's identity ([`Thread::identity`]).
+                pub fn identity_of(&self) -> u64 {
+                    self.ident
                 }
                 /// Builder: run `n` rounds of each spin loop before sleeping
                 /// (default: [`DEFAULT_SPINS`] for odd thread ids, 0 for even ones).
@@ -288,12 +322,37 @@ macro_rules! model_platform {
                     // A process's exit is a full barrier: whatever it wrote to shared
                     // memory is visible to whoever learns that it died.
                     self.fence.fetch_add(1, Ordering::Release);
+                    // The kernel's robust-futex `list_op_pending`: a word marked
+                    // pending whose owner bits are this thread's id becomes
+                    // OWNER_DIED (the waiters bit kept), before the id can be
+                    // given to another thread.
+                    let p = self.pending.get();
+                    if p != 0 {
+                        // SAFETY: as for the sleepers' words below: a pending word
+                        // belongs to a protocol object the harness keeps alive.
+                        let w = unsafe { &*(p as *const MWord32) };
+                        let mut v = w.a.load(Ordering::Relaxed);
+                        while v & crate::platform::OWNER_MASK == self.id {
+                            let died = (v & 0x8000_0000) | crate::platform::OWNER_DIED;
+                            match w.a.compare_exchange(v, died, Ordering::AcqRel, Ordering::Relaxed) {
+                                Ok(_) => break,
+                                Err(x) => v = x,
+                            }
+                        }
+                    }
                     let addrs: Vec<usize> = {
                         let mut w = self.world.lock();
                         w.dead.insert(self.id);
-                        w.deaths.push(self.id);
+                        if w.occupants.get(&self.id) == Some(&self.ident) {
+                            w.occupants.remove(&self.id);
+                        }
+                        w.deaths.push(self.ident);
                         w.epoch += 1;
-                        w.sleeping_on.iter().map(|&(a, _)| a).collect()
+                        let mut a: Vec<usize> = w.sleeping_on.iter().map(|&(a, _)| a).collect();
+                        if p != 0 && !a.contains(&p) {
+                            a.push(p);
+                        }
+                        a
                     };
                     for a in addrs {
                         // SAFETY: a word is listed only while a thread sleeps on it, and
@@ -330,7 +389,7 @@ macro_rules! model_platform {
                 /// the same deaths blocks, so a waiter cannot spin forever, while a
                 /// waiter that meets a new value (a new owner, who may be dead) is
                 /// told again — as the real poll, which keeps firing, would.
-                fn poll_fires(&self, expected: u32, watched: u32, notified: bool) -> bool {
+                fn poll_fires(&self, expected: u32, watched: u64, notified: bool) -> bool {
                     let e = {
                         let w = self.world.lock();
                         if !notified && watched != 0 {
@@ -365,20 +424,40 @@ macro_rules! model_platform {
                 fn wait(&self, w: &MWord32, expected: u32, d: &Deadline) -> Woke {
                     self.sleep(w, expected, 0, true, d)
                 }
-                fn wait_owned(&self, w: &MWord32, expected: u32, owner: u32, d: &Deadline) -> Woke {
-                    self.sleep(w, expected, owner, true, d)
+                fn wait_owned(&self, w: &MWord32, expected: u32, _owner: u32, ident: u64, d: &Deadline) -> Woke {
+                    self.sleep(w, expected, ident, true, d)
                 }
                 fn wait_owned_unnotified(
                     &self,
                     w: &MWord32,
                     expected: u32,
-                    owner: u32,
+                    _owner: u32,
+                    ident: u64,
                     d: &Deadline,
                 ) -> Woke {
-                    self.sleep(w, expected, owner, false, d)
+                    self.sleep(w, expected, ident, false, d)
                 }
-                fn is_alive(&self, owner: u32) -> bool {
-                    self.alive(owner)
+                fn identity(&self) -> u64 {
+                    self.ident
+                }
+                fn id_reused(&self, owner: u32) -> bool {
+                    self.world.lock().given.get(&owner).is_some_and(|&n| n > 1)
+                }
+                fn occupant(&self, owner: u32) -> Occupant {
+                    let (o, deaths) = {
+                        let w = self.world.lock();
+                        (w.occupants.get(&owner).copied(), w.epoch > 0)
+                    };
+                    if deaths {
+                        // Learning who has an id (the real platform asks the
+                        // kernel) synchronizes with the deaths before it; an RMW
+                        // reads the latest value.
+                        self.fence.fetch_add(0, Ordering::Acquire);
+                    }
+                    o.map_or(Occupant::Nobody, Occupant::Is)
+                }
+                fn publishing(&self, w: Option<&MWord32>) {
+                    self.pending.set(w.map_or(0, |w| w as *const MWord32 as usize));
                 }
                 fn spin(&self, iteration: u32) -> bool {
                     if iteration < self.spins {
@@ -401,9 +480,10 @@ macro_rules! model_platform {
             }
 
             impl ModelThread {
-                /// A wait, watching `owner` (0: nobody); `notified`: its death is
-                /// told to this waiter (false only under the platform mutant).
-                fn sleep(&self, w: &MWord32, expected: u32, owner: u32, notified: bool, d: &Deadline) -> Woke {
+                /// A wait, watching the thread with identity `owner` (0: nobody);
+                /// `notified`: its death is told to this waiter (false only under
+                /// the platform mutant).
+                fn sleep(&self, w: &MWord32, expected: u32, owner: u64, notified: bool, d: &Deadline) -> Woke {
                     let n = self.waits.get() + 1;
                     self.waits.set(n);
                     let g = w.m.lock().unwrap();
@@ -437,16 +517,6 @@ macro_rules! model_platform {
                     }
                     // The model does not count sleepers; protocols must not depend on it.
                     n as usize
-                }
-                fn alive(&self, owner: u32) -> bool {
-                    if self.world.is_dead(owner) {
-                        // Learning of a death (the real platform reads /proc)
-                        // synchronizes with it; an RMW reads the latest value.
-                        self.fence.fetch_add(0, Ordering::Acquire);
-                        false
-                    } else {
-                        true
-                    }
                 }
             }
 

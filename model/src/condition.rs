@@ -201,6 +201,12 @@ pub struct Waited {
 pub trait CondLock<P: Platform> {
     /// The holder's owner id, if held.
     fn holder(&self) -> Option<u32>;
+    /// Is it held by the caller? (Its id in the lock word and, for the
+    /// robust locks, its identity beside it: a dead holder whose id the
+    /// caller was given is not the caller.)
+    fn held_by(&self, t: &P::Thread) -> bool {
+        self.holder() == Some(t.id())
+    }
     /// Release every level the caller holds (it does hold the lock); returns
     /// how many, for [`CondLock::reacquire`].
     fn release_all(&self, t: &P::Thread) -> u32;
@@ -224,6 +230,9 @@ impl<P: Platform> CondLock<P> for RawMutex<P> {
     fn holder(&self) -> Option<u32> {
         self.owner()
     }
+    fn held_by(&self, t: &P::Thread) -> bool {
+        self.held_by_me(t)
+    }
     fn release_all(&self, t: &P::Thread) -> u32 {
         let _ = self.unlock(t);
         1
@@ -239,6 +248,9 @@ impl<P: Platform> CondLock<P> for RawMutex<P> {
 impl<P: Platform> CondLock<P> for RawRLock<P> {
     fn holder(&self) -> Option<u32> {
         self.owner()
+    }
+    fn held_by(&self, t: &P::Thread) -> bool {
+        self.is_mine(t)
     }
     fn release_all(&self, t: &P::Thread) -> u32 {
         let levels = self.count().max(1);
@@ -371,7 +383,7 @@ impl<P: Platform> RawCondition<P> {
         timeout: Option<Duration>,
         mut pred: impl FnMut() -> bool,
     ) -> Result<Waited, CondError> {
-        if lock.holder() != Some(t.id()) {
+        if !lock.held_by(t) {
             return Err(CondError::NotOwner);
         }
         let dl = t.deadline(timeout);
@@ -403,7 +415,7 @@ impl<P: Platform> RawCondition<P> {
         lock: &L,
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Result<Waited, CondError> {
-        if lock.holder() != Some(t.id()) {
+        if !lock.held_by(t) {
             return Err(CondError::NotOwner);
         }
         // Register, lock held.
@@ -515,7 +527,7 @@ impl<P: Platform> RawCondition<P> {
         lock: &L,
         n: u32,
     ) -> Result<u32, CondError> {
-        if lock.holder() != Some(t.id()) {
+        if !lock.held_by(t) {
             return Err(CondError::NotOwner);
         }
         if n == 0 {

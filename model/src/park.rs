@@ -41,6 +41,10 @@ pub enum Check<R> {
     Done(R),
     /// Not yet: sleep while the word holds the value checked.
     Sleep,
+    /// Not yet: sleep while the word holds the value checked, watching its
+    /// owner (with [`Waiters::owner`]), whose identity is this (as
+    /// [`Thread::occupant`] reported it; 0: unknown).
+    SleepOn(u64),
     /// The word changed under the check (a CAS of the protocol failed): check
     /// this value instead.
     Look(u32),
@@ -108,18 +112,20 @@ pub fn sleep<P: Platform>(
     how: Waiters,
     dl: &<P::Thread as Thread>::Deadline,
 ) -> Woke {
-    sleep_owned::<P>(t, w, seen, how, seen & how.owner, dl)
+    sleep_owned::<P>(t, w, seen, how, seen & how.owner, 0, dl)
 }
 
 /// [`sleep`], watching `owner` (an owner id recorded in another word, e.g.
 /// the holder of a producers' lock while a consumer waits for the rest of its
-/// message; 0: nobody): its death ends the sleep with [`Woke::TimedOut`].
+/// message; 0: nobody) with identity `ident` (0: unknown): its death ends the
+/// sleep with [`Woke::TimedOut`].
 pub fn sleep_owned<P: Platform>(
     t: &P::Thread,
     w: &P::W32,
     seen: u32,
     how: Waiters,
     owner: u32,
+    ident: u64,
     dl: &<P::Thread as Thread>::Deadline,
 ) -> Woke {
     let mut v = seen;
@@ -135,9 +141,9 @@ pub fn sleep_owned<P: Platform>(
     }
     if owner != 0 {
         if mutant::<P>(MUTANT_DEATH_NOT_NOTIFIED) {
-            return t.wait_owned_unnotified(w, v, owner, dl);
+            return t.wait_owned_unnotified(w, v, owner, ident, dl);
         }
-        t.wait_owned(w, v, owner, dl)
+        t.wait_owned(w, v, owner, ident, dl)
     } else {
         t.wait(w, v, dl)
     }
@@ -158,15 +164,16 @@ pub fn park<P: Platform, R>(
     mut timed_out: impl FnMut(u32, bool) -> Option<R>,
 ) -> R {
     loop {
-        match check(v) {
+        let ident = match check(v) {
             Check::Done(r) => return r,
             Check::Look(x) => {
                 v = x;
                 continue;
             }
-            Check::Sleep => {}
-        }
-        if sleep::<P>(t, w, v, how, dl) == Woke::TimedOut {
+            Check::Sleep => 0,
+            Check::SleepOn(ident) => ident,
+        };
+        if sleep_owned::<P>(t, w, v, how, v & how.owner, ident, dl) == Woke::TimedOut {
             // The deadline, a watched owner's death, or the safety poll (a
             // notifier may have died between changing the word and waking us).
             v = w.fetch_or(0, Acquire);

@@ -36,10 +36,30 @@
 //! it dies ([`MUTANT_DEATH_NOT_NOTIFIED`] leaves that out, and the checks prove
 //! that a lock's recovery then hangs).
 //!
+//! # Who holds a lock word: the owner's identity
+//!
+//! A lock word holds its holder's owner id ([`Thread::id`]: the kernel thread
+//! id on the real platform), and a kernel reuses thread ids. So a lock records
+//! beside its word the holder's full *identity* ([`Thread::identity`]: 64 bits
+//! that no later thread ever has; the pidfs inode number of a thread pidfd on
+//! the real platform), and a waiter that finds the word held asks the
+//! platform for the identity of the thread that has that id *now*
+//! ([`Thread::occupant`]): another identity means the holder died and its id
+//! went to a newcomer. The holder writes its identity right after it wins the
+//! word; for the moment in between (and the one in `unlock` between clearing
+//! the identity and freeing the word) it marks the word as *pending*
+//! ([`Thread::publishing`]): if it dies there, the platform marks the word
+//! [`OWNER_DIED`] and clears its id before the id can be given to anyone else
+//! (the kernel's robust-futex `list_op_pending` on the real platform). The
+//! protocol steps are the mutex's (`crate::mutex`).
+//!
 //! A plain [`Thread::wait`] has no owner to watch. One death no
 //! notification can report remains: a notifier that dies between changing a
 //! word and waking its sleepers (an `Event::set`, a semaphore `release`, the
-//! barrier's last arrival). For that window every sleep also ends at a
+//! barrier's last arrival; for a lock, a releaser that dies between freeing
+//! the word and waking a sleeper, when another thread took the free word
+//! before the releaser's exit: while the word is still free, the pending
+//! mark has the kernel wake a sleeper). For that window every sleep also ends at a
 //! *safety poll* (1 s on the real platform, so an idle waiter costs at most one
 //! wake-up a second); the model platforms return `TimedOut` once per death
 //! that the waiter has not been told about, which is what that poll would do.
@@ -181,14 +201,23 @@ pub trait Thread {
     /// platform's safety poll (see the [module docs](self)). May return
     /// spuriously.
     fn wait(&self, w: &Self::Word, expected: u32, d: &Self::Deadline) -> Woke;
-    /// [`Thread::wait`], watching `owner` (an owner id, as stored in a lock
-    /// word; 0: nobody, a plain `wait`): the sleep also ends, with
-    /// [`Woke::TimedOut`], when that owner dies, and returns `TimedOut` at once
-    /// if it is already dead. The caller then asks [`Thread::is_alive`]. (The
-    /// default, for a platform without death notification, is a plain `wait`:
-    /// its safety poll is then the only way a death is noticed.)
-    fn wait_owned(&self, w: &Self::Word, expected: u32, owner: u32, d: &Self::Deadline) -> Woke {
-        let _ = owner;
+    /// [`Thread::wait`], watching the thread with owner id `owner` (as stored
+    /// in a lock word; 0: nobody, a plain `wait`) and identity `ident` (as
+    /// [`Thread::occupant`] reported it; 0: unknown): the sleep also ends, with
+    /// [`Woke::TimedOut`], when that thread dies, and returns `TimedOut` at
+    /// once if it is already dead (or if the thread with id `owner` now has
+    /// another identity). The caller then looks at the word's holder again.
+    /// (The default, for a platform without death notification, is a plain
+    /// `wait`: its safety poll is then the only way a death is noticed.)
+    fn wait_owned(
+        &self,
+        w: &Self::Word,
+        expected: u32,
+        owner: u32,
+        ident: u64,
+        d: &Self::Deadline,
+    ) -> Woke {
+        let _ = (owner, ident);
         self.wait(w, expected, d)
     }
     /// [`Thread::wait_owned`] under [`MUTANT_DEATH_NOT_NOTIFIED`]: the owner's
@@ -200,16 +229,47 @@ pub trait Thread {
         w: &Self::Word,
         expected: u32,
         owner: u32,
+        ident: u64,
         d: &Self::Deadline,
     ) -> Woke {
-        self.wait_owned(w, expected, owner, d)
+        self.wait_owned(w, expected, owner, ident, d)
     }
     /// Wake up to `n` waiters of `w` (`u32::MAX`: all). Returns how many were woken.
     fn wake(&self, w: &Self::Word, n: u32) -> usize;
-    /// Is the thread with owner id `owner` still alive? (A zombie is dead; so
-    /// is a thread that merely reuses a dead owner's kernel id: the real
-    /// platform's owner ids carry part of the thread's start time.)
-    fn is_alive(&self, owner: u32) -> bool;
+    /// Is a thread with owner id `owner` alive? By id only: a later thread
+    /// that was given a dead thread's id passes (a zombie does not). Protocols
+    /// that record an owner ask [`Thread::occupant`] and compare identities.
+    fn is_alive(&self, owner: u32) -> bool {
+        !matches!(self.occupant(owner), Occupant::Nobody)
+    }
+    /// The caller's identity: nonzero, and never the identity of another
+    /// thread, living or dead (until reboot, on the real platform: the pidfs
+    /// inode number of a pidfd for the thread, or before Linux 6.9 its tid
+    /// with its start time).
+    fn identity(&self) -> u64;
+    /// May owner id `owner` have been given to more than one thread? The
+    /// real platform cannot know (`true`, the default); a model platform
+    /// knows, and when it says `false` a word that holds `owner` was written
+    /// by the one thread that ever had it, so a protocol may skip comparing
+    /// identities, which cannot change its answer (for a model checker, a
+    /// scheduling point that changes nothing).
+    fn id_reused(&self, owner: u32) -> bool {
+        let _ = owner;
+        true
+    }
+    /// Who has owner id `owner` now: nobody (no such thread, or a zombie),
+    /// the thread with this identity, or unknown (the platform could not
+    /// tell: callers take the thread for alive). Learning that a thread died
+    /// synchronizes with everything it wrote before it died.
+    fn occupant(&self, owner: u32) -> Occupant;
+    /// Mark `w` as the word the caller is between winning (or releasing) and
+    /// publishing its identity for (`None`: no longer). If the caller dies
+    /// while `w` is marked and `w`'s owner bits ([`OWNER_MASK`]) hold its id,
+    /// the platform replaces them, atomically and before the id can be given
+    /// to another thread, by [`OWNER_DIED`] (keeping bit 31, the waiters bit)
+    /// and wakes a sleeper of `w` (the kernel's robust-futex
+    /// `list_op_pending`).
+    fn publishing(&self, w: Option<&Self::Word>);
     /// One iteration of a bounded spin before sleeping. Returns `false` when the
     /// caller should stop spinning and sleep (always on a single CPU, and at once
     /// under a model checker, where a spin is a yield).
@@ -226,8 +286,41 @@ pub trait Thread {
 #[doc(hidden)]
 pub const MUTANT_DEATH_NOT_NOTIFIED: Mutant = Mutant(1101);
 
-/// Bits of a lock word below this mask hold the owner id.
+/// Seeded bug of the lock protocols (platform mutants are 11xx): the holder of
+/// a lock word is taken for alive when a thread with its owner id lives,
+/// whatever that thread's identity ([`Thread::occupant`] is not compared with
+/// the identity the holder recorded): a dead holder whose id went to a
+/// newcomer is never recovered.
+#[doc(hidden)]
+pub const MUTANT_TRUST_TID: Mutant = Mutant(1102);
+
+/// Seeded bug of the lock protocols: the holder does not mark the moment
+/// between winning a lock word and recording its identity
+/// ([`Thread::publishing`]): a holder that dies there is taken for alive when
+/// its id goes to a newcomer.
+#[doc(hidden)]
+pub const MUTANT_NO_PENDING: Mutant = Mutant(1103);
+
+/// Bits of a lock word below this mask hold the owner id (the kernel's
+/// `FUTEX_TID_MASK`).
 pub const OWNER_MASK: u32 = 0x3fff_ffff;
+
+/// Set in a lock word, with its owner bits cleared, by the platform when its
+/// holder died while the word was marked [`Thread::publishing`] (the kernel's
+/// `FUTEX_OWNER_DIED`): the lock is free, and its next holder learns that the
+/// previous one died.
+pub const OWNER_DIED: u32 = 0x4000_0000;
+
+/// Who has an owner id now ([`Thread::occupant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Occupant {
+    /// No live thread has it.
+    Nobody,
+    /// The live thread with this identity ([`Thread::identity`]) has it.
+    Is(u64),
+    /// The platform cannot tell now (taken for alive).
+    Unknown,
+}
 
 /// A platform: the types a protocol is instantiated with.
 pub trait Platform: Sized + Send + Sync + 'static {
@@ -242,6 +335,13 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
     #[doc(hidden)]
     const MUTANT: Mutant = Mutant::NONE;
+    /// Does [`Thread::wait_owned`] use the identity it is given? The real
+    /// platform watches the owner by it; a model platform whose death
+    /// notification does not depend on it says `false`, and the protocols then
+    /// skip the load that only feeds the watch (for a model checker, a
+    /// scheduling point that changes nothing).
+    #[doc(hidden)]
+    const WATCHES_IDENTITY: bool = true;
 
     /// Copy `src` into a run of byte cells, viewed as one array of
     /// `cells.len() * N` bytes, starting `skip` bytes in.

@@ -248,12 +248,12 @@ pub struct Padded<T>(pub T);
 ///
 /// | line | offset | field | written by | meaning / invariant |
 /// |---|---|---|---|---|
-/// | 0 | 0 | `prod: RawMutex` | producers | held from a message's first piece to its last (or its abandonment) |
-/// | 0 | 8 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
+/// | 0 | 0 | `prod: RawMutex` (16 bytes: word and holder identity) | producers | held from a message's first piece to its last (or its abandonment) |
+/// | 0 | 16 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
 /// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
 /// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
-/// | 2 | 128 | `cons: RawMutex` | consumers | held from a message's first piece read to its last (or its discard) |
-/// | 2 | 136 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
+/// | 2 | 128 | `cons: RawMutex` (16 bytes) | consumers | held from a message's first piece read to its last (or its discard) |
+/// | 2 | 144 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
 /// | 3 | 192 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
 /// | 3 | 200 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
 /// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
@@ -603,11 +603,11 @@ impl<'a, P: Platform> Ring<'a, P> {
         t: &P::Thread,
         w: &P::W32,
         seen: u32,
-        owner: u32,
+        owner: (u32, u64),
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Woke {
         let how = Waiters::bit(EV_WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE));
-        park::sleep_owned::<P>(t, w, seen, how, owner, dl)
+        park::sleep_owned::<P>(t, w, seen, how, owner.0, owner.1, dl)
     }
 
     // ---- chunks ----------------------------------------------------------
@@ -895,7 +895,8 @@ impl<'a, P: Platform> Ring<'a, P> {
                     spins += 1;
                     continue;
                 }
-                if self.sleep(t, &self.h.head.0.event, ev, 0, dl) == Woke::TimedOut && t.expired(dl)
+                if self.sleep(t, &self.h.head.0.event, ev, (0, 0), dl) == Woke::TimedOut
+                    && t.expired(dl)
                 {
                     // A streamed message that times out half-way is abandoned.
                     return Err(RingError::Full);
@@ -1106,7 +1107,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 }
                 if avail == 0 {
                     // Nothing to read.
-                    let mut watch = 0; // the producer whose message we assemble
+                    let mut watch = (0, 0); // the producer whose message we assemble
                     if assembling {
                         // Is the message's producer still there?
                         let pw = self.h.prod.0.lock.word().load(Acquire);
@@ -1115,11 +1116,13 @@ impl<'a, P: Platform> Ring<'a, P> {
                             // Released: finished (then its pieces are visible now) or abandoned.
                             self.h.tail.0.pos.load(Acquire) == *tw
                         } else {
-                            // Held: by a dead process (asked only after a liveness poll,
-                            // which is when a death can have happened), or by a live
-                            // producer that will go on or start a new message (FIRST).
-                            watch = owner;
-                            polled && !t.is_alive(owner)
+                            // Held: by a dead process (the lock's own liveness
+                            // decision, asked only after a liveness poll, which is
+                            // when a death can have happened), or by a live
+                            // producer that will go on or start a new message
+                            // (FIRST): sleep watching it.
+                            watch = (owner, self.h.prod.0.lock.published());
+                            polled && self.h.prod.0.lock.holder(t, pw).is_none()
                         };
                         polled = false;
                         if gone {

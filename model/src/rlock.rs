@@ -27,9 +27,10 @@
 //! # Layout
 //!
 //! ```text
-//! RawRLock (8 bytes, #[repr(C)])
-//!   mutex: RawMutex   offset 0   the owner word: `owner id | WAITERS`, 0 when free
-//!   count: u32        offset 4   recursion depth of the current owner
+//! RawRLock (24 bytes, #[repr(C)], align 8)
+//!   mutex: RawMutex   offset 0   the owner word (`owner id | WAITERS`, 0 when
+//!                                free) and the owner's identity
+//!   count: u32        offset 16  recursion depth of the current owner
 //! ```
 //!
 //! # Invariants
@@ -42,8 +43,11 @@
 //!   before it releases the mutex, and a new owner (or a recoverer) stores 1 right
 //!   after acquiring it, so a stale value is never *used*: a recoverer resets the
 //!   dead owner's depth rather than adding to it.
-//! * "Is it mine?" is `mutex.owner() == Some(me)`: only this thread ever writes
-//!   its own id into the word, so a `Relaxed` load that returns it is exact.
+//! * "Is it mine?" is `mutex.owner() == Some(me)` *and* the mutex's identity
+//!   word holds the caller's identity ([`RawMutex::held_by_me`]): a dead
+//!   owner whose kernel id the caller was given wrote the same id, but not
+//!   the same identity. Only the owner publishes its identity, right after
+//!   winning the word, so `Relaxed` loads that return both are exact.
 //!
 //! # Owner death
 //!
@@ -118,11 +122,18 @@ impl<P: Platform> RawRLock<P> {
         }
     }
 
-    fn mine(&self, me: u32) -> bool {
+    fn mine(&self, t: &P::Thread) -> bool {
         if mutant::<P>(MUTANT_REENTER_ANY) {
             return self.mutex.owner().is_some();
         }
-        self.mutex.owner() == Some(me)
+        self.mutex.held_by_me(t)
+    }
+
+    /// Is it held by the caller (its id in the word and its identity
+    /// published: a dead owner whose id the caller was given is not the
+    /// caller)?
+    pub fn is_mine(&self, t: &P::Thread) -> bool {
+        self.mutex.held_by_me(t)
     }
 
     /// Acquire (again, if the caller already owns it), waiting at most `timeout`
@@ -130,8 +141,7 @@ impl<P: Platform> RawRLock<P> {
     /// [`Acquired::Clean`]; the depth saturates at `u32::MAX`, beyond which
     /// acquisitions fail with [`Timeout`] (CPython raises `OverflowError`).
     pub fn lock(&self, t: &P::Thread, timeout: Option<Duration>) -> Result<Acquired, Timeout> {
-        let me = t.id();
-        if self.mine(me) {
+        if self.mine(t) {
             return self.reenter(t);
         }
         let a = self.mutex.lock(t, timeout)?;
@@ -141,8 +151,7 @@ impl<P: Platform> RawRLock<P> {
     /// Acquire if that is possible without waiting (re-entrantly, or taking over
     /// a dead owner's lock: [`Acquired::OwnerDied`]).
     pub fn try_lock(&self, t: &P::Thread) -> Result<Acquired, Timeout> {
-        let me = t.id();
-        if self.mine(me) {
+        if self.mine(t) {
             return self.reenter(t);
         }
         let a = self.mutex.try_lock(t)?;
@@ -174,8 +183,7 @@ impl<P: Platform> RawRLock<P> {
     /// when the lock is not held at all); the lock is free once every
     /// acquisition has been released.
     pub fn unlock(&self, t: &P::Thread) -> Result<(), NotOwner> {
-        let me = t.id();
-        if !mutant::<P>(MUTANT_UNLOCK_ANY) && self.mutex.owner() != Some(me) {
+        if !mutant::<P>(MUTANT_UNLOCK_ANY) && !self.mutex.held_by_me(t) {
             return Err(NotOwner);
         }
         let c = self.count.load(Relaxed);

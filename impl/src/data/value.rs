@@ -156,11 +156,11 @@ pub(crate) unsafe fn store_relaxed<T: Pod>(dst: *mut T, value: T) {
 ///
 /// | offset | field | meaning |
 /// |---|---|---|
-/// | 0 | `lock: RawRLock<Shm>` (8 bytes, align 4) | the value's default lock |
-/// | `max(8, align_of::<T>())` | `data: ShmCell<T>` | the value |
+/// | 0 | `lock: RawRLock<Shm>` (24 bytes, align 8) | the value's default lock |
+/// | 24 rounded up to `align_of::<T>()` | `data: ShmCell<T>` | the value |
 ///
 /// Size: `data`'s offset plus `size_of::<T>()`, rounded up to
-/// `max(4, align_of::<T>())`. Invariant: `data` is accessed by reference
+/// `max(8, align_of::<T>())`. Invariant: `data` is accessed by reference
 /// only while `lock` is held (a guard); unlocked accesses are the relaxed
 /// atomic copies of [`RawValue`].
 #[repr(C)]
@@ -169,9 +169,9 @@ pub(crate) struct Colocated<T> {
     pub(crate) data: ShmCell<T>,
 }
 
-crate::shm::layout::assert_shm_layout!(Colocated<u8> { size: 12, align: 4, lock: 0, data: 8 });
-crate::shm::layout::assert_shm_layout!(Colocated<u64> { size: 16, align: 8, lock: 0, data: 8 });
-crate::shm::layout::assert_shm_layout!(Colocated<u128> { size: 32, align: 16, lock: 0, data: 16 });
+crate::shm::layout::assert_shm_layout!(Colocated<u8> { size: 32, align: 8, lock: 0, data: 24 });
+crate::shm::layout::assert_shm_layout!(Colocated<u64> { size: 32, align: 8, lock: 0, data: 24 });
+crate::shm::layout::assert_shm_layout!(Colocated<u128> { size: 48, align: 16, lock: 0, data: 32 });
 
 // SAFETY: a #[repr(C)] pair of ShmSafe parts (the RLock protocol struct and a
 // cell of Pod data): no pointers, no drop glue.

@@ -17,7 +17,7 @@ use crate::codec::wire::{self, WireError};
 use crate::platform::{Shm, ShmCell, ShmThread};
 use crate::shm::{Segment, ShmBox, ShmError, ShmSafe, ShmSlice};
 
-// SAFETY: RingHeader<Shm> is #[repr(C)]: two RawMutex<Shm> (an AtomicU32 each),
+// SAFETY: RingHeader<Shm> is #[repr(C)]: two RawMutex<Shm> (an AtomicU32 and an AtomicU64 each),
 // ShmWord32/ShmWord64 atomics, and two plain integers written once before the
 // header is shared. No pointers, no drop glue; any bit pattern is memory-safe
 // (inconsistent positions are detected and reported as `Corrupt`).

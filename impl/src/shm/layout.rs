@@ -150,8 +150,8 @@ macro_rules! assert_model_offsets {
 
 // The model's protocol structs over the real platform: the offsets of their
 // doc tables (model/src/<protocol>.rs, "Layout").
-assert_model_offsets!(RawMutex<Shm> { word: 0 });
-assert_model_offsets!(RawRLock<Shm> { mutex: 0, count: 4 });
+assert_model_offsets!(RawMutex<Shm> { word: 0, ident: 8 });
+assert_model_offsets!(RawRLock<Shm> { mutex: 0, count: 16 });
 assert_model_offsets!(RawSemaphore<Shm> { value: 0, waiters: 4, bound: 8 });
 assert_model_offsets!(RawEvent<Shm> { state: 0 });
 assert_model_offsets!(RawBarrier<Shm> { state: 0, parties: 4 });
@@ -159,11 +159,11 @@ assert_model_offsets!(Tasks<Shm> { done: 0 });
 assert_model_offsets!(RawCondition<Shm> { state: 0, seq: 8, spare: 12 });
 assert_model_offsets!(RingHeader<Shm> {
     prod: 0,
-    head_seen: 8,
+    head_seen: 16,
     tail: 64,
     not_empty: 72,
     cons: 128,
-    tail_seen: 136,
+    tail_seen: 144,
     head: 192,
     not_full: 200,
     closed: 256,
@@ -287,7 +287,18 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// Version 3: the queue ring's header gained `reclaim_shift` and `reclaimed`
 /// (reclaiming consumed memory), in what was padding of its last line; the
 /// shared-memory `Condition` (`RawCondition`) is new.
-pub(crate) const RECORDED: &[(u32, u32)] = &[(1, 0xd871_f7ab), (2, 0xddc9_8cb4), (3, 0x9a12_7824)];
+///
+/// Version 4: every robust lock (`RawMutex`, and so `RawRLock`, a `Value`'s
+/// lock and the queue ring's `prod`/`cons`) records its holder's 64-bit
+/// identity beside its word (16 bytes, align 8); the ring's `head_seen` and
+/// `tail_seen` move to 16 and 144, a `Value`'s data to 24 (32 for 16-aligned
+/// data).
+pub(crate) const RECORDED: &[(u32, u32)] = &[
+    (1, 0xd871_f7ab),
+    (2, 0xddc9_8cb4),
+    (3, 0x9a12_7824),
+    (4, 0xb898_a324),
+];
 
 /// The fingerprint recorded for `version`, if any.
 const fn recorded(version: u32) -> Option<u32> {

@@ -8,12 +8,13 @@ use super::{LockResult, OwnerDied, SyncError, TryLockError, TryLockResult};
 use crate::platform::{Shm, ShmThread};
 use crate::shm::{ShmBox, ShmError, ShmSafe};
 
-// SAFETY: RawMutex<Shm> is #[repr(C)] holding one ShmWord32 (an AtomicU32): no
-// pointers, no drop glue, valid for any bit pattern (an unknown owner id is
-// treated as a live or dead tid by the protocol, never as memory).
+// SAFETY: RawMutex<Shm> is #[repr(C)]: a ShmWord32 (an AtomicU32) and a
+// ShmWord64 (the holder's identity): no pointers, no drop glue, valid for any
+// bit pattern (an unknown owner id or identity is treated as a live or dead
+// thread by the protocol, never as memory).
 unsafe impl ShmSafe for RawMutex<Shm> {}
-// The layout documented in procshare_model::mutex (`word` at 0).
-crate::shm::layout::assert_shm_layout!(RawMutex<Shm> { size: 4, align: 4 });
+// The layout documented in procshare_model::mutex (`word` at 0, `ident` at 8).
+crate::shm::layout::assert_shm_layout!(RawMutex<Shm> { size: 16, align: 8 });
 
 /// A process-shared lock (Python's `multiprocessing.Lock`): not recursive, and
 /// any thread or process may release it.

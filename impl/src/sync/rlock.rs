@@ -9,12 +9,12 @@ use super::{LockResult, OwnerDied, SyncError, TryLockError, TryLockResult};
 use crate::platform::{current_tid, Shm, ShmThread};
 use crate::shm::{ShmBox, ShmError, ShmSafe};
 
-// SAFETY: RawRLock<Shm> is #[repr(C)]: a RawMutex<Shm> (one ShmWord32) and a
+// SAFETY: RawRLock<Shm> is #[repr(C)]: a RawMutex<Shm> (a ShmWord32 and a ShmWord64) and a
 // ShmWord32 count: no pointers, no drop glue, any bit pattern is a state the
 // protocol handles (an unknown owner id is a live or dead tid, never memory).
 unsafe impl ShmSafe for RawRLock<Shm> {}
-// The layout documented in procshare_model::rlock (`mutex` at 0, `count` at 4).
-crate::shm::layout::assert_shm_layout!(RawRLock<Shm> { size: 8, align: 4 });
+// The layout documented in procshare_model::rlock (`mutex` at 0, `count` at 16).
+crate::shm::layout::assert_shm_layout!(RawRLock<Shm> { size: 24, align: 8 });
 
 /// A process-shared recursive lock (Python's `multiprocessing.RLock`): the
 /// thread that holds it may acquire it again, and must release it as many
@@ -255,7 +255,7 @@ impl RLock {
 
     /// Is it held by the calling thread? (Python's `_is_owned()`.)
     pub fn is_owned(&self) -> bool {
-        self.raw.is_owned_by(crate::platform::current_owner_id())
+        self.raw.is_mine(&crate::platform::ShmThread::current())
     }
 
     /// The holder's kernel thread id, if held.

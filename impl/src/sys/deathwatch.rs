@@ -8,10 +8,11 @@
 //!   kernels a process pidfd, which only a thread-group leader has (a lock
 //!   taken by a non-main thread on such a kernel is [`Watch::Unsupported`]:
 //!   the caller then polls, as before).
-//! * The owner is identified by its owner id (tid plus start-time tag, see
-//!   `thread::current_owner_id`): after the pidfd is opened the thread it
-//!   names is checked to be the owner, so a pidfd of a later thread that
-//!   reuses the tid is never watched in its place.
+//! * The owner is named by its tid and identified by its identity
+//!   (`thread::identity_of`: the pidfs inode number, never reused): after the
+//!   pidfd is opened the thread it names is checked to have the owner's
+//!   identity, so a pidfd of a later thread that reuses the tid is never
+//!   watched in its place. Entries are keyed by identity.
 //! * Pidfds stay open (and watched) while nobody waits, for the next wait on
 //!   the same owner, up to [`IDLE_CACHE`] owners; a dead owner's entry is
 //!   dropped once its last watcher has looked.
@@ -64,11 +65,11 @@ struct Watcher {
     /// The fork generation this watcher (and its helper thread) belongs to.
     generation: u64,
     epoll: OwnedFd,
-    entries: Mutex<HashMap<u32, Entry>>,
+    entries: Mutex<HashMap<u64, Entry>>,
 }
 
 impl Watcher {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Entry>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -126,7 +127,7 @@ fn helper(w: &'static Watcher) {
         };
         let n = match epoll::wait(&w.epoll, &mut events[..], pending.then_some(&ms)) {
             Ok((ready, _)) => {
-                let owners: Vec<u32> = ready.iter().map(|e| e.data.u64() as u32).collect();
+                let owners: Vec<u64> = ready.iter().map(|e| e.data.u64()).collect();
                 owners
             }
             Err(rustix::io::Errno::INTR) => Vec::new(),
@@ -159,7 +160,7 @@ fn helper(w: &'static Watcher) {
 #[derive(Debug)]
 pub(crate) struct Registration {
     w: &'static Watcher,
-    owner: u32,
+    owner: u64,
     word: usize,
 }
 
@@ -184,7 +185,7 @@ impl Drop for Registration {
         // Keep at most IDLE_CACHE idle owners (closing a pidfd removes it
         // from the epoll set).
         if m.len() > IDLE_CACHE {
-            let idle: Vec<u32> = m
+            let idle: Vec<u64> = m
                 .iter()
                 .filter(|(_, e)| e.words.is_empty())
                 .map(|(&o, _)| o)
@@ -207,13 +208,19 @@ fn thread_pidfd(tid: u32) -> Result<OwnedFd, rustix::io::Errno> {
     }
 }
 
-/// Watch `owner` (an owner id) for a waiter sleeping on `word`.
-pub(crate) fn watch(owner: u32, word: &AtomicU32) -> Watch {
+/// Watch the thread with tid `tid` and identity `ident` (see
+/// `thread::identity_of`; 0: unknown, then [`Watch::Unsupported`]) for a
+/// waiter sleeping on `word`.
+pub(crate) fn watch(tid: u32, ident: u64, word: &AtomicU32) -> Watch {
+    if ident == 0 {
+        return Watch::Unsupported;
+    }
     let Some(w) = watcher() else {
         return Watch::Unsupported;
     };
+    let owner = ident;
     let addr = word as *const AtomicU32 as usize;
-    let registered = |m: &mut HashMap<u32, Entry>| {
+    let registered = |m: &mut HashMap<u64, Entry>| {
         let e = m.get_mut(&owner)?;
         if e.fired {
             return Some(Watch::Dead);
@@ -228,14 +235,21 @@ pub(crate) fn watch(owner: u32, word: &AtomicU32) -> Watch {
     if let Some(r) = registered(&mut w.lock()) {
         return r;
     }
-    let pidfd = match thread_pidfd(owner & super::thread::TID_MASK) {
+    let pidfd = match thread_pidfd(tid & super::thread::TID_MASK) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::SRCH) => return Watch::Dead,
         Err(_) => return Watch::Unsupported,
     };
-    // The pidfd names the thread that has the owner's tid now: the owner
-    // itself iff that thread has the owner's start time.
-    if !super::thread::owner_is_alive(owner) {
+    // The pidfd names the thread that has the tid now: the owner itself iff
+    // that thread has the owner's identity (a pidfs inode number is the
+    // pidfd's own; a start time is read after the pidfd was opened: if the
+    // thread it names died since, the pidfd fires at once).
+    let same = if ident >> 63 == 0 {
+        matches!(rustix::fs::fstat(&pidfd), Ok(st) if st.st_ino == ident)
+    } else {
+        super::thread::identity_of(tid) == procshare_model::platform::Occupant::Is(ident)
+    };
+    if !same {
         return Watch::Dead;
     }
     let mut m = w.lock();
@@ -245,7 +259,7 @@ pub(crate) fn watch(owner: u32, word: &AtomicU32) -> Watch {
     if epoll::add(
         &w.epoll,
         &pidfd,
-        epoll::EventData::new_u64(owner as u64),
+        epoll::EventData::new_u64(owner),
         epoll::EventFlags::IN,
     )
     .is_err()

@@ -3,8 +3,10 @@
 //! threads only).
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
 use core::time::Duration;
+use procshare_model::platform::Occupant;
 
 use rustix::thread::futex;
 
@@ -48,104 +50,233 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> usize {
 thread_local! {
     /// This thread's kernel tid (0: not read yet, or reset after a fork).
     static TID: Cell<u32> = const { Cell::new(0) };
-    /// This thread's owner id (0: not read yet, or reset after a fork).
-    static OWNER: Cell<u32> = const { Cell::new(0) };
+    /// This thread's identity and robust-futex slot (`ident == 0`: not read
+    /// yet, or reset after a fork).
+    static ME: Cell<Me> = const { Cell::new(Me { ident: 0, slot: 0, offset: 0 }) };
 }
 
 /// Bits of an owner id that hold the kernel tid: tids are below
 /// `PID_MAX_LIMIT`, `2^22` on 64-bit Linux (`pid_max` cannot be set higher).
 pub(crate) const TID_BITS: u32 = 22;
-/// The tid part of an owner id.
+/// The tid part of an owner id (all of it: owner ids are tids).
 pub(crate) const TID_MASK: u32 = (1 << TID_BITS) - 1;
-/// The start-time tag of an owner id: bits 22..=29, below the model's
-/// `OWNER_MASK` (30 bits).
-const TAG_MASK: u32 = 0xff;
 
-/// The owner id of the calling thread, as stored in lock words: its tid in
-/// bits 0..22 and, in bits 22..30, a tag of its identity: the inode number
-/// of a pidfd for it modulo 255, plus 1 (Linux 6.9+: pidfs numbers every pid
-/// the kernel hands out, without reuse), or on older kernels its start time
-/// (clock ticks since boot, field 22 of `/proc/<tid>/stat`) modulo 255,
-/// plus 1; 0 if neither could be read. A later thread that is given the same
-/// tid (pid reuse) has another inode number, so [`owner_is_alive`] tells it
-/// from the owner unless the two numbers are equal modulo 255 (a multiple of
-/// 255 pids handed out in between). Cached per thread, reset in a forked
-/// child.
+/// What the calling thread needs to take a lock: its identity and where it
+/// marks a lock word pending.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Me {
+    /// [`identity_of`] this thread (0 if it could not be read).
+    pub(crate) ident: u64,
+    /// Address of `list_op_pending` in this thread's robust-futex list head
+    /// (0: none could be found or registered).
+    pub(crate) slot: usize,
+    /// The head's `futex_offset`: the kernel looks at `list_op_pending + offset`.
+    pub(crate) offset: isize,
+}
+
+/// The owner id of the calling thread, as stored in lock words: its kernel
+/// tid (the lock's identity word beside it tells it from a later thread that
+/// is given the same tid). Cached per thread, reset in a forked child.
 pub(crate) fn current_owner_id() -> u32 {
-    let cached = OWNER.with(|c| c.get());
-    if cached != 0 {
-        return cached;
+    current_tid() & TID_MASK
+}
+
+/// The calling thread's identity and robust-futex slot, read on first use
+/// (cached; reset in a forked child).
+#[inline]
+pub(crate) fn me() -> Me {
+    let m = ME.with(|c| c.get());
+    if m.ident != 0 {
+        return m;
     }
-    let tid = current_tid();
-    let tag = match pidfs_tag(tid) {
-        Tag::Is(t) => t,
-        Tag::NoThreadPidfd => match read_stat(tid) {
-            Stat::Live { start } => tag_of(start),
-            _ => 0,
-        },
-        // Cannot tell: no tag.
-        Tag::Gone | Tag::Unknown => 0,
+    me_slow()
+}
+
+#[cold]
+fn me_slow() -> Me {
+    let ident = match identity_of(current_tid()) {
+        Occupant::Is(i) => i,
+        _ => 0,
     };
-    let id = (tid & TID_MASK) | tag << TID_BITS;
-    OWNER.with(|c| c.set(id));
-    id
-}
-
-/// Is the thread with owner id `owner` (see [`current_owner_id`]) alive: a
-/// thread with its tid exists, is not a zombie, and has its start-time tag?
-/// Allocation-free; an error that does not tell counts as alive.
-pub(crate) fn owner_is_alive(owner: u32) -> bool {
-    match read_stat(owner & TID_MASK) {
-        Stat::Dead => false,
-        Stat::Unknown => true,
-        Stat::Live { start } => match (owner >> TID_BITS) & TAG_MASK {
-            0 => true, // no tag (its identity could not be read)
-            tag => match pidfs_tag(owner & TID_MASK) {
-                Tag::Is(t) => t == tag,
-                Tag::Gone => false,
-                Tag::NoThreadPidfd => tag_of(start) == tag,
-                Tag::Unknown => true,
-            },
-        },
+    let (slot, offset) = robust_slot();
+    let m = Me {
+        ident,
+        slot,
+        offset,
+    };
+    if ident != 0 {
+        ME.with(|c| c.set(m));
     }
+    m
 }
 
-/// The identity tag of a thread, as [`pidfs_tag`] finds it.
-enum Tag {
-    /// From the inode number of its pidfd.
-    Is(u32),
-    /// No such thread.
-    Gone,
-    /// The kernel has no thread pidfds (before 6.9): tags come from start times.
-    NoThreadPidfd,
-    /// Cannot tell now (out of descriptors, ...).
-    Unknown,
+/// The kernel's `struct robust_list_head` (include/uapi/linux/futex.h).
+#[repr(C)]
+struct RobustListHead {
+    list: *mut core::ffi::c_void,
+    futex_offset: core::ffi::c_long,
+    list_op_pending: *mut core::ffi::c_void,
 }
 
-/// The tag of thread `tid` from the inode number of a pidfd for it: on
-/// Linux 6.9 and later (pidfs, which also brought thread pidfds) every pid
-/// the kernel hands out has its own 64-bit inode number, never reused until
-/// reboot, so a later thread given the same tid has another one.
-fn pidfs_tag(tid: u32) -> Tag {
+thread_local! {
+    /// The head registered for this thread if it had none (glibc registers
+    /// one for every thread it starts, so this is for other C libraries).
+    /// Never dropped while the thread runs: the kernel reads it at its exit.
+    static OWN_HEAD: core::cell::UnsafeCell<RobustListHead> = const {
+        core::cell::UnsafeCell::new(RobustListHead {
+            list: core::ptr::null_mut(),
+            futex_offset: 0,
+            list_op_pending: core::ptr::null_mut(),
+        })
+    };
+}
+
+/// This thread's robust-futex list head: the address of its
+/// `list_op_pending` field and its `futex_offset` ((0, 0) if there is none
+/// and none could be registered).
+fn robust_slot() -> (usize, isize) {
+    let mut head: *mut RobustListHead = core::ptr::null_mut();
+    let mut len: usize = 0;
+    // SAFETY: get_robust_list(0, ..) writes the calling thread's head pointer
+    // and its length into the two locals, which live across the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            0,
+            &mut head as *mut *mut RobustListHead,
+            &mut len as *mut usize,
+        )
+    };
+    if r != 0 {
+        return (0, 0);
+    }
+    if head.is_null() {
+        // No C library head: register one of our own, an empty list.
+        let own = OWN_HEAD.with(|h| h.get());
+        // SAFETY: `own` is this thread's own head (a thread-local that lives
+        // until the thread exits, never moved); only this thread writes it.
+        unsafe {
+            (*own).list = core::ptr::addr_of_mut!((*own).list).cast();
+            (*own).futex_offset = 0;
+            (*own).list_op_pending = core::ptr::null_mut();
+        }
+        // SAFETY: registers `own` (valid until the thread exits) as the
+        // calling thread's robust list head.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_set_robust_list,
+                own,
+                core::mem::size_of::<RobustListHead>(),
+            )
+        };
+        if r != 0 {
+            return (0, 0);
+        }
+        head = own;
+    }
+    // SAFETY: `head` is this thread's registered head (glibc's, in its thread
+    // control block, or ours): readable for as long as the thread runs.
+    let offset = unsafe { (*head).futex_offset } as isize;
+    // SAFETY: as above; the address of a field, not a read.
+    let slot = unsafe { core::ptr::addr_of_mut!((*head).list_op_pending) } as usize;
+    (slot, offset)
+}
+
+/// Mark `word` as the lock word the calling thread is between winning (or
+/// releasing) and publishing its identity for (`None`: clear the mark), in
+/// its robust-futex list head's `list_op_pending`: if the thread dies while
+/// the mark is set and the word's low 30 bits are its tid, the kernel sets
+/// `FUTEX_OWNER_DIED` (bit 30) in the word, clears the tid and wakes a
+/// waiter, before the tid can be given to another thread.
+#[inline(always)]
+pub(crate) fn set_pending(me: &Me, word: Option<&AtomicU32>) {
+    if me.slot == 0 {
+        return;
+    }
+    let v = word.map_or(0, |w| {
+        (w as *const AtomicU32 as isize).wrapping_sub(me.offset) as usize
+    });
+    // The mark must be set before the CAS and cleared after the
+    // publication, in program order (only this thread, or the kernel acting
+    // for it at its exit, reads it).
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // SAFETY: `me.slot` is the address of `list_op_pending` in this thread's
+    // robust list head (`robust_slot`, for the thread that calls: `Me` is
+    // read per thread and `ShmThread`, which carries it, is neither Send nor
+    // Sync); the head outlives the thread; only this thread writes the field
+    // (glibc sets and clears it inside its own robust mutex calls, which do
+    // not run while this mark is set).
+    unsafe { core::ptr::write_volatile(me.slot as *mut usize, v) };
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
+/// Test hook (the `internals` feature): make [`occupant`] answer as the
+/// 8-bit tags of owner ids did when a newcomer's tag collided with a dead
+/// owner's: "alive" for whatever thread has the tid.
+static FORCE_TAG_COLLISION: AtomicBool = AtomicBool::new(false);
+
+/// Set the [`FORCE_TAG_COLLISION`] test hook.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub(crate) fn force_tag_collision(on: bool) {
+    FORCE_TAG_COLLISION.store(on, Ordering::Relaxed);
+}
+
+/// Who has tid `tid` now: nobody (no such thread, or one that has exited),
+/// the thread with this identity ([`identity_of`]), or unknown.
+pub(crate) fn occupant(tid: u32) -> Occupant {
+    if FORCE_TAG_COLLISION.load(Ordering::Relaxed) {
+        return match read_stat(tid) {
+            Stat::Dead => Occupant::Nobody,
+            _ => Occupant::Unknown,
+        };
+    }
+    identity_of(tid)
+}
+
+/// The identity of the thread with tid `tid`: the inode number of a thread
+/// pidfd for it (Linux 6.9+: pidfs gives every pid the kernel hands out its
+/// own 64-bit inode number, never reused until reboot); before 6.9, bit 63
+/// set, its start time (clock ticks since boot) in bits 22..63 and its tid in
+/// bits 0..22. Nobody if there is no such thread (or it has exited); unknown
+/// if it cannot be told now (out of descriptors, ...).
+pub(crate) fn identity_of(tid: u32) -> Occupant {
     let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
-        return Tag::Gone;
+        return Occupant::Nobody;
     };
     // PIDFD_THREAD is O_EXCL.
     let flags = rustix::process::PidfdFlags::from_bits_retain(libc::O_EXCL as u32);
     match rustix::process::pidfd_open(pid, flags) {
-        Ok(fd) => match rustix::fs::fstat(&fd) {
-            Ok(st) => Tag::Is((st.st_ino % 255) as u32 + 1),
-            Err(_) => Tag::Unknown,
+        Ok(fd) => {
+            if pidfd_exited(&fd) {
+                return Occupant::Nobody;
+            }
+            match rustix::fs::fstat(&fd) {
+                Ok(st) if st.st_ino != 0 && st.st_ino >> 63 == 0 => Occupant::Is(st.st_ino),
+                _ => Occupant::Unknown,
+            }
+        }
+        Err(rustix::io::Errno::SRCH) => Occupant::Nobody,
+        Err(rustix::io::Errno::INVAL) => match read_stat(tid) {
+            Stat::Dead => Occupant::Nobody,
+            Stat::Unknown => Occupant::Unknown,
+            Stat::Live { start } => {
+                Occupant::Is(1 << 63 | (start & ((1 << 41) - 1)) << TID_BITS | tid as u64)
+            }
         },
-        Err(rustix::io::Errno::SRCH) => Tag::Gone,
-        Err(rustix::io::Errno::INVAL) => Tag::NoThreadPidfd,
-        Err(_) => Tag::Unknown,
+        Err(_) => Occupant::Unknown,
     }
 }
 
-/// The tag of a start time: 1..=255 (0 means "no tag").
-fn tag_of(start: u64) -> u32 {
-    (start % 255) as u32 + 1
+/// Has the thread (or process) of `fd` exited (its pidfd is readable)?
+pub(crate) fn pidfd_exited(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    super::io::readable(fd.as_fd(), Some(Duration::ZERO)).unwrap_or(false)
+}
+
+/// Is a thread with owner id `owner` alive (by tid only)? Allocation-free;
+/// an error that does not tell counts as alive.
+pub(crate) fn owner_is_alive(owner: u32) -> bool {
+    !matches!(read_stat(owner & TID_MASK), Stat::Dead)
 }
 
 /// The kernel thread id of the calling thread (cached in a thread-local; the
@@ -166,7 +297,13 @@ pub(crate) fn current_tid() -> u32 {
 /// Async-signal-safe: a thread-local store.
 pub(super) fn reset_tid_cache() {
     let _ = TID.try_with(|c| c.set(0));
-    let _ = OWNER.try_with(|c| c.set(0));
+    let _ = ME.try_with(|c| {
+        c.set(Me {
+            ident: 0,
+            slot: 0,
+            offset: 0,
+        })
+    });
 }
 
 /// How many of this process's threads are procshare's own helpers (started by
@@ -343,4 +480,71 @@ pub(crate) fn cpus_online() -> Option<usize> {
     // SAFETY: sysconf has no preconditions (libc: see the module table).
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     (n >= 1).then_some(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's part of the pending mark: a process killed while it has
+    /// marked a word (whose low bits hold its tid) pending gets the word
+    /// turned into `FUTEX_OWNER_DIED` (tid cleared) by the kernel at its
+    /// exit; a word it did not mark keeps its tid.
+    #[test]
+    fn kernel_marks_a_pending_word_of_a_killed_thread() {
+        const OWNER_DIED: u32 = 0x4000_0000;
+        // Three words in a shared anonymous mapping: the marked word, an
+        // unmarked one, and a "ready" flag.
+        // SAFETY: a fresh anonymous shared mapping of one page; unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: the page is mapped, zeroed, 4-aligned, and lives until the
+        // munmap below; AtomicU32 has the layout of u32.
+        let words = unsafe { core::slice::from_raw_parts(p as *const AtomicU32, 3) };
+        let (marked, unmarked, ready) = (&words[0], &words[1], &words[2]);
+        // SAFETY: the child reads its tid and robust-list head (`me()`, reset
+        // by the fork: read afresh there, as after any fork), stores to the
+        // shared page and never returns; the test binary's other threads do
+        // not exist in it.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let tid = current_tid();
+            let me = me();
+            marked.store(tid, Ordering::SeqCst);
+            unmarked.store(tid, Ordering::SeqCst);
+            set_pending(&me, Some(marked));
+            ready.store(1, Ordering::SeqCst);
+            futex_wake(ready, 1);
+            loop {
+                // SAFETY: pause has no preconditions.
+                unsafe { libc::pause() };
+            }
+        }
+        while ready.load(Ordering::SeqCst) == 0 {
+            futex_wait(ready, 0, None);
+        }
+        // SAFETY: kill and waitpid of our own child.
+        unsafe {
+            assert_eq!(libc::kill(pid, libc::SIGKILL), 0);
+            assert_eq!(libc::waitpid(pid, core::ptr::null_mut(), 0), pid);
+        }
+        assert_eq!(unmarked.load(Ordering::SeqCst), pid as u32);
+        assert_eq!(
+            marked.load(Ordering::SeqCst),
+            OWNER_DIED,
+            "the kernel did not mark the pending word of the killed process"
+        );
+        // SAFETY: the mapping made above; `words` is not used after this.
+        unsafe { libc::munmap(p, 4096) };
+    }
 }

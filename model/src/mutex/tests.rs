@@ -133,6 +133,44 @@ mod loom_checks {
         crashed.load(SeqCst)
     }
 
+    /// Thread id reuse: thread 1 dies at its `k`-th crash point and its id
+    /// is then given to a newcomer (same id, another identity: a kernel that
+    /// reuses a dead thread's tid) which runs one critical section; thread 2
+    /// runs one too. Both must get through: a dead holder is never taken for
+    /// the newcomer, by the newcomer itself nor by thread 2. Preemption bound
+    /// 2. Returns whether thread 1 died in some execution.
+    pub(super) fn reuse<const M: u32>(k: u32) -> bool {
+        let crashed = Arc::new(AtomicBool::new(false));
+        let c = crashed.clone();
+        crate::testkit::loom(Some(2)).check(move || {
+            let world = world();
+            let s = Arc::new(Shared::<Loom<M>>::new());
+            let h1 = {
+                let (s, world) = (s.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1).crash_at(Some(k));
+                    let died = run(&t, |t| {
+                        s.critical(t, None);
+                    });
+                    if died {
+                        let newcomer = t.reborn();
+                        assert_ne!(newcomer.identity_of(), t.identity_of());
+                        assert!(!run(&newcomer, |t| assert!(s.critical(t, None))));
+                    }
+                    died
+                })
+            };
+            let t2 = ModelThread::new(&world, 2);
+            assert!(s.critical(&t2, None));
+            let died = h1.join().unwrap();
+            if died {
+                c.store(true, SeqCst);
+            }
+            assert!(s.count() >= 1, "a surviving critical section was lost");
+        });
+        crashed.load(SeqCst)
+    }
+
     /// A timed acquirer against a holder: gives up or gets in, never both in.
     /// Preemption bound 4 (two rounds per thread).
     pub(super) fn timed<const M: u32>() {
@@ -183,6 +221,37 @@ mod loom_checks {
     #[test]
     fn loom_timeouts() {
         timed::<0>();
+    }
+
+    /// A dead holder's id given to a newcomer, at every crash point of the
+    /// holder (the moment between winning the word and publishing its
+    /// identity, and the one in `unlock` between clearing it and freeing the
+    /// word, included).
+    #[test]
+    fn loom_recovery_with_id_reuse_at_every_crash_point() {
+        let points = every_crash_point(reuse::<0>);
+        assert!(
+            points >= 6,
+            "expected at least 6 crash points, found {points}"
+        );
+    }
+
+    /// Mutant 1102: the holder is taken for alive when a thread has its id.
+    #[test]
+    fn loom_catches_trusting_the_tid() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(reuse::<{ crate::platform::MUTANT_TRUST_TID.0 }>);
+        }));
+    }
+
+    /// Mutant 1103: the moment between winning the word and publishing the
+    /// identity is not marked pending. Only a death at that one crash point
+    /// shows it.
+    #[test]
+    fn loom_catches_unmarked_publication_window() {
+        assert!(fails_with("deadlock", || {
+            every_crash_point(reuse::<{ crate::platform::MUTANT_NO_PENDING.0 }>);
+        }));
     }
 
     #[test]
@@ -353,11 +422,15 @@ mod unit {
             assert_eq!(m.owner(), Some(5));
             assert!(m.is_locked());
             assert_eq!(m.word().load(SeqCst), 5);
-            assert_eq!(format!("{m:?}"), "RawMutex { word: 0x5 }");
+            let held = format!("{m:?}");
+            assert_eq!(
+                held,
+                format!("RawMutex {{ word: 0x5, ident: {:#x} }}", t.identity())
+            );
             assert_eq!(m.unlock(t), Ok(()));
             assert_eq!(m.owner(), None);
             assert!(!m.is_locked());
-            assert_eq!(format!("{m:?}"), "RawMutex { word: 0x0 }");
+            assert!(format!("{m:?}").starts_with("RawMutex { word: 0x0,"));
         });
     }
 
@@ -374,9 +447,13 @@ mod unit {
 
     #[test]
     fn try_lock_of_a_live_holders_lock_times_out() {
-        with_one(|m, t| {
-            assert_eq!(m.lock(t, None), Ok(Acquired::Clean));
+        loom::model(|| {
+            // Both threads live in one world: a thread of another world is
+            // unknown to this one's liveness oracle (dead to it).
             let world = world();
+            let m = RawMutex::<Loom>::new();
+            let t = &ModelThread::new(&world, 5);
+            assert_eq!(m.lock(t, None), Ok(Acquired::Clean));
             let other = ModelThread::new(&world, 6);
             assert_eq!(m.try_lock(&other), Err(Timeout));
             assert_eq!(m.lock(&other, Some(Duration::from_millis(1))), Err(Timeout));

@@ -385,7 +385,7 @@ fn main() {
         let Some(ours) = med(r.ours) else { continue };
         let (rname, rkey) = r.reference;
         let refv = med(rkey).expect("every reference is measured");
-        let (py, pyr) = match r.py.and_then(|k| med(k)) {
+        let (py, pyr) = match r.py.and_then(med) {
             Some(py) => (show(py, r.unit), format!("{:.2}x", ours / py)),
             None => ("-".into(), "-".into()),
         };

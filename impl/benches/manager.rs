@@ -9,15 +9,11 @@
 //! * the batched path (`extend` in batches of 100) and the pipelined path
 //!   (`append_pipelined`, windows of 64), two processes;
 //! * CPython's `Manager().list()` append with two processes, if `python3` is
-//!   present (impl/benches/manager_cpython.py), and the ratios.
+//!   present (impl/benches/cpython.py), and the ratios.
 
 mod common;
 
-use procshare::internals::wire;
-use procshare::Manager;
-use procshare::Process;
-use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use common::manager::{managed, ping_pong, Mode};
 
 fn n() -> usize {
     std::env::var("N")
@@ -26,125 +22,8 @@ fn n() -> usize {
         .unwrap_or(20_000)
 }
 
-/// Round trips/s of `pairs` concurrent echo pairs over unix stream sockets, 8-byte payloads.
-fn ping_pong(pairs: usize, rounds: usize) -> f64 {
-    let mut echoes = Vec::new();
-    let mut clients = Vec::new();
-    for _ in 0..pairs {
-        let (a, b) = UnixStream::pair().unwrap();
-        let mut echo = Process::new(move || {
-            let mut b = b;
-            // An empty frame ends it (other processes hold copies of the
-            // client's end, so end-of-stream would never come).
-            while let Ok(p) = wire::read_frame_bytes(&mut b, 64) {
-                if p.is_empty() || wire::write_frame_bytes(&mut b, &p).is_err() {
-                    break;
-                }
-            }
-        });
-        echo.start().unwrap();
-        echoes.push(echo);
-        clients.push(a);
-    }
-    let go = procshare::Manager::start().unwrap();
-    let ev = go.event().unwrap();
-    let mut procs: Vec<Process> = clients
-        .into_iter()
-        .map(|mut a| {
-            let ev = ev.clone();
-            let mut p = Process::new(move || {
-                ev.wait().unwrap();
-                for i in 0..rounds as u64 {
-                    wire::write_frame_bytes(&mut a, &i.to_le_bytes()).unwrap();
-                    wire::read_frame_bytes(&mut a, 64).unwrap();
-                }
-                wire::write_frame_bytes(&mut a, &[]).unwrap();
-            });
-            p.start().unwrap();
-            p
-        })
-        .collect();
-    let t = Instant::now();
-    ev.set().unwrap();
-    for p in &mut procs {
-        assert_eq!(p.join().unwrap(), 0);
-    }
-    let dt = t.elapsed().as_secs_f64();
-    for e in &mut echoes {
-        e.join().unwrap();
-    }
-    (pairs * rounds) as f64 / dt
-}
-
-#[derive(Clone, Copy)]
-enum Mode {
-    Ping,
-    Append,
-    Extend(usize),
-    Pipelined,
-}
-
-/// Ops/s of `procs` processes doing `per` operations each on one managed list.
-fn managed(procs: usize, per: usize, mode: Mode) -> f64 {
-    let m = Manager::start().unwrap();
-    let l = m.list::<u64>().unwrap();
-    let go = m.event().unwrap();
-    let ready = m.queue::<u8>(None).unwrap();
-    let mut ps: Vec<Process> = (0..procs)
-        .map(|w| {
-            let (l, go, ready, m_addr, key) = (
-                l.clone(),
-                go.clone(),
-                ready.clone(),
-                m.address().clone(),
-                m.authkey().clone(),
-            );
-            let mut p = Process::new(move || {
-                let pinger = Manager::connect(m_addr, key).unwrap();
-                // Warm the connection before the clock starts.
-                l.len().unwrap();
-                ready.put(0).unwrap();
-                go.wait().unwrap();
-                let base = (w as u64) << 32;
-                match mode {
-                    Mode::Ping => (0..per).for_each(|_| pinger.ping().unwrap()),
-                    Mode::Append => (0..per as u64).for_each(|i| l.append(base + i).unwrap()),
-                    Mode::Extend(b) => {
-                        for c in (0..per as u64).collect::<Vec<_>>().chunks(b) {
-                            l.extend(c.iter().map(|i| base + i)).unwrap();
-                        }
-                    }
-                    Mode::Pipelined => l
-                        .append_pipelined((0..per as u64).map(|i| base + i))
-                        .unwrap(),
-                }
-                std::mem::forget(pinger);
-            });
-            p.start().unwrap();
-            p
-        })
-        .collect();
-    for _ in 0..procs {
-        ready.get().unwrap();
-    }
-    let t = Instant::now();
-    go.set().unwrap();
-    for p in &mut ps {
-        assert_eq!(p.join().unwrap(), 0);
-    }
-    let dt = t.elapsed().as_secs_f64();
-    if !matches!(mode, Mode::Ping) {
-        assert_eq!(l.len().unwrap(), procs * per);
-    }
-    (procs * per) as f64 / dt
-}
-
 fn cpython(per: usize) -> Option<f64> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/manager_cpython.py");
-    common::python3(&[script, &per.to_string()])?
-        .trim()
-        .parse()
-        .ok()
+    common::key(&common::cpython("manager", &[&per.to_string()])?, "manager")
 }
 
 fn main() {

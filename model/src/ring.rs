@@ -613,7 +613,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     // ---- chunks ----------------------------------------------------------
 
     /// Copy `src` into the ring's bytes at byte position `at` (taken modulo the
-    /// ring's size), wrapping around the array end: at most two bulk copies.
+    /// ring's size, a power of two), wrapping around the array end: at most two bulk copies.
     ///
     /// # Safety
     /// Those bytes lie in the free region, which only the `prod` holder
@@ -621,7 +621,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// `Release` store of `head` that the caller's `Acquire` load observed.
     unsafe fn write_bytes(&self, at: usize, src: &[u8]) {
         let total = self.slots.len() * CHUNK;
-        let b = at % total;
+        // `total` is a power of two (`Ring::new` checks the capacity), so a
+        // mask, not a division (two per message on each side, in the hot path).
+        let b = at & (total - 1);
         let (a, rest) = src.split_at(src.len().min(total - b));
         // SAFETY: the caller's exclusive access (above); both ranges are in
         // bounds because `b + a.len() <= total` and `rest.len() < total`.
@@ -645,7 +647,9 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// them and nobody writes them.
     unsafe fn read_bytes(&self, at: usize, dst: &mut [u8]) {
         let total = self.slots.len() * CHUNK;
-        let b = at % total;
+        // `total` is a power of two (`Ring::new` checks the capacity), so a
+        // mask, not a division (two per message on each side, in the hot path).
+        let b = at & (total - 1);
         let n = dst.len().min(total - b);
         let (a, rest) = dst.split_at_mut(n);
         // SAFETY: the caller's guarantee (above); ranges in bounds as in `write_bytes`.
@@ -662,36 +666,52 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 
     /// Write one piece at chunk position `at`. Caller holds `prod` and the
-    /// chunks are free.
+    /// chunks are free. The first chunk (header and the payload's first
+    /// `CHUNK - PIECE_HEADER` bytes) is written whole, so a small message
+    /// takes one copy.
     fn write_piece(&self, at: u64, flags: u32, payload: &[u8]) -> u64 {
-        let mut hdr = [0u8; PIECE_HEADER];
-        hdr[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        hdr[4..].copy_from_slice(&flags.to_le_bytes());
+        let mut first = [0u8; CHUNK];
+        first[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        first[4..PIECE_HEADER].copy_from_slice(&flags.to_le_bytes());
+        let (head, rest) = payload.split_at(payload.len().min(CHUNK - PIECE_HEADER));
+        first[PIECE_HEADER..PIECE_HEADER + head.len()].copy_from_slice(head);
         let start = (at & (self.cap - 1)) as usize * CHUNK;
-        // SAFETY: the piece's chunks lie in the free region, which only the
-        // `prod` holder (us) accesses; the consumer freed them with a Release
-        // store of `head` that our Acquire load observed.
+        // SAFETY: the piece's chunks (all of them: a piece occupies whole
+        // chunks, at least one) lie in the free region, which only the `prod`
+        // holder (us) accesses; the consumer freed them with a Release store
+        // of `head` that our Acquire load observed.
         unsafe {
-            self.write_bytes(start, &hdr);
-            self.write_bytes(start + PIECE_HEADER, payload);
+            self.write_bytes(start, &first);
+            if !rest.is_empty() {
+                self.write_bytes(start + CHUNK, rest);
+            }
         }
         chunks_for(payload.len())
     }
 
-    /// Read the header of the piece at `at`.
-    fn piece_header(&self, at: u64) -> (usize, u32) {
-        let mut c = [0u8; PIECE_HEADER];
+    /// Read the first chunk of the piece at `at`: its header (`len`, `flags`)
+    /// and the chunk itself, which holds the payload's first
+    /// `CHUNK - PIECE_HEADER` bytes (the whole payload of a small message).
+    fn piece_header(&self, at: u64) -> (usize, u32, Chunk) {
+        let mut c = [0u8; CHUNK];
         // SAFETY: the chunk is published (below `tail`, which we loaded with
         // Acquire) and not freed: only the `cons` holder (us) reads it and
-        // nobody writes it.
+        // nobody writes it. A piece occupies whole chunks, so all of this
+        // chunk is the piece's.
         unsafe { self.read_bytes((at & (self.cap - 1)) as usize * CHUNK, &mut c) };
         let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
         let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-        (len, flags)
+        (len, flags, c)
     }
 
-    /// Append the payload of the piece at `at` (header already parsed) to `out`.
-    fn read_payload(&self, at: u64, len: usize, out: &mut Vec<u8>) {
+    /// Append the payload of the piece at `at` (header already parsed, its
+    /// first chunk `first`) to `out`: from `first` if it fits there, else
+    /// read from the ring.
+    fn read_payload(&self, at: u64, len: usize, first: &Chunk, out: &mut Vec<u8>) {
+        if len <= CHUNK - PIECE_HEADER {
+            out.extend_from_slice(&first[PIECE_HEADER..PIECE_HEADER + len]);
+            return;
+        }
         let old = out.len();
         out.resize(old + len, 0);
         // SAFETY: as in `piece_header`: published, not yet freed, ours to read.
@@ -929,11 +949,25 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// redoes the units from `reclaimed` on (giving a unit back twice is
     /// harmless: nobody else touches it until `reclaimed` passes it).
     /// Returns whether `reclaimed` moved.
+    #[inline]
     fn reclaim_upto(&self, t: &P::Thread, hw: u64) -> bool {
         let shift = self.h.reclaim_shift;
         if shift == 0 {
             return false;
         }
+        // The common case, inlined: `head` is still in the unit `reclaimed`
+        // is at (nothing to give back).
+        if !mutant::<P>(MUTANT_RECLAIM_READING)
+            && self.h.reclaimed.load(Relaxed) == floor_unit(pos(hw), shift)
+        {
+            return false;
+        }
+        self.reclaim_units(t, hw, shift)
+    }
+
+    /// [`Ring::reclaim_upto`] past its common case.
+    #[inline(never)]
+    fn reclaim_units(&self, t: &P::Thread, hw: u64, shift: u32) -> bool {
         let unit = 1u64 << shift;
         let target = if mutant::<P>(MUTANT_RECLAIM_READING) {
             // Seeded bug: the unit `head` is in counts as consumed.
@@ -1126,7 +1160,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             }
             spins = 0;
             let at = pos(hw);
-            let (len, flags) = self.piece_header(at);
+            let (len, flags, first) = self.piece_header(at);
             let k = chunks_for(len);
             if len > cap as usize * CHUNK || k > avail || flags & !(FIRST | LAST) != 0 {
                 let tw = self.h.tail.0.pos.load(Acquire);
@@ -1155,7 +1189,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 return Err(RingError::TooLarge(out.len().saturating_add(len)));
             }
             if assembling && !too_large {
-                self.read_payload(at, len, out);
+                self.read_payload(at, len, &first, out);
             }
             t.crash_point();
             hw = pack(cnt(hw) + is_last as u64, at + k);

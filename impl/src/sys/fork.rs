@@ -345,6 +345,32 @@ mod tests {
         );
     }
 
+    /// A child learns exactly how many threads its parent had at the fork
+    /// (`thread_count`): 1 from a single-threaded process, 2 while a second
+    /// thread runs. (Forked from a child: the test harness has threads of its own.)
+    #[test]
+    fn children_learn_the_parents_thread_count() {
+        let outer = fork(|_| {
+            let child_saw = |n: usize| {
+                let pid = fork(move |c| i32::from(c.parent_threads != n)).unwrap();
+                super::super::proc::wait_child(pid, true).unwrap() == Some(0)
+            };
+            let single = child_saw(1);
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let t = std::thread::spawn(move || rx.recv());
+            let two = child_saw(2);
+            drop(tx);
+            let _ = t.join();
+            i32::from(!single) | i32::from(!two) << 1
+        })
+        .unwrap();
+        assert_eq!(
+            super::super::proc::wait_child(outer, true).unwrap(),
+            Some(0),
+            "1: a single-threaded parent not counted as 1; 2: two threads not counted as 2"
+        );
+    }
+
     #[test]
     fn only_the_programs_own_threads_warrant_the_warning() {
         assert!(!warrants_warning(1, 0));

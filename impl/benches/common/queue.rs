@@ -1,0 +1,139 @@
+//! Queue throughput: one producer process -> one consumer process through a
+//! `procshare::Queue` / `RawQueue`, and crossbeam's bounded channel between
+//! two threads (the in-process reference).
+
+use std::time::{Duration, Instant};
+
+use procshare::{Process, Queue, RawQueue};
+
+/// The size of the "big" messages.
+pub(crate) const BIG: usize = 4096;
+
+/// `n` `u64`s through `q` from a child process to this one.
+pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..n {
+                q.put(&i).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    p.join().unwrap();
+    d
+}
+
+/// `n` rounds of `put` then `get` of one `u64` in this process: the path's
+/// own cost, without a second CPU (a figure that a busy machine disturbs less).
+pub(crate) fn one_process(n: u64) -> Duration {
+    let q: Queue<u64> = Queue::new().unwrap();
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        q.put(&i).unwrap();
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+/// `n` 4 KiB messages of type `M` (a `Vec<u8>`, which serde encodes element
+/// by element, or a `serde_bytes::ByteBuf`, which it encodes as one byte
+/// string — Python's `bytes`) from a child process to this one.
+pub(crate) fn big_of<M>(n: u64, make: fn() -> M, len: fn(&M) -> usize) -> Duration
+where
+    M: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    let q: Queue<M> = Queue::new().unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            let v = make();
+            for _ in 0..n {
+                q.put(&v).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    for _ in 0..n {
+        assert_eq!(len(&q.get().unwrap()), BIG);
+    }
+    let d = t.elapsed();
+    p.join().unwrap();
+    d
+}
+
+/// `n` 4 KiB `ByteBuf`s (the table's row).
+pub(crate) fn bytebuf(n: u64) -> Duration {
+    big_of(
+        n,
+        || serde_bytes::ByteBuf::from(vec![7u8; BIG]),
+        |v| v.len(),
+    )
+}
+
+/// `n` messages of `size` bytes through the untyped byte queue (no serde: the
+/// ring's own cost); `size` 8 carries the counter, as [`small`] does.
+pub(crate) fn raw(n: u64, size: usize) -> Duration {
+    let q = RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            let mut v = vec![7u8; size];
+            for i in 0..n {
+                if size == 8 {
+                    v.copy_from_slice(&i.to_le_bytes());
+                }
+                q.put_bytes(&v, None).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut out = Vec::with_capacity(size);
+    let mut sum = 0u64;
+    for _ in 0..n {
+        q.get_bytes(&mut out, None).unwrap();
+        assert_eq!(out.len(), size);
+        if size == 8 {
+            sum = sum.wrapping_add(u64::from_le_bytes(out[..].try_into().unwrap()));
+        }
+    }
+    let d = t.elapsed();
+    if size == 8 {
+        assert_eq!(sum, n * (n - 1) / 2);
+    }
+    p.join().unwrap();
+    d
+}
+
+/// `n` items made by `make` through `crossbeam_channel::bounded(1024)` from a
+/// second thread to this one.
+pub(crate) fn crossbeam<T: Send + 'static>(
+    n: u64,
+    make: impl Fn(u64) -> T + Send + 'static,
+) -> Duration {
+    let (s, r) = crossbeam_channel::bounded::<T>(1024);
+    let t = Instant::now();
+    let h = std::thread::spawn(move || {
+        for i in 0..n {
+            s.send(make(i)).unwrap();
+        }
+    });
+    for _ in 0..n {
+        std::hint::black_box(r.recv().unwrap());
+    }
+    let d = t.elapsed();
+    h.join().unwrap();
+    d
+}

@@ -1,0 +1,56 @@
+//! Process start+join: procshare's `Process` under a start method, and the
+//! floor, a raw `fork`/`_exit`/`waitpid`.
+
+use std::time::{Duration, Instant};
+
+use procshare::{Process, StartMethod, Value};
+
+fn work(v: (Value<u64>,)) {
+    *v.0.lock().unwrap() += 1;
+}
+
+/// Appends to `out` the durations of `runs` start+join, under `m`, of a child
+/// that increments a shared `Value`.
+pub(crate) fn procshare(m: StartMethod, runs: usize, out: &mut Vec<Duration>) {
+    let v = Value::new(0u64).unwrap();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut p = Process::with_target(work, (v.clone(),)).start_method(m);
+        p.start().unwrap();
+        assert_eq!(p.join().unwrap(), 0);
+        out.push(t.elapsed());
+    }
+    assert_eq!(v.get(), runs as u64);
+}
+
+/// Appends to `out` the durations of `runs` raw `fork`, `_exit(0)` in the
+/// child, `waitpid` in the parent.
+pub(crate) fn raw_fork(runs: usize, out: &mut Vec<Duration>) {
+    for _ in 0..runs {
+        let t = Instant::now();
+        // SAFETY: the child only calls `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert_eq!(status, 0);
+        out.push(t.elapsed());
+    }
+}
+
+/// Minor page faults so far: (this process, its reaped children).
+pub(crate) fn faults() -> (i64, i64) {
+    let get = |who| {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+        assert_eq!(unsafe { libc::getrusage(who, &mut u) }, 0);
+        u.ru_minflt
+    };
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
+}

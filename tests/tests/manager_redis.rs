@@ -843,3 +843,72 @@ fn typed_errors_for_bad_keys_bad_values_and_a_server_down() {
     );
     let _ = Value::new(0u8);
 }
+
+/// The Redis queue delivers at most once (as CPython's queue): two getters
+/// share a queue of `N` items; one is killed (`kill -9`) mid-stream. No item
+/// reaches two getters, and every item but the one the killed getter may have
+/// had in hand (taken, not yet recorded) reaches the survivor.
+#[test]
+fn queue_delivers_at_most_once_when_a_getter_is_killed() {
+    procshare_tests::quiet();
+    let Some(url) = redis_url("manager_redis::at_most_once") else {
+        return;
+    };
+    const N: usize = 400;
+    let ns = Ns::new(&url, "at_most_once");
+    let m = Manager::redis(&url, &ns.name).unwrap();
+    let q = m.queue::<Option<u32>>(None).unwrap();
+    for i in 0..N as u32 {
+        q.put(Some(i)).unwrap();
+    }
+    // Each getter marks what it got in its own array; the victim also
+    // releases `taken` once per item.
+    let (seen_victim, seen_survivor) = (
+        procshare::Array::<u8>::zeroed(N).unwrap(),
+        procshare::Array::<u8>::zeroed(N).unwrap(),
+    );
+    let taken = procshare::Semaphore::new(0).unwrap();
+    let getter = |seen: procshare::Array<u8>, taken: Option<procshare::Semaphore>| {
+        let q = q.clone();
+        Process::new(move || {
+            while let Some(i) = q.get().unwrap() {
+                let i = i as usize;
+                seen.set(i, seen.get(i).unwrap() + 1).unwrap();
+                if let Some(t) = &taken {
+                    t.release().unwrap();
+                }
+            }
+        })
+    };
+    let mut victim = Victim(getter(seen_victim.clone(), Some(taken.clone())));
+    victim.0.start().unwrap();
+    // The victim is well into the stream before the survivor starts.
+    for _ in 0..N / 8 {
+        taken.acquire();
+    }
+    let mut survivor = getter(seen_survivor.clone(), None);
+    survivor.start().unwrap();
+    for _ in 0..N / 8 {
+        taken.acquire();
+    }
+    victim.0.kill().unwrap();
+    victim.0.join().unwrap();
+    q.put(None).unwrap();
+    survivor.join().unwrap();
+    assert_eq!(survivor.exitcode(), Some(0));
+    let (v, s) = (seen_victim.to_vec(), seen_survivor.to_vec());
+    let twice: Vec<usize> = (0..N).filter(|&i| v[i] + s[i] > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "items delivered more than once: {twice:?}"
+    );
+    let lost: Vec<usize> = (0..N).filter(|&i| v[i] + s[i] == 0).collect();
+    assert!(
+        lost.len() <= 1,
+        "items lost beyond the one in hand: {lost:?}"
+    );
+    assert!(
+        v.iter().map(|&x| x as usize).sum::<usize>() >= N / 4,
+        "the victim was killed mid-stream"
+    );
+}

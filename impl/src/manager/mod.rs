@@ -35,7 +35,7 @@ pub use sync::{
 
 use crate::codec::auth::AuthKey;
 use client::{Endpoint, Handle};
-use procshare_model::manager::{Init, Request, Response};
+use procshare_model::manager::{Init, Op, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -344,11 +344,22 @@ impl Manager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
-        let items = items
-            .into_iter()
-            .map(|x| client::enc(&x))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ListProxy::from_handle(self.create(Init::List(items))?))
+        // Kept until the list holds them: an item may be the last proxy to
+        // its object.
+        let kept: Vec<T> = items.into_iter().collect();
+        let (items, each) = stored::enc_each::<T, &T>(&self.ep.address, &kept)?;
+        if !stored::holds_any(&each) {
+            return Ok(ListProxy::from_handle(self.create(Init::List(items))?));
+        }
+        // Items embedding proxies: stored by one holding `extend` of the
+        // new list (which only this handle names yet).
+        let h = self.create(Init::List(Vec::new()))?;
+        let r = h.op(stored::holding_each(each, Op::Extend(items)))?;
+        drop(kept);
+        match r {
+            Response::Ok => Ok(ListProxy::from_handle(h)),
+            r => client::unexpected(r),
+        }
     }
 
     /// The list registered under `name`, created empty if absent (how remote

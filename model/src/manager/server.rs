@@ -452,7 +452,7 @@ fn unwrap_holding<S: Seeded>(op: Op) -> Result<(Op, Vec<(Bytes, Vec<ObjId>)>), O
                 .into_iter()
                 .zip(each)
                 .enumerate()
-                .filter(|(i, (_, ids))| !ids.is_empty() && !(first_only && *i > 0))
+                .filter(|(i, (_, ids))| !ids.is_empty() && (!first_only || *i == 0))
                 .map(|(_, (x, ids))| (x.clone(), ids))
                 .collect();
             Ok((*inner, hold))

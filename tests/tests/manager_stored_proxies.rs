@@ -255,3 +255,41 @@ fn every_proxy_a_container_is_created_with_keeps_its_object() {
         "a freed container's object lives on"
     );
 }
+
+/// A Redis manager's objects are not reference counted: its proxies are
+/// not noted, so none of the stores above sends it a holding op (which its
+/// backend would refuse). Against the redis-server in `PROCSHARE_REDIS_URL`;
+/// skipped without it (a failure when `PROCSHARE_REQUIRE_REDIS` is set).
+#[test]
+fn a_redis_manager_is_sent_no_holding_op() {
+    quiet();
+    let Ok(url) = std::env::var("PROCSHARE_REDIS_URL") else {
+        assert!(
+            std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
+            "PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
+        );
+        eprintln!("SKIPPED a_redis_manager_is_sent_no_holding_op: no PROCSHARE_REDIS_URL");
+        return;
+    };
+    let ns = format!("procshare-test:stored-proxies:{}", std::process::id());
+    let m = Manager::redis(&url, &ns).unwrap();
+    let v = m.value(7i32).unwrap();
+    let l = m.list::<ValueProxy<i32>>().unwrap();
+    l.extend([&v, &v]).unwrap();
+    l.append(&v).unwrap();
+    let d = m.dict::<String, ValueProxy<i32>>().unwrap();
+    d.update([("a".to_string(), &v)]).unwrap();
+    assert_eq!(d.setdefault("b".to_string(), &v).unwrap().get().unwrap(), 7);
+    let q = m.queue::<ValueProxy<i32>>(None).unwrap();
+    q.put(&v).unwrap();
+    assert_eq!(q.get().unwrap().get().unwrap(), 7);
+    let l2 = m.list_from([v.clone()]).unwrap();
+    let d2 = m
+        .dict_from::<String, ValueProxy<i32>, _, _>([("c".to_string(), &v)])
+        .unwrap();
+    assert_eq!(l.len().unwrap(), 3);
+    assert_eq!(l2.get(0).unwrap().get().unwrap(), 7);
+    assert_eq!(d2.len().unwrap(), 1);
+    drop((v, l, d, q, l2, d2, m));
+    let _ = Manager::redis_clear(&url, &ns);
+}

@@ -164,12 +164,20 @@ struct ServerProc {
 /// connections close. Objects got by name ([`Manager::list_named`], ...)
 /// live until the server stops.
 ///
-/// Differences from CPython: a proxy's serialized form does not hold a
-/// reference (the server stores values as opaque bytes): a proxy sent through
-/// a queue or stored in a managed list must be kept alive by its sender
-/// until it is read back, else reading it back is an error (the object is
-/// gone); a connection that closes releases the manager locks it held
-/// (CPython keeps them locked forever).
+/// A proxy stored in a managed container (a list's `append`, `insert`,
+/// `extend`, `l[i] =`, [`Manager::list_from`]; a dict's `d[k] =`,
+/// `update`, `setdefault`, [`Manager::dict_from`]; a value's `set`; a
+/// namespace attribute; a queue's `put`) keeps its object alive while the
+/// container stores it, as in CPython; removing or overwriting the value,
+/// or freeing the container, lets it go. A Redis manager's objects are not
+/// reference counted.
+///
+/// Differences from CPython: a proxy's serialized form sent any other way
+/// (bytes through a pipe or socket of the program's own) does not hold a
+/// reference: it must be kept alive by its sender until it is read back,
+/// else reading it back is an error (the object is gone); a connection that
+/// closes releases the manager locks it held (CPython keeps them locked
+/// forever).
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,

@@ -1,8 +1,8 @@
 //! Proxies stored in managed containers: a value stored by a list, dict,
 //! value or namespace proxy that embeds proxies of the same manager is sent
-//! as the model's [`Op::Holding`] (a store of many values, `extend`,
-//! `update`, `list_from`, `dict_from`: [`Op::HoldingEach`], naming each
-//! value's objects), naming those objects, so that the
+//! as the model's [`Op::Holding`], naming those objects (a store of many
+//! values, `extend`, `update`, `list_from`, `dict_from`:
+//! [`Op::HoldingEach`], naming each value's), so that the
 //! container holds them while it stores the value (the server's side is
 //! `procshare_model::manager::server`'s `Table::store` / `Table::prune`).
 //!

@@ -5,6 +5,7 @@
 
 use super::client::{dec, enc, unexpected, Result};
 use super::proxy::{DictProxy, ListProxy};
+use super::stored;
 use super::sync::RLockProxy;
 use super::{Manager, ManagerError};
 use procshare_model::manager::{Init, Op, Response};
@@ -50,8 +51,23 @@ impl Manager {
         BK: Borrow<K>,
         BV: Borrow<V>,
     {
-        let pairs = encode_pairs::<K, V, BK, BV>(pairs)?;
-        Ok(DictProxy::from_handle(self.create(Init::Dict(pairs))?))
+        // Kept until the dict holds them: a value may be the last proxy to
+        // its object.
+        let kept: Vec<(BK, BV)> = pairs.into_iter().collect();
+        let refs = kept.iter().map(|(k, v)| (k.borrow(), v.borrow()));
+        let (pairs, each) = stored::enc_pairs_holding::<K, V, &K, &V>(&self.ep.address, refs)?;
+        if !stored::holds_any(&each) {
+            return Ok(DictProxy::from_handle(self.create(Init::Dict(pairs))?));
+        }
+        // Values embedding proxies: stored by one holding `update` of the
+        // new dict (which only this handle names yet).
+        let h = self.create(Init::Dict(Vec::new()))?;
+        let r = h.op(stored::holding_each(each, Op::DictUpdate(pairs)))?;
+        drop(kept);
+        match r {
+            Response::Ok => Ok(DictProxy::from_handle(h)),
+            r => unexpected(r),
+        }
     }
 }
 

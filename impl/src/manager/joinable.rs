@@ -1,6 +1,6 @@
 //! The manager's joinable queue (`manager.JoinableQueue()`) and its proxy.
 
-use super::client::{dec, enc, unexpected, Handle, Result};
+use super::client::{dec, unexpected, Handle, Result};
 use super::proxy::proxy_common;
 use super::Manager;
 use procshare_model::manager::{Init, JoinableOp, Kind, Op, Response, Wait};

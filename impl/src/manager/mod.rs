@@ -35,7 +35,7 @@ pub use sync::{
 
 use crate::codec::auth::AuthKey;
 use client::{Endpoint, Handle};
-use procshare_model::manager::{Init, Request, Response};
+use procshare_model::manager::{Init, Op, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -164,12 +164,20 @@ struct ServerProc {
 /// connections close. Objects got by name ([`Manager::list_named`], ...)
 /// live until the server stops.
 ///
-/// Differences from CPython: a proxy's serialized form does not hold a
-/// reference (the server stores values as opaque bytes): a proxy sent through
-/// a queue or stored in a managed list must be kept alive by its sender
-/// until it is read back, else reading it back is an error (the object is
-/// gone); a connection that closes releases the manager locks it held
-/// (CPython keeps them locked forever).
+/// A proxy stored in a managed container (a list's `append`, `insert`,
+/// `extend`, `l[i] =`, [`Manager::list_from`]; a dict's `d[k] =`,
+/// `update`, `setdefault`, [`Manager::dict_from`]; a value's `set`; a
+/// namespace attribute; a queue's `put`) keeps its object alive while the
+/// container stores it, as in CPython; removing or overwriting the value,
+/// or freeing the container, lets it go. A Redis manager's objects are not
+/// reference counted.
+///
+/// Differences from CPython: a proxy's serialized form sent any other way
+/// (bytes through a pipe or socket of the program's own) does not hold a
+/// reference: it must be kept alive by its sender until it is read back,
+/// else reading it back is an error (the object is gone); a connection that
+/// closes releases the manager locks it held (CPython keeps them locked
+/// forever).
 pub struct Manager {
     ep: Arc<Endpoint>,
     server: Option<ServerProc>,
@@ -344,11 +352,22 @@ impl Manager {
         &self,
         items: impl IntoIterator<Item = T>,
     ) -> Result<ListProxy<T>> {
-        let items = items
-            .into_iter()
-            .map(|x| client::enc(&x))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ListProxy::from_handle(self.create(Init::List(items))?))
+        // Kept until the list holds them: an item may be the last proxy to
+        // its object.
+        let kept: Vec<T> = items.into_iter().collect();
+        let (items, each) = stored::enc_each::<T, &T>(&self.ep.address, &kept)?;
+        if !stored::holds_any(&each) {
+            return Ok(ListProxy::from_handle(self.create(Init::List(items))?));
+        }
+        // Items embedding proxies: stored by one holding `extend` of the
+        // new list (which only this handle names yet).
+        let h = self.create(Init::List(Vec::new()))?;
+        let r = h.op(stored::holding_each(each, Op::Extend(items)))?;
+        drop(kept);
+        match r {
+            Response::Ok => Ok(ListProxy::from_handle(h)),
+            r => client::unexpected(r),
+        }
     }
 
     /// The list registered under `name`, created empty if absent (how remote

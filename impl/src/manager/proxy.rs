@@ -1,7 +1,7 @@
 //! Data proxies: list, dict, value, namespace.
 
 use super::client::{dec, enc, unexpected, Handle, ManagerError, Result};
-use super::stored::{enc_holding, holding};
+use super::stored::{enc_each, enc_holding, enc_pairs_holding, holding, holding_each};
 use procshare_model::manager::{Kind, Op, OpError, Request, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -181,11 +181,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// assert_eq!(l.to_vec().unwrap(), [1, 2, 3]);
     /// ```
     pub fn extend<B: Borrow<T>>(&self, it: impl IntoIterator<Item = B>) -> Result<()> {
-        let v = it
-            .into_iter()
-            .map(|x| enc(x.borrow()))
-            .collect::<Result<Vec<_>>>()?;
-        ok(self.h.op(Op::Extend(v))?)
+        let (v, each) = enc_each::<T, B>(&self.h.ep.address, it)?;
+        ok(self.h.op(holding_each(each, Op::Extend(v)))?)
     }
 
     /// Append items one request each, pipelined: requests are written without
@@ -657,11 +654,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         &self,
         it: impl IntoIterator<Item = (BK, BV)>,
     ) -> Result<()> {
-        let v = it
-            .into_iter()
-            .map(|(k, v)| Ok((enc(k.borrow())?, enc(v.borrow())?)))
-            .collect::<Result<Vec<_>>>()?;
-        ok(self.h.op(Op::DictUpdate(v))?)
+        let (pairs, each) = enc_pairs_holding::<K, V, BK, BV>(&self.h.ep.address, it)?;
+        ok(self.h.op(holding_each(each, Op::DictUpdate(pairs)))?)
     }
 
     /// Remove every entry.
@@ -688,9 +682,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// assert_eq!(d.setdefault(1, 6).unwrap(), 5);
     /// ```
     pub fn setdefault(&self, k: impl Borrow<K>, default: impl Borrow<V>) -> Result<V> {
-        dec(&item(self.h.op(Op::DictSetDefault(
-            enc(k.borrow())?,
-            enc(default.borrow())?,
+        let (b, ids) = enc_holding(&self.h.ep.address, default.borrow())?;
+        dec(&item(self.h.op(holding(
+            ids,
+            Op::DictSetDefault(enc(k.borrow())?, b),
         ))?)?)
     }
 }

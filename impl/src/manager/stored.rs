@@ -1,6 +1,8 @@
 //! Proxies stored in managed containers: a value stored by a list, dict,
 //! value or namespace proxy that embeds proxies of the same manager is sent
-//! as the model's [`Op::Holding`], naming those objects, so that the
+//! as the model's [`Op::Holding`], naming those objects (a store of many
+//! values, `extend`, `update`, `list_from`, `dict_from`:
+//! [`Op::HoldingEach`], naming each value's), so that the
 //! container holds them while it stores the value (the server's side is
 //! `procshare_model::manager::server`'s `Table::store` / `Table::prune`).
 //!
@@ -58,4 +60,60 @@ pub(crate) fn holding(ids: Vec<ObjId>, op: Op) -> Op {
     } else {
         Op::Holding(ids, Box::new(op))
     }
+}
+
+/// Each of `it` encoded with [`enc_holding`]: the encoded values, and the
+/// objects each embeds proxies to (one list per value).
+#[allow(clippy::type_complexity)]
+pub(crate) fn enc_each<T: serde::Serialize + ?Sized, B: std::borrow::Borrow<T>>(
+    address: &Address,
+    it: impl IntoIterator<Item = B>,
+) -> Result<(Vec<Vec<u8>>, Vec<Vec<ObjId>>)> {
+    let mut bytes = Vec::new();
+    let mut each = Vec::new();
+    for x in it {
+        let (b, ids) = enc_holding(address, x.borrow())?;
+        bytes.push(b);
+        each.push(ids);
+    }
+    Ok((bytes, each))
+}
+
+/// Does any of `each` name an object (is [`holding_each`] needed)?
+pub(crate) fn holds_any(each: &[Vec<ObjId>]) -> bool {
+    each.iter().any(|ids| !ids.is_empty())
+}
+
+/// `op` (which stores one value per entry of `each`, in order), holding
+/// each value's objects if any value embeds a proxy.
+pub(crate) fn holding_each(each: Vec<Vec<ObjId>>, op: Op) -> Op {
+    if holds_any(&each) {
+        Op::HoldingEach(each, Box::new(op))
+    } else {
+        op
+    }
+}
+
+/// Pairs encoded, each value with [`enc_holding`] (a key's proxies are
+/// not held: keys are compared by their encoding and rarely proxies): the
+/// encoded pairs, and the objects each value embeds proxies to.
+#[allow(clippy::type_complexity)]
+pub(crate) fn enc_pairs_holding<K, V, BK, BV>(
+    address: &Address,
+    it: impl IntoIterator<Item = (BK, BV)>,
+) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<Vec<ObjId>>)>
+where
+    K: serde::Serialize,
+    V: serde::Serialize,
+    BK: std::borrow::Borrow<K>,
+    BV: std::borrow::Borrow<V>,
+{
+    let mut pairs = Vec::new();
+    let mut each = Vec::new();
+    for (k, v) in it {
+        let (b, ids) = enc_holding(address, v.borrow())?;
+        pairs.push((enc(k.borrow())?, b));
+        each.push(ids);
+    }
+    Ok((pairs, each))
 }

@@ -3,7 +3,7 @@
 //! The owner of a manager lock is the connection (one per thread per
 //! process); a connection that closes releases what it held.
 
-use super::client::{dec, enc, unexpected, Handle, Result};
+use super::client::{dec, unexpected, Handle, Result};
 use super::proxy::proxy_common;
 use procshare_model::manager::{self as model, Kind, Op, Response, Wait};
 use serde::de::DeserializeOwned;
@@ -241,25 +241,29 @@ pub struct QueueProxy<T> {
 proxy_common!(QueueProxy[T], Kind::Queue);
 
 /// The queue operations a manager queue and a manager joinable queue share
-/// (one copy for both proxies; each has `h: Handle`, and `ok`, `enc`, `dec`,
+/// (one copy for both proxies; each has `h: Handle`, and `ok`, `dec`,
 /// `unexpected`, `Op`, `Response`, `Wait` in scope where it is used).
 macro_rules! queue_methods {
     ($new:ident) => {
         /// Put an item, waiting while the queue is full.
+        /// (A proxy of this manager in the item keeps its object alive
+        /// while the queue holds the item.)
         pub fn put(&self, v: impl Borrow<T>) -> Result<()> {
-            ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::Forever))?)
+            self.put_with(v.borrow(), Wait::Forever)
         }
         /// Put an item if there is room now.
         #[doc(alias = "put_nowait")]
         pub fn try_put(&self, v: impl Borrow<T>) -> Result<()> {
-            ok(self.h.op(Op::Put(enc(v.borrow())?, Wait::No))?)
+            self.put_with(v.borrow(), Wait::No)
         }
         /// Put an item, waiting at most `t` for room.
         #[doc(alias = "put")]
         pub fn put_timeout(&self, v: impl Borrow<T>, t: Duration) -> Result<()> {
-            ok(self
-                .h
-                .op(Op::Put(enc(v.borrow())?, Wait::from_timeout(Some(t))))?)
+            self.put_with(v.borrow(), Wait::from_timeout(Some(t)))
+        }
+        fn put_with(&self, v: &T, w: Wait) -> Result<()> {
+            let (b, ids) = super::stored::enc_holding(&self.h.ep.address, v)?;
+            ok(self.h.op(super::stored::holding(ids, Op::Put(b, w)))?)
         }
         /// Get an item, waiting while the queue is empty.
         pub fn get(&self) -> Result<T> {

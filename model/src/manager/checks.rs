@@ -2141,6 +2141,129 @@ pub fn stored_proxy_workload<S: ServerSync>() {
     );
 }
 
+/// The stored-proxy workload for the other stores (one shuttle execution).
+/// Client 1 extends a list with three values, the first and the last
+/// embedding proxies (`HoldingEach`), then puts a value holding `c` into a
+/// full queue (its `put` blocks until client 2 takes the queue's item).
+/// Client 2 meanwhile takes that item, updates a dict with two pairs, the
+/// first holding `d` (`HoldingEach`), `setdefault`s a new key holding `e`
+/// and an existing key with a value holding `f` (not stored: `f` is not
+/// held). Each client then drops its own references and closes. Then:
+/// `a`, `b`, `c`, `d` and `e` live while their containers store them; `f`
+/// is freed; removing each value (list `pop`, queue `get`) or freeing its
+/// container lets its object go.
+pub fn stored_many_workload<S: ServerSync>() {
+    let server = std::sync::Arc::new(Server::<S>::new());
+    let [a, bb, c, d, e, f] = [1, 2, 3, 4, 5, 6].map(|i| create(&server, Init::Value(b(i))));
+    let list = create(&server, Init::List(Vec::new()));
+    let dict = create(&server, Init::Dict(Vec::new()));
+    let queue = create(&server, Init::Queue { maxsize: Some(1) });
+    let r = server.handle(0, Request::Op(queue, Op::Put(b(50), Wait::No)));
+    assert_eq!(r, Response::Ok);
+    let r = server.handle(0, Request::Op(dict, Op::DictInsert(b(60), b(61))));
+    assert!(matches!(r, Response::MaybeItem(_)), "{r:?}");
+    // The values embedding the proxies (their bytes name the objects).
+    let [xa, xb, xc, xd, xe, xf] = [101, 102, 103, 104, 105, 106].map(b);
+    let (c1, s1) = model_conn(&server, 1);
+    let (c2, s2) = model_conn(&server, 2);
+    // Each client holds the creator's reference to the objects it stores.
+    for (cl, ids) in [(&c1, vec![a, bb, c]), (&c2, vec![d, e, f])] {
+        assert_eq!(cl.call(Request::Incref(ids.clone())), Response::Ok);
+        server.handle(0, Request::Decref(ids));
+    }
+    let (xa1, xb1, xc1) = (xa.clone(), xb.clone(), xc.clone());
+    let h1 = shuttle::thread::spawn(move || {
+        let r = c1.call(Request::Op(
+            list,
+            Op::HoldingEach(
+                vec![vec![a], vec![], vec![bb]],
+                Box::new(Op::Extend(vec![xa1, b(9), xb1])),
+            ),
+        ));
+        crate::check!(r == Response::Ok, "a holding extend answered {r:?}");
+        let r = c1.call(Request::Op(
+            queue,
+            Op::Holding(vec![c], Box::new(Op::Put(xc1, Wait::Forever))),
+        ));
+        crate::check!(r == Response::Ok, "a holding put answered {r:?}");
+        c1.call(Request::Decref(vec![a, bb, c]));
+        drop(c1);
+    });
+    let (xd2, xe2, xf2) = (xd.clone(), xe.clone(), xf.clone());
+    let h2 = shuttle::thread::spawn(move || {
+        let r = c2.call(Request::Op(queue, Op::QGet(Wait::Forever)));
+        crate::check!(r == Response::Item(b(50)), "get answered {r:?}");
+        let r = c2.call(Request::Op(
+            dict,
+            Op::HoldingEach(
+                vec![vec![d], vec![]],
+                Box::new(Op::DictUpdate(vec![(b(0), xd2), (b(1), b(9))])),
+            ),
+        ));
+        crate::check!(r == Response::Ok, "a holding update answered {r:?}");
+        let r = c2.call(Request::Op(
+            dict,
+            Op::Holding(vec![e], Box::new(Op::DictSetDefault(b(2), xe2.clone()))),
+        ));
+        crate::check!(
+            r == Response::Item(xe2),
+            "a holding setdefault answered {r:?}"
+        );
+        let r = c2.call(Request::Op(
+            dict,
+            Op::Holding(vec![f], Box::new(Op::DictSetDefault(b(60), xf2))),
+        ));
+        crate::check!(
+            r == Response::Item(b(61)),
+            "setdefault of a key answered {r:?}"
+        );
+        c2.call(Request::Decref(vec![d, e, f]));
+        drop(c2);
+    });
+    h1.join().expect("client 1");
+    h2.join().expect("client 2");
+    s1.join().expect("server thread");
+    s2.join().expect("server thread");
+    // Both clients are gone: each object is reachable only through the
+    // container that stores it.
+    for (i, what) in [
+        (a, "the list's first extended item"),
+        (bb, "the list's last extended item"),
+        (c, "the queue's put item"),
+        (d, "the dict's updated value"),
+        (e, "the dict's setdefault value"),
+    ] {
+        crate::check!(
+            exists(&server, i),
+            "stored proxy dropped: {what}'s object was freed"
+        );
+    }
+    crate::check!(
+        !exists(&server, f),
+        "stored proxy leaked: a setdefault that stored nothing holds its object"
+    );
+    let r = server.handle(0, Request::Op(list, Op::PopAt(-1)));
+    crate::check!(r == Response::Item(xb), "pop answered {r:?}");
+    let r = server.handle(0, Request::Op(queue, Op::QGet(Wait::No)));
+    crate::check!(r == Response::Item(xc), "get answered {r:?}");
+    // The next operation gives the removed values' references back.
+    server.handle(0, Request::Op(list, Op::Len));
+    crate::check!(
+        !exists(&server, bb) && !exists(&server, c),
+        "stored proxy leaked: a popped or got value's object lives on"
+    );
+    crate::check!(
+        exists(&server, a),
+        "stored proxy dropped: the list's first item's object"
+    );
+    server.handle(0, Request::Decref(vec![list, dict]));
+    crate::check!(
+        !exists(&server, a) && !exists(&server, d) && !exists(&server, e),
+        "stored proxy leaked: a freed container's object lives on"
+    );
+    let _ = xa;
+}
+
 #[cfg(test)]
 mod stored_tests {
     use super::*;
@@ -2157,6 +2280,32 @@ mod stored_tests {
     #[test]
     fn stored_proxies_keep_their_objects_pct() {
         shuttle::check_pct(stored_proxy_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn stored_many_keep_their_objects_random() {
+        shuttle::check_random(stored_many_workload::<ShuttleSync>, iterations());
+    }
+
+    #[test]
+    fn stored_many_keep_their_objects_pct() {
+        shuttle::check_pct(stored_many_workload::<ShuttleSync>, iterations(), 3);
+    }
+
+    #[test]
+    fn mutant_783_hold_first_only_is_caught() {
+        assert!(caught(
+            "stored proxy dropped",
+            stored_many_workload::<ShuttleSync<{ crate::manager::server::MUTANT_HOLD_FIRST_ONLY.0 }>>
+        ));
+    }
+
+    #[test]
+    fn mutant_782_on_the_other_stores_is_caught() {
+        assert!(caught(
+            "stored proxy dropped",
+            stored_many_workload::<ShuttleSync<{ crate::manager::server::MUTANT_STORED_DROPPED.0 }>>
+        ));
     }
 
     #[test]

@@ -368,11 +368,17 @@ pub enum Op {
     Pool(super::pool::PoolOp),
     // --- proxies stored in containers ---
     /// Apply `.1`, which stores one value embedding proxies to the objects
-    /// `.0` (list `append`/`insert`/`x[i] =`, dict `d[k] =`, value `set`,
-    /// namespace attribute): while that value is stored, the container
+    /// `.0` (list `append`/`insert`/`x[i] =`, dict `d[k] =`/`setdefault`,
+    /// value `set`, namespace attribute, queue `put`): while that value is stored, the container
     /// holds a reference to each of them (CPython's server keeps the proxy
-    /// objects, and with them their referents). Not a blocking op.
+    /// objects, and with them their referents). A `put` may block: the
+    /// objects are held once it has stored its value.
     Holding(Vec<ObjId>, Box<Op>),
+    /// Apply `.1`, which stores a list of values (list `extend`, dict
+    /// `update`: the pairs' values), the `i`th embedding proxies to the
+    /// objects `.0[i]`: as [`Op::Holding`], for each value. `.0` has one
+    /// entry per stored value (else `BadRequest`).
+    HoldingEach(Vec<Vec<ObjId>>, Box<Op>),
 }
 
 /// A request on a connection.

@@ -293,6 +293,25 @@ impl Table {
         self.stored.entry(id).or_default().push((item, ids));
     }
 
+    /// The first object held by one of `hold`'s values that does not
+    /// exist, if any.
+    fn missing_held(&self, hold: &[(Bytes, Vec<ObjId>)]) -> Option<ObjId> {
+        hold.iter().find_map(|(_, ids)| self.missing(ids))
+    }
+
+    /// After a request answered `r` on container `id`: unless it failed,
+    /// the container stores each of `hold`'s values (see [`Table::store`]).
+    /// Returns whether it stored any.
+    fn store_all(&mut self, id: ObjId, r: &Response, hold: Vec<(Bytes, Vec<ObjId>)>) -> bool {
+        if hold.is_empty() || matches!(r, Response::Err(_)) {
+            return false;
+        }
+        for (item, ids) in hold {
+            self.store(id, item, ids);
+        }
+        true
+    }
+
     /// Container `id` changed: give back the references of the stored
     /// values it no longer holds. A value is still stored while the
     /// container holds as many values equal to it (as bytes: a proxy's
@@ -379,8 +398,66 @@ fn stored_by(op: &Op) -> Option<&Bytes> {
         | Op::SetAt(_, x)
         | Op::DictInsert(_, x)
         | Op::ValueSet(x)
-        | Op::NsSet(_, x) => Some(x),
+        | Op::NsSet(_, x)
+        | Op::DictSetDefault(_, x)
+        | Op::Put(x, _) => Some(x),
         _ => None,
+    }
+}
+
+/// The values `op` stores, one per item, if it is an op
+/// [`Op::HoldingEach`] may wrap.
+fn stored_each(op: &Op) -> Option<Vec<&Bytes>> {
+    match op {
+        Op::Extend(xs) => Some(xs.iter().collect()),
+        Op::DictUpdate(pairs) => Some(pairs.iter().map(|(_, v)| v).collect()),
+        _ => None,
+    }
+}
+
+/// Seeded bug (checks): [`Op::HoldingEach`] holds only its first item's
+/// objects (the other items are stored unheld).
+pub const MUTANT_HOLD_FIRST_ONLY: Mutant = Mutant(783);
+
+/// `op` without its [`Op::Holding`]/[`Op::HoldingEach`] wrapper, and the
+/// values it stores that hold objects, each with the objects it holds.
+/// A wrapper around an op that stores no such values is a `BadRequest`.
+#[allow(clippy::type_complexity)]
+fn unwrap_holding<S: Seeded>(op: Op) -> Result<(Op, Vec<(Bytes, Vec<ObjId>)>), OpError> {
+    match op {
+        Op::Holding(ids, inner) => match stored_by(&inner) {
+            Some(x) => {
+                let x = x.clone();
+                Ok((*inner, vec![(x, ids)]))
+            }
+            None => Err(OpError::BadRequest(format!(
+                "{inner:?} stores no single value: it cannot hold proxies"
+            ))),
+        },
+        Op::HoldingEach(each, inner) => {
+            let Some(xs) = stored_each(&inner) else {
+                return Err(OpError::BadRequest(format!(
+                    "{inner:?} stores no list of values: it cannot hold proxies per item"
+                )));
+            };
+            if xs.len() != each.len() {
+                return Err(OpError::BadRequest(format!(
+                    "{} lists of held objects for {} stored values",
+                    each.len(),
+                    xs.len()
+                )));
+            }
+            let first_only = mutant::<S>(MUTANT_HOLD_FIRST_ONLY);
+            let hold = xs
+                .into_iter()
+                .zip(each)
+                .enumerate()
+                .filter(|(i, (_, ids))| !ids.is_empty() && (!first_only || *i == 0))
+                .map(|(_, (x, ids))| (x.clone(), ids))
+                .collect();
+            Ok((*inner, hold))
+        }
+        op => Ok((op, Vec::new())),
     }
 }
 
@@ -558,9 +635,6 @@ impl<S: ServerSync> Server<S> {
         if let Op::Pool(p) = op {
             return self.pool(id, p);
         }
-        if let Op::Holding(ids, inner) = op {
-            return self.holding(conn, id, ids, *inner);
-        }
         match &op {
             Op::Pop(None) if mutant::<S>(MUTANT_SPLIT_POP) => return self.split_pop(id),
             Op::BarrierReset if mutant::<S>(MUTANT_RESET_PASSES) => {
@@ -605,6 +679,12 @@ impl<S: ServerSync> Server<S> {
             }
             _ => {}
         }
+        // A store holding proxies: the stored values with the objects each
+        // holds (empty: an ordinary op).
+        let (op, mut hold) = match unwrap_holding::<S>(op) {
+            Ok(x) => x,
+            Err(e) => return Response::Err(e),
+        };
         let blocking = matches!(
             op,
             Op::Acquire(_)
@@ -620,6 +700,9 @@ impl<S: ServerSync> Server<S> {
             // One critical section; the op (and its payload) moves in, no copy.
             let (r, notify, dead) = S::with(&self.table, |t| {
                 t.settle(conn);
+                if let Some(m) = t.missing_held(&hold) {
+                    return (Response::Err(OpError::NoSuchObject(m)), false, Vec::new());
+                }
                 let waiting = t.waiting;
                 let (r, ch) = match t.objects.get_mut(&id) {
                     None => (Response::Err(OpError::NoSuchObject(id)), false),
@@ -629,7 +712,10 @@ impl<S: ServerSync> Server<S> {
                         Step::Block => (Response::Err(OpError::Timeout), false),
                     },
                 };
-                if ch {
+                // In the same critical section: a held object is never
+                // unheld in between.
+                let stored = t.store_all(id, &r, hold);
+                if ch || stored {
                     t.prune::<S>(conn, id);
                 }
                 (r, ch && waiting > 0, std::mem::take(&mut t.freed))
@@ -654,12 +740,16 @@ impl<S: ServerSync> Server<S> {
                 registered = false;
             }
             let waiting = t.waiting;
+            if let Some(m) = t.missing_held(&hold) {
+                return Some((Response::Err(OpError::NoSuchObject(m)), false));
+            }
             let Some(obj) = t.objects.get_mut(&id) else {
                 return Some((Response::Err(OpError::NoSuchObject(id)), false));
             };
             match apply_ext::<S>(obj, conn, op.clone()) {
                 Step::Done(r, ch) => {
-                    if ch {
+                    let stored = t.store_all(id, &r, std::mem::take(&mut hold));
+                    if ch || stored {
                         // (A freed registered object here is dropped with
                         // the table: only containers of values prune.)
                         t.prune::<S>(conn, id);
@@ -710,43 +800,6 @@ impl<S: ServerSync> Server<S> {
             Ok(c) => custom::call::<S>(&c, method, args),
             Err(e) => Response::Err(e),
         }
-    }
-
-    /// [`Op::Holding`]: apply `op` (which stores one value) and, if it
-    /// succeeded, let the container hold a reference to each of `ids`, in
-    /// one critical section (an object is never unheld in between).
-    fn holding(&self, conn: ConnId, id: ObjId, ids: Vec<ObjId>, op: Op) -> Response {
-        let Some(item) = stored_by(&op).cloned() else {
-            return Response::Err(OpError::BadRequest(format!(
-                "{op:?} stores no single value: it cannot hold proxies"
-            )));
-        };
-        let (r, notify, dead) = S::with(&self.table, |t| {
-            t.settle(conn);
-            if let Some(m) = t.missing(&ids) {
-                return (Response::Err(OpError::NoSuchObject(m)), false, Vec::new());
-            }
-            let waiting = t.waiting;
-            let (r, ch) = match t.objects.get_mut(&id) {
-                None => (Response::Err(OpError::NoSuchObject(id)), false),
-                Some(obj) => match apply_ext::<S>(obj, conn, op) {
-                    Step::Done(r, ch) => (r, ch),
-                    Step::Block => (Response::Err(OpError::Timeout), false),
-                },
-            };
-            if !matches!(r, Response::Err(_)) {
-                t.store(id, item, ids);
-            }
-            if ch {
-                t.prune::<S>(conn, id);
-            }
-            (r, ch && waiting > 0, std::mem::take(&mut t.freed))
-        });
-        Self::bury(dead);
-        if notify {
-            self.notify();
-        }
-        r
     }
 
     /// A pool operation ([`pool`](super::pool)): the pool's cell is taken

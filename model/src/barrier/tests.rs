@@ -269,6 +269,36 @@ mod loom_checks {
         reset_breaks_a_waiter::<0>(true);
     }
 
+    /// The action fails: the last arrival (which ran it) gets `ActionFailed`,
+    /// the other party `Broken`, and the barrier stays broken. Exhaustive.
+    #[test]
+    fn loom_failed_action_breaks_the_barrier() {
+        crate::testkit::loom(None).check(|| {
+            let world = world();
+            let b = Arc::new(RawBarrier::<Loom>::new(2).unwrap());
+            let h = {
+                let (b, world) = (b.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    b.wait_with(&ModelThread::new(&world, 1), None, || false)
+                })
+            };
+            let mine = b.wait_with(&ModelThread::new(&world, 2), None, || false);
+            let other = h.join().unwrap();
+            crate::check!(
+                matches!(
+                    (&mine, &other),
+                    (Err(BarrierError::ActionFailed), Err(BarrierError::Broken))
+                        | (Err(BarrierError::Broken), Err(BarrierError::ActionFailed))
+                ),
+                "a failed action: {mine:?} and {other:?}"
+            );
+            crate::check!(
+                b.broken(),
+                "the barrier is not broken after a failed action"
+            );
+        });
+    }
+
     #[test]
     fn loom_two_parties_two_rounds() {
         parties::<0>(2, 2, None);
@@ -479,8 +509,14 @@ mod unit {
         loom::model(|| {
             let world = world();
             let t = ModelThread::new(&world, 1);
-            let b = RawBarrier::<Loom>::new(1).unwrap();
             let show = |b: &RawBarrier<Loom>| format!("{b:?}");
+            let three = RawBarrier::<Loom>::new(3).unwrap();
+            assert_eq!(three.parties(), 3);
+            assert_eq!(
+                show(&three),
+                "RawBarrier { parties: 3, count: 0, generation: 0, broken: false }"
+            );
+            let b = RawBarrier::<Loom>::new(1).unwrap();
             assert_eq!(
                 show(&b),
                 "RawBarrier { parties: 1, count: 0, generation: 0, broken: false }"

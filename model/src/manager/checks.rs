@@ -1496,7 +1496,7 @@ impl Spec for JoinableSpec {
 /// Two clients on a joinable queue of bound 2 (one shuttle execution): a
 /// producer puts two items and asks `full()` and `qsize()`; a consumer asks
 /// `full()`, takes an item, closes its task, asks `full()` and the open
-/// task count. The history must be linearizable against [`JoinableSpec`]:
+/// task count. The history must be linearizable against `JoinableSpec`:
 /// `full()`, `qsize()` and `empty()` (`qsize() == 0`) see the queue's own
 /// items, as CPython's (`queue.Queue` in its manager).
 pub fn joinable_queue_ops_workload<S: ServerSync>() {

@@ -526,6 +526,12 @@ mod unit {
                 show(&b),
                 "RawBarrier { parties: 1, count: 0, generation: 1, broken: false }"
             );
+            // Resetting an empty, unbroken barrier changes nothing.
+            b.reset(&t);
+            assert_eq!(
+                show(&b),
+                "RawBarrier { parties: 1, count: 0, generation: 1, broken: false }"
+            );
             b.abort(&t);
             assert_eq!(
                 show(&b),

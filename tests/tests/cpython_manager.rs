@@ -175,9 +175,11 @@ mod test_containers {
     #[test]
     fn test_list_proxy_in_list() {
         let m = manager();
-        // Kept alive here: `list_from` does not hold stored proxies yet (module docs).
-        let inners: Vec<ListProxy<i32>> = (0..3).map(|_| m.list_from(0..3).unwrap()).collect();
-        let a = m.list_from(inners.iter().cloned()).unwrap();
+        // The inner lists are temporaries, as in CPython: the outer list
+        // holds them.
+        let a = m
+            .list_from((0..3).map(|_| m.list_from(0..3).unwrap()))
+            .unwrap();
         assert_eq!(
             a.iter()
                 .map(|inner| inner.unwrap().to_vec().unwrap())
@@ -283,8 +285,8 @@ mod test_containers {
         assert_eq!(supplies.item(&s("water")).unwrap(), 7);
         assert_eq!(at(&d, "supplies").item(&s("water")).unwrap(), 7);
 
-        // `del pets; del supplies`: kept alive here (module docs).
-        let kept = (pets, supplies);
+        // `del pets; del supplies`: `d` holds them.
+        drop((pets, supplies));
         assert_eq!(at(&d, "pets").item(&s("ferrets")).unwrap(), 2);
         at(&d, "supplies").insert(s("blankets"), 11).unwrap();
         assert_eq!(at(&d, "supplies").item(&s("blankets")).unwrap(), 11);
@@ -305,8 +307,8 @@ mod test_containers {
         assert_eq!(pets.item(&s("marmots")).unwrap(), 1);
         assert_eq!(l.get(0).unwrap().item(&s("marmots")).unwrap(), 1);
 
-        // `del pets; del supplies`: kept alive (module docs).
-        let kept2 = (pets, supplies);
+        // `del pets; del supplies`: `l` holds them.
+        drop((pets, supplies));
         assert_eq!(l.get(0).unwrap().item(&s("marmots")).unwrap(), 1);
 
         #[derive(Serialize, Deserialize)]
@@ -322,7 +324,6 @@ mod test_containers {
             panic!("outer[-1] is not a ListProxy")
         };
         assert_eq!(last.get(-1).unwrap().item(&s("feed")).unwrap(), 3);
-        drop((kept, kept2));
     }
 
     #[test]

@@ -14,3 +14,26 @@ pub use scenarios::{say, seed000};
 pub fn quiet() {
     procshare::set_fork_warning(false);
 }
+
+/// The URL of the redis-server the Redis tests use (`PROCSHARE_REDIS_URL`,
+/// which `.ci/run` sets), or `None` after saying plainly on the standard
+/// error (not captured by the test harness) that `test` was skipped. When
+/// `PROCSHARE_REQUIRE_REDIS` is set (CI), a missing server fails the test
+/// instead: no silent skip there.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("PROCSHARE_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
+                "{test}: PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no PROCSHARE_REDIS_URL (start a redis-server and set it)"
+            );
+            None
+        }
+    }
+}

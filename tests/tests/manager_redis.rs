@@ -23,25 +23,7 @@ use std::time::Duration;
 
 const GENEROUS: Duration = Duration::from_secs(60);
 
-/// The server's URL, or `None` after saying plainly that the test is skipped
-/// (a failure instead when `PROCSHARE_REQUIRE_REDIS` is set).
-fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("PROCSHARE_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
-                "{test}: PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: no PROCSHARE_REDIS_URL (start a redis-server and set it)"
-            );
-            None
-        }
-    }
-}
+use procshare_tests::redis_url;
 
 /// A namespace no other test (or run) uses; cleared when dropped.
 struct Ns {

@@ -11,20 +11,8 @@ use std::time::Duration;
 #[test]
 fn a_paused_or_dropping_server_is_a_typed_error_not_a_hang() {
     procshare_tests::quiet();
-    let url = match std::env::var("PROCSHARE_REDIS_URL") {
-        Ok(u) if !u.is_empty() => u,
-        _ => {
-            assert!(
-                std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
-                "PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
-            );
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED manager_redis_outage: no PROCSHARE_REDIS_URL"
-            );
-            return;
-        }
+    let Some(url) = procshare_tests::redis_url("manager_redis_outage") else {
+        return;
     };
     let ns = format!("procshare-test:outage:{}", std::process::id());
     // Cleared even when the test fails.

@@ -263,12 +263,7 @@ fn every_proxy_a_container_is_created_with_keeps_its_object() {
 #[test]
 fn a_redis_manager_is_sent_no_holding_op() {
     quiet();
-    let Ok(url) = std::env::var("PROCSHARE_REDIS_URL") else {
-        assert!(
-            std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
-            "PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
-        );
-        eprintln!("SKIPPED a_redis_manager_is_sent_no_holding_op: no PROCSHARE_REDIS_URL");
+    let Some(url) = procshare_tests::redis_url("a_redis_manager_is_sent_no_holding_op") else {
         return;
     };
     let ns = format!("procshare-test:stored-proxies:{}", std::process::id());

@@ -36,27 +36,7 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(5);
 const GENEROUS: Duration = Duration::from_secs(60);
 
-/// The server's URL, or `None` after saying plainly that the test is skipped
-/// (a failure instead when `PROCSHARE_REQUIRE_REDIS` is set).
-fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("PROCSHARE_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            assert!(
-                std::env::var_os("PROCSHARE_REQUIRE_REDIS").is_none(),
-                "{test}: PROCSHARE_REQUIRE_REDIS is set but PROCSHARE_REDIS_URL is not"
-            );
-            // Straight to the standard error (not captured by the test
-            // harness), so that a run shows what it did not test.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: no PROCSHARE_REDIS_URL (start a redis-server and set it)"
-            );
-            None
-        }
-    }
-}
+use procshare_tests::redis_url;
 
 /// A namespace of keys no other test (or run) uses.
 fn namespace(test: &str) -> String {

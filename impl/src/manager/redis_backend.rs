@@ -22,9 +22,7 @@
 
 use super::client::{ManagerError, Result};
 use crate::redis::{RedisError, RedisStore};
-use procshare_model::manager::{
-    Init, JoinableOp, Kind, ObjId, Op, OpError, Request, Response, Wait,
-};
+use procshare_model::manager::{Init, JoinableOp, Kind, ObjId, Op, OpError, Request, Response};
 use procshare_model::redis::condition::{Condition, LockChange};
 use procshare_model::redis::lock::LeaseLock;
 use procshare_model::redis::objects::{self, data_call, data_reply, id_kind, kind_code};
@@ -235,7 +233,7 @@ impl Backend {
                     Op::EventSet => e.set(&*s).map(|_| Response::Ok),
                     Op::EventClear => e.clear(&*s).map(|_| Response::Ok),
                     Op::EventIsSet => e.is_set(&*s).map(Response::Bool),
-                    Op::EventWait(w) => e.wait(&*s, ms(*w)).map(Response::Bool),
+                    Op::EventWait(w) => e.wait(&*s, w.timeout_ms()).map(Response::Bool),
                     _ => return Ok(unsupported(&format!("{} on an Event", op_name(op)))),
                 }
                 .map_err(Into::into)
@@ -253,7 +251,7 @@ impl Backend {
                         })
                     }
                     (Kind::JoinableQueue, Op::Joinable(JoinableOp::Join(w))) => {
-                        return Ok(if q.join(&*s, ms(*w))? {
+                        return Ok(if q.join(&*s, w.timeout_ms())? {
                             Response::Ok
                         } else {
                             Response::Err(OpError::Timeout)
@@ -265,12 +263,12 @@ impl Backend {
                     _ => {}
                 }
                 match op {
-                    Op::Put(x, w) => Ok(if q.put(&*s, x, ms(*w))? {
+                    Op::Put(x, w) => Ok(if q.put(&*s, x, w.timeout_ms())? {
                         Response::Ok
                     } else {
                         Response::Err(OpError::Timeout)
                     }),
-                    Op::QGet(w) => Ok(match q.get(&*s, ms(*w))? {
+                    Op::QGet(w) => Ok(match q.get(&*s, w.timeout_ms())? {
                         Some(x) => Response::Item(x),
                         None => Response::Err(OpError::Timeout),
                     }),
@@ -299,7 +297,7 @@ impl Backend {
         let l = LeaseLock::new(p, self.lease_ms);
         let s = self.store()?;
         match op {
-            Op::Acquire(w) => match l.acquire(&*s, ms(*w))? {
+            Op::Acquire(w) => match l.acquire(&*s, w.timeout_ms())? {
                 None => Ok(Response::Bool(false)),
                 Some(h) => {
                     hold(self, id, h.token, l.renew_call(h.token));
@@ -323,7 +321,7 @@ impl Backend {
         let l = RLeaseLock::new(p, &me(), self.lease_ms);
         let s = self.store()?;
         match op {
-            Op::Acquire(w) => match l.acquire(&*s, ms(*w))? {
+            Op::Acquire(w) => match l.acquire(&*s, w.timeout_ms())? {
                 None => Ok(Response::Bool(false)),
                 Some(h) => {
                     if h.depth == 1 {
@@ -371,7 +369,7 @@ impl Backend {
                 None => broken(),
                 Some((g, i)) => Response::Arrived(g as u64, i),
             },
-            Op::BarrierAwait(g, w) => match b.await_gen(&*s, *g as i64, ms(*w))? {
+            Op::BarrierAwait(g, w) => match b.await_gen(&*s, *g as i64, w.timeout_ms())? {
                 Some(true) => Response::Ok,
                 Some(false) => broken(),
                 None => Response::Err(OpError::Timeout),
@@ -397,7 +395,7 @@ impl Backend {
         let sem = Semaphore::new(p, self.lease_ms);
         let s = self.store()?;
         match op {
-            Op::Acquire(w) => match sem.acquire(&*s, ms(*w))? {
+            Op::Acquire(w) => match sem.acquire(&*s, w.timeout_ms())? {
                 None => Ok(Response::Bool(false)),
                 Some(permit) => {
                     hold(self, id, permit.token, sem.renew_call(permit.token));
@@ -533,12 +531,6 @@ fn unsupported(what: &str) -> Response {
 fn op_name(op: &Op) -> String {
     let s = format!("{op:?}");
     s.split(['(', ' ', '{']).next().unwrap_or("op").to_string()
-}
-
-/// A wait as the model's timeout in milliseconds (rounded up).
-fn ms(w: Wait) -> Option<u64> {
-    w.timeout()
-        .map(|t| u64::try_from(t.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
 }
 
 /// This thread's identity as a recursive-lock holder: unique per host,

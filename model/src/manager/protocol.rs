@@ -167,6 +167,12 @@ impl Wait {
             Wait::Forever => None,
         }
     }
+    /// The timeout in whole milliseconds, rounded up (`None`: forever), as
+    /// the Redis protocols' waits take it.
+    pub fn timeout_ms(self) -> Option<u64> {
+        self.timeout()
+            .map(|d| u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+    }
     /// From an optional timeout (`None`: forever).
     pub fn from_timeout(t: Option<Duration>) -> Self {
         match t {

@@ -372,9 +372,7 @@ impl Condition {
         w: Wait,
     ) -> Result<(Response, LockChange), S::Error> {
         let call = self.take_call(depth, t);
-        let timeout = w
-            .timeout()
-            .map(|d| u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX));
+        let timeout = w.timeout_ms();
         let r = block_until(s, &self.keys[8], timeout, || {
             let r = s.eval(&call)?;
             match &r {
@@ -413,9 +411,7 @@ impl Condition {
         w: Wait,
     ) -> Result<(Response, LockChange), S::Error> {
         let call = self.reacquire_call(depth, t);
-        let timeout = w
-            .timeout()
-            .map(|d| u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX));
+        let timeout = w.timeout_ms();
         let r = block_until(s, &self.keys[8], timeout, || {
             let r = s.eval(&call)?;
             match &r {

@@ -130,6 +130,47 @@ impl<T: Send + Sync + 'static> ForkLocal<T> {
     }
 }
 
+/// A lazily computed `bool` that a forked child can always read or compute.
+///
+/// Not a `OnceLock`: a `OnceLock` that another thread of the parent was
+/// initializing at the moment of the fork stays "running" in the child,
+/// whose copy has no thread to finish it, so the child's first use waits
+/// forever (seen: a forked child hung in `fork`'s prepare step, on the
+/// "is procshare in the executable" check another test thread was making).
+/// A fork prepare hook that completes the value does not close that gap: a
+/// thread can start initializing after the hooks ran and before the fork.
+///
+/// Here nobody waits: two threads (or a child and nobody) that find it unset
+/// both compute it, and both store the same answer, so `compute` must be a
+/// function of the process only (what the executable is, never what time
+/// it is).
+pub(crate) struct LazyFlag(core::sync::atomic::AtomicU8);
+
+impl LazyFlag {
+    const UNSET: u8 = 0;
+    const FALSE: u8 = 1;
+    const TRUE: u8 = 2;
+
+    /// An unset flag.
+    pub(crate) const fn new() -> Self {
+        LazyFlag(core::sync::atomic::AtomicU8::new(Self::UNSET))
+    }
+
+    /// The flag, computing it with `compute` if no thread has stored it yet.
+    pub(crate) fn get_or_compute(&self, compute: impl FnOnce() -> bool) -> bool {
+        match self.0.load(Ordering::Acquire) {
+            Self::TRUE => true,
+            Self::FALSE => false,
+            _ => {
+                let v = compute();
+                self.0
+                    .store(if v { Self::TRUE } else { Self::FALSE }, Ordering::Release);
+                v
+            }
+        }
+    }
+}
+
 /// Incremented in every forked child (see [`generation`]).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -369,6 +410,52 @@ mod tests {
             Some(0),
             "1: a single-threaded parent not counted as 1; 2: two threads not counted as 2"
         );
+    }
+
+    /// A child forked while another thread of its parent is in the middle
+    /// of computing a `LazyFlag` computes it itself instead of waiting for a
+    /// thread it does not have. (With a `OnceLock` in its place the child
+    /// waits forever: the bounded wait below then fails the test.)
+    #[test]
+    fn a_lazy_flag_being_computed_at_the_fork_does_not_block_the_child() {
+        static FLAG: LazyFlag = LazyFlag::new();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let computing = std::thread::spawn(move || {
+            FLAG.get_or_compute(|| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                true
+            })
+        });
+        entered_rx.recv().unwrap();
+        // The other thread is inside `compute` now, until released.
+        let pid = fork(|_| i32::from(!FLAG.get_or_compute(|| true))).unwrap();
+        let pidfd = super::super::proc::pidfd_open(pid).expect("pidfd of our child");
+        // A bound that turns a hang into a failure, not a timing assertion.
+        let exited = rustix::event::poll(
+            &mut [rustix::event::PollFd::new(
+                &pidfd,
+                rustix::event::PollFlags::IN,
+            )],
+            Some(&rustix::time::Timespec {
+                tv_sec: 60,
+                tv_nsec: 0,
+            }),
+        )
+        .unwrap()
+            == 1;
+        if !exited {
+            let _ = super::super::proc::send_signal(None, pid, super::super::proc::Sig::Kill);
+        }
+        let code = super::super::proc::wait_child(pid, true).unwrap();
+        release_tx.send(()).unwrap();
+        assert!(computing.join().unwrap());
+        assert!(
+            exited,
+            "the child waited for a computation of a thread it does not have"
+        );
+        assert_eq!(code, Some(0), "the child read the flag wrong");
     }
 
     #[test]

@@ -78,19 +78,10 @@ pub(crate) struct Request {
 /// Is procshare's code part of the executable file (so that an exec of
 /// `/proc/self/exe` runs [`spawn_entry`])? Checked once.
 pub(super) fn check_in_executable() -> Result<(), SpawnError> {
-    static IN_EXE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    // A once-value a forked child may need: every fork finishes it first
-    // (a child forked while another thread initializes it would wait forever).
-    static IN_EXE_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
-        name: "spawn: is procshare in the executable (once-value)",
-        prepare: Some(|| {
-            let _ = check_in_executable();
-        }),
-        child: || {},
-    };
-    crate::sys::fork::register(&IN_EXE_AT_FORK);
-    let ok = *IN_EXE
-        .get_or_init(|| ExeId::current().is_ok_and(|exe| in_exe_code(anchor_addr(), exe.ino)));
+    // Not a `OnceLock`: a forked child needs it too (`LazyFlag` says why).
+    static IN_EXE: crate::sys::fork::LazyFlag = crate::sys::fork::LazyFlag::new();
+    let ok = IN_EXE
+        .get_or_compute(|| ExeId::current().is_ok_and(|exe| in_exe_code(anchor_addr(), exe.ino)));
     if ok {
         Ok(())
     } else {

@@ -9,7 +9,8 @@
 //!    at the moment of the fork stays "being initialized" forever in the
 //!    child's copy, and a child that needs it waits forever — seen as a hang:
 //!    a child blocked in `cpus()`), runs the registered `prepare` hooks, warns
-//!    once about forking a multi-threaded process, flushes stdout and stderr;
+//!    once about forking a multi-threaded process, flushes stdout and holds
+//!    the stdout and stderr locks until just after the fork (on both sides);
 //! 2. forks (glibc's `fork`, so glibc's own atfork work runs);
 //! 3. **resets** in the child, before anything else runs there: the cached
 //!    thread id, the count of helper threads, the fork generation, then the
@@ -286,19 +287,34 @@ pub(crate) fn fork(child: impl FnOnce(Child) -> i32) -> std::io::Result<super::p
     }
     let threads = super::thread::thread_count();
     maybe_warn(threads);
-    // Flush before forking so that buffered output is not written twice.
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
+    // stdout and stderr are held across the fork, as glibc holds its stdio
+    // locks: another thread that held either at the fork does not exist in
+    // the child, whose copy of the lock would stay held forever (seen: a
+    // child hung in its own flush while the test harness's thread was
+    // printing). Held by this thread, it is this thread's in the child too
+    // (std's locks are reentrant, owned by the thread), and released on both
+    // sides just after. Flushed first, so that buffered output is not
+    // written twice.
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let err = std::io::stderr().lock();
     // SAFETY: in the child, `child` runs and the process ends with `_exit`:
     // control never returns into the parent's code, whose objects the child
     // only holds copies of. libc, not rustix: see the module table of `sys`
     // (glibc's fork keeps malloc and stdio consistent).
     let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let forked = if pid < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(pid)
+    };
     if pid == 0 {
         child_reset();
+    }
+    drop(err);
+    drop(out);
+    let pid = forked?;
+    if pid == 0 {
         let info = Child {
             parent_threads: threads,
         };
@@ -456,6 +472,63 @@ mod tests {
             "the child waited for a computation of a thread it does not have"
         );
         assert_eq!(code, Some(0), "the child read the flag wrong");
+    }
+
+    /// A child forked while another thread of its parent takes and releases
+    /// the stdout and stderr locks over and over can still use both: the fork
+    /// never happens while that thread holds one. (With the locks only taken
+    /// for the flush before the fork, a child inherits a held copy about
+    /// every other time and waits forever: the bounded wait below fails.)
+    #[test]
+    fn a_child_can_print_whatever_another_thread_does_with_stdout() {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let busy = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let o = std::io::stdout().lock();
+                    let e = std::io::stderr().lock();
+                    drop((o, e));
+                }
+            })
+        };
+        let mut hung = 0;
+        for _ in 0..50 {
+            let pid = fork(|_| {
+                let _ = std::io::stdout().lock().flush();
+                let _ = std::io::stderr().lock().flush();
+                0
+            })
+            .unwrap();
+            let pidfd = super::super::proc::pidfd_open(pid).expect("pidfd of our child");
+            // A bound that turns a hang into a failure, not a timing assertion.
+            let exited = rustix::event::poll(
+                &mut [rustix::event::PollFd::new(
+                    &pidfd,
+                    rustix::event::PollFlags::IN,
+                )],
+                Some(&rustix::time::Timespec {
+                    tv_sec: 30,
+                    tv_nsec: 0,
+                }),
+            )
+            .unwrap()
+                == 1;
+            if !exited {
+                hung += 1;
+                let _ = super::super::proc::send_signal(None, pid, super::super::proc::Sig::Kill);
+            }
+            let _ = super::super::proc::wait_child(pid, true);
+            if hung > 0 {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        busy.join().unwrap();
+        assert_eq!(
+            hung, 0,
+            "a child waited for a stdout/stderr lock of a thread it does not have"
+        );
     }
 
     #[test]

@@ -341,11 +341,13 @@ pub fn owner_is_alive(owner: u32) -> bool {
 /// assert_ne!(current_identity(), 0);
 /// assert_eq!(identity_of(current_tid()), Occupant::Is(current_identity()));
 /// ```
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn current_identity() -> u64 {
     crate::sys::thread::me().ident
 }
 
 /// The identity of the thread that has tid `tid` now (see the module docs).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
 pub fn identity_of(tid: u32) -> Occupant {
     crate::sys::thread::occupant(tid)
 }

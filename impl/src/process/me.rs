@@ -245,12 +245,18 @@ impl Child {
         Ok(*exit)
     }
 
-    /// Has it exited? Never blocks: a child another thread is joining counts
-    /// as running.
+    /// Has it exited? Never blocks. While another thread holds the exit
+    /// code's lock (joining it, or checking it as here), the pidfd answers:
+    /// readable once the child has exited (without a pidfd it counts as
+    /// running). Answering "running" then made `active_children` list a child
+    /// that had exited whenever another thread's check overlapped.
     fn finished(&self) -> bool {
         match self.exit.try_lock() {
             Ok(mut exit) => !matches!(self.reap_locked(&mut exit, false), Ok(None)),
-            Err(_) => false,
+            Err(_) => self.pidfd.as_ref().is_some_and(|p| {
+                crate::sys::io::readable(p.as_fd(), Some(std::time::Duration::ZERO))
+                    .unwrap_or(false)
+            }),
         }
     }
 }
@@ -281,11 +287,15 @@ pub(crate) fn register(child: Arc<Child>) {
         .push(child);
 }
 
-/// Reaps and forgets the children that have exited (never blocks).
+/// Reaps and forgets the children that have exited. Waits for the registry
+/// (held only for short pushes and scans: a `try_lock` here let a call of
+/// another thread make `active_children` list a child that had exited), never
+/// for a child.
 pub(crate) fn sweep() {
-    if let Ok(mut kids) = registry().try_lock() {
-        kids.retain(|c| !c.finished());
-    }
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|c| !c.finished());
 }
 
 /// The largest start number (`Child::seq`) of a child of this process that

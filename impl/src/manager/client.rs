@@ -287,6 +287,13 @@ impl Drop for Endpoint {
 /// endpoint lives as long as a manager handle or a proxy uses it).
 static ENDPOINTS: Mutex<Vec<Weak<Endpoint>>> = Mutex::new(Vec::new());
 
+/// [`ENDPOINTS`], locked, the fork hook that holds it across forks
+/// registered first (see [`hold_across_fork`]).
+fn endpoints() -> std::sync::MutexGuard<'static, Vec<Weak<Endpoint>>> {
+    crate::sys::fork::register(&LEND_AT_FORK);
+    ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Endpoint {
     pub(crate) fn new(address: Address, authkey: AuthKey, limit: usize) -> Arc<Endpoint> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -341,16 +348,16 @@ impl Endpoint {
     /// Make `ep` the one proxies to its address deserialize with (the most
     /// recently published live endpoint of an address is the one found).
     pub(crate) fn publish(ep: &Arc<Endpoint>) {
-        let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = endpoints();
         all.retain(|e| e.strong_count() > 0);
         all.push(Arc::downgrade(ep));
     }
     pub(crate) fn unregister(ep: &Endpoint) {
-        let mut all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = endpoints();
         all.retain(|e| e.upgrade().is_some_and(|e| e.uid != ep.uid));
     }
     pub(crate) fn find(address: &Address) -> Option<Arc<Endpoint>> {
-        let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        let all = endpoints();
         all.iter()
             .rev()
             .filter_map(Weak::upgrade)
@@ -682,11 +689,43 @@ fn lend_before_fork() {
 
 fn nothing_in_child() {}
 
+/// Around every fork: holds the endpoint list and each endpoint's session,
+/// thread-slot and reference-count locks across it, released on both sides
+/// after. Other threads take each of these alone and briefly (never while
+/// waiting for the server: a session call marks the session busy and
+/// releases the lock for its round trip), so this waits at most for such a
+/// step; and a child never inherits one of them held by a thread it does not
+/// have (seen: a forked child hung for good in its own first fork, on the
+/// endpoint list another test thread held at the moment it was forked).
+fn hold_across_fork(fork: &mut dyn FnMut()) {
+    let all = ENDPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+    let eps: Vec<Arc<Endpoint>> = all.iter().filter_map(Weak::upgrade).collect();
+    {
+        let held: Vec<_> = eps
+            .iter()
+            .map(|ep| {
+                (
+                    ep.session.lock().unwrap_or_else(|p| p.into_inner()),
+                    ep.slots.lock().unwrap_or_else(|p| p.into_inner()),
+                    ep.live.lock().unwrap_or_else(|p| p.into_inner()),
+                )
+            })
+            .collect();
+        fork();
+        drop(held);
+    }
+    // The list's lock before the endpoints: dropping the last handle of one
+    // unregisters it, which takes the list's lock.
+    drop(all);
+    drop(eps);
+}
+
 /// The manager's entry in the fork registry (see `sys::fork`).
 static LEND_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
-    name: "manager proxies lent to the child",
+    name: "manager proxies lent to the child; the client's locks held across the fork",
     prepare: Some(lend_before_fork),
     child: nothing_in_child,
+    around: Some(hold_across_fork),
 };
 
 /// A reference to one object of one server, counted as CPython's proxies

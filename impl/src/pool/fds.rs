@@ -33,6 +33,7 @@ static AT_FORK: AtFork = AtFork {
     name: "pool descriptors",
     prepare: None,
     child: close_in_child,
+    around: None,
 };
 
 /// Close `fd` in every child forked from now on; `false` if the table is full.

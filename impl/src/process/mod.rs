@@ -655,6 +655,7 @@ pub(crate) fn install_panic_hook() {
         name: "panic hook: raw mode in a forked child",
         prepare: None,
         child: || set_panic_mode(PANIC_RAW),
+        around: None,
     };
     ONCE.call_once(|| {
         crate::sys::fork::register(&RAW_IN_CHILD);

@@ -445,6 +445,7 @@ static ARENA_AT_FORK: crate::sys::fork::AtFork = crate::sys::fork::AtFork {
     name: "shared-memory arena lock",
     prepare: None,
     child: after_fork_child,
+    around: None,
 };
 
 fn with_arena<R>(f: impl FnOnce(&mut ArenaState) -> R) -> R {

@@ -39,6 +39,14 @@ pub(crate) struct AtFork {
     pub(crate) prepare: Option<fn()>,
     /// Run in the child just after the fork (async-signal-safe only).
     pub(crate) child: fn(),
+    /// Runs the fork itself (its argument, to be called exactly once) while
+    /// holding the locks this module's state is behind, so that no other
+    /// thread holds one at the fork; releases them after it returns, in the
+    /// parent and in the child alike. For locks other threads take only
+    /// briefly, never while waiting for anything (a lock held across a
+    /// blocking call would stall every fork of the process). Runs after
+    /// every `prepare`.
+    pub(crate) around: Option<fn(&mut dyn FnMut())>,
 }
 
 /// Room for the registered hooks (a fixed table: the child reads it without
@@ -47,7 +55,23 @@ const MAX_HOOKS: usize = 8;
 static HOOKS: [AtomicPtr<AtFork>; MAX_HOOKS] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_HOOKS];
 
+/// Forks under way in this process (in [`fork`], from reading the hooks to
+/// the fork itself).
+static FORKING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+std::thread_local! {
+    /// Is this thread inside [`fork`] (a hook registering another must not
+    /// wait for its own fork)?
+    static IN_FORK: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
 /// Registers `hook` (idempotent: a hook already registered is not added twice).
+///
+/// Callers register before they first take what the hook guards. A first
+/// registration waits until the forks under way in other threads are done:
+/// one of them may have read the hooks before this one was there, and must
+/// not fork while the caller holds what the hook would have taken care of
+/// (a child would inherit that lock held). Forks that start later see it.
 ///
 /// # Panics
 /// If more than `MAX_HOOKS` distinct hooks are registered (a bug of this crate).
@@ -57,19 +81,25 @@ pub(crate) fn register(hook: &'static AtFork) {
     if HOOKS.iter().any(|s| s.load(Ordering::Acquire) == p) {
         return;
     }
-    for slot in &HOOKS {
+    let added = HOOKS.iter().any(|slot| {
         match slot.compare_exchange(
             core::ptr::null_mut(),
             p,
-            Ordering::AcqRel,
+            Ordering::SeqCst,
             Ordering::Acquire,
         ) {
-            Ok(_) => return,
-            Err(cur) if cur == p => return,
-            Err(_) => continue,
+            Ok(_) => true,
+            Err(cur) => cur == p,
+        }
+    });
+    if !added {
+        panic!("procshare: too many fork hooks");
+    }
+    if !IN_FORK.with(|f| f.get()) {
+        while FORKING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
         }
     }
-    panic!("procshare: too many fork hooks");
 }
 
 fn hooks() -> impl Iterator<Item = &'static AtFork> {
@@ -195,6 +225,8 @@ fn child_reset() {
     }
     super::thread::reset_tid_cache();
     super::thread::reset_helpers();
+    // The forks under way were the parent's threads' (this one's included).
+    FORKING.store(0, Ordering::SeqCst);
     GENERATION.fetch_add(1, Ordering::AcqRel);
     for h in hooks() {
         (h.child)();
@@ -280,40 +312,19 @@ pub(crate) fn fork(child: impl FnOnce(Child) -> i32) -> std::io::Result<super::p
     // std's stdout handle is a lazily initialized static too (a child that
     // prints would wait for it).
     let _ = std::io::stdout();
-    for h in hooks() {
-        if let Some(p) = h.prepare {
-            p();
+    // Announced before the hooks are read (see `register`), by this thread
+    // (a hook that registers another must not wait for this fork).
+    FORKING.fetch_add(1, Ordering::SeqCst);
+    let was_in_fork = IN_FORK.with(|f| f.replace(true));
+    let forked = prepare_and_fork();
+    IN_FORK.with(|f| f.set(was_in_fork));
+    let (pid, threads) = match forked {
+        Ok(x) => x,
+        Err(e) => {
+            FORKING.fetch_sub(1, Ordering::SeqCst);
+            return Err(e);
         }
-    }
-    let threads = super::thread::thread_count();
-    maybe_warn(threads);
-    // stdout and stderr are held across the fork, as glibc holds its stdio
-    // locks: another thread that held either at the fork does not exist in
-    // the child, whose copy of the lock would stay held forever (seen: a
-    // child hung in its own flush while the test harness's thread was
-    // printing). Held by this thread, it is this thread's in the child too
-    // (std's locks are reentrant, owned by the thread), and released on both
-    // sides just after. Flushed first, so that buffered output is not
-    // written twice.
-    let mut out = std::io::stdout().lock();
-    let _ = out.flush();
-    let err = std::io::stderr().lock();
-    // SAFETY: in the child, `child` runs and the process ends with `_exit`:
-    // control never returns into the parent's code, whose objects the child
-    // only holds copies of. libc, not rustix: see the module table of `sys`
-    // (glibc's fork keeps malloc and stdio consistent).
-    let pid = unsafe { libc::fork() };
-    let forked = if pid < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(pid)
     };
-    if pid == 0 {
-        child_reset();
-    }
-    drop(err);
-    drop(out);
-    let pid = forked?;
     if pid == 0 {
         let info = Child {
             parent_threads: threads,
@@ -322,7 +333,64 @@ pub(crate) fn fork(child: impl FnOnce(Child) -> i32) -> std::io::Result<super::p
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child(info))).unwrap_or(1);
         super::proc::exit(code);
     }
+    FORKING.fetch_sub(1, Ordering::SeqCst);
     Ok(pid)
+}
+
+/// [`fork`]'s middle: the `prepare` hooks, the warning, then the fork inside
+/// every `around` hook with stdout and stderr held. Returns the pid (0 in
+/// the child, reset already) and the parent's thread count.
+fn prepare_and_fork() -> std::io::Result<(super::proc::RawPid, usize)> {
+    for h in hooks() {
+        if let Some(p) = h.prepare {
+            p();
+        }
+    }
+    let threads = super::thread::thread_count();
+    maybe_warn(threads);
+    let arounds: Vec<fn(&mut dyn FnMut())> = hooks().filter_map(|h| h.around).collect();
+    let mut forked: Option<std::io::Result<super::proc::RawPid>> = None;
+    nest(&arounds, &mut || {
+        // stdout and stderr are held across the fork, as glibc holds its
+        // stdio locks: another thread that held either at the fork does
+        // not exist in the child, whose copy of the lock would stay held
+        // forever (seen: a child hung in its own flush while the test
+        // harness's thread was printing). Held by this thread, it is this
+        // thread's in the child too (std's locks are reentrant, owned by the
+        // thread), and released on both sides just after. Flushed first, so
+        // that buffered output is not written twice.
+        let mut out = std::io::stdout().lock();
+        let _ = out.flush();
+        let err = std::io::stderr().lock();
+        // SAFETY: in the child, only the reset, the releases of the locks
+        // this thread holds and then the caller's closure run, and the
+        // process ends with `_exit` (see `fork`): control never returns
+        // into the parent's code, whose objects the child only holds copies
+        // of. libc, not rustix: see the module table of `sys` (glibc's fork
+        // keeps malloc and stdio consistent).
+        let pid = unsafe { libc::fork() };
+        let r = if pid < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(pid)
+        };
+        if pid == 0 {
+            child_reset();
+        }
+        drop(err);
+        drop(out);
+        forked = Some(r);
+    });
+    let pid = forked.unwrap_or_else(|| Err(std::io::Error::other("a fork hook did not fork")))?;
+    Ok((pid, threads))
+}
+
+/// Runs `f` inside every hook of `arounds`, the first outermost.
+fn nest(arounds: &[fn(&mut dyn FnMut())], f: &mut dyn FnMut()) {
+    match arounds.split_first() {
+        Some((first, rest)) => first(&mut || nest(rest, f)),
+        None => f(),
+    }
 }
 
 #[cfg(test)]

@@ -213,6 +213,8 @@ pub(crate) struct Child {
     /// Forkserver children: the socket on which the server reports the exit
     /// code (the child is the server's, not ours: no waitpid here).
     pub(crate) status: Option<OwnedFd>,
+    /// Forkserver children: the server that forked it (our child).
+    pub(crate) server: Option<RawPid>,
     pub(crate) exit: Mutex<Option<i32>>,
     pub(crate) name: String,
     pub(crate) daemon: bool,
@@ -238,7 +240,7 @@ impl Child {
         }
         if let Some(st) = &self.status {
             let pidfd = self.pidfd.as_ref().map(|p| p.as_fd());
-            *exit = crate::process::spawn::served_exit(st.as_fd(), pidfd, block)?;
+            *exit = crate::process::spawn::served_exit(st.as_fd(), pidfd, self.server, block)?;
             return Ok(*exit);
         }
         *exit = crate::sys::proc::wait_child(self.pid, block).map_err(os("waitpid"))?;

@@ -479,7 +479,7 @@ impl Process {
             } else {
                 crate::process::spawn::forkserver(&**f, &info)?
             };
-            self.started(l.pid, l.pidfd, l.status, l.exit);
+            self.started(l.pid, l.pidfd, l.status, l.server, l.exit);
             self.target = None;
             return Ok(());
         }
@@ -491,7 +491,7 @@ impl Process {
                 .map_err(os("fork"))?;
         // Parent.
         let pidfd = crate::sys::proc::pidfd_open(pid);
-        self.started(pid, pidfd, None, None);
+        self.started(pid, pidfd, None, None, None);
         // The parent's copy of the closure (and what it captured) is dropped here.
         self.target = None;
         Ok(())
@@ -502,12 +502,14 @@ impl Process {
         pid: RawPid,
         pidfd: Option<std::os::fd::OwnedFd>,
         status: Option<std::os::fd::OwnedFd>,
+        server: Option<RawPid>,
         exit: Option<i32>,
     ) {
         let child = Arc::new(Child {
             pid,
             pidfd,
             status,
+            server,
             exit: Mutex::new(exit),
             name: self.name.clone(),
             daemon: self.daemon,

@@ -83,6 +83,29 @@ pub(crate) fn wait_pidfd(pidfd: impl AsFd, block: bool) -> io::Result<Option<i32
     }
 }
 
+/// Is `e` a wait's `ECHILD` (no such child of this process)?
+pub(crate) fn is_not_our_child(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::CHILD.raw_os_error())
+}
+
+/// Waits until the child `pid_raw` has exited, without reaping it
+/// (`WNOWAIT`): once this returns, its own children have been reparented.
+/// `ECHILD` if it is not (or no longer) our child.
+pub(crate) fn wait_exited_unreaped(pid_raw: RawPid) -> io::Result<()> {
+    use rustix::process::{WaitId, WaitIdOptions};
+    let p = pid(pid_raw)?;
+    loop {
+        match rustix::process::waitid(
+            WaitId::Pid(p),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A signal procshare sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Sig {

@@ -11,6 +11,9 @@
 //!    a child blocked in `cpus()`), runs the registered `prepare` hooks, warns
 //!    once about forking a multi-threaded process, flushes stdout and holds
 //!    the stdout and stderr locks until just after the fork (on both sides);
+//!    then runs the fork inside every registered `around` hook, which holds
+//!    the locks of its module's state across it (no lock another thread
+//!    takes briefly is ever inherited held);
 //! 2. forks (glibc's `fork`, so glibc's own atfork work runs);
 //! 3. **resets** in the child, before anything else runs there: the cached
 //!    thread id, the count of helper threads, the fork generation, then the
@@ -349,19 +352,21 @@ fn prepare_and_fork() -> std::io::Result<(super::proc::RawPid, usize)> {
     let threads = super::thread::thread_count();
     maybe_warn(threads);
     let arounds: Vec<fn(&mut dyn FnMut())> = hooks().filter_map(|h| h.around).collect();
+    // stdout and stderr are held across the fork, as glibc holds its stdio
+    // locks: another thread that held either at the fork does not exist in
+    // the child, whose copy of the lock would stay held forever (seen: a
+    // child hung in its own flush while the test harness's thread was
+    // printing). Held by this thread, it is this thread's in the child too
+    // (std's locks are reentrant, owned by the thread), and released on both
+    // sides just after. Taken before the hooks' locks: a thread may hold
+    // stdout while it makes a manager call (which takes one of those), never
+    // the other way round. Flushed first, so that buffered output is not
+    // written twice.
+    let mut out = std::io::stdout().lock();
+    let _ = out.flush();
+    let err = std::io::stderr().lock();
     let mut forked: Option<std::io::Result<super::proc::RawPid>> = None;
     nest(&arounds, &mut || {
-        // stdout and stderr are held across the fork, as glibc holds its
-        // stdio locks: another thread that held either at the fork does
-        // not exist in the child, whose copy of the lock would stay held
-        // forever (seen: a child hung in its own flush while the test
-        // harness's thread was printing). Held by this thread, it is this
-        // thread's in the child too (std's locks are reentrant, owned by the
-        // thread), and released on both sides just after. Flushed first, so
-        // that buffered output is not written twice.
-        let mut out = std::io::stdout().lock();
-        let _ = out.flush();
-        let err = std::io::stderr().lock();
         // SAFETY: in the child, only the reset, the releases of the locks
         // this thread holds and then the caller's closure run, and the
         // process ends with `_exit` (see `fork`): control never returns
@@ -377,10 +382,10 @@ fn prepare_and_fork() -> std::io::Result<(super::proc::RawPid, usize)> {
         if pid == 0 {
             child_reset();
         }
-        drop(err);
-        drop(out);
         forked = Some(r);
     });
+    drop(err);
+    drop(out);
     let pid = forked.unwrap_or_else(|| Err(std::io::Error::other("a fork hook did not fork")))?;
     Ok((pid, threads))
 }

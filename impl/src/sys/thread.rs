@@ -94,7 +94,7 @@ pub(crate) fn me() -> Me {
 
 #[cold]
 fn me_slow() -> Me {
-    let ident = match identity_of(current_tid()) {
+    let ident = match own_identity(current_tid()) {
         Occupant::Is(i) => i,
         _ => 0,
     };
@@ -250,10 +250,7 @@ pub(crate) fn identity_of(tid: u32) -> Occupant {
             if pidfd_exited(&fd) {
                 return Occupant::Nobody;
             }
-            match rustix::fs::fstat(&fd) {
-                Ok(st) if st.st_ino != 0 && st.st_ino >> 63 == 0 => Occupant::Is(st.st_ino),
-                _ => Occupant::Unknown,
-            }
+            inode_identity(&fd)
         }
         Err(rustix::io::Errno::SRCH) => Occupant::Nobody,
         Err(rustix::io::Errno::INVAL) => match read_stat(tid) {
@@ -264,6 +261,30 @@ pub(crate) fn identity_of(tid: u32) -> Occupant {
             }
         },
         Err(_) => Occupant::Unknown,
+    }
+}
+
+/// [`identity_of`] the calling thread, whose tid is `tid`: the same answer
+/// without asking whether the thread has exited (it is running this), one
+/// `poll` fewer on every thread's (and forked child's) first lock.
+fn own_identity(tid: u32) -> Occupant {
+    let Some(pid) = rustix::process::Pid::from_raw(tid as i32) else {
+        return Occupant::Nobody;
+    };
+    // PIDFD_THREAD is O_EXCL.
+    let flags = rustix::process::PidfdFlags::from_bits_retain(libc::O_EXCL as u32);
+    match rustix::process::pidfd_open(pid, flags) {
+        Ok(fd) => inode_identity(&fd),
+        Err(rustix::io::Errno::INVAL) => identity_of(tid),
+        Err(_) => Occupant::Unknown,
+    }
+}
+
+/// The identity a thread pidfd gives: its pidfs inode number (Linux 6.9+).
+fn inode_identity(fd: &std::os::fd::OwnedFd) -> Occupant {
+    match rustix::fs::fstat(fd) {
+        Ok(st) if st.st_ino != 0 && st.st_ino >> 63 == 0 => Occupant::Is(st.st_ino),
+        _ => Occupant::Unknown,
     }
 }
 

@@ -219,8 +219,10 @@ impl ParentProcess {
         &self.p.name
     }
     /// A descriptor that becomes readable when the parent exits (a pidfd;
-    /// Python's `sentinel`). `None` if the parent had exited before this
-    /// process started, or the kernel has no pidfds.
+    /// Python's `sentinel`). `None` if the kernel has no pidfds. (A forked
+    /// child's is a pidfd its parent opened on itself before the fork, and
+    /// shares with its other forked children; a spawned or forkserver child
+    /// opens its own while its parent waits for it to start.)
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
         crate::sys::process_extra::parent_pidfd()
     }

@@ -486,6 +486,8 @@ impl Process {
         install_panic_hook();
         // Built here, so that the child allocates nothing to learn who it is.
         let me = ForkedMe::new(&self.name, self.daemon);
+        // A child whose target locks a `Value` uses this thread's table.
+        crate::sync::ready_for_fork();
         // The child runs `child_main`, which never returns (it leaves with `_exit`).
         let target = &mut self.target;
         let pid = crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1, me))

@@ -4,7 +4,7 @@
 //! daemonic children (Python's `util._exit_function`).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,30 +32,34 @@ impl ChildInfo {
             name: name.to_string(),
             daemon,
             parent_pid: crate::sys::proc::getpid(),
-            parent_name: me().map_or_else(|| MAIN_NAME.to_string(), |m| m.name.clone()),
+            parent_name: my_name(),
             method: super::method_code(method),
         }
     }
+}
+
+/// This process's name (`MainProcess`, or the name it was started with).
+fn my_name() -> String {
+    me().map_or_else(|| MAIN_NAME.to_string(), |m| m.name.clone())
 }
 
 /// Python's name for the main process.
 const MAIN_NAME: &str = "MainProcess";
 
 /// This process, if it is a child started by procshare.
-struct Me {
+pub(crate) struct Me {
     name: String,
     daemon: bool,
     parent: Parent,
 }
 
-/// A child's parent.
+/// A child's parent. Its pidfd is kept apart, in
+/// [`crate::sys::process_extra::parent_pidfd`], so that a forked child
+/// installs an identity its parent built without writing to it.
 #[derive(Debug)]
 struct Parent {
     pid: RawPid,
     name: String,
-    /// A pidfd of the parent, opened while it was known to be alive (`None`:
-    /// it had died already, or the kernel has no pidfds).
-    fd: Option<OwnedFd>,
 }
 
 /// Set once in a child, before the target runs (a leaked box: the child's
@@ -68,29 +72,66 @@ fn me() -> Option<&'static Me> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// Records this child's identity (in the child, before its target runs). The
-/// parent is alive when this runs under spawn and forkserver (it waits in
-/// `start` for the child's handshake); under fork it may have died already,
-/// which the check of `getppid` below notices.
+/// Records this child's identity (in a spawned or forkserver child, before
+/// its target runs; a forked child: [`become_forked_child`]). The parent is
+/// alive when this runs (it waits in `start` for the child's handshake).
 pub(crate) fn become_child(info: ChildInfo) {
-    let parent_fd = crate::sys::proc::pidfd_open(info.parent_pid);
-    // Under fork the parent is our OS parent: if it is still, the pidfd (opened
-    // before this check) is the parent's, not a later process's with its pid.
-    let parent_fd =
-        parent_fd.filter(|_| info.method != 0 || crate::sys::proc::getppid() == info.parent_pid);
-    super::set_start_method(super::method_of(info.method));
     let me = Box::new(Me {
         name: info.name,
         daemon: info.daemon,
         parent: Parent {
             pid: info.parent_pid,
             name: info.parent_name,
-            fd: parent_fd,
         },
     });
+    install(me, info.method);
+}
+
+/// A forked child's identity, built by the parent before the fork: the child
+/// only installs it ([`become_forked_child`]), without allocating (a
+/// `malloc` in the child writes to heap and arena pages it shares with its
+/// parent: each first write is a copy-on-write page fault) and without a
+/// system call (its parent's pidfd is one the parent opened on itself).
+pub(crate) struct ForkedMe(Box<Me>, crate::sys::process_extra::ParentPidfd);
+
+impl ForkedMe {
+    /// The identity of a child of this process named `name`.
+    pub(crate) fn new(name: &str, daemon: bool) -> ForkedMe {
+        let me = Box::new(Me {
+            name: name.to_string(),
+            daemon,
+            parent: Parent {
+                pid: crate::sys::proc::getpid(),
+                name: my_name(),
+            },
+        });
+        ForkedMe(me, crate::sys::process_extra::ParentPidfd::for_children())
+    }
+}
+
+/// [`become_child`] for a forked child, with the identity its parent built.
+/// No allocation, no system call: the parent frees its own copy.
+pub(crate) fn become_forked_child(me: ForkedMe) {
+    me.1.adopt();
+    publish(me.0, StartMethod::Fork);
+}
+
+fn install(me: Box<Me>, method: u8) {
+    // The parent waits for this child's handshake (see `become_child`): the
+    // pidfd is the parent's. (Were this a forked child, its parent could have
+    // died already: the pidfd is the parent's if that is still our OS parent.)
+    let parent_fd = crate::sys::proc::pidfd_open(me.parent.pid)
+        .filter(|_| method != 0 || crate::sys::proc::getppid() == me.parent.pid);
+    crate::sys::process_extra::set_parent_pidfd(parent_fd);
+    publish(me, super::method_of(method));
+}
+
+fn publish(me: Box<Me>, method: StartMethod) {
+    super::set_start_method(method);
     ME.store(Box::into_raw(me), Ordering::Release);
-    // A child's children are its own, not its parent's.
-    forget_children();
+    // A child's children are its own, not its parent's: the registry is a
+    // `ForkLocal` (a forked child's first use makes its own), and the daemon
+    // mark (`DAEMONS_IN`) is per process.
 }
 
 /// Is this process a daemonic child (which may not start children)?
@@ -178,23 +219,25 @@ impl ParentProcess {
         &self.p.name
     }
     /// A descriptor that becomes readable when the parent exits (a pidfd;
-    /// Python's `sentinel`). `None` if the parent had exited before this
-    /// process started, or the kernel has no pidfds.
+    /// Python's `sentinel`). `None` if the kernel has no pidfds. (A forked
+    /// child's is a pidfd its parent opened on itself before the fork, and
+    /// shares with its other forked children; a spawned or forkserver child
+    /// opens its own while its parent waits for it to start.)
     pub fn sentinel(&self) -> Option<BorrowedFd<'_>> {
-        self.p.fd.as_ref().map(|f| f.as_fd())
+        crate::sys::process_extra::parent_pidfd()
     }
     /// Is the parent still running?
     pub fn is_alive(&self) -> bool {
-        match &self.p.fd {
-            Some(fd) => !crate::sys::io::readable(fd.as_fd(), Some(Duration::ZERO)).unwrap_or(true),
+        match crate::sys::process_extra::parent_pidfd() {
+            Some(fd) => !crate::sys::io::readable(fd, Some(Duration::ZERO)).unwrap_or(true),
             None => false,
         }
     }
     /// Waits at most `timeout` (`None`: forever) for the parent to exit;
     /// returns whether it has (Python's `join(timeout)`, which returns nothing).
     pub fn join_timeout(&self, timeout: Option<Duration>) -> bool {
-        match &self.p.fd {
-            Some(fd) => crate::sys::io::readable(fd.as_fd(), timeout).unwrap_or(true),
+        match crate::sys::process_extra::parent_pidfd() {
+            Some(fd) => crate::sys::io::readable(fd, timeout).unwrap_or(true),
             None => true,
         }
     }
@@ -273,14 +316,21 @@ fn registry() -> &'static Mutex<Vec<Arc<Child>>> {
     REGISTRY.get()
 }
 
-fn forget_children() {
-    // A new registry for this process (the old one is the parent's copy).
-    let _ = registry();
+/// `1 + ` the fork generation ([`crate::sys::fork::generation`]) of the
+/// process that registered a daemonic child (0: none did). A forked child
+/// inherits its parent's mark, which then names another generation: it has
+/// no daemonic children until it registers one.
+static DAEMONS_IN: AtomicU64 = AtomicU64::new(0);
+
+/// Has this process started a daemonic child?
+fn has_daemons() -> bool {
+    DAEMONS_IN.load(Ordering::Acquire) == crate::sys::fork::generation() + 1
 }
 
 /// Records a started child.
 pub(crate) fn register(child: Arc<Child>) {
     if child.daemon {
+        DAEMONS_IN.store(crate::sys::fork::generation() + 1, Ordering::Release);
         install_exit_hook();
     }
     registry()
@@ -379,6 +429,10 @@ pub fn active_children() -> Vec<ActiveChild> {
 /// (Python's exit function). Run at a normal exit of the process (`exit(3)`),
 /// and by a child before it `_exit`s.
 pub(crate) fn terminate_daemons() {
+    // Most children start none: they then leave without making a registry.
+    if !has_daemons() {
+        return;
+    }
     let kids: Vec<Arc<Child>> = match registry().lock() {
         Ok(k) => k.clone(),
         Err(e) => e.into_inner().clone(),

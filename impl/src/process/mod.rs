@@ -22,7 +22,7 @@ use crate::sys::fork::AtFork;
 use crate::sys::proc::{RawPid, Sig};
 use std::sync::{Arc, Mutex, Once};
 
-use crate::process::me::{Child, ChildInfo};
+use crate::process::me::{Child, ChildInfo, ForkedMe};
 use std::time::{Duration, Instant};
 
 /// Errors of process management.
@@ -469,8 +469,8 @@ impl Process {
         }
         let starting = Starting(crate::shm::child_starting());
         self.seq = starting.0;
-        let info = ChildInfo::for_child(&self.name, self.daemon, self.method);
         if self.method != StartMethod::Fork {
+            let info = ChildInfo::for_child(&self.name, self.daemon, self.method);
             let Some(Target::Function(f)) = &self.target else {
                 return Err(SpawnError::ClosureTarget.into());
             };
@@ -484,11 +484,14 @@ impl Process {
             return Ok(());
         }
         install_panic_hook();
+        // Built here, so that the child allocates nothing to learn who it is.
+        let me = ForkedMe::new(&self.name, self.daemon);
+        // A child whose target locks a `Value` uses this thread's table.
+        crate::sync::ready_for_fork();
         // The child runs `child_main`, which never returns (it leaves with `_exit`).
         let target = &mut self.target;
-        let pid =
-            crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1, info))
-                .map_err(os("fork"))?;
+        let pid = crate::sys::fork::fork(|c| child_main(target.take(), c.parent_threads == 1, me))
+            .map_err(os("fork"))?;
         // Parent.
         let pidfd = crate::sys::proc::pidfd_open(pid);
         self.started(pid, pidfd, None, None, None);
@@ -686,30 +689,28 @@ pub(crate) fn set_panic_mode(mode: u8) {
     PANIC_MODE.store(mode, Ordering::Relaxed);
 }
 
-/// What every child does before its target: its identity (and start
-/// method), and standard input on `/dev/null`, as CPython's children.
+/// What a spawned or forkserver child does before its target (a forked
+/// child: `child_main`): its identity (and start method), and standard input
+/// on `/dev/null`, as CPython's children.
 pub(crate) fn child_setup(info: ChildInfo) {
     me::become_child(info);
     let _ = crate::sys::process_extra::stdin_to_devnull();
 }
 
-/// The child's side of `start`: never returns.
-fn child_main(target: Option<Target>, flush_stdout: bool, info: ChildInfo) -> ! {
+/// The child's side of `start`: never returns. Allocates nothing of its own
+/// (its identity was built by the parent; the target runs where it is).
+fn child_main(target: Option<Target>, flush_stdout: bool, me: ForkedMe) -> ! {
     set_panic_mode(PANIC_RAW);
-    child_setup(info);
-    let run: Option<Box<dyn FnOnce()>> = match target {
-        Some(Target::Closure(f)) => Some(f),
-        Some(Target::Function(f)) => Some(Box::new(move || f.run())),
-        None => None,
+    me::become_forked_child(me);
+    let _ = crate::sys::process_extra::stdin_to_devnull();
+    let ran = match target {
+        Some(Target::Closure(f)) => catch_unwind(AssertUnwindSafe(f)),
+        Some(Target::Function(f)) => catch_unwind(AssertUnwindSafe(move || f.run())),
+        None => Ok(()),
     };
-    let code = match run {
-        Some(f) => match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(()) => 0,
-            // The panic hook (`install_panic_hook`) printed the message on stderr.
-            Err(_) => 1,
-        },
-        None => 0,
-    };
+    // After a panic, the panic hook (`install_panic_hook`) printed the
+    // message on stderr.
+    let code = if ran.is_ok() { 0 } else { 1 };
     me::terminate_daemons();
     if flush_stdout {
         let _ = catch_unwind(|| {

@@ -74,6 +74,20 @@ fn guard_levels(addr: usize) -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Readies the calling thread's guard-level table for a child it is about
+/// to fork (called by `Process::start`): the table's destructor is then
+/// registered, and room made for a few levels, in this thread once, not in
+/// every child whose target takes a guard (a registration there costs a
+/// `calloc`, the C library's lazy binding of its helpers and a dozen page
+/// faults; a first `push` a `malloc`).
+pub(crate) fn ready_for_fork() {
+    let _ = GUARD_LEVELS.try_with(|g| {
+        if let Ok(mut g) = g.try_borrow_mut() {
+            g.reserve(4);
+        }
+    });
+}
+
 /// Counts one more (`up`) or one fewer guard level of the lock at `addr` for
 /// this thread.
 fn add_guard_level(addr: usize, up: bool) {

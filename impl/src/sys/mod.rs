@@ -13,6 +13,7 @@
 //! | `sysconf(_SC_NPROCESSORS_ONLN)` | a libc computation (it reads `/sys`), what Python's `cpu_count` reports |
 //! | `signal(SIGPIPE/SIGINT, SIG_IGN)` | rustix's `kernel_sigaction` is in the `runtime` module too |
 //! | `close_range` | no rustix API; a raw `syscall` (libc's wrapper needs glibc 2.34) |
+//! | `close` of inherited descriptor numbers (`io::close_inherited`) | rustix's `close` asserts success in debug builds; a number that is not open must be skipped there (it runs in the fork child handler, where a panic aborts) |
 //!
 //! Outside this module no code names `libc`, `rustix` or `nix`, and the
 //! `unsafe` that system calls need lives here (shared-memory pointer `unsafe`

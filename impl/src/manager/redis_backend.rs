@@ -591,10 +591,7 @@ fn hold(b: &Backend, id: ObjId, token: u64, renew: Call) {
     g.held.entry((b.uid, id)).or_default().push((handle, token));
     g.leases.insert(handle, (b.url.clone(), renew, b.lease_ms));
     if !g.keeper {
-        g.keeper = std::thread::Builder::new()
-            .name("procshare-redis-leases".into())
-            .spawn(keep)
-            .is_ok();
+        g.keeper = crate::sys::thread::spawn_helper("procshare-redis-leases".into(), keep).is_ok();
     }
     drop(g);
     KEEPER.get().wake.notify_all();

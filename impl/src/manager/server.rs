@@ -184,9 +184,11 @@ pub(crate) fn run(
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         let server = server.clone();
         let key = key.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn-{conn}"))
-            .spawn(move || serve(stream, &peer, conn, &server, &key, limit));
+        // procshare's own thread start (see `spawn_helper`: a forked server
+        // must not take std's thread-start lock).
+        let spawned = crate::sys::thread::spawn_helper(format!("conn-{conn}"), move || {
+            serve(stream, &peer, conn, &server, &key, limit)
+        });
         if let Err(e) = spawned {
             log(&format!("cannot spawn a connection thread: {e}"));
         }
@@ -268,20 +270,18 @@ fn watch_parent(parent: RawPid, dir: Option<PathBuf>, served: bool) {
     if crate::sys::proc::getppid() != ppid {
         leave();
     }
-    let r = std::thread::Builder::new()
-        .name("parent-watch".into())
-        .spawn(move || loop {
-            if let Some(fd) = &pidfd {
-                if matches!(crate::sys::io::readable(fd.as_fd(), None), Ok(true)) {
-                    leave();
-                }
-            } else {
-                std::thread::sleep(Duration::from_millis(200));
-                if crate::sys::proc::getppid() != ppid {
-                    leave();
-                }
+    let r = crate::sys::thread::spawn_helper("parent-watch".into(), move || loop {
+        if let Some(fd) = &pidfd {
+            if matches!(crate::sys::io::readable(fd.as_fd(), None), Ok(true)) {
+                leave();
             }
-        });
+        } else {
+            std::thread::sleep(Duration::from_millis(200));
+            if crate::sys::proc::getppid() != ppid {
+                leave();
+            }
+        }
+    });
     if r.is_err() {
         log("cannot start the parent watcher");
     }

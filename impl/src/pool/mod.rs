@@ -13,7 +13,6 @@ pub use error::PoolError;
 pub use result::{AsyncResult, Imap, MapResult};
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use procshare_model::pool::Config;
 use serde::de::DeserializeOwned;
@@ -302,7 +301,7 @@ impl PoolBuilder {
 /// before the dispatcher thread exists.
 pub struct Pool {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<crate::sys::thread::Helper<()>>>,
     processes: usize,
 }
 

@@ -342,7 +342,8 @@ pub(super) fn reset_helpers() {
     HELPERS.store(0, Ordering::Release);
 }
 
-/// Starts one of procshare's own helper threads (a pool's dispatcher, ...).
+/// Starts one of procshare's own helper threads (a pool's dispatcher, a
+/// manager server's connection threads, ...).
 /// It is counted from before it exists until its body has returned, so that
 /// the fork warning ([`super::fork`]) is raised only about the program's own
 /// threads, never about procshare's.
@@ -350,7 +351,17 @@ pub(super) fn reset_helpers() {
 /// The count drops when the body returns, a moment before the kernel removes
 /// the thread: a fork in that moment sees one thread more than is counted and
 /// may warn (once per process, as for any warning).
-pub(crate) fn spawn_helper<F, T>(name: String, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+///
+/// A `pthread_create` of our own, not `std::thread`: std's thread start and
+/// exit take a process-wide lock (its stack-overflow handler's thread table),
+/// and a forked child whose parent had a thread starting or ending at the
+/// moment of the fork inherits that lock held: every `std::thread` the child
+/// then starts waits forever (seen: a manager server forked from a test
+/// binary with 8 test threads, its connection threads stuck in
+/// `stack_overflow::thread_info::set_current_info`). procshare's children
+/// start their threads here, so they never take it. (A thread started so has
+/// no stack-overflow message; it still has a guard page.)
+pub(crate) fn spawn_helper<F, T>(name: String, f: F) -> std::io::Result<Helper<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -363,12 +374,92 @@ where
     }
     HELPERS.fetch_add(1, Ordering::AcqRel);
     let counted = Counted;
-    std::thread::Builder::new().name(name).spawn(move || {
+    let slot: std::sync::Arc<std::sync::Mutex<Option<std::thread::Result<T>>>> =
+        std::sync::Arc::default();
+    let out = slot.clone();
+    let body: Box<dyn FnOnce() + Send> = Box::new(move || {
         let _counted = counted;
-        f()
-    })
-    // On a spawn error the closure, and with it `counted`, is dropped: the
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    });
+    // On a start error the body, and with it `counted`, is dropped: the
     // count is restored.
+    let id = start_raw(body)?;
+    let mut cname = name.into_bytes();
+    cname.truncate(15); // the kernel's limit, without the NUL
+    cname.retain(|&b| b != 0);
+    if let Ok(c) = std::ffi::CString::new(cname) {
+        // SAFETY: `id` is a live thread (not joined or detached yet) and `c`
+        // a NUL-terminated string of at most 16 bytes. Failure only leaves
+        // the thread unnamed.
+        unsafe { libc::pthread_setname_np(id, c.as_ptr()) };
+    }
+    Ok(Helper { id: Some(id), slot })
+}
+
+/// Starts `body` on a new thread (`pthread_create`, default attributes).
+fn start_raw(body: Box<dyn FnOnce() + Send>) -> std::io::Result<libc::pthread_t> {
+    extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the `Box<Box<dyn FnOnce()>>` leaked by `start_raw`
+        // for this thread alone, taken back exactly once here.
+        let body = unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() + Send>>()) };
+        // Never unwinds: the body catches its closure's panic (see
+        // `spawn_helper`); a panic elsewhere aborts, as it must in `extern "C"`.
+        body();
+        core::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(body)).cast::<libc::c_void>();
+    let mut id: libc::pthread_t = 0;
+    // SAFETY: `run` has the signature pthread_create expects and takes
+    // ownership of `arg`; `id` is written on success.
+    let rc = unsafe { libc::pthread_create(&mut id, core::ptr::null(), run, arg) };
+    if rc != 0 {
+        // SAFETY: the thread was not created, so `arg` is still ours alone.
+        drop(unsafe { Box::from_raw(arg.cast::<Box<dyn FnOnce() + Send>>()) });
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(id)
+}
+
+/// A helper thread started by [`spawn_helper`]: [`Helper::join`] waits for it
+/// and gives its result (`Err` with the payload if it panicked), as
+/// `std::thread::JoinHandle::join`; dropped unjoined, it is detached.
+pub(crate) struct Helper<T> {
+    id: Option<libc::pthread_t>,
+    slot: std::sync::Arc<std::sync::Mutex<Option<std::thread::Result<T>>>>,
+}
+
+impl<T> Helper<T> {
+    /// Waits for the thread to end; its body's result.
+    pub(crate) fn join(mut self) -> std::thread::Result<T> {
+        if let Some(id) = self.id.take() {
+            // SAFETY: `id` is a thread of ours that was neither joined nor
+            // detached (`id` is taken once).
+            unsafe { libc::pthread_join(id, core::ptr::null_mut()) };
+        }
+        self.slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| Err(Box::new("the helper thread ended without a result")))
+    }
+}
+
+impl<T> Drop for Helper<T> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            // SAFETY: as in `join`: never joined nor detached before.
+            unsafe { libc::pthread_detach(id) };
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Helper<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helper")
+            .field("joined", &self.id.is_none())
+            .finish()
+    }
 }
 
 /// The number of threads of this process, 0 if unknown. Called before every
@@ -516,6 +607,35 @@ pub(crate) fn cpus_online() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A helper thread gives its body's result to `join`, or its panic as
+    /// `Err`; it runs under its name; it is counted as procshare's while it
+    /// runs.
+    #[test]
+    fn helper_threads_join_name_and_count() {
+        let before = helper_threads();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = spawn_helper("ps-test-helper".into(), move || {
+            let comm = std::fs::read_to_string(format!(
+                "/proc/self/task/{}/comm",
+                rustix::thread::gettid().as_raw_nonzero()
+            ))
+            .unwrap();
+            let _ = rx.recv();
+            comm.trim().to_string()
+        })
+        .unwrap();
+        assert!(helper_threads() > before, "not counted while it runs");
+        drop(tx);
+        assert_eq!(h.join().unwrap(), "ps-test-helper");
+        let p = spawn_helper("ps-test-panic".into(), || -> u8 { panic!("on purpose") }).unwrap();
+        let e = p.join().unwrap_err();
+        assert_eq!(e.downcast_ref::<&str>(), Some(&"on purpose"));
+        // Dropped unjoined: detached, and it still runs to its end.
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop(spawn_helper("ps-test-detach".into(), move || tx.send(7).unwrap()).unwrap());
+        assert_eq!(rx.recv().unwrap(), 7);
+    }
 
     /// The link count of `/proc/self/task` counts the threads exactly as
     /// `num_threads` of `/proc/self/stat` does: 1 in a single-threaded

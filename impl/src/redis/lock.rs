@@ -8,7 +8,6 @@ use procshare_model::redis::lock::LeaseLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A lease lock on a Redis server (the object the manager's Redis lock
@@ -38,7 +37,7 @@ pub struct RedisLockGuard {
     token: u64,
     owner_died: bool,
     lost: Arc<AtomicBool>,
-    stop: Option<(Sender<()>, JoinHandle<()>)>,
+    stop: Option<(Sender<()>, crate::sys::thread::Helper<()>)>,
     store: Arc<RedisStore>,
     lock: LeaseLock,
 }
@@ -74,29 +73,28 @@ impl RedisLock {
             self.lease / 3,
         );
         let token = held.token;
-        let renewer = std::thread::Builder::new()
-            .name("procshare-redis-renew".into())
-            .spawn(move || {
-                let store = RedisStore::open(&url, REQUEST_TIMEOUT);
-                loop {
-                    match rx.recv_timeout(period) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
-                    }
-                    // A renewal that fails to reach the server is tried
-                    // again next period; one that finds the lease gone ends.
-                    if let Ok(s) = &store {
-                        if let Ok(false) = lock.renew(s, token) {
-                            lost2.store(true, Ordering::SeqCst);
-                            return;
-                        }
+        // procshare's own thread start (see `sys::thread::spawn_helper`).
+        let renewer = crate::sys::thread::spawn_helper("procshare-redis-renew".into(), move || {
+            let store = RedisStore::open(&url, REQUEST_TIMEOUT);
+            loop {
+                match rx.recv_timeout(period) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                // A renewal that fails to reach the server is tried
+                // again next period; one that finds the lease gone ends.
+                if let Ok(s) = &store {
+                    if let Ok(false) = lock.renew(s, token) {
+                        lost2.store(true, Ordering::SeqCst);
+                        return;
                     }
                 }
-            })
-            .map_err(|e| RedisError::Down {
-                url: self.store.url().to_string(),
-                source: Box::new(e),
-            })?;
+            }
+        })
+        .map_err(|e| RedisError::Down {
+            url: self.store.url().to_string(),
+            source: Box::new(e),
+        })?;
         Ok(Some(RedisLockGuard {
             token,
             owner_died: held.owner_died,

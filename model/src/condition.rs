@@ -203,10 +203,9 @@ pub trait CondLock<P: Platform> {
     fn holder(&self) -> Option<u32>;
     /// Is it held by the caller? (Its id in the lock word and, for the
     /// robust locks, its identity beside it: a dead holder whose id the
-    /// caller was given is not the caller.)
-    fn held_by(&self, t: &P::Thread) -> bool {
-        self.holder() == Some(t.id())
-    }
+    /// caller was given is not the caller. No default: `holder() ==
+    /// Some(t.id())` would be that mistake.)
+    fn held_by(&self, t: &P::Thread) -> bool;
     /// Release every level the caller holds (it does hold the lock); returns
     /// how many, for [`CondLock::reacquire`].
     fn release_all(&self, t: &P::Thread) -> u32;

@@ -189,7 +189,8 @@ mod loom_checks {
 
     /// A notifier (thread 1; dies at its `crash`-th crash point if given) and
     /// the classic waiter (main; timed if `timed`, its n-th wait spurious if
-    /// `spurious`). Two threads, exhaustive. Returns whether the notifier died.
+    /// `spurious`). Two threads, exhaustive. Afterwards nothing is left
+    /// pending or counted. Returns whether the notifier died.
     pub(super) fn pair<const M: u32, L: TestLock<Loom<M>>>(
         timed: bool,
         spurious: Option<u32>,
@@ -220,6 +221,12 @@ mod loom_checks {
                 seen || timed || died,
                 "the waiter returned without the notification"
             );
+            // Everyone is gone: nothing left counted. (A notifier that died
+            // between its store of the state and its `seq += 1` left its
+            // notification half made: the waiter that recovers the lock
+            // completes it and takes it.)
+            crate::check!(s.c.pending() == 0, "a notification was left pending");
+            crate::check!(s.c.waiting() == 0, "a waiter was left counted");
         });
         crashed.load(SeqCst)
     }
@@ -376,6 +383,19 @@ mod loom_checks {
         assert!(fails_with("deadlock", || {
             every_crash_point(|k| {
                 pair::<{ MUTANT_NO_OWNER_CHECK.0 }, RawMutex<Loom<{ MUTANT_NO_OWNER_CHECK.0 }>>>(
+                    false,
+                    None,
+                    Some(k),
+                )
+            });
+        }));
+    }
+
+    #[test]
+    fn loom_catches_1005_half_made_notification_left() {
+        assert!(fails_with("a notification was left pending", || {
+            every_crash_point(|k| {
+                pair::<{ MUTANT_NO_REPAIR.0 }, RawMutex<Loom<{ MUTANT_NO_REPAIR.0 }>>>(
                     false,
                     None,
                     Some(k),

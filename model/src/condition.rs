@@ -135,6 +135,11 @@ pub const MUTANT_NO_WAKE: Mutant = Mutant(1003);
 /// notifier that dies holding the lock before notifying leaves it asleep.
 #[doc(hidden)]
 pub const MUTANT_NO_OWNER_CHECK: Mutant = Mutant(1004);
+/// Seeded bug: a notification whose notifier died between its store of
+/// `state` and its increment of `seq` is never completed (no repair), so the
+/// waiter that recovers the lock leaves it pending.
+#[doc(hidden)]
+pub const MUTANT_NO_REPAIR: Mutant = Mutant(1005);
 
 const FIELD_BITS: u32 = 21;
 /// The most waiters a condition counts at once (2^21 - 1).
@@ -203,10 +208,9 @@ pub trait CondLock<P: Platform> {
     fn holder(&self) -> Option<u32>;
     /// Is it held by the caller? (Its id in the lock word and, for the
     /// robust locks, its identity beside it: a dead holder whose id the
-    /// caller was given is not the caller.)
-    fn held_by(&self, t: &P::Thread) -> bool {
-        self.holder() == Some(t.id())
-    }
+    /// caller was given is not the caller. No default: `holder() ==
+    /// Some(t.id())` would be that mistake.)
+    fn held_by(&self, t: &P::Thread) -> bool;
     /// Release every level the caller holds (it does hold the lock); returns
     /// how many, for [`CondLock::reacquire`].
     fn release_all(&self, t: &P::Thread) -> u32;
@@ -352,6 +356,9 @@ impl<P: Platform> RawCondition<P> {
     /// Complete a notification whose notifier died between its store of
     /// `state` and its increment of `seq` (lock held).
     fn repair(&self, t: &P::Thread) {
+        if mutant::<P>(MUTANT_NO_REPAIR) {
+            return;
+        }
         let s = State::unpack(self.state.load(Relaxed));
         if s.parity != (self.seq.load(Relaxed) & 1 == 1) {
             self.seq.fetch_add(1, Release);

@@ -189,7 +189,8 @@ mod loom_checks {
 
     /// A notifier (thread 1; dies at its `crash`-th crash point if given) and
     /// the classic waiter (main; timed if `timed`, its n-th wait spurious if
-    /// `spurious`). Two threads, exhaustive. Returns whether the notifier died.
+    /// `spurious`). Two threads, exhaustive. Afterwards nothing is left
+    /// pending or counted. Returns whether the notifier died.
     pub(super) fn pair<const M: u32, L: TestLock<Loom<M>>>(
         timed: bool,
         spurious: Option<u32>,
@@ -220,6 +221,12 @@ mod loom_checks {
                 seen || timed || died,
                 "the waiter returned without the notification"
             );
+            // Everyone is gone: nothing left counted. (A notifier that died
+            // between its store of the state and its `seq += 1` left its
+            // notification half made: the waiter that recovers the lock
+            // completes it and takes it.)
+            crate::check!(s.c.pending() == 0, "a notification was left pending");
+            crate::check!(s.c.waiting() == 0, "a waiter was left counted");
         });
         crashed.load(SeqCst)
     }
@@ -385,6 +392,19 @@ mod loom_checks {
     }
 
     #[test]
+    fn loom_catches_1005_half_made_notification_left() {
+        assert!(fails_with("a notification was left pending", || {
+            every_crash_point(|k| {
+                pair::<{ MUTANT_NO_REPAIR.0 }, RawMutex<Loom<{ MUTANT_NO_REPAIR.0 }>>>(
+                    false,
+                    None,
+                    Some(k),
+                )
+            });
+        }));
+    }
+
+    #[test]
     fn loom_waiter_death_check_catches_1001() {
         assert!(fails_with("deadlock", || {
             every_crash_point(waiter_dies::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>);
@@ -533,5 +553,270 @@ mod shuttle_checks {
         assert!(fails_with("deadlock", || {
             pct::<{ MUTANT_SEQ_AFTER_UNLOCK.0 }>(None);
         }));
+    }
+}
+
+/// Single-threaded scenarios of the condition's state word, accessors, error
+/// paths and notification counts, which the concurrent checks above do not
+/// look at (found by `scripts/mutants`: each test here fails under a mutant
+/// of `condition.rs` that the checks above let pass).
+mod unit {
+    use super::*;
+    use crate::loom_platform::{world, Loom, ModelThread};
+
+    type C = RawCondition<Loom>;
+
+    fn st(pending: u32, eligible: u32, late: u32, parity: bool) -> State {
+        State {
+            pending,
+            eligible,
+            late,
+            parity,
+        }
+    }
+
+    /// The state word as stored.
+    fn state(c: &C) -> State {
+        State::unpack(c.state.load(Relaxed))
+    }
+
+    /// Store a state and a `seq` (as a run of the protocol could have left them).
+    fn set(c: &C, s: State, seq: u32) {
+        c.state.store(s.pack(), Relaxed);
+        c.seq.store(seq, Relaxed);
+    }
+
+    /// The layout table's bits: each field where the table says, and back.
+    #[test]
+    fn the_state_word_keeps_each_field_in_its_bits() {
+        assert_eq!(MAX_WAITERS, (1 << 21) - 1);
+        assert_eq!(
+            st(1, 2, 3, true).pack(),
+            1 | 2 << 21 | 3 << 42 | 1 << 63,
+            "a field out of its bits"
+        );
+        let m = MAX_WAITERS;
+        for s in [
+            st(m, 0, 0, false),
+            st(0, m, 0, false),
+            st(0, 0, m, false),
+            st(0, 0, 0, true),
+            st(m, m, m, true),
+            st(5, m - 1, 7, false),
+        ] {
+            assert_eq!(State::unpack(s.pack()), s, "{s:?} does not round-trip");
+        }
+        // A count beyond the field saturates rather than spilling over.
+        assert_eq!(
+            State::unpack(st(m + 5, 1, 0, false).pack()),
+            st(m, 1, 0, false)
+        );
+    }
+
+    #[test]
+    fn waiting_pending_and_debug_read_the_state_word() {
+        loom::model(|| {
+            let c = C::new();
+            assert_eq!((c.waiting(), c.pending()), (0, 0));
+            assert_eq!(
+                format!("{c:?}"),
+                "RawCondition { pending: 0, eligible: 0, late: 0, seq: 0 }"
+            );
+            // 5 eligible waiters, 2 of them with a notification to take, 1 late.
+            set(&c, st(2, 5, 1, true), 7);
+            assert_eq!((c.waiting(), c.pending()), (4, 2));
+            assert_eq!(
+                format!("{c:?}"),
+                "RawCondition { pending: 2, eligible: 5, late: 1, seq: 7 }"
+            );
+        });
+    }
+
+    /// wait, wait_for and notify by a thread that does not hold the lock
+    /// (free, or another's) are refused, and change nothing; `holder` names
+    /// the holder.
+    fn refused_without_the_lock<L: TestLock<Loom>>() {
+        loom::model(|| {
+            let world = world();
+            let (t, u) = (ModelThread::new(&world, 5), ModelThread::new(&world, 6));
+            let (c, l) = (C::new(), L::fresh());
+            let ms = Some(Duration::from_millis(1));
+            for holder in [None, Some(&u)] {
+                if let Some(u) = holder {
+                    l.enter(u);
+                }
+                assert_eq!(l.holder(), holder.map(|u| u.id()));
+                assert!(!l.held_by(&t));
+                assert_eq!(c.wait(&t, &l, ms), Err(CondError::NotOwner));
+                assert_eq!(c.wait(&t, &l, None), Err(CondError::NotOwner));
+                let mut asked = false;
+                let r = c.wait_for(&t, &l, ms, || {
+                    asked = true;
+                    true
+                });
+                assert_eq!(r, Err(CondError::NotOwner));
+                assert!(!asked, "the predicate was evaluated without the lock");
+                assert_eq!(c.notify(&t, &l, 1), Err(CondError::NotOwner));
+                assert_eq!(c.notify_all(&t, &l), Err(CondError::NotOwner));
+                assert_eq!((c.state.load(Relaxed), c.seq.load(Relaxed)), (0, 0));
+                assert_eq!(l.holder(), holder.map(|u| u.id()), "the lock changed hands");
+            }
+            l.leave(&u);
+            assert_eq!(l.holder(), None);
+        });
+    }
+
+    #[test]
+    fn calls_without_the_lock_are_refused_lock() {
+        refused_without_the_lock::<RawMutex<Loom>>();
+    }
+
+    #[test]
+    fn calls_without_the_lock_are_refused_rlock() {
+        refused_without_the_lock::<RawRLock<Loom>>();
+    }
+
+    /// A wait that would count a `MAX_WAITERS + 1`-th waiter is refused (the
+    /// lock still held, nothing changed); one below the limit waits.
+    #[test]
+    fn too_many_waiters_is_refused_at_the_limit() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 5);
+            let (c, l) = (C::new(), RawMutex::<Loom>::new());
+            let ms = Some(Duration::from_millis(1));
+            let m = MAX_WAITERS;
+            l.enter(&t);
+            for full in [
+                st(0, m - 1, 1, false),
+                st(0, 0, m, false),
+                st(1, m, 0, false),
+            ] {
+                set(&c, full, 0);
+                assert_eq!(
+                    c.wait(&t, &l, ms),
+                    Err(CondError::TooManyWaiters),
+                    "{full:?}"
+                );
+                assert_eq!((state(&c), l.held_by(&t)), (full, true));
+            }
+            let below = st(0, m - 2, 1, false);
+            set(&c, below, 0);
+            let w = c.wait(&t, &l, ms).unwrap();
+            assert_eq!((w.notified, w.acquired), (false, Acquired::Clean));
+            assert_eq!((state(&c), l.held_by(&t)), (below, true));
+            l.leave(&t);
+        });
+    }
+
+    /// wait_for asks the predicate before it waits (true: returns at once,
+    /// nothing registered) and once more when the wait times out, and says
+    /// the lock was re-acquired cleanly.
+    #[test]
+    fn wait_for_asks_first_and_once_more_at_the_deadline() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 5);
+            let (c, l) = (C::new(), RawMutex::<Loom>::new());
+            let ms = Some(Duration::from_millis(1));
+            l.enter(&t);
+            let clean = |notified| {
+                Ok(Waited {
+                    notified,
+                    acquired: Acquired::Clean,
+                })
+            };
+            assert_eq!(c.wait_for(&t, &l, ms, || true), clean(true));
+            assert_eq!((c.state.load(Relaxed), c.seq.load(Relaxed)), (0, 0));
+            // True from its third evaluation on: the timed wait ends with the
+            // second (false), not a third.
+            let mut asked = 0;
+            let r = c.wait_for(&t, &l, ms, || {
+                asked += 1;
+                asked >= 3
+            });
+            assert_eq!((r, asked), (clean(false), 2));
+            assert_eq!((c.state.load(Relaxed), l.held_by(&t)), (0, true));
+            l.leave(&t);
+        });
+    }
+
+    /// notify(n) releases at most the waiters without a notification (and
+    /// says how many), moves the late waiters to the eligible, and makes its
+    /// notification effective (`seq` advanced, its parity in the word) from
+    /// any `seq`, across the wrap.
+    #[test]
+    fn notify_releases_at_most_the_waiters_and_keeps_the_parity() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 5);
+            let l = RawMutex::<Loom>::new();
+            l.enter(&t);
+            for seq in [0, 1, 2, u32::MAX] {
+                let c = C::new();
+                let odd = |n: u32| n & 1 == 1;
+                set(&c, st(0, 0, 3, odd(seq)), seq);
+                assert_eq!(c.notify(&t, &l, 0), Ok(0));
+                assert_eq!(
+                    (state(&c), c.seq.load(Relaxed)),
+                    (st(0, 0, 3, odd(seq)), seq)
+                );
+                let s1 = seq.wrapping_add(1);
+                assert_eq!(c.notify(&t, &l, 2), Ok(2), "seq {seq}");
+                assert_eq!((state(&c), c.seq.load(Relaxed)), (st(2, 3, 0, odd(s1)), s1));
+                let s2 = seq.wrapping_add(2);
+                assert_eq!(c.notify(&t, &l, 5), Ok(1), "seq {seq}");
+                assert_eq!((state(&c), c.seq.load(Relaxed)), (st(3, 3, 0, odd(s2)), s2));
+                assert_eq!(c.notify(&t, &l, 1), Ok(0), "nobody left to release");
+                assert_eq!(c.notify_all(&t, &l), Ok(0), "nobody left to release");
+                assert_eq!((state(&c), c.seq.load(Relaxed)), (st(3, 3, 0, odd(s2)), s2));
+                // Two more arrive: notify_all releases them.
+                set(&c, st(3, 3, 2, odd(s2)), s2);
+                let s3 = seq.wrapping_add(3);
+                assert_eq!(c.notify_all(&t, &l), Ok(2), "seq {seq}");
+                assert_eq!((state(&c), c.seq.load(Relaxed)), (st(5, 5, 0, odd(s3)), s3));
+            }
+            l.leave(&t);
+        });
+    }
+
+    /// A notifier that died between its store of the state and its increment
+    /// of `seq` left the parities different: the next holder completes that
+    /// notification (once) before anything else; a state whose parity matches
+    /// `seq` is left alone.
+    #[test]
+    fn a_half_made_notification_is_completed_once() {
+        loom::model(|| {
+            let world = world();
+            let t = ModelThread::new(&world, 5);
+            let l = RawMutex::<Loom>::new();
+            l.enter(&t);
+            for seq in [0, 1, 2, 3, u32::MAX] {
+                let c = C::new();
+                let odd = |n: u32| n & 1 == 1;
+                // Complete: nothing to repair (notify finds nobody to release).
+                set(&c, st(1, 1, 0, odd(seq)), seq);
+                assert_eq!(c.notify(&t, &l, 1), Ok(0));
+                assert_eq!(c.seq.load(Relaxed), seq, "repaired a complete notification");
+                // Half made (the state written for `seq + 1`): completed once.
+                let half = st(1, 1, 0, !odd(seq));
+                set(&c, half, seq);
+                assert_eq!(c.notify(&t, &l, 1), Ok(0));
+                assert_eq!(c.notify(&t, &l, 1), Ok(0));
+                assert_eq!(
+                    (state(&c), c.seq.load(Relaxed)),
+                    (half, seq.wrapping_add(1))
+                );
+                // A waiter registering after it is not eligible for it.
+                set(&c, half, seq);
+                let w = c.wait(&t, &l, Some(Duration::from_millis(1))).unwrap();
+                assert!(!w.notified, "took a notification made before it waited");
+                assert_eq!(
+                    (state(&c), c.seq.load(Relaxed)),
+                    (half, seq.wrapping_add(1))
+                );
+            }
+            l.leave(&t);
+        });
     }
 }

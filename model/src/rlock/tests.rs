@@ -409,4 +409,33 @@ mod unit {
             assert_eq!((l.owner(), l.count()), (Some(6), 1));
         });
     }
+
+    /// `is_mine` (what a condition asks of its `RLock`) is the caller's hold
+    /// alone: not before, not another thread's, not after the last release,
+    /// and not a dead holder's whose id the caller was given.
+    #[test]
+    fn is_mine_is_the_callers_hold() {
+        loom::model(|| {
+            let world = world();
+            let (t, u) = (ModelThread::new(&world, 5), ModelThread::new(&world, 6));
+            let l = RawRLock::<Loom>::new();
+            assert!(!l.is_mine(&t), "free, yet mine");
+            l.lock(&t, None).unwrap();
+            l.lock(&t, None).unwrap();
+            assert!(l.is_mine(&t), "held twice, yet not mine");
+            assert!(!l.is_mine(&u), "another thread's hold is mine");
+            l.unlock(&t).unwrap();
+            assert!(l.is_mine(&t), "not mine after the inner release");
+            l.unlock(&t).unwrap();
+            assert!(!l.is_mine(&t), "mine after the last release");
+            // A holder that dies leaves its id in the word; a later thread
+            // given that id is not the holder.
+            l.lock(&u, None).unwrap();
+            let v = u.reborn();
+            assert!(
+                !l.is_mine(&v),
+                "a dead holder's hold is its id's next thread's"
+            );
+        });
+    }
 }

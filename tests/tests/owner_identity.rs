@@ -27,7 +27,10 @@ const GENEROUS: Duration = Duration::from_secs(60);
 /// writing `pid - 1` to `ns_last_pid`; retries when another fork took it
 /// first. `None` if not allowed (not root).
 fn impostor(pid: u32) -> Option<std::process::Child> {
-    for _ in 0..200 {
+    // Each try is a fork and exec of `sleep`; other processes forking
+    // meanwhile take the pid first now and then (a loaded machine: 200 tries
+    // were once not enough).
+    for _ in 0..5000 {
         std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", pid - 1)).ok()?;
         let mut c = std::process::Command::new("sleep")
             .arg("120")
@@ -39,7 +42,7 @@ fn impostor(pid: u32) -> Option<std::process::Child> {
         let _ = c.kill();
         let _ = c.wait();
     }
-    panic!("could not give pid {pid} to a new process in 200 tries");
+    panic!("could not give pid {pid} to a new process in 5000 tries");
 }
 
 fn root() -> bool {

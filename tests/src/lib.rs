@@ -15,6 +15,20 @@ pub fn quiet() {
     procshare::set_fork_warning(false);
 }
 
+/// Calls `f` until it returns `true` or `limit` has passed; whether it did.
+/// For outcomes that come a moment later (a server settling a connection
+/// that ended): a bound that turns "never" into a failure, not a timing
+/// assertion. `f` itself must make progress (a round trip, a yield).
+pub fn eventually(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+    }
+    f()
+}
+
 /// The URL of the redis-server the Redis tests use (`PROCSHARE_REDIS_URL`,
 /// which `.ci/run` sets), or `None` after saying plainly on the standard
 /// error (not captured by the test harness) that `test` was skipped. When

@@ -10,14 +10,13 @@ use std::time::Duration;
 /// Ask the server until `f` holds (each try is a round trip; no sleeping),
 /// with a bound that turns "never" into a failure (not a timing assertion).
 fn until(mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return;
+    let held = procshare_tests::eventually(Duration::from_secs(60), || {
+        f() || {
+            std::thread::yield_now();
+            false
         }
-        std::thread::yield_now();
-    }
-    panic!("condition never held");
+    });
+    assert!(held, "condition never held");
 }
 
 #[test]

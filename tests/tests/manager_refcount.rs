@@ -23,14 +23,12 @@ fn exists(token: &[u8]) -> bool {
 /// the server sees that connection end on its own time. So: poll, with a
 /// bound that turns "never" into a failure (not a timing assertion).
 fn freed(m: &Manager, token: &[u8]) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if !exists(token) {
-            return true;
+    procshare_tests::eventually(std::time::Duration::from_secs(60), || {
+        !exists(token) || {
+            m.ping().unwrap();
+            false
         }
-        m.ping().unwrap();
-    }
-    false
+    })
 }
 
 #[test]

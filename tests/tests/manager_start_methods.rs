@@ -138,14 +138,12 @@ fn exists<P: DeserializeOwned>(token: &[u8]) -> bool {
 /// timing assertion: a child another test of this binary forked meanwhile
 /// holds a lent reference until it exits).
 fn freed<P: DeserializeOwned>(m: &Manager, token: &[u8]) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if !exists::<P>(token) {
-            return true;
+    procshare_tests::eventually(std::time::Duration::from_secs(60), || {
+        !exists::<P>(token) || {
+            m.ping().unwrap();
+            false
         }
-        m.ping().unwrap();
-    }
-    false
+    })
 }
 
 /// The child: hold the proxy until told to go (or until killed).

@@ -30,15 +30,12 @@ fn exists(token: &[u8]) -> bool {
 /// the connection that took it was replaced. So: poll, bounded, as
 /// manager_refcount.rs does.
 fn freed(m: &Manager, token: &[u8]) -> bool {
-    // A bound that turns "never" into a failure, not a timing assertion.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if !exists(token) {
-            return true;
+    procshare_tests::eventually(std::time::Duration::from_secs(60), || {
+        !exists(token) || {
+            m.ping().unwrap();
+            false
         }
-        m.ping().unwrap();
-    }
-    false
+    })
 }
 
 fn manager() -> Manager {

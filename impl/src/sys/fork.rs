@@ -501,6 +501,29 @@ mod tests {
         );
     }
 
+    /// Waits for our child `pid` at most `secs` seconds (a bound that turns a
+    /// hang into a failure, not a timing assertion), killing it if it is
+    /// still there; whether it exited by itself, and its exit code.
+    fn exits_within(pid: super::super::proc::RawPid, secs: i64) -> (bool, Option<i32>) {
+        let pidfd = super::super::proc::pidfd_open(pid).expect("pidfd of our child");
+        let exited = rustix::event::poll(
+            &mut [rustix::event::PollFd::new(
+                &pidfd,
+                rustix::event::PollFlags::IN,
+            )],
+            Some(&rustix::time::Timespec {
+                tv_sec: secs,
+                tv_nsec: 0,
+            }),
+        )
+        .unwrap()
+            == 1;
+        if !exited {
+            let _ = super::super::proc::send_signal(None, pid, super::super::proc::Sig::Kill);
+        }
+        (exited, super::super::proc::wait_child(pid, true).unwrap())
+    }
+
     /// A child forked while another thread of its parent is in the middle
     /// of computing a `LazyFlag` computes it itself instead of waiting for a
     /// thread it does not have. (With a `OnceLock` in its place the child
@@ -520,24 +543,7 @@ mod tests {
         entered_rx.recv().unwrap();
         // The other thread is inside `compute` now, until released.
         let pid = fork(|_| i32::from(!FLAG.get_or_compute(|| true))).unwrap();
-        let pidfd = super::super::proc::pidfd_open(pid).expect("pidfd of our child");
-        // A bound that turns a hang into a failure, not a timing assertion.
-        let exited = rustix::event::poll(
-            &mut [rustix::event::PollFd::new(
-                &pidfd,
-                rustix::event::PollFlags::IN,
-            )],
-            Some(&rustix::time::Timespec {
-                tv_sec: 60,
-                tv_nsec: 0,
-            }),
-        )
-        .unwrap()
-            == 1;
-        if !exited {
-            let _ = super::super::proc::send_signal(None, pid, super::super::proc::Sig::Kill);
-        }
-        let code = super::super::proc::wait_child(pid, true).unwrap();
+        let (exited, code) = exits_within(pid, 60);
         release_tx.send(()).unwrap();
         assert!(computing.join().unwrap());
         assert!(
@@ -573,25 +579,9 @@ mod tests {
                 0
             })
             .unwrap();
-            let pidfd = super::super::proc::pidfd_open(pid).expect("pidfd of our child");
-            // A bound that turns a hang into a failure, not a timing assertion.
-            let exited = rustix::event::poll(
-                &mut [rustix::event::PollFd::new(
-                    &pidfd,
-                    rustix::event::PollFlags::IN,
-                )],
-                Some(&rustix::time::Timespec {
-                    tv_sec: 30,
-                    tv_nsec: 0,
-                }),
-            )
-            .unwrap()
-                == 1;
-            if !exited {
+            if !exits_within(pid, 30).0 {
                 hung += 1;
-                let _ = super::super::proc::send_signal(None, pid, super::super::proc::Sig::Kill);
             }
-            let _ = super::super::proc::wait_child(pid, true);
             if hung > 0 {
                 break;
             }

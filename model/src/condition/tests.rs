@@ -580,6 +580,19 @@ mod unit {
         State::unpack(c.state.load(Relaxed))
     }
 
+    /// Runs `f` in a loom model, on a model thread that holds a fresh mutex
+    /// throughout (released after `f`).
+    fn with_lock_held(f: fn(&ModelThread, &RawMutex<Loom>)) {
+        loom::model(move || {
+            let world = world();
+            let t = ModelThread::new(&world, 5);
+            let l = RawMutex::<Loom>::new();
+            l.enter(&t);
+            f(&t, &l);
+            l.leave(&t);
+        });
+    }
+
     /// Store a state and a `seq` (as a run of the protocol could have left them).
     fn set(c: &C, s: State, seq: u32) {
         c.state.store(s.pack(), Relaxed);
@@ -680,32 +693,24 @@ mod unit {
     /// lock still held, nothing changed); one below the limit waits.
     #[test]
     fn too_many_waiters_is_refused_at_the_limit() {
-        loom::model(|| {
-            let world = world();
-            let t = ModelThread::new(&world, 5);
-            let (c, l) = (C::new(), RawMutex::<Loom>::new());
+        with_lock_held(|t, l| {
+            let c = C::new();
             let ms = Some(Duration::from_millis(1));
             let m = MAX_WAITERS;
-            l.enter(&t);
             for full in [
                 st(0, m - 1, 1, false),
                 st(0, 0, m, false),
                 st(1, m, 0, false),
             ] {
                 set(&c, full, 0);
-                assert_eq!(
-                    c.wait(&t, &l, ms),
-                    Err(CondError::TooManyWaiters),
-                    "{full:?}"
-                );
-                assert_eq!((state(&c), l.held_by(&t)), (full, true));
+                assert_eq!(c.wait(t, l, ms), Err(CondError::TooManyWaiters), "{full:?}");
+                assert_eq!((state(&c), l.held_by(t)), (full, true));
             }
             let below = st(0, m - 2, 1, false);
             set(&c, below, 0);
-            let w = c.wait(&t, &l, ms).unwrap();
+            let w = c.wait(t, l, ms).unwrap();
             assert_eq!((w.notified, w.acquired), (false, Acquired::Clean));
-            assert_eq!((state(&c), l.held_by(&t)), (below, true));
-            l.leave(&t);
+            assert_eq!((state(&c), l.held_by(t)), (below, true));
         });
     }
 
@@ -714,30 +719,26 @@ mod unit {
     /// the lock was re-acquired cleanly.
     #[test]
     fn wait_for_asks_first_and_once_more_at_the_deadline() {
-        loom::model(|| {
-            let world = world();
-            let t = ModelThread::new(&world, 5);
-            let (c, l) = (C::new(), RawMutex::<Loom>::new());
+        with_lock_held(|t, l| {
+            let c = C::new();
             let ms = Some(Duration::from_millis(1));
-            l.enter(&t);
             let clean = |notified| {
                 Ok(Waited {
                     notified,
                     acquired: Acquired::Clean,
                 })
             };
-            assert_eq!(c.wait_for(&t, &l, ms, || true), clean(true));
+            assert_eq!(c.wait_for(t, l, ms, || true), clean(true));
             assert_eq!((c.state.load(Relaxed), c.seq.load(Relaxed)), (0, 0));
             // True from its third evaluation on: the timed wait ends with the
             // second (false), not a third.
             let mut asked = 0;
-            let r = c.wait_for(&t, &l, ms, || {
+            let r = c.wait_for(t, l, ms, || {
                 asked += 1;
                 asked >= 3
             });
             assert_eq!((r, asked), (clean(false), 2));
-            assert_eq!((c.state.load(Relaxed), l.held_by(&t)), (0, true));
-            l.leave(&t);
+            assert_eq!((c.state.load(Relaxed), l.held_by(t)), (0, true));
         });
     }
 
@@ -747,36 +748,31 @@ mod unit {
     /// any `seq`, across the wrap.
     #[test]
     fn notify_releases_at_most_the_waiters_and_keeps_the_parity() {
-        loom::model(|| {
-            let world = world();
-            let t = ModelThread::new(&world, 5);
-            let l = RawMutex::<Loom>::new();
-            l.enter(&t);
+        with_lock_held(|t, l| {
             for seq in [0, 1, 2, u32::MAX] {
                 let c = C::new();
                 let odd = |n: u32| n & 1 == 1;
                 set(&c, st(0, 0, 3, odd(seq)), seq);
-                assert_eq!(c.notify(&t, &l, 0), Ok(0));
+                assert_eq!(c.notify(t, l, 0), Ok(0));
                 assert_eq!(
                     (state(&c), c.seq.load(Relaxed)),
                     (st(0, 0, 3, odd(seq)), seq)
                 );
                 let s1 = seq.wrapping_add(1);
-                assert_eq!(c.notify(&t, &l, 2), Ok(2), "seq {seq}");
+                assert_eq!(c.notify(t, l, 2), Ok(2), "seq {seq}");
                 assert_eq!((state(&c), c.seq.load(Relaxed)), (st(2, 3, 0, odd(s1)), s1));
                 let s2 = seq.wrapping_add(2);
-                assert_eq!(c.notify(&t, &l, 5), Ok(1), "seq {seq}");
+                assert_eq!(c.notify(t, l, 5), Ok(1), "seq {seq}");
                 assert_eq!((state(&c), c.seq.load(Relaxed)), (st(3, 3, 0, odd(s2)), s2));
-                assert_eq!(c.notify(&t, &l, 1), Ok(0), "nobody left to release");
-                assert_eq!(c.notify_all(&t, &l), Ok(0), "nobody left to release");
+                assert_eq!(c.notify(t, l, 1), Ok(0), "nobody left to release");
+                assert_eq!(c.notify_all(t, l), Ok(0), "nobody left to release");
                 assert_eq!((state(&c), c.seq.load(Relaxed)), (st(3, 3, 0, odd(s2)), s2));
                 // Two more arrive: notify_all releases them.
                 set(&c, st(3, 3, 2, odd(s2)), s2);
                 let s3 = seq.wrapping_add(3);
-                assert_eq!(c.notify_all(&t, &l), Ok(2), "seq {seq}");
+                assert_eq!(c.notify_all(t, l), Ok(2), "seq {seq}");
                 assert_eq!((state(&c), c.seq.load(Relaxed)), (st(5, 5, 0, odd(s3)), s3));
             }
-            l.leave(&t);
         });
     }
 
@@ -786,37 +782,32 @@ mod unit {
     /// `seq` is left alone.
     #[test]
     fn a_half_made_notification_is_completed_once() {
-        loom::model(|| {
-            let world = world();
-            let t = ModelThread::new(&world, 5);
-            let l = RawMutex::<Loom>::new();
-            l.enter(&t);
+        with_lock_held(|t, l| {
             for seq in [0, 1, 2, 3, u32::MAX] {
                 let c = C::new();
                 let odd = |n: u32| n & 1 == 1;
                 // Complete: nothing to repair (notify finds nobody to release).
                 set(&c, st(1, 1, 0, odd(seq)), seq);
-                assert_eq!(c.notify(&t, &l, 1), Ok(0));
+                assert_eq!(c.notify(t, l, 1), Ok(0));
                 assert_eq!(c.seq.load(Relaxed), seq, "repaired a complete notification");
                 // Half made (the state written for `seq + 1`): completed once.
                 let half = st(1, 1, 0, !odd(seq));
                 set(&c, half, seq);
-                assert_eq!(c.notify(&t, &l, 1), Ok(0));
-                assert_eq!(c.notify(&t, &l, 1), Ok(0));
+                assert_eq!(c.notify(t, l, 1), Ok(0));
+                assert_eq!(c.notify(t, l, 1), Ok(0));
                 assert_eq!(
                     (state(&c), c.seq.load(Relaxed)),
                     (half, seq.wrapping_add(1))
                 );
                 // A waiter registering after it is not eligible for it.
                 set(&c, half, seq);
-                let w = c.wait(&t, &l, Some(Duration::from_millis(1))).unwrap();
+                let w = c.wait(t, l, Some(Duration::from_millis(1))).unwrap();
                 assert!(!w.notified, "took a notification made before it waited");
                 assert_eq!(
                     (state(&c), c.seq.load(Relaxed)),
                     (half, seq.wrapping_add(1))
                 );
             }
-            l.leave(&t);
         });
     }
 }

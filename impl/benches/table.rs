@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
-//! or `start`) runs that one measurement alone, for a profiler
+//! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
+//! `RawQueue`; or `start`) runs that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
 //! The load average is printed first, with a warning when it exceeds 1: the
@@ -305,6 +306,14 @@ fn profile_one(only: &str, s: &Sizes) {
             let d = queue::small(Queue::new().unwrap(), s.small);
             println!("queue_u64: {:.0} msgs/s", rate(s.small, d));
         }
+        "bytebuf" => {
+            let d = queue::bytebuf(s.big);
+            println!("bytebuf: {:.0} msgs/s", rate(s.big, d));
+        }
+        "raw4k" => {
+            let d = queue::raw(s.big, queue::BIG);
+            println!("raw4k: {:.0} msgs/s", rate(s.big, d));
+        }
         "queue_1p" => {
             let best = (0..5)
                 .map(|_| queue::one_process(s.small))
@@ -338,7 +347,7 @@ fn profile_one(only: &str, s: &Sizes) {
                 fraw.1 as f64 / n
             );
         }
-        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p or start"),
+        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k or start"),
     }
 }
 

@@ -124,6 +124,31 @@ impl Platform for Shm {
             core::ptr::copy_nonoverlapping(base.add(skip), dst.as_mut_ptr(), dst.len());
         }
     }
+
+    /// One `memcpy` into `out`'s spare capacity (no zero-filling first).
+    unsafe fn append_cells<const N: usize>(
+        cells: &[ShmCell<[u8; N]>],
+        skip: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) {
+        assert!(
+            skip <= cells.len() * N && len <= cells.len() * N - skip,
+            "append_cells out of range"
+        );
+        out.reserve(len);
+        // SAFETY: as in `read_cells` for the source (contiguous bytes, range
+        // checked, no concurrent writer: the caller's duty); the destination
+        // is `out`'s spare capacity, at least `len` bytes after `reserve`,
+        // which the copy initializes before `set_len` exposes it.
+        unsafe {
+            let base =
+                UnsafeCell::raw_get(cells.as_ptr().cast::<UnsafeCell<[u8; N]>>()).cast::<u8>();
+            let end = out.len();
+            core::ptr::copy_nonoverlapping(base.add(skip), out.as_mut_ptr().add(end), len);
+            out.set_len(end + len);
+        }
+    }
 }
 
 /// A 32-bit futex word that may live in shared memory (`#[repr(transparent)]`
@@ -526,7 +551,7 @@ fn woke(r: FutexWait) -> Woke {
 mod tests {
     use super::*;
 
-    /// `Shm`'s one-`memcpy` `write_cells`/`read_cells` against a byte-wise
+    /// `Shm`'s one-`memcpy` `write_cells`/`read_cells`/`append_cells` against a byte-wise
     /// reference, for every offset and length over 1–4 cells of 16 and of 3
     /// bytes: the bytes land where they should and nothing else changes.
     #[test]
@@ -555,6 +580,16 @@ mod tests {
                         // SAFETY: as above.
                         unsafe { Shm::read_cells(&cells, skip, &mut back) };
                         assert_eq!(back, src, "read N={N} n={n} skip={skip} len={len}");
+                        // Appended after what a vector holds, with and
+                        // without spare capacity.
+                        for spare in [0, len + 5] {
+                            let mut out = Vec::with_capacity(3 + spare);
+                            out.extend_from_slice(&[1, 2, 3]);
+                            // SAFETY: as above.
+                            unsafe { Shm::append_cells(&cells, skip, len, &mut out) };
+                            assert_eq!(out[..3], [1, 2, 3], "append kept N={N} len={len}");
+                            assert_eq!(out[3..], src, "append N={N} n={n} skip={skip} len={len}");
+                        }
                     }
                 }
             }

@@ -403,6 +403,28 @@ pub trait Platform: Sized + Send + Sync + 'static {
             done += n;
         }
     }
+
+    /// Append `len` bytes of a run of byte cells, from `skip` bytes in, to
+    /// `out` (what [`Platform::read_cells`] does into the vector's new end).
+    /// The default zero-fills the new end, then reads over it; a platform
+    /// whose cells are plain memory copies straight into the spare capacity
+    /// (one pass over the bytes instead of two).
+    ///
+    /// Panics if `skip + len > cells.len() * N`.
+    ///
+    /// # Safety
+    /// As for [`Platform::read_cells`].
+    unsafe fn append_cells<const N: usize>(
+        cells: &[Self::Cell<[u8; N]>],
+        skip: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let old = out.len();
+        out.resize(old + len, 0);
+        // SAFETY: the caller's duty, passed on.
+        unsafe { Self::read_cells(cells, skip, &mut out[old..]) }
+    }
 }
 
 /// Is mutant `m` active in `P` (a [`Platform`], or another [`Seeded`] choice)?

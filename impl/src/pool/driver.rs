@@ -32,30 +32,49 @@ const SPARE_FRAME_MAX: usize = 4 << 20;
 /// A frame on its way to a worker (header included). Its buffer goes back to
 /// the spare list when the last reference (the dispatcher's payload, or the
 /// connection's output queue) is dropped.
+///
+/// The buffer may be longer than the frame (a recycled buffer is not cut, so
+/// that its bytes serve again without being zeroed): the frame is
+/// `buf[..len]`, `len` read from its header.
 pub(crate) struct Frame {
     buf: Vec<u8>,
+    len: usize,
     spare: Option<SpareFrames>,
 }
 
+/// The length of the frame at the start of `buf` (header included), at most
+/// `buf.len()`.
+fn frame_len(buf: &[u8]) -> usize {
+    let n = buf.get(..4).map_or(0, |h| {
+        u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize
+    });
+    (4 + n).min(buf.len())
+}
+
 impl Frame {
-    /// A frame whose buffer is recycled into `spare`.
+    /// A frame (at the start of `buf`) whose buffer is recycled into `spare`.
     pub(crate) fn recycled(buf: Vec<u8>, spare: &SpareFrames) -> Frame {
         Frame {
+            len: frame_len(&buf),
             buf,
             spare: Some(spare.clone()),
         }
     }
 
-    /// A frame whose buffer is just freed.
+    /// A frame (at the start of `buf`) whose buffer is just freed.
     pub(crate) fn plain(buf: Vec<u8>) -> Frame {
-        Frame { buf, spare: None }
+        Frame {
+            len: frame_len(&buf),
+            buf,
+            spare: None,
+        }
     }
 }
 
 impl std::ops::Deref for Frame {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..self.len]
     }
 }
 

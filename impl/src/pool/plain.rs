@@ -581,6 +581,69 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_or_flipped_byte_of_a_unit_or_its_results_is_an_error_not_a_panic() {
+        use super::super::job::{decode, Results};
+        use super::super::worker::{tramp1, unit_frame, DONE_HEADER};
+        let f: fn(Odd) -> Odd = same;
+        let items = [0, 2, 5, 6].map(Odd);
+        let mut frame = Vec::new();
+        let n = unit_frame(
+            &mut frame,
+            1,
+            tramp1::<Odd, Odd>,
+            f as usize,
+            items.iter().copied(),
+            4,
+            8,
+        )
+        .unwrap();
+        let args = frame[4 + 25..].to_vec();
+        let mut out = Vec::new();
+        tramp1::<Odd, Odd>(f as usize, &args, &mut out);
+        let body_of = |out: &[u8]| {
+            let end = 4 + u32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
+            out[DONE_HEADER..end].to_vec()
+        };
+        let body = body_of(&out);
+        let mut bodies: Vec<Vec<u8>> = (0..body.len()).map(|i| body[..i].to_vec()).collect();
+        let mut argss: Vec<Vec<u8>> = (0..args.len()).map(|i| args[..i].to_vec()).collect();
+        assert_eq!(
+            u32::from_le_bytes(args[..4].try_into().unwrap()) as usize,
+            n
+        );
+        for i in 0..body.len() {
+            let mut b = body.clone();
+            b[i] ^= 0xFF;
+            bodies.push(b.clone());
+            // Followed by more bytes (a body is decoded from a slice of a
+            // longer buffer): a count that is too large must not read them.
+            b.extend_from_slice(&[0; 64]);
+            bodies.push(b);
+        }
+        // Not the count (bytes 0..4): a unit frame comes from the pool's own
+        // parent, and a worker runs as many tasks as it says.
+        for i in 4..args.len() {
+            let mut a = args.clone();
+            a[i] ^= 0xFF;
+            argss.push(a);
+        }
+        for b in &bodies {
+            // Whatever it decodes to, it has one result per task, or the unit failed.
+            match decode::<Odd>(0, n, b).0 {
+                Results::Values(v) => assert_eq!(v.len(), n, "{b:?}"),
+                Results::Each(v) => assert_eq!(v.len(), n, "{b:?}"),
+                Results::Failed { left, .. } => assert_eq!(left, n, "{b:?}"),
+            }
+        }
+        for a in &argss {
+            // A worker given bad arguments answers a body the parent decodes.
+            let mut out = Vec::new();
+            tramp1::<Odd, Odd>(f as usize, a, &mut out);
+            let _ = decode::<Odd>(0, n, &body_of(&out));
+        }
+    }
+
+    #[test]
     fn bad_bytes_are_an_error_not_a_panic() {
         assert_eq!(back::<u64>(&[1, 2, 3]), Err(NotPlain));
         assert_eq!(back::<bool>(&[2]), Err(NotPlain));

@@ -295,6 +295,9 @@ pub(crate) struct Driver {
     spawn_init: Option<Arc<dyn SpawnInit>>,
     /// How workers are started (the first ones and their replacements).
     method: StartMethod,
+    /// What `poll` reported per worker (kept from one step to the next: no
+    /// allocation per step).
+    ready: Vec<(crate::sys::io::PollFlags, crate::sys::io::PollFlags)>,
 }
 
 fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
@@ -328,6 +331,7 @@ impl Driver {
             init,
             spawn_init,
             method,
+            ready: Vec::new(),
         }
     }
 
@@ -630,7 +634,8 @@ impl Driver {
         }
         use crate::sys::io::{PollFd, PollFlags};
         // Per worker: what its socket and (if it has one) its pidfd reported.
-        let mut ready: Vec<(PollFlags, PollFlags)> = Vec::with_capacity(self.conns.len());
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
         let wake_ready;
         {
             let mut fds = Vec::with_capacity(1 + 2 * self.conns.len());
@@ -652,7 +657,10 @@ impl Driver {
                 .map(std::time::Duration::from_millis);
             match crate::sys::io::poll(&mut fds, timeout) {
                 Ok(n) if n > 0 => {}
-                _ => return,
+                _ => {
+                    self.ready = ready;
+                    return;
+                }
             }
             wake_ready = !fds[0].revents().is_empty();
             let mut next_pidfd = 1 + self.conns.len();
@@ -684,6 +692,7 @@ impl Driver {
             }
             self.run_actions();
         }
+        self.ready = ready;
         // Bury the dead (after reading all they sent), highest index first.
         for i in (0..self.conns.len()).rev() {
             if self.conns[i].dead {

@@ -630,8 +630,12 @@ impl WorkerIo for SockIo {
                 p.extend_from_slice(msg.as_bytes());
             }
             FromWorker::Started { unit } => {
-                p.push(FROM_STARTED);
-                p.extend_from_slice(&unit.to_le_bytes());
+                // Once per unit: one write from the stack, no allocation.
+                let mut f = [0u8; 4 + 1 + 8];
+                f[..4].copy_from_slice(&9u32.to_le_bytes());
+                f[4] = FROM_STARTED;
+                f[5..].copy_from_slice(&unit.to_le_bytes());
+                return std::io::Write::write_all(&mut self.sock, &f).is_ok();
             }
             FromWorker::Done { unit, mut results } => {
                 // The trampoline left DONE_HEADER bytes in front, the

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
-//! or `start`; or `pool_map`, `apply_async`) runs that one measurement alone, for a profiler
+//! or `start`) runs that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
 //! The load average is printed first, with a warning when it exceeds 1: the
@@ -298,19 +298,6 @@ fn machine() -> String {
     format!("{n} CPUs ({cpu}), Linux {}", kernel.trim())
 }
 
-/// With `PROCSHARE_BENCH_HOLD` set: print the workers' pids and wait for a
-/// line on stdin before the pool closes, so that a profiler can be told to
-/// write the workers' profiles (`callgrind_control --dump PID`): a worker
-/// that ends is killed by the pool once its socket closes, often before
-/// valgrind has written its file.
-fn hold(p: &procshare::Pool) {
-    if std::env::var_os("PROCSHARE_BENCH_HOLD").is_some() {
-        println!("workers: {:?}", p.worker_pids());
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-    }
-}
-
 /// One measurement alone (`PROCSHARE_BENCH_ONLY`), for a profiler.
 fn profile_one(only: &str, s: &Sizes) {
     match only {
@@ -352,8 +339,9 @@ fn profile_one(only: &str, s: &Sizes) {
             );
         }
         "pool_map" => {
-            // `Pool(2).map` of `s.map` u64s, after one warm-up map (the
-            // workers' buffers sized), `s.rounds` times.
+            // `PROCSHARE_BENCH_ONLY=pool_map`: `Pool(2).map` of `s.map`
+            // u64s, after one warm-up map (the workers' buffers sized),
+            // `s.rounds` times (`PROCSHARE_BENCH_HOLD`: see `hold`).
             let p = pool::two_workers();
             let _ = pool::map(&p, s.map);
             for _ in 0..s.rounds {
@@ -365,7 +353,8 @@ fn profile_one(only: &str, s: &Sizes) {
             p.join().expect("join");
         }
         "apply_async" => {
-            // `apply_async(..).get()` round trips, one at a time, after a warm-up.
+            // `PROCSHARE_BENCH_ONLY=apply_async`: `apply_async(..).get()`
+            // round trips, one at a time, after a warm-up.
             let p = pool::two_workers();
             let _ = pool::round_trips(&p, 100);
             for _ in 0..s.rounds {
@@ -376,7 +365,7 @@ fn profile_one(only: &str, s: &Sizes) {
             p.close().expect("close");
             p.join().expect("join");
         }
-        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, start, pool_map or apply_async"),
+        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p or start"),
     }
 }
 
@@ -441,5 +430,18 @@ fn main() {
     }
     if let Some(l) = common::load_average() {
         println!("\nload average at the end: {l:.2}");
+    }
+}
+
+/// With `PROCSHARE_BENCH_HOLD` set: print the workers' pids and wait for a
+/// line on stdin before the pool closes, so that a profiler can be told to
+/// write the workers' profiles (`callgrind_control --dump PID`): a worker
+/// that ends is killed by the pool once its socket closes, often before
+/// valgrind has written its file.
+fn hold(p: &procshare::Pool) {
+    if std::env::var_os("PROCSHARE_BENCH_HOLD").is_some() {
+        println!("workers: {:?}", p.worker_pids());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
     }
 }

@@ -347,7 +347,36 @@ fn profile_one(only: &str, s: &Sizes) {
                 fraw.1 as f64 / n
             );
         }
-        _ => eprintln!("PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k or start"),
+        "pool_map" => {
+            // `PROCSHARE_BENCH_ONLY=pool_map`: `Pool(2).map` of `s.map`
+            // u64s, after one warm-up map (the workers' buffers sized),
+            // `s.rounds` times (`PROCSHARE_BENCH_HOLD`: see `hold`).
+            let p = pool::two_workers();
+            let _ = pool::map(&p, s.map);
+            for _ in 0..s.rounds {
+                let d = pool::map(&p, s.map);
+                println!("pool_map: {:.0} items/s", rate(s.map, d));
+            }
+            hold(&p);
+            p.close().expect("close");
+            p.join().expect("join");
+        }
+        "apply_async" => {
+            // `PROCSHARE_BENCH_ONLY=apply_async`: `apply_async(..).get()`
+            // round trips, one at a time, after a warm-up.
+            let p = pool::two_workers();
+            let _ = pool::round_trips(&p, 100);
+            for _ in 0..s.rounds {
+                let d = pool::round_trips(&p, s.trips);
+                println!("apply_async: {:.0} trips/s", rate(s.trips, d));
+            }
+            hold(&p);
+            p.close().expect("close");
+            p.join().expect("join");
+        }
+        _ => eprintln!(
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map or apply_async"
+        ),
     }
 }
 
@@ -412,5 +441,18 @@ fn main() {
     }
     if let Some(l) = common::load_average() {
         println!("\nload average at the end: {l:.2}");
+    }
+}
+
+/// With `PROCSHARE_BENCH_HOLD` set: print the workers' pids and wait for a
+/// line on stdin before the pool closes, so that a profiler can be told to
+/// write the workers' profiles (`callgrind_control --dump PID`): a worker
+/// that ends is killed by the pool once its socket closes, often before
+/// valgrind has written its file.
+fn hold(p: &procshare::Pool) {
+    if std::env::var_os("PROCSHARE_BENCH_HOLD").is_some() {
+        println!("workers: {:?}", p.worker_pids());
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
     }
 }

@@ -32,30 +32,49 @@ const SPARE_FRAME_MAX: usize = 4 << 20;
 /// A frame on its way to a worker (header included). Its buffer goes back to
 /// the spare list when the last reference (the dispatcher's payload, or the
 /// connection's output queue) is dropped.
+///
+/// The buffer may be longer than the frame (a recycled buffer is not cut, so
+/// that its bytes serve again without being zeroed): the frame is
+/// `buf[..len]`, `len` read from its header.
 pub(crate) struct Frame {
     buf: Vec<u8>,
+    len: usize,
     spare: Option<SpareFrames>,
 }
 
+/// The length of the frame at the start of `buf` (header included), at most
+/// `buf.len()`.
+fn frame_len(buf: &[u8]) -> usize {
+    let n = buf.get(..4).map_or(0, |h| {
+        u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize
+    });
+    (4 + n).min(buf.len())
+}
+
 impl Frame {
-    /// A frame whose buffer is recycled into `spare`.
+    /// A frame (at the start of `buf`) whose buffer is recycled into `spare`.
     pub(crate) fn recycled(buf: Vec<u8>, spare: &SpareFrames) -> Frame {
         Frame {
+            len: frame_len(&buf),
             buf,
             spare: Some(spare.clone()),
         }
     }
 
-    /// A frame whose buffer is just freed.
+    /// A frame (at the start of `buf`) whose buffer is just freed.
     pub(crate) fn plain(buf: Vec<u8>) -> Frame {
-        Frame { buf, spare: None }
+        Frame {
+            len: frame_len(&buf),
+            buf,
+            spare: None,
+        }
     }
 }
 
 impl std::ops::Deref for Frame {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.buf
+        &self.buf[..self.len]
     }
 }
 
@@ -276,6 +295,9 @@ pub(crate) struct Driver {
     spawn_init: Option<Arc<dyn SpawnInit>>,
     /// How workers are started (the first ones and their replacements).
     method: StartMethod,
+    /// What `poll` reported per worker (kept from one step to the next: no
+    /// allocation per step).
+    ready: Vec<(crate::sys::io::PollFlags, crate::sys::io::PollFlags)>,
 }
 
 fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
@@ -309,6 +331,7 @@ impl Driver {
             init,
             spawn_init,
             method,
+            ready: Vec::new(),
         }
     }
 
@@ -611,7 +634,8 @@ impl Driver {
         }
         use crate::sys::io::{PollFd, PollFlags};
         // Per worker: what its socket and (if it has one) its pidfd reported.
-        let mut ready: Vec<(PollFlags, PollFlags)> = Vec::with_capacity(self.conns.len());
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
         let wake_ready;
         {
             let mut fds = Vec::with_capacity(1 + 2 * self.conns.len());
@@ -633,7 +657,10 @@ impl Driver {
                 .map(std::time::Duration::from_millis);
             match crate::sys::io::poll(&mut fds, timeout) {
                 Ok(n) if n > 0 => {}
-                _ => return,
+                _ => {
+                    self.ready = ready;
+                    return;
+                }
             }
             wake_ready = !fds[0].revents().is_empty();
             let mut next_pidfd = 1 + self.conns.len();
@@ -665,6 +692,7 @@ impl Driver {
             }
             self.run_actions();
         }
+        self.ready = ready;
         // Bury the dead (after reading all they sent), highest index first.
         for i in (0..self.conns.len()).rev() {
             if self.conns[i].dead {

@@ -409,20 +409,36 @@ fn decode_into<R: DeserializeOwned>(
     if status == DONE_FAILED {
         return failed(String::from_utf8_lossy(rest).into_owned());
     }
-    let k = match rest.get(..4) {
-        Some(h) if status == DONE_RESULTS => {
-            u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize
-        }
+    let u32_at = |at: usize| {
+        rest.get(at..at + 4)
+            .map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize)
+    };
+    let (k, p) = match (u32_at(0), u32_at(4)) {
+        (Some(k), Some(p)) if status == DONE_RESULTS => (k, p),
         _ => return failed(format!("bad result frame (status {status})")),
     };
-    if k > n {
-        return failed(format!("{k} results for {n} tasks"));
+    if k > n || p > k {
+        return failed(format!("{k} results ({p} plain) for {n} tasks"));
     }
-    let mut de = postcard::Deserializer::from_bytes(&rest[4..]);
-    // The plain prefix: values of tasks 0..k, decoded straight into their vector.
+    // The successful prefix: values of tasks 0..k, decoded straight into
+    // their vector; the first `p` of them plain bytes, the rest postcard.
     let old = vals.len();
     vals.reserve(k);
     let mut bad: Option<PoolError> = None;
+    let mut plain = super::plain::PlainDe::new(&rest[8..]);
+    for _ in 0..p {
+        match R::deserialize(&mut plain) {
+            Ok(v) => vals.push(v),
+            Err(_) => {
+                bad = Some(PoolError::decode(format!(
+                    "a task's result does not decode as {} (plain bytes)",
+                    core::any::type_name::<R>()
+                )));
+                break;
+            }
+        }
+    }
+    let mut de = postcard::Deserializer::from_bytes(plain.rest());
     let bad_result = |e: postcard::Error| PoolError::Decode {
         what: format!(
             "a task's result does not decode as {}: {e}",
@@ -430,7 +446,7 @@ fn decode_into<R: DeserializeOwned>(
         ),
         source: Some(std::sync::Arc::new(e)),
     };
-    for _ in 0..k {
+    for _ in p..if bad.is_none() { k } else { p } {
         match R::deserialize(&mut de) {
             Ok(v) => vals.push(v),
             Err(e) => {

@@ -5,6 +5,7 @@ mod driver;
 mod error;
 pub(crate) mod fds;
 mod job;
+mod plain;
 mod result;
 mod stream;
 pub(crate) mod worker;
@@ -451,10 +452,11 @@ impl Pool {
             if got < want {
                 return Err(PoolError::BrokenSizeHint { promised: n });
             }
-            bytes += buf.len();
+            let frame = Arc::new(Frame::recycled(buf, &self.shared.spare));
+            bytes += frame.len();
             subs.push(Submission {
                 unit,
-                frame: Arc::new(Frame::recycled(buf, &self.shared.spare)),
+                frame,
                 sink: job.clone(),
                 start,
                 n: got,

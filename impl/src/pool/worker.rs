@@ -11,14 +11,17 @@
 //!               [4] unit:u64 results...                          Done
 //! ```
 //!
-//! Integers are little-endian. `args` is `n` postcard-encoded arguments, one
-//! after the other (`T` each). `results` is one status byte:
+//! Integers are little-endian. `args` is `p:u32`, then `n` arguments (`T`
+//! each), one after the other: the first `p` as plain bytes (see [`super::plain`]:
+//! a `u64` is its 8 bytes), the others postcard-encoded (the first argument
+//! that is not plain, and every one after it). `results` is one status byte:
 //!
-//! * `0`: `k:u32`, then `k` postcard `R` values (tasks `0..k`, all succeeded),
-//!   then one postcard `Result<R, TaskFailure>` for each of tasks `k..n`. A unit
-//!   whose tasks all succeed has `k = n`: one value per task, nothing else; the
+//! * `0`: `k:u32 p:u32`, then `k` `R` values (tasks `0..k`, all succeeded; the
+//!   first `p <= k` of them plain bytes, the others postcard), then one
+//!   postcard `Result<R, TaskFailure>` for each of tasks `k..n`. A unit whose
+//!   tasks all succeed has `k = n`: one value per task, nothing else; the
 //!   first task that panics (or whose result does not serialize) ends the
-//!   plain prefix.
+//!   successful prefix.
 //! * `1`: the whole unit failed (UTF-8 message follows).
 //!
 //! `tramp` and `func` name functions of this very binary by their offsets
@@ -67,7 +70,7 @@ pub(crate) const DONE_RESULTS: u8 = 0;
 /// Status byte of a `Done` body: the whole unit failed (message follows).
 pub(crate) const DONE_FAILED: u8 = 1;
 
-/// A trampoline: decodes a unit's arguments (`n:u32` then the arguments),
+/// A trampoline: decodes a unit's arguments (`n:u32 p:u32` then the arguments),
 /// calls the task function at address `func` on each, and writes the `Done`
 /// body (status byte onwards) into `out` after its first [`DONE_HEADER`]
 /// bytes (`out` is cut to the end of the body).
@@ -84,7 +87,8 @@ pub(crate) enum TaskFailure {
     BadArgument(String),
 }
 
-/// Run `call` on every argument of `data` (`n:u32`, then `n` postcard `In`)
+/// Run `call` on every argument of `data` (`n:u32 p:u32`, then `n` `In`: `p`
+/// plain, the rest postcard)
 /// and append the `Done` body to `out`. A panic becomes
 /// [`TaskFailure::Panicked`], a result that fails to serialize
 /// [`TaskFailure::Unserializable`] and an argument that does not decode (with
@@ -92,10 +96,24 @@ pub(crate) enum TaskFailure {
 fn run_items<In: DeserializeOwned, R: Serialize>(
     data: &[u8],
     out: &mut Vec<u8>,
+    call: impl FnMut(In) -> R,
+) {
+    // After the Done frame's header; what `out` holds beyond is slack (kept,
+    // not zeroed again next time): the frame's length, written into its
+    // header, says where the body ends.
+    let mut o = Out::at(out, DONE_HEADER);
+    results_into(&mut o, data, call);
+    let end = o.keep();
+    let len = u32::try_from(end - 4).unwrap_or(u32::MAX);
+    out[..4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// The body of [`run_items`], into `out`.
+fn results_into<In: DeserializeOwned, R: Serialize>(
+    out: &mut Out<'_>,
+    data: &[u8],
     mut call: impl FnMut(In) -> R,
 ) {
-    // After the Done frame's header; what `out` holds beyond is slack.
-    let mut out = Out::at(out, DONE_HEADER);
     let n = match data.get(..4) {
         Some(h) => u32::from_le_bytes(h.try_into().expect("4 bytes")),
         None => {
@@ -107,19 +125,38 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
     out.bytes(&[DONE_RESULTS]);
     let k_at = out.pos();
     out.bytes(&n.to_le_bytes());
-    let mut de = postcard::Deserializer::from_bytes(&data[4..]);
+    out.bytes(&n.to_le_bytes());
+    let p_at = k_at + 4;
+    // The first `plain_in` arguments are plain bytes, the rest postcard.
+    let plain_in = data
+        .get(4..8)
+        .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
+    let mut plain = super::plain::PlainDe::new(data.get(8..).unwrap_or(&[]));
+    let mut de = postcard::Deserializer::from_bytes(&[]);
     // `Some(k)`: tasks from `k` on are sent as `Result`s.
     let mut split: Option<u32> = None;
+    // Results are written plain while they are (`Some(p)`: from `p` on, postcard).
+    let mut plain_out: Option<u32> = None;
     for i in 0..n {
-        let item = match In::deserialize(&mut de) {
+        if i == plain_in {
+            de = postcard::Deserializer::from_bytes(plain.rest());
+        }
+        let item = if i < plain_in {
+            In::deserialize(&mut plain).map_err(|e| e.to_string())
+        } else {
+            In::deserialize(&mut de).map_err(|e| e.to_string())
+        };
+        let item = match item {
             Ok(item) => item,
             Err(e) => {
                 // Cannot go on decoding: this task and the rest fail.
                 let k = *split.get_or_insert(i);
                 out.patch(k_at, &k.to_le_bytes());
+                let p = *plain_out.get_or_insert(k);
+                out.patch(p_at, &p.to_le_bytes());
                 let msg = format!("cannot decode the task argument: {e}");
                 for _ in i..n {
-                    push_result::<R>(&mut out, Err(TaskFailure::BadArgument(msg.clone())));
+                    push_result::<R>(out, Err(TaskFailure::BadArgument(msg.clone())));
                 }
                 return;
             }
@@ -127,16 +164,27 @@ fn run_items<In: DeserializeOwned, R: Serialize>(
         let r = catch_unwind(AssertUnwindSafe(|| call(item)));
         if split.is_none() {
             if let Ok(v) = &r {
+                if plain_out.is_none() {
+                    if out.put_plain(v) {
+                        continue;
+                    }
+                    plain_out = Some(i);
+                    out.patch(p_at, &i.to_le_bytes());
+                }
                 if out.put(v).is_ok() {
                     continue;
                 }
             }
             split = Some(i);
             out.patch(k_at, &i.to_le_bytes());
+            if plain_out.is_none() {
+                plain_out = Some(i);
+                out.patch(p_at, &i.to_le_bytes());
+            }
         }
         match &r {
-            Ok(v) => push_result::<R>(&mut out, Ok(v)),
-            Err(p) => push_result::<R>(&mut out, Err(TaskFailure::Panicked(panic_message(&**p)))),
+            Ok(v) => push_result::<R>(out, Ok(v)),
+            Err(p) => push_result::<R>(out, Err(TaskFailure::Panicked(panic_message(&**p)))),
         }
     }
 }
@@ -165,6 +213,8 @@ const SLACK: usize = 16;
 pub(crate) struct Out<'a> {
     buf: &'a mut Vec<u8>,
     pos: usize,
+    /// Leave `buf` as long as it is when dropped (see [`Out::keep`]).
+    keep: bool,
 }
 
 impl<'a> Out<'a> {
@@ -175,7 +225,19 @@ impl<'a> Out<'a> {
         if buf.len() < pos {
             buf.resize(pos, 0);
         }
-        Out { buf, pos }
+        Out {
+            buf,
+            pos,
+            keep: false,
+        }
+    }
+
+    /// Done: the written length. `buf` is left as long as it is (the bytes
+    /// beyond stay as the slack of its next use, not zeroed again): the
+    /// caller records the length itself (the frames do in their header).
+    pub(crate) fn keep(mut self) -> usize {
+        self.keep = true;
+        self.pos
     }
 
     /// Bytes written so far (including what `buf` held).
@@ -186,6 +248,22 @@ impl<'a> Out<'a> {
     /// Append raw bytes.
     pub(crate) fn bytes(&mut self, d: &[u8]) {
         self.extend(d);
+    }
+
+    /// Append `N` bytes (a plain scalar): one bounds check and a fixed-size
+    /// store, inlined into the caller's loop.
+    #[inline(always)]
+    pub(crate) fn array<const N: usize>(&mut self, d: [u8; N]) {
+        if self.buf.len() < self.pos + N.max(SLACK) {
+            self.grow(N);
+        }
+        self.buf[self.pos..self.pos + N].copy_from_slice(&d);
+        self.pos += N;
+    }
+
+    /// Forget what was written from `mark` on.
+    pub(crate) fn rewind(&mut self, mark: usize) {
+        self.pos = mark;
     }
 
     /// Overwrite already written bytes at `at`.
@@ -232,7 +310,9 @@ impl<'a> Out<'a> {
 
 impl Drop for Out<'_> {
     fn drop(&mut self) {
-        self.buf.truncate(self.pos);
+        if !self.keep {
+            self.buf.truncate(self.pos);
+        }
     }
 }
 
@@ -350,7 +430,10 @@ where
 pub(crate) struct UnitMsg {
     tramp: usize,
     func: usize,
+    /// The payload is `frame[..len]` (the buffer may be longer: it is reused
+    /// without being cut, so that its bytes are not zeroed again).
     frame: Vec<u8>,
+    len: usize,
 }
 
 /// Offset of the arguments (`n:u32` onwards) in a unit frame's payload.
@@ -361,9 +444,11 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
         .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")))
 }
 
-/// Encode a unit frame (with its 4-byte header) into `buf` (overwritten):
-/// at most `max` arguments taken from `items`, serialized in place. Returns
-/// how many were taken. `per_item` is a size hint (bytes per argument).
+/// Encode a unit frame (with its 4-byte header) into `buf` (overwritten; it
+/// may stay longer than the frame, whose end its header gives):
+/// at most `max` arguments taken from `items`, serialized in place (plain
+/// bytes while they are plain, then postcard). Returns how many were taken.
+/// `per_item` is a size hint (bytes per argument).
 pub(crate) fn unit_frame<B: Serialize>(
     buf: &mut Vec<u8>,
     unit: UnitId,
@@ -382,15 +467,28 @@ pub(crate) fn unit_frame<B: Serialize>(
     out.bytes(&unit.to_le_bytes());
     out.bytes(&fn_offset(tramp as usize).to_le_bytes());
     out.bytes(&fn_offset(func).to_le_bytes());
-    out.bytes(&[0u8; 4]);
+    out.bytes(&[0u8; 8]);
     let mut n: u32 = 0;
+    // The arguments are plain bytes while they are: `Some(p)` once one is not.
+    let mut plain: Option<u32> = None;
     for item in items.take(max.min(u32::MAX as usize)) {
+        if plain.is_none() {
+            if out.put_plain(&item) {
+                n += 1;
+                continue;
+            }
+            plain = Some(n);
+        }
         out.put(&item)?;
         n += 1;
     }
     out.patch(4 + UNIT_DATA, &n.to_le_bytes());
+    out.patch(4 + UNIT_DATA + 4, &plain.unwrap_or(n).to_le_bytes());
     let len = (out.pos() - 4) as u32;
     out.patch(0, &len.to_le_bytes());
+    // `buf` stays longer than the frame (its slack is reused without
+    // zeroing): the header's length says where the frame ends (`Frame`).
+    out.keep();
     Ok(n as usize)
 }
 
@@ -465,9 +563,10 @@ impl SockIo {
         }
     }
 
-    /// One frame's payload into a spare buffer; `None` at end of stream, on
-    /// an error or an oversized frame.
-    fn read_frame(&mut self) -> Option<Vec<u8>> {
+    /// One frame's payload into a spare buffer, and its length (the buffer
+    /// may be longer); `None` at end of stream, on an error or an oversized
+    /// frame.
+    fn read_frame(&mut self) -> Option<(Vec<u8>, usize)> {
         while self.hi - self.lo < 4 {
             if !self.fill() {
                 return None;
@@ -482,20 +581,17 @@ impl SockIo {
             return None;
         }
         let mut f = spare_take(&self.spare);
-        f.clear();
-        f.reserve_exact(len);
-        let have = len.min(self.hi - self.lo);
-        f.extend_from_slice(&self.stash[self.lo..self.lo + have]);
-        self.lo += have;
-        if have < len {
-            // The rest straight into the spare capacity (no zeroing first).
-            let rest = len - have;
-            match (&mut self.sock).take(rest as u64).read_to_end(&mut f) {
-                Ok(got) if got == rest => {}
-                _ => return None,
-            }
+        // A reused buffer keeps its length: only its growth is zeroed, once.
+        if f.len() < len {
+            f.resize(len, 0);
         }
-        Some(f)
+        let have = len.min(self.hi - self.lo);
+        f[..have].copy_from_slice(&self.stash[self.lo..self.lo + have]);
+        self.lo += have;
+        if have < len && self.sock.read_exact(&mut f[have..len]).is_err() {
+            return None;
+        }
+        Some((f, len))
     }
 }
 
@@ -504,19 +600,20 @@ impl WorkerIo for SockIo {
     type Results = Vec<u8>;
 
     fn recv(&mut self) -> Option<ToWorker<UnitMsg>> {
-        let f = self.read_frame()?;
-        match *f.first()? {
+        let (f, len) = self.read_frame()?;
+        match *f[..len].first()? {
             TO_STOP => Some(ToWorker::Stop),
             TO_UNIT => {
-                let unit = u64_at(&f, 1)?;
-                let tramp = fn_at(u64_at(&f, 9)? as i64);
-                let func = fn_at(u64_at(&f, 17)? as i64);
+                let unit = u64_at(&f[..len], 1)?;
+                let tramp = fn_at(u64_at(&f[..len], 9)? as i64);
+                let func = fn_at(u64_at(&f[..len], 17)? as i64);
                 Some(ToWorker::Unit {
                     unit,
                     payload: UnitMsg {
                         tramp,
                         func,
                         frame: f,
+                        len,
                     },
                 })
             }
@@ -533,19 +630,26 @@ impl WorkerIo for SockIo {
                 p.extend_from_slice(msg.as_bytes());
             }
             FromWorker::Started { unit } => {
-                p.push(FROM_STARTED);
-                p.extend_from_slice(&unit.to_le_bytes());
+                // Once per unit: one write from the stack, no allocation.
+                let mut f = [0u8; 4 + 1 + 8];
+                f[..4].copy_from_slice(&9u32.to_le_bytes());
+                f[4] = FROM_STARTED;
+                f[5..].copy_from_slice(&unit.to_le_bytes());
+                return std::io::Write::write_all(&mut self.sock, &f).is_ok();
             }
             FromWorker::Done { unit, mut results } => {
-                // The trampoline left DONE_HEADER bytes in front.
-                if results.len() < DONE_HEADER {
+                // The trampoline left DONE_HEADER bytes in front, the
+                // frame's length first (the buffer may be longer: slack).
+                let end = match results.get(..4) {
+                    Some(h) => 4 + u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize,
+                    None => return false,
+                };
+                if end < DONE_HEADER || end > results.len() {
                     return false;
                 }
-                let len = (results.len() - 4) as u32;
-                results[..4].copy_from_slice(&len.to_le_bytes());
                 results[4] = FROM_DONE;
                 results[5..DONE_HEADER].copy_from_slice(&unit.to_le_bytes());
-                let ok = std::io::Write::write_all(&mut self.sock, &results).is_ok();
+                let ok = std::io::Write::write_all(&mut self.sock, &results[..end]).is_ok();
                 spare_give(&self.spare, results);
                 return ok;
             }
@@ -807,7 +911,11 @@ fn run_worker(
             let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
             // Room for the Done frame's header, filled in by `send` (no copy).
             let mut out = spare_take(&spare);
-            t(m.func, m.frame.get(UNIT_DATA..).unwrap_or(&[]), &mut out);
+            t(
+                m.func,
+                m.frame.get(UNIT_DATA..m.len).unwrap_or(&[]),
+                &mut out,
+            );
             spare_give(&spare, m.frame);
             out
         },

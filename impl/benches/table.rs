@@ -11,7 +11,8 @@
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
-//! `RawQueue`; or `start`) runs that one measurement alone, for a profiler
+//! `RawQueue`; `start`; `pool_map`; `apply_async`) runs that one measurement
+//! alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
 //! The load average is printed first, with a warning when it exceeds 1: the

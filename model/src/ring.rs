@@ -139,7 +139,7 @@
 //! messages thus cycles through the same `keep` chunks; when it falls
 //! behind, the producers go on past them into the rest of the ring as
 //! before. Only single-piece messages of at most `keep` chunks wrap early.
-//! (The seeded bug 615 wraps without the room check.)
+//! (The seeded bug 615 puts the message one chunk before the lap's start.)
 //!
 //! # Deadlines
 //!
@@ -243,10 +243,11 @@ pub const MUTANT_RECLAIMED_FIRST: Mutant = Mutant(613);
 /// step its dead predecessor left half-done.
 #[doc(hidden)]
 pub const MUTANT_NO_RECLAIM_RECOVERY: Mutant = Mutant(614);
-/// Seeded bug: a producer wraps to the next lap's start without checking
-/// that the chunks there are free.
+/// Seeded bug: a producer that wraps early puts the message one chunk
+/// before the next lap's start, where the consumer does not look after the
+/// wrap marker.
 #[doc(hidden)]
-pub const MUTANT_WRAP_NO_ROOM: Mutant = Mutant(615);
+pub const MUTANT_WRAP_OFF_BY_ONE: Mutant = Mutant(615);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1041,10 +1042,11 @@ impl<'a, P: Platform> Ring<'a, P> {
         if self.keep == 0 || pos(tw) & (self.cap - 1) < self.keep || k > self.keep || !single {
             return None;
         }
-        let to = pack(cnt(tw), (pos(tw) | (self.cap - 1)).wrapping_add(1));
-        if mutant::<P>(MUTANT_WRAP_NO_ROOM) {
-            return Some(to);
-        }
+        let to = if mutant::<P>(MUTANT_WRAP_OFF_BY_ONE) {
+            pack(cnt(tw), pos(tw) | (self.cap - 1))
+        } else {
+            pack(cnt(tw), (pos(tw) | (self.cap - 1)).wrapping_add(1))
+        };
         let fits = |hw: u64| matches!(self.room(to, hw, true, len, true), Some((b, _)) if b == len);
         if fits(*hw) {
             return Some(to);

@@ -407,11 +407,12 @@ mod loom_checks {
         s
     }
 
-    /// One producer of five one-chunk messages and one consumer on a ring
-    /// that wraps early. Preemption bound 2.
+    /// One producer of three one-chunk messages and one consumer on a ring
+    /// that wraps early (the third goes to the next lap's start when the
+    /// consumer has read the first two). Preemption bound 2.
     #[test]
     fn loom_spsc_wrapping_early() {
-        check::<0>(keeping(vec![SMALL; 5]), Some(2));
+        check::<0>(keeping(vec![SMALL; 3]), Some(2));
     }
 
     /// The producer, and then one of two consumers, dies at every crash
@@ -420,12 +421,12 @@ mod loom_checks {
     /// reclaim step, among them). Bound 1.
     pub(super) fn wrap_crash<const M: u32>() -> u32 {
         let producer = every_crash_point(|k| {
-            let mut s = keeping(vec![SMALL; 5]);
+            let mut s = keeping(vec![SMALL; 3]);
             s.crash = Some((0, k));
             check::<M>(s, Some(1))
         });
         let consumer = every_crash_point(|k| {
-            let mut s = keeping(vec![SMALL; 5]);
+            let mut s = keeping(vec![SMALL; 3]);
             s.consumers = 2;
             s.crash = Some((1, k));
             check::<M>(s, Some(1))
@@ -439,11 +440,12 @@ mod loom_checks {
         assert!(n >= 8, "only {n} crash points");
     }
 
-    /// Wrapping without the room check overwrites messages not yet read.
+    /// A message put one chunk before the lap's start is never read: the
+    /// consumer follows the wrap marker past it.
     #[test]
-    fn loom_catches_615_wrap_without_room() {
-        assert!(fails_with("", || {
-            check::<{ MUTANT_WRAP_NO_ROOM.0 }>(keeping(vec![SMALL; 5]), Some(2));
+    fn loom_catches_615_wrap_off_by_one() {
+        assert!(fails_with("bad wrap marker", || {
+            check::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(keeping(vec![SMALL; 3]), Some(2));
         }));
     }
 
@@ -621,6 +623,45 @@ mod shuttle_checks {
             });
             assert!(n >= 4, "thread {who}: only {n} crash points");
         }
+    }
+
+    /// [`mpmc`] on a ring of 8 chunks reclaiming units of 2 that keeps the
+    /// first unit of every lap: the small messages (up to 2 chunks) wrap
+    /// early whenever the consumers have passed the lap's start.
+    fn mpmc_wrapping(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
+        let mut s = mpmc(mixed, crash);
+        s.cap = 8;
+        s.reclaim = 1;
+        s
+    }
+
+    #[test]
+    fn shuttle_mpmc_wrapping_early() {
+        random::<0>(mpmc_wrapping(false, None));
+        pct::<0>(mpmc_wrapping(true, None));
+    }
+
+    /// Each consumer and a producer die at every crash point of a ring that
+    /// wraps early.
+    #[test]
+    fn shuttle_wrapping_deaths_at_every_crash_point() {
+        let iters = (shuttle_iters() / 10).max(50);
+        for who in [0usize, 3, 4] {
+            let n = every_crash_point(|k| {
+                let spec = mpmc_wrapping(false, Some((who, k)));
+                shuttle_runs(Sched::Pct, iters, move |d| {
+                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                })
+            });
+            assert!(n >= 4, "thread {who}: only {n} crash points");
+        }
+    }
+
+    #[test]
+    fn shuttle_catches_615_wrap_off_by_one() {
+        assert!(fails_with("bad wrap marker", || {
+            random::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(mpmc_wrapping(false, None));
+        }));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use procshare::{Event, Process, Queue, QueueError, RawQueue, SimpleQueue};
+use procshare::{Event, Process, Queue, QueueError, RawArray, RawQueue, Semaphore, SimpleQueue};
 use procshare_tests::quiet;
 
 const GENEROUS: Duration = Duration::from_secs(60);
@@ -289,4 +289,91 @@ fn spawn_and_forkserver_children_put_without_a_reader_and_drain() {
             "{m:?}: the ring held {full} bytes full, {drained} drained"
         );
     }
+}
+
+/// Message `i` of [`a_consumer_killed_while_the_stream_wraps_loses_at_most_its_message`]:
+/// 4000 bytes that say which they are.
+fn numbered(i: u64) -> Vec<u8> {
+    let mut m = vec![(i % 251) as u8; 4000];
+    m[..8].copy_from_slice(&i.to_le_bytes());
+    m
+}
+
+/// A stream of 4000-byte messages through the unbounded queue (12 MB: a
+/// dozen laps, each wrapping early to the kept start) while its consumer is
+/// killed with `kill -9` part-way, at whatever step it is in (reading a
+/// message, past a wrap marker before its reclaim step, ...). The consumer
+/// that takes over gets every message the dead one had not taken, whole and
+/// in order; only the message the dead one was taking when it died may be
+/// missing; nothing is delivered twice.
+#[test]
+fn a_consumer_killed_while_the_stream_wraps_loses_at_most_its_message() {
+    quiet();
+    const N: u64 = 3000;
+    let q = RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
+    let taken = RawArray::<u8>::zeroed(N as usize).unwrap(); // by the first consumer
+    let progress = Semaphore::new(0).unwrap();
+    let mut producer = Child(Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..N {
+                q.put_bytes(&numbered(i), None).unwrap();
+            }
+        }
+    }));
+    let mut first = Child(Process::new({
+        let (q, taken, progress) = (q.clone(), taken.clone(), progress.clone());
+        move || {
+            let mut out = Vec::new();
+            loop {
+                q.get_bytes(&mut out, None).unwrap();
+                let i = u64::from_le_bytes(out[..8].try_into().unwrap());
+                assert_eq!(out, numbered(i), "message {i} torn");
+                taken.set(i as usize, 1).unwrap();
+                if i % 100 == 0 {
+                    progress.release().unwrap();
+                }
+            }
+        }
+    }));
+    producer.0.start().unwrap();
+    first.0.start().unwrap();
+    for _ in 0..4 {
+        progress.acquire(); // it is a few laps in
+    }
+    first.0.kill().unwrap();
+    assert_eq!(first.0.join_timeout(GENEROUS).unwrap(), Some(-9));
+    let mut mine = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        q.get_bytes(&mut out, Some(GENEROUS)).unwrap();
+        let i = u64::from_le_bytes(out[..8].try_into().unwrap());
+        assert_eq!(out, numbered(i), "message {i} torn");
+        mine.push(i);
+        if i == N - 1 {
+            break;
+        }
+    }
+    assert_eq!(producer.0.join_timeout(GENEROUS).unwrap(), Some(0));
+    assert!(
+        mine.windows(2).all(|w| w[0] < w[1]),
+        "out of order or twice"
+    );
+    let theirs: Vec<u64> = (0..N)
+        .filter(|&i| taken.get(i as usize).unwrap() == 1)
+        .collect();
+    assert!(
+        theirs.len() >= 301,
+        "the first consumer took {}",
+        theirs.len()
+    );
+    let both: Vec<u64> = mine
+        .iter()
+        .copied()
+        .filter(|i| theirs.contains(i))
+        .collect();
+    assert!(both.is_empty(), "delivered twice: {both:?}");
+    let missing = N as usize - mine.len() - theirs.len();
+    assert!(missing <= 1, "{missing} messages lost");
+    assert!(q.is_empty());
 }

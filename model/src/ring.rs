@@ -945,10 +945,11 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut off = 0usize;
         let mut first = true;
         let mut tw = self.h.tail.0.pos.load(Relaxed); // only the prod holder writes it
-                                                      // Past the kept start of the lap: go on at the next lap's start if
-                                                      // the whole message fits there now (a wrap marker here says so).
+
+        // Past the kept start of the lap: go on at the next lap's start if
+        // the whole message fits there now (a wrap marker here says so).
         let mut wrap_at = None;
-        if let Some(to) = self.lap_jump(t, tw, hw, msg.len(), single) {
+        if let Some(to) = self.lap_jump(t, tw, hw, msg.len(), single, wait != Wait::No) {
             wrap_at = Some(pos(tw));
             tw = to;
         }
@@ -1037,6 +1038,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         hw: &mut u64,
         len: usize,
         single: bool,
+        may_spin: bool,
     ) -> Option<u64> {
         let k = chunks_for(len);
         if self.keep == 0 || pos(tw) & (self.cap - 1) < self.keep || k > self.keep || !single {
@@ -1061,15 +1063,17 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
         *hw = self.load_limit();
         // A consumer that is reading (it holds `cons`) close behind (at most
-        // twice the kept start): wait a moment (spin) for it to pass the
-        // lap's start rather than write into memory just given back.
+        // twice the kept start): wait a moment (spin; not in a `try` put) for
+        // it to pass the lap's start rather than write into memory just given
+        // back.
         let mut spins = 0;
         loop {
             if fits(*hw) {
                 return Some(to);
             }
             let behind = pos(tw).wrapping_sub(pos(*hw)) & POS_MASK;
-            if behind > 2 * self.keep
+            if !may_spin
+                || behind > 2 * self.keep
                 || self.h.cons.0.lock.word().load(Relaxed) == 0
                 || !t.spin(spins)
             {

@@ -5,9 +5,9 @@
 //! The protocols' loom and shuttle checks exercise park through the model
 //! platforms, whose waits use neither the owner id nor (outside mutant 1101)
 //! the identity they are given, and which cannot see a needless write: these
-//! tests pin down what the real platform depends on (found by
-//! `scripts/mutants`: each fails under a mutant of `park.rs` that the
-//! protocols' checks let pass). Single-threaded; no checker.
+//! tests pin down what the real platform depends on (written for the
+//! cargo-mutants mutants of `park.rs`: each viable one that is not marked
+//! equivalent fails at least one of them). Single-threaded; no checker.
 
 use super::*;
 use crate::platform::{CellLike, Occupant, Word64, OWNER_MASK};

@@ -382,7 +382,8 @@ impl FrameBuf {
     /// let mut fb = FrameBuf::new();
     /// let r = fb.read_frame(&mut &[9u8, 0, 0, 0][..], 8);
     /// assert!(matches!(r, Err(WireError::Oversized { len: 9, .. })));
-    /// let r = FrameBuf::new().read_frame(&mut &[2u8, 0, 0, 0, 1][..], 8);
+    /// let mut fb = FrameBuf::new();
+    /// let r = fb.read_frame(&mut &[2u8, 0, 0, 0, 1][..], 8);
     /// assert!(matches!(r, Err(WireError::Truncated { expected: 2, got: 1 })));
     /// ```
     pub fn read_frame<R: Read + ?Sized>(

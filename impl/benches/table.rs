@@ -11,8 +11,8 @@
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
-//! `RawQueue`; `start`; `pool_map`; `apply_async`) runs that one measurement
-//! alone, for a profiler
+//! `RawQueue`; `start`; `pool_map`; `apply_async`; `manager_append`) runs
+//! that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
 //! The load average is printed first, with a warning when it exceeds 1: the
@@ -375,8 +375,32 @@ fn profile_one(only: &str, s: &Sizes) {
             p.close().expect("close");
             p.join().expect("join");
         }
+        "manager_append" => {
+            // `PROCSHARE_BENCH_ONLY=manager_append`: the table's "manager
+            // list append, 2 processes" row alone, `s.rounds` times (each
+            // round a fresh manager); `PROCSHARE_BENCH_APPENDS=N` sets the
+            // appends per process (for callgrind), `PROCSHARE_BENCH_REF=1`
+            // runs its reference (2-pair ping-pong) after each round.
+            let n = std::env::var("PROCSHARE_BENCH_APPENDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(s.appends);
+            let with_ref = std::env::var_os("PROCSHARE_BENCH_REF").is_some_and(|v| v == "1");
+            for _ in 0..s.rounds {
+                let a = manager::managed(2, n, manager::Mode::Append);
+                if with_ref {
+                    let r = manager::ping_pong(2, n);
+                    println!(
+                        "manager_append: {a:.0} appends/s, ping-pong {r:.0}/s: {:.2}x",
+                        a / r
+                    );
+                } else {
+                    println!("manager_append: {a:.0} appends/s");
+                }
+            }
+        }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map or apply_async"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, apply_async or manager_append"
         ),
     }
 }

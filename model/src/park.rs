@@ -185,3 +185,6 @@ pub fn park<P: Platform, R>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -258,6 +258,171 @@ pub fn read_frame<R: Read + ?Sized, T: DeserializeOwned>(
     decode(&read_frame_bytes(r, limit)?)
 }
 
+/// Encode `v` as one whole frame (header and payload) into `buf`, replacing
+/// what it held but keeping its allocation: a caller that reuses one buffer
+/// allocates nothing per frame, and writes the frame with one `write_all`.
+///
+/// ```
+/// let mut buf = vec![9, 9];
+/// procshare::internals::wire::encode_frame_into(&1u8, &mut buf).unwrap();
+/// assert_eq!(buf, [1, 0, 0, 0, 1]);
+/// ```
+pub fn encode_frame_into<T: Serialize + ?Sized>(v: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
+    buf.clear();
+    buf.extend_from_slice(&[0u8; HEADER_LEN]);
+    let mut b = postcard::to_extend(v, core::mem::take(buf)).map_err(|e| encode_error(v, e))?;
+    let h = header(b.len() - HEADER_LEN);
+    let h = match h {
+        Ok(h) => h,
+        Err(e) => {
+            b.clear();
+            *buf = b;
+            return Err(e);
+        }
+    };
+    b[..HEADER_LEN].copy_from_slice(&h);
+    *buf = b;
+    Ok(())
+}
+
+/// A frame reader that asks the stream for as many bytes as it has (up to
+/// its buffer's room) instead of the header and then the payload: a frame
+/// that arrived whole is read with one `read` system call, and frames that
+/// arrived together (pipelined requests) with one for all. Bytes read beyond
+/// a frame are kept for the next [`FrameBuf::read_frame`], so one `FrameBuf`
+/// belongs to one stream for that stream's life.
+///
+/// The errors and the limit are [`read_frame_bytes`]'s: a header announcing
+/// more than `limit` bytes is refused before anything is allocated for it.
+///
+/// ```
+/// use procshare::internals::wire::{self, FrameBuf, WireError};
+/// let mut bytes = Vec::new();
+/// wire::write_frame(&mut bytes, &7u8).unwrap();
+/// wire::write_frame(&mut bytes, &"ab").unwrap();
+/// let (mut r, mut fb) = (&bytes[..], FrameBuf::new());
+/// assert_eq!(fb.read_frame(&mut r, 16).unwrap(), [7]);
+/// assert_eq!(fb.read_frame(&mut r, 16).unwrap(), [2, b'a', b'b']);
+/// assert!(fb.is_empty());
+/// assert!(matches!(fb.read_frame(&mut r, 16), Err(WireError::Closed)));
+/// ```
+#[derive(Debug, Default)]
+pub struct FrameBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl FrameBuf {
+    /// Room asked of each `read` (at least; a larger frame grows the buffer
+    /// to its size, and the buffer is cut back to this once it is consumed).
+    const ROOM: usize = 4096;
+
+    /// An empty reader (allocates on its first read).
+    ///
+    /// ```
+    /// assert!(procshare::internals::wire::FrameBuf::new().is_empty());
+    /// ```
+    pub fn new() -> FrameBuf {
+        FrameBuf::default()
+    }
+
+    /// No byte is buffered (every byte read so far was part of a frame
+    /// already returned).
+    ///
+    /// ```
+    /// let mut fb = procshare::internals::wire::FrameBuf::new();
+    /// let two = [1u8, 0, 0, 0, 5, 1, 0, 0, 0, 6];
+    /// assert_eq!(fb.read_frame(&mut &two[..], 8).unwrap(), [5]);
+    /// assert!(!fb.is_empty()); // the second frame came with the first
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Read until at least `want` bytes are buffered; `Ok(false)` if the
+    /// stream ended first.
+    fn fill<R: Read + ?Sized>(&mut self, r: &mut R, want: usize) -> Result<bool, WireError> {
+        if self.end - self.start >= want {
+            return Ok(true);
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > 16 * Self::ROOM && want <= Self::ROOM {
+                // A large frame came and went: give its room back.
+                self.buf = Vec::new();
+            }
+        }
+        if self.buf.len() - self.start < want {
+            // Move what is buffered to the front; grow if that is not enough.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            let room = want.max(Self::ROOM);
+            if self.buf.len() < room {
+                self.buf.resize(room, 0);
+            }
+        }
+        while self.end - self.start < want {
+            match r.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WireError::Io(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Read one frame's payload (valid until the next call).
+    ///
+    /// ```
+    /// use procshare::internals::wire::{FrameBuf, WireError};
+    /// let mut fb = FrameBuf::new();
+    /// let r = fb.read_frame(&mut &[9u8, 0, 0, 0][..], 8);
+    /// assert!(matches!(r, Err(WireError::Oversized { len: 9, .. })));
+    /// let mut fb = FrameBuf::new();
+    /// let r = fb.read_frame(&mut &[2u8, 0, 0, 0, 1][..], 8);
+    /// assert!(matches!(r, Err(WireError::Truncated { expected: 2, got: 1 })));
+    /// ```
+    pub fn read_frame<R: Read + ?Sized>(
+        &mut self,
+        r: &mut R,
+        limit: usize,
+    ) -> Result<&[u8], WireError> {
+        if !self.fill(r, HEADER_LEN)? {
+            let got = self.end - self.start;
+            return Err(if got == 0 {
+                WireError::Closed
+            } else {
+                WireError::Truncated {
+                    expected: HEADER_LEN,
+                    got,
+                }
+            });
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
+        let len = u32::from_le_bytes(h) as usize;
+        if len > limit {
+            return Err(WireError::Oversized {
+                len: len as u64,
+                limit,
+            });
+        }
+        if !self.fill(r, HEADER_LEN + len)? {
+            return Err(WireError::Truncated {
+                expected: len,
+                got: self.end - self.start - HEADER_LEN,
+            });
+        }
+        let from = self.start + HEADER_LEN;
+        self.start = from + len;
+        Ok(&self.buf[from..from + len])
+    }
+}
+
 /// Split the first frame off an in-memory buffer: `(payload, rest)`.
 ///
 /// This is the decoder the fuzz target `wire_frame` drives; it never panics.

@@ -270,8 +270,37 @@ struct Session {
     busy: Option<u32>,
 }
 
-/// One thread's cached connection: the pid that opened it, and the stream.
-type Slot = Mutex<Option<(u32, Stream)>>;
+/// One thread's cached connection (see [`Conn`]).
+type Slot = Mutex<Option<Conn>>;
+
+/// A thread's connection to a server, with its buffers (kept from one call
+/// to the next: a call allocates nothing for its frames, and reads an answer
+/// that arrived whole with one `read`), and the fork generation of the
+/// process that opened it (see [`crate::sys::fork::generation`]: it differs
+/// in every forked child, so a child never uses a connection it inherited;
+/// unlike a pid, it is known without a system call).
+pub(crate) struct Conn {
+    generation: u64,
+    s: Stream,
+    rd: wire::FrameBuf,
+    wr: Vec<u8>,
+}
+
+impl Conn {
+    /// Write `req` as one frame.
+    fn send(&mut self, req: &Request) -> Result<()> {
+        wire::encode_frame_into(req, &mut self.wr)?;
+        self.s.write_all(&self.wr)?;
+        Ok(())
+    }
+    /// Read one answer.
+    fn recv(&mut self, limit: usize) -> Result<Response> {
+        Ok(wire::decode(self.rd.read_frame(&mut self.s, limit)?)?)
+    }
+}
+
+/// A connection's write buffer above this capacity is not kept.
+const BIG_REQUEST: usize = 1 << 20;
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
@@ -440,31 +469,56 @@ thread_local! {
 
 /// Take this thread's connection to `ep` (opening one if there is none, or if
 /// the one cached was opened by another process: we are a forked child).
-fn take_conn(ep: &Arc<Endpoint>) -> Result<(Option<Arc<Slot>>, Stream)> {
+fn take_conn(ep: &Arc<Endpoint>) -> Result<(Option<Arc<Slot>>, Conn)> {
     settle_lent();
-    let pid = std::process::id();
+    // A child forked by anyone (the program's own `fork` too) bumps the
+    // generation once this handler is registered, which it is before the
+    // first connection is opened (a `OnceLock` load once it is).
+    crate::sys::fork::ensure_atfork();
+    let generation = crate::sys::fork::generation();
     let slot = ep.slot();
     let cached = slot
         .as_ref()
         .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take());
-    let s = match cached {
-        Some((p, s)) if p == pid => s,
-        Some((_, stale)) => {
+    let c = match cached {
+        Some(c) if c.generation == generation => c,
+        Some(stale) => {
             // Our parent's connection, inherited by fork: close our copy of
             // the descriptor (the parent's stays open) and never use it.
             drop(stale);
-            connect(ep)?
+            fresh_conn(ep, generation)?
         }
-        None => connect(ep)?,
+        None => fresh_conn(ep, generation)?,
     };
-    Ok((slot, s))
+    Ok((slot, c))
 }
 
-fn put_conn(slot: Option<Arc<Slot>>, s: Stream) {
+fn fresh_conn(ep: &Endpoint, generation: u64) -> Result<Conn> {
+    Ok(Conn {
+        generation,
+        s: connect(ep)?,
+        rd: wire::FrameBuf::new(),
+        wr: Vec::new(),
+    })
+}
+
+/// Put a connection back in its slot, once every answer it was sent has been
+/// read: a byte left over would be the server speaking out of turn, and the
+/// connection is then dropped (closed) instead.
+fn put_conn(slot: Option<Arc<Slot>>, mut c: Conn) -> Result<()> {
+    if !c.rd.is_empty() {
+        return Err(ManagerError::Protocol(
+            "the manager sent more than the answers asked for".into(),
+        ));
+    }
+    if c.wr.capacity() > BIG_REQUEST {
+        c.wr = Vec::new();
+    }
     // Without a slot (thread-locals being destroyed) the connection closes here.
     if let Some(slot) = slot {
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::process::id(), s));
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
     }
+    Ok(())
 }
 
 /// Drop this thread's cached connection to `ep`.
@@ -514,10 +568,10 @@ pub(crate) fn call(ep: &Arc<Endpoint>, req: &Request) -> Result<Response> {
     if let Some(b) = ep.redis() {
         return b.request(req);
     }
-    let (slot, mut s) = take_conn(ep)?;
-    wire::write_frame(&mut s, req)?;
-    let r: Response = wire::read_frame(&mut s, ep.limit)?;
-    put_conn(slot, s);
+    let (slot, mut c) = take_conn(ep)?;
+    c.send(req)?;
+    let r = c.recv(ep.limit)?;
+    put_conn(slot, c)?;
     Ok(r)
 }
 
@@ -527,7 +581,7 @@ pub(crate) fn call_pipelined(ep: &Arc<Endpoint>, reqs: &[Request]) -> Result<Vec
     if let Some(b) = ep.redis() {
         return reqs.iter().map(|r| b.request(r)).collect();
     }
-    let (slot, mut s) = take_conn(ep)?;
+    let (slot, mut c) = take_conn(ep)?;
     // Write all, then read all. The server answers in order; a writer that got
     // far ahead is bounded by the socket buffers, and the server thread always
     // drains requests while we are still writing only if it can write its
@@ -539,12 +593,12 @@ pub(crate) fn call_pipelined(ep: &Arc<Endpoint>, reqs: &[Request]) -> Result<Vec
         for r in chunk {
             wire::write_frame(&mut buf, r)?;
         }
-        s.write_all(&buf)?;
+        c.s.write_all(&buf)?;
         for _ in chunk {
-            out.push(wire::read_frame(&mut s, ep.limit)?);
+            out.push(c.recv(ep.limit)?);
         }
     }
-    put_conn(slot, s);
+    put_conn(slot, c)?;
     Ok(out)
 }
 
@@ -632,12 +686,13 @@ thread_local! {
 /// process's life, the ones inherited from the parent (this process is the
 /// child they hold references for).
 fn settle_lent() {
-    let pid = std::process::id();
     let _ = LENT.try_with(|l| {
         let mut l = l.borrow_mut();
         if l.is_empty() {
             return;
         }
+        // (Asked only here: `getpid` is a system call, and every call comes by.)
+        let pid = std::process::id();
         for (p, s) in l.drain(..) {
             if p == pid {
                 drop(s);

@@ -287,16 +287,24 @@ fn watch_parent(parent: RawPid, dir: Option<PathBuf>, served: bool) {
     }
 }
 
-/// A framed socket as the dispatch loop sees it.
+/// An answer buffer above this capacity is not kept for the next answer.
+const BIG_ANSWER: usize = 1 << 20;
+
+/// A framed socket as the dispatch loop sees it. Its buffers live as long as
+/// the connection: a request that arrived whole is read with one `read`
+/// (pipelined ones together), and an answer is encoded into the same reused
+/// buffer and written with one `write`, with no allocation for either.
 struct Framed {
     s: Stream,
     limit: usize,
+    rd: wire::FrameBuf,
+    wr: Vec<u8>,
 }
 
 impl Transport for Framed {
     fn recv(&mut self) -> Incoming {
-        match wire::read_frame_bytes(&mut self.s, self.limit) {
-            Ok(b) => match wire::decode::<Request>(&b) {
+        match self.rd.read_frame(&mut self.s, self.limit) {
+            Ok(b) => match wire::decode::<Request>(b) {
                 Ok(r) => Incoming::Request(r),
                 Err(e) => Incoming::Garbage(e.to_string()),
             },
@@ -305,7 +313,13 @@ impl Transport for Framed {
         }
     }
     fn send(&mut self, r: &Response) -> bool {
-        wire::write_frame(&mut self.s, r).is_ok()
+        let sent =
+            wire::encode_frame_into(r, &mut self.wr).is_ok() && self.s.write_all(&self.wr).is_ok();
+        if self.wr.capacity() > BIG_ANSWER {
+            // A large answer (a whole list, say) went: give its room back.
+            self.wr = Vec::new();
+        }
+        sent
     }
     fn peer_gone(&self) -> bool {
         let fd = match &self.s {
@@ -337,7 +351,12 @@ fn serve(
         return;
     }
     set_timeout(&s, None);
-    let mut t = Framed { s, limit };
+    let mut t = Framed {
+        s,
+        limit,
+        rd: wire::FrameBuf::new(),
+        wr: Vec::new(),
+    };
     if serve_connection(server, conn, &mut t) == Served::Shutdown {
         exit(0);
     }

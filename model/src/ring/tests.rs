@@ -397,62 +397,6 @@ mod loom_checks {
         }));
     }
 
-    /// A ring of 8 chunks reclaiming units of 2 that keeps the first unit of
-    /// every lap: one-chunk messages wrap early to the next lap's start
-    /// whenever the consumer has passed it (see `wraps_early_to_the_kept_start`).
-    fn keeping(sizes: Vec<usize>) -> Spec {
-        let mut s = spsc(sizes);
-        s.cap = 8;
-        s.reclaim = 1;
-        s
-    }
-
-    /// One producer of three one-chunk messages and one consumer on a ring
-    /// that wraps early (the third goes to the next lap's start when the
-    /// consumer has read the first two). Preemption bound 2.
-    #[test]
-    fn loom_spsc_wrapping_early() {
-        check::<0>(keeping(vec![SMALL; 3]), Some(2));
-    }
-
-    /// The producer dies at every crash point of a ring that wraps early
-    /// (between writing the wrap marker and publishing among them): nothing
-    /// half-made is delivered and the consumer goes on. Bound 1. (Consumers
-    /// dying at every step of a ring that wraps early, between their `head`
-    /// store past a marker and the reclaim step among them, are the shuttle
-    /// check `shuttle_wrapping_deaths_at_every_crash_point`: with two
-    /// consumers loom takes over ten minutes here.)
-    pub(super) fn wrap_crash<const M: u32>() -> u32 {
-        every_crash_point(|k| {
-            let mut s = keeping(vec![SMALL; 3]);
-            s.crash = Some((0, k));
-            check::<M>(s, Some(1))
-        })
-    }
-
-    #[test]
-    fn loom_wrapping_early_deaths_at_every_crash_point() {
-        let n = wrap_crash::<0>();
-        assert!(n >= 8, "only {n} crash points");
-    }
-
-    /// The sweep above catches the misplaced message of seeded bug 615.
-    #[test]
-    fn loom_wrapping_early_deaths_catch_615() {
-        assert!(fails_with("bad wrap marker", || {
-            wrap_crash::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>();
-        }));
-    }
-
-    /// A message put one chunk before the lap's start is never read: the
-    /// consumer follows the wrap marker past it.
-    #[test]
-    fn loom_catches_615_wrap_off_by_one() {
-        assert!(fails_with("bad wrap marker", || {
-            check::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(keeping(vec![SMALL; 3]), Some(2));
-        }));
-    }
-
     #[test]
     fn loom_catches_608_deliver_partial() {
         assert!(fails_with("torn", || {
@@ -490,75 +434,6 @@ fn positions_wrap_around() {
                 }
             }
             assert!(q.ring().len() == model.len());
-        },
-        1,
-    );
-}
-
-/// The wrap itself, step by step on one thread: a ring of 8 chunks keeping
-/// 2 (one reclaim unit) at each lap's start. Three messages at positions 0,
-/// 1 and 2 (the kept start is unread: no wrap); once they are read, the
-/// producer, past the kept start with the consumer caught up, looks at the
-/// consumer's side when a message starts at a unit's first chunk (at 4, not
-/// at 3: its hint is stale), and that message goes to position 8 behind a
-/// wrap marker at 4; the consumer follows it there; a message too large
-/// for the kept start (3 chunks) never wraps early.
-#[test]
-fn wraps_early_to_the_kept_start() {
-    use crate::shuttle_platform::{world, ModelThread, Shuttle};
-    shuttle::check_random(
-        || {
-            let w = world();
-            let t = ModelThread::new(&w, 1);
-            let q = Q::<Shuttle<0>>::with_header(RingHeader::new(8, 0).with_reclaim(1));
-            let r = q.ring();
-            assert_eq!(r.keep, 2);
-            let positions = |r: &Ring<'_, Shuttle<0>>| {
-                let d = format!("{r:?}");
-                let field = |name: &str| {
-                    let at = d.find(&format!("{name}: 0x")).expect(name) + name.len() + 4;
-                    let hex: String = d[at..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_hexdigit())
-                        .collect();
-                    u64::from_str_radix(&hex, 16).unwrap() & ((1 << 40) - 1)
-                };
-                (field("tail"), field("head"))
-            };
-            let mut out = Vec::new();
-            let put = |i: u8, len: usize| r.put(&t, &message(1, i, len), Wait::No).unwrap();
-            let get = |out: &mut Vec<u8>, i: u8, len: usize| {
-                r.get(&t, out, Wait::No).unwrap();
-                assert_eq!(*out, message(1, i, len), "message {i}");
-            };
-            put(0, SMALL);
-            put(1, SMALL);
-            assert_eq!(positions(&r), (2, 0));
-            // The kept start is unread: no wrap, the message goes at 2.
-            put(2, SMALL);
-            assert_eq!(positions(&r), (3, 0), "wrapped over unread messages");
-            for i in 0..3 {
-                get(&mut out, i, SMALL);
-            }
-            assert_eq!(positions(&r), (3, 3));
-            // Caught up, past the kept start, mid-unit: the stale hint says
-            // no room at the lap's start, and the producer does not look.
-            put(3, SMALL);
-            assert_eq!(positions(&r), (4, 3), "looked mid-unit");
-            // At a unit's start it looks: wrap marker at 4, message at 8.
-            put(4, SMALL);
-            assert_eq!(positions(&r), (9, 3), "did not wrap to the kept start");
-            get(&mut out, 3, SMALL);
-            get(&mut out, 4, SMALL);
-            assert_eq!(positions(&r), (9, 9));
-            put(5, SMALL);
-            // At 10 (past the kept start again, caught up): a 3-chunk
-            // message does not fit the kept start and goes on at 10.
-            put(6, 40);
-            assert_eq!(positions(&r), (13, 9));
-            get(&mut out, 5, SMALL);
-            get(&mut out, 6, 40);
-            assert_eq!(r.len(), 0);
         },
         1,
     );
@@ -627,45 +502,6 @@ mod shuttle_checks {
             });
             assert!(n >= 4, "thread {who}: only {n} crash points");
         }
-    }
-
-    /// [`mpmc`] on a ring of 8 chunks reclaiming units of 2 that keeps the
-    /// first unit of every lap: the small messages (up to 2 chunks) wrap
-    /// early whenever the consumers have passed the lap's start.
-    fn mpmc_wrapping(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
-        let mut s = mpmc(mixed, crash);
-        s.cap = 8;
-        s.reclaim = 1;
-        s
-    }
-
-    #[test]
-    fn shuttle_mpmc_wrapping_early() {
-        random::<0>(mpmc_wrapping(false, None));
-        pct::<0>(mpmc_wrapping(true, None));
-    }
-
-    /// Each consumer and a producer die at every crash point of a ring that
-    /// wraps early.
-    #[test]
-    fn shuttle_wrapping_deaths_at_every_crash_point() {
-        let iters = (shuttle_iters() / 10).max(50);
-        for who in [0usize, 3, 4] {
-            let n = every_crash_point(|k| {
-                let spec = mpmc_wrapping(false, Some((who, k)));
-                shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
-                })
-            });
-            assert!(n >= 4, "thread {who}: only {n} crash points");
-        }
-    }
-
-    #[test]
-    fn shuttle_catches_615_wrap_off_by_one() {
-        assert!(fails_with("bad wrap marker", || {
-            random::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(mpmc_wrapping(false, None));
-        }));
     }
 
     #[test]

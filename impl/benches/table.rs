@@ -11,7 +11,8 @@
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
-//! `RawQueue`; `start`; `pool_map`; `apply_async`; `manager_append`) runs
+//! `RawQueue`; `start`; `pool_map`; `apply_async`; `value_lock`;
+//! `manager_append`) runs
 //! that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
@@ -375,6 +376,20 @@ fn profile_one(only: &str, s: &Sizes) {
             p.close().expect("close");
             p.join().expect("join");
         }
+        "value_lock" => {
+            // `PROCSHARE_BENCH_ONLY=value_lock`: the two `Value` lock rows
+            // alone, `s.rounds` interleaved rounds with their references.
+            for _ in 0..s.rounds {
+                let v = locks::value(s.increments, || procshare::Value::new(0).unwrap());
+                let p = locks::robust_pthread(s.increments);
+                let m = locks::std_mutex(s.increments);
+                println!(
+                    "value_lock: {v:.0} ops/s, glibc robust {p:.0} ({:.2}x), std Mutex {m:.0} ({:.2}x)",
+                    v / p,
+                    v / m
+                );
+            }
+        }
         "manager_append" => {
             // `PROCSHARE_BENCH_ONLY=manager_append`: the table's "manager
             // list append, 2 processes" row alone, `s.rounds` times (each
@@ -400,7 +415,7 @@ fn profile_one(only: &str, s: &Sizes) {
             }
         }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, apply_async or manager_append"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, apply_async, value_lock or manager_append"
         ),
     }
 }

@@ -349,33 +349,11 @@ fn profile_one(only: &str, s: &Sizes) {
                 fraw.1 as f64 / n
             );
         }
-        "pool_map" => {
-            // `PROCSHARE_BENCH_ONLY=pool_map`: `Pool(2).map` of `s.map`
-            // u64s, after one warm-up map (the workers' buffers sized),
-            // `s.rounds` times (`PROCSHARE_BENCH_HOLD`: see `hold`).
-            let p = pool::two_workers();
-            let _ = pool::map(&p, s.map);
-            for _ in 0..s.rounds {
-                let d = pool::map(&p, s.map);
-                println!("pool_map: {:.0} items/s", rate(s.map, d));
-            }
-            hold(&p);
-            p.close().expect("close");
-            p.join().expect("join");
-        }
-        "apply_async" => {
-            // `PROCSHARE_BENCH_ONLY=apply_async`: `apply_async(..).get()`
-            // round trips, one at a time, after a warm-up.
-            let p = pool::two_workers();
-            let _ = pool::round_trips(&p, 100);
-            for _ in 0..s.rounds {
-                let d = pool::round_trips(&p, s.trips);
-                println!("apply_async: {:.0} trips/s", rate(s.trips, d));
-            }
-            hold(&p);
-            p.close().expect("close");
-            p.join().expect("join");
-        }
+        // `Pool(2).map` of `s.map` u64s / `apply_async(..).get()` round
+        // trips one at a time, each after a warm-up (the workers' buffers
+        // sized), `s.rounds` times (`PROCSHARE_BENCH_HOLD`: see `hold`).
+        "pool_map" => pool_rounds(s, "pool_map", "items", (s.map, s.map), pool::map),
+        "apply_async" => pool_rounds(s, "apply_async", "trips", (100, s.trips), pool::round_trips),
         "value_lock" => {
             // `PROCSHARE_BENCH_ONLY=value_lock`: the two `Value` lock rows
             // alone, `s.rounds` interleaved rounds with their references.
@@ -418,6 +396,27 @@ fn profile_one(only: &str, s: &Sizes) {
             "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, apply_async, value_lock or manager_append"
         ),
     }
+}
+
+/// A `PROCSHARE_BENCH_ONLY` pool mode: `run(pool, warm)` once to warm up,
+/// then `run(pool, n)` `s.rounds` times, each rate printed; then the pool is
+/// closed.
+fn pool_rounds(
+    s: &Sizes,
+    name: &str,
+    unit: &str,
+    (warm, n): (u64, u64),
+    run: impl Fn(&procshare::Pool, u64) -> std::time::Duration,
+) {
+    let p = pool::two_workers();
+    let _ = run(&p, warm);
+    for _ in 0..s.rounds {
+        let d = run(&p, n);
+        println!("{name}: {:.0} {unit}/s", rate(n, d));
+    }
+    hold(&p);
+    p.close().expect("close");
+    p.join().expect("join");
 }
 
 fn main() {

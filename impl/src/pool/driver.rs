@@ -295,6 +295,8 @@ pub(crate) struct Driver {
     spawn_init: Option<Arc<dyn SpawnInit>>,
     /// How workers are started (the first ones and their replacements).
     method: StartMethod,
+    /// How long an idle worker polls its socket before it sleeps.
+    spin: std::time::Duration,
     /// What `poll` reported per worker (kept from one step to the next: no
     /// allocation per step).
     ready: Vec<(crate::sys::io::PollFlags, crate::sys::io::PollFlags)>,
@@ -321,6 +323,7 @@ impl Driver {
         init: Option<InitFn>,
         spawn_init: Option<Arc<dyn SpawnInit>>,
         method: StartMethod,
+        spin: std::time::Duration,
     ) -> Driver {
         Driver {
             d: Dispatcher::new(cfg),
@@ -331,6 +334,7 @@ impl Driver {
             init,
             spawn_init,
             method,
+            spin,
             ready: Vec::new(),
         }
     }
@@ -382,7 +386,8 @@ impl Driver {
         let mut p = if self.method == StartMethod::Fork {
             let cfd = child.as_ref().map_or(-1, |c| c.as_raw_fd());
             let init = self.init.clone();
-            Process::new(move || worker::child_main(cfd, &close, init, owner))
+            let spin = self.spin;
+            Process::new(move || worker::child_main(cfd, &close, init, owner, spin))
         } else {
             // A fresh exec of this binary: it inherits no descriptor (all the
             // pool's are close-on-exec) but its socket, passed as an
@@ -392,6 +397,7 @@ impl Driver {
                 sock: OwnedFd::from(child.take().expect("not taken yet")),
                 owner,
                 served: self.method == StartMethod::ForkServer,
+                spin: self.spin,
                 init: self.spawn_init.clone(),
             };
             Process::with_target(worker::spawned_main, (arg,)).start_method(self.method)

@@ -23,6 +23,13 @@ use driver::{Driver, Frame, Shared, Submission};
 use job::{ErrCallback, Job, OkCallback};
 use worker::Tramp;
 
+/// How long an idle pool worker polls for work before it sleeps, by default
+/// (see [`PoolBuilder::idle_spin`]).
+const DEFAULT_IDLE_SPIN: core::time::Duration = core::time::Duration::from_micros(200);
+
+/// The longest [`PoolBuilder::idle_spin`].
+const MAX_IDLE_SPIN: core::time::Duration = core::time::Duration::from_millis(1);
+
 /// Builder of a [`Pool`] (CPython's `Pool(processes, initializer, initargs, maxtasksperchild)`).
 ///
 /// ```
@@ -39,6 +46,7 @@ pub struct PoolBuilder {
     maxtasks: Option<u64>,
     bad_maxtasks: bool,
     method: crate::process::StartMethod,
+    idle_spin: Option<core::time::Duration>,
 }
 
 impl core::fmt::Debug for PoolBuilder {
@@ -47,6 +55,7 @@ impl core::fmt::Debug for PoolBuilder {
             .field("processes", &self.processes)
             .field("initializer", &self.init.is_some())
             .field("maxtasksperchild", &self.maxtasks)
+            .field("idle_spin", &self.idle_spin)
             .finish()
     }
 }
@@ -151,6 +160,35 @@ impl PoolBuilder {
         self
     }
 
+    /// How long an idle worker keeps polling its socket for the next unit of
+    /// work before it sleeps in the kernel. A unit that arrives while the
+    /// worker polls starts at once; one that arrives after it sleeps waits for
+    /// the kernel to wake it, which on a virtual machine whose other CPU
+    /// halted costs tens of microseconds (a sequence of
+    /// `apply_async(..).get()` calls is then three times slower). The price is
+    /// up to this much CPU time burnt each time a worker runs out of work.
+    ///
+    /// Default: 200 µs when the pool has at most as many
+    /// workers as there are CPUs ([`cpu_count`](crate::cpu_count)), zero
+    /// otherwise (an idle worker would take a CPU from a busy one).
+    /// `Duration::ZERO` turns polling off; values above a millisecond are
+    /// taken as a millisecond.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use std::time::Duration;
+    /// use procshare::Pool;
+    /// fn inc(x: u64) -> u64 {
+    ///     x + 1
+    /// }
+    /// let pool = Pool::builder().processes(1).idle_spin(Duration::ZERO).build().unwrap();
+    /// assert_eq!(pool.apply(inc, 41).unwrap(), 42);
+    /// ```
+    pub fn idle_spin(mut self, d: core::time::Duration) -> Self {
+        self.idle_spin = Some(d.min(MAX_IDLE_SPIN));
+        self
+    }
+
     /// Start the workers and wait until each has run its initializer.
     /// An initializer that panics is [`PoolError::InitializerFailed`].
     pub fn build(self) -> Result<Pool, PoolError> {
@@ -174,7 +212,21 @@ impl PoolBuilder {
             maxtasksperchild: self.maxtasks,
             depth: 2,
         };
-        let mut drv = Driver::new(cfg, shared.clone(), self.init, self.spawn_init, self.method);
+        let spin = self
+            .idle_spin
+            .unwrap_or(if processes <= crate::cpu_count() {
+                DEFAULT_IDLE_SPIN
+            } else {
+                core::time::Duration::ZERO
+            });
+        let mut drv = Driver::new(
+            cfg,
+            shared.clone(),
+            self.init,
+            self.spawn_init,
+            self.method,
+            spin,
+        );
         // Fork the first workers from this thread (the dispatcher thread does
         // not exist yet) and wait for their initializers.
         while drv.ready_workers() < processes && drv.broken().is_none() && !drv.is_finished() {
@@ -400,6 +452,7 @@ impl Pool {
             maxtasks: None,
             bad_maxtasks: false,
             method: crate::process::StartMethod::Fork,
+            idle_spin: None,
         }
     }
 

@@ -101,6 +101,31 @@ pub(crate) fn send_nonblocking(fd: BorrowedFd<'_>, buf: &[u8]) -> Sent {
     }
 }
 
+/// What [`recv_nonblocking`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// This many bytes (0: the end of stream).
+    Bytes(usize),
+    /// Nothing is queued yet.
+    WouldBlock,
+    /// The socket failed (the peer reset it, ...).
+    Failed,
+}
+
+/// Receives into `buf` from the stream socket `fd` without blocking (whatever
+/// the descriptor's mode), retrying on `EINTR`.
+pub(crate) fn recv_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Received {
+    use rustix::net::RecvFlags;
+    loop {
+        match rustix::net::recv(fd, &mut *buf, RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Received::Bytes(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Received::WouldBlock,
+            Err(_) => return Received::Failed,
+        }
+    }
+}
+
 /// A connected pair of close-on-exec `AF_UNIX` `SOCK_SEQPACKET` sockets.
 pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};

@@ -166,7 +166,11 @@ impl PoolBuilder {
     /// the kernel to wake it, which on a virtual machine whose other CPU
     /// halted costs tens of microseconds (a sequence of
     /// `apply_async(..).get()` calls is then three times slower). The price is
-    /// up to this much CPU time burnt each time a worker runs out of work.
+    /// up to this much CPU time burnt each time a worker runs out of work, so
+    /// a worker polls only while the machine has a CPU for it: its runnable
+    /// tasks (`/proc/loadavg`, this worker included) are no more than its
+    /// CPUs. On busy CPUs it would take one from the process that sends it
+    /// the next unit.
     ///
     /// Default: 200 µs when the pool has at most as many
     /// workers as there are CPUs ([`cpu_count`](crate::cpu_count)), zero

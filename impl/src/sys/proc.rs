@@ -296,3 +296,48 @@ pub(crate) fn in_executable_mapping(addr: usize, ino: u64) -> bool {
         perms.as_bytes().get(2) == Some(&b'x') && inode.parse() == Ok(ino) && (a..b).contains(&addr)
     })
 }
+
+/// The machine's runnable tasks (running or waiting for a CPU) right now,
+/// from the fourth field of `/proc/loadavg` (`"0.20 0.75 0.50 3/345 12345"`:
+/// 3), read through `fd` (that file, opened by [`open_loadavg`]); `None` if
+/// it cannot be read or parsed.
+pub(crate) fn runnable_tasks(fd: impl AsFd) -> Option<u32> {
+    let mut buf = [0u8; 128];
+    let n = rustix::io::pread(fd, &mut buf, 0).ok()?;
+    parse_runnable(&buf[..n])
+}
+
+/// `/proc/loadavg`, opened close-on-exec, for [`runnable_tasks`].
+pub(crate) fn open_loadavg() -> Option<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        "/proc/loadavg",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// The runnable count of a `/proc/loadavg` line (see [`runnable_tasks`]).
+pub(crate) fn parse_runnable(line: &[u8]) -> Option<u32> {
+    let field = line.split(|&b| b == b' ').nth(3)?;
+    let running = field.split(|&b| b == b'/').next()?;
+    core::str::from_utf8(running).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod loadavg_tests {
+    use super::*;
+
+    #[test]
+    fn the_runnable_count_is_the_fourth_fields_numerator() {
+        assert_eq!(parse_runnable(b"0.20 0.75 0.50 3/345 12345\n"), Some(3));
+        assert_eq!(parse_runnable(b"1.00 2.00 3.00 17/2000 1\n"), Some(17));
+        assert_eq!(parse_runnable(b"0.20 0.75 0.50"), None);
+        assert_eq!(parse_runnable(b"0.20 0.75 0.50 x/345 1"), None);
+        assert_eq!(parse_runnable(b""), None);
+        // This machine's own file reads, and counts at least this thread.
+        let fd = open_loadavg().expect("/proc/loadavg");
+        assert!(runnable_tasks(&fd).expect("a count") >= 1);
+    }
+}

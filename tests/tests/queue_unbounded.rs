@@ -260,7 +260,9 @@ fn numbered(i: u64) -> Vec<u8> {
 /// message, between its `head` store and its reclaim step, ...). The
 /// consumer that takes over gets every message the dead one had not taken,
 /// whole and in order; only the message the dead one was taking when it died
-/// may be missing; nothing is delivered twice.
+/// may be missing; nothing is delivered twice. (The first consumer stops
+/// before the last 500 messages: on a busy machine the kill could otherwise
+/// come after it had taken them all, and the taker-over would wait in vain.)
 #[test]
 fn a_consumer_killed_mid_stream_loses_at_most_its_message() {
     quiet();
@@ -268,6 +270,10 @@ fn a_consumer_killed_mid_stream_loses_at_most_its_message() {
     let q = RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
     let taken = RawArray::<u8>::zeroed(N as usize).unwrap(); // by the first consumer
     let progress = Semaphore::new(0).unwrap();
+    // Released by nobody: the first consumer stops on it before the end of
+    // the stream, so that it is killed before it has taken everything
+    // (however late the kill comes on a busy machine).
+    let never = Semaphore::new(0).unwrap();
     let mut producer = Child(Process::new({
         let q = q.clone();
         move || {
@@ -277,7 +283,8 @@ fn a_consumer_killed_mid_stream_loses_at_most_its_message() {
         }
     }));
     let mut first = Child(Process::new({
-        let (q, taken, progress) = (q.clone(), taken.clone(), progress.clone());
+        let (q, taken, progress, never) =
+            (q.clone(), taken.clone(), progress.clone(), never.clone());
         move || {
             let mut out = Vec::new();
             loop {
@@ -287,6 +294,9 @@ fn a_consumer_killed_mid_stream_loses_at_most_its_message() {
                 taken.set(i as usize, 1).unwrap();
                 if i % 100 == 0 {
                     progress.release().unwrap();
+                }
+                if i == N - 500 {
+                    never.acquire();
                 }
             }
         }

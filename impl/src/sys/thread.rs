@@ -377,23 +377,26 @@ where
     let slot: std::sync::Arc<std::sync::Mutex<Option<std::thread::Result<T>>>> =
         std::sync::Arc::default();
     let out = slot.clone();
+    let mut cname = name.into_bytes();
+    cname.truncate(15); // the kernel's limit, without the NUL
+    cname.retain(|&b| b != 0);
+    let cname = std::ffi::CString::new(cname).ok();
     let body: Box<dyn FnOnce() + Send> = Box::new(move || {
         let _counted = counted;
+        // Named by itself before its body runs (named by the spawner, it
+        // could run a while under the spawner's name).
+        if let Some(c) = cname {
+            // SAFETY: `pthread_self()` is this live thread and `c` a
+            // NUL-terminated string of at most 16 bytes. Failure only leaves
+            // the thread unnamed.
+            unsafe { libc::pthread_setname_np(libc::pthread_self(), c.as_ptr()) };
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     });
     // On a start error the body, and with it `counted`, is dropped: the
     // count is restored.
     let id = start_raw(body)?;
-    let mut cname = name.into_bytes();
-    cname.truncate(15); // the kernel's limit, without the NUL
-    cname.retain(|&b| b != 0);
-    if let Ok(c) = std::ffi::CString::new(cname) {
-        // SAFETY: `id` is a live thread (not joined or detached yet) and `c`
-        // a NUL-terminated string of at most 16 bytes. Failure only leaves
-        // the thread unnamed.
-        unsafe { libc::pthread_setname_np(id, c.as_ptr()) };
-    }
     Ok(Helper { id: Some(id), slot })
 }
 

@@ -390,6 +390,18 @@ impl<P: Platform> core::fmt::Debug for RingHeader<P> {
                 &format_args!("{:#x}", self.head.0.pos.load(Relaxed)),
             )
             .field("closed", &self.closed.0.load(Relaxed))
+            .field(
+                "reclaimed",
+                &format_args!("{:#x}", self.reclaimed.load(Relaxed)),
+            )
+            .field(
+                "prod",
+                &format_args!("{:#x}", self.prod.0.lock.word().load(Relaxed)),
+            )
+            .field(
+                "cons",
+                &format_args!("{:#x}", self.cons.0.lock.word().load(Relaxed)),
+            )
             .finish()
     }
 }

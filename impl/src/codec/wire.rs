@@ -974,27 +974,27 @@ mod tests {
 
     #[test]
     fn frame_buf_errors_count_from_the_frame_not_the_buffer() {
-        let f1 = [1, 0, 0, 0, 7];
-        let mut fb = FrameBuf::new();
-        let mut r = pieces([Ok(&f1[..]), Ok(&[3, 0, 0, 0, b'a', b'b'])]);
-        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
-        assert!(matches!(
-            fb.read_frame(&mut r, 3),
-            Err(WireError::Truncated {
-                expected: 3,
-                got: 2
-            })
-        ));
-        let mut fb = FrameBuf::new();
-        let mut r = pieces([Ok(&f1[..]), Ok(&[1, 0])]);
-        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
-        assert!(matches!(
-            fb.read_frame(&mut r, 3),
-            Err(WireError::Truncated {
-                expected: 4,
-                got: 2
-            })
-        ));
+        let f1 = [1u8, 0, 0, 0, 7];
+        // What follows the first frame arrives apart from it (and is read into
+        // the emptied buffer) or with it (and sits behind it in the buffer).
+        for (tail, expect) in [(&[3u8, 0, 0, 0, b'a', b'b'][..], (3, 2)), (&[1, 0], (4, 2))] {
+            for together in [false, true] {
+                let joined = [&f1[..], tail].concat();
+                let mut r = if together {
+                    pieces([Ok(&joined[..])])
+                } else {
+                    pieces([Ok(&f1[..]), Ok(tail)])
+                };
+                let mut fb = FrameBuf::new();
+                assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
+                match fb.read_frame(&mut r, 3) {
+                    Err(WireError::Truncated { expected, got }) => {
+                        assert_eq!((expected, got), expect, "{tail:?}, together: {together}")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
         let f = [3, 0, 0, 0, b'a', b'b', b'c'];
         assert_eq!(FrameBuf::new().read_frame(&mut &f[..], 3).unwrap(), b"abc");
         assert!(matches!(

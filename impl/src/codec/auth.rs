@@ -324,6 +324,8 @@ mod tests {
         let (mut a, mut b) = UnixStream::pair().unwrap();
         let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("k")));
         client_handshake(&mut a, &AuthKey::new("k")).unwrap();
+        // The server ends at end of stream if it is still waiting (never hangs).
+        drop(a);
         t.join().unwrap().unwrap();
     }
 

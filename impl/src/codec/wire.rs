@@ -862,7 +862,7 @@ mod tests {
             Ok(&[0, b'a']),
             eintr(),
             Ok(&[b'b', b'c', 2, 0, 0, 0]),
-            Ok(&[b'd', b'e']),
+            Ok(b"de"),
         ]);
         assert_eq!(read_frame_bytes(&mut r, 3).unwrap(), b"abc");
         assert_eq!(read_frame_bytes(&mut r, 3).unwrap(), b"de");

@@ -436,6 +436,9 @@ mod tests {
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Wrap(u16);
 
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Pair(u8, i16);
+
     #[test]
     fn scalars_are_their_little_endian_bytes() {
         assert_eq!(
@@ -448,6 +451,7 @@ mod tests {
         assert_eq!(plain(&(1u8, 2u16)).unwrap(), [1, 2, 0]);
         assert_eq!(plain(&[3u32; 2]).unwrap(), [3, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(plain(&Wrap(5)).unwrap(), [5, 0]);
+        assert_eq!(plain(&Pair(1, -2)).unwrap(), [1, 0xfe, 0xff]);
     }
 
     #[test]
@@ -466,6 +470,7 @@ mod tests {
             Ok((-1, 0.5, [1, 2, 3]))
         );
         assert_eq!(back::<Wrap>(&plain(&Wrap(9)).unwrap()), Ok(Wrap(9)));
+        assert_eq!(back::<Pair>(&[1, 0xfe, 0xff]), Ok(Pair(1, -2)));
     }
 
     #[test]

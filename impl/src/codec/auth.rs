@@ -318,4 +318,123 @@ mod tests {
         assert!(matches!(c, Err(AuthError::WrongDigest)), "{c:?}");
         assert_eq!(t.join().unwrap().unwrap(), FAILURE);
     }
+
+    #[test]
+    fn right_key_both_directions() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || server_handshake(&mut b, &AuthKey::new("k")));
+        client_handshake(&mut a, &AuthKey::new("k")).unwrap();
+        // The server ends at end of stream if it is still waiting (never hangs).
+        drop(a);
+        t.join().unwrap().unwrap();
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        wire::write_frame_bytes(&mut f, payload).unwrap();
+        f
+    }
+
+    /// The nonce of the scripted challenges below, and CPython's answer to it
+    /// for the key `k`: `hmac.new(b"k", b"{sha256}" + bytes(range(32)),
+    /// "sha256").hexdigest()`.
+    const NONCE: [u8; 32] = {
+        let mut n = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            n[i] = i as u8;
+            i += 1;
+        }
+        n
+    };
+    const CPYTHON_ANSWER: &str = "36d1ed1d17535ed7cfbdaf277926e6c8046209bb07b73db423e9d5c0e75de6f0";
+
+    fn challenge(tag: &[u8]) -> Vec<u8> {
+        frame(&[CHALLENGE, tag, &NONCE].concat())
+    }
+
+    #[test]
+    fn the_answer_is_cpythons_and_the_verdict_is_read() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        for (verdict, expect) in [
+            (WELCOME, "ok"),
+            (FAILURE, "authentication failed: the peer refused our key"),
+            (
+                &b"#HELLO#"[..],
+                "authentication failed: protocol violation: expected #WELCOME# or #FAILURE#",
+            ),
+        ] {
+            let input = [challenge(DIGEST_TAG), frame(verdict)].concat();
+            let mut peer = ScriptedPeer::new(&input);
+            let r = answer_challenge(&mut peer, &AuthKey::new("k"));
+            assert_eq!(r.map_or_else(|e| e.to_string(), |()| "ok".into()), expect);
+            let answer = wire::split_frame(&peer.output, HANDSHAKE_LIMIT).unwrap();
+            assert_eq!(answer.1, b"", "one frame written");
+            let mac = answer.0.strip_prefix(DIGEST_TAG).expect("{sha256} first");
+            assert_eq!(hex(mac), CPYTHON_ANSWER);
+        }
+    }
+
+    #[test]
+    fn a_bad_challenge_is_a_protocol_error_and_is_not_answered() {
+        for (input, expect) in [
+            (
+                frame(b"#HELLO#{sha256}"),
+                "authentication failed: protocol violation: expected a challenge",
+            ),
+            (
+                challenge(b"{md5}"),
+                "authentication failed: protocol violation: unsupported digest (want {sha256})",
+            ),
+            (
+                // 257 bytes announced, above the handshake's limit.
+                vec![1, 1, 0, 0],
+                "authentication failed: oversized frame: 257 bytes announced, limit is 256",
+            ),
+        ] {
+            let mut peer = ScriptedPeer::new(&input);
+            let e = answer_challenge(&mut peer, &AuthKey::new("k")).unwrap_err();
+            assert_eq!(e.to_string(), expect);
+            assert_eq!(peer.output, b"");
+        }
+    }
+
+    #[test]
+    fn a_challenge_is_a_fresh_nonce_and_a_wrong_answer_is_refused() {
+        // What deliver_challenge sends: `#CHALLENGE#{sha256}` and 32 random bytes.
+        let mut sent = Vec::new();
+        for _ in 0..2 {
+            let mut peer = ScriptedPeer::new(b"");
+            let e = deliver_challenge(&mut peer, &AuthKey::new("k")).unwrap_err();
+            assert!(matches!(e, AuthError::Wire(WireError::Closed)), "{e:?}");
+            let (msg, rest) = wire::split_frame(&peer.output, HANDSHAKE_LIMIT).unwrap();
+            assert_eq!(rest, b"");
+            let nonce = msg.strip_prefix(b"#CHALLENGE#{sha256}").unwrap();
+            assert_eq!(nonce.len(), NONCE_LEN);
+            sent.push(nonce.to_vec());
+        }
+        assert_ne!(sent[0], sent[1], "a fresh nonce per challenge");
+        // An answer that is not the digest, or not tagged: `#FAILURE#`.
+        for answer in [&[DIGEST_TAG, &[0u8; 32]].concat()[..], b"", b"{sha256}"] {
+            let input = frame(answer);
+            let mut peer = ScriptedPeer::new(&input);
+            let e = deliver_challenge(&mut peer, &AuthKey::new("k")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "authentication failed: digest received was wrong"
+            );
+            let (_, verdict) = wire::split_frame(&peer.output, HANDSHAKE_LIMIT).unwrap();
+            assert_eq!(verdict, frame(FAILURE));
+        }
+    }
+
+    #[test]
+    fn keys_random_redacted_and_as_given() {
+        let (a, b) = (AuthKey::random().unwrap(), AuthKey::random().unwrap());
+        assert_eq!(a.as_bytes().len(), 32);
+        assert_ne!(a, b);
+        let k = AuthKey::new("secret");
+        assert_eq!(k.as_bytes(), b"secret");
+        assert_eq!(format!("{k:?}"), "AuthKey(<redacted>)");
+    }
 }

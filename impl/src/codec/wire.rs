@@ -650,6 +650,51 @@ impl serde::ser::SerializeMap for MessageCatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, VecDeque};
+
+    /// A stream that hands out its bytes in the given pieces, one piece (or
+    /// what fits of it) per `read`, as a socket does when the peer's writes
+    /// arrive apart, with the scripted errors between them (`Interrupted` is
+    /// EINTR, which the `Read` contract says to retry). Asking it for 0 bytes
+    /// panics: on a socket such a read blocks until data comes.
+    struct Pieces(VecDeque<io::Result<Vec<u8>>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(!buf.is_empty(), "a read of 0 bytes (blocks on a socket)");
+            match self.0.pop_front() {
+                None => Ok(0),
+                Some(Err(e)) => Err(e),
+                Some(Ok(mut p)) => {
+                    let n = p.len().min(buf.len());
+                    buf[..n].copy_from_slice(&p[..n]);
+                    if n < p.len() {
+                        self.0.push_front(Ok(p.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    fn pieces<const N: usize>(parts: [io::Result<&[u8]>; N]) -> Pieces {
+        Pieces(parts.into_iter().map(|p| p.map(<[u8]>::to_vec)).collect())
+    }
+
+    fn one_byte_at_a_time(b: &[u8]) -> Pieces {
+        Pieces(b.iter().map(|&x| Ok(vec![x])).collect())
+    }
+
+    fn eintr<'a>() -> io::Result<&'a [u8]> {
+        Err(io::ErrorKind::Interrupted.into())
+    }
+
+    /// A frame of `len` payload bytes `0, 1, 2, ...` (mod 251).
+    fn frame_of(len: usize) -> Vec<u8> {
+        let mut f = (len as u32).to_le_bytes().to_vec();
+        f.extend((0..len).map(|i| (i % 251) as u8));
+        f
+    }
 
     #[test]
     fn roundtrip_and_errors() {
@@ -690,5 +735,317 @@ mod tests {
             read_frame_bytes(&mut &[0xff, 0xff, 0xff, 0xff][..], DEFAULT_LIMIT),
             Err(WireError::Oversized { .. })
         ));
+    }
+
+    #[test]
+    fn the_default_limit_is_64_mib() {
+        let at = (64u32 << 20).to_le_bytes();
+        assert!(matches!(
+            split_frame(&at, DEFAULT_LIMIT),
+            Err(WireError::Truncated { expected, got: 0 }) if expected == 64 << 20
+        ));
+        let above = ((64u32 << 20) + 1).to_le_bytes();
+        assert!(matches!(
+            split_frame(&above, DEFAULT_LIMIT),
+            Err(WireError::Oversized { len, limit }) if len == (64 << 20) + 1 && limit == 64 << 20
+        ));
+    }
+
+    #[test]
+    fn encodings_are_postcards_and_frames_have_a_le_header() {
+        // 300 is the varint [0xac, 0x02]: a value longer than one byte.
+        assert_eq!(encode(&300u16).unwrap(), [0xac, 0x02]);
+        assert_eq!(encode(&("ab", 1u8)).unwrap(), [2, b'a', b'b', 1]);
+        let mut buf = vec![9];
+        encode_into(&300u16, &mut buf).unwrap();
+        assert_eq!(buf, [9, 0xac, 0x02]);
+        let mut w = Vec::new();
+        write_frame_bytes(&mut w, b"abc").unwrap();
+        assert_eq!(w, [3, 0, 0, 0, b'a', b'b', b'c']);
+        let mut w = Vec::new();
+        write_frame(&mut w, &300u16).unwrap();
+        assert_eq!(w, [2, 0, 0, 0, 0xac, 0x02]);
+        let mut buf = vec![9, 9, 9];
+        encode_frame_into(&"ab", &mut buf).unwrap();
+        assert_eq!(buf, [3, 0, 0, 0, 2, b'a', b'b']);
+        assert_eq!(header(0x0102_0304).unwrap(), [4, 3, 2, 1]);
+        assert_eq!(header(u32::MAX as usize).unwrap(), [0xff; 4]);
+        // A payload of 4 GiB does not fit the header (tested on the header
+        // alone: nothing that large is allocated).
+        assert!(matches!(
+            header(1 << 32),
+            Err(WireError::Oversized { len, limit }) if len == 1 << 32 && limit == u32::MAX as usize
+        ));
+    }
+
+    /// A value whose `Serialize` fails with the message "boom".
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    struct Failing;
+
+    impl Serialize for Failing {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("boom"))
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    struct Newtype(Failing);
+    #[derive(serde::Serialize)]
+    struct TupleStruct(u8, Failing);
+    #[derive(serde::Serialize)]
+    struct Struct {
+        a: u8,
+        b: Failing,
+    }
+    #[derive(serde::Serialize)]
+    enum Enum {
+        Newtype(Failing),
+        Tuple(u8, Failing),
+        Struct { a: u8, b: Failing },
+    }
+
+    /// A sequence of unknown length: postcard refuses it on its own.
+    struct UnknownLength;
+
+    impl Serialize for UnknownLength {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serde::ser::SerializeSeq::end(s.serialize_seq(None)?)
+        }
+    }
+
+    fn message<T: Serialize + ?Sized>(v: &T) -> String {
+        let from = [
+            encode(v).err(),
+            encode_into(v, &mut Vec::new()).err(),
+            write_frame(&mut Vec::new(), v).err(),
+            encode_frame_into(v, &mut Vec::new()).err(),
+        ];
+        let mut messages = from.into_iter().map(|e| match e {
+            Some(WireError::Encode { message, .. }) => message,
+            other => panic!("not an encode error: {other:?}"),
+        });
+        let first = messages.next().unwrap();
+        assert!(messages.all(|m| m == first));
+        first
+    }
+
+    #[test]
+    fn an_encode_error_keeps_the_serializers_message_in_every_shape() {
+        assert_eq!(message(&Failing), "boom");
+        assert_eq!(message(&Some(Failing)), "boom");
+        assert_eq!(message(&Newtype(Failing)), "boom");
+        assert_eq!(message(&Enum::Newtype(Failing)), "boom");
+        assert_eq!(message(&vec![Failing]), "boom");
+        assert_eq!(message(&(1u8, Failing)), "boom");
+        assert_eq!(message(&TupleStruct(1, Failing)), "boom");
+        assert_eq!(message(&Enum::Tuple(1, Failing)), "boom");
+        assert_eq!(message(&Struct { a: 1, b: Failing }), "boom");
+        assert_eq!(message(&Enum::Struct { a: 1, b: Failing }), "boom");
+        assert_eq!(message(&BTreeMap::from([(1u8, Failing)])), "boom");
+        assert_eq!(message(&BTreeMap::from([(Failing, 1u8)])), "boom");
+        // Not a `Serialize`'s own failure: postcard's message.
+        assert_eq!(
+            message(&UnknownLength),
+            postcard::Error::SerializeSeqLengthUnknown.to_string()
+        );
+        let e = encode(&Failing).unwrap_err();
+        assert_eq!(e.to_string(), "cannot encode: boom");
+        assert_eq!(Caught("boom".into()).to_string(), "boom");
+    }
+
+    #[test]
+    fn read_frame_bytes_retries_eintr_and_reads_a_frame_in_pieces() {
+        let mut r = pieces([
+            Ok(&[3]),
+            eintr(),
+            Ok(&[0, 0]),
+            Ok(&[0, b'a']),
+            eintr(),
+            Ok(&[b'b', b'c', 2, 0, 0, 0]),
+            Ok(b"de"),
+        ]);
+        assert_eq!(read_frame_bytes(&mut r, 3).unwrap(), b"abc");
+        assert_eq!(read_frame_bytes(&mut r, 3).unwrap(), b"de");
+        assert!(matches!(
+            read_frame_bytes(&mut r, 3),
+            Err(WireError::Closed)
+        ));
+        // An empty payload.
+        let mut r = one_byte_at_a_time(&[0, 0, 0, 0]);
+        assert_eq!(read_frame_bytes(&mut r, 3).unwrap(), b"");
+    }
+
+    #[test]
+    fn read_frame_bytes_limit_truncation_and_io_errors() {
+        let f = [3, 0, 0, 0, b'a', b'b', b'c'];
+        assert_eq!(read_frame_bytes(&mut &f[..], 3).unwrap(), b"abc");
+        assert!(matches!(
+            read_frame_bytes(&mut &f[..], 2),
+            Err(WireError::Oversized { len: 3, limit: 2 })
+        ));
+        for n in 1..4 {
+            assert!(matches!(
+                read_frame_bytes(&mut &f[..n], 3),
+                Err(WireError::Truncated { expected: 4, got }) if got == n
+            ));
+        }
+        assert!(matches!(
+            read_frame_bytes(&mut &f[..6], 3),
+            Err(WireError::Truncated {
+                expected: 3,
+                got: 2
+            })
+        ));
+        // Any other error is the caller's (not retried), whatever follows it.
+        let mut r = pieces([Ok(&[3, 0]), Err(io::Error::other("gone")), Ok(&f[2..])]);
+        match read_frame_bytes(&mut r, 3) {
+            Err(WireError::Io(e)) => assert_eq!(e.to_string(), "gone"),
+            other => panic!("{other:?}"),
+        }
+        let mut r = pieces([Err(io::Error::other("gone")), Ok(&f[..])]);
+        assert!(matches!(read_frame_bytes(&mut r, 3), Err(WireError::Io(_))));
+    }
+
+    #[test]
+    fn split_frame_on_short_exact_and_long_buffers() {
+        assert!(matches!(split_frame(&[], 8), Err(WireError::Closed)));
+        for n in 1..4 {
+            assert!(matches!(
+                split_frame(&[2, 0, 0][..n], 8),
+                Err(WireError::Truncated { expected: 4, got }) if got == n
+            ));
+        }
+        assert_eq!(split_frame(&[0, 0, 0, 0], 8).unwrap(), (&[][..], &[][..]));
+        assert_eq!(
+            split_frame(&[0, 0, 0, 0, 9], 8).unwrap(),
+            (&[][..], &[9][..])
+        );
+        let f = [2, 0, 0, 0, b'a', b'b', b'c'];
+        assert_eq!(split_frame(&f, 2).unwrap(), (&b"ab"[..], &b"c"[..]));
+        assert_eq!(split_frame(&f[..6], 2).unwrap(), (&b"ab"[..], &[][..]));
+        assert!(matches!(
+            split_frame(&f[..5], 2),
+            Err(WireError::Truncated {
+                expected: 2,
+                got: 1
+            })
+        ));
+        assert!(matches!(
+            split_frame(&f, 1),
+            Err(WireError::Oversized { len: 2, limit: 1 })
+        ));
+    }
+
+    #[test]
+    fn frame_buf_reads_frames_in_pieces_and_pipelined() {
+        let mut all = vec![1, 0, 0, 0, 7];
+        all.extend([0, 0, 0, 0]);
+        all.extend([3, 0, 0, 0, b'a', b'b', b'c']);
+        // One byte per read, with EINTRs.
+        let mut r = one_byte_at_a_time(&all);
+        r.0.insert(2, Err(io::ErrorKind::Interrupted.into()));
+        r.0.insert(12, Err(io::ErrorKind::Interrupted.into()));
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
+        assert!(fb.is_empty());
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), []);
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), b"abc");
+        assert!(matches!(fb.read_frame(&mut r, 3), Err(WireError::Closed)));
+        // All in one read.
+        let mut r = &all[..];
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
+        assert!(!fb.is_empty());
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), []);
+        assert!(!fb.is_empty());
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), b"abc");
+        assert!(fb.is_empty());
+        assert!(matches!(fb.read_frame(&mut r, 3), Err(WireError::Closed)));
+        // The next frame's first part comes with this one, its end later.
+        let mut r = pieces([Ok(&all[..10]), Ok(&all[10..])]);
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), []);
+        assert_eq!(fb.read_frame(&mut r, 3).unwrap(), b"abc");
+        // A lone empty frame.
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.read_frame(&mut &[0u8, 0, 0, 0][..], 3).unwrap(), []);
+    }
+
+    #[test]
+    fn frame_buf_errors_count_from_the_frame_not_the_buffer() {
+        let f1 = [1u8, 0, 0, 0, 7];
+        // What follows the first frame arrives apart from it (and is read into
+        // the emptied buffer) or with it (and sits behind it in the buffer).
+        for (tail, expect) in [(&[3u8, 0, 0, 0, b'a', b'b'][..], (3, 2)), (&[1, 0], (4, 2))] {
+            for together in [false, true] {
+                let joined = [&f1[..], tail].concat();
+                let mut r = if together {
+                    pieces([Ok(&joined[..])])
+                } else {
+                    pieces([Ok(&f1[..]), Ok(tail)])
+                };
+                let mut fb = FrameBuf::new();
+                assert_eq!(fb.read_frame(&mut r, 3).unwrap(), [7]);
+                match fb.read_frame(&mut r, 3) {
+                    Err(WireError::Truncated { expected, got }) => {
+                        assert_eq!((expected, got), expect, "{tail:?}, together: {together}")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        let f = [3, 0, 0, 0, b'a', b'b', b'c'];
+        assert_eq!(FrameBuf::new().read_frame(&mut &f[..], 3).unwrap(), b"abc");
+        assert!(matches!(
+            FrameBuf::new().read_frame(&mut &f[..], 2),
+            Err(WireError::Oversized { len: 3, limit: 2 })
+        ));
+        let mut r = pieces([Ok(&[3, 0]), Err(io::Error::other("gone")), Ok(&f[2..])]);
+        match FrameBuf::new().read_frame(&mut r, 3) {
+            Err(WireError::Io(e)) => assert_eq!(e.to_string(), "gone"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn frame_buf_moves_a_partial_frame_to_the_front_and_grows_for_a_large_one() {
+        // The first read fills the 4096-byte buffer: all of a 4004-byte frame
+        // and 92 bytes of the next (304 bytes), which must move to the front.
+        let mut all = frame_of(4000);
+        all.extend(frame_of(300));
+        all.extend(frame_of(10_000));
+        let mut r = pieces([Ok(&all[..])]);
+        let mut fb = FrameBuf::new();
+        assert_eq!(fb.read_frame(&mut r, 10_000).unwrap(), &frame_of(4000)[4..]);
+        assert_eq!(fb.buf.len(), FrameBuf::ROOM);
+        assert_eq!(fb.read_frame(&mut r, 10_000).unwrap(), &frame_of(300)[4..]);
+        assert_eq!(
+            fb.read_frame(&mut r, 10_000).unwrap(),
+            &frame_of(10_000)[4..]
+        );
+        assert!(matches!(
+            fb.read_frame(&mut r, 10_000),
+            Err(WireError::Closed)
+        ));
+    }
+
+    #[test]
+    fn frame_buf_gives_back_the_room_of_a_large_frame_only() {
+        // (payload of the large frame, buffer length once a small frame follows)
+        for (big, kept) in [
+            (70_000, FrameBuf::ROOM),   // above 16 rooms: cut back
+            (16 * 4096 - 4, 16 * 4096), // exactly 16 rooms: kept
+            (5_000, 5_004),             // a little above one room: kept
+        ] {
+            let mut all = frame_of(big);
+            all.extend(frame_of(1));
+            let mut r = &all[..];
+            let mut fb = FrameBuf::new();
+            assert_eq!(fb.read_frame(&mut r, big).unwrap(), &frame_of(big)[4..]);
+            assert_eq!(fb.buf.len(), big + 4);
+            assert_eq!(fb.read_frame(&mut r, big).unwrap(), [0]);
+            assert_eq!(fb.buf.len(), kept, "after a frame of {big}");
+        }
     }
 }

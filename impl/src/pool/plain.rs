@@ -436,6 +436,9 @@ mod tests {
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
     struct Wrap(u16);
 
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Pair(u8, i16);
+
     #[test]
     fn scalars_are_their_little_endian_bytes() {
         assert_eq!(
@@ -448,6 +451,7 @@ mod tests {
         assert_eq!(plain(&(1u8, 2u16)).unwrap(), [1, 2, 0]);
         assert_eq!(plain(&[3u32; 2]).unwrap(), [3, 0, 0, 0, 3, 0, 0, 0]);
         assert_eq!(plain(&Wrap(5)).unwrap(), [5, 0]);
+        assert_eq!(plain(&Pair(1, -2)).unwrap(), [1, 0xfe, 0xff]);
     }
 
     #[test]
@@ -466,6 +470,7 @@ mod tests {
             Ok((-1, 0.5, [1, 2, 3]))
         );
         assert_eq!(back::<Wrap>(&plain(&Wrap(9)).unwrap()), Ok(Wrap(9)));
+        assert_eq!(back::<Pair>(&[1, 0xfe, 0xff]), Ok(Pair(1, -2)));
     }
 
     #[test]
@@ -651,5 +656,63 @@ mod tests {
         assert_eq!(back::<String>(&[0, 0]), Err(NotPlain));
         assert_eq!(back::<Option<u8>>(&[1, 1]), Err(NotPlain));
         assert_eq!(back::<Point>(&[0; 10]), Err(NotPlain));
+    }
+
+    #[test]
+    fn false_trailing_bytes_and_the_message() {
+        assert_eq!(back::<bool>(&[0]), Ok(false));
+        assert_eq!(back::<bool>(&[1]), Ok(true));
+        // A value followed by more bytes: `rest` is what is left.
+        let mut de = PlainDe::new(&[7, 8, 9]);
+        assert_eq!(u8::deserialize(&mut de), Ok(7));
+        assert_eq!(de.rest(), [8, 9]);
+        assert_eq!(back::<u8>(&[7, 8]), Err(NotPlain));
+        assert_eq!(
+            NotPlain.to_string(),
+            "not a plain value, or plain bytes that do not decode"
+        );
+    }
+
+    #[test]
+    fn a_type_that_asks_is_told_the_format_is_not_human_readable() {
+        // An address serializes as its octets in a compact format, as text in a
+        // human-readable one (text is not plain).
+        let a = std::net::Ipv4Addr::new(1, 2, 3, 4);
+        assert_eq!(plain(&a).unwrap(), [1, 2, 3, 4]);
+        assert_eq!(back::<std::net::Ipv4Addr>(&[1, 2, 3, 4]), Ok(a));
+        // What serializes through `collect_str` (Display) is text.
+        assert_eq!(plain(&format_args!("{}", 1)), None);
+    }
+
+    /// The fields' `size_hint` before each read, and whether a read past the
+    /// last field gives `None`.
+    struct Hints(Vec<Option<usize>>, bool);
+
+    impl<'de> Deserialize<'de> for Hints {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Hints;
+                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    f.write_str("two u8")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Hints, A::Error> {
+                    let mut hints = vec![s.size_hint()];
+                    for _ in 0..2 {
+                        s.next_element::<u8>()?;
+                        hints.push(s.size_hint());
+                    }
+                    Ok(Hints(hints, s.next_element::<u8>()?.is_none()))
+                }
+            }
+            d.deserialize_tuple(2, V)
+        }
+    }
+
+    #[test]
+    fn a_tuple_counts_down_its_fields_and_ends_after_the_last() {
+        let Hints(hints, ended) = back::<Hints>(&[1, 2]).unwrap();
+        assert_eq!(hints, [Some(2), Some(1), Some(0)]);
+        assert!(ended);
     }
 }

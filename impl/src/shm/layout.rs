@@ -354,4 +354,23 @@ mod tests {
             super::FINGERPRINT
         );
     }
+
+    /// The lookups behind the build-time checks, on what those checks never
+    /// ask (a name or version that is not there): `None`, not a read past the end.
+    #[test]
+    fn lookups_of_a_missing_name_or_version_are_none() {
+        let table = [("word", 0), ("ident", 8)];
+        assert_eq!(super::offset_in(&table, "ident"), Some(8));
+        assert_eq!(super::offset_in(&table, "iden"), None);
+        assert_eq!(super::offset_in(&[], "word"), None);
+        assert_eq!(
+            super::recorded(super::LAYOUT_VERSION),
+            Some(super::FINGERPRINT)
+        );
+        assert_eq!(super::recorded(0), None);
+        assert_eq!(super::recorded(u32::MAX), None);
+        assert!(super::str_eq("ab", "ab"));
+        assert!(!super::str_eq("ab", "ac"));
+        assert!(!super::str_eq("ab", "abc"));
+    }
 }

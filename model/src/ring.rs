@@ -107,6 +107,53 @@
 //! twice is still just zeros). The unit `head` is in is never given back: its
 //! rest is still to be read (the seeded bug 612 does, and is caught).
 //!
+//! # Keeping a lap's start
+//!
+//! Positions only grow, so a reclaiming ring (many GiB of positions) would
+//! write every message into memory that was just given back: the real
+//! platform then takes a page fault, a fresh zeroed page and a hole punch per
+//! 4 KiB moved, about 2.5 µs each on a VM — ten times the copy. So a
+//! reclaiming ring *keeps* the first [`RingHeader::keep`] chunks of every
+//! lap (a lap: `capacity` positions; up to [`KEEP_UNITS`] reclaim units, at
+//! most a quarter of the ring): the reclaim step never gives them back, and a
+//! producer about to start a message past them goes on at the next lap's
+//! start instead, where the same chunks are — still in memory — if the queue
+//! is **empty** (`head` is at `tail`: every piece consumed) and the message
+//! fits there (the ordinary room check, from `reclaimed`). It looks at the
+//! consumer's side for that about once per reclaim unit, and when it finds a
+//! consumer reading close behind (holding `cons`, at most `2 * keep` chunks
+//! back) it spins a moment for it to catch up. All of this only chooses
+//! *where* the message goes; the room check decides whether it may.
+//!
+//! It writes a **wrap marker** (a piece of flags [`WRAP`], `len` 0) at
+//! `tail`, then the message's piece at the lap's start, and publishes both
+//! with its one `Release` store of `tail` (the count as for the message
+//! alone): a producer that dies before it leaves nothing published. A
+//! consumer that reads a wrap marker at `head` stores `head` at the next
+//! lap's start (count unchanged) and runs the reclaim step, which gives back
+//! the marker's unit and the stretch the marker skipped (never written since
+//! it was last given back: holes, one call) and keeps the lap's start; a
+//! consumer that dies in between leaves the reclaim step to the next `cons`
+//! holder, as anywhere else. While the consumer keeps up, a stream of
+//! messages thus cycles through the same `keep` chunks; when it falls
+//! behind, the producers go on past them into the rest of the ring as
+//! before. Only single-piece messages of at most `keep` chunks wrap early.
+//!
+//! Why only onto an empty queue, and who follows the marker: until the
+//! marker is followed, the producer's room is measured from `reclaimed`,
+//! still in the previous lap, so a producer that wrapped can write only up
+//! to where the consumer had freed. A consumer that stops reading right
+//! after the wrap would then bound the producer by a megabyte — the
+//! unbounded queue's promise broken (session 8's design did this; seeded bug
+//! 616). So a producer wraps only when nothing is unread (then the marker is
+//! the next thing at `head`), and a producer that finds no room while nobody
+//! holds `cons` follows a marker at `head` itself, as a consumer would, under
+//! `cons` (taken with `try_lock`: producers never wait for consumers; lock
+//! order `prod` then `cons`), and goes on with the whole ring as room
+//! (seeded bug 617 does not). A consumer that holds `cons` has the marker to
+//! read and follows it.
+//! (The seeded bug 615 puts the message one chunk before the lap's start.)
+//!
 //! # Deadlines
 //!
 //! A producer's deadline applies to every wait: a streamed message that times
@@ -133,6 +180,18 @@ pub const PIECE_HEADER: usize = 8;
 pub const FIRST: u32 = 1;
 /// Piece flag: last piece of a message.
 pub const LAST: u32 = 2;
+/// Piece flag: a *wrap marker* (alone, `len` 0): the stream goes on at the
+/// start of the next lap (the next position that is a multiple of the
+/// capacity). See [Keeping a lap's start](self#keeping-a-laps-start).
+pub const WRAP: u32 = 4;
+/// How many times a producer about to wrap early spins for a consumer that
+/// reads close behind to catch up (the real platform's first 8 spins are
+/// 255 `pause`s in all, a few microseconds: a consumer that is running
+/// catches up by then; one that is not would cost the producer far more).
+const WRAP_SPINS: u32 = 8;
+/// Reclaim units at the start of every lap that a reclaiming ring keeps
+/// (never gives back), at most a quarter of the ring.
+pub const KEEP_UNITS: u64 = 16;
 /// Largest ring, in chunks (positions are 40 bits and must not alias).
 pub const MAX_CAPACITY: u64 = 1 << 36;
 /// Largest `max_items` (message counts are 24 bits).
@@ -202,6 +261,20 @@ pub const MUTANT_RECLAIMED_FIRST: Mutant = Mutant(613);
 /// step its dead predecessor left half-done.
 #[doc(hidden)]
 pub const MUTANT_NO_RECLAIM_RECOVERY: Mutant = Mutant(614);
+/// Seeded bug: a producer that wraps early puts the message one chunk
+/// before the next lap's start, where the consumer does not look after the
+/// wrap marker.
+#[doc(hidden)]
+pub const MUTANT_WRAP_OFF_BY_ONE: Mutant = Mutant(615);
+/// Seeded bug: a producer wraps early while the queue still holds messages
+/// (the condition of the design taken out in session 8: a consumer that then
+/// stops reading bounds the producer by what it freed in the previous lap).
+#[doc(hidden)]
+pub const MUTANT_WRAP_NOT_EMPTY: Mutant = Mutant(616);
+/// Seeded bug: a producer with no room never follows a wrap marker itself,
+/// so a consumer that stopped right before one bounds it.
+#[doc(hidden)]
+pub const MUTANT_NO_FINISH_WRAP: Mutant = Mutant(617);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +390,18 @@ impl<P: Platform> core::fmt::Debug for RingHeader<P> {
                 &format_args!("{:#x}", self.head.0.pos.load(Relaxed)),
             )
             .field("closed", &self.closed.0.load(Relaxed))
+            .field(
+                "reclaimed",
+                &format_args!("{:#x}", self.reclaimed.load(Relaxed)),
+            )
+            .field(
+                "prod",
+                &format_args!("{:#x}", self.prod.0.lock.word().load(Relaxed)),
+            )
+            .field(
+                "cons",
+                &format_args!("{:#x}", self.cons.0.lock.word().load(Relaxed)),
+            )
             .finish()
     }
 }
@@ -426,6 +511,17 @@ impl<P: Platform> RingHeader<P> {
         self.prod.0.seen.store(pack(cnt(h), r), Relaxed);
     }
 
+    /// Chunks kept at the start of every lap (whole reclaim units, never
+    /// given back; 0: none, and the producers never wrap early): up to
+    /// [`KEEP_UNITS`] units, at most a quarter of the ring. See [Keeping a
+    /// lap's start](self#keeping-a-laps-start).
+    pub fn keep(&self) -> u64 {
+        match self.reclaim_shift {
+            0 => 0,
+            s => (KEEP_UNITS << s).min(floor_unit(self.capacity / 4, s)),
+        }
+    }
+
     /// Chunks per reclaim unit (0: the ring never reclaims memory).
     pub fn reclaim_unit(&self) -> u64 {
         if self.reclaim_shift == 0 {
@@ -480,6 +576,8 @@ pub struct Ring<'a, P: Platform> {
     h: &'a RingHeader<P>,
     slots: &'a [P::Cell<Chunk>],
     cap: u64,
+    /// Chunks kept at the start of every lap (0: the ring never wraps early).
+    keep: u64,
     reclaimer: Option<&'a dyn Reclaim>,
 }
 
@@ -508,6 +606,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             h,
             slots,
             cap,
+            keep: h.keep(),
             reclaimer: None,
         })
     }
@@ -885,6 +984,15 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut off = 0usize;
         let mut first = true;
         let mut tw = self.h.tail.0.pos.load(Relaxed); // only the prod holder writes it
+
+        // Past the kept start of the lap: go on at the next lap's start if
+        // the whole message fits there now (a wrap marker here says so).
+        let mut wrap_at = None;
+        if let Some(to) = self.lap_jump(t, tw, hw, msg.len(), single, wait != Wait::No) {
+            wrap_at = Some(pos(tw));
+            tw = to;
+        }
+        let mut finishing_tried = false;
         loop {
             // Wait for room for the next piece.
             let mut spins = 0;
@@ -910,6 +1018,15 @@ impl<'a, P: Platform> Ring<'a, P> {
                 if let Some(r) = self.room(tw, *hw, first, msg.len() - off, single) {
                     break r;
                 }
+                // No room: perhaps only because nobody followed a wrap
+                // marker yet (once per wait: `cons` is the consumers' line).
+                if self.keep != 0 && !finishing_tried {
+                    finishing_tried = true;
+                    if self.finish_wrap(t, tw) {
+                        *hw = self.load_limit();
+                        continue;
+                    }
+                }
                 if wait == Wait::No {
                     return Err(RingError::Full);
                 }
@@ -917,6 +1034,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                     spins += 1;
                     continue;
                 }
+                finishing_tried = false;
                 if self.sleep(t, &self.h.head.0.event, ev, (0, 0), dl) == Woke::TimedOut
                     && t.expired(dl)
                 {
@@ -928,6 +1046,11 @@ impl<'a, P: Platform> Ring<'a, P> {
             let last = off + bytes == msg.len();
             if last {
                 flags |= LAST;
+            }
+            if let Some(w) = wrap_at.take() {
+                // Published with the message by the one `tail` store below.
+                self.write_piece(w, WRAP, &[]);
+                t.crash_point();
             }
             let written = self.write_piece(pos(tw), flags, &msg[off..off + bytes]);
             debug_assert_eq!(written, k);
@@ -949,6 +1072,117 @@ impl<'a, P: Platform> Ring<'a, P> {
                 self.notify(t, &self.h.tail.0.event);
             }
         }
+    }
+
+    /// Where a message of `len` bytes starts instead of `tw` when it wraps
+    /// early (see [Keeping a lap's start](self#keeping-a-laps-start)):
+    /// `tw`'s count at the next lap's start, if the ring keeps a lap's
+    /// start, `tw` is past it, the queue is empty (`head` is at `tw`: every
+    /// piece consumed) and the message fits at the lap's start whole now
+    /// (measured from `reclaimed`, as every room). `None`: the message goes
+    /// at `tw`. Refreshes the hint `hw`.
+    #[inline]
+    fn lap_jump(
+        &self,
+        t: &P::Thread,
+        tw: u64,
+        hw: &mut u64,
+        len: usize,
+        single: bool,
+        may_spin: bool,
+    ) -> Option<u64> {
+        let k = chunks_for(len);
+        if self.keep == 0 || pos(tw) & (self.cap - 1) < self.keep || k > self.keep || !single {
+            return None;
+        }
+        // Look at the consumer's side at most about once per reclaim unit
+        // `tw` passes (when a message starts within its first `k` chunks),
+        // not at every message (its hot line, read per message, would slow
+        // both sides).
+        if pos(tw) & (self.h.reclaim_unit() - 1) >= k {
+            return None;
+        }
+        let to = if mutant::<P>(MUTANT_WRAP_OFF_BY_ONE) {
+            pack(cnt(tw), pos(tw) | (self.cap - 1))
+        } else {
+            pack(cnt(tw), (pos(tw) | (self.cap - 1)).wrapping_add(1))
+        };
+        let fits = |hw: u64| matches!(self.room(to, hw, true, len, true), Some((b, _)) if b == len);
+        // A consumer that is reading (it holds `cons`) close behind (at most
+        // twice the kept start): wait a moment (spin; not in a `try` put) for
+        // it to catch up rather than write into memory just given back.
+        let mut spins = 0;
+        loop {
+            let head = self.h.head.0.pos.load(Acquire);
+            *hw = self.load_limit();
+            let behind = pos(tw).wrapping_sub(pos(head)) & POS_MASK;
+            if behind == 0 || mutant::<P>(MUTANT_WRAP_NOT_EMPTY) {
+                // Empty: nothing unread lies anywhere in the ring, so after the
+                // jump the producer's room is the whole ring once the marker is
+                // followed — by a consumer, or by a producer that runs out of
+                // room before one comes (`finish_wrap`).
+                return fits(*hw).then_some(to);
+            }
+            if !may_spin
+                || behind > 2 * self.keep
+                || self.h.cons.0.lock.word().load(Relaxed) == 0
+                || spins >= WRAP_SPINS
+                || !t.spin(spins)
+            {
+                return None;
+            }
+            spins += 1;
+        }
+    }
+
+    /// A producer (holding `prod`; its `tail` is `tw`) that found no room:
+    /// if the consumers' side stops at a wrap marker that no consumer is
+    /// following (nobody holds `cons`, or its holder died), follow it as a
+    /// consumer would: `head` to the next lap's start and the reclaim step.
+    /// Then the whole ring is room again, whether or not anybody reads. (A
+    /// consumer that holds `cons` follows the marker itself: there is
+    /// something to read.) Also finishes a dead consumer's reclaim step.
+    /// Returns whether `head` or `reclaimed` moved.
+    fn finish_wrap(&self, t: &P::Thread, tw: u64) -> bool {
+        match self.h.cons.0.lock.try_lock(t) {
+            Err(_) => return false,
+            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.head.0.event),
+            Ok(Acquired::Clean) => {}
+        }
+        let hw = self.h.head.0.pos.load(Relaxed); // only the cons holder (us) writes it
+        let mut moved = self.reclaim_upto(t, hw);
+        let avail = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
+        if avail > 0 && avail <= self.cap && !mutant::<P>(MUTANT_NO_FINISH_WRAP) {
+            // Published (below our own `tail`) and not freed: ours to read.
+            let (len, flags, _) = self.piece_header(pos(hw));
+            if flags == WRAP && len == 0 {
+                moved |= self.follow_marker(t, hw, avail).is_some();
+            }
+        }
+        if moved {
+            self.notify(t, &self.h.head.0.event);
+        }
+        let _ = self.h.cons.0.lock.unlock(t);
+        moved
+    }
+
+    /// Follow the wrap marker at `head` (`hw`; `avail` chunks published
+    /// from it), holding `cons`: `head` to the next lap's start, then the
+    /// reclaim step. `None` (nothing changed) if the lap's start lies beyond
+    /// what is published: not a marker this protocol wrote.
+    fn follow_marker(&self, t: &P::Thread, hw: u64, avail: u64) -> Option<u64> {
+        let at = pos(hw);
+        let to = (at | (self.cap - 1)).wrapping_add(1) & POS_MASK;
+        if to.wrapping_sub(at) & POS_MASK >= avail {
+            return None;
+        }
+        let hw = pack(cnt(hw), to);
+        self.h.head.0.pos.store(hw, Release);
+        t.crash_point();
+        if self.reclaim_upto(t, hw) {
+            self.notify(t, &self.h.head.0.event);
+        }
+        Some(hw)
     }
 
     /// What a producer's room is measured from: `head` (its message count
@@ -1009,14 +1243,22 @@ impl<'a, P: Platform> Ring<'a, P> {
         if mutant::<P>(MUTANT_RECLAIMED_FIRST) {
             self.h.reclaimed.store(target, Release);
         }
+        // One stretch per lap (at most two: the distance is at most the
+        // capacity), less the lap's kept start; a stretch a wrap marker
+        // skipped holds nothing, but giving it back is one call either way.
         while r != target {
-            let first = (r & (self.cap - 1)) as usize;
-            match self.reclaimer {
-                Some(f) => f.reclaim(first, unit as usize),
-                None => self.zero_chunks(first, unit as usize),
+            let idx = r & (self.cap - 1);
+            let n = (target.wrapping_sub(r) & POS_MASK).min(self.cap - idx);
+            let from = idx.max(self.keep);
+            if from < idx + n {
+                let (first, chunks) = (from as usize, (idx + n - from) as usize);
+                match self.reclaimer {
+                    Some(f) => f.reclaim(first, chunks),
+                    None => self.zero_chunks(first, chunks),
+                }
+                t.crash_point();
             }
-            t.crash_point();
-            r = (r + unit) & POS_MASK;
+            r = (r + n) & POS_MASK;
         }
         self.h.reclaimed.store(target, Release);
         t.crash_point();
@@ -1183,6 +1425,19 @@ impl<'a, P: Platform> Ring<'a, P> {
             spins = 0;
             let at = pos(hw);
             let (len, flags, first) = self.piece_header(at);
+            if flags == WRAP && len == 0 {
+                // A wrap marker: the stream goes on at the next lap's start,
+                // which the producer published together with (below) a
+                // message's first piece. Nothing between is anybody's.
+                match self.follow_marker(t, hw, avail) {
+                    Some(h) => hw = h,
+                    None => {
+                        let tw = self.h.tail.0.pos.load(Acquire);
+                        return Err(self.resync(t, tw, "bad wrap marker"));
+                    }
+                }
+                continue;
+            }
             let k = chunks_for(len);
             if len > cap as usize * CHUNK || k > avail || flags & !(FIRST | LAST) != 0 {
                 let tw = self.h.tail.0.pos.load(Acquire);

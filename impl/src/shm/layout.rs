@@ -293,11 +293,17 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// identity beside its word (16 bytes, align 8); the ring's `head_seen` and
 /// `tail_seen` move to 16 and 144, a `Value`'s data to 24 (32 for 16-aligned
 /// data).
+///
+/// Version 5: the queue ring's protocol gained the wrap marker (a piece of
+/// flags `WRAP`: a reclaiming ring's producer goes on at the next lap's
+/// kept start); the bytes did not move, a version-4 consumer would call the
+/// marker corrupt.
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
     (3, 0x9a12_7824),
     (4, 0xb898_a324),
+    (5, 0xb898_a324),
 ];
 
 /// The fingerprint recorded for `version`, if any.

@@ -397,6 +397,62 @@ mod loom_checks {
         }));
     }
 
+    /// A ring of 8 chunks reclaiming units of 2 that keeps the first unit of
+    /// every lap: one-chunk messages wrap early to the next lap's start
+    /// whenever the consumer has passed it (see `wraps_early_to_the_kept_start`).
+    fn keeping(sizes: Vec<usize>) -> Spec {
+        let mut s = spsc(sizes);
+        s.cap = 8;
+        s.reclaim = 1;
+        s
+    }
+
+    /// One producer of three one-chunk messages and one consumer on a ring
+    /// that wraps early (the third goes to the next lap's start when the
+    /// consumer has read the first two). Preemption bound 2.
+    #[test]
+    fn loom_spsc_wrapping_early() {
+        check::<0>(keeping(vec![SMALL; 3]), Some(2));
+    }
+
+    /// The producer dies at every crash point of a ring that wraps early
+    /// (between writing the wrap marker and publishing among them): nothing
+    /// half-made is delivered and the consumer goes on. Bound 1. (Consumers
+    /// dying at every step of a ring that wraps early, between their `head`
+    /// store past a marker and the reclaim step among them, are the shuttle
+    /// check `shuttle_wrapping_deaths_at_every_crash_point`: with two
+    /// consumers loom takes over ten minutes here.)
+    pub(super) fn wrap_crash<const M: u32>() -> u32 {
+        every_crash_point(|k| {
+            let mut s = keeping(vec![SMALL; 3]);
+            s.crash = Some((0, k));
+            check::<M>(s, Some(1))
+        })
+    }
+
+    #[test]
+    fn loom_wrapping_early_deaths_at_every_crash_point() {
+        let n = wrap_crash::<0>();
+        assert!(n >= 8, "only {n} crash points");
+    }
+
+    /// The sweep above catches the misplaced message of seeded bug 615.
+    #[test]
+    fn loom_wrapping_early_deaths_catch_615() {
+        assert!(fails_with("bad wrap marker", || {
+            wrap_crash::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>();
+        }));
+    }
+
+    /// A message put one chunk before the lap's start is never read: the
+    /// consumer follows the wrap marker past it.
+    #[test]
+    fn loom_catches_615_wrap_off_by_one() {
+        assert!(fails_with("bad wrap marker", || {
+            check::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(keeping(vec![SMALL; 3]), Some(2));
+        }));
+    }
+
     #[test]
     fn loom_catches_608_deliver_partial() {
         assert!(fails_with("torn", || {
@@ -437,6 +493,106 @@ fn positions_wrap_around() {
         },
         1,
     );
+}
+
+/// The wrap itself, step by step on one thread: a ring of 8 chunks keeping
+/// 2 (one reclaim unit) at each lap's start. Messages at 0, 1 and 2 (the
+/// kept start is unread: no wrap); once read, a message at 3 (mid-unit: the
+/// producer does not look) and, read too, one at a unit's first chunk with
+/// the queue empty: it goes to 8 behind a wrap marker at 4. Then the
+/// consumer stops reading *before* the marker: the producer still gets the
+/// whole ring — it follows the marker itself when it runs out of room — and
+/// only a full ring (8 unread chunks) says Full.
+/// On session 8's design (seeded bug 616: wrap while messages are unread,
+/// room from the previous lap) the puts stop after 4 chunks.
+fn wraps_early_then_the_consumer_stops<const M: u32>() {
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+    shuttle::check_random(
+        || {
+            let w = world();
+            let t = ModelThread::new(&w, 1);
+            let q = Q::<Shuttle<M>>::with_header(RingHeader::new(8, 0).with_reclaim(1));
+            let r = q.ring();
+            assert_eq!(r.keep, 2);
+            let positions = |r: &Ring<'_, Shuttle<M>>| {
+                let d = format!("{r:?}");
+                let field = |name: &str| {
+                    let at = d.find(&format!("{name}: 0x")).expect(name) + name.len() + 4;
+                    let hex: String = d[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit())
+                        .collect();
+                    u64::from_str_radix(&hex, 16).unwrap() & ((1 << 40) - 1)
+                };
+                (field("tail"), field("head"))
+            };
+            let mut out = Vec::new();
+            let put = |i: u8, len: usize| r.put(&t, &message(1, i, len), Wait::No);
+            let get = |out: &mut Vec<u8>, i: u8, len: usize| {
+                r.get(&t, out, Wait::No).unwrap();
+                assert_eq!(*out, message(1, i, len), "message {i}");
+            };
+            put(0, SMALL).unwrap();
+            put(1, SMALL).unwrap();
+            put(2, SMALL).unwrap();
+            assert_eq!(positions(&r), (3, 0), "wrapped over unread messages");
+            for i in 0..3 {
+                get(&mut out, i, SMALL);
+            }
+            // Mid-unit: the producer does not look at the consumer's side.
+            put(3, SMALL).unwrap();
+            assert_eq!(positions(&r), (4, 3), "looked mid-unit");
+            // At a unit's start with message 3 unread: no wrap.
+            put(4, SMALL).unwrap();
+            assert_eq!(positions(&r), (5, 3), "wrapped over an unread message");
+            get(&mut out, 3, SMALL);
+            get(&mut out, 4, SMALL);
+            // 5 is mid-unit; at 6, a unit's start, the queue is empty.
+            put(5, SMALL).unwrap();
+            get(&mut out, 5, SMALL);
+            put(6, SMALL).unwrap();
+            assert_eq!(positions(&r), (9, 6), "did not wrap to the kept start");
+            // The consumer stops here, before the marker. Every put goes in
+            // until the whole ring is unread: 8 chunks (once the marker is
+            // followed, `head` and `reclaimed` are at the lap's start).
+            let first = 6;
+            let mut n = 1; // message `first` is in
+            while put(first + n, SMALL).is_ok() {
+                n += 1;
+                assert!(n <= 8, "more than the ring holds");
+            }
+            assert_eq!(n, 8, "the producer stopped with {n} chunks unread");
+            // The consumer comes back: everything, in order.
+            for i in first..first + 8 {
+                get(&mut out, i, SMALL);
+            }
+            assert_eq!(r.len(), 0);
+            // A message too large for the kept start (3 chunks) never wraps.
+            let (tw, _) = positions(&r);
+            put(100, 40).unwrap();
+            assert_eq!(positions(&r).0, tw + 3);
+            get(&mut out, 100, 40);
+        },
+        1,
+    );
+}
+
+#[test]
+fn wraps_early_then_the_consumer_stops_and_the_producer_goes_on() {
+    wraps_early_then_the_consumer_stops::<0>();
+}
+
+/// The test above catches the design taken out in session 8 (616) and a
+/// producer that never follows a marker itself (617).
+#[test]
+fn a_stopped_consumer_catches_616_and_617() {
+    for m in [MUTANT_WRAP_NOT_EMPTY.0, MUTANT_NO_FINISH_WRAP.0] {
+        let r = std::panic::catch_unwind(|| match m {
+            616 => wraps_early_then_the_consumer_stops::<616>(),
+            _ => wraps_early_then_the_consumer_stops::<617>(),
+        });
+        assert!(r.is_err(), "mutant {m} not caught");
+    }
 }
 
 mod shuttle_checks {
@@ -502,6 +658,94 @@ mod shuttle_checks {
             });
             assert!(n >= 4, "thread {who}: only {n} crash points");
         }
+    }
+
+    /// [`mpmc`] on a ring of 8 chunks reclaiming units of 2 that keeps the
+    /// first unit of every lap: the small messages (up to 2 chunks) wrap
+    /// early whenever the consumers have passed the lap's start.
+    fn mpmc_wrapping(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
+        let mut s = mpmc(mixed, crash);
+        s.cap = 8;
+        s.reclaim = 1;
+        s
+    }
+
+    /// One producer of 20 one-chunk messages and two consumers on a ring of
+    /// 8 chunks that keeps 2 at each lap's start: the producer outruns the
+    /// consumers, wraps, and runs out of room with a wrap marker at `head`,
+    /// which it follows itself when no consumer holds `cons`
+    /// (`Ring::finish_wrap`). (Two consumers: one may die and the other
+    /// reads the rest.)
+    fn spsc_filling_wrap(crash: Option<(usize, u32)>) -> Spec {
+        let mut s = mpmc(false, crash);
+        s.cap = 8;
+        s.reclaim = 1;
+        s.max_items = 0;
+        s.producers = vec![vec![SMALL; 20]];
+        s.consumers = 2;
+        s
+    }
+
+    #[test]
+    fn shuttle_filling_a_ring_that_wraps_early() {
+        random::<0>(spsc_filling_wrap(None));
+        pct::<0>(spsc_filling_wrap(None));
+    }
+
+    /// The producer (thread 0), then a consumer (thread 1), dies at every
+    /// crash point, those of a producer following a marker under `cons`
+    /// among them.
+    #[test]
+    fn shuttle_filling_a_ring_that_wraps_early_deaths_at_every_crash_point() {
+        let iters = (shuttle_iters() / 10).max(50);
+        for who in [0usize, 1] {
+            let n = every_crash_point(|k| {
+                let spec = spsc_filling_wrap(Some((who, k)));
+                shuttle_runs(Sched::Pct, iters, move |d| {
+                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                })
+            });
+            assert!(n >= 4, "thread {who}: only {n} crash points");
+        }
+    }
+
+    /// A producer that follows a marker must not take a message for one:
+    /// the checks catch 615 (the message one chunk before the lap's start)
+    /// on the filling ring too.
+    #[test]
+    fn shuttle_filling_catches_615() {
+        assert!(fails_with("bad wrap marker", || {
+            random::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(spsc_filling_wrap(None));
+        }));
+    }
+
+    #[test]
+    fn shuttle_mpmc_wrapping_early() {
+        random::<0>(mpmc_wrapping(false, None));
+        pct::<0>(mpmc_wrapping(true, None));
+    }
+
+    /// Each consumer and a producer die at every crash point of a ring that
+    /// wraps early.
+    #[test]
+    fn shuttle_wrapping_deaths_at_every_crash_point() {
+        let iters = (shuttle_iters() / 10).max(50);
+        for who in [0usize, 3, 4] {
+            let n = every_crash_point(|k| {
+                let spec = mpmc_wrapping(false, Some((who, k)));
+                shuttle_runs(Sched::Pct, iters, move |d| {
+                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                })
+            });
+            assert!(n >= 4, "thread {who}: only {n} crash points");
+        }
+    }
+
+    #[test]
+    fn shuttle_catches_615_wrap_off_by_one() {
+        assert!(fails_with("bad wrap marker", || {
+            random::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(mpmc_wrapping(false, None));
+        }));
     }
 
     #[test]

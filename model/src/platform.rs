@@ -433,3 +433,6 @@ pub trait Platform: Sized + Send + Sync + 'static {
 pub const fn mutant<P: Seeded + ?Sized>(m: Mutant) -> bool {
     P::MUTANT.0 == m.0
 }
+
+#[cfg(test)]
+mod tests;

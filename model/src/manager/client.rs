@@ -177,3 +177,6 @@ pub fn sort_list<C: Requester>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

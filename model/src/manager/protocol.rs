@@ -584,3 +584,6 @@ impl std::fmt::Display for OpError {
 }
 
 impl std::error::Error for OpError {}
+
+#[cfg(test)]
+mod tests;

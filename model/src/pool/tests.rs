@@ -526,6 +526,9 @@ fn mutant_803_late_init_is_caught() {
 
 #[test]
 fn mutant_804_no_replacement_is_caught() {
+    // The seeded bug spawns the initial workers (without a fault the pool
+    // works): the deadlock below is the missing replacement's.
+    random::<{ MUTANT_NO_REPLACE.0 }>(Scenario::new(2, 2, None), iters() / 4);
     assert!(fails_with("deadlock", || {
         every_kill::<{ MUTANT_NO_REPLACE.0 }>(Scenario::new(1, 2, None), 1, iters() / 4);
     }));
@@ -569,4 +572,251 @@ fn mutant_809_close_ignores_feeds_is_caught() {
         pct::<{ MUTANT_CLOSE_IGNORES_FEEDS.0 }>(sc, iters());
         random::<{ MUTANT_CLOSE_IGNORES_FEEDS.0 }>(sc, iters());
     }));
+}
+
+// ---- the dispatcher by hand ----------------------------------------------
+
+/// The dispatcher driven by hand, one event at a time, with the actions it
+/// answers checked exactly: its accessors (which the shipped pool's driver
+/// reads), the refusals, the protocol violations it reports, and the paths the
+/// shuttle checks do not combine (startup deaths in a row, a pool broken while
+/// another worker holds units).
+mod unit {
+    use super::super::*;
+
+    fn cfg(processes: usize, depth: usize) -> Config {
+        Config {
+            processes,
+            maxtasksperchild: None,
+            depth,
+        }
+    }
+
+    fn drain(d: &mut Dispatcher<u32>) -> Vec<Action> {
+        std::iter::from_fn(|| d.next_action()).collect()
+    }
+
+    fn spawns(workers: std::ops::RangeInclusive<WorkerId>) -> Vec<Action> {
+        workers.map(|worker| Action::Spawn { worker }).collect()
+    }
+
+    /// A dispatcher whose `processes` workers reported ready (actions drained).
+    fn ready(processes: usize, depth: usize) -> Dispatcher<u32> {
+        let mut d = Dispatcher::new(cfg(processes, depth));
+        assert_eq!(drain(&mut d), spawns(1..=processes as WorkerId));
+        for w in 1..=processes as WorkerId {
+            d.on_ready(w);
+        }
+        assert_eq!(drain(&mut d), vec![]);
+        d
+    }
+
+    #[test]
+    fn accessors_follow_the_workers_and_units() {
+        let mut d = Dispatcher::<u32>::new(cfg(2, 1));
+        assert_eq!(
+            (d.live_workers(), d.ready_workers(), d.pending()),
+            (2, 0, 0)
+        );
+        d.on_ready(1);
+        assert_eq!(d.ready_workers(), 1);
+        d.on_ready(2);
+        assert_eq!(d.ready_workers(), 2);
+        assert_eq!(drain(&mut d), spawns(1..=2));
+        for u in 10..13 {
+            d.submit(u, u as u32 * 7).unwrap();
+        }
+        assert_eq!(d.submit(11, 0), Err(Refused::DuplicateUnit));
+        assert_eq!(d.pending(), 3);
+        assert_eq!(d.payload(12), Some(&84));
+        assert_eq!(d.payload(99), None);
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                Action::Send {
+                    worker: 1,
+                    unit: 10
+                },
+                Action::Send {
+                    worker: 2,
+                    unit: 11
+                },
+            ]
+        );
+        assert!(d.on_started(1, 10));
+        assert!(d.on_done(1, 10));
+        assert_eq!(d.pending(), 2);
+        assert_eq!(d.payload(10), None);
+        assert_eq!(
+            drain(&mut d),
+            vec![Action::Send {
+                worker: 1,
+                unit: 12
+            }]
+        );
+        assert!(d.is_running() && !d.is_finished() && d.broken().is_none());
+    }
+
+    #[test]
+    fn is_running_until_close_terminate_or_a_failed_initializer() {
+        let mut d = ready(1, 1);
+        assert!(d.is_running());
+        d.close();
+        assert!(!d.is_running());
+
+        let mut d = ready(1, 1);
+        d.terminate();
+        assert!(!d.is_running());
+
+        let mut d = Dispatcher::<u32>::new(cfg(1, 1));
+        d.on_init_failed(1, "boom".into());
+        assert!(!d.is_running());
+        assert_eq!(d.broken(), Some("boom"));
+    }
+
+    #[test]
+    fn close_refuses_units_and_feeds_stops_the_workers_and_finishes() {
+        let mut d = ready(2, 1);
+        d.close();
+        assert_eq!(d.submit(1, 0), Err(Refused::NotRunning));
+        assert_eq!(d.open_feed(1), Err(Refused::NotRunning));
+        assert_eq!(
+            drain(&mut d),
+            vec![Action::Stop { worker: 1 }, Action::Stop { worker: 2 }]
+        );
+        d.on_died(1);
+        assert!(!d.is_finished());
+        assert_eq!(d.live_workers(), 1);
+        d.on_died(2);
+        assert!(d.is_finished());
+        assert_eq!(drain(&mut d), vec![Action::Finished]);
+    }
+
+    #[test]
+    fn started_and_done_must_name_the_unit_expected_next() {
+        let mut d = ready(1, 2);
+        assert!(!d.on_started(1, 1), "an idle worker starts nothing");
+        d.submit(1, 0).unwrap();
+        d.submit(2, 0).unwrap();
+        assert!(!d.on_started(1, 2), "the prefetched unit, not the front");
+        assert!(!d.on_done(1, 2));
+        assert!(!d.on_started(7, 1), "no such worker");
+        assert!(d.on_started(1, 1));
+        assert!(!d.on_started(1, 1), "started twice");
+        assert!(d.on_done(1, 1));
+        assert!(!d.on_done(1, 1), "answered twice");
+        assert!(d.on_started(1, 2));
+        // Terminated: a late report of a unit already failed is no violation.
+        d.terminate();
+        assert!(d.on_started(1, 2));
+    }
+
+    #[test]
+    fn a_failed_initializer_breaks_the_pool_once_and_its_idle_workers_stop() {
+        let mut d = Dispatcher::<u32>::new(cfg(3, 1));
+        drain(&mut d);
+        d.on_ready(1);
+        d.submit(1, 0).unwrap();
+        d.submit(2, 0).unwrap();
+        assert_eq!(drain(&mut d), vec![Action::Send { worker: 1, unit: 1 }]);
+        d.on_init_failed(2, "first".into());
+        assert_eq!(d.broken(), Some("first"));
+        // The queued unit fails, the idle (starting) worker 3 is stopped, nothing
+        // is respawned, and busy worker 1 finishes its unit.
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                Action::Fail {
+                    unit: 2,
+                    failure: Failure::InitFailed("first".into())
+                },
+                Action::Stop { worker: 3 },
+            ]
+        );
+        d.on_init_failed(3, "second".into());
+        assert_eq!(d.broken(), Some("first"), "the first failure is kept");
+        assert_eq!(d.submit(9, 0), Err(Refused::Broken("first".into())));
+        assert_eq!(d.open_feed(9), Err(Refused::Broken("first".into())));
+        assert!(d.on_started(1, 1) && d.on_done(1, 1));
+        assert_eq!(drain(&mut d), vec![Action::Stop { worker: 1 }]);
+        for w in 1..=3 {
+            d.on_died(w);
+        }
+        // Finished without a close.
+        assert_eq!(drain(&mut d), vec![Action::Finished]);
+    }
+
+    #[test]
+    fn an_initializer_failing_after_terminate_does_not_break_the_pool() {
+        let mut d = Dispatcher::<u32>::new(cfg(1, 1));
+        drain(&mut d);
+        d.terminate();
+        assert_eq!(drain(&mut d), vec![Action::Kill { worker: 1 }]);
+        d.on_init_failed(1, "late".into());
+        assert_eq!(d.broken(), None);
+    }
+
+    #[test]
+    fn a_worker_dying_with_units_after_the_pool_broke_fails_them_as_init_failed() {
+        let mut d = Dispatcher::<u32>::new(cfg(2, 2));
+        drain(&mut d);
+        d.on_ready(1);
+        for u in 1..=3 {
+            d.submit(u, 0).unwrap();
+        }
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                Action::Send { worker: 1, unit: 1 },
+                Action::Send { worker: 1, unit: 2 },
+            ]
+        );
+        d.on_init_failed(2, "boom".into());
+        let init_failed = Failure::InitFailed("boom".into());
+        assert_eq!(
+            drain(&mut d),
+            vec![Action::Fail {
+                unit: 3,
+                failure: init_failed.clone()
+            }]
+        );
+        assert!(d.on_started(1, 1));
+        d.on_died(1);
+        assert_eq!(
+            drain(&mut d),
+            vec![
+                Action::Fail {
+                    unit: 1,
+                    failure: Failure::WorkerDied { worker: 1 }
+                },
+                Action::Fail {
+                    unit: 2,
+                    failure: init_failed
+                },
+            ]
+        );
+        d.on_died(2);
+        assert_eq!(drain(&mut d), vec![Action::Finished]);
+    }
+
+    #[test]
+    fn the_pool_breaks_after_more_than_max_startup_deaths_in_a_row() {
+        let mut d = Dispatcher::<u32>::new(cfg(1, 1));
+        assert_eq!(drain(&mut d), spawns(1..=1));
+        // A ready worker's death is no startup death.
+        d.on_ready(1);
+        d.on_died(1);
+        assert_eq!(drain(&mut d), spawns(2..=2));
+        for w in 2..2 + MAX_STARTUP_DEATHS as WorkerId {
+            d.on_died(w);
+            assert_eq!(d.broken(), None, "after worker {w}");
+            assert_eq!(drain(&mut d), spawns(w + 1..=w + 1));
+        }
+        d.on_died(2 + MAX_STARTUP_DEATHS as WorkerId);
+        assert_eq!(
+            d.broken(),
+            Some("4 workers in a row died while running their initializer")
+        );
+        assert_eq!(drain(&mut d), vec![Action::Finished]);
+    }
 }

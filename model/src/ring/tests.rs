@@ -599,6 +599,21 @@ mod shuttle_checks {
     use super::*;
     use crate::shuttle_platform::Shuttle;
 
+    /// Each thread of `who` dies at every one of its crash points (at least
+    /// 4) of the spec `spec(crash)` builds, under PCT.
+    fn deaths_at_every_crash_point(who: &[usize], spec: impl Fn(Option<(usize, u32)>) -> Spec) {
+        let iters = (shuttle_iters() / 10).max(50);
+        for &who in who {
+            let n = every_crash_point(|k| {
+                let spec = spec(Some((who, k)));
+                shuttle_runs(Sched::Pct, iters, move |d| {
+                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                })
+            });
+            assert!(n >= 4, "thread {who}: only {n} crash points");
+        }
+    }
+
     pub(super) fn random<const M: u32>(spec: Spec) -> bool {
         shuttle_runs(Sched::Random, shuttle_iters(), move |d| {
             body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
@@ -648,16 +663,7 @@ mod shuttle_checks {
     /// Each consumer and a producer die at every crash point of a reclaiming ring.
     #[test]
     fn shuttle_reclaiming_deaths_at_every_crash_point() {
-        let iters = (shuttle_iters() / 10).max(50);
-        for who in [0usize, 3, 4] {
-            let n = every_crash_point(|k| {
-                let spec = mpmc_reclaiming(false, Some((who, k)));
-                shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
-                })
-            });
-            assert!(n >= 4, "thread {who}: only {n} crash points");
-        }
+        deaths_at_every_crash_point(&[0, 3, 4], |c| mpmc_reclaiming(false, c));
     }
 
     /// [`mpmc`] on a ring of 8 chunks reclaiming units of 2 that keeps the
@@ -697,16 +703,7 @@ mod shuttle_checks {
     /// among them.
     #[test]
     fn shuttle_filling_a_ring_that_wraps_early_deaths_at_every_crash_point() {
-        let iters = (shuttle_iters() / 10).max(50);
-        for who in [0usize, 1] {
-            let n = every_crash_point(|k| {
-                let spec = spsc_filling_wrap(Some((who, k)));
-                shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
-                })
-            });
-            assert!(n >= 4, "thread {who}: only {n} crash points");
-        }
+        deaths_at_every_crash_point(&[0, 1], spsc_filling_wrap);
     }
 
     /// A producer that follows a marker must not take a message for one:
@@ -729,16 +726,7 @@ mod shuttle_checks {
     /// wraps early.
     #[test]
     fn shuttle_wrapping_deaths_at_every_crash_point() {
-        let iters = (shuttle_iters() / 10).max(50);
-        for who in [0usize, 3, 4] {
-            let n = every_crash_point(|k| {
-                let spec = mpmc_wrapping(false, Some((who, k)));
-                shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
-                })
-            });
-            assert!(n >= 4, "thread {who}: only {n} crash points");
-        }
+        deaths_at_every_crash_point(&[0, 3, 4], |c| mpmc_wrapping(false, c));
     }
 
     #[test]
@@ -767,16 +755,7 @@ mod shuttle_checks {
     /// Each of the five threads dies at every one of its crash points.
     #[test]
     fn shuttle_deaths_at_every_crash_point() {
-        let iters = (shuttle_iters() / 10).max(50);
-        for who in [0usize, 2, 3] {
-            let n = every_crash_point(|k| {
-                let spec = mpmc(false, Some((who, k)));
-                shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
-                })
-            });
-            assert!(n >= 4, "thread {who}: only {n} crash points");
-        }
+        deaths_at_every_crash_point(&[0, 2, 3], |c| mpmc(false, c));
     }
 
     #[test]

@@ -144,6 +144,18 @@ pub(crate) struct Shared {
     wake_tracked: bool,
     /// The streaming `imap`s whose input is still read, to unthrottle at `close`.
     streams: Mutex<Vec<std::sync::Weak<dyn super::stream::Throttled>>>,
+    /// The driver while the dispatcher thread runs (`None` before it starts
+    /// and once it has finished). The dispatcher thread holds the lock while
+    /// it works and leaves it while it waits in `poll`; meanwhile a caller
+    /// that submits work, or waits for a result, may do the driver's work
+    /// itself (see [`Shared::help`]).
+    driver: Mutex<Option<Driver>>,
+    /// How long a caller waiting for a result polls the workers' sockets
+    /// itself before it sleeps (the pool's `idle_spin`), and what tells
+    /// whether a CPU is spare for that (see [`Shared::may_spin`]).
+    spin: std::time::Duration,
+    loadavg: Option<OwnedFd>,
+    cpus: u32,
 }
 
 impl Drop for Shared {
@@ -155,10 +167,18 @@ impl Drop for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new() -> Result<Shared, PoolError> {
+    pub(crate) fn new(spin: std::time::Duration) -> Result<Shared, PoolError> {
         let wake = crate::sys::io::doorbell().map_err(|e| PoolError::os("eventfd", e))?;
         let wake_tracked = super::fds::track(wake.as_raw_fd());
         Ok(Shared {
+            driver: Mutex::new(None),
+            spin,
+            loadavg: if spin.is_zero() {
+                None
+            } else {
+                crate::sys::proc::open_loadavg()
+            },
+            cpus: u32::try_from(crate::cpu_count()).unwrap_or(u32::MAX),
             wake_tracked,
             inbox: Mutex::new(Inbox::default()),
             spare: SpareFrames::default(),
@@ -197,7 +217,11 @@ impl Shared {
             }
             g.subs.extend(subs);
         }
-        self.wake();
+        // Send the units at once if the dispatcher thread waits in `poll`
+        // (saves its wake-up: the workers' answers wake it anyway), else ring it.
+        if !self.help(Help::Submit) {
+            self.wake();
+        }
         Ok(())
     }
 
@@ -248,6 +272,90 @@ impl Shared {
     fn drain_wake(&self) {
         crate::sys::io::drain(self.wake.as_fd());
     }
+
+    /// Callers spin whatever the machine's load (for tests: the gate would
+    /// make what they test depend on the load).
+    #[cfg(test)]
+    pub(crate) fn without_load_gate(mut self) -> Self {
+        self.loadavg = None;
+        self
+    }
+
+    pub(crate) fn lock_driver(&self) -> MutexGuard<'_, Option<Driver>> {
+        self.driver.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Do the dispatcher thread's work from this thread if the driver is free
+    /// (the dispatcher thread is waiting in `poll`, or between two rounds):
+    /// take the inbox ([`Help::Submit`]) or read what the workers sent
+    /// ([`Help::Read`], delivering results and sending the next units), then
+    /// carry out the actions that follow. Whatever needs the dispatcher
+    /// thread's `poll` to look again (a worker that died or was started, a
+    /// frame only partly sent, the end of the pool) rings it. `false` if the
+    /// driver was busy or not running: nothing was done.
+    ///
+    /// Only the dispatcher thread buries workers (closes their descriptors),
+    /// so the descriptors it polls stay open while a caller works.
+    pub(crate) fn help(&self, what: Help) -> bool {
+        let mut g = match self.driver.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        let Some(d) = g.as_mut() else {
+            return false;
+        };
+        if d.d.is_finished() {
+            return false;
+        }
+        let workers = d.conns.len();
+        let mut repoll = false;
+        match what {
+            Help::Submit => repoll = d.take_inbox(),
+            Help::Read => {
+                for i in 0..d.conns.len() {
+                    d.read_conn(i);
+                }
+            }
+        }
+        d.run_actions();
+        repoll |= d.d.is_finished()
+            || d.conns.len() != workers
+            || d.conns.iter().any(|c| c.dead || !c.out.is_empty());
+        drop(g);
+        if repoll {
+            self.wake();
+        }
+        true
+    }
+
+    /// May a caller waiting for a result poll the workers' sockets (see
+    /// [`Shared::help`]) for up to [`Shared::spin`] before it sleeps? When the
+    /// pool has a spin time and the machine's runnable tasks are no more than
+    /// its CPUs (as for an idle worker's poll: taking a CPU someone wants
+    /// would slow the round trip down).
+    pub(crate) fn may_spin(&self) -> Option<std::time::Duration> {
+        if self.spin.is_zero() {
+            return None;
+        }
+        match self
+            .loadavg
+            .as_ref()
+            .and_then(crate::sys::proc::runnable_tasks)
+        {
+            Some(r) if r > self.cpus => None,
+            _ => Some(self.spin),
+        }
+    }
+}
+
+/// What a caller does for the dispatcher thread (see [`Shared::help`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Help {
+    /// Hand the submitted units to the workers.
+    Submit,
+    /// Read the workers' answers.
+    Read,
 }
 
 /// One worker as the dispatcher thread sees it.
@@ -255,8 +363,10 @@ struct Conn {
     id: WorkerId,
     proc: Process,
     pid: u32,
-    sock: UnixStream,
-    pidfd: Option<OwnedFd>,
+    /// Shared with the dispatcher thread's poll set while it waits (see
+    /// [`Polled`]); closed when the `Conn` is buried.
+    sock: Arc<UnixStream>,
+    pidfd: Option<Arc<OwnedFd>>,
     /// Receive buffer; `inbuf[..filled]` holds received, unhandled bytes.
     inbuf: Vec<u8>,
     filled: usize,
@@ -297,9 +407,6 @@ pub(crate) struct Driver {
     method: StartMethod,
     /// How long an idle worker polls its socket before it sleeps.
     spin: std::time::Duration,
-    /// What `poll` reported per worker (kept from one step to the next: no
-    /// allocation per step).
-    ready: Vec<(crate::sys::io::PollFlags, crate::sys::io::PollFlags)>,
 }
 
 fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
@@ -335,7 +442,6 @@ impl Driver {
             spawn_init,
             method,
             spin,
-            ready: Vec::new(),
         }
     }
 
@@ -410,7 +516,7 @@ impl Driver {
             .set_nonblocking(true)
             .map_err(|e| PoolError::os("fcntl", e))?;
         let pid = p.pid().unwrap_or(0);
-        let pidfd = crate::sys::proc::pidfd_open(pid as i32);
+        let pidfd = crate::sys::proc::pidfd_open(pid as i32).map(Arc::new);
         let sock_tracked = super::fds::track(parent.as_raw_fd());
         let pidfd_tracked = pidfd
             .as_ref()
@@ -420,7 +526,7 @@ impl Driver {
             id: w,
             proc: p,
             pid,
-            sock: parent,
+            sock: Arc::new(parent),
             pidfd,
             inbuf: Vec::new(),
             filled: 0,
@@ -473,8 +579,9 @@ impl Driver {
         }
     }
 
-    /// Take what callers submitted.
-    fn take_inbox(&mut self) {
+    /// Take what callers submitted; `true` if that was more than units
+    /// (feeds opened or closed, `close`, `terminate`).
+    fn take_inbox(&mut self) -> bool {
         self.shared.drain_wake();
         let (opened, subs, closed, close, terminate) = {
             let mut g = self.shared.lock();
@@ -486,6 +593,7 @@ impl Driver {
                 g.terminate,
             )
         };
+        let control = terminate || close || !opened.is_empty() || !closed.is_empty();
         // A feed refused here refuses its units below.
         for f in opened {
             let _ = self.d.open_feed(f);
@@ -510,6 +618,7 @@ impl Driver {
         } else if close {
             self.d.close();
         }
+        control
     }
 
     /// Handle one frame from worker `w`.
@@ -554,7 +663,7 @@ impl Driver {
                 c.inbuf.resize(want, 0);
             }
             let space = c.inbuf.len() - c.filled;
-            match c.sock.read(&mut c.inbuf[c.filled..]) {
+            match (&*c.sock).read(&mut c.inbuf[c.filled..]) {
                 Ok(0) => {
                     c.dead = true;
                     break;
@@ -631,60 +740,48 @@ impl Driver {
         self.d.on_died(c.id);
     }
 
-    /// One round: carry out actions, wait for events (at most `timeout_ms`,
-    /// -1: forever), handle them.
+    /// One round on the thread that owns the driver (`build`, before the
+    /// dispatcher thread exists): carry out actions, wait for events (at most
+    /// `timeout_ms`, -1: forever), handle them.
     pub(crate) fn step(&mut self, timeout_ms: i32) {
-        self.run_actions();
-        if self.d.is_finished() {
+        let mut set = Vec::new();
+        if !self.prepare(&mut set) {
             return;
         }
-        use crate::sys::io::{PollFd, PollFlags};
-        // Per worker: what its socket and (if it has one) its pidfd reported.
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.clear();
-        let wake_ready;
-        {
-            let mut fds = Vec::with_capacity(1 + 2 * self.conns.len());
-            fds.push(PollFd::new(&self.shared.wake, PollFlags::IN));
-            for c in &self.conns {
-                let mut ev = PollFlags::IN;
-                if !c.out.is_empty() {
-                    ev |= PollFlags::OUT;
-                }
-                fds.push(PollFd::new(&c.sock, ev));
-            }
-            for c in &self.conns {
-                if let Some(p) = &c.pidfd {
-                    fds.push(PollFd::new(p, PollFlags::IN));
-                }
-            }
-            let timeout = u64::try_from(timeout_ms)
-                .ok()
-                .map(std::time::Duration::from_millis);
-            match crate::sys::io::poll(&mut fds, timeout) {
-                Ok(n) if n > 0 => {}
-                _ => {
-                    self.ready = ready;
-                    return;
-                }
-            }
-            wake_ready = !fds[0].revents().is_empty();
-            let mut next_pidfd = 1 + self.conns.len();
-            for (i, c) in self.conns.iter().enumerate() {
-                let p = if c.pidfd.is_some() {
-                    next_pidfd += 1;
-                    fds[next_pidfd - 1].revents()
-                } else {
-                    PollFlags::empty()
-                };
-                ready.push((fds[1 + i].revents(), p));
-            }
+        if let Some((rung, ready)) = wait_events(&self.shared, &mut set, timeout_ms) {
+            self.handle(rung, &ready);
         }
-        if wake_ready {
+    }
+
+    /// Carry out the actions; then, unless the dispatcher has finished
+    /// (`false`), fill `set` with what to poll.
+    fn prepare(&mut self, set: &mut Vec<Polled>) -> bool {
+        self.run_actions();
+        if self.d.is_finished() {
+            return false;
+        }
+        set.clear();
+        set.extend(self.conns.iter().map(|c| Polled {
+            id: c.id,
+            sock: c.sock.clone(),
+            pidfd: c.pidfd.clone(),
+            out: !c.out.is_empty(),
+        }));
+        true
+    }
+
+    /// Handle what `poll` reported: the doorbell (`rung`) and, per worker,
+    /// its socket's and pidfd's events. A worker started since the poll set
+    /// was made is not in `ready` (its events come at the next round).
+    fn handle(&mut self, rung: bool, ready: &[Ready]) {
+        use crate::sys::io::PollFlags;
+        if rung {
             self.take_inbox();
         }
-        let n = self.conns.len().min(ready.len());
-        for (i, &(s, p)) in ready.iter().enumerate().take(n) {
+        for &(id, s, p) in ready {
+            let Some(i) = self.conns.iter().position(|c| c.id == id) else {
+                continue;
+            };
             if s.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                 self.read_conn(i);
             }
@@ -698,7 +795,6 @@ impl Driver {
             }
             self.run_actions();
         }
-        self.ready = ready;
         // Bury the dead (after reading all they sent), highest index first.
         for i in (0..self.conns.len()).rev() {
             if self.conns[i].dead {
@@ -709,12 +805,42 @@ impl Driver {
     }
 
     /// The dispatcher thread's body: run until finished, then refuse whatever
-    /// was submitted meanwhile and wake `join`.
-    pub(crate) fn run(mut self) {
-        while !self.d.is_finished() {
-            self.step(-1);
+    /// was submitted meanwhile and wake `join`. The driver lives in
+    /// `shared` (put there by `build`); this thread holds its lock while it
+    /// works and leaves it while it waits in `poll`, when callers may do the
+    /// work (see [`Shared::help`]). When this thread ends, also by unwinding
+    /// from a bug, it drops the driver (which then fails whatever is pending:
+    /// see its `Drop`).
+    pub(crate) fn run(shared: Arc<Shared>) {
+        struct Leave<'a>(&'a Shared);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let d = self.0.lock_driver().take();
+                drop(d);
+            }
         }
-        self.finish();
+        let _leave = Leave(&shared);
+        let mut set = Vec::new();
+        loop {
+            {
+                let mut g = shared.lock_driver();
+                let Some(d) = g.as_mut() else {
+                    return;
+                };
+                if !d.prepare(&mut set) {
+                    d.finish();
+                    return;
+                }
+            }
+            let events = wait_events(&shared, &mut set, -1);
+            if let Some((rung, ready)) = events {
+                let mut g = shared.lock_driver();
+                let Some(d) = g.as_mut() else {
+                    return;
+                };
+                d.handle(rung, &ready);
+            }
+        }
     }
 
     pub(crate) fn finish(&mut self) {
@@ -739,6 +865,75 @@ impl Driver {
         }
         self.shared.finished_cv.notify_all();
     }
+}
+
+/// A worker's descriptors in the dispatcher thread's poll set (shared with
+/// its `Conn`, so they stay open while the thread polls without the driver's
+/// lock), and whether it has output pending.
+pub(crate) struct Polled {
+    id: WorkerId,
+    sock: Arc<UnixStream>,
+    pidfd: Option<Arc<OwnedFd>>,
+    out: bool,
+}
+
+/// What `poll` reported for a worker: its socket's events and its pidfd's.
+type Ready = (
+    WorkerId,
+    crate::sys::io::PollFlags,
+    crate::sys::io::PollFlags,
+);
+
+/// Wait (at most `timeout_ms`, -1: forever) until the doorbell rings or a
+/// worker in `set` has something to read, can take more output, or exits.
+/// `None` on a timeout or an interrupted poll; else whether the doorbell rang
+/// and each worker's events. Empties `set` (the descriptors then stay open
+/// only as long as their `Conn`s).
+fn wait_events(
+    shared: &Shared,
+    set: &mut Vec<Polled>,
+    timeout_ms: i32,
+) -> Option<(bool, Vec<Ready>)> {
+    use crate::sys::io::{PollFd, PollFlags};
+    let mut fds = Vec::with_capacity(1 + 2 * set.len());
+    fds.push(PollFd::new(&shared.wake, PollFlags::IN));
+    for c in set.iter() {
+        let mut ev = PollFlags::IN;
+        if c.out {
+            ev |= PollFlags::OUT;
+        }
+        fds.push(PollFd::new(&*c.sock, ev));
+    }
+    for c in set.iter() {
+        if let Some(p) = &c.pidfd {
+            fds.push(PollFd::new(&**p, PollFlags::IN));
+        }
+    }
+    let timeout = u64::try_from(timeout_ms)
+        .ok()
+        .map(std::time::Duration::from_millis);
+    let got = matches!(crate::sys::io::poll(&mut fds, timeout), Ok(n) if n > 0);
+    let result = got.then(|| {
+        let rung = !fds[0].revents().is_empty();
+        let mut next_pidfd = 1 + set.len();
+        let ready = set
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let p = if c.pidfd.is_some() {
+                    next_pidfd += 1;
+                    fds[next_pidfd - 1].revents()
+                } else {
+                    PollFlags::empty()
+                };
+                (c.id, fds[1 + i].revents(), p)
+            })
+            .collect();
+        (rung, ready)
+    });
+    drop(fds);
+    set.clear();
+    result
 }
 
 /// Bytes still missing from the first frame in `buf` (0 if unknown or complete).

@@ -16,12 +16,13 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::driver::{Help, Shared};
 use super::worker::{TaskFailure, DONE_FAILED, DONE_RESULTS};
 use super::PoolError;
 
@@ -263,6 +264,9 @@ impl<R> State<R> {
 pub(crate) struct Job<R> {
     st: Mutex<State<R>>,
     cv: Condvar,
+    /// The pool, whose workers' answers a waiter may read itself before it
+    /// sleeps (see [`Job::wait_until`]).
+    pool: Option<Weak<Shared>>,
 }
 
 impl<R> Job<R> {
@@ -295,11 +299,18 @@ impl<R> Job<R> {
                 error_callback,
             }),
             cv: Condvar::new(),
+            pool: None,
         };
         if n == 0 {
             job.complete(job.lock());
         }
         job
+    }
+
+    /// Let waiters read `pool`'s answers themselves (see [`Job::wait_until`]).
+    pub(crate) fn helped_by(mut self, pool: &Arc<Shared>) -> Self {
+        self.pool = Some(Arc::downgrade(pool));
+        self
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<R>> {
@@ -342,6 +353,32 @@ impl<R> Job<R> {
         ready: impl Fn(&State<R>) -> bool,
     ) -> (MutexGuard<'_, State<R>>, bool) {
         let mut g = self.lock();
+        if ready(&g) {
+            return (g, true);
+        }
+        // Before sleeping, read the workers' answers from this thread for a
+        // while (when a CPU is spare: see `Shared::may_spin`): the answer is
+        // then taken as soon as it is sent, without waking the dispatcher
+        // thread and then this one (two wake-ups that cost tens of µs each
+        // where an idle CPU must be woken).
+        if let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) {
+            if let Some(spin) = pool.may_spin() {
+                let start = Instant::now();
+                loop {
+                    drop(g);
+                    pool.help(Help::Read);
+                    g = self.lock();
+                    if ready(&g) {
+                        return (g, true);
+                    }
+                    let now = Instant::now();
+                    if now.duration_since(start) >= spin || deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+        }
         loop {
             if ready(&g) {
                 return (g, true);

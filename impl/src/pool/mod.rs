@@ -172,6 +172,10 @@ impl PoolBuilder {
     /// CPUs. On busy CPUs it would take one from the process that sends it
     /// the next unit.
     ///
+    /// A thread of the program waiting for one of the pool's results (`get`,
+    /// `wait`, `map`) polls the same way, for the same time and on the same
+    /// condition, reading the workers' answers itself (see [`Pool`]).
+    ///
     /// Default: 200 µs when the pool has at most as many
     /// workers as there are CPUs ([`cpu_count`](crate::cpu_count)), zero
     /// otherwise (an idle worker would take a CPU from a busy one).
@@ -210,7 +214,6 @@ impl PoolBuilder {
             return Err(PoolError::BadMaxTasks);
         }
         crate::process::install_panic_hook();
-        let shared = Arc::new(Shared::new()?);
         let cfg = Config {
             processes,
             maxtasksperchild: self.maxtasks,
@@ -223,6 +226,7 @@ impl PoolBuilder {
             } else {
                 core::time::Duration::ZERO
             });
+        let shared = Arc::new(Shared::new(spin)?);
         let mut drv = Driver::new(
             cfg,
             shared.clone(),
@@ -244,9 +248,20 @@ impl PoolBuilder {
             drv.finish();
             return Err(PoolError::InitializerFailed(msg));
         }
-        // A helper thread: not counted by the fork warning.
-        let thread = crate::sys::thread::spawn_helper("procshare-pool".into(), move || drv.run())
-            .map_err(|e| PoolError::os("thread spawn", e))?;
+        // The driver goes where callers can reach it (see `Shared::help`);
+        // the dispatcher thread, a helper thread not counted by the fork
+        // warning, drives it from now on.
+        *shared.lock_driver() = Some(drv);
+        let s2 = shared.clone();
+        let thread = crate::sys::thread::spawn_helper("procshare-pool".into(), move || {
+            driver::Driver::run(s2)
+        })
+        .map_err(|e| {
+            // No thread: the driver's drop kills the workers.
+            let d = shared.lock_driver().take();
+            drop(d);
+            PoolError::os("thread spawn", e)
+        })?;
         Ok(Pool {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -322,6 +337,14 @@ impl PoolBuilder {
 /// are made by [`procshare_model::pool::Dispatcher`] and the worker's loop is
 /// [`procshare_model::pool::worker_main`]: the very code the shuttle checks of
 /// `procshare-model` run, with every worker killed at every step.
+///
+/// The dispatcher thread does this work while callers are busy elsewhere. A
+/// caller that submits work while the dispatcher thread waits for events
+/// sends the units itself, and a caller waiting for a result reads the
+/// workers' answers itself for up to the pool's
+/// [`idle_spin`](PoolBuilder::idle_spin) (when a CPU is spare, as for the
+/// workers' poll) before it sleeps: a round trip then needs no thread to be
+/// woken. One lock keeps one thread at a time at this work.
 ///
 /// # Failures (where CPython hangs, this does not)
 ///
@@ -559,8 +582,10 @@ impl Pool {
     }
 
     /// [`Pool::apply_async`] with a `callback` (run with the result) and an
-    /// `error_callback` (run with the error), on the pool's dispatcher thread,
-    /// as in CPython: they must not block.
+    /// `error_callback` (run with the error), on the pool's dispatcher thread
+    /// (or on a thread of the program waiting for a result of the pool, which
+    /// does the dispatcher thread's work meanwhile: see [`Pool`]), as in
+    /// CPython: they must not block.
     ///
     /// ```
     /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
@@ -605,7 +630,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let job = Arc::new(Job::new(1, 1, true, cb, ecb));
+        let job = Arc::new(Job::new(1, 1, true, cb, ecb).helped_by(&self.shared));
         self.submit(
             worker::tramp1::<T, R>,
             f as usize,
@@ -662,7 +687,8 @@ impl Pool {
     }
 
     /// [`Pool::map_async`] with a `callback` (run with all results, in order)
-    /// and an `error_callback` (run with the first error), on the dispatcher thread.
+    /// and an `error_callback` (run with the first error), on the dispatcher
+    /// thread (or on a thread waiting for a result: see [`Pool::apply_async_with`]).
     pub fn map_async_with<T, R>(
         &self,
         f: fn(T) -> R,
@@ -735,7 +761,7 @@ impl Pool {
             Some((cb, ecb)) => (Some(cb), Some(ecb)),
             None => (None, None),
         };
-        let job = Arc::new(Job::new(n, cs, sequential, cb, ecb));
+        let job = Arc::new(Job::new(n, cs, sequential, cb, ecb).helped_by(&self.shared));
         self.submit(tramp, func, items, n, cs, job.clone())?;
         Ok(MapResult { job })
     }
@@ -961,3 +987,6 @@ impl Drop for Pool {
         let _ = self.join();
     }
 }
+
+#[cfg(test)]
+mod tests;

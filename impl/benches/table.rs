@@ -11,7 +11,7 @@
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
-//! `RawQueue`; `start`; `pool_map`; `apply_async`; `value_lock`;
+//! `RawQueue`; `start`; `pool_map`; `pool_map_pod`; `apply_async`; `value_lock`;
 //! `manager_append`) runs
 //! that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
@@ -96,6 +96,7 @@ fn one_round(s: &Sizes, p: &procshare::Pool, f: &mut Figures) {
     );
 
     put("map", rate(s.map, pool::map(p, s.map)));
+    put("map_pod", rate(s.map, pool::map_pod(p, s.map)));
     put("threads_map", rate(s.map, pool::threads_map(s.map)));
     put("apply", rate(s.trips, pool::round_trips(p, s.trips)));
     put("pp1", manager::ping_pong(1, s.trips as usize));
@@ -181,6 +182,14 @@ const ROWS: &[Row] = &[
         work: "Pool(2).map, trivial fn, 1 M u64",
         unit: Unit::Rate("items/s"),
         ours: "map",
+        reference: ("same map on 2 std threads", "threads_map"),
+        py: Some("py_map"),
+        target: ">= 20x CPython",
+    },
+    Row {
+        work: "Pool(2).map_pod, trivial fn, 1 M u64",
+        unit: Unit::Rate("items/s"),
+        ours: "map_pod",
         reference: ("same map on 2 std threads", "threads_map"),
         py: Some("py_map"),
         target: ">= 20x CPython",
@@ -353,6 +362,7 @@ fn profile_one(only: &str, s: &Sizes) {
         // trips one at a time, each after a warm-up (the workers' buffers
         // sized), `s.rounds` times (`PROCSHARE_BENCH_HOLD`: see `hold`).
         "pool_map" => pool_rounds(s, "pool_map", "items", (s.map, s.map), pool::map),
+        "pool_map_pod" => pool_rounds(s, "pool_map_pod", "items", (s.map, s.map), pool::map_pod),
         "apply_async" => pool_rounds(s, "apply_async", "trips", (100, s.trips), pool::round_trips),
         "value_lock" => {
             // `PROCSHARE_BENCH_ONLY=value_lock`: the two `Value` lock rows
@@ -393,7 +403,7 @@ fn profile_one(only: &str, s: &Sizes) {
             }
         }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, apply_async, value_lock or manager_append"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock or manager_append"
         ),
     }
 }

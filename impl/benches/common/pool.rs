@@ -1,4 +1,4 @@
-//! Pool throughput: `map` of a trivial function over `u64`s on two workers,
+//! Pool throughput: `map` (and `map_pod`) of a trivial function over `u64`s on two workers,
 //! beside the same map on two std threads; `apply_async(...).get()` round trips.
 
 use std::time::{Duration, Instant};
@@ -18,6 +18,18 @@ pub(crate) fn two_workers() -> Pool {
 pub(crate) fn map(pool: &Pool, n: u64) -> Duration {
     let t = Instant::now();
     let out = pool.map(inc, 0..n).expect("map");
+    let d = t.elapsed();
+    assert_eq!(out.len() as u64, n);
+    assert_eq!(out[n as usize - 1], n);
+    d
+}
+
+/// `pool.map_pod(inc, &items)` of the `n` u64s `0..n` (default chunks; the
+/// vector is made before the clock starts, as for the threads below).
+pub(crate) fn map_pod(pool: &Pool, n: u64) -> Duration {
+    let items: Vec<u64> = (0..n).collect();
+    let t = Instant::now();
+    let out = pool.map_pod(inc, &items).expect("map_pod");
     let d = t.elapsed();
     assert_eq!(out.len() as u64, n);
     assert_eq!(out[n as usize - 1], n);

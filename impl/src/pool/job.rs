@@ -267,7 +267,12 @@ pub(crate) struct Job<R> {
     /// The pool, whose workers' answers a waiter may read itself before it
     /// sleeps (see [`Job::wait_until`]).
     pool: Option<Weak<Shared>>,
+    /// How a unit's `Done` body is decoded (serde, or `Pod` bytes).
+    decode_into: DecodeInto<R>,
 }
+
+/// Decodes a unit's `Done` body (see [`decode_into`]).
+pub(crate) type DecodeInto<R> = fn(usize, usize, &[u8], &mut Vec<R>) -> Option<Decoded<R>>;
 
 impl<R> Job<R> {
     /// `sequential`: the results are read as a whole (`map`, `apply`), not
@@ -278,6 +283,7 @@ impl<R> Job<R> {
         sequential: bool,
         callback: Option<OkCallback<R>>,
         error_callback: Option<ErrCallback>,
+        decode_into: DecodeInto<R>,
     ) -> Self {
         let chunk = chunk.max(1);
         let mut units = Vec::new();
@@ -300,6 +306,7 @@ impl<R> Job<R> {
             }),
             cv: Condvar::new(),
             pool: None,
+            decode_into,
         };
         if n == 0 {
             job.complete(job.lock());
@@ -428,7 +435,7 @@ pub(super) fn decode<R: DeserializeOwned>(start: usize, n: usize, body: &[u8]) -
 /// [`decode`], appending the values to `vals` if every task succeeded
 /// (`None`); otherwise `vals` is left as it was and the unit's results are
 /// returned.
-fn decode_into<R: DeserializeOwned>(
+pub(super) fn decode_into<R: DeserializeOwned>(
     start: usize,
     n: usize,
     body: &[u8],
@@ -522,7 +529,7 @@ fn decode_into<R: DeserializeOwned>(
     Some((Results::Each(each.into_iter()), first))
 }
 
-impl<R: DeserializeOwned + Send> Sink for Job<R> {
+impl<R: Send + 'static> Sink for Job<R> {
     fn deliver(&self, start: usize, n: usize, body: &[u8]) {
         // Decode without the lock: waiters and `imap` readers go on meanwhile
         // (only this thread delivers, and nobody reads `seq` before the job is
@@ -539,7 +546,7 @@ impl<R: DeserializeOwned + Send> Sink for Job<R> {
             if seq.capacity() == 0 {
                 seq.reserve_exact(total);
             }
-            let r = decode_into::<R>(start, n, body, &mut seq);
+            let r = (self.decode_into)(start, n, body, &mut seq);
             g = self.lock();
             g.seq = seq;
             match r {
@@ -554,7 +561,11 @@ impl<R: DeserializeOwned + Send> Sink for Job<R> {
             }
         } else {
             drop(g);
-            let (results, first_err) = decode::<R>(start, n, body);
+            let mut vals = Vec::new();
+            let (results, first_err) = match (self.decode_into)(start, n, body, &mut vals) {
+                None => (Results::Values(vals.into_iter()), None),
+                Some(r) => r,
+            };
             g = self.lock();
             let a = Arrived {
                 next: start,

@@ -6,6 +6,7 @@ mod error;
 pub(crate) mod fds;
 mod job;
 mod plain;
+mod pod;
 mod result;
 mod stream;
 pub(crate) mod worker;
@@ -630,7 +631,8 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let job = Arc::new(Job::new(1, 1, true, cb, ecb).helped_by(&self.shared));
+        let job =
+            Arc::new(Job::new(1, 1, true, cb, ecb, job::decode_into::<R>).helped_by(&self.shared));
         self.submit(
             worker::tramp1::<T, R>,
             f as usize,
@@ -761,8 +763,115 @@ impl Pool {
             Some((cb, ecb)) => (Some(cb), Some(ecb)),
             None => (None, None),
         };
-        let job = Arc::new(Job::new(n, cs, sequential, cb, ecb).helped_by(&self.shared));
+        let job = Arc::new(
+            Job::new(n, cs, sequential, cb, ecb, job::decode_into::<R>).helped_by(&self.shared),
+        );
         self.submit(tramp, func, items, n, cs, job.clone())?;
+        Ok(MapResult { job })
+    }
+
+    /// `f` applied to every item of a slice of plain-old-data items, in
+    /// order, to plain-old-data results ([`bytemuck::Pod`]: numbers, arrays
+    /// of them, `#[repr(C)]` structs without padding): the fast [`Pool::map`].
+    ///
+    /// Items and results cross as their bytes, with no encoding per item
+    /// (one copy into a unit's frame, one out of the answer), which makes a
+    /// `map` of a cheap function several times faster than through serde.
+    /// The chunks are CPython's default (see [`Pool::map`]); a task that
+    /// panics fails the rest of its chunk with it (CPython runs a chunk as
+    /// `list(map(func, chunk))`: its first exception ends it), and the first
+    /// failed task's error is returned. Every failure guarantee of
+    /// [`Pool::map`] holds (a killed worker fails its chunk; the pool goes on).
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::{Pool, PoolError};
+    /// fn square(x: u64) -> u64 { x * x }
+    /// fn norm(p: [f32; 2]) -> f32 { (p[0] * p[0] + p[1] * p[1]).sqrt() }
+    /// fn inverse(x: i32) -> i32 { 100 / x }
+    /// let pool = Pool::new(2).unwrap();
+    /// let xs: Vec<u64> = (0..1000).collect();
+    /// assert_eq!(pool.map_pod(square, &xs).unwrap()[999], 998_001);
+    /// assert_eq!(pool.map_pod(norm, &[[3.0, 4.0]]).unwrap(), [5.0]);
+    /// assert!(matches!(pool.map_pod(inverse, &[1, 0]), Err(PoolError::TaskPanicked(_))));
+    /// ```
+    pub fn map_pod<T, R>(&self, f: fn(T) -> R, items: &[T]) -> Result<Vec<R>, PoolError>
+    where
+        T: bytemuck::Pod,
+        R: bytemuck::Pod + Send,
+    {
+        self.map_pod_async(f, items, None)?.into_values()
+    }
+
+    /// Start a [`Pool::map_pod`] (`chunksize: None` is CPython's default).
+    /// The items are copied before it returns.
+    ///
+    /// ```
+    /// # std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    /// use procshare::Pool;
+    /// fn half(x: f64) -> f64 { x / 2.0 }
+    /// let pool = Pool::new(2).unwrap();
+    /// let r = pool.map_pod_async(half, &[1.0, 2.0, 3.0], Some(2)).unwrap();
+    /// assert_eq!(r.get().unwrap(), [0.5, 1.0, 1.5]);
+    /// ```
+    pub fn map_pod_async<T, R>(
+        &self,
+        f: fn(T) -> R,
+        items: &[T],
+        chunksize: Option<usize>,
+    ) -> Result<MapResult<R>, PoolError>
+    where
+        T: bytemuck::Pod,
+        R: bytemuck::Pod + Send,
+    {
+        let n = items.len();
+        let cs = chunksize.unwrap_or_else(|| default_chunksize(n, self.processes));
+        if cs == 0 {
+            return Err(PoolError::BadChunksize);
+        }
+        self.hand_over(Vec::new())?;
+        let job = Arc::new(
+            Job::new(n, cs, true, None, None, pod::decode_pod_into::<R>).helped_by(&self.shared),
+        );
+        // As `submit`: handed over in batches of about 256 KiB, the workers
+        // starting on the first while the rest are copied.
+        let mut subs = Vec::new();
+        let mut bytes = 0;
+        for (i, chunk) in items.chunks(cs).enumerate() {
+            let unit = self.shared.new_id();
+            let mut buf = driver::spare_frame(&self.shared.spare);
+            let raw: &[u8] = if size_of::<T>() == 0 {
+                &[]
+            } else {
+                bytemuck::cast_slice(chunk)
+            };
+            pod::unit_frame(
+                &mut buf,
+                unit,
+                pod::tramp_pod::<T, R>,
+                f as usize,
+                raw,
+                chunk.len(),
+            )
+            .map_err(|e| PoolError::Encode(Arc::new(e)))?;
+            let frame = Arc::new(Frame::recycled(buf, &self.shared.spare));
+            bytes += frame.len();
+            subs.push(Submission {
+                unit,
+                frame,
+                sink: job.clone(),
+                start: i * cs,
+                n: chunk.len(),
+                feed: None,
+            });
+            if bytes >= 256 << 10 {
+                self.hand_over(std::mem::take(&mut subs))?;
+                bytes = 0;
+            }
+        }
+        if !subs.is_empty() {
+            self.hand_over(subs)?;
+        }
         Ok(MapResult { job })
     }
 

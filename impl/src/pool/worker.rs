@@ -75,7 +75,7 @@ pub(crate) const DONE_FAILED: u8 = 1;
 /// calls the task function at address `func` on each, and writes the `Done`
 /// body (status byte onwards) into `out` after its first [`DONE_HEADER`]
 /// bytes (`out` is cut to the end of the body).
-pub(super) type Tramp = fn(usize, &[u8], &mut Vec<u8>);
+pub(crate) type Tramp = fn(usize, &[u8], &mut Vec<u8>);
 
 /// Why one task produced no value (crosses the socket inside a `Done` frame).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -260,6 +260,16 @@ impl<'a> Out<'a> {
         }
         self.buf[self.pos..self.pos + N].copy_from_slice(&d);
         self.pos += N;
+    }
+
+    /// Append `n` bytes to be written in place (their old contents are
+    /// slack: anything); the caller fills the returned slice.
+    pub(crate) fn space(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() < self.pos + n.max(SLACK) {
+            self.grow(n);
+        }
+        self.pos += n;
+        &mut self.buf[self.pos - n..self.pos]
     }
 
     /// Forget what was written from `mark` on.
@@ -463,11 +473,8 @@ pub(crate) fn unit_frame<B: Serialize>(
     let hint = max.saturating_mul(per_item).min(4 << 20);
     buf.reserve(4 + UNIT_DATA + 4 + SLACK + hint);
     let mut out = Out::at(buf, 0);
-    out.bytes(&[0u8; 4]);
-    out.bytes(&[TO_UNIT]);
-    out.bytes(&unit.to_le_bytes());
-    out.bytes(&fn_offset(tramp as usize).to_le_bytes());
-    out.bytes(&fn_offset(func).to_le_bytes());
+    unit_header(&mut out, unit, tramp, func);
+    // The count and the plain count, patched below.
     out.bytes(&[0u8; 8]);
     let mut n: u32 = 0;
     // The arguments are plain bytes while they are: `Some(p)` once one is not.
@@ -491,6 +498,17 @@ pub(crate) fn unit_frame<B: Serialize>(
     // zeroing): the header's length says where the frame ends (`Frame`).
     out.keep();
     Ok(n as usize)
+}
+
+/// A unit frame's first bytes: the length (0, patched once known), the tag,
+/// the unit, the trampoline's and the function's offsets. The trampoline's
+/// data follow (`n:u32 p:u32` and the arguments).
+pub(crate) fn unit_header(out: &mut Out<'_>, unit: UnitId, tramp: Tramp, func: usize) {
+    out.bytes(&[0u8; 4]);
+    out.bytes(&[TO_UNIT]);
+    out.bytes(&unit.to_le_bytes());
+    out.bytes(&fn_offset(tramp as usize).to_le_bytes());
+    out.bytes(&fn_offset(func).to_le_bytes());
 }
 
 /// The stop sentinel frame.

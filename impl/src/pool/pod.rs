@@ -274,6 +274,46 @@ mod tests {
     }
 
     #[test]
+    fn a_unit_frame_is_what_the_worker_reads() {
+        use crate::process::spawn::fn_at;
+        let items = [5u32, 6, 7];
+        let mut buf = vec![0xee; 100]; // a recycled buffer: longer, not zeroed
+        let tramp: Tramp = tramp_pod::<u32, u32>;
+        unit_frame(
+            &mut buf,
+            42,
+            tramp,
+            inc as fn(u32) -> u32 as usize,
+            bytemuck::cast_slice(&items),
+            3,
+        )
+        .unwrap();
+        // The worker's reading (`SockIo::recv`, then the trampoline on the
+        // payload from `UNIT_DATA` on).
+        let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+        let f = &buf[4..4 + len];
+        let u64_at = |at: usize| u64::from_le_bytes(f[at..at + 8].try_into().unwrap());
+        assert_eq!(f[0], super::super::worker::TO_UNIT);
+        assert_eq!(u64_at(1), 42);
+        assert_eq!(fn_at(u64_at(9) as i64), tramp as usize);
+        assert_eq!(fn_at(u64_at(17) as i64), inc as fn(u32) -> u32 as usize);
+        let data = &f[super::super::worker::UNIT_DATA..];
+        assert_eq!(data, args(&items));
+        let mut out = Vec::new();
+        tramp(fn_at(u64_at(17) as i64), data, &mut out);
+        let n = u32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
+        let mut vals = Vec::new();
+        assert!(decode_pod_into::<u32>(0, 3, &out[DONE_HEADER..4 + n], &mut vals).is_none());
+        assert_eq!(vals, [6, 7, 8]);
+        // Above the workers' frame limit: refused.
+        let big = vec![0u8; FRAME_LIMIT];
+        assert!(matches!(
+            unit_frame(&mut buf, 1, tramp, 0, &big, big.len()),
+            Err(WireError::Oversized { .. })
+        ));
+    }
+
+    #[test]
     fn a_panic_fails_its_task_and_the_rest_of_the_chunk() {
         let b = body(boom_at_3, &args(&[1, 2, 3, 4]));
         let mut vals = vec![9u32];

@@ -448,7 +448,7 @@ pub(crate) struct UnitMsg {
 }
 
 /// Offset of the arguments (`n:u32` onwards) in a unit frame's payload.
-const UNIT_DATA: usize = 1 + 24;
+pub(crate) const UNIT_DATA: usize = 1 + 24;
 
 fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8)

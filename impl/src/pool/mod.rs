@@ -48,6 +48,9 @@ pub struct PoolBuilder {
     bad_maxtasks: bool,
     method: crate::process::StartMethod,
     idle_spin: Option<core::time::Duration>,
+    /// Callers spin whatever the load (tests: see `Shared::without_load_gate`).
+    #[cfg(test)]
+    no_load_gate: bool,
 }
 
 impl core::fmt::Debug for PoolBuilder {
@@ -227,7 +230,14 @@ impl PoolBuilder {
             } else {
                 core::time::Duration::ZERO
             });
-        let shared = Arc::new(Shared::new(spin)?);
+        let shared = Shared::new(spin)?;
+        #[cfg(test)]
+        let shared = if self.no_load_gate {
+            shared.without_load_gate()
+        } else {
+            shared
+        };
+        let shared = Arc::new(shared);
         let mut drv = Driver::new(
             cfg,
             shared.clone(),
@@ -481,6 +491,8 @@ impl Pool {
             bad_maxtasks: false,
             method: crate::process::StartMethod::Fork,
             idle_spin: None,
+            #[cfg(test)]
+            no_load_gate: false,
         }
     }
 

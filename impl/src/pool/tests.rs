@@ -95,3 +95,40 @@ fn callers_wait_without_spinning_when_the_pool_does_not_spin() {
     assert_eq!(r.get_timeout(Duration::ZERO), Ok(2));
     stop(pool, &shared);
 }
+
+/// Several threads at once submit and wait on a pool whose dispatcher thread
+/// runs, every waiter reading answers itself (the load gate off): the driver
+/// passes between the dispatcher thread and the callers, and every result
+/// reaches its own caller.
+#[test]
+fn callers_and_the_dispatcher_thread_share_the_work() {
+    std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+    let mut b = Pool::builder()
+        .processes(2)
+        .idle_spin(Duration::from_millis(1));
+    b.no_load_gate = true;
+    let pool = b.build().expect("pool");
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                for i in 0..200 {
+                    let x = t * 1000 + i;
+                    assert_eq!(pool.apply(double, x), Ok(2 * x));
+                }
+                let xs: Vec<u64> = (0..3000).map(|i| i + t).collect();
+                let want: Vec<u64> = xs.iter().copied().map(double).collect();
+                assert_eq!(pool.map(double, xs.clone()), Ok(want.clone()));
+                assert_eq!(pool.map_pod(double, &xs), Ok(want.clone()));
+                let got: Vec<u64> = pool
+                    .imap(double, xs.into_iter(), Some(7))
+                    .expect("imap")
+                    .map(|r| r.expect("a result"))
+                    .collect();
+                assert_eq!(got, want);
+            });
+        }
+    });
+    pool.close().unwrap();
+    pool.join().unwrap();
+}

@@ -121,7 +121,7 @@ fn callers_and_the_dispatcher_thread_share_the_work() {
                 assert_eq!(pool.map(double, xs.clone()), Ok(want.clone()));
                 assert_eq!(pool.map_pod(double, &xs), Ok(want.clone()));
                 let got: Vec<u64> = pool
-                    .imap(double, xs.into_iter(), Some(7))
+                    .imap(double, xs, Some(7))
                     .expect("imap")
                     .map(|r| r.expect("a result"))
                     .collect();

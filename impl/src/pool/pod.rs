@@ -116,12 +116,9 @@ fn run_pod<T: Pod, R: Pod>(o: &mut Out<'_>, data: &[u8], f: fn(T) -> R) {
     };
     // The results are written in place, each with a fixed-size copy.
     let at = o.pos();
-    let Some(room) = n.checked_mul(rs) else {
-        o.rewind(k_at - 1);
-        o.bytes(&[DONE_FAILED]);
-        o.bytes(b"cannot hold the results: too many bytes");
-        return;
-    };
+    // No overflow: `n < 2^32`, and a result of `2^32` bytes or more could not
+    // be returned by `f` on a thread's stack at all.
+    let room = n * rs;
     let mut failed = None;
     {
         let dst = o.space(room);
@@ -305,11 +302,16 @@ mod tests {
         let mut vals = Vec::new();
         assert!(decode_pod_into::<u32>(0, 3, &out[DONE_HEADER..4 + n], &mut vals).is_none());
         assert_eq!(vals, [6, 7, 8]);
-        // Above the workers' frame limit: refused.
-        let big = vec![0u8; FRAME_LIMIT];
+        // A frame of exactly the workers' limit passes, one byte more is refused.
+        let header = super::super::worker::UNIT_DATA + 8;
+        let most = vec![0u8; FRAME_LIMIT - header];
+        assert!(unit_frame(&mut buf, 1, tramp, 0, &most, most.len()).is_ok());
+        let len = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, FRAME_LIMIT);
+        let over = vec![0u8; FRAME_LIMIT - header + 1];
         assert!(matches!(
-            unit_frame(&mut buf, 1, tramp, 0, &big, big.len()),
-            Err(WireError::Oversized { .. })
+            unit_frame(&mut buf, 1, tramp, 0, &over, over.len()),
+            Err(WireError::Oversized { len, .. }) if len == FRAME_LIMIT as u64 + 1
         ));
     }
 
@@ -357,6 +359,10 @@ mod tests {
             good[..good.len() - 1].to_vec(),
             [&good[..], &[0]].concat(),
         ];
+        // A status that is neither: refused even with a well-formed rest.
+        let mut status = good.clone();
+        status[0] = 7;
+        bad.push(status);
         // More results than tasks; a plain count that differs.
         let mut more = good.clone();
         more[1] = 3;
@@ -374,6 +380,15 @@ mod tests {
             );
             assert!(vals.is_empty());
         }
+    }
+
+    #[test]
+    fn a_unit_of_nothing_that_failed_has_no_first_failure() {
+        let mut vals = vec![1u32];
+        let r = decode_pod_into::<u32>(3, 0, &[DONE_FAILED], &mut vals).expect("failed");
+        assert!(r.1.is_none(), "no task, no first failure: {:?}", r.1);
+        assert!(values(r).is_empty());
+        assert_eq!(vals, [1]);
     }
 
     #[test]

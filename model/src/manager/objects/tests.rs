@@ -183,7 +183,8 @@ fn list_mutations_answer_change_and_bump_the_version_once() {
         (Op::InsertAt(-9, b(3)), ok_changed(), &[3, 5, 4, 9]),
         (Op::InsertAt(2, b(2)), ok_changed(), &[3, 5, 2, 4, 9]),
         (Op::InsertAt(99, b(1)), ok_changed(), &[3, 5, 2, 4, 9, 1]),
-        (Op::ReplaceIf(19, bs(&[6])), ok_changed(), &[6]),
+        (Op::InsertAt(0, b(0)), ok_changed(), &[0, 3, 5, 2, 4, 9, 1]),
+        (Op::ReplaceIf(20, bs(&[6])), ok_changed(), &[6]),
         (Op::Clear, ok_changed(), &[]),
     ];
     for (i, (op, want, after)) in cases.into_iter().enumerate() {

@@ -246,7 +246,9 @@ fn holding_wrappers_must_wrap_a_store_of_as_many_values() {
         op(&s, 1, l, Op::Holding(vec![99], Box::new(Op::Append(b(1))))),
         Response::Err(OpError::NoSuchObject(99))
     );
-    // A failed store holds nothing.
+    // A failed store holds nothing, even when the list holds a value equal
+    // to the one it would have stored.
+    assert_eq!(op(&s, 1, l, Op::Append(b(1))), Response::Ok);
     assert_eq!(
         op(
             &s,
@@ -254,9 +256,12 @@ fn holding_wrappers_must_wrap_a_store_of_as_many_values() {
             l,
             Op::Holding(vec![inner], Box::new(Op::Set(5, b(1))))
         ),
-        Response::Err(OpError::IndexOutOfRange { index: 5, len: 0 })
+        Response::Err(OpError::IndexOutOfRange { index: 5, len: 1 })
     );
-    assert_eq!(op(&s, 1, l, Op::Snapshot), Response::Versioned(0, vec![]));
+    assert_eq!(
+        op(&s, 1, l, Op::Snapshot),
+        Response::Versioned(1, vec![b(1)])
+    );
     assert_eq!(refs(&s, inner), Some(1));
     assert!(stored(&s, l).is_empty());
 }

@@ -671,3 +671,6 @@ pub(super) fn wait_of(op: &Op) -> Wait {
         _ => Wait::No,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -966,3 +966,6 @@ pub fn serve_connection<S: ServerSync>(
     server.disconnect(conn);
     end
 }
+
+#[cfg(test)]
+mod tests;

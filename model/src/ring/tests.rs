@@ -772,3 +772,203 @@ mod shuttle_checks {
         }));
     }
 }
+
+/// Single-threaded scenarios of the ring's limits, header, accessors and
+/// error answers, which the concurrent checks above do not look at (found by
+/// cargo-mutants, issue 14: each test here fails under a mutant of ring.rs
+/// that the checks above let pass).
+mod unit {
+    use super::*;
+    use crate::platform::CellLike;
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+
+    type S = Shuttle<0>;
+
+    /// Run `f` once on one model thread.
+    fn one_thread(f: impl Fn(&ModelThread) + Send + Sync + 'static) {
+        shuttle::check_random(
+            move || {
+                let w = world();
+                f(&ModelThread::new(&w, 1));
+            },
+            1,
+        );
+    }
+
+    fn slots(h: &RingHeader<S>) -> Vec<<S as Platform>::Cell<Chunk>> {
+        (0..h.capacity)
+            .map(|_| CellLike::new([0u8; CHUNK]))
+            .collect()
+    }
+
+    /// The address of `field` in `h`, from `h`'s start.
+    fn at<T>(h: &RingHeader<S>, field: &T) -> usize {
+        field as *const T as usize - h as *const RingHeader<S> as usize
+    }
+
+    #[test]
+    fn limits_positions_and_the_layout_table() {
+        // Clamped to the largest ring and item bound.
+        let h = RingHeader::<S>::new(u64::MAX, u32::MAX);
+        assert_eq!(h.capacity(), 1 << 36);
+        assert_eq!(h.max_items(), 1 << 22);
+        assert_eq!(MAX_UNFINISHED, 0xff_ffff, "24-bit counts");
+        // The largest piece: a `len: u32`, whole chunks, nothing larger.
+        assert!(MAX_PIECE <= u32::MAX as usize && MAX_PIECE % CHUNK == 0);
+        assert!(MAX_PIECE + CHUNK > u32::MAX as usize);
+        // 40-bit positions and 24-bit counts, packed and unpacked.
+        assert_eq!(pos(u64::MAX), (1 << 40) - 1);
+        assert_eq!(cnt(u64::MAX), (1 << 24) - 1);
+        assert_eq!(pack(5, 7), 5 << 40 | 7);
+        assert_eq!(pack((1 << 24) | 5, (1 << 40) | 7), pack(5, 7));
+        assert_eq!((cnt(pack(9, 3)), pos(pack(9, 3))), (9, 3));
+        assert_eq!(floor_unit(37, 2), 36);
+        assert_eq!(floor_unit(36, 2), 36);
+        assert_eq!(floor_unit(u64::MAX, 3), ((1 << 40) - 1) & !7);
+        assert_eq!(floor_unit(37, 0), 37);
+        for (len, k) in [(0, 1), (8, 1), (9, 2), (24, 2), (25, 3), (56, 4)] {
+            assert_eq!(chunks_for(len), k, "chunks_for({len})");
+        }
+        // `OFFSETS` (what impl's layout check hashes) is where the fields are.
+        let h = RingHeader::<S>::new(4, 0);
+        let want = [
+            ("prod", at(&h, &h.prod.0.lock)),
+            ("head_seen", at(&h, &h.prod.0.seen)),
+            ("tail", at(&h, &h.tail.0.pos)),
+            ("not_empty", at(&h, &h.tail.0.event)),
+            ("cons", at(&h, &h.cons.0.lock)),
+            ("tail_seen", at(&h, &h.cons.0.seen)),
+            ("head", at(&h, &h.head.0.pos)),
+            ("not_full", at(&h, &h.head.0.event)),
+            ("closed", at(&h, &h.closed.0)),
+            ("capacity", at(&h, &h.capacity)),
+            ("max_items", at(&h, &h.max_items)),
+            ("reclaim_shift", at(&h, &h.reclaim_shift)),
+            ("reclaimed", at(&h, &h.reclaimed)),
+        ];
+        assert_eq!(RingHeader::<S>::OFFSETS, &want[..]);
+    }
+
+    #[test]
+    fn headers_are_clamped_and_reclaim_only_in_units_they_can_hold() {
+        one_thread(|_| headers_clamped());
+    }
+
+    fn headers_clamped() {
+        let h = RingHeader::<S>::new(0, 0);
+        assert_eq!((h.capacity(), h.max_items()), (1, 0));
+        let h = RingHeader::<S>::new(5, 7);
+        assert_eq!((h.capacity(), h.max_items()), (8, 7));
+        // Units of up to half the ring; none, too large, or absurd: off.
+        let unit = |cap: u64, shift: u32| RingHeader::<S>::new(cap, 0).with_reclaim(shift);
+        assert_eq!(unit(16, 3).reclaim_shift, 3);
+        assert_eq!(unit(16, 3).reclaim_unit(), 8);
+        assert_eq!(unit(16, 1).reclaim_unit(), 2);
+        for (cap, shift) in [(16, 0), (16, 4), (16, 5), (16, 40), (16, 50), (1 << 36, 36)] {
+            let h = unit(cap, shift);
+            assert_eq!(h.reclaim_shift, 0, "cap {cap} shift {shift}");
+            assert_eq!(
+                (h.reclaim_unit(), h.keep()),
+                (0, 0),
+                "cap {cap} shift {shift}"
+            );
+        }
+        assert_eq!(unit(1 << 36, 35).reclaim_unit(), 1 << 35);
+        // The kept start: KEEP_UNITS units, at most a quarter of the ring.
+        assert_eq!(unit(8, 1).keep(), 2);
+        assert_eq!(unit(1024, 2).keep(), 64);
+        assert_eq!(unit(64, 2).keep(), 16);
+        // `reclaimed` starts at the unit `head` is in, and so does the hint.
+        let h = RingHeader::<S>::new(16, 0).starting_at(13).with_reclaim(2);
+        assert_eq!(h.reclaimed.load(Relaxed), 12);
+        assert_eq!(h.prod.0.seen.load(Relaxed), 12);
+        // `starting_at` takes the position modulo 2^40.
+        let h = RingHeader::<S>::new(16, 0).starting_at((1 << 40) + 5);
+        for w in [&h.tail.0.pos, &h.head.0.pos, &h.prod.0.seen, &h.cons.0.seen] {
+            assert_eq!(w.load(Relaxed), 5);
+        }
+        assert_eq!(h.reclaimed.load(Relaxed), 5, "unit 1: every position");
+    }
+
+    #[test]
+    fn a_ring_refuses_a_header_that_does_not_fit_it() {
+        let ok = RingHeader::<S>::new(8, 2);
+        assert!(Ring::new(&ok, &slots(&ok)).is_some());
+        let short: Vec<_> = slots(&ok).into_iter().take(4).collect();
+        assert!(Ring::new(&ok, &short).is_none(), "4 chunks for 8");
+        let bad = |f: &dyn Fn(&mut RingHeader<S>)| {
+            let mut h = RingHeader::<S>::new(8, 2);
+            f(&mut h);
+            let s: Vec<_> = (0..h.capacity.min(64))
+                .map(|_| CellLike::new([0u8; CHUNK]))
+                .collect();
+            Ring::new(&h, &s).is_none()
+        };
+        assert!(bad(&|h| h.capacity = 6), "not a power of two");
+        assert!(bad(&|h| h.max_items = MAX_ITEMS + 1));
+        assert!(!bad(&|h| h.max_items = MAX_ITEMS));
+        assert!(bad(&|h| h.reclaim_shift = 3), "a unit of the whole ring");
+        assert!(!bad(&|h| h.reclaim_shift = 2));
+        assert!(bad(&|h| h.reclaim_shift = 40));
+        // The capacity bound (a header's word, not the slots', decides).
+        let mut h = RingHeader::<S>::new(8, 0);
+        h.capacity = MAX_CAPACITY * 2;
+        assert!(Ring::new(&h, &[]).is_none());
+    }
+
+    #[test]
+    fn accessors_follow_puts_and_gets() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 3);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            assert_eq!((r.capacity(), r.max_single_piece()), (4, 4 * CHUNK - 8));
+            assert_eq!((r.len(), r.used_chunks()), (0, 0));
+            assert!(r.is_empty() && !r.is_full() && !r.is_closed());
+            r.put(t, &[1; 6], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 1));
+            assert!(!r.is_empty() && !r.is_full());
+            r.put(t, &[2; 6], Wait::No).unwrap();
+            r.put(t, &[3; 6], Wait::No).unwrap();
+            // At the item bound with a chunk free.
+            assert_eq!((r.len(), r.used_chunks()), (3, 3));
+            assert!(r.is_full());
+            assert_eq!(r.put(t, &[4; 6], Wait::No), Err(RingError::Full));
+            let mut out = Vec::new();
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [1; 6]);
+            assert_eq!((r.len(), r.used_chunks()), (2, 2));
+            assert!(!r.is_full());
+            assert_eq!(
+                format!("{r:?}"),
+                "RingHeader { capacity: 4, max_items: 3, tail: 0x30000000003, \
+                 head: 0x10000000001, closed: 0, reclaimed: 0x0, prod: 0x0, cons: 0x0 }"
+            );
+            r.close(t);
+            assert!(r.is_closed());
+            assert_eq!(r.put(t, &[5; 6], Wait::No), Err(RingError::Closed));
+            assert_eq!(format!("{r:?}").matches("closed: 1").count(), 1);
+
+            // Unbounded: full by chunks (a 3-chunk message, then one more chunk).
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            r.put(t, &[6; 40], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 3));
+            assert!(!r.is_full());
+            r.put(t, &[7; 8], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (2, 4));
+            assert!(r.is_full());
+            // Reclaiming in units of 2 of 8: an empty ring is sure of 7 chunks
+            // for one piece (the consumed chunk of `head`'s unit is not free).
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            assert_eq!(r.max_single_piece(), 7 * CHUNK - 8);
+            assert_eq!(r.single_cap(), 7);
+            let h = RingHeader::<S>::new(16, 0).with_reclaim(2);
+            let s = slots(&h);
+            assert_eq!(Ring::new(&h, &s).unwrap().single_cap(), 13);
+        });
+    }
+}

@@ -971,4 +971,242 @@ mod unit {
             assert_eq!(Ring::new(&h, &s).unwrap().single_cap(), 13);
         });
     }
+
+    /// Publish a piece written by hand at `at` (what a foreign writer, or a
+    /// producer half-way through a message, leaves): `tail` to `to`.
+    fn publish(r: &Ring<'_, S>, at: u64, flags: u32, payload: &[u8], to: u64) {
+        r.write_piece(at, flags, payload);
+        r.h.tail.0.pos.store(to, Release);
+    }
+
+    #[test]
+    fn corrupt_pieces_and_positions_are_reported_and_skipped() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // An unknown flag; a length beyond the ring; more chunks than published.
+            for (flags, len, chunks) in [
+                (FIRST | LAST | 8, 4, 1),
+                (FIRST | LAST, 90, 1),
+                (FIRST | LAST, 30, 2),
+            ] {
+                let at = pos(h.tail.0.pos.load(Relaxed));
+                let mut first = [0u8; CHUNK];
+                first[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                first[4..8].copy_from_slice(&flags.to_le_bytes());
+                // SAFETY: one thread; the chunk is beyond `tail`.
+                unsafe { r.write_bytes((at & 3) as usize * CHUNK, &first) };
+                h.tail.0.pos.store(pack(0, at + chunks), Release);
+                let e = r.get(t, &mut out, Wait::No);
+                assert_eq!(
+                    e,
+                    Err(RingError::Corrupt("bad piece header")),
+                    "{flags} {len}"
+                );
+                assert!(out.is_empty());
+                assert!(r.is_empty(), "the bad piece is skipped");
+                // The ring goes on.
+                r.put(t, &[9; 12], Wait::No).unwrap();
+                assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+                assert_eq!(out, [9; 12]);
+            }
+            // `tail` more than the ring ahead of `head`: both sides say so.
+            let tw = h.tail.0.pos.load(Relaxed);
+            h.tail.0.pos.store(tw + 5, Release);
+            h.prod.0.seen.store(h.head.0.pos.load(Relaxed), Relaxed);
+            assert_eq!(
+                r.put(t, &[1; 4], Wait::No),
+                Err(RingError::Corrupt("ring positions out of range"))
+            );
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Corrupt("ring positions out of range"))
+            );
+            assert!(r.is_empty() && r.used_chunks() == 0);
+            r.put(t, &[2; 4], Wait::No).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [2; 4]);
+        });
+    }
+
+    #[test]
+    fn a_wrap_marker_whose_lap_start_is_not_published_is_corrupt() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).starting_at(3).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // A marker at 3 whose lap start (8) lies beyond `tail` (5).
+            publish(&r, 3, WRAP, &[], pack(0, 5));
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Corrupt("bad wrap marker"))
+            );
+            assert!(r.is_empty());
+            // A marker whose lap start is published: followed.
+            publish(&r, 5, WRAP, &[], pack(0, 6));
+            publish(&r, 8, FIRST | LAST, &[7; 4], pack(1, 9));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [7; 4]);
+            assert_eq!(pos(h.head.0.pos.load(Relaxed)), 9);
+            assert_eq!(h.reclaimed.load(Relaxed), 8);
+        });
+    }
+
+    #[test]
+    fn try_operations_take_only_whole_messages() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(2, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // A message larger than one piece of the ring: never at once.
+            assert_eq!(r.put(t, &[1; 25], Wait::No), Err(RingError::Full));
+            r.put(t, &[1; 24], Wait::No).unwrap();
+            assert_eq!(r.put(t, &[1; 1], Wait::No), Err(RingError::Full));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            // The first piece of a streamed message, its producer still on it.
+            publish(&r, 2, FIRST, &[2; 8], pack(1, 3));
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(pos(h.head.0.pos.load(Relaxed)), 2, "nothing consumed");
+            publish(&r, 3, LAST, &[3; 4], pack(2, 4));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [[2; 8], [3; 8]].concat()[..12]);
+            // A consumer lock held elsewhere: Empty, or Closed once closed and empty.
+            h.cons.0.lock.try_lock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            r.put(t, &[4; 4], Wait::No).unwrap();
+            r.close(t);
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Empty),
+                "not empty"
+            );
+            h.cons.0.lock.unlock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            h.cons.0.lock.try_lock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Closed));
+            h.cons.0.lock.unlock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Closed));
+        });
+    }
+
+    #[test]
+    fn a_size_limit_counts_the_whole_message() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 10], Wait::No).unwrap();
+            assert_eq!(r.get_limited(t, &mut out, Wait::No, 10), Ok(()));
+            r.put(t, &[2; 10], Wait::No).unwrap();
+            assert_eq!(
+                r.get_limited(t, &mut out, Wait::No, 9),
+                Err(RingError::TooLarge(10))
+            );
+            assert!(out.is_empty() && r.is_empty());
+            // Streamed by hand: 20 bytes, then 10 more; the limit is passed in
+            // the second piece, whose size counts.
+            let tw = pos(h.tail.0.pos.load(Relaxed));
+            publish(&r, tw, FIRST, &[3; 20], pack(2, tw + 2));
+            publish(&r, tw + 2, LAST, &[4; 10], pack(3, tw + 4));
+            assert_eq!(
+                r.get_limited(t, &mut out, Wait::No, 25),
+                Err(RingError::TooLarge(30))
+            );
+            assert!(r.is_empty());
+            r.put(t, &[5; 3], Wait::No).unwrap();
+            assert_eq!(r.get_limited(t, &mut out, Wait::No, 3), Ok(()));
+            assert_eq!(out, [5; 3]);
+        });
+    }
+
+    #[test]
+    fn a_joinable_put_is_refused_at_max_unfinished() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            // committed 0, done 1: 2^24 - 1 unfinished (modulo 2^24).
+            let done = <S as Platform>::W32::new(1);
+            assert_eq!(
+                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                Err(RingError::Full)
+            );
+            assert_eq!(r.len(), 0);
+            done.store(2, Relaxed);
+            assert_eq!(r.put_counted(t, &[1], Wait::No, Some(&done)), Ok(()));
+            assert_eq!(r.committed(), 1);
+            // 1 - 2: exactly MAX_UNFINISHED again.
+            assert_eq!(
+                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                Err(RingError::Full)
+            );
+        });
+    }
+
+    /// Records what a reclaiming ring gives back.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(usize, usize)>>);
+
+    impl Reclaim for Recorder {
+        fn reclaim(&self, first: usize, chunks: usize) {
+            self.0.lock().unwrap().push((first, chunks));
+        }
+    }
+
+    #[test]
+    fn consumed_units_are_given_back_but_not_the_kept_start() {
+        one_thread(|t| {
+            // 8 chunks, units of 2, the first unit of every lap kept.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            let mut out = Vec::new();
+            let mut gave = Vec::new();
+            // 3-chunk messages (too large for the kept start: never wrap early).
+            for (i, want) in [
+                (0u8, vec![]),
+                (1, vec![(2, 4)]),
+                (2, vec![(6, 2)]),
+                (3, vec![(2, 2)]),
+            ] {
+                r.put(t, &[i; 40], Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 40]);
+                gave.extend(want);
+                assert_eq!(*rec.0.lock().unwrap(), gave, "after message {i}");
+                assert_eq!(
+                    h.reclaimed.load(Relaxed),
+                    pos(h.head.0.pos.load(Relaxed)) & !1
+                );
+            }
+            // A `reclaimed` this protocol did not write: nothing given back, reset.
+            h.reclaimed.store(9, Relaxed);
+            r.put(t, &[4; 40], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            // (Then [12, 14), which `head` passed, as usual.)
+            gave.push((4, 2));
+            assert_eq!(*rec.0.lock().unwrap(), gave);
+            assert_eq!(h.reclaimed.load(Relaxed), 14);
+            // The model's own give-back zeroes the units, keeps the lap's start.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let chunk = |i: usize| s[i].with(|p| unsafe { *p });
+            r.put(t, &[7; 100], Wait::No).unwrap(); // 7 chunks
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            assert_ne!(chunk(0), [0; CHUNK], "the kept start");
+            assert_ne!(chunk(1), [0; CHUNK], "the kept start");
+            for i in 2..6 {
+                assert_eq!(chunk(i), [0; CHUNK], "chunk {i}");
+            }
+            assert_eq!(chunk(6)[..12], [7; 12], "head's unit");
+        });
+    }
 }

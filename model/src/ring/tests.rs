@@ -1209,4 +1209,67 @@ mod unit {
             assert_eq!(chunk(6)[..12], [7; 12], "head's unit");
         });
     }
+
+    /// A ring keeping 8 units of 2 (16 chunks of 64): a producer inside the
+    /// kept start never wraps, even at a unit's start with the queue empty
+    /// and room at the next lap's start.
+    #[test]
+    fn no_wrap_from_inside_the_kept_start() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
+            assert_eq!(h.keep(), 16);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            for i in 0..20u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+                // Every message at the next position up to the kept start's
+                // end (16); the one at 16 wraps to 64.
+                let want = if i < 16 {
+                    u64::from(i) + 1
+                } else {
+                    65 + u64::from(i) - 16
+                };
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), want, "message {i}");
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 4]);
+            }
+        });
+    }
+
+    /// A producer out of room follows only a wrap marker at `head`, not an
+    /// empty message (`len` 0 too) with the next lap's start published.
+    #[test]
+    fn a_producer_out_of_room_does_not_take_an_empty_message_for_a_marker() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // Messages at 0, 1 and 2 (not wrapped: 1 is unread when 2 is put).
+            for i in 0..2u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+            }
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 4], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 3);
+            // An empty message at 3, then one-chunk messages at 4..10, past
+            // the next lap's start (8): the ring is full.
+            r.put(t, &[], Wait::No).unwrap();
+            for i in 4..10u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+            }
+            assert_eq!((r.len(), r.used_chunks()), (7, 7));
+            assert_eq!(r.put(t, &[10; 4], Wait::No), Err(RingError::Full));
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert!(out.is_empty());
+            for i in 4..10u8 {
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 4]);
+            }
+            assert!(r.is_empty());
+        });
+    }
 }

@@ -1272,4 +1272,27 @@ mod unit {
             assert!(r.is_empty());
         });
     }
+
+    /// A consumer that died between its `head` store and the reclaim step
+    /// left `reclaimed` behind: the next `get` finishes the step first, even
+    /// with nothing to read (or the producers never get the room back).
+    #[test]
+    fn a_get_finishes_a_dead_consumers_reclaim_step() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            let mut out = Vec::new();
+            r.put(t, &[1; 40], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 40], Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 2);
+            // The dead consumer read [3, 6) and stored `head`, no more.
+            h.head.0.pos.store(pack(2, 6), Release);
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            assert_eq!(*rec.0.lock().unwrap(), [(2, 4)]);
+        });
+    }
 }

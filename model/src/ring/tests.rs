@@ -1295,4 +1295,28 @@ mod unit {
             assert_eq!(*rec.0.lock().unwrap(), [(2, 4)]);
         });
     }
+
+    /// A timed `get` on an empty ring and a timed `put` on a full one, by a
+    /// thread that spins before it sleeps: each spins a bounded number of
+    /// rounds, then sleeps, and gives up at its deadline (model time: at once).
+    #[test]
+    fn timed_operations_spin_a_while_then_time_out() {
+        shuttle::check_random(
+            || {
+                let w = world();
+                let t = ModelThread::new(&w, 1).spins(4);
+                let h = RingHeader::<S>::new(2, 0);
+                let s = slots(&h);
+                let r = Ring::new(&h, &s).unwrap();
+                let mut out = Vec::new();
+                let soon = Wait::For(Some(Duration::from_millis(1)));
+                assert_eq!(r.get(&t, &mut out, soon), Err(RingError::Empty));
+                r.put(&t, &[1; 24], Wait::No).unwrap();
+                assert_eq!(r.put(&t, &[2; 4], soon), Err(RingError::Full));
+                assert_eq!(r.get(&t, &mut out, soon), Ok(()));
+                assert_eq!(out, [1; 24]);
+            },
+            1,
+        );
+    }
 }

@@ -1197,6 +1197,7 @@ mod unit {
             let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
             let s = slots(&h);
             let r = Ring::new(&h, &s).unwrap();
+            // SAFETY: one thread, no operation running: nobody writes the chunk.
             let chunk = |i: usize| s[i].with(|p| unsafe { *p });
             r.put(t, &[7; 100], Wait::No).unwrap(); // 7 chunks
             r.get(t, &mut out, Wait::No).unwrap();

@@ -1294,6 +1294,47 @@ mod unit {
             assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
             assert_eq!(h.reclaimed.load(Relaxed), 6);
             assert_eq!(*rec.0.lock().unwrap(), [(2, 4)]);
+
+            // A whole ring read by a consumer that died before the step:
+            // `head` a capacity past `reclaimed`, every unit given back.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            r.put(t, &[1; 100], Wait::No).unwrap(); // 7 chunks
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 100], Wait::No).unwrap(); // [7, 14)
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            h.head.0.pos.store(pack(2, 14), Release);
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 14);
+            assert_eq!(*rec.0.lock().unwrap(), [(2, 4), (6, 2), (2, 4)]);
+        });
+    }
+
+    /// A ring that keeps no lap's start (here: reclaim units too large for
+    /// one) never has a wrap marker to follow, and its producers leave the
+    /// consumers' side alone: a dead consumer's reclaim step is finished by
+    /// the next consumer, not by a producer out of room.
+    #[test]
+    fn a_producer_of_a_ring_that_keeps_nothing_leaves_the_consumers_side_alone() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0).with_reclaim(1);
+            assert_eq!((h.reclaim_unit(), h.keep()), (2, 0));
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 40], Wait::No).unwrap(); // [0, 3)
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 20], Wait::No).unwrap(); // [3, 5)
+            assert_eq!(h.reclaimed.load(Relaxed), 2);
+            // A consumer read it and died before its reclaim step.
+            h.head.0.pos.store(pack(2, 5), Release);
+            assert_eq!(r.put(t, &[3; 20], Wait::No), Err(RingError::Full));
+            assert_eq!(h.reclaimed.load(Relaxed), 2, "a producer took `cons`");
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 4);
+            r.put(t, &[3; 20], Wait::No).unwrap();
         });
     }
 

@@ -1361,4 +1361,35 @@ mod unit {
             1,
         );
     }
+
+    /// A producer about to wrap early while a consumer holds `cons` close
+    /// behind spins for it a bounded while (WRAP_SPINS rounds), then writes
+    /// at `tail`: here the "consumer" holding `cons` is this thread, so it
+    /// never catches up (as a consumer that died holding `cons`).
+    #[test]
+    fn a_producer_spins_a_bounded_while_for_a_consumer_close_behind() {
+        shuttle::check_random(
+            || {
+                let w = world();
+                let t = ModelThread::new(&w, 1).spins(64);
+                let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+                let s = slots(&h);
+                let r = Ring::new(&h, &s).unwrap();
+                let mut out = Vec::new();
+                let soon = Wait::For(Some(Duration::from_millis(1)));
+                r.put(&t, &[0; 4], soon).unwrap();
+                r.get(&t, &mut out, Wait::No).unwrap();
+                r.put(&t, &[1; 4], soon).unwrap(); // at 1, unread
+                h.cons.0.lock.try_lock(&t).unwrap();
+                r.put(&t, &[2; 4], soon).unwrap(); // at 2, a unit's start
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 3, "no wrap");
+                h.cons.0.lock.unlock(&t).unwrap();
+                for i in 1..3 {
+                    r.get(&t, &mut out, Wait::No).unwrap();
+                    assert_eq!(out, [i; 4]);
+                }
+            },
+            1,
+        );
+    }
 }

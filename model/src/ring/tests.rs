@@ -1392,4 +1392,36 @@ mod unit {
             1,
         );
     }
+
+    /// The model's give-back zeroes exactly the stretch, also one longer than
+    /// its 16-chunk block of zeros, and a message of exactly the kept start's
+    /// size wraps early.
+    #[test]
+    fn a_long_stretch_is_zeroed_exactly_and_a_kept_start_sized_message_wraps() {
+        one_thread(|t| {
+            // 64 chunks, units of 8, 16 kept: a 40-chunk message, then one more.
+            let h = RingHeader::<S>::new(64, 0).with_reclaim(3);
+            assert_eq!(h.keep(), 16);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 40 * CHUNK - 8], Wait::No).unwrap();
+            r.put(t, &[2; 4], Wait::No).unwrap(); // at 40
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 40);
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [2; 4], "the chunk past the stretch");
+            // 8 chunks, units of 2, 2 kept: a 2-chunk message at a unit's
+            // start past the kept start, the queue empty: to the next lap.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            r.put(t, &[3; 24], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[4; 24], Wait::No).unwrap();
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 10, "did not wrap");
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [4; 24]);
+        });
+    }
 }

@@ -772,3 +772,656 @@ mod shuttle_checks {
         }));
     }
 }
+
+/// Single-threaded scenarios of the ring's limits, header, accessors and
+/// error answers, which the concurrent checks above do not look at (found by
+/// cargo-mutants, issue 14: each test here fails under a mutant of ring.rs
+/// that the checks above let pass).
+mod unit {
+    use super::*;
+    use crate::platform::CellLike;
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+
+    type S = Shuttle<0>;
+
+    /// Run `f` once on one model thread.
+    fn one_thread(f: impl Fn(&ModelThread) + Send + Sync + 'static) {
+        shuttle::check_random(
+            move || {
+                let w = world();
+                f(&ModelThread::new(&w, 1));
+            },
+            1,
+        );
+    }
+
+    fn slots(h: &RingHeader<S>) -> Vec<<S as Platform>::Cell<Chunk>> {
+        (0..h.capacity)
+            .map(|_| CellLike::new([0u8; CHUNK]))
+            .collect()
+    }
+
+    /// The address of `field` in `h`, from `h`'s start.
+    fn at<T>(h: &RingHeader<S>, field: &T) -> usize {
+        field as *const T as usize - h as *const RingHeader<S> as usize
+    }
+
+    #[test]
+    fn limits_positions_and_the_layout_table() {
+        // Clamped to the largest ring and item bound.
+        let h = RingHeader::<S>::new(u64::MAX, u32::MAX);
+        assert_eq!(h.capacity(), 1 << 36);
+        assert_eq!(h.max_items(), 1 << 22);
+        assert_eq!(MAX_UNFINISHED, 0xff_ffff, "24-bit counts");
+        // The largest piece: a `len: u32`, whole chunks, nothing larger.
+        assert!(MAX_PIECE <= u32::MAX as usize && MAX_PIECE % CHUNK == 0);
+        assert!(MAX_PIECE + CHUNK > u32::MAX as usize);
+        // 40-bit positions and 24-bit counts, packed and unpacked.
+        assert_eq!(pos(u64::MAX), (1 << 40) - 1);
+        assert_eq!(cnt(u64::MAX), (1 << 24) - 1);
+        assert_eq!(pack(5, 7), 5 << 40 | 7);
+        assert_eq!(pack((1 << 24) | 5, (1 << 40) | 7), pack(5, 7));
+        assert_eq!((cnt(pack(9, 3)), pos(pack(9, 3))), (9, 3));
+        assert_eq!(floor_unit(37, 2), 36);
+        assert_eq!(floor_unit(36, 2), 36);
+        assert_eq!(floor_unit(u64::MAX, 3), ((1 << 40) - 1) & !7);
+        assert_eq!(floor_unit(37, 0), 37);
+        for (len, k) in [(0, 1), (8, 1), (9, 2), (24, 2), (25, 3), (56, 4)] {
+            assert_eq!(chunks_for(len), k, "chunks_for({len})");
+        }
+        // `OFFSETS` (what impl's layout check hashes) is where the fields are.
+        let h = RingHeader::<S>::new(4, 0);
+        let want = [
+            ("prod", at(&h, &h.prod.0.lock)),
+            ("head_seen", at(&h, &h.prod.0.seen)),
+            ("tail", at(&h, &h.tail.0.pos)),
+            ("not_empty", at(&h, &h.tail.0.event)),
+            ("cons", at(&h, &h.cons.0.lock)),
+            ("tail_seen", at(&h, &h.cons.0.seen)),
+            ("head", at(&h, &h.head.0.pos)),
+            ("not_full", at(&h, &h.head.0.event)),
+            ("closed", at(&h, &h.closed.0)),
+            ("capacity", at(&h, &h.capacity)),
+            ("max_items", at(&h, &h.max_items)),
+            ("reclaim_shift", at(&h, &h.reclaim_shift)),
+            ("reclaimed", at(&h, &h.reclaimed)),
+        ];
+        assert_eq!(RingHeader::<S>::OFFSETS, &want[..]);
+    }
+
+    #[test]
+    fn headers_are_clamped_and_reclaim_only_in_units_they_can_hold() {
+        one_thread(|_| headers_clamped());
+    }
+
+    fn headers_clamped() {
+        let h = RingHeader::<S>::new(0, 0);
+        assert_eq!((h.capacity(), h.max_items()), (1, 0));
+        let h = RingHeader::<S>::new(5, 7);
+        assert_eq!((h.capacity(), h.max_items()), (8, 7));
+        // Units of up to half the ring; none, too large, or absurd: off.
+        let unit = |cap: u64, shift: u32| RingHeader::<S>::new(cap, 0).with_reclaim(shift);
+        assert_eq!(unit(16, 3).reclaim_shift, 3);
+        assert_eq!(unit(16, 3).reclaim_unit(), 8);
+        assert_eq!(unit(16, 1).reclaim_unit(), 2);
+        for (cap, shift) in [(16, 0), (16, 4), (16, 5), (16, 40), (16, 50), (1 << 36, 36)] {
+            let h = unit(cap, shift);
+            assert_eq!(h.reclaim_shift, 0, "cap {cap} shift {shift}");
+            assert_eq!(
+                (h.reclaim_unit(), h.keep()),
+                (0, 0),
+                "cap {cap} shift {shift}"
+            );
+        }
+        assert_eq!(unit(1 << 36, 35).reclaim_unit(), 1 << 35);
+        // The kept start: KEEP_UNITS units, at most a quarter of the ring.
+        assert_eq!(unit(8, 1).keep(), 2);
+        assert_eq!(unit(1024, 2).keep(), 64);
+        assert_eq!(unit(64, 2).keep(), 16);
+        // `reclaimed` starts at the unit `head` is in, and so does the hint.
+        let h = RingHeader::<S>::new(16, 0).starting_at(13).with_reclaim(2);
+        assert_eq!(h.reclaimed.load(Relaxed), 12);
+        assert_eq!(h.prod.0.seen.load(Relaxed), 12);
+        // `starting_at` takes the position modulo 2^40.
+        let h = RingHeader::<S>::new(16, 0).starting_at((1 << 40) + 5);
+        for w in [&h.tail.0.pos, &h.head.0.pos, &h.prod.0.seen, &h.cons.0.seen] {
+            assert_eq!(w.load(Relaxed), 5);
+        }
+        assert_eq!(h.reclaimed.load(Relaxed), 5, "unit 1: every position");
+    }
+
+    #[test]
+    fn a_ring_refuses_a_header_that_does_not_fit_it() {
+        let ok = RingHeader::<S>::new(8, 2);
+        assert!(Ring::new(&ok, &slots(&ok)).is_some());
+        let short: Vec<_> = slots(&ok).into_iter().take(4).collect();
+        assert!(Ring::new(&ok, &short).is_none(), "4 chunks for 8");
+        let bad = |f: &dyn Fn(&mut RingHeader<S>)| {
+            let mut h = RingHeader::<S>::new(8, 2);
+            f(&mut h);
+            let s: Vec<_> = (0..h.capacity.min(64))
+                .map(|_| CellLike::new([0u8; CHUNK]))
+                .collect();
+            Ring::new(&h, &s).is_none()
+        };
+        assert!(bad(&|h| h.capacity = 6), "not a power of two");
+        assert!(bad(&|h| h.max_items = MAX_ITEMS + 1));
+        assert!(!bad(&|h| h.max_items = MAX_ITEMS));
+        assert!(bad(&|h| h.reclaim_shift = 3), "a unit of the whole ring");
+        assert!(!bad(&|h| h.reclaim_shift = 2));
+        assert!(bad(&|h| h.reclaim_shift = 40));
+        // The capacity bound (a header's word, not the slots', decides).
+        let mut h = RingHeader::<S>::new(8, 0);
+        h.capacity = MAX_CAPACITY * 2;
+        assert!(Ring::new(&h, &[]).is_none());
+    }
+
+    #[test]
+    fn accessors_follow_puts_and_gets() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 3);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            assert_eq!((r.capacity(), r.max_single_piece()), (4, 4 * CHUNK - 8));
+            assert_eq!((r.len(), r.used_chunks()), (0, 0));
+            assert!(r.is_empty() && !r.is_full() && !r.is_closed());
+            r.put(t, &[1; 6], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 1));
+            assert!(!r.is_empty() && !r.is_full());
+            r.put(t, &[2; 6], Wait::No).unwrap();
+            r.put(t, &[3; 6], Wait::No).unwrap();
+            // At the item bound with a chunk free.
+            assert_eq!((r.len(), r.used_chunks()), (3, 3));
+            assert!(r.is_full());
+            assert_eq!(r.put(t, &[4; 6], Wait::No), Err(RingError::Full));
+            let mut out = Vec::new();
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [1; 6]);
+            assert_eq!((r.len(), r.used_chunks()), (2, 2));
+            assert!(!r.is_full());
+            assert_eq!(
+                format!("{r:?}"),
+                "RingHeader { capacity: 4, max_items: 3, tail: 0x30000000003, \
+                 head: 0x10000000001, closed: 0, reclaimed: 0x0, prod: 0x0, cons: 0x0 }"
+            );
+            r.close(t);
+            assert!(r.is_closed());
+            assert_eq!(r.put(t, &[5; 6], Wait::No), Err(RingError::Closed));
+            assert_eq!(format!("{r:?}").matches("closed: 1").count(), 1);
+
+            // Unbounded: full by chunks (a 3-chunk message, then one more chunk).
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            r.put(t, &[6; 40], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 3));
+            assert!(!r.is_full());
+            r.put(t, &[7; 8], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (2, 4));
+            assert!(r.is_full());
+            // Reclaiming in units of 2 of 8: an empty ring is sure of 7 chunks
+            // for one piece (the consumed chunk of `head`'s unit is not free).
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            assert_eq!(r.max_single_piece(), 7 * CHUNK - 8);
+            assert_eq!(r.single_cap(), 7);
+            let h = RingHeader::<S>::new(16, 0).with_reclaim(2);
+            let s = slots(&h);
+            assert_eq!(Ring::new(&h, &s).unwrap().single_cap(), 13);
+        });
+    }
+
+    /// Publish a piece written by hand at `at` (what a foreign writer, or a
+    /// producer half-way through a message, leaves): `tail` to `to`.
+    fn publish(r: &Ring<'_, S>, at: u64, flags: u32, payload: &[u8], to: u64) {
+        r.write_piece(at, flags, payload);
+        r.h.tail.0.pos.store(to, Release);
+    }
+
+    #[test]
+    fn corrupt_pieces_and_positions_are_reported_and_skipped() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // An unknown flag; a length beyond the ring; more chunks than published.
+            for (flags, len, chunks) in [
+                (FIRST | LAST | 8, 4, 1),
+                (FIRST | LAST, 90, 1),
+                (FIRST | LAST, 30, 2),
+            ] {
+                let at = pos(h.tail.0.pos.load(Relaxed));
+                let mut first = [0u8; CHUNK];
+                first[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                first[4..8].copy_from_slice(&flags.to_le_bytes());
+                // SAFETY: one thread; the chunk is beyond `tail`.
+                unsafe { r.write_bytes((at & 3) as usize * CHUNK, &first) };
+                h.tail.0.pos.store(pack(0, at + chunks), Release);
+                let e = r.get(t, &mut out, Wait::No);
+                assert_eq!(
+                    e,
+                    Err(RingError::Corrupt("bad piece header")),
+                    "{flags} {len}"
+                );
+                assert!(out.is_empty());
+                assert!(r.is_empty(), "the bad piece is skipped");
+                // The ring goes on.
+                r.put(t, &[9; 12], Wait::No).unwrap();
+                assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+                assert_eq!(out, [9; 12]);
+            }
+            // `tail` more than the ring ahead of `head`: both sides say so.
+            let tw = h.tail.0.pos.load(Relaxed);
+            h.tail.0.pos.store(tw + 5, Release);
+            h.prod.0.seen.store(h.head.0.pos.load(Relaxed), Relaxed);
+            assert_eq!(
+                r.put(t, &[1; 4], Wait::No),
+                Err(RingError::Corrupt("ring positions out of range"))
+            );
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Corrupt("ring positions out of range"))
+            );
+            assert!(r.is_empty() && r.used_chunks() == 0);
+            r.put(t, &[2; 4], Wait::No).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [2; 4]);
+        });
+    }
+
+    #[test]
+    fn a_wrap_marker_whose_lap_start_is_not_published_is_corrupt() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).starting_at(3).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // A marker at 3 whose lap start (8) lies beyond `tail` (5).
+            publish(&r, 3, WRAP, &[], pack(0, 5));
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Corrupt("bad wrap marker"))
+            );
+            assert!(r.is_empty());
+            // A marker whose lap start is published: followed.
+            publish(&r, 5, WRAP, &[], pack(0, 6));
+            publish(&r, 8, FIRST | LAST, &[7; 4], pack(1, 9));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [7; 4]);
+            assert_eq!(pos(h.head.0.pos.load(Relaxed)), 9);
+            assert_eq!(h.reclaimed.load(Relaxed), 8);
+        });
+    }
+
+    #[test]
+    fn try_operations_take_only_whole_messages() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(2, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // A message larger than one piece of the ring: never at once.
+            assert_eq!(r.put(t, &[1; 25], Wait::No), Err(RingError::Full));
+            r.put(t, &[1; 24], Wait::No).unwrap();
+            assert_eq!(r.put(t, &[1; 1], Wait::No), Err(RingError::Full));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            // The first piece of a streamed message, its producer still on it.
+            publish(&r, 2, FIRST, &[2; 8], pack(1, 3));
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(pos(h.head.0.pos.load(Relaxed)), 2, "nothing consumed");
+            publish(&r, 3, LAST, &[3; 4], pack(2, 4));
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            assert_eq!(out, [[2; 8], [3; 8]].concat()[..12]);
+            // A consumer lock held elsewhere: Empty, or Closed once closed and empty.
+            h.cons.0.lock.try_lock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            r.put(t, &[4; 4], Wait::No).unwrap();
+            r.close(t);
+            assert_eq!(
+                r.get(t, &mut out, Wait::No),
+                Err(RingError::Empty),
+                "not empty"
+            );
+            h.cons.0.lock.unlock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Ok(()));
+            h.cons.0.lock.try_lock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Closed));
+            h.cons.0.lock.unlock(t).unwrap();
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Closed));
+        });
+    }
+
+    #[test]
+    fn a_size_limit_counts_the_whole_message() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 10], Wait::No).unwrap();
+            assert_eq!(r.get_limited(t, &mut out, Wait::No, 10), Ok(()));
+            r.put(t, &[2; 10], Wait::No).unwrap();
+            assert_eq!(
+                r.get_limited(t, &mut out, Wait::No, 9),
+                Err(RingError::TooLarge(10))
+            );
+            assert!(out.is_empty() && r.is_empty());
+            // Streamed by hand: 20 bytes, then 10 more; the limit is passed in
+            // the second piece, whose size counts.
+            let tw = pos(h.tail.0.pos.load(Relaxed));
+            publish(&r, tw, FIRST, &[3; 20], pack(2, tw + 2));
+            publish(&r, tw + 2, LAST, &[4; 10], pack(3, tw + 4));
+            assert_eq!(
+                r.get_limited(t, &mut out, Wait::No, 25),
+                Err(RingError::TooLarge(30))
+            );
+            assert!(r.is_empty());
+            r.put(t, &[5; 3], Wait::No).unwrap();
+            assert_eq!(r.get_limited(t, &mut out, Wait::No, 3), Ok(()));
+            assert_eq!(out, [5; 3]);
+        });
+    }
+
+    #[test]
+    fn a_joinable_put_is_refused_at_max_unfinished() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            // committed 0, done 1: 2^24 - 1 unfinished (modulo 2^24).
+            let done = <S as Platform>::W32::new(1);
+            assert_eq!(
+                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                Err(RingError::Full)
+            );
+            assert_eq!(r.len(), 0);
+            done.store(2, Relaxed);
+            assert_eq!(r.put_counted(t, &[1], Wait::No, Some(&done)), Ok(()));
+            assert_eq!(r.committed(), 1);
+            // 1 - 2: exactly MAX_UNFINISHED again.
+            assert_eq!(
+                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                Err(RingError::Full)
+            );
+        });
+    }
+
+    /// Records what a reclaiming ring gives back.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(usize, usize)>>);
+
+    impl Reclaim for Recorder {
+        fn reclaim(&self, first: usize, chunks: usize) {
+            self.0.lock().unwrap().push((first, chunks));
+        }
+    }
+
+    #[test]
+    fn consumed_units_are_given_back_but_not_the_kept_start() {
+        one_thread(|t| {
+            // 8 chunks, units of 2, the first unit of every lap kept.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            let mut out = Vec::new();
+            let mut gave = Vec::new();
+            // 3-chunk messages (too large for the kept start: never wrap early).
+            for (i, want) in [
+                (0u8, vec![]),
+                (1, vec![(2, 4)]),
+                (2, vec![(6, 2)]),
+                (3, vec![(2, 2)]),
+            ] {
+                r.put(t, &[i; 40], Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 40]);
+                gave.extend(want);
+                assert_eq!(*rec.0.lock().unwrap(), gave, "after message {i}");
+                assert_eq!(
+                    h.reclaimed.load(Relaxed),
+                    pos(h.head.0.pos.load(Relaxed)) & !1
+                );
+            }
+            // A `reclaimed` this protocol did not write: nothing given back, reset.
+            h.reclaimed.store(9, Relaxed);
+            r.put(t, &[4; 40], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            // (Then [12, 14), which `head` passed, as usual.)
+            gave.push((4, 2));
+            assert_eq!(*rec.0.lock().unwrap(), gave);
+            assert_eq!(h.reclaimed.load(Relaxed), 14);
+            // The model's own give-back zeroes the units, keeps the lap's start.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            // SAFETY: one thread, no operation running: nobody writes the chunk.
+            let chunk = |i: usize| s[i].with(|p| unsafe { *p });
+            r.put(t, &[7; 100], Wait::No).unwrap(); // 7 chunks
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            assert_ne!(chunk(0), [0; CHUNK], "the kept start");
+            assert_ne!(chunk(1), [0; CHUNK], "the kept start");
+            for i in 2..6 {
+                assert_eq!(chunk(i), [0; CHUNK], "chunk {i}");
+            }
+            assert_eq!(chunk(6)[..12], [7; 12], "head's unit");
+        });
+    }
+
+    /// A ring keeping 8 units of 2 (16 chunks of 64): a producer inside the
+    /// kept start never wraps, even at a unit's start with the queue empty
+    /// and room at the next lap's start.
+    #[test]
+    fn no_wrap_from_inside_the_kept_start() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
+            assert_eq!(h.keep(), 16);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            for i in 0..20u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+                // Every message at the next position up to the kept start's
+                // end (16); the one at 16 wraps to 64.
+                let want = if i < 16 {
+                    u64::from(i) + 1
+                } else {
+                    65 + u64::from(i) - 16
+                };
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), want, "message {i}");
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 4]);
+            }
+        });
+    }
+
+    /// A producer out of room follows only a wrap marker at `head`, not an
+    /// empty message (`len` 0 too) with the next lap's start published.
+    #[test]
+    fn a_producer_out_of_room_does_not_take_an_empty_message_for_a_marker() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            // Messages at 0, 1 and 2 (not wrapped: 1 is unread when 2 is put).
+            for i in 0..2u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+            }
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 4], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 3);
+            // An empty message at 3, then one-chunk messages at 4..10, past
+            // the next lap's start (8): the ring is full.
+            r.put(t, &[], Wait::No).unwrap();
+            for i in 4..10u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+            }
+            assert_eq!((r.len(), r.used_chunks()), (7, 7));
+            assert_eq!(r.put(t, &[10; 4], Wait::No), Err(RingError::Full));
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert!(out.is_empty());
+            for i in 4..10u8 {
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [i; 4]);
+            }
+            assert!(r.is_empty());
+        });
+    }
+
+    /// A consumer that died between its `head` store and the reclaim step
+    /// left `reclaimed` behind: the next `get` finishes the step first, even
+    /// with nothing to read (or the producers never get the room back).
+    #[test]
+    fn a_get_finishes_a_dead_consumers_reclaim_step() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            let mut out = Vec::new();
+            r.put(t, &[1; 40], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 40], Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 2);
+            // The dead consumer read [3, 6) and stored `head`, no more.
+            h.head.0.pos.store(pack(2, 6), Release);
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            assert_eq!(*rec.0.lock().unwrap(), [(2, 4)]);
+
+            // A whole ring read by a consumer that died before the step:
+            // `head` a capacity past `reclaimed`, every unit given back.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let rec = Recorder::default();
+            let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+            r.put(t, &[1; 100], Wait::No).unwrap(); // 7 chunks
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 100], Wait::No).unwrap(); // [7, 14)
+            assert_eq!(h.reclaimed.load(Relaxed), 6);
+            h.head.0.pos.store(pack(2, 14), Release);
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 14);
+            assert_eq!(*rec.0.lock().unwrap(), [(2, 4), (6, 2), (2, 4)]);
+        });
+    }
+
+    /// A ring that keeps no lap's start (here: reclaim units too large for
+    /// one) never has a wrap marker to follow, and its producers leave the
+    /// consumers' side alone: a dead consumer's reclaim step is finished by
+    /// the next consumer, not by a producer out of room.
+    #[test]
+    fn a_producer_of_a_ring_that_keeps_nothing_leaves_the_consumers_side_alone() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0).with_reclaim(1);
+            assert_eq!((h.reclaim_unit(), h.keep()), (2, 0));
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 40], Wait::No).unwrap(); // [0, 3)
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[2; 20], Wait::No).unwrap(); // [3, 5)
+            assert_eq!(h.reclaimed.load(Relaxed), 2);
+            // A consumer read it and died before its reclaim step.
+            h.head.0.pos.store(pack(2, 5), Release);
+            assert_eq!(r.put(t, &[3; 20], Wait::No), Err(RingError::Full));
+            assert_eq!(h.reclaimed.load(Relaxed), 2, "a producer took `cons`");
+            assert_eq!(r.get(t, &mut out, Wait::No), Err(RingError::Empty));
+            assert_eq!(h.reclaimed.load(Relaxed), 4);
+            r.put(t, &[3; 20], Wait::No).unwrap();
+        });
+    }
+
+    /// A timed `get` on an empty ring and a timed `put` on a full one, by a
+    /// thread that spins before it sleeps: each spins a bounded number of
+    /// rounds, then sleeps, and gives up at its deadline (model time: at once).
+    #[test]
+    fn timed_operations_spin_a_while_then_time_out() {
+        shuttle::check_random(
+            || {
+                let w = world();
+                let t = ModelThread::new(&w, 1).spins(4);
+                let h = RingHeader::<S>::new(2, 0);
+                let s = slots(&h);
+                let r = Ring::new(&h, &s).unwrap();
+                let mut out = Vec::new();
+                let soon = Wait::For(Some(Duration::from_millis(1)));
+                assert_eq!(r.get(&t, &mut out, soon), Err(RingError::Empty));
+                r.put(&t, &[1; 24], Wait::No).unwrap();
+                assert_eq!(r.put(&t, &[2; 4], soon), Err(RingError::Full));
+                assert_eq!(r.get(&t, &mut out, soon), Ok(()));
+                assert_eq!(out, [1; 24]);
+            },
+            1,
+        );
+    }
+
+    /// A producer about to wrap early while a consumer holds `cons` close
+    /// behind spins for it a bounded while (WRAP_SPINS rounds), then writes
+    /// at `tail`: here the "consumer" holding `cons` is this thread, so it
+    /// never catches up (as a consumer that died holding `cons`).
+    #[test]
+    fn a_producer_spins_a_bounded_while_for_a_consumer_close_behind() {
+        shuttle::check_random(
+            || {
+                let w = world();
+                let t = ModelThread::new(&w, 1).spins(64);
+                let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+                let s = slots(&h);
+                let r = Ring::new(&h, &s).unwrap();
+                let mut out = Vec::new();
+                let soon = Wait::For(Some(Duration::from_millis(1)));
+                r.put(&t, &[0; 4], soon).unwrap();
+                r.get(&t, &mut out, Wait::No).unwrap();
+                r.put(&t, &[1; 4], soon).unwrap(); // at 1, unread
+                h.cons.0.lock.try_lock(&t).unwrap();
+                r.put(&t, &[2; 4], soon).unwrap(); // at 2, a unit's start
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 3, "no wrap");
+                h.cons.0.lock.unlock(&t).unwrap();
+                for i in 1..3 {
+                    r.get(&t, &mut out, Wait::No).unwrap();
+                    assert_eq!(out, [i; 4]);
+                }
+            },
+            1,
+        );
+    }
+
+    /// The model's give-back zeroes exactly the stretch, also one longer than
+    /// its 16-chunk block of zeros, and a message of exactly the kept start's
+    /// size wraps early.
+    #[test]
+    fn a_long_stretch_is_zeroed_exactly_and_a_kept_start_sized_message_wraps() {
+        one_thread(|t| {
+            // 64 chunks, units of 8, 16 kept: a 40-chunk message, then one more.
+            let h = RingHeader::<S>::new(64, 0).with_reclaim(3);
+            assert_eq!(h.keep(), 16);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 40 * CHUNK - 8], Wait::No).unwrap();
+            r.put(t, &[2; 4], Wait::No).unwrap(); // at 40
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(h.reclaimed.load(Relaxed), 40);
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [2; 4], "the chunk past the stretch");
+            // 8 chunks, units of 2, 2 kept: a 2-chunk message at a unit's
+            // start past the kept start, the queue empty: to the next lap.
+            let h = RingHeader::<S>::new(8, 0).with_reclaim(1);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            r.put(t, &[3; 24], Wait::No).unwrap();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[4; 24], Wait::No).unwrap();
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 10, "did not wrap");
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [4; 24]);
+        });
+    }
+}

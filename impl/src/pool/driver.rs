@@ -154,8 +154,7 @@ pub(crate) struct Shared {
     /// itself before it sleeps (the pool's `idle_spin`), and what tells
     /// whether a CPU is spare for that (see [`Shared::may_spin`]).
     spin: std::time::Duration,
-    loadavg: Option<OwnedFd>,
-    cpus: u32,
+    spare_cpu: crate::sys::proc::SpareCpu,
 }
 
 impl Drop for Shared {
@@ -173,12 +172,7 @@ impl Shared {
         Ok(Shared {
             driver: Mutex::new(None),
             spin,
-            loadavg: if spin.is_zero() {
-                None
-            } else {
-                crate::sys::proc::open_loadavg()
-            },
-            cpus: u32::try_from(crate::cpu_count()).unwrap_or(u32::MAX),
+            spare_cpu: crate::sys::proc::SpareCpu::new(),
             wake_tracked,
             inbox: Mutex::new(Inbox::default()),
             spare: SpareFrames::default(),
@@ -277,7 +271,7 @@ impl Shared {
     /// make what they test depend on the load).
     #[cfg(test)]
     pub(crate) fn without_load_gate(mut self) -> Self {
-        self.loadavg = None;
+        self.spare_cpu = crate::sys::proc::SpareCpu::always();
         self
     }
 
@@ -335,17 +329,7 @@ impl Shared {
     /// its CPUs (as for an idle worker's poll: taking a CPU someone wants
     /// would slow the round trip down).
     pub(crate) fn may_spin(&self) -> Option<std::time::Duration> {
-        if self.spin.is_zero() {
-            return None;
-        }
-        match self
-            .loadavg
-            .as_ref()
-            .and_then(crate::sys::proc::runnable_tasks)
-        {
-            Some(r) if r > self.cpus => None,
-            _ => Some(self.spin),
-        }
+        (!self.spin.is_zero() && self.spare_cpu.now()).then_some(self.spin)
     }
 }
 

@@ -435,41 +435,73 @@ pub(super) fn decode<R: DeserializeOwned>(start: usize, n: usize, body: &[u8]) -
 /// [`decode`], appending the values to `vals` if every task succeeded
 /// (`None`); otherwise `vals` is left as it was and the unit's results are
 /// returned.
+/// Every one of the `n` tasks from job index `start` failed with the
+/// decode error `m` (a `Done` body that does not decode, or the worker's
+/// message for a unit it could not run).
+pub(super) fn unit_failed<R>(start: usize, n: usize, m: String) -> Decoded<R> {
+    let err = PoolError::decode(m);
+    let first = (n > 0).then(|| (start, err.clone()));
+    (Results::Failed { err, left: n }, first)
+}
+
+/// The head of a `Done` body for `n` tasks from job index `start` (see the
+/// frame formats in `worker`): the count of tasks that succeeded, how many
+/// of their results are plain, and the bytes after both counts; or the
+/// unit's failed results (the worker's `DONE_FAILED` message, or a body that
+/// does not decode).
+pub(super) fn done_counts<R>(
+    start: usize,
+    n: usize,
+    body: &[u8],
+) -> Result<(usize, usize, &[u8]), Decoded<R>> {
+    let (status, rest) = match body.split_first() {
+        Some((s, rest)) => (*s, rest),
+        None => return Err(unit_failed(start, n, "empty result frame".to_string())),
+    };
+    if status == DONE_FAILED {
+        return Err(unit_failed(
+            start,
+            n,
+            String::from_utf8_lossy(rest).into_owned(),
+        ));
+    }
+    let u32_at = |at: usize| {
+        rest.get(at..at + 4)
+            .map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize)
+    };
+    match (u32_at(0), u32_at(4)) {
+        (Some(k), Some(p)) if status == DONE_RESULTS => Ok((k, p, &rest[8..])),
+        _ => Err(unit_failed(
+            start,
+            n,
+            format!("bad result frame (status {status})"),
+        )),
+    }
+}
+
 pub(super) fn decode_into<R: DeserializeOwned>(
     start: usize,
     n: usize,
     body: &[u8],
     vals: &mut Vec<R>,
 ) -> Option<Decoded<R>> {
-    let failed = |m: String| {
-        let err = PoolError::decode(m);
-        let first = (n > 0).then(|| (start, err.clone()));
-        Some((Results::Failed { err, left: n }, first))
-    };
-    let (status, rest) = match body.split_first() {
-        Some((s, rest)) => (*s, rest),
-        None => return failed("empty result frame".to_string()),
-    };
-    if status == DONE_FAILED {
-        return failed(String::from_utf8_lossy(rest).into_owned());
-    }
-    let u32_at = |at: usize| {
-        rest.get(at..at + 4)
-            .map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize)
-    };
-    let (k, p) = match (u32_at(0), u32_at(4)) {
-        (Some(k), Some(p)) if status == DONE_RESULTS => (k, p),
-        _ => return failed(format!("bad result frame (status {status})")),
+    let (k, p, rest) = match done_counts(start, n, body) {
+        Ok(c) => c,
+        Err(failed) => return Some(failed),
     };
     if k > n || p > k {
-        return failed(format!("{k} results ({p} plain) for {n} tasks"));
+        return Some(unit_failed(
+            start,
+            n,
+            format!("{k} results ({p} plain) for {n} tasks"),
+        ));
     }
     // The successful prefix: values of tasks 0..k, decoded straight into
     // their vector; the first `p` of them plain bytes, the rest postcard.
     let old = vals.len();
     vals.reserve(k);
     let mut bad: Option<PoolError> = None;
-    let mut plain = super::plain::PlainDe::new(&rest[8..]);
+    let mut plain = super::plain::PlainDe::new(rest);
     for _ in 0..p {
         match R::deserialize(&mut plain) {
             Ok(v) => vals.push(v),

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use procshare_model::pool::UnitId;
 
-use super::job::{Decoded, Results};
+use super::job::{done_counts, unit_failed, Decoded, Results};
 use super::worker::{Out, TaskFailure, Tramp, DONE_FAILED, DONE_HEADER, DONE_RESULTS, FRAME_LIMIT};
 use super::PoolError;
 use crate::codec::wire::WireError;
@@ -158,34 +158,23 @@ pub(crate) fn decode_pod_into<R: Pod>(
     body: &[u8],
     vals: &mut Vec<R>,
 ) -> Option<Decoded<R>> {
-    let failed = |m: String| {
-        let err = PoolError::decode(m);
-        let first = (n > 0).then(|| (start, err.clone()));
-        Some((Results::Failed { err, left: n }, first))
-    };
-    let (status, rest) = match body.split_first() {
-        Some((s, rest)) => (*s, rest),
-        None => return failed("empty result frame".to_string()),
-    };
-    if status == DONE_FAILED {
-        return failed(String::from_utf8_lossy(rest).into_owned());
-    }
-    let u32_at = |at: usize| {
-        rest.get(at..at + 4)
-            .map(|h| u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize)
-    };
-    let (k, p) = match (u32_at(0), u32_at(4)) {
-        (Some(k), Some(p)) if status == DONE_RESULTS => (k, p),
-        _ => return failed(format!("bad result frame (status {status})")),
+    let (k, p, after) = match done_counts(start, n, body) {
+        Ok(c) => c,
+        Err(failed) => return Some(failed),
     };
     let size = size_of::<R>();
-    let raw = match k.checked_mul(size).and_then(|b| rest.get(8..8 + b)) {
-        Some(raw) if k <= n && p == k && (k == n) == (rest.len() == 8 + raw.len()) => raw,
+    // `k` results' bytes; then, if a task failed, its failure.
+    let raw = match k.checked_mul(size).and_then(|b| after.get(..b)) {
+        Some(raw) if k <= n && p == k && (k == n) == (after.len() == raw.len()) => raw,
         _ => {
-            return failed(format!(
-                "{k} results ({p} plain, {} bytes) for {n} tasks of {}",
-                rest.len().saturating_sub(8),
-                core::any::type_name::<R>()
+            return Some(unit_failed(
+                start,
+                n,
+                format!(
+                    "{k} results ({p} plain, {} bytes) for {n} tasks of {}",
+                    after.len(),
+                    core::any::type_name::<R>()
+                ),
             ))
         }
     };
@@ -198,7 +187,7 @@ pub(crate) fn decode_pod_into<R: Pod>(
         return None;
     }
     // Task `k` panicked; the chunk's later tasks did not run.
-    let mut de = postcard::Deserializer::from_bytes(&rest[8 + raw.len()..]);
+    let mut de = postcard::Deserializer::from_bytes(&after[raw.len()..]);
     let err = match <Result<(), TaskFailure>>::deserialize(&mut de) {
         Ok(Err(TaskFailure::Panicked(m))) => PoolError::TaskPanicked(m),
         Ok(Err(TaskFailure::Unserializable(m))) => PoolError::Serialize(m),

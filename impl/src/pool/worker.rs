@@ -541,10 +541,8 @@ struct SockIo {
     spare: Spare,
     /// How long to poll the socket before a blocking read.
     spin: Duration,
-    /// `/proc/loadavg` (see [`SockIo::cpu_to_spare`]).
-    loadavg: Option<OwnedFd>,
-    /// The CPUs this machine has.
-    cpus: u32,
+    /// Whether to poll now (`None`: the pool does not spin).
+    spare_cpu: Option<crate::sys::proc::SpareCpu>,
     /// Bytes read ahead: `stash[lo..hi]` are received and not consumed. A
     /// small unit frame (an `apply`) then arrives in one `read` with its
     /// header, and a prefetched second frame is often already here.
@@ -562,12 +560,7 @@ impl SockIo {
             sock,
             spare,
             spin,
-            loadavg: if spin.is_zero() {
-                None
-            } else {
-                crate::sys::proc::open_loadavg()
-            },
-            cpus: u32::try_from(crate::cpu_count()).unwrap_or(u32::MAX),
+            spare_cpu: (!spin.is_zero()).then(crate::sys::proc::SpareCpu::new),
             stash: Box::new([0; STASH]),
             lo: 0,
             hi: 0,
@@ -583,7 +576,7 @@ impl SockIo {
             self.hi -= self.lo;
             self.lo = 0;
         }
-        if !self.spin.is_zero() && self.cpu_to_spare() {
+        if !self.spin.is_zero() && self.spare_cpu.as_ref().is_some_and(|g| g.now()) {
             use crate::sys::io::{recv_nonblocking, Received};
             let start = std::time::Instant::now();
             loop {
@@ -611,23 +604,6 @@ impl SockIo {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
-        }
-    }
-
-    /// May this worker poll without keeping anyone from a CPU? Yes when the
-    /// machine's runnable tasks (`/proc/loadavg`, this worker included) are
-    /// no more than its CPUs. Polling while every CPU is wanted takes one from
-    /// the pool's owner, which then sends the next unit later: on 2 busy
-    /// vCPUs unconditional polling halved the `apply_async` round trips.
-    /// Without `/proc`: yes.
-    fn cpu_to_spare(&self) -> bool {
-        match self
-            .loadavg
-            .as_ref()
-            .and_then(crate::sys::proc::runnable_tasks)
-        {
-            Some(r) => r <= self.cpus,
-            None => true,
         }
     }
 

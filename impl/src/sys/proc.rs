@@ -318,6 +318,44 @@ pub(crate) fn open_loadavg() -> Option<OwnedFd> {
     .ok()
 }
 
+/// Whether the machine has a CPU to spare right now, for a bounded poll
+/// (a pool's idle worker, or a caller waiting for a pool's answer): yes when
+/// its runnable tasks (`/proc/loadavg`, the asker included) are no more than
+/// its CPUs, or when `/proc` cannot be read. Polling while every CPU is wanted
+/// takes one from the process that would send what the poller waits for (on
+/// two busy vCPUs, unconditional polling halved `apply_async` round trips).
+pub(crate) struct SpareCpu {
+    loadavg: Option<OwnedFd>,
+    cpus: u32,
+}
+
+impl SpareCpu {
+    /// Opens `/proc/loadavg` once (close-on-exec).
+    pub(crate) fn new() -> SpareCpu {
+        SpareCpu {
+            loadavg: open_loadavg(),
+            cpus: u32::try_from(crate::cpu_count()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// A gate that always says yes (tests that must not depend on the load).
+    #[cfg(test)]
+    pub(crate) fn always() -> SpareCpu {
+        SpareCpu {
+            loadavg: None,
+            cpus: 0,
+        }
+    }
+
+    /// Is there a CPU to spare now?
+    pub(crate) fn now(&self) -> bool {
+        match self.loadavg.as_ref().and_then(runnable_tasks) {
+            Some(r) => r <= self.cpus,
+            None => true,
+        }
+    }
+}
+
 /// The runnable count of a `/proc/loadavg` line (see [`runnable_tasks`]).
 pub(crate) fn parse_runnable(line: &[u8]) -> Option<u32> {
     let field = line.split(|&b| b == b' ').nth(3)?;
@@ -339,5 +377,14 @@ mod loadavg_tests {
         // This machine's own file reads, and counts at least this thread.
         let fd = open_loadavg().expect("/proc/loadavg");
         assert!(runnable_tasks(&fd).expect("a count") >= 1);
+        // The gate: this thread is runnable, so a machine of no CPU has none
+        // to spare, and one of u32::MAX CPUs has; without `/proc`, yes.
+        let gate = |cpus| SpareCpu {
+            loadavg: open_loadavg(),
+            cpus,
+        };
+        assert!(!gate(0).now());
+        assert!(gate(u32::MAX).now());
+        assert!(SpareCpu::always().now());
     }
 }

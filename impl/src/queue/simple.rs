@@ -88,3 +88,16 @@ impl<T: DeserializeOwned> SimpleQueue<T> {
         self.q.get()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Debug` names the type and shows the queue inside it.
+    #[test]
+    fn debug_shows_the_queue() {
+        let q = SimpleQueue::<u8>::new().unwrap();
+        let s = format!("{q:?}");
+        assert!(s.starts_with("SimpleQueue { q: Queue { raw: "), "{s}");
+    }
+}

@@ -1032,6 +1032,38 @@ mod tests {
         let _ = p;
     }
 
+    /// A dropped block goes back to this process's free list: the arena
+    /// counts it gone and the next block of its size and alignment is the
+    /// same memory. Checked in a forked child, where no other test allocates
+    /// or forks meanwhile (a block born before another child started may be
+    /// quarantined instead).
+    #[test]
+    fn a_dropped_block_is_freed_and_reused() {
+        let pid = crate::sys::fork::fork(|_| {
+            #[repr(C)]
+            struct Odd([u64; 13]);
+            // SAFETY: plain integers, valid for any bytes.
+            unsafe impl ShmSafe for Odd {}
+            let before = arena_stats();
+            let a = ShmBox::new(Odd([7; 13])).unwrap();
+            let p = a.as_ptr() as usize;
+            let held = arena_stats();
+            drop(a);
+            let after = arena_stats();
+            let b = ShmBox::new(Odd([0; 13])).unwrap();
+            i32::from(held.live_blocks != before.live_blocks + 1)
+                | i32::from(after.live_blocks != before.live_blocks) << 1
+                | i32::from(after.live_bytes != before.live_bytes) << 2
+                | i32::from(b.as_ptr() as usize != p) << 3
+        })
+        .unwrap();
+        assert_eq!(
+            crate::sys::proc::wait_child(pid, true).unwrap(),
+            Some(0),
+            "1: not counted live; 2, 4: not counted freed; 8: not reused"
+        );
+    }
+
     #[test]
     fn alignment_and_large() {
         #[repr(C, align(256))]

@@ -674,6 +674,27 @@ mod tests {
         );
     }
 
+    /// `read_stat` answers with field 22 of proc(5)'s `stat` line (the start
+    /// time in clock ticks since boot), read here the plain way; no thread, or
+    /// tid 0, is `Dead`.
+    #[test]
+    fn read_stat_gives_the_start_time_field() {
+        let pid = std::process::id();
+        let line = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let after = &line[line.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // `after` starts at field 3 (the state): field 22 is at index 19.
+        let want: u64 = fields[22 - 3].parse().unwrap();
+        match read_stat(pid) {
+            Stat::Live { start } => assert_eq!(start, want, "field 22 of {line:?}"),
+            Stat::Dead => panic!("this process read as dead"),
+            Stat::Unknown => panic!("this process's stat could not be read"),
+        }
+        assert!(matches!(read_stat(0), Stat::Dead));
+        // Above the kernel's pid_max limit (2^22): no such thread.
+        assert!(matches!(read_stat((1 << 22) + 1), Stat::Dead));
+    }
+
     /// The kernel's part of the pending mark: a process killed while it has
     /// marked a word (whose low bits hold its tid) pending gets the word
     /// turned into `FUTEX_OWNER_DIED` (tid cleared) by the kernel at its

@@ -6,6 +6,7 @@ extern crate self as procshare_tests;
 pub mod corpus;
 pub mod history;
 pub mod scenarios;
+pub mod victim;
 pub use scenarios::{say, seed000};
 
 /// Silences procshare's "forking a multi-threaded process" warning for this

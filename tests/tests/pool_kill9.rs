@@ -3,59 +3,36 @@
 //! completes, the worker is replaced, and nothing hangs (CPython's `map` hangs
 //! here: gh-66587).
 //!
-//! Ordering is by the library's own primitives, never by sleeping: the victim
-//! task puts its pid on a `SimpleQueue` and then waits on an `Event` that
-//! nobody sets (both in shared memory, inherited through `initargs`); the
-//! test takes the pid from the queue and kills that process.
+//! Ordering is by the library's own primitives, never by sleeping
+//! (`procshare_tests::victim`).
 
-use std::sync::OnceLock;
-
-use procshare::{Event, SimpleQueue};
 use procshare::{Pool, PoolError};
+use procshare_tests::victim;
 
 const VICTIM: u32 = 13;
 
-static SHARED: OnceLock<(SimpleQueue<u32>, Event)> = OnceLock::new();
-
-fn init(args: (SimpleQueue<u32>, Event)) {
-    let _ = SHARED.set(args);
-}
-
 fn task(x: u32) -> u32 {
     if x == VICTIM {
-        let (q, ev) = SHARED.get().expect("initializer ran");
-        q.put(&std::process::id()).expect("report my pid");
-        // Wait for an event that is never set: only kill -9 ends this task.
-        ev.wait();
-        unreachable!("the event is never set");
+        victim::report_and_wait();
     }
     x * 10
 }
 
-fn kill9(pid: u32) {
-    // SAFETY: sending SIGKILL to a pid we just learned is our own live worker
-    // (it is blocked in the task, so it has not exited and cannot be reused).
-    let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9 {pid}");
-}
-
 fn run(chunksize: usize) {
     std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
-    let ev = Event::new().unwrap();
+    let ch = victim::channel();
     let pool = Pool::builder()
         .processes(2)
-        .initializer(init, (q.clone(), ev.clone()))
+        .initializer(victim::init, ch.clone())
         .build()
         .unwrap();
     let before = pool.worker_pids();
     let r = pool.map_async(task, 0..40, Some(chunksize)).unwrap();
-    let pid = q.get().unwrap();
+    let pid = victim::kill_reported(&ch);
     assert!(
         before.contains(&pid),
         "the victim is one of the pool's workers"
     );
-    kill9(pid);
     let all = r.get_all().expect("the map returns");
     let victim_chunk =
         (VICTIM as usize / chunksize) * chunksize..((VICTIM as usize / chunksize) + 1) * chunksize;

@@ -4,14 +4,12 @@
 //! and a worker killed with `kill -9` failing exactly its chunk while the
 //! pool goes on.
 //!
-//! Ordering is by the library's own primitives, never by sleeping (as in
-//! `pool_kill9.rs`): the victim task puts its pid on a `SimpleQueue` and
-//! waits on an `Event` that nobody sets.
-
-use std::sync::OnceLock;
+//! Ordering is by the library's own primitives, never by sleeping
+//! (`procshare_tests::victim`).
 
 use bytemuck::{Pod, Zeroable};
-use procshare::{Event, Pool, PoolError, SimpleQueue, StartMethod};
+use procshare::{Pool, PoolError, StartMethod};
+use procshare_tests::victim;
 
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 #[repr(C)]
@@ -114,18 +112,9 @@ fn a_panic_fails_the_rest_of_its_chunk_and_map_pod_returns_it() {
 
 const VICTIM: u32 = 13;
 
-static SHARED: OnceLock<(SimpleQueue<u32>, Event)> = OnceLock::new();
-
-fn init(args: (SimpleQueue<u32>, Event)) {
-    let _ = SHARED.set(args);
-}
-
 fn hang_at_victim(x: u32) -> u32 {
     if x == VICTIM {
-        let (q, ev) = SHARED.get().expect("initializer ran");
-        q.put(&std::process::id()).expect("report my pid");
-        // Only kill -9 ends this task: the event is never set.
-        ev.wait();
+        victim::report_and_wait();
     }
     x * 10
 }
@@ -133,19 +122,15 @@ fn hang_at_victim(x: u32) -> u32 {
 #[test]
 fn kill9_fails_exactly_the_running_chunk() {
     std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
-    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
-    let ev = Event::new().unwrap();
+    let ch = victim::channel();
     let pool = Pool::builder()
         .processes(2)
-        .initializer(init, (q.clone(), ev.clone()))
+        .initializer(victim::init, ch.clone())
         .build()
         .unwrap();
     let xs: Vec<u32> = (0..40).collect();
     let r = pool.map_pod_async(hang_at_victim, &xs, Some(4)).unwrap();
-    let pid = q.get().unwrap();
-    // SAFETY: `pid` is our own live worker, blocked in the task (it cannot
-    // have exited, so the pid cannot have been reused).
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let pid = victim::kill_reported(&ch);
     let all = r.get_all().expect("the map returns");
     for (i, res) in all.into_iter().enumerate() {
         let want = if (12..16).contains(&i) {

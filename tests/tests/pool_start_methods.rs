@@ -14,6 +14,7 @@
 use std::sync::OnceLock;
 
 use procshare::{get_start_method, Event, Pool, PoolError, SimpleQueue, StartMethod};
+use procshare_tests::victim;
 
 /// What a worker was started by, and its pid.
 fn whoami(x: u32) -> (String, u32, u32) {
@@ -146,48 +147,29 @@ fn test_closure_initializer_refused_under_spawn() {
 
 const VICTIM: u32 = 13;
 
-static SHARED: OnceLock<(SimpleQueue<u32>, Event)> = OnceLock::new();
-
-fn init_victim(args: (SimpleQueue<u32>, Event)) {
-    let _ = SHARED.set(args);
-}
-
 fn victim_task(x: u32) -> (u32, String) {
-    let (q, ev) = SHARED.get().expect("initializer ran");
     if x == VICTIM {
-        q.put(&std::process::id()).expect("report my pid");
-        // Wait for an event that is never set: only kill -9 ends this task.
-        ev.wait();
-        unreachable!("the event is never set");
+        victim::report_and_wait();
     }
     (x * 10, format!("{:?}", get_start_method()))
 }
 
-fn kill9(pid: u32) {
-    // SAFETY: sending SIGKILL to a pid we just learned is our own live worker
-    // (it is blocked in the task, so it has not exited and cannot be reused).
-    let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9 {pid}");
-}
-
 fn killed_worker(m: StartMethod) {
     let chunksize = 4;
-    let q: SimpleQueue<u32> = SimpleQueue::new().unwrap();
-    let ev = Event::new().unwrap();
+    let ch = victim::channel();
     let p = Pool::builder()
         .processes(2)
         .start_method(m)
-        .spawn_initializer(init_victim, (q.clone(), ev.clone()))
+        .spawn_initializer(victim::init, ch.clone())
         .build()
         .unwrap();
     let before = p.worker_pids();
     let r = p.map_async(victim_task, 0..40, Some(chunksize)).unwrap();
-    let pid = q.get().unwrap();
+    let pid = victim::kill_reported(&ch);
     assert!(
         before.contains(&pid),
         "the victim is one of the pool's workers"
     );
-    kill9(pid);
     let all = r.get_all().expect("the map returns");
     let c = VICTIM as usize / chunksize;
     let victim_chunk = c * chunksize..(c + 1) * chunksize;

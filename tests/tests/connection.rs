@@ -362,3 +362,79 @@ fn a_client_killed_mid_handshake_is_an_error_from_accept_not_a_hang() {
     assert!(matches!(d, Err(PipeError::Auth(_))), "{d:?}");
     assert_eq!(killer.join().unwrap(), -9);
 }
+
+static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A `recv` blocked in its read when a signal arrives (its handler installed
+/// without `SA_RESTART`, so the `read` fails with `EINTR`) goes on reading:
+/// the message sent after the signal is received, not an error.
+#[test]
+fn a_receive_interrupted_by_a_signal_goes_on() {
+    // SAFETY: a handler that only increments an atomic (async-signal-safe)
+    // for SIGUSR2, which nothing else in this test binary sends; no
+    // SA_RESTART, so a blocked `read` returns EINTR.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR2, &sa, core::ptr::null_mut()),
+            0
+        );
+    }
+    let (a, b) = Pipe::<u64>::new(true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        b.recv()
+    });
+    let tid = rx.recv().unwrap();
+    // Wait until the thread sleeps in its read (proc(5): `syscall` starts
+    // with the number of the system call the thread is blocked in; std reads
+    // a socket with `recv`, which is `recvfrom` on Linux).
+    let blocked = [libc::SYS_read, libc::SYS_recvfrom].map(|n| format!("{n} "));
+    let path = format!("/proc/self/task/{tid}/syscall");
+    loop {
+        let s = std::fs::read_to_string(&path).unwrap();
+        if blocked.iter().any(|b| s.starts_with(b)) {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    // It cannot leave that read but by data or a signal: the signal
+    // interrupts it. Its handler has run once the count moves.
+    // SAFETY: tgkill to a live thread of this process (it is blocked in its
+    // read until we send it a message).
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
+    assert_eq!(rc, 0);
+    while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    a.send(&7).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), 7);
+}
+
+/// A peer that announces a 100-byte message, sends 10 bytes of it and goes
+/// away: `recv` reports the message truncated (what was announced, what
+/// came), and the connection is unusable after (it is out of step).
+#[test]
+fn a_message_cut_short_by_the_peer_is_truncated_and_poisons() {
+    let (a, b) = Pipe::<Vec<u8>>::new(true).unwrap();
+    let mut m = 100u32.to_le_bytes().to_vec();
+    m.extend_from_slice(&[1; 10]);
+    a.send_unframed(&m).unwrap();
+    drop(a);
+    match b.recv_bytes(None) {
+        Err(PipeError::Wire(procshare::WireError::Truncated {
+            expected: 100,
+            got: 10,
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(b.is_closed(), "usable after a truncated message");
+}

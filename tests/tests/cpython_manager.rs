@@ -134,6 +134,9 @@ mod test_containers {
 
         b.repeat_in_place(2).unwrap(); // b *= 2
         assert_eq!(all(&b), [ints(0..5), ints(0..5)].concat());
+        // Not in CPython's test: `count` of an item there twice, and of none.
+        assert_eq!(b.count(&P::I(3)).unwrap(), 2);
+        assert_eq!(b.count(&P::I(9)).unwrap(), 0);
 
         let mut plus = b.copy().unwrap(); // b + [5, 6]: a plain list
         plus.extend([P::I(5), P::I(6)]);

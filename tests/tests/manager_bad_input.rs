@@ -237,4 +237,8 @@ fn shutdown_removes_the_socket_directory_and_proxies_fail_cleanly() {
         l.len().unwrap_err(),
         ManagerError::Wire(_) | ManagerError::Io(_)
     ));
+    // An iterator gives the error once, then ends.
+    let mut it = l.iter();
+    assert!(matches!(it.next(), Some(Err(_))));
+    assert!(it.next().is_none(), "the iterator went on after an error");
 }

@@ -139,3 +139,18 @@ pub(crate) fn install(bytes: &[u8]) -> Result<Vec<Arc<Endpoint>>, String> {
     }
     Ok(eps)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A collection shows whether it is still noting managers; one that
+    /// noted none finishes with an empty list.
+    #[test]
+    fn a_collection_shows_its_state_and_finishes_empty() {
+        let c = Collect::begin();
+        assert_eq!(format!("{c:?}"), "Collect { active: true }");
+        let got: Vec<Known> = crate::codec::wire::decode(&c.finish()).unwrap();
+        assert!(got.is_empty());
+    }
+}

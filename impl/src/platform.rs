@@ -609,6 +609,34 @@ mod tests {
         check::<3>();
     }
 
+    /// Each word operation does what its name says and returns the value
+    /// before it (the protocols read those returns: a count's previous value,
+    /// a CAS's witness).
+    #[test]
+    fn word_operations_return_the_previous_value() {
+        use Ordering::SeqCst;
+        let w = ShmWord32::new(5);
+        assert_eq!(w.load(SeqCst), 5);
+        w.store(6, SeqCst);
+        assert_eq!(w.swap(7, SeqCst), 6);
+        assert_eq!(w.cas(7, 8, SeqCst, SeqCst), Ok(7));
+        assert_eq!(w.cas(7, 9, SeqCst, SeqCst), Err(8));
+        assert_eq!(w.fetch_add(4, SeqCst), 8);
+        assert_eq!(w.fetch_sub(2, SeqCst), 12);
+        assert_eq!(w.fetch_or(0b1_0000, SeqCst), 10);
+        assert_eq!(w.fetch_and(0b1_0010, SeqCst), 26);
+        assert_eq!(w.load(SeqCst), 18);
+        let w = ShmWord64::new(1 << 40);
+        assert_eq!(w.load(SeqCst), 1 << 40);
+        w.store(6, SeqCst);
+        assert_eq!(w.swap(7, SeqCst), 6);
+        assert_eq!(w.cas(7, 8, SeqCst, SeqCst), Ok(7));
+        assert_eq!(w.cas(7, 9, SeqCst, SeqCst), Err(8));
+        assert_eq!(w.fetch_add(1 << 33, SeqCst), 8);
+        assert_eq!(w.fetch_sub(3, SeqCst), (1 << 33) + 8);
+        assert_eq!(w.load(SeqCst), (1 << 33) + 5);
+    }
+
     #[test]
     fn layout_is_transparent() {
         assert_eq!(core::mem::size_of::<ShmWord32>(), 4);

@@ -68,3 +68,34 @@ fn close_in_child() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forked child closes a tracked descriptor and starts with an empty
+    /// table (its own pools start afresh; a slot left holding anything but
+    /// -1 would close that descriptor in the child's own children).
+    #[test]
+    fn a_forked_child_closes_the_tracked_descriptors_and_empties_the_table() {
+        use std::os::fd::AsRawFd;
+        let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = r.as_raw_fd();
+        assert!(track(fd));
+        let pid = crate::sys::fork::fork(|_| {
+            // `stat` of the descriptor's entry (opens no descriptor itself).
+            let closed = !std::path::Path::new(&format!("/proc/self/fd/{fd}")).exists();
+            let empty = FDS.iter().all(|s| s.load(Ordering::Relaxed) == -1);
+            i32::from(!closed) | i32::from(!empty) << 1
+        })
+        .unwrap();
+        let code = crate::sys::proc::wait_child(pid, true).unwrap();
+        untrack(fd);
+        drop((r, w));
+        assert_eq!(
+            code,
+            Some(0),
+            "1: not closed in the child; 2: table not emptied"
+        );
+    }
+}

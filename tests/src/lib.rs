@@ -52,3 +52,38 @@ pub fn redis_url(test: &str) -> Option<String> {
         }
     }
 }
+
+/// A Redis namespace no other test (or run) uses, cleared when dropped.
+#[derive(Debug)]
+pub struct RedisNs {
+    /// The server's URL.
+    pub url: String,
+    /// The namespace.
+    pub name: String,
+}
+
+impl RedisNs {
+    /// A fresh namespace for `test` on the server at `url`.
+    pub fn new(url: &str, test: &str) -> RedisNs {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        RedisNs {
+            url: url.to_string(),
+            name: format!(
+                "procshare-test:{test}:{}:{nanos}:{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+}
+
+impl Drop for RedisNs {
+    fn drop(&mut self) {
+        let _ = procshare::Manager::redis_clear(&self.url, &self.name);
+    }
+}

@@ -2,7 +2,9 @@
 //! manager, several client processes, some killed with `kill -9` at random
 //! operations (mid-request included), checked for linearizability
 //! (DESIGN.md, "History checking"); each specification shown able to fail
-//! (a deliberately broken variant).
+//! (a deliberately broken variant). The same for the Redis manager's
+//! objects (`list`, `dict`, `Value`, `Lock`, `Semaphore`, `Queue`, `Event`)
+//! against the redis-server of `PROCSHARE_REDIS_URL`.
 //!
 //! `PROCSHARE_HISTORY_SOAK_SECS=n` runs each object's test for about `n`
 //! seconds of fresh seeds; `cargo test` runs one seed each. No sleeps, no
@@ -10,11 +12,15 @@
 
 use std::cell::Cell;
 
+use std::time::Duration;
+
 use procshare::{Manager, ManagerError, OpError};
 use procshare_tests::history::checker::{check, Spec};
 use procshare_tests::history::manager_specs::{DictSpec, ListSpec};
+use procshare_tests::history::specs::{LockSpec, QueueSpec, SemaphoreSpec, ValueSpec};
+use procshare_tests::history::sync_specs::EventSpec;
 use procshare_tests::history::{assert_linearizable, run, soak, Run};
-use procshare_tests::quiet;
+use procshare_tests::{quiet, redis_url, RedisNs};
 use rand::Rng;
 
 const PROCS: usize = 3;
@@ -180,6 +186,233 @@ fn broken_dict_spec_whose_remove_keeps_the_key_is_caught() {
     assert_caught(
         "dict spec whose remove keeps the key",
         &DictSpec { remove_keeps: true },
+        &r,
+    );
+}
+
+// ------------------------------------------------------------------ Redis
+
+/// A Redis manager in a fresh namespace (with the lease `lease`), or `None`
+/// when no server is configured (see `redis_url`).
+fn redis(test: &str, lease: Option<Duration>) -> Option<(Manager, RedisNs)> {
+    let url = redis_url(test)?;
+    let ns = RedisNs::new(&url, test);
+    let m = match lease {
+        Some(l) => Manager::redis_with_lease(&url, &ns.name, l).unwrap(),
+        None => Manager::redis(&url, &ns.name).unwrap(),
+    };
+    Some((m, ns))
+}
+
+#[test]
+fn redis_list_and_dict_are_linearizable_with_kill9_of_clients() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_list_dict", None) else {
+        return;
+    };
+    soak("redis list", 0x4ed1, |seed| {
+        let r = list_run(&m, seed, VICTIMS);
+        assert_linearizable("redis list", &ListSpec::default(), &r);
+    });
+    soak("redis dict", 0x4ed2, |seed| {
+        let r = dict_run(&m, seed, VICTIMS);
+        assert_linearizable("redis dict", &DictSpec::default(), &r);
+    });
+}
+
+/// Two `Value`s, read and written (a manager's `Value` has no atomic add).
+fn redis_value_run(m: &Manager, seed: u64, victims: usize) -> Run {
+    let values = [m.value(0i64).unwrap(), m.value(0i64).unwrap()];
+    run(PROCS, OPS, victims, seed, move |p, w, rng| {
+        let key = rng.gen_range(0..values.len());
+        let v = &values[key];
+        if rng.gen_bool(0.5) {
+            w.call(key as u32, ValueSpec::READ, 0, || v.get().unwrap_or(-2));
+        } else {
+            let x = (p * 1000 + w.count()) as i64;
+            w.call(key as u32, ValueSpec::WRITE, x, || match v.set(&x) {
+                Ok(()) => 0,
+                Err(_) => -2,
+            });
+        }
+    })
+}
+
+#[test]
+fn redis_value_is_linearizable_with_kill9() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_value", None) else {
+        return;
+    };
+    soak("redis Value", 0x4ed3, |seed| {
+        let r = redis_value_run(&m, seed, VICTIMS);
+        assert_linearizable("redis Value", &ValueSpec::default(), &r);
+    });
+}
+
+/// A lock whose killed holder's lease runs out (300 ms): the next acquirer
+/// is told the owner died, as the specification of a robust lock says.
+#[test]
+fn redis_lock_is_linearizable_with_kill9_and_owner_died() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_lock", Some(Duration::from_millis(300))) else {
+        return;
+    };
+    soak("redis Lock", 0x4ed4, |seed| {
+        let locks = [m.lock().unwrap(), m.lock().unwrap()];
+        let r = run(PROCS, OPS / 2, VICTIMS, seed, move |_, w, rng| {
+            let key = rng.gen_range(0..locks.len());
+            let l = &locks[key];
+            w.call(key as u32, LockSpec::ACQUIRE, 0, || match l.acquire() {
+                Ok(()) => 0,
+                Err(ManagerError::OwnerDied { .. }) => 1,
+                Err(_) => 2,
+            });
+            w.call(key as u32, LockSpec::RELEASE, 0, || match l.release() {
+                Ok(()) => 0,
+                Err(_) => 2,
+            });
+        });
+        let spec = LockSpec {
+            killed: r.killed.clone(),
+        };
+        assert_linearizable("redis Lock", &spec, &r);
+    });
+}
+
+/// A semaphore of 2 whose killed holders' permits do not come back during
+/// the run (a lease of an hour: the specification has no lease), tried and
+/// released.
+#[test]
+fn redis_semaphore_is_linearizable_with_kill9() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_semaphore", Some(Duration::from_secs(3600))) else {
+        return;
+    };
+    soak("redis Semaphore", 0x4ed5, |seed| {
+        let sem = m.semaphore(2).unwrap();
+        let r = run(PROCS, OPS, VICTIMS, seed, move |_, w, rng| {
+            let got = w.call(0, SemaphoreSpec::TRY_ACQUIRE, 0, || {
+                match sem.try_acquire() {
+                    Ok(b) => i64::from(b),
+                    Err(_) => -2,
+                }
+            });
+            if rng.gen_bool(0.5) {
+                w.call(0, SemaphoreSpec::GET_VALUE, 0, || match sem.value() {
+                    Ok(n) => n as i64,
+                    Err(_) => -2,
+                });
+            }
+            if got == 1 {
+                w.call(0, SemaphoreSpec::RELEASE, 0, || match sem.release() {
+                    Ok(()) => 0,
+                    Err(_) => 2,
+                });
+            }
+        });
+        assert_linearizable("redis Semaphore", &SemaphoreSpec { initial: 2 }, &r);
+    });
+}
+
+/// Puts of unique values and `get_nowait`s. Unlike the shared-memory queue,
+/// a Redis queue's `try_get` is one server step: `Empty` only when empty
+/// (no contended answer is allowed).
+fn redis_queue_run(m: &Manager, seed: u64, victims: usize) -> Run {
+    let q = m.queue::<i64>(None).unwrap();
+    run(PROCS, OPS, victims, seed, move |p, w, rng| {
+        if rng.gen_bool(0.5) {
+            let v = ((p as i64) << 32) | w.count() as i64;
+            w.call(0, QueueSpec::PUT, v, || match q.put(v) {
+                Ok(()) => 0,
+                Err(_) => 2,
+            });
+        } else {
+            w.call(0, QueueSpec::TRY_GET, 0, || match q.try_get() {
+                Ok(v) => v,
+                Err(e) if e.op_error() == Some(&OpError::Timeout) => QueueSpec::EMPTY,
+                Err(_) => -2,
+            });
+        }
+    })
+}
+
+#[test]
+fn redis_queue_is_linearizable_fifo_with_kill9() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_queue", None) else {
+        return;
+    };
+    soak("redis Queue", 0x4ed6, |seed| {
+        let r = redis_queue_run(&m, seed, VICTIMS);
+        assert_linearizable("redis Queue", &QueueSpec::default(), &r);
+    });
+}
+
+fn redis_event_run(m: &Manager, seed: u64, victims: usize) -> Run {
+    let ev = m.event().unwrap();
+    run(PROCS, OPS, victims, seed, move |_, w, rng| {
+        let ok = |r: Result<(), ManagerError>| if r.is_ok() { 0 } else { -2 };
+        let flag = |r: Result<bool, ManagerError>| r.map_or(-2, i64::from);
+        match rng.gen_range(0..4) {
+            0 => w.call(0, EventSpec::SET, 0, || ok(ev.set())),
+            1 => w.call(0, EventSpec::CLEAR, 0, || ok(ev.clear())),
+            2 => w.call(0, EventSpec::IS_SET, 0, || flag(ev.is_set())),
+            _ => w.call(0, EventSpec::WAIT, 1000, || {
+                flag(ev.wait_timeout(Duration::from_micros(1000)))
+            }),
+        };
+    })
+}
+
+#[test]
+fn redis_event_is_linearizable_with_kill9() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_event", None) else {
+        return;
+    };
+    soak("redis Event", 0x4ed7, |seed| {
+        let r = redis_event_run(&m, seed, VICTIMS);
+        assert_linearizable("redis Event", &EventSpec::default(), &r);
+    });
+}
+
+/// Each Redis history above checked against a deliberately broken
+/// specification: the checker reports it.
+#[test]
+fn broken_specs_are_caught_on_redis_histories() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_broken", None) else {
+        return;
+    };
+    let r = list_run(&m, 43, 0);
+    assert_linearizable("redis list", &ListSpec::default(), &r);
+    assert_caught(
+        "redis list spec popping the first item",
+        &ListSpec { pop_front: true },
+        &r,
+    );
+    let r = dict_run(&m, 44, 0);
+    assert_linearizable("redis dict", &DictSpec::default(), &r);
+    assert_caught(
+        "redis dict spec whose remove keeps the key",
+        &DictSpec { remove_keeps: true },
+        &r,
+    );
+    let r = redis_queue_run(&m, 45, 0);
+    assert_linearizable("redis Queue", &QueueSpec::default(), &r);
+    assert_caught(
+        "redis queue spec that is LIFO",
+        &QueueSpec { lifo: true },
+        &r,
+    );
+    let r = redis_event_run(&m, 46, 0);
+    assert_linearizable("redis Event", &EventSpec::default(), &r);
+    assert_caught(
+        "redis event spec whose clear does nothing",
+        &EventSpec {
+            clear_ignored: true,
+        },
         &r,
     );
 }

@@ -18,42 +18,13 @@ use procshare::internals::RedisStore;
 use procshare::{Event, Manager, ManagerError, OpError, Process, RedisError, Value};
 use proptest::prelude::*;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const GENEROUS: Duration = Duration::from_secs(60);
 
 use procshare_tests::redis_url;
 
-/// A namespace no other test (or run) uses; cleared when dropped.
-struct Ns {
-    url: String,
-    name: String,
-}
-
-impl Ns {
-    fn new(url: &str, test: &str) -> Ns {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Ns {
-            url: url.to_string(),
-            name: format!(
-                "procshare-test:{test}:{}:{nanos}:{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::SeqCst)
-            ),
-        }
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Manager::redis_clear(&self.url, &self.name);
-    }
-}
+use procshare_tests::RedisNs as Ns;
 
 // ------------------------------------------------------------ differential
 

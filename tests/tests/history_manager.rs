@@ -3,7 +3,8 @@
 //! operations (mid-request included), checked for linearizability
 //! (DESIGN.md, "History checking"); each specification shown able to fail
 //! (a deliberately broken variant). The same for the Redis manager's
-//! objects (`list`, `dict`, `Value`, `Lock`, `Semaphore`, `Queue`, `Event`)
+//! objects (`list`, `dict`, `Value`, `Lock`, `RLock`, `Semaphore`, `Queue`,
+//! `Event`)
 //! against the redis-server of `PROCSHARE_REDIS_URL`.
 //!
 //! `PROCSHARE_HISTORY_SOAK_SECS=n` runs each object's test for about `n`
@@ -18,7 +19,7 @@ use procshare::{Manager, ManagerError, OpError};
 use procshare_tests::history::checker::{check, Spec};
 use procshare_tests::history::manager_specs::{DictSpec, ListSpec};
 use procshare_tests::history::specs::{LockSpec, QueueSpec, SemaphoreSpec, ValueSpec};
-use procshare_tests::history::sync_specs::EventSpec;
+use procshare_tests::history::sync_specs::{EventSpec, RLockSpec};
 use procshare_tests::history::{assert_linearizable, run, soak, Run};
 use procshare_tests::{quiet, redis_url, RedisNs};
 use rand::Rng;
@@ -280,6 +281,63 @@ fn redis_lock_is_linearizable_with_kill9_and_owner_died() {
     });
 }
 
+/// A recursive lock taken 1–3 levels deep (sometimes by `try_acquire`,
+/// falling back to `acquire`), then released level by level, sometimes once
+/// too often (NotOwner); a killed holder's lease runs out (300 ms) and the
+/// next acquirer is told the owner died. (The proxy has no `count`.)
+fn redis_rlock_run(m: &Manager, seed: u64, victims: usize) -> Run {
+    let locks = [m.rlock().unwrap(), m.rlock().unwrap()];
+    run(PROCS, OPS / 2, victims, seed, move |_, w, rng| {
+        let key = rng.gen_range(0..locks.len());
+        let l = &locks[key];
+        let k = key as u32;
+        let depth = rng.gen_range(1..=3);
+        for _ in 0..depth {
+            let mut got = false;
+            if rng.gen_bool(0.3) {
+                let r = w.call(k, RLockSpec::TRY_ACQUIRE, 0, || match l.try_acquire() {
+                    Ok(true) => 0,
+                    Ok(false) => RLockSpec::WOULD_BLOCK,
+                    Err(ManagerError::OwnerDied { .. }) => RLockSpec::OWNER_DIED,
+                    Err(_) => -2,
+                });
+                got = r != RLockSpec::WOULD_BLOCK;
+            }
+            if !got {
+                w.call(k, RLockSpec::ACQUIRE, 0, || match l.acquire() {
+                    Ok(()) => 0,
+                    Err(ManagerError::OwnerDied { .. }) => RLockSpec::OWNER_DIED,
+                    Err(_) => -2,
+                });
+            }
+        }
+        let extra = usize::from(rng.gen_bool(0.1));
+        for _ in 0..depth + extra {
+            w.call(k, RLockSpec::RELEASE, 0, || match l.release() {
+                Ok(()) => 0,
+                Err(e) if e.op_error() == Some(&OpError::NotOwner) => RLockSpec::NOT_OWNER,
+                Err(_) => -2,
+            });
+        }
+    })
+}
+
+#[test]
+fn redis_rlock_is_linearizable_with_kill9_and_owner_died() {
+    quiet();
+    let Some((m, _ns)) = redis("history_redis_rlock", Some(Duration::from_millis(300))) else {
+        return;
+    };
+    soak("redis RLock", 0x4ed8, |seed| {
+        let r = redis_rlock_run(&m, seed, VICTIMS);
+        let spec = RLockSpec {
+            killed: r.killed.clone(),
+            ..RLockSpec::default()
+        };
+        assert_linearizable("redis RLock", &spec, &r);
+    });
+}
+
 /// A semaphore of 2 whose killed holders' permits do not come back during
 /// the run (a lease of an hour: the specification has no lease), tried and
 /// released.
@@ -406,6 +464,13 @@ fn broken_specs_are_caught_on_redis_histories() {
         &QueueSpec { lifo: true },
         &r,
     );
+    let r = redis_rlock_run(&m, 47, 0);
+    assert_linearizable("redis RLock", &RLockSpec::default(), &r);
+    let spec = RLockSpec {
+        not_recursive: true,
+        ..RLockSpec::default()
+    };
+    assert_caught("redis RLock spec that is not recursive", &spec, &r);
     let r = redis_event_run(&m, 46, 0);
     assert_linearizable("redis Event", &EventSpec::default(), &r);
     assert_caught(

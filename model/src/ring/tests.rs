@@ -1148,6 +1148,33 @@ mod unit {
         });
     }
 
+    /// A message that fits the ring as one piece (it is not streamed) waits
+    /// for room for all of it: a try or timed `put` that finds less room
+    /// writes nothing (no first half left behind, abandoned).
+    #[test]
+    fn a_message_that_fits_the_ring_is_written_whole_or_not_at_all() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 20], Wait::No).unwrap(); // 2 chunks: half the ring free
+            let soon = Wait::For(Some(Duration::from_millis(1)));
+            for wait in [Wait::No, soon] {
+                // 3 chunks: fits the ring, not the room.
+                assert_eq!(r.put(t, &[2; 40], wait), Err(RingError::Full));
+                assert_eq!((r.len(), r.used_chunks()), (1, 2), "nothing written");
+            }
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [1; 20]);
+            assert!(r.is_empty());
+            r.put(t, &[2; 40], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 3), "one piece");
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [2; 40]);
+        });
+    }
+
     /// Records what a reclaiming ring gives back.
     #[derive(Default)]
     struct Recorder(std::sync::Mutex<Vec<(usize, usize)>>);

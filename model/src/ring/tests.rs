@@ -773,8 +773,9 @@ mod shuttle_checks {
     }
 }
 
-/// Single-threaded scenarios of the ring's limits, header, accessors and
-/// error answers, which the concurrent checks above do not look at (found by
+/// Deterministic scenarios (one model thread, or two whose order the test
+/// fixes) of the ring's limits, header, accessors, error answers and corner
+/// cases, which the concurrent checks above do not look at (found by
 /// cargo-mutants, issue 14: each test here fails under a mutant of ring.rs
 /// that the checks above let pass).
 mod unit {

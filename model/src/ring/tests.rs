@@ -773,8 +773,9 @@ mod shuttle_checks {
     }
 }
 
-/// Single-threaded scenarios of the ring's limits, header, accessors and
-/// error answers, which the concurrent checks above do not look at (found by
+/// Deterministic scenarios (one model thread, or two whose order the test
+/// fixes) of the ring's limits, header, accessors, error answers and corner
+/// cases, which the concurrent checks above do not look at (found by
 /// cargo-mutants, issue 14: each test here fails under a mutant of ring.rs
 /// that the checks above let pass).
 mod unit {
@@ -1146,6 +1147,84 @@ mod unit {
                 Err(RingError::Full)
             );
         });
+    }
+
+    /// A message that fits the ring as one piece (it is not streamed) waits
+    /// for room for all of it: a try or timed `put` that finds less room
+    /// writes nothing (no first half left behind, abandoned).
+    #[test]
+    fn a_message_that_fits_the_ring_is_written_whole_or_not_at_all() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            r.put(t, &[1; 20], Wait::No).unwrap(); // 2 chunks: half the ring free
+            let soon = Wait::For(Some(Duration::from_millis(1)));
+            for wait in [Wait::No, soon] {
+                // 3 chunks: fits the ring, not the room.
+                assert_eq!(r.put(t, &[2; 40], wait), Err(RingError::Full));
+                assert_eq!((r.len(), r.used_chunks()), (1, 2), "nothing written");
+            }
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [1; 20]);
+            assert!(r.is_empty());
+            r.put(t, &[2; 40], Wait::No).unwrap();
+            assert_eq!((r.len(), r.used_chunks()), (1, 3), "one piece");
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [2; 40]);
+        });
+    }
+
+    /// A consumer assembling a streamed message whose producer (alive, still
+    /// holding `prod`) is slow to write the next piece: a liveness poll (here
+    /// after another thread's death) ends its sleep, and it asks whether the
+    /// producer is alive before it gives the message up: it waits on and gets
+    /// the message whole. The producer writes its last piece once the
+    /// consumer sleeps (or has returned), so every schedule is this one (20
+    /// of them run; 300 were, by hand).
+    #[test]
+    fn a_liveness_poll_does_not_give_up_a_live_producers_message() {
+        shuttle::check_random(
+            || {
+                let w = world();
+                let dead = ModelThread::new(&w, 3).crash_at(Some(1));
+                assert!(crate::shuttle_platform::run(&dead, |t| t.crash_point()));
+                let q = Arc::new(Q::<S>::new(4, 0));
+                let t = ModelThread::new(&w, 2);
+                let r = q.ring();
+                // The producer holds `prod` and published its first piece.
+                r.h.prod.0.lock.try_lock(&t).unwrap();
+                publish(&r, 0, FIRST, &[1; 8], pack(0, 1));
+                let done = Arc::new(AtomicBool::new(false));
+                let consumer = {
+                    let (w, q, done) = (w.clone(), q.clone(), done.clone());
+                    shuttle::thread::spawn(move || {
+                        let t = ModelThread::new(&w, 1);
+                        let mut out = Vec::new();
+                        let soon = Wait::For(Some(Duration::from_millis(1)));
+                        let got = q.ring().get(&t, &mut out, soon);
+                        done.store(true, SeqCst);
+                        (got, out)
+                    })
+                };
+                let ev = &r.h.tail.0.event as *const _ as usize;
+                let asleep = || {
+                    let inner = w.inner.lock().unwrap();
+                    inner.sleeping_on.iter().any(|&(a, _)| a == ev)
+                };
+                while !done.load(SeqCst) && !asleep() {
+                    shuttle::thread::yield_now();
+                }
+                publish(&r, 1, LAST, &[2; 4], pack(1, 2));
+                r.notify(&t, &r.h.tail.0.event);
+                r.h.prod.0.lock.unlock(&t).unwrap();
+                let (got, out) = consumer.join().unwrap();
+                assert_eq!(got, Ok(()), "the message was given up");
+                assert_eq!(out, [&[1; 8][..], &[2; 4]].concat());
+            },
+            20,
+        );
     }
 
     /// Records what a reclaiming ring gives back.

@@ -354,3 +354,41 @@ fn read_units<B: Serialize, R: DeserializeOwned + Send + 'static>(
     }
     tail
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit whose tasks are all taken leaves the window (`units` keeps
+    /// only what is not taken yet: memory stays bounded on an endless input).
+    #[test]
+    fn taken_units_leave_the_window() {
+        let mut st = StreamState::<u32> {
+            chunk: 2,
+            limit: 8,
+            base: 0,
+            units: VecDeque::new(),
+            n: 4,
+            taken: 0,
+            ended: true,
+            tail: None,
+            arrived: VecDeque::new(),
+            stop: false,
+        };
+        for u in 0..2u32 {
+            st.units.push_back(Slot::Arrived(Arrived {
+                next: u as usize * 2,
+                results: Results::Values(vec![u * 10, u * 10 + 1].into_iter()),
+            }));
+        }
+        assert!(st.is_filled(0) && st.is_filled(3) && !st.is_filled(4));
+        assert_eq!(st.take(0), Ok(0));
+        assert_eq!((st.units.len(), st.base), (2, 0));
+        assert_eq!(st.take(1), Ok(1));
+        assert_eq!((st.units.len(), st.base), (1, 1), "a taken unit stayed");
+        assert_eq!(st.take(2), Ok(10));
+        assert_eq!(st.take(3), Ok(11));
+        assert_eq!((st.units.len(), st.base, st.taken), (0, 2, 4));
+        assert_eq!(st.take(3), Err(PoolError::AlreadyTaken));
+    }
+}

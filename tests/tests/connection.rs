@@ -363,6 +363,24 @@ fn a_client_killed_mid_handshake_is_an_error_from_accept_not_a_hang() {
     assert_eq!(killer.join().unwrap(), -9);
 }
 
+/// How std reads a socket: `recv`, which is `recvfrom` on Linux (or `read`).
+const READS: [libc::c_long; 2] = [libc::SYS_read, libc::SYS_recvfrom];
+
+/// Waits until thread `tid` of this process sleeps in one of the system
+/// calls `calls` (proc(5): `/proc/self/task/<tid>/syscall` starts with the
+/// number of the call a blocked thread is in).
+fn blocked_in(tid: libc::pid_t, calls: &[libc::c_long]) {
+    let calls: Vec<String> = calls.iter().map(|n| format!("{n} ")).collect();
+    let path = format!("/proc/self/task/{tid}/syscall");
+    loop {
+        let s = std::fs::read_to_string(&path).unwrap();
+        if calls.iter().any(|c| s.starts_with(c)) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
 static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 extern "C" fn count_signal(_: libc::c_int) {
@@ -394,18 +412,8 @@ fn a_receive_interrupted_by_a_signal_goes_on() {
         b.recv()
     });
     let tid = rx.recv().unwrap();
-    // Wait until the thread sleeps in its read (proc(5): `syscall` starts
-    // with the number of the system call the thread is blocked in; std reads
-    // a socket with `recv`, which is `recvfrom` on Linux).
-    let blocked = [libc::SYS_read, libc::SYS_recvfrom].map(|n| format!("{n} "));
-    let path = format!("/proc/self/task/{tid}/syscall");
-    loop {
-        let s = std::fs::read_to_string(&path).unwrap();
-        if blocked.iter().any(|b| s.starts_with(b)) {
-            break;
-        }
-        std::thread::yield_now();
-    }
+    // Wait until the thread sleeps in its read.
+    blocked_in(tid, &READS);
     // It cannot leave that read but by data or a signal: the signal
     // interrupts it. Its handler has run once the count moves.
     // SAFETY: tgkill to a live thread of this process (it is blocked in its
@@ -437,4 +445,32 @@ fn a_message_cut_short_by_the_peer_is_truncated_and_poisons() {
         other => panic!("{other:?}"),
     }
     assert!(b.is_closed(), "usable after a truncated message");
+}
+
+/// A handle message whose 4-byte header comes in two reads (1 byte with
+/// the `recvmsg` that would carry a descriptor, then the other 3): the header
+/// is assembled whole, and a message that carries no descriptor is
+/// `NoHandle` (not a truncated or corrupt header).
+#[test]
+fn a_handle_message_whose_header_comes_in_pieces_is_read_whole() {
+    let (a, b) = Pipe::<()>::new(true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() }).unwrap();
+        b.recv_handle()
+    });
+    let tid = rx.recv().unwrap();
+    let header = 4u32.to_le_bytes();
+    blocked_in(tid, &[libc::SYS_recvmsg]);
+    a.send_unframed(&header[..1]).unwrap();
+    // The first byte was taken by `recvmsg`; the rest is read by a plain read.
+    blocked_in(tid, &READS);
+    let mut rest = header[1..].to_vec();
+    rest.extend_from_slice(&[b'H', b'x', 0, 0]);
+    a.send_unframed(&rest).unwrap();
+    match t.join().unwrap() {
+        Err(PipeError::NoHandle) => {}
+        other => panic!("{other:?}"),
+    }
 }

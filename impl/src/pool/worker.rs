@@ -979,6 +979,24 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    /// A worker's blocking read interrupted by a signal (a handler without
+    /// `SA_RESTART`, as a program's initializer may install) reads on: the
+    /// bytes sent after the signal arrive, not an end of stream.
+    #[test]
+    fn a_read_interrupted_by_a_signal_goes_on() {
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let (id_tx, id_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            id_tx.send(crate::sys::interrupt::tid()).unwrap();
+            let mut io = SockIo::new(rx, Spare::default(), Duration::ZERO);
+            let ok = io.fill();
+            (ok, io.stash[io.lo..io.hi].to_vec())
+        });
+        crate::sys::interrupt::interrupt_read(id_rx.recv().unwrap());
+        tx.write_all(b"abc").unwrap();
+        assert_eq!(t.join().unwrap(), (true, b"abc".to_vec()));
+    }
+
     /// A frame whose header arrives in two parts, read with and without the
     /// idle poll: the polled read appends to what the stash already holds.
     #[test]

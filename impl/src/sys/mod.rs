@@ -31,6 +31,8 @@
 
 pub(crate) mod deathwatch;
 pub(crate) mod fork;
+#[cfg(test)]
+pub(crate) mod interrupt;
 pub(crate) mod io;
 pub(crate) mod mem;
 pub(crate) mod posix_shm;

@@ -474,3 +474,19 @@ fn a_handle_message_whose_header_comes_in_pieces_is_read_whole() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A peer that closes its end with a message it never read makes the
+/// kernel reset the connection (`ECONNRESET` on the next read): to `recv`
+/// that is the peer gone, `Closed` (as CPython's `EOFError`/`ConnectionResetError`
+/// both end a reader), and the connection stays unusable after.
+#[test]
+fn a_reset_connection_is_closed() {
+    let (a, b) = Pipe::<u8>::new(true).unwrap();
+    b.send(&1).unwrap(); // into `a`'s queue, never read
+    drop(a);
+    match b.recv() {
+        Err(PipeError::Closed) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(b.recv(), Err(PipeError::Closed)));
+}

@@ -766,6 +766,9 @@ mod test_sync_manager_types {
         let d: HashMap<String, i32> = [(s("a"), 1), (s("b"), 2), (s("c"), 3)].into();
         let o = m.set_from(d.into_keys()).unwrap();
         assert!(o.equals(strs(["a", "b", "c"])).unwrap());
+        // Not in CPython's test: `not s` of an empty and of a full set.
+        assert!(!o.is_empty().unwrap());
+        assert!(m.set::<String>().unwrap().is_empty().unwrap());
         // `self.manager.set(1234)` (RemoteError): does not compile here.
     }
 }

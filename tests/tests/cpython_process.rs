@@ -309,6 +309,21 @@ fn test_kill() {
 fn test_cpu_count() {
     let cpus = cpu_count();
     assert!(cpus >= 1);
+    // Not in CPython's test: the same figure as CPython's own `cpu_count()`
+    // on this machine (`python3` is on every machine the tests run on).
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import multiprocessing; print(multiprocessing.cpu_count())",
+        ])
+        .output()
+        .expect("python3");
+    let theirs: usize = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(cpus, theirs);
 }
 
 #[test]

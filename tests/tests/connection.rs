@@ -363,70 +363,6 @@ fn a_client_killed_mid_handshake_is_an_error_from_accept_not_a_hang() {
     assert_eq!(killer.join().unwrap(), -9);
 }
 
-/// How std reads a socket: `recv`, which is `recvfrom` on Linux (or `read`).
-const READS: [libc::c_long; 2] = [libc::SYS_read, libc::SYS_recvfrom];
-
-/// Waits until thread `tid` of this process sleeps in one of the system
-/// calls `calls` (proc(5): `/proc/self/task/<tid>/syscall` starts with the
-/// number of the call a blocked thread is in).
-fn blocked_in(tid: libc::pid_t, calls: &[libc::c_long]) {
-    let calls: Vec<String> = calls.iter().map(|n| format!("{n} ")).collect();
-    let path = format!("/proc/self/task/{tid}/syscall");
-    loop {
-        let s = std::fs::read_to_string(&path).unwrap();
-        if calls.iter().any(|c| s.starts_with(c)) {
-            return;
-        }
-        std::thread::yield_now();
-    }
-}
-
-static SIGNALS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-extern "C" fn count_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// A `recv` blocked in its read when a signal arrives (its handler installed
-/// without `SA_RESTART`, so the `read` fails with `EINTR`) goes on reading:
-/// the message sent after the signal is received, not an error.
-#[test]
-fn a_receive_interrupted_by_a_signal_goes_on() {
-    // SAFETY: a handler that only increments an atomic (async-signal-safe)
-    // for SIGUSR2, which nothing else in this test binary sends; no
-    // SA_RESTART, so a blocked `read` returns EINTR.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(
-            libc::sigaction(libc::SIGUSR2, &sa, core::ptr::null_mut()),
-            0
-        );
-    }
-    let (a, b) = Pipe::<u64>::new(true).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        // SAFETY: gettid has no preconditions.
-        tx.send(unsafe { libc::gettid() }).unwrap();
-        b.recv()
-    });
-    let tid = rx.recv().unwrap();
-    // Wait until the thread sleeps in its read.
-    blocked_in(tid, &READS);
-    // It cannot leave that read but by data or a signal: the signal
-    // interrupts it. Its handler has run once the count moves.
-    // SAFETY: tgkill to a live thread of this process (it is blocked in its
-    // read until we send it a message).
-    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR2) };
-    assert_eq!(rc, 0);
-    while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-        std::thread::yield_now();
-    }
-    a.send(&7).unwrap();
-    assert_eq!(t.join().unwrap().unwrap(), 7);
-}
-
 /// A peer that announces a 100-byte message, sends 10 bytes of it and goes
 /// away: `recv` reports the message truncated (what was announced, what
 /// came), and the connection is unusable after (it is out of step).
@@ -445,34 +381,6 @@ fn a_message_cut_short_by_the_peer_is_truncated_and_poisons() {
         other => panic!("{other:?}"),
     }
     assert!(b.is_closed(), "usable after a truncated message");
-}
-
-/// A handle message whose 4-byte header comes in two reads (1 byte with
-/// the `recvmsg` that would carry a descriptor, then the other 3): the header
-/// is assembled whole, and a message that carries no descriptor is
-/// `NoHandle` (not a truncated or corrupt header).
-#[test]
-fn a_handle_message_whose_header_comes_in_pieces_is_read_whole() {
-    let (a, b) = Pipe::<()>::new(true).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = std::thread::spawn(move || {
-        // SAFETY: gettid has no preconditions.
-        tx.send(unsafe { libc::gettid() }).unwrap();
-        b.recv_handle()
-    });
-    let tid = rx.recv().unwrap();
-    let header = 4u32.to_le_bytes();
-    blocked_in(tid, &[libc::SYS_recvmsg]);
-    a.send_unframed(&header[..1]).unwrap();
-    // The first byte was taken by `recvmsg`; the rest is read by a plain read.
-    blocked_in(tid, &READS);
-    let mut rest = header[1..].to_vec();
-    rest.extend_from_slice(&[b'H', b'x', 0, 0]);
-    a.send_unframed(&rest).unwrap();
-    match t.join().unwrap() {
-        Err(PipeError::NoHandle) => {}
-        other => panic!("{other:?}"),
-    }
 }
 
 /// A peer that closes its end with a message it never read makes the

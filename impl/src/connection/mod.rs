@@ -698,3 +698,52 @@ impl<T: DeserializeOwned> Connection<T> {
         self.recv()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::interrupt::{interrupt_read, tid, wait_blocked, Call};
+
+    /// A `recv` blocked in its read when a signal arrives (its handler
+    /// installed without `SA_RESTART`, so the read fails with `EINTR`) goes on
+    /// reading: the message sent after the signal is received, not an error.
+    #[test]
+    fn a_receive_interrupted_by_a_signal_goes_on() {
+        let (a, b) = Pipe::<u64>::new(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(tid()).unwrap();
+            b.recv()
+        });
+        interrupt_read(rx.recv().unwrap());
+        a.send(&7).unwrap();
+        assert_eq!(t.join().unwrap().unwrap(), 7);
+    }
+
+    /// A handle message whose 4-byte header comes in two reads (1 byte with
+    /// the `recvmsg` that would carry a descriptor, then the other 3): the
+    /// header is assembled whole, and a message that carries no descriptor is
+    /// `NoHandle` (not a truncated or corrupt header).
+    #[test]
+    fn a_handle_message_whose_header_comes_in_pieces_is_read_whole() {
+        let (a, b) = Pipe::<()>::new(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(tid()).unwrap();
+            b.recv_handle()
+        });
+        let t_id = rx.recv().unwrap();
+        let header = (HANDLE_FRAME_LEN as u32).to_le_bytes();
+        wait_blocked(t_id, Call::RecvMsg);
+        a.send_unframed(&header[..1]).unwrap();
+        // The first byte was taken by `recvmsg`; the rest is read by a plain read.
+        wait_blocked(t_id, Call::Read);
+        let mut rest = header[1..].to_vec();
+        rest.extend_from_slice(&[HANDLE_TAG, b'x', 0, 0]);
+        a.send_unframed(&rest).unwrap();
+        match t.join().unwrap() {
+            Err(PipeError::NoHandle) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -17,11 +17,36 @@ pub(crate) fn tid() -> i32 {
     rustix::thread::gettid().as_raw_nonzero().get()
 }
 
-/// Waits until thread `tid` of this process sleeps in a read (`read` or
-/// `recvfrom`: proc(5)'s `syscall` file starts with the number of the call a
-/// blocked thread is in), sends it `SIGUSR2` (whose handler does nothing but
-/// count, installed without `SA_RESTART`), and waits until the handler ran:
-/// the read has then failed with `EINTR`.
+/// A blocking system call a test waits for a thread to be in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Call {
+    /// A read of a socket (`read`, or std's `recv`, which is `recvfrom`).
+    Read,
+    /// A `recvmsg` (a read that may carry descriptors).
+    RecvMsg,
+}
+
+/// Waits until thread `tid` of this process sleeps in `call` (proc(5)'s
+/// `syscall` file starts with the number of the call a blocked thread is in).
+pub(crate) fn wait_blocked(tid: i32, call: Call) {
+    let calls: &[libc::c_long] = match call {
+        Call::Read => &[libc::SYS_read, libc::SYS_recvfrom],
+        Call::RecvMsg => &[libc::SYS_recvmsg],
+    };
+    let calls: Vec<String> = calls.iter().map(|n| format!("{n} ")).collect();
+    let path = format!("/proc/self/task/{tid}/syscall");
+    while !calls
+        .iter()
+        .any(|c| std::fs::read_to_string(&path).unwrap().starts_with(c))
+    {
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until thread `tid` sleeps in a read ([`wait_blocked`]), sends it
+/// `SIGUSR2` (whose handler does nothing but count, installed without
+/// `SA_RESTART`), and waits until the handler ran: the read has then failed
+/// with `EINTR`.
 pub(crate) fn interrupt_read(tid: i32) {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -37,14 +62,7 @@ pub(crate) fn interrupt_read(tid: i32) {
             );
         }
     });
-    let reads = [libc::SYS_read, libc::SYS_recvfrom].map(|n| format!("{n} "));
-    let path = format!("/proc/self/task/{tid}/syscall");
-    while !reads
-        .iter()
-        .any(|r| std::fs::read_to_string(&path).unwrap().starts_with(r))
-    {
-        std::thread::yield_now();
-    }
+    wait_blocked(tid, Call::Read);
     let before = HANDLED.load(Ordering::SeqCst);
     // SAFETY: tgkill has no memory-safety preconditions; `tid` is a live
     // thread of this process, blocked in a read until the caller sends data.

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! `PROCSHARE_BENCH_ONLY=queue_u64` (or `queue_1p`: put+get in one process;
+//! `queue_pod`, `pod_1p`: the same through a `PodQueue`; `cb_u64`: the crossbeam reference;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
 //! `RawQueue`; `start`; `pool_map`; `pool_map_pod`; `apply_async`; `value_lock`;
 //! `manager_append`) runs
@@ -89,6 +90,7 @@ fn one_round(s: &Sizes, p: &procshare::Pool, f: &mut Figures) {
         rate(s.small, queue::small(Queue::new().unwrap(), s.small)),
     );
     put("cb_u64", rate(s.small, queue::crossbeam(s.small, |i| i)));
+    put("queue_pod", rate(s.small, queue::pod(s.small)));
     put("queue_4k", rate(s.big, queue::bytebuf(s.big)));
     put(
         "cb_4k",
@@ -166,6 +168,14 @@ const ROWS: &[Row] = &[
         work: "Queue<u64>, 1 producer process -> 1 consumer",
         unit: Unit::Rate("msgs/s"),
         ours: "queue_u64",
+        reference: ("crossbeam bounded, 2 threads", "cb_u64"),
+        py: Some("py_queue"),
+        target: ">= 0.5x crossbeam",
+    },
+    Row {
+        work: "PodQueue<u64>, 1 producer process -> 1 consumer",
+        unit: Unit::Rate("msgs/s"),
+        ours: "queue_pod",
         reference: ("crossbeam bounded, 2 threads", "cb_u64"),
         py: Some("py_queue"),
         target: ">= 0.5x crossbeam",
@@ -317,6 +327,22 @@ fn profile_one(only: &str, s: &Sizes) {
             let d = queue::small(Queue::new().unwrap(), s.small);
             println!("queue_u64: {:.0} msgs/s", rate(s.small, d));
         }
+        "queue_pod" => {
+            let d = queue::pod(s.small);
+            println!("queue_pod: {:.0} msgs/s", rate(s.small, d));
+        }
+        "pod_1p" => {
+            let best = (0..5)
+                .map(|_| queue::pod_one_process(s.small))
+                .min()
+                .expect("runs");
+            let ns = best.as_nanos() as f64 / s.small as f64;
+            println!("pod_1p: put+get of a u64 through a PodQueue in one process: {ns:.1} ns (best of 5)");
+        }
+        "cb_u64" => {
+            let d = queue::crossbeam(s.small, |i| i);
+            println!("cb_u64: {:.0} msgs/s", rate(s.small, d));
+        }
         "bytebuf" => {
             let d = queue::bytebuf(s.big);
             println!("bytebuf: {:.0} msgs/s", rate(s.big, d));
@@ -403,7 +429,7 @@ fn profile_one(only: &str, s: &Sizes) {
             }
         }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock or manager_append"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, queue_pod, pod_1p, cb_u64, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock or manager_append"
         ),
     }
 }

@@ -72,6 +72,7 @@ pub use crate::process::{
 };
 pub use crate::queue::joinable::JoinableQueue;
 pub use crate::queue::pipe::{Connection, Pipe, PipeError};
+pub use crate::queue::pod::PodQueue;
 pub use crate::queue::simple::SimpleQueue;
 pub use crate::queue::{Queue, QueueBuilder, QueueError, RawQueue};
 #[cfg(feature = "redis")]

@@ -135,6 +135,9 @@ macro_rules! model_platform {
                 // The watched identity is used only to leave its death
                 // unnotified (`sleep`'s `notified == false`).
                 const WATCHES_IDENTITY: bool = M == crate::platform::MUTANT_DEATH_NOT_NOTIFIED.0;
+                fn fence(o: Ordering) {
+                    $checker::sync::atomic::fence(o)
+                }
             }
 
             /// A futex word: the checker's atomic plus a mutex and condvar emulating the futex queue.
@@ -238,7 +241,7 @@ macro_rules! model_platform {
                 pending: StdCell<usize>,
                 fence: Arc<AtomicU32>,
                 world: Arc<World>,
-                last_poll: StdCell<(u64, u32)>,
+                last_poll: StdCell<(u64, usize, u32)>,
                 steps: StdCell<u32>,
                 waits: StdCell<u32>,
                 /// Die (unwind with [`Crash`]) when the step counter reaches this value.
@@ -275,7 +278,7 @@ macro_rules! model_platform {
                         pending: StdCell::new(0),
                         fence,
                         world: world.clone(),
-                        last_poll: StdCell::new((0, 0)),
+                        last_poll: StdCell::new((0, 0, 0)),
                         steps: StdCell::new(0),
                         waits: StdCell::new(0),
                         crash_at: None,
@@ -385,11 +388,13 @@ macro_rules! model_platform {
                 }
                 /// Should this wait return `TimedOut` for the liveness poll? Yes when a
                 /// death happened that this thread has not been told about while
-                /// waiting for this word value. Re-waiting for the same value after
-                /// the same deaths blocks, so a waiter cannot spin forever, while a
-                /// waiter that meets a new value (a new owner, who may be dead) is
+                /// waiting for this value of this word. Re-waiting for the same
+                /// value of the same word after the same deaths blocks, so a waiter
+                /// cannot spin forever, while a waiter that meets a new value (a new
+                /// owner, who may be dead), or the same value in another word (the
+                /// slot queue's slot locks: one dead holder's id in two of them), is
                 /// told again — as the real poll, which keeps firing, would.
-                fn poll_fires(&self, expected: u32, watched: u64, notified: bool) -> bool {
+                fn poll_fires(&self, w: &MWord32, expected: u32, watched: u64, notified: bool) -> bool {
                     let e = {
                         let w = self.world.lock();
                         if !notified && watched != 0 {
@@ -399,8 +404,9 @@ macro_rules! model_platform {
                             w.epoch
                         }
                     };
-                    if e > 0 && self.last_poll.get() != (e, expected) {
-                        self.last_poll.set((e, expected));
+                    let at = w as *const MWord32 as usize;
+                    if e > 0 && self.last_poll.get() != (e, at, expected) {
+                        self.last_poll.set((e, at, expected));
                         true
                     } else {
                         false
@@ -493,14 +499,14 @@ macro_rules! model_platform {
                     if self.spurious_at == Some(n) {
                         return Woke::Woken;
                     }
-                    if d.finite || self.poll_fires(expected, owner, notified) {
+                    if d.finite || self.poll_fires(w, expected, owner, notified) {
                         return Woke::TimedOut;
                     }
                     self.register(w, 1);
                     let g = w.cv.wait(g).unwrap();
                     self.register(w, -1);
                     drop(g);
-                    if self.poll_fires(expected, owner, notified) {
+                    if self.poll_fires(w, expected, owner, notified) {
                         Woke::TimedOut
                     } else {
                         Woke::Woken

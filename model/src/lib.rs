@@ -29,3 +29,4 @@ pub mod redis;
 pub mod ring;
 pub mod rlock;
 pub mod semaphore;
+pub mod slot_queue;

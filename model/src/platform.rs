@@ -141,7 +141,8 @@ pub enum Woke {
 
 /// A seeded bug, by number. Each protocol module defines its own mutants as
 /// constants (numbered by protocol: mutex 1xx, rlock 2xx, semaphore 3xx, event
-/// 4xx, barrier 5xx, queue ring 6xx, manager 7xx, pool 8xx) and asks
+/// 4xx, barrier 5xx, queue ring 6xx, manager 7xx, pool 8xx, joinable 9xx, condition
+/// 10xx, platform 11xx, redis 12xx, slot queue 13xx) and asks
 /// [`mutant`] at the point where the bug would be. On the real platform it is
 /// [`Mutant::NONE`] and every such branch is compiled away. The test suite
 /// proves that loom or shuttle catches every mutant.
@@ -274,6 +275,16 @@ pub trait Thread {
     /// caller should stop spinning and sleep (always on a single CPU, and at once
     /// under a model checker, where a spin is a yield).
     fn spin(&self, iteration: u32) -> bool;
+    /// One iteration of a bounded spin *without* backoff (one pause each),
+    /// for a waiter whose wait is a hand-over that another CPU completes in
+    /// well under a microsecond (the slot queue's full or empty slot, a slot
+    /// lock held between a `seq` store and its unlock): an exponential
+    /// backoff would make it look again long after the hand-over. Returns
+    /// `false` when the caller should sleep. The model platforms spin as in
+    /// [`Thread::spin`] (a bounded number of yields).
+    fn spin_flat(&self, iteration: u32) -> bool {
+        self.spin(iteration)
+    }
     /// A point where the calling process may die (model platforms unwind here
     /// at a chosen step; the real platform does nothing).
     fn crash_point(&self);
@@ -332,6 +343,11 @@ pub trait Platform: Sized + Send + Sync + 'static {
     type Cell<T: Send>: CellLike<T>;
     /// The per-thread context.
     type Thread: Thread<Word = Self::W32>;
+    /// A memory fence (`core::sync::atomic::fence`; the model platforms use
+    /// their checker's, which loom and shuttle track). A protocol that skips a
+    /// read-modify-write when nobody waits needs `SeqCst` fences on both sides
+    /// (the store-buffering pattern): the slot queue's wake-ups.
+    fn fence(o: Ordering);
     /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
     #[doc(hidden)]
     const MUTANT: Mutant = Mutant::NONE;

@@ -31,6 +31,45 @@ pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
     d
 }
 
+/// `n` `u64`s through a `PodQueue` of 1024 slots (crossbeam's bound in
+/// [`crossbeam`]) from a child process to this one.
+pub(crate) fn pod(n: u64) -> Duration {
+    let q = procshare::PodQueue::<u64>::new(1024).unwrap();
+    let mut p = Process::new({
+        let q = q.clone();
+        move || {
+            for i in 0..n {
+                q.put(i).unwrap();
+            }
+        }
+    });
+    let t = Instant::now();
+    p.start().unwrap();
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    p.join().unwrap();
+    d
+}
+
+/// `n` rounds of `put` then `get` of one `u64` through a `PodQueue` in this
+/// process.
+pub(crate) fn pod_one_process(n: u64) -> Duration {
+    let q = procshare::PodQueue::<u64>::new(1024).unwrap();
+    let t = Instant::now();
+    let mut sum = 0u64;
+    for i in 0..n {
+        q.put(i).unwrap();
+        sum = sum.wrapping_add(q.get().unwrap());
+    }
+    let d = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
 /// `n` rounds of `put` then `get` of one `u64` in this process: the path's
 /// own cost, without a second CPU (a figure that a busy machine disturbs less).
 pub(crate) fn one_process(n: u64) -> Duration {

@@ -2,6 +2,7 @@
 
 pub(crate) mod joinable;
 pub(crate) mod pipe;
+pub(crate) mod pod;
 pub(crate) mod simple;
 
 use core::marker::PhantomData;

@@ -39,6 +39,7 @@ use procshare_model::mutex::RawMutex;
 use procshare_model::ring::{Chunk, RingHeader, CHUNK, PIECE_HEADER};
 use procshare_model::rlock::RawRLock;
 use procshare_model::semaphore::RawSemaphore;
+use procshare_model::slot_queue::{Slot, SlotHeader};
 
 use crate::data::value::Colocated;
 use crate::platform::{Shm, ShmCell, ShmWord32, ShmWord64};
@@ -157,6 +158,15 @@ assert_model_offsets!(RawEvent<Shm> { state: 0 });
 assert_model_offsets!(RawBarrier<Shm> { state: 0, parties: 4 });
 assert_model_offsets!(Tasks<Shm> { done: 0 });
 assert_model_offsets!(RawCondition<Shm> { state: 0, seq: 8, spare: 12 });
+assert_model_offsets!(SlotHeader<Shm> {
+    tail: 0,
+    head: 64,
+    not_empty: 128,
+    not_full: 192,
+    closed: 256,
+    slots: 264,
+});
+assert_model_offsets!(Slot<Shm, u64> { lock: 0, seq: 16, value: 24 });
 assert_model_offsets!(RingHeader<Shm> {
     prod: 0,
     head_seen: 16,
@@ -186,6 +196,8 @@ const MODEL_OFFSETS: &[&[(&str, usize)]] = &[
     Tasks::<Shm>::OFFSETS,
     RingHeader::<Shm>::OFFSETS,
     RawCondition::<Shm>::OFFSETS,
+    SlotHeader::<Shm>::OFFSETS,
+    Slot::<Shm, u64>::OFFSETS,
 ];
 
 /// Every number that fixes a shared layout, as this build compiles it:
@@ -225,6 +237,10 @@ const LAYOUT: &[usize] = &[
     align_of::<RingHeader<Shm>>(),
     size_of::<RawCondition<Shm>>(),
     align_of::<RawCondition<Shm>>(),
+    size_of::<SlotHeader<Shm>>(),
+    align_of::<SlotHeader<Shm>>(),
+    size_of::<Slot<Shm, u64>>(),
+    align_of::<Slot<Shm, u64>>(),
     size_of::<ShmCell<Chunk>>(),
     align_of::<ShmCell<Chunk>>(),
     CHUNK,
@@ -298,12 +314,15 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// flags `WRAP`: a reclaiming ring's producer goes on at the next lap's
 /// kept start); the bytes did not move, a version-4 consumer would call the
 /// marker corrupt.
+///
+/// Version 6: the slot queue (`PodQueue`: `SlotHeader`, `Slot`) is new.
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
     (3, 0x9a12_7824),
     (4, 0xb898_a324),
     (5, 0xb898_a324),
+    (6, 0xc167_de3b),
 ];
 
 /// The fingerprint recorded for `version`, if any.

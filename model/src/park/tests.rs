@@ -26,6 +26,9 @@ impl Platform for Probe {
     type W64 = Word64Probe;
     type Cell<T: Send> = Cell<T>;
     type Thread = Probing;
+    fn fence(o: core::sync::atomic::Ordering) {
+        core::sync::atomic::fence(o)
+    }
 }
 
 /// A write to the word (loads are not recorded).

@@ -385,6 +385,21 @@ impl<T> SpawnArg for Queue<T> {
     }
 }
 
+impl<T: Pod + Send + Sync> SpawnArg for PodQueue<T> {
+    fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError> {
+        let (hdr, slots) = self.parts();
+        ex.shm_box(hdr)?;
+        ex.shm_slice(slots)
+    }
+    fn import(im: &mut Importer) -> Result<Self, SpawnError> {
+        let hdr = im.shm_box()?;
+        let slots = im.shm_slice()?;
+        PodQueue::from_parts(hdr, slots).ok_or(SpawnError::BadRequest(
+            "pod queue header disagrees with its slots",
+        ))
+    }
+}
+
 impl<T> SpawnArg for SimpleQueue<T> {
     fn export(&self, ex: &mut Exporter) -> Result<(), SpawnError> {
         self.q.export(ex)

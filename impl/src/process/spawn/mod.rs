@@ -93,6 +93,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::array::{Array, RawArray};
 use crate::data::value::{GuardOwner, RawValue, Value};
 use crate::queue::joinable::JoinableQueue;
+use crate::queue::pod::PodQueue;
 use crate::queue::simple::SimpleQueue;
 use crate::queue::{Queue, RawQueue};
 use crate::shm::{Segment, ShmBox, ShmError, ShmSafe, ShmSlice};

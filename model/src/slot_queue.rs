@@ -1,0 +1,593 @@
+//! The slot queue: a bounded multi-producer multi-consumer queue of
+//! fixed-size (`Copy`) values in shared memory, with one robust lock per slot
+//! and no queue-wide lock — the protocol behind `PodQueue`.
+//!
+//! The [ring](crate::ring) moves byte messages of any size, so each side takes
+//! a queue-wide lock per message, and the consumer learns of a message by
+//! reading the producers' `tail` word. For values of one fixed size this
+//! protocol does what crossbeam-channel's array flavor does instead: each slot
+//! carries a *sequence* (`seq`) that says what it holds, so a producer and a
+//! consumer meet only on the slot they hand over, and an uncontended `put` or
+//! `get` takes one slot lock (a CAS and a swap on the slot's own cache line)
+//! and one `SeqCst` fence.
+//!
+//! # Layout
+//!
+//! [`SlotHeader`] (`#[repr(C)]`, 320 bytes, aligned to 64: one line per field
+//! group, by who writes it):
+//!
+//! | line | offset | field | written by | meaning / invariant |
+//! |---|---|---|---|---|
+//! | 0 | 0 | `tail: W64` | producers | a *hint*: the position after the last one some producer filled (never ahead of a position that was taken); `Release`-stored, `Acquire`-loaded |
+//! | 1 | 64 | `head: W64` | consumers | a hint: the position after the last one some consumer emptied; `Release`/`Acquire` |
+//! | 2 | 128 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`: consumers sleep on it while the slot at their position is empty |
+//! | 3 | 192 | `not_full: W32` | consumers, `close` | event counter: producers sleep on it while the slot at their position holds an earlier lap |
+//! | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
+//! | 4 | 264 | `slots: u64` | creator | the number of slots, a power of two in `2..=MAX_SLOTS`; constant |
+//!
+//! [`Slot<P, T>`] (`#[repr(C)]`):
+//!
+//! | offset | field | meaning / invariant |
+//! |---|---|---|
+//! | 0 | `lock: RawMutex` (16 bytes) | held by whoever writes `value` or `seq` (a producer filling the slot, a consumer emptying it, a recoverer) |
+//! | 16 | `seq: W64` | for the slot at index `i` and a position `p ≡ i (mod slots)`: `p` — free for position `p`; `p + 1` — holds position `p`'s value; `p + slots` — free for the next lap (emptied) |
+//! | 24 | `value: Cell<T>` | written only under `lock` while `seq == p`; read only under `lock` while `seq == p + 1` |
+//!
+//! Invariants:
+//! * `seq` only grows, and only under `lock`: `p → p + 1` (a producer filled
+//!   it) and `p + 1 → p + slots` (a consumer emptied it).
+//! * Nobody moves past a position before its slot says it was taken: a
+//!   producer moves on from `p` only when `seq > p` (filled or emptied), a
+//!   consumer only when `seq >= p + slots` (emptied).
+//!   A slot that is locked is waited for (the lock's own wait, which watches
+//!   the holder and takes over from a dead one), never passed. The hints
+//!   only name positions after taken ones. So positions are taken in order,
+//!   and a consumer that finds its slot free and unlocked knows that every
+//!   later one is free too: the queue is empty there; and no value is ever
+//!   left behind the consumers.
+//! * The hints are `Release`-stored and `Acquire`-loaded: whoever starts at
+//!   a hint sees every slot before it done with the earlier laps (a
+//!   `Relaxed` hint lets a consumer read a slot's `seq` from before it was
+//!   emptied, a lap behind its position: the model checks found that).
+//!
+//! # Owner death
+//!
+//! The slot lock is the robust [`RawMutex`]: a process killed while it holds
+//! one is detected by the next one that takes the lock (`Acquired::OwnerDied`),
+//! which then decides by `seq` alone:
+//! * `seq == p` (a producer died filling it; its value was never
+//!   acknowledged): a producer fills it; a consumer leaves it free (the
+//!   queue is empty there: no producer went past it) and waits for the next
+//!   `put`, which comes to this position.
+//! * `seq == p + 1` (a producer died after publishing, or a consumer died
+//!   before emptying): the value is delivered, to the next consumer.
+//! * `seq == p + slots` (a consumer died after emptying it): nothing to do.
+//!
+//! So a kill at any step loses nothing a `put` acknowledged, except the one
+//! value a consumer was returning when it died.
+//!
+//! # Sleeping
+//!
+//! A waiter announces itself in an event word's `WAITERS` bit (CAS), then a
+//! `SeqCst` fence, then looks at the slot again, then sleeps while the word
+//! holds what it announced. A notifier changes the slot, then a `SeqCst`
+//! fence, then reads the event word and bumps it (and wakes) only if the bit
+//! is set. The two fences make either the notifier see the bit or the waiter
+//! see the change (the store-buffering pattern): nobody pays a
+//! read-modify-write on the event word while nobody sleeps. A waiter that
+//! dies asleep leaves the bit set: the next notifier clears it.
+
+use core::mem::offset_of;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use core::time::Duration;
+
+use crate::mutex::{Acquired, RawMutex};
+use crate::platform::{mutant, CellLike, Mutant, Platform, Thread, Woke, Word32, Word64};
+use crate::ring::{Padded, RingError, Wait};
+
+/// The largest number of slots (2^32: positions stay far from wrapping).
+pub const MAX_SLOTS: u64 = 1 << 32;
+
+/// The waiters bit of an event word (the count moves in steps of 2).
+const EV_WAITERS: u32 = 1;
+
+/// Seeded bug: the `tail` and `head` hints are stored and loaded `Relaxed`
+/// (a consumer that starts at another's hint may read a slot's `seq` from a
+/// lap before: the bug the model checks found in the first version).
+#[doc(hidden)]
+pub const MUTANT_RELAXED_HINTS: Mutant = Mutant(1301);
+/// Seeded bug: a producer does not check `seq` again under the slot lock
+/// (two producers fill one slot: a value is overwritten).
+#[doc(hidden)]
+pub const MUTANT_NO_RECHECK: Mutant = Mutant(1302);
+/// Seeded bug: the notifier reads the event word without the fence (a
+/// sleeper's announcement and the slot change can pass each other).
+#[doc(hidden)]
+pub const MUTANT_NO_NOTIFY_FENCE: Mutant = Mutant(1303);
+/// Seeded bug: a producer that takes over a dead producer's slot moves on
+/// to the next position instead of filling it (it passes a free slot: the
+/// consumers stop there and the values after it are left behind).
+#[doc(hidden)]
+pub const MUTANT_PASS_RECOVERED: Mutant = Mutant(1304);
+/// Seeded bug: a consumer moves past a locked slot instead of waiting for
+/// it (a value being published there is left behind).
+#[doc(hidden)]
+pub const MUTANT_PASS_LOCKED: Mutant = Mutant(1305);
+/// Seeded bug: `close` does not wake sleepers.
+#[doc(hidden)]
+pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(1306);
+
+/// The fixed part of a slot queue. See the [module docs](self).
+#[repr(C)]
+pub struct SlotHeader<P: Platform> {
+    tail: Padded<P::W64>,
+    head: Padded<P::W64>,
+    not_empty: Padded<P::W32>,
+    not_full: Padded<P::W32>,
+    closed: Padded<Closed<P>>,
+}
+
+/// The last line: the closed flag and the constant slot count.
+#[repr(C)]
+struct Closed<P: Platform> {
+    closed: P::W32,
+    slots: u64,
+}
+
+impl<P: Platform> core::fmt::Debug for SlotHeader<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SlotHeader")
+            .field("slots", &self.closed.0.slots)
+            .field("tail", &self.tail.0.load(Relaxed))
+            .field("head", &self.head.0.load(Relaxed))
+            .field("closed", &self.closed.0.closed.load(Relaxed))
+            .finish()
+    }
+}
+
+impl<P: Platform> SlotHeader<P> {
+    /// The byte offset of each field of the layout table, as compiled (impl's
+    /// layout check compares them with the table).
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("tail", offset_of!(Self, tail)),
+        ("head", offset_of!(Self, head)),
+        ("not_empty", offset_of!(Self, not_empty)),
+        ("not_full", offset_of!(Self, not_full)),
+        (
+            "closed",
+            offset_of!(Self, closed) + offset_of!(Closed<P>, closed),
+        ),
+        (
+            "slots",
+            offset_of!(Self, closed) + offset_of!(Closed<P>, slots),
+        ),
+    ];
+
+    /// A header for `slots` slots (clamped to `2..=MAX_SLOTS`, rounded up to
+    /// a power of two: see [`SlotHeader::slots`]). Two at least: with one,
+    /// "holds position `p`" (`p + 1`) and "free for the next lap"
+    /// (`p + slots`) would be the same `seq`.
+    pub fn new(slots: u64) -> Self {
+        let n = slots.clamp(2, MAX_SLOTS).next_power_of_two();
+        SlotHeader {
+            tail: Padded(P::W64::new(0)),
+            head: Padded(P::W64::new(0)),
+            not_empty: Padded(P::W32::new(0)),
+            not_full: Padded(P::W32::new(0)),
+            closed: Padded(Closed {
+                closed: P::W32::new(0),
+                slots: n,
+            }),
+        }
+    }
+
+    /// The number of slots (a power of two).
+    pub fn slots(&self) -> u64 {
+        self.closed.0.slots
+    }
+}
+
+/// One slot. See the [module docs](self).
+#[repr(C)]
+pub struct Slot<P: Platform, T: Send> {
+    lock: RawMutex<P>,
+    seq: P::W64,
+    value: P::Cell<T>,
+}
+
+impl<P: Platform, T: Send> core::fmt::Debug for Slot<P, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slot")
+            .field("lock", &self.lock)
+            .field("seq", &self.seq.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Platform, T: Send> Slot<P, T> {
+    /// The byte offset of each field of the layout table.
+    #[doc(hidden)]
+    pub const OFFSETS: &'static [(&'static str, usize)] = &[
+        ("lock", offset_of!(Self, lock)),
+        ("seq", offset_of!(Self, seq)),
+        ("value", offset_of!(Self, value)),
+    ];
+
+    /// Slot `i` of a new queue, holding `v` (never read: the slot is free).
+    pub fn new(i: u64, v: T) -> Self {
+        Slot {
+            lock: RawMutex::new(),
+            seq: P::W64::new(i),
+            value: P::Cell::new(v),
+        }
+    }
+}
+
+/// A slot queue: a header and its slots. See the [module docs](self).
+pub struct SlotQueue<'a, P: Platform, T: Copy + Send> {
+    h: &'a SlotHeader<P>,
+    slots: &'a [Slot<P, T>],
+    mask: u64,
+}
+
+impl<P: Platform, T: Copy + Send> core::fmt::Debug for SlotQueue<'_, P, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SlotQueue").field("h", self.h).finish()
+    }
+}
+
+/// What a consumer found at its position.
+enum Found<T> {
+    Value(T),
+    /// The slot is done with this position: look at the next one.
+    Next,
+    /// Nothing there yet (free and unlocked): the queue is empty.
+    Empty,
+    /// Locked by somebody else (`try`: do not wait).
+    Busy,
+}
+
+impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
+    /// The queue made of `h` and `slots` (`None` if their sizes disagree).
+    pub fn new(h: &'a SlotHeader<P>, slots: &'a [Slot<P, T>]) -> Option<Self> {
+        let n = h.slots();
+        if !n.is_power_of_two() || !(2..=MAX_SLOTS).contains(&n) || slots.len() as u64 != n {
+            return None;
+        }
+        Some(SlotQueue {
+            h,
+            slots,
+            mask: n - 1,
+        })
+    }
+
+    #[inline]
+    fn hint_load(&self) -> core::sync::atomic::Ordering {
+        if mutant::<P>(MUTANT_RELAXED_HINTS) {
+            Relaxed
+        } else {
+            Acquire
+        }
+    }
+
+    #[inline]
+    fn hint_store(&self) -> core::sync::atomic::Ordering {
+        if mutant::<P>(MUTANT_RELAXED_HINTS) {
+            Relaxed
+        } else {
+            Release
+        }
+    }
+
+    #[inline]
+    fn slot(&self, p: u64) -> &Slot<P, T> {
+        &self.slots[(p & self.mask) as usize]
+    }
+
+    /// Has the queue been closed?
+    pub fn is_closed(&self) -> bool {
+        self.h.closed.0.closed.load(Acquire) != 0
+    }
+
+    /// Values in the queue (approximate: from the two hints).
+    pub fn len(&self) -> usize {
+        let t = self.h.tail.0.load(Acquire);
+        let h = self.h.head.0.load(Acquire);
+        (t.wrapping_sub(h) as i64).clamp(0, self.mask as i64 + 1) as usize
+    }
+
+    /// Is the queue empty (approximate)?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Close: later and waiting `put`s fail with [`RingError::Closed`]; `get`s
+    /// drain what is in the queue, then fail with `Closed`. Wakes every waiter.
+    pub fn close(&self, t: &P::Thread) {
+        self.h.closed.0.closed.store(1, Release);
+        t.crash_point();
+        if !mutant::<P>(MUTANT_CLOSE_NO_WAKE) {
+            for w in [&self.h.not_empty.0, &self.h.not_full.0] {
+                w.fetch_add(2, Release);
+                t.wake(w, u32::MAX);
+            }
+        }
+    }
+
+    /// After changing a slot: wake the sleepers of `w` if any announced
+    /// themselves (see [Sleeping](self#sleeping)).
+    #[inline]
+    fn notify(&self, t: &P::Thread, w: &P::W32) {
+        if !mutant::<P>(MUTANT_NO_NOTIFY_FENCE) {
+            P::fence(SeqCst);
+        }
+        if w.load(Relaxed) & EV_WAITERS != 0 {
+            w.fetch_add(2, Release);
+            w.fetch_and(!EV_WAITERS, Relaxed);
+            t.wake(w, u32::MAX);
+        }
+    }
+
+    /// Announce on `w`, then sleep unless `changed()` (looked at after the
+    /// fence) or a `close`.
+    fn sleep(
+        &self,
+        t: &P::Thread,
+        w: &P::W32,
+        changed: impl Fn() -> bool,
+        dl: &<P::Thread as Thread>::Deadline,
+    ) -> Woke {
+        let seen = w.load(Acquire);
+        let v = seen | EV_WAITERS;
+        if seen & EV_WAITERS == 0 && w.cas(seen, v, Relaxed, Relaxed).is_err() {
+            return Woke::Mismatch;
+        }
+        t.crash_point();
+        P::fence(SeqCst);
+        if changed() || self.is_closed() {
+            return Woke::Mismatch;
+        }
+        t.wait(w, v, dl)
+    }
+
+    /// Before taking a slot lock that is held: spin a little, one pause at a
+    /// time, while it is. The usual holder is the other side between its
+    /// `seq` store and its unlock (a few instructions); the lock's own spin
+    /// backs off exponentially, which would make every hand-over of a full
+    /// (or empty) queue wait far longer than that.
+    #[inline]
+    fn until_unlocked(&self, t: &P::Thread, slot: &Slot<P, T>) {
+        let mut k = 0;
+        while slot.lock.word().load(Relaxed) != 0 && t.spin_flat(k) {
+            k += 1;
+        }
+    }
+
+    /// Put `v`, waiting for a free slot as `wait` says ([`RingError::Full`]
+    /// if none came; [`RingError::Closed`] once closed).
+    pub fn put(&self, t: &P::Thread, v: T, wait: Wait) -> Result<(), RingError> {
+        let dl = t.deadline(match wait {
+            Wait::No => Some(Duration::ZERO),
+            Wait::For(d) => d,
+        });
+        let n = self.mask + 1;
+        let mut p = self.h.tail.0.load(self.hint_load());
+        let mut spins = 0;
+        loop {
+            if self.is_closed() {
+                return Err(RingError::Closed);
+            }
+            let slot = self.slot(p);
+            let s = slot.seq.load(Acquire);
+            let d = s.wrapping_sub(p) as i64;
+            if d > 0 {
+                p = p.wrapping_add(1); // taken for `p` already
+                continue;
+            }
+            if d == 0 {
+                // Never pass a free slot (see the invariants): wait for its
+                // lock (another producer filling it, the consumer that just
+                // emptied it), as `wait` says.
+                let got = match wait {
+                    Wait::No => slot.lock.try_lock(t),
+                    Wait::For(d) => {
+                        self.until_unlocked(t, slot);
+                        slot.lock.lock(t, d)
+                    }
+                };
+                match got {
+                    Err(_) if self.is_closed() => return Err(RingError::Closed),
+                    Err(_) => return Err(RingError::Full),
+                    Ok(how) => {
+                        // Under the lock (a dead holder's partial value is
+                        // overwritten): still free for `p`?
+                        if slot.seq.load(Relaxed) != p && !mutant::<P>(MUTANT_NO_RECHECK) {
+                            let _ = slot.lock.unlock(t);
+                            continue;
+                        }
+                        if how == Acquired::OwnerDied && mutant::<P>(MUTANT_PASS_RECOVERED) {
+                            let _ = slot.lock.unlock(t);
+                            p = p.wrapping_add(1);
+                            continue;
+                        }
+                        slot.value.with_mut(|c| {
+                            // SAFETY: `c` points to the slot's value, a live
+                            // `T`; the slot lock is ours and `seq == p`, so
+                            // nobody else reads or writes it (the invariants).
+                            unsafe { c.write(v) }
+                        });
+                        t.crash_point();
+                        slot.seq.store(p.wrapping_add(1), Release);
+                        t.crash_point();
+                        let _ = slot.lock.unlock(t);
+                        self.h.tail.0.store(p.wrapping_add(1), self.hint_store());
+                        self.notify(t, &self.h.not_empty.0);
+                        return Ok(());
+                    }
+                }
+            }
+            if d < -(n as i64) {
+                // `seq` is below any value of the protocol (foreign writes):
+                // free the slot for `p` and report it.
+                if slot.lock.try_lock(t).is_ok() {
+                    slot.seq.store(p, Release);
+                    let _ = slot.lock.unlock(t);
+                }
+                return Err(RingError::Corrupt("slot sequence far behind the producers"));
+            }
+            // The slot still holds the previous lap: the queue is full here.
+            if wait == Wait::No {
+                return Err(RingError::Full);
+            }
+            // Spin while the consumers free half of the queue (watching
+            // their `head` hint, not the slot: looking at the slot would
+            // pull its line away from the consumer emptying it, at every
+            // value of a queue that stays full), then look again and put
+            // into a half-free queue, where producers and consumers do not
+            // meet.
+            let want = p.wrapping_sub(n / 2);
+            let mut spun = false;
+            while t.spin_flat(spins) {
+                spins += 1;
+                spun = true;
+                if self.h.head.0.load(Relaxed).wrapping_sub(want) as i64 >= 0 {
+                    break;
+                }
+            }
+            if spun {
+                continue;
+            }
+            let w = &self.h.not_full.0;
+            if self.sleep(t, w, || slot.seq.load(Acquire) != s, &dl) == Woke::TimedOut
+                && t.expired(&dl)
+            {
+                return Err(RingError::Full);
+            }
+        }
+    }
+
+    /// Take the next value, waiting for one as `wait` says
+    /// ([`RingError::Empty`] if none came; [`RingError::Closed`] once closed
+    /// and empty). With [`Wait::No`], a value another process is still
+    /// publishing (or taking) is not waited for: `Empty`.
+    pub fn get(&self, t: &P::Thread, wait: Wait) -> Result<T, RingError> {
+        let timeout = match wait {
+            Wait::No => Some(Duration::ZERO),
+            Wait::For(d) => d,
+        };
+        let dl = t.deadline(timeout);
+        let n = self.mask + 1;
+        let mut h = self.h.head.0.load(self.hint_load());
+        let mut spins = 0;
+        loop {
+            let slot = self.slot(h);
+            let s = slot.seq.load(Acquire);
+            let d = s.wrapping_sub(h) as i64;
+            let found = if d >= n as i64 {
+                Found::Next
+            } else if !(0..=1).contains(&d) {
+                // Between `h + 1` and `h + slots`, or behind `h`: no value of
+                // the protocol (foreign writes). Skip the slot.
+                if slot.lock.try_lock(t).is_ok() {
+                    slot.seq.store(h.wrapping_add(n), Release);
+                    let _ = slot.lock.unlock(t);
+                }
+                self.h.head.0.store(h.wrapping_add(1), Release);
+                return Err(RingError::Corrupt("slot sequence out of range"));
+            } else if d == 0 && slot.lock.word().load(Relaxed) & !crate::mutex::WAITERS == 0 {
+                Found::Empty
+            } else if mutant::<P>(MUTANT_PASS_LOCKED) && d == 0 {
+                Found::Next
+            } else {
+                // A value, or a slot somebody holds (a producer filling it, a
+                // consumer emptying it, a dead holder): take the lock.
+                self.take(t, slot, h, wait, timeout)
+            };
+            match found {
+                Found::Value(v) => {
+                    self.h.head.0.store(h.wrapping_add(1), self.hint_store());
+                    self.notify(t, &self.h.not_full.0);
+                    return Ok(v);
+                }
+                Found::Next => {
+                    h = h.wrapping_add(1);
+                    spins = 0;
+                }
+                Found::Busy => return Err(RingError::Empty),
+                Found::Empty => {
+                    if self.is_closed() {
+                        // `close` comes after the last put: look again now
+                        // that its Acquire load made the slot visible.
+                        if slot.seq.load(Acquire) == s {
+                            return Err(RingError::Closed);
+                        }
+                        continue;
+                    }
+                    if wait == Wait::No {
+                        return Err(RingError::Empty);
+                    }
+                    if t.spin_flat(spins) {
+                        spins += 1;
+                        continue;
+                    }
+                    let w = &self.h.not_empty.0;
+                    let moved = || {
+                        slot.seq.load(Acquire) != s
+                            || slot.lock.word().load(Relaxed) & !crate::mutex::WAITERS != 0
+                    };
+                    if self.sleep(t, w, moved, &dl) == Woke::TimedOut && t.expired(&dl) {
+                        return Err(RingError::Empty);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take slot `slot`'s lock (for position `h`) and empty it, if it holds
+    /// `h`'s value.
+    fn take(
+        &self,
+        t: &P::Thread,
+        slot: &Slot<P, T>,
+        h: u64,
+        wait: Wait,
+        timeout: Option<Duration>,
+    ) -> Found<T> {
+        let got = match wait {
+            Wait::No => slot.lock.try_lock(t),
+            Wait::For(_) => {
+                self.until_unlocked(t, slot);
+                slot.lock.lock(t, timeout)
+            }
+        };
+        if got.is_err() {
+            return Found::Busy;
+        }
+        let s = slot.seq.load(Relaxed);
+        let n = self.mask + 1;
+        let r = if s == h.wrapping_add(1) {
+            let v = slot.value.with(|c| {
+                // SAFETY: `c` points to the slot's value, a live `T` (`Copy`);
+                // the slot lock is ours and `seq == h + 1`: the value was
+                // written before that `seq` and nobody else accesses it.
+                unsafe { c.read() }
+            });
+            t.crash_point();
+            slot.seq.store(h.wrapping_add(n), Release);
+            Found::Value(v)
+        } else if s == h {
+            // Still free: its holder was a producer that found it filled
+            // (not for `h`, then) or died filling it. Nobody went past it.
+            Found::Empty
+        } else {
+            Found::Next
+        };
+        t.crash_point();
+        let _ = slot.lock.unlock(t);
+        r
+    }
+}
+
+#[cfg(all(test, feature = "checkers"))]
+mod tests;

@@ -262,6 +262,24 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         })
     }
 
+    /// The queue made of `h` and `slots`, sized by `slots` alone (`None`
+    /// unless its length is a power of two in `2..=MAX_SLOTS`): for a caller
+    /// that checked the two with [`SlotQueue::new`] when it got them. The
+    /// header's `slots` field lies in shared memory, where another process
+    /// may overwrite it; the slice's length is the caller's own.
+    #[inline]
+    pub fn with_len(h: &'a SlotHeader<P>, slots: &'a [Slot<P, T>]) -> Option<Self> {
+        let n = slots.len() as u64;
+        if !n.is_power_of_two() || !(2..=MAX_SLOTS).contains(&n) {
+            return None;
+        }
+        Some(SlotQueue {
+            h,
+            slots,
+            mask: n - 1,
+        })
+    }
+
     #[inline]
     fn hint_load(&self) -> core::sync::atomic::Ordering {
         if mutant::<P>(MUTANT_RELAXED_HINTS) {

@@ -9,21 +9,23 @@ use procshare::{Process, Queue, RawQueue};
 /// The size of the "big" messages.
 pub(crate) const BIG: usize = 4096;
 
-/// `n` `u64`s through `q` from a child process to this one.
-pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
-    let mut p = Process::new({
-        let q = q.clone();
-        move || {
-            for i in 0..n {
-                q.put(&i).unwrap();
-            }
+/// `n` `u64`s (`0..n`) from a child process, which calls `put` for each, to
+/// this one, which calls `get` `n` times; the sum is checked.
+fn child_to_parent(
+    n: u64,
+    put: impl Fn(u64) + Send + 'static,
+    mut get: impl FnMut() -> u64,
+) -> Duration {
+    let mut p = Process::new(move || {
+        for i in 0..n {
+            put(i);
         }
     });
     let t = Instant::now();
     p.start().unwrap();
     let mut sum = 0u64;
     for _ in 0..n {
-        sum = sum.wrapping_add(q.get().unwrap());
+        sum = sum.wrapping_add(get());
     }
     let d = t.elapsed();
     assert_eq!(sum, n * (n - 1) / 2);
@@ -31,28 +33,18 @@ pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
     d
 }
 
+/// `n` `u64`s through `q` from a child process to this one.
+pub(crate) fn small(q: Queue<u64>, n: u64) -> Duration {
+    let tx = q.clone();
+    child_to_parent(n, move |i| tx.put(&i).unwrap(), || q.get().unwrap())
+}
+
 /// `n` `u64`s through a `PodQueue` of 1024 slots (crossbeam's bound in
 /// [`crossbeam`]) from a child process to this one.
 pub(crate) fn pod(n: u64) -> Duration {
     let q = procshare::PodQueue::<u64>::new(1024).unwrap();
-    let mut p = Process::new({
-        let q = q.clone();
-        move || {
-            for i in 0..n {
-                q.put(i).unwrap();
-            }
-        }
-    });
-    let t = Instant::now();
-    p.start().unwrap();
-    let mut sum = 0u64;
-    for _ in 0..n {
-        sum = sum.wrapping_add(q.get().unwrap());
-    }
-    let d = t.elapsed();
-    assert_eq!(sum, n * (n - 1) / 2);
-    p.join().unwrap();
-    d
+    let tx = q.clone();
+    child_to_parent(n, move |i| tx.put(i).unwrap(), || q.get().unwrap())
 }
 
 /// `n` rounds of `put` then `get` of one `u64` through a `PodQueue` in this

@@ -137,13 +137,15 @@ impl<T: Pod + Send + Sync> PodQueue<T> {
 
     #[inline]
     fn q(&self) -> SlotQueue<'_, Shm, T> {
-        // `new` and `from_parts` checked that the parts agree.
-        SlotQueue::new(&self.hdr, &self.slots).expect("slot header and slots agree")
+        // `new` and `from_parts` checked the parts with `SlotQueue::new`;
+        // `with_len` reads only this process's slice length (never the
+        // shared header, which another process could overwrite).
+        SlotQueue::with_len(&self.hdr, &self.slots).expect("slot count checked at construction")
     }
 
     /// The number of slots.
     pub fn capacity(&self) -> usize {
-        self.hdr.slots() as usize
+        self.slots.len()
     }
 
     /// Put `v`, waiting for a free slot as long as needed.

@@ -520,6 +520,26 @@ fn positions_wrap_around() {
     );
 }
 
+/// `with_len` sizes the queue by the slice alone: a header whose `slots`
+/// field another process overwrote does not change it (`new` refuses the
+/// pair).
+#[test]
+fn with_len_ignores_the_shared_slot_count() {
+    use crate::shuttle_platform::Shuttle;
+    shuttle::check_random(
+        || {
+            let q = Q::<Shuttle>::new(4);
+            let mut h = SlotHeader::<Shuttle>::new(4);
+            h.closed.0.slots = 999;
+            assert!(SlotQueue::new(&h, &q.slots).is_none());
+            assert_eq!(SlotQueue::with_len(&h, &q.slots).unwrap().mask, 3);
+            assert!(SlotQueue::with_len(&h, &q.slots[..3]).is_none());
+            assert!(SlotQueue::with_len(&h, &q.slots[..1]).is_none());
+        },
+        1,
+    );
+}
+
 /// Foreign writes to a slot's `seq` are reported as `Corrupt`, and the
 /// queue goes on.
 #[test]

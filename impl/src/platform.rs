@@ -554,6 +554,11 @@ impl Thread for ShmThread {
 
     #[inline(always)]
     fn crash_point(&self) {}
+
+    #[cold]
+    fn foreign_write(&self, what: &'static str) {
+        log::warn!("procshare: shared memory written from outside the protocol: {what}");
+    }
 }
 
 /// How long to sleep: `max`, or less if the deadline `d` comes first

@@ -252,6 +252,9 @@ macro_rules! model_platform {
                 /// thread runs before it sleeps: the spin fast paths that ship on a
                 /// multi-core machine are checked too. Each round is a yield.
                 pub spins: u32,
+                /// Shared memory written by the test itself: `Thread::foreign_write`
+                /// is expected, not a failure.
+                pub foreign_writes: bool,
             }
 
             impl ModelThread {
@@ -287,6 +290,7 @@ macro_rules! model_platform {
                         // both paths meet in every execution (all spinning would
                         // make a lost wake-up rare: a spinner needs no wake).
                         spins: if id % 2 == 1 { DEFAULT_SPINS } else { 0 },
+                        foreign_writes: false,
                     }
                 }
                 /// A new thread that is given this (dead) thread's owner id, as a
@@ -303,6 +307,12 @@ macro_rules! model_platform {
                 /// (default: [`DEFAULT_SPINS`] for odd thread ids, 0 for even ones).
                 pub fn spins(mut self, n: u32) -> Self {
                     self.spins = n;
+                    self
+                }
+                /// Builder: the test writes the shared memory itself, so the
+                /// protocol's recovery from foreign writes is expected.
+                pub fn foreign_writes(mut self) -> Self {
+                    self.foreign_writes = true;
                     self
                 }
                 /// Builder: die at step `k` (1-based).
@@ -482,6 +492,11 @@ macro_rules! model_platform {
                 }
                 fn wake(&self, w: &MWord32, n: u32) -> usize {
                     self.wake_n(w, n)
+                }
+                fn foreign_write(&self, what: &'static str) {
+                    if !self.foreign_writes {
+                        crate::testkit::violation(&format!("foreign write in a sound run: {what}"));
+                    }
                 }
             }
 

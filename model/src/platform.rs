@@ -288,6 +288,15 @@ pub trait Thread {
     /// A point where the calling process may die (model platforms unwind here
     /// at a chosen step; the real platform does nothing).
     fn crash_point(&self);
+    /// The protocol met a state that no run of it reaches (shared memory
+    /// written by something else: a hint or a sequence that does not fit)
+    /// and is recovering from it. The model platforms fail the run unless
+    /// the thread was built to expect such writes: a sound run never gets
+    /// here, so a bug that the recovery would hide still shows. The real
+    /// platform logs it.
+    fn foreign_write(&self, what: &'static str) {
+        let _ = what;
+    }
 }
 
 /// Seeded bug of the model platforms (platform mutants are 11xx): the death of

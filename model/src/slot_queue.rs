@@ -66,6 +66,44 @@
 //! So a kill at any step loses nothing a `put` acknowledged, except the one
 //! value a consumer was returning when it died.
 //!
+//! # Hints far behind, and foreign writes
+//!
+//! A hint may be far behind the slots (a process preempted between its
+//! unlock and its hint store while the others went many laps): a slot
+//! more than a lap ahead of the position says how far the positions before
+//! it went, and `put` / `get` jump there instead of walking one position at
+//! a time.
+//!
+//! The shared memory is writable by every process that maps it, so a hint or
+//! a `seq` may hold anything. What each side does about it (each step
+//! reports [`RingError::Corrupt`]; the queue goes on):
+//! * a slot that does not fit the position (a producer at `p` finding
+//!   anything but `p - n + 1` or `p` and above; a consumer at `h` anything
+//!   but `h`, `h + 1`, or `h + n` and above): the hint was overwritten or the
+//!   `seq` was. Start once more from the other side's hint (`head` for
+//!   producers; `tail - n` for consumers), neither of which is ever ahead of
+//!   the position sought, without jumps; if the slot still does not fit, its
+//!   `seq` was overwritten: the producer frees it for its position, the
+//!   consumer passes it (what it held, if anything, is lost with its `seq`);
+//! * a `tail` hint overwritten a little ahead (producers then fill positions
+//!   after a free slot, where the consumers would stop): a consumer that
+//!   finds its slot free and unlocked before giving up or sleeping reads
+//!   `tail` (`Acquire`), then the slot again. In a sound run the slot cannot
+//!   still be free for a position some producer went past (the hint is
+//!   stored after the positions before it were taken), so it passes the
+//!   slot, after looking once more under its lock;
+//! * a `head` hint overwritten ahead of values (consumers then start after
+//!   them, and the producers, coming round, find the queue full forever): a
+//!   producer that finds its slot holding the previous lap, before giving up
+//!   or sleeping, reads `head`, then the slot again, and if the consumers'
+//!   hint is past that value moves it back to it (the first value left
+//!   behind: producers come round in order).
+//!
+//! An overwritten hint loses and duplicates nothing, but can change the
+//! order of values; an overwritten `seq` loses what its slot held.
+//! Those checks cost nothing on the way of a value: they run only where a
+//! side would give up or sleep.
+//!
 //! # Sleeping
 //!
 //! A waiter announces itself in an event word's `WAITERS` bit (CAS), then a
@@ -116,6 +154,16 @@ pub const MUTANT_PASS_LOCKED: Mutant = Mutant(1305);
 /// Seeded bug: `close` does not wake sleepers.
 #[doc(hidden)]
 pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(1306);
+/// Seeded bug: a consumer that passes a free slot behind a `tail` hint that
+/// was overwritten does not look at the slot again under its lock (a value
+/// a producer put there meanwhile is overwritten).
+#[doc(hidden)]
+pub const MUTANT_PASS_WITHOUT_RECHECK: Mutant = Mutant(1307);
+/// Seeded bug: a producer that finds the queue full checks the consumers'
+/// `head` hint without looking at the slot again after it (a slot emptied
+/// meanwhile looks like a value behind the head: a spurious `Corrupt`).
+#[doc(hidden)]
+pub const MUTANT_STALE_HEAD_CHECK: Mutant = Mutant(1308);
 
 /// The fixed part of a slot queue. See the [module docs](self).
 #[repr(C)]
@@ -382,6 +430,79 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         }
     }
 
+    /// A producer at `p` found its slot holding position `p - n` (`seq ==
+    /// s`, the queue full there) and is about to give up or sleep: is the
+    /// consumers' `head` hint past that value? Consumers move past a
+    /// position only after emptying it, and the hint is stored after that
+    /// (`Release`, loaded `Acquire` here), so after reading such a hint the
+    /// slot cannot still hold `p - n` — unless the hint was overwritten
+    /// ahead of the values: then move it back to `p - n`, the first value
+    /// left behind (producers fill positions in order, so the first
+    /// stranded one is the first they come back to), and report it.
+    fn head_ahead(
+        &self,
+        t: &P::Thread,
+        slot: &Slot<P, T>,
+        p: u64,
+        s: u64,
+    ) -> Result<(), RingError> {
+        let n = self.mask + 1;
+        let first = p.wrapping_sub(n);
+        let hd = self.h.head.0.load(Acquire);
+        if hd.wrapping_sub(first) as i64 <= 0 {
+            return Ok(());
+        }
+        if !mutant::<P>(MUTANT_STALE_HEAD_CHECK) && slot.seq.load(Acquire) != s {
+            return Ok(());
+        }
+        t.foreign_write("the consumers' head hint past a value");
+        self.h.head.0.store(first, Release);
+        self.notify(t, &self.h.not_empty.0);
+        Err(RingError::Corrupt(
+            "the consumers' head hint was past a value: moved back to it",
+        ))
+    }
+
+    /// A consumer at `h` found its slot free and unlocked (`seq == h`) and is
+    /// about to give up or sleep: is the producers' `tail` hint past it?
+    /// Producers move past a position only after it was taken, and the hint
+    /// is stored after that (`Release`, loaded `Acquire` here), so after
+    /// reading such a hint the slot cannot still be free for `h` — unless
+    /// the hint was overwritten ahead of the values and producers filled
+    /// positions after a free one. Then mark this empty slot as passed
+    /// (nothing was in it) so the consumers reach the values after it, and
+    /// report it; a hint more than a lap ahead is moved back too.
+    fn tail_ahead(&self, t: &P::Thread, slot: &Slot<P, T>, h: u64) -> Result<(), RingError> {
+        let n = self.mask + 1;
+        let tl = self.h.tail.0.load(Acquire);
+        if tl.wrapping_sub(h) as i64 <= 0 {
+            return Ok(());
+        }
+        if slot.seq.load(Acquire) != h {
+            return Ok(());
+        }
+        if slot.lock.try_lock(t).is_err() {
+            return Ok(()); // somebody is at it: no free slot to pass
+        }
+        let free = slot.seq.load(Relaxed) == h || mutant::<P>(MUTANT_PASS_WITHOUT_RECHECK);
+        if free {
+            slot.seq.store(h.wrapping_add(n), Release);
+        }
+        let _ = slot.lock.unlock(t);
+        if !free {
+            return Ok(());
+        }
+        t.foreign_write("a free slot behind the producers' tail hint");
+        self.h.head.0.store(h.wrapping_add(1), Release);
+        if tl.wrapping_sub(h) > n {
+            self.h.tail.0.store(h.wrapping_add(1), Release);
+        }
+        self.notify(t, &self.h.not_full.0);
+        Err(RingError::Corrupt(
+            "a free slot behind the producers' tail hint: passed it",
+        ))
+    }
+
     /// Put `v`, waiting for a free slot as `wait` says ([`RingError::Full`]
     /// if none came; [`RingError::Closed`] once closed).
     pub fn put(&self, t: &P::Thread, v: T, wait: Wait) -> Result<(), RingError> {
@@ -391,6 +512,7 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         });
         let n = self.mask + 1;
         let mut p = self.h.tail.0.load(self.hint_load());
+        let mut restarted = false;
         let mut spins = 0;
         loop {
             if self.is_closed() {
@@ -400,7 +522,16 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             let s = slot.seq.load(Acquire);
             let d = s.wrapping_sub(p) as i64;
             if d > 0 {
-                p = p.wrapping_add(1); // taken for `p` already
+                // Taken for `p` already. A slot more than a lap ahead of `p`
+                // (a hint far behind) says that every position up to `s - n`
+                // was taken (in order): go there, not one slot at a time —
+                // unless this walk started again after a slot that did not
+                // fit (a `seq` overwritten far ahead would send it there).
+                p = if d > n as i64 && !restarted {
+                    s.wrapping_sub(n - 1)
+                } else {
+                    p.wrapping_add(1)
+                };
                 continue;
             }
             if d == 0 {
@@ -445,17 +576,35 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                     }
                 }
             }
-            if d < -(n as i64) {
-                // `seq` is below any value of the protocol (foreign writes):
-                // free the slot for `p` and report it.
+            if d != 1 - n as i64 {
+                // Not what the slot of a position after taken ones can say
+                // (`p - n + 1`, holding the previous lap, or `p` and
+                // above): foreign writes, to the `tail` hint or to `seq`.
+                // Start once more from the consumers' `head` hint, which is
+                // never ahead of a position that was taken; if the slot
+                // still does not fit, its `seq` is what was overwritten:
+                // free the slot for `p` (whatever it held is unreachable)
+                // and report it.
+                if !restarted {
+                    t.foreign_write("slot sequence does not fit the producers' hint");
+                    restarted = true;
+                    p = self.h.head.0.load(Acquire);
+                    continue;
+                }
+                t.foreign_write("slot sequence does not fit the producers' position");
                 if slot.lock.try_lock(t).is_ok() {
-                    slot.seq.store(p, Release);
+                    if slot.seq.load(Relaxed) == s {
+                        slot.seq.store(p, Release);
+                    }
                     let _ = slot.lock.unlock(t);
                 }
-                return Err(RingError::Corrupt("slot sequence far behind the producers"));
+                return Err(RingError::Corrupt(
+                    "slot sequence does not fit the producers' position",
+                ));
             }
             // The slot still holds the previous lap: the queue is full here.
             if wait == Wait::No {
+                self.head_ahead(t, slot, p, s)?;
                 return Err(RingError::Full);
             }
             // Spin while the consumers free half of the queue (watching
@@ -476,6 +625,7 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             if spun {
                 continue;
             }
+            self.head_ahead(t, slot, p, s)?;
             let w = &self.h.not_full.0;
             if self.sleep(t, w, || slot.seq.load(Acquire) != s, &dl) == Woke::TimedOut
                 && t.expired(&dl)
@@ -497,18 +647,39 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         let dl = t.deadline(timeout);
         let n = self.mask + 1;
         let mut h = self.h.head.0.load(self.hint_load());
+        let mut restarted = false;
         let mut spins = 0;
         loop {
             let slot = self.slot(h);
             let s = slot.seq.load(Acquire);
             let d = s.wrapping_sub(h) as i64;
-            let found = if d >= n as i64 {
+            let found = if d >= 2 * n as i64 && !restarted {
+                // More than a lap ahead of `h` (a hint far behind): every
+                // position before `s - n` was emptied (in order): go there,
+                // not one slot at a time (unless this walk started again,
+                // as for `put`).
+                h = s.wrapping_sub(n);
+                continue;
+            } else if d >= n as i64 {
                 Found::Next
             } else if !(0..=1).contains(&d) {
-                // Between `h + 1` and `h + slots`, or behind `h`: no value of
-                // the protocol (foreign writes). Skip the slot.
+                // Between `h + 1` and `h + slots`, or behind `h`: not what
+                // the slot of a position after emptied ones can say (foreign
+                // writes, to the `head` hint or to `seq`). Start once more
+                // from the producers' `tail` hint less a lap, never ahead of
+                // a position still to empty; if the slot still does not fit,
+                // its `seq` is what was overwritten: skip the slot.
+                if !restarted {
+                    t.foreign_write("slot sequence does not fit the consumers' hint");
+                    restarted = true;
+                    h = self.h.tail.0.load(Acquire).wrapping_sub(n);
+                    continue;
+                }
+                t.foreign_write("slot sequence out of range");
                 if slot.lock.try_lock(t).is_ok() {
-                    slot.seq.store(h.wrapping_add(n), Release);
+                    if slot.seq.load(Relaxed) == s {
+                        slot.seq.store(h.wrapping_add(n), Release);
+                    }
                     let _ = slot.lock.unlock(t);
                 }
                 self.h.head.0.store(h.wrapping_add(1), Release);
@@ -543,12 +714,14 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                         continue;
                     }
                     if wait == Wait::No {
+                        self.tail_ahead(t, slot, h)?;
                         return Err(RingError::Empty);
                     }
                     if t.spin_flat(spins) {
                         spins += 1;
                         continue;
                     }
+                    self.tail_ahead(t, slot, h)?;
                     let w = &self.h.not_empty.0;
                     let moved = || {
                         slot.seq.load(Acquire) != s

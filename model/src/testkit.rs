@@ -96,6 +96,12 @@ std::thread_local! {
 /// (e.g. `"deadlock"`, `"Causality violation"`, or a property reported through
 /// [`check!`]), so that a mutant is shown caught *for the right reason*.
 pub fn fails_with(needle: &str, f: impl FnOnce()) -> bool {
+    fails_with_any(&[needle], f)
+}
+
+/// [`fails_with`] for a mutant whose failure depends on the schedule: the
+/// panic message must contain one of `needles`.
+pub fn fails_with_any(needles: &[&str], f: impl FnOnce()) -> bool {
     VIOLATIONS.with(|v| v.borrow_mut().clear());
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => false,
@@ -107,8 +113,10 @@ pub fn fails_with(needle: &str, f: impl FnOnce()) -> bool {
                 .unwrap_or_default();
             let seen = VIOLATIONS.with(|v| v.borrow().join("\n"));
             assert!(
-                payload.contains(needle) || seen.contains(needle),
-                "failed, but not with {needle:?}: {payload}\n{seen}"
+                needles
+                    .iter()
+                    .any(|n| payload.contains(n) || seen.contains(n)),
+                "failed, but not with any of {needles:?}: {payload}\n{seen}"
             );
             true
         }

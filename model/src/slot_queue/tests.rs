@@ -7,7 +7,9 @@
 //! missing, except the one value a dead consumer was taking.
 
 use super::*;
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
+use crate::testkit::{
+    every_crash_point, fails_with, fails_with_any, shuttle_iters, shuttle_runs, Sched,
+};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -471,8 +473,68 @@ mod loom_checks {
 
     #[test]
     fn loom_catches_1305_pass_locked() {
-        assert!(fails_with("get failed", || {
+        assert!(fails_with("foreign write in a sound run", || {
             check::<{ MUTANT_PASS_LOCKED.0 }>(spsc(2), Some(2));
+        }));
+    }
+
+    /// A `tail` hint overwritten ahead before a producer puts two values
+    /// (position 0 free, the hint at 1): the first lands at 1, the second
+    /// (the hint at 2 meets slot 0 free for 0: no fit) starts again from
+    /// `head` and lands at 0, while the consumer, finding slot 0 free behind
+    /// the hint, may pass it. Under every interleaving (bound 2) both values
+    /// come out once (in either order: the foreign write broke the order);
+    /// `Corrupt` is reported on the way.
+    pub(super) fn corrupt_tail<const M: u32>() {
+        use crate::loom_platform::{world, ModelThread};
+        crate::testkit::loom(Some(2)).check(|| {
+            let world = world();
+            let q = Arc::new(Q::<Loom<M>>::new(2));
+            q.h.tail.0.store(1, Relaxed);
+            let h = {
+                let (q, world) = (q.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 1).spins(0).foreign_writes();
+                    for v in [5, 6] {
+                        q.q().put(&t, v, Wait::For(None)).unwrap();
+                    }
+                })
+            };
+            let t = ModelThread::new(&world, 2).spins(0).foreign_writes();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match q.q().get(&t, Wait::For(None)) {
+                    Ok(v) => got.push(v),
+                    Err(RingError::Corrupt(_)) => {}
+                    Err(e) => crate::testkit::violation(&format!("get failed: {e:?}")),
+                }
+            }
+            got.sort_unstable();
+            crate::check!(got == [5, 6], "got {got:?}");
+            h.join().unwrap();
+        });
+    }
+
+    #[test]
+    fn loom_a_corrupt_tail_hint_loses_nothing() {
+        corrupt_tail::<0>();
+    }
+
+    #[test]
+    fn loom_catches_1307_pass_without_recheck() {
+        assert!(fails_with(
+            "deadlock",
+            corrupt_tail::<{ MUTANT_PASS_WITHOUT_RECHECK.0 }>
+        ));
+    }
+
+    /// The checks for an overwritten hint never fire in a sound run: a
+    /// producer that looked at `head` without looking at its slot again
+    /// would take a slot emptied meanwhile for a value left behind.
+    #[test]
+    fn loom_catches_1308_stale_head_check() {
+        assert!(fails_with("foreign write in a sound run", || {
+            check::<{ MUTANT_STALE_HEAD_CHECK.0 }>(spsc(3), Some(2));
         }));
     }
 
@@ -548,7 +610,7 @@ fn a_corrupt_sequence_is_reported_and_skipped() {
     shuttle::check_random(
         || {
             let world = world();
-            let t = ModelThread::new(&world, 1);
+            let t = ModelThread::new(&world, 1).foreign_writes();
             let q = Q::<Shuttle>::new(4);
             q.q().put(&t, 7, Wait::No).unwrap();
             // Between "holds position 0" (1) and "free for position 4" (4).
@@ -559,13 +621,168 @@ fn a_corrupt_sequence_is_reported_and_skipped() {
             ));
             q.q().put(&t, 8, Wait::No).unwrap();
             assert_eq!(q.q().get(&t, Wait::No), Ok(8));
-            // A producer that meets a sequence far behind it repairs the slot.
-            q.slots[1].seq.store(0, Relaxed);
-            q.h.tail.0.store(9, Relaxed);
+            // A sequence overwritten far ahead: the jump it invites leads to
+            // slots that do not fit, so both sides walk again from the other
+            // side's hint and pass that slot as taken; nothing is lost.
+            q.slots[2].seq.store((1 << 40) + 2, Relaxed);
+            q.q().put(&t, 9, Wait::No).unwrap();
+            q.q().put(&t, 10, Wait::No).unwrap();
+            assert_eq!(q.q().get(&t, Wait::No), Ok(9));
+            assert_eq!(q.q().get(&t, Wait::No), Ok(10));
+            // A sequence overwritten behind: the producer that meets it,
+            // having started again from the `head` hint, frees the slot for
+            // itself and reports it.
+            q.slots[1].seq.store(1, Relaxed);
             assert!(matches!(
-                q.q().put(&t, 9, Wait::No),
+                q.q().put(&t, 11, Wait::No),
                 Err(RingError::Corrupt(_))
             ));
+            q.q().put(&t, 12, Wait::No).unwrap();
+            assert_eq!(q.q().get(&t, Wait::No), Ok(12));
+            assert_eq!(q.q().get(&t, Wait::No), Err(RingError::Empty));
+        },
+        1,
+    );
+}
+
+/// A storage whose every slot is free for the position `start + i`, with
+/// both hints at `hints` (far behind, when `hints` is well below `start`).
+fn at_positions(n: u64, start: u64, hints: u64) -> Q<crate::shuttle_platform::Shuttle> {
+    let q = Q::<crate::shuttle_platform::Shuttle>::new(n);
+    for (i, s) in q.slots.iter().enumerate() {
+        let p: Option<u64> = (0..n).map(|k| start + k).find(|p| p % n == i as u64);
+        s.seq.store(p.unwrap(), Relaxed);
+    }
+    q.h.tail.0.store(hints, Relaxed);
+    q.h.head.0.store(hints, Relaxed);
+    q
+}
+
+/// Hints far behind the slots (a process preempted for long between its
+/// unlock and its hint store, or a foreign write): a `put` and a `get` jump
+/// to the lap the slots name instead of walking there one position at a
+/// time (2^40 positions here: the walk would not end).
+#[test]
+fn hints_far_behind_are_jumped() {
+    use crate::shuttle_platform::{world, ModelThread};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = at_positions(4, 1 << 40, 3);
+            for v in 0..3 {
+                q.q().put(&t, v, Wait::No).unwrap();
+            }
+            q.h.tail.0.store(3, Relaxed);
+            q.h.head.0.store(3, Relaxed);
+            for v in 0..3 {
+                assert_eq!(q.q().get(&t, Wait::No), Ok(v));
+            }
+            assert_eq!(q.q().get(&t, Wait::No), Err(RingError::Empty));
+            assert_eq!(q.h.head.0.load(Relaxed), (1 << 40) + 3);
+        },
+        1,
+    );
+}
+
+/// A `tail` hint overwritten far ahead of the queue: the next `put` starts
+/// again from the `head` hint and puts at the right position (before, it
+/// "repaired" the slot at the bogus position: a value there was lost).
+#[test]
+fn a_tail_hint_far_ahead_loses_nothing() {
+    use crate::shuttle_platform::{world, ModelThread};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = Q::<crate::shuttle_platform::Shuttle>::new(4);
+            q.q().put(&t, 1, Wait::No).unwrap();
+            q.q().put(&t, 2, Wait::No).unwrap();
+            q.h.tail.0.store(1 << 40, Relaxed);
+            q.q().put(&t, 3, Wait::No).unwrap();
+            for v in 1..=3 {
+                assert_eq!(q.q().get(&t, Wait::No), Ok(v));
+            }
+            assert_eq!(q.q().get(&t, Wait::No), Err(RingError::Empty));
+        },
+        1,
+    );
+}
+
+/// A `tail` hint overwritten a little ahead (positions 0 and 1 free, the
+/// hint at 2): producers fill from 2 on, and the consumers, who find slot 0
+/// free, would wait there forever. A consumer that finds its slot free
+/// behind the `tail` hint passes it (reporting `Corrupt`), so every value
+/// comes out.
+#[test]
+fn a_tail_hint_a_little_ahead_strands_nothing() {
+    use crate::shuttle_platform::{world, ModelThread};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = Q::<crate::shuttle_platform::Shuttle>::new(4);
+            q.h.tail.0.store(2, Relaxed);
+            q.q().put(&t, 10, Wait::No).unwrap();
+            q.q().put(&t, 11, Wait::No).unwrap();
+            let mut got = Vec::new();
+            let mut corrupt = 0;
+            for _ in 0..6 {
+                match q.q().get(&t, Wait::No) {
+                    Ok(v) => got.push(v),
+                    Err(RingError::Corrupt(_)) => corrupt += 1,
+                    Err(e) => assert_eq!(e, RingError::Empty),
+                }
+            }
+            assert_eq!(got, [10, 11]);
+            assert_eq!(corrupt, 2);
+            // And the queue goes on, all four slots usable.
+            for v in 0..4 {
+                q.q().put(&t, v, Wait::No).unwrap();
+            }
+            for v in 0..4 {
+                assert_eq!(q.q().get(&t, Wait::No), Ok(v));
+            }
+        },
+        1,
+    );
+}
+
+/// A `head` hint overwritten ahead of a value (the hint at 1 while position
+/// 0 holds one): consumers start after it, and once the producers come
+/// round to its slot the queue would stay full forever. A producer that
+/// finds the queue full behind the `head` hint moves the hint back
+/// (reporting `Corrupt`), so every value comes out.
+#[test]
+fn a_head_hint_ahead_strands_nothing() {
+    use crate::shuttle_platform::{world, ModelThread};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = Q::<crate::shuttle_platform::Shuttle>::new(4);
+            q.q().put(&t, 1, Wait::No).unwrap();
+            q.q().put(&t, 2, Wait::No).unwrap();
+            q.h.head.0.store(1, Relaxed);
+            assert_eq!(q.q().get(&t, Wait::No), Ok(2));
+            q.q().put(&t, 3, Wait::No).unwrap();
+            q.q().put(&t, 4, Wait::No).unwrap();
+            // Position 4's slot still holds position 0 (value 1).
+            assert!(matches!(
+                q.q().put(&t, 5, Wait::No),
+                Err(RingError::Corrupt(_))
+            ));
+            let mut got = Vec::new();
+            while let Ok(v) = q.q().get(&t, Wait::No) {
+                got.push(v);
+            }
+            assert_eq!(got, [1, 3, 4]);
+            for v in 5..=8 {
+                q.q().put(&t, v, Wait::No).unwrap();
+            }
+            for v in 5..=8 {
+                assert_eq!(q.q().get(&t, Wait::No), Ok(v));
+            }
         },
         1,
     );
@@ -623,11 +840,13 @@ mod shuttle_checks {
     }
 
     /// A producer that took over a dead producer's slot and passed it:
-    /// the consumers stop at the free slot and the values after it are
-    /// left behind ("lost"), or the consumers wait there forever.
+    /// the consumers stop at the free slot and wait there forever, or (the
+    /// recovery from foreign writes meeting a state no sound run reaches)
+    /// a thread reports a foreign write: shuttle's message for a panic in a
+    /// task is "test panicked in task".
     #[test]
     fn shuttle_catches_1304_pass_recovered() {
-        assert!(fails_with("deadlock", || {
+        assert!(fails_with_any(&["deadlock", "panicked in task"], || {
             every_crash_point(|k| {
                 runs::<{ MUTANT_PASS_RECOVERED.0 }>(Sched::Random, mpmc(false, Some((0, k))))
             });

@@ -231,6 +231,7 @@ impl ser::SerializeStruct for PlainSer<'_, '_> {
 }
 
 /// Reads plain values (see the module documentation) from a byte slice.
+#[derive(Clone)]
 pub(crate) struct PlainDe<'b> {
     buf: &'b [u8],
     pos: usize,

@@ -133,22 +133,32 @@ fn results_into<In: DeserializeOwned, R: Serialize>(
         .get(4..8)
         .map_or(0, |h| u32::from_le_bytes(h.try_into().expect("4 bytes")));
     let mut plain = super::plain::PlainDe::new(data.get(8..).unwrap_or(&[]));
+    // The common case first, in a loop of its own: plain arguments to plain
+    // results, no task failing. The tasks from `start` on, and what became
+    // of task `start` if that loop stopped at it, are handled below.
+    let (start, mut left) = plain_run(out, &mut plain, plain_in.min(n), &mut call);
     let mut de = postcard::Deserializer::from_bytes(&[]);
     // `Some(k)`: tasks from `k` on are sent as `Result`s.
     let mut split: Option<u32> = None;
     // Results are written plain while they are (`Some(p)`: from `p` on, postcard).
     let mut plain_out: Option<u32> = None;
-    for i in 0..n {
+    for i in start..n {
         if i == plain_in {
             de = postcard::Deserializer::from_bytes(plain.rest());
         }
-        let item = if i < plain_in {
-            In::deserialize(&mut plain).map_err(|e| e.to_string())
-        } else {
-            In::deserialize(&mut de).map_err(|e| e.to_string())
+        let outcome = match left.take() {
+            Some(o) => o,
+            None => {
+                let item = if i < plain_in {
+                    In::deserialize(&mut plain).map_err(|e| e.to_string())
+                } else {
+                    In::deserialize(&mut de).map_err(|e| e.to_string())
+                };
+                item.map(|item| catch_unwind(AssertUnwindSafe(|| call(item))))
+            }
         };
-        let item = match item {
-            Ok(item) => item,
+        let r = match outcome {
+            Ok(r) => r,
             Err(e) => {
                 // Cannot go on decoding: this task and the rest fail.
                 let k = *split.get_or_insert(i);
@@ -162,7 +172,6 @@ fn results_into<In: DeserializeOwned, R: Serialize>(
                 return;
             }
         };
-        let r = catch_unwind(AssertUnwindSafe(|| call(item)));
         if split.is_none() {
             if let Ok(v) = &r {
                 if plain_out.is_none() {
@@ -188,6 +197,56 @@ fn results_into<In: DeserializeOwned, R: Serialize>(
             Err(p) => push_result::<R>(out, Err(TaskFailure::Panicked(panic_message(&**p)))),
         }
     }
+}
+
+/// What became of a task that ended [`plain_run`]: its argument's decode
+/// error, or its call's outcome (a panic, or a value that is not plain).
+type Outcome<R> = Result<std::thread::Result<R>, String>;
+
+/// The common run of [`results_into`]: tasks `0..plain_in` while each one's
+/// argument decodes from plain bytes, its call returns and its result is
+/// plain, each result written plain into `out`. Returns the first task not
+/// written, and what became of it if it was reached (`None`: every task
+/// below `plain_in` was written).
+///
+/// It writes through a copy of `out`'s cursor that is only used by inlined
+/// calls (see [`Out::grow`]), and reads through a copy of `plain`: for
+/// scalar items both stay in registers across the task's call, where
+/// `results_into`'s own cursor (passed to postcard) takes a store and a
+/// reload per task.
+fn plain_run<In: DeserializeOwned, R: Serialize>(
+    out: &mut Out<'_>,
+    plain: &mut super::plain::PlainDe<'_>,
+    plain_in: u32,
+    call: &mut impl FnMut(In) -> R,
+) -> (u32, Option<Outcome<R>>) {
+    let mut o = Out {
+        buf: &mut *out.buf,
+        pos: out.pos,
+        keep: true,
+    };
+    let mut de = plain.clone();
+    let mut i = 0;
+    let mut left = None;
+    while i < plain_in {
+        let item = match In::deserialize(&mut de) {
+            Ok(item) => item,
+            Err(e) => {
+                left = Some(Err(e.to_string()));
+                break;
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| call(item))) {
+            Ok(ref v) if o.put_plain(v) => i += 1,
+            r => {
+                left = Some(Ok(r));
+                break;
+            }
+        }
+    }
+    out.pos = o.pos;
+    *plain = de;
+    (i, left)
 }
 
 /// Append one task's `Result` (an unserializable value becomes its error).
@@ -256,7 +315,7 @@ impl<'a> Out<'a> {
     #[inline(always)]
     pub(crate) fn array<const N: usize>(&mut self, d: [u8; N]) {
         if self.buf.len() < self.pos + N.max(SLACK) {
-            self.grow(N);
+            Self::grow(self.buf, self.pos, N);
         }
         self.buf[self.pos..self.pos + N].copy_from_slice(&d);
         self.pos += N;
@@ -266,7 +325,7 @@ impl<'a> Out<'a> {
     /// slack: anything); the caller fills the returned slice.
     pub(crate) fn space(&mut self, n: usize) -> &mut [u8] {
         if self.buf.len() < self.pos + n.max(SLACK) {
-            self.grow(n);
+            Self::grow(self.buf, self.pos, n);
         }
         self.pos += n;
         &mut self.buf[self.pos - n..self.pos]
@@ -292,17 +351,23 @@ impl<'a> Out<'a> {
         r.map_err(|e| crate::codec::wire::encode_error(v, e))
     }
 
+    /// Make room for `need` bytes at `pos`, and the slack beyond.
+    ///
+    /// It takes the vector and the position, not `&mut self`: an `Out` whose
+    /// other calls are all inlined then never has its address taken, so its
+    /// position stays in a register across the opaque calls of a loop (a
+    /// task's function) instead of a store and a reload per value.
     #[cold]
-    fn grow(&mut self, need: usize) {
-        let want = (self.pos + need + SLACK).max(self.buf.len() * 2).max(4096);
-        self.buf.resize(want, 0);
+    fn grow(buf: &mut Vec<u8>, pos: usize, need: usize) {
+        let want = (pos + need + SLACK).max(buf.len() * 2).max(4096);
+        buf.resize(want, 0);
     }
 
     #[inline]
     fn extend(&mut self, d: &[u8]) {
         let n = d.len();
         if self.buf.len() < self.pos + n.max(SLACK) {
-            self.grow(n);
+            Self::grow(self.buf, self.pos, n);
         }
         let w = &mut self.buf[self.pos..];
         // Fixed-size copies for the short slices (varints): no call.
@@ -337,7 +402,7 @@ impl postcard::ser_flavors::Flavor for Cursor<'_, '_> {
     fn try_push(&mut self, b: u8) -> postcard::Result<()> {
         let o = &mut *self.0;
         if o.buf.len() <= o.pos {
-            o.grow(1);
+            Out::grow(o.buf, o.pos, 1);
         }
         o.buf[o.pos] = b;
         o.pos += 1;
@@ -476,19 +541,19 @@ pub(crate) fn unit_frame<B: Serialize>(
     unit_header(&mut out, unit, tramp, func);
     // The count and the plain count, patched below.
     out.bytes(&[0u8; 8]);
-    let mut n: u32 = 0;
-    // The arguments are plain bytes while they are: `Some(p)` once one is not.
-    let mut plain: Option<u32> = None;
-    for item in items.take(max.min(u32::MAX as usize)) {
-        if plain.is_none() {
-            if out.put_plain(&item) {
-                n += 1;
-                continue;
-            }
-            plain = Some(n);
-        }
+    let max = max.min(u32::MAX as usize) as u32;
+    let mut items = items;
+    // The arguments are plain bytes while they are (a loop of its own):
+    // `first` is the first that is not, and the rest follow in postcard.
+    let (mut n, first) = plain_items(&mut out, &mut items, max);
+    let plain = first.is_some().then_some(n);
+    if let Some(item) = first {
         out.put(&item)?;
         n += 1;
+        for item in items.take((max - n) as usize) {
+            out.put(&item)?;
+            n += 1;
+        }
     }
     out.patch(4 + UNIT_DATA, &n.to_le_bytes());
     out.patch(4 + UNIT_DATA + 4, &plain.unwrap_or(n).to_le_bytes());
@@ -498,6 +563,34 @@ pub(crate) fn unit_frame<B: Serialize>(
     // zeroing): the header's length says where the frame ends (`Frame`).
     out.keep();
     Ok(n as usize)
+}
+
+/// Up to `max` items of `items` written plain into `out` (the common run
+/// of [`unit_frame`]): how many were, and the item that stopped the run by
+/// not being plain (taken from `items`, not written). As [`plain_run`], it
+/// writes through a copy of the cursor that stays in a register.
+fn plain_items<B: Serialize>(
+    out: &mut Out<'_>,
+    items: &mut impl Iterator<Item = B>,
+    max: u32,
+) -> (u32, Option<B>) {
+    let mut o = Out {
+        buf: &mut *out.buf,
+        pos: out.pos,
+        keep: true,
+    };
+    let mut n = 0;
+    let mut first = None;
+    while n < max {
+        let Some(item) = items.next() else { break };
+        if !o.put_plain(&item) {
+            first = Some(item);
+            break;
+        }
+        n += 1;
+    }
+    out.pos = o.pos;
+    (n, first)
 }
 
 /// A unit frame's first bytes: the length (0, patched once known), the tag,

@@ -479,6 +479,39 @@ pub(super) fn done_counts<R>(
     }
 }
 
+/// Append `p` plain values read from `de` to `vals`, which has room for
+/// them; `false` at the first that does not decode (those before it are
+/// appended).
+///
+/// A loop of its own in which nothing can grow `vals` (the room is checked
+/// first): the vector's length then stays in a register, where a `push` that
+/// may reallocate stores and reloads it per value.
+fn plain_values<R: DeserializeOwned>(
+    vals: &mut Vec<R>,
+    de: &mut super::plain::PlainDe<'_>,
+    p: usize,
+) -> bool {
+    vals.reserve(p);
+    let mut d = de.clone();
+    let mut ok = true;
+    for _ in 0..p {
+        if vals.len() == vals.capacity() {
+            // Not reached (reserved above); keeps `push` from growing.
+            ok = false;
+            break;
+        }
+        match R::deserialize(&mut d) {
+            Ok(v) => vals.push(v),
+            Err(_) => {
+                ok = false;
+                break;
+            }
+        }
+    }
+    *de = d;
+    ok
+}
+
 pub(super) fn decode_into<R: DeserializeOwned>(
     start: usize,
     n: usize,
@@ -502,17 +535,11 @@ pub(super) fn decode_into<R: DeserializeOwned>(
     vals.reserve(k);
     let mut bad: Option<PoolError> = None;
     let mut plain = super::plain::PlainDe::new(rest);
-    for _ in 0..p {
-        match R::deserialize(&mut plain) {
-            Ok(v) => vals.push(v),
-            Err(_) => {
-                bad = Some(PoolError::decode(format!(
-                    "a task's result does not decode as {} (plain bytes)",
-                    core::any::type_name::<R>()
-                )));
-                break;
-            }
-        }
+    if !plain_values(vals, &mut plain, p) {
+        bad = Some(PoolError::decode(format!(
+            "a task's result does not decode as {} (plain bytes)",
+            core::any::type_name::<R>()
+        )));
     }
     let mut de = postcard::Deserializer::from_bytes(plain.rest());
     let bad_result = |e: postcard::Error| PoolError::Decode {

@@ -586,6 +586,55 @@ mod tests {
         assert_eq!(each, [Ok(Odd(1)), Ok(Odd(3))]);
     }
 
+    /// A plain argument whose result is not plain: the results switch to
+    /// postcard at that task, the arguments stay plain, and no task runs
+    /// twice or is skipped.
+    #[test]
+    fn results_switch_to_postcard_at_the_first_result_that_is_not_plain() {
+        use super::super::job::{decode, Results};
+        use super::super::worker::{tramp1, unit_frame, DONE_HEADER};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static CALLS: AtomicU32 = AtomicU32::new(0);
+        fn halve(x: u32) -> Odd {
+            CALLS.fetch_add(1, Ordering::Relaxed);
+            Odd(x / 2)
+        }
+        let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let f: fn(u32) -> Odd = halve;
+        let items = [0u32, 4, 8, 6, 12, 2, 10];
+        let mut frame = Vec::new();
+        let n = unit_frame(
+            &mut frame,
+            1,
+            tramp1::<u32, Odd>,
+            f as usize,
+            items.iter().copied(),
+            items.len(),
+            4,
+        )
+        .unwrap();
+        let args = &frame[4 + 25..4 + u32_at(&frame, 0) as usize];
+        assert_eq!(
+            (u32_at(args, 0), u32_at(args, 4)),
+            (7, 7),
+            "all arguments plain"
+        );
+        let mut out = Vec::new();
+        tramp1::<u32, Odd>(f as usize, args, &mut out);
+        assert_eq!(CALLS.load(Ordering::Relaxed), 7, "each task ran once");
+        let body = &out[DONE_HEADER..4 + u32_at(&out, 0) as usize];
+        // 6 / 2 = 3 is the first odd result: plain up to it, postcard from it.
+        assert_eq!((u32_at(body, 1), u32_at(body, 5)), (7, 3));
+        match decode::<Odd>(0, n, body).0 {
+            Results::Values(v) => assert_eq!(
+                v.collect::<Vec<_>>(),
+                items.map(|x| Odd(x / 2)),
+                "every result, in order"
+            ),
+            _ => panic!("a task failed"),
+        }
+    }
+
     #[test]
     fn every_cut_or_flipped_byte_of_a_unit_or_its_results_is_an_error_not_a_panic() {
         use super::super::job::{decode, Results};

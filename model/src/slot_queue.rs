@@ -538,13 +538,18 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                 // Never pass a free slot (see the invariants): wait for its
                 // lock (another producer filling it, the consumer that just
                 // emptied it), as `wait` says.
-                let got = match wait {
-                    Wait::No => slot.lock.try_lock(t),
-                    Wait::For(d) => {
-                        self.until_unlocked(t, slot);
-                        slot.lock.lock(t, d)
-                    }
-                };
+                // Even a `try_put` waits here: the holder is handing the
+                // slot over (a few instructions), or is dead, which the
+                // lock's wait detects. Answering `Full` would be wrong: the
+                // slot is free for `p`.
+                self.until_unlocked(t, slot);
+                let got = slot.lock.lock(
+                    t,
+                    match wait {
+                        Wait::No => None,
+                        Wait::For(d) => d,
+                    },
+                );
                 match got {
                     Err(_) if self.is_closed() => return Err(RingError::Closed),
                     Err(_) => return Err(RingError::Full),
@@ -638,7 +643,9 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
     /// Take the next value, waiting for one as `wait` says
     /// ([`RingError::Empty`] if none came; [`RingError::Closed`] once closed
     /// and empty). With [`Wait::No`], a value another process is still
-    /// publishing (or taking) is not waited for: `Empty`.
+    /// publishing is not waited for (its `put` has not returned: `Empty`),
+    /// but a slot whose value is published and that another process still
+    /// holds (for a few instructions) is.
     pub fn get(&self, t: &P::Thread, wait: Wait) -> Result<T, RingError> {
         let timeout = match wait {
             Wait::No => Some(Duration::ZERO),
@@ -691,7 +698,7 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             } else {
                 // A value, or a slot somebody holds (a producer filling it, a
                 // consumer emptying it, a dead holder): take the lock.
-                self.take(t, slot, h, wait, timeout)
+                self.take(t, slot, h, d == 1, wait, timeout)
             };
             match found {
                 Found::Value(v) => {
@@ -742,11 +749,23 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         t: &P::Thread,
         slot: &Slot<P, T>,
         h: u64,
+        published: bool,
         wait: Wait,
         timeout: Option<Duration>,
     ) -> Found<T> {
         let got = match wait {
-            Wait::No => slot.lock.try_lock(t),
+            // Nothing published yet: the holder is a producer filling the
+            // slot (its `put` has not happened yet) or one that died there.
+            Wait::No if !published => slot.lock.try_lock(t),
+            // A value published: its holder is the producer between its `seq`
+            // store and its unlock, or a consumer taking it — a few
+            // instructions — or is dead, which the lock's wait detects. Even
+            // a `try_get` waits: answering `Empty` with a value (and maybe
+            // more behind it) in the queue would not be linearizable.
+            Wait::No => {
+                self.until_unlocked(t, slot);
+                slot.lock.lock(t, None)
+            }
             Wait::For(_) => {
                 self.until_unlocked(t, slot);
                 slot.lock.lock(t, timeout)

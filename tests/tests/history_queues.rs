@@ -1,4 +1,4 @@
-//! Real-process histories of `JoinableQueue` and `Pipe`, some processes
+//! Real-process histories of `JoinableQueue`, `PodQueue` and `Pipe`, some processes
 //! killed with `kill -9` at random operations, checked for linearizability
 //! (DESIGN.md, "History checking"); each specification shown able to fail
 //! (a deliberately broken variant), and `JoinableQueue` with a real seeded
@@ -11,7 +11,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use procshare::{Event, JoinableQueue, Pipe, PipeError, QueueError};
+use procshare::{Event, JoinableQueue, Pipe, PipeError, PodQueue, QueueError};
 use procshare_tests::history::checker::{check, Spec};
 use procshare_tests::history::queue_specs::JoinableSpec;
 use procshare_tests::history::recorder::Writer;
@@ -157,6 +157,50 @@ fn joinable_queue_that_skips_a_task_done_is_caught() {
         &JoinableSpec::default(),
         &r,
     );
+}
+
+// ---- PodQueue ----
+
+/// Random `put`s and `try_get`s of unique values on a `PodQueue` with room
+/// for every put (a `put` waits only for a slot another process holds). A
+/// `try_get` that meets a slot another process holds answers Empty, as a
+/// contended `Queue::try_get` does ([`mark_contended`]).
+fn pod_queue_run(seed: u64, victims: usize) -> Run {
+    let q: PodQueue<i64> = PodQueue::new(PROCS * OPS).unwrap();
+    let mut r = run(PROCS, OPS, victims, seed, move |p, w, rng| {
+        if rng.gen_bool(0.5) {
+            let v = unique(p, w.count());
+            w.call(0, QueueSpec::PUT, v, || match q.put(v) {
+                Ok(()) => 0,
+                Err(_) => -2,
+            });
+        } else {
+            w.call(0, QueueSpec::TRY_GET, 0, || match q.try_get() {
+                Ok(v) => v,
+                Err(QueueError::Empty) => QueueSpec::EMPTY,
+                Err(_) => -2,
+            });
+        }
+    });
+    mark_contended(&mut r.history);
+    r
+}
+
+#[test]
+fn pod_queue_is_linearizable_fifo_with_kill9() {
+    quiet();
+    soak("PodQueue", 0x90d0, |seed| {
+        let r = pod_queue_run(seed, VICTIMS);
+        assert_linearizable("PodQueue", &QueueSpec::default(), &r);
+    });
+}
+
+#[test]
+fn broken_lifo_pod_queue_spec_is_caught() {
+    quiet();
+    let r = pod_queue_run(21, 0);
+    assert_linearizable("PodQueue", &QueueSpec::default(), &r);
+    assert_caught("LIFO PodQueue spec", &QueueSpec { lifo: true }, &r);
 }
 
 // ---- Pipe ----

@@ -173,8 +173,11 @@ impl<T: Pod + Send + Sync> PodQueue<T> {
         self.put_wait(v, Wait::For(Some(timeout)))
     }
 
-    /// Put `v` only if a slot is free now (Python's `put_nowait`). While
-    /// another process is putting into the same slot this answers `Full`.
+    /// Put `v` only if a slot is free now (Python's `put_nowait`). It does
+    /// not wait for room, but does wait for a slot another process is
+    /// handing over (a few instructions: another producer filling it, the
+    /// consumer that just emptied it; a holder killed there is detected and
+    /// taken over), so `Full` means the queue was full.
     ///
     /// ```
     /// let q = procshare::PodQueue::<u8>::new(2).unwrap();
@@ -216,8 +219,11 @@ impl<T: Pod + Send + Sync> PodQueue<T> {
     }
 
     /// Take the next value only if one is there now (Python's `get_nowait`).
-    /// A value another process is still putting, or one another consumer is
-    /// taking, is not waited for: `Empty`.
+    /// A value another process is still putting is not waited for (its `put`
+    /// has not returned): `Empty`. A slot another process is handing over
+    /// (a few instructions: the producer's unlock after it published, a
+    /// consumer taking the value) is, so `Empty` means the queue was empty
+    /// (a holder killed there is detected and taken over).
     ///
     /// ```
     /// let q = procshare::PodQueue::<i64>::new(2).unwrap();

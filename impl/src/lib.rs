@@ -96,6 +96,7 @@ pub use serde as __serde;
 pub mod fuzzing {
     pub use crate::manager::fuzzing::{manager_handshake, wire_frame, FUZZ_LIMIT};
     pub use crate::queue::fuzzing::{queue_frame, ring_ops};
+    pub use crate::queue::pod_fuzzing::pod_queue_ops;
 }
 
 // Seeded bugs for the real-process history tests (documented inside). Not

@@ -3,6 +3,8 @@
 pub(crate) mod joinable;
 pub(crate) mod pipe;
 pub(crate) mod pod;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod pod_fuzzing;
 pub(crate) mod simple;
 
 use core::marker::PhantomData;

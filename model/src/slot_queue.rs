@@ -100,7 +100,13 @@
 //!   behind: producers come round in order).
 //!
 //! An overwritten hint loses and duplicates nothing, but can change the
-//! order of values; an overwritten `seq` loses what its slot held.
+//! order of values; an overwritten `seq` loses what its slot held. Every
+//! call ends whatever the shared words hold: a jump never goes
+//! `JUMP_LIMIT` (2^62) past the hint the call started from (`seq`s written
+//! a quarter of the positions apart sent jumps round for ever), and a walk
+//! started again goes at most two laps (from an overwritten hint it walked
+//! towards `seq`s 2^40 positions away); beyond, the slot "does not fit". The
+//! `pod_queue_ops` fuzz target found both (`fuzz/hangs/pod_queue_ops`).
 //! Those checks cost nothing on the way of a value: they run only where a
 //! side would give up or sleep.
 //!
@@ -125,6 +131,12 @@ use crate::ring::{Padded, RingError, Wait};
 
 /// The largest number of slots (2^32: positions stay far from wrapping).
 pub const MAX_SLOTS: u64 = 1 << 32;
+
+/// How far past its hint a `put` or `get` may jump: no sound run gets near
+/// it (positions stay far from wrapping), and `seq`s overwritten far apart
+/// cannot send the jumps round the positions for ever. A walk that started
+/// again (after a slot that did not fit) goes at most two laps.
+const JUMP_LIMIT: u64 = 1 << 62;
 
 /// The waiters bit of an event word (the count moves in steps of 2).
 const EV_WAITERS: u32 = 1;
@@ -512,7 +524,10 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         });
         let n = self.mask + 1;
         let mut p = self.h.tail.0.load(self.hint_load());
+        let start = p;
         let mut restarted = false;
+        // Positions walked since the walk started again (see below).
+        let mut walked = 0u64;
         let mut spins = 0;
         loop {
             if self.is_closed() {
@@ -527,12 +542,19 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                 // was taken (in order): go there, not one slot at a time —
                 // unless this walk started again after a slot that did not
                 // fit (a `seq` overwritten far ahead would send it there).
-                p = if d > n as i64 && !restarted {
-                    s.wrapping_sub(n - 1)
-                } else {
-                    p.wrapping_add(1)
-                };
-                continue;
+                // Never `JUMP_LIMIT` past the hint, and at most two laps in
+                // a walk started again: beyond, the slot does not fit.
+                if d > n as i64 && !restarted {
+                    let to = s.wrapping_sub(n - 1);
+                    if to.wrapping_sub(start) < JUMP_LIMIT {
+                        p = to;
+                        continue;
+                    }
+                } else if !(restarted && walked > 2 * n) {
+                    walked += u64::from(restarted);
+                    p = p.wrapping_add(1);
+                    continue;
+                }
             }
             if d == 0 {
                 // Never pass a free slot (see the invariants): wait for its
@@ -654,20 +676,30 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         let dl = t.deadline(timeout);
         let n = self.mask + 1;
         let mut h = self.h.head.0.load(self.hint_load());
+        let start = h;
         let mut restarted = false;
+        // Positions walked since the walk started again (see below).
+        let mut walked = 0u64;
         let mut spins = 0;
         loop {
             let slot = self.slot(h);
             let s = slot.seq.load(Acquire);
             let d = s.wrapping_sub(h) as i64;
-            let found = if d >= 2 * n as i64 && !restarted {
+            let found = if d >= 2 * n as i64
+                && !restarted
+                && s.wrapping_sub(n).wrapping_sub(start) < JUMP_LIMIT
+            {
                 // More than a lap ahead of `h` (a hint far behind): every
                 // position before `s - n` was emptied (in order): go there,
                 // not one slot at a time (unless this walk started again,
                 // as for `put`).
                 h = s.wrapping_sub(n);
                 continue;
-            } else if d >= n as i64 {
+            } else if d >= n as i64
+                && (d < 2 * n as i64 || restarted)
+                && !(restarted && walked > 2 * n)
+            {
+                walked += u64::from(restarted);
                 Found::Next
             } else if !(0..=1).contains(&d) {
                 // Between `h + 1` and `h + slots`, or behind `h`: not what

@@ -246,6 +246,14 @@ impl<P: Platform> SlotHeader<P> {
     pub fn slots(&self) -> u64 {
         self.closed.0.slots
     }
+
+    /// The `tail` and `head` hints, for tests and fuzz targets that write
+    /// them as another process mapping the queue could (see
+    /// [foreign writes](self#hints-far-behind-and-foreign-writes)).
+    #[doc(hidden)]
+    pub fn hint_words(&self) -> (&P::W64, &P::W64) {
+        (&self.tail.0, &self.head.0)
+    }
 }
 
 /// One slot. See the [module docs](self).
@@ -273,6 +281,13 @@ impl<P: Platform, T: Send> Slot<P, T> {
         ("seq", offset_of!(Self, seq)),
         ("value", offset_of!(Self, value)),
     ];
+
+    /// The slot's `seq`, for tests and fuzz targets that write it as another
+    /// process mapping the queue could.
+    #[doc(hidden)]
+    pub fn seq_word(&self) -> &P::W64 {
+        &self.seq
+    }
 
     /// Slot `i` of a new queue, holding `v` (never read: the slot is free).
     pub fn new(i: u64, v: T) -> Self {

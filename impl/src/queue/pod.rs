@@ -311,48 +311,9 @@ impl<T: Pod + Send + Sync> PodQueue<T> {
     /// other process mapping the queue could.
     pub(crate) fn shared_word(&self, w: SharedWord) -> &crate::platform::ShmWord64 {
         match w {
-            SharedWord::Tail => word_at(&*self.hdr, SlotHeader::<Shm>::OFFSETS, "tail"),
-            SharedWord::Head => word_at(&*self.hdr, SlotHeader::<Shm>::OFFSETS, "head"),
-            SharedWord::Seq(i) => {
-                let slot = &self.slots[i % self.slots.len()];
-                word_at(slot, Slot::<Shm, T>::OFFSETS, "seq")
-            }
+            SharedWord::Tail => self.hdr.hint_words().0,
+            SharedWord::Head => self.hdr.hint_words().1,
+            SharedWord::Seq(i) => self.slots[i % self.slots.len()].seq_word(),
         }
     }
-}
-
-/// The field `name` of `s`, one of its `W64` words (`tail` or `head` of a
-/// [`SlotHeader<Shm>`], `seq` of a [`Slot<Shm, T>`]), found by the
-/// `OFFSETS` table the model computes for `S` with `offset_of!`.
-#[cfg(feature = "fuzzing")]
-fn word_at<'a, S>(
-    s: &'a S,
-    offsets: &[(&'static str, usize)],
-    name: &str,
-) -> &'a crate::platform::ShmWord64 {
-    use crate::platform::ShmWord64;
-    assert!(
-        matches!(name, "tail" | "head" | "seq"),
-        "not a W64 field: {name}"
-    );
-    let off = offsets
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|&(_, o)| o)
-        .expect("field in the OFFSETS table");
-    assert!(off + core::mem::size_of::<ShmWord64>() <= core::mem::size_of::<S>());
-    let p = (s as *const S)
-        .cast::<u8>()
-        .wrapping_add(off)
-        .cast::<ShmWord64>();
-    assert!(p.is_aligned(), "misaligned {name}");
-    // SAFETY: `offsets` is `S::OFFSETS` (the callers above pass the table of
-    // the very type they pass), computed with `offset_of!` on `S`; the fields
-    // named `tail`, `head` (of `SlotHeader<Shm>`) and `seq` (of `Slot<Shm, T>`)
-    // are `Shm::W64`, i.e. `ShmWord64`: so `p` points to a live, aligned
-    // `ShmWord64` inside `*s`, derived from a reference to the whole of `*s`,
-    // and borrowed no longer than `s`. It is an atomic, shared by every
-    // process mapping the queue: a shared reference to it is what the queue
-    // itself uses (this queue's `ShmBox`/`ShmSlice` keep the mapping alive).
-    unsafe { &*p }
 }

@@ -189,6 +189,42 @@ macro_rules! body {
     }};
 }
 
+/// A `tail` hint overwritten ahead before a producer puts two values
+/// (position 0 free, the hint at 1): the first lands at 1, the second (the
+/// hint at 2 meets slot 0 free for 0: no fit) starts again from `head` and
+/// lands at 0, while the consumer, finding slot 0 free behind the hint, may
+/// pass it. Both values come out once (in either order: the foreign write
+/// broke the order); `Corrupt` is reported on the way.
+macro_rules! corrupt_tail_body {
+    ($checker:ident, $plat:ident, $M:ty) => {{
+        use $crate::$plat::{world, ModelThread};
+        let world = world();
+        let q = Arc::new(Q::<$M>::new(2));
+        q.h.tail.0.store(1, Relaxed);
+        let h = {
+            let (q, world) = (q.clone(), world.clone());
+            $checker::thread::spawn(move || {
+                let t = ModelThread::new(&world, 1).spins(0).foreign_writes();
+                for v in [5, 6] {
+                    q.q().put(&t, v, Wait::For(None)).unwrap();
+                }
+            })
+        };
+        let t = ModelThread::new(&world, 2).spins(0).foreign_writes();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match q.q().get(&t, Wait::For(None)) {
+                Ok(v) => got.push(v),
+                Err(RingError::Corrupt(_)) => {}
+                Err(e) => crate::testkit::violation(&format!("get failed: {e:?}")),
+            }
+        }
+        got.sort_unstable();
+        crate::check!(got == [5, 6], "got {got:?}");
+        h.join().unwrap();
+    }};
+}
+
 mod loom_checks {
     use super::*;
     use crate::loom_platform::Loom;
@@ -478,40 +514,10 @@ mod loom_checks {
         }));
     }
 
-    /// A `tail` hint overwritten ahead before a producer puts two values
-    /// (position 0 free, the hint at 1): the first lands at 1, the second
-    /// (the hint at 2 meets slot 0 free for 0: no fit) starts again from
-    /// `head` and lands at 0, while the consumer, finding slot 0 free behind
-    /// the hint, may pass it. Under every interleaving (bound 2) both values
-    /// come out once (in either order: the foreign write broke the order);
-    /// `Corrupt` is reported on the way.
+    /// [`corrupt_tail_body`] under every interleaving (bound 2).
     pub(super) fn corrupt_tail<const M: u32>() {
-        use crate::loom_platform::{world, ModelThread};
         crate::testkit::loom(Some(2)).check(|| {
-            let world = world();
-            let q = Arc::new(Q::<Loom<M>>::new(2));
-            q.h.tail.0.store(1, Relaxed);
-            let h = {
-                let (q, world) = (q.clone(), world.clone());
-                loom::thread::spawn(move || {
-                    let t = ModelThread::new(&world, 1).spins(0).foreign_writes();
-                    for v in [5, 6] {
-                        q.q().put(&t, v, Wait::For(None)).unwrap();
-                    }
-                })
-            };
-            let t = ModelThread::new(&world, 2).spins(0).foreign_writes();
-            let mut got = Vec::new();
-            while got.len() < 2 {
-                match q.q().get(&t, Wait::For(None)) {
-                    Ok(v) => got.push(v),
-                    Err(RingError::Corrupt(_)) => {}
-                    Err(e) => crate::testkit::violation(&format!("get failed: {e:?}")),
-                }
-            }
-            got.sort_unstable();
-            crate::check!(got == [5, 6], "got {got:?}");
-            h.join().unwrap();
+            corrupt_tail_body!(loom, loom_platform, Loom<M>);
         });
     }
 
@@ -844,6 +850,29 @@ mod shuttle_checks {
     /// recovery from foreign writes meeting a state no sound run reaches)
     /// a thread reports a foreign write: shuttle's message for a panic in a
     /// task is "test panicked in task".
+    fn corrupt_tail<const M: u32>(sched: Sched) {
+        let f = || corrupt_tail_body!(shuttle, shuttle_platform, Shuttle<M>);
+        match sched {
+            Sched::Random => shuttle::check_random(f, shuttle_iters()),
+            Sched::Pct => shuttle::check_pct(f, shuttle_iters(), 3),
+        }
+    }
+
+    #[test]
+    fn shuttle_a_corrupt_tail_hint_loses_nothing() {
+        corrupt_tail::<0>(Sched::Random);
+        corrupt_tail::<0>(Sched::Pct);
+    }
+
+    /// A free slot passed without looking again under its lock: the value a
+    /// producer put there meanwhile is lost, and the consumer waits for it.
+    #[test]
+    fn shuttle_catches_1307_pass_without_recheck() {
+        assert!(fails_with("deadlock", || {
+            corrupt_tail::<{ MUTANT_PASS_WITHOUT_RECHECK.0 }>(Sched::Pct)
+        }));
+    }
+
     #[test]
     fn shuttle_catches_1304_pass_recovered() {
         assert!(fails_with_any(&["deadlock", "panicked in task"], || {

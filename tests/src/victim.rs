@@ -4,7 +4,7 @@
 //! memory, given to the workers through `initargs`); the test takes the pid
 //! from the queue and kills that process.
 //!
-//! ```ignore
+//! ```text
 //! let pool = Pool::builder().initializer(victim::init, victim::channel()).build()?;
 //! // in the task: `if x == VICTIM { victim::report_and_wait() }`
 //! let pid = victim::killed(&pool_channel)?;

@@ -851,11 +851,9 @@ mod shuttle_checks {
     /// a thread reports a foreign write: shuttle's message for a panic in a
     /// task is "test panicked in task".
     fn corrupt_tail<const M: u32>(sched: Sched) {
-        let f = || corrupt_tail_body!(shuttle, shuttle_platform, Shuttle<M>);
-        match sched {
-            Sched::Random => shuttle::check_random(f, shuttle_iters()),
-            Sched::Pct => shuttle::check_pct(f, shuttle_iters(), 3),
-        }
+        shuttle_runs(sched, shuttle_iters(), |_| {
+            corrupt_tail_body!(shuttle, shuttle_platform, Shuttle<M>)
+        });
     }
 
     #[test]

@@ -81,6 +81,16 @@ const ASLEEP_GAP: Duration = Duration::from_millis(1);
 /// Each measurement's figures over the rounds: rates per second, or seconds.
 type Figures = BTreeMap<&'static str, Vec<f64>>;
 
+/// Runs per round of each pool figure: CPython's `pool` takes the best of 3
+/// (1 in a quick run).
+fn pool_runs() -> usize {
+    if common::quick() {
+        1
+    } else {
+        3
+    }
+}
+
 fn one_round(s: &Sizes, p: &procshare::Pool, f: &mut Figures) {
     let mut put = |k: &'static str, v: f64| f.entry(k).or_default().push(v);
     let secs = |d: Duration| d.as_secs_f64();
@@ -97,10 +107,19 @@ fn one_round(s: &Sizes, p: &procshare::Pool, f: &mut Figures) {
         rate(s.big, queue::crossbeam(s.big, |_| vec![7u8; queue::BIG])),
     );
 
-    put("map", rate(s.map, pool::map(p, s.map)));
-    put("map_pod", rate(s.map, pool::map_pod(p, s.map)));
-    put("threads_map", rate(s.map, pool::threads_map(s.map)));
-    put("apply", rate(s.trips, pool::round_trips(p, s.trips)));
+    // Each pool figure is the best of 3 consecutive runs, as CPython's (see
+    // `common::best_of`).
+    let best = |f: &dyn Fn() -> Duration| common::best_of(pool_runs(), f);
+    put("map", rate(s.map, best(&|| pool::map(p, s.map))));
+    put("map_pod", rate(s.map, best(&|| pool::map_pod(p, s.map))));
+    put(
+        "threads_map",
+        rate(s.map, best(&|| pool::threads_map(s.map))),
+    );
+    put(
+        "apply",
+        rate(s.trips, best(&|| pool::round_trips(p, s.trips))),
+    );
     put("pp1", manager::ping_pong(1, s.trips as usize));
 
     let (mut ps, mut raw) = (Vec::new(), Vec::new());

@@ -90,6 +90,16 @@ pub(crate) fn rounds<T, const K: usize>(rounds: usize, fs: [&dyn Fn() -> T; K]) 
     runs
 }
 
+/// The shortest of `runs` consecutive runs of `f`: how `impl/benches/cpython.py`
+/// measures CPython's pool (best of 3 `map`s, and of 3 series of `apply`s, on
+/// one pool), so that the pool rows compare like with like. The first run of
+/// a series after other work pays for fresh memory (its 8 MB result vector
+/// faults in page by page while glibc's heap has not yet grown to hold it:
+/// about 2 ms here, a third of a `map`), on both sides alike.
+pub(crate) fn best_of(runs: usize, f: impl Fn() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().expect("at least one run")
+}
+
 /// Events per second of `n` events in `d`.
 pub(crate) fn rate(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()

@@ -95,6 +95,11 @@ impl Platform for Shm {
         crate::sys::fence(o)
     }
 
+    #[inline(always)]
+    fn fence_after_rmw() {
+        crate::sys::fence_after_rmw()
+    }
+
     /// One `memcpy`: a slice of `ShmCell<[u8; N]>` is `len * N` contiguous bytes.
     unsafe fn write_cells<const N: usize>(cells: &[ShmCell<[u8; N]>], skip: usize, src: &[u8]) {
         assert!(

@@ -357,6 +357,18 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// read-modify-write when nobody waits needs `SeqCst` fences on both sides
     /// (the store-buffering pattern): the slot queue's wake-ups.
     fn fence(o: Ordering);
+    /// A `SeqCst` fence placed right after a read-modify-write this thread
+    /// just did (Linux's `smp_mb__after_atomic`). On x86-64 a locked
+    /// instruction is already a full barrier (no load after it is performed
+    /// before a store ahead of it is visible: Intel SDM vol. 3, 9.2.2), so
+    /// the real platform only keeps the compiler from moving accesses across
+    /// it; everywhere else, and on the model platforms, it is
+    /// [`fence(SeqCst)`](Platform::fence). The model's fence right after the
+    /// read-modify-write promises no more than the locked instruction does,
+    /// so what the checkers prove with it holds for the real platform.
+    fn fence_after_rmw() {
+        Self::fence(Ordering::SeqCst)
+    }
     /// The seeded bug this platform runs with (always [`Mutant::NONE`] for the real one).
     #[doc(hidden)]
     const MUTANT: Mutant = Mutant::NONE;

@@ -9,7 +9,8 @@
 //! carries a *sequence* (`seq`) that says what it holds, so a producer and a
 //! consumer meet only on the slot they hand over, and an uncontended `put` or
 //! `get` takes one slot lock (a CAS and a swap on the slot's own cache line)
-//! and one `SeqCst` fence.
+//! and one `SeqCst` fence, which on x86-64 is the unlock's swap itself
+//! (see [Sleeping](self#sleeping)).
 //!
 //! # Layout
 //!
@@ -120,6 +121,15 @@
 //! see the change (the store-buffering pattern): nobody pays a
 //! read-modify-write on the event word while nobody sleeps. A waiter that
 //! dies asleep leaves the bit set: the next notifier clears it.
+//!
+//! A `put` or `get` that moved a value places its notifier's fence right
+//! after the slot unlock's swap, before its hint store:
+//! [`Platform::fence_after_rmw`], which the model checkers run as a `SeqCst`
+//! fence and which costs nothing on x86-64, where the swap (a locked
+//! instruction) is already a full barrier. The checks then prove the
+//! protocol with the fence where the real barrier is: a sleeper's recheck
+//! may rely on the `seq` store (before the swap), not on the hint store
+//! after it. Measured: `PROCSHARE_BENCH_ONLY=queue_pod` (see the README).
 
 use core::mem::offset_of;
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -415,6 +425,26 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
         if !mutant::<P>(MUTANT_NO_NOTIFY_FENCE) {
             P::fence(SeqCst);
         }
+        self.notify_fenced(t, w);
+    }
+
+    /// The notifier's fence of a `put` or `get` that changed a slot and then
+    /// released its lock (`unlocked`: the unlock's swap happened): the swap
+    /// is the barrier on x86-64 ([`Platform::fence_after_rmw`]), so the value
+    /// path pays no locked instruction of its own for its wake-up check. It
+    /// comes before the hint store, where the swap is.
+    #[inline]
+    fn fence_after_unlock(unlocked: bool) {
+        match (mutant::<P>(MUTANT_NO_NOTIFY_FENCE), unlocked) {
+            (true, _) => {}
+            (false, true) => P::fence_after_rmw(),
+            (false, false) => P::fence(SeqCst),
+        }
+    }
+
+    /// [`notify`](Self::notify) after [`fence_after_unlock`](Self::fence_after_unlock).
+    #[inline]
+    fn notify_fenced(&self, t: &P::Thread, w: &P::W32) {
         if w.load(Relaxed) & EV_WAITERS != 0 {
             w.fetch_add(2, Release);
             w.fetch_and(!EV_WAITERS, Relaxed);
@@ -611,9 +641,9 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                         t.crash_point();
                         slot.seq.store(p.wrapping_add(1), Release);
                         t.crash_point();
-                        let _ = slot.lock.unlock(t);
+                        Self::fence_after_unlock(slot.lock.unlock(t).is_ok());
                         self.h.tail.0.store(p.wrapping_add(1), self.hint_store());
-                        self.notify(t, &self.h.not_empty.0);
+                        self.notify_fenced(t, &self.h.not_empty.0);
                         return Ok(());
                     }
                 }
@@ -749,8 +779,9 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             };
             match found {
                 Found::Value(v) => {
+                    // `take` fenced after its unlock.
                     self.h.head.0.store(h.wrapping_add(1), self.hint_store());
-                    self.notify(t, &self.h.not_full.0);
+                    self.notify_fenced(t, &self.h.not_full.0);
                     return Ok(v);
                 }
                 Found::Next => {
@@ -841,7 +872,11 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             Found::Next
         };
         t.crash_point();
-        let _ = slot.lock.unlock(t);
+        let unlocked = slot.lock.unlock(t).is_ok();
+        if let Found::Value(_) = r {
+            // The notifier's fence (see `notify_fenced`).
+            Self::fence_after_unlock(unlocked);
+        }
         r
     }
 }

@@ -360,8 +360,10 @@ pub trait Platform: Sized + Send + Sync + 'static {
     /// A `SeqCst` fence placed right after a read-modify-write this thread
     /// just did (Linux's `smp_mb__after_atomic`). On x86-64 a locked
     /// instruction is already a full barrier (no load after it is performed
-    /// before a store ahead of it is visible: Intel SDM vol. 3, 9.2.2), so
-    /// the real platform only keeps the compiler from moving accesses across
+    /// before a store ahead of it is visible: "reads or writes cannot be
+    /// reordered with locked instructions", Intel SDM vol. 3, "Memory
+    /// Ordering in P6 and More Recent Processor Families"), so the real
+    /// platform only keeps the compiler from moving accesses across
     /// it; everywhere else, and on the model platforms, it is
     /// [`fence(SeqCst)`](Platform::fence). The model's fence right after the
     /// read-modify-write promises no more than the locked instruction does,

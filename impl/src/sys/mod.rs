@@ -98,7 +98,8 @@ pub(crate) fn fence(o: core::sync::atomic::Ordering) {
 /// A `SeqCst` fence right after a read-modify-write of this thread (see
 /// `Platform::fence_after_rmw`): on x86-64 the locked instruction was the
 /// barrier (loads are not reordered with locked instructions: Intel SDM
-/// vol. 3, 9.2.2), so only the compiler is kept from moving accesses across
+/// vol. 3, "Memory Ordering in P6 and More Recent Processor Families"), so
+/// only the compiler is kept from moving accesses across
 /// this point; elsewhere, [`fence`].
 #[inline(always)]
 pub(crate) fn fence_after_rmw() {

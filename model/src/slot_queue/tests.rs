@@ -588,6 +588,91 @@ fn positions_wrap_around() {
     );
 }
 
+/// The header's field offsets name the layout table's fields in its order,
+/// each inside the header. (The table's numbers hold for the real
+/// platform's words, which impl's layout check compares with it; a model
+/// platform's words are larger.)
+#[test]
+fn the_header_offsets_follow_the_layout_table() {
+    use crate::shuttle_platform::Shuttle;
+    let names: Vec<_> = SlotHeader::<Shuttle>::OFFSETS.iter().map(|o| o.0).collect();
+    assert_eq!(
+        names,
+        ["tail", "head", "not_empty", "not_full", "closed", "slots"]
+    );
+    let at: Vec<_> = SlotHeader::<Shuttle>::OFFSETS.iter().map(|o| o.1).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "not in order: {at:?}");
+    let size = core::mem::size_of::<SlotHeader<Shuttle>>();
+    assert!(
+        at[5] + 8 <= size,
+        "slots at {} past the header ({size})",
+        at[5]
+    );
+}
+
+/// `len` and `is_empty` follow the hints: values put and not yet taken,
+/// never more than the slots; `Debug` shows the header's fields.
+#[test]
+fn len_is_empty_and_debug_follow_the_hints() {
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = Q::<Shuttle>::new(4);
+            assert_eq!((q.q().len(), q.q().is_empty()), (0, true));
+            q.q().put(&t, 1, Wait::No).unwrap();
+            q.q().put(&t, 2, Wait::No).unwrap();
+            assert_eq!((q.q().len(), q.q().is_empty()), (2, false));
+            assert_eq!(
+                format!("{:?}", q.h),
+                "SlotHeader { slots: 4, tail: 2, head: 0, closed: 0 }"
+            );
+            let slot = format!("{:?}", q.slots[1]);
+            assert!(
+                slot.starts_with("Slot { lock: ") && slot.ends_with(", seq: 2, .. }"),
+                "{slot}"
+            );
+            assert_eq!(q.q().get(&t, Wait::No), Ok(1));
+            assert_eq!((q.q().len(), q.q().is_empty()), (1, false));
+            assert_eq!(q.q().get(&t, Wait::No), Ok(2));
+            assert_eq!((q.q().len(), q.q().is_empty()), (0, true));
+            // Hints another process overwrote: clamped to 0..=slots.
+            q.h.tail.0.store(100, Relaxed);
+            assert_eq!(q.q().len(), 4);
+            q.h.tail.0.store(0, Relaxed);
+            assert_eq!((q.q().len(), q.q().is_empty()), (0, true));
+        },
+        1,
+    );
+}
+
+/// A consumer that passes a free slot behind the `tail` hint moves the hint
+/// back to just past that slot when it was more than a lap ahead, and
+/// leaves a hint less than a lap ahead as it is (the producers' next walk
+/// passes it).
+#[test]
+fn a_tail_hint_laps_ahead_is_moved_back() {
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            for (hint, after) in [(100, 1), (3, 3)] {
+                let q = Q::<Shuttle>::new(4);
+                q.h.tail.0.store(hint, Relaxed);
+                assert!(matches!(
+                    q.q().get(&t, Wait::No),
+                    Err(RingError::Corrupt(_))
+                ));
+                assert_eq!(q.h.head.0.load(Relaxed), 1, "tail hint {hint}");
+                assert_eq!(q.h.tail.0.load(Relaxed), after, "tail hint {hint}");
+            }
+        },
+        1,
+    );
+}
+
 /// `with_len` sizes the queue by the slice alone: a header whose `slots`
 /// field another process overwrote does not change it (`new` refuses the
 /// pair).

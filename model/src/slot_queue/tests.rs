@@ -776,6 +776,45 @@ fn hints_far_behind_are_jumped() {
     );
 }
 
+/// A walk started again (a producer's from the `head` hint, a consumer's
+/// from the `tail` hint less a lap, after a slot that did not fit) goes two
+/// laps at most, without jumps: with every `seq` overwritten a lap far
+/// ahead, a producer stops at the position two laps and one past where it
+/// started, frees that slot for itself and reports it (before the limit,
+/// this walk stepped towards positions 2^40 away).
+#[test]
+fn a_restarted_walk_goes_two_laps_at_most() {
+    use crate::shuttle_platform::{world, ModelThread};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).foreign_writes();
+            let q = at_positions(4, 1 << 40, 0);
+            // Slot 2 (for 2^40 + 2) does not fit this hint: walk again from 0.
+            q.h.tail.0.store((1 << 40) + 10, Relaxed);
+            assert!(matches!(
+                q.q().put(&t, 7, Wait::No),
+                Err(RingError::Corrupt(_))
+            ));
+            let seqs: Vec<u64> = q.slots.iter().map(|s| s.seq.load(Relaxed)).collect();
+            assert_eq!(seqs, [1 << 40, 9, (1 << 40) + 2, (1 << 40) + 3]);
+            // A consumer's, from the `tail` hint less a lap, likewise: every
+            // slot says "emptied" a lap far ahead; it passes the slot two
+            // laps and one on (emptied for its next lap) and reports it.
+            let q = at_positions(4, (1 << 40) + 4, 4);
+            q.h.head.0.store((1 << 40) + 100, Relaxed);
+            assert!(matches!(
+                q.q().get(&t, Wait::No),
+                Err(RingError::Corrupt(_))
+            ));
+            let seqs: Vec<u64> = q.slots.iter().map(|s| s.seq.load(Relaxed)).collect();
+            assert_eq!(seqs, [(1 << 40) + 4, 13, (1 << 40) + 6, (1 << 40) + 7]);
+            assert_eq!(q.h.head.0.load(Relaxed), 10);
+        },
+        1,
+    );
+}
+
 /// A `tail` hint overwritten far ahead of the queue: the next `put` starts
 /// again from the `head` hint and puts at the right position (before, it
 /// "repaired" the slot at the bogus position: a value there was lost).

@@ -673,6 +673,28 @@ fn a_tail_hint_laps_ahead_is_moved_back() {
     );
 }
 
+/// A timed `get` of an empty queue, and a timed `put` into a full one, by a
+/// thread that spins before it sleeps: each spins its bounded number of
+/// rounds, then sleeps until its deadline and reports `Empty` / `Full`.
+#[test]
+fn timed_operations_spin_then_time_out() {
+    use crate::shuttle_platform::{world, ModelThread, Shuttle};
+    shuttle::check_random(
+        || {
+            let world = world();
+            let t = ModelThread::new(&world, 1).spins(3);
+            let q = Q::<Shuttle>::new(2);
+            let soon = Wait::For(Some(Duration::from_millis(1)));
+            assert_eq!(q.q().get(&t, soon), Err(RingError::Empty));
+            q.q().put(&t, 1, Wait::No).unwrap();
+            q.q().put(&t, 2, Wait::No).unwrap();
+            assert_eq!(q.q().put(&t, 3, soon), Err(RingError::Full));
+            assert_eq!(q.q().get(&t, soon), Ok(1));
+        },
+        1,
+    );
+}
+
 /// `with_len` sizes the queue by the slice alone: a header whose `slots`
 /// field another process overwrote does not change it (`new` refuses the
 /// pair).

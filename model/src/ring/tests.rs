@@ -11,7 +11,9 @@
 
 use super::fuzzing::{body, message, Spec, Q};
 use super::*;
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters, shuttle_runs, Sched};
+use crate::testkit::{
+    every_crash_point, fails_with, fails_with_any, shuttle_iters, shuttle_runs, Sched,
+};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -729,9 +731,12 @@ mod shuttle_checks {
         deaths_at_every_crash_point(&[0, 3, 4], |c| mpmc_wrapping(false, c));
     }
 
+    /// Which check fires depends on the random schedule: mostly "bad wrap
+    /// marker", sometimes a message goes missing ("lost": a run of `.ci/run`
+    /// on 2026-12-06 met that one, and the single needle failed the test).
     #[test]
     fn shuttle_catches_615_wrap_off_by_one() {
-        assert!(fails_with("bad wrap marker", || {
+        assert!(fails_with_any(&["bad wrap marker", "lost"], || {
             random::<{ MUTANT_WRAP_OFF_BY_ONE.0 }>(mpmc_wrapping(false, None));
         }));
     }

@@ -12,6 +12,11 @@ fn work(v: (Value<u64>,)) {
 /// Appends to `out` the durations of `runs` start+join, under `m`, of a child
 /// that increments a shared `Value`.
 pub(crate) fn procshare(m: StartMethod, runs: usize, out: &mut Vec<Duration>) {
+    starts(m, runs, out, || {});
+}
+
+/// `runs` start+join as [`procshare`], each followed by `after()`.
+fn starts(m: StartMethod, runs: usize, out: &mut Vec<Duration>, mut after: impl FnMut()) {
     let v = Value::new(0u64).unwrap();
     for _ in 0..runs {
         let t = Instant::now();
@@ -19,6 +24,7 @@ pub(crate) fn procshare(m: StartMethod, runs: usize, out: &mut Vec<Duration>) {
         p.start().unwrap();
         assert_eq!(p.join().unwrap(), 0);
         out.push(t.elapsed());
+        after();
     }
     assert_eq!(v.get(), runs as u64);
 }
@@ -55,16 +61,7 @@ pub(crate) fn interleaved(
     ours: &mut Vec<Duration>,
     raw: &mut Vec<Duration>,
 ) {
-    let v = Value::new(0u64).unwrap();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let mut p = Process::with_target(work, (v.clone(),)).start_method(m);
-        p.start().unwrap();
-        assert_eq!(p.join().unwrap(), 0);
-        ours.push(t.elapsed());
-        raw_fork(1, raw);
-    }
-    assert_eq!(v.get(), runs as u64);
+    starts(m, runs, ours, || raw_fork(1, raw));
 }
 
 /// Minor page faults so far: (this process, its reaped children).

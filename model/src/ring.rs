@@ -35,6 +35,8 @@
 //! are written, and *freed* by one `Release` store of `head` after its chunks
 //! are read. Those two stores are the only changes to the ring's state: a
 //! process that dies anywhere else leaves nothing half-done in shared memory.
+//! (The producers' own copy of `tail`, stored after it, is behind it only
+//! when its holder died in between: the lock's next taker reads `tail`.)
 //!
 //! **Delivery rule.** A consumer delivers a message iff it read a `FIRST`
 //! piece, then zero or more pieces without `FIRST`, then one with `LAST`. A
@@ -50,8 +52,9 @@
 //! **Abandonment** (a producer that died, timed out or saw `close` in the
 //! middle of a streamed message) is noticed by the assembling consumer in one
 //! of three ways: a new `FIRST` piece; `prod` free with no data left (every
-//! producer that releases `prod` then bumps `not_empty`, so the consumer
-//! wakes up to look); or `prod` held by a dead owner (the liveness poll).
+//! producer that releases `prod` then notifies `not_empty`, so a sleeping
+//! consumer wakes up to look); or `prod` held by a dead owner (the liveness
+//! poll).
 //!
 //! # Counting messages
 //!
@@ -64,16 +67,32 @@
 //!
 //! # Waiting
 //!
-//! `not_empty` and `not_full` are event counters (`counter << 1 | WAITERS`).
-//! A waiter loads the counter, checks its condition, sets `WAITERS` by CAS
-//! from the value it loaded, and sleeps while the word is unchanged (the
-//! shared waiting step, [`crate::park::sleep`]). A
-//! notifier changes the condition, then adds 2; if `WAITERS` was set it
-//! clears the bit and wakes every sleeper. Every change of the word after the
-//! waiter's load makes its sleep return at once, so no wake-up is lost. The
-//! only sleepers on `not_empty` are `cons` holders and on `not_full` `prod`
-//! holders (the others sleep in the mutexes), so "wake all" wakes one.
-//! Before sleeping, a waiter spins briefly ([`Thread::spin`]).
+//! `not_empty` and `not_full` are event counters (`counter << 1 | WAITERS`),
+//! bumped only when somebody sleeps on them, so that a message moves
+//! without a read-modify-write on them (the store-buffering pattern, as the
+//! slot queue's [Sleeping](crate::slot_queue#sleeping)):
+//!
+//! - A **waiter** loads the word, then checks its condition. To sleep, it
+//!   *announces* itself: sets `WAITERS` by CAS from the value it loaded, then
+//!   a `SeqCst` fence, then checks its condition again (the caller's loop),
+//!   and sleeps while the word holds the announced value (the shared waiting
+//!   step, [`crate::park::sleep_owned`]). A waiter that loads a word already
+//!   announced fences before its check, too.
+//! - A **notifier** changes the condition, then a `SeqCst` fence, then reads
+//!   the word: only if `WAITERS` is set does it add 2, clear the bit and wake
+//!   every sleeper.
+//!
+//! The two fences make either the notifier see the announcement or the
+//! waiter's check see the change; a bump after the waiter's load makes its
+//! sleep return at once. So no wake-up is lost (the seeded bugs 618 and 619
+//! drop one fence each, and loom finds the sleeper that never wakes). A
+//! producer's release of `prod` is its notifier's barrier on x86-64 (the
+//! unlock's swap: [`Platform::fence_after_rmw`]), so a `put` pays no locked
+//! instruction for its wake-up check. A waiter that dies asleep leaves the
+//! bit set: the next notifier clears it. The only sleepers on `not_empty`
+//! are `cons` holders and on `not_full` `prod` holders (the others sleep in
+//! the mutexes), so "wake all" wakes one. Before sleeping, a waiter spins
+//! briefly ([`Thread::spin`]).
 //!
 //! A process can die between its `tail`/`head` store and its notification.
 //! Whoever takes its lock over ([`Acquired::OwnerDied`]) notifies for it;
@@ -163,7 +182,7 @@
 //! `get` never throws away a message that is still arriving.
 
 use core::mem::offset_of;
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
@@ -229,10 +248,6 @@ pub const MUTANT_NO_SKIP: Mutant = Mutant(605);
 /// Seeded bug: `close` does not wake anybody.
 #[doc(hidden)]
 pub const MUTANT_CLOSE_NO_WAKE: Mutant = Mutant(606);
-/// Seeded bug: a waiter sets `WAITERS` with a plain store instead of a CAS from
-/// the value it checked (check-then-act: a notification in between is lost).
-#[doc(hidden)]
-pub const MUTANT_WAITERS_STORE: Mutant = Mutant(607);
 /// Seeded bug: a consumer that finds the producer gone delivers the part it assembled.
 #[doc(hidden)]
 pub const MUTANT_DELIVER_PARTIAL: Mutant = Mutant(608);
@@ -275,6 +290,16 @@ pub const MUTANT_WRAP_NOT_EMPTY: Mutant = Mutant(616);
 /// so a consumer that stopped right before one bounds it.
 #[doc(hidden)]
 pub const MUTANT_NO_FINISH_WRAP: Mutant = Mutant(617);
+/// Seeded bug: a notifier reads the event word for announced waiters
+/// without the `SeqCst` fence after its change (its read can come before
+/// the change is visible, and a waiter's check before it: the waiter sleeps
+/// through the change).
+#[doc(hidden)]
+pub const MUTANT_NO_NOTIFY_FENCE: Mutant = Mutant(618);
+/// Seeded bug: a waiter checks its condition again after announcing itself
+/// without the `SeqCst` fence (the mirror image of 618).
+#[doc(hidden)]
+pub const MUTANT_NO_WAIT_FENCE: Mutant = Mutant(619);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,12 +348,14 @@ pub struct Padded<T>(pub T);
 /// |---|---|---|---|---|
 /// | 0 | 0 | `prod: RawMutex` (16 bytes: word and holder identity) | producers | held from a message's first piece to its last (or its abandonment) |
 /// | 0 | 16 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
+/// | 0 | 24 | `tail_own: W64` | `prod` holder only | the producers' own copy of `tail`, stored after it: where the next piece goes. Equal to `tail` whenever `prod` was released by a live holder; a taker of a dead holder's lock, a holder that finds it out of range, and one told `resynced` read `tail` instead. So the producers never read line 1, which the consumers poll |
+/// | 0 | 32 | `resynced: W32` | a consumer that resynchronised (sets 1), the `prod` holder (swaps 0) | the consumers moved `head` to `tail` after foreign writes: the producers' copy may be what was written over |
 /// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
-/// | 1 | 72 | `not_empty: W32` | producers, `close` | event counter `n << 1 \| WAITERS`; bumped after every `tail` store and after every release of `prod` |
+/// | 1 | 72 | `not_empty: W32` | producers, `close`; consumers announce | event counter `n << 1 \| WAITERS`; notified after every `tail` store and after every release of `prod` (bumped only if `WAITERS`: see [Waiting](self#waiting)) |
 /// | 2 | 128 | `cons: RawMutex` (16 bytes) | consumers | held from a message's first piece read to its last (or its discard) |
 /// | 2 | 144 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
 /// | 3 | 192 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
-/// | 3 | 200 | `not_full: W32` | consumers, `close` | event counter; bumped after every `head` store |
+/// | 3 | 200 | `not_full: W32` | consumers, `close`; producers announce | event counter; notified after every `head` store |
 /// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
 /// | 5 | 320 | `capacity: u64` | creator | number of chunks, `1..=MAX_CAPACITY`; constant |
 /// | 5 | 328 | `max_items: u32` | creator | 0 unbounded, else `1..=MAX_ITEMS`; constant |
@@ -351,7 +378,7 @@ pub struct Padded<T>(pub T);
 /// real word is read.
 #[repr(C)]
 pub struct RingHeader<P: Platform> {
-    prod: Padded<Side<P>>,
+    prod: Padded<Producers<P>>,
     tail: Padded<Counted<P>>,
     cons: Padded<Side<P>>,
     head: Padded<Counted<P>>,
@@ -367,6 +394,17 @@ pub struct RingHeader<P: Platform> {
 struct Side<P: Platform> {
     lock: RawMutex<P>,
     seen: P::W64,
+}
+
+/// The producers' line: their lock, their hint of `head`, their own copy of
+/// `tail` and the consumers' request to read `tail` again (see
+/// [`RingHeader`]).
+#[repr(C)]
+struct Producers<P: Platform> {
+    lock: RawMutex<P>,
+    seen: P::W64,
+    tail: P::W64,
+    resynced: P::W32,
 }
 
 /// A position word and the event counter bumped after it changes.
@@ -437,8 +475,10 @@ impl<P: Platform> RingHeader<P> {
     /// table and hashes them into its layout fingerprint.
     #[doc(hidden)]
     pub const OFFSETS: &'static [(&'static str, usize)] = &[
-        ("prod", offset_of!(Self, prod) + Self::SIDE_LOCK),
-        ("head_seen", offset_of!(Self, prod) + Self::SIDE_SEEN),
+        ("prod", offset_of!(Self, prod) + Self::PROD_LOCK),
+        ("head_seen", offset_of!(Self, prod) + Self::PROD_SEEN),
+        ("tail_own", offset_of!(Self, prod) + Self::PROD_TAIL),
+        ("resynced", offset_of!(Self, prod) + Self::PROD_RESYNCED),
         ("tail", offset_of!(Self, tail) + Self::COUNTED_POS),
         ("not_empty", offset_of!(Self, tail) + Self::COUNTED_EVENT),
         ("cons", offset_of!(Self, cons) + Self::SIDE_LOCK),
@@ -455,6 +495,11 @@ impl<P: Platform> RingHeader<P> {
         ("reclaimed", offset_of!(Self, reclaimed)),
     ];
     // Nested `offset_of!` (`prod.0.seen`) needs Rust 1.82; the MSRV is 1.80.
+    const PROD_LOCK: usize = offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, lock);
+    const PROD_SEEN: usize = offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, seen);
+    const PROD_TAIL: usize = offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, tail);
+    const PROD_RESYNCED: usize =
+        offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, resynced);
     const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
     const SIDE_SEEN: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, seen);
     const COUNTED_POS: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, pos);
@@ -465,9 +510,11 @@ impl<P: Platform> RingHeader<P> {
     /// most `max_items` messages (0: unbounded; clamped to `MAX_ITEMS`).
     pub fn new(capacity: u64, max_items: u32) -> Self {
         RingHeader {
-            prod: Padded(Side {
+            prod: Padded(Producers {
                 lock: RawMutex::new(),
                 seen: P::W64::new(0),
+                tail: P::W64::new(0),
+                resynced: P::W32::new(0),
             }),
             tail: Padded(Counted {
                 pos: P::W64::new(0),
@@ -550,6 +597,7 @@ impl<P: Platform> RingHeader<P> {
         let p = pos & POS_MASK;
         for w in [
             &self.tail.0.pos,
+            &self.prod.0.tail,
             &self.head.0.pos,
             &self.prod.0.seen,
             &self.cons.0.seen,
@@ -684,19 +732,59 @@ impl<'a, P: Platform> Ring<'a, P> {
 
     // ---- event counters -------------------------------------------------
 
-    /// After changing a condition: bump the counter, wake sleepers if any.
+    /// After changing a condition: wake the sleepers of `w` if any announced
+    /// themselves (see [Waiting](self#waiting)).
     #[inline]
     fn notify(&self, t: &P::Thread, w: &P::W32) {
-        let prev = w.fetch_add(2, Release);
-        if prev & EV_WAITERS != 0 {
+        if !mutant::<P>(MUTANT_NO_NOTIFY_FENCE) {
+            P::fence(SeqCst);
+        }
+        self.notify_fenced(t, w);
+    }
+
+    /// The notifier's barrier right after a lock's release (`unlocked`: its
+    /// swap happened): on x86-64 the swap is the barrier
+    /// ([`Platform::fence_after_rmw`]).
+    #[inline]
+    fn fence_after_unlock(&self, unlocked: bool) {
+        match (mutant::<P>(MUTANT_NO_NOTIFY_FENCE), unlocked) {
+            (true, _) => {}
+            (false, true) => P::fence_after_rmw(),
+            (false, false) => P::fence(SeqCst),
+        }
+    }
+
+    /// [`notify`](Self::notify) after the barrier: a read of `w`, and a bump
+    /// and wake-up only if a waiter announced itself. A waiter that died
+    /// asleep leaves the bit set: the next notifier clears it.
+    #[inline]
+    fn notify_fenced(&self, t: &P::Thread, w: &P::W32) {
+        if w.load(Relaxed) & EV_WAITERS != 0 {
+            w.fetch_add(2, Release);
             w.fetch_and(!EV_WAITERS, Relaxed);
             t.wake(w, u32::MAX);
         }
     }
 
-    /// Sleep on `w` if it still holds `seen` (loaded before the condition was
-    /// checked), watching `owner` (0: nobody; see [`park::sleep_owned`]).
-    /// Sets `WAITERS` first.
+    /// Load `w` before checking the condition it announces. If a waiter
+    /// announced itself on it, a `SeqCst` fence follows, so that the check
+    /// sees every change whose notifier saw no announcement (see
+    /// [Waiting](self#waiting)).
+    #[inline]
+    fn watch(&self, w: &P::W32) -> u32 {
+        let v = w.load(Acquire);
+        if v & EV_WAITERS != 0 && !mutant::<P>(MUTANT_NO_WAIT_FENCE) {
+            P::fence(SeqCst);
+        }
+        v
+    }
+
+    /// Sleep on `w` if it still holds `seen` (loaded by
+    /// [`watch`](Self::watch) before the condition was checked), watching
+    /// `owner` (0: nobody; see [`park::sleep_owned`]). If `seen` has no
+    /// `WAITERS`: announce (set it by CAS from `seen`), fence, and return
+    /// [`Woke::Mismatch`] without sleeping, so that the caller checks its
+    /// condition again, then sleeps on the announced word.
     fn sleep(
         &self,
         t: &P::Thread,
@@ -705,8 +793,18 @@ impl<'a, P: Platform> Ring<'a, P> {
         owner: (u32, u64),
         dl: &<P::Thread as Thread>::Deadline,
     ) -> Woke {
-        let how = Waiters::bit(EV_WAITERS).by_store(mutant::<P>(MUTANT_WAITERS_STORE));
-        park::sleep_owned::<P>(t, w, seen, how, owner.0, owner.1, dl)
+        if seen & EV_WAITERS == 0 {
+            let v = seen | EV_WAITERS;
+            if w.cas(seen, v, Relaxed, Relaxed).is_err() {
+                return Woke::Mismatch; // changed since the check: look again
+            }
+            t.crash_point();
+            if !mutant::<P>(MUTANT_NO_WAIT_FENCE) {
+                P::fence_after_rmw();
+            }
+            return Woke::Mismatch;
+        }
+        park::sleep_owned::<P>(t, w, seen, Waiters::bit(EV_WAITERS), owner.0, owner.1, dl)
     }
 
     // ---- chunks ----------------------------------------------------------
@@ -899,10 +997,23 @@ impl<'a, P: Platform> Ring<'a, P> {
                 })
             }
             // The previous holder died, perhaps between publishing a piece and
-            // notifying: notify for it (we learnt of the death, so its stores
-            // are visible to us and, through this RMW, to the consumer).
-            Ok(Acquired::OwnerDied) => self.notify(t, &self.h.tail.0.event),
-            Ok(Acquired::Clean) => {}
+            // notifying, or between its `tail` store and its own copy's:
+            // notify for it (we learnt of the death, so its stores are
+            // visible to us and, through this RMW, to the consumer) and go
+            // on from `tail`.
+            Ok(Acquired::OwnerDied) => {
+                self.reload_tail();
+                self.notify(t, &self.h.tail.0.event);
+            }
+            Ok(Acquired::Clean) => {
+                // A consumer that resynchronised the ring (foreign writes)
+                // moved `head` to `tail`: go on from there.
+                if self.h.prod.0.resynced.load(Relaxed) != 0
+                    && self.h.prod.0.resynced.swap(0, Acquire) != 0
+                {
+                    self.reload_tail();
+                }
+            }
         }
         // `prod` is ours. Whatever a dead previous holder left is consistent:
         // its unpublished chunks are beyond `tail` and get overwritten, and a
@@ -962,12 +1073,22 @@ impl<'a, P: Platform> Ring<'a, P> {
         None
     }
 
+    /// The `prod` holder's copy of `tail` from `tail` itself (after a
+    /// holder's death, a resynchronisation, or a copy out of range).
+    fn reload_tail(&self) {
+        let tw = self.h.tail.0.pos.load(Acquire);
+        self.h.prod.0.tail.store(tw, Relaxed);
+    }
+
     fn release_prod(&self, t: &P::Thread) {
-        let _ = self.h.prod.0.lock.unlock(t);
+        let unlocked = self.h.prod.0.lock.unlock(t).is_ok();
         // Wake a consumer that may be assembling a message we (or a previous
-        // holder) abandoned: it re-checks `prod` and `tail`.
+        // holder) abandoned, or waiting for the piece we published: it
+        // re-checks `prod` and `tail`. The unlock's swap is the notifier's
+        // barrier (see [Waiting](self#waiting)).
         if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
-            self.notify(t, &self.h.tail.0.event);
+            self.fence_after_unlock(unlocked);
+            self.notify_fenced(t, &self.h.tail.0.event);
         }
     }
 
@@ -983,7 +1104,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         let cap = self.cap;
         let mut off = 0usize;
         let mut first = true;
-        let mut tw = self.h.tail.0.pos.load(Relaxed); // only the prod holder writes it
+        // Our own copy of `tail` (equal to it: see `RingHeader`), so that the
+        // consumers' line is only written here, never read.
+        let mut tw = self.h.prod.0.tail.load(Relaxed);
 
         // Past the kept start of the lap: go on at the next lap's start if
         // the whole message fits there now (a wrap marker here says so).
@@ -1005,7 +1128,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 // No room by the hint: look at `head` itself, after loading
                 // the event counter, so that chunks freed (or a `close`)
                 // after this load end the sleep below.
-                let ev = self.h.head.0.event.load(Acquire);
+                let ev = self.watch(&self.h.head.0.event);
                 if self.is_closed() {
                     return Err(RingError::Closed);
                 }
@@ -1013,6 +1136,9 @@ impl<'a, P: Platform> Ring<'a, P> {
                     *hw = self.load_limit();
                 }
                 if pos(tw).wrapping_sub(pos(*hw)) & POS_MASK > cap {
+                    // Our copy of `tail` or `head` was written from outside:
+                    // the next holder goes on from `tail`.
+                    self.reload_tail();
                     return Err(RingError::Corrupt("ring positions out of range"));
                 }
                 if let Some(r) = self.room(tw, *hw, first, msg.len() - off, single) {
@@ -1063,6 +1189,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             };
             self.h.tail.0.pos.store(tw, order);
             t.crash_point();
+            self.h.prod.0.tail.store(tw, Relaxed);
             off += bytes;
             first = false;
             if last {
@@ -1361,7 +1488,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                 // Nothing by the hint: look at `tail` itself, after loading
                 // the event counter, so that a piece published (or a
                 // `close`) after this load ends the sleep below.
-                let ev = self.h.tail.0.event.load(Acquire);
+                let ev = self.watch(&self.h.tail.0.event);
                 if !mutant::<P>(MUTANT_TAIL_HINT_NOT_RELOADED) || avail > cap {
                     *tw = self.h.tail.0.pos.load(Acquire);
                 }
@@ -1493,6 +1620,8 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// so that the ring can go on, and report it.
     fn resync(&self, t: &P::Thread, tw: u64, what: &'static str) -> RingError {
         self.h.head.0.pos.store(tw, Release);
+        // The producers' copy of `tail` may be what was written over.
+        self.h.prod.0.resynced.store(1, Release);
         let _ = self.reclaim_upto(t, tw);
         self.notify(t, &self.h.head.0.event);
         RingError::Corrupt(what)

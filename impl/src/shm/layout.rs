@@ -170,6 +170,8 @@ assert_model_offsets!(Slot<Shm, u64> { lock: 0, seq: 16, value: 24 });
 assert_model_offsets!(RingHeader<Shm> {
     prod: 0,
     head_seen: 16,
+    tail_own: 24,
+    resynced: 32,
     tail: 64,
     not_empty: 72,
     cons: 128,
@@ -316,6 +318,12 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// marker corrupt.
 ///
 /// Version 6: the slot queue (`PodQueue`: `SlotHeader`, `Slot`) is new.
+///
+/// Version 7: the queue ring's producers keep their own copy of `tail`
+/// (`tail_own`, 24) and a consumer's resynchronisation request (`resynced`,
+/// 32) in what was padding of their line; its event counters are bumped only
+/// when a waiter announced itself (a version-6 waiter, which does not look
+/// again after announcing, could sleep through a version-7 notification).
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
@@ -323,6 +331,7 @@ pub(crate) const RECORDED: &[(u32, u32)] = &[
     (4, 0xb898_a324),
     (5, 0xb898_a324),
     (6, 0xc167_de3b),
+    (7, 0xa072_ecb3),
 ];
 
 /// The fingerprint recorded for `version`, if any.

@@ -158,6 +158,56 @@ mod loom_checks {
         });
     }
 
+    /// A waiter that died right after announcing itself (its CAS set
+    /// `WAITERS`; no fence followed) leaves the announcement to the next
+    /// waiter, which must fence before its check (`watch`): otherwise the
+    /// notifier may miss the announcement while the next waiter misses the
+    /// message, and it sleeps through it (C11 allows it; x86-64 does not).
+    /// The dead waiter is emulated by a thread that only sets the bit.
+    /// Preemption bound 3.
+    #[test]
+    fn loom_a_waiter_after_a_dead_announcer_is_woken() {
+        dead_announcer::<0>();
+    }
+
+    pub(super) fn dead_announcer<const M: u32>() {
+        use crate::loom_platform::{world, ModelThread};
+        crate::testkit::loom(Some(3)).check(|| {
+            let world = world();
+            let q = Arc::new(Q::<Loom<M>>::new(2, 0));
+            let dead = {
+                let q = q.clone();
+                loom::thread::spawn(move || {
+                    let w = &q.ring().h.tail.0.event;
+                    let _ = w.cas(0, EV_WAITERS, Relaxed, Relaxed);
+                })
+            };
+            let producer = {
+                let (q, world) = (q.clone(), world.clone());
+                loom::thread::spawn(move || {
+                    let t = ModelThread::new(&world, 11);
+                    q.ring().put(&t, &[7; SMALL], Wait::For(None)).unwrap();
+                })
+            };
+            let t = ModelThread::new(&world, 12);
+            let mut b = Vec::new();
+            assert_eq!(q.ring().get(&t, &mut b, Wait::For(None)), Ok(()));
+            assert_eq!(b, [7; SMALL]);
+            dead.join().unwrap();
+            producer.join().unwrap();
+        });
+    }
+
+    /// Without the waiter's fence (seeded bug 619), the next waiter sleeps
+    /// through the message.
+    #[test]
+    fn loom_catches_619_after_a_dead_announcer() {
+        assert!(fails_with(
+            "deadlock",
+            dead_announcer::<{ MUTANT_NO_WAIT_FENCE.0 }>
+        ));
+    }
+
     fn crash_spec(who: usize, k: u32) -> Spec {
         Spec {
             cap: 2,

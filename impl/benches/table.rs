@@ -13,7 +13,8 @@
 //! `queue_pod`, `pod_1p`: the same through a `PodQueue`; `cb_u64`: the crossbeam reference;
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
 //! `RawQueue`; `start`; `pool_map`; `pool_map_pod`; `apply_async`; `value_lock`;
-//! `manager_append`) runs
+//! `manager_append`; `rtt_queue`: the round trip through two `Queue`s, peer
+//! running, beside crossbeam's) runs
 //! that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!
@@ -449,8 +450,13 @@ fn profile_one(only: &str, s: &Sizes) {
                 }
             }
         }
+        "rtt_queue" => {
+            let q = latency::queues(s.rtt, None).as_secs_f64() * 1e6;
+            let c = latency::crossbeam(s.rtt, None).as_secs_f64() * 1e6;
+            println!("rtt_queue: round trip via 2 Queues, peer running: {q:.2} us (crossbeam {c:.2} us)");
+        }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, queue_pod, pod_1p, cb_u64, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock or manager_append"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, queue_pod, pod_1p, cb_u64, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock, manager_append or rtt_queue"
         ),
     }
 }

@@ -29,10 +29,44 @@
 //! notifier that makes a condition true (the joinable queue's `join`, the
 //! barrier), or announces its waiters elsewhere (the semaphore's `waiters`
 //! count, raised before [`park`]).
+//!
+//! The event counters of the queues (the slot queue's and the ring's
+//! `counter << 1 | WAITERS` words) are bumped only for announced waiters:
+//! their notifiers fence, then [`wake_announced`]; a notifier whose change
+//! ended with a lock's release fences with [`fence_after_unlock`].
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crate::platform::{mutant, Platform, Thread, Woke, Word32, MUTANT_DEATH_NOT_NOTIFIED};
+
+/// A notifier's wake-up, after its change and its `SeqCst` fence, on an
+/// event counter `n << 1 | bit`: reads `w`, and only if a waiter announced
+/// itself (`bit` set) bumps the count, clears the bit and wakes every
+/// sleeper. So nobody pays a read-modify-write on the word while nobody
+/// sleeps. A waiter that died asleep leaves the bit set: the next notifier
+/// clears it.
+#[inline]
+pub fn wake_announced<P: Platform>(t: &P::Thread, w: &P::W32, bit: u32) {
+    if w.load(Relaxed) & bit != 0 {
+        w.fetch_add(2, Release);
+        w.fetch_and(!bit, Relaxed);
+        t.wake(w, u32::MAX);
+    }
+}
+
+/// A notifier's fence right after it released a lock (`unlocked`: the
+/// unlock's swap happened): [`Platform::fence_after_rmw`] after the swap,
+/// which on x86-64 is already the barrier, so the value path pays no locked
+/// instruction of its own for its wake-up check; a `SeqCst` fence when there
+/// was no swap. `skip`: a seeded bug that drops the fence.
+#[inline]
+pub fn fence_after_unlock<P: Platform>(unlocked: bool, skip: bool) {
+    match (skip, unlocked) {
+        (true, _) => {}
+        (false, true) => P::fence_after_rmw(),
+        (false, false) => P::fence(SeqCst),
+    }
+}
 
 /// What a waiter's condition says about a value of the word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -742,28 +742,10 @@ impl<'a, P: Platform> Ring<'a, P> {
         self.notify_fenced(t, w);
     }
 
-    /// The notifier's barrier right after a lock's release (`unlocked`: its
-    /// swap happened): on x86-64 the swap is the barrier
-    /// ([`Platform::fence_after_rmw`]).
-    #[inline]
-    fn fence_after_unlock(&self, unlocked: bool) {
-        match (mutant::<P>(MUTANT_NO_NOTIFY_FENCE), unlocked) {
-            (true, _) => {}
-            (false, true) => P::fence_after_rmw(),
-            (false, false) => P::fence(SeqCst),
-        }
-    }
-
-    /// [`notify`](Self::notify) after the barrier: a read of `w`, and a bump
-    /// and wake-up only if a waiter announced itself. A waiter that died
-    /// asleep leaves the bit set: the next notifier clears it.
+    /// [`notify`](Self::notify) after the barrier ([`park::wake_announced`]).
     #[inline]
     fn notify_fenced(&self, t: &P::Thread, w: &P::W32) {
-        if w.load(Relaxed) & EV_WAITERS != 0 {
-            w.fetch_add(2, Release);
-            w.fetch_and(!EV_WAITERS, Relaxed);
-            t.wake(w, u32::MAX);
-        }
+        park::wake_announced::<P>(t, w, EV_WAITERS);
     }
 
     /// Load `w` before checking the condition it announces. If a waiter
@@ -1087,7 +1069,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         // re-checks `prod` and `tail`. The unlock's swap is the notifier's
         // barrier (see [Waiting](self#waiting)).
         if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
-            self.fence_after_unlock(unlocked);
+            park::fence_after_unlock::<P>(unlocked, mutant::<P>(MUTANT_NO_NOTIFY_FENCE));
             self.notify_fenced(t, &self.h.tail.0.event);
         }
     }

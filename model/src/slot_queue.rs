@@ -136,6 +136,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
+use crate::park;
 use crate::platform::{mutant, CellLike, Mutant, Platform, Thread, Woke, Word32, Word64};
 use crate::ring::{Padded, RingError, Wait};
 
@@ -435,21 +436,14 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
     /// comes before the hint store, where the swap is.
     #[inline]
     fn fence_after_unlock(unlocked: bool) {
-        match (mutant::<P>(MUTANT_NO_NOTIFY_FENCE), unlocked) {
-            (true, _) => {}
-            (false, true) => P::fence_after_rmw(),
-            (false, false) => P::fence(SeqCst),
-        }
+        park::fence_after_unlock::<P>(unlocked, mutant::<P>(MUTANT_NO_NOTIFY_FENCE));
     }
 
-    /// [`notify`](Self::notify) after [`fence_after_unlock`](Self::fence_after_unlock).
+    /// [`notify`](Self::notify) after [`fence_after_unlock`](Self::fence_after_unlock)
+    /// ([`park::wake_announced`]).
     #[inline]
     fn notify_fenced(&self, t: &P::Thread, w: &P::W32) {
-        if w.load(Relaxed) & EV_WAITERS != 0 {
-            w.fetch_add(2, Release);
-            w.fetch_and(!EV_WAITERS, Relaxed);
-            t.wake(w, u32::MAX);
-        }
+        park::wake_announced::<P>(t, w, EV_WAITERS);
     }
 
     /// Announce on `w`, then sleep unless `changed()` (looked at after the

@@ -36,7 +36,8 @@
 //! are read. Those two stores are the only changes to the ring's state: a
 //! process that dies anywhere else leaves nothing half-done in shared memory.
 //! (The producers' own copy of `tail`, stored after it, is behind it only
-//! when its holder died in between: the lock's next taker reads `tail`.)
+//! when its holder died in between: the lock's next taker reads `tail`;
+//! the seeded bug 620 does not.)
 //!
 //! **Delivery rule.** A consumer delivers a message iff it read a `FIRST`
 //! piece, then zero or more pieces without `FIRST`, then one with `LAST`. A
@@ -85,7 +86,8 @@
 //! The two fences make either the notifier see the announcement or the
 //! waiter's check see the change; a bump after the waiter's load makes its
 //! sleep return at once. So no wake-up is lost (the seeded bugs 618 and 619
-//! drop one fence each, and loom finds the sleeper that never wakes). A
+//! drop one fence each, and loom finds the sleeper that never wakes; 621
+//! sleeps without the second look, and loom and shuttle find it). A
 //! producer's release of `prod` is its notifier's barrier on x86-64 (the
 //! unlock's swap: [`Platform::fence_after_rmw`]), so a `put` pays no locked
 //! instruction for its wake-up check. A waiter that dies asleep leaves the
@@ -300,6 +302,16 @@ pub const MUTANT_NO_NOTIFY_FENCE: Mutant = Mutant(618);
 /// without the `SeqCst` fence (the mirror image of 618).
 #[doc(hidden)]
 pub const MUTANT_NO_WAIT_FENCE: Mutant = Mutant(619);
+/// Seeded bug: the taker of a dead producer's lock goes on from the
+/// producers' copy of `tail`, which is behind `tail` if the holder died
+/// between the two stores (it writes over a published piece).
+#[doc(hidden)]
+pub const MUTANT_DEAD_COPY_KEPT: Mutant = Mutant(620);
+/// Seeded bug: a waiter that announced itself sleeps at once, without
+/// looking at its condition again (a change whose notifier saw no
+/// announcement is slept through).
+#[doc(hidden)]
+pub const MUTANT_SLEEP_WITHOUT_RECHECK: Mutant = Mutant(621);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -784,7 +796,10 @@ impl<'a, P: Platform> Ring<'a, P> {
             if !mutant::<P>(MUTANT_NO_WAIT_FENCE) {
                 P::fence_after_rmw();
             }
-            return Woke::Mismatch;
+            if !mutant::<P>(MUTANT_SLEEP_WITHOUT_RECHECK) {
+                return Woke::Mismatch;
+            }
+            return park::sleep_owned::<P>(t, w, v, Waiters::bit(EV_WAITERS), owner.0, owner.1, dl);
         }
         park::sleep_owned::<P>(t, w, seen, Waiters::bit(EV_WAITERS), owner.0, owner.1, dl)
     }
@@ -984,7 +999,9 @@ impl<'a, P: Platform> Ring<'a, P> {
             // visible to us and, through this RMW, to the consumer) and go
             // on from `tail`.
             Ok(Acquired::OwnerDied) => {
-                self.reload_tail();
+                if !mutant::<P>(MUTANT_DEAD_COPY_KEPT) {
+                    self.reload_tail();
+                }
                 self.notify(t, &self.h.tail.0.event);
             }
             Ok(Acquired::Clean) => {

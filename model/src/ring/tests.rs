@@ -313,6 +313,24 @@ mod loom_checks {
         }));
     }
 
+    /// A waiter that sleeps right after announcing, without a second look.
+    #[test]
+    fn loom_catches_621_sleep_without_recheck() {
+        assert!(fails_with("deadlock", || {
+            check::<{ MUTANT_SLEEP_WITHOUT_RECHECK.0 }>(spsc(vec![FULL_RING, STREAMED]), Some(2));
+        }));
+    }
+
+    /// A producer that takes over a dead one's lock and trusts the copy of
+    /// `tail` that the dead one had not stored yet writes over its
+    /// published piece: loom sees it write the chunks the consumer reads.
+    #[test]
+    fn loom_catches_620_dead_copy_kept() {
+        assert!(fails_with("Causality violation", || {
+            producer_crash::<{ MUTANT_DEAD_COPY_KEPT.0 }>();
+        }));
+    }
+
     /// The mirror image: a waiter that looks again without its fence.
     #[test]
     fn loom_catches_619_no_wait_fence() {
@@ -665,12 +683,17 @@ mod shuttle_checks {
     /// Each thread of `who` dies at every one of its crash points (at least
     /// 4) of the spec `spec(crash)` builds, under PCT.
     fn deaths_at_every_crash_point(who: &[usize], spec: impl Fn(Option<(usize, u32)>) -> Spec) {
+        deaths::<0>(who, spec);
+    }
+
+    /// [`deaths_at_every_crash_point`] under the seeded bug `M`.
+    fn deaths<const M: u32>(who: &[usize], spec: impl Fn(Option<(usize, u32)>) -> Spec) {
         let iters = (shuttle_iters() / 10).max(50);
         for &who in who {
             let n = every_crash_point(|k| {
                 let spec = spec(Some((who, k)));
                 shuttle_runs(Sched::Pct, iters, move |d| {
-                    body!(shuttle, shuttle_platform, Shuttle<0>, spec.clone(), d)
+                    body!(shuttle, shuttle_platform, Shuttle<M>, spec.clone(), d)
                 })
             });
             assert!(n >= 4, "thread {who}: only {n} crash points");
@@ -822,6 +845,25 @@ mod shuttle_checks {
     #[test]
     fn shuttle_deaths_at_every_crash_point() {
         deaths_at_every_crash_point(&[0, 2, 3], |c| mpmc(false, c));
+    }
+
+    #[test]
+    fn shuttle_catches_620_dead_copy_kept() {
+        // The overwritten piece shows as a bad header or a lost message, as
+        // the schedule goes; loom pins the race itself.
+        assert!(fails_with_any(
+            &["bad piece header", "lost", "out of range", "torn"],
+            || {
+                deaths::<{ MUTANT_DEAD_COPY_KEPT.0 }>(&[0, 1, 2], |c| mpmc(false, c));
+            }
+        ));
+    }
+
+    #[test]
+    fn shuttle_catches_621_sleep_without_recheck() {
+        assert!(fails_with("deadlock", || {
+            random::<{ MUTANT_SLEEP_WITHOUT_RECHECK.0 }>(mpmc(false, None));
+        }));
     }
 
     #[test]

@@ -320,6 +320,14 @@ const SPIN_LIMIT: u32 = 31;
 /// with a cap of 2 the same work fell to 0.34x.
 const SPIN_BACKOFF_MAX: u32 = 8;
 
+/// How long [`ShmThread::linger`] waits: what a consumer keeping up with a
+/// dense stream adds, at most, to a message's delivery (see the ring's
+/// Pacing). Measured with `PROCSHARE_BENCH_ONLY=queue_u64` and `rtt_queue`
+/// (`cargo bench -p procshare --bench table`): see the README's figures.
+const LINGER: Duration = Duration::from_micros(1);
+/// `pause`s between two looks at the clock while lingering.
+const LINGER_PAUSES: u32 = 8;
+
 /// Iterations of [`ShmThread::spin_flat`] (one `pause` each, about 40 ns on
 /// this generation of x86: some 20 µs in all) before the waiter sleeps.
 const SPIN_FLAT_LIMIT: u32 = 512;
@@ -546,6 +554,24 @@ impl Thread for ShmThread {
             core::hint::spin_loop();
         }
         true
+    }
+
+    #[inline]
+    fn linger(&self) -> bool {
+        if cpus() <= 1 {
+            return false;
+        }
+        // Time, not a count of `pause`s: a `pause` takes 10 to 140 cycles
+        // depending on the CPU generation.
+        let end = Instant::now() + LINGER;
+        loop {
+            for _ in 0..LINGER_PAUSES {
+                core::hint::spin_loop();
+            }
+            if Instant::now() >= end {
+                return true;
+            }
+        }
     }
 
     #[inline]

@@ -46,6 +46,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex as StdMutex;
 
+/// Which waiting step a [`ModelThread::on_spin`] hook runs at.
+///
+/// [`ModelThread::on_spin`]: crate::shuttle_platform::ModelThread::on_spin
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spun {
+    /// A spin ([`Thread::spin`]) of this iteration.
+    ///
+    /// [`Thread::spin`]: crate::platform::Thread::spin
+    Spin(u32),
+    /// A linger ([`Thread::linger`]).
+    ///
+    /// [`Thread::linger`]: crate::platform::Thread::linger
+    Linger,
+}
+
 /// The payload a model thread unwinds with when it "dies" at a crash point.
 #[derive(Debug)]
 pub struct Crash;
@@ -117,6 +132,7 @@ macro_rules! model_platform {
             use $checker::sync::atomic::{AtomicU32, AtomicU64};
             use $checker::sync::{Condvar, Mutex};
 
+            pub use crate::checkers::Spun;
             use crate::checkers::{Crash, World};
             use crate::checkers::$cells::{cell_with, cell_with_mut};
             use crate::platform::{CellLike, Mutant, Occupant, Platform, Thread, Woke, Word32, Word64};
@@ -255,6 +271,18 @@ macro_rules! model_platform {
                 /// Shared memory written by the test itself: `Thread::foreign_write`
                 /// is expected, not a failure.
                 pub foreign_writes: bool,
+                on_spin: Option<SpinHook>,
+            }
+
+            /// What a test runs at each of a thread's spins and lingers (see
+            /// [`ModelThread::on_spin`]).
+            #[derive(Clone)]
+            pub struct SpinHook(Arc<dyn Fn(&ModelThread, Spun) + Send + Sync>);
+
+            impl core::fmt::Debug for SpinHook {
+                fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    f.write_str("SpinHook")
+                }
             }
 
             impl ModelThread {
@@ -291,6 +319,7 @@ macro_rules! model_platform {
                         // make a lost wake-up rare: a spinner needs no wake).
                         spins: if id % 2 == 1 { DEFAULT_SPINS } else { 0 },
                         foreign_writes: false,
+                        on_spin: None,
                     }
                 }
                 /// A new thread that is given this (dead) thread's owner id, as a
@@ -307,6 +336,13 @@ macro_rules! model_platform {
                 /// (default: [`DEFAULT_SPINS`] for odd thread ids, 0 for even ones).
                 pub fn spins(mut self, n: u32) -> Self {
                     self.spins = n;
+                    self
+                }
+                /// Builder: run `f` at each spin ([`Thread::spin`]) and linger
+                /// ([`Thread::linger`]) of this thread, before its yield: a test
+                /// makes something happen while a protocol waits.
+                pub fn on_spin(mut self, f: impl Fn(&ModelThread, Spun) + Send + Sync + 'static) -> Self {
+                    self.on_spin = Some(SpinHook(Arc::new(f)));
                     self
                 }
                 /// Builder: the test writes the shared memory itself, so the
@@ -477,6 +513,20 @@ macro_rules! model_platform {
                 }
                 fn spin(&self, iteration: u32) -> bool {
                     if iteration < self.spins {
+                        if let Some(f) = &self.on_spin {
+                            (f.0)(self, Spun::Spin(iteration));
+                        }
+                        $yield();
+                        true
+                    } else {
+                        false
+                    }
+                }
+                fn linger(&self) -> bool {
+                    if self.spins > 0 {
+                        if let Some(f) = &self.on_spin {
+                            (f.0)(self, Spun::Linger);
+                        }
                         $yield();
                         true
                     } else {

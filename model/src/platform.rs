@@ -275,6 +275,16 @@ pub trait Thread {
     /// caller should stop spinning and sleep (always on a single CPU, and at once
     /// under a model checker, where a spin is a yield).
     fn spin(&self, iteration: u32) -> bool;
+    /// Wait about a microsecond without touching shared memory, then return
+    /// `true` (`false`: the caller should not spin, as with [`Thread::spin`]).
+    /// A consumer keeping up with a dense stream lingers before it looks for
+    /// the next message (see the ring's [Pacing](crate::ring#pacing)): each
+    /// look pulls the producer's line to the consumer's core, and a look per
+    /// message makes every message pay a line transfer. The model platforms
+    /// take it as one spin.
+    fn linger(&self) -> bool {
+        self.spin(0)
+    }
     /// One iteration of a bounded spin *without* backoff (one pause each),
     /// for a waiter whose wait is a hand-over that another CPU completes in
     /// well under a microsecond (the slot queue's full or empty slot, a slot

@@ -105,6 +105,28 @@
 //! `Closed`. Threads queued on a mutex get in one after the other and see
 //! `closed` too.
 //!
+//! # Pacing
+//!
+//! A consumer that has caught up looks at `tail` until the next piece is
+//! there. Each look pulls line 1 to its core, so the producer's next `tail`
+//! store waits for the line to come back, and its unlock's swap waits for that
+//! store: with a consumer faster than its producer, every message paid a line
+//! transfer and the producer ran at half speed. So the `cons` holder keeps a
+//! hint, `pace`, of how the last wait went ([`pace_after_wait`]):
+//!
+//! - **eager** (0): it looks at once and then backs off ([`Thread::spin`]). A
+//!   wait that ends within [`FAST_LOOKS`] looks means a dense stream: the next
+//!   wait is lazy.
+//! - **lazy** (1): it first lingers ([`Thread::linger`], a microsecond on the
+//!   real platform) without looking, then goes on as an eager wait. It stays
+//!   lazy while the linger alone was enough and more than one message had
+//!   come meanwhile; otherwise it is eager again.
+//!
+//! So a dense stream is read in batches, a message waits at most one linger
+//! longer, and a request/reply exchange (one message per wait, each a round
+//! trip apart) stays eager. `pace` only decides when to look: any value is
+//! safe, and the model platforms take a linger as one spin.
+//!
 //! # Reclaiming memory
 //!
 //! A ring can be far larger than what it holds: the real platform reserves
@@ -366,6 +388,7 @@ pub struct Padded<T>(pub T);
 /// | 1 | 72 | `not_empty: W32` | producers, `close`; consumers announce | event counter `n << 1 \| WAITERS`; notified after every `tail` store and after every release of `prod` (bumped only if `WAITERS`: see [Waiting](self#waiting)) |
 /// | 2 | 128 | `cons: RawMutex` (16 bytes) | consumers | held from a message's first piece read to its last (or its discard) |
 /// | 2 | 144 | `tail_seen: W64` | `cons` holder only | a `tail` value some consumer loaded: a hint, never ahead of `tail`; read again from `tail` when it shows nothing to read or an impossible distance |
+/// | 2 | 152 | `pace: W32` | `cons` holder only | 1: the consumers are keeping up with a dense stream and linger before looking at `tail` (see [Pacing](self#pacing)); 0: they look at once. A hint: any value is safe |
 /// | 3 | 192 | `head: W64` | `cons` holder only | `freed_msgs << 40 \| freed_pos`; `Release`-stored after a piece's chunks are read |
 /// | 3 | 200 | `not_full: W32` | consumers, `close`; producers announce | event counter; notified after every `head` store |
 /// | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
@@ -401,11 +424,13 @@ pub struct RingHeader<P: Platform> {
     reclaimed: P::W64,
 }
 
-/// A lock and the hint its holders keep about the other side's position.
+/// The consumers' line: their lock, their hint of `tail` and their
+/// [pace](self#pacing) (see [`RingHeader`]).
 #[repr(C)]
 struct Side<P: Platform> {
     lock: RawMutex<P>,
     seen: P::W64,
+    pace: P::W32,
 }
 
 /// The producers' line: their lock, their hint of `head`, their own copy of
@@ -462,6 +487,32 @@ pub const fn chunks_for(len: usize) -> u64 {
     (len + PIECE_HEADER).div_ceil(CHUNK) as u64
 }
 
+/// A wait that found a piece within this many looks (the first one and its
+/// next spin: about 3 `pause`s) was for a dense stream (see
+/// [Pacing](self#pacing)).
+pub const FAST_LOOKS: u32 = 2;
+
+/// The consumers' pace after a wait of `looks` looks (spins, a linger
+/// counted as one) that ended with `ready` complete messages in the ring:
+/// lazy (`true`) after a fast wait, and then for as long as the linger alone
+/// was enough and a batch had formed (see [Pacing](self#pacing)).
+///
+/// ```
+/// use procshare_model::ring::pace_after_wait;
+/// assert!(pace_after_wait(false, 1, 1)); // caught up with a dense stream
+/// assert!(pace_after_wait(true, 1, 5)); // a batch formed while lingering
+/// assert!(!pace_after_wait(true, 1, 1)); // one message: no batch
+/// assert!(!pace_after_wait(false, 9, 1)); // a reply a round trip away
+/// ```
+#[inline]
+pub fn pace_after_wait(lazy: bool, looks: u32, ready: u64) -> bool {
+    if lazy {
+        looks == 1 && ready >= 2
+    } else {
+        looks <= FAST_LOOKS
+    }
+}
+
 #[inline]
 fn pos(w: u64) -> u64 {
     w & POS_MASK
@@ -495,6 +546,7 @@ impl<P: Platform> RingHeader<P> {
         ("not_empty", offset_of!(Self, tail) + Self::COUNTED_EVENT),
         ("cons", offset_of!(Self, cons) + Self::SIDE_LOCK),
         ("tail_seen", offset_of!(Self, cons) + Self::SIDE_SEEN),
+        ("pace", offset_of!(Self, cons) + Self::SIDE_PACE),
         ("head", offset_of!(Self, head) + Self::COUNTED_POS),
         ("not_full", offset_of!(Self, head) + Self::COUNTED_EVENT),
         (
@@ -514,6 +566,7 @@ impl<P: Platform> RingHeader<P> {
         offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, resynced);
     const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
     const SIDE_SEEN: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, seen);
+    const SIDE_PACE: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, pace);
     const COUNTED_POS: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, pos);
     const COUNTED_EVENT: usize = offset_of!(Padded<Counted<P>>, 0) + offset_of!(Counted<P>, event);
 
@@ -535,6 +588,7 @@ impl<P: Platform> RingHeader<P> {
             cons: Padded(Side {
                 lock: RawMutex::new(),
                 seen: P::W64::new(0),
+                pace: P::W32::new(0),
             }),
             head: Padded(Counted {
                 pos: P::W64::new(0),
@@ -1452,8 +1506,13 @@ impl<'a, P: Platform> Ring<'a, P> {
         // `cons` is ours. A dead previous holder may have read (and freed) the
         // first pieces of a message: we skip the rest of it (no FIRST).
         let mut hint = self.h.cons.0.seen.load(Relaxed); // see `RingHeader`
-        let r = self.get_locked(t, out, wait, &dl, limit, &mut hint);
+        let was_lazy = self.h.cons.0.pace.load(Relaxed) != 0;
+        let mut lazy = was_lazy;
+        let r = self.get_locked(t, out, wait, &dl, limit, (&mut hint, &mut lazy));
         self.h.cons.0.seen.store(hint, Relaxed);
+        if lazy != was_lazy {
+            self.h.cons.0.pace.store(lazy as u32, Relaxed);
+        }
         let _ = self.h.cons.0.lock.unlock(t);
         if r.is_err() {
             out.clear();
@@ -1468,7 +1527,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         wait: Wait,
         dl: &<P::Thread as Thread>::Deadline,
         limit: usize,
-        tw: &mut u64,
+        (tw, lazy): (&mut u64, &mut bool),
     ) -> Result<(), RingError> {
         let cap = self.cap;
         let forever = t.deadline(None);
@@ -1534,7 +1593,12 @@ impl<'a, P: Platform> Ring<'a, P> {
                     if wait == Wait::No && !assembling {
                         return Err(RingError::Empty);
                     }
-                    if t.spin(spins) && spins < SPINS {
+                    let looked = if spins == 0 && *lazy {
+                        t.linger()
+                    } else {
+                        t.spin(spins)
+                    };
+                    if looked && spins < SPINS {
                         spins += 1;
                         continue;
                     }
@@ -1547,6 +1611,10 @@ impl<'a, P: Platform> Ring<'a, P> {
                     }
                     continue;
                 }
+            }
+            if spins > 0 {
+                let ready = cnt(*tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+                *lazy = pace_after_wait(*lazy, spins, ready);
             }
             spins = 0;
             let at = pos(hw);

@@ -176,6 +176,7 @@ assert_model_offsets!(RingHeader<Shm> {
     not_empty: 72,
     cons: 128,
     tail_seen: 144,
+    pace: 152,
     head: 192,
     not_full: 200,
     closed: 256,
@@ -324,6 +325,10 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// 32) in what was padding of their line; its event counters are bumped only
 /// when a waiter announced itself (a version-6 waiter, which does not look
 /// again after announcing, could sleep through a version-7 notification).
+///
+/// Version 8: the queue ring's consumers keep their pace (`pace`, 152) in
+/// what was padding of their line (a hint: a version-7 consumer, which reads
+/// no pace, would only look at `tail` more often).
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
@@ -332,6 +337,7 @@ pub(crate) const RECORDED: &[(u32, u32)] = &[
     (5, 0xb898_a324),
     (6, 0xc167_de3b),
     (7, 0xa072_ecb3),
+    (8, 0x2fe9_691b),
 ];
 
 /// The fingerprint recorded for `version`, if any.

@@ -14,7 +14,7 @@
 //!
 //! # Layout
 //!
-//! [`SlotHeader`] (`#[repr(C)]`, 320 bytes, aligned to 64: one line per field
+//! [`SlotHeader`] (`#[repr(C)]`, 384 bytes, aligned to 64: one line per field
 //! group, by who writes it):
 //!
 //! | line | offset | field | written by | meaning / invariant |
@@ -25,6 +25,7 @@
 //! | 3 | 192 | `not_full: W32` | consumers, `close` | event counter: producers sleep on it while the slot at their position holds an earlier lap |
 //! | 4 | 256 | `closed: W32` | `close` | 0 open, 1 closed (never reopens) |
 //! | 4 | 264 | `slots: u64` | creator | the number of slots, a power of two in `2..=MAX_SLOTS`; constant |
+//! | 5 | 320 | `pace: W32` | consumers | 1: consumers keeping up with a dense stream linger before looking at an empty slot again; 0: they look at once (as the ring's [Pacing](crate::ring#pacing)). A hint: any value is safe |
 //!
 //! [`Slot<P, T>`] (`#[repr(C)]`):
 //!
@@ -196,6 +197,7 @@ pub struct SlotHeader<P: Platform> {
     not_empty: Padded<P::W32>,
     not_full: Padded<P::W32>,
     closed: Padded<Closed<P>>,
+    pace: Padded<P::W32>,
 }
 
 /// The last line: the closed flag and the constant slot count.
@@ -233,6 +235,7 @@ impl<P: Platform> SlotHeader<P> {
             "slots",
             offset_of!(Self, closed) + offset_of!(Closed<P>, slots),
         ),
+        ("pace", offset_of!(Self, pace)),
     ];
 
     /// A header for `slots` slots (clamped to `2..=MAX_SLOTS`, rounded up to
@@ -250,6 +253,7 @@ impl<P: Platform> SlotHeader<P> {
                 closed: P::W32::new(0),
                 slots: n,
             }),
+            pace: Padded(P::W32::new(0)),
         }
     }
 
@@ -773,6 +777,9 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
             };
             match found {
                 Found::Value(v) => {
+                    if spins > 0 {
+                        self.pace_after_wait(h, spins);
+                    }
                     // `take` fenced after its unlock.
                     self.h.head.0.store(h.wrapping_add(1), self.hint_store());
                     self.notify_fenced(t, &self.h.not_full.0);
@@ -796,7 +803,14 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                         self.tail_ahead(t, slot, h)?;
                         return Err(RingError::Empty);
                     }
-                    if t.spin_flat(spins) {
+                    // A consumer keeping up with a dense stream lingers
+                    // before it looks again (see `pace`).
+                    let looked = if spins == 0 && self.h.pace.0.load(Relaxed) != 0 {
+                        t.linger()
+                    } else {
+                        t.spin_flat(spins)
+                    };
+                    if looked {
                         spins += 1;
                         continue;
                     }
@@ -811,6 +825,19 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                     }
                 }
             }
+        }
+    }
+
+    /// The consumers' pace after a wait of `looks` looks that found position
+    /// `h`'s value (the ring's [`pace_after_wait`](crate::ring::pace_after_wait),
+    /// with the next position's value, if published, a second one ready).
+    fn pace_after_wait(&self, h: u64, looks: u32) {
+        let lazy = self.h.pace.0.load(Relaxed) != 0;
+        let next = h.wrapping_add(1);
+        let ready = 1 + u64::from(self.slot(next).seq.load(Relaxed) == next.wrapping_add(1));
+        let now = crate::ring::pace_after_wait(lazy, looks, ready);
+        if now != lazy {
+            self.h.pace.0.store(u32::from(now), Relaxed);
         }
     }
 

@@ -26,7 +26,7 @@ use crate::shm::{ShmBox, ShmSafe, ShmSlice};
 unsafe impl ShmSafe for SlotHeader<Shm> {}
 // The layout documented at procshare_model::slot_queue: five 64-byte lines
 // (tail 0, head 64, not_empty 128, not_full 192, closed 256, slots 264).
-crate::shm::layout::assert_shm_layout!(SlotHeader<Shm> { size: 320, align: 64 });
+crate::shm::layout::assert_shm_layout!(SlotHeader<Shm> { size: 384, align: 64 });
 
 // SAFETY: Slot<Shm, T> is #[repr(C)]: a RawMutex<Shm> (atomics), a
 // ShmWord64 and a ShmCell<T> of Pod data (valid for every bit pattern, no

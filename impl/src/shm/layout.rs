@@ -165,6 +165,7 @@ assert_model_offsets!(SlotHeader<Shm> {
     not_full: 192,
     closed: 256,
     slots: 264,
+    pace: 320,
 });
 assert_model_offsets!(Slot<Shm, u64> { lock: 0, seq: 16, value: 24 });
 assert_model_offsets!(RingHeader<Shm> {
@@ -329,6 +330,9 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 /// Version 8: the queue ring's consumers keep their pace (`pace`, 152) in
 /// what was padding of their line (a hint: a version-7 consumer, which reads
 /// no pace, would only look at `tail` more often).
+///
+/// Version 9: the slot queue's header gained a last line, the consumers'
+/// `pace` (320; the header is 384 bytes).
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
@@ -338,6 +342,7 @@ pub(crate) const RECORDED: &[(u32, u32)] = &[
     (6, 0xc167_de3b),
     (7, 0xa072_ecb3),
     (8, 0x2fe9_691b),
+    (9, 0x30dd_a250),
 ];
 
 /// The fingerprint recorded for `version`, if any.

@@ -122,3 +122,69 @@ pub fn fails_with_any(needles: &[&str], f: impl FnOnce()) -> bool {
         }
     }
 }
+
+/// The pacing check of a queue whose consumers pace themselves (the ring's
+/// [Pacing](crate::ring#pacing), the slot queue's `pace`): one shuttle
+/// thread gets 8 messages while the test puts messages from inside its
+/// spins and lingers ([`ModelThread::on_spin`]), and each wait's steps and the
+/// pace after each `get` must be these. A consumer that finds the next
+/// message at its first spin lingers before its next wait; it goes on
+/// lingering while batches form, and looks at once again after a linger
+/// that found one message, or none.
+///
+/// `make` builds the queue; `put` puts one message, `get` gets one and checks
+/// it; `pace` reads the pace hint (0 eager, 1 lazy).
+///
+/// [`ModelThread::on_spin`]: crate::shuttle_platform::ModelThread::on_spin
+pub fn check_pacing<Q: Send + Sync + 'static>(
+    make: fn() -> Q,
+    put: fn(&Q, &crate::shuttle_platform::ModelThread),
+    get: fn(&Q, &crate::shuttle_platform::ModelThread),
+    pace: fn(&Q) -> u32,
+) {
+    use crate::checkers::Spun::{Linger, Spin};
+    use crate::shuttle_platform::{world, ModelThread};
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    shuttle::check_random(
+        move || {
+            let w = world();
+            let q = Arc::new(make());
+            // Messages put at each spin or linger, in turn; the steps seen.
+            let plan = Arc::new(Mutex::new(VecDeque::from([1, 3, 1, 0, 0, 1, 1, 0, 1])));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let t = {
+                let (q, plan, seen) = (q.clone(), plan.clone(), seen.clone());
+                ModelThread::new(&w, 1).spins(8).on_spin(move |t, spun| {
+                    seen.lock().unwrap().push(spun);
+                    let n = plan.lock().unwrap().pop_front().expect("a spin more");
+                    for _ in 0..n {
+                        put(&q, t);
+                    }
+                })
+            };
+            let mut paces = Vec::new();
+            for _ in 0..8 {
+                get(&q, &t);
+                paces.push(pace(&q));
+            }
+            assert_eq!(
+                *seen.lock().unwrap(),
+                [
+                    Spin(0), // 1: found at the first spin: lazy
+                    Linger,  // 2: three came while lingering: still lazy
+                    Linger,  // 5 (3 and 4 waited for nothing): one came: eager
+                    Spin(0), // 6: found at the third spin: eager
+                    Spin(1),
+                    Spin(2),
+                    Spin(0), // 7: lazy
+                    Linger,  // 8: none came while lingering, then one: eager
+                    Spin(1),
+                ]
+            );
+            assert_eq!(paces, [1, 1, 1, 1, 0, 0, 1, 0]);
+            assert!(plan.lock().unwrap().is_empty());
+        },
+        1,
+    );
+}

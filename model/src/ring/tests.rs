@@ -1085,61 +1085,32 @@ mod unit {
         r.h.prod.0.tail.store(to, Relaxed);
     }
 
-    /// A consumer that finds the next message at its first spin lingers
-    /// before its next wait; it goes on lingering while batches form, and
-    /// looks at once again after a linger that found one message, or none
-    /// (see [Pacing](super::super#pacing)). The test's thread puts messages
-    /// into the ring from inside the consumer's spins and lingers.
+    /// The ring's consumers pace themselves (see [Pacing](super::super#pacing)
+    /// and [`crate::testkit::check_pacing`]).
     #[test]
     fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
-        use crate::checkers::Spun::{Linger, Spin};
-        use std::collections::VecDeque;
-        use std::sync::{Arc, Mutex};
-        shuttle::check_random(
+        struct R(RingHeader<S>, Vec<<S as Platform>::Cell<Chunk>>);
+        crate::testkit::check_pacing(
             || {
-                let w = world();
-                let h = Arc::new(RingHeader::<S>::new(64, 0));
-                let s = Arc::new(slots(&h));
-                // Messages put at each spin or linger, in turn; the steps seen.
-                let plan = Arc::new(Mutex::new(VecDeque::from([1, 3, 1, 0, 0, 1, 1, 0, 1])));
-                let seen = Arc::new(Mutex::new(Vec::new()));
-                let t = {
-                    let (h, s, plan, seen) = (h.clone(), s.clone(), plan.clone(), seen.clone());
-                    ModelThread::new(&w, 1).spins(8).on_spin(move |t, spun| {
-                        seen.lock().unwrap().push(spun);
-                        let n = plan.lock().unwrap().pop_front().expect("a spin more");
-                        let r = Ring::new(&h, &s).unwrap();
-                        for _ in 0..n {
-                            r.put(t, &[7; 4], Wait::No).unwrap();
-                        }
-                    })
-                };
-                let r = Ring::new(&h, &s).unwrap();
-                let mut out = Vec::new();
-                let mut paces = Vec::new();
-                for _ in 0..8 {
-                    r.get(&t, &mut out, Wait::For(None)).unwrap();
-                    assert_eq!(out, [7; 4]);
-                    paces.push(h.cons.0.pace.load(Relaxed));
-                }
-                assert_eq!(
-                    *seen.lock().unwrap(),
-                    [
-                        Spin(0), // 1: found at the first spin: lazy
-                        Linger,  // 2: three came while lingering: still lazy
-                        Linger,  // 5 (3 and 4 waited for nothing): one came: eager
-                        Spin(0), // 6: found at the third spin: eager
-                        Spin(1),
-                        Spin(2),
-                        Spin(0), // 7: lazy
-                        Linger,  // 8: none came while lingering, then one: eager
-                        Spin(1),
-                    ]
-                );
-                assert_eq!(paces, [1, 1, 1, 1, 0, 0, 1, 0]);
-                assert!(plan.lock().unwrap().is_empty());
+                let h = RingHeader::<S>::new(64, 0);
+                let s = slots(&h);
+                R(h, s)
             },
-            1,
+            |r, t| {
+                Ring::new(&r.0, &r.1)
+                    .unwrap()
+                    .put(t, &[7; 4], Wait::No)
+                    .unwrap()
+            },
+            |r, t| {
+                let mut out = Vec::new();
+                Ring::new(&r.0, &r.1)
+                    .unwrap()
+                    .get(t, &mut out, Wait::For(None))
+                    .unwrap();
+                assert_eq!(out, [7; 4]);
+            },
+            |r| r.0.cons.0.pace.load(Relaxed),
         );
     }
 

@@ -1042,55 +1042,16 @@ mod shuttle_checks {
     }
 }
 
-/// A consumer that finds the next value at its first spin lingers before its
-/// next wait; it goes on lingering while batches form, and looks at once
-/// again after a linger that found one value, or none (the ring's
-/// [Pacing](crate::ring#pacing), with `pace` in the header's last line). The
-/// test's thread puts values from inside the consumer's spins and lingers.
+/// The slot queue's consumers pace themselves as the ring's (see
+/// [`crate::testkit::check_pacing`]; the lingering consumer looks whether the
+/// next slot is published to tell a batch).
 #[test]
 fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
-    use crate::checkers::Spun::{Linger, Spin};
-    use crate::shuttle_platform::{world, ModelThread, Shuttle};
-    use std::collections::VecDeque;
-    shuttle::check_random(
-        || {
-            let w = world();
-            let q = Arc::new(Q::<Shuttle>::new(8));
-            // Values put at each spin or linger, in turn; the steps seen.
-            let plan = Arc::new(StdMutex::new(VecDeque::from([1, 3, 1, 0, 0, 1, 1, 0, 1])));
-            let seen = Arc::new(StdMutex::new(Vec::new()));
-            let t = {
-                let (q, plan, seen) = (q.clone(), plan.clone(), seen.clone());
-                ModelThread::new(&w, 1).spins(8).on_spin(move |t, spun| {
-                    seen.lock().unwrap().push(spun);
-                    let n = plan.lock().unwrap().pop_front().expect("a spin more");
-                    for _ in 0..n {
-                        q.q().put(t, 7, Wait::No).unwrap();
-                    }
-                })
-            };
-            let mut paces = Vec::new();
-            for _ in 0..8 {
-                assert_eq!(q.q().get(&t, Wait::For(None)), Ok(7));
-                paces.push(q.h.pace.0.load(Relaxed));
-            }
-            assert_eq!(
-                *seen.lock().unwrap(),
-                [
-                    Spin(0), // 1: found at the first spin: lazy
-                    Linger,  // 2: three came while lingering: still lazy
-                    Linger,  // 5 (3 and 4 waited for nothing): one came: eager
-                    Spin(0), // 6: found at the third spin: eager
-                    Spin(1),
-                    Spin(2),
-                    Spin(0), // 7: lazy
-                    Linger,  // 8: none came while lingering, then one: eager
-                    Spin(1),
-                ]
-            );
-            assert_eq!(paces, [1, 1, 1, 1, 0, 0, 1, 0]);
-            assert!(plan.lock().unwrap().is_empty());
-        },
-        1,
+    use crate::shuttle_platform::Shuttle;
+    crate::testkit::check_pacing(
+        || Q::<Shuttle>::new(8),
+        |q, t| q.q().put(t, 7, Wait::No).unwrap(),
+        |q, t| assert_eq!(q.q().get(t, Wait::For(None)), Ok(7)),
+        |q| q.h.pace.0.load(Relaxed),
     );
 }

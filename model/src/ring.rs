@@ -211,7 +211,9 @@ use core::time::Duration;
 
 use crate::mutex::{Acquired, RawMutex};
 use crate::park::{self, Waiters};
-use crate::platform::{mutant, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK};
+use crate::platform::{
+    mutant, CellLike, Mutant, Platform, Thread, Woke, Word32, Word64, OWNER_MASK,
+};
 
 /// Bytes per chunk (the unit of ring space and of loom's access tracking).
 pub const CHUNK: usize = 16;
@@ -887,42 +889,21 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
     }
 
-    /// Copy the ring's bytes at byte position `at` (modulo its size) into `dst`.
+    /// Append `len` of the ring's bytes at byte position `at` (modulo its
+    /// size) to `out`, wrapping around the array end: at most two bulk copies.
     ///
     /// # Safety
     /// Those bytes are published (below a `tail` the caller loaded with
     /// `Acquire`) and not yet freed: only the `cons` holder (the caller) reads
     /// them and nobody writes them.
-    unsafe fn read_bytes(&self, at: usize, dst: &mut [u8]) {
-        let total = self.slots.len() * CHUNK;
-        // `total` is a power of two (`Ring::new` checks the capacity), so a
-        // mask, not a division (two per message on each side, in the hot path).
-        let b = at & (total - 1);
-        let n = dst.len().min(total - b);
-        let (a, rest) = dst.split_at_mut(n);
-        // SAFETY: the caller's guarantee (above); ranges in bounds as in `write_bytes`.
-        unsafe {
-            P::read_cells(
-                &self.slots[b / CHUNK..(b + n).div_ceil(CHUNK)],
-                b % CHUNK,
-                a,
-            );
-            if !rest.is_empty() {
-                P::read_cells(&self.slots[..rest.len().div_ceil(CHUNK)], 0, rest);
-            }
-        }
-    }
-
-    /// Append `len` of the ring's bytes at byte position `at` (modulo its
-    /// size) to `out`: [`Ring::read_bytes`] without zero-filling `out` first.
-    ///
-    /// # Safety
-    /// As for [`Ring::read_bytes`].
     unsafe fn append_bytes(&self, at: usize, len: usize, out: &mut Vec<u8>) {
         let total = self.slots.len() * CHUNK;
+        // `total` is a power of two (`Ring::new` checks the capacity), so a
+        // mask, not a division.
         let b = at & (total - 1);
         let n = len.min(total - b);
-        // SAFETY: the caller's guarantee (above); ranges in bounds as in `read_bytes`.
+        // SAFETY: the caller's guarantee (above); both ranges are in bounds
+        // because `b + n <= total` and `len - n < total`.
         unsafe {
             P::append_cells(
                 &self.slots[b / CHUNK..(b + n).div_ceil(CHUNK)],
@@ -946,15 +927,18 @@ impl<'a, P: Platform> Ring<'a, P> {
         first[4..PIECE_HEADER].copy_from_slice(&flags.to_le_bytes());
         let (head, rest) = payload.split_at(payload.len().min(CHUNK - PIECE_HEADER));
         first[PIECE_HEADER..PIECE_HEADER + head.len()].copy_from_slice(head);
-        let start = (at & (self.cap - 1)) as usize * CHUNK;
+        let i = (at & (self.cap - 1)) as usize;
+        // The first chunk as one value (a small message: one 16-byte store,
+        // no bulk copy), the rest in bulk.
         // SAFETY: the piece's chunks (all of them: a piece occupies whole
         // chunks, at least one) lie in the free region, which only the `prod`
         // holder (us) accesses; the consumer freed them with a Release store
-        // of `head` that our Acquire load observed.
+        // of `head` that our Acquire load observed. `i < cap`, the number of
+        // chunks (`Ring::new` checks it), and the pointer is the cell's.
         unsafe {
-            self.write_bytes(start, &first);
+            self.slots[i].with_mut(|c| c.write(first));
             if !rest.is_empty() {
-                self.write_bytes(start + CHUNK, rest);
+                self.write_bytes((i + 1) * CHUNK, rest);
             }
         }
         chunks_for(payload.len())
@@ -964,12 +948,12 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// and the chunk itself, which holds the payload's first
     /// `CHUNK - PIECE_HEADER` bytes (the whole payload of a small message).
     fn piece_header(&self, at: u64) -> (usize, u32, Chunk) {
-        let mut c = [0u8; CHUNK];
         // SAFETY: the chunk is published (below `tail`, which we loaded with
         // Acquire) and not freed: only the `cons` holder (us) reads it and
         // nobody writes it. A piece occupies whole chunks, so all of this
-        // chunk is the piece's.
-        unsafe { self.read_bytes((at & (self.cap - 1)) as usize * CHUNK, &mut c) };
+        // chunk is the piece's. The index is below `cap`, the number of
+        // chunks, and the pointer is the cell's. One value: a 16-byte load.
+        let c = self.slots[(at & (self.cap - 1)) as usize].with(|c| unsafe { c.read() });
         let len = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
         let flags = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
         (len, flags, c)

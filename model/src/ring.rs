@@ -336,6 +336,14 @@ pub const MUTANT_DEAD_COPY_KEPT: Mutant = Mutant(620);
 /// announcement is slept through).
 #[doc(hidden)]
 pub const MUTANT_SLEEP_WITHOUT_RECHECK: Mutant = Mutant(621);
+/// Seeded bug: a lazy consumer looks at once, as an eager one (the linger
+/// is never taken: see [Pacing](self#pacing)).
+#[doc(hidden)]
+pub const MUTANT_NEVER_LINGER: Mutant = Mutant(622);
+/// Seeded bug: a lazy consumer stays lazy after a linger that found a single
+/// message (no batch: a request/reply exchange would linger on every wait).
+#[doc(hidden)]
+pub const MUTANT_LAZY_WITHOUT_BATCH: Mutant = Mutant(623);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1577,7 +1585,7 @@ impl<'a, P: Platform> Ring<'a, P> {
                     if wait == Wait::No && !assembling {
                         return Err(RingError::Empty);
                     }
-                    let looked = if spins == 0 && *lazy {
+                    let looked = if spins == 0 && *lazy && !mutant::<P>(MUTANT_NEVER_LINGER) {
                         t.linger()
                     } else {
                         t.spin(spins)
@@ -1597,7 +1605,10 @@ impl<'a, P: Platform> Ring<'a, P> {
                 }
             }
             if spins > 0 {
-                let ready = cnt(*tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+                let mut ready = cnt(*tw).wrapping_sub(cnt(hw)) & CNT_MASK;
+                if mutant::<P>(MUTANT_LAZY_WITHOUT_BATCH) {
+                    ready = ready.max(2);
+                }
                 *lazy = pace_after_wait(*lazy, spins, ready);
             }
             spins = 0;

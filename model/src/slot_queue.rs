@@ -188,6 +188,14 @@ pub const MUTANT_PASS_WITHOUT_RECHECK: Mutant = Mutant(1307);
 /// meanwhile looks like a value behind the head: a spurious `Corrupt`).
 #[doc(hidden)]
 pub const MUTANT_STALE_HEAD_CHECK: Mutant = Mutant(1308);
+/// Seeded bug: a lazy consumer looks at once, as an eager one (the linger
+/// is never taken: see `pace`).
+#[doc(hidden)]
+pub const MUTANT_NEVER_LINGER: Mutant = Mutant(1309);
+/// Seeded bug: a lazy consumer stays lazy after a linger that found a single
+/// value (it does not look whether the next slot is published).
+#[doc(hidden)]
+pub const MUTANT_LAZY_WITHOUT_BATCH: Mutant = Mutant(1310);
 
 /// The fixed part of a slot queue. See the [module docs](self).
 #[repr(C)]
@@ -805,7 +813,10 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
                     }
                     // A consumer keeping up with a dense stream lingers
                     // before it looks again (see `pace`).
-                    let looked = if spins == 0 && self.h.pace.0.load(Relaxed) != 0 {
+                    let looked = if spins == 0
+                        && self.h.pace.0.load(Relaxed) != 0
+                        && !mutant::<P>(MUTANT_NEVER_LINGER)
+                    {
                         t.linger()
                     } else {
                         t.spin_flat(spins)
@@ -834,7 +845,10 @@ impl<'a, P: Platform, T: Copy + Send> SlotQueue<'a, P, T> {
     fn pace_after_wait(&self, h: u64, looks: u32) {
         let lazy = self.h.pace.0.load(Relaxed) != 0;
         let next = h.wrapping_add(1);
-        let ready = 1 + u64::from(self.slot(next).seq.load(Relaxed) == next.wrapping_add(1));
+        let ready = 1 + u64::from(
+            self.slot(next).seq.load(Relaxed) == next.wrapping_add(1)
+                || mutant::<P>(MUTANT_LAZY_WITHOUT_BATCH),
+        );
         let now = crate::ring::pace_after_wait(lazy, looks, ready);
         if now != lazy {
             self.h.pace.0.store(u32::from(now), Relaxed);

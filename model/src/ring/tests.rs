@@ -1087,14 +1087,16 @@ mod unit {
 
     /// The ring's consumers pace themselves (see [Pacing](super::super#pacing)
     /// and [`crate::testkit::check_pacing`]).
-    #[test]
-    fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
-        struct R(RingHeader<S>, Vec<<S as Platform>::Cell<Chunk>>);
+    fn pacing<const M: u32>() {
+        type P<const M: u32> = Shuttle<M>;
+        struct R<const M: u32>(RingHeader<P<M>>, Vec<<P<M> as Platform>::Cell<Chunk>>);
         crate::testkit::check_pacing(
             || {
-                let h = RingHeader::<S>::new(64, 0);
-                let s = slots(&h);
-                R(h, s)
+                let h = RingHeader::<P<M>>::new(64, 0);
+                let s = (0..h.capacity)
+                    .map(|_| CellLike::new([0u8; CHUNK]))
+                    .collect();
+                R::<M>(h, s)
             },
             |r, t| {
                 Ring::new(&r.0, &r.1)
@@ -1112,6 +1114,24 @@ mod unit {
             },
             |r| r.0.cons.0.pace.load(Relaxed),
         );
+    }
+
+    #[test]
+    fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
+        pacing::<0>();
+    }
+
+    #[test]
+    fn catches_622_never_linger() {
+        assert!(fails_with("assertion", pacing::<{ MUTANT_NEVER_LINGER.0 }>));
+    }
+
+    #[test]
+    fn catches_623_lazy_without_batch() {
+        assert!(fails_with(
+            "assertion",
+            pacing::<{ MUTANT_LAZY_WITHOUT_BATCH.0 }>
+        ));
     }
 
     #[test]

@@ -1045,13 +1045,30 @@ mod shuttle_checks {
 /// The slot queue's consumers pace themselves as the ring's (see
 /// [`crate::testkit::check_pacing`]; the lingering consumer looks whether the
 /// next slot is published to tell a batch).
-#[test]
-fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
+fn pacing<const M: u32>() {
     use crate::shuttle_platform::Shuttle;
     crate::testkit::check_pacing(
-        || Q::<Shuttle>::new(8),
+        || Q::<Shuttle<M>>::new(8),
         |q, t| q.q().put(t, 7, Wait::No).unwrap(),
         |q, t| assert_eq!(q.q().get(t, Wait::For(None)), Ok(7)),
         |q| q.h.pace.0.load(Relaxed),
     );
+}
+
+#[test]
+fn a_dense_stream_makes_the_consumers_linger_and_a_sparse_one_does_not() {
+    pacing::<0>();
+}
+
+#[test]
+fn catches_1309_never_linger() {
+    assert!(fails_with("assertion", pacing::<{ MUTANT_NEVER_LINGER.0 }>));
+}
+
+#[test]
+fn catches_1310_lazy_without_batch() {
+    assert!(fails_with(
+        "assertion",
+        pacing::<{ MUTANT_LAZY_WITHOUT_BATCH.0 }>
+    ));
 }

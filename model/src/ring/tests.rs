@@ -886,6 +886,21 @@ mod unit {
 
     type S = Shuttle<0>;
 
+    /// `small_le` reads every length up to 8 as a plain copy would.
+    #[test]
+    fn small_le_is_a_little_endian_copy() {
+        let bytes: Vec<u8> = (1..=8).map(|i| i * 0x11).collect();
+        for n in 0..=8 {
+            let mut want = [0u8; 8];
+            want[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(
+                super::super::small_le(&bytes[..n]),
+                u64::from_le_bytes(want),
+                "{n} bytes"
+            );
+        }
+    }
+
     /// Run `f` once on one model thread.
     fn one_thread(f: impl Fn(&ModelThread) + Send + Sync + 'static) {
         shuttle::check_random(

@@ -752,7 +752,7 @@ impl<T: Serialize> Queue<T> {
         // Small values are encoded on the stack; larger ones (or those whose
         // encoding fails for want of room) in the thread's scratch buffer.
         let mut small = [0u8; 64];
-        if let Ok(b) = postcard::to_slice(v, &mut small) {
+        if let Some(b) = wire::encode_small(v, &mut small) {
             return put(&self.raw, b);
         }
         with_scratch(|buf| {

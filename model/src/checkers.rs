@@ -453,6 +453,11 @@ macro_rules! model_platform {
                     let at = w as *const MWord32 as usize;
                     if e > 0 && self.last_poll.get() != (e, at, expected) {
                         self.last_poll.set((e, at, expected));
+                        // The real platform polls again and again; this one
+                        // poll stands for the first that comes after the
+                        // death, when the dead process's stores (its exit is a
+                        // full barrier) are visible to every later load.
+                        self.fence.fetch_add(0, Ordering::Acquire);
                         true
                     } else {
                         false

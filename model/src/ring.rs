@@ -1526,8 +1526,14 @@ impl<'a, P: Platform> Ring<'a, P> {
         if lazy != was_lazy {
             self.h.cons.0.pace.store(lazy as u32, Relaxed);
         }
-        let _ = self.h.cons.0.lock.unlock(t);
-        if r.is_err() {
+        let unlocked = self.h.cons.0.lock.unlock(t).is_ok();
+        if r.is_ok() {
+            // The message's last piece freed its chunks: notify `not_full`
+            // (`get_locked` left it to us), with the unlock's swap as the
+            // notifier's barrier, as a producer's release of `prod` is.
+            park::fence_after_unlock::<P>(unlocked, mutant::<P>(MUTANT_NO_NOTIFY_FENCE));
+            self.notify_fenced(t, &self.h.head.0.event);
+        } else {
             out.clear();
         }
         r
@@ -1688,13 +1694,16 @@ impl<'a, P: Platform> Ring<'a, P> {
             self.h.head.0.pos.store(hw, order);
             t.crash_point();
             let _ = self.reclaim_upto(t, hw);
+            if is_last && assembling && !too_large {
+                // `get_limited` notifies after releasing `cons` (one barrier
+                // for both). A consumer that dies first leaves `cons` to a
+                // taker that notifies for it.
+                return Ok(());
+            }
             self.notify(t, &self.h.head.0.event);
             if too_large {
                 // Its rest (if any) has no FIRST: the next `get` skips it.
                 return Err(RingError::TooLarge(out.len().saturating_add(len)));
-            }
-            if is_last && assembling {
-                return Ok(());
             }
         }
     }

@@ -252,6 +252,13 @@ pub const WRAP: u32 = 4;
 /// 255 `pause`s in all, a few microseconds: a consumer that is running
 /// catches up by then; one that is not would cost the producer far more).
 const WRAP_SPINS: u32 = 8;
+/// Of those, how many a producer spins for a consumer that is not reading
+/// (neither holds `cons` nor has moved `head` since its first look) before it
+/// gives up (7 `pause`s on the real platform).
+const WRAP_IDLE_SPINS: u32 = 3;
+/// How often (in chunks passed: 4 KiB, a page of the real platform) a
+/// producer past a lap's kept start looks whether it can wrap early.
+const WRAP_LOOK: u64 = 256;
 /// Reclaim units at the start of every lap that a reclaiming ring keeps
 /// (never gives back), at most a quarter of the ring.
 pub const KEEP_UNITS: u64 = 16;
@@ -1288,11 +1295,13 @@ impl<'a, P: Platform> Ring<'a, P> {
         if self.keep == 0 || pos(tw) & (self.cap - 1) < self.keep || k > self.keep || !single {
             return None;
         }
-        // Look at the consumer's side at most about once per reclaim unit
-        // `tw` passes (when a message starts within its first `k` chunks),
-        // not at every message (its hot line, read per message, would slow
-        // both sides).
-        if pos(tw) & (self.h.reclaim_unit() - 1) >= k {
+        // Look at the consumer's side about once per `WRAP_LOOK` chunks (or
+        // reclaim unit, if smaller) that `tw` passes (when a message starts
+        // within the first `k` chunks of one), not at every message (its hot
+        // line, read per message, would slow both sides). A look that finds
+        // the consumer behind costs the stretch up to the next look: memory
+        // just given back (a page of it on the real platform).
+        if pos(tw) & (self.h.reclaim_unit().min(WRAP_LOOK) - 1) >= k {
             return None;
         }
         let to = if mutant::<P>(MUTANT_WRAP_OFF_BY_ONE) {
@@ -1305,6 +1314,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         // twice the kept start): wait a moment (spin; not in a `try` put) for
         // it to catch up rather than write into memory just given back.
         let mut spins = 0;
+        let mut first_head = None;
         loop {
             let head = self.h.head.0.pos.load(Acquire);
             *hw = self.load_limit();
@@ -1316,9 +1326,15 @@ impl<'a, P: Platform> Ring<'a, P> {
                 // room before one comes (`finish_wrap`).
                 return fits(*hw).then_some(to);
             }
+            // Reading: holding `cons`, or `head` moved since the first look. A
+            // consumer that takes one message per `get` is between two of them
+            // (not holding `cons`) at some looks; only one that has neither
+            // held `cons` nor moved `head` for a few spins is not reading.
+            let first = *first_head.get_or_insert(head);
+            let reading = self.h.cons.0.lock.word().load(Relaxed) != 0 || head != first;
             if !may_spin
                 || behind > 2 * self.keep
-                || self.h.cons.0.lock.word().load(Relaxed) == 0
+                || (!reading && spins >= WRAP_IDLE_SPINS)
                 || spins >= WRAP_SPINS
                 || !t.spin(spins)
             {

@@ -1475,6 +1475,95 @@ mod unit {
         });
     }
 
+    /// Where a stream of one-chunk messages, each put while the one before is
+    /// still unread until `tail` passes `lag_until`, then put onto an empty
+    /// queue, first wraps early: the position it jumps from.
+    fn first_wrap_from(t: &ModelThread, h: &RingHeader<S>, lag_until: u64) -> u64 {
+        let s = slots(h);
+        let r = Ring::new(h, &s).unwrap();
+        let mut out = Vec::new();
+        r.put(t, &[0; 4], Wait::No).unwrap(); // the lag
+        loop {
+            let before = pos(h.tail.0.pos.load(Relaxed));
+            if before >= lag_until && !r.is_empty() {
+                r.get(t, &mut out, Wait::No).unwrap();
+            }
+            r.put(t, &[1; 4], Wait::No).unwrap();
+            if pos(h.tail.0.pos.load(Relaxed)) > h.capacity {
+                return before;
+            }
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert!(before < h.capacity, "no wrap");
+        }
+    }
+
+    /// A ring of 8192 chunks reclaiming units of 1024 (keeping 2 of them): a
+    /// producer past the kept start looks for the lap's start every
+    /// `WRAP_LOOK` (256) chunks, not only at a unit's start: the first look
+    /// onto an empty queue after 2048 + 256 is at 2560, in the middle of a
+    /// unit (a look that finds the consumer behind costs a page of fresh
+    /// memory, not a unit of 16).
+    #[test]
+    fn a_producer_looks_for_the_lap_start_every_wrap_look_chunks() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(8192, 0).with_reclaim(10);
+            assert_eq!((h.reclaim_unit(), h.keep()), (1024, 2048));
+            assert_eq!(first_wrap_from(t, &h, 2048 + 257), 2560);
+        });
+    }
+
+    /// A producer at a look whose consumer is between two `get`s (not
+    /// holding `cons`, the queue not empty) spins for it: the consumer reads
+    /// (here inside the producer's first spin), and the producer wraps. One
+    /// that has neither held `cons` nor moved `head` for `WRAP_IDLE_SPINS`
+    /// spins is not reading: the producer goes on without wrapping.
+    #[test]
+    fn a_producer_spins_for_a_consumer_between_two_gets() {
+        use crate::checkers::Spun;
+        use std::sync::Mutex;
+        struct R(RingHeader<S>, Vec<<S as Platform>::Cell<Chunk>>);
+        for reads in [true, false] {
+            shuttle::check_random(
+                move || {
+                    let w = world();
+                    let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
+                    let s = slots(&h);
+                    let q = Arc::new(R(h, s));
+                    let spun = Arc::new(Mutex::new(Vec::new()));
+                    let t = {
+                        let (q, spun) = (q.clone(), spun.clone());
+                        ModelThread::new(&w, 1).spins(8).on_spin(move |t, s| {
+                            spun.lock().unwrap().push(s);
+                            let r = Ring::new(&q.0, &q.1).unwrap();
+                            let mut out = Vec::new();
+                            while reads && r.get(t, &mut out, Wait::No).is_ok() {}
+                        })
+                    };
+                    let r = Ring::new(&q.0, &q.1).unwrap();
+                    let mut out = Vec::new();
+                    // 16 messages (the kept start) and two more, read up to
+                    // the last two: the 19th is put at 18, a unit's start.
+                    for i in 0..18u8 {
+                        r.put(&t, &[i; 4], Wait::No).unwrap();
+                    }
+                    for _ in 0..16 {
+                        r.get(&t, &mut out, Wait::No).unwrap();
+                    }
+                    r.put(&t, &[18; 4], Wait::For(None)).unwrap();
+                    let tail = pos(q.0.tail.0.pos.load(Relaxed));
+                    let spun = spun.lock().unwrap().clone();
+                    if reads {
+                        assert_eq!((tail, spun), (65, vec![Spun::Spin(0)]));
+                    } else {
+                        let idle: Vec<_> = (0..WRAP_IDLE_SPINS).map(Spun::Spin).collect();
+                        assert_eq!((tail, spun), (19, idle));
+                    }
+                },
+                1,
+            );
+        }
+    }
+
     /// A ring keeping 8 units of 2 (16 chunks of 64): a producer inside the
     /// kept start never wraps, even at a unit's start with the queue empty
     /// and room at the next lap's start.

@@ -88,9 +88,10 @@
 //! sleep return at once. So no wake-up is lost (the seeded bugs 618 and 619
 //! drop one fence each, and loom finds the sleeper that never wakes; 621
 //! sleeps without the second look, and loom and shuttle find it). A
-//! producer's release of `prod` is its notifier's barrier on x86-64 (the
-//! unlock's swap: [`Platform::fence_after_rmw`]), so a `put` pays no locked
-//! instruction for its wake-up check. A waiter that dies asleep leaves the
+//! producer's release of `prod`, and a consumer's of `cons` after the last
+//! piece of a message, is its notifier's barrier on x86-64 (the unlock's
+//! swap: [`Platform::fence_after_rmw`]), so neither a `put` nor a `get` pays
+//! a locked instruction for its wake-up check. A waiter that dies asleep leaves the
 //! bit set: the next notifier clears it. The only sleepers on `not_empty`
 //! are `cons` holders and on `not_full` `prod` holders (the others sleep in
 //! the mutexes), so "wake all" wakes one. Before sleeping, a waiter spins
@@ -98,7 +99,9 @@
 //!
 //! A process can die between its `tail`/`head` store and its notification.
 //! Whoever takes its lock over ([`Acquired::OwnerDied`]) notifies for it;
-//! sleepers also wake at every liveness poll of the real platform.
+//! sleepers also wake at every liveness poll of the real platform, which
+//! covers a death between the release of the lock and the notification (the
+//! checkers give every sleeper such a poll after each death).
 //!
 //! `close` sets `closed` and notifies both words. Producers then fail with
 //! [`RingError::Closed`]; consumers get the messages still in the ring, then
@@ -163,9 +166,11 @@
 //! start instead, where the same chunks are — still in memory — if the queue
 //! is **empty** (`head` is at `tail`: every piece consumed) and the message
 //! fits there (the ordinary room check, from `reclaimed`). It looks at the
-//! consumer's side for that about once per reclaim unit, and when it finds a
-//! consumer reading close behind (holding `cons`, at most `2 * keep` chunks
-//! back) it spins a moment for it to catch up. All of this only chooses
+//! consumer's side for that about once per 4 KiB it passes (`WRAP_LOOK`
+//! chunks, or a reclaim unit if smaller: a look that fails costs a page of
+//! fresh memory), and when it finds a consumer reading close behind (holding
+//! `cons` or moving `head`, at most `2 * keep` chunks back) it spins a moment
+//! for it to catch up. All of this only chooses
 //! *where* the message goes; the room check decides whether it may.
 //!
 //! It writes a **wrap marker** (a piece of flags [`WRAP`], `len` 0) at

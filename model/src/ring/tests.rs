@@ -1512,56 +1512,98 @@ mod unit {
         });
     }
 
-    /// A producer at a look whose consumer is between two `get`s (not
-    /// holding `cons`, the queue not empty) spins for it: the consumer reads
-    /// (here inside the producer's first spin), and the producer wraps. One
-    /// that has neither held `cons` nor moved `head` for `WRAP_IDLE_SPINS`
-    /// spins is not reading: the producer goes on without wrapping.
-    #[test]
-    fn a_producer_spins_for_a_consumer_between_two_gets() {
-        use crate::checkers::Spun;
+    /// A producer at a look (at `n`, a unit's start past the kept start of
+    /// 16, after `n` one-chunk messages of which all but `unread` are read)
+    /// spins while the consumer is reading: holding `cons`, or having moved
+    /// `head` since the first look. The consumer here reads inside the
+    /// producer's spins, by `plan` (messages per spin); `hold`: the test holds
+    /// `cons` meanwhile. Returns where the message went and the spins.
+    fn wrap_spins(
+        (n, unread): (u8, usize),
+        plan: &[usize],
+        hold: bool,
+    ) -> (u64, Vec<crate::checkers::Spun>) {
         use std::sync::Mutex;
         struct R(RingHeader<S>, Vec<<S as Platform>::Cell<Chunk>>);
-        for reads in [true, false] {
-            shuttle::check_random(
-                move || {
-                    let w = world();
-                    let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
-                    let s = slots(&h);
-                    let q = Arc::new(R(h, s));
-                    let spun = Arc::new(Mutex::new(Vec::new()));
-                    let t = {
-                        let (q, spun) = (q.clone(), spun.clone());
-                        ModelThread::new(&w, 1).spins(8).on_spin(move |t, s| {
-                            spun.lock().unwrap().push(s);
-                            let r = Ring::new(&q.0, &q.1).unwrap();
-                            let mut out = Vec::new();
-                            while reads && r.get(t, &mut out, Wait::No).is_ok() {}
-                        })
-                    };
-                    let r = Ring::new(&q.0, &q.1).unwrap();
-                    let mut out = Vec::new();
-                    // 16 messages (the kept start) and two more, read up to
-                    // the last two: the 19th is put at 18, a unit's start.
-                    for i in 0..18u8 {
-                        r.put(&t, &[i; 4], Wait::No).unwrap();
-                    }
-                    for _ in 0..16 {
-                        r.get(&t, &mut out, Wait::No).unwrap();
-                    }
-                    r.put(&t, &[18; 4], Wait::For(None)).unwrap();
-                    let tail = pos(q.0.tail.0.pos.load(Relaxed));
-                    let spun = spun.lock().unwrap().clone();
-                    if reads {
-                        assert_eq!((tail, spun), (65, vec![Spun::Spin(0)]));
-                    } else {
-                        let idle: Vec<_> = (0..WRAP_IDLE_SPINS).map(Spun::Spin).collect();
-                        assert_eq!((tail, spun), (19, idle));
-                    }
-                },
-                1,
-            );
-        }
+        let result = Arc::new(Mutex::new(None));
+        let (plan, res) = (plan.to_vec(), result.clone());
+        shuttle::check_random(
+            move || {
+                let w = world();
+                let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
+                let s = slots(&h);
+                let q = Arc::new(R(h, s));
+                let plan = Arc::new(Mutex::new(std::collections::VecDeque::from(plan.clone())));
+                let spun = Arc::new(Mutex::new(Vec::new()));
+                let t = {
+                    let (q, plan, spun) = (q.clone(), plan.clone(), spun.clone());
+                    ModelThread::new(&w, 1).spins(8).on_spin(move |t, s| {
+                        spun.lock().unwrap().push(s);
+                        let r = Ring::new(&q.0, &q.1).unwrap();
+                        let mut out = Vec::new();
+                        for _ in 0..plan.lock().unwrap().pop_front().expect("a spin more") {
+                            r.get(t, &mut out, Wait::No).unwrap();
+                        }
+                    })
+                };
+                let r = Ring::new(&q.0, &q.1).unwrap();
+                let mut out = Vec::new();
+                for i in 0..n {
+                    r.put(&t, &[i; 4], Wait::No).unwrap();
+                }
+                for _ in 0..n as usize - unread {
+                    r.get(&t, &mut out, Wait::No).unwrap();
+                }
+                let held = ModelThread::new(&w, 2);
+                if hold {
+                    q.0.cons.0.lock.try_lock(&held).unwrap();
+                }
+                r.put(&t, &[n; 4], Wait::For(None)).unwrap();
+                if hold {
+                    q.0.cons.0.lock.unlock(&held).unwrap();
+                }
+                assert!(plan.lock().unwrap().is_empty(), "spins left over");
+                let tail = pos(q.0.tail.0.pos.load(Relaxed));
+                *res.lock().unwrap() = Some((tail, spun.lock().unwrap().clone()));
+            },
+            1,
+        );
+        let r = result.lock().unwrap().take().unwrap();
+        r
+    }
+
+    /// The lap-jump spins: a consumer between two `get`s (not holding `cons`)
+    /// that reads is waited for and the producer wraps (to 64); one that has
+    /// neither held `cons` nor moved `head` for `WRAP_IDLE_SPINS` (3) spins
+    /// is not reading: the producer goes on at 18 without wrapping.
+    #[test]
+    fn a_producer_spins_for_a_consumer_between_two_gets() {
+        use crate::checkers::Spun::Spin;
+        assert_eq!(WRAP_IDLE_SPINS, 3);
+        // Both read at the first spin: empty, wrapped.
+        let two = (18, 2); // at 18, two unread
+        assert_eq!(wrap_spins(two, &[2], false), (65, vec![Spin(0)]));
+        // Nobody reads: three spins, not wrapped.
+        assert_eq!(
+            wrap_spins(two, &[0, 0, 0], false),
+            (19, vec![Spin(0), Spin(1), Spin(2)])
+        );
+        // One read at the first spin (`head` moved), the other at the fifth:
+        // reading all along, wrapped.
+        assert_eq!(
+            wrap_spins(two, &[1, 0, 0, 0, 1], false),
+            (65, (0..5).map(Spin).collect())
+        );
+        // `cons` held, nothing read: reading (by `cons`) for all WRAP_SPINS
+        // (8) spins, then not wrapped.
+        assert_eq!(
+            wrap_spins(two, &[0; 8], true),
+            (19, (0..8).map(Spin).collect())
+        );
+        // A consumer more than twice the kept start (32) behind is not waited
+        // for, reading or not; at exactly 32 it is.
+        assert_eq!(wrap_spins((50, 33), &[], true), (51, vec![]));
+        assert_eq!(wrap_spins((50, 32), &[32], false), (65, vec![Spin(0)]));
     }
 
     /// A ring keeping 8 units of 2 (16 chunks of 64): a producer inside the

@@ -455,8 +455,16 @@ fn profile_one(only: &str, s: &Sizes) {
             let c = latency::crossbeam(s.rtt, None).as_secs_f64() * 1e6;
             println!("rtt_queue: round trip via 2 Queues, peer running: {q:.2} us (crossbeam {c:.2} us)");
         }
+        "rtt_asleep" => {
+            let gap = Some(ASLEEP_GAP);
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            let q = us(latency::queues(s.rtt_asleep, gap));
+            let p = us(latency::pipe(s.rtt_asleep, gap));
+            let u = us(latency::unix(s.rtt_asleep, gap));
+            println!("rtt_asleep: round trip, peer asleep: 2 Queues {q:.1} us, Pipe {p:.1} us, unix socket {u:.1} us");
+        }
         _ => eprintln!(
-            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, queue_pod, pod_1p, cb_u64, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock, manager_append or rtt_queue"
+            "PROCSHARE_BENCH_ONLY: queue_u64, queue_1p, queue_pod, pod_1p, cb_u64, bytebuf, raw4k, start, pool_map, pool_map_pod, apply_async, value_lock, manager_append, rtt_queue or rtt_asleep"
         ),
     }
 }

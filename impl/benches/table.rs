@@ -14,7 +14,8 @@
 //! `bytebuf`: the 4 KiB `ByteBuf` row; `raw4k`: 4 KiB through the untyped
 //! `RawQueue`; `start`; `pool_map`; `pool_map_pod`; `apply_async`; `value_lock`;
 //! `manager_append`; `rtt_queue`: the round trip through two `Queue`s, peer
-//! running, beside crossbeam's) runs
+//! running, beside crossbeam's; `rtt_asleep`: the peer-asleep round trips
+//! through two `Queue`s, a `Pipe` and a unix socket) runs
 //! that one measurement alone, for a profiler
 //! (`valgrind --tool=callgrind`) or an A/B comparison on a busy machine.
 //!

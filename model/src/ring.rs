@@ -374,6 +374,10 @@ pub const MUTANT_NEVER_LINGER: Mutant = Mutant(622);
 /// message (no batch: a request/reply exchange would linger on every wait).
 #[doc(hidden)]
 pub const MUTANT_LAZY_WITHOUT_BATCH: Mutant = Mutant(623);
+/// Seeded bug: a consumer that took a message's last piece does not notify
+/// `not_full` after releasing `cons` (a producer waiting for room sleeps on).
+#[doc(hidden)]
+pub const MUTANT_NO_NOTIFY_NOT_FULL: Mutant = Mutant(624);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1548,13 +1552,14 @@ impl<'a, P: Platform> Ring<'a, P> {
             self.h.cons.0.pace.store(lazy as u32, Relaxed);
         }
         let unlocked = self.h.cons.0.lock.unlock(t).is_ok();
-        if r.is_ok() {
+        if r.is_ok() && !mutant::<P>(MUTANT_NO_NOTIFY_NOT_FULL) {
             // The message's last piece freed its chunks: notify `not_full`
             // (`get_locked` left it to us), with the unlock's swap as the
             // notifier's barrier, as a producer's release of `prod` is.
             park::fence_after_unlock::<P>(unlocked, mutant::<P>(MUTANT_NO_NOTIFY_FENCE));
             self.notify_fenced(t, &self.h.head.0.event);
-        } else {
+        }
+        if r.is_err() {
             out.clear();
         }
         r

@@ -273,6 +273,15 @@ mod loom_checks {
         }));
     }
 
+    /// A consumer that does not notify `not_full` after a message's last
+    /// piece: the producer waiting for room sleeps on.
+    #[test]
+    fn loom_catches_624_no_notify_not_full() {
+        assert!(fails_with("deadlock", || {
+            check::<{ MUTANT_NO_NOTIFY_NOT_FULL.0 }>(spsc(vec![FULL_RING, FULL_RING]), Some(2));
+        }));
+    }
+
     #[test]
     fn loom_catches_603_no_notify() {
         assert!(fails_with("deadlock", || {
@@ -863,6 +872,13 @@ mod shuttle_checks {
     fn shuttle_catches_621_sleep_without_recheck() {
         assert!(fails_with("deadlock", || {
             random::<{ MUTANT_SLEEP_WITHOUT_RECHECK.0 }>(mpmc(false, None));
+        }));
+    }
+
+    #[test]
+    fn shuttle_catches_624_no_notify_not_full() {
+        assert!(fails_with("deadlock", || {
+            pct::<{ MUTANT_NO_NOTIFY_NOT_FULL.0 }>(mpmc(false, None));
         }));
     }
 

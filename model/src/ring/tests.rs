@@ -934,6 +934,22 @@ mod unit {
             .collect()
     }
 
+    /// A ring's header and chunks owned together (to share with a model
+    /// thread's spin hook).
+    struct Owned<P: Platform>(RingHeader<P>, Vec<P::Cell<Chunk>>);
+
+    impl<P: Platform> Owned<P> {
+        fn new(h: RingHeader<P>) -> Self {
+            let s = (0..h.capacity)
+                .map(|_| CellLike::new([0u8; CHUNK]))
+                .collect();
+            Owned(h, s)
+        }
+        fn ring(&self) -> Ring<'_, P> {
+            Ring::new(&self.0, &self.1).unwrap()
+        }
+    }
+
     /// The address of `field` in `h`, from `h`'s start.
     fn at<T>(h: &RingHeader<S>, field: &T) -> usize {
         field as *const T as usize - h as *const RingHeader<S> as usize
@@ -1119,28 +1135,12 @@ mod unit {
     /// The ring's consumers pace themselves (see [Pacing](super::super#pacing)
     /// and [`crate::testkit::check_pacing`]).
     fn pacing<const M: u32>() {
-        type P<const M: u32> = Shuttle<M>;
-        struct R<const M: u32>(RingHeader<P<M>>, Vec<<P<M> as Platform>::Cell<Chunk>>);
         crate::testkit::check_pacing(
-            || {
-                let h = RingHeader::<P<M>>::new(64, 0);
-                let s = (0..h.capacity)
-                    .map(|_| CellLike::new([0u8; CHUNK]))
-                    .collect();
-                R::<M>(h, s)
-            },
-            |r, t| {
-                Ring::new(&r.0, &r.1)
-                    .unwrap()
-                    .put(t, &[7; 4], Wait::No)
-                    .unwrap()
-            },
+            || Owned::<Shuttle<M>>::new(RingHeader::new(64, 0)),
+            |r, t| r.ring().put(t, &[7; 4], Wait::No).unwrap(),
             |r, t| {
                 let mut out = Vec::new();
-                Ring::new(&r.0, &r.1)
-                    .unwrap()
-                    .get(t, &mut out, Wait::For(None))
-                    .unwrap();
+                r.ring().get(t, &mut out, Wait::For(None)).unwrap();
                 assert_eq!(out, [7; 4]);
             },
             |r| r.0.cons.0.pace.load(Relaxed),
@@ -1540,29 +1540,26 @@ mod unit {
         hold: bool,
     ) -> (u64, Vec<crate::checkers::Spun>) {
         use std::sync::Mutex;
-        struct R(RingHeader<S>, Vec<<S as Platform>::Cell<Chunk>>);
         let result = Arc::new(Mutex::new(None));
         let (plan, res) = (plan.to_vec(), result.clone());
         shuttle::check_random(
             move || {
                 let w = world();
-                let h = RingHeader::<S>::new(64, 0).with_reclaim(1);
-                let s = slots(&h);
-                let q = Arc::new(R(h, s));
+                let q = Arc::new(Owned::<S>::new(RingHeader::new(64, 0).with_reclaim(1)));
                 let plan = Arc::new(Mutex::new(std::collections::VecDeque::from(plan.clone())));
                 let spun = Arc::new(Mutex::new(Vec::new()));
                 let t = {
                     let (q, plan, spun) = (q.clone(), plan.clone(), spun.clone());
                     ModelThread::new(&w, 1).spins(8).on_spin(move |t, s| {
                         spun.lock().unwrap().push(s);
-                        let r = Ring::new(&q.0, &q.1).unwrap();
+                        let r = q.ring();
                         let mut out = Vec::new();
                         for _ in 0..plan.lock().unwrap().pop_front().expect("a spin more") {
                             r.get(t, &mut out, Wait::No).unwrap();
                         }
                     })
                 };
-                let r = Ring::new(&q.0, &q.1).unwrap();
+                let r = q.ring();
                 let mut out = Vec::new();
                 for i in 0..n {
                     r.put(&t, &[i; 4], Wait::No).unwrap();

@@ -119,6 +119,7 @@ pub mod internals {
     pub use crate::platform::{
         current_tid, tid_is_alive, Shm, ShmCell, ShmThread, ShmWord32, ShmWord64,
     };
+    pub use crate::pool::slot_frames as pool_slot_frames;
     pub use crate::process::spawn::{forkserver_pid, with_forkserver_lock_held};
     pub use crate::queue::DEFAULT_CAPACITY;
     #[cfg(feature = "redis")]

@@ -61,6 +61,33 @@
 //!    is respawned, [`Dispatcher::submit`] is refused. CPython respawns such a
 //!    worker forever and its callers hang.
 //!
+//! # Slots
+//!
+//! A worker's transport may carry a unit's bytes, and the worker's answer,
+//! outside its channel: in shared memory, in one of `depth` fixed *input
+//! slots* and `depth` *output slots* per worker, with only a short note on
+//! the channel (`procshare` does so for large chunks: no copy through the
+//! kernel, and the reader decodes in place). Nothing but the protocol keeps
+//! a slot's writer and its reader apart, so the protocol decides who may
+//! touch which slot when:
+//!
+//! 8. The dispatcher gives the `k`-th unit it sends to a worker slot
+//!    `k % depth` ([`Action::Send`]); the worker answers a unit that came in
+//!    slot `s` in output slot `s` ([`FromWorker::Done`]), never another, and
+//!    reads a unit's input slot only between receiving it and sending its
+//!    `Done`. The dispatcher reads an answer's output slot while it handles
+//!    that `Done`, before it sends anything more to that worker.
+//!
+//! Why that is enough: with at most `depth` units in flight on a worker, the
+//! dispatcher sends unit `k + depth` (reusing input slot `s`) only after it
+//! handled unit `k`'s `Done`, which the worker sent after its last read of
+//! unit `k`'s input; and the worker writes output slot `s` again only for
+//! unit `k + depth`, which it received after the dispatcher had read unit
+//! `k`'s answer. A slot is never written while its reader may still read
+//! it, whatever runs in between (the dispatcher's [`Dispatcher::on_done`]
+//! also refuses an answer that names another slot than its unit's). A
+//! worker's slots die with it: a replacement gets new ones.
+//!
 //! # Invariants (checked by shuttle in `pool/tests.rs`)
 //!
 //! * every submitted unit is resolved exactly once: delivered (its worker
@@ -70,7 +97,10 @@
 //!   initializer finished;
 //! * no worker runs more than `maxtasksperchild` units;
 //! * after `close`, the pool finishes (no deadlock, no lost unit), and every
-//!   unit of a feed opened before the `close` runs.
+//!   unit of a feed opened before the `close` runs;
+//! * a slot is never overwritten while its reader may read it: a worker
+//!   reads its own unit's bytes in its input slot, and the dispatcher reads
+//!   the answer's bytes in the output slot the `Done` names.
 //!
 //! These are checked with shuttle, not loom: the protocol shares no memory
 //! (the dispatcher is one thread and talks to each worker by messages over its
@@ -79,7 +109,7 @@
 //! threads than loom's limit of 5 once a replacement is spawned — are what
 //! shuttle's random and PCT schedulers explore. A worker is killed at every
 //! step it can reach ([`crate::testkit::every_crash_point`]), and every
-//! seeded mutant 801–809 is shown caught for the right reason
+//! seeded mutant 801–811 is shown caught for the right reason
 //! ([`crate::testkit::fails_with`]).
 
 use crate::platform::{mutant, Mutant, WithMutant};
@@ -128,6 +158,15 @@ pub const MUTANT_FAIL_UNSTARTED_FRONT: Mutant = Mutant(808);
 #[doc(hidden)]
 pub const MUTANT_CLOSE_IGNORES_FEEDS: Mutant = Mutant(809);
 
+/// Seeded bug: every unit gets input slot 0 (the dispatcher overwrites a
+/// prefetched unit's bytes, or those of the unit the worker runs).
+#[doc(hidden)]
+pub const MUTANT_ONE_INPUT_SLOT: Mutant = Mutant(810);
+/// Seeded bug: the worker answers every slotted unit in output slot 0 (it
+/// overwrites an answer the dispatcher has not read yet).
+#[doc(hidden)]
+pub const MUTANT_ONE_OUTPUT_SLOT: Mutant = Mutant(811);
+
 /// A feed's id (chosen by the caller; unique among open feeds).
 pub type FeedId = u64;
 
@@ -170,6 +209,11 @@ pub enum Action {
         worker: WorkerId,
         /// Which unit.
         unit: UnitId,
+        /// The unit's *slot* on that worker (see "Slots" in the module
+        /// documentation): the transport may carry the unit's bytes in the
+        /// worker's input slot `slot`, and the worker its answer in its
+        /// output slot `slot`.
+        slot: usize,
     },
     /// Send the stop sentinel to `worker` (it exits after its units).
     Stop {
@@ -219,8 +263,9 @@ enum WState {
 struct Worker {
     id: WorkerId,
     state: WState,
-    /// Units sent and not answered, in the order sent (the front is running).
-    inflight: VecDeque<UnitId>,
+    /// Units sent and not answered, with their slots, in the order sent
+    /// (the front is running).
+    inflight: VecDeque<(UnitId, usize)>,
     /// Units ever sent (for `maxtasksperchild`).
     sent: u64,
     /// The front of `inflight` was reported started.
@@ -421,13 +466,18 @@ impl<P, const M: u32> Dispatcher<P, M> {
         }
     }
 
-    /// Worker `w` answered unit `unit`. Returns `true` when the driver must
-    /// deliver the results (exactly once per unit); `false` means the answer
-    /// does not match what `w` was running (a protocol violation: the driver
-    /// should kill that worker).
-    pub fn on_done(&mut self, w: WorkerId, unit: UnitId) -> bool {
+    /// Worker `w` answered unit `unit`, in output slot `slot` (`None`: not
+    /// in a slot). Returns `true` when the driver must deliver the results
+    /// (exactly once per unit); `false` means the answer does not match what
+    /// `w` was running, or names another slot than the unit's (a protocol
+    /// violation: the driver should kill that worker).
+    pub fn on_done(&mut self, w: WorkerId, unit: UnitId, slot: Option<usize>) -> bool {
         let ok = match self.find(w) {
-            Some(x) if x.inflight.front() == Some(&unit) => {
+            Some(x)
+                if x.inflight
+                    .front()
+                    .is_some_and(|&(u, s)| u == unit && slot.map_or(true, |t| t == s)) =>
+            {
                 x.inflight.pop_front();
                 x.running = false;
                 true
@@ -441,12 +491,24 @@ impl<P, const M: u32> Dispatcher<P, M> {
         ok
     }
 
+    /// The output slot worker `w` may answer in now: that of the unit it
+    /// runs (the front of its units in flight), if it has any. A driver that
+    /// reads answers in place checks a note's slot against it before
+    /// reading.
+    pub fn answer_slot(&self, w: WorkerId) -> Option<usize> {
+        self.workers
+            .iter()
+            .find(|x| x.id == w)
+            .and_then(|x| x.inflight.front())
+            .map(|&(_, s)| s)
+    }
+
     /// Worker `w` reports that it starts unit `unit` (sent before the unit's
     /// first task runs). Returns `false` on a protocol violation (not the
     /// unit expected next).
     pub fn on_started(&mut self, w: WorkerId, unit: UnitId) -> bool {
         match self.find(w) {
-            Some(x) if x.inflight.front() == Some(&unit) && !x.running => {
+            Some(x) if x.inflight.front().map(|f| f.0) == Some(unit) && !x.running => {
                 x.running = true;
                 true
             }
@@ -472,7 +534,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
                 ));
             }
         }
-        let mut inflight = x.inflight;
+        let mut inflight: VecDeque<UnitId> = x.inflight.into_iter().map(|(u, _)| u).collect();
         if mutant::<WithMutant<M>>(MUTANT_FAIL_PREFETCHED) {
             while let Some(u) = inflight.pop_front() {
                 self.fail(u, Failure::WorkerDied { worker: w });
@@ -525,7 +587,7 @@ impl<P, const M: u32> Dispatcher<P, M> {
         let mut kills = Vec::new();
         let mut fails = Vec::new();
         for x in &mut self.workers {
-            fails.extend(x.inflight.drain(..));
+            fails.extend(x.inflight.drain(..).map(|(u, _)| u));
             x.state = WState::Stopping;
             kills.push(x.id);
         }
@@ -599,11 +661,20 @@ impl<P, const M: u32> Dispatcher<P, M> {
                     }
                     if may_send(x) && x.inflight.len() < round {
                         let u = self.queue.pop_front().expect("not empty");
-                        x.inflight.push_back(u);
+                        // The `sent`-th unit takes slot `sent % depth`: with at
+                        // most `depth` in flight, the unit that last had it
+                        // was answered (see "Slots").
+                        let slot = if mutant::<WithMutant<M>>(MUTANT_ONE_INPUT_SLOT) {
+                            0
+                        } else {
+                            (x.sent % self.cfg.depth as u64) as usize
+                        };
+                        x.inflight.push_back((u, slot));
                         x.sent += 1;
                         self.actions.push_back(Action::Send {
                             worker: x.id,
                             unit: u,
+                            slot,
                         });
                     }
                 }
@@ -655,6 +726,9 @@ pub enum ToWorker<P> {
     Unit {
         /// Its id.
         unit: UnitId,
+        /// Its slot ([`Action::Send`]), if its bytes came in the worker's
+        /// input slot (`None`: inline, on the channel).
+        slot: Option<usize>,
         /// Its payload.
         payload: P,
     },
@@ -678,6 +752,9 @@ pub enum FromWorker<R> {
     Done {
         /// Which unit.
         unit: UnitId,
+        /// The output slot the worker may write the results in: the unit's
+        /// own slot, if it came in one (`None`: the results go inline).
+        slot: Option<usize>,
         /// Its results.
         results: R,
     },
@@ -730,7 +807,11 @@ pub fn worker_main<Io: WorkerIo, const M: u32>(
         match io.recv() {
             None => return WorkerExit::Orphaned,
             Some(ToWorker::Stop) => return WorkerExit::Stopped,
-            Some(ToWorker::Unit { unit, payload }) => {
+            Some(ToWorker::Unit {
+                unit,
+                slot,
+                payload,
+            }) => {
                 if !io.send(FromWorker::Started { unit }) {
                     return WorkerExit::Orphaned;
                 }
@@ -739,7 +820,18 @@ pub fn worker_main<Io: WorkerIo, const M: u32>(
                     // Mutant 803 only: the initializer runs after the first unit.
                     let _ = f();
                 }
-                if !io.send(FromWorker::Done { unit, results }) {
+                // The answer goes in the unit's own slot, never another
+                // (see "Slots").
+                let slot = if mutant::<WithMutant<M>>(MUTANT_ONE_OUTPUT_SLOT) {
+                    slot.map(|_| 0)
+                } else {
+                    slot
+                };
+                if !io.send(FromWorker::Done {
+                    unit,
+                    slot,
+                    results,
+                }) {
                     return WorkerExit::Orphaned;
                 }
             }

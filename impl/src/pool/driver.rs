@@ -16,8 +16,21 @@ use super::job::Sink;
 use super::worker::{self, InitFn, SpawnInit, FRAME_LIMIT};
 use super::PoolError;
 use crate::process::StartMethod;
+use crate::shm::slots::{Side, Slots};
 use crate::sys::io::Sent;
 use crate::Process;
+
+/// Frames that crossed in a worker's slots instead of its socket, in this
+/// process (units sent, answers received): see [`slot_frames`].
+static SLOT_FRAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many unit frames and answers crossed in the workers' slots (shared
+/// memory) rather than their sockets, in this process, over every pool
+/// (for the tests: the large frames must take the slots).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))]
+pub fn slot_frames() -> u64 {
+    SLOT_FRAMES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// Unit frame buffers no longer in use, for the next submissions: a `map`
 /// encodes its chunks into memory that is already mapped (a fresh
@@ -358,6 +371,9 @@ struct Conn {
     /// Bytes of `out.front()` already written.
     out_off: usize,
     dead: bool,
+    /// The worker's slots (`None`: they could not be made; every frame
+    /// crosses the socket).
+    slots: Option<Arc<Slots>>,
     /// `sock` and `pidfd` are closed in forked children by the fork hook
     /// (see `fds`); the others are closed by the workers themselves.
     sock_tracked: bool,
@@ -391,6 +407,8 @@ pub(crate) struct Driver {
     method: StartMethod,
     /// How long an idle worker polls its socket before it sleeps.
     spin: std::time::Duration,
+    /// Units in flight per worker (the slots per side of each worker).
+    depth: usize,
 }
 
 fn failure_error(f: Failure, dead: &HashMap<WorkerId, (u32, Option<i32>)>) -> PoolError {
@@ -417,6 +435,7 @@ impl Driver {
         spin: std::time::Duration,
     ) -> Driver {
         Driver {
+            depth: cfg.depth.max(1),
             d: Dispatcher::new(cfg),
             conns: Vec::new(),
             units: HashMap::new(),
@@ -469,15 +488,29 @@ impl Driver {
             if let (false, Some(p)) = (c.pidfd_tracked, &c.pidfd) {
                 close.push(p.as_raw_fd());
             }
+            if let Some(fd) = c.slots.as_ref().and_then(|s| s.fd()) {
+                close.push(fd.as_raw_fd());
+            }
         }
         // The workers watch this process, the pool's owner, and exit when it dies.
         let owner = crate::sys::proc::getpid();
+        // Large frames cross in the worker's slots; without them (no memfd),
+        // in the socket.
+        let slots = Slots::create(self.depth, worker::SLOT_SIZE)
+            .ok()
+            .map(Arc::new);
         let mut child = Some(child);
         let mut p = if self.method == StartMethod::Fork {
             let cfd = child.as_ref().map_or(-1, |c| c.as_raw_fd());
             let init = self.init.clone();
             let spin = self.spin;
-            Process::new(move || worker::child_main(cfd, &close, init, owner, spin))
+            // The child inherits the mapping itself (MAP_SHARED survives a
+            // fork); the memfd is closed in it with the other descriptors.
+            if let Some(fd) = slots.as_ref().and_then(|s| s.fd()) {
+                close.push(fd.as_raw_fd());
+            }
+            let sl = slots.clone();
+            Process::new(move || worker::child_main(cfd, &close, init, owner, spin, sl))
         } else {
             // A fresh exec of this binary: it inherits no descriptor (all the
             // pool's are close-on-exec) but its socket, passed as an
@@ -488,6 +521,7 @@ impl Driver {
                 owner,
                 served: self.method == StartMethod::ForkServer,
                 spin: self.spin,
+                slots: slots.clone(),
                 init: self.spawn_init.clone(),
             };
             Process::with_target(worker::spawned_main, (arg,)).start_method(self.method)
@@ -517,6 +551,7 @@ impl Driver {
             out: VecDeque::new(),
             out_off: 0,
             dead: false,
+            slots,
             sock_tracked,
             pidfd_tracked,
         });
@@ -534,10 +569,29 @@ impl Driver {
                         self.d.on_died(worker);
                     }
                 }
-                Action::Send { worker, unit } => {
+                Action::Send { worker, unit, slot } => {
                     let f = self.d.payload(unit).cloned();
                     if let (Some(f), Some(c)) = (f, self.conn(worker)) {
-                        c.out.push_back(f);
+                        let body = &f[4..];
+                        let in_slot = match &c.slots {
+                            Some(sl) if body.len() >= worker::SLOT_MIN => {
+                                // SAFETY: `slot` is the dispatcher's for this
+                                // unit: the unit that had input slot `slot`
+                                // before it was answered (at most `depth` in
+                                // flight), and the worker reads a unit's
+                                // input slot only until it answers it (slot
+                                // protocol, rule 8): nobody reads it now.
+                                unsafe { sl.write(Side::Input, slot, body) }
+                            }
+                            _ => false,
+                        };
+                        if in_slot {
+                            SLOT_FRAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let note = worker::slot_note(worker::TO_SLOT, slot, body.len());
+                            c.out.push_back(Arc::new(Frame::plain(note.to_vec())));
+                        } else {
+                            c.out.push_back(f);
+                        }
                         flush(c);
                     }
                 }
@@ -623,7 +677,7 @@ impl Driver {
             }
             Some(&worker::FROM_STARTED) => unit().is_some_and(|u| self.d.on_started(w, u)),
             Some(&worker::FROM_DONE) => match unit() {
-                Some(u) if self.d.on_done(w, u) => {
+                Some(u) if self.d.on_done(w, u, None) => {
                     if let Some((sink, start, n)) = self.units.remove(&u) {
                         sink.deliver(start, n, &f[9..]);
                     }
@@ -631,6 +685,41 @@ impl Driver {
                 }
                 _ => false,
             },
+            Some(&worker::FROM_SLOT) => {
+                let Some((s, len)) = worker::parse_slot_note(f) else {
+                    return false;
+                };
+                let Some(sl) = self.conn(w).and_then(|c| c.slots.clone()) else {
+                    return false;
+                };
+                // Only the slot of the unit it runs (before reading it).
+                if self.d.answer_slot(w) != Some(s) {
+                    return false;
+                }
+                // SAFETY: the worker wrote this answer into output slot `s`
+                // before it sent the note being handled, and writes that
+                // slot again only for a unit sent after this answer is
+                // handled (slot protocol, rule 8; `s` is its running unit's
+                // slot, checked above). `body` is dropped before this
+                // function returns.
+                let Some(body) = (unsafe { sl.read(Side::Output, s, len) }) else {
+                    return false;
+                };
+                let u = match body.get(1..9) {
+                    Some(b) if body[0] == worker::FROM_DONE => {
+                        u64::from_le_bytes(b.try_into().expect("8 bytes"))
+                    }
+                    _ => return false,
+                };
+                if !self.d.on_done(w, u, Some(s)) {
+                    return false;
+                }
+                SLOT_FRAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some((sink, start, n)) = self.units.remove(&u) {
+                    sink.deliver(start, n, &body[9..]);
+                }
+                true
+            }
             _ => false,
         }
     }

@@ -11,6 +11,8 @@ mod result;
 mod stream;
 pub(crate) mod worker;
 
+#[cfg(feature = "internals")]
+pub use driver::slot_frames;
 pub use error::PoolError;
 pub use result::{AsyncResult, Imap, MapResult};
 

@@ -9,7 +9,21 @@
 //!               [2] message (UTF-8)                              InitFailed
 //!               [3] unit:u64                                     Started
 //!               [4] unit:u64 results...                          Done
+//!
+//! in a slot     [3] slot:u32 len:u32     (to a worker)    its unit frame is in input slot `slot`
+//!               [5] slot:u32 len:u32     (from a worker)  its Done frame is in output slot `slot`
 //! ```
+//!
+//! A unit frame or a `Done` frame of at least [`SLOT_MIN`] bytes (a `map`'s
+//! chunk and its answer) does not cross the socket when the worker has slots
+//! ([`crate::shm::slots`]): its payload (the tag onwards) is copied into the
+//! slot that the dispatcher gave the unit (`Action::Send`'s `slot`, the unit's
+//! answer in the output slot of the same index), and the socket carries only
+//! the short note `[3]`/`[5]` with its length. The reader decodes it in place,
+//! safe by protocol (`procshare_model::pool`, "Slots"): a slot is written
+//! only when its reader is done with it. A note naming a slot that does not
+//! exist, a length that does not fit, or a frame that is not a unit (resp. a
+//! `Done`) is a protocol violation, handled as a corrupt frame is.
 //!
 //! Integers are little-endian. `args` is `p:u32`, then `n` arguments (`T`
 //! each), one after the other: the first `p` as plain bytes (see [`super::plain`]:
@@ -51,6 +65,8 @@ use crate::codec::wire::{self, WireError};
 use crate::panic_message;
 use crate::process::spawn::{checked_fn_at, fn_at, fn_offset};
 use crate::process::spawn::{Exporter, Importer, SpawnArg, SpawnArgs, SpawnError};
+use crate::shm::slots::{Side, Slots};
+use std::sync::Arc;
 
 /// Frames larger than this are refused (a hostile or broken peer cannot make us allocate more).
 pub(crate) const FRAME_LIMIT: usize = wire::DEFAULT_LIMIT;
@@ -61,6 +77,37 @@ pub(crate) const FROM_READY: u8 = 1;
 pub(crate) const FROM_INIT_FAILED: u8 = 2;
 pub(crate) const FROM_STARTED: u8 = 3;
 pub(crate) const FROM_DONE: u8 = 4;
+pub(crate) const TO_SLOT: u8 = 3;
+pub(crate) const FROM_SLOT: u8 = 5;
+
+/// A frame (payload) at least this long crosses in a slot when it can; a
+/// shorter one (an `apply`, a small chunk) crosses the socket, which costs no
+/// more than the note would.
+pub(crate) const SLOT_MIN: usize = 16 << 10;
+
+/// Bytes per slot: the largest frame that crosses in one (a default-chunked
+/// `map` of up to about 4 M `u64`s over two workers).
+pub(crate) const SLOT_SIZE: usize = 4 << 20;
+
+/// A slot note (`[3]`/`[5]` above), whole frame: length 9, tag, slot, length.
+pub(crate) fn slot_note(tag: u8, slot: usize, len: usize) -> [u8; 13] {
+    let mut f = [0u8; 13];
+    f[..4].copy_from_slice(&9u32.to_le_bytes());
+    f[4] = tag;
+    f[5..9].copy_from_slice(&(slot as u32).to_le_bytes());
+    f[9..].copy_from_slice(&(len as u32).to_le_bytes());
+    f
+}
+
+/// The slot and length of a slot note's payload (`f`, tag included).
+pub(crate) fn parse_slot_note(f: &[u8]) -> Option<(usize, usize)> {
+    if f.len() != 9 {
+        return None;
+    }
+    let s = u32::from_le_bytes(f[1..5].try_into().ok()?) as usize;
+    let n = u32::from_le_bytes(f[5..9].try_into().ok()?) as usize;
+    Some((s, n))
+}
 
 /// Bytes reserved in front of a trampoline's output for the `Done` frame's
 /// header (length, tag, unit id).
@@ -507,9 +554,11 @@ pub(crate) struct UnitMsg {
     tramp: usize,
     func: usize,
     /// The payload is `frame[..len]` (the buffer may be longer: it is reused
-    /// without being cut, so that its bytes are not zeroed again).
+    /// without being cut, so that its bytes are not zeroed again); or, when
+    /// `slot` is set, the first `len` bytes of that input slot.
     frame: Vec<u8>,
     len: usize,
+    slot: Option<usize>,
 }
 
 /// Offset of the arguments (`n:u32` onwards) in a unit frame's payload.
@@ -642,13 +691,16 @@ struct SockIo {
     stash: Box<[u8; STASH]>,
     lo: usize,
     hi: usize,
+    /// This worker's slots, shared with the dispatcher (`None`: every frame
+    /// crosses the socket).
+    slots: Option<Arc<Slots>>,
 }
 
 /// Size of a worker's read-ahead buffer.
 const STASH: usize = 4096;
 
 impl SockIo {
-    fn new(sock: UnixStream, spare: Spare, spin: Duration) -> SockIo {
+    fn new(sock: UnixStream, spare: Spare, spin: Duration, slots: Option<Arc<Slots>>) -> SockIo {
         SockIo {
             sock,
             spare,
@@ -657,6 +709,7 @@ impl SockIo {
             stash: Box::new([0; STASH]),
             lo: 0,
             hi: 0,
+            slots,
         }
     }
 
@@ -746,11 +799,41 @@ impl WorkerIo for SockIo {
                 let func = fn_at(u64_at(&f[..len], 17)? as i64);
                 Some(ToWorker::Unit {
                     unit,
+                    slot: None,
                     payload: UnitMsg {
                         tramp,
                         func,
                         frame: f,
                         len,
+                        slot: None,
+                    },
+                })
+            }
+            TO_SLOT => {
+                let (slot, n) = parse_slot_note(&f[..len])?;
+                spare_give(&self.spare, f);
+                // SAFETY: the dispatcher wrote this unit's frame into input
+                // slot `slot` before it sent the note just received, and
+                // writes that slot again only after this worker answers the
+                // unit (slot protocol, rule 8): no write while `b` lives (it
+                // is dropped below; the unit reads the slot again, in
+                // `run_worker`, before its answer).
+                let b = unsafe { self.slots.as_ref()?.read(Side::Input, slot, n)? };
+                if b.first() != Some(&TO_UNIT) {
+                    return None;
+                }
+                let unit = u64_at(b, 1)?;
+                let tramp = fn_at(u64_at(b, 9)? as i64);
+                let func = fn_at(u64_at(b, 17)? as i64);
+                Some(ToWorker::Unit {
+                    unit,
+                    slot: Some(slot),
+                    payload: UnitMsg {
+                        tramp,
+                        func,
+                        frame: Vec::new(),
+                        len: n,
+                        slot: Some(slot),
                     },
                 })
             }
@@ -774,7 +857,11 @@ impl WorkerIo for SockIo {
                 f[5..].copy_from_slice(&unit.to_le_bytes());
                 return std::io::Write::write_all(&mut self.sock, &f).is_ok();
             }
-            FromWorker::Done { unit, mut results } => {
+            FromWorker::Done {
+                unit,
+                slot,
+                mut results,
+            } => {
                 // The trampoline left DONE_HEADER bytes in front, the
                 // frame's length first (the buffer may be longer: slack).
                 let end = match results.get(..4) {
@@ -786,7 +873,26 @@ impl WorkerIo for SockIo {
                 }
                 results[4] = FROM_DONE;
                 results[5..DONE_HEADER].copy_from_slice(&unit.to_le_bytes());
-                let ok = std::io::Write::write_all(&mut self.sock, &results[..end]).is_ok();
+                let body = &results[4..end];
+                let in_slot = match (slot, &self.slots) {
+                    (Some(s), Some(sl)) if body.len() >= SLOT_MIN => {
+                        // SAFETY: `s` is the unit's own slot (`worker_main`
+                        // answers in it, never another), and the dispatcher
+                        // reads output slot `s` only while it handles the
+                        // note sent below, and the previous answer in it
+                        // before it sent this unit (slot protocol, rule 8):
+                        // nobody reads it now.
+                        unsafe { sl.write(Side::Output, s, body) }.then_some(s)
+                    }
+                    _ => None,
+                };
+                let ok = match in_slot {
+                    Some(s) => {
+                        let note = slot_note(FROM_SLOT, s, body.len());
+                        std::io::Write::write_all(&mut self.sock, &note).is_ok()
+                    }
+                    None => std::io::Write::write_all(&mut self.sock, &results[..end]).is_ok(),
+                };
                 spare_give(&self.spare, results);
                 return ok;
             }
@@ -883,6 +989,7 @@ pub(crate) enum SpawnedWorker {
         owner: crate::sys::proc::RawPid,
         served: bool,
         spin: Duration,
+        slots: Option<Arc<Slots>>,
         init: Option<std::sync::Arc<dyn SpawnInit>>,
     },
     /// The worker's side (imported).
@@ -891,6 +998,7 @@ pub(crate) enum SpawnedWorker {
         owner: crate::sys::proc::RawPid,
         served: bool,
         spin: Duration,
+        slots: Option<Arc<Slots>>,
         init: Option<InitOnce>,
     },
 }
@@ -902,24 +1010,37 @@ impl SpawnArg for SpawnedWorker {
             owner,
             served,
             spin,
+            slots,
             init,
         } = self
         else {
             return Err(SpawnError::BadRequest("a worker's own arguments exported"));
         };
         ex.fd(sock.as_fd())?;
-        ex.put(&(*owner, *served, *spin))?;
+        // The slots' shape, then their memfd (when they have one).
+        let slots = slots
+            .as_ref()
+            .and_then(|s| s.fd().map(|fd| (fd, (s.depth(), s.size()))));
+        ex.put(&(*owner, *served, *spin, slots.map(|s| s.1)))?;
+        if let Some((fd, _)) = slots {
+            ex.fd(fd)?;
+        }
         put_init(ex, init.as_deref())
     }
     fn import(im: &mut Importer) -> Result<Self, SpawnError> {
         let sock = im.take_fd()?;
-        let (owner, served, spin) = im.take()?;
+        let (owner, served, spin, shape): (_, _, _, Option<(usize, usize)>) = im.take()?;
+        let slots = match shape {
+            Some((depth, size)) => Some(Arc::new(Slots::attach(im.take_fd()?, depth, size)?)),
+            None => None,
+        };
         let init = take_init(im)?;
         Ok(SpawnedWorker::In {
             sock,
             owner,
             served,
             spin,
+            slots,
             init,
         })
     }
@@ -932,11 +1053,12 @@ pub(crate) fn spawned_main((w,): (SpawnedWorker,)) {
         owner,
         served,
         spin,
+        slots,
         init,
     } = w
     {
         let init = init.map(|f| f as Box<dyn FnOnce()>);
-        run_worker(UnixStream::from(sock), init, owner, served, spin);
+        run_worker(UnixStream::from(sock), init, owner, served, spin, slots);
     }
 }
 
@@ -1011,6 +1133,7 @@ pub(crate) fn child_main(
     init: Option<InitFn>,
     owner: crate::sys::proc::RawPid,
     spin: Duration,
+    slots: Option<Arc<Slots>>,
 ) {
     // The child's copies of the parent's pool descriptors (other workers'
     // sockets, pidfds, the wake-up eventfd): the child never uses them and the
@@ -1020,17 +1143,18 @@ pub(crate) fn child_main(
     // owned by nothing else in the child.
     let sock = unsafe { UnixStream::from_raw_fd(fd) };
     let init = init.map(|f| Box::new(move || f()) as Box<dyn FnOnce()>);
-    run_worker(sock, init, owner, false, spin);
+    run_worker(sock, init, owner, false, spin, slots);
 }
 
 /// A worker (forked or spawned) on its socket, which it polls for up to
-/// `spin` when idle before it sleeps.
+/// `spin` when idle before it sleeps, and its slots (if any).
 fn run_worker(
     sock: UnixStream,
     init: Option<Box<dyn FnOnce()>>,
     owner: crate::sys::proc::RawPid,
     served: bool,
     spin: Duration,
+    slots: Option<Arc<Slots>>,
 ) {
     watch_owner(owner, served);
     // Task panics are reported to the parent with their message; do not also
@@ -1041,7 +1165,7 @@ fn run_worker(
     crate::process::set_panic_mode(crate::process::PANIC_SILENT);
     let _ = sock.set_nonblocking(false);
     let spare: Spare = Rc::default();
-    let mut io = SockIo::new(sock, spare.clone(), spin);
+    let mut io = SockIo::new(sock, spare.clone(), spin, slots.clone());
     worker_main::<_, 0>(
         &mut io,
         move || match init {
@@ -1056,9 +1180,17 @@ fn run_worker(
             let t: Tramp = unsafe { std::mem::transmute::<usize, Tramp>(m.tramp) };
             // Room for the Done frame's header, filled in by `send` (no copy).
             let mut out = spare_take(&spare);
+            let data = match (m.slot, &slots) {
+                // SAFETY: as in `SockIo::recv`: the unit's input slot is not
+                // written until this worker answers the unit, after `t`
+                // returns (slot protocol, rule 8). The arguments are decoded
+                // in place.
+                (Some(s), Some(sl)) => unsafe { sl.read(Side::Input, s, m.len) },
+                _ => m.frame.get(..m.len),
+            };
             t(
                 m.func,
-                m.frame.get(UNIT_DATA..m.len).unwrap_or(&[]),
+                data.and_then(|d| d.get(UNIT_DATA..)).unwrap_or(&[]),
                 &mut out,
             );
             spare_give(&spare, m.frame);
@@ -1081,7 +1213,7 @@ mod tests {
         let (id_tx, id_rx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
             id_tx.send(crate::sys::interrupt::tid()).unwrap();
-            let mut io = SockIo::new(rx, Spare::default(), Duration::ZERO);
+            let mut io = SockIo::new(rx, Spare::default(), Duration::ZERO, None);
             let ok = io.fill();
             (ok, io.stash[io.lo..io.hi].to_vec())
         });
@@ -1090,13 +1222,135 @@ mod tests {
         assert_eq!(t.join().unwrap(), (true, b"abc".to_vec()));
     }
 
+    /// A unit frame of `n` payload bytes (tag onwards) whose tramp and func
+    /// are `tramp1::<u64, u64>`'s and an anchor's (any function of this
+    /// binary: `recv` only resolves them).
+    fn unit_payload(unit: UnitId, n: usize) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut o = Out::at(&mut buf, 0);
+        unit_header(
+            &mut o,
+            unit,
+            tramp1::<u64, u64> as Tramp,
+            stop_frame as *const () as usize,
+        );
+        o.keep();
+        buf.resize(4 + n, 0xAB);
+        buf.split_off(4)
+    }
+
+    fn read_all(sock: &mut UnixStream, n: usize) -> Vec<u8> {
+        let mut b = vec![0; n];
+        sock.read_exact(&mut b).unwrap();
+        b
+    }
+
+    /// A unit announced by a slot note is read from that input slot, in
+    /// place; its answer, large, goes into the output slot of the same index
+    /// with a note; a small answer, or one to a unit that came inline, goes
+    /// on the socket.
+    #[test]
+    fn a_unit_in_a_slot_is_read_there_and_answered_in_the_same_slot() {
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let slots = Arc::new(Slots::create(2, 64 << 10).unwrap());
+        let mut io = SockIo::new(rx, Spare::default(), Duration::ZERO, Some(slots.clone()));
+        let unit = unit_payload(77, 40_000);
+        // SAFETY: one thread; the worker reads the slot after the note.
+        assert!(unsafe { slots.write(Side::Input, 1, &unit) });
+        tx.write_all(&slot_note(TO_SLOT, 1, unit.len())).unwrap();
+        let Some(ToWorker::Unit {
+            unit: u,
+            slot,
+            payload,
+        }) = io.recv()
+        else {
+            panic!("a unit");
+        };
+        assert_eq!(
+            (u, slot, payload.slot, payload.len),
+            (77, Some(1), Some(1), 40_000)
+        );
+        assert_eq!(payload.tramp, tramp1::<u64, u64> as *const () as usize);
+        // A large answer: in output slot 1, a note on the socket.
+        let mut done = vec![0u8; DONE_HEADER + 20_000];
+        done[..4].copy_from_slice(&((DONE_HEADER - 4 + 20_000) as u32).to_le_bytes());
+        done[DONE_HEADER..].fill(0xCD);
+        assert!(io.send(FromWorker::Done {
+            unit: 77,
+            slot: Some(1),
+            results: done.clone()
+        }));
+        let note = read_all(&mut tx, 13);
+        assert_eq!(note, slot_note(FROM_SLOT, 1, 9 + 20_000));
+        // SAFETY: as above.
+        let body = unsafe { slots.read(Side::Output, 1, 9 + 20_000) }.unwrap();
+        assert_eq!(body[0], FROM_DONE);
+        assert_eq!(&body[1..9], &77u64.to_le_bytes());
+        assert!(body[9..].iter().all(|&b| b == 0xCD));
+        // The same answer to a unit that came inline: on the socket.
+        assert!(io.send(FromWorker::Done {
+            unit: 78,
+            slot: None,
+            results: done.clone()
+        }));
+        let f = read_all(&mut tx, DONE_HEADER + 20_000);
+        assert_eq!(
+            (&f[4..5], &f[5..13]),
+            (&[FROM_DONE][..], &78u64.to_le_bytes()[..])
+        );
+        // A small answer in a slotted unit: on the socket.
+        let mut small = vec![0u8; DONE_HEADER + 3];
+        small[..4].copy_from_slice(&(DONE_HEADER as u32 - 1).to_le_bytes());
+        assert!(io.send(FromWorker::Done {
+            unit: 79,
+            slot: Some(0),
+            results: small
+        }));
+        let f = read_all(&mut tx, DONE_HEADER + 3);
+        assert_eq!(f[4], FROM_DONE);
+    }
+
+    /// Bad slot notes end the worker's reading (`None`: it exits, as on any
+    /// corrupt frame), never a panic or a read out of bounds: no such slot,
+    /// a length above the slot's size, a slot that does not hold a unit, a
+    /// note to a worker without slots, a note of the wrong length.
+    #[test]
+    fn bad_slot_notes_are_refused() {
+        let slots = Arc::new(Slots::create(2, 64 << 10).unwrap());
+        // SAFETY: one thread.
+        assert!(unsafe { slots.write(Side::Input, 0, &[TO_STOP; 40]) });
+        // SAFETY: as above.
+        assert!(unsafe { slots.write(Side::Input, 1, &unit_payload(5, 40)) });
+        let mut bad_len = slot_note(TO_SLOT, 0, 30).to_vec();
+        bad_len[0] = 10;
+        bad_len.push(0);
+        for (note, with_slots) in [
+            (slot_note(TO_SLOT, 2, 100).to_vec(), true),
+            (slot_note(TO_SLOT, 0, (64 << 10) + 1).to_vec(), true),
+            (slot_note(TO_SLOT, 0, 40).to_vec(), true),
+            (slot_note(TO_SLOT, 1, 20).to_vec(), true),
+            (slot_note(TO_SLOT, 0, 40).to_vec(), false),
+            (bad_len, true),
+        ] {
+            let (mut tx, rx) = UnixStream::pair().unwrap();
+            let mut io = SockIo::new(
+                rx,
+                Spare::default(),
+                Duration::ZERO,
+                with_slots.then(|| slots.clone()),
+            );
+            tx.write_all(&note).unwrap();
+            assert!(io.recv().is_none(), "{note:?} {with_slots}");
+        }
+    }
+
     /// A frame whose header arrives in two parts, read with and without the
     /// idle poll: the polled read appends to what the stash already holds.
     #[test]
     fn a_frame_split_across_reads_is_whole_with_or_without_the_idle_poll() {
         for spin in [Duration::ZERO, Duration::from_millis(1)] {
             let (mut tx, rx) = UnixStream::pair().unwrap();
-            let mut io = SockIo::new(rx, Spare::default(), spin);
+            let mut io = SockIo::new(rx, Spare::default(), spin, None);
             let payload: Vec<u8> = (0..100u8).collect();
             let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
             frame.extend_from_slice(&payload);

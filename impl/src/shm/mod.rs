@@ -56,6 +56,7 @@
 //! protocol structs instantiated over [`Shm`](crate::platform::Shm).
 
 pub(crate) mod layout;
+pub(crate) mod slots;
 
 use core::mem::{align_of, size_of};
 use core::ops::Deref;

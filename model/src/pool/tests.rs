@@ -12,7 +12,7 @@
 
 use super::*;
 use crate::checkers::Crash;
-use crate::testkit::{every_crash_point, fails_with, shuttle_iters};
+use crate::testkit::{every_crash_point, fails_with, fails_with_any, shuttle_iters};
 use shuttle::sync::mpsc::{channel, Sender};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -77,6 +77,17 @@ struct Witness {
     resolved: HashMap<UnitId, Outcome>,
     spawned: u32,
     died: u32,
+    /// What each worker's input and output slots hold: the unit whose bytes
+    /// were last written there (see "Slots" in the protocol's docs).
+    input: HashMap<(WorkerId, usize), UnitId>,
+    output: HashMap<(WorkerId, usize), UnitId>,
+}
+
+/// Does the dispatcher carry unit `u` in a slot? All but every fourth unit
+/// (those go inline: both kinds mix on one worker, as large and small units
+/// do in `procshare`).
+fn slotted(u: UnitId) -> bool {
+    u % 4 != 3
 }
 
 type W = Arc<StdMutex<Witness>>;
@@ -146,17 +157,39 @@ struct ModelIo {
     inbox: shuttle::sync::mpsc::Receiver<ToWorker<Vec<u32>>>,
     tx: Sender<Ev>,
     steps: Rc<Steps>,
+    w: W,
 }
 
 impl WorkerIo for ModelIo {
-    type Payload = Vec<u32>;
+    /// The unit's input slot (read at each task) and its tasks.
+    type Payload = (Option<usize>, Vec<u32>);
     type Results = Vec<u32>;
-    fn recv(&mut self) -> Option<ToWorker<Vec<u32>>> {
+    fn recv(&mut self) -> Option<ToWorker<(Option<usize>, Vec<u32>)>> {
         self.steps.step();
-        self.inbox.recv().ok()
+        Some(match self.inbox.recv().ok()? {
+            ToWorker::Unit {
+                unit,
+                slot,
+                payload,
+            } => ToWorker::Unit {
+                unit,
+                slot,
+                payload: (slot, payload),
+            },
+            ToWorker::Stop => ToWorker::Stop,
+        })
     }
     fn send(&mut self, m: FromWorker<Vec<u32>>) -> bool {
         self.steps.step();
+        if let FromWorker::Done {
+            unit,
+            slot: Some(s),
+            ..
+        } = &m
+        {
+            // The answer's bytes, written into the output slot.
+            wit(&self.w).output.insert((self.id, *s), *unit);
+        }
         self.tx.send(Ev::From(self.id, m)).is_ok()
     }
 }
@@ -180,6 +213,7 @@ fn spawn_worker<const M: u32>(
             inbox,
             tx: tx.clone(),
             steps: steps.clone(),
+            w: w.clone(),
         };
         let w2 = w.clone();
         let r = catch_unwind(AssertUnwindSafe(|| {
@@ -192,7 +226,7 @@ fn spawn_worker<const M: u32>(
                     wit(&w2).inited.insert(id);
                     Ok(())
                 },
-                |unit, tasks| {
+                |unit, (slot, tasks): (Option<usize>, Vec<u32>)| {
                     {
                         let mut g = wit(&w2);
                         g.started.insert(unit, id);
@@ -209,6 +243,14 @@ fn spawn_worker<const M: u32>(
                     for t in tasks {
                         steps.step();
                         let mut g = wit(&w2);
+                        if let Some(s) = slot {
+                            // The task reads its argument in place.
+                            let there = g.input.get(&(id, s)).copied();
+                            crate::check!(
+                                there == Some(unit),
+                                "worker {id} ran unit {unit} on the bytes of unit {there:?} in input slot {s}"
+                            );
+                        }
                         crate::check!(
                             g.inited.contains(&id),
                             "task {t} ran on worker {id} before its initializer"
@@ -255,10 +297,19 @@ fn driver<const M: u32>(
                     let to = spawn_worker::<M>(sc, worker, tx.clone(), w.clone());
                     inboxes.insert(worker, to);
                 }
-                Action::Send { worker, unit } => {
+                Action::Send { worker, unit, slot } => {
                     let payload = d.payload(unit).expect("unresolved unit").clone();
                     if let Some(to) = inboxes.get(&worker) {
-                        let _ = to.send(ToWorker::Unit { unit, payload });
+                        // The unit's bytes, written into the input slot.
+                        let slot = slotted(unit).then_some(slot);
+                        if let Some(s) = slot {
+                            wit(&w).input.insert((worker, s), unit);
+                        }
+                        let _ = to.send(ToWorker::Unit {
+                            unit,
+                            slot,
+                            payload,
+                        });
                     }
                 }
                 Action::Stop { worker } => {
@@ -308,9 +359,28 @@ fn driver<const M: u32>(
                 );
             }
             Ev::From(wk, FromWorker::InitFailed(m)) => d.on_init_failed(wk, m),
-            Ev::From(wk, FromWorker::Done { unit, results }) => {
-                if d.on_done(wk, unit) {
+            Ev::From(
+                wk,
+                FromWorker::Done {
+                    unit,
+                    slot,
+                    results,
+                },
+            ) => {
+                if let Some(s) = slot {
+                    // The answer is read in place, now.
+                    let there = wit(&w).output.get(&(wk, s)).copied();
+                    crate::check!(
+                        there == Some(unit),
+                        "the Done of unit {unit} found the answer of unit {there:?} in worker {wk}'s output slot {s}"
+                    );
+                }
+                if d.on_done(wk, unit, slot) {
                     resolve(&w, unit, Outcome::Ok(results));
+                } else {
+                    // Only a terminated pool's workers answer units it
+                    // no longer runs.
+                    crate::check!(sc.terminate, "worker {wk}'s Done of unit {unit} refused");
                 }
             }
             Ev::Died(wk) => {
@@ -574,6 +644,28 @@ fn mutant_809_close_ignores_feeds_is_caught() {
     }));
 }
 
+#[test]
+fn mutant_810_one_input_slot_is_caught() {
+    // Two units sent at once to one worker (prefetch) land in one slot: the
+    // worker runs the first on the second's bytes.
+    assert!(fails_with("on the bytes of unit", || {
+        random::<{ MUTANT_ONE_INPUT_SLOT.0 }>(Scenario::new(2, 2, None), iters());
+    }));
+}
+
+#[test]
+fn mutant_811_one_output_slot_is_caught() {
+    // A worker that answers its second unit in the first one's output slot
+    // before the dispatcher read the first answer overwrites it; when the
+    // dispatcher read it in time, it refuses the second answer (wrong slot).
+    assert!(fails_with_any(
+        &["found the answer of unit", "refused"],
+        || {
+            random::<{ MUTANT_ONE_OUTPUT_SLOT.0 }>(Scenario::new(2, 2, None), iters());
+        }
+    ));
+}
+
 // ---- the dispatcher by hand ----------------------------------------------
 
 /// The dispatcher driven by hand, one event at a time, with the actions it
@@ -635,23 +727,26 @@ mod unit {
             vec![
                 Action::Send {
                     worker: 1,
-                    unit: 10
+                    unit: 10,
+                    slot: 0
                 },
                 Action::Send {
                     worker: 2,
-                    unit: 11
+                    unit: 11,
+                    slot: 0
                 },
             ]
         );
         assert!(d.on_started(1, 10));
-        assert!(d.on_done(1, 10));
+        assert!(d.on_done(1, 10, Some(0)));
         assert_eq!(d.pending(), 2);
         assert_eq!(d.payload(10), None);
         assert_eq!(
             drain(&mut d),
             vec![Action::Send {
                 worker: 1,
-                unit: 12
+                unit: 12,
+                slot: 0
             }]
         );
         assert!(d.is_running() && !d.is_finished() && d.broken().is_none());
@@ -699,12 +794,13 @@ mod unit {
         d.submit(1, 0).unwrap();
         d.submit(2, 0).unwrap();
         assert!(!d.on_started(1, 2), "the prefetched unit, not the front");
-        assert!(!d.on_done(1, 2));
+        assert!(!d.on_done(1, 2, None));
         assert!(!d.on_started(7, 1), "no such worker");
         assert!(d.on_started(1, 1));
         assert!(!d.on_started(1, 1), "started twice");
-        assert!(d.on_done(1, 1));
-        assert!(!d.on_done(1, 1), "answered twice");
+        assert!(!d.on_done(1, 1, Some(1)), "unit 1 has slot 0, not 1");
+        assert!(d.on_done(1, 1, Some(0)));
+        assert!(!d.on_done(1, 1, None), "answered twice");
         assert!(d.on_started(1, 2));
         // Terminated: a late report of a unit already failed is no violation.
         d.terminate();
@@ -718,7 +814,14 @@ mod unit {
         d.on_ready(1);
         d.submit(1, 0).unwrap();
         d.submit(2, 0).unwrap();
-        assert_eq!(drain(&mut d), vec![Action::Send { worker: 1, unit: 1 }]);
+        assert_eq!(
+            drain(&mut d),
+            vec![Action::Send {
+                worker: 1,
+                unit: 1,
+                slot: 0
+            }]
+        );
         d.on_init_failed(2, "first".into());
         assert_eq!(d.broken(), Some("first"));
         // The queued unit fails, the idle (starting) worker 3 is stopped, nothing
@@ -737,7 +840,7 @@ mod unit {
         assert_eq!(d.broken(), Some("first"), "the first failure is kept");
         assert_eq!(d.submit(9, 0), Err(Refused::Broken("first".into())));
         assert_eq!(d.open_feed(9), Err(Refused::Broken("first".into())));
-        assert!(d.on_started(1, 1) && d.on_done(1, 1));
+        assert!(d.on_started(1, 1) && d.on_done(1, 1, None));
         assert_eq!(drain(&mut d), vec![Action::Stop { worker: 1 }]);
         for w in 1..=3 {
             d.on_died(w);
@@ -767,8 +870,16 @@ mod unit {
         assert_eq!(
             drain(&mut d),
             vec![
-                Action::Send { worker: 1, unit: 1 },
-                Action::Send { worker: 1, unit: 2 },
+                Action::Send {
+                    worker: 1,
+                    unit: 1,
+                    slot: 0
+                },
+                Action::Send {
+                    worker: 1,
+                    unit: 2,
+                    slot: 1
+                },
             ]
         );
         d.on_init_failed(2, "boom".into());
@@ -797,6 +908,52 @@ mod unit {
         );
         d.on_died(2);
         assert_eq!(drain(&mut d), vec![Action::Finished]);
+    }
+
+    /// The `k`-th unit sent to a worker takes slot `k % depth`, whatever
+    /// the other workers get and whether its predecessors were answered in
+    /// a slot; a replacement worker starts again at slot 0.
+    #[test]
+    fn the_kth_unit_sent_to_a_worker_takes_slot_k_mod_depth() {
+        let mut d = ready(2, 3);
+        for u in 0..8 {
+            d.submit(u, 0).unwrap();
+        }
+        let sends = |d: &mut Dispatcher<u32>| -> Vec<(WorkerId, UnitId, usize)> {
+            drain(d)
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::Send { worker, unit, slot } => Some((worker, unit, slot)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Round by round: one unit per worker per round, up to depth 3.
+        assert_eq!(
+            sends(&mut d),
+            vec![
+                (1, 0, 0),
+                (2, 1, 0),
+                (1, 2, 1),
+                (2, 3, 1),
+                (1, 4, 2),
+                (2, 5, 2)
+            ]
+        );
+        assert_eq!(d.answer_slot(1), Some(0));
+        assert!(d.on_started(1, 0) && d.on_done(1, 0, None));
+        assert_eq!(d.answer_slot(1), Some(1));
+        assert_eq!(sends(&mut d), vec![(1, 6, 0)]);
+        assert!(d.on_started(1, 2) && d.on_done(1, 2, Some(1)));
+        assert_eq!(sends(&mut d), vec![(1, 7, 1)]);
+        // Worker 2 dies before starting anything: its units go to worker 1
+        // as its slots come free, and its replacement (3) starts at slot 0.
+        d.on_died(2);
+        assert_eq!(drain(&mut d), spawns(3..=3));
+        d.on_ready(3);
+        assert_eq!(sends(&mut d), vec![(3, 1, 0), (3, 3, 1), (3, 5, 2)]);
+        assert!(!d.on_done(3, 1, Some(2)), "unit 1 is in slot 0 on worker 3");
+        assert_eq!((d.answer_slot(3), d.answer_slot(2)), (Some(0), None));
     }
 
     #[test]

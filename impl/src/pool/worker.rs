@@ -1252,6 +1252,8 @@ mod tests {
     #[test]
     fn a_unit_in_a_slot_is_read_there_and_answered_in_the_same_slot() {
         let (mut tx, rx) = UnixStream::pair().unwrap();
+        // A frame that never comes fails the test instead of hanging it.
+        tx.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let slots = Arc::new(Slots::create(2, 64 << 10).unwrap());
         let mut io = SockIo::new(rx, Spare::default(), Duration::ZERO, Some(slots.clone()));
         let unit = unit_payload(77, 40_000);
@@ -1271,6 +1273,21 @@ mod tests {
             (77, Some(1), Some(1), 40_000)
         );
         assert_eq!(payload.tramp, tramp1::<u64, u64> as *const () as usize);
+        // A unit inline, on the socket: no slot.
+        let inline = unit_payload(78, 100);
+        let mut frame = (inline.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&inline);
+        tx.write_all(&frame).unwrap();
+        let Some(ToWorker::Unit {
+            unit: u,
+            slot,
+            payload,
+        }) = io.recv()
+        else {
+            panic!("a unit");
+        };
+        assert_eq!((u, slot, payload.slot, payload.len), (78, None, None, 100));
+        assert_eq!(&payload.frame[..100], &inline[..]);
         // A large answer: in output slot 1, a note on the socket.
         let mut done = vec![0u8; DONE_HEADER + 20_000];
         done[..4].copy_from_slice(&((DONE_HEADER - 4 + 20_000) as u32).to_le_bytes());
@@ -1340,6 +1357,9 @@ mod tests {
                 with_slots.then(|| slots.clone()),
             );
             tx.write_all(&note).unwrap();
+            // The end of stream after it: a note taken for a frame's start
+            // ends the read instead of waiting for more.
+            drop(tx);
             assert!(io.recv().is_none(), "{note:?} {with_slots}");
         }
     }

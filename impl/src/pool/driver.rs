@@ -505,10 +505,9 @@ impl Driver {
             let init = self.init.clone();
             let spin = self.spin;
             // The child inherits the mapping itself (MAP_SHARED survives a
-            // fork); the memfd is closed in it with the other descriptors.
-            if let Some(fd) = slots.as_ref().and_then(|s| s.fd()) {
-                close.push(fd.as_raw_fd());
-            }
+            // fork), and the memfd with it: its `Slots` owns that descriptor
+            // and closes it when the worker ends (so it is not in `close`,
+            // where a second close could hit a reused number).
             let sl = slots.clone();
             Process::new(move || worker::child_main(cfd, &close, init, owner, spin, sl))
         } else {

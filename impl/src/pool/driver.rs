@@ -1079,3 +1079,69 @@ fn flush(c: &mut Conn) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    /// A driver with one forked worker, ready (no dispatcher thread).
+    fn one_worker() -> Driver {
+        let shared = Arc::new(Shared::new(Duration::ZERO).expect("eventfd"));
+        let cfg = Config {
+            processes: 1,
+            maxtasksperchild: None,
+            depth: 2,
+        };
+        let mut d = Driver::new(cfg, shared, None, None, StartMethod::Fork, Duration::ZERO);
+        while d.ready_workers() < 1 {
+            assert!(d.broken().is_none() && !d.is_finished());
+            d.step(-1);
+        }
+        d
+    }
+
+    /// Bad slot notes from a worker are refused (`on_frame` is `false`: the
+    /// worker is then killed, as for a corrupt frame), never a panic or a
+    /// read out of bounds: a note that does not parse, one while the worker
+    /// runs nothing, one naming another slot than its running unit's, one
+    /// longer than a slot, one whose slot holds no `Done`. The right note is
+    /// taken (and resolves the unit).
+    #[test]
+    fn bad_slot_notes_from_a_worker_are_refused() {
+        std::env::set_var("PROCSHARE_NO_FORK_WARNING", "1");
+        let mut d = one_worker();
+        let w = d.conns[0].id;
+        let sl = d.conns[0].slots.clone().expect("slots");
+        // A Done of unit 5, as a worker writes it, in both output slots.
+        let mut done = vec![worker::FROM_DONE];
+        done.extend_from_slice(&5u64.to_le_bytes());
+        done.extend_from_slice(&[worker::DONE_RESULTS, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for s in 0..2 {
+            // SAFETY: the worker runs nothing (nothing was sent to it): it
+            // touches no slot.
+            assert!(unsafe { sl.write(Side::Output, s, &done) });
+        }
+        let note = |s: usize, len: usize| worker::slot_note(worker::FROM_SLOT, s, len);
+        assert!(!d.on_frame(w, &note(0, done.len())[4..]), "nothing running");
+        // Unit 5 in flight on the worker, in slot 0 (the dispatcher's state
+        // alone: the actions are not carried out, nothing reaches the worker).
+        let frame = Arc::new(Frame::plain(vec![1, 0, 0, 0, worker::TO_STOP]));
+        d.d.submit(5, frame).expect("running");
+        assert_eq!(d.d.answer_slot(w), Some(0));
+        assert!(!d.on_frame(w, &note(0, 3)[4..8]), "a short note");
+        assert!(!d.on_frame(w, &note(1, done.len())[4..]), "another slot");
+        assert!(
+            !d.on_frame(w, &note(0, worker::SLOT_SIZE + 1)[4..]),
+            "too long"
+        );
+        // SAFETY: as above.
+        assert!(unsafe { sl.write(Side::Output, 0, &[worker::FROM_STARTED; 9]) });
+        assert!(!d.on_frame(w, &note(0, 9)[4..]), "not a Done");
+        // SAFETY: as above.
+        assert!(unsafe { sl.write(Side::Output, 0, &done) });
+        assert!(d.on_frame(w, &note(0, done.len())[4..]), "its own answer");
+        assert_eq!(d.d.answer_slot(w), None, "unit 5 answered");
+        assert!(!d.on_frame(w, &note(0, done.len())[4..]), "answered twice");
+    }
+}

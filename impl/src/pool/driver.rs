@@ -1135,9 +1135,12 @@ mod tests {
             !d.on_frame(w, &note(0, worker::SLOT_SIZE + 1)[4..]),
             "too long"
         );
+        // Unit 5's answer but for its tag.
+        let mut not_done = done.clone();
+        not_done[0] = worker::FROM_STARTED;
         // SAFETY: as above.
-        assert!(unsafe { sl.write(Side::Output, 0, &[worker::FROM_STARTED; 9]) });
-        assert!(!d.on_frame(w, &note(0, 9)[4..]), "not a Done");
+        assert!(unsafe { sl.write(Side::Output, 0, &not_done) });
+        assert!(!d.on_frame(w, &note(0, done.len())[4..]), "not a Done");
         // SAFETY: as above.
         assert!(unsafe { sl.write(Side::Output, 0, &done) });
         assert!(d.on_frame(w, &note(0, done.len())[4..]), "its own answer");

@@ -50,3 +50,32 @@ pub fn kill_reported(ch: &Channel) -> u32 {
     assert_eq!(rc, 0, "kill -9 {pid}");
     pid
 }
+
+/// Checks a `map`'s per-task results after its victim (task `victim`, in
+/// chunks of `chunksize`) was killed with `kill -9` as worker `pid`: exactly
+/// the victim's chunk failed with `WorkerDied { pid, exitcode: Some(-9) }`,
+/// every other task `i` gave `ok(i)`.
+pub fn assert_only_the_victims_chunk_failed<T: PartialEq + std::fmt::Debug>(
+    all: &[Result<T, procshare::PoolError>],
+    victim: usize,
+    chunksize: usize,
+    pid: u32,
+    ok: impl Fn(usize) -> T,
+) {
+    let c = victim / chunksize;
+    let victim_chunk = c * chunksize..(c + 1) * chunksize;
+    for (i, res) in all.iter().enumerate() {
+        if victim_chunk.contains(&i) {
+            assert_eq!(
+                *res,
+                Err(procshare::PoolError::WorkerDied {
+                    pid,
+                    exitcode: Some(-9)
+                }),
+                "task {i}"
+            );
+        } else {
+            assert_eq!(*res, Ok(ok(i)), "task {i}");
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! Ordering is by the library's own primitives, never by sleeping
 //! (`procshare_tests::victim`).
 
-use procshare::{Pool, PoolError};
+use procshare::Pool;
 use procshare_tests::victim;
 
 const VICTIM: u32 = 13;
@@ -34,22 +34,9 @@ fn run(chunksize: usize) {
         "the victim is one of the pool's workers"
     );
     let all = r.get_all().expect("the map returns");
-    let victim_chunk =
-        (VICTIM as usize / chunksize) * chunksize..((VICTIM as usize / chunksize) + 1) * chunksize;
-    for (i, res) in all.iter().enumerate() {
-        if victim_chunk.contains(&i) {
-            assert_eq!(
-                *res,
-                Err(PoolError::WorkerDied {
-                    pid,
-                    exitcode: Some(-9)
-                }),
-                "task {i}"
-            );
-        } else {
-            assert_eq!(*res, Ok(i as u32 * 10), "task {i}");
-        }
-    }
+    victim::assert_only_the_victims_chunk_failed(&all, VICTIM as usize, chunksize, pid, |i| {
+        i as u32 * 10
+    });
     // The pool replaced the worker and goes on.
     assert_eq!(
         pool.map(task, 0..10).unwrap(),

@@ -9,7 +9,7 @@
 //! process: tests running beside each other would blur it).
 
 use procshare::internals::pool_slot_frames;
-use procshare::{Pool, PoolError, StartMethod};
+use procshare::{Pool, StartMethod};
 use procshare_tests::victim;
 
 fn square(x: u64) -> u64 {
@@ -75,22 +75,9 @@ fn kill9_with_chunks_in_slots() {
     let r = pool.map_async(task, 0..n, Some(BIG_CHUNK)).unwrap();
     let pid = victim::kill_reported(&ch);
     let all = r.get_all().expect("the map returns");
-    let c = VICTIM as usize / BIG_CHUNK;
-    let victim_chunk = c * BIG_CHUNK..(c + 1) * BIG_CHUNK;
-    for (i, res) in all.iter().enumerate() {
-        if victim_chunk.contains(&i) {
-            assert_eq!(
-                *res,
-                Err(PoolError::WorkerDied {
-                    pid,
-                    exitcode: Some(-9)
-                }),
-                "task {i}"
-            );
-        } else {
-            assert_eq!(*res, Ok(i as u64 * 10), "task {i}");
-        }
-    }
+    victim::assert_only_the_victims_chunk_failed(&all, VICTIM as usize, BIG_CHUNK, pid, |i| {
+        i as u64 * 10
+    });
     // Every unit went out in a slot (12, the one the victim's prefetched
     // twice: it goes out again to another worker), every answer but the
     // victim's came back in one (11).

@@ -171,22 +171,9 @@ fn killed_worker(m: StartMethod) {
         "the victim is one of the pool's workers"
     );
     let all = r.get_all().expect("the map returns");
-    let c = VICTIM as usize / chunksize;
-    let victim_chunk = c * chunksize..(c + 1) * chunksize;
-    for (i, res) in all.iter().enumerate() {
-        if victim_chunk.contains(&i) {
-            assert_eq!(
-                *res,
-                Err(PoolError::WorkerDied {
-                    pid,
-                    exitcode: Some(-9)
-                }),
-                "task {i}"
-            );
-        } else {
-            assert_eq!(*res, Ok((i as u32 * 10, format!("{m:?}"))), "task {i}");
-        }
-    }
+    victim::assert_only_the_victims_chunk_failed(&all, VICTIM as usize, chunksize, pid, |i| {
+        (i as u32 * 10, format!("{m:?}"))
+    });
     // Replaced, by the same start method, with the initializer run again:
     // every task of a new map runs (each needs the initializer's globals).
     let again = p.map(victim_task, 0..10).unwrap();

@@ -1260,14 +1260,16 @@ mod tests {
         // SAFETY: one thread; the worker reads the slot after the note.
         assert!(unsafe { slots.write(Side::Input, 1, &unit) });
         tx.write_all(&slot_note(TO_SLOT, 1, unit.len())).unwrap();
-        let Some(ToWorker::Unit {
-            unit: u,
-            slot,
-            payload,
-        }) = io.recv()
-        else {
-            panic!("a unit");
+        // The next message, which must be a unit: its id, slot and payload.
+        let unit_of = |m: Option<ToWorker<UnitMsg>>| match m {
+            Some(ToWorker::Unit {
+                unit,
+                slot,
+                payload,
+            }) => (unit, slot, payload),
+            _ => panic!("a unit"),
         };
+        let (u, slot, payload) = unit_of(io.recv());
         assert_eq!(
             (u, slot, payload.slot, payload.len),
             (77, Some(1), Some(1), 40_000)
@@ -1278,14 +1280,7 @@ mod tests {
         let mut frame = (inline.len() as u32).to_le_bytes().to_vec();
         frame.extend_from_slice(&inline);
         tx.write_all(&frame).unwrap();
-        let Some(ToWorker::Unit {
-            unit: u,
-            slot,
-            payload,
-        }) = io.recv()
-        else {
-            panic!("a unit");
-        };
+        let (u, slot, payload) = unit_of(io.recv());
         assert_eq!((u, slot, payload.slot, payload.len), (78, None, None, 100));
         assert_eq!(&payload.frame[..100], &inline[..]);
         // A large answer: in output slot 1, a note on the socket.

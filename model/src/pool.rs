@@ -102,9 +102,11 @@
 //!   reads its own unit's bytes in its input slot, and the dispatcher reads
 //!   the answer's bytes in the output slot the `Done` names.
 //!
-//! These are checked with shuttle, not loom: the protocol shares no memory
-//! (the dispatcher is one thread and talks to each worker by messages over its
-//! own channel), so there is no memory ordering for loom to explore, while the
+//! These are checked with shuttle, not loom: the protocol has no atomics (the
+//! dispatcher is one thread and talks to each worker by messages over its own
+//! channel; the slots, the only memory it shares, change hands by those
+//! messages, whose send and receive order the writer's bytes before the
+//! reader's), so there is no memory ordering for loom to explore, while the
 //! interleavings of many workers' messages, deaths and replacements — more
 //! threads than loom's limit of 5 once a replacement is spawned — are what
 //! shuttle's random and PCT schedulers explore. A worker is killed at every

@@ -135,6 +135,29 @@ impl Platform for Shm {
         }
     }
 
+    /// No copy: `f` reads the bytes where they lie in the shared mapping.
+    unsafe fn view_cells<const N: usize, R>(
+        cells: &[ShmCell<[u8; N]>],
+        skip: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        assert!(
+            skip <= cells.len() * N && len <= cells.len() * N - skip,
+            "view_cells out of range"
+        );
+        // SAFETY: as in `read_cells`: contiguous bytes and the range checked
+        // above; nobody writes them until we return (the caller's duty), so
+        // a shared slice over them holds for the whole of `f`, which cannot
+        // keep it longer (it is a borrow for the call only).
+        let bytes = unsafe {
+            let base =
+                UnsafeCell::raw_get(cells.as_ptr().cast::<UnsafeCell<[u8; N]>>()).cast::<u8>();
+            core::slice::from_raw_parts(base.add(skip).cast_const(), len)
+        };
+        f(bytes)
+    }
+
     /// One `memcpy` into `out`'s spare capacity (no zero-filling first).
     unsafe fn append_cells<const N: usize>(
         cells: &[ShmCell<[u8; N]>],

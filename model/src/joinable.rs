@@ -120,7 +120,7 @@ use core::time::Duration;
 
 use crate::park::{park, Check, Waiters};
 use crate::platform::{mutant, Mutant, Platform, Thread, Word32};
-use crate::ring::{Ring, RingError, Wait};
+use crate::ring::{Message, Ring, RingError, Wait};
 
 /// Seeded bug: `task_done` increments `done` with `Relaxed` instead of `AcqRel`.
 #[doc(hidden)]
@@ -235,6 +235,16 @@ impl<'a, P: Platform> Joinable<'a, P> {
     /// Put one message: [`Ring::put`], whose commit counts the task. `Full`
     /// also when [`MAX_UNFINISHED`](crate::ring::MAX_UNFINISHED) tasks are unfinished.
     pub fn put(&self, t: &P::Thread, msg: &[u8], wait: Wait) -> Result<(), RingError> {
+        self.put_message(t, Message::Bytes(msg), wait)
+    }
+
+    /// [`Joinable::put`] of a [`Message`] (see [`Ring::put_message`]).
+    pub fn put_message(
+        &self,
+        t: &P::Thread,
+        msg: Message<'_>,
+        wait: Wait,
+    ) -> Result<(), RingError> {
         let done = &self.tasks.done;
         if mutant::<P>(MUTANT_COUNT_THEN_PUT) {
             done.fetch_sub(1, AcqRel); // "count" first

@@ -453,6 +453,33 @@ pub trait Platform: Sized + Send + Sync + 'static {
         }
     }
 
+    /// Run `f` on `len` bytes of a run of byte cells, from `skip` bytes in,
+    /// seen as one slice, and return what it returns.
+    ///
+    /// The default copies the bytes out first (through
+    /// [`Platform::read_cells`], so a model checker tracks every read, all of
+    /// them before `f` runs and before the caller's next step); a platform
+    /// whose cells are plain memory lends `f` the bytes where they lie (no
+    /// copy). What a checker proves with the default holds for the loan as
+    /// long as the caller's duty below lasts until `view_cells` returns.
+    ///
+    /// Panics if `skip + len > cells.len() * N`.
+    ///
+    /// # Safety
+    /// As for [`Platform::read_cells`], for as long as `view_cells` runs:
+    /// nobody writes those cells until it has returned.
+    unsafe fn view_cells<const N: usize, R>(
+        cells: &[Self::Cell<[u8; N]>],
+        skip: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let mut copy = vec![0u8; len];
+        // SAFETY: the caller's duty, passed on.
+        unsafe { Self::read_cells(cells, skip, &mut copy) };
+        f(&copy)
+    }
+
     /// Append `len` bytes of a run of byte cells, from `skip` bytes in, to
     /// `out` (what [`Platform::read_cells`] does into the vector's new end).
     /// The default zero-fills the new end, then reads over it; a platform

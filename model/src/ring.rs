@@ -378,6 +378,16 @@ pub const MUTANT_LAZY_WITHOUT_BATCH: Mutant = Mutant(623);
 /// `not_full` after releasing `cons` (a producer waiting for room sleeps on).
 #[doc(hidden)]
 pub const MUTANT_NO_NOTIFY_NOT_FULL: Mutant = Mutant(624);
+/// Seeded bug: a producer publishes a written message whose writer failed
+/// or wrote fewer bytes than it announced (the consumer reads what the
+/// chunks held before).
+#[doc(hidden)]
+pub const MUTANT_UNWRITTEN_PUBLISHED: Mutant = Mutant(625);
+/// Seeded bug: a consumer that reads a message in place frees its chunks
+/// (stores `head`) before it has read them (a producer may write into them
+/// while it reads).
+#[doc(hidden)]
+pub const MUTANT_VIEW_AFTER_FREE: Mutant = Mutant(626);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,8 +403,93 @@ pub enum RingError {
     /// wrote to the ring): the ring skipped to the end of what was published.
     Corrupt(&'static str),
     /// `get_limited`: the message passed the size limit (at least this many
-    /// bytes); it was consumed, the ring goes on.
+    /// bytes); it was consumed, the ring goes on. `put_message`: a
+    /// [`Message::Written`] of this many bytes is larger than one piece.
     TooLarge(usize),
+    /// `put_message`: the writer of a [`Message::Written`] failed, or wrote
+    /// other than the bytes it announced; nothing was published.
+    Unwritten,
+}
+
+/// Where the writer of a [`Message::Written`] puts its bytes: straight into
+/// the ring's chunks, in order.
+pub trait Sink {
+    /// Append `bytes` to the message. `false` (and nothing written) if they
+    /// would take it past its announced length.
+    fn write(&mut self, bytes: &[u8]) -> bool;
+}
+
+/// A message to put ([`Ring::put_message`]).
+pub enum Message<'m> {
+    /// These bytes, copied into the ring (streamed in pieces if larger than
+    /// the ring).
+    Bytes(&'m [u8]),
+    /// `len` bytes that `write` produces straight into the ring's chunks (an
+    /// encoder that would otherwise encode into a buffer first, then be
+    /// copied): one piece, so at most [`Ring::max_single_piece`] bytes.
+    /// `write` runs while the producer holds `prod`, after the room check,
+    /// and must write exactly `len` bytes into the [`Sink`] and return
+    /// `true`; otherwise nothing is published ([`RingError::Unwritten`]).
+    Written {
+        /// The bytes `write` announces.
+        len: usize,
+        /// Writes them.
+        write: &'m mut dyn FnMut(&mut dyn Sink) -> bool,
+    },
+}
+
+impl Message<'_> {
+    /// The message's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Message::Bytes(b) => b.len(),
+            Message::Written { len, .. } => *len,
+        }
+    }
+
+    /// Is it empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl core::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Message::Bytes(b) => f.debug_tuple("Bytes").field(&b.len()).finish(),
+            Message::Written { len, .. } => f.debug_struct("Written").field("len", len).finish(),
+        }
+    }
+}
+
+/// What a `get` may run on a message where it lies ([`Ring::get_view`]).
+type View<'v> = Option<&'v mut dyn FnMut(&[u8])>;
+
+/// The [`Sink`] of a written piece: the payload's bytes from byte position
+/// `at`, `left` of them still to come.
+struct PieceSink<'r, 'a, P: Platform> {
+    ring: &'r Ring<'a, P>,
+    at: usize,
+    left: usize,
+    /// A write was refused (past the announced length).
+    over: bool,
+}
+
+impl<P: Platform> Sink for PieceSink<'_, '_, P> {
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > self.left {
+            self.over = true;
+            return false;
+        }
+        // SAFETY: the bytes land in the piece's payload (`left` bounds them
+        // by its announced length), whose chunks lie in the free region,
+        // which only the `prod` holder accesses: the sink exists only inside
+        // `write_written`, called by the holder after its room check.
+        unsafe { self.ring.write_bytes(self.at, bytes) };
+        self.at += bytes.len();
+        self.left -= bytes.len();
+        true
+    }
 }
 
 /// How long an operation may wait.
@@ -989,6 +1084,32 @@ impl<'a, P: Platform> Ring<'a, P> {
         chunks_for(payload.len())
     }
 
+    /// Write one piece at chunk position `at` whose `len` payload bytes
+    /// `write` produces (a [`Message::Written`]). Caller holds `prod` and the
+    /// chunks are free. `None` if the writer failed or wrote other than
+    /// `len` bytes: then the piece must not be published.
+    fn write_written(
+        &self,
+        at: u64,
+        flags: u32,
+        len: usize,
+        write: &mut dyn FnMut(&mut dyn Sink) -> bool,
+    ) -> Option<u64> {
+        let at = (at & (self.cap - 1)) as usize * CHUNK;
+        let header = len as u32 as u64 | (flags as u64) << 32;
+        // SAFETY: as in `write_piece`: the piece's chunks are free and ours.
+        unsafe { self.write_bytes(at, &header.to_le_bytes()) };
+        let mut sink = PieceSink {
+            ring: self,
+            at: at + PIECE_HEADER,
+            left: len,
+            over: false,
+        };
+        let wrote = write(&mut sink);
+        let whole = wrote && !sink.over && sink.left == 0;
+        (whole || mutant::<P>(MUTANT_UNWRITTEN_PUBLISHED)).then_some(chunks_for(len))
+    }
+
     /// Read the first chunk of the piece at `at`: its header (`len`, `flags`)
     /// and the chunk itself, which holds the payload's first
     /// `CHUNK - PIECE_HEADER` bytes (the whole payload of a small message).
@@ -1022,11 +1143,55 @@ impl<'a, P: Platform> Ring<'a, P> {
         };
     }
 
+    /// Can the payload of the piece at `at`, `len` bytes, be seen as one
+    /// slice: in its first chunk (read already), or in one stretch of the
+    /// ring (not across the array end)?
+    fn in_one_stretch(&self, at: u64, len: usize) -> bool {
+        len <= CHUNK - PIECE_HEADER
+            || (at & (self.cap - 1)) as usize * CHUNK + PIECE_HEADER + len
+                <= self.slots.len() * CHUNK
+    }
+
+    /// Run `view` on the payload of the piece at `at` (header parsed, first
+    /// chunk `first`) where it lies; [`Ring::in_one_stretch`] said it can.
+    fn view_payload(&self, at: u64, len: usize, first: &Chunk, view: &mut dyn FnMut(&[u8])) {
+        if len <= CHUNK - PIECE_HEADER {
+            return view(&first[PIECE_HEADER..PIECE_HEADER + len]);
+        }
+        let b = (at & (self.cap - 1)) as usize * CHUNK + PIECE_HEADER;
+        // SAFETY: as in `piece_header`: the chunks are published and not
+        // freed, ours to read, and nobody writes them until we store `head`,
+        // which comes after this returns; `b + len` is within the ring
+        // (`in_one_stretch`), and `view_cells` checks it again.
+        unsafe {
+            P::view_cells(
+                &self.slots[b / CHUNK..(b + len).div_ceil(CHUNK)],
+                b % CHUNK,
+                len,
+                view,
+            )
+        }
+    }
+
     // ---- put -------------------------------------------------------------
 
     /// Put one message (any length up to `u32::MAX` bytes per piece; longer
     /// messages are streamed). See the module docs for deadlines.
     pub fn put(&self, t: &P::Thread, msg: &[u8], wait: Wait) -> Result<(), RingError> {
+        self.put_counted(t, Message::Bytes(msg), wait, None)
+    }
+
+    /// Put one message: bytes (as [`Ring::put`]), or a
+    /// [`Message::Written`], whose writer writes it straight into the
+    /// ring's chunks once there is room (one copy where an encoder into a
+    /// buffer and [`Ring::put`] make two). A written message larger than one
+    /// piece is refused at once ([`RingError::TooLarge`]).
+    pub fn put_message(
+        &self,
+        t: &P::Thread,
+        msg: Message<'_>,
+        wait: Wait,
+    ) -> Result<(), RingError> {
         self.put_counted(t, msg, wait, None)
     }
 
@@ -1046,7 +1211,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     pub(crate) fn put_counted(
         &self,
         t: &P::Thread,
-        msg: &[u8],
+        msg: Message<'_>,
         wait: Wait,
         done: Option<&P::W32>,
     ) -> Result<(), RingError> {
@@ -1054,6 +1219,9 @@ impl<'a, P: Platform> Ring<'a, P> {
             return Err(RingError::Closed);
         }
         let single = msg.len() <= MAX_PIECE && chunks_for(msg.len()) <= self.single_cap();
+        if !single && matches!(msg, Message::Written { .. }) {
+            return Err(RingError::TooLarge(msg.len()));
+        }
         let timeout = match wait {
             Wait::No => {
                 if !single {
@@ -1177,7 +1345,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     fn put_locked(
         &self,
         t: &P::Thread,
-        msg: &[u8],
+        mut msg: Message<'_>,
         wait: Wait,
         single: bool,
         dl: &<P::Thread as Thread>::Deadline,
@@ -1260,7 +1428,18 @@ impl<'a, P: Platform> Ring<'a, P> {
                 self.write_piece(w, WRAP, &[]);
                 t.crash_point();
             }
-            let written = self.write_piece(pos(tw), flags, &msg[off..off + bytes]);
+            let written = match &mut msg {
+                Message::Bytes(b) => self.write_piece(pos(tw), flags, &b[off..off + bytes]),
+                // One piece (`put_counted` checked): `off` is 0, `bytes` all.
+                Message::Written { write, .. } => {
+                    match self.write_written(pos(tw), flags, bytes, *write) {
+                        Some(k) => k,
+                        // Nothing published: the chunks are still free, the
+                        // next holder writes over them.
+                        None => return Err(RingError::Unwritten),
+                    }
+                }
+            };
             debug_assert_eq!(written, k);
             t.crash_point();
             tw = pack(cnt(tw) + last as u64, pos(tw) + k);
@@ -1518,6 +1697,51 @@ impl<'a, P: Platform> Ring<'a, P> {
         wait: Wait,
         limit: usize,
     ) -> Result<(), RingError> {
+        self.get_inner(t, out, wait, limit, None)
+    }
+
+    /// Get one message of at most `limit` bytes (as [`Ring::get_limited`])
+    /// and run `f` on its bytes: **in place** when the message is one piece
+    /// lying in one stretch of the ring (no copy: `f` runs while this
+    /// consumer holds `cons` and before it frees the chunks, so no producer
+    /// writes them meanwhile — safe by the protocol, not by a copy), else on
+    /// `out`, where it was assembled. `f` runs once, only for a message
+    /// delivered (`Ok`). It must not unwind: a panic would leave `cons` held
+    /// by a live thread, and the ring's other consumers waiting for it (the
+    /// shipped queue catches the panic and resumes it after the `get`).
+    pub fn get_view<R>(
+        &self,
+        t: &P::Thread,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        limit: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, RingError> {
+        let mut f = Some(f);
+        let mut seen = None;
+        let mut view = |b: &[u8]| {
+            if let Some(f) = f.take() {
+                seen = Some(f(b));
+            }
+        };
+        self.get_inner(t, out, wait, limit, Some(&mut view))?;
+        match (seen, f) {
+            (Some(r), _) => Ok(r),
+            (None, Some(f)) => Ok(f(out)),
+            // `view` ran without storing (cannot happen: it stores whenever
+            // it takes `f`).
+            (None, None) => Err(RingError::Corrupt("view ran without a result")),
+        }
+    }
+
+    fn get_inner(
+        &self,
+        t: &P::Thread,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        limit: usize,
+        view: View<'_>,
+    ) -> Result<(), RingError> {
         out.clear();
         let timeout = match wait {
             Wait::No => Some(Duration::ZERO),
@@ -1546,7 +1770,7 @@ impl<'a, P: Platform> Ring<'a, P> {
         let mut hint = self.h.cons.0.seen.load(Relaxed); // see `RingHeader`
         let was_lazy = self.h.cons.0.pace.load(Relaxed) != 0;
         let mut lazy = was_lazy;
-        let r = self.get_locked(t, out, wait, &dl, limit, (&mut hint, &mut lazy));
+        let r = self.get_locked(t, (out, view), wait, &dl, limit, (&mut hint, &mut lazy));
         self.h.cons.0.seen.store(hint, Relaxed);
         if lazy != was_lazy {
             self.h.cons.0.pace.store(lazy as u32, Relaxed);
@@ -1568,7 +1792,7 @@ impl<'a, P: Platform> Ring<'a, P> {
     fn get_locked(
         &self,
         t: &P::Thread,
-        out: &mut Vec<u8>,
+        (out, mut view): (&mut Vec<u8>, View<'_>),
         wait: Wait,
         dl: &<P::Thread as Thread>::Deadline,
         limit: usize,
@@ -1707,8 +1931,20 @@ impl<'a, P: Platform> Ring<'a, P> {
             if too_large && mutant::<P>(MUTANT_LIMIT_KEEPS_PIECE) {
                 return Err(RingError::TooLarge(out.len().saturating_add(len)));
             }
-            if assembling && !too_large {
-                self.read_payload(at, len, &first, out);
+            // A whole message in one stretch is read where it lies (before
+            // `head` frees it), by `view` if the caller gave one.
+            let in_place = match view.as_mut() {
+                Some(v) if is_first && is_last && !too_large && self.in_one_stretch(at, len) => {
+                    Some(v)
+                }
+                _ => None,
+            };
+            let late = mutant::<P>(MUTANT_VIEW_AFTER_FREE);
+            match in_place {
+                Some(v) if !late => self.view_payload(at, len, &first, *v),
+                Some(_) => {}
+                None if assembling && !too_large => self.read_payload(at, len, &first, out),
+                None => {}
             }
             t.crash_point();
             hw = pack(cnt(hw) + is_last as u64, at + k);
@@ -1718,6 +1954,11 @@ impl<'a, P: Platform> Ring<'a, P> {
                 Release
             };
             self.h.head.0.pos.store(hw, order);
+            if let (Some(v), true) = (view.as_mut(), late && is_first && is_last && !too_large) {
+                if self.in_one_stretch(at, len) {
+                    self.view_payload(at, len, &first, *v);
+                }
+            }
             t.crash_point();
             let _ = self.reclaim_upto(t, hw);
             if is_last && assembling && !too_large {

@@ -178,6 +178,87 @@ impl postcard::ser_flavors::Flavor for ByteByByte<'_> {
     }
 }
 
+/// The length of `v`'s encoding (a sizing pass: nothing is written).
+pub(crate) fn encoded_len<T: Serialize + ?Sized>(v: &T) -> Result<usize, WireError> {
+    postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
+        .map_err(|e| encode_error(v, e))
+}
+
+/// Encode `v` straight into `sink` (a queue ring's chunks: see
+/// [`procshare_model::ring::Message::Written`]). Short writes (varints,
+/// small fields) are gathered in a 64-byte stack buffer first; a write of
+/// 64 bytes or more (a byte string's body) goes to the sink as it comes, so
+/// a large byte string is copied once. Fails with postcard's error, or
+/// [`postcard::Error::SerializeBufferFull`] if the sink refuses the bytes.
+pub(crate) fn encode_to_sink<T: Serialize + ?Sized>(
+    v: &T,
+    sink: &mut dyn procshare_model::ring::Sink,
+) -> postcard::Result<()> {
+    let out = ToSink {
+        sink,
+        buf: [0; GATHER],
+        len: 0,
+    };
+    postcard::serialize_with_flavor(v, out)
+}
+
+/// Bytes [`encode_to_sink`] gathers before writing them to the sink.
+const GATHER: usize = 64;
+
+/// [`encode_to_sink`]'s output: `len` bytes of `buf` not yet written.
+struct ToSink<'s> {
+    sink: &'s mut dyn procshare_model::ring::Sink,
+    buf: [u8; GATHER],
+    len: usize,
+}
+
+impl ToSink<'_> {
+    fn flush(&mut self) -> postcard::Result<()> {
+        if self.len > 0 && !self.sink.write(&self.buf[..self.len]) {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl postcard::ser_flavors::Flavor for ToSink<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        if self.len == GATHER {
+            self.flush()?;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= GATHER - self.len {
+            self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+            self.len += data.len();
+            return Ok(());
+        }
+        self.flush()?;
+        if data.len() >= GATHER {
+            return match self.sink.write(data) {
+                true => Ok(()),
+                false => Err(postcard::Error::SerializeBufferFull),
+            };
+        }
+        self.buf[..data.len()].copy_from_slice(data);
+        self.len = data.len();
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<()> {
+        self.flush()
+    }
+}
+
 /// Decode a whole payload as `T`; trailing bytes are an error.
 ///
 /// ```

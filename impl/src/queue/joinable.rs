@@ -175,8 +175,8 @@ impl<T: Serialize> JoinableQueue<T> {
     /// Encode `v` and put it with the joinable protocol, whose commit counts
     /// the task (`Full` also when 2^24 - 1 tasks are unfinished).
     fn put_wait(&self, v: &T, w: Wait) -> Result<(), QueueError> {
-        self.q.put_with(v, |raw: &RawQueue, b| {
-            raw.put_via(b, w, |ring, t, b| self.protocol(ring).put(t, b, w))
+        self.q.put_with(v, |raw: &RawQueue, m| {
+            raw.put_via(m, w, |ring, t, m| self.protocol(ring).put_message(t, m, w))
         })
     }
 

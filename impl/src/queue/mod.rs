@@ -10,9 +10,12 @@ pub(crate) mod simple;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use procshare_model::ring::{Chunk, Reclaim, Ring, RingError, RingHeader, Wait, CHUNK, MAX_ITEMS};
+use procshare_model::ring::{
+    Chunk, Message, Reclaim, Ring, RingError, RingHeader, Sink, Wait, CHUNK, MAX_ITEMS,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -115,6 +118,12 @@ impl From<RingError> for QueueError {
             RingError::Closed => QueueError::ShutDown,
             RingError::Corrupt(w) => QueueError::Corrupt(w),
             RingError::TooLarge(len) => QueueError::TooLarge { len, limit: 0 },
+            RingError::Unwritten => QueueError::Encode(WireError::Encode {
+                message: "the value encoded to other bytes than when it was sized \
+                          (a Serialize implementation that is not deterministic)"
+                    .into(),
+                source: postcard::Error::SerializeBufferFull,
+            }),
         }
     }
 }
@@ -343,16 +352,21 @@ impl RawQueue {
     }
 
     fn put_wait(&self, msg: &[u8], w: Wait) -> Result<(), QueueError> {
-        self.put_via(msg, w, |ring, t, msg| ring.put(t, msg, w))
+        self.put_message(Message::Bytes(msg), w)
+    }
+
+    /// Put a [`Message`]: bytes, or a writer (see [`Ring::put_message`]).
+    pub(crate) fn put_message(&self, msg: Message<'_>, w: Wait) -> Result<(), QueueError> {
+        self.put_via(msg, w, |ring, t, msg| ring.put_message(t, msg, w))
     }
 
     /// Check `msg` against the size limit, then `put` it into the ring (the
     /// plain ring put, or a joinable queue's).
     pub(crate) fn put_via(
         &self,
-        msg: &[u8],
+        msg: Message<'_>,
         wait: Wait,
-        put: impl FnOnce(Ring<'_, Shm>, &ShmThread, &[u8]) -> Result<(), RingError>,
+        put: impl FnOnce(Ring<'_, Shm>, &ShmThread, Message<'_>) -> Result<(), RingError>,
     ) -> Result<(), QueueError> {
         if self.is_closed() {
             return Err(QueueError::Closed);
@@ -388,19 +402,38 @@ impl RawQueue {
     }
 
     fn get_wait(&self, out: &mut Vec<u8>, w: Wait) -> Result<(), QueueError> {
+        self.get_via(|ring, t, limit| ring.get_limited(t, out, w, limit))
+    }
+
+    /// Get one message and run `f` on its bytes, where they lie in the ring
+    /// if they are in one stretch (else in `out`): see
+    /// [`Ring::get_view`]. `f` must not unwind.
+    pub(crate) fn get_view<R>(
+        &self,
+        out: &mut Vec<u8>,
+        w: Wait,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, QueueError> {
+        self.get_via(|ring, t, limit| ring.get_view(t, out, w, limit, f))
+    }
+
+    /// Run a ring `get` (given the ring, this thread and the size limit) on
+    /// an open queue, with the queue's errors.
+    fn get_via<R>(
+        &self,
+        get: impl FnOnce(Ring<'_, Shm>, &ShmThread, usize) -> Result<R, RingError>,
+    ) -> Result<R, QueueError> {
         if self.is_closed() {
             return Err(QueueError::Closed);
         }
         let t = ShmThread::current();
-        self.ring()
-            .get_limited(&t, out, w, self.limit)
-            .map_err(|e| match e {
-                RingError::TooLarge(len) => QueueError::TooLarge {
-                    len,
-                    limit: self.limit,
-                },
-                e => e.into(),
-            })
+        get(self.ring(), &t, self.limit).map_err(|e| match e {
+            RingError::TooLarge(len) => QueueError::TooLarge {
+                len,
+                limit: self.limit,
+            },
+            e => e.into(),
+        })
     }
 
     /// Get one message if one has begun to arrive, without waiting for one to
@@ -743,63 +776,107 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 }
 
 impl<T: Serialize> Queue<T> {
-    /// Encode `v` into `buf` (empty) and hand the bytes to `put`.
+    /// Encode `v` and hand it to `put` as a [`Message`]: bytes encoded on
+    /// the stack (a small value), a writer that encodes it straight into
+    /// the ring (a larger value that fits one piece: sized first, then
+    /// written while the producer holds the ring), or bytes encoded into
+    /// the thread's scratch buffer (a value the ring streams).
     pub(crate) fn put_with(
         &self,
         v: &T,
-        put: impl FnOnce(&RawQueue, &[u8]) -> Result<(), QueueError>,
+        put: impl FnOnce(&RawQueue, Message<'_>) -> Result<(), QueueError>,
     ) -> Result<(), QueueError> {
-        // Small values are encoded on the stack; larger ones (or those whose
-        // encoding fails for want of room) in the thread's scratch buffer.
         let mut small = [0u8; 64];
         if let Some(b) = wire::encode_small(v, &mut small) {
-            return put(&self.raw, b);
+            return put(&self.raw, Message::Bytes(b));
+        }
+        let len = wire::encoded_len(v).map_err(QueueError::Encode)?;
+        if len <= self.raw.ring().max_single_piece() {
+            // The writer runs user code (`Serialize`) while this thread
+            // holds the producers' lock: a panic is caught there (the ring
+            // publishes nothing, releases the lock) and resumed here.
+            let mut failed = None;
+            let mut panicked = None;
+            let mut write = |sink: &mut dyn Sink| match catch_unwind(AssertUnwindSafe(|| {
+                wire::encode_to_sink(v, sink)
+            })) {
+                Ok(Ok(())) => true,
+                Ok(Err(e)) => {
+                    failed = Some(e);
+                    false
+                }
+                Err(p) => {
+                    panicked = Some(p);
+                    false
+                }
+            };
+            let r = put(
+                &self.raw,
+                Message::Written {
+                    len,
+                    write: &mut write,
+                },
+            );
+            if let Some(p) = panicked {
+                resume_unwind(p);
+            }
+            return match (r, failed) {
+                (Err(QueueError::Encode(_)), Some(e)) => {
+                    Err(QueueError::Encode(wire::encode_error(v, e)))
+                }
+                (r, _) => r,
+            };
         }
         with_scratch(|buf| {
             wire::encode_into(v, buf).map_err(QueueError::Encode)?;
-            put(&self.raw, buf)
+            put(&self.raw, Message::Bytes(buf))
         })
     }
 
     /// Put `v` (a copy), waiting for room as long as needed.
     pub fn put(&self, v: &T) -> Result<(), QueueError> {
-        self.put_with(v, |q, b| q.put_bytes(b, None))
+        self.put_with(v, |q, m| q.put_message(m, Wait::For(None)))
     }
 
     /// Put `v`, waiting at most `timeout` for room ([`QueueError::Full`] then).
     #[doc(alias = "put")]
     pub fn put_timeout(&self, v: &T, timeout: Duration) -> Result<(), QueueError> {
-        self.put_with(v, |q, b| q.put_bytes(b, Some(timeout)))
+        self.put_with(v, |q, m| q.put_message(m, Wait::For(Some(timeout))))
     }
 
     /// Put `v` only if there is room now (Python's `put_nowait`).
     #[doc(alias = "put_nowait")]
     pub fn try_put(&self, v: &T) -> Result<(), QueueError> {
-        self.put_with(v, |q, b| q.try_put_bytes(b))
+        self.put_with(v, |q, m| q.put_message(m, Wait::No))
     }
 }
 
 impl<T: DeserializeOwned> Queue<T> {
-    /// Receive a message into the scratch buffer with `get`, then decode it.
-    fn get_with(
-        &self,
-        get: impl FnOnce(&RawQueue, &mut Vec<u8>) -> Result<(), QueueError>,
-    ) -> Result<T, QueueError> {
+    /// Receive a message and decode it: where it lies in the ring when it
+    /// is one piece in one stretch (while this thread holds the consumers'
+    /// lock, before the ring frees it), else from the thread's scratch
+    /// buffer, where the ring assembled it. A panic in the value's
+    /// `Deserialize` is caught there (the message is consumed, the lock
+    /// released) and resumed here.
+    fn get_with(&self, w: Wait) -> Result<T, QueueError> {
         with_scratch(|buf| {
-            get(&self.raw, buf)?;
-            wire::decode(buf).map_err(QueueError::Decode)
+            let decode = |b: &[u8]| catch_unwind(AssertUnwindSafe(|| wire::decode::<T>(b)));
+            match self.raw.get_view(buf, w, decode)? {
+                Ok(v) => v.map_err(QueueError::Decode),
+                Err(p) => resume_unwind(p),
+            }
         })
     }
 
     /// Take the next item, waiting as long as needed.
     pub fn get(&self) -> Result<T, QueueError> {
-        self.get_with(|q, b| q.get_bytes(b, None))
+        self.get_with(Wait::For(None))
     }
 
     /// Take the next item, waiting at most `timeout` ([`QueueError::Empty`] then).
     #[doc(alias = "get")]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
-        self.get_with(|q, b| q.get_bytes(b, Some(timeout)))
+        self.get_with(Wait::For(Some(timeout)))
     }
 
     /// Take the next item only if one is there now (Python's `get_nowait`):
@@ -813,7 +890,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// specification allows exactly that case).
     #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T, QueueError> {
-        self.get_with(|q, b| q.try_get_bytes(b))
+        self.get_with(Wait::For(Some(Duration::ZERO)))
     }
 }
 

@@ -249,6 +249,7 @@ mod shuttle_checks {
             mixed: false,
             spurious: None,
             reclaim: 0,
+            written: false,
         }
     }
 

@@ -72,6 +72,12 @@ pub struct Spec {
     pub spurious: Option<u32>,
     /// The ring reclaims memory in units of `2^reclaim` chunks (0: never).
     pub reclaim: u32,
+    /// Producers put every message that fits one piece through a writer
+    /// ([`Message::Written`]), after a writer that fails half-way (which
+    /// must publish nothing) for every odd-numbered one; consumers take
+    /// every message with [`Ring::get_view`] (in place when it lies in one
+    /// stretch).
+    pub written: bool,
 }
 
 /// What the threads report, checked at the end.
@@ -136,7 +142,39 @@ pub fn producer<P: Platform>(q: &Q<P>, t: &P::Thread, spec: &Spec, p: usize, log
     let r = q.ring();
     for (seq, &len) in spec.producers[p].iter().enumerate() {
         let m = message(p as u8, seq as u8, len);
-        match r.put(t, &m, op_wait(spec, seq)) {
+        let w = op_wait(spec, seq);
+        let one_piece = len <= r.max_single_piece();
+        if spec.written && one_piece && seq % 2 == 1 {
+            // A writer that gives up half-way: nothing may be published.
+            let mut give_up = |s: &mut dyn Sink| {
+                let _ = s.write(&m[..len / 2]);
+                false
+            };
+            let msg = Message::Written {
+                len,
+                write: &mut give_up,
+            };
+            match r.put_message(t, msg, w) {
+                Err(RingError::Unwritten | RingError::Full) => {}
+                other => crate::testkit::violation(&format!(
+                    "a writer that failed: {other:?}, not Unwritten"
+                )),
+            }
+        }
+        let mut write = |s: &mut dyn Sink| {
+            // In two parts, as an encoder writes a length and then a body.
+            let (a, b) = m.split_at(len / 3);
+            s.write(a) && s.write(b)
+        };
+        let msg = if spec.written && one_piece {
+            Message::Written {
+                len,
+                write: &mut write,
+            }
+        } else {
+            Message::Bytes(&m)
+        };
+        match r.put_message(t, msg, w) {
             Ok(()) => {
                 lock(log).put_ok.insert((p as u8, seq as u8));
             }
@@ -165,8 +203,18 @@ pub fn consumer<P: Platform>(q: &Q<P>, t: &P::Thread, spec: &Spec, log: &StdMute
             Wait::For(None)
         };
         i += 1;
-        match r.get(t, &mut buf, w) {
-            Ok(()) => received(log, spec, &mut last, &buf),
+        let got = if spec.written {
+            // Checked once the `get` returned: a consumer that dies after
+            // reading but before freeing delivered nothing (the next one
+            // reads the message again).
+            r.get_view(t, &mut buf, w, usize::MAX, |m| m.to_vec())
+                .map(|m| received(log, spec, &mut last, &m))
+        } else {
+            r.get(t, &mut buf, w)
+                .map(|()| received(log, spec, &mut last, &buf))
+        };
+        match got {
+            Ok(()) => {}
             Err(RingError::Closed) => return,
             Err(RingError::Empty) => {
                 crate::check!(w != Wait::For(None), "blocking get returned Empty")
@@ -372,6 +420,7 @@ pub fn spec_from_bytes(data: &[u8]) -> (Spec, &[u8]) {
             spurious: None,
             // A unit of 2 chunks (off for rings of fewer than 4).
             reclaim: ((flags >> 2) & 1) as u32,
+            written: flags & 8 != 0,
         },
         rest,
     )

@@ -46,6 +46,7 @@ mod loom_checks {
             mixed: false,
             spurious: None,
             reclaim: 0,
+            written: false,
         }
     }
 
@@ -84,6 +85,7 @@ mod loom_checks {
             mixed: false,
             spurious: None,
             reclaim: 0,
+            written: false,
         };
         check::<0>(s, Some(2));
     }
@@ -218,6 +220,7 @@ mod loom_checks {
             mixed: false,
             spurious: None,
             reclaim: 0,
+            written: false,
         }
     }
 
@@ -242,6 +245,7 @@ mod loom_checks {
                 mixed: false,
                 spurious: None,
                 reclaim: 0,
+                written: false,
             };
             check::<M>(s, Some(1))
         })
@@ -543,6 +547,66 @@ mod loom_checks {
         }));
     }
 
+    /// [`spsc`] with written messages and in-place reads (see [`Spec::written`]).
+    fn written(sizes: Vec<usize>) -> Spec {
+        Spec {
+            written: true,
+            ..spsc(sizes)
+        }
+    }
+
+    /// A written message fills the ring, then one is written after a writer
+    /// that failed, then one is streamed (too large for a writer: bytes);
+    /// the consumer reads in place where it can.
+    #[test]
+    fn loom_spsc_written() {
+        check::<0>(written(vec![FULL_RING, SMALL]), Some(2));
+        check::<0>(written(vec![SMALL, FULL_RING, STREAMED]), Some(1));
+    }
+
+    /// A producer of written messages, and a consumer reading in place, die
+    /// at every crash point (one of two consumers; preemption bound 1).
+    #[test]
+    fn loom_written_deaths_at_every_crash_point() {
+        let n = every_crash_point(|k| {
+            let s = Spec {
+                producers: vec![vec![FULL_RING, SMALL], vec![SMALL]],
+                crash: Some((0, k)),
+                ..written(vec![])
+            };
+            check::<0>(s, Some(1))
+        });
+        assert!(n >= 6, "producer: only {n} crash points");
+        let n = every_crash_point(|k| {
+            let s = Spec {
+                consumers: 2,
+                crash: Some((1, k)),
+                ..written(vec![FULL_RING, FULL_RING])
+            };
+            check::<0>(s, Some(1))
+        });
+        assert!(n >= 6, "consumer: only {n} crash points");
+    }
+
+    /// A writer that gave up half-way is published (seeded bug 625): its
+    /// `put` reports success, and the consumer gets the half-written bytes.
+    #[test]
+    fn loom_catches_625_unwritten_published() {
+        assert!(fails_with_any(&["a writer that failed", "torn"], || {
+            check::<{ MUTANT_UNWRITTEN_PUBLISHED.0 }>(written(vec![SMALL, FULL_RING]), Some(1));
+        }));
+    }
+
+    /// A consumer that reads a message in place after freeing its chunks
+    /// (seeded bug 626): the producer waiting for room writes the next
+    /// message into them while it reads, and loom sees the race.
+    #[test]
+    fn loom_catches_626_view_after_free() {
+        assert!(fails_with("Causality violation", || {
+            check::<{ MUTANT_VIEW_AFTER_FREE.0 }>(written(vec![FULL_RING, FULL_RING]), Some(2));
+        }));
+    }
+
     #[test]
     fn loom_catches_608_deliver_partial() {
         assert!(fails_with("torn", || {
@@ -733,6 +797,7 @@ mod shuttle_checks {
             mixed,
             spurious: None,
             reclaim: 0,
+            written: false,
         }
     }
 
@@ -841,6 +906,38 @@ mod shuttle_checks {
         // headers ("lost", "bad piece header", "out of range"); loom pins it.
         assert!(fails_with("", || {
             random::<{ MUTANT_RECLAIM_READING.0 }>(mpmc_reclaiming(false, None));
+        }));
+    }
+
+    /// [`mpmc`] with written messages and in-place reads.
+    fn mpmc_written(mixed: bool, crash: Option<(usize, u32)>) -> Spec {
+        Spec {
+            written: true,
+            ..mpmc(mixed, crash)
+        }
+    }
+
+    #[test]
+    fn shuttle_mpmc_written() {
+        random::<0>(mpmc_written(false, None));
+        pct::<0>(mpmc_written(true, None));
+        pct::<0>(Spec {
+            written: true,
+            ..mpmc_reclaiming(true, None)
+        });
+    }
+
+    /// A producer and each consumer die at every crash point, with written
+    /// messages and in-place reads.
+    #[test]
+    fn shuttle_written_deaths_at_every_crash_point() {
+        deaths_at_every_crash_point(&[0, 3, 4], |c| mpmc_written(false, c));
+    }
+
+    #[test]
+    fn shuttle_catches_625_unwritten_published() {
+        assert!(fails_with_any(&["a writer that failed", "torn"], || {
+            random::<{ MUTANT_UNWRITTEN_PUBLISHED.0 }>(mpmc_written(false, None));
         }));
     }
 
@@ -1335,16 +1432,19 @@ mod unit {
             // committed 0, done 1: 2^24 - 1 unfinished (modulo 2^24).
             let done = <S as Platform>::W32::new(1);
             assert_eq!(
-                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                r.put_counted(t, Message::Bytes(&[1]), Wait::No, Some(&done)),
                 Err(RingError::Full)
             );
             assert_eq!(r.len(), 0);
             done.store(2, Relaxed);
-            assert_eq!(r.put_counted(t, &[1], Wait::No, Some(&done)), Ok(()));
+            assert_eq!(
+                r.put_counted(t, Message::Bytes(&[1]), Wait::No, Some(&done)),
+                Ok(())
+            );
             assert_eq!(r.committed(), 1);
             // 1 - 2: exactly MAX_UNFINISHED again.
             assert_eq!(
-                r.put_counted(t, &[1], Wait::No, Some(&done)),
+                r.put_counted(t, Message::Bytes(&[1]), Wait::No, Some(&done)),
                 Err(RingError::Full)
             );
         });
@@ -1373,6 +1473,58 @@ mod unit {
             r.put(t, &[2; 40], Wait::No).unwrap();
             assert_eq!((r.len(), r.used_chunks()), (1, 3), "one piece");
             r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [2; 40]);
+        });
+    }
+
+    /// A written message is published only if its writer wrote exactly the
+    /// bytes it announced and said so: a writer that stops short, one that
+    /// writes past its length (the sink refuses the bytes) and one that
+    /// fails publish nothing, and the ring goes on; a written message larger
+    /// than one piece is refused before anything is written. Read back in
+    /// place, a message lying across the array end is assembled in `out`.
+    #[test]
+    fn a_written_message_is_published_only_whole() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(4, 0); // 64 bytes
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            type Writer = Box<dyn FnMut(&mut dyn Sink) -> bool>;
+            let put = |len: usize, mut write: Writer| {
+                let msg = Message::Written {
+                    len,
+                    write: &mut *write,
+                };
+                r.put_message(t, msg, Wait::No)
+            };
+            let short = Box::new(|s: &mut dyn Sink| s.write(&[7; 19]));
+            assert_eq!(put(20, short), Err(RingError::Unwritten));
+            let long = Box::new(|s: &mut dyn Sink| {
+                assert!(s.write(&[7; 20]));
+                assert!(!s.write(&[7]), "a byte past the length is refused");
+                true
+            });
+            assert_eq!(put(20, long), Err(RingError::Unwritten));
+            let failed = Box::new(|s: &mut dyn Sink| {
+                assert!(s.write(&[7; 20]));
+                false
+            });
+            assert_eq!(put(20, failed), Err(RingError::Unwritten));
+            let big = Box::new(|_: &mut dyn Sink| panic!("written before the size check"));
+            assert_eq!(put(57, big), Err(RingError::TooLarge(57)));
+            assert!(r.is_empty(), "nothing published");
+            // Two chunks, then three: the second lies across the array end.
+            for (len, byte) in [(20, 1u8), (40, 2)] {
+                let whole = Box::new(move |s: &mut dyn Sink| {
+                    s.write(&vec![byte; len / 2]) && s.write(&vec![byte; len - len / 2])
+                });
+                put(len, whole).unwrap();
+                let got = r.get_view(t, &mut out, Wait::No, usize::MAX, |m| m.to_vec());
+                assert_eq!(got.unwrap(), vec![byte; len]);
+                // In place (nothing in `out`), or assembled there.
+                assert_eq!(out.is_empty(), len == 20);
+            }
             assert_eq!(out, [2; 40]);
         });
     }

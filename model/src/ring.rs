@@ -202,6 +202,41 @@
 //! read and follows it.
 //! (The seeded bug 615 puts the message one chunk before the lap's start.)
 //!
+//! # Written messages and reads in place
+//!
+//! A message that a producer would encode into a buffer and then copy into
+//! the ring can instead be *written* into it ([`Message::Written`]): the
+//! producer announces its length (it sized it first), takes `prod`, waits
+//! for room for that one piece as for any message, and hands its writer a
+//! [`Sink`] over the piece's chunks, which lie in the free region that only
+//! the `prod` holder touches. The piece is published, by the one `tail`
+//! store, only if the writer wrote exactly the announced bytes and said it
+//! succeeded; otherwise nothing is published ([`RingError::Unwritten`]) and
+//! the chunks stay free, as when a producer dies before its store (the
+//! seeded bug 625 publishes anyway, and the consumer's check finds the
+//! half-written message). Only a message that fits one piece can be written
+//! (a streamed message is bytes).
+//!
+//! Symmetrically, a consumer may *read a message in place*
+//! ([`Ring::get_view`]): a message that is one piece (`FIRST|LAST`) lying in
+//! one stretch of the array (not across its end) is handed to the caller's
+//! function as a slice of the ring itself, while the consumer holds `cons`
+//! and **before** its `head` store frees the chunks. Published chunks are
+//! written by nobody until they are freed (producers write only in the free
+//! region; other consumers wait for `cons`), so the bytes cannot change
+//! under the reader: the double-fetch safety that a copy out of the ring
+//! would give is given by the protocol (the seeded bug 626 reads after
+//! freeing, and loom sees the producer's write race with the read). Any
+//! other message is assembled into the caller's buffer as by
+//! [`Ring::get_limited`] and the function runs on that. A consumer that dies
+//! after reading in place and before its `head` store leaves the message to
+//! the next one, as a consumer that dies after copying it out does.
+//!
+//! The model platforms' [`Platform::view_cells`] copies the cells out
+//! (through their tracked reads) before calling the function, so the
+//! checkers see every read at the point where the real platform's loan
+//! begins, and the loan ends before the `head` store.
+//!
 //! # Deadlines
 //!
 //! A producer's deadline applies to every wait: a streamed message that times
@@ -1144,12 +1179,10 @@ impl<'a, P: Platform> Ring<'a, P> {
     }
 
     /// Can the payload of the piece at `at`, `len` bytes, be seen as one
-    /// slice: in its first chunk (read already), or in one stretch of the
-    /// ring (not across the array end)?
+    /// slice: does it lie in one stretch of the ring (not across the array
+    /// end)? (A payload that fits the first chunk always does.)
     fn in_one_stretch(&self, at: u64, len: usize) -> bool {
-        len <= CHUNK - PIECE_HEADER
-            || (at & (self.cap - 1)) as usize * CHUNK + PIECE_HEADER + len
-                <= self.slots.len() * CHUNK
+        (at & (self.cap - 1)) as usize * CHUNK + PIECE_HEADER + len <= self.slots.len() * CHUNK
     }
 
     /// Run `view` on the payload of the piece at `at` (header parsed, first
@@ -1931,20 +1964,17 @@ impl<'a, P: Platform> Ring<'a, P> {
             if too_large && mutant::<P>(MUTANT_LIMIT_KEEPS_PIECE) {
                 return Err(RingError::TooLarge(out.len().saturating_add(len)));
             }
-            // A whole message in one stretch is read where it lies (before
-            // `head` frees it), by `view` if the caller gave one.
-            let in_place = match view.as_mut() {
-                Some(v) if is_first && is_last && !too_large && self.in_one_stretch(at, len) => {
-                    Some(v)
-                }
-                _ => None,
-            };
+            // A whole message in one stretch is read where it lies, by
+            // `view` if the caller gave one, before `head` frees it.
+            let in_place =
+                is_first && is_last && !too_large && view.is_some() && self.in_one_stretch(at, len);
             let late = mutant::<P>(MUTANT_VIEW_AFTER_FREE);
-            match in_place {
-                Some(v) if !late => self.view_payload(at, len, &first, *v),
-                Some(_) => {}
-                None if assembling && !too_large => self.read_payload(at, len, &first, out),
-                None => {}
+            if in_place {
+                if let (Some(v), false) = (view.as_mut(), late) {
+                    self.view_payload(at, len, &first, *v);
+                }
+            } else if assembling && !too_large {
+                self.read_payload(at, len, &first, out);
             }
             t.crash_point();
             hw = pack(cnt(hw) + is_last as u64, at + k);
@@ -1954,10 +1984,8 @@ impl<'a, P: Platform> Ring<'a, P> {
                 Release
             };
             self.h.head.0.pos.store(hw, order);
-            if let (Some(v), true) = (view.as_mut(), late && is_first && is_last && !too_large) {
-                if self.in_one_stretch(at, len) {
-                    self.view_payload(at, len, &first, *v);
-                }
+            if let (Some(v), true) = (view.as_mut(), late && in_place) {
+                self.view_payload(at, len, &first, *v);
             }
             t.crash_point();
             let _ = self.reclaim_upto(t, hw);

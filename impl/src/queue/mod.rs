@@ -589,13 +589,27 @@ impl RawQueue {
 ///
 /// # Performance
 ///
-/// * A `put` encodes into a per-thread scratch buffer (small values on the
-///   stack) and copies the bytes into the ring with one `memcpy` (two at the
-///   ring's wrap-around); a `get` copies them out into another and decodes.
-///   A steady stream of messages allocates nothing but the values returned.
-///   The copy out of shared memory before decoding is deliberate: the decoder
-///   reads private bytes, so a misbehaving process writing into the ring
-///   cannot change them between two reads of the decoder (a double fetch).
+/// * A small value (64 bytes encoded) is encoded on the stack and copied
+///   into the ring. A larger one that fits one piece of the ring is sized
+///   first, then encoded **straight into the ring** while the producer holds
+///   it (one copy of its bytes); a value the ring streams is encoded into a
+///   per-thread scratch buffer and copied in. A `get` decodes a message
+///   **where it lies in the ring** when it is one piece in one stretch,
+///   while the consumer holds the ring and before it frees the bytes; other
+///   messages are assembled in a scratch buffer and decoded there. A steady
+///   stream of messages allocates nothing but the values returned.
+/// * Decoding in place keeps the double-fetch safety a copy would give by
+///   the ring's protocol: no producer writes a published message's bytes
+///   before the consumer frees them, and no other consumer reads them
+///   ([`procshare_model::ring`], "Written messages and reads in place").
+///   So a value's `Serialize` (the second time: the first sizes it) and
+///   `Deserialize` run while the ring's producer or consumer lock is held: a
+///   panic in them is caught, the message is not published (or is
+///   consumed), the lock released, and the panic resumed in the caller. A
+///   `Serialize` that encodes differently the second time is refused
+///   ([`QueueError::Encode`]) and nothing is published. (Calling the same
+///   queue from inside a `Serialize` or `Deserialize` would wait for the
+///   lock this thread holds.)
 /// * The ring's hot words are grouped into cache lines by the side that
 ///   writes them, and each side keeps a hint of the other's position, so in
 ///   the steady state a message crosses between cores as its own bytes plus
@@ -924,8 +938,19 @@ pub(crate) mod fuzzing {
             }
             seq += 1;
             let was_empty = q.is_empty() && model.is_empty();
+            // The high bit: a put writes the message through a writer (in
+            // two parts) when it fits one piece, a get reads it in place.
+            let written = kind & 0x80 != 0 && len <= q.ring().max_single_piece();
+            let mut write = |s: &mut dyn Sink| {
+                let (a, b) = msg.split_at(len / 2);
+                s.write(a) && s.write(b)
+            };
+            let put = |w: Wait, write: &mut dyn FnMut(&mut dyn Sink) -> bool| match written {
+                true => q.put_message(Message::Written { len, write }, w),
+                false => q.put_message(Message::Bytes(&msg), w),
+            };
             match kind % 6 {
-                0 => match q.try_put_bytes(&msg) {
+                0 => match put(Wait::No, &mut write) {
                     Ok(()) => {
                         assert!(!closed, "put after close succeeded");
                         model.push_back(msg)
@@ -940,7 +965,7 @@ pub(crate) mod fuzzing {
                     Err(QueueError::ShutDown) => assert!(closed),
                     Err(e) => panic!("try_put: {e}"),
                 },
-                1 => match q.put_bytes(&msg, Some(Duration::ZERO)) {
+                1 => match put(Wait::For(Some(Duration::ZERO)), &mut write) {
                     Ok(()) => {
                         assert!(!closed, "put after close succeeded");
                         model.push_back(msg)
@@ -950,10 +975,11 @@ pub(crate) mod fuzzing {
                     Err(e) => panic!("put_timeout: {e}"),
                 },
                 2 | 3 => {
-                    let r = if kind % 6 == 2 {
-                        q.try_get_bytes(&mut out)
-                    } else {
-                        q.get_bytes(&mut out, Some(Duration::ZERO))
+                    // `try_get_bytes` and `get_bytes` with no time to wait.
+                    let w = Wait::For(Some(Duration::ZERO));
+                    let r = match kind & 0x80 {
+                        0 => q.get_wait(&mut out, w),
+                        _ => q.get_view(&mut out, w, |m| m.to_vec()).map(|m| out = m),
                     };
                     match r {
                         Ok(()) => {

@@ -1474,6 +1474,16 @@ mod unit {
             assert_eq!((r.len(), r.used_chunks()), (1, 3), "one piece");
             r.get(t, &mut out, Wait::No).unwrap();
             assert_eq!(out, [2; 40]);
+            // A message's length and its debug form (its length, not its bytes).
+            let mut w = |_: &mut dyn Sink| true;
+            let written = Message::Written {
+                len: 3,
+                write: &mut w,
+            };
+            assert_eq!((written.is_empty(), written.len()), (false, 3));
+            assert_eq!(format!("{written:?}"), "Written { len: 3 }");
+            assert!(Message::Bytes(&[]).is_empty());
+            assert_eq!(format!("{:?}", Message::Bytes(&[1, 2])), "Bytes(2)");
         });
     }
 
@@ -1514,8 +1524,8 @@ mod unit {
             let big = Box::new(|_: &mut dyn Sink| panic!("written before the size check"));
             assert_eq!(put(57, big), Err(RingError::TooLarge(57)));
             assert!(r.is_empty(), "nothing published");
-            // Two chunks, then three: the second lies across the array end.
-            for (len, byte) in [(20, 1u8), (40, 2)] {
+            // Two chunks, three across the array end, two, two across it.
+            for (len, byte) in [(20, 1u8), (40, 2), (20, 3), (20, 4)] {
                 let whole = Box::new(move |s: &mut dyn Sink| {
                     s.write(&vec![byte; len / 2]) && s.write(&vec![byte; len - len / 2])
                 });
@@ -1523,9 +1533,19 @@ mod unit {
                 let got = r.get_view(t, &mut out, Wait::No, usize::MAX, |m| m.to_vec());
                 assert_eq!(got.unwrap(), vec![byte; len]);
                 // In place (nothing in `out`), or assembled there.
-                assert_eq!(out.is_empty(), len == 20);
+                assert_eq!(out.is_empty(), byte % 2 == 1, "message {byte}");
             }
-            assert_eq!(out, [2; 40]);
+            assert_eq!(out, [4; 20]);
+            // A message's length and its debug form (its length, not its bytes).
+            let mut w = |_: &mut dyn Sink| true;
+            let written = Message::Written {
+                len: 3,
+                write: &mut w,
+            };
+            assert_eq!((written.is_empty(), written.len()), (false, 3));
+            assert_eq!(format!("{written:?}"), "Written { len: 3 }");
+            assert!(Message::Bytes(&[]).is_empty());
+            assert_eq!(format!("{:?}", Message::Bytes(&[1, 2])), "Bytes(2)");
         });
     }
 

@@ -602,11 +602,12 @@ impl RawQueue {
 ///   the ring's protocol: no producer writes a published message's bytes
 ///   before the consumer frees them, and no other consumer reads them
 ///   ([`procshare_model::ring`], "Written messages and reads in place").
-///   So a value's `Serialize` (the second time: the first sizes it) and
+///   So a value's `Serialize` (its last run: a larger value is serialized
+///   up to three times, a try on the stack, a sizing pass, the write) and
 ///   `Deserialize` run while the ring's producer or consumer lock is held: a
 ///   panic in them is caught, the message is not published (or is
 ///   consumed), the lock released, and the panic resumed in the caller. A
-///   `Serialize` that encodes differently the second time is refused
+///   `Serialize` whose write differs from its sizing pass is refused
 ///   ([`QueueError::Encode`]) and nothing is published. (Calling the same
 ///   queue from inside a `Serialize` or `Deserialize` would wait for the
 ///   lock this thread holds.)

@@ -777,6 +777,72 @@ mod tests {
     use super::*;
     use std::collections::{BTreeMap, VecDeque};
 
+    /// A sink into a vector, which refuses bytes past `cap` (as a ring's
+    /// piece refuses bytes past its announced length).
+    struct VecSink {
+        out: Vec<u8>,
+        cap: usize,
+        writes: usize,
+    }
+
+    impl procshare_model::ring::Sink for VecSink {
+        fn write(&mut self, bytes: &[u8]) -> bool {
+            if self.out.len() + bytes.len() > self.cap {
+                return false;
+            }
+            self.out.extend_from_slice(bytes);
+            self.writes += 1;
+            true
+        }
+    }
+
+    /// `encode_to_sink` writes what postcard's own encoder writes, whatever
+    /// mix of short writes (gathered) and long ones (passed through) the
+    /// value makes, `encoded_len` is its length, and a sink that refuses the
+    /// bytes makes it fail.
+    #[test]
+    fn encode_to_sink_is_postcard() {
+        fn same<T: Serialize>(v: T) -> usize {
+            let want = postcard::to_stdvec(&v).unwrap();
+            assert_eq!(encoded_len(&v).unwrap(), want.len());
+            let mut sink = VecSink {
+                out: Vec::new(),
+                cap: usize::MAX,
+                writes: 0,
+            };
+            encode_to_sink(&v, &mut sink).unwrap();
+            assert_eq!(sink.out, want);
+            if !want.is_empty() {
+                let mut short = VecSink {
+                    out: Vec::new(),
+                    cap: want.len() - 1,
+                    writes: 0,
+                };
+                assert!(
+                    encode_to_sink(&v, &mut short).is_err(),
+                    "{} bytes",
+                    want.len()
+                );
+            }
+            sink.writes
+        }
+        for n in [0usize, 1, 62, 63, 64, 65, 200, 5000] {
+            // A string filling the gather buffer to the byte, then short fields.
+            same(("s".repeat(n), 7u8, 300u32, [1u8; 3]));
+            same(serde_bytes::ByteBuf::from(vec![n as u8; n]));
+            same((
+                1u8,
+                serde_bytes::ByteBuf::from(vec![2; n]),
+                "t".repeat(n % 70),
+            ));
+            same((0..n as u64).collect::<Vec<u64>>());
+        }
+        // Short writes are gathered: 1,000 varints in a handful of writes, a
+        // long byte string in about one.
+        assert!(same(vec![u64::MAX; 1000]) <= 10_000 / 50);
+        assert!(same(serde_bytes::ByteBuf::from(vec![0u8; 4096])) <= 3);
+    }
+
     /// `encode_small` writes what postcard's own encoder writes, and nothing
     /// when the value does not fit.
     #[test]

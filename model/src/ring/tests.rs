@@ -1474,16 +1474,6 @@ mod unit {
             assert_eq!((r.len(), r.used_chunks()), (1, 3), "one piece");
             r.get(t, &mut out, Wait::No).unwrap();
             assert_eq!(out, [2; 40]);
-            // A message's length and its debug form (its length, not its bytes).
-            let mut w = |_: &mut dyn Sink| true;
-            let written = Message::Written {
-                len: 3,
-                write: &mut w,
-            };
-            assert_eq!((written.is_empty(), written.len()), (false, 3));
-            assert_eq!(format!("{written:?}"), "Written { len: 3 }");
-            assert!(Message::Bytes(&[]).is_empty());
-            assert_eq!(format!("{:?}", Message::Bytes(&[1, 2])), "Bytes(2)");
         });
     }
 

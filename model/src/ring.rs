@@ -162,11 +162,12 @@
 //! reclaiming ring *keeps* the first [`RingHeader::keep`] chunks of every
 //! lap (a lap: `capacity` positions; up to [`KEEP_UNITS`] reclaim units, at
 //! most a quarter of the ring): the reclaim step never gives them back, and a
-//! producer about to start a message past them goes on at the next lap's
-//! start instead, where the same chunks are — still in memory — if the queue
+//! producer about to put a message that would end past them goes on at the
+//! next lap's start instead, where the same chunks are — still in memory — if the queue
 //! is **empty** (`head` is at `tail`: every piece consumed) and the message
 //! fits there (the ordinary room check, from `reclaimed`). It looks at the
-//! consumer's side for that about once per 4 KiB it passes (`WRAP_LOOK`
+//! consumer's side for that first at the message that would cross the kept
+//! start's end, then about once per 4 KiB it passes (`WRAP_LOOK`
 //! chunks, or a reclaim unit if smaller: a look that fails costs a page of
 //! fresh memory), and when it finds a consumer reading close behind (holding
 //! `cons` or moving `head`, at most `2 * keep` chunks back) it spins a moment
@@ -174,15 +175,22 @@
 //! *where* the message goes; the room check decides whether it may.
 //!
 //! It writes a **wrap marker** (a piece of flags [`WRAP`], `len` 0) at
-//! `tail`, then the message's piece at the lap's start, and publishes both
+//! `tail` (at the first look, inside the kept start: memory that stays, so
+//! neither the marker nor the lap costs a fresh page), then the message's
+//! piece at the lap's start, and publishes both
 //! with its one `Release` store of `tail` (the count as for the message
 //! alone): a producer that dies before it leaves nothing published. A
 //! consumer that reads a wrap marker at `head` stores `head` at the next
 //! lap's start (count unchanged) and runs the reclaim step, which gives back
-//! the marker's unit and the stretch the marker skipped (never written since
-//! it was last given back: holes, one call) and keeps the lap's start; a
-//! consumer that dies in between leaves the reclaim step to the next `cons`
-//! holder, as anywhere else. While the consumer keeps up, a stream of
+//! the units up to the marker's own (past the kept start: they hold the
+//! messages before it) and passes the stretch the marker skipped without a
+//! call: never written since it was last given back, it holds no memory,
+//! and giving it back would cost a call over the rest of the lap, with the
+//! page-table walk and the other processes' TLB flush that come with it,
+//! once per lap (the seeded bug 627 takes the marker's unit for a hole
+//! too). A consumer that dies in between leaves the reclaim step to the
+//! next `cons` holder, as anywhere else, which gives the whole stretch back
+//! (it does not know where the marker was; holes, harmless). While the consumer keeps up, a stream of
 //! messages thus cycles through the same `keep` chunks; when it falls
 //! behind, the producers go on past them into the rest of the ring as
 //! before. Only single-piece messages of at most `keep` chunks wrap early.
@@ -292,6 +300,13 @@ pub const WRAP: u32 = 4;
 /// 255 `pause`s in all, a few microseconds: a consumer that is running
 /// catches up by then; one that is not would cost the producer far more).
 const WRAP_SPINS: u32 = 8;
+/// The same at the first look of a lap (the message that would end past the
+/// kept start): 12 spins, 1,279 `pause`s on the real platform, about 25 µs
+/// on a VM (50 4 KiB messages read): a consumer that reads close behind
+/// a producer faster than it is still catching up after 8, and a lap that
+/// does not wrap there costs its pages fresh, a fault each and their give
+/// back, on the consumer's side.
+const WRAP_FIRST_SPINS: u32 = 12;
 /// Of those, how many a producer spins for a consumer that is not reading
 /// (neither holds `cons` nor has moved `head` since its first look) before it
 /// gives up (7 `pause`s on the real platform).
@@ -396,6 +411,11 @@ pub const MUTANT_NO_WAIT_FENCE: Mutant = Mutant(619);
 /// between the two stores (it writes over a published piece).
 #[doc(hidden)]
 pub const MUTANT_DEAD_COPY_KEPT: Mutant = Mutant(620);
+/// Seeded bug: the reclaim step after a wrap marker skips the marker's own
+/// unit as if the wrap had skipped it, though messages before the marker
+/// were written there: that unit is never given back.
+#[doc(hidden)]
+pub const MUTANT_MARKER_UNIT_KEPT: Mutant = Mutant(627);
 /// Seeded bug: a waiter that announced itself sleeps at once, without
 /// looking at its condition again (a change whose notifier saw no
 /// announcement is slept through).
@@ -1513,7 +1533,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         may_spin: bool,
     ) -> Option<u64> {
         let k = chunks_for(len);
-        if self.keep == 0 || pos(tw) & (self.cap - 1) < self.keep || k > self.keep || !single {
+        let lap_pos = pos(tw) & (self.cap - 1);
+        if self.keep == 0 || lap_pos + k <= self.keep || k > self.keep || !single {
             return None;
         }
         // Look at the consumer's side about once per `WRAP_LOOK` chunks (or
@@ -1522,7 +1543,9 @@ impl<'a, P: Platform> Ring<'a, P> {
         // line, read per message, would slow both sides). A look that finds
         // the consumer behind costs the stretch up to the next look: memory
         // just given back (a page of it on the real platform).
-        if pos(tw) & (self.h.reclaim_unit().min(WRAP_LOOK) - 1) >= k {
+        // The first look is at the message that would end past the kept
+        // start (its marker then lies in the kept start: memory that stays).
+        if lap_pos >= self.keep && pos(tw) & (self.h.reclaim_unit().min(WRAP_LOOK) - 1) >= k {
             return None;
         }
         let to = if mutant::<P>(MUTANT_WRAP_OFF_BY_ONE) {
@@ -1534,6 +1557,14 @@ impl<'a, P: Platform> Ring<'a, P> {
         // A consumer that is reading (it holds `cons`) close behind (at most
         // twice the kept start): wait a moment (spin; not in a `try` put) for
         // it to catch up rather than write into memory just given back.
+        // The first look of a lap (the message that ends past the kept
+        // start, or starts at its end) waits longer than later ones: the
+        // lap's fresh pages are still to be saved.
+        let budget = if lap_pos <= self.keep {
+            WRAP_FIRST_SPINS
+        } else {
+            WRAP_SPINS
+        };
         let mut spins = 0;
         let mut first_head = None;
         loop {
@@ -1556,7 +1587,7 @@ impl<'a, P: Platform> Ring<'a, P> {
             if !may_spin
                 || behind > 2 * self.keep
                 || (!reading && spins >= WRAP_IDLE_SPINS)
-                || spins >= WRAP_SPINS
+                || spins >= budget
                 || !t.spin(spins)
             {
                 return None;
@@ -1609,7 +1640,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         let hw = pack(cnt(hw), to);
         self.h.head.0.pos.store(hw, Release);
         t.crash_point();
-        if self.reclaim_upto(t, hw) {
+        // The marker is one chunk; nothing was written past it in this lap.
+        if self.reclaim_written(t, hw, (at + 1) & POS_MASK) {
             self.notify(t, &self.h.head.0.event);
         }
         Some(hw)
@@ -1637,6 +1669,15 @@ impl<'a, P: Platform> Ring<'a, P> {
     /// Returns whether `reclaimed` moved.
     #[inline]
     fn reclaim_upto(&self, t: &P::Thread, hw: u64) -> bool {
+        self.reclaim_written(t, hw, pos(hw))
+    }
+
+    /// [`Ring::reclaim_upto`] knowing that nothing was written at positions
+    /// from `written_end` (a wrap marker's end) up to `head` since they were
+    /// last given back: the units wholly past it are holes, passed without
+    /// a call (see [Keeping a lap's start](self#keeping-a-laps-start)).
+    #[inline]
+    fn reclaim_written(&self, t: &P::Thread, hw: u64, written_end: u64) -> bool {
         let shift = self.h.reclaim_shift;
         if shift == 0 {
             return false;
@@ -1648,12 +1689,12 @@ impl<'a, P: Platform> Ring<'a, P> {
         {
             return false;
         }
-        self.reclaim_units(t, hw, shift)
+        self.reclaim_units(t, hw, shift, written_end)
     }
 
-    /// [`Ring::reclaim_upto`] past its common case.
+    /// [`Ring::reclaim_written`] past its common case.
     #[inline(never)]
-    fn reclaim_units(&self, t: &P::Thread, hw: u64, shift: u32) -> bool {
+    fn reclaim_units(&self, t: &P::Thread, hw: u64, shift: u32, written_end: u64) -> bool {
         let unit = 1u64 << shift;
         let target = if mutant::<P>(MUTANT_RECLAIM_READING) {
             // Seeded bug: the unit `head` is in counts as consumed.
@@ -1673,12 +1714,21 @@ impl<'a, P: Platform> Ring<'a, P> {
         if mutant::<P>(MUTANT_RECLAIMED_FIRST) {
             self.h.reclaimed.store(target, Release);
         }
+        // Up to the end of the unit `written_end` is in: past it, a wrap
+        // skipped the positions, whose chunks were given back a lap ago (or
+        // are kept) and not written since.
+        let written = if mutant::<P>(MUTANT_MARKER_UNIT_KEPT) {
+            floor_unit(written_end, shift)
+        } else {
+            floor_unit(written_end + unit - 1, shift)
+        };
+        let dist = target.wrapping_sub(r) & POS_MASK;
+        let give = (r + (written.wrapping_sub(r) & POS_MASK).min(dist)) & POS_MASK;
         // One stretch per lap (at most two: the distance is at most the
-        // capacity), less the lap's kept start; a stretch a wrap marker
-        // skipped holds nothing, but giving it back is one call either way.
-        while r != target {
+        // capacity), less the lap's kept start.
+        while r != give {
             let idx = r & (self.cap - 1);
-            let n = (target.wrapping_sub(r) & POS_MASK).min(self.cap - idx);
+            let n = (give.wrapping_sub(r) & POS_MASK).min(self.cap - idx);
             let from = idx.max(self.keep);
             if from < idx + n {
                 let (first, chunks) = (from as usize, (idx + n - from) as usize);

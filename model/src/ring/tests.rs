@@ -1653,6 +1653,71 @@ mod unit {
         });
     }
 
+    /// Where two messages go, and what following their wrap markers gives
+    /// back, on rings of 64 chunks in units of 8 (the first 16 kept), with
+    /// the seeded bug `M`: (1) a 6-chunk message at 13 would end past the
+    /// kept start: it wraps from there onto the empty queue (the marker in
+    /// memory that stays), and following the marker gives nothing back (the
+    /// units past it are holes); (2) a 1-chunk message at 40, past the kept
+    /// start, wraps too, and following its marker gives back the unit it is
+    /// in, `[40, 48)`, not the holes after it.
+    fn marker_give_backs<const M: u32>() -> (u64, Vec<(usize, usize)>) {
+        let result = Arc::new(std::sync::Mutex::new(None));
+        let res = result.clone();
+        shuttle::check_random(
+            move || {
+                let w = world();
+                let t = &ModelThread::new(&w, 1);
+                let mut out = Vec::new();
+                let h = RingHeader::<Shuttle<M>>::new(64, 0).with_reclaim(3);
+                assert_eq!(h.keep(), 16);
+                let s: Vec<_> = (0..64).map(|_| CellLike::new([0u8; CHUNK])).collect();
+                let rec = Recorder::default();
+                let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+                r.put(t, &[1; 13 * CHUNK - 8], Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+                r.put(t, &[2; 6 * CHUNK - 8], Wait::No).unwrap();
+                let tail = pos(h.tail.0.pos.load(Relaxed));
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [2; 6 * CHUNK - 8]);
+                let first = std::mem::take(&mut *rec.0.lock().unwrap());
+                assert_eq!(first, [], "after the wrap from the kept start");
+                // (2): two 20-chunk messages (too large to wrap early), read.
+                let h = RingHeader::<Shuttle<M>>::new(64, 0).with_reclaim(3);
+                let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+                r.put(t, &[3; 20 * CHUNK - 8], Wait::No).unwrap();
+                r.put(t, &[4; 20 * CHUNK - 8], Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+                r.put(t, &[5; 4], Wait::No).unwrap();
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 65, "wrapped from 40");
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [5; 4]);
+                assert_eq!(h.reclaimed.load(Relaxed), 64);
+                *res.lock().unwrap() = Some((tail, rec.0.lock().unwrap().clone()));
+            },
+            1,
+        );
+        let r = result.lock().unwrap().take().unwrap();
+        r
+    }
+
+    #[test]
+    fn a_wrap_marker_lies_in_the_kept_start_and_holes_are_not_given_back() {
+        assert_eq!(marker_give_backs::<0>(), (70, vec![(16, 24), (40, 8)]));
+    }
+
+    /// The seeded bug 627 (the marker's own unit taken for a hole) is caught:
+    /// `[40, 48)`, which held the second 20-chunk message's end, is never
+    /// given back.
+    #[test]
+    fn catches_627_marker_unit_kept() {
+        assert_eq!(
+            marker_give_backs::<{ MUTANT_MARKER_UNIT_KEPT.0 }>(),
+            (70, vec![(16, 24)])
+        );
+    }
+
     /// Where a stream of one-chunk messages, each put while the one before is
     /// still unread until `tail` passes `lag_until`, then put onto an empty
     /// queue, first wraps early: the position it jumps from.
@@ -1712,7 +1777,7 @@ mod unit {
                 let spun = Arc::new(Mutex::new(Vec::new()));
                 let t = {
                     let (q, plan, spun) = (q.clone(), plan.clone(), spun.clone());
-                    ModelThread::new(&w, 1).spins(8).on_spin(move |t, s| {
+                    ModelThread::new(&w, 1).spins(16).on_spin(move |t, s| {
                         spun.lock().unwrap().push(s);
                         let r = q.ring();
                         let mut out = Vec::new();
@@ -1750,7 +1815,9 @@ mod unit {
     /// The lap-jump spins: a consumer between two `get`s (not holding `cons`)
     /// that reads is waited for and the producer wraps (to 64); one that has
     /// neither held `cons` nor moved `head` for `WRAP_IDLE_SPINS` (3) spins
-    /// is not reading: the producer goes on at 18 without wrapping.
+    /// is not reading: the producer goes on at 18 without wrapping. One that
+    /// holds `cons` is waited for `WRAP_SPINS` (8), or `WRAP_FIRST_SPINS` (12)
+    /// at the lap's first look.
     #[test]
     fn a_producer_spins_for_a_consumer_between_two_gets() {
         use crate::checkers::Spun::Spin;
@@ -1774,6 +1841,21 @@ mod unit {
         assert_eq!(
             wrap_spins(two, &[0; 8], true),
             (19, (0..8).map(Spin).collect())
+        );
+        // At the lap's first look (at 16, the kept start's end) the same
+        // consumer is waited for WRAP_FIRST_SPINS (12) spins.
+        assert_eq!(WRAP_FIRST_SPINS, 12);
+        assert_eq!(
+            wrap_spins((16, 2), &[0; 12], true),
+            (17, (0..12).map(Spin).collect())
+        );
+        // One read at the first spin, the other at the twelfth: wrapped.
+        let mut plan = vec![1];
+        plan.extend([0; 10]);
+        plan.push(1);
+        assert_eq!(
+            wrap_spins((16, 2), &plan, false),
+            (65, (0..12).map(Spin).collect())
         );
         // A consumer more than twice the kept start (32) behind is not waited
         // for, reading or not; at exactly 32 it is.

@@ -30,6 +30,33 @@ pub fn eventually(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bo
     f()
 }
 
+/// The next value `producer` puts into `q`, waiting as `get` does; if the
+/// producer exits without having put it (it failed: a panic, an error
+/// unwrapped), a failure that says so, instead of a wait forever. The
+/// producer's puts all finish before it exits, so a value it put is in the
+/// queue by the time its exit is seen.
+pub fn get_from<T: serde::de::DeserializeOwned>(
+    q: &procshare::Queue<T>,
+    producer: &procshare::Process,
+) -> T {
+    use procshare::QueueError;
+    loop {
+        // The bound is how often the producer's exit is looked at, not a
+        // timing assertion.
+        match q.get_timeout(std::time::Duration::from_millis(50)) {
+            Ok(v) => return v,
+            Err(QueueError::Empty) => {
+                if let Some(code) = producer.exitcode() {
+                    return q.try_get().unwrap_or_else(|e| {
+                        panic!("the producer exited ({code}) before putting the next value: {e}")
+                    });
+                }
+            }
+            Err(e) => panic!("get: {e}"),
+        }
+    }
+}
+
 /// The URL of the redis-server the Redis tests use (`PROCSHARE_REDIS_URL`,
 /// which `.ci/run` sets), or `None` after saying plainly on the standard
 /// error (not captured by the test harness) that `test` was skipped. When

@@ -2,7 +2,7 @@
 //! values, close and shutdown, bad input, and `kill -9` of a producer and a consumer in
 //! the middle of an operation.
 
-use procshare_tests::quiet;
+use procshare_tests::{get_from, quiet};
 use std::time::{Duration, Instant};
 
 use procshare::Semaphore;
@@ -32,7 +32,7 @@ fn values_larger_than_the_ring_pass_whole_between_processes() {
     });
     p.start().unwrap();
     for k in 0..5u8 {
-        assert_eq!(q.get().unwrap(), big(10_000 * k as usize + 7, k));
+        assert_eq!(get_from(&q, &p), big(10_000 * k as usize + 7, k));
     }
     assert_eq!(p.join().unwrap(), 0);
     assert!(q.is_empty());

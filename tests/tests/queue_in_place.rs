@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use procshare::{Process, Queue, QueueError};
-use procshare_tests::quiet;
+use procshare_tests::{get_from, quiet};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What a [`Fickle`] does when it is written into the ring (after a try on
@@ -148,7 +148,7 @@ fn values_of_every_size_around_the_ring_edges_cross_whole() {
     });
     p.start().unwrap();
     for (i, &n) in sizes.iter().enumerate() {
-        assert_eq!(q.get().unwrap(), value(i, n), "value {i} of {n} bytes");
+        assert_eq!(get_from(&q, &p), value(i, n), "value {i} of {n} bytes");
     }
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));

@@ -1660,7 +1660,8 @@ mod unit {
     /// memory that stays), and following the marker gives nothing back (the
     /// units past it are holes); (2) a 1-chunk message at 40, past the kept
     /// start, wraps too, and following its marker gives back the unit it is
-    /// in, `[40, 48)`, not the holes after it.
+    /// in, `[40, 48)`, not the holes after it; (3) so does a marker in a
+    /// unit's last chunk (at 47).
     fn marker_give_backs<const M: u32>() -> (u64, Vec<(usize, usize)>) {
         let result = Arc::new(std::sync::Mutex::new(None));
         let res = result.clone();
@@ -1694,6 +1695,21 @@ mod unit {
                 r.get(t, &mut out, Wait::No).unwrap();
                 assert_eq!(out, [5; 4]);
                 assert_eq!(h.reclaimed.load(Relaxed), 64);
+                // (3): 20, 20 and 7 chunks put before any is read (no wrap),
+                // read; then 8 chunks, from 47: the marker ends at a unit's
+                // end, and its unit only is given back.
+                let h = RingHeader::<Shuttle<M>>::new(64, 0).with_reclaim(3);
+                let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+                for (v, k) in [(6, 20), (7, 20), (8, 7)] {
+                    r.put(t, &vec![v; k * CHUNK - 8], Wait::No).unwrap();
+                }
+                for _ in 0..3 {
+                    r.get(t, &mut out, Wait::No).unwrap();
+                }
+                r.put(t, &[9; 8 * CHUNK - 8], Wait::No).unwrap();
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 72, "wrapped from 47");
+                r.get(t, &mut out, Wait::No).unwrap();
+                assert_eq!(out, [9; 8 * CHUNK - 8]);
                 *res.lock().unwrap() = Some((tail, rec.0.lock().unwrap().clone()));
             },
             1,
@@ -1704,7 +1720,10 @@ mod unit {
 
     #[test]
     fn a_wrap_marker_lies_in_the_kept_start_and_holes_are_not_given_back() {
-        assert_eq!(marker_give_backs::<0>(), (70, vec![(16, 24), (40, 8)]));
+        assert_eq!(
+            marker_give_backs::<0>(),
+            (70, vec![(16, 24), (40, 8), (16, 24), (40, 8)])
+        );
     }
 
     /// The seeded bug 627 (the marker's own unit taken for a hole) is caught:
@@ -1714,7 +1733,7 @@ mod unit {
     fn catches_627_marker_unit_kept() {
         assert_eq!(
             marker_give_backs::<{ MUTANT_MARKER_UNIT_KEPT.0 }>(),
-            (70, vec![(16, 24)])
+            (70, vec![(16, 24), (16, 24), (40, 8)])
         );
     }
 

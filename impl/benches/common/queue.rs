@@ -10,19 +10,23 @@ use procshare::{Process, Queue, RawQueue};
 pub(crate) const BIG: usize = 4096;
 
 /// `n` `u64`s (`0..n`) from a child process, which calls `put` for each, to
-/// this one, which calls `get` `n` times; the sum is checked.
+/// this one, which calls `get` `n` times; the sum is checked. Timed from the
+/// first item's arrival (a `0` put first, untimed), as every queue row and
+/// CPython's: the throughput, not the process start (its own row).
 fn child_to_parent(
     n: u64,
     put: impl Fn(u64) + Send + 'static,
     mut get: impl FnMut() -> u64,
 ) -> Duration {
     let mut p = Process::new(move || {
+        put(0);
         for i in 0..n {
             put(i);
         }
     });
-    let t = Instant::now();
     p.start().unwrap();
+    assert_eq!(get(), 0);
+    let t = Instant::now();
     let mut sum = 0u64;
     for _ in 0..n {
         sum = sum.wrapping_add(get());
@@ -79,7 +83,8 @@ pub(crate) fn one_process(n: u64) -> Duration {
 
 /// `n` 4 KiB messages of type `M` (a `Vec<u8>`, which serde encodes element
 /// by element, or a `serde_bytes::ByteBuf`, which it encodes as one byte
-/// string — Python's `bytes`) from a child process to this one.
+/// string — Python's `bytes`) from a child process to this one, timed from
+/// the arrival of one more put first.
 pub(crate) fn big_of<M>(n: u64, make: fn() -> M, len: fn(&M) -> usize) -> Duration
 where
     M: serde::Serialize + serde::de::DeserializeOwned + 'static,
@@ -89,13 +94,14 @@ where
         let q = q.clone();
         move || {
             let v = make();
-            for _ in 0..n {
+            for _ in 0..=n {
                 q.put(&v).unwrap();
             }
         }
     });
-    let t = Instant::now();
     p.start().unwrap();
+    assert_eq!(len(&q.get().unwrap()), BIG);
+    let t = Instant::now();
     for _ in 0..n {
         assert_eq!(len(&q.get().unwrap()), BIG);
     }
@@ -114,13 +120,15 @@ pub(crate) fn bytebuf(n: u64) -> Duration {
 }
 
 /// `n` messages of `size` bytes through the untyped byte queue (no serde: the
-/// ring's own cost); `size` 8 carries the counter, as [`small`] does.
+/// ring's own cost); `size` 8 carries the counter, as [`small`] does. Timed
+/// from the arrival of one more put first.
 pub(crate) fn raw(n: u64, size: usize) -> Duration {
     let q = RawQueue::new(procshare::internals::DEFAULT_CAPACITY, 0).unwrap();
     let mut p = Process::new({
         let q = q.clone();
         move || {
             let mut v = vec![7u8; size];
+            q.put_bytes(&v, None).unwrap();
             for i in 0..n {
                 if size == 8 {
                     v.copy_from_slice(&i.to_le_bytes());
@@ -129,9 +137,10 @@ pub(crate) fn raw(n: u64, size: usize) -> Duration {
             }
         }
     });
-    let t = Instant::now();
     p.start().unwrap();
     let mut out = Vec::with_capacity(size);
+    q.get_bytes(&mut out, None).unwrap();
+    let t = Instant::now();
     let mut sum = 0u64;
     for _ in 0..n {
         q.get_bytes(&mut out, None).unwrap();
@@ -149,18 +158,20 @@ pub(crate) fn raw(n: u64, size: usize) -> Duration {
 }
 
 /// `n` items made by `make` through `crossbeam_channel::bounded(1024)` from a
-/// second thread to this one.
+/// second thread to this one, timed from the arrival of one more sent first.
 pub(crate) fn crossbeam<T: Send + 'static>(
     n: u64,
     make: impl Fn(u64) -> T + Send + 'static,
 ) -> Duration {
     let (s, r) = crossbeam_channel::bounded::<T>(1024);
-    let t = Instant::now();
     let h = std::thread::spawn(move || {
+        s.send(make(0)).unwrap();
         for i in 0..n {
             s.send(make(i)).unwrap();
         }
     });
+    std::hint::black_box(r.recv().unwrap());
+    let t = Instant::now();
     for _ in 0..n {
         std::hint::black_box(r.recv().unwrap());
     }

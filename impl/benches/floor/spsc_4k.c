@@ -21,16 +21,19 @@ int main(int argc,char**argv){
   struct slot*s=mmap(0,sizeof(struct slot)*SLOTS,PROT_READ|PROT_WRITE,MAP_SHARED|MAP_ANONYMOUS,-1,0);
   for(int i=0;i<SLOTS;i++) s[i].seq=i;   // slot i free for message i
   char src[SZ]; memset(src,7,SZ);
-  double t=now();
+  // Timed from the first message's arrival (one more sent first), as the
+  // table's queue rows: the throughput, not the fork.
+  double t=0;
   pid_t p=fork();
-  if(p==0){ for(long i=0;i<n;i++){ struct slot*x=&s[i%SLOTS];
+  if(p==0){ for(long i=0;i<=n;i++){ struct slot*x=&s[i%SLOTS];
       while(atomic_load_explicit(&x->seq,memory_order_acquire)!=(unsigned long)i) __builtin_ia32_pause();
       memcpy(x->data,src,SZ); atomic_store_explicit(&x->seq,i+1,memory_order_release);} _exit(0);}
   char *dst=malloc(SZ); long sum=0;
-  for(long i=0;i<n;i++){ struct slot*x=&s[i%SLOTS];
+  for(long i=0;i<=n;i++){ struct slot*x=&s[i%SLOTS];
       while(atomic_load_explicit(&x->seq,memory_order_acquire)!=(unsigned long)i+1) __builtin_ia32_pause();
       if(outcopy){ memcpy(dst,x->data,SZ); sum+=dst[100]; } else sum+=x->data[100];
-      atomic_store_explicit(&x->seq,i+SLOTS,memory_order_release);}
+      atomic_store_explicit(&x->seq,i+SLOTS,memory_order_release);
+      if(i==0) t=now();}
   double d=now()-t; waitpid(p,0,0);
   printf("%s: %.0f k msgs/s (%.2f GB/s) sum %ld\n", outcopy?"copy in + copy out":"copy in only", n/d/1e3, n*SZ/d/1e9, sum);
 }

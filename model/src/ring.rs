@@ -184,11 +184,15 @@
 //! lap's start (count unchanged) and runs the reclaim step, which gives back
 //! the units up to the marker's own (past the kept start: they hold the
 //! messages before it) and passes the stretch the marker skipped without a
-//! call: never written since it was last given back, it holds no memory,
-//! and giving it back would cost a call over the rest of the lap, with the
-//! page-table walk and the other processes' TLB flush that come with it,
-//! once per lap (the seeded bug 627 takes the marker's unit for a hole
-//! too). A consumer that dies in between leaves the reclaim step to the
+//! call: it holds no memory, and giving it back would cost a call over the
+//! rest of the lap, with the page-table walk and the other processes' TLB
+//! flush that come with it, once per lap (the seeded bug 627 takes the
+//! marker's unit for a hole too). One exception, a cost in memory and never
+//! in safety: chunks written past `tail` and never published — by a writer
+//! that failed ([`RingError::Unwritten`]) or a producer that died before its
+//! `tail` store — lie in that stretch when the next producer wraps from
+//! there; they stay allocated (at most the largest such piece, right after
+//! the marker) until the ring passes them again and gives them back. A consumer that dies in between leaves the reclaim step to the
 //! next `cons` holder, as anywhere else, which gives the whole stretch back
 //! (it does not know where the marker was; holes, harmless). While the consumer keeps up, a stream of
 //! messages thus cycles through the same `keep` chunks; when it falls
@@ -1716,7 +1720,8 @@ impl<'a, P: Platform> Ring<'a, P> {
         }
         // Up to the end of the unit `written_end` is in: past it, a wrap
         // skipped the positions, whose chunks were given back a lap ago (or
-        // are kept) and not written since.
+        // are kept) and not published since (a failed or dead producer's
+        // unpublished chunks may stay allocated: see the module docs).
         let written = if mutant::<P>(MUTANT_MARKER_UNIT_KEPT) {
             floor_unit(written_end, shift)
         } else {

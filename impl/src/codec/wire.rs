@@ -173,6 +173,25 @@ impl postcard::ser_flavors::Flavor for ByteByByte<'_> {
         Ok(())
     }
 
+    /// All of `data` or nothing: a value too large for the buffer fails at
+    /// its first field that does not fit (a 4 KiB byte string, after its
+    /// length's varint), not after filling the buffer a byte at a time. The
+    /// bytes are still stored one at a time (see above: postcard hands a
+    /// varint over as a slice just written to its stack).
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let end = self.len + data.len();
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        for (d, b) in dst.iter_mut().zip(data) {
+            *d = *b;
+        }
+        self.len = end;
+        Ok(())
+    }
+
     fn finalize(self) -> postcard::Result<usize> {
         Ok(self.len)
     }
@@ -865,6 +884,27 @@ mod tests {
         same("fifteen letters");
         same("sixteen letters!");
         same(vec![7u32; 20]);
+    }
+
+    /// A value too large for `encode_small`'s buffer fails at its first
+    /// field that does not fit, without writing any of it: a 4 KiB byte
+    /// string leaves the buffer as it was after its length (the try on the
+    /// stack costs a varint, not 64 byte stores, before the queue sizes the
+    /// value). Fails if the buffer is filled a byte at a time first.
+    #[test]
+    fn encode_small_refuses_a_field_that_does_not_fit_whole() {
+        let mut buf = [0xAAu8; 64];
+        let big = serde_bytes::ByteBuf::from(vec![7u8; 4096]);
+        assert_eq!(encode_small(&big, &mut buf), None);
+        assert_eq!(buf[..2], [0x80, 0x20], "the length's varint");
+        assert!(buf[2..].iter().all(|&b| b == 0xAA), "{:?}", &buf[..8]);
+        // A field that fits whole is written whole.
+        let mut buf = [0u8; 8];
+        let small = (1u8, serde_bytes::ByteBuf::from(vec![9u8; 6]));
+        assert_eq!(
+            encode_small(&small, &mut buf),
+            Some(&[1, 6, 9, 9, 9, 9, 9, 9][..])
+        );
     }
 
     /// A stream that hands out its bytes in the given pieces, one piece (or

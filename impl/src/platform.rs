@@ -119,6 +119,18 @@ impl Platform for Shm {
         }
     }
 
+    /// One `prefetchw` per 64-byte line of the cells.
+    #[inline]
+    fn prefetch_write<const N: usize>(cells: &[ShmCell<[u8; N]>]) {
+        let base = cells.as_ptr().cast::<u8>();
+        let len = core::mem::size_of_val(cells);
+        // Addresses only (a hint reads nothing): `wrapping_add` within or
+        // one past the slice.
+        for off in (0..len).step_by(64) {
+            crate::sys::prefetch_write(base.wrapping_add(off));
+        }
+    }
+
     /// One `memcpy` (see [`Shm::write_cells`]).
     unsafe fn read_cells<const N: usize>(cells: &[ShmCell<[u8; N]>], skip: usize, dst: &mut [u8]) {
         assert!(

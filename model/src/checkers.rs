@@ -154,6 +154,13 @@ macro_rules! model_platform {
                 fn fence(o: Ordering) {
                     $checker::sync::atomic::fence(o)
                 }
+                /// Checked as a write to each cell (with no effect): the
+                /// cells must be the caller's alone, as those it writes are.
+                fn prefetch_write<const N: usize>(cells: &[Self::Cell<[u8; N]>]) {
+                    for c in cells {
+                        c.with_mut(|_| ());
+                    }
+                }
             }
 
             /// A futex word: the checker's atomic plus a mutex and condvar emulating the futex queue.

@@ -423,6 +423,16 @@ pub trait Platform: Sized + Send + Sync + 'static {
         }
     }
 
+    /// A hint that this thread is about to write `cells` (a ring producer,
+    /// the room after the message it just published: the next one's): a
+    /// platform of plain memory fetches their cache lines for writing now,
+    /// so that its bulk copy into them does not wait for them one by one,
+    /// and the full barrier after that copy (releasing the lock) drains
+    /// sooner. Changes no value any thread can see; the default does nothing.
+    fn prefetch_write<const N: usize>(cells: &[Self::Cell<[u8; N]>]) {
+        let _ = cells;
+    }
+
     /// Copy bytes out of a run of byte cells into `dst` (the reverse of
     /// [`Platform::write_cells`]).
     ///

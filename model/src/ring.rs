@@ -249,6 +249,23 @@
 //! checkers see every read at the point where the real platform's loan
 //! begins, and the loan ends before the `head` store.
 //!
+//! # Prefetching the next room
+//!
+//! A producer that published a large message (at least 1 KiB, or half the
+//! ring) asks the platform ([`Platform::prefetch_write`]) for the room the
+//! next message of that size would take — up to 4 KiB after `tail`, within
+//! the free room by its hint of `head` (which is never ahead of `head`), up
+//! to the array end — before it releases `prod`. On the real platform that
+//! is a `prefetchw` per cache line: the lines, which the consumer read a lap
+//! ago, are taken into the producer's cache while it releases the lock and
+//! encodes the next value, instead of one by one under the next copy, and
+//! the full barrier of the release (the unlock's swap, which waits for every
+//! store before it) waits less. Nothing any thread can see changes; the
+//! model platforms check a prefetch as a *write* to those chunks, so loom
+//! proves that they are the producer's alone, as the chunks it writes are
+//! (the seeded bug 628 does not bound the prefetch by the free room, and
+//! loom sees it race with the consumer's read of a message still there).
+//!
 //! # Deadlines
 //!
 //! A producer's deadline applies to every wait: a streamed message that times
@@ -305,12 +322,15 @@ pub const WRAP: u32 = 4;
 /// catches up by then; one that is not would cost the producer far more).
 const WRAP_SPINS: u32 = 8;
 /// The same at the first look of a lap (the message that would end past the
-/// kept start): 12 spins, 1,279 `pause`s on the real platform, about 25 µs
-/// on a VM (50 4 KiB messages read): a consumer that reads close behind
-/// a producer faster than it is still catching up after 8, and a lap that
-/// does not wrap there costs its pages fresh, a fault each and their give
-/// back, on the consumer's side.
-const WRAP_FIRST_SPINS: u32 = 12;
+/// kept start): 24 spins, 4,351 `pause`s on the real platform, about 95 µs
+/// on a VM (some 190 4 KiB messages read, three quarters of a lap of them):
+/// a consumer that reads close behind a producer faster than it has the
+/// producer's lead of the whole lap to catch up, and a lap that does not
+/// wrap there costs its pages fresh, a fault each and their give back, on
+/// the consumer's side. (12 spins, about 25 µs, left the 4 KiB row's laps
+/// going on into fresh memory 80 to 176 times a run: 7 with 30.) Below
+/// the real platform's spin limit (31).
+const WRAP_FIRST_SPINS: u32 = 24;
 /// Of those, how many a producer spins for a consumer that is not reading
 /// (neither holds `cons` nor has moved `head` since its first look) before it
 /// gives up (7 `pause`s on the real platform).
@@ -318,6 +338,12 @@ const WRAP_IDLE_SPINS: u32 = 3;
 /// How often (in chunks passed: 4 KiB, a page of the real platform) a
 /// producer past a lap's kept start looks whether it can wrap early.
 const WRAP_LOOK: u64 = 256;
+/// A producer that published a message of at least this many chunks (1 KiB),
+/// or of half the ring, asks for the room of the next one
+/// ([`Ring::prefetch_next`]).
+const PREFETCH_MIN_CHUNKS: u64 = 64;
+/// At most this many chunks of it (4 KiB).
+const PREFETCH_CHUNKS: u64 = 256;
 /// Reclaim units at the start of every lap that a reclaiming ring keeps
 /// (never gives back), at most a quarter of the ring.
 pub const KEEP_UNITS: u64 = 16;
@@ -447,6 +473,11 @@ pub const MUTANT_UNWRITTEN_PUBLISHED: Mutant = Mutant(625);
 /// while it reads).
 #[doc(hidden)]
 pub const MUTANT_VIEW_AFTER_FREE: Mutant = Mutant(626);
+/// Seeded bug: a producer asks for the next message's room without
+/// bounding it by the free room (past the array's end of the free region:
+/// chunks a consumer is still reading).
+#[doc(hidden)]
+pub const MUTANT_PREFETCH_UNREAD: Mutant = Mutant(628);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1511,12 +1542,34 @@ impl<'a, P: Platform> Ring<'a, P> {
             off += bytes;
             first = false;
             if last {
+                self.prefetch_next(tw, *hw, k);
                 return Ok(()); // `release_prod` notifies
             }
             if !mutant::<P>(MUTANT_NO_NOTIFY_NOT_EMPTY) {
                 self.notify(t, &self.h.tail.0.event);
             }
         }
+    }
+
+    /// After publishing a large message (`k` chunks, up to `tw`): ask the
+    /// platform for the room the next one of that size would take (up to
+    /// [`PREFETCH_CHUNKS`], within the free room by the hint `hw`, up to the
+    /// array end), before `release_prod`'s barrier. See
+    /// [Prefetching the next room](self#prefetching-the-next-room).
+    #[inline]
+    fn prefetch_next(&self, tw: u64, hw: u64, k: u64) {
+        if k < PREFETCH_MIN_CHUNKS.min(self.cap / 2) {
+            return;
+        }
+        let used = pos(tw).wrapping_sub(pos(hw)) & POS_MASK;
+        let free = if mutant::<P>(MUTANT_PREFETCH_UNREAD) {
+            self.cap
+        } else {
+            self.cap.saturating_sub(used)
+        };
+        let at = pos(tw) & (self.cap - 1);
+        let n = k.min(PREFETCH_CHUNKS).min(free).min(self.cap - at);
+        P::prefetch_write(&self.slots[at as usize..(at + n) as usize]);
     }
 
     /// Where a message of `len` bytes starts instead of `tw` when it wraps

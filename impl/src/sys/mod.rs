@@ -95,6 +95,25 @@ pub(crate) fn fence(o: core::sync::atomic::Ordering) {
     core::sync::atomic::fence(o)
 }
 
+/// Ask for the cache line of `p` in a state this core may write (x86-64's
+/// `prefetchw`: the line is fetched and taken from other cores' caches
+/// now, so that stores into it later commit without waiting for it). A
+/// hint: no effect on any value, never a fault (an address that is not
+/// mapped is ignored); elsewhere, nothing.
+#[inline(always)]
+pub(crate) fn prefetch_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetchw` neither reads nor writes memory as far as the program can
+    // tell (it only moves a cache line), does not fault on any address, and
+    // changes no register or flag; CPUs without it (before Broadwell) execute
+    // it as a no-op.
+    unsafe {
+        core::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// A `SeqCst` fence right after a read-modify-write of this thread (see
 /// `Platform::fence_after_rmw`): on x86-64 the locked instruction was the
 /// barrier (loads are not reordered with locked instructions: Intel SDM

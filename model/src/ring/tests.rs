@@ -597,6 +597,17 @@ mod loom_checks {
         }));
     }
 
+    /// A producer whose prefetch of the next room is not bounded by the free
+    /// room (seeded bug 628) touches the chunk of a message the consumer
+    /// is still reading (the model platform checks a prefetch as a write),
+    /// and loom sees the race.
+    #[test]
+    fn loom_catches_628_prefetch_unread() {
+        assert!(fails_with("Causality violation", || {
+            check::<{ MUTANT_PREFETCH_UNREAD.0 }>(spsc(vec![SMALL; 3]), Some(2));
+        }));
+    }
+
     /// A consumer that reads a message in place after freeing its chunks
     /// (seeded bug 626): the producer waiting for room writes the next
     /// message into them while it reads, and loom sees the race.
@@ -1796,7 +1807,7 @@ mod unit {
                 let spun = Arc::new(Mutex::new(Vec::new()));
                 let t = {
                     let (q, plan, spun) = (q.clone(), plan.clone(), spun.clone());
-                    ModelThread::new(&w, 1).spins(16).on_spin(move |t, s| {
+                    ModelThread::new(&w, 1).spins(32).on_spin(move |t, s| {
                         spun.lock().unwrap().push(s);
                         let r = q.ring();
                         let mut out = Vec::new();
@@ -1835,7 +1846,7 @@ mod unit {
     /// that reads is waited for and the producer wraps (to 64); one that has
     /// neither held `cons` nor moved `head` for `WRAP_IDLE_SPINS` (3) spins
     /// is not reading: the producer goes on at 18 without wrapping. One that
-    /// holds `cons` is waited for `WRAP_SPINS` (8), or `WRAP_FIRST_SPINS` (12)
+    /// holds `cons` is waited for `WRAP_SPINS` (8), or `WRAP_FIRST_SPINS` (24)
     /// at the lap's first look.
     #[test]
     fn a_producer_spins_for_a_consumer_between_two_gets() {
@@ -1862,19 +1873,19 @@ mod unit {
             (19, (0..8).map(Spin).collect())
         );
         // At the lap's first look (at 16, the kept start's end) the same
-        // consumer is waited for WRAP_FIRST_SPINS (12) spins.
-        assert_eq!(WRAP_FIRST_SPINS, 12);
+        // consumer is waited for WRAP_FIRST_SPINS (24) spins.
+        assert_eq!(WRAP_FIRST_SPINS, 24);
         assert_eq!(
-            wrap_spins((16, 2), &[0; 12], true),
-            (17, (0..12).map(Spin).collect())
+            wrap_spins((16, 2), &[0; 24], true),
+            (17, (0..24).map(Spin).collect())
         );
-        // One read at the first spin, the other at the twelfth: wrapped.
+        // One read at the first spin, the other at the 24th: wrapped.
         let mut plan = vec![1];
-        plan.extend([0; 10]);
+        plan.extend([0; 22]);
         plan.push(1);
         assert_eq!(
             wrap_spins((16, 2), &plan, false),
-            (65, (0..12).map(Spin).collect())
+            (65, (0..24).map(Spin).collect())
         );
         // A consumer more than twice the kept start (32) behind is not waited
         // for, reading or not; at exactly 32 it is.

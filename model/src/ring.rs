@@ -187,14 +187,17 @@
 //! call: it holds no memory, and giving it back would cost a call over the
 //! rest of the lap, with the page-table walk and the other processes' TLB
 //! flush that come with it, once per lap (the seeded bug 627 takes the
-//! marker's unit for a hole too). One exception, a cost in memory and never
-//! in safety: chunks written past `tail` and never published — by a writer
-//! that failed ([`RingError::Unwritten`]) or a producer that died before its
-//! `tail` store — lie in that stretch when the next producer wraps from
-//! there; they stay allocated (at most the largest such piece, right after
-//! the marker) until the ring passes them again and gives them back. A consumer that dies in between leaves the reclaim step to the
-//! next `cons` holder, as anywhere else, which gives the whole stretch back
-//! (it does not know where the marker was; holes, harmless). While the consumer keeps up, a stream of
+//! marker's unit for a hole too). Chunks written past `tail` and never
+//! published — by a writer that failed ([`RingError::Unwritten`]) or a
+//! producer that died before its `tail` store — would lie in that stretch,
+//! and stay allocated: so every producer stores where the piece it is about
+//! to write ends (`dirty`, in its own line) before writing it, and a
+//! producer does not wrap early while `dirty` lies ahead of `tail`: it writes
+//! over those chunks, which are then published, read and given back as any
+//! (the seeded bug 629 wraps anyway). A consumer that dies in between leaves
+//! the reclaim step to the next `cons` holder, as anywhere else, which gives
+//! the whole stretch back (it does not know where the marker was; holes,
+//! harmless). While the consumer keeps up, a stream of
 //! messages thus cycles through the same `keep` chunks; when it falls
 //! behind, the producers go on past them into the rest of the ring as
 //! before. Only single-piece messages of at most `keep` chunks wrap early.
@@ -478,6 +481,11 @@ pub const MUTANT_VIEW_AFTER_FREE: Mutant = Mutant(626);
 /// chunks a consumer is still reading).
 #[doc(hidden)]
 pub const MUTANT_PREFETCH_UNREAD: Mutant = Mutant(628);
+/// Seeded bug: a producer wraps early while a failed writer's unpublished
+/// chunks lie past `tail` (they stay allocated: following the marker does
+/// not give them back).
+#[doc(hidden)]
+pub const MUTANT_DIRTY_SKIPPED: Mutant = Mutant(629);
 
 /// Why a ring operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -613,6 +621,7 @@ pub struct Padded<T>(pub T);
 /// | 0 | 16 | `head_seen: W64` | `prod` holder only | a `head` value some producer loaded (with reclaiming: `head`'s count and `reclaimed`'s position): a *hint*, never ahead of either; read again whenever it shows no room or an impossible distance |
 /// | 0 | 24 | `tail_own: W64` | `prod` holder only | the producers' own copy of `tail`, stored after it: where the next piece goes. Equal to `tail` whenever `prod` was released by a live holder; a taker of a dead holder's lock, a holder that finds it out of range, and one told `resynced` read `tail` instead. So the producers never read line 1, which the consumers poll |
 /// | 0 | 32 | `resynced: W32` | a consumer that resynchronised (sets 1), the `prod` holder (swaps 0) | the consumers moved `head` to `tail` after foreign writes: the producers' copy may be what was written over |
+/// | 0 | 40 | `dirty: W64` | `prod` holder only (a reclaiming ring) | the end of the last piece a producer started writing, stored before its chunks: past `tail` only if that piece was not published (a failed writer, a dead producer). A hint: a producer does not wrap early while it lies ahead (see [Keeping a lap's start](self#keeping-a-laps-start)) |
 /// | 1 | 64 | `tail: W64` | `prod` holder only | `published_msgs << 40 \| published_pos`; `Release`-stored after a piece's chunks are written |
 /// | 1 | 72 | `not_empty: W32` | producers, `close`; consumers announce | event counter `n << 1 \| WAITERS`; notified after every `tail` store and after every release of `prod` (bumped only if `WAITERS`: see [Waiting](self#waiting)) |
 /// | 2 | 128 | `cons: RawMutex` (16 bytes) | consumers | held from a message's first piece read to its last (or its discard) |
@@ -671,6 +680,7 @@ struct Producers<P: Platform> {
     seen: P::W64,
     tail: P::W64,
     resynced: P::W32,
+    dirty: P::W64,
 }
 
 /// A position word and the event counter bumped after it changes.
@@ -771,6 +781,7 @@ impl<P: Platform> RingHeader<P> {
         ("head_seen", offset_of!(Self, prod) + Self::PROD_SEEN),
         ("tail_own", offset_of!(Self, prod) + Self::PROD_TAIL),
         ("resynced", offset_of!(Self, prod) + Self::PROD_RESYNCED),
+        ("dirty", offset_of!(Self, prod) + Self::PROD_DIRTY),
         ("tail", offset_of!(Self, tail) + Self::COUNTED_POS),
         ("not_empty", offset_of!(Self, tail) + Self::COUNTED_EVENT),
         ("cons", offset_of!(Self, cons) + Self::SIDE_LOCK),
@@ -793,6 +804,7 @@ impl<P: Platform> RingHeader<P> {
     const PROD_TAIL: usize = offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, tail);
     const PROD_RESYNCED: usize =
         offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, resynced);
+    const PROD_DIRTY: usize = offset_of!(Padded<Producers<P>>, 0) + offset_of!(Producers<P>, dirty);
     const SIDE_LOCK: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, lock);
     const SIDE_SEEN: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, seen);
     const SIDE_PACE: usize = offset_of!(Padded<Side<P>>, 0) + offset_of!(Side<P>, pace);
@@ -809,6 +821,7 @@ impl<P: Platform> RingHeader<P> {
                 seen: P::W64::new(0),
                 tail: P::W64::new(0),
                 resynced: P::W32::new(0),
+                dirty: P::W64::new(0),
             }),
             tail: Padded(Counted {
                 pos: P::W64::new(0),
@@ -1511,6 +1524,9 @@ impl<'a, P: Platform> Ring<'a, P> {
             if last {
                 flags |= LAST;
             }
+            if self.keep != 0 {
+                self.mark_dirty((pos(tw) + k) & POS_MASK);
+            }
             if let Some(w) = wrap_at.take() {
                 // Published with the message by the one `tail` store below.
                 self.write_piece(w, WRAP, &[]);
@@ -1572,6 +1588,18 @@ impl<'a, P: Platform> Ring<'a, P> {
         P::prefetch_write(&self.slots[at as usize..(at + n) as usize]);
     }
 
+    /// Before writing a piece whose chunks end at `end`: raise `dirty` (see
+    /// `RingHeader`) to it, unless it already lies further ahead (a piece
+    /// written and not published, past this one, within a lap).
+    #[inline]
+    fn mark_dirty(&self, end: u64) {
+        let d = self.h.prod.0.dirty.load(Relaxed); // only the prod holder writes it
+        let past = d.wrapping_sub(end) & POS_MASK;
+        if past == 0 || past > self.cap {
+            self.h.prod.0.dirty.store(end, Relaxed);
+        }
+    }
+
     /// Where a message of `len` bytes starts instead of `tw` when it wraps
     /// early (see [Keeping a lap's start](self#keeping-a-laps-start)):
     /// `tw`'s count at the next lap's start, if the ring keeps a lap's
@@ -1603,6 +1631,17 @@ impl<'a, P: Platform> Ring<'a, P> {
         // The first look is at the message that would end past the kept
         // start (its marker then lies in the kept start: memory that stays).
         if lap_pos >= self.keep && pos(tw) & (self.h.reclaim_unit().min(WRAP_LOOK) - 1) >= k {
+            return None;
+        }
+        // Chunks past `tail` in this lap that a producer wrote and did not
+        // publish (a failed writer, a dead producer) would lie in the
+        // stretch that the wrap skips, which following the marker does not
+        // give back: write over them instead (they are then published, read
+        // and given back). (Chunks such a producer wrote at the next lap's
+        // start lie in the kept start: nothing to give back.)
+        let dirty = self.h.prod.0.dirty.load(Relaxed);
+        let ahead = dirty.wrapping_sub(pos(tw)) & POS_MASK;
+        if ahead != 0 && ahead <= self.cap - lap_pos && !mutant::<P>(MUTANT_DIRTY_SKIPPED) {
             return None;
         }
         let to = if mutant::<P>(MUTANT_WRAP_OFF_BY_ONE) {

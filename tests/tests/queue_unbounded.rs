@@ -163,6 +163,61 @@ fn a_wrap_after_a_backlog_gives_back_all_but_the_kept_start() {
     assert_eq!(held, before + (1 << 20), "the ring holds {held} bytes");
 }
 
+/// A value whose `Serialize` fails when the queue writes it into the ring
+/// (its third run, after the try on the stack and the sizing pass), after
+/// its 400 KiB body was written: chunks past `tail` written and never
+/// published.
+struct FailsWhenWritten(std::sync::atomic::AtomicU32);
+
+impl serde::Serialize for FailsWhenWritten {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let call = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(serde_bytes::Bytes::new(&[5u8; 400 << 10]))?;
+        if call == 2 {
+            return Err(serde::ser::Error::custom("refused after the body"));
+        }
+        t.serialize_element(&0u8)?;
+        t.end()
+    }
+}
+
+/// A writer that fails past the kept start, after writing 400 KiB into the
+/// ring, leaves those chunks written and unpublished; a stream that wraps
+/// afterwards writes over them before it wraps (the ring's `dirty`), so
+/// once it has, the ring holds the kept start and nothing more. (Before,
+/// the next message wrapped from where the failed writer began, and all but
+/// the wrap marker's unit of its 400 KiB stayed allocated: 1,425,408 bytes
+/// against 1,052,672.)
+#[test]
+fn a_failed_writers_chunks_do_not_stay_allocated_after_a_wrap() {
+    let q: Queue<FailsWhenWritten> = Queue::new().unwrap();
+    let raw = q.raw();
+    let before = raw.allocated_bytes().unwrap();
+    let msg = [7u8; 4000];
+    let mut out = Vec::new();
+    // A backlog past the kept start (1 MiB), then the failed writer after it.
+    for _ in 0..300 {
+        raw.put_bytes(&msg, None).unwrap();
+    }
+    let e = q.put(&FailsWhenWritten(Default::default())).unwrap_err();
+    assert!(matches!(e, QueueError::Encode(_)), "{e:?}");
+    for _ in 0..300 {
+        raw.get_bytes(&mut out, None).unwrap();
+    }
+    // A stream read as it goes, long enough to pass the failed writer's
+    // chunks (400 KiB), then to wrap.
+    for _ in 0..150 {
+        raw.put_bytes(&msg, None).unwrap();
+        raw.get_bytes(&mut out, None).unwrap();
+        assert_eq!(out.len(), msg.len());
+    }
+    assert!(raw.is_empty());
+    let held = raw.allocated_bytes().unwrap();
+    assert_eq!(held, before + (1 << 20), "the ring holds {held} bytes");
+}
+
 /// `put` of a message that can never be in the unbounded ring at once (with
 /// its message limit raised past the ring) is its own error, not `Full`, and
 /// not a wait; `try_put` of one larger than a small byte-bounded ring too.

@@ -173,6 +173,7 @@ assert_model_offsets!(RingHeader<Shm> {
     head_seen: 16,
     tail_own: 24,
     resynced: 32,
+    dirty: 40,
     tail: 64,
     not_empty: 72,
     cons: 128,
@@ -333,6 +334,12 @@ pub(crate) const FINGERPRINT: u32 = fingerprint(LAYOUT, MODEL_OFFSETS);
 ///
 /// Version 9: the slot queue's header gained a last line, the consumers'
 /// `pace` (320; the header is 384 bytes).
+///
+/// Version 10: the queue ring's producers keep where the last piece they
+/// started writing ends (`dirty`, 40) in what was padding of their line, and
+/// do not wrap early while it lies ahead of `tail` (a version-9 producer,
+/// which neither stores nor reads it, would only wrap over a failed writer's
+/// chunks, leaving them allocated, as version 9 did).
 pub(crate) const RECORDED: &[(u32, u32)] = &[
     (1, 0xd871_f7ab),
     (2, 0xddc9_8cb4),
@@ -343,6 +350,7 @@ pub(crate) const RECORDED: &[(u32, u32)] = &[
     (7, 0xa072_ecb3),
     (8, 0x2fe9_691b),
     (9, 0x30dd_a250),
+    (10, 0x291b_4b58),
 ];
 
 /// The fingerprint recorded for `version`, if any.

@@ -136,7 +136,7 @@ pub(crate) const SEGMENT_MAGIC: u64 = 0x5052_5348_4152_4501;
 /// `#[repr(C)]` shared struct changes. (2: the layouts of 1; the first version
 /// whose fingerprint includes the model's field offsets, see impl/src/layout.rs;
 /// 3: the queue ring header's reclaim fields.)
-pub(crate) const LAYOUT_VERSION: u32 = 9;
+pub(crate) const LAYOUT_VERSION: u32 = 10;
 /// Offset of the first usable byte of a segment (the header is padded to a cache line).
 pub(crate) const DATA_OFFSET: usize = 64;
 /// Size of each small-object arena segment.

@@ -99,10 +99,10 @@ pub(crate) fn fence(o: core::sync::atomic::Ordering) {
 /// `prefetchw`: the line is fetched and taken from other cores' caches
 /// now, so that stores into it later commit without waiting for it). A
 /// hint: no effect on any value, never a fault (an address that is not
-/// mapped is ignored); elsewhere, nothing.
+/// mapped is ignored); elsewhere (and under Miri), nothing.
 #[inline(always)]
 pub(crate) fn prefetch_write(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetchw` neither reads nor writes memory as far as the program can
     // tell (it only moves a cache line), does not fault on any address, and
     // changes no register or flag; CPUs without it (before Broadwell) execute
@@ -110,7 +110,7 @@ pub(crate) fn prefetch_write(p: *const u8) {
     unsafe {
         core::arch::asm!("prefetchw [{}]", in(reg) p, options(nostack, preserves_flags, readonly));
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     let _ = p;
 }
 

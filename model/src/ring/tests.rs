@@ -1093,6 +1093,7 @@ mod unit {
             ("head_seen", at(&h, &h.prod.0.seen)),
             ("tail_own", at(&h, &h.prod.0.tail)),
             ("resynced", at(&h, &h.prod.0.resynced)),
+            ("dirty", at(&h, &h.prod.0.dirty)),
             ("tail", at(&h, &h.tail.0.pos)),
             ("not_empty", at(&h, &h.tail.0.event)),
             ("cons", at(&h, &h.cons.0.lock)),
@@ -1745,6 +1746,88 @@ mod unit {
         assert_eq!(
             marker_give_backs::<{ MUTANT_MARKER_UNIT_KEPT.0 }>(),
             (70, vec![(16, 24), (16, 24), (40, 8)])
+        );
+    }
+
+    /// A ring of 64 keeping 16, units of 8: a 20-chunk message at 0, unread,
+    /// then a written one of 20 chunks whose writer fails (at 20: its chunks
+    /// `[20, 40)` are written and not published), then one-chunk messages,
+    /// each read, until one wraps early: where it wraps from, and the chunks
+    /// given back. The producers do not wrap while the failed writer's chunks
+    /// lie ahead (not at 24 or 32, the looks before 40): they write over
+    /// them, and every unit past the kept start up to the marker's is given
+    /// back.
+    fn failed_writer_give_backs<const M: u32>() -> (u64, Vec<(usize, usize)>) {
+        use std::sync::Mutex;
+        let result = Arc::new(Mutex::new(None));
+        let res = result.clone();
+        shuttle::check_random(
+            move || {
+                let w = world();
+                let t = &ModelThread::new(&w, 1);
+                let mut out = Vec::new();
+                let h = RingHeader::<Shuttle<M>>::new(64, 0).with_reclaim(3);
+                assert_eq!(h.keep(), 16);
+                let s: Vec<_> = (0..64).map(|_| CellLike::new([0u8; CHUNK])).collect();
+                let rec = Recorder::default();
+                let r = Ring::new(&h, &s).unwrap().with_reclaimer(&rec);
+                r.put(t, &[1; 20 * CHUNK - 8], Wait::No).unwrap();
+                // Writes some of its bytes, then fails.
+                let mut fail = |k: &mut dyn Sink| {
+                    assert!(k.write(&[2; 100]));
+                    false
+                };
+                let msg = Message::Written {
+                    len: 20 * CHUNK - 8,
+                    write: &mut fail,
+                };
+                assert_eq!(r.put_message(t, msg, Wait::No), Err(RingError::Unwritten));
+                assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 20, "nothing published");
+                r.get(t, &mut out, Wait::No).unwrap();
+                let from = loop {
+                    let before = pos(h.tail.0.pos.load(Relaxed));
+                    r.put(t, &[3; 4], Wait::No).unwrap();
+                    r.get(t, &mut out, Wait::No).unwrap();
+                    assert_eq!(out, [3; 4]);
+                    if pos(h.tail.0.pos.load(Relaxed)) > 64 {
+                        break before;
+                    }
+                    assert!(before < 64, "no wrap");
+                };
+                let mut gave = rec.0.lock().unwrap().clone();
+                gave.sort();
+                *res.lock().unwrap() = Some((from, gave));
+            },
+            1,
+        );
+        let r = result.lock().unwrap().take().unwrap();
+        r
+    }
+
+    /// Fails on the ring before `dirty` (and with the seeded bug 629): the
+    /// producers wrap from 24 and `[32, 40)`, which the failed writer wrote,
+    /// is never given back.
+    #[test]
+    fn a_failed_writers_chunks_are_not_left_behind_by_a_wrap() {
+        let (from, gave) = failed_writer_give_backs::<0>();
+        assert_eq!(from, 40, "wrapped from");
+        let mut covered = vec![false; 64];
+        for (first, n) in gave {
+            covered[first..first + n].iter_mut().for_each(|c| *c = true);
+        }
+        assert!(
+            covered[16..48].iter().all(|&c| c),
+            "given back: {covered:?}"
+        );
+    }
+
+    #[test]
+    fn catches_629_dirty_skipped() {
+        let (from, gave) = failed_writer_give_backs::<{ MUTANT_DIRTY_SKIPPED.0 }>();
+        assert_eq!(from, 24);
+        assert!(
+            !gave.iter().any(|&(first, n)| first < 40 && first + n > 32),
+            "{gave:?}"
         );
     }
 

@@ -46,6 +46,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex as StdMutex;
 
+std::thread_local! {
+    /// The prefetches this thread asked a model platform for since
+    /// [`record_prefetches`] (`None`: not recording): (the address of the
+    /// first cell, the number of cells).
+    static PREFETCHED: std::cell::RefCell<Option<Vec<(usize, usize)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Record the prefetches this thread asks a model platform for
+/// ([`crate::platform::Platform::prefetch_write`]) from now on, until
+/// [`prefetched`] takes them.
+pub fn record_prefetches() {
+    PREFETCHED.with(|p| *p.borrow_mut() = Some(Vec::new()));
+}
+
+/// Take the prefetches recorded since [`record_prefetches`] and stop
+/// recording: (the address of the first cell, the number of cells), in
+/// order.
+pub fn prefetched() -> Vec<(usize, usize)> {
+    PREFETCHED.with(|p| p.borrow_mut().take().unwrap_or_default())
+}
+
 /// Which waiting step a [`ModelThread::on_spin`] hook runs at.
 ///
 /// [`ModelThread::on_spin`]: crate::shuttle_platform::ModelThread::on_spin
@@ -156,10 +178,17 @@ macro_rules! model_platform {
                 }
                 /// Checked as a write to each cell (with no effect): the
                 /// cells must be the caller's alone, as those it writes are.
+                /// Recorded for the thread when it asked
+                /// ([`crate::checkers::record_prefetches`]).
                 fn prefetch_write<const N: usize>(cells: &[Self::Cell<[u8; N]>]) {
                     for c in cells {
                         c.with_mut(|_| ());
                     }
+                    crate::checkers::PREFETCHED.with(|p| {
+                        if let Some(v) = p.borrow_mut().as_mut() {
+                            v.push((cells.as_ptr() as usize, cells.len()));
+                        }
+                    });
                 }
             }
 

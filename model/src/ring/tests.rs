@@ -1831,6 +1831,87 @@ mod unit {
         );
     }
 
+    /// A writer that fails after its message wrapped (its chunks at the next
+    /// lap's start, in the kept start) does not hold the next wrap back: the
+    /// next message wraps from the same place (`dirty`, 66, lies ahead of
+    /// `tail`, 16, but in the next lap). Fails if `dirty` is taken as ahead
+    /// anywhere within a ring's length: the message goes at 16.
+    #[test]
+    fn a_writer_that_failed_after_a_wrap_does_not_hold_the_next_one_back() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(64, 0).with_reclaim(3);
+            assert_eq!(h.keep(), 16);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let mut out = Vec::new();
+            for i in 0..16u8 {
+                r.put(t, &[i; 4], Wait::No).unwrap();
+                r.get(t, &mut out, Wait::No).unwrap();
+            }
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 16);
+            let mut fail = |_: &mut dyn Sink| false;
+            let msg = Message::Written {
+                len: 2 * CHUNK - 8,
+                write: &mut fail,
+            };
+            assert_eq!(r.put_message(t, msg, Wait::No), Err(RingError::Unwritten));
+            assert_eq!(
+                pos(h.prod.0.dirty.load(Relaxed)),
+                66,
+                "it wrapped, then failed"
+            );
+            r.put(t, &[9; 4], Wait::No).unwrap();
+            assert_eq!(pos(h.tail.0.pos.load(Relaxed)), 65, "wrapped");
+            r.get(t, &mut out, Wait::No).unwrap();
+            assert_eq!(out, [9; 4]);
+        });
+    }
+
+    /// After a message of at least 64 chunks (1 KiB), or half the ring, the
+    /// producer prefetches the room the next one of that size would take:
+    /// from `tail`, at most 256 chunks, within the free room by its hint of
+    /// `head`, up to the array end; after a smaller one, nothing.
+    #[test]
+    fn a_producer_prefetches_the_next_messages_room_within_the_free_room() {
+        one_thread(|t| {
+            let h = RingHeader::<S>::new(1024, 0);
+            let s = slots(&h);
+            let r = Ring::new(&h, &s).unwrap();
+            let base = s.as_ptr() as usize;
+            let cell = core::mem::size_of_val(&s[0]);
+            let put = |fill: u8, chunks: usize| {
+                crate::checkers::record_prefetches();
+                r.put(t, &vec![fill; chunks * CHUNK - 8], Wait::No).unwrap();
+                crate::checkers::prefetched()
+                    .into_iter()
+                    .map(|(a, n)| ((a - base) / cell, n))
+                    .collect::<Vec<_>>()
+            };
+            let mut out = Vec::new();
+            assert_eq!(put(1, 63), [], "below 1 KiB");
+            r.get(t, &mut out, Wait::No).unwrap(); // `head` at 63; the hint stays 0
+            assert_eq!(put(2, 70), [(133, 70)], "as much as the message");
+            assert_eq!(put(3, 300), [(433, 256)], "at most 4 KiB");
+            // Free by the hint (0): 91 chunks, up to the array end.
+            assert_eq!(put(4, 500), [(933, 91)], "up to the array end");
+            // No room by the hint: it reloads it (63); free 54 from 1033 (9).
+            assert_eq!(put(5, 100), [(9, 54)], "within the free room");
+            // Half a ring of 8 chunks is a large message there.
+            let h = RingHeader::<S>::new(8, 0);
+            let s8 = slots(&h);
+            let r = Ring::new(&h, &s8).unwrap();
+            let base = s8.as_ptr() as usize;
+            crate::checkers::record_prefetches();
+            r.put(t, &[6; 4 * CHUNK - 8], Wait::No).unwrap();
+            let p = crate::checkers::prefetched();
+            assert_eq!(p, [(base + 4 * cell, 4)]);
+            crate::checkers::record_prefetches();
+            r.get(t, &mut out, Wait::No).unwrap();
+            r.put(t, &[7; 3 * CHUNK - 8], Wait::No).unwrap();
+            assert_eq!(crate::checkers::prefetched(), [], "3 of 8 chunks");
+        });
+    }
+
     /// Where a stream of one-chunk messages, each put while the one before is
     /// still unread until `tail` passes `lag_until`, then put onto an empty
     /// queue, first wraps early: the position it jumps from.

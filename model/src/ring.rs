@@ -330,8 +330,8 @@ const WRAP_SPINS: u32 = 8;
 /// a consumer that reads close behind a producer faster than it has the
 /// producer's lead of the whole lap to catch up, and a lap that does not
 /// wrap there costs its pages fresh, a fault each and their give back, on
-/// the consumer's side. (12 spins, about 25 µs, left the 4 KiB row's laps
-/// going on into fresh memory 80 to 176 times a run: 7 with 30.) Below
+/// the consumer's side. (With 12 spins, about 25 µs, the 4 KiB row's runs
+/// made 10 to 263 hole punches, four runs; 7 and 12 with 30 and 24.) Below
 /// the real platform's spin limit (31).
 const WRAP_FIRST_SPINS: u32 = 24;
 /// Of those, how many a producer spins for a consumer that is not reading

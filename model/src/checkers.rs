@@ -176,13 +176,19 @@ macro_rules! model_platform {
                 fn fence(o: Ordering) {
                     $checker::sync::atomic::fence(o)
                 }
-                /// Checked as a write to each cell (with no effect): the
-                /// cells must be the caller's alone, as those it writes are.
-                /// Recorded for the thread when it asked
+                /// Checked as a write of garbage to each cell: the cells must
+                /// be the caller's alone, as those it writes are (loom sees
+                /// any other access race with it), and hold nothing anybody
+                /// reads before writing it (a consumer that reads them sees
+                /// the garbage: shuttle's checks see it too). Stricter than
+                /// the real prefetch, which changes no value. Recorded for
+                /// the thread when it asked
                 /// ([`crate::checkers::record_prefetches`]).
                 fn prefetch_write<const N: usize>(cells: &[Self::Cell<[u8; N]>]) {
                     for c in cells {
-                        c.with_mut(|_| ());
+                        // SAFETY: exclusive access to the cell is what is
+                        // checked (loom reports any access that is not).
+                        c.with_mut(|p| unsafe { *p = [0xA5; N] });
                     }
                     crate::checkers::PREFETCHED.with(|p| {
                         if let Some(v) = p.borrow_mut().as_mut() {

@@ -264,10 +264,12 @@
 //! encodes the next value, instead of one by one under the next copy, and
 //! the full barrier of the release (the unlock's swap, which waits for every
 //! store before it) waits less. Nothing any thread can see changes; the
-//! model platforms check a prefetch as a *write* to those chunks, so loom
-//! proves that they are the producer's alone, as the chunks it writes are
-//! (the seeded bug 628 does not bound the prefetch by the free room, and
-//! loom sees it race with the consumer's read of a message still there).
+//! model platforms check a prefetch, more strictly, as a *write of garbage*
+//! to those chunks, so loom proves that they are the producer's alone, as
+//! the chunks it writes are, and both checkers that nobody reads them before
+//! they are written again (the seeded bug 628 does not bound the prefetch by
+//! the free room: loom sees it race with the consumer's read of a message
+//! still there, shuttle the consumer find the garbage).
 //!
 //! # Deadlines
 //!

@@ -12,8 +12,11 @@
 //          consumer too (lk=2: the consumer only)
 //   pf=1   the producer prefetches the next message's room for writing
 //          (`prefetchw`) before its release, as `Ring::prefetch_next` does
+//   off    the payload's offset in its stride (default 16, 8-byte aligned;
+//          10 is where a `ByteBuf`'s body lies after the 8-byte piece header
+//          and its 2-byte length, 8 to 15)
 //   cc -O2 -o /tmp/ring_4k impl/benches/floor/ring_4k.c
-//   /tmp/ring_4k 50000 [hdr] [lk] [pf]      e.g. /tmp/ring_4k 50000 1 3 1
+//   /tmp/ring_4k 50000 [hdr] [lk] [pf] [off]     e.g. /tmp/ring_4k 50000 1 3 1 16
 // Timed from the first message's arrival, as the table's queue rows.
 #define _GNU_SOURCE
 #include <stdatomic.h>
@@ -26,7 +29,6 @@
 #include <unistd.h>
 #define SZ 4096
 #define STRIDE 4112
-#define OFF 16 /* the payload's offset in its stride: 8-byte aligned */
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -37,6 +39,8 @@ int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 50000;
     int hdr = argc > 2 ? atoi(argv[2]) : 0, lk = argc > 3 ? atoi(argv[3]) : 0;
     int pf = argc > 4 ? atoi(argv[4]) : 0;
+    long OFF = argc > 5 ? atol(argv[5]) : 16;
+    if (OFF < 8 || OFF > 15) OFF = 16; /* room for the header, within the stride */
     long slots = (1 << 20) / STRIDE;
     struct line *H = mmap(0, 4 * sizeof(struct line), PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0); /* tail, head, two locks */
@@ -78,7 +82,7 @@ int main(int argc, char **argv) {
     }
     double d = now() - t;
     waitpid(p, 0, 0);
-    printf("ring_4k hdr=%d lk=%d pf=%d: %.0f k msgs/s (%.2f GB/s) sum %ld\n", hdr, lk, pf,
-           n / d / 1e3, n * SZ / d / 1e9, sum);
+    printf("ring_4k hdr=%d lk=%d pf=%d off=%ld: %.0f k msgs/s (%.2f GB/s) sum %ld\n", hdr, lk,
+           pf, OFF, n / d / 1e3, n * SZ / d / 1e9, sum);
     return 0;
 }
